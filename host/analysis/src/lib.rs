@@ -1,0 +1,1 @@
+//! Image metadata extraction, privacy findings, risk scoring and lossless stripping. No I/O, no async, no wasmtime.

@@ -1,0 +1,1 @@
+//! Pure policy decisions: egress allow-lists and address ranges, capability grants, resource limits.

@@ -1,0 +1,1 @@
+//! The plugin runtime: a narrow wasmtime wrapper that loads connector components into a sandbox.

@@ -1,0 +1,1 @@
+//! Local emulators of the vendor APIs and identity providers ProofPix talks to.
