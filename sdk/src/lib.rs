@@ -1,1 +1,213 @@
-//! SDK
+//! Write ProofPix connector plugins in Rust.
+//!
+//! A connector is a WebAssembly component that tells the ProofPix host how to
+//! list the files of a platform (Salesforce, SharePoint, a local folder...),
+//! how to fetch them, and how to write analysis results back. The host does
+//! everything that must be trusted: it runs OAuth2 and injects credentials,
+//! checks every outbound request against the operator's grants, streams file
+//! bytes into its own analysis core, and keeps state. A plugin never sees a
+//! secret and never touches file bytes.
+//!
+//! You implement [`Connector`] on a unit struct and export it with
+//! [`export_connector!`]. Every method but [`Connector::describe`] has a
+//! default that answers "not supported", so a notifier implements `notify`
+//! and a source implements `check`, `discover`, `download` and `write_back`.
+//!
+//! ```no_run
+//! use proofpix_sdk::prelude::*;
+//!
+//! struct Hello;
+//!
+//! impl Connector for Hello {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::builder("hello", env!("CARGO_PKG_VERSION"), "Hello", "Example")
+//!             .capability(Capability::Source)
+//!             .endpoint(Endpoint::new("api", "https://api.example.com").with_credentials())
+//!             .auth(AuthScheme::ApiKey(ApiKeyAuth {
+//!                 secret_field: "api_key".into(),
+//!                 header: "authorization".into(),
+//!                 prefix: "Bearer ".into(),
+//!             }))
+//!             .field(ConfigField::secret("api_key", "API key", "Created under Settings → API."))
+//!             .build()
+//!     }
+//!
+//!     fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
+//!         let url = cursor.unwrap_or_else(|| "https://api.example.com/files".into());
+//!         let body: serde_json::Value = http::Request::get(&url).send()?.error_for_status()?.json()?;
+//!         let files = body["files"].as_array().into_iter().flatten().map(|f| RemoteFile {
+//!             id: f["id"].as_str().unwrap_or_default().into(),
+//!             name: f["name"].as_str().unwrap_or_default().into(),
+//!             version: f["etag"].as_str().unwrap_or_default().into(),
+//!             ..RemoteFile::default()
+//!         }).collect();
+//!         let next = body["next"].as_str().map(String::from);
+//!         Ok(Page { files, removed: vec![], more: next.is_some(), cursor: next })
+//!     }
+//! }
+//!
+//! export_connector!(Hello);
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2 --release` and install the
+//! resulting `.wasm` with `proofpix plugin install`. See `sdk/README.md` for
+//! the full tutorial and the version table.
+#![deny(missing_docs)]
+
+#[doc(hidden)]
+pub mod bindings {
+    #![allow(missing_docs, clippy::all, unsafe_code)]
+    wit_bindgen::generate!({
+        path: "../wit/since_v0.1.0",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "__export_connector_world",
+        default_bindings_module: "proofpix_sdk::bindings",
+    });
+}
+
+pub mod config;
+mod errors;
+pub mod http;
+mod info;
+pub mod log;
+pub mod pagination;
+pub mod state;
+pub mod verify;
+
+/// The contract version this SDK targets (the WIT package version).
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+pub use bindings::exports::proofpix::plugin::events::{
+    EventOutcome, InboundRequest, InboundResponse,
+};
+pub use bindings::exports::proofpix::plugin::manifest::{
+    ApiKeyAuth, AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess,
+    JwtBearerAuth, Oauth2Auth, PasswordAuth, PluginInfo,
+};
+pub use bindings::exports::proofpix::plugin::notifier::{
+    BatchSummary, FileAlert, Notification, Problem,
+};
+pub use bindings::exports::proofpix::plugin::source::{
+    CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
+};
+pub use bindings::proofpix::plugin::types::{
+    ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemoteFile, RiskLevel,
+};
+pub use info::PluginInfoBuilder;
+
+/// Everything a connector usually needs, for `use proofpix_sdk::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        ApiKeyAuth, AuthScheme, BatchSummary, Capability, CheckReport, ConfigField, Connector,
+        ContentLocation, DownloadSpec, Endpoint, EventOutcome, FieldKind, FileAlert, FileResult,
+        FilesystemAccess, Finding, InboundRequest, InboundResponse, JwtBearerAuth, Notification,
+        Oauth2Auth, Page, PasswordAuth, PluginError, PluginInfo, Problem, RemoteFile, RiskLevel,
+        WriteOutcome, config, export_connector, http, log, pagination, state, verify,
+    };
+}
+
+/// A connector plugin. Implement it on a unit struct and export the struct
+/// with [`export_connector!`].
+///
+/// Every method is an associated function: the host may create a fresh
+/// instance for any call, so keep nothing in statics you cannot rebuild. State
+/// that must survive between calls belongs in [`state`] or in the cursor.
+pub trait Connector {
+    /// What the plugin is and what it needs. Called once per plugin version;
+    /// must not call the network.
+    fn describe() -> PluginInfo;
+
+    /// Checks the integration's configuration without network access. The
+    /// default checks nothing beyond what the host checks from the schema.
+    fn validate_config() -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Tests the connection: credentials, permissions, configured objects.
+    fn check() -> Result<CheckReport, PluginError> {
+        Err(PluginError::not_supported("check"))
+    }
+
+    /// Lists one page of files. `cursor` is `None` for a full enumeration.
+    fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
+        let _ = cursor;
+        Err(PluginError::not_supported("discover"))
+    }
+
+    /// Says where the host fetches a file's bytes.
+    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+        let _ = file;
+        Err(PluginError::not_supported("download"))
+    }
+
+    /// Writes a batch of results back to the platform.
+    fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
+        let _ = results;
+        Err(PluginError::not_supported("write-back"))
+    }
+
+    /// Delivers a notification.
+    fn notify(event: Notification) -> Result<(), PluginError> {
+        let _ = event;
+        Err(PluginError::not_supported("notify"))
+    }
+
+    /// Verifies and parses an inbound webhook.
+    fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
+        let _ = request;
+        Err(PluginError::not_supported("events"))
+    }
+}
+
+/// Exports a [`Connector`] implementation as the plugin's component exports.
+/// Use it once per plugin crate.
+#[macro_export]
+macro_rules! export_connector {
+    ($t:ident) => {
+        impl $crate::bindings::exports::proofpix::plugin::manifest::Guest for $t {
+            fn describe() -> $crate::PluginInfo {
+                <$t as $crate::Connector>::describe()
+            }
+            fn validate_config() -> ::core::result::Result<(), $crate::PluginError> {
+                <$t as $crate::Connector>::validate_config()
+            }
+        }
+        impl $crate::bindings::exports::proofpix::plugin::source::Guest for $t {
+            fn check() -> ::core::result::Result<$crate::CheckReport, $crate::PluginError> {
+                <$t as $crate::Connector>::check()
+            }
+            fn discover(
+                cursor: ::core::option::Option<::std::string::String>,
+            ) -> ::core::result::Result<$crate::Page, $crate::PluginError> {
+                <$t as $crate::Connector>::discover(cursor)
+            }
+            fn download(
+                file: $crate::RemoteFile,
+            ) -> ::core::result::Result<$crate::DownloadSpec, $crate::PluginError> {
+                <$t as $crate::Connector>::download(file)
+            }
+            fn write_back(
+                results: ::std::vec::Vec<$crate::FileResult>,
+            ) -> ::core::result::Result<::std::vec::Vec<$crate::WriteOutcome>, $crate::PluginError>
+            {
+                <$t as $crate::Connector>::write_back(results)
+            }
+        }
+        impl $crate::bindings::exports::proofpix::plugin::notifier::Guest for $t {
+            fn notify(
+                event: $crate::Notification,
+            ) -> ::core::result::Result<(), $crate::PluginError> {
+                <$t as $crate::Connector>::notify(event)
+            }
+        }
+        impl $crate::bindings::exports::proofpix::plugin::events::Guest for $t {
+            fn handle(
+                request: $crate::InboundRequest,
+            ) -> ::core::result::Result<$crate::EventOutcome, $crate::PluginError> {
+                <$t as $crate::Connector>::handle_event(request)
+            }
+        }
+        $crate::bindings::__export_connector_world!($t);
+    };
+}

@@ -1,1 +1,31 @@
-//! Pure policy decisions: egress allow-lists and address ranges, capability grants, resource limits.
+//! Pure policy decisions for the plugin runtime.
+//!
+//! The runtime is the mechanism (wasmtime, sockets, files); this crate is the
+//! policy it asks: may this plugin reach this URL, this address, this
+//! directory; how much memory, time and output may one call use. Nothing here
+//! touches the network, the filesystem or wasmtime, so every rule is tested
+//! by table in microseconds.
+//!
+//! Every check fails closed: an empty allow-list denies everything, an
+//! unparsable grant is an error at load time, and a value that fits no rule
+//! is refused.
+#![deny(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+pub mod egress;
+pub mod grants;
+pub mod limits;
+pub mod template;
+
+pub use egress::{
+    AllowedHost, AllowedHosts, BlockedNetworks, EgressDenial, EgressPolicy, NetworkClass,
+};
+pub use grants::{
+    DeclaredEndpoint, DeclaredMount, EffectiveGrants, GrantError, Mount, OperatorGrant,
+};
+pub use limits::{Limits, LimitsError};

@@ -1,0 +1,165 @@
+//! Builds every guest crate to `wasm32-wasip2` and tells the library where
+//! the components are.
+//!
+//! This is how a clean clone needs nothing but `cargo build`/`cargo test`:
+//! the plugins are built by the build itself, the way wasmtime builds its
+//! test programs. A nested `cargo build` runs with its own target directory
+//! (next to the outer one) so the two cargo processes never wait on each
+//! other's lock, and with the workspace's `wasm-plugin` profile.
+//!
+//! Set `PROOFPIX_PLUGIN_DIR` to a directory holding prebuilt `.wasm` files
+//! (named after the crates, with underscores) to skip the nested build.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Guest crates: (constant name, package name, directory).
+const GUESTS: &[(&str, &str, &str)] = &[
+    (
+        "LOCAL_FOLDER",
+        "proofpix-plugin-local-folder",
+        "plugins/local-folder",
+    ),
+    (
+        "TEST_HOSTILE",
+        "proofpix-test-plugin-hostile",
+        "tests/plugins/hostile",
+    ),
+    (
+        "TEST_WELL_BEHAVED",
+        "proofpix-test-plugin-well-behaved",
+        "tests/plugins/well-behaved",
+    ),
+];
+
+const TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "wasm-plugin";
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists");
+    for watched in [
+        "sdk",
+        "wit",
+        "plugins",
+        "tests/plugins",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    println!("cargo:rerun-if-env-changed=PROOFPIX_PLUGIN_DIR");
+
+    let out_dir = match env::var_os("PROOFPIX_PLUGIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => build_guests(&root),
+    };
+
+    // Copy next to the generated code so `include_bytes!` has a stable path.
+    let dest_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let mut generated = String::new();
+    for (constant, package, _) in GUESTS {
+        let name = format!("{}.wasm", package.replace('-', "_"));
+        let built = out_dir.join(&name);
+        assert!(
+            built.exists(),
+            "plugin {package} was not built: {} is missing",
+            built.display()
+        );
+        let file = dest_dir.join(&name);
+        std::fs::copy(&built, &file).expect("OUT_DIR is writable");
+        generated.push_str(&format!(
+            "/// Path of the built `{package}` component.\npub const {constant}: &str = {:?};\n",
+            file.display().to_string()
+        ));
+    }
+    std::fs::write(dest_dir.join("artifacts.rs"), generated).expect("OUT_DIR is writable");
+}
+
+fn build_guests(root: &Path) -> PathBuf {
+    ensure_target_installed();
+    let target_dir = nested_target_dir();
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .arg("build")
+        .arg("--target")
+        .arg(TARGET)
+        .arg("--profile")
+        .arg(PROFILE)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (_, package, _) in GUESTS {
+        cmd.arg("-p").arg(package);
+    }
+    // The outer build's settings (clippy's wrapper, host rustflags, coverage
+    // instrumentation) are not meant for the guests.
+    for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_LLVM_COV",
+        "CARGO_LLVM_COV_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .expect("cargo can be started to build the plugins");
+    assert!(
+        status.success(),
+        "building the wasm32-wasip2 plugins failed (see the errors above)"
+    );
+    target_dir.join(TARGET).join(PROFILE)
+}
+
+/// `<target>/wasm-plugins`, derived from OUT_DIR
+/// (`<target>[/<triple>]/<profile>/build/<pkg>-<hash>/out`).
+fn nested_target_dir() -> PathBuf {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let build = out
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .expect("OUT_DIR lies under a build directory");
+    let profile_dir = build.parent().expect("build directory has a parent");
+    profile_dir
+        .parent()
+        .expect("profile directory has a parent")
+        .join("wasm-plugins")
+}
+
+/// rust-toolchain.toml names the target, but rustup only installs it when it
+/// installs the toolchain; add it when an existing toolchain lacks it.
+fn ensure_target_installed() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.as_deref().is_some_and(Path::exists) {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target with rustup");
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        cmd.args(["--toolchain", &toolchain]);
+    }
+    let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+    assert!(
+        ok,
+        "the {TARGET} target is missing; run `rustup target add {TARGET}`"
+    );
+}

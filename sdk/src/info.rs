@@ -1,0 +1,237 @@
+//! Builders for the manifest a plugin returns from `describe`.
+
+use crate::{
+    AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess, PluginInfo,
+    RemoteFile,
+};
+
+/// Builds a [`PluginInfo`]; start with [`PluginInfo::builder`].
+#[derive(Debug, Clone)]
+pub struct PluginInfoBuilder(PluginInfo);
+
+impl PluginInfo {
+    /// A manifest with the required identity fields, no capabilities, no
+    /// auth, and a write-back batch size of 50.
+    pub fn builder(
+        id: &str,
+        version: &str,
+        display_name: &str,
+        platform: &str,
+    ) -> PluginInfoBuilder {
+        PluginInfoBuilder(PluginInfo {
+            id: id.into(),
+            version: version.into(),
+            display_name: display_name.into(),
+            platform: platform.into(),
+            description: String::new(),
+            capabilities: Vec::new(),
+            config: Vec::new(),
+            auth: AuthScheme::None,
+            endpoints: Vec::new(),
+            filesystem: Vec::new(),
+            write_back_batch_size: 50,
+        })
+    }
+}
+
+impl PluginInfoBuilder {
+    /// One paragraph saying what the plugin does.
+    pub fn description(mut self, text: &str) -> Self {
+        self.0.description = text.into();
+        self
+    }
+
+    /// Adds a capability.
+    pub fn capability(mut self, capability: Capability) -> Self {
+        self.0.capabilities.push(capability);
+        self
+    }
+
+    /// Adds a config field.
+    pub fn field(mut self, field: ConfigField) -> Self {
+        self.0.config.push(field);
+        self
+    }
+
+    /// Sets the authentication scheme.
+    pub fn auth(mut self, auth: AuthScheme) -> Self {
+        self.0.auth = auth;
+        self
+    }
+
+    /// Declares an endpoint.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.0.endpoints.push(endpoint);
+        self
+    }
+
+    /// Asks for a host directory, mounted at `guest_path`.
+    pub fn filesystem(mut self, access: FilesystemAccess) -> Self {
+        self.0.filesystem.push(access);
+        self
+    }
+
+    /// How many results one `write-back` call accepts.
+    pub fn write_back_batch_size(mut self, size: u32) -> Self {
+        self.0.write_back_batch_size = size.max(1);
+        self
+    }
+
+    /// The finished manifest.
+    pub fn build(self) -> PluginInfo {
+        self.0
+    }
+}
+
+impl ConfigField {
+    fn base(name: &str, label: &str, help: &str, kind: FieldKind) -> Self {
+        ConfigField {
+            name: name.into(),
+            label: label.into(),
+            help: help.into(),
+            kind,
+            required: true,
+            secret: false,
+            default_value: None,
+            choices: Vec::new(),
+            placeholder: None,
+        }
+    }
+
+    /// A required single-line text field.
+    pub fn text(name: &str, label: &str, help: &str) -> Self {
+        Self::base(name, label, help, FieldKind::Text)
+    }
+
+    /// A required URL field.
+    pub fn url(name: &str, label: &str, help: &str) -> Self {
+        Self::base(name, label, help, FieldKind::Url)
+    }
+
+    /// A required host directory path.
+    pub fn path(name: &str, label: &str, help: &str) -> Self {
+        Self::base(name, label, help, FieldKind::Path)
+    }
+
+    /// A required secret; the plugin never sees its value.
+    pub fn secret(name: &str, label: &str, help: &str) -> Self {
+        let mut f = Self::base(name, label, help, FieldKind::Text);
+        f.secret = true;
+        f
+    }
+
+    /// A comma-separated list.
+    pub fn list(name: &str, label: &str, help: &str) -> Self {
+        Self::base(name, label, help, FieldKind::StringList)
+    }
+
+    /// A whole number.
+    pub fn integer(name: &str, label: &str, help: &str) -> Self {
+        Self::base(name, label, help, FieldKind::Integer)
+    }
+
+    /// A yes/no switch, optional, defaulting to `default`.
+    pub fn boolean(name: &str, label: &str, help: &str, default: bool) -> Self {
+        Self::base(name, label, help, FieldKind::Boolean)
+            .optional()
+            .default(if default { "true" } else { "false" })
+    }
+
+    /// One of `choices`.
+    pub fn choice(name: &str, label: &str, help: &str, choices: &[&str]) -> Self {
+        let mut f = Self::base(name, label, help, FieldKind::Choice);
+        f.choices = choices.iter().map(|c| (*c).to_string()).collect();
+        f
+    }
+
+    /// Makes the field optional.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// Sets a default value (and makes the field optional).
+    pub fn default(mut self, value: &str) -> Self {
+        self.default_value = Some(value.into());
+        self.required = false;
+        self
+    }
+
+    /// Sets a placeholder shown in empty inputs.
+    pub fn placeholder(mut self, value: &str) -> Self {
+        self.placeholder = Some(value.into());
+        self
+    }
+}
+
+impl Endpoint {
+    /// An endpoint that receives no credentials.
+    pub fn new(name: &str, url: &str) -> Self {
+        Endpoint {
+            name: name.into(),
+            url: url.into(),
+            credentials: false,
+            purpose: String::new(),
+        }
+    }
+
+    /// The host injects the integration's credentials on this endpoint.
+    pub fn with_credentials(mut self) -> Self {
+        self.credentials = true;
+        self
+    }
+
+    /// Why the plugin needs it, shown to the operator at install.
+    pub fn purpose(mut self, text: &str) -> Self {
+        self.purpose = text.into();
+        self
+    }
+}
+
+impl FilesystemAccess {
+    /// Read-only access to the directory in config field `config_field`,
+    /// mounted at `guest_path`.
+    pub fn read_only(guest_path: &str, config_field: &str, purpose: &str) -> Self {
+        FilesystemAccess {
+            guest_path: guest_path.into(),
+            config_field: config_field.into(),
+            writable: false,
+            purpose: purpose.into(),
+        }
+    }
+
+    /// Read-write access (the operator must grant write).
+    pub fn read_write(guest_path: &str, config_field: &str, purpose: &str) -> Self {
+        FilesystemAccess {
+            writable: true,
+            ..Self::read_only(guest_path, config_field, purpose)
+        }
+    }
+}
+
+impl Default for RemoteFile {
+    fn default() -> Self {
+        RemoteFile {
+            id: String::new(),
+            name: String::new(),
+            mime_type: None,
+            size: None,
+            modified: None,
+            version: String::new(),
+            container: None,
+            web_url: None,
+            path: None,
+            properties: Vec::new(),
+        }
+    }
+}
+
+impl RemoteFile {
+    /// A plugin-private property stored with the file.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
