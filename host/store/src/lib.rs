@@ -1,1 +1,61 @@
-//! The redb store: schema, typed tables, migrations, idempotency records and the hash-chained audit log.
+//! The redb store: schema, typed tables, migrations, idempotency records and the
+//! hash-chained audit log.
+//!
+//! Everything ProofPix remembers lives in one redb file, `<data dir>/proofpix.redb`:
+//! plugins, integrations, sealed secrets and tokens, sync cursors, plugin state, file
+//! records, analysis results, batches, the work queue, write-back intents and the audit log.
+//! [`proofpix_vault`] does the cryptography; this crate decides what is stored where, and
+//! makes every related change commit in one durable transaction ([`schema`] lists which).
+//!
+//! The pipeline talks to the queue and the write-back log through the [`WorkQueue`] and
+//! [`IdempotencyLog`] traits, so a NATS JetStream implementation can take over when one
+//! daemon is not enough; [`Store`] is the redb implementation of both.
+//!
+//! ```
+//! use proofpix_store::{AuditEvent, IntegrationRecord, Store};
+//! use proofpix_vault::{MasterKey, Secret};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let key = MasterKey::generate();
+//! let store = Store::open(dir.path(), &key).unwrap();
+//! let now = store.now();
+//! store
+//!     .put_integration(&IntegrationRecord::new("sf-prod", "salesforce", "0.1.0", now), "operator:ada")
+//!     .unwrap();
+//! store
+//!     .set_secret("sf-prod", "client_secret", &Secret::new("s3cr3t"), "operator:ada")
+//!     .unwrap();
+//! assert_eq!(store.secret("sf-prod", "client_secret").unwrap().unwrap().expose(), "s3cr3t");
+//! assert!(store.audit_verify().unwrap().is_ok());
+//! ```
+
+#![deny(missing_docs)]
+
+mod audit;
+mod check;
+mod codec;
+mod data_dir;
+mod error;
+pub mod idempotency;
+mod migrate;
+pub mod queue;
+mod records;
+mod retention;
+mod rotation;
+pub mod schema;
+mod store;
+
+pub use audit::{AuditEntry, AuditEvent, AuditProblem, VerifyReport};
+pub use check::IntegrityReport;
+pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
+pub use error::{OpenError, StoreError};
+pub use idempotency::{Begin, Completion, IdempotencyLog, Resolution, WritebackKey};
+pub use migrate::Migration;
+pub use queue::{Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, WorkQueue};
+pub use records::{
+    AnalysisResult, BatchFailure, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
+    IntegrationStatus, NewResult, PluginRecord, TokenSet,
+};
+pub use retention::{CompactReport, Retention};
+pub use rotation::{NEXT_KEY_FILE_NAME, RotateReport, open_in_dir, rotate_key_file};
+pub use store::{Clock, DeletedCounts, Store, StoreOptions};

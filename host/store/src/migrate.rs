@@ -1,0 +1,142 @@
+//! Schema versions and migrations.
+//!
+//! The meta table holds `schema_version`. On open:
+//!
+//! | file | result |
+//! |---|---|
+//! | new (no version) | tables created, version set to [`SCHEMA_VERSION`] |
+//! | same version | opened |
+//! | older | every migration step from its version up runs in **one** write transaction, then the version is bumped and an audit entry recorded; if any step fails, the transaction is dropped and the file is exactly as it was |
+//! | newer | refused with [`OpenError::NewerSchema`]: an old binary must not write records it does not understand |
+//!
+//! The key check runs before migrations, so a migration that re-seals data can rely on the
+//! key being the right one.
+
+use std::fmt;
+
+use proofpix_vault::MasterKey;
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::audit::{self, AuditEvent};
+use crate::schema::{self, META, SCHEMA_VERSION, meta};
+use crate::{OpenError, Store, StoreError};
+
+/// One migration step, from schema version `from` to `from + 1`.
+#[derive(Clone, Copy)]
+pub struct Migration {
+    /// The version it upgrades from.
+    pub from: u32,
+    /// A name for error messages.
+    pub name: &'static str,
+    /// The step; it runs inside the open's write transaction.
+    pub run: fn(&WriteTransaction) -> Result<(), StoreError>,
+}
+
+impl fmt::Debug for Migration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Migration({} -> {}: {})",
+            self.from,
+            self.from + 1,
+            self.name
+        )
+    }
+}
+
+/// The built-in steps, in order. Empty while the schema is at version 1.
+const BUILTIN: &[Migration] = &[];
+
+pub(crate) fn read_version(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<u32>, StoreError> {
+    match t.get(meta::SCHEMA_VERSION)? {
+        None => Ok(None),
+        Some(v) => {
+            let bytes: [u8; 4] = v.value().try_into().map_err(|_| StoreError::Corrupt {
+                table: "meta",
+                reason: "schema_version has the wrong length".into(),
+            })?;
+            Ok(Some(u32::from_be_bytes(bytes)))
+        }
+    }
+}
+
+fn write_version(txn: &WriteTransaction, v: u32) -> Result<(), StoreError> {
+    txn.open_table(META)?
+        .insert(meta::SCHEMA_VERSION, v.to_be_bytes().as_slice())?;
+    Ok(())
+}
+
+fn check_key(txn: &WriteTransaction, key: &MasterKey) -> Result<bool, StoreError> {
+    let mut m = txn.open_table(META)?;
+    let stored = m.get(meta::KEY_CHECK)?.map(|v| v.value().to_vec());
+    match stored {
+        Some(stored) => Ok(key.key_check().matches(&stored)),
+        None => {
+            m.insert(meta::KEY_CHECK, key.key_check().0.as_slice())?;
+            Ok(true)
+        }
+    }
+}
+
+pub(crate) fn open_schema(store: &Store, extra: &[Migration]) -> Result<(), OpenError> {
+    let steps: Vec<Migration> = BUILTIN.iter().chain(extra).copied().collect();
+    let target = SCHEMA_VERSION + extra.len() as u32;
+    let txn = store.db.begin_write().map_err(StoreError::from)?;
+    let version = read_version(&txn.open_table(META).map_err(StoreError::from)?)?;
+    match version {
+        None => {
+            schema::create_tables(&txn).map_err(StoreError::from)?;
+            write_version(&txn, target)?;
+            check_key(&txn, &store.key)?;
+            let now = store.now();
+            txn.open_table(META)
+                .map_err(StoreError::from)?
+                .insert(
+                    meta::CREATED_AT,
+                    audit::rfc3339(now).unwrap_or_default().as_bytes(),
+                )
+                .map_err(StoreError::from)?;
+            audit::append(
+                &txn,
+                &store.key,
+                now,
+                &AuditEvent::new("proofpix", "store.create", "store")
+                    .details(serde_json::json!({ "schema_version": target })),
+            )?;
+        }
+        Some(found) if found > target => {
+            return Err(OpenError::NewerSchema {
+                found,
+                supported: target,
+            });
+        }
+        Some(found) => {
+            if !check_key(&txn, &store.key)? {
+                return Err(OpenError::WrongKey);
+            }
+            if found < target {
+                for step in steps.iter().filter(|s| s.from >= found && s.from < target) {
+                    (step.run)(&txn).map_err(|e| OpenError::Migration {
+                        from: found,
+                        to: target,
+                        step: step.name,
+                        source: Box::new(e),
+                    })?;
+                }
+                write_version(&txn, target)?;
+                audit::append(
+                    &txn,
+                    &store.key,
+                    store.now(),
+                    &AuditEvent::new("proofpix", "store.migrate", "store")
+                        .details(serde_json::json!({ "from": found, "to": target })),
+                )?;
+            }
+            schema::create_tables(&txn).map_err(StoreError::from)?;
+        }
+    }
+    txn.commit().map_err(StoreError::from)?;
+    Ok(())
+}
