@@ -1,1 +1,63 @@
-//! The plugin runtime: a narrow wasmtime wrapper that loads connector components into a sandbox.
+//! The plugin runtime: a narrow wasmtime wrapper that loads connector
+//! components into a sandbox and calls them under limits.
+//!
+//! Connectors are untrusted. The runtime gives them no ambient authority (no
+//! environment, arguments, sockets or files beyond granted mounts), enforces
+//! every limit on every call (memory summed over an instance, CPU time by
+//! epoch, wall-clock time, output sizes, log volume, state size), checks
+//! every outbound request against the plugin's declared-and-granted
+//! endpoints on every hop, and injects credentials itself so no secret ever
+//! enters guest memory. A trapped or over-limit instance is discarded; the
+//! next call gets a fresh one.
+//!
+//! Shape, after Spin's `core`: [`Runtime`] (one engine per process) loads a
+//! [`Plugin`] (compiled once, pre-linked, described), which opens a
+//! [`Session`] per integration. Policy decisions come from
+//! `proofpix-policy`; this crate is the mechanism.
+#![deny(missing_docs)]
+
+pub mod bindings;
+mod cache;
+mod context;
+mod egress_http;
+mod engine;
+mod error;
+mod fetch;
+mod host_state;
+mod imports;
+pub mod metrics;
+mod plugin;
+
+pub use cache::{CacheOutcome, ComponentCache};
+pub use context::{
+    BoxFuture, CredentialProvider, HeaderPair, IntegrationContext, MemoryStateStore, StateError,
+    StateStore, StaticCredentials,
+};
+pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest};
+pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
+pub use error::{CallError, LoadError, describe_plugin_error};
+pub use fetch::{Content, ContentFetcher, FetchError, RemoteContent};
+pub use plugin::{Plugin, Session, SessionStats};
+
+/// The contract's types, at the newest version, for the rest of the host.
+pub mod contract {
+    pub use crate::bindings::latest::exports::proofpix::plugin::events::{
+        EventOutcome, InboundRequest, InboundResponse,
+    };
+    pub use crate::bindings::latest::exports::proofpix::plugin::manifest::{
+        ApiKeyAuth, AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess,
+        JwtBearerAuth, Oauth2Auth, PasswordAuth, PluginInfo,
+    };
+    pub use crate::bindings::latest::exports::proofpix::plugin::notifier::{
+        BatchSummary, FileAlert, Notification, Problem,
+    };
+    pub use crate::bindings::latest::exports::proofpix::plugin::source::{
+        CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
+    };
+    pub use crate::bindings::latest::proofpix::plugin::http::{
+        Method as HttpMethod, Request as HttpRequest,
+    };
+    pub use crate::bindings::latest::proofpix::plugin::types::{
+        ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemoteFile, RiskLevel,
+    };
+}

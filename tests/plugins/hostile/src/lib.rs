@@ -12,7 +12,7 @@
 //! | `redirect` | requests `{config.url}`, which redirects to a host it was not granted |
 //! | `authorization` | sets an `Authorization` header |
 //! | `env-and-files` | reads environment variables and files, and reports what it saw as file names |
-//! | `huge-page` | returns a page of a million files |
+//! | `huge-page` | returns a page of 50,000 files (over the host's page limit) |
 //! | `log-flood` | writes 50 MB of log lines |
 //! | `stdout-flood` | prints 50 MB to stdout |
 //! | `state-flood` | writes 10 MB of state |
@@ -96,7 +96,7 @@ impl Connector for Hostile {
                 }
             }
             "huge-page" => {
-                let files = (0..1_000_000)
+                let files = (0..50_000)
                     .map(|i| RemoteFile {
                         id: format!("{i}"),
                         name: "x".into(),

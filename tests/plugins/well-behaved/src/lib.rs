@@ -31,6 +31,17 @@ impl Connector for WellBehaved {
                     .with_credentials()
                     .purpose("the test API"),
             )
+            .field(
+                ConfigField::url(
+                    "download_url",
+                    "Download URL",
+                    "Where downloads redirect to.",
+                )
+                .optional(),
+            )
+            .endpoint(
+                Endpoint::new("download", "{config.download_url}").purpose("pre-signed downloads"),
+            )
             .build()
     }
 

@@ -1,0 +1,426 @@
+//! Outbound HTTP on a plugin's behalf: the plugin's `http.send` import and
+//! the host's own downloads of file content both go through here.
+//!
+//! Threats: a plugin that wants to reach a host it was not granted (directly,
+//! through a redirect, or through a name that resolves to loopback or the
+//! metadata service), that wants to read or replace credentials, or that
+//! wants to make the host buffer an unbounded response.
+//!
+//! Defences, on **every hop**:
+//! - the URL is checked against the effective allow-list (declared and
+//!   granted endpoints) before a connection is made;
+//! - every address the name resolves to is checked against the blocked
+//!   networks, and the connection goes only to addresses that passed (the
+//!   resolver returns only those, so a rebinding answer cannot slip in
+//!   between check and connect);
+//! - redirects are never followed by the HTTP library: the host follows them
+//!   here, re-checking each `Location`, up to a hop limit;
+//! - credentials are injected only on hops whose URL falls under an endpoint
+//!   that takes them, so a bearer token is not forwarded to a pre-signed
+//!   download host after a 302;
+//! - the guest may not set `authorization`, `proxy-authorization`, `cookie`,
+//!   `host`, hop-by-hop headers or the scheme's injection header; responses
+//!   lose `set-cookie`;
+//! - response bodies are read up to a byte cap.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proofpix_policy::egress::{EgressPolicy, NetworkClass, redact_url};
+use proofpix_policy::{AllowedHosts, BlockedNetworks};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use crate::context::CredentialProvider;
+
+/// Request headers a guest may never set.
+const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+];
+
+/// Response headers a guest never sees.
+const STRIPPED_RESPONSE_HEADERS: &[&str] = &["set-cookie", "set-cookie2"];
+
+/// A request as a plugin (or the host, for downloads) describes it.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers set by the plugin.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// A buffered response.
+#[derive(Debug, Clone)]
+pub struct BufferedResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, lowercase names, `set-cookie` removed.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// URL of the final hop.
+    pub url: String,
+}
+
+/// Why a request failed, in the contract's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpFailure {
+    /// Refused by policy.
+    #[error("{0}")]
+    Denied(String),
+    /// Malformed request.
+    #[error("{0}")]
+    Invalid(String),
+    /// Took too long.
+    #[error("{0}")]
+    Timeout(String),
+    /// Could not connect or the connection broke.
+    #[error("{0}")]
+    Connection(String),
+    /// Response over the size cap.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// A name that resolved only to refused addresses.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to {ip}, {what}; refused")]
+struct BlockedResolution {
+    host: String,
+    ip: IpAddr,
+    what: &'static str,
+}
+
+/// Resolves names and drops every address the policy refuses.
+#[derive(Debug, Clone)]
+struct CheckedResolver {
+    networks: BlockedNetworks,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let networks = self.networks;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut first_refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match networks.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(class) => {
+                        first_refused.get_or_insert((a.ip(), class));
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                if let Some((ip, class)) = first_refused {
+                    return Err(Box::new(BlockedResolution {
+                        host,
+                        ip,
+                        what: class_words(class),
+                    }) as Box<_>);
+                }
+                return Err(format!("{host} did not resolve to any address").into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+fn class_words(class: NetworkClass) -> &'static str {
+    match class {
+        NetworkClass::Loopback => {
+            "a loopback address (set allow_loopback in the grant for local emulators)"
+        }
+        NetworkClass::Private => {
+            "a private-network address (set allow_private in the grant for on-premises servers)"
+        }
+        NetworkClass::LinkLocal => "a link-local address",
+        NetworkClass::Metadata => "the cloud metadata service",
+        _ => "an unroutable address",
+    }
+}
+
+/// The HTTP client of one integration: one connection pool, one resolver
+/// with the integration's network classes.
+#[derive(Debug, Clone)]
+pub struct IntegrationHttp {
+    client: reqwest::Client,
+}
+
+impl IntegrationHttp {
+    /// Builds the client. Redirects are off (followed by [`EgressHttp`]).
+    ///
+    /// # Errors
+    /// When the TLS backend cannot initialise.
+    pub fn new(networks: BlockedNetworks, timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(CheckedResolver { networks }))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(15)))
+            .user_agent(concat!("proofpix/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(IntegrationHttp { client })
+    }
+}
+
+/// Executes requests under an egress policy, with credential injection.
+#[derive(Clone)]
+pub struct EgressHttp {
+    http: IntegrationHttp,
+    policy: Arc<EgressPolicy>,
+    credential_hosts: Arc<AllowedHosts>,
+    credentials: Option<Arc<dyn CredentialProvider>>,
+    /// Headers the guest may not set, beyond the fixed list (the scheme's
+    /// injection header).
+    extra_forbidden: Arc<BTreeSet<String>>,
+    max_redirects: u32,
+}
+
+impl std::fmt::Debug for EgressHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressHttp")
+            .field("policy", &self.policy)
+            .field("credential_hosts", &self.credential_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EgressHttp {
+    /// An executor for one integration's effective grants.
+    pub fn new(
+        http: IntegrationHttp,
+        policy: EgressPolicy,
+        credential_hosts: AllowedHosts,
+        credentials: Option<Arc<dyn CredentialProvider>>,
+        injection_header: Option<String>,
+        max_redirects: u32,
+    ) -> Self {
+        let extra_forbidden = injection_header
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        EgressHttp {
+            http,
+            policy: Arc::new(policy),
+            credential_hosts: Arc::new(credential_hosts),
+            credentials,
+            extra_forbidden: Arc::new(extra_forbidden),
+            max_redirects,
+        }
+    }
+
+    /// Sends a guest request and buffers the response up to `max_body` bytes.
+    ///
+    /// # Errors
+    /// Policy refusals, connection failures, timeouts and oversized bodies.
+    pub async fn send(
+        &self,
+        req: OutboundRequest,
+        max_body: u64,
+    ) -> Result<BufferedResponse, HttpFailure> {
+        self.check_guest_headers(&req.headers)?;
+        let resp = self.execute(req).await?;
+        buffer(resp, max_body).await
+    }
+
+    /// Sends a host request (a download) and returns the final response for
+    /// streaming. Guest-declared headers are checked like a guest request's.
+    ///
+    /// # Errors
+    /// As [`EgressHttp::send`].
+    pub async fn send_streaming(
+        &self,
+        req: OutboundRequest,
+    ) -> Result<reqwest::Response, HttpFailure> {
+        self.check_guest_headers(&req.headers)?;
+        self.execute(req).await
+    }
+
+    fn check_guest_headers(&self, headers: &[(String, String)]) -> Result<(), HttpFailure> {
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if FORBIDDEN_REQUEST_HEADERS.contains(&lower.as_str())
+                || lower.starts_with("proxy-")
+                || self.extra_forbidden.contains(&lower)
+            {
+                return Err(HttpFailure::Denied(format!(
+                    "plugins may not set the {lower} header; the host injects credentials itself on granted endpoints"
+                )));
+            }
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return Err(HttpFailure::Invalid(format!(
+                    "header {name:?} is not a valid HTTP header"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
+        let mut url = Url::parse(&req.url).map_err(|e| {
+            HttpFailure::Invalid(format!("{:?} is not a URL: {e}", truncate(&req.url)))
+        })?;
+        let mut method = req.method;
+        let mut body = req.body;
+        let mut hop: u32 = 0;
+        loop {
+            self.policy
+                .check_url(&url)
+                .map_err(|d| HttpFailure::Denied(d.to_string()))?;
+            let mut builder = self.http.client.request(method.clone(), url.clone());
+            for (name, value) in &req.headers {
+                builder = builder.header(name.as_str(), value.as_str());
+            }
+            if self.credential_hosts.matches(&url)
+                && let Some(creds) = &self.credentials
+            {
+                let header = creds.authorization().await.map_err(HttpFailure::Denied)?;
+                if let Some((name, value)) = header {
+                    builder = builder.header(name.as_str(), value.expose());
+                }
+            }
+            if !body.is_empty() {
+                builder = builder.body(body.clone());
+            }
+            let resp = builder.send().await.map_err(|e| classify(&url, &e))?;
+            let status = resp.status();
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok());
+            let Some(location) = location.filter(|_| status.is_redirection()) else {
+                return Ok(resp);
+            };
+            if hop >= self.max_redirects {
+                return Err(HttpFailure::Denied(format!(
+                    "{} redirected more than {} times",
+                    redact_url(&url),
+                    self.max_redirects
+                )));
+            }
+            let next = url.join(location).map_err(|e| {
+                HttpFailure::Invalid(format!(
+                    "{} redirected to an invalid location: {e}",
+                    redact_url(&url)
+                ))
+            })?;
+            // 303, and 301/302 after a POST, continue as a GET without body
+            // (what browsers and curl do); 307/308 keep method and body.
+            if status == StatusCode::SEE_OTHER
+                || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                    && method == Method::POST)
+            {
+                method = Method::GET;
+                body = Vec::new();
+            }
+            tracing::debug!(from = %redact_url(&url), to = %redact_url(&next), status = status.as_u16(), "following redirect");
+            url = next;
+            hop += 1;
+        }
+    }
+}
+
+async fn buffer(
+    mut resp: reqwest::Response,
+    max_body: u64,
+) -> Result<BufferedResponse, HttpFailure> {
+    let url = resp.url().clone();
+    if let Some(len) = resp.content_length()
+        && len > max_body
+    {
+        return Err(HttpFailure::TooLarge(format!(
+            "{} sent {len} bytes, over the cap of {max_body} bytes",
+            redact_url(&url)
+        )));
+    }
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| !STRIPPED_RESPONSE_HEADERS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&url, &e))? {
+        if (body.len() + chunk.len()) as u64 > max_body {
+            return Err(HttpFailure::TooLarge(format!(
+                "{} sent more than the cap of {max_body} bytes",
+                redact_url(&url)
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(BufferedResponse {
+        status,
+        headers,
+        body,
+        url: url.to_string(),
+    })
+}
+
+/// Maps a reqwest error onto the contract's cases, finding our resolver's
+/// refusal in the source chain.
+pub(crate) fn classify(url: &Url, err: &reqwest::Error) -> HttpFailure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(blocked) = e.downcast_ref::<BlockedResolution>() {
+            return HttpFailure::Denied(format!("asked for {}, but {blocked}", redact_url(url)));
+        }
+        source = e.source();
+    }
+    let what = redact_url(url);
+    if err.is_timeout() {
+        HttpFailure::Timeout(format!("{what} did not answer in time"))
+    } else if err.is_connect() {
+        HttpFailure::Connection(format!("cannot connect to {what}: {}", root_cause(err)))
+    } else {
+        HttpFailure::Connection(format!("request to {what} failed: {}", root_cause(err)))
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn truncate(s: &str) -> &str {
+    let end = s.char_indices().nth(200).map_or(s.len(), |(i, _)| i);
+    s.get(..end).unwrap_or(s)
+}

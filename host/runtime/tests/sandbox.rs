@@ -1,0 +1,615 @@
+//! The sandbox holds: each hostile plugin behaviour is stopped with a clear
+//! error, and the same runtime then serves a well-behaved plugin normally.
+//!
+//! The hostile plugin (`tests/plugins/hostile`) picks its misbehaviour from
+//! its `mode` config value; the well-behaved plugin talks to a small axum
+//! server on loopback that records what it received.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use proofpix_policy::{Limits, OperatorGrant};
+use proofpix_runtime::contract::{ContentLocation, PluginError, RemoteFile};
+use proofpix_runtime::{
+    CallError, Content, IntegrationContext, LoadError, Plugin, Runtime, RuntimeConfig,
+    StaticCredentials,
+};
+use proofpix_vault::Secret;
+
+/// Requests a test server saw: (path, authorization header).
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+struct TestServer {
+    base: String,
+    port: u16,
+    seen: Seen,
+}
+
+async fn serve(redirect_to: Option<String>) -> TestServer {
+    let seen: Seen = Arc::default();
+    #[derive(Clone)]
+    struct S {
+        seen: Seen,
+        redirect_to: Option<String>,
+    }
+    async fn record(State(s): State<S>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        s.seen.lock().unwrap().push((format!("/{rest}"), auth));
+        match rest.as_str() {
+            "files" => axum::Json(serde_json::json!([{"id": "a", "name": "a.jpg", "etag": "1"}, {"id": "b", "name": "b.jpg", "etag": "2"}])).into_response(),
+            "redirect" | "files/a/content" => match &s.redirect_to {
+                Some(to) => (StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            },
+            "blob" => {
+                let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                let body: Vec<u8> = (0u8..=255).cycle().take(1000).collect();
+                if range == "bytes=10-19" {
+                    (StatusCode::PARTIAL_CONTENT, [(header::CONTENT_RANGE, "bytes 10-19/1000".to_string())], body[10..20].to_vec()).into_response()
+                } else {
+                    body.into_response()
+                }
+            }
+            _ => StatusCode::OK.into_response(),
+        }
+    }
+    let app = Router::new().route("/{*rest}", get(record)).with_state(S {
+        seen: seen.clone(),
+        redirect_to,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestServer {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        seen,
+    }
+}
+
+fn runtime_with(limits: Limits) -> Runtime {
+    let dir = tempfile::tempdir().unwrap();
+    Runtime::new(RuntimeConfig {
+        limits,
+        cache_dir: Some(dir.keep()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn test_limits() -> Limits {
+    Limits {
+        cpu_time: Duration::from_millis(300),
+        memory_bytes: 48 << 20,
+        ..Limits::default()
+    }
+}
+
+async fn load(runtime: &Runtime, path: &str) -> Plugin {
+    runtime
+        .load(&std::fs::read(path).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn grant_loopback(hosts: &[&str]) -> OperatorGrant {
+    OperatorGrant {
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        allow_loopback: true,
+        ..OperatorGrant::default()
+    }
+}
+
+fn hostile_ctx(mode: &str, url: &str, granted: &str, grant: OperatorGrant) -> IntegrationContext {
+    IntegrationContext::new("hostile-test")
+        .with_config("mode", mode)
+        .with_config("url", url)
+        .with_config("granted", granted)
+        .with_grant(grant)
+}
+
+/// After each hostile call, the same runtime must still run a well-behaved
+/// plugin end to end.
+async fn well_behaved_still_works(runtime: &Runtime) {
+    let server = serve(None).await;
+    let plugin = load(runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;
+    let ctx = IntegrationContext::new("wb")
+        .with_config("base_url", &server.base)
+        .with_grant(grant_loopback(&[&server.base]))
+        .with_credentials(Arc::new(StaticCredentials::new(
+            "authorization",
+            "Bearer ",
+            &Secret::new("t0k3n"),
+        )));
+    let mut session = plugin.session(&ctx).await.unwrap();
+    let page = session.discover(None).await.unwrap();
+    assert_eq!(page.files.len(), 2);
+}
+
+fn plugin_message(err: &CallError) -> String {
+    match err {
+        CallError::Plugin {
+            error: PluginError::Fatal(m),
+            ..
+        } => m.clone(),
+        other => panic!("expected a fatal plugin error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_well_behaved_plugin_gets_its_token_injected_on_its_granted_endpoint() {
+    let runtime = runtime_with(test_limits());
+    let server = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;
+    assert_eq!(plugin.info().id, "well-behaved");
+    let ctx = IntegrationContext::new("wb")
+        .with_config("base_url", &server.base)
+        .with_config("token", "must-not-reach-the-guest")
+        .with_grant(grant_loopback(&[&server.base]))
+        .with_credentials(Arc::new(StaticCredentials::new(
+            "authorization",
+            "Bearer ",
+            &Secret::new("t0k3n"),
+        )));
+    let mut session = plugin.session(&ctx).await.unwrap();
+    let page = session.discover(None).await.unwrap();
+    assert_eq!(
+        page.files.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![("/files".to_string(), Some("Bearer t0k3n".to_string()))]
+    );
+    // State crossed the boundary and persists across calls in the session.
+    session.discover(None).await.unwrap();
+    assert_eq!(ctx.state.get("wb", "calls").unwrap(), Some(b"2".to_vec()));
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_by_the_cpu_limit() {
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let mut session = plugin
+        .session(&hostile_ctx(
+            "spin",
+            "",
+            "https://example.com",
+            OperatorGrant::default(),
+        ))
+        .await
+        .unwrap();
+    let err = session.discover(None).await.unwrap_err();
+    assert!(matches!(err, CallError::CpuLimit { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "plugin 'hostile' 0.0.1: discover used more than 300ms of CPU time and was stopped; the instance was discarded"
+    );
+    assert!(session.is_poisoned());
+    let again = session.discover(None).await.unwrap_err();
+    assert!(
+        matches!(again, CallError::Poisoned { .. }),
+        "a failed instance never serves another call"
+    );
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_also_stopped_by_the_wall_clock_timeout() {
+    let limits = Limits {
+        cpu_time: Duration::from_secs(600),
+        call_timeout: Duration::from_millis(400),
+        ..test_limits()
+    };
+    let runtime = runtime_with(limits);
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let mut session = plugin
+        .session(&hostile_ctx(
+            "spin",
+            "",
+            "https://example.com",
+            OperatorGrant::default(),
+        ))
+        .await
+        .unwrap();
+    let err = session.discover(None).await.unwrap_err();
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let mut session = plugin
+        .session(&hostile_ctx(
+            "memory",
+            "",
+            "https://example.com",
+            OperatorGrant::default(),
+        ))
+        .await
+        .unwrap();
+    let err = session.discover(None).await.unwrap_err();
+    match &err {
+        CallError::MemoryLimit {
+            limit, requested, ..
+        } => {
+            assert_eq!(*limit, 48 << 20);
+            assert!(*requested > *limit);
+        }
+        other => panic!("expected a memory limit error, got {other:?}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("over its limit of 50331648 bytes, and was stopped"),
+        "{err}"
+    );
+    assert!(session.stats().memory_high_water <= 48 << 20);
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_request_to_a_host_it_was_not_granted_is_refused() {
+    let runtime = runtime_with(test_limits());
+    let granted = serve(None).await;
+    let other = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let target = format!("{}/steal", other.base);
+    let ctx = hostile_ctx(
+        "ungranted-host",
+        &target,
+        &granted.base,
+        grant_loopback(&[&granted.base]),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        plugin_message(&err),
+        format!(
+            "request refused by the host: asked for {target}, which is not in its allowed hosts ({}); declare the endpoint in the plugin and grant it in the integration's config",
+            granted.base
+        )
+    );
+    assert!(
+        other.seen.lock().unwrap().is_empty(),
+        "nothing reached the ungranted host"
+    );
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_host_it_was_not_granted_is_refused_at_that_hop() {
+    let runtime = runtime_with(test_limits());
+    let other = serve(None).await;
+    let granted = serve(Some(format!("{}/exfiltrate", other.base))).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "redirect",
+        &format!("{}/redirect", granted.base),
+        &granted.base,
+        grant_loopback(&[&granted.base]),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    let msg = plugin_message(&err);
+    assert!(
+        msg.contains(&format!(
+            "asked for {}/exfiltrate, which is not in its allowed hosts",
+            other.base
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        granted.seen.lock().unwrap().len(),
+        1,
+        "the granted host was asked once"
+    );
+    assert!(
+        other.seen.lock().unwrap().is_empty(),
+        "the redirect target was never contacted"
+    );
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_set_the_authorization_header() {
+    let runtime = runtime_with(test_limits());
+    let granted = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "authorization",
+        &format!("{}/x", granted.base),
+        &granted.base,
+        grant_loopback(&[&granted.base]),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        plugin_message(&err),
+        "request refused by the host: plugins may not set the authorization header; the host injects credentials itself on granted endpoints"
+    );
+    assert!(granted.seen.lock().unwrap().is_empty());
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_the_grant_allows_it() {
+    let runtime = runtime_with(test_limits());
+    let server = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    // Granted by name, but the name resolves to loopback and the grant does
+    // not allow loopback: the resolved address is checked too.
+    let by_name = format!("http://localhost:{}", server.port);
+    let grant = OperatorGrant {
+        hosts: vec![by_name.clone()],
+        ..OperatorGrant::default()
+    };
+    let ctx = hostile_ctx("ungranted-host", &format!("{by_name}/x"), &by_name, grant);
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    let msg = plugin_message(&err);
+    assert!(
+        msg.contains("resolves to") && msg.contains("a loopback address"),
+        "{msg}"
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_plugin_sees_no_environment_no_arguments_no_files_and_no_sockets() {
+    // The test process has an environment and a filesystem; the guest must
+    // see neither (no inherited env or args, no preopens, no sockets).
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "env-and-files",
+        "",
+        "https://example.com",
+        OperatorGrant::default(),
+    );
+    let page = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap();
+    let seen: Vec<&str> = page.files.iter().map(|f| f.id.as_str()).collect();
+    assert!(seen.is_empty(), "the plugin saw: {seen:?}");
+    assert!(
+        std::env::vars().count() > 0,
+        "the host process does have an environment to leak"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_page_is_refused() {
+    let runtime = runtime_with(Limits {
+        memory_bytes: 128 << 20,
+        ..test_limits()
+    });
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "huge-page",
+        "",
+        "https://example.com",
+        OperatorGrant::default(),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin 'hostile' 0.0.1: discover returned a page of 50000 files, over the limit of 10000; refused"
+    );
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn log_and_stdout_floods_are_capped_and_counted() {
+    let runtime = runtime_with(Limits {
+        cpu_time: Duration::from_secs(30),
+        ..test_limits()
+    });
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    for mode in ["log-flood", "stdout-flood"] {
+        let mut session = plugin
+            .session(&hostile_ctx(
+                mode,
+                "",
+                "https://example.com",
+                OperatorGrant::default(),
+            ))
+            .await
+            .unwrap();
+        session
+            .discover(None)
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let stats = session.stats();
+        assert!(
+            stats.log_bytes <= 64 * 1024,
+            "{mode}: kept {} bytes",
+            stats.log_bytes
+        );
+        assert!(stats.log_dropped > 0, "{mode}: drops are counted");
+    }
+}
+
+#[tokio::test]
+async fn plugin_state_is_capped() {
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "state-flood",
+        "",
+        "https://example.com",
+        OperatorGrant::default(),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        plugin_message(&err),
+        "plugin state would grow to 1048578 bytes, over the cap of 1048576 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_plugin_costs_one_instance() {
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx("panic", "", "https://example.com", OperatorGrant::default());
+    let mut session = plugin.session(&ctx).await.unwrap();
+    let err = session.discover(None).await.unwrap_err();
+    assert!(matches!(err, CallError::Trap { .. }), "{err:?}");
+    // A fresh session of the same plugin works.
+    let mut fresh = plugin
+        .session(&hostile_ctx(
+            "env-and-files",
+            "",
+            "https://example.com",
+            OperatorGrant::default(),
+        ))
+        .await
+        .unwrap();
+    fresh.discover(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_and_foreign_wasm_are_refused_with_a_clear_error() {
+    let runtime = runtime_with(test_limits());
+    let err = runtime.load(b"\0asm\x0d\0\x01\0garbage").await.unwrap_err();
+    assert!(matches!(err, LoadError::Invalid(_)), "{err:?}");
+    let err = runtime.load(b"not wasm at all").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("not a valid WebAssembly component"),
+        "{err}"
+    );
+    let mut truncated = std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    assert!(matches!(
+        runtime.load(&truncated).await.unwrap_err(),
+        LoadError::Invalid(_)
+    ));
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn a_download_redirect_drops_the_bearer_token_at_the_other_host() {
+    let runtime = runtime_with(test_limits());
+    let cdn = serve(None).await;
+    let api = serve(Some(format!("{}/blob?sig=abc", cdn.base))).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;
+    let ctx = IntegrationContext::new("wb")
+        .with_config("base_url", &api.base)
+        .with_config("download_url", &cdn.base)
+        .with_grant(grant_loopback(&[&api.base, &cdn.base]))
+        .with_credentials(Arc::new(StaticCredentials::new(
+            "authorization",
+            "Bearer ",
+            &Secret::new("t0k3n"),
+        )));
+    let mut session = plugin.session(&ctx).await.unwrap();
+    let file = RemoteFile {
+        id: "a".into(),
+        name: "a.jpg".into(),
+        mime_type: None,
+        size: None,
+        modified: None,
+        version: "1".into(),
+        container: None,
+        web_url: None,
+        path: None,
+        properties: vec![],
+    };
+    let spec = session.download(&file).await.unwrap();
+    assert!(matches!(spec.location, ContentLocation::Http(_)));
+    let Content::Remote(remote) = session.fetcher().open(&spec).unwrap() else {
+        panic!("expected remote content")
+    };
+    let (bytes, total) = remote.read_range(10, 10, 1 << 20).await.unwrap();
+    assert_eq!(bytes, (10u8..20).collect::<Vec<_>>());
+    assert_eq!(total, Some(1000));
+    assert_eq!(
+        api.seen.lock().unwrap().clone(),
+        vec![(
+            "/files/a/content".to_string(),
+            Some("Bearer t0k3n".to_string())
+        )]
+    );
+    assert_eq!(
+        cdn.seen.lock().unwrap().clone(),
+        vec![("/blob".to_string(), None)],
+        "no token at the download host"
+    );
+}
+
+#[tokio::test]
+async fn webhook_verification_uses_the_secret_without_exposing_it() {
+    use hmac::{Hmac, Mac};
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;
+    let ctx = IntegrationContext::new("wb").with_secret("signing_secret", "whsec-123");
+    let mut session = plugin.session(&ctx).await.unwrap();
+    let body = b"file-42".to_vec();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"whsec-123").unwrap();
+    mac.update(&body);
+    let good = hex::encode(mac.finalize().into_bytes());
+    let req = |sig: &str| proofpix_runtime::contract::InboundRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: vec![("x-signature".into(), sig.into())],
+        body: body.clone(),
+    };
+    let ok = session.handle_event(&req(&good)).await.unwrap();
+    assert_eq!(ok.changed[0].id, "file-42");
+    let bad = session
+        .handle_event(&req(&"00".repeat(32)))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        bad.plugin_error(),
+        Some(PluginError::Unauthorized(_))
+    ));
+}
