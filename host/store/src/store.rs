@@ -138,7 +138,7 @@ impl Store {
     ) -> Result<Store, OpenError> {
         crate::data_dir::ensure_data_dir(data_dir)?;
         let path = data_dir.join(crate::STORE_FILE_NAME);
-        let db = builder(&options).create(&path).map_err(|e| match e {
+        let db = open_guarded(&options, |b| b.create(&path)).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 OpenError::AlreadyOpen { path: path.clone() }
             }
@@ -162,12 +162,14 @@ impl Store {
         key: &MasterKey,
         options: StoreOptions,
     ) -> Result<Store, OpenError> {
-        let db = builder(&options)
-            .create_with_backend(backend)
-            .map_err(|e| OpenError::Database {
-                path: PathBuf::from("<backend>"),
-                source: e.into(),
-            })?;
+        let backend = std::sync::Arc::new(backend);
+        let db = open_guarded(&options, |b| {
+            b.create_with_backend(SharedBackend(backend.clone()))
+        })
+        .map_err(|e| OpenError::Database {
+            path: PathBuf::from("<backend>"),
+            source: e.into(),
+        })?;
         Store::init(db, key, None, options)
     }
 
@@ -992,6 +994,64 @@ impl Store {
     /// [`StoreError::Database`].
     pub fn audit(&self, event: &AuditEvent) -> Result<u64, StoreError> {
         self.write(|txn| self.audit_in(txn, event))
+    }
+}
+
+/// Opens through redb, turning a panic on a damaged file into a second open with redb's full
+/// integrity check, which reports (or repairs) the damage as an error instead.
+///
+/// redb 4 trusts the allocator state of a cleanly closed file and asserts on it when it is
+/// malformed; only an altered file can trigger that, and the tamper tests do. The retry
+/// verifies every page checksum, so it either rebuilds the allocator state from intact trees
+/// or fails with `Corrupted`. Remove this when redb reports that case as an error.
+fn open_guarded(
+    options: &StoreOptions,
+    open: impl Fn(&redb::Builder) -> Result<Database, redb::DatabaseError>,
+) -> Result<Database, redb::DatabaseError> {
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(&builder(options))));
+    match first {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::error!(
+                "the store file failed redb's consistency assertions at open; \
+                 verifying every page before trusting it"
+            );
+            let mut b = builder(options);
+            b.set_check_integrity_on_open(true);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(&b))).unwrap_or_else(
+                |_| {
+                    Err(redb::StorageError::Corrupted(
+                        "redb could not read the file's allocator state or headers".into(),
+                    )
+                    .into())
+                },
+            )
+        }
+    }
+}
+
+/// Lets [`open_guarded`] retry an open on a custom backend it has already handed to redb.
+#[derive(Debug)]
+struct SharedBackend<B>(std::sync::Arc<B>);
+
+impl<B: redb::StorageBackend> redb::StorageBackend for SharedBackend<B> {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.0.close()
     }
 }
 

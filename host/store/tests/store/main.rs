@@ -1,0 +1,22 @@
+//! Integration tests of proofpix-store, one binary built from modules (fewer link steps on
+//! a shared machine).
+//!
+//! - `basics`: records, secrets, tokens, plugin state, integration deletion.
+//! - `schema`: schema versions, migrations, wrong keys, rotation.
+//! - `pipeline`: the work queue and the write-back log.
+//! - `audit`: the chain, tampering with entries, export, retention and checkpoints.
+//! - `tamper`: flipping bytes of the store file.
+//! - `crash_kill`: SIGKILL of a writer process at random points.
+//! - `crash_backend`: a fake disk frozen at each sync.
+//! - `leaks`: secrets never reach logs, errors, exports or the file in clear.
+
+mod common;
+
+mod audit;
+mod basics;
+mod crash_backend;
+mod crash_kill;
+mod leaks;
+mod pipeline;
+mod schema;
+mod tamper;
