@@ -1,0 +1,108 @@
+//! RS256 JWT bearer assertions (RFC 7523) for Salesforce and Google service accounts.
+//!
+//! The assertion is a short-lived credential in its own right: anyone holding it can exchange it
+//! for a token until `exp`, so it is built right before the request, held as a [`Secret`], and
+//! never logged. Lifetimes follow the providers (reference §1.1: Salesforce ~3 min; §5.1: Google
+//! ≤ 1 h). The private key may be pasted as PEM (PKCS#8 `BEGIN PRIVATE KEY`, as in Google key files,
+//! or PKCS#1 `BEGIN RSA PRIVATE KEY`, as `openssl genrsa` writes for Salesforce) or as a whole
+//! Google service-account key file (JSON with `private_key`, `private_key_id`, `client_email`).
+//!
+//! Signing uses `jsonwebtoken` on `ring`. The parsed key lives only for the duration of one
+//! signature; `ring` does not zeroize its key material, which is a known limit.
+
+use proofpix_vault::Secret;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::error::AuthError;
+use crate::provider::Provider;
+
+/// The fields of a Google service-account key file we use.
+#[derive(Deserialize)]
+struct KeyFile {
+    private_key: String,
+    #[serde(default)]
+    private_key_id: Option<String>,
+    #[serde(default)]
+    client_email: Option<String>,
+}
+
+/// A private key as pasted by the operator.
+pub(crate) struct SigningKey {
+    pem: Secret,
+    /// `kid` header (Google `private_key_id`).
+    kid: Option<String>,
+    /// `client_email` from a key file, used when no issuer is configured.
+    pub(crate) file_issuer: Option<String>,
+}
+
+impl SigningKey {
+    /// Reads a PEM key or a Google key file.
+    pub(crate) fn parse(field: &str, value: &Secret) -> Result<SigningKey, AuthError> {
+        let text = value.expose().trim();
+        if text.starts_with('{') {
+            let file: KeyFile =
+                serde_json::from_str(text).map_err(|_| AuthError::InvalidPrivateKey {
+                    field: field.to_owned(),
+                })?;
+            return Ok(SigningKey {
+                pem: Secret::from(file.private_key),
+                kid: file.private_key_id,
+                file_issuer: file.client_email,
+            });
+        }
+        if !text.contains("PRIVATE KEY-----") {
+            return Err(AuthError::InvalidPrivateKey {
+                field: field.to_owned(),
+            });
+        }
+        Ok(SigningKey {
+            pem: Secret::new(text),
+            kid: None,
+            file_issuer: None,
+        })
+    }
+}
+
+/// The claims of one assertion.
+pub(crate) struct AssertionClaims<'a> {
+    pub(crate) provider: Provider,
+    pub(crate) issuer: &'a str,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) audience: &'a str,
+    pub(crate) scopes: &'a [String],
+    pub(crate) now: OffsetDateTime,
+}
+
+/// Signs an RS256 assertion.
+pub(crate) fn sign(
+    field: &str,
+    key: &SigningKey,
+    claims: &AssertionClaims<'_>,
+) -> Result<Secret, AuthError> {
+    let iat = claims.now.unix_timestamp();
+    let mut body = json!({
+        "iss": claims.issuer,
+        "aud": claims.audience,
+        "iat": iat,
+        "exp": iat + claims.provider.assertion_lifetime_secs(),
+    });
+    if let Some(sub) = claims.subject {
+        body["sub"] = json!(sub);
+    }
+    // Google reads scopes from the `scope` claim, space-separated (reference §5.1).
+    if !claims.scopes.is_empty() {
+        body["scope"] = json!(claims.scopes.join(" "));
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = key.kid.clone();
+    let invalid = || AuthError::InvalidPrivateKey {
+        field: field.to_owned(),
+    };
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.pem.expose().as_bytes())
+        .map_err(|_| invalid())?;
+    jsonwebtoken::encode(&header, &body, &encoding)
+        .map(Secret::from)
+        .map_err(|_| invalid())
+}

@@ -1,0 +1,285 @@
+//! Box OAuth 2.0: `POST /oauth2/token` for client credentials (`box_subject_type`/`box_subject_id`),
+//! authorization code and refresh with **single-use refresh tokens**, `GET /api/oauth2/authorize`,
+//! and `GET /2.0/users/me` as the smallest authenticated call (reference §6.1, §11).
+//!
+//! The trap this emulator reproduces: every refresh burns the refresh token it used and returns a
+//! new one, so a client that loses the new token (crash before persisting, two callers refreshing
+//! at once) is locked out until the user re-authorizes. Access tokens last 60 min, refresh tokens
+//! 60 days or one use, authorization codes 30 s. Client credentials go in the form body.
+//!
+//! Only the client-credentials `invalid_grant` / `unauthorized_client` bodies are [obs] in the
+//! reference; the other error texts have situation keys in [`errors`]. The 401 of the API route
+//! has an empty body by default (reference §10.6 leaves it open): override [`errors::API_UNAUTHORIZED`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::common::tokens::random_token;
+use crate::common::{
+    self, AuthorizeStep, Consent, Emulator, ErrorReply, Harness, RefreshProblem, TokenRequest,
+    Tokens, oauth_error, reply,
+};
+
+/// Token endpoint path (on `api.box.com`).
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Authorize path (on `account.box.com`).
+pub const AUTHORIZE_PATH: &str = "/api/oauth2/authorize";
+
+/// Situation keys for unverified replies.
+pub mod errors {
+    /// Wrong client id/secret on the code or refresh grant. Default: 400 `invalid_client` /
+    /// `The client credentials are invalid`.
+    pub const BAD_CLIENT: &str = "box.bad_client";
+    /// Refresh token unknown, used or revoked. Default: 400 `invalid_grant` / `Invalid refresh token`.
+    pub const REFRESH_INVALID: &str = "box.refresh_invalid";
+    /// Refresh token past its 60 days. Default: 400 `invalid_grant` / `Refresh token has expired`.
+    pub const REFRESH_EXPIRED: &str = "box.refresh_expired";
+    /// Code unknown, used or expired. Default: 400 `invalid_grant` / `Auth code doesn't exist or is invalid for the client`.
+    pub const CODE_INVALID: &str = "box.code_invalid";
+    /// API call with a bad token. Default: 401, empty body, `WWW-Authenticate: Bearer realm="Service", error="invalid_token", ...`.
+    pub const API_UNAUTHORIZED: &str = "box.api_unauthorized";
+}
+
+/// Fixture values of the default configuration.
+pub mod fixtures {
+    /// Client id.
+    pub const CLIENT_ID: &str = "box0emu1clientid2proofpix3abcdef";
+    /// Client secret.
+    pub const CLIENT_SECRET: &str = "boxSecretEmu7Gh2Kp9Lm4Nq8Rs";
+    /// Enterprise id for `box_subject_type=enterprise`.
+    pub const ENTERPRISE_ID: &str = "987654";
+    /// User id of the consenting user.
+    pub const USER_ID: &str = "22334455";
+}
+
+/// How the emulated Box app behaves.
+#[derive(Clone, Debug)]
+pub struct BoxConfig {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Enterprise the client-credentials grant may act for.
+    pub enterprise_id: String,
+    /// User who consents; also a valid `box_subject_id` with `box_subject_type=user`.
+    pub user_id: String,
+    /// Access-token lifetime, seconds. Default 3600.
+    pub access_lifetime_secs: i64,
+    /// Refresh-token lifetime. Default 60 days.
+    pub refresh_lifetime: time::Duration,
+    /// Authorization-code lifetime. Default 30 s.
+    pub code_lifetime: time::Duration,
+    /// Consent answer.
+    pub consent: Consent,
+}
+
+impl Default for BoxConfig {
+    fn default() -> Self {
+        BoxConfig {
+            client_id: fixtures::CLIENT_ID.to_owned(),
+            client_secret: fixtures::CLIENT_SECRET.to_owned(),
+            enterprise_id: fixtures::ENTERPRISE_ID.to_owned(),
+            user_id: fixtures::USER_ID.to_owned(),
+            access_lifetime_secs: 3600,
+            refresh_lifetime: time::Duration::days(60),
+            code_lifetime: time::Duration::seconds(30),
+            consent: Consent::Approve,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct BoxState {
+    harness: Harness,
+    tokens: Tokens,
+    config: Arc<BoxConfig>,
+}
+
+/// Starts a Box emulator on `127.0.0.1:0`.
+///
+/// # Errors
+///
+/// If the loopback listener cannot be bound.
+pub async fn start(config: BoxConfig, harness: Harness) -> std::io::Result<Emulator> {
+    common::launch("box", harness, move |_base, harness, tokens| {
+        Router::new()
+            .route(TOKEN_PATH, post(token))
+            .route(AUTHORIZE_PATH, get(authorize))
+            .route("/2.0/users/me", get(me))
+            .with_state(BoxState {
+                harness,
+                tokens,
+                config: Arc::new(config),
+            })
+    })
+    .await
+}
+
+impl BoxState {
+    fn fail(&self, situation: Option<&str>, error: &str, description: &str) -> Response {
+        reply(
+            &self.harness,
+            situation,
+            oauth_error(400, error, description),
+        )
+    }
+
+    fn issue(&self, subject: &str, with_refresh: bool) -> Response {
+        let now = self.harness.clock.now();
+        let cfg = &self.config;
+        let access = self.tokens.issue_access(
+            random_token("", 32),
+            &cfg.client_id,
+            subject,
+            "",
+            Some(now + time::Duration::seconds(cfg.access_lifetime_secs)),
+        );
+        let mut body = json!({
+            "access_token": access,
+            "expires_in": cfg.access_lifetime_secs,
+            "restricted_to": [],
+            "token_type": "bearer",
+        });
+        if with_refresh {
+            let refresh = self.tokens.issue_refresh(
+                random_token("", 64),
+                &cfg.client_id,
+                subject,
+                "",
+                Some(now + cfg.refresh_lifetime),
+            );
+            body["refresh_token"] = json!(refresh);
+        }
+        axum::Json(body).into_response()
+    }
+}
+
+async fn token(State(s): State<BoxState>, headers: HeaderMap, body: Bytes) -> Response {
+    let req = TokenRequest::parse(&headers, &body);
+    let cfg = &s.config;
+    let client_ok = req.get("client_id") == Some(cfg.client_id.as_str())
+        && req.get("client_secret") == Some(cfg.client_secret.as_str());
+    let now = s.harness.clock.now();
+    match req.get("grant_type") {
+        Some("client_credentials") => {
+            if !client_ok {
+                return s.fail(None, "invalid_grant", "Grant credentials are invalid");
+            }
+            let subject_ok = match (req.get("box_subject_type"), req.get("box_subject_id")) {
+                (Some("enterprise"), Some(id)) => id == cfg.enterprise_id,
+                (Some("user"), Some(id)) => id == cfg.user_id,
+                _ => false,
+            };
+            if !subject_ok {
+                return s.fail(
+                    None,
+                    "unauthorized_client",
+                    "The \"box_subject_type\" value is unauthorized for this client_id",
+                );
+            }
+            s.issue(req.get("box_subject_id").unwrap_or_default(), false)
+        }
+        Some("authorization_code") => {
+            if !client_ok {
+                return s.fail(
+                    Some(errors::BAD_CLIENT),
+                    "invalid_client",
+                    "The client credentials are invalid",
+                );
+            }
+            match s.tokens.redeem_code(
+                req.get("code").unwrap_or_default(),
+                &cfg.client_id,
+                req.get("redirect_uri"),
+                req.get("code_verifier"),
+                now,
+            ) {
+                Ok(grant) => s.issue(&grant.subject, true),
+                Err(_) => s.fail(
+                    Some(errors::CODE_INVALID),
+                    "invalid_grant",
+                    "Auth code doesn't exist or is invalid for the client",
+                ),
+            }
+        }
+        Some("refresh_token") => {
+            if !client_ok {
+                return s.fail(
+                    Some(errors::BAD_CLIENT),
+                    "invalid_client",
+                    "The client credentials are invalid",
+                );
+            }
+            // Single use: redeeming burns the token (reference §6.1).
+            match s.tokens.redeem_refresh(
+                req.get("refresh_token").unwrap_or_default(),
+                &cfg.client_id,
+                now,
+                true,
+            ) {
+                Ok(grant) => s.issue(&grant.subject, true),
+                Err(RefreshProblem::Expired) => s.fail(
+                    Some(errors::REFRESH_EXPIRED),
+                    "invalid_grant",
+                    "Refresh token has expired",
+                ),
+                Err(_) => s.fail(
+                    Some(errors::REFRESH_INVALID),
+                    "invalid_grant",
+                    "Invalid refresh token",
+                ),
+            }
+        }
+        Some(_) => s.fail(
+            None,
+            "unsupported_grant_type",
+            "Grant type is not supported",
+        ),
+        None => s.fail(
+            None,
+            "invalid_request",
+            "Invalid grant_type parameter or parameter missing",
+        ),
+    }
+}
+
+async fn authorize(
+    State(s): State<BoxState>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    common::authorize(AuthorizeStep {
+        harness: &s.harness,
+        tokens: &s.tokens,
+        query: &query,
+        client_known: query.get("client_id") == Some(&s.config.client_id),
+        subject: &s.config.user_id,
+        consent: s.config.consent,
+        code: random_token("", 32),
+        code_lifetime: s.config.code_lifetime,
+    })
+}
+
+async fn me(State(s): State<BoxState>, headers: HeaderMap) -> Response {
+    let token = common::bearer(&headers, false).unwrap_or_default();
+    match s.tokens.check_access(&token, s.harness.clock.now()) {
+        Ok(grant) => axum::Json(json!({"type": "user", "id": grant.subject, "name": "Emulated Box User",
+            "login": "box-user@proofpix.example"}))
+        .into_response(),
+        Err(_) => reply(
+            &s.harness,
+            Some(errors::API_UNAUTHORIZED),
+            ErrorReply::empty(401).with_header(
+                "www-authenticate",
+                "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
+            ),
+        ),
+    }
+}
