@@ -1,0 +1,642 @@
+//! JPEG: segment walk (APPn, COM, SOF) up to the first scan, then the checks for data after
+//! the end of the image.
+//!
+//! Threat model: segment lengths come from the file; each is checked against the data view
+//! before it is read, and at most [`MAX_SEGMENTS`] segments are walked (thousands of tiny
+//! segments are a known quadratic trap). Multi-segment payloads (ICC chunks, Photoshop APP13,
+//! Extended XMP) are reassembled into buffers capped at [`MAX_ASSEMBLED_BYTES`] and by the real
+//! file size, never by a declared total.
+//!
+//! Range mode (default) reads the segments up to SOS and a tail window of
+//! [`TAIL_WINDOW_BYTES`]; it finds trailers that do not end in an EOI marker, known trailers
+//! (Samsung SEFT, Motion Photo video announced by XMP, MPF images) and data after the last EOI in
+//! the tail. It cannot see a trailer that itself ends in `FFD9` (an aCropalypse leftover of a
+//! larger JPEG). Deep mode walks the entropy-coded data to the true EOI and finds those too, at
+//! the cost of reading the whole file.
+
+use crate::ctx::{Ctx, EmbeddedImage};
+use crate::family::tiff::{self, Data, Host, MAX_KEPT_IMAGE_BYTES};
+use crate::family::{icc, irb, xmp};
+use crate::model::{Category, Family};
+
+/// Most segments walked before the scan.
+const MAX_SEGMENTS: u32 = 4096;
+/// Largest reassembled ICC / APP13 / Extended XMP buffer.
+const MAX_ASSEMBLED_BYTES: u64 = 16 * 1024 * 1024;
+/// Tail window read in range mode to find trailers.
+pub const TAIL_WINDOW_BYTES: u64 = 64 * 1024;
+
+const XMP_SIG: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+const EXT_XMP_SIG: &[u8] = b"http://ns.adobe.com/xmp/extension/\0";
+
+#[derive(Default)]
+struct Walked {
+    scan_start: Option<u64>,
+    eoi_end: Option<u64>,
+    /// MPF images: absolute (offset, len).
+    mpf: Vec<(u64, u64)>,
+}
+
+/// One Extended XMP packet being reassembled: GUID, declared total, chunks (offset, bytes).
+type ExtXmp = (Vec<u8>, u64, Vec<(u64, Vec<u8>)>);
+
+#[derive(Default)]
+struct Assembly {
+    icc: Vec<u8>,
+    app13: Vec<u8>,
+    app13_off: Option<u64>,
+    ext_xmp: Vec<ExtXmp>,
+}
+
+/// Parse a whole JPEG file.
+pub(crate) fn parse_file(ctx: &mut Ctx<'_>) {
+    let len = ctx.r.len();
+    let w = walk(ctx, Data::File(0, len), true);
+    ctx.facts.scan_start = w.scan_start;
+    trailer_checks(ctx, &w);
+}
+
+/// Parse a JPEG embedded in another container (RAF, RW2, X3F): metadata only.
+pub(crate) fn parse_embedded(ctx: &mut Ctx<'_>, d: Data<'_>) {
+    if !ctx.enter() {
+        return;
+    }
+    let _ = walk(ctx, d, false);
+    ctx.leave();
+}
+
+fn be16(b: &[u8], p: usize) -> Option<u16> {
+    let s: [u8; 2] = b.get(p..p.checked_add(2)?)?.try_into().ok()?;
+    Some(u16::from_be_bytes(s))
+}
+
+fn walk(ctx: &mut Ctx<'_>, d: Data<'_>, top: bool) -> Walked {
+    let mut w = Walked::default();
+    let mut asm = Assembly::default();
+    let Ok(soi) = d.get(ctx, 0, 2) else {
+        ctx.error("JPEG: too short");
+        return w;
+    };
+    if soi.as_ref() != [0xff, 0xd8] {
+        ctx.error("JPEG: no SOI marker");
+        return w;
+    }
+    let mut pos: u64 = 2;
+    let mut n = 0u32;
+    loop {
+        n = n.saturating_add(1);
+        if n > MAX_SEGMENTS {
+            ctx.error("JPEG: too many segments; walk cut");
+            break;
+        }
+        if !ctx.alive() {
+            break;
+        }
+        let Ok(h) = d.get(ctx, pos, 2) else {
+            if top {
+                ctx.error(format!("JPEG: truncated before a marker at {pos}"));
+            }
+            break;
+        };
+        let (b0, b1) = (
+            h.first().copied().unwrap_or(0),
+            h.get(1).copied().unwrap_or(0),
+        );
+        if b0 != 0xff {
+            ctx.error(format!("JPEG: marker expected at {pos}"));
+            break;
+        }
+        if b1 == 0xff {
+            pos = pos.saturating_add(1);
+            continue;
+        }
+        if matches!(b1, 0xd0..=0xd7 | 0x01 | 0xd8) {
+            pos = pos.saturating_add(2);
+            continue;
+        }
+        if b1 == 0xd9 {
+            w.eoi_end = Some(pos.saturating_add(2));
+            break;
+        }
+        let Some(seg_len) = d
+            .get(ctx, pos.saturating_add(2), 2)
+            .ok()
+            .and_then(|b| be16(&b, 0))
+        else {
+            ctx.error("JPEG: truncated segment header");
+            break;
+        };
+        if seg_len < 2 {
+            ctx.error(format!("JPEG: bad segment length at {pos}"));
+            break;
+        }
+        let payload_off = pos.saturating_add(4);
+        let payload_len = u64::from(seg_len).saturating_sub(2);
+        let next = payload_off.saturating_add(payload_len);
+        if next > d.len() {
+            ctx.error(format!(
+                "JPEG: segment 0x{b1:02x} at {pos} runs past the end"
+            ));
+        }
+        match b1 {
+            0xe0..=0xef | 0xfe => {
+                segment(ctx, d, &mut w, &mut asm, b1, payload_off, payload_len, top);
+            }
+            0xc0..=0xcf if !matches!(b1, 0xc4 | 0xc8 | 0xcc) => {
+                if top
+                    && ctx.facts.main_dims.is_none()
+                    && let Ok(p) = d.get(ctx, payload_off, 5.min(payload_len))
+                    && let (Some(hh), Some(ww)) = (be16(&p, 1), be16(&p, 3))
+                {
+                    ctx.facts.main_dims = Some((u32::from(ww), u32::from(hh)));
+                }
+            }
+            0xda => {
+                w.scan_start = Some(next);
+                if top && ctx.opts.deep {
+                    w.eoi_end = scan_to_eoi(ctx, d, next);
+                }
+                break;
+            }
+            _ => {}
+        }
+        pos = next;
+    }
+    finish_assembly(ctx, asm);
+    w
+}
+
+#[allow(clippy::too_many_arguments)]
+fn segment(
+    ctx: &mut Ctx<'_>,
+    d: Data<'_>,
+    w: &mut Walked,
+    asm: &mut Assembly,
+    marker: u8,
+    off: u64,
+    len: u64,
+    top: bool,
+) {
+    let Ok(head) = d.get(ctx, off, len.min(64)) else {
+        return;
+    };
+    let abs = d.abs(off);
+    let full = |ctx: &mut Ctx<'_>| match d.get(ctx, off, len) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            ctx.read_error(&format!("JPEG APP{}", marker & 0x0f), &e);
+            None
+        }
+    };
+    match marker {
+        0xe0 if head.starts_with(b"JFXX\0")
+            // Extension code 0x10 = JPEG thumbnail, 0x11/0x13 = palette/RGB thumbnails.
+            && head.get(5).is_some_and(|c| matches!(c, 0x10 | 0x11 | 0x13)) && len > 6 =>
+        {
+            let data = (len <= MAX_KEPT_IMAGE_BYTES && head.get(5) == Some(&0x10))
+                .then(|| full(ctx).and_then(|b| b.get(6..).map(<[u8]>::to_vec)))
+                .flatten();
+            ctx.image(
+                Family::Container,
+                "JFXX",
+                "APP0",
+                "ThumbnailImage",
+                EmbeddedImage {
+                    offset: abs.and_then(|a| a.checked_add(6)),
+                    len: len.saturating_sub(6),
+                    data,
+                    ..Default::default()
+                },
+            );
+        }
+        0xe0 if head.get(6..14) == Some(b"HEAPJPGM") || head.starts_with(b"II\x1a\0\0\0HEAP") => {
+            if let Some(b) = full(ctx) {
+                crate::container::crw::parse_mem(ctx, &b, abs, "CIFF");
+            }
+        }
+        0xe1 if head.starts_with(b"Exif\0") => {
+            if let Some(sub) = d.slice(off.saturating_add(6), len.saturating_sub(6)) {
+                // Read the EXIF block once into memory: IFDs are small and random-access.
+                match sub.get(ctx, 0, sub.len()) {
+                    Ok(b) => {
+                        let mem = Data::Mem(&b, sub.abs(0));
+                        tiff::parse(ctx, mem, Host::Embedded);
+                    }
+                    Err(e) => ctx.read_error("EXIF", &e),
+                }
+            }
+        }
+        0xe1 if head.starts_with(XMP_SIG) => {
+            if let Some(b) = full(ctx) {
+                let body = b.get(XMP_SIG.len()..).unwrap_or(&[]);
+                xmp::parse(
+                    ctx,
+                    body,
+                    abs.and_then(|a| a.checked_add(XMP_SIG.len() as u64)),
+                );
+            }
+        }
+        0xe1 if head.starts_with(EXT_XMP_SIG) => {
+            if let Some(b) = full(ctx) {
+                let p = EXT_XMP_SIG.len();
+                let guid = b.get(p..p.saturating_add(32)).map(<[u8]>::to_vec);
+                let total = b
+                    .get(p.saturating_add(32)..p.saturating_add(36))
+                    .and_then(|x| x.try_into().ok())
+                    .map(u32::from_be_bytes);
+                let chunk_off = b
+                    .get(p.saturating_add(36)..p.saturating_add(40))
+                    .and_then(|x| x.try_into().ok())
+                    .map(u32::from_be_bytes);
+                let data = b.get(p.saturating_add(40)..);
+                if let (Some(g), Some(t), Some(o), Some(data)) = (guid, total, chunk_off, data) {
+                    if let Some(e) = asm.ext_xmp.iter_mut().find(|e| e.0 == g) {
+                        if e.2.len() < 4096 {
+                            e.2.push((u64::from(o), data.to_vec()));
+                        }
+                    } else if asm.ext_xmp.len() < 4 {
+                        asm.ext_xmp
+                            .push((g, u64::from(t), vec![(u64::from(o), data.to_vec())]));
+                    }
+                }
+            }
+        }
+        0xe2 if head.starts_with(b"ICC_PROFILE\0") => {
+            if let Some(b) = full(ctx)
+                && (asm.icc.len() as u64).saturating_add(len) <= MAX_ASSEMBLED_BYTES
+            {
+                asm.icc.extend_from_slice(b.get(14..).unwrap_or(&[]));
+            }
+        }
+        0xe2 if head.starts_with(b"MPF\0") && top => {
+            if let Some(b) = full(ctx) {
+                mpf(ctx, &b, off.saturating_add(4), w);
+            }
+        }
+        0xe3 if head.starts_with(b"Meta\0\0")
+            || head.starts_with(b"META\0\0")
+            || head.starts_with(b"Exif\0\0") =>
+        {
+            if let Some(b) = full(ctx) {
+                let body = b.get(6..).unwrap_or(&[]);
+                if let Some((mut t, first)) = tiff::Tiff::open(
+                    ctx,
+                    Data::Mem(body, abs.and_then(|a| a.checked_add(6))),
+                    Host::Embedded,
+                ) {
+                    tiff::walk_ifd(ctx, &mut t, first, tiff::Ifd::Meta);
+                }
+            }
+        }
+        0xec if head.starts_with(b"Ducky") => {
+            if let Some(b) = full(ctx) {
+                ducky(ctx, &b, abs);
+            }
+        }
+        0xec => {
+            if let Some(b) = full(ctx) {
+                picture_info(ctx, &b, abs);
+            }
+        }
+        0xed if head.starts_with(b"Photoshop 3.0\0") => {
+            if let Some(b) = full(ctx) {
+                if asm.app13_off.is_none() {
+                    asm.app13_off = abs.and_then(|a| a.checked_add(14));
+                }
+                if (asm.app13.len() as u64).saturating_add(len) <= MAX_ASSEMBLED_BYTES {
+                    asm.app13.extend_from_slice(b.get(14..).unwrap_or(&[]));
+                }
+            }
+        }
+        0xfe => {
+            if let Some(b) = full(ctx) {
+                let s = tiff::ascii(&b);
+                ctx.text(Family::Container, "File", "COM", "Comment", abs, &s);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish_assembly(ctx: &mut Ctx<'_>, asm: Assembly) {
+    if !asm.icc.is_empty() {
+        icc::parse(ctx, &asm.icc, None);
+    }
+    if !asm.app13.is_empty() {
+        irb::parse(ctx, &asm.app13, asm.app13_off);
+    }
+    let cap = MAX_ASSEMBLED_BYTES.min(ctx.r.len());
+    for (_, total, chunks) in asm.ext_xmp {
+        if total == 0 || total > cap {
+            ctx.error("Extended XMP: declared size is implausible");
+            continue;
+        }
+        let Ok(t) = usize::try_from(total) else {
+            continue;
+        };
+        let mut buf = vec![0u8; t];
+        for (o, data) in chunks {
+            let Ok(o) = usize::try_from(o) else { continue };
+            let end = o.saturating_add(data.len()).min(t);
+            if let (Some(dst), Some(src)) = (buf.get_mut(o..end), data.get(..end.saturating_sub(o)))
+            {
+                dst.copy_from_slice(src);
+            }
+        }
+        xmp::parse(ctx, &buf, None);
+    }
+}
+
+/// MPF (CIPA DC-007): the MP Index IFD lists the images after the first one.
+fn mpf(ctx: &mut Ctx<'_>, seg: &[u8], seg_abs: u64, w: &mut Walked) {
+    let body = seg.get(4..).unwrap_or(&[]);
+    let base = seg_abs.saturating_add(4);
+    let Some((mut t, first)) = tiff::Tiff::open(ctx, Data::Mem(body, Some(base)), Host::Embedded)
+    else {
+        return;
+    };
+    let Some((entries, _)) = t.entries(ctx, first, "MPF") else {
+        return;
+    };
+    for e in entries.iter().filter(|e| e.tag == 0xb002) {
+        let Some(v) = t.value(ctx, e) else { continue };
+        for (i, ent) in v.chunks_exact(16).enumerate().take(64) {
+            let (Some(attr), Some(size), Some(off)) = (t.u32(ent, 0), t.u32(ent, 4), t.u32(ent, 8))
+            else {
+                continue;
+            };
+            if i == 0 || off == 0 || size == 0 {
+                continue;
+            }
+            let abs = base.saturating_add(u64::from(off));
+            w.mpf.push((abs, u64::from(size)));
+            let kind = attr & 0x00ff_ffff;
+            let name = if matches!(kind, 0x01_0001 | 0x01_0002) {
+                "PreviewImage"
+            } else {
+                "MPImage"
+            };
+            let group = format!("MPImage{}", i.saturating_add(1));
+            if name == "PreviewImage" {
+                ctx.image(
+                    Family::Container,
+                    &group,
+                    "0xb002",
+                    name,
+                    EmbeddedImage {
+                        offset: Some(abs),
+                        len: u64::from(size),
+                        data: None,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Photoshop "Ducky" APP12: quality, comment, copyright (UCS-2 big-endian strings).
+fn ducky(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
+    let mut p = 5usize;
+    while let (Some(tag), Some(len)) = (be16(b, p), be16(b, p.saturating_add(2))) {
+        if tag == 0 {
+            break;
+        }
+        let start = p.saturating_add(4);
+        let end = start.saturating_add(usize::from(len));
+        let Some(v) = b.get(start..end) else { break };
+        let name = match tag {
+            2 => Some("Comment"),
+            3 => Some("Copyright"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let units: Vec<u16> = v
+                .get(4..)
+                .unwrap_or(&[])
+                .chunks_exact(2)
+                .filter_map(|c| be16(c, 0))
+                .collect();
+            let s = String::from_utf16_lossy(&units);
+            ctx.text(Family::Container, "Ducky", &format!("{tag}"), name, abs, &s);
+        }
+        p = end;
+    }
+}
+
+/// APP12 "[picture info]" text (Olympus, Agfa, some Fujifilm): `key=value` lines.
+fn picture_info(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
+    let text: String = b.iter().take(8192).map(|c| char::from(*c)).collect();
+    if !(text.contains("[picture info]") || text.contains("Type=")) {
+        return;
+    }
+    for line in text.split(['\r', '\n', '\0']) {
+        if let Some((k, v)) = line.split_once('=') {
+            let name = match k.trim() {
+                "Serial#" => "SerialNumber",
+                "Make" => "Make",
+                "Model" | "Type" => "Model",
+                "Version" => "Software",
+                _ => continue,
+            };
+            ctx.text(Family::MakerNote, "PictureInfo", k.trim(), name, abs, v);
+        }
+    }
+}
+
+/// Deep mode: walk the entropy-coded data from `from` to the true EOI (skipping stuffed
+/// `FF00`, restart markers and the segments between progressive scans).
+fn scan_to_eoi(ctx: &mut Ctx<'_>, d: Data<'_>, from: u64) -> Option<u64> {
+    const CHUNK: u64 = 256 * 1024;
+    let mut pos = from;
+    let mut guard = 0u32;
+    while pos < d.len() {
+        guard = guard.saturating_add(1);
+        if guard > 100_000 || !ctx.alive() {
+            return None;
+        }
+        let n = CHUNK.min(d.len().saturating_sub(pos));
+        let buf = match d.get(ctx, pos, n) {
+            Ok(b) => b,
+            Err(e) => {
+                ctx.read_error("JPEG scan", &e);
+                return None;
+            }
+        };
+        let mut i = 0usize;
+        let mut jumped = false;
+        while let Some(&c) = buf.get(i) {
+            if c == 0xff {
+                let Some(&m) = buf.get(i.saturating_add(1)) else {
+                    break; // marker split across chunks: re-read from here
+                };
+                match m {
+                    0x00 | 0xd0..=0xd7 | 0xff => {}
+                    0xd9 => return Some(pos.saturating_add(i as u64).saturating_add(2)),
+                    _ => {
+                        // A segment between scans (DHT, SOS, DRI, ...): skip it by its length.
+                        let mpos = pos.saturating_add(i as u64);
+                        let len = d
+                            .get(ctx, mpos.saturating_add(2), 2)
+                            .ok()
+                            .and_then(|b| be16(&b, 0))?;
+                        pos = mpos.saturating_add(2).saturating_add(u64::from(len));
+                        jumped = true;
+                        break;
+                    }
+                }
+                i = i.saturating_add(2);
+                continue;
+            }
+            i = i.saturating_add(1);
+        }
+        if !jumped {
+            // Advance, keeping one byte of overlap for a split marker.
+            let adv = (i as u64).max(1);
+            pos = pos.saturating_add(adv);
+            if adv < 2 && n < 2 {
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// Known trailers, Motion Photo video, and unexplained data after the end of the image.
+fn trailer_checks(ctx: &mut Ctx<'_>, w: &Walked) {
+    let len = ctx.r.len();
+    if len < 4 || w.scan_start.is_none() {
+        return;
+    }
+    let tail_len = TAIL_WINDOW_BYTES.min(len);
+    let tail_start = len.saturating_sub(tail_len);
+    let tail = match ctx.r.read(tail_start, tail_len) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.read_error("JPEG tail", &e);
+            return;
+        }
+    };
+    // Regions at the end that are explained: (start, end).
+    let mut content_end = len;
+    // Samsung SEFT: "...SEFH<dir>" + dir length (LE) + "SEFT" at the very end.
+    if tail.ends_with(b"SEFT") {
+        let tl = tail.len();
+        let dlen = tail
+            .get(tl.saturating_sub(8)..tl.saturating_sub(4))
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0);
+        let sefh = len.saturating_sub(8).saturating_sub(u64::from(dlen));
+        let mut start = sefh;
+        if let Some(rel) = sefh
+            .checked_sub(tail_start)
+            .and_then(|r| usize::try_from(r).ok())
+            && tail.get(rel..rel.saturating_add(4)) == Some(b"SEFH")
+        {
+            let count = tail
+                .get(rel.saturating_add(8)..rel.saturating_add(12))
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+                .unwrap_or(0);
+            for k in 0..count.min(256) as usize {
+                let p = rel.saturating_add(12).saturating_add(k.saturating_mul(12));
+                if let Some(back) = tail
+                    .get(p.saturating_add(4)..p.saturating_add(8))
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_le_bytes)
+                {
+                    start = start.min(sefh.saturating_sub(u64::from(back)));
+                }
+            }
+        }
+        ctx.check(
+            Category::Trailer,
+            "Samsung",
+            "SamsungTrailer",
+            Some(start),
+            format!("Samsung SEFT trailer, {} bytes", len.saturating_sub(start)),
+        );
+        content_end = content_end.min(start);
+    }
+    if let Some(n) = ctx.facts.motion_photo_len
+        && n < content_end
+    {
+        let start = content_end.saturating_sub(n);
+        ctx.check(
+            Category::EmbeddedMedia,
+            "XMP-GCamera",
+            "MotionPhotoVideo",
+            Some(start),
+            format!("Motion Photo video, {n} bytes appended after the image"),
+        );
+        content_end = start;
+    }
+    let explained = |a: u64, b: u64, mpf: &[(u64, u64)]| -> u64 {
+        // Bytes in [a, b) not covered by MPF images.
+        let mut covered = 0u64;
+        for (o, l) in mpf {
+            let s = (*o).max(a);
+            let e = o.saturating_add(*l).min(b);
+            if e > s {
+                covered = covered.saturating_add(e.saturating_sub(s));
+            }
+        }
+        b.saturating_sub(a).saturating_sub(covered)
+    };
+    let eoi = if let Some(e) = w.eoi_end {
+        Some(e)
+    } else {
+        // Range mode: the end of the image is the last EOI before content_end in the tail.
+        let rel_end = content_end
+            .checked_sub(tail_start)
+            .and_then(|r| usize::try_from(r).ok());
+        rel_end.and_then(|re| {
+            let t = tail.get(..re)?;
+            if t.ends_with(&[0xff, 0xd9]) {
+                return Some(content_end);
+            }
+            t.windows(2)
+                .rposition(|p| p == [0xff, 0xd9])
+                .map(|p| tail_start.saturating_add(p as u64).saturating_add(2))
+        })
+    };
+    let Some(eoi) = eoi else {
+        return;
+    };
+    ctx.facts.image_end = Some(eoi);
+    if eoi >= content_end {
+        return;
+    }
+    let unexplained = explained(eoi, content_end, &w.mpf);
+    if unexplained == 0 {
+        return;
+    }
+    // Padding (all zero or all 0xFF) is harmless.
+    let sample = ctx
+        .r
+        .read_upto(eoi, content_end.saturating_sub(eoi).min(TAIL_WINDOW_BYTES))
+        .unwrap_or_default();
+    if sample.iter().all(|b| *b == 0) || sample.iter().all(|b| *b == 0xff) {
+        return;
+    }
+    let hidden_jpeg = sample.windows(3).any(|x| x == [0xff, 0xd8, 0xff]);
+    let what = if hidden_jpeg {
+        "another JPEG image (possibly the uncropped original)"
+    } else if sample.windows(4).any(|x| x == b"IDAT" || x == b"ftyp") {
+        "embedded image or video data"
+    } else {
+        "unidentified data"
+    };
+    ctx.check(
+        Category::Trailer,
+        "JPEG",
+        if hidden_jpeg {
+            "HiddenImageAfterEOI"
+        } else {
+            "DataAfterEOI"
+        },
+        Some(eoi),
+        format!("{unexplained} bytes after the end of the image: {what}"),
+    );
+}

@@ -1,0 +1,92 @@
+//! ICC profile header and description tags.
+//!
+//! Only a device calibration profile (one that names a device manufacturer or model in its
+//! `dmnd`/`dmdd` tags) is reported, as a low-risk device finding: stock profiles such as
+//! "sRGB IEC61966-2.1" say nothing about a person. The tag table is bounded (at most 256 tags,
+//! each checked against the profile length).
+
+use crate::ctx::Ctx;
+use crate::model::{Category, Family};
+
+fn be32(b: &[u8], p: usize) -> Option<u32> {
+    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_be_bytes(s))
+}
+
+/// Decode a `desc`, `text` or `mluc` tag to text.
+fn tag_text(b: &[u8]) -> Option<String> {
+    let sig = b.get(0..4)?;
+    match sig {
+        b"desc" => {
+            let n = be32(b, 8)? as usize;
+            let s = b.get(12..12usize.checked_add(n)?)?;
+            Some(crate::family::tiff::ascii(s))
+        }
+        b"text" => Some(crate::family::tiff::ascii(b.get(8..)?)),
+        b"mluc" => {
+            let count = be32(b, 8)?;
+            if count == 0 {
+                return None;
+            }
+            let len = be32(b, 20)? as usize;
+            let off = be32(b, 24)? as usize;
+            let s = b.get(off..off.checked_add(len)?)?;
+            let units: Vec<u16> = s
+                .chunks_exact(2)
+                .map(|c| {
+                    u16::from_be_bytes([
+                        c.first().copied().unwrap_or(0),
+                        c.get(1).copied().unwrap_or(0),
+                    ])
+                })
+                .collect();
+            Some(String::from_utf16_lossy(&units))
+        }
+        _ => None,
+    }
+}
+
+/// Parse an ICC profile; `abs` is the file offset of `data[0]` when known.
+pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
+    if data.get(36..40) != Some(b"acsp") {
+        ctx.error("ICC: no profile signature");
+        return;
+    }
+    let Some(n) = be32(data, 128) else { return };
+    let mut device = Vec::new();
+    for i in 0..n.min(256) as usize {
+        let p = 132usize.saturating_add(i.saturating_mul(12));
+        let (Some(sig), Some(off), Some(len)) = (
+            data.get(p..p.saturating_add(4)),
+            be32(data, p.saturating_add(4)),
+            be32(data, p.saturating_add(8)),
+        ) else {
+            break;
+        };
+        if matches!(sig, b"dmnd" | b"dmdd") {
+            let (off, len) = (off as usize, len as usize);
+            if let Some(t) = off
+                .checked_add(len)
+                .and_then(|e| data.get(off..e))
+                .and_then(tag_text)
+            {
+                let t = t.trim().to_owned();
+                if !t.is_empty() {
+                    device.push(t);
+                }
+            }
+        }
+    }
+    if !device.is_empty() {
+        let v = device.join(" / ");
+        ctx.text_as(
+            Category::Device,
+            Family::Icc,
+            "ICC_Profile",
+            "dmdd",
+            "DeviceModelDesc",
+            abs,
+            &v,
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Metadata families: EXIF/TIFF, maker notes, XMP, IPTC-IIM, Photoshop resources, ICC.
+
+pub(crate) mod icc;
+pub(crate) mod iptc;
+pub(crate) mod irb;
+pub(crate) mod makernote;
+pub(crate) mod tiff;
+pub(crate) mod xmp;

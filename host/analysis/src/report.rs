@@ -1,0 +1,92 @@
+//! The per-file result and its two renderings: one JSON object per file (`--json`) and a
+//! one-line summary for a reviewer.
+
+use serde_json::json;
+
+use crate::model::{Finding, Format, RiskLevel};
+use crate::source::ByteRange;
+
+/// What the analysis of one file found.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Detected container format (`unsupported` when none matched).
+    pub format: Format,
+    /// The file's risk level.
+    pub risk: RiskLevel,
+    /// 0–100 score within the level's band.
+    pub score: u8,
+    /// Findings, in the order they were found.
+    pub findings: Vec<Finding>,
+    /// Bytes actually read from the source.
+    pub bytes_read: u64,
+    /// Why the file could not be (fully) read; findings are still valid when set.
+    pub error: Option<String>,
+    /// Ranges the source reported missing (range mode): fetch them and analyse again.
+    pub needs: Vec<ByteRange>,
+    /// [`crate::Policy::version`] of the policy used.
+    pub policy_version: String,
+}
+
+impl Report {
+    /// The `--json` object for this file:
+    /// `{"path","format","risk","score","findings":[...],"bytes_read","error"}`, plus
+    /// `"needs"` when ranges are missing and `"policy"` (the policy version).
+    pub fn to_json(&self, path: &str) -> serde_json::Value {
+        let mut v = json!({
+            "path": path,
+            "format": self.format.as_str(),
+            "risk": self.risk.as_str(),
+            "score": self.score,
+            "findings": self.findings,
+            "bytes_read": self.bytes_read,
+            "error": self.error,
+            "policy": self.policy_version,
+        });
+        if !self.needs.is_empty()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("needs".to_owned(), json!(self.needs));
+        }
+        v
+    }
+
+    /// One line for a reviewer: level, score, and the categories found.
+    pub fn summary(&self) -> String {
+        let mut cats: Vec<(String, usize, RiskLevel)> = Vec::new();
+        for f in &self.findings {
+            let name = f.category.as_str().to_owned();
+            match cats.iter_mut().find(|(c, _, _)| *c == name) {
+                Some(e) => {
+                    e.1 = e.1.saturating_add(1);
+                    e.2 = e.2.max(f.severity);
+                }
+                None => cats.push((name, 1, f.severity)),
+            }
+        }
+        cats.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        let parts: Vec<String> = cats
+            .iter()
+            .map(|(c, n, _)| {
+                if *n > 1 {
+                    format!("{c}×{n}")
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        let mut s = format!("{} ({}) {}", self.risk, self.score, self.format);
+        if parts.is_empty() {
+            s.push_str(": no findings");
+        } else {
+            s.push_str(": ");
+            s.push_str(&parts.join(", "));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(" [partial: ");
+            s.push_str(&e.chars().take(120).collect::<String>());
+            s.push(']');
+        }
+        s
+    }
+}
