@@ -23,6 +23,8 @@ use crate::model::{Category, Family};
 const MAX_SEGMENTS: u32 = 4096;
 /// Largest reassembled ICC / APP13 / Extended XMP buffer.
 const MAX_ASSEMBLED_BYTES: u64 = 16 * 1024 * 1024;
+/// Trailers shorter than this are padding, not hidden data.
+const MIN_TRAILER_BYTES: u64 = 32;
 /// Tail window read in range mode to find trailers.
 pub const TAIL_WINDOW_BYTES: u64 = 64 * 1024;
 
@@ -77,11 +79,13 @@ fn walk(ctx: &mut Ctx<'_>, d: Data<'_>, top: bool) -> Walked {
         ctx.error("JPEG: too short");
         return w;
     };
-    if soi.as_ref() != [0xff, 0xd8] {
+    // Exiv2's EXV files start with FF01 "Exiv2" instead of SOI, then JPEG segments.
+    let exv = soi.as_ref() == [0xff, 0x01];
+    if soi.as_ref() != [0xff, 0xd8] && !exv {
         ctx.error("JPEG: no SOI marker");
         return w;
     }
-    let mut pos: u64 = 2;
+    let mut pos: u64 = if exv { 7 } else { 2 };
     let mut n = 0u32;
     loop {
         n = n.saturating_add(1);
@@ -432,14 +436,17 @@ fn picture_info(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
     }
     for line in text.split(['\r', '\n', '\0']) {
         if let Some((k, v)) = line.split_once('=') {
-            let name = match k.trim() {
-                "Serial#" => "SerialNumber",
-                "Make" => "Make",
-                "Model" | "Type" => "Model",
-                "Version" => "Software",
+            let (name, v) = match k.trim() {
+                "Serial#" => ("SerialNumber", v.to_owned()),
+                "Make" => ("Make", v.to_owned()),
+                "Model" => ("Model", v.to_owned()),
+                "TimeDate" => match v.trim().parse::<u64>() {
+                    Ok(t) => ("DateTimeOriginal", crate::container::crw::unix_time(t)),
+                    Err(_) => continue,
+                },
                 _ => continue,
             };
-            ctx.text(Family::MakerNote, "PictureInfo", k.trim(), name, abs, v);
+            ctx.text(Family::MakerNote, "PictureInfo", k.trim(), name, abs, &v);
         }
     }
 }
@@ -502,6 +509,73 @@ fn scan_to_eoi(ctx: &mut Ctx<'_>, d: Data<'_>, from: u64) -> Option<u64> {
     None
 }
 
+/// AFCP directory: a 12-byte header ("AXS!", version, entry count, reserved), then 12-byte
+/// entries (id, size, absolute offset).
+fn afcp(ctx: &mut Ctx<'_>, start: u64, le: bool) {
+    let Ok(h) = ctx.r.read(start, 8) else { return };
+    if !(h.starts_with(b"AXS!") || h.starts_with(b"AXS*")) {
+        ctx.error("AFCP: trailer start does not match its footer");
+        return;
+    }
+    let n = h
+        .get(6..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |a: [u8; 2]| {
+            if le {
+                u16::from_le_bytes(a)
+            } else {
+                u16::from_be_bytes(a)
+            }
+        });
+    let Ok(dir) = ctx.r.read(
+        start.saturating_add(12),
+        u64::from(n.min(256)).saturating_mul(12),
+    ) else {
+        return;
+    };
+    let rd = |b: &[u8], p: usize| -> Option<u32> {
+        let a: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    };
+    for e in dir.chunks_exact(12) {
+        let (Some(size), Some(off)) = (rd(e, 4), rd(e, 8)) else {
+            continue;
+        };
+        let (off, size) = (u64::from(off), u64::from(size));
+        match e.get(..4) {
+            Some(b"IPTC") => {
+                if let Ok(b) = ctx.r.read(off, size) {
+                    crate::family::iptc::parse(ctx, &b, Some(off), "IPTC2");
+                }
+            }
+            Some(b"Nail") | Some(b"PrVw") => {
+                let name = if e.get(..4) == Some(b"Nail") {
+                    "ThumbnailImage"
+                } else {
+                    "PreviewImage"
+                };
+                ctx.image(
+                    Family::Container,
+                    "AFCP",
+                    "AFCP",
+                    name,
+                    EmbeddedImage {
+                        offset: Some(off),
+                        len: size,
+                        data: None,
+                        ..Default::default()
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Known trailers, Motion Photo video, and unexplained data after the end of the image.
 fn trailer_checks(ctx: &mut Ctx<'_>, w: &Walked) {
     let len = ctx.r.len();
@@ -519,6 +593,26 @@ fn trailer_checks(ctx: &mut Ctx<'_>, w: &Walked) {
     };
     // Regions at the end that are explained: (start, end).
     let mut content_end = len;
+    // AFCP (AXS File Concatenation Protocol): "AXS!"/"AXS*" + start offset in the last 12
+    // bytes; it carries IPTC and thumbnails after the image.
+    let foot = tail.get(tail.len().saturating_sub(12)..).unwrap_or(&[]);
+    if foot.starts_with(b"AXS!") || foot.starts_with(b"AXS*") {
+        let le = foot.get(3) == Some(&b'*');
+        let start = foot
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map(|a: [u8; 4]| {
+                if le {
+                    u32::from_le_bytes(a)
+                } else {
+                    u32::from_be_bytes(a)
+                }
+            });
+        if let Some(start) = start {
+            afcp(ctx, u64::from(start), le);
+            content_end = content_end.min(u64::from(start));
+        }
+    }
     // Samsung SEFT: "...SEFH<dir>" + dir length (LE) + "SEFT" at the very end.
     if tail.ends_with(b"SEFT") {
         let tl = tail.len();
@@ -609,7 +703,8 @@ fn trailer_checks(ctx: &mut Ctx<'_>, w: &Walked) {
         return;
     }
     let unexplained = explained(eoi, content_end, &w.mpf);
-    if unexplained == 0 {
+    // A few stray bytes (writers pad to even lengths or add a newline) can hide nothing.
+    if unexplained < MIN_TRAILER_BYTES {
         return;
     }
     // Padding (all zero or all 0xFF) is harmless.

@@ -19,7 +19,7 @@ use crate::model::Format;
 /// Identify the container from its first bytes.
 pub fn detect(head: &[u8]) -> Format {
     let at = |o: usize, m: &[u8]| head.get(o..o.saturating_add(m.len())) == Some(m);
-    if at(0, b"\xff\xd8\xff") {
+    if at(0, b"\xff\xd8\xff") || at(0, b"\xff\x01Exiv2") {
         return Format::Jpeg;
     }
     if at(0, b"\x89PNG\r\n\x1a\n") {
@@ -92,6 +92,9 @@ pub(crate) fn walk(ctx: &mut Ctx<'_>, format: Format) {
         Format::Tiff => {
             let len = ctx.r.len();
             tiff::parse(ctx, tiff::Data::File(0, len), tiff::Host::File);
+            if ctx.r.read(8, 4).is_ok_and(|m| m.as_slice() == b"IIII") {
+                raw::parse_phaseone(ctx);
+            }
         }
         Format::Crw => crw::parse_file(ctx),
         Format::Raf => raw::parse_raf(ctx),

@@ -46,6 +46,26 @@ fn tag_text(b: &[u8]) -> Option<String> {
     }
 }
 
+/// Colour-space and vendor names written into stock profiles, not a device's identity.
+fn is_stock(t: &str) -> bool {
+    let l = t.to_ascii_lowercase();
+    [
+        "srgb",
+        "iec",
+        "rgb",
+        "gray",
+        "linear",
+        "darktable",
+        "http",
+        "adobe",
+        "apple",
+        "generic",
+        "display p3",
+    ]
+    .iter()
+    .any(|k| l.contains(k))
+}
+
 /// Parse an ICC profile; `abs` is the file offset of `data[0]` when known.
 pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
     if data.get(36..40) != Some(b"acsp") {
@@ -71,7 +91,7 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
                 .and_then(tag_text)
             {
                 let t = t.trim().to_owned();
-                if !t.is_empty() {
+                if !t.is_empty() && !is_stock(&t) {
                     device.push(t);
                 }
             }

@@ -61,6 +61,9 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
             break;
         };
         let off = abs.and_then(|a| a.checked_add(start as u64));
+        // Other signatures (PHUT, AgHg, DCSR, MeSa) are walked past but, as ExifTool does, not
+        // interpreted: their ids do not mean the 8BIM resources.
+        let id = if sig == b"8BIM" { id } else { 0 };
         match id {
             0x0404 => {
                 iptc_n = iptc_n.saturating_add(1);

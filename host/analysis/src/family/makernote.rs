@@ -330,11 +330,76 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
         ctx.error("MakerNote: value outside the EXIF data");
         return;
     };
+    if head.starts_with(&[0x01, 0xf1])
+        && (matches!(head.get(2..4), Some([2 | 3, 0])) || make == "RECONYX")
+    {
+        reconyx(ctx, t, e);
+        return;
+    }
+    if make.to_ascii_uppercase().starts_with("EASTMAN KODAK") {
+        kodak(ctx, t, e);
+        return;
+    }
     let Some(lay) = layout(&head, &make) else {
         return;
     };
     let note = e.value_off;
     run(ctx, t.data, t.shift, t.le, note, e.size, lay);
+}
+
+/// Kodak binary maker notes (DC200-series "type 4"): the original file name at byte 0x20.
+fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
+    if e.size != 72 {
+        return;
+    }
+    let Some(v) = t.value(ctx, e) else { return };
+    if let Some(b) = v.get(0x20..0x2c) {
+        let s = ascii(b);
+        if s.contains('.') && s.chars().all(|c| c.is_ascii_graphic()) {
+            let abs = t.data.abs(e.value_off.saturating_add(0x20));
+            ctx.text(
+                Family::MakerNote,
+                "Kodak",
+                "0x0020",
+                "OriginalFileName",
+                abs,
+                &s,
+            );
+        }
+    }
+}
+
+/// Reconyx trail cameras: a fixed binary layout of 16-bit words, not an IFD.
+fn reconyx(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
+    let Some(v) = t.value(ctx, e) else { return };
+    let abs = t.data.abs(e.value_off);
+    // Word 0x0b: int16u[6] seconds, minutes, hours, day, month, year.
+    let w: Vec<u16> = (0..6usize)
+        .filter_map(|i| u16_at(&v, 22usize.saturating_add(i.saturating_mul(2)), true))
+        .collect();
+    if let [s, mi, h, d, mo, y] = w.as_slice() {
+        let dt = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}");
+        ctx.text(
+            Family::MakerNote,
+            "Reconyx",
+            "0x000b",
+            "DateTimeOriginal",
+            abs,
+            &dt,
+        );
+    }
+    // Word 0x15: 30 bytes of UCS-2 (little-endian) serial number.
+    if let Some(b) = v.get(42..72) {
+        let s = crate::family::tiff::ucs2le(b);
+        ctx.text(
+            Family::MakerNote,
+            "Reconyx",
+            "0x0015",
+            "SerialNumber",
+            abs,
+            &s,
+        );
+    }
 }
 
 /// A maker note copied out of its file (DNG `MakN`): `orig` is where it used to start.
@@ -419,9 +484,10 @@ fn detect_order(ctx: &Ctx<'_>, t: &Tiff<'_>, off: u64, prefer_le: bool) -> bool 
 }
 
 fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: Table, group: &str) {
-    let Some((entries, _)) = t.entries(ctx, off, group) else {
+    let Some((mut entries, _)) = t.entries(ctx, off, group) else {
         return;
     };
+    fix_base(&mut entries, off);
     let mut pv_start: Option<(u64, PreviewBase, String)> = None;
     let mut pv_len: Option<u64> = None;
     for e in &entries {
@@ -439,6 +505,11 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     ctx.text(Family::MakerNote, group, &tag_s, name, abs, &v);
                 }
             }
+            Kind::Dec if e.typ == 2 => {
+                if let Some(v) = t.text(ctx, e) {
+                    ctx.text(Family::MakerNote, group, &tag_s, name, abs, &v);
+                }
+            }
             Kind::Dec => {
                 if let Some(n) = t.uint(ctx, e) {
                     ctx.text(Family::MakerNote, group, &tag_s, name, abs, &n.to_string());
@@ -446,7 +517,11 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
             }
             Kind::Hex(n) => {
                 if let Some(v) = t.value(ctx, e) {
-                    let h = hex(v.get(..n.min(v.len())).unwrap_or(&[]));
+                    let b = v.get(..n.min(v.len())).unwrap_or(&[]);
+                    if b.iter().all(|x| *x == 0) {
+                        continue;
+                    }
+                    let h = hex(b);
                     ctx.text(Family::MakerNote, group, &tag_s, name, abs, &h);
                 }
             }
@@ -570,6 +645,31 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
             off,
             len,
         );
+    }
+}
+
+/// Some cameras write maker-note value offsets a few bytes short (ExifTool's "fix by N"
+/// warning): the first out-of-line value then points into the IFD itself. Values normally
+/// start right after the IFD and its next-IFD pointer, so shift them there.
+fn fix_base(entries: &mut [Entry], ifd_off: u64) {
+    let n = entries.len() as u64;
+    let expected = ifd_off
+        .saturating_add(2)
+        .saturating_add(n.saturating_mul(12))
+        .saturating_add(4);
+    let Some(min) = entries
+        .iter()
+        .filter(|e| e.size > 4)
+        .map(|e| e.value_off)
+        .min()
+    else {
+        return;
+    };
+    if min < expected && expected.saturating_sub(min) <= 16 && min > ifd_off {
+        let delta = expected.saturating_sub(min);
+        for e in entries.iter_mut().filter(|e| e.size > 4) {
+            e.value_off = e.value_off.saturating_add(delta);
+        }
     }
 }
 

@@ -379,7 +379,15 @@ impl<'b> Tiff<'b> {
             return;
         }
         let in_bounds = off.checked_add(len).is_some_and(|e| e <= self.data.len());
-        if !in_bounds {
+        // In a TIFF file a preview that starts inside the file but runs past its end is a
+        // truncated file: the image is still there (and still a leak) up to the end.
+        let truncated = self.host == Host::File && !in_bounds;
+        if truncated && !in_bounds {
+            ctx.error(format!(
+                "{group}:{name} runs past the end of the file (truncated)"
+            ));
+        }
+        if !in_bounds && !truncated {
             ctx.error(format!("{group}:{name} points outside the data"));
             return;
         }

@@ -162,7 +162,58 @@ fn attr_value(a: &quick_xml::events::attributes::Attribute<'_>) -> Option<String
     }
 }
 
+/// XMP may be UTF-16 or UTF-32 (either byte order); the XML parser wants UTF-8.
+fn to_utf8(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let head = data.get(..64.min(data.len())).unwrap_or(&[]);
+    let zeros_even = head.iter().step_by(2).filter(|b| **b == 0).count();
+    let zeros_odd = head.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+    let half = head.len() / 4;
+    let unit = |le: bool, width: usize| -> std::borrow::Cow<'_, [u8]> {
+        let mut s = String::with_capacity(data.len().checked_div(width).unwrap_or(0));
+        if width == 2 {
+            let units = data.chunks_exact(2).map(|c| {
+                let (a, b) = (
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                );
+                if le {
+                    u16::from_le_bytes([a, b])
+                } else {
+                    u16::from_be_bytes([a, b])
+                }
+            });
+            s.extend(char::decode_utf16(units).map(|r| r.unwrap_or('\u{fffd}')));
+        } else {
+            for c in data.chunks_exact(4) {
+                let a: [u8; 4] = c.try_into().unwrap_or([0; 4]);
+                let v = if le {
+                    u32::from_le_bytes(a)
+                } else {
+                    u32::from_be_bytes(a)
+                };
+                s.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+            }
+        }
+        std::borrow::Cow::Owned(s.into_bytes())
+    };
+    if head.starts_with(&[0, 0, 0]) || head.starts_with(&[0, 0, 0xfe, 0xff]) {
+        return unit(false, 4);
+    }
+    if head.get(1..4) == Some(&[0, 0, 0]) {
+        return unit(true, 4);
+    }
+    if zeros_even > half && zeros_odd < half / 2 {
+        return unit(false, 2);
+    }
+    if zeros_odd > half && zeros_even < half / 2 {
+        return unit(true, 2);
+    }
+    std::borrow::Cow::Borrowed(data)
+}
+
 fn parse_inner(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
+    let data = to_utf8(data);
+    let data: &[u8] = &data;
     // Skip junk before the first '<' (some writers pad with NULs or a BOM).
     let start = data.iter().position(|b| *b == b'<').unwrap_or(data.len());
     let body = data.get(start..).unwrap_or(&[]);
