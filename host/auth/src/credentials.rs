@@ -798,3 +798,41 @@ impl Credentials {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The runtime awaits these on a multi-threaded executor: they must stay `Send`. (A
+    /// `form_urlencoded::Serializer` held across an `.await` once broke this.)
+    #[test]
+    fn the_futures_the_runtime_awaits_are_send() {
+        let inputs = CredentialInputs {
+            scheme: AuthScheme::None,
+            config: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+        };
+        let creds = Credentials::builder(
+            "x",
+            inputs,
+            reqwest::Client::new(),
+            Arc::new(crate::MemoryPersistence::new()),
+        )
+        .build()
+        .unwrap();
+        let secret = Secret::new("x");
+        assert_send(&creds.authorization());
+        assert_send(&creds.invalidate_and_refresh(&secret));
+        assert_send(&creds.renew());
+        assert_send(&creds.complete_authorization("s", &secret));
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_identical() {
+        assert!(same_secret(&Secret::new("abc"), &Secret::new("abc")));
+        assert!(!same_secret(&Secret::new("abc"), &Secret::new("abd")));
+        assert!(!same_secret(&Secret::new("abc"), &Secret::new("abcd")));
+    }
+}

@@ -197,15 +197,15 @@ pub enum AuthError {
     },
     /// The token endpoint did not answer in time.
     #[error(
-        "{provider}'s token endpoint at {host} did not answer within {seconds} s; it may be overloaded or the network may be dropping traffic, try again later"
+        "{provider}'s token endpoint at {host} did not answer within {timeout:?}; it may be overloaded or the network may be dropping traffic, try again later"
     )]
     Timeout {
         /// Provider.
         provider: Provider,
         /// Host (and port).
         host: String,
-        /// The timeout.
-        seconds: u64,
+        /// The timeout that passed.
+        timeout: std::time::Duration,
     },
     /// The token endpoint answered with a redirect, which is never followed.
     #[error(

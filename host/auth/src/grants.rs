@@ -256,7 +256,7 @@ impl GrantContext<'_> {
             HttpFailure::Timeout => AuthError::Timeout {
                 provider,
                 host: self.host(),
-                seconds: self.http.timeout().as_secs().max(1),
+                timeout: self.http.timeout(),
             },
             HttpFailure::Redirected { status } => AuthError::Redirected { provider, status },
             HttpFailure::ServerError { status } => {
@@ -303,7 +303,7 @@ impl GrantContext<'_> {
             RequestTokenError::Request(failure) => self.http_error(failure),
             RequestTokenError::Parse(e, _body) => AuthError::MalformedResponse {
                 provider: self.provider,
-                what: parse_problem(&e.path().to_string()),
+                what: parse_problem(&e.path().to_string(), &e.inner().to_string()),
             },
             RequestTokenError::Other(message) => AuthError::MalformedResponse {
                 provider: self.provider,
@@ -521,7 +521,7 @@ impl GrantContext<'_> {
         let parsed: RawResponse =
             serde_json::from_slice(response.body()).map_err(|e| AuthError::MalformedResponse {
                 provider: self.provider,
-                what: parse_problem(if e.is_data() { "access_token" } else { "." }),
+                what: parse_problem(".", &e.to_string()),
             })?;
         let standard_like = Issued::from_standard(&{
             let mut r = StandardResponse::new(
@@ -547,11 +547,17 @@ impl GrantContext<'_> {
     }
 }
 
-fn parse_problem(path: &str) -> String {
+/// Describes a parse failure by field name only. Serde's messages can quote the offending value
+/// (`invalid type: string "..."`), which might be a token, so only "missing field" is passed on.
+fn parse_problem(path: &str, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field: String = rest.chars().take_while(|c| *c != '`').collect();
+        return format!("the field `{field}` is missing");
+    }
     if path.is_empty() || path == "." {
         "the body is not the expected JSON object".to_owned()
     } else {
-        format!("the field `{path}` is missing or malformed")
+        format!("the field `{path}` is malformed")
     }
 }
 

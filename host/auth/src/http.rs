@@ -122,24 +122,7 @@ impl TokenHttp {
         params: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> Result<HttpResponse, HttpFailure> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let mut builder = oauth2::http::Request::builder()
-            .method(oauth2::http::Method::POST)
-            .uri(url.as_str())
-            .header("accept", "application/json")
-            .header("content-type", "application/x-www-form-urlencoded");
-        if let Some((id, secret)) = basic {
-            use base64::Engine as _;
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-            builder = builder.header("authorization", format!("Basic {encoded}"));
-        }
-        let request = builder
-            .body(form.finish().into_bytes())
-            .map_err(|_| HttpFailure::InvalidRequest)?;
+        let request = form_request(url, params, basic)?;
         self.send(request).await
     }
 }
@@ -154,6 +137,32 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(self.send(request))
     }
+}
+
+/// Builds the form request synchronously: the serializer is not `Send` and must not live across
+/// an `.await`, or every future that sends a token request stops being `Send`.
+fn form_request(
+    url: &Url,
+    params: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Result<HttpRequest, HttpFailure> {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        form.append_pair(k, v);
+    }
+    let mut builder = oauth2::http::Request::builder()
+        .method(oauth2::http::Method::POST)
+        .uri(url.as_str())
+        .header("accept", "application/json")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        builder = builder.header("authorization", format!("Basic {encoded}"));
+    }
+    builder
+        .body(form.finish().into_bytes())
+        .map_err(|_| HttpFailure::InvalidRequest)
 }
 
 fn from_reqwest(error: reqwest::Error) -> HttpFailure {
