@@ -10,7 +10,7 @@ pub mod tokens;
 use std::collections::BTreeMap;
 
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use url::Url;
 
@@ -231,7 +231,10 @@ pub(crate) fn authorize(step: AuthorizeStep<'_>) -> Response {
     if let Some(state) = state {
         append("state", &state);
     }
-    Redirect::to(target.as_str()).into_response()
+    // 302 Found, as the providers send it (reference §11); axum's `Redirect::to` would say 303.
+    ErrorReply::empty(302)
+        .with_header("location", target.as_str())
+        .into_response()
 }
 
 /// An RS256 JWT whose signature checked out, with its claims.
