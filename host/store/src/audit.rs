@@ -358,6 +358,26 @@ impl VerifyReport {
     }
 }
 
+/// One line for `proofpix audit verify`, for example `audit chain intact: 1204 entries (seq
+/// 31 to 1234), 2 checkpoints, head authenticated by the master key`.
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(problem) = &self.problem {
+            return write!(f, "audit chain broken: {problem}");
+        }
+        write!(f, "audit chain intact: {} entries", self.entries)?;
+        if let (Some(a), Some(b)) = (self.first_seq, self.last_seq) {
+            write!(f, " (seq {a} to {b})")?;
+        }
+        write!(
+            f,
+            ", {} checkpoint{}, head authenticated by the master key",
+            self.checkpoints,
+            if self.checkpoints == 1 { "" } else { "s" }
+        )
+    }
+}
+
 /// The first problem found in the chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

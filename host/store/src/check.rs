@@ -48,6 +48,30 @@ impl IntegrityReport {
     }
 }
 
+/// Several lines for `proofpix store check`.
+impl std::fmt::Display for IntegrityReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.database_intact {
+            writeln!(f, "database pages: every checksum verified")?;
+        } else {
+            writeln!(
+                f,
+                "database pages: damage found and repaired by rolling back to an intact commit"
+            )?;
+        }
+        writeln!(f, "{}", self.audit)?;
+        writeln!(
+            f,
+            "records: {} decoded, {} sealed values opened",
+            self.records, self.sealed_values
+        )?;
+        for p in &self.problems {
+            writeln!(f, "problem: {p}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Runs every check (see the module docs). Needs exclusive access: no other transaction
     /// may be open on this handle.

@@ -9,6 +9,7 @@
 //! - `crash_kill`: SIGKILL of a writer process at random points.
 //! - `crash_backend`: a fake disk frozen at each sync.
 //! - `leaks`: secrets never reach logs, errors, exports or the file in clear.
+//! - `model`: the work queue against an in-memory model (proptest).
 
 mod common;
 
@@ -17,6 +18,7 @@ mod basics;
 mod crash_backend;
 mod crash_kill;
 mod leaks;
+mod model;
 mod pipeline;
 mod schema;
 mod tamper;
