@@ -1,1 +1,136 @@
-fn main() {}
+//! `proofpix`: find privacy risks in image metadata, locally or in the
+//! systems your images live in.
+//!
+//! Exit codes (like ripgrep's): 0 when nothing at high risk or above was
+//! found, 1 when something was, 2 on an error that stopped the command.
+//! Errors go to stderr as one chain, once; results go to stdout.
+
+mod cmd_analyze;
+mod cmd_audit;
+mod cmd_plugin;
+mod cmd_scan;
+mod cmd_strip;
+mod cmd_vault;
+mod output;
+mod walk;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Find privacy risks hidden in image metadata.
+#[derive(Debug, Parser)]
+#[command(name = "proofpix", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug). `PROOFPIX_LOG` takes a
+    /// tracing filter and wins over this.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan a folder through the full pipeline (local-folder plugin →
+    /// host fetch → analysis → JSON report per image). A second scan only
+    /// looks at files that changed.
+    Scan(cmd_scan::Args),
+    /// Analyse files and folders directly and print the findings.
+    Analyze(cmd_analyze::Args),
+    /// Write a copy of an image without its metadata (lossless).
+    Strip(cmd_strip::Args),
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: cmd_audit::Command,
+    },
+    /// Plugins: inspect what a component is and asks for.
+    Plugin {
+        #[command(subcommand)]
+        command: cmd_plugin::Command,
+    },
+    /// The credential vault.
+    Vault {
+        #[command(subcommand)]
+        command: cmd_vault::Command,
+    },
+}
+
+/// What a command found, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing at high risk or above.
+    Clean,
+    /// Something at high risk or above.
+    Findings,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Scan(args) => runtime().and_then(|rt| rt.block_on(cmd_scan::run(args))),
+        Command::Analyze(args) => cmd_analyze::run(args),
+        Command::Strip(args) => cmd_strip::run(args).map(|()| Verdict::Clean),
+        Command::Audit { command } => cmd_audit::run(command).map(|()| Verdict::Clean),
+        Command::Plugin { command } => runtime()
+            .and_then(|rt| rt.block_on(cmd_plugin::run(command)))
+            .map(|()| Verdict::Clean),
+        Command::Vault { command } => cmd_vault::run(command).map(|()| Verdict::Clean),
+    };
+    match result {
+        Ok(Verdict::Clean) => ExitCode::SUCCESS,
+        Ok(Verdict::Findings) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("proofpix: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter =
+        EnvFilter::try_from_env("PROOFPIX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Loads a risk policy file, or the default.
+pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<proofpix_analysis::Policy> {
+    use anyhow::Context;
+    match path {
+        None => Ok(proofpix_analysis::Policy::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the policy file {}", p.display()))?;
+            proofpix_analysis::Policy::from_toml_str(&text)
+                .map_err(|e| anyhow::anyhow!("policy file {}: {e}", p.display()))
+        }
+    }
+}

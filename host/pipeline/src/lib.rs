@@ -1,1 +1,1029 @@
-//! The sync pipeline: discovery, host-side fetch, analysis, idempotent write-back and notifications.
+//! The sync pipeline: one run of an integration, from discovery to
+//! write-back.
+//!
+//! ```text
+//! plugin.discover ──page──▶ store queue (+cursor, one transaction)
+//!        ▲                        │ claim (lease)
+//!        │                        ▼
+//!        └── next page   plugin.download ─▶ host fetch (file or HTTP ranges)
+//!                                                   │
+//!                                                   ▼
+//!                             analysis core ─▶ store result + file record + ack
+//!                                                   │
+//!                                                   ▼
+//!                        idempotency intent ─▶ plugin.write-back (batched) ─▶ completion
+//! ```
+//!
+//! Failure model (what a crash, a hostile image or a flaky API costs):
+//! - Discovery pages are enqueued together with the cursor that follows them,
+//!   so after a crash nothing is skipped and the run resumes where it was.
+//! - Queue items are leased; a crashed worker's lease expires and the item is
+//!   delivered again. An item that keeps failing is parked with its last
+//!   error after the store's attempt limit, and does not block the batch.
+//! - Write-back is at most once per (file version, plugin version, policy
+//!   version): intent is recorded before the plugin call and completion after
+//!   it ([`proofpix_store::IdempotencyLog`]).
+//! - A file the analysis cannot read costs that file's result (its report
+//!   carries the error); the run goes on.
+//!
+//! The queue and the idempotency log are the store's traits, so a
+//! distributed mode can put NATS JetStream behind the same calls.
+
+#![deny(missing_docs)]
+
+mod convert;
+pub mod integration;
+mod sparse;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use proofpix_analysis::{Analyzer, FileSource, Report};
+use proofpix_runtime::contract::{PluginError, RemoteFile};
+use proofpix_runtime::{CallError, Content, IntegrationContext, Plugin, RemoteContent, Session};
+use proofpix_store::{
+    AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IdempotencyLog,
+    IntegrationStatus, Lease, NewItem, NewResult, Resolution, Store, StoreError, WorkQueue,
+    WritebackKey,
+};
+use time::OffsetDateTime;
+
+pub use convert::{file_result, risk_to_contract};
+pub use sparse::SparseSource;
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Files fetched and analysed at once.
+    pub concurrency: usize,
+    /// How long a claimed item stays leased before another worker may take it.
+    pub lease: Duration,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Attempts for a discovery page before the run fails.
+    pub discover_attempts: u32,
+    /// Bytes fetched from the start of a remote file in the first round.
+    pub head_bytes: u64,
+    /// Bytes fetched from the end of a remote file in the first round.
+    pub tail_bytes: u64,
+    /// Range rounds before falling back to a full download.
+    pub range_rounds: u32,
+    /// Largest file downloaded whole.
+    pub max_file_bytes: u64,
+    /// Wait for items whose retry is due within this run (a one-shot scan
+    /// waits; a daemon leaves them to the next run).
+    pub wait_for_retries: Option<Duration>,
+    /// Whether write-backs left uncertain by a crashed run are retried for
+    /// plugins whose write-back is idempotent.
+    pub retry_uncertain_idempotent: bool,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            concurrency: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 16),
+            lease: Duration::from_secs(300),
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            discover_attempts: 5,
+            head_bytes: 128 * 1024,
+            tail_bytes: 64 * 1024,
+            range_rounds: 4,
+            max_file_bytes: 1 << 30,
+            wait_for_retries: None,
+            retry_uncertain_idempotent: true,
+        }
+    }
+}
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The plugin could not be started for this integration.
+    #[error("{0}")]
+    Load(#[from] proofpix_runtime::LoadError),
+    /// A plugin call failed in a way that stops the run (discovery).
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// A background task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What happened to one file in a run.
+#[derive(Debug, Clone)]
+pub struct FileOutcome {
+    /// The file as the plugin described it.
+    pub file: RemoteFile,
+    /// The analysis report, when analysis ran.
+    pub report: Option<Report>,
+    /// The stored result id.
+    pub result_id: Option<u64>,
+    /// Whether its result was written back in this run.
+    pub written_back: bool,
+    /// What failed, when something did.
+    pub error: Option<String>,
+    /// Bytes fetched from the platform or disk for this file.
+    pub bytes_fetched: u64,
+    /// Whether this file needed more than one attempt.
+    pub retried: bool,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    /// The batch record, as stored.
+    pub batch: BatchRecord,
+    /// Files the plugin listed.
+    pub discovered: u64,
+    /// Listed files already processed at the same version.
+    pub unchanged: u64,
+    /// Per-file outcomes of files processed in this run.
+    pub files: Vec<FileOutcome>,
+    /// Items parked (failed too often) in this run.
+    pub parked: u64,
+    /// Write-backs left uncertain by an earlier crash and not retried.
+    pub uncertain: u64,
+    /// Discovery pages fetched.
+    pub pages: u32,
+    /// Retries of plugin calls (discovery, write-back) and of files.
+    pub retries: u64,
+    /// Wall-clock duration.
+    pub duration: Duration,
+    /// Items still queued (retry due later) when the run ended.
+    pub still_queued: u64,
+}
+
+/// What a run lists and what it analyses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// From the stored cursor; skip file versions already processed.
+    Incremental,
+    /// List everything from the start; still skip processed versions (a
+    /// reconciliation after a lost or reset cursor).
+    FullListing,
+    /// List everything and analyse every file again (after a policy or
+    /// analysis upgrade). Write-backs stay at most once per key.
+    Reanalyse,
+}
+
+/// Runs syncs against one store with one analyzer.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    store: Arc<Store>,
+    analyzer: Arc<Analyzer>,
+    options: PipelineOptions,
+    owner: String,
+}
+
+/// One file being worked on.
+struct Job {
+    lease: Lease,
+    file: RemoteFile,
+    prior: Option<FileRecord>,
+}
+
+/// A job after analysis.
+struct Analysed {
+    job: Job,
+    outcome: Result<(Report, u64), String>,
+    retryable: bool,
+}
+
+impl Pipeline {
+    /// A pipeline over a store.
+    pub fn new(store: Arc<Store>, analyzer: Arc<Analyzer>, options: PipelineOptions) -> Self {
+        let owner = format!(
+            "proofpix-{}-{:x}",
+            std::process::id(),
+            OffsetDateTime::now_utc().unix_timestamp_nanos() & 0xffff_ffff
+        );
+        Pipeline {
+            store,
+            analyzer,
+            options,
+            owner,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The analyzer.
+    pub fn analyzer(&self) -> &Arc<Analyzer> {
+        &self.analyzer
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, PipelineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))?
+            .map_err(PipelineError::from)
+    }
+
+    /// Runs one sync of an integration: discover (from the stored cursor
+    /// unless `full`), analyse what changed, write results back.
+    ///
+    /// # Errors
+    /// Store failures, a plugin that cannot start, and discovery that keeps
+    /// failing. Per-file failures are reported in the result, not here.
+    pub async fn sync(
+        &self,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        mode: SyncMode,
+    ) -> Result<SyncReport, PipelineError> {
+        let started = Instant::now();
+        let id = ctx.id.clone();
+        let batch = {
+            let id = id.clone();
+            self.blocking(move |s| s.start_batch(&id)).await?
+        };
+        tracing::info!(integration = %id, batch = batch.id, plugin = %plugin.label(), "sync started");
+        self.audit(
+            "system",
+            "sync.started",
+            &id,
+            "ok",
+            serde_json::json!({"batch": batch.id}),
+        )
+        .await;
+
+        let mut run = Run {
+            report: empty_report(batch),
+            writeback_needed: plugin_writes_back(plugin),
+        };
+        let result = self.run(plugin, ctx, mode, &mut run).await;
+        let mut report = run.report;
+        report.duration = started.elapsed();
+        let depth = {
+            let id = id.clone();
+            self.blocking(move |s| s.depth(&id)).await?
+        };
+        report.still_queued = depth.pending;
+
+        // Finalise the batch whatever happened; a failed run is recorded too.
+        let now = self.store.now();
+        let b = &mut report.batch;
+        b.finished_at = Some(now);
+        b.duration = Some(report.duration);
+        for f in &report.files {
+            b.total += 1;
+            match (&f.error, &f.report) {
+                (None, Some(r)) => {
+                    b.ok += 1;
+                    *b.by_risk.entry(r.risk.as_str().to_string()).or_default() += 1;
+                }
+                (Some(e), _) => {
+                    b.errors += 1;
+                    b.failures.push(proofpix_store::BatchFailure {
+                        remote_id: f.file.id.clone(),
+                        error: e.clone(),
+                    });
+                }
+                (None, None) => {}
+            }
+            if f.retried {
+                b.retried += 1;
+            }
+            if let Some(rid) = f.result_id {
+                b.result_ids.push(rid);
+            }
+        }
+        let batch = report.batch.clone();
+        self.blocking(move |s| s.put_batch(&batch)).await?;
+
+        let (status, last_error, outcome) = match &result {
+            Ok(()) => (IntegrationStatus::Healthy, None, "ok".to_string()),
+            Err(PipelineError::Call(e))
+                if matches!(e.plugin_error(), Some(PluginError::Unauthorized(_))) =>
+            {
+                (
+                    IntegrationStatus::NeedsReauth,
+                    Some(e.to_string()),
+                    "failed".to_string(),
+                )
+            }
+            Err(e) => (
+                IntegrationStatus::Failing,
+                Some(e.to_string()),
+                "failed".to_string(),
+            ),
+        };
+        {
+            let (id, last_error) = (id.clone(), last_error.clone());
+            // An integration created outside the store (a test context) has no
+            // record to update; that is not an error of the run.
+            let _ = self
+                .blocking(move |s| s.set_integration_status(&id, status, last_error.as_deref()))
+                .await;
+        }
+        self.audit(
+            "system",
+            "sync.completed",
+            &id,
+            &outcome,
+            serde_json::json!({
+                "batch": report.batch.id, "total": report.batch.total, "ok": report.batch.ok,
+                "errors": report.batch.errors, "unchanged": report.unchanged, "error": last_error,
+            }),
+        )
+        .await;
+        tracing::info!(integration = %id, batch = report.batch.id, total = report.batch.total, errors = report.batch.errors, unchanged = report.unchanged, "sync finished");
+        result.map(|()| report)
+    }
+
+    async fn run(
+        &self,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        mode: SyncMode,
+        run: &mut Run,
+    ) -> Result<(), PipelineError> {
+        let id = ctx.id.clone();
+        let mut session = plugin.session(ctx).await?;
+        self.resolve_uncertain(plugin, &id, run).await?;
+
+        // Work left by an interrupted run is processed first.
+        self.drain(&mut session, plugin, ctx, run).await?;
+
+        let mut cursor = if mode == SyncMode::Incremental {
+            let id = id.clone();
+            self.blocking(move |s| s.cursor(&id)).await?
+        } else {
+            None
+        };
+        let reanalyse = mode == SyncMode::Reanalyse;
+        loop {
+            let page = self
+                .discover_with_retries(&mut session, plugin, ctx, cursor.as_deref(), run)
+                .await?;
+            run.report.pages += 1;
+            run.report.discovered += page.files.len() as u64;
+            let files = page.files;
+            let next = page.cursor.clone();
+            let more = page.more;
+            let needed = {
+                let id = id.clone();
+                let wb = run.writeback_needed;
+                self.blocking(move |s| {
+                    let mut items = Vec::new();
+                    let mut unchanged = 0u64;
+                    for f in files {
+                        if reanalyse || s.needs_processing(&id, &f.id, &f.version, wb)? {
+                            let payload = serde_json::to_vec(&f).unwrap_or_default();
+                            items.push(NewItem {
+                                dedup_key: format!("{}@{}", f.id, f.version),
+                                payload,
+                            });
+                        } else {
+                            unchanged += 1;
+                        }
+                    }
+                    s.enqueue_page(&id, &items, next.as_deref())?;
+                    Ok(unchanged)
+                })
+                .await?
+            };
+            run.report.unchanged += needed;
+            self.drain(&mut session, plugin, ctx, run).await?;
+            if !more {
+                break;
+            }
+            cursor = page.cursor;
+        }
+
+        // Items waiting for a retry: a one-shot run waits for them, bounded.
+        if let Some(max_wait) = self.options.wait_for_retries {
+            let deadline = Instant::now() + max_wait;
+            loop {
+                let depth = {
+                    let id = id.clone();
+                    self.blocking(move |s| s.depth(&id)).await?
+                };
+                if depth.pending == 0 || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                self.drain(&mut session, plugin, ctx, run).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn discover_with_retries(
+        &self,
+        session: &mut Session,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        cursor: Option<&str>,
+        run: &mut Run,
+    ) -> Result<proofpix_runtime::contract::Page, PipelineError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if session.is_poisoned() {
+                *session = plugin.session(ctx).await?;
+            }
+            match session.discover(cursor).await {
+                Ok(page) => return Ok(page),
+                Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
+                    let wait = retry_after(&e).unwrap_or_else(|| self.backoff(attempt));
+                    tracing::warn!(integration = %ctx.id, attempt, wait_ms = wait.as_millis() as u64, "discovery failed, retrying: {e}");
+                    run.report.retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Exponential back-off with ±25% jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .options
+            .retry_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = base.min(self.options.retry_max);
+        let jitter = (OffsetDateTime::now_utc().nanosecond() % 500) as f64 / 1000.0 - 0.25;
+        capped.mul_f64(1.0 + jitter)
+    }
+
+    /// Processes every due item in the queue.
+    async fn drain(
+        &self,
+        session: &mut Session,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        run: &mut Run,
+    ) -> Result<(), PipelineError> {
+        let chunk = self.options.concurrency.max(1) * 4;
+        loop {
+            let leases = {
+                let (id, owner, lease) = (ctx.id.clone(), self.owner.clone(), self.options.lease);
+                self.blocking(move |s| s.claim(&id, &owner, chunk, lease))
+                    .await?
+            };
+            if leases.is_empty() {
+                return Ok(());
+            }
+            let mut jobs = Vec::with_capacity(leases.len());
+            for lease in leases {
+                let file: RemoteFile = match serde_json::from_slice(&lease.payload) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let msg = format!("unreadable queue item: {e}");
+                        self.blocking(move |s| s.park(&lease, &msg)).await?;
+                        continue;
+                    }
+                };
+                let prior = {
+                    let (id, rid) = (ctx.id.clone(), file.id.clone());
+                    self.blocking(move |s| s.file(&id, &rid)).await?
+                };
+                jobs.push(Job { lease, file, prior });
+            }
+
+            // Download specs come from the plugin, one call each (cheap: no I/O).
+            let mut specs = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                if session.is_poisoned() {
+                    *session = plugin.session(ctx).await?;
+                }
+                let spec = session.download(&job.file).await;
+                specs.push((job, spec));
+            }
+            let fetcher = session.fetcher().clone();
+
+            // Fetch and analyse concurrently.
+            let analysed: Vec<Analysed> = futures_util::stream::iter(specs)
+                .map(|(job, spec)| {
+                    let fetcher = fetcher.clone();
+                    async move {
+                        match spec {
+                            Err(e) => Analysed {
+                                retryable: e.is_retryable(),
+                                outcome: Err(e.to_string()),
+                                job,
+                            },
+                            Ok(spec) => match fetcher.open(&spec) {
+                                Err(e) => Analysed {
+                                    retryable: e.is_retryable(),
+                                    outcome: Err(e.to_string()),
+                                    job,
+                                },
+                                Ok(content) => match self.analyse(content, job.file.size).await {
+                                    Ok(done) => Analysed {
+                                        retryable: false,
+                                        outcome: Ok(done),
+                                        job,
+                                    },
+                                    Err((e, retryable)) => Analysed {
+                                        retryable,
+                                        outcome: Err(e),
+                                        job,
+                                    },
+                                },
+                            },
+                        }
+                    }
+                })
+                .buffer_unordered(self.options.concurrency.max(1))
+                .collect()
+                .await;
+
+            let mut to_write = Vec::new();
+            for a in analysed {
+                if let Some(done) = self.record(ctx, a, run).await? {
+                    to_write.push(done);
+                }
+            }
+            if run.writeback_needed && !to_write.is_empty() {
+                self.write_back(session, plugin, ctx, to_write, run).await?;
+            }
+        }
+    }
+
+    /// Stores the outcome of one job; returns what needs writing back.
+    async fn record(
+        &self,
+        ctx: &IntegrationContext,
+        a: Analysed,
+        run: &mut Run,
+    ) -> Result<Option<(usize, u64)>, PipelineError> {
+        let Analysed {
+            job,
+            outcome,
+            retryable,
+        } = a;
+        let now = self.store.now();
+        let base = FileRecord {
+            integration: ctx.id.clone(),
+            remote_id: job.file.id.clone(),
+            version: job.file.version.clone(),
+            name: job.file.name.clone(),
+            content_hash: None,
+            last_result: job.prior.as_ref().and_then(|p| p.last_result),
+            status: FileStatus::Analysed,
+            attempts: job.lease.attempt,
+            last_error: None,
+            updated_at: now,
+        };
+        let retried = job.lease.attempt > 1;
+        match outcome {
+            Ok((report, fetched)) => {
+                let new = NewResult {
+                    integration: ctx.id.clone(),
+                    remote_id: job.file.id.clone(),
+                    file_version: job.file.version.clone(),
+                    risk: report.risk.as_str().to_string(),
+                    score: u32::from(report.score),
+                    report_json: report.to_json(&job.file.name).to_string(),
+                };
+                let lease = job.lease.clone();
+                let file = base.clone();
+                let result_id = self
+                    .blocking(move |s| s.complete_item(&lease, &file, Some(new)))
+                    .await;
+                let result_id = match result_id {
+                    Ok(id) => id,
+                    // Another worker took the item over after our lease expired:
+                    // it records the result; this copy is dropped.
+                    Err(PipelineError::Store(StoreError::LeaseLost { .. })) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                run.report.files.push(FileOutcome {
+                    file: job.file,
+                    report: Some(report),
+                    result_id,
+                    written_back: false,
+                    error: None,
+                    bytes_fetched: fetched,
+                    retried,
+                });
+                Ok(result_id.map(|rid| (run.report.files.len() - 1, rid)))
+            }
+            Err(error) => {
+                let lease = job.lease.clone();
+                let file = base;
+                let outcome = if retryable {
+                    let retry_at = now + self.backoff(job.lease.attempt);
+                    let msg = error.clone();
+                    self.blocking(move |s| s.fail_item(&lease, &file, retry_at, &msg))
+                        .await?
+                } else {
+                    let msg = error.clone();
+                    let mut file = file;
+                    file.status = FileStatus::Parked;
+                    file.last_error = Some(msg.clone());
+                    self.blocking(move |s| {
+                        s.park(&lease, &msg)?;
+                        s.put_file(&file)
+                    })
+                    .await?;
+                    proofpix_store::Nacked::Parked
+                };
+                if outcome == proofpix_store::Nacked::Parked {
+                    run.report.parked += 1;
+                    run.report.files.push(FileOutcome {
+                        file: job.file,
+                        report: None,
+                        result_id: None,
+                        written_back: false,
+                        error: Some(error),
+                        bytes_fetched: 0,
+                        retried,
+                    });
+                } else {
+                    run.report.retries += 1;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Fetches what the analysis needs and analyses it.
+    async fn analyse(
+        &self,
+        content: Content,
+        size_hint: Option<u64>,
+    ) -> Result<(Report, u64), (String, bool)> {
+        match content {
+            Content::Local { file, len, .. } => {
+                let analyzer = self.analyzer.clone();
+                tokio::task::spawn_blocking(move || {
+                    let src = FileSource::new(file)
+                        .map_err(|e| (format!("cannot read the file: {e}"), true))?;
+                    let report = analyzer.analyze(&src);
+                    let read = report.bytes_read;
+                    let _ = len;
+                    Ok((report, read))
+                })
+                .await
+                .map_err(|e| (format!("analysis task failed: {e}"), false))?
+            }
+            Content::Remote(remote) => self.analyse_remote(remote, size_hint).await,
+        }
+    }
+
+    async fn analyse_remote(
+        &self,
+        remote: RemoteContent,
+        size_hint: Option<u64>,
+    ) -> Result<(Report, u64), (String, bool)> {
+        let o = &self.options;
+        let fetch_err = |e: proofpix_runtime::FetchError| {
+            let retryable = e.is_retryable();
+            (e.to_string(), retryable)
+        };
+        if !remote.supports_range {
+            let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
+            let n = bytes.len() as u64;
+            return Ok((self.analyse_bytes(bytes).await?, n));
+        }
+        let (head, total) = remote
+            .read_range(0, o.head_bytes, o.max_file_bytes)
+            .await
+            .map_err(fetch_err)?;
+        let mut fetched = head.len() as u64;
+        let Some(total) = total.or(size_hint) else {
+            // No size known: the head is all we can place; analyse it as the
+            // whole file only if it is the whole file.
+            let bytes = if (head.len() as u64) < o.head_bytes {
+                head
+            } else {
+                remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?
+            };
+            let n = bytes.len() as u64;
+            return Ok((self.analyse_bytes(bytes).await?, n));
+        };
+        let mut sparse = SparseSource::new(total);
+        sparse.insert(0, head);
+        if total > o.head_bytes {
+            let start = total.saturating_sub(o.tail_bytes).max(o.head_bytes);
+            let (tail, _) = remote
+                .read_range(start, total - start, o.max_file_bytes)
+                .await
+                .map_err(fetch_err)?;
+            fetched += tail.len() as u64;
+            sparse.insert(start, tail);
+        }
+        for _ in 0..o.range_rounds {
+            let (report, back) = self.analyse_sparse(sparse).await?;
+            sparse = back;
+            let missing = sparse.missing(&report.needs);
+            if missing.is_empty() {
+                return Ok((report, fetched));
+            }
+            for (offset, len) in missing {
+                let (bytes, _) = remote
+                    .read_range(offset, len, o.max_file_bytes)
+                    .await
+                    .map_err(fetch_err)?;
+                fetched += bytes.len() as u64;
+                sparse.insert(offset, bytes);
+            }
+        }
+        // Still missing ranges after the rounds: fetch the whole file.
+        let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
+        fetched += bytes.len() as u64;
+        Ok((self.analyse_bytes(bytes).await?, fetched))
+    }
+
+    async fn analyse_sparse(
+        &self,
+        sparse: SparseSource,
+    ) -> Result<(Report, SparseSource), (String, bool)> {
+        let analyzer = self.analyzer.clone();
+        tokio::task::spawn_blocking(move || {
+            let report = analyzer.analyze(&sparse);
+            (report, sparse)
+        })
+        .await
+        .map_err(|e| (format!("analysis task failed: {e}"), false))
+    }
+
+    async fn analyse_bytes(&self, bytes: Vec<u8>) -> Result<Report, (String, bool)> {
+        let analyzer = self.analyzer.clone();
+        tokio::task::spawn_blocking(move || analyzer.analyze(&bytes))
+            .await
+            .map_err(|e| (format!("analysis task failed: {e}"), false))
+    }
+
+    /// Writes back results in the plugin's batch size, at most once each.
+    async fn write_back(
+        &self,
+        session: &mut Session,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        done: Vec<(usize, u64)>,
+        run: &mut Run,
+    ) -> Result<(), PipelineError> {
+        let batch_size = plugin.info().write_back_batch_size.max(1) as usize;
+        let analysed_at = now_rfc3339();
+        for chunk in done.chunks(batch_size) {
+            let mut send = Vec::new();
+            for &(idx, _) in chunk {
+                let Some(outcome) = run.report.files.get(idx) else {
+                    continue;
+                };
+                let Some(report) = &outcome.report else {
+                    continue;
+                };
+                let key = writeback_key(ctx, plugin, &outcome.file, report);
+                let k = key.clone();
+                match self.blocking(move |s| s.begin_writeback(&k)).await? {
+                    Begin::Proceed => send.push((idx, key)),
+                    Begin::AlreadyDone { .. } => {
+                        let file = written_record(self.store.now(), ctx, outcome);
+                        self.blocking(move |s| s.put_file(&file)).await?;
+                    }
+                    Begin::InFlight { .. } => {}
+                    Begin::Uncertain { .. } => run.report.uncertain += 1,
+                }
+            }
+            if send.is_empty() {
+                continue;
+            }
+            let results: Vec<_> = send
+                .iter()
+                .filter_map(|(idx, _)| run.report.files.get(*idx))
+                .filter_map(|o| {
+                    o.report
+                        .as_ref()
+                        .map(|r| file_result(&o.file, r, &analysed_at))
+                })
+                .collect();
+            let mut attempt = 0u32;
+            let outcomes = loop {
+                attempt += 1;
+                if session.is_poisoned() {
+                    *session = plugin.session(ctx).await?;
+                }
+                match session.write_back(&results).await {
+                    Ok(o) => break Ok(o),
+                    Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
+                        run.report.retries += 1;
+                        tokio::time::sleep(
+                            retry_after(&e).unwrap_or_else(|| self.backoff(attempt)),
+                        )
+                        .await;
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            match outcomes {
+                Ok(outcomes) => {
+                    let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
+                        .iter()
+                        .map(|o| (o.file_id.as_str(), &o.outcome))
+                        .collect();
+                    for (idx, key) in send {
+                        let completion = match by_id.get(key.remote_id.as_str()) {
+                            Some(Ok(())) => Completion::Written,
+                            Some(Err(e)) => Completion::Failed {
+                                error: proofpix_runtime::describe_plugin_error(e),
+                            },
+                            None => Completion::Failed {
+                                error: "the plugin reported no outcome for this file".into(),
+                            },
+                        };
+                        let Some(outcome) = run.report.files.get_mut(idx) else {
+                            continue;
+                        };
+                        let mut file = written_record(self.store.now(), ctx, outcome);
+                        if let Completion::Failed { error } = &completion {
+                            file.status = FileStatus::Analysed;
+                            file.last_error = Some(format!("write-back failed: {error}"));
+                            outcome.error = Some(format!("write-back failed: {error}"));
+                        } else {
+                            outcome.written_back = true;
+                        }
+                        self.blocking(move |s| {
+                            s.complete_writeback_with_file(&key, &completion, &file)
+                        })
+                        .await?;
+                    }
+                }
+                Err(e) => {
+                    // The whole call failed: nothing was written (the plugin
+                    // reports per-file outcomes when some succeed).
+                    let msg = e.to_string();
+                    for (idx, key) in send {
+                        let completion = Completion::Failed { error: msg.clone() };
+                        self.blocking(move |s| s.complete_writeback(&key, &completion))
+                            .await?;
+                        if let Some(o) = run.report.files.get_mut(idx) {
+                            o.error = Some(format!("write-back failed: {msg}"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write-backs a crashed run left uncertain: retried for plugins whose
+    /// write-back overwrites (idempotent), otherwise left for an operator.
+    async fn resolve_uncertain(
+        &self,
+        plugin: &Plugin,
+        id: &str,
+        run: &mut Run,
+    ) -> Result<(), PipelineError> {
+        let pending = {
+            let id = id.to_string();
+            self.blocking(move |s| s.uncertain(&id)).await?
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let idempotent =
+            self.options.retry_uncertain_idempotent && plugin_writeback_is_idempotent(plugin);
+        for (key, since) in pending {
+            if idempotent {
+                // Retry: the file is re-analysed and written again; the write
+                // overwrites what may have landed.
+                let k = key.clone();
+                self.blocking(move |s| s.resolve_uncertain(&k, Resolution::Retry))
+                    .await?;
+                let k = key.clone();
+                self.blocking(move |s| {
+                    s.complete_writeback(
+                        &k,
+                        &Completion::Failed {
+                            error: "retried after an interrupted run".into(),
+                        },
+                    )
+                })
+                .await?;
+            } else {
+                tracing::warn!(integration = %id, since = %since, "a write-back was interrupted by a crash and is left for an operator to resolve");
+                run.report.uncertain += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        details: serde_json::Value,
+    ) {
+        let event = AuditEvent::new(actor, action, target)
+            .outcome(outcome)
+            .details(details);
+        if let Err(e) = self.blocking(move |s| s.audit(&event)).await {
+            tracing::error!("cannot append to the audit log: {e}");
+        }
+    }
+}
+
+struct Run {
+    report: SyncReport,
+    writeback_needed: bool,
+}
+
+fn empty_report(batch: BatchRecord) -> SyncReport {
+    SyncReport {
+        batch,
+        discovered: 0,
+        unchanged: 0,
+        files: Vec::new(),
+        parked: 0,
+        uncertain: 0,
+        pages: 0,
+        retries: 0,
+        duration: Duration::ZERO,
+        still_queued: 0,
+    }
+}
+
+/// Whether the plugin writes results back (declares the source capability;
+/// a plugin with no write-back answers "not supported" and is skipped).
+fn plugin_writes_back(plugin: &Plugin) -> bool {
+    plugin
+        .info()
+        .capabilities
+        .contains(&proofpix_runtime::contract::Capability::Source)
+}
+
+/// Plugins whose write-back overwrites a per-file value (a report file, a
+/// field or column), so repeating it after a crash is harmless. Contract 0.1
+/// has no field for this; the first-party plugins known to overwrite are
+/// listed here until 0.2 declares it.
+fn plugin_writeback_is_idempotent(plugin: &Plugin) -> bool {
+    matches!(
+        plugin.info().id.as_str(),
+        "local-folder" | "sharepoint" | "google-drive" | "box" | "dropbox"
+    )
+}
+
+fn writeback_key(
+    ctx: &IntegrationContext,
+    plugin: &Plugin,
+    file: &RemoteFile,
+    report: &Report,
+) -> WritebackKey {
+    WritebackKey {
+        integration: ctx.id.clone(),
+        remote_id: file.id.clone(),
+        file_version: file.version.clone(),
+        plugin_version: plugin.info().version.clone(),
+        policy_version: report.policy_version.clone(),
+    }
+}
+
+fn written_record(now: OffsetDateTime, ctx: &IntegrationContext, o: &FileOutcome) -> FileRecord {
+    FileRecord {
+        integration: ctx.id.clone(),
+        remote_id: o.file.id.clone(),
+        version: o.file.version.clone(),
+        name: o.file.name.clone(),
+        content_hash: None,
+        last_result: o.result_id,
+        status: FileStatus::Written,
+        attempts: 0,
+        last_error: None,
+        updated_at: now,
+    }
+}
+
+fn retry_after(e: &CallError) -> Option<Duration> {
+    match e.plugin_error() {
+        Some(PluginError::RateLimited(r)) => r.retry_after_ms.map(Duration::from_millis),
+        _ => None,
+    }
+}
+
+/// Now as RFC 3339 UTC, second precision.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -85,6 +85,12 @@ impl Runtime {
     pub async fn load(&self, wasm: &[u8]) -> Result<Plugin, LoadError> {
         let content_hash = hex::encode(Sha256::digest(wasm));
         let engine = &self.inner.engine;
+        if !wasm.starts_with(b"\0asm") {
+            return Err(LoadError::Invalid(
+                "the file does not start with the \\0asm magic bytes of a WebAssembly binary"
+                    .into(),
+            ));
+        }
         // wasmtime validates its input, but a compiler bug must cost this one
         // plugin, not the daemon.
         let compiled =
@@ -94,7 +100,8 @@ impl Runtime {
                     .map(|c| (c, CacheOutcome::Disabled)),
             }))
             .map_err(|_| LoadError::Invalid("the compiler panicked on this input".into()))?;
-        let (component, cache) = compiled.map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let (component, cache) =
+            compiled.map_err(|e| LoadError::Invalid(one_line(&format!("{e:#}"))))?;
 
         let contract_version = contract_version(engine, &component)?;
         let pre = self
@@ -814,6 +821,12 @@ fn file_strings_len(f: &RemoteFile) -> usize {
     .chain(f.properties.iter().map(|(k, v)| k.len() + v.len()))
     .max()
     .unwrap_or(0)
+}
+
+/// Collapses a multi-line error into one line of at most 300 characters.
+fn one_line(s: &str) -> String {
+    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    truncate(&joined, 300)
 }
 
 fn json_len<T: serde::Serialize>(v: &T) -> usize {
