@@ -21,7 +21,7 @@
 //! integration is serialized behind one async mutex, which is what makes single-use refresh
 //! tokens (Box, rotating Slack) safe under concurrency. Standard grants use the `oauth2` crate;
 //! what it cannot express (JWT bearer, Slack's `ok:false`, Salesforce's missing `expires_in`) is
-//! handled explicitly in [`grants`](crate) with the reference section cited.
+//! handled explicitly in the `grants` module, with the reference section cited.
 //!
 //! Threat model in one line per adversary: a *plugin* may declare a hostile token URL, so secrets
 //! go only to the declared URL, which the operator approves, and never across a redirect; a

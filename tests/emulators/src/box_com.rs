@@ -7,7 +7,7 @@
 //! at once) is locked out until the user re-authorizes. Access tokens last 60 min, refresh tokens
 //! 60 days or one use, authorization codes 30 s. Client credentials go in the form body.
 //!
-//! Only the client-credentials `invalid_grant` / `unauthorized_client` bodies are [obs] in the
+//! Only the client-credentials `invalid_grant` / `unauthorized_client` bodies are \[obs\] in the
 //! reference; the other error texts have situation keys in [`errors`]. The 401 of the API route
 //! has an empty body by default (reference §10.6 leaves it open): override [`errors::API_UNAUTHORIZED`].
 

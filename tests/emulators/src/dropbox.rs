@@ -5,7 +5,7 @@
 //! Access tokens (`sl.…`) are short-lived (`expires_in` 14 400 s); a refresh token is issued only
 //! when the authorize request asked for `token_access_type=offline` and is long-lived and reusable.
 //! The refresh response has no `refresh_token`. Client credentials may be in the body or in HTTP
-//! Basic; with PKCE the secret may be omitted. Token error texts are [mem] in the reference
+//! Basic; with PKCE the secret may be omitted. Token error texts are \[mem\] in the reference
 //! (`{"error":"invalid_grant","error_description":…}` shape), hence the keys in [`errors`].
 
 use std::collections::BTreeMap;

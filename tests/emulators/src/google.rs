@@ -6,7 +6,7 @@
 //! account; signature under that account's key; `aud` the token URL; `iat`/`exp` at most 3600 s
 //! apart and around "now" on the emulated clock; a `scope` claim; a `sub` only for users the
 //! account may impersonate (domain-wide delegation). Access tokens last `expires_in` 3599 s; no
-//! refresh token is issued for JWT bearer. Error bodies quoted in the reference ([obs]) are exact;
+//! refresh token is issued for JWT bearer. Error bodies quoted in the reference (\[obs\]) are exact;
 //! the others have a situation key in [`errors`].
 
 use std::collections::BTreeMap;

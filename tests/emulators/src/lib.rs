@@ -53,6 +53,9 @@
 //! # }
 //! ```
 //!
+//! To poke at them by hand, `cargo run -p proofpix-emulators --bin proofpix-emulators` starts all
+//! six on loopback and prints their URLs and fixture client ids.
+//!
 //! The emulators hold request bodies, secrets included, in memory: they are test tooling and bind
 //! only the loopback interface.
 

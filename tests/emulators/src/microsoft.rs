@@ -9,7 +9,7 @@
 //!   by `\r\nTrace ID`, `Correlation ID`, `Timestamp` lines), in `error_codes` and in `error_uri`;
 //! - the tenant segment must be the tenant's GUID or its `*.onmicrosoft.com` domain.
 //!
-//! The AADSTS numbers other than 70011 and the exact `error` code that goes with each are [mem] in
+//! The AADSTS numbers other than 70011 and the exact `error` code that goes with each are \[mem\] in
 //! the reference: every one of them has a situation key in [`errors`] so a test can override it.
 //! Certificate (`client_assertion`) credentials are not emulated: the plugin contract's
 //! client-credentials scheme has only a client secret.
@@ -32,7 +32,7 @@ pub fn token_path(tenant: &str) -> String {
     format!("/{tenant}/oauth2/v2.0/token")
 }
 
-/// Situation keys (see [`ErrorCatalog`](crate::ErrorCatalog)); all defaults are [mem] in the
+/// Situation keys (see [`ErrorCatalog`](crate::ErrorCatalog)); all defaults are \[mem\] in the
 /// reference except the AADSTS70011 shape.
 pub mod errors {
     /// Unknown client id. Default: 401 `invalid_client` / AADSTS700016.

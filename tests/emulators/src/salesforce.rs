@@ -48,7 +48,7 @@ pub const AUTHORIZE_PATH: &str = "/services/oauth2/authorize";
 pub const JWT_BEARER: &str = common::JWT_BEARER;
 
 /// Situation keys for [`ErrorCatalog::set`](crate::ErrorCatalog::set). Defaults marked
-/// *unverified* are the reference's [mem] facts or guesses; override them when you know better.
+/// *unverified* are the reference's \[mem\] facts or guesses; override them when you know better.
 pub mod errors {
     /// Password grant while the org blocks the username-password flow. Default (unverified):
     /// 400 `invalid_grant` / `authentication failure`.
