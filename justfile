@@ -1,0 +1,48 @@
+# Conveniences over the cargo commands the README gives; nothing here is a
+# required step.
+
+shared := justfile_directory() / "../shared"
+
+# The tests, as CI runs them.
+test:
+    cargo test --workspace
+
+# Scan a folder through the whole pipeline (default: the shipped samples).
+scan DIR="samples":
+    cargo run --release -p proofpix -- scan {{DIR}}
+
+# Analyse files or folders directly.
+analyze +PATHS:
+    cargo run --release -p proofpix -- analyze {{PATHS}}
+
+# Formatting, lints and the dependency direction (analysis and policy never pull in tokio or wasmtime).
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    ! cargo tree -p proofpix-analysis -e normal | grep -E 'wasmtime|tokio'
+    ! cargo tree -p proofpix-policy -e normal | grep -E 'wasmtime|tokio'
+
+# Everything CI checks, in CI's order.
+ci:
+    .ci/run
+
+# Privacy recall against ExifTool's golden readings of the shared corpus.
+recall:
+    cargo run --release -q -p proofpix -- analyze --json {{shared}}/corpus/exiftool-t {{shared}}/corpus/exif-samples {{shared}}/corpus/exiv2 {{shared}}/corpus/mat2 {{shared}}/corpus/hostile > /tmp/proofpix-recall.jsonl || true
+    .ci/recall-check --tool {{shared}}/tools/privacy-recall --corpus {{shared}}/corpus --ours /tmp/proofpix-recall.jsonl --min-overall 0.97 --min-category 0.95 --min-cases 10
+
+# Build the plugins alone (the normal build does this too).
+plugins:
+    cargo build -p proofpix-plugin-artifacts
+
+# Criterion benchmarks of one crate, e.g. `just bench proofpix-runtime`.
+bench CRATE:
+    cargo bench -p {{CRATE}}
+
+# Cold/warm start and peak RSS of `proofpix scan` over 1,000 generated images (see BENCHMARKS.md).
+bench-scan:
+    bench/scan.sh
+
+# Regenerate the shipped samples from tests/fixtures.
+samples:
+    cargo run -q -p proofpix-fixtures --example write_samples -- samples
