@@ -75,7 +75,9 @@ impl TokenHttp {
         if Url::parse(&requested).ok().as_ref() != Some(response.url()) {
             return Err(HttpFailure::Redirected { status: 0 });
         }
-        if status.is_server_error() {
+        // 429 from a token endpoint is throttling, not a verdict on the credentials: report it
+        // as temporary, like a 5xx.
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(HttpFailure::ServerError {
                 status: status.as_u16(),
             });

@@ -43,6 +43,19 @@ async fn a_failing_token_endpoint_is_reported_as_temporary_and_the_next_call_rec
     );
     assert!(err.is_transient());
     assert!(creds.authorization().await.is_ok());
+    // Throttling is temporary too, whatever the body says.
+    ms.faults().once(
+        &path,
+        Fault::Respond(proofpix_emulators::ErrorReply::json(
+            429,
+            serde_json::json!({"error": "temporarily_unavailable"}),
+        )),
+    );
+    let err = creds.renew().await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::ProviderUnavailable { status: 429, .. }),
+        "{err:?}"
+    );
     common::finish(&[&ms]);
 }
 
