@@ -175,6 +175,12 @@ pub enum OpenError {
         #[source]
         source: Box<StoreError>,
     },
+    /// The file is damaged in a way redb's checks did not report.
+    #[error("the store is damaged ({reason}); run `proofpix store check`, or restore a backup")]
+    Damaged {
+        /// What is wrong.
+        reason: String,
+    },
     /// Loading the master key failed.
     #[error(transparent)]
     Key(#[from] KeyError),

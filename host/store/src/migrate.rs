@@ -134,7 +134,12 @@ pub(crate) fn open_schema(store: &Store, extra: &[Migration]) -> Result<(), Open
                         .details(serde_json::json!({ "from": found, "to": target })),
                 )?;
             }
-            schema::create_tables(&txn).map_err(StoreError::from)?;
+            let missing = schema::missing_tables(&txn).map_err(StoreError::from)?;
+            if !missing.is_empty() {
+                return Err(OpenError::Damaged {
+                    reason: format!("the tables {missing:?} are missing"),
+                });
+            }
         }
     }
     txn.commit().map_err(StoreError::from)?;

@@ -85,7 +85,50 @@ pub(crate) mod meta {
     pub const AUDIT_HEAD_MAC: &str = "audit.head_mac";
 }
 
-/// Creates every table that does not exist yet (idempotent).
+/// The name of every table of [`SCHEMA_VERSION`].
+pub const TABLE_NAMES: &[&str] = &[
+    "meta",
+    "sequences",
+    "plugins",
+    "integrations",
+    "secrets",
+    "tokens",
+    "cursors",
+    "kv_state",
+    "kv_usage",
+    "files",
+    "results",
+    "batches",
+    "audit",
+    "audit_checkpoints",
+    "queue_items",
+    "queue_due",
+    "queue_parked",
+    "queue_dedup",
+    "queue_counts",
+    "writebacks",
+];
+
+/// The tables of [`TABLE_NAMES`] missing from an existing store.
+///
+/// Opening a table in a write transaction creates it, so a table whose name was damaged in
+/// the file would silently come back empty; an existing store must already have every table
+/// (a future version that adds one creates it in its migration step).
+pub(crate) fn missing_tables(
+    txn: &redb::WriteTransaction,
+) -> Result<Vec<&'static str>, redb::StorageError> {
+    let present: Vec<String> = txn
+        .list_tables()?
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    Ok(TABLE_NAMES
+        .iter()
+        .copied()
+        .filter(|n| !present.iter().any(|p| p == n))
+        .collect())
+}
+
+/// Creates every table (a new store).
 pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEQUENCES)?;

@@ -41,9 +41,15 @@ pub struct StoreOptions {
     /// How many deliveries a queue item gets before a failure parks it. Default 5, like a
     /// JetStream consumer's `max_deliver`.
     pub queue_max_attempts: u32,
-    /// Run redb's full integrity check (every page checksum) at open. Default `false`: it
-    /// reads the whole file, so it costs seconds on a large store; `proofpix store check`
-    /// runs the same check on demand. redb always verifies after an unclean shutdown.
+    /// Run redb's full integrity check (every page checksum) at open. Default `true`.
+    ///
+    /// redb verifies checksums only when it repairs or is asked to, not on ordinary reads;
+    /// and the first write transaction copies a damaged page with a fresh checksum, which
+    /// launders the damage. The tamper tests found exactly that (a flipped byte in a table
+    /// name made a table come back empty without any check noticing). Verifying at open,
+    /// before our first write, closes that hole. It reads the whole file: see
+    /// `BENCHMARKS.md` for the cost at 1M file records. Turning it off trades that for
+    /// trusting the file between opens.
     pub check_integrity_on_open: bool,
     /// redb's page cache, in bytes. Default 64 MiB (redb's own default is 1 GiB, too much for
     /// a daemon that shares its host).
@@ -59,7 +65,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             queue_max_attempts: 5,
-            check_integrity_on_open: false,
+            check_integrity_on_open: true,
             cache_size_bytes: 64 << 20,
             clock: Arc::new(OffsetDateTime::now_utc),
             extra_migrations: Vec::new(),

@@ -263,3 +263,24 @@ fn the_key_check_is_stored_and_reveals_nothing_about_the_key() {
             .any(|w| key.to_hex().as_bytes().windows(8).any(|k| k == w))
     );
 }
+
+/// Regression (found by the tamper sweep): a table that vanished from redb's table directory
+/// must not be re-created empty at open; that would hide the loss from every later check.
+#[test]
+fn an_existing_store_with_a_missing_table_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let clock = TestClock::new();
+    populate(&open(dir.path(), &key, &clock));
+    {
+        let db = redb::Database::open(dir.path().join(STORE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(schema::RESULTS).unwrap());
+        txn.commit().unwrap();
+    }
+    let err = Store::open_with(dir.path(), &key, clock.options()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the store is damaged (the tables [\"results\"] are missing); run `proofpix store check`, or restore a backup"
+    );
+}
