@@ -42,6 +42,8 @@ pub mod container;
 mod ctx;
 mod family;
 mod findings;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod policy;
 mod report;

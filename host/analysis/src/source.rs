@@ -24,6 +24,11 @@ use serde::Serialize;
 /// declared length is treated as hostile.
 pub const MAX_READ_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Windows kept for re-reads (segment headers followed by their payloads, the tail window).
+const CACHE_ENTRIES: usize = 8;
+/// Largest single read kept in the window cache.
+const CACHE_ENTRY_MAX_BYTES: usize = 256 * 1024;
+
 /// Small reads are widened to this window (clamped to the file) so that walking a chain of
 /// segment headers costs one source read per window rather than one per header.
 const READ_AHEAD_BYTES: u64 = 4096;
@@ -173,7 +178,8 @@ pub struct Reader<'a> {
     src: &'a dyn ByteSource,
     len: u64,
     bytes_read: Cell<u64>,
-    window: RefCell<(u64, Vec<u8>)>,
+    /// Recently fetched windows (offset, bytes), oldest first.
+    cache: RefCell<Vec<(u64, Vec<u8>)>>,
     needs: RefCell<Vec<ByteRange>>,
 }
 
@@ -193,7 +199,7 @@ impl<'a> Reader<'a> {
             src,
             len: src.len(),
             bytes_read: Cell::new(0),
-            window: RefCell::new((0, Vec::new())),
+            cache: RefCell::new(Vec::new()),
             needs: RefCell::new(Vec::new()),
         }
     }
@@ -249,40 +255,68 @@ impl<'a> Reader<'a> {
 
     /// Read exactly `len` bytes at `offset`.
     ///
+    /// Bytes already fetched (a recent window) are served from memory and not counted again;
+    /// a read that starts inside a cached window fetches only the rest.
+    ///
     /// # Errors
     /// See [`ReadError`]; a missing range is also recorded in [`Reader::needs`].
     pub fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
         self.check(offset, len)?;
         let ulen = usize::try_from(len).map_err(|_| ReadError::TooLarge(len))?;
+        let mut prefix: Vec<u8> = Vec::new();
         {
-            let w = self.window.borrow();
-            if let Some(rel) = offset.checked_sub(w.0)
-                && let Ok(rel) = usize::try_from(rel)
-                && let Some(end) = rel.checked_add(ulen)
-                && let Some(part) = w.1.get(rel..end)
-            {
-                return Ok(part.to_vec());
+            let cache = self.cache.borrow();
+            for (w_off, w) in cache.iter().rev() {
+                let Some(rel) = offset
+                    .checked_sub(*w_off)
+                    .and_then(|r| usize::try_from(r).ok())
+                else {
+                    continue;
+                };
+                let Some(avail) = w.get(rel..) else { continue };
+                if avail.len() >= ulen {
+                    return Ok(avail.get(..ulen).map(<[u8]>::to_vec).unwrap_or_default());
+                }
+                if avail.len() > prefix.len() {
+                    prefix = avail.to_vec();
+                }
             }
         }
-        if len < READ_AHEAD_BYTES {
-            let wlen = READ_AHEAD_BYTES.min(self.len.saturating_sub(offset));
+        let rest_off = offset.saturating_add(prefix.len() as u64);
+        let rest_len = len.saturating_sub(prefix.len() as u64);
+        if rest_len < READ_AHEAD_BYTES {
+            let wlen = READ_AHEAD_BYTES.min(self.len.saturating_sub(rest_off));
             if let Ok(wl) = usize::try_from(wlen) {
                 let mut buf = vec![0u8; wl];
                 // Try the widened window quietly first; a sparse source may lack part of it.
-                if let Ok(()) = self.src.read_at(offset, &mut buf) {
+                if let Ok(()) = self.src.read_at(rest_off, &mut buf) {
                     self.bytes_read
                         .set(self.bytes_read.get().saturating_add(wlen));
-                    let out = buf.get(..ulen).map(<[u8]>::to_vec);
-                    *self.window.borrow_mut() = (offset, buf);
+                    let want = usize::try_from(rest_len).unwrap_or(usize::MAX);
+                    let out = buf.get(..want).map(<[u8]>::to_vec);
+                    self.remember(rest_off, buf);
                     if let Some(out) = out {
-                        return Ok(out);
+                        prefix.extend_from_slice(&out);
+                        return Ok(prefix);
                     }
                 }
             }
         }
-        let mut buf = vec![0u8; ulen];
-        self.raw(offset, &mut buf)?;
-        Ok(buf)
+        let mut buf = vec![0u8; usize::try_from(rest_len).map_err(|_| ReadError::TooLarge(len))?];
+        self.raw(rest_off, &mut buf)?;
+        if buf.len() <= CACHE_ENTRY_MAX_BYTES {
+            self.remember(rest_off, buf.clone());
+        }
+        prefix.extend_from_slice(&buf);
+        Ok(prefix)
+    }
+
+    fn remember(&self, offset: u64, data: Vec<u8>) {
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CACHE_ENTRIES {
+            cache.remove(0);
+        }
+        cache.push((offset, data));
     }
 
     /// Read up to `len` bytes at `offset`, clamped to the end of the source.

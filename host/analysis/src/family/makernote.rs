@@ -241,7 +241,12 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     };
     let mk = make.to_ascii_uppercase();
     if head.starts_with(b"Apple iOS\0") {
-        return l(Maker::Apple, 14, Some(0), None);
+        let le = match head.get(12..14) {
+            Some(b"II") => Some(true),
+            Some(b"MM") => Some(false),
+            _ => None,
+        };
+        return l(Maker::Apple, 14, Some(0), le);
     }
     if head.starts_with(b"Nikon\0\x02") {
         return Some(Layout {
@@ -470,10 +475,14 @@ pub(crate) fn walk_canon(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64) {
 
 /// Pick the byte order under which the IFD's entry count is plausible.
 fn detect_order(ctx: &Ctx<'_>, t: &Tiff<'_>, off: u64, prefer_le: bool) -> bool {
-    let Ok(b) = t.data.get(ctx, off, 2) else {
+    let Ok(b) = t.data.get(ctx, off, 6) else {
         return prefer_le;
     };
-    let ok = |le: bool| u16_at(&b, 0, le).is_some_and(|n| (1..=512).contains(&n));
+    // Plausible: a small entry count and a known type in the first entry.
+    let ok = |le: bool| {
+        u16_at(&b, 0, le).is_some_and(|n| (1..=512).contains(&n))
+            && u16_at(&b, 4, le).is_some_and(|t| (1..=13).contains(&t))
+    };
     if ok(prefer_le) {
         prefer_le
     } else if ok(!prefer_le) {

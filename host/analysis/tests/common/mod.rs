@@ -83,10 +83,16 @@ fn ifd_size(entries: &[E]) -> usize {
 }
 
 fn write_ifd(buf: &mut Vec<u8>, entries: &[E], next: u32) {
-    let base = buf.len();
+    write_ifd_based(buf, entries, next, 0);
+}
+
+/// An IFD appended to `buf` whose value offsets are `buf` positions plus `base`
+/// (for maker notes whose offsets are relative to the enclosing TIFF header).
+pub fn write_ifd_based(buf: &mut Vec<u8>, entries: &[E], next: u32, base: usize) {
+    let start = buf.len();
     let mut entries = entries.to_vec();
     entries.sort_by_key(|e| e.0);
-    let mut values_at = base + 2 + 12 * entries.len() + 4;
+    let mut values_at = base + start + 2 + 12 * entries.len() + 4;
     let mut values = Vec::new();
     buf.extend_from_slice(&(entries.len() as u16).to_le_bytes());
     for (tag, typ, count, data) in &entries {
@@ -108,6 +114,14 @@ fn write_ifd(buf: &mut Vec<u8>, entries: &[E], next: u32) {
     }
     buf.extend_from_slice(&next.to_le_bytes());
     buf.extend_from_slice(&values);
+}
+
+/// Where the first out-of-line ExifIFD value lands in `tiff(ifd0, exif, ..)` (IFD0 gets the
+/// Exif pointer added): a maker note placed first there can use absolute offsets.
+pub fn exif_values_at(ifd0: &[E], exif_len: usize) -> usize {
+    let mut ifd0 = ifd0.to_vec();
+    ifd0.push(long(0x8769, 0));
+    8 + ifd_size(&ifd0) + 2 + 12 * exif_len + 4
 }
 
 /// A little-endian TIFF structure: IFD0 (+ ExifIFD, GPS IFD, IFD1 when given).

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Seed the fuzz corpora from ../shared/corpus at run time (never committed), by container type.
+# Usage: bash host/analysis/fuzz/seed.sh   (from the repository root)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=${PROOFPIX_CORPUS:-$here/../../../../shared/corpus}
+[ -d "$src" ] || { echo "corpus not found at $src"; exit 0; }
+magic() { # target, hex magic prefix
+  local t=$1 m=$2; mkdir -p "$here/corpus/$t"
+  find "$src" -type f -size -2048k | while read -r f; do
+    if [ "$(head -c $(( ${#m} / 2 )) "$f" | xxd -p)" = "$m" ]; then cp -f "$f" "$here/corpus/$t/$(sha1sum "$f" | cut -c1-16)"; fi
+  done
+}
+magic jpeg ffd8ff
+magic png 89504e470d0a1a0a
+magic webp 52494646
+magic tiff 49492a00
+magic bmff 00000018
+mkdir -p "$here/corpus/analyze" "$here/corpus/strip"
+find "$src" -type f -size -1024k -not -path '*/golden/*' | while read -r f; do
+  h=$(sha1sum "$f" | cut -c1-16); cp -f "$f" "$here/corpus/analyze/$h"; cp -f "$f" "$here/corpus/strip/$h"
+done
+# EXIF/XMP seeds: the APP1 payloads of the corpus JPEGs.
+mkdir -p "$here/corpus/exif" "$here/corpus/xmp" "$here/corpus/makernote"
+python3 - "$src" "$here/corpus" <<'PY'
+import os, sys, hashlib
+src, out = sys.argv[1], sys.argv[2]
+for root, _, files in os.walk(src):
+    for name in files:
+        p = os.path.join(root, name)
+        try:
+            d = open(p, 'rb').read(1 << 20)
+        except OSError:
+            continue
+        if not d.startswith(b'\xff\xd8'):
+            continue
+        i = 2
+        while i + 4 <= len(d) and d[i] == 0xff:
+            m, l = d[i + 1], int.from_bytes(d[i + 2:i + 4], 'big')
+            seg = d[i + 4:i + 2 + l]
+            h = hashlib.sha1(seg).hexdigest()[:16]
+            if m == 0xe1 and seg.startswith(b'Exif\0'):
+                open(os.path.join(out, 'exif', h), 'wb').write(seg[6:])
+                open(os.path.join(out, 'makernote', h), 'wb').write(b'\0' + seg[6:])
+            if m == 0xe1 and seg.startswith(b'http://ns.adobe.com/xap/1.0/\0'):
+                open(os.path.join(out, 'xmp', h), 'wb').write(seg[29:])
+            if m == 0xda:
+                break
+            i += 2 + l
+PY
+echo "seeded: $(ls "$here/corpus" | tr '\n' ' ')"

@@ -1,0 +1,111 @@
+//! Entry points and oracles for the fuzz targets in `fuzz/` (not a stable API).
+//!
+//! Each `parse_*` runs one family parser on raw bytes, the way a container would hand them
+//! over; each `check_*` runs the whole analyzer or the writer and asserts the invariants that
+//! must hold for any input. The targets themselves stay thin (wasmtime's split between
+//! generators/oracles and fuzzer glue).
+
+use crate::ctx::Ctx;
+use crate::family::tiff::{Data, Host};
+use crate::model::Family;
+use crate::source::Reader;
+use crate::{Analyzer, Options, Policy, StripOptions};
+
+fn with_ctx(f: impl FnOnce(&mut Ctx<'_>)) {
+    let empty: Vec<u8> = Vec::new();
+    let r = Reader::new(&empty);
+    let o = Options::default();
+    let mut ctx = Ctx::new(&r, &o);
+    f(&mut ctx);
+}
+
+/// EXIF/TIFF structure in memory (as in a JPEG APP1 segment), maker notes included.
+pub fn parse_exif(data: &[u8]) {
+    with_ctx(|ctx| {
+        let _ = crate::family::tiff::parse(ctx, Data::Mem(data, Some(0)), Host::Embedded);
+    });
+}
+
+/// EXIF with a given camera make first, so maker-note layouts are reached.
+pub fn parse_exif_with_make(make: &str, data: &[u8]) {
+    with_ctx(|ctx| {
+        ctx.facts.make = Some(make.to_owned());
+        let _ = crate::family::tiff::parse(ctx, Data::Mem(data, Some(0)), Host::Embedded);
+    });
+}
+
+/// An XMP packet.
+pub fn parse_xmp(data: &[u8]) {
+    with_ctx(|ctx| crate::family::xmp::parse(ctx, data, None));
+}
+
+/// IPTC-IIM datasets.
+pub fn parse_iptc(data: &[u8]) {
+    with_ctx(|ctx| crate::family::iptc::parse(ctx, data, None, "IPTC"));
+}
+
+/// Photoshop image resources (and the IPTC, EXIF, XMP, ICC inside them).
+pub fn parse_irb(data: &[u8]) {
+    with_ctx(|ctx| crate::family::irb::parse(ctx, data, None));
+}
+
+/// An ICC profile.
+pub fn parse_icc(data: &[u8]) {
+    with_ctx(|ctx| crate::family::icc::parse(ctx, data, None));
+}
+
+/// A CIFF heap in memory (Canon APP0 / CRW).
+pub fn parse_ciff(data: &[u8]) {
+    with_ctx(|ctx| crate::container::crw::parse_mem(ctx, data, None, "CIFF"));
+}
+
+/// Oracle for the whole analyzer: no internal error (a caught panic), findings well-formed,
+/// needs empty for an in-memory source.
+///
+/// # Panics
+/// When an invariant fails; that is the fuzzer's signal.
+#[allow(clippy::panic)]
+pub fn check_analyze(data: &[u8], deep: bool) {
+    let a = Analyzer::new(Policy::default(), Options::default().with_deep(deep));
+    let v = data.to_vec();
+    let r = a.analyze(&v);
+    if r.error
+        .as_deref()
+        .is_some_and(|e| e.contains("internal error"))
+    {
+        panic!("analyzer panicked internally");
+    }
+    if !r.needs.is_empty() {
+        panic!("in-memory source reported missing ranges");
+    }
+    for f in &r.findings {
+        if f.code.is_empty() || !f.code.starts_with(f.category.code_prefix()) {
+            panic!("malformed finding code {}", f.code);
+        }
+    }
+    let _ = r.to_json("fuzz");
+    let _ = r.summary();
+}
+
+/// Oracle for the writer: a copy it returns re-analyses with nothing but ICC left.
+///
+/// # Panics
+/// When the invariant fails.
+#[allow(clippy::panic)]
+pub fn check_strip(data: &[u8]) {
+    let v = data.to_vec();
+    match crate::strip(&v, &StripOptions::default()) {
+        Ok(s) => {
+            let r = Analyzer::new(Policy::default(), Options::default().with_deep(true))
+                .analyze(&s.bytes);
+            if r.findings.iter().any(|f| f.source.family != Family::Icc) {
+                panic!("stripped copy still has findings");
+            }
+        }
+        Err(e) => {
+            if e.to_string().contains("internal error") {
+                panic!("strip panicked internally");
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Maker notes, privacy subset: generated notes in each maker's layout come back as findings.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::*;
+use proofpix_analysis::{Analyzer, Options, Policy, Report};
+
+fn analyze_exif(ifd0: &[E], exif: &[E]) -> Report {
+    let t = tiff(ifd0, exif, &[], &[]);
+    let a = Analyzer::new(Policy::default(), Options::default().with_show_values(true));
+    a.analyze(&jpeg(&[app1_exif(&t)], 8, 8))
+}
+
+fn value(r: &Report, name: &str) -> Option<String> {
+    r.findings
+        .iter()
+        .find(|f| f.source.name == name)
+        .map(|f| f.value.clone())
+}
+
+#[test]
+fn canon_owner_and_body_serial_are_read_from_a_tiff_relative_note() {
+    let ifd0 = [ascii(0x010f, "Canon")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut note = Vec::new();
+    write_ifd_based(
+        &mut note,
+        &[ascii(0x0009, "Jane Roe"), long(0x000c, 560_018_150)],
+        0,
+        base,
+    );
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "OwnerName").as_deref(),
+        Some("Jane Roe"),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(value(&r, "SerialNumber").as_deref(), Some("560018150"));
+}
+
+#[test]
+fn nikon_type3_notes_use_their_own_tiff_header() {
+    let mut inner = b"II*\0\x08\0\0\0".to_vec();
+    write_ifd_based(&mut inner, &[ascii(0x001d, "7012345")], 0, 0);
+    let mut note = b"Nikon\0\x02\x10\0\0".to_vec();
+    note.extend_from_slice(&inner);
+    let r = analyze_exif(
+        &[ascii(0x010f, "NIKON CORPORATION")],
+        &[undefined(0x927c, &note)],
+    );
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("7012345"),
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
+fn fujifilm_face_recognition_names_are_people() {
+    // FaceRecInfo: one record (offset, length) pointing at a 62-byte block whose name
+    // length and offset sit at +30 and +34.
+    let name = b"Mia";
+    let mut rec = vec![0u8; 8];
+    let block_at = 8u32;
+    let mut block = vec![0u8; 62];
+    block[30..34].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    block[34..38].copy_from_slice(&(8 + 62u32).to_le_bytes());
+    rec[0..4].copy_from_slice(&block_at.to_le_bytes());
+    rec[4..8].copy_from_slice(&62u32.to_le_bytes());
+    rec.extend_from_slice(&block);
+    rec.extend_from_slice(name);
+    let mut note = b"FUJIFILM\x0c\0\0\0".to_vec();
+    let base = 0;
+    // Offsets are relative to the note start; the IFD begins at 12.
+    let mut ifd = vec![0u8; 12];
+    write_ifd_based(
+        &mut ifd,
+        &[ascii(0x0010, "FPX 12345"), undefined(0x4282, &rec)],
+        0,
+        base,
+    );
+    note.extend_from_slice(&ifd[12..]);
+    let r = analyze_exif(&[ascii(0x010f, "FUJIFILM")], &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "Face1Name").as_deref(),
+        Some("Mia"),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(
+        value(&r, "InternalSerialNumber").as_deref(),
+        Some("FPX 12345")
+    );
+}
+
+#[test]
+fn panasonic_baby_names_and_cities_are_reported() {
+    let ifd0 = [ascii(0x010f, "Panasonic")];
+    let base = exif_values_at(&ifd0, 1) + 12;
+    let mut ifd = Vec::new();
+    write_ifd_based(
+        &mut ifd,
+        &[ascii(0x0066, "Little Leo"), ascii(0x006d, "Osaka")],
+        0,
+        base,
+    );
+    let mut note = b"Panasonic\0\0\0".to_vec();
+    note.extend_from_slice(&ifd);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    let baby = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "BabyName")
+        .unwrap();
+    assert_eq!(baby.code, "person.baby_name");
+    assert_eq!(value(&r, "City").as_deref(), Some("Osaka"));
+}
+
+#[test]
+fn apple_content_identifier_links_a_photo_to_its_live_video() {
+    // Apple notes are big-endian; build the IFD by hand: one ASCII entry.
+    let id = b"1B2C3D4E-AAAA-BBBB-CCCC-1234567890AB\0";
+    let mut e = Vec::new();
+    e.extend_from_slice(&1u16.to_be_bytes());
+    e.extend_from_slice(&0x0011u16.to_be_bytes());
+    e.extend_from_slice(&2u16.to_be_bytes());
+    e.extend_from_slice(&(id.len() as u32).to_be_bytes());
+    e.extend_from_slice(&(14u32 + 2 + 12 + 4).to_be_bytes());
+    e.extend_from_slice(&0u32.to_be_bytes());
+    e.extend_from_slice(id);
+    let mut note = b"Apple iOS\0\0\x01MM".to_vec();
+    note.extend_from_slice(&e);
+    let r = analyze_exif(&[ascii(0x010f, "Apple")], &[undefined(0x927c, &note)]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "ContentIdentifier")
+        .unwrap();
+    assert_eq!(f.code, "unique_id.content_identifier");
+}
