@@ -19,6 +19,8 @@ use crate::model::{Category, Format};
 pub const HASH_DISTANCE_LIMIT: u32 = 16;
 /// Relative aspect difference above which a thumbnail is flagged.
 const ASPECT_TOLERANCE: f64 = 0.12;
+/// Standard deviation (grey levels) below which an image is too flat to compare.
+const MIN_CONTRAST: f64 = 3.0;
 /// Largest image (pixels) the deep compare decodes.
 const MAX_DECODE_PIXELS: u64 = 80_000_000;
 
@@ -99,7 +101,7 @@ pub(crate) fn thumbnails(ctx: &mut Ctx<'_>, format: Format) {
         return;
     };
     let images = std::mem::take(&mut ctx.facts.images);
-    let mut main_hash: Option<Option<u64>> = None;
+    let mut main_hash: Option<Option<[u64; 4]>> = None;
     for img in &images {
         if !ctx.alive() {
             break;
@@ -134,10 +136,12 @@ pub(crate) fn thumbnails(ctx: &mut Ctx<'_>, format: Format) {
         };
         let mh = *main_hash.get_or_insert_with(|| {
             let len = ctx.r.len().min(64 * 1024 * 1024);
-            ctx.r.read(0, len).ok().and_then(|b| dhash(&b, false))
+            ctx.r.read(0, len).ok().and_then(|b| dhashes_rotated(&b))
         });
         let Some(mh) = mh else { continue };
-        let dist = (th ^ mh).count_ones();
+        // The thumbnail may be stored unrotated while the main image's pixels were rotated
+        // (or the reverse): compare against all four rotations and keep the closest.
+        let dist = mh.iter().map(|h| (th ^ h).count_ones()).min().unwrap_or(64);
         if dist > HASH_DISTANCE_LIMIT {
             ctx.check(
                 Category::ThumbnailMismatch,
@@ -154,14 +158,61 @@ pub(crate) fn thumbnails(ctx: &mut Ctx<'_>, format: Format) {
 /// 64-bit difference hash of a JPEG, decoded small; `trim` removes letterbox bars first.
 pub(crate) fn dhash(bytes: &[u8], trim: bool) -> Option<u64> {
     let bytes = bytes.to_vec();
-    std::panic::catch_unwind(move || dhash_inner(&bytes, trim))
+    std::panic::catch_unwind(move || decode_gray(&bytes).and_then(|g| hash_grid(&g, trim)))
         .ok()
         .flatten()
 }
 
-// Pixel arithmetic on a decoded image of at most 64x64 scaled pixels: no overflow possible.
-#[allow(clippy::arithmetic_side_effects)]
-fn dhash_inner(bytes: &[u8], trim: bool) -> Option<u64> {
+/// Hashes of the image rotated by 0, 90, 180 and 270 degrees.
+fn dhashes_rotated(bytes: &[u8]) -> Option<[u64; 4]> {
+    let bytes = bytes.to_vec();
+    std::panic::catch_unwind(move || {
+        let g0 = decode_gray(&bytes)?;
+        let g1 = g0.rotate();
+        let g2 = g1.rotate();
+        let g3 = g2.rotate();
+        Some([
+            hash_grid(&g0, false)?,
+            hash_grid(&g1, false)?,
+            hash_grid(&g2, false)?,
+            hash_grid(&g3, false)?,
+        ])
+    })
+    .ok()
+    .flatten()
+}
+
+/// A small greyscale image.
+struct Gray {
+    w: usize,
+    h: usize,
+    px: Vec<f64>,
+}
+
+impl Gray {
+    fn at(&self, x: usize, y: usize) -> f64 {
+        self.px
+            .get(y.saturating_mul(self.w).saturating_add(x))
+            .copied()
+            .unwrap_or(0.0)
+    }
+    /// Rotated 90 degrees clockwise.
+    fn rotate(&self) -> Gray {
+        let mut px = Vec::with_capacity(self.px.len());
+        for y in 0..self.w {
+            for x in 0..self.h {
+                px.push(self.at(y, self.h.saturating_sub(1).saturating_sub(x)));
+            }
+        }
+        Gray {
+            w: self.h,
+            h: self.w,
+            px,
+        }
+    }
+}
+
+fn decode_gray(bytes: &[u8]) -> Option<Gray> {
     let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
     d.set_max_decoding_buffer_size(64 * 1024 * 1024);
     d.read_info().ok()?;
@@ -170,7 +221,7 @@ fn dhash_inner(bytes: &[u8], trim: bool) -> Option<u64> {
         return None;
     }
     let _ = d.scale(64, 64).ok()?;
-    let px = d.decode().ok()?;
+    let raw = d.decode().ok()?;
     let info = d.info()?;
     let (w, h) = (usize::from(info.width), usize::from(info.height));
     let bpp = match info.pixel_format {
@@ -179,43 +230,47 @@ fn dhash_inner(bytes: &[u8], trim: bool) -> Option<u64> {
         jpeg_decoder::PixelFormat::RGB24 => 3,
         jpeg_decoder::PixelFormat::CMYK32 => 4,
     };
-    let gray = |x: usize, y: usize| -> f64 {
-        let i = y.saturating_mul(w).saturating_add(x).saturating_mul(bpp);
-        match bpp {
-            3 => {
-                let r = f64::from(px.get(i).copied().unwrap_or(0));
-                let g = f64::from(px.get(i.saturating_add(1)).copied().unwrap_or(0));
-                let b = f64::from(px.get(i.saturating_add(2)).copied().unwrap_or(0));
-                0.299 * r + 0.587 * g + 0.114 * b
-            }
-            _ => f64::from(px.get(i).copied().unwrap_or(0)),
-        }
-    };
+    let mut px = Vec::with_capacity(w.saturating_mul(h));
+    for p in raw.chunks_exact(bpp).take(w.saturating_mul(h)) {
+        let v = match p {
+            [r, g, b] => 0.299 * f64::from(*r) + 0.587 * f64::from(*g) + 0.114 * f64::from(*b),
+            [l, ..] => f64::from(*l),
+            [] => 0.0,
+        };
+        px.push(v);
+    }
+    (px.len() == w.saturating_mul(h)).then_some(Gray { w, h, px })
+}
+
+// Pixel arithmetic on a decoded image of at most 64x64 scaled pixels: no overflow possible.
+#[allow(clippy::arithmetic_side_effects)]
+fn hash_grid(g: &Gray, trim: bool) -> Option<u64> {
+    let (w, h) = (g.w, g.h);
     if w < 9 || h < 8 {
         return None;
     }
     let (mut x0, mut x1, mut y0, mut y1) = (0usize, w, 0usize, h);
     if trim {
-        let dark_row = |y: usize| (0..w).all(|x| gray(x, y) < 24.0);
-        let dark_col = |x: usize, y0: usize, y1: usize| (y0..y1).all(|y| gray(x, y) < 24.0);
+        let dark_row = |y: usize| (0..w).all(|x| g.at(x, y) < 24.0);
+        let dark_col = |x: usize, y0: usize, y1: usize| (y0..y1).all(|y| g.at(x, y) < 24.0);
         while y0 < h / 3 && dark_row(y0) {
             y0 += 1;
         }
-        while y1 > h.saturating_sub(h / 3) && dark_row(y1.saturating_sub(1)) {
+        while y1 > h - h / 3 && dark_row(y1 - 1) {
             y1 -= 1;
         }
         while x0 < w / 3 && dark_col(x0, y0, y1) {
             x0 += 1;
         }
-        while x1 > w.saturating_sub(w / 3) && dark_col(x1.saturating_sub(1), y0, y1) {
+        while x1 > w - w / 3 && dark_col(x1 - 1, y0, y1) {
             x1 -= 1;
         }
     }
-    let (cw, ch) = (x1.saturating_sub(x0), y1.saturating_sub(y0));
+    let (cw, ch) = (x1 - x0, y1 - y0);
     if cw < 9 || ch < 8 {
         return None;
     }
-    // Area-average to 9x8.
+    // Area-average to 9x8, then one bit per horizontal neighbour pair.
     let mut cells = [[0f64; 9]; 8];
     for (gy, row) in cells.iter_mut().enumerate() {
         for (gx, cell) in row.iter_mut().enumerate() {
@@ -227,12 +282,23 @@ fn dhash_inner(bytes: &[u8], trim: bool) -> Option<u64> {
             let mut n = 0.0;
             for y in sy..ey {
                 for x in sx..ex {
-                    sum += gray(x, y);
+                    sum += g.at(x, y);
                     n += 1.0;
                 }
             }
             *cell = if n > 0.0 { sum / n } else { 0.0 };
         }
+    }
+    // A flat image (blank, or pixels the decoder could not recover) says nothing: no hash.
+    let mean = cells.iter().flatten().sum::<f64>() / 72.0;
+    let var = cells
+        .iter()
+        .flatten()
+        .map(|v| (v - mean) * (v - mean))
+        .sum::<f64>()
+        / 72.0;
+    if var.sqrt() < MIN_CONTRAST {
+        return None;
     }
     let mut hash = 0u64;
     for row in &cells {

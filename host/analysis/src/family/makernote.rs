@@ -80,6 +80,7 @@ enum Kind {
     PanasonicFaceRec,
     RicohSerial,
     NikonPreviewIfd,
+    NikonLocation,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +134,7 @@ const NIKON: Table = &[
     (0x001d, "SerialNumber", Kind::Text),
     (0x00a0, "SerialNumber", Kind::Text),
     (0x0011, "PreviewIFD", Kind::NikonPreviewIfd),
+    (0x0039, "LocationInfo", Kind::NikonLocation),
 ];
 const OLYMPUS_EQUIPMENT: Table = &[
     (0x0101, "SerialNumber", Kind::Text),
@@ -632,6 +634,23 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                             &hex(b),
                         );
                     }
+                }
+            }
+            Kind::NikonLocation => {
+                // Byte 4: text encoding (1 UTF-8, 2 UTF-16); bytes 9..79: the place name.
+                if let Some(v) = t.value(ctx, e) {
+                    let raw = v.get(9..79.min(v.len())).unwrap_or(&[]);
+                    let text = if v.get(4) == Some(&2) {
+                        let units: Vec<u16> = raw
+                            .chunks_exact(2)
+                            .filter_map(|c| u16_at(c, 0, false))
+                            .take_while(|u| *u != 0)
+                            .collect();
+                        String::from_utf16_lossy(&units)
+                    } else {
+                        ascii(raw)
+                    };
+                    ctx.text(Family::MakerNote, group, &tag_s, "Location", abs, &text);
                 }
             }
             Kind::NikonPreviewIfd => {
