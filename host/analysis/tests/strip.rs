@@ -8,6 +8,41 @@ mod common;
 use common::*;
 use proofpix_analysis::{Analyzer, Category, FileSource, StripError, StripOptions, strip};
 
+/// The image payload of a PNG (IDAT bodies) or a WebP (VP8/VP8L/ALPH/ANMF bodies).
+fn pixel_chunks(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if b.starts_with(b"\x89PNG") {
+        let mut p = 8;
+        while p + 12 <= b.len() {
+            let len = u32::from_be_bytes(b[p..p + 4].try_into().unwrap()) as usize;
+            let Some(body) = b.get(p + 8..p + 8 + len) else {
+                break;
+            };
+            if &b[p + 4..p + 8] == b"IDAT" {
+                out.extend_from_slice(body);
+            }
+            if &b[p + 4..p + 8] == b"IEND" {
+                break;
+            }
+            p += 12 + len;
+        }
+    } else if b.starts_with(b"RIFF") {
+        let end = (u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize + 8).min(b.len());
+        let mut p = 12;
+        while p + 8 <= end {
+            let len = u32::from_le_bytes(b[p + 4..p + 8].try_into().unwrap()) as usize;
+            let Some(body) = b.get(p + 8..p + 8 + len) else {
+                break;
+            };
+            if matches!(&b[p..p + 4], b"VP8 " | b"VP8L" | b"ALPH" | b"ANMF") {
+                out.extend_from_slice(body);
+            }
+            p += 8 + len + (len & 1);
+        }
+    }
+    out
+}
+
 /// JPEG bytes from the first SOS to the end of the image.
 fn jpeg_scan(b: &[u8]) -> &[u8] {
     let mut p = 2;
@@ -264,6 +299,16 @@ fn every_sanitised_corpus_file_reads_clean_in_exiftool_and_keeps_its_image_data(
             if s.format == proofpix_analysis::Format::Jpeg {
                 assert!(
                     jpeg_scan(&s.bytes) == jpeg_scan(&input),
+                    "image data changed: {}",
+                    f.display()
+                );
+            }
+            if matches!(
+                s.format,
+                proofpix_analysis::Format::Png | proofpix_analysis::Format::Webp
+            ) {
+                assert!(
+                    pixel_chunks(&s.bytes) == pixel_chunks(&input),
                     "image data changed: {}",
                     f.display()
                 );

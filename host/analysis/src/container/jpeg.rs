@@ -48,6 +48,8 @@ struct Assembly {
     app13: Vec<u8>,
     app13_off: Option<u64>,
     ext_xmp: Vec<ExtXmp>,
+    flir: Vec<u8>,
+    flir_off: Option<u64>,
 }
 
 /// Parse a whole JPEG file.
@@ -268,6 +270,17 @@ fn segment(
         // Only the first ICC chunk is read: the header, the tag table and the short
         // description tags sit at its start. Profiles split over dozens of segments (1.6 MB
         // in the corpus) would otherwise dominate the bytes read for no privacy gain.
+        0xe1 if head.starts_with(b"FLIR\0") => {
+            // FLIR thermal cameras split an "FFF" record file over APP1 segments, each with an
+            // 8-byte header; the camera record holds the serial number.
+            if let Some(b) = full(ctx)
+                && (asm.flir.len() as u64).saturating_add(len) <= MAX_ASSEMBLED_BYTES
+            {
+                asm.flir_off
+                    .get_or_insert(abs.map_or(0, |a| a.saturating_add(8)));
+                asm.flir.extend_from_slice(b.get(8..).unwrap_or(&[]));
+            }
+        }
         0xe2 if head.starts_with(b"ICC_PROFILE\0") && head.get(12) == Some(&1) => {
             if let Some(b) = full(ctx) {
                 asm.icc.extend_from_slice(b.get(14..).unwrap_or(&[]));
@@ -323,7 +336,55 @@ fn segment(
     }
 }
 
+/// FLIR FFF: a 64-byte header (version at 0x14 decides the byte order; directory offset and
+/// count at 0x18/0x1c), 32-byte directory entries (type, ..., offset at 0x0c, length at 0x10).
+/// Record 0x20 (camera information) holds the camera and lens serial numbers.
+fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
+    if !(d.starts_with(b"FFF\0") || d.starts_with(b"AFF\0")) {
+        return;
+    }
+    let be_ver = tiff::u32_at(d, 0x14, false).unwrap_or(0);
+    let le = !(100..200).contains(&be_ver);
+    let rd = |p: usize| tiff::u32_at(d, p, le).map(|v| v as usize);
+    let (Some(dir), Some(num)) = (rd(0x18), rd(0x1c)) else {
+        return;
+    };
+    for i in 0..num.min(256) {
+        let e = dir.saturating_add(i.saturating_mul(0x20));
+        if tiff::u16_at(d, e, le) != Some(0x20) {
+            continue;
+        }
+        let (Some(pos), Some(len)) = (rd(e.saturating_add(0x0c)), rd(e.saturating_add(0x10)))
+        else {
+            continue;
+        };
+        let Some(rec) = pos.checked_add(len).and_then(|end| d.get(pos..end)) else {
+            ctx.error("FLIR: camera record outside the data");
+            continue;
+        };
+        for (at, n, name) in [
+            (0x104usize, 16usize, "CameraSerialNumber"),
+            (0x1a0, 16, "LensSerialNumber"),
+        ] {
+            if let Some(b) = rec.get(at..at.saturating_add(n)) {
+                let off = abs.and_then(|a| a.checked_add(pos.saturating_add(at) as u64));
+                ctx.text(
+                    Family::MakerNote,
+                    "FLIR",
+                    &format!("0x{at:03x}"),
+                    name,
+                    off,
+                    &tiff::ascii(b),
+                );
+            }
+        }
+    }
+}
+
 fn finish_assembly(ctx: &mut Ctx<'_>, asm: Assembly) {
+    if !asm.flir.is_empty() {
+        flir(ctx, &asm.flir, asm.flir_off);
+    }
     if !asm.icc.is_empty() {
         icc::parse(ctx, &asm.icc, None);
     }
