@@ -7,6 +7,9 @@
 //! [`proofpix_vault`] does the cryptography; this crate decides what is stored where, and
 //! makes every related change commit in one durable transaction ([`schema`] lists which).
 //!
+//! Opening verifies every page checksum (redb's integrity check), the schema version and the
+//! master key's check value before anything is read or written; see [`StoreOptions`].
+//!
 //! The pipeline talks to the queue and the write-back log through the [`WorkQueue`] and
 //! [`IdempotencyLog`] traits, so a NATS JetStream implementation can take over when one
 //! daemon is not enough; [`Store`] is the redb implementation of both.

@@ -44,6 +44,19 @@ pub struct CompactReport {
 }
 
 impl Store {
+    /// Returns free pages at the end of the file to the file system after a large
+    /// [`Store::compact`] (redb otherwise reuses freed pages but never shrinks the file).
+    /// Returns whether anything was reclaimed. Needs exclusive access, like [`Store::check`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`], for instance when a transaction is still open.
+    pub fn reclaim_space(&mut self) -> Result<bool, StoreError> {
+        self.db
+            .compact()
+            .map_err(|e| StoreError::Database(e.into()))
+    }
+
     /// Removes rows older than the retention allows, as of `now`, in one transaction.
     ///
     /// A row that cannot be decoded is kept (and reported by `proofpix store check`), so a

@@ -20,8 +20,10 @@
 //! type is named next to each table. Keys are typed. A record that fails to decode is
 //! reported as corruption naming the table, never as a panic.
 //!
-//! Adding a table is backwards compatible (tables are created on open). Changing a record's
-//! encoding needs a migration step in [`crate::migrate`] and a [`SCHEMA_VERSION`] bump.
+//! Every table is created with the store. Opening an existing store whose tables are not all
+//! there is refused as damage, never papered over by re-creating them empty. Adding a table
+//! or changing a record's encoding needs a migration step in `migrate.rs` and a
+//! [`SCHEMA_VERSION`] bump.
 
 use redb::TableDefinition;
 

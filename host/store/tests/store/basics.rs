@@ -214,3 +214,57 @@ fn files_page_in_remote_id_order() {
         "prefixes do not leak"
     );
 }
+
+#[test]
+fn the_store_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
+
+#[cfg(unix)]
+#[test]
+fn the_store_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), &MasterKey::generate(), &TestClock::new()));
+    let mode = std::fs::metadata(dir.path().join(STORE_FILE_NAME))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn space_freed_by_retention_can_be_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let mut store = open(dir.path(), &MasterKey::generate(), &clock);
+    store
+        .add_results(
+            (0..2000)
+                .map(|i| result("i", &format!("f{i}"), "v1"))
+                .collect(),
+        )
+        .unwrap();
+    clock.advance(std::time::Duration::from_secs(86400));
+    let retention = Retention {
+        results: Some(std::time::Duration::from_secs(3600)),
+        ..Retention::default()
+    };
+    assert_eq!(
+        store
+            .compact(&retention, clock.now(), "daemon")
+            .unwrap()
+            .results,
+        2000
+    );
+    let before = std::fs::metadata(dir.path().join(STORE_FILE_NAME))
+        .unwrap()
+        .len();
+    store.reclaim_space().unwrap();
+    let after = std::fs::metadata(dir.path().join(STORE_FILE_NAME))
+        .unwrap()
+        .len();
+    assert!(after < before, "{after} < {before}");
+    assert!(store.check().unwrap().is_ok());
+}
