@@ -16,7 +16,7 @@
 //! - the per-integration plugin-state byte total and the queue counters are updated in the
 //!   transaction that changes the rows they count, so they are never off after a crash.
 //!
-//! Values are `&[u8]` holding a versioned postcard encoding ([`crate::codec`]); the record
+//! Values are `&[u8]` holding a versioned postcard encoding (`codec.rs`); the record
 //! type is named next to each table. Keys are typed. A record that fails to decode is
 //! reported as corruption naming the table, never as a panic.
 //!
