@@ -219,12 +219,31 @@ impl<'a> Reader<'a> {
         self.bytes_read.get()
     }
 
-    /// Ranges the source reported as missing, merged and sorted.
+    /// Ranges the source reported as missing, sorted, overlapping ones merged.
     pub fn needs(&self) -> Vec<ByteRange> {
         let mut v = self.needs.borrow().clone();
         v.sort();
-        v.dedup();
-        v
+        let mut out: Vec<ByteRange> = Vec::with_capacity(v.len());
+        for r in v {
+            match out.last_mut() {
+                Some(last) if r.offset <= last.offset.saturating_add(last.len) => {
+                    let end = last
+                        .offset
+                        .saturating_add(last.len)
+                        .max(r.offset.saturating_add(r.len));
+                    last.len = end.saturating_sub(last.offset);
+                }
+                _ => out.push(r),
+            }
+        }
+        out
+    }
+
+    /// Ask the host for a wider range than the read that failed (a walker that cannot skip
+    /// ahead without the bytes, such as PNG's chunk chain, asks for the rest of the file at once
+    /// rather than one header per round).
+    pub fn need(&self, range: ByteRange) {
+        self.needs.borrow_mut().push(range);
     }
 
     fn check(&self, offset: u64, len: u64) -> Result<(), ReadError> {

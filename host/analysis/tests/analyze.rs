@@ -410,3 +410,23 @@ fn xmp_with_a_doctype_is_refused_without_expanding_entities() {
     let r = analyze(&jpeg(&[app1_xmp(bomb)], 8, 8));
     assert!(r.error.as_deref().unwrap().contains("DOCTYPE refused"));
 }
+
+#[test]
+fn the_summary_line_names_the_level_score_format_and_categories() {
+    let r = analyze(&jpeg_with_everything());
+    assert_eq!(
+        r.summary(),
+        "critical (100) jpeg: contact, gps×3, author×4, location-text, serial, timestamp, device×2, text"
+    );
+}
+
+#[test]
+fn the_unsupported_format_message_is_exact() {
+    let r = analyze(b"BM not really");
+    assert_eq!(
+        r.error.as_deref(),
+        Some(
+            "unsupported format: not JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3, JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW or X3F"
+        )
+    );
+}

@@ -65,6 +65,13 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>) {
         let h = match ctx.r.read(pos, 8) {
             Ok(h) => h,
             Err(e) => {
+                if matches!(e, crate::source::ReadError::Missing(..)) {
+                    // The chunk chain cannot be skipped without its headers: ask for the rest.
+                    ctx.r.need(crate::source::ByteRange {
+                        offset: pos,
+                        len: len.saturating_sub(pos),
+                    });
+                }
                 ctx.read_error("PNG chunk header", &e);
                 break;
             }
