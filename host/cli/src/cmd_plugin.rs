@@ -9,6 +9,8 @@ use proofpix_runtime::{Runtime, RuntimeConfig};
 /// Plugin subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// List the plugins this host has loaded (the built-in ones).
+    List,
     /// Load a plugin component and show its manifest and the permissions it
     /// asks for.
     Inspect {
@@ -23,6 +25,7 @@ pub enum Command {
 /// Runs the command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::List => crate::cmd_integration::list_plugins().await,
         Command::Inspect { file, json } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -7,6 +7,7 @@
 
 mod cmd_analyze;
 mod cmd_audit;
+mod cmd_integration;
 mod cmd_plugin;
 mod cmd_scan;
 mod cmd_strip;
@@ -46,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd_audit::Command,
     },
+    /// Integrations: configure, test and sync connections to platforms.
+    Integration {
+        #[command(subcommand)]
+        command: cmd_integration::Command,
+    },
     /// Plugins: inspect what a component is and asks for.
     Plugin {
         #[command(subcommand)]
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd_analyze::run(args),
         Command::Strip(args) => cmd_strip::run(args).map(|()| Verdict::Clean),
         Command::Audit { command } => cmd_audit::run(command).map(|()| Verdict::Clean),
+        Command::Integration { command } => runtime().and_then(|rt| rt.block_on(cmd_integration::run(command))),
         Command::Plugin { command } => runtime()
             .and_then(|rt| rt.block_on(cmd_plugin::run(command)))
             .map(|()| Verdict::Clean),

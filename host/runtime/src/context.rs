@@ -29,9 +29,11 @@ pub trait CredentialProvider: Send + Sync + fmt::Debug {
     /// The header to inject, fetching or refreshing a token when needed.
     /// `None` when the scheme injects nothing.
     fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>>;
-    /// The platform rejected the credentials: refresh once. Concurrent
-    /// callers share one refresh.
-    fn refresh(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// The platform rejected the credentials (`rejected` is the header value
+    /// the failing requests carried, when known): refresh once. Concurrent
+    /// callers share one refresh, and a token another caller already
+    /// replaced is not refreshed again.
+    fn refresh(&self, rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>>;
     /// Non-secret values the plugin may read (`instance_url`).
     fn context(&self) -> BTreeMap<String, String>;
 }
@@ -65,7 +67,7 @@ impl CredentialProvider for StaticCredentials {
     fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
         Box::pin(async move { Ok(Some((self.header.clone(), self.value.clone()))) })
     }
-    fn refresh(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn refresh(&self, _rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async {
             Err(
                 "the API key or token was rejected; check it in the integration's settings"

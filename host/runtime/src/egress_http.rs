@@ -190,6 +190,17 @@ impl IntegrationHttp {
     }
 }
 
+/// A plain client for the host's own requests on an integration's behalf
+/// (OAuth2 token endpoints): no redirects followed, and names resolve only to
+/// addresses the grant's network classes allow. The caller checks the URL
+/// against the allow-list.
+///
+/// # Errors
+/// When the TLS backend cannot initialise.
+pub fn checked_client(networks: BlockedNetworks, timeout: Duration) -> Result<reqwest::Client, String> {
+    IntegrationHttp::new(networks, timeout).map(|h| h.client)
+}
+
 /// Executes requests under an egress policy, with credential injection.
 #[derive(Clone)]
 pub struct EgressHttp {
@@ -201,6 +212,9 @@ pub struct EgressHttp {
     /// injection header).
     extra_forbidden: Arc<BTreeSet<String>>,
     max_redirects: u32,
+    /// The last credential value injected, so a refresh after `unauthorized`
+    /// names the token that was rejected.
+    last_injected: Arc<std::sync::Mutex<Option<proofpix_vault::Secret>>>,
 }
 
 impl std::fmt::Debug for EgressHttp {
@@ -233,7 +247,13 @@ impl EgressHttp {
             credentials,
             extra_forbidden: Arc::new(extra_forbidden),
             max_redirects,
+            last_injected: Arc::default(),
         }
+    }
+
+    /// The credential value most recently injected on a request.
+    pub fn last_injected(&self) -> Option<proofpix_vault::Secret> {
+        self.last_injected.lock().ok().and_then(|g| g.clone())
     }
 
     /// Sends a guest request and buffers the response up to `max_body` bytes.
@@ -306,6 +326,9 @@ impl EgressHttp {
                 let header = creds.authorization().await.map_err(HttpFailure::Denied)?;
                 if let Some((name, value)) = header {
                     builder = builder.header(name.as_str(), value.expose());
+                    if let Ok(mut last) = self.last_injected.lock() {
+                        *last = Some(value);
+                    }
                 }
             }
             if !body.is_empty() {

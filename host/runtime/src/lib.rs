@@ -33,7 +33,7 @@ pub use context::{
     BoxFuture, CredentialProvider, HeaderPair, IntegrationContext, MemoryStateStore, StateError,
     StateStore, StaticCredentials,
 };
-pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest};
+pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest, checked_client};
 pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError, describe_plugin_error};
 pub use fetch::{Content, ContentFetcher, FetchError, RemoteContent};

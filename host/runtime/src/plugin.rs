@@ -782,7 +782,8 @@ impl Session {
         let Some(creds) = self.store.data().ctx.credentials.clone() else {
             return false;
         };
-        match creds.refresh().await {
+        let rejected = self.store.data().http.last_injected();
+        match creds.refresh(rejected).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(plugin = %self.plugin.label(), integration = %self.store.data().ctx.id, "credential refresh after unauthorized failed: {e}");

@@ -1,0 +1,196 @@
+//! Credentials for plugin sessions, built from the plugin's declared scheme,
+//! the integration's config and the vault, and kept for the process's life
+//! so every session of an integration shares one token cache and one refresh.
+//!
+//! Threat: a plugin declaring a hostile token or authorization URL to
+//! harvest the client secret or password. The host sends secrets only to URLs
+//! the operator's grant covers (the same allow-list as plugin traffic), never
+//! follows redirects on token endpoints, and checks resolved addresses
+//! against the grant's network classes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proofpix_auth::{
+    ApiKeyAuth, AuthScheme, CredentialInputs, Credentials, JwtBearerAuth, OAuth2Auth, PasswordAuth, PersistFuture,
+    PersistenceError, TokenPersistence, TokenSet,
+};
+use proofpix_policy::template;
+use proofpix_policy::{AllowedHost, OperatorGrant};
+use proofpix_runtime::contract::AuthScheme as WitScheme;
+use proofpix_runtime::{BoxFuture, CredentialProvider, HeaderPair};
+use proofpix_store::Store;
+use proofpix_vault::Secret;
+use time::OffsetDateTime;
+
+/// The auth crate's credentials, as the runtime's credential provider.
+#[derive(Debug, Clone)]
+pub struct AuthCredentials(pub Credentials);
+
+impl CredentialProvider for AuthCredentials {
+    fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
+        Box::pin(async move {
+            self.0.authorization().await.map(|h| h.map(|h| (h.name, h.value))).map_err(|e| e.to_string())
+        })
+    }
+
+    fn refresh(&self, rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let rejected = match rejected {
+                Some(r) => r,
+                // Nothing was injected yet: the current token is the one to replace.
+                None => match self.0.authorization().await.map_err(|e| e.to_string())? {
+                    Some(h) => h.value,
+                    None => return Err("this integration has no credentials to refresh".into()),
+                },
+            };
+            self.0.invalidate_and_refresh(&rejected).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    }
+
+    fn context(&self) -> BTreeMap<String, String> {
+        self.0.context()
+    }
+}
+
+/// Tokens kept sealed in the store.
+#[derive(Debug, Clone)]
+pub struct StoreTokens(pub Arc<Store>);
+
+impl TokenPersistence for StoreTokens {
+    fn load<'a>(&'a self, integration: &'a str) -> PersistFuture<'a, Option<TokenSet>> {
+        let store = self.0.clone();
+        let integration = integration.to_string();
+        Box::pin(async move {
+            let loaded = tokio::task::spawn_blocking(move || store.tokens(&integration))
+                .await
+                .map_err(|e| PersistenceError::new(e.to_string()))?
+                .map_err(|e| PersistenceError::new(format!("cannot read the stored tokens: {e}")))?;
+            Ok(loaded.map(|t| TokenSet {
+                access_token: t.access_token,
+                refresh_token: t.refresh_token,
+                expires_at: t.expires_at,
+                obtained_at: OffsetDateTime::now_utc(),
+                scopes: t.scope.map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+                context: t.context,
+            }))
+        })
+    }
+
+    fn save<'a>(&'a self, integration: &'a str, tokens: &'a TokenSet) -> PersistFuture<'a, ()> {
+        let store = self.0.clone();
+        let integration = integration.to_string();
+        let row = proofpix_store::TokenSet {
+            access_token: tokens.access_token.clone(),
+            refresh_token: tokens.refresh_token.clone(),
+            expires_at: tokens.expires_at,
+            scope: (!tokens.scopes.is_empty()).then(|| tokens.scopes.join(" ")),
+            context: tokens.context.clone(),
+        };
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.set_tokens(&integration, &row, "system"))
+                .await
+                .map_err(|e| PersistenceError::new(e.to_string()))?
+                .map_err(|e| PersistenceError::new(format!("cannot store the new tokens: {e}")))
+        })
+    }
+}
+
+/// Why credentials cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialSetupError {
+    /// A URL template in the scheme cannot be resolved.
+    #[error("auth URL {url:?}: {reason}")]
+    Template {
+        /// The template.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A token or authorization URL is not covered by the grant.
+    #[error("the plugin sends credentials to {url}, which the integration's grant does not cover; add its host to the grant if you trust it")]
+    NotGranted {
+        /// The URL.
+        url: String,
+    },
+    /// The auth crate refused the inputs.
+    #[error("{0}")]
+    Auth(#[from] proofpix_auth::AuthError),
+}
+
+/// The auth crate's scheme for a plugin's declared one, URL templates
+/// resolved against the integration's non-secret config.
+///
+/// # Errors
+/// Templates that do not resolve.
+pub fn resolve_scheme(wit: &WitScheme, config: &BTreeMap<String, String>) -> Result<AuthScheme, CredentialSetupError> {
+    let none = BTreeMap::new();
+    let r = |u: &str| {
+        template::resolve(u, config, &none).map_err(|e| CredentialSetupError::Template { url: u.to_string(), reason: e.to_string() })
+    };
+    let oauth = |o: &proofpix_runtime::contract::Oauth2Auth| -> Result<OAuth2Auth, CredentialSetupError> {
+        Ok(OAuth2Auth {
+            token_url: r(&o.token_url)?,
+            authorize_url: o.authorize_url.as_deref().map(r).transpose()?,
+            scopes: o.scopes.clone(),
+            client_id_field: o.client_id_field.clone(),
+            client_secret_field: o.client_secret_field.clone(),
+            extra_params: o.extra_params.clone(),
+        })
+    };
+    Ok(match wit {
+        WitScheme::None => AuthScheme::None,
+        WitScheme::ApiKey(k) => {
+            AuthScheme::ApiKey(ApiKeyAuth { secret_field: k.secret_field.clone(), header: k.header.clone(), prefix: k.prefix.clone() })
+        }
+        WitScheme::Oauth2ClientCredentials(o) => AuthScheme::OAuth2ClientCredentials(oauth(o)?),
+        WitScheme::Oauth2AuthorizationCode(o) => AuthScheme::OAuth2AuthorizationCode(oauth(o)?),
+        WitScheme::Oauth2Password(p) => AuthScheme::OAuth2Password(PasswordAuth {
+            oauth: oauth(&p.oauth)?,
+            username_field: p.username_field.clone(),
+            password_field: p.password_field.clone(),
+            password_suffix_field: p.password_suffix_field.clone(),
+        }),
+        WitScheme::JwtBearer(j) => AuthScheme::JwtBearer(JwtBearerAuth {
+            token_url: r(&j.token_url)?,
+            issuer_field: j.issuer_field.clone(),
+            subject_field: j.subject_field.clone(),
+            audience: r(&j.audience)?,
+            private_key_field: j.private_key_field.clone(),
+            scopes: j.scopes.clone(),
+        }),
+    })
+}
+
+/// The URLs the scheme sends secrets to.
+pub fn secret_destinations(scheme: &AuthScheme) -> Vec<String> {
+    match scheme {
+        AuthScheme::OAuth2ClientCredentials(o) | AuthScheme::OAuth2AuthorizationCode(o) => {
+            std::iter::once(o.token_url.clone()).chain(o.authorize_url.clone()).collect()
+        }
+        AuthScheme::OAuth2Password(p) => vec![p.oauth.token_url.clone()],
+        AuthScheme::JwtBearer(j) => vec![j.token_url.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Checks every URL the scheme sends secrets to is covered by the grant.
+///
+/// # Errors
+/// The first URL the grant does not cover.
+pub fn check_destinations(scheme: &AuthScheme, grant: &OperatorGrant) -> Result<(), CredentialSetupError> {
+    let granted: Vec<AllowedHost> = grant.hosts.iter().filter_map(|h| AllowedHost::parse(h).ok()).collect();
+    for url in secret_destinations(scheme) {
+        let ok = url::Url::parse(&url).is_ok_and(|u| granted.iter().any(|g| g.matches(&u)));
+        if !ok {
+            return Err(CredentialSetupError::NotGranted { url });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the inputs for the auth crate.
+pub fn inputs(scheme: AuthScheme, config: &BTreeMap<String, String>, secrets: &BTreeMap<String, Secret>) -> CredentialInputs {
+    CredentialInputs { scheme, config: config.clone(), secrets: secrets.clone() }
+}

@@ -1,0 +1,584 @@
+//! The host library: plugins, integrations, credentials, runs and
+//! notifications, shared by the CLI and the daemon.
+//!
+//! [`Host`] ties the parts together: the store (integrations, sealed
+//! secrets and tokens, results, the audit log), the plugin runtime with the
+//! first-party plugins loaded, one credential cache per integration (so every
+//! session of an integration shares a token and a refresh), the pipeline, and
+//! notification routing to notifier integrations.
+//!
+//! Operator input is validated here, once, against the plugin's config
+//! schema: unknown fields, missing required fields, secrets passed as plain
+//! config (or the reverse) and values of the wrong kind are refused with a
+//! message naming the field. Secrets go straight to the vault.
+
+#![deny(missing_docs)]
+
+pub mod credentials;
+mod notify;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use proofpix_analysis::{Analyzer, Options, Policy};
+use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
+use proofpix_pipeline::integration::{GRANT_KEY, context_for, grant_of, set_grant};
+use proofpix_pipeline::{Pipeline, PipelineOptions, SyncMode, SyncReport};
+use proofpix_policy::{Limits, OperatorGrant};
+use proofpix_runtime::contract::{AuthScheme as WitScheme, Capability, FieldKind, PluginInfo};
+use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
+use proofpix_store::{AuditEvent, IntegrationRecord, Store};
+use proofpix_vault::Secret;
+
+pub use credentials::{AuthCredentials, StoreTokens};
+pub use notify::{NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
+
+/// Config keys the host reserves for itself; plugins never see them.
+pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY];
+
+/// How a [`Host`] is set up.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Plugin limits.
+    pub limits: Limits,
+    /// Where precompiled plugins are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Pipeline behaviour.
+    pub pipeline: PipelineOptions,
+    /// The risk policy.
+    pub policy: Policy,
+    /// Analysis options.
+    pub analysis: Options,
+    /// Credential timing.
+    pub credentials: CredentialOptions,
+    /// Load the plugins shipped inside the binary.
+    pub first_party_plugins: bool,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            limits: Limits::default(),
+            cache_dir: None,
+            pipeline: PipelineOptions::default(),
+            policy: Policy::default(),
+            analysis: Options::default(),
+            credentials: CredentialOptions::default(),
+            first_party_plugins: true,
+        }
+    }
+}
+
+/// What went wrong, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// No such integration.
+    #[error("there is no integration named {0:?}")]
+    NoIntegration(String),
+    /// No such plugin.
+    #[error("there is no plugin {0:?}; installed: {1}")]
+    NoPlugin(String, String),
+    /// The integration's configuration is invalid.
+    #[error("integration {integration}: {problem}")]
+    InvalidConfig {
+        /// Integration.
+        integration: String,
+        /// What to fix.
+        problem: String,
+    },
+    /// Credentials could not be set up.
+    #[error("integration {integration}: {source}")]
+    Credentials {
+        /// Integration.
+        integration: String,
+        /// The cause.
+        source: credentials::CredentialSetupError,
+    },
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] proofpix_store::StoreError),
+    /// Plugin loading failed.
+    #[error("{0}")]
+    Load(#[from] proofpix_runtime::LoadError),
+    /// A plugin call failed.
+    #[error("{0}")]
+    Call(#[from] proofpix_runtime::CallError),
+    /// The pipeline failed.
+    #[error("{0}")]
+    Pipeline(#[from] proofpix_pipeline::PipelineError),
+    /// Building an integration's context failed.
+    #[error("{0}")]
+    Context(#[from] proofpix_pipeline::integration::ContextError),
+    /// A background task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What an operator asks for when creating an integration.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationSpec {
+    /// Its name: `a-z`, `0-9` and `-`.
+    pub id: String,
+    /// The plugin id.
+    pub plugin: String,
+    /// Non-secret config values.
+    pub config: BTreeMap<String, String>,
+    /// Secret values (go to the vault).
+    pub secrets: BTreeMap<String, Secret>,
+    /// The operator's grant.
+    pub grant: OperatorGrant,
+    /// For notifier integrations: which events they receive.
+    pub subscriptions: Option<Subscriptions>,
+    /// Schedule expression (interval or cron), for the daemon.
+    pub schedule: Option<String>,
+}
+
+/// One step of a connection test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestStep {
+    /// What was tested.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found or what to fix.
+    pub detail: String,
+}
+
+/// The result of `integration test`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestReport {
+    /// The steps, in order; testing stops at the first failure.
+    pub steps: Vec<TestStep>,
+}
+
+impl TestReport {
+    /// Whether every step passed.
+    pub fn ok(&self) -> bool {
+        self.steps.iter().all(|s| s.ok)
+    }
+}
+
+/// The ProofPix host.
+pub struct Host {
+    store: Arc<Store>,
+    runtime: Runtime,
+    plugins: RwLock<BTreeMap<String, Plugin>>,
+    credentials: Mutex<HashMap<String, Arc<AuthCredentials>>>,
+    sessions: AuthorizationSessions,
+    pipeline: Pipeline,
+    options: HostOptions,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("runtime", &self.runtime).finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A host over an open store.
+    ///
+    /// # Errors
+    /// The runtime cannot start or a first-party plugin fails to load.
+    pub async fn new(store: Arc<Store>, options: HostOptions) -> Result<Self, ServiceError> {
+        let runtime = Runtime::new(RuntimeConfig {
+            limits: options.limits.clone(),
+            cache_dir: options.cache_dir.clone(),
+            ..RuntimeConfig::default()
+        })?;
+        let analyzer = Arc::new(Analyzer::new(options.policy.clone(), options.analysis.clone()));
+        let pipeline = Pipeline::new(store.clone(), analyzer, options.pipeline.clone());
+        let host = Host {
+            store,
+            runtime,
+            plugins: RwLock::default(),
+            credentials: Mutex::default(),
+            sessions: AuthorizationSessions::new(),
+            pipeline,
+            options,
+        };
+        if host.options.first_party_plugins {
+            for (_, wasm) in proofpix_plugin_artifacts::first_party() {
+                host.add_plugin(wasm).await?;
+            }
+        }
+        Ok(host)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The authorization-code sessions (for the daemon's callback route).
+    pub fn authorization_sessions(&self) -> &AuthorizationSessions {
+        &self.sessions
+    }
+
+    /// Loads a plugin and makes it available (replacing one with the same id).
+    ///
+    /// # Errors
+    /// The component cannot be loaded.
+    pub async fn add_plugin(&self, wasm: &[u8]) -> Result<Plugin, ServiceError> {
+        let plugin = self.runtime.load(wasm).await?;
+        if let Ok(mut map) = self.plugins.write() {
+            map.insert(plugin.info().id.clone(), plugin.clone());
+        }
+        Ok(plugin)
+    }
+
+    /// A loaded plugin by id.
+    pub fn plugin(&self, id: &str) -> Option<Plugin> {
+        self.plugins.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Every loaded plugin.
+    pub fn plugins(&self) -> Vec<Plugin> {
+        self.plugins.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    fn require_plugin(&self, id: &str) -> Result<Plugin, ServiceError> {
+        self.plugin(id).ok_or_else(|| {
+            let names: Vec<String> = self.plugins().iter().map(|p| p.info().id.clone()).collect();
+            ServiceError::NoPlugin(id.to_string(), names.join(", "))
+        })
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, proofpix_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    /// Creates (or replaces) an integration after validating its config
+    /// against the plugin's schema; secrets go to the vault.
+    ///
+    /// # Errors
+    /// Invalid ids or config, unknown plugins, store failures.
+    pub async fn create_integration(&self, spec: IntegrationSpec, actor: &str) -> Result<IntegrationRecord, ServiceError> {
+        let plugin = self.require_plugin(&spec.plugin)?;
+        let invalid = |problem: String| ServiceError::InvalidConfig { integration: spec.id.clone(), problem };
+        if spec.id.is_empty() || spec.id.len() > 64 || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(invalid("the name must be 1-64 characters of a-z, 0-9 and -".into()));
+        }
+        let config = validate_config(plugin.info(), &spec.config, &spec.secrets).map_err(invalid)?;
+        let mut record = match self.store.integration(&spec.id)? {
+            Some(existing) if existing.plugin_id != spec.plugin => {
+                return Err(invalid(format!("it already exists with plugin {}; delete it first", existing.plugin_id)));
+            }
+            Some(existing) => existing,
+            None => IntegrationRecord::new(&spec.id, &spec.plugin, &plugin.info().version, self.store.now()),
+        };
+        record.plugin_version = plugin.info().version.clone();
+        record.config = config;
+        set_grant(&mut record, &spec.grant);
+        if let Some(subs) = &spec.subscriptions {
+            record.config.insert(SUBSCRIPTIONS_KEY.into(), serde_json::to_string(subs).unwrap_or_default());
+        }
+        record.schedule = spec.schedule.clone();
+        record.updated_at = self.store.now();
+        let (r, actor_s) = (record.clone(), actor.to_string());
+        self.blocking(move |s| s.put_integration(&r, &actor_s)).await?;
+        for (field, secret) in spec.secrets {
+            let (id, actor_s) = (spec.id.clone(), actor.to_string());
+            self.blocking(move |s| s.set_secret(&id, &field, &secret, &actor_s)).await?;
+        }
+        self.forget_credentials(&spec.id);
+        // The plugin's own offline check of the config.
+        let (plugin, ctx) = self.context(&spec.id, false).await?;
+        let mut session = plugin.session(&ctx).await?;
+        session.validate_config().await?;
+        Ok(record)
+    }
+
+    /// Replaces one secret.
+    ///
+    /// # Errors
+    /// Unknown integration or field, or a field the plugin does not declare
+    /// secret.
+    pub async fn set_secret(&self, id: &str, field: &str, secret: Secret, actor: &str) -> Result<(), ServiceError> {
+        let record = self.integration(id)?;
+        let plugin = self.require_plugin(&record.plugin_id)?;
+        if !plugin.info().config.iter().any(|f| f.secret && f.name == field) {
+            return Err(ServiceError::InvalidConfig {
+                integration: id.into(),
+                problem: format!("{field:?} is not a secret field of plugin {}", plugin.info().id),
+            });
+        }
+        let (i, f, a) = (id.to_string(), field.to_string(), actor.to_string());
+        self.blocking(move |s| s.set_secret(&i, &f, &secret, &a)).await?;
+        self.forget_credentials(id);
+        Ok(())
+    }
+
+    /// Deletes an integration and everything it owns (secrets, tokens,
+    /// cursor, state, file records).
+    ///
+    /// # Errors
+    /// Unknown integration, store failures.
+    pub async fn delete_integration(&self, id: &str, actor: &str) -> Result<(), ServiceError> {
+        self.integration(id)?;
+        let (i, a) = (id.to_string(), actor.to_string());
+        self.blocking(move |s| s.delete_integration(&i, &a)).await?;
+        self.forget_credentials(id);
+        Ok(())
+    }
+
+    /// An integration's record.
+    ///
+    /// # Errors
+    /// Unknown integration.
+    pub fn integration(&self, id: &str) -> Result<IntegrationRecord, ServiceError> {
+        self.store.integration(id)?.ok_or_else(|| ServiceError::NoIntegration(id.to_string()))
+    }
+
+    fn forget_credentials(&self, id: &str) {
+        if let Ok(mut c) = self.credentials.lock() {
+            c.remove(id);
+        }
+    }
+
+    /// The credentials of an integration (cached for the process).
+    ///
+    /// # Errors
+    /// Setup errors (templates, grant, missing fields).
+    pub fn credentials(&self, record: &IntegrationRecord, plugin: &Plugin, ctx: &IntegrationContext) -> Result<Option<Arc<AuthCredentials>>, ServiceError> {
+        if matches!(plugin.info().auth, WitScheme::None) {
+            return Ok(None);
+        }
+        if let Some(c) = self.credentials.lock().ok().and_then(|c| c.get(&record.id).cloned()) {
+            return Ok(Some(c));
+        }
+        let cred_err = |source| ServiceError::Credentials { integration: record.id.clone(), source };
+        let scheme = credentials::resolve_scheme(&plugin.info().auth, &ctx.config).map_err(cred_err)?;
+        credentials::check_destinations(&scheme, &ctx.grant).map_err(cred_err)?;
+        let networks = proofpix_policy::BlockedNetworks {
+            allow_loopback: ctx.grant.allow_loopback,
+            allow_private: ctx.grant.allow_private,
+            allow_link_local: ctx.grant.allow_link_local,
+        };
+        let http = proofpix_runtime::checked_client(networks, self.options.credentials.request_timeout)
+            .map_err(|e| ServiceError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let creds = Credentials::builder(
+            &record.id,
+            credentials::inputs(scheme, &ctx.config, &ctx.secrets),
+            http,
+            Arc::new(StoreTokens(self.store.clone())),
+        )
+        .platform(&plugin.info().platform)
+        .options(self.options.credentials.clone())
+        .sessions(self.sessions.clone())
+        .build()
+        .map_err(|e| cred_err(e.into()))?;
+        let creds = Arc::new(AuthCredentials(creds));
+        if let Ok(mut c) = self.credentials.lock() {
+            c.insert(record.id.clone(), creds.clone());
+        }
+        Ok(Some(creds))
+    }
+
+    /// The plugin and session context of an integration. With `prime`, the
+    /// credentials obtain (or load) a token first so non-secret auth context
+    /// (`instance_url`) is available to endpoint templates.
+    ///
+    /// # Errors
+    /// Unknown integration or plugin, invalid stored config, credential setup
+    /// or token errors when priming.
+    pub async fn context(&self, id: &str, prime: bool) -> Result<(Plugin, IntegrationContext), ServiceError> {
+        let record = self.integration(id)?;
+        let plugin = self.require_plugin(&record.plugin_id)?;
+        let mut ctx = context_for(&self.store, &record, plugin.info(), None)?;
+        ctx.config.retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
+        if let Some(creds) = self.credentials(&record, &plugin, &ctx)? {
+            if prime {
+                creds.authorization().await.map_err(|e| ServiceError::InvalidConfig { integration: id.to_string(), problem: e })?;
+            }
+            ctx.credentials = Some(creds as Arc<dyn CredentialProvider>);
+        }
+        Ok((plugin, ctx))
+    }
+
+    /// Tests an integration: config, credentials (a new token is obtained,
+    /// so a changed secret shows up even while an old token is valid), the
+    /// grant, and the plugin's own `check`.
+    pub async fn test(&self, id: &str) -> TestReport {
+        let mut steps = Vec::new();
+        let mut step = |name: &str, r: Result<String, String>| {
+            let ok = r.is_ok();
+            steps.push(TestStep { name: name.into(), ok, detail: r.unwrap_or_else(|e| e) });
+            ok
+        };
+        let record = match self.integration(id) {
+            Ok(r) => r,
+            Err(e) => {
+                step("integration", Err(e.to_string()));
+                return TestReport { steps };
+            }
+        };
+        let ctx = match self.context(id, false).await {
+            Ok(c) => c,
+            Err(e) => {
+                step("configuration", Err(e.to_string()));
+                return TestReport { steps };
+            }
+        };
+        step("configuration", Ok(format!("plugin {} {}", ctx.0.info().id, ctx.0.info().version)));
+        let (plugin, ctx) = ctx;
+        if let Ok(Some(creds)) = self.credentials(&record, &plugin, &ctx) {
+            let r = creds.0.renew().await.map(|s| {
+                let mut d = "credentials accepted".to_string();
+                if let Some(exp) = s.expires_at {
+                    d.push_str(&format!(", token valid until {exp}"));
+                }
+                if !s.scopes.is_empty() {
+                    d.push_str(&format!(", scopes: {}", s.scopes.join(" ")));
+                }
+                d
+            });
+            if !step("credentials", r.map_err(|e| e.to_string())) {
+                return TestReport { steps };
+            }
+        }
+        let grants = match plugin.effective_grants(&ctx) {
+            Ok(g) => g,
+            Err(e) => {
+                step("grant", Err(e.to_string()));
+                return TestReport { steps };
+            }
+        };
+        let granted: Vec<&str> = grants.egress.hosts.entries().iter().map(|e| e.as_str()).collect();
+        let mut detail = if granted.is_empty() { "no network endpoints".to_string() } else { format!("may reach {}", granted.join(", ")) };
+        if !grants.not_granted.is_empty() {
+            detail.push_str(&format!("; not granted: {}", grants.not_granted.join("; ")));
+        }
+        step("grant", Ok(detail));
+        let check = async {
+            let mut session = plugin.session(&ctx).await.map_err(|e| e.to_string())?;
+            let report = session.check().await.map_err(|e| e.to_string())?;
+            let mut d = report.details.join("; ");
+            if let Some(a) = report.account {
+                d = format!("connected as {a}; {d}");
+            }
+            Ok(d)
+        };
+        step("connection", check.await);
+        let outcome = if steps.iter().all(|s| s.ok) { "ok" } else { "failed" };
+        let _ = self.store.audit(&AuditEvent::new("system", "integration.test", id).outcome(outcome));
+        TestReport { steps }
+    }
+
+    /// Runs a sync of a source integration, then sends the notifications
+    /// the notifier integrations subscribed to.
+    ///
+    /// # Errors
+    /// As [`Pipeline::sync`], plus setup errors.
+    pub async fn sync(&self, id: &str, mode: SyncMode) -> Result<SyncReport, ServiceError> {
+        let (plugin, ctx) = match self.context(id, true).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.notify_event(id, NotifyEvent::Unhealthy(e.to_string())).await;
+                return Err(e);
+            }
+        };
+        if !plugin.info().capabilities.contains(&Capability::Source) {
+            return Err(ServiceError::InvalidConfig { integration: id.into(), problem: format!("plugin {} is not a source; it cannot be synced", plugin.info().id) });
+        }
+        match self.pipeline.sync(&plugin, &ctx, mode).await {
+            Ok(report) => {
+                self.notify_event(id, NotifyEvent::Completed(Box::new(report.clone()))).await;
+                Ok(report)
+            }
+            Err(e) => {
+                self.notify_event(id, NotifyEvent::Failed(e.to_string())).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Grant stored for an integration.
+    ///
+    /// # Errors
+    /// Unknown integration or an invalid stored grant.
+    pub fn grant(&self, id: &str) -> Result<OperatorGrant, ServiceError> {
+        Ok(grant_of(&self.integration(id)?)?)
+    }
+}
+
+/// Checks operator config against a plugin's schema and fills defaults.
+///
+/// # Errors
+/// The first problem, naming the field.
+pub fn validate_config(
+    info: &PluginInfo,
+    config: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<BTreeMap<String, String>, String> {
+    let names: Vec<&str> = info.config.iter().map(|f| f.name.as_str()).collect();
+    for key in config.keys() {
+        if RESERVED_KEYS.contains(&key.as_str()) {
+            return Err(format!("{key:?} is reserved by the host"));
+        }
+        match info.config.iter().find(|f| f.name == *key) {
+            None => return Err(format!("unknown field {key:?}; {} takes: {}", info.id, names.join(", "))),
+            Some(f) if f.secret => return Err(format!("{key:?} is a secret; pass it as a secret, not as plain config")),
+            Some(_) => {}
+        }
+    }
+    for key in secrets.keys() {
+        match info.config.iter().find(|f| f.name == *key) {
+            None => return Err(format!("unknown secret field {key:?}; {} takes: {}", info.id, names.join(", "))),
+            Some(f) if !f.secret => return Err(format!("{key:?} is not a secret; pass it as plain config")),
+            Some(_) => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    for f in &info.config {
+        if f.secret {
+            if f.required && !secrets.contains_key(&f.name) {
+                return Err(format!("secret {:?} ({}) is required: {}", f.name, f.label, f.help));
+            }
+            continue;
+        }
+        let value = config.get(&f.name).cloned().or_else(|| f.default_value.clone());
+        let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+            if f.required {
+                return Err(format!("{:?} ({}) is required: {}", f.name, f.label, f.help));
+            }
+            continue;
+        };
+        let bad = |expected: &str| format!("{:?} must be {expected}, got {value:?}", f.name);
+        match f.kind {
+            FieldKind::Integer if value.trim().parse::<i64>().is_err() => return Err(bad("a whole number")),
+            FieldKind::Boolean if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "1" | "0" | "on" | "off") => {
+                return Err(bad("true or false"));
+            }
+            FieldKind::Url if !url::Url::parse(value.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => {
+                return Err(bad("an http(s) URL"));
+            }
+            FieldKind::Email if !value.contains('@') => return Err(bad("an e-mail address")),
+            FieldKind::Choice if !f.choices.iter().any(|c| *c == value) => return Err(bad(&format!("one of {}", f.choices.join(", ")))),
+            FieldKind::Path if !value.starts_with('/') => return Err(bad("an absolute path")),
+            _ => {}
+        }
+        out.insert(f.name.clone(), value);
+    }
+    Ok(out)
+}
