@@ -22,6 +22,18 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "plugins/local-folder",
     ),
     (
+        "SALESFORCE",
+        "proofpix-plugin-salesforce",
+        "plugins/salesforce",
+    ),
+    (
+        "SHAREPOINT",
+        "proofpix-plugin-sharepoint",
+        "plugins/sharepoint",
+    ),
+    ("SLACK", "proofpix-plugin-slack", "plugins/slack"),
+    ("TEAMS", "proofpix-plugin-teams", "plugins/teams"),
+    (
         "TEST_HOSTILE",
         "proofpix-test-plugin-hostile",
         "tests/plugins/hostile",

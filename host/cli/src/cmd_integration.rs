@@ -117,23 +117,35 @@ async fn host() -> anyhow::Result<Host> {
 }
 
 fn split(kv: &str) -> anyhow::Result<(String, String)> {
-    let (k, v) = kv.split_once('=').with_context(|| format!("{kv:?} is not FIELD=VALUE"))?;
+    let (k, v) = kv
+        .split_once('=')
+        .with_context(|| format!("{kv:?} is not FIELD=VALUE"))?;
     Ok((k.trim().to_string(), v.to_string()))
 }
 
 /// Reads a secret from its source form.
 fn secret_value(field: &str, source: &str) -> anyhow::Result<Secret> {
     if let Some(var) = source.strip_prefix("env:") {
-        return std::env::var(var).map(Secret::from).with_context(|| format!("secret {field}: environment variable {var} is not set"));
+        return std::env::var(var)
+            .map(Secret::from)
+            .with_context(|| format!("secret {field}: environment variable {var} is not set"));
     }
     if let Some(path) = source.strip_prefix('@') {
-        let text = std::fs::read_to_string(path).with_context(|| format!("secret {field}: cannot read {path}"))?;
-        return Ok(Secret::from(text.trim_end_matches(['\n', '\r']).to_string()));
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("secret {field}: cannot read {path}"))?;
+        return Ok(Secret::from(
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        ));
     }
     if source == "-" {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).with_context(|| format!("secret {field}: cannot read stdin"))?;
-        return Ok(Secret::from(line.trim_end_matches(['\n', '\r']).to_string()));
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .with_context(|| format!("secret {field}: cannot read stdin"))?;
+        return Ok(Secret::from(
+            line.trim_end_matches(['\n', '\r']).to_string(),
+        ));
     }
     Ok(Secret::new(source))
 }
@@ -143,7 +155,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
     let host = host().await?;
     match command {
         Command::Add(a) => {
-            let config: BTreeMap<String, String> = a.config.iter().map(|kv| split(kv)).collect::<anyhow::Result<_>>()?;
+            let config: BTreeMap<String, String> = a
+                .config
+                .iter()
+                .map(|kv| split(kv))
+                .collect::<anyhow::Result<_>>()?;
             let mut secrets = BTreeMap::new();
             for kv in &a.secrets {
                 let (field, source) = split(kv)?;
@@ -172,7 +188,10 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 schedule: a.schedule,
             };
             host.create_integration(spec, "cli").await?;
-            println!("integration {} saved; test it with `proofpix integration test {}`", a.name, a.name);
+            println!(
+                "integration {} saved; test it with `proofpix integration test {}`",
+                a.name, a.name
+            );
             Ok(Verdict::Clean)
         }
         Command::List => {
@@ -194,14 +213,24 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::Test { name } => {
             let report = host.test(&name).await;
             for s in &report.steps {
-                println!("{} {:<14} {}", if s.ok { "ok  " } else { "FAIL" }, s.name, s.detail);
+                println!(
+                    "{} {:<14} {}",
+                    if s.ok { "ok  " } else { "FAIL" },
+                    s.name,
+                    s.detail
+                );
             }
             if !report.ok() {
                 bail!("integration {name} failed its connection test");
             }
             Ok(Verdict::Clean)
         }
-        Command::Sync { name, full, reanalyse, json } => {
+        Command::Sync {
+            name,
+            full,
+            reanalyse,
+            json,
+        } => {
             let mode = if reanalyse {
                 SyncMode::Reanalyse
             } else if full {
@@ -229,7 +258,10 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                         rows.push(Row::from_report(&f.file.name, r));
                     }
                 } else if json {
-                    println!("{}", serde_json::json!({"id": f.file.id, "path": f.file.name, "error": f.error}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"id": f.file.id, "path": f.file.name, "error": f.error})
+                    );
                 }
             }
             if !json {
@@ -251,28 +283,52 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 );
                 println!("by risk: {}", by_risk(&counts));
                 if report.uncertain > 0 {
-                    println!("{} write-backs were interrupted by a crash and need an operator's decision", report.uncertain);
+                    println!(
+                        "{} write-backs were interrupted by a crash and need an operator's decision",
+                        report.uncertain
+                    );
                 }
             }
-            Ok(if worst >= proofpix_analysis::RiskLevel::High { Verdict::Findings } else { Verdict::Clean })
+            Ok(if worst >= proofpix_analysis::RiskLevel::High {
+                Verdict::Findings
+            } else {
+                Verdict::Clean
+            })
         }
         Command::SetSecret { name, secret } => {
             let (field, source) = split(&secret)?;
-            host.set_secret(&name, &field, secret_value(&field, &source)?, "cli").await?;
+            host.set_secret(&name, &field, secret_value(&field, &source)?, "cli")
+                .await?;
             println!("secret {field} of {name} replaced");
             Ok(Verdict::Clean)
         }
         Command::Authorize { name, timeout_secs } => {
             let record = host.integration(&name)?;
-            let plugin = host.plugin(&record.plugin_id).with_context(|| format!("plugin {} is not loaded", record.plugin_id))?;
+            let plugin = host
+                .plugin(&record.plugin_id)
+                .with_context(|| format!("plugin {} is not loaded", record.plugin_id))?;
             let (_, ctx) = host.context(&name, false).await?;
-            let creds = host.credentials(&record, &plugin, &ctx)?.context("this integration has no credentials to authorize")?;
+            let creds = host
+                .credentials(&record, &plugin, &ctx)?
+                .context("this integration has no credentials to authorize")?;
             let callback = proofpix_auth::LoopbackCallback::bind("/oauth/callback").await?;
             let request = creds.0.begin_authorization(callback.redirect_uri())?;
-            println!("Open this URL in a browser and approve access:\n\n  {}\n", request.url);
+            println!(
+                "Open this URL in a browser and approve access:\n\n  {}\n",
+                request.url
+            );
             let params = callback.wait(Duration::from_secs(timeout_secs)).await?;
-            let summary = creds.0.complete_authorization(&params.state, &params.code).await?;
-            println!("authorized; token valid until {}", summary.expires_at.map(|t| t.to_string()).unwrap_or_else(|| "unknown".into()));
+            let summary = creds
+                .0
+                .complete_authorization(&params.state, &params.code)
+                .await?;
+            println!(
+                "authorized; token valid until {}",
+                summary
+                    .expires_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            );
             Ok(Verdict::Clean)
         }
         Command::Remove { name } => {
@@ -288,7 +344,10 @@ pub async fn list_plugins() -> anyhow::Result<()> {
     let host = host().await?;
     for p in host.plugins() {
         let i = p.info();
-        println!("{:<16} {:<8} {:<24} {}", i.id, i.version, i.platform, i.display_name);
+        println!(
+            "{:<16} {:<8} {:<24} {}",
+            i.id, i.version, i.platform, i.display_name
+        );
     }
     Ok(())
 }

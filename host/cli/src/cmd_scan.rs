@@ -91,7 +91,8 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
         cache_dir: Some(data_dir.join("cache").join("components")),
         ..RuntimeConfig::default()
     })?;
-    let [(_, local_folder)] = proofpix_plugin_artifacts::first_party();
+    let local_folder = proofpix_plugin_artifacts::first_party_plugin("local-folder")
+        .context("the local-folder plugin is not built in")?;
     let plugin = runtime
         .load(local_folder)
         .await

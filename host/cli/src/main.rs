@@ -81,7 +81,9 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd_analyze::run(args),
         Command::Strip(args) => cmd_strip::run(args).map(|()| Verdict::Clean),
         Command::Audit { command } => cmd_audit::run(command).map(|()| Verdict::Clean),
-        Command::Integration { command } => runtime().and_then(|rt| rt.block_on(cmd_integration::run(command))),
+        Command::Integration { command } => {
+            runtime().and_then(|rt| rt.block_on(cmd_integration::run(command)))
+        }
         Command::Plugin { command } => runtime()
             .and_then(|rt| rt.block_on(cmd_plugin::run(command)))
             .map(|()| Verdict::Clean),

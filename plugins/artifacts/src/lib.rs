@@ -7,12 +7,38 @@
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The first-party plugins shipped inside the `proofpix` binary: (id, bytes).
-pub fn first_party() -> [(&'static str, &'static [u8]); 1] {
-    [(
-        "local-folder",
-        include_bytes!(concat!(
-            env!("OUT_DIR"),
-            "/proofpix_plugin_local_folder.wasm"
-        )),
-    )]
+pub fn first_party() -> Vec<(&'static str, &'static [u8])> {
+    vec![
+        (
+            "local-folder",
+            include_bytes!(concat!(
+                env!("OUT_DIR"),
+                "/proofpix_plugin_local_folder.wasm"
+            )),
+        ),
+        (
+            "salesforce",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_salesforce.wasm")),
+        ),
+        (
+            "sharepoint",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_sharepoint.wasm")),
+        ),
+        (
+            "slack",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_slack.wasm")),
+        ),
+        (
+            "teams",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_teams.wasm")),
+        ),
+    ]
+}
+
+/// The bytes of one first-party plugin.
+pub fn first_party_plugin(id: &str) -> Option<&'static [u8]> {
+    first_party()
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, b)| b)
 }

@@ -69,6 +69,7 @@ pub mod keys;
 pub mod microsoft;
 pub mod salesforce;
 pub mod slack;
+pub mod teams;
 
 pub use common::{
     AccessProblem, Clock, Consent, Emulator, ErrorCatalog, ErrorReply, Fault, Faults, Harness,

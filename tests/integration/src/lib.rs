@@ -1,1 +1,2 @@
-//! End-to-end tests across the host crates, plugins and emulators.
+//! End-to-end tests across the host crates, plugins and emulators live in
+//! `tests/`; this library holds nothing.

@@ -1,0 +1,2 @@
+//! Microsoft Teams incoming webhooks (Workflows and the legacy connector
+//! format). Not implemented yet.
