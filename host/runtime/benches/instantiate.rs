@@ -19,11 +19,20 @@ use proofpix_policy::Limits;
 use proofpix_runtime::{IntegrationContext, Runtime, RuntimeConfig};
 
 fn runtime(pooling: bool) -> Runtime {
-    Runtime::new(RuntimeConfig { pooling, limits: Limits::default(), cache_dir: None, ..RuntimeConfig::default() }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        pooling,
+        limits: Limits::default(),
+        cache_dir: None,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let wasm = std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).expect("plugin built");
 
     let mut group = c.benchmark_group("fresh_session_and_call");
@@ -45,8 +54,12 @@ fn bench(c: &mut Criterion) {
     let plugin = rt.block_on(runtime.load(&wasm)).expect("load");
     let ctx = IntegrationContext::new("bench");
     let mut session = rt.block_on(plugin.session(&ctx)).expect("session");
-    group.bench_function("describe", |b| b.iter(|| rt.block_on(session.describe()).expect("describe")));
-    group.bench_function("discover_state_log", |b| b.iter(|| rt.block_on(session.discover(None)).expect("discover")));
+    group.bench_function("describe", |b| {
+        b.iter(|| rt.block_on(session.describe()).expect("describe"))
+    });
+    group.bench_function("discover_state_log", |b| {
+        b.iter(|| rt.block_on(session.discover(None)).expect("discover"))
+    });
     group.finish();
 }
 

@@ -23,7 +23,7 @@
 //!   lose `set-cookie`;
 //! - response bodies are read up to a byte cap.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,7 +197,10 @@ impl IntegrationHttp {
 ///
 /// # Errors
 /// When the TLS backend cannot initialise.
-pub fn checked_client(networks: BlockedNetworks, timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn checked_client(
+    networks: BlockedNetworks,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
     IntegrationHttp::new(networks, timeout).map(|h| h.client)
 }
 
@@ -212,6 +215,9 @@ pub struct EgressHttp {
     /// injection header).
     extra_forbidden: Arc<BTreeSet<String>>,
     max_redirects: u32,
+    /// Declared secret fields a request URL may reference as
+    /// `{secret.NAME}` (a webhook URL is itself a credential).
+    secrets: Arc<BTreeMap<String, proofpix_vault::Secret>>,
     /// The last credential value injected, so a refresh after `unauthorized`
     /// names the token that was rejected.
     last_injected: Arc<std::sync::Mutex<Option<proofpix_vault::Secret>>>,
@@ -235,6 +241,7 @@ impl EgressHttp {
         credentials: Option<Arc<dyn CredentialProvider>>,
         injection_header: Option<String>,
         max_redirects: u32,
+        secrets: BTreeMap<String, proofpix_vault::Secret>,
     ) -> Self {
         let extra_forbidden = injection_header
             .into_iter()
@@ -248,6 +255,7 @@ impl EgressHttp {
             extra_forbidden: Arc::new(extra_forbidden),
             max_redirects,
             last_injected: Arc::default(),
+            secrets: Arc::new(secrets),
         }
     }
 
@@ -266,8 +274,27 @@ impl EgressHttp {
         max_body: u64,
     ) -> Result<BufferedResponse, HttpFailure> {
         self.check_guest_headers(&req.headers)?;
+        let template = req.url.contains("{secret.").then(|| req.url.clone());
         let resp = self.execute(req).await?;
-        buffer(resp, max_body).await
+        let mut buffered = buffer(resp, max_body).await;
+        if let Some(template) = template {
+            // A URL built from a secret is never handed back, in a response
+            // or in an error.
+            buffered = match buffered {
+                Ok(mut b) => {
+                    b.url = template;
+                    Ok(b)
+                }
+                Err(HttpFailure::TooLarge(_)) => Err(HttpFailure::TooLarge(format!(
+                    "{template} sent more than the cap of {max_body} bytes"
+                ))),
+                Err(HttpFailure::Connection(_)) => Err(HttpFailure::Connection(format!(
+                    "reading the response of {template} failed"
+                ))),
+                Err(other) => Err(other),
+            };
+        }
+        buffered
     }
 
     /// Sends a host request (a download) and returns the final response for
@@ -305,7 +332,54 @@ impl EgressHttp {
         Ok(())
     }
 
-    async fn execute(&self, req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
+    async fn execute(&self, mut req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
+        let template = req.url.clone();
+        let real = self.substitute_secrets(&req.url)?;
+        let Some(real) = real else {
+            return self.execute_hops(req).await;
+        };
+        // The real URL is a credential: it never appears in a message, a log
+        // line or a response the guest sees; the template stands in for it.
+        req.url = real.clone();
+        let scrub = |m: String| scrub_url(&m, &real, &template);
+        match self.execute_hops(req).await {
+            Ok(resp) => Ok(resp),
+            Err(HttpFailure::Denied(m)) => Err(HttpFailure::Denied(scrub(m))),
+            Err(HttpFailure::Invalid(m)) => Err(HttpFailure::Invalid(scrub(m))),
+            Err(HttpFailure::Timeout(m)) => Err(HttpFailure::Timeout(scrub(m))),
+            Err(HttpFailure::Connection(m)) => Err(HttpFailure::Connection(scrub(m))),
+            Err(HttpFailure::TooLarge(m)) => Err(HttpFailure::TooLarge(scrub(m))),
+        }
+    }
+
+    /// Replaces `{secret.NAME}` placeholders with declared secret values.
+    /// `None` when the URL has none.
+    fn substitute_secrets(&self, url: &str) -> Result<Option<String>, HttpFailure> {
+        if !url.contains("{secret.") {
+            return Ok(None);
+        }
+        let mut out = String::with_capacity(url.len());
+        let mut rest = url;
+        while let Some(start) = rest.find("{secret.") {
+            out.push_str(rest.get(..start).unwrap_or_default());
+            let after = rest.get(start + "{secret.".len()..).unwrap_or_default();
+            let end = after.find('}').ok_or_else(|| {
+                HttpFailure::Invalid("an unclosed {secret.NAME} placeholder".into())
+            })?;
+            let name = after.get(..end).unwrap_or_default();
+            let value = self.secrets.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                HttpFailure::Denied(format!(
+                    "{{secret.{name}}} is not a secret field this plugin declares, or it is not set"
+                ))
+            })?;
+            out.push_str(value.expose().trim());
+            rest = after.get(end + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        Ok(Some(out))
+    }
+
+    async fn execute_hops(&self, req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
         let mut url = Url::parse(&req.url).map_err(|e| {
             HttpFailure::Invalid(format!("{:?} is not a URL: {e}", truncate(&req.url)))
         })?;
@@ -365,7 +439,7 @@ impl EgressHttp {
                 method = Method::GET;
                 body = Vec::new();
             }
-            tracing::debug!(from = %redact_url(&url), to = %redact_url(&next), status = status.as_u16(), "following redirect");
+            tracing::debug!(status = status.as_u16(), hop, "following a redirect");
             url = next;
             hop += 1;
         }
@@ -441,6 +515,18 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// Replaces every spelling of `real` (whole, or without its query) with
+/// `template` in a message.
+fn scrub_url(message: &str, real: &str, template: &str) -> String {
+    let mut m = message.replace(real, template);
+    if let Ok(u) = Url::parse(real) {
+        m = m
+            .replace(&redact_url(&u), template)
+            .replace(u.as_str(), template);
+    }
+    m
 }
 
 fn truncate(s: &str) -> &str {

@@ -294,6 +294,11 @@ impl Plugin {
             ctx.credentials.clone(),
             injection_header,
             limits.max_redirects,
+            ctx.secrets
+                .iter()
+                .filter(|(k, _)| inner.secret_fields.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         );
         let fetcher =
             ContentFetcher::new(egress.clone(), grants.mounts.clone(), inner.label.clone());

@@ -12,7 +12,8 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
+
 use proofpix_policy::{Limits, OperatorGrant};
 use proofpix_runtime::contract::{ContentLocation, PluginError, RemoteFile};
 use proofpix_runtime::{
@@ -61,7 +62,7 @@ async fn serve(redirect_to: Option<String>) -> TestServer {
             _ => StatusCode::OK.into_response(),
         }
     }
-    let app = Router::new().route("/{*rest}", get(record)).with_state(S {
+    let app = Router::new().route("/{*rest}", any(record)).with_state(S {
         seen: seen.clone(),
         redirect_to,
     });
@@ -612,4 +613,49 @@ async fn webhook_verification_uses_the_secret_without_exposing_it() {
         bad.plugin_error(),
         Some(PluginError::Unauthorized(_))
     ));
+}
+
+#[tokio::test]
+async fn a_secret_webhook_url_is_substituted_by_the_host_and_never_shown_to_the_plugin() {
+    use proofpix_runtime::contract::{Notification, Problem};
+    let runtime = runtime_with(test_limits());
+    let server = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;
+    let hook = format!("{}/hooks/sig-s3cr3t", server.base);
+    let ctx = IntegrationContext::new("wb")
+        .with_config("base_url", &server.base)
+        .with_secret("webhook_url", &hook)
+        .with_grant(grant_loopback(&[&server.base]));
+    let event = Notification::BatchFailed(Problem {
+        integration: "x".into(),
+        message: "m".into(),
+    });
+    plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .notify(&event)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.seen.lock().unwrap().clone(),
+        vec![("/hooks/sig-s3cr3t".to_string(), None)]
+    );
+
+    // Not granted: the refusal names the placeholder, not the URL.
+    let ctx = IntegrationContext::new("wb")
+        .with_secret("webhook_url", &hook)
+        .with_grant(OperatorGrant::default());
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .notify(&event)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("{secret.webhook_url}") && !msg.contains("s3cr3t"),
+        "{msg}"
+    );
 }

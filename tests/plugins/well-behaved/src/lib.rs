@@ -39,6 +39,14 @@ impl Connector for WellBehaved {
                 )
                 .optional(),
             )
+            .field(
+                ConfigField::secret(
+                    "webhook_url",
+                    "Webhook URL",
+                    "A URL that is itself a credential.",
+                )
+                .optional(),
+            )
             .endpoint(
                 Endpoint::new("download", "{config.download_url}").purpose("pre-signed downloads"),
             )
@@ -116,8 +124,18 @@ impl Connector for WellBehaved {
             .collect())
     }
 
+    /// Posts to the secret webhook URL; the plugin only knows the placeholder.
     fn notify(_event: Notification) -> Result<(), PluginError> {
-        Ok(())
+        let r = http::Request::post("{secret.webhook_url}")
+            .json(&serde_json::json!({"text": "hi"}))
+            .send()?;
+        if r.url != "{secret.webhook_url}" {
+            return Err(PluginError::fatal(format!(
+                "the host revealed the webhook URL: {}",
+                r.url
+            )));
+        }
+        r.error_for_status().map(|_| ())
     }
 
     fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
