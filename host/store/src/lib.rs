@@ -34,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+mod access;
 mod audit;
 mod check;
 mod codec;
@@ -48,6 +49,7 @@ mod rotation;
 pub mod schema;
 mod store;
 
+pub use access::ApiTokenRecord;
 pub use audit::{AuditEntry, AuditEvent, AuditProblem, VerifyReport};
 pub use check::IntegrityReport;
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};

@@ -44,8 +44,19 @@ impl fmt::Debug for Migration {
     }
 }
 
-/// The built-in steps, in order. Empty while the schema is at version 1.
-const BUILTIN: &[Migration] = &[];
+/// The built-in steps, in order.
+const BUILTIN: &[Migration] = &[Migration {
+    from: 1,
+    name: "add the api_tokens and settings tables",
+    run: v1_to_v2,
+}];
+
+/// v2 adds the daemon's API tokens and settings; existing data is untouched.
+fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(schema::API_TOKENS)?;
+    txn.open_table(schema::SETTINGS)?;
+    Ok(())
+}
 
 pub(crate) fn read_version(
     t: &impl ReadableTable<&'static str, &'static [u8]>,

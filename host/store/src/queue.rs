@@ -515,6 +515,42 @@ impl WorkQueue for Store {
 }
 
 impl Store {
+    /// Expires every lease now, so the items are claimable at once. For a
+    /// daemon starting on a store it holds exclusively: any lease in the file
+    /// belongs to a process that died. Each such item's interrupted delivery
+    /// still counts towards its attempt limit (a file that crashes the
+    /// daemon every time ends up parked, not in a crash loop).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn expire_leases(&self) -> Result<u64, StoreError> {
+        self.write(|txn| {
+            let leased: Vec<(u64, QueueRow)> = {
+                let t = txn.open_table(QUEUE_ITEMS)?;
+                let mut v = Vec::new();
+                for e in t.iter()? {
+                    let (k, row) = e?;
+                    let row: QueueRow = decode("queue_items", row.value())?;
+                    if row.state == ItemState::Leased {
+                        v.push((k.value(), row));
+                    }
+                }
+                v
+            };
+            let n = leased.len() as u64;
+            for (id, mut row) in leased {
+                txn.open_table(QUEUE_DUE)?
+                    .remove((row.integration.as_str(), row.due_ms, id))?;
+                row.due_ms = 0;
+                txn.open_table(QUEUE_DUE)?
+                    .insert((row.integration.as_str(), 0u64, id), ())?;
+                save(txn, id, &row)?;
+            }
+            Ok(n)
+        })
+    }
+
     /// Enqueues one page of a sync and advances the integration's cursor in the same
     /// transaction: after a crash either both happened or neither, so no item is skipped.
     ///

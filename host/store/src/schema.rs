@@ -28,7 +28,7 @@
 use redb::TableDefinition;
 
 /// The schema version this build writes. Opening an older file migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Store-wide values: `schema_version`, `key_check`, `created_at`, `audit.head`, `audit.head_mac`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -77,6 +77,10 @@ pub const QUEUE_COUNTS: TableDefinition<&str, (u64, u64)> = TableDefinition::new
 /// (integration, remote id, file version, plugin version, policy version) → `WritebackRow`.
 pub const WRITEBACKS: TableDefinition<(&str, &str, &str, &str, &str), &[u8]> =
     TableDefinition::new("writebacks");
+/// API tokens by the SHA-256 of the token (hex); the token itself is never stored. Since v2.
+pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+/// Daemon settings by name, as JSON text. Since v2.
+pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 
 /// Meta keys.
 pub(crate) mod meta {
@@ -109,6 +113,8 @@ pub const TABLE_NAMES: &[&str] = &[
     "queue_dedup",
     "queue_counts",
     "writebacks",
+    "api_tokens",
+    "settings",
 ];
 
 /// The tables of [`TABLE_NAMES`] missing from an existing store.
@@ -152,6 +158,8 @@ pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Ta
     txn.open_table(QUEUE_DEDUP)?;
     txn.open_table(QUEUE_COUNTS)?;
     txn.open_table(WRITEBACKS)?;
+    txn.open_table(API_TOKENS)?;
+    txn.open_table(SETTINGS)?;
     Ok(())
 }
 

@@ -284,3 +284,47 @@ fn an_existing_store_with_a_missing_table_is_refused() {
         "the store is damaged (the tables [\"results\"] are missing); run `proofpix store check`, or restore a backup"
     );
 }
+
+/// The real v1 → v2 step: a store written before the daemon's tables
+/// existed opens, gains them, keeps its data, and records the migration.
+#[test]
+fn a_v1_store_migrates_to_v2_keeping_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let clock = TestClock::new();
+    let before = {
+        let store = open(dir.path(), &key, &clock);
+        populate(&store);
+        dump(&store).unwrap()
+    };
+    // Turn it into a v1 file: no api_tokens/settings tables, version 1.
+    {
+        let db = redb::Database::open(dir.path().join(STORE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(schema::API_TOKENS).unwrap();
+        txn.delete_table(schema::SETTINGS).unwrap();
+        txn.commit().unwrap();
+    }
+    set_version(dir.path(), 1);
+    let store = open(dir.path(), &key, &clock);
+    assert_eq!(store.schema_version().unwrap(), 2);
+    let after = dump(&store).unwrap();
+    for line in before.lines().filter(|l| !l.starts_with("audit")) {
+        assert!(after.contains(line), "lost in the migration: {line}");
+    }
+    store
+        .put_setting("sync", r#"{"auto":true}"#, "test")
+        .unwrap();
+    assert_eq!(
+        store.setting("sync").unwrap().as_deref(),
+        Some(r#"{"auto":true}"#)
+    );
+    let mut out = Vec::new();
+    store.audit_export(&mut out).unwrap();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("\"store.migrate\"")
+    );
+    assert!(store.audit_verify().unwrap().is_ok());
+}
