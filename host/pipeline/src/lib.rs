@@ -175,15 +175,66 @@ pub enum SyncMode {
     /// List everything and analyse every file again (after a policy or
     /// analysis upgrade). Write-backs stay at most once per key.
     Reanalyse,
+    /// No discovery: process what is queued (files a webhook reported, or
+    /// work an interrupted run left).
+    QueueOnly,
 }
 
-/// Runs syncs against one store with one analyzer.
+/// What a run reports as it goes, for live views and metrics.
 #[derive(Debug, Clone)]
+pub enum Progress {
+    /// A discovery page was listed.
+    Page {
+        /// Integration.
+        integration: String,
+        /// Files on the page.
+        files: usize,
+    },
+    /// A file was analysed (or failed for good).
+    File {
+        /// Integration.
+        integration: String,
+        /// Remote id.
+        remote_id: String,
+        /// Risk, when analysed.
+        risk: Option<proofpix_analysis::RiskLevel>,
+        /// Error, when it failed.
+        error: Option<String>,
+    },
+    /// A file will be retried later.
+    Retry {
+        /// Integration.
+        integration: String,
+    },
+    /// A result was written back.
+    WrittenBack {
+        /// Integration.
+        integration: String,
+        /// Remote id.
+        remote_id: String,
+    },
+}
+
+/// A receiver of [`Progress`] events.
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Runs syncs against one store with one analyzer.
+#[derive(Clone)]
 pub struct Pipeline {
     store: Arc<Store>,
     analyzer: Arc<Analyzer>,
     options: PipelineOptions,
     owner: String,
+    progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("options", &self.options)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One file being worked on.
@@ -213,7 +264,50 @@ impl Pipeline {
             analyzer,
             options,
             owner,
+            progress: None,
         }
+    }
+
+    /// Sends progress events to `sink`.
+    pub fn with_progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    fn emit(&self, p: Progress) {
+        if let Some(sink) = &self.progress {
+            sink(&p);
+        }
+    }
+
+    /// Queues files a webhook reported as changed (skipping versions already
+    /// processed); process them with [`SyncMode::QueueOnly`]. Returns how
+    /// many were queued.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn enqueue_changes(
+        &self,
+        integration: &str,
+        files: Vec<RemoteFile>,
+    ) -> Result<usize, PipelineError> {
+        let id = integration.to_string();
+        self.blocking(move |s| {
+            let mut items = Vec::new();
+            for f in files {
+                if s.needs_processing(&id, &f.id, &f.version, true)? {
+                    let payload = serde_json::to_vec(&f).unwrap_or_default();
+                    items.push(NewItem {
+                        dedup_key: format!("{}@{}", f.id, f.version),
+                        payload,
+                    });
+                }
+            }
+            let n = items.len();
+            s.enqueue(&id, &items)?;
+            Ok(n)
+        })
+        .await
     }
 
     /// The store.
@@ -364,6 +458,9 @@ impl Pipeline {
         // Work left by an interrupted run is processed first.
         self.drain(&mut session, plugin, ctx, run).await?;
 
+        if mode == SyncMode::QueueOnly {
+            return self.wait_for_retries(&mut session, plugin, ctx, run).await;
+        }
         let mut cursor = if mode == SyncMode::Incremental {
             let id = id.clone();
             self.blocking(move |s| s.cursor(&id)).await?
@@ -376,6 +473,10 @@ impl Pipeline {
                 .discover_with_retries(&mut session, plugin, ctx, cursor.as_deref(), run)
                 .await?;
             run.report.pages += 1;
+            self.emit(Progress::Page {
+                integration: id.clone(),
+                files: page.files.len(),
+            });
             run.report.discovered += page.files.len() as u64;
             let files = page.files;
             let next = page.cursor.clone();
@@ -410,19 +511,30 @@ impl Pipeline {
             cursor = page.cursor;
         }
 
-        // Items waiting for a retry: a one-shot run waits for them, bounded.
+        self.wait_for_retries(&mut session, plugin, ctx, run).await
+    }
+
+    /// Items waiting for a retry: a one-shot run waits for them, bounded.
+    async fn wait_for_retries(
+        &self,
+        session: &mut Session,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        run: &mut Run,
+    ) -> Result<(), PipelineError> {
+        self.drain(session, plugin, ctx, run).await?;
         if let Some(max_wait) = self.options.wait_for_retries {
             let deadline = Instant::now() + max_wait;
             loop {
                 let depth = {
-                    let id = id.clone();
+                    let id = ctx.id.clone();
                     self.blocking(move |s| s.depth(&id)).await?
                 };
                 if depth.pending == 0 || Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                self.drain(&mut session, plugin, ctx, run).await?;
+                self.drain(session, plugin, ctx, run).await?;
             }
         }
         Ok(())
@@ -609,6 +721,12 @@ impl Pipeline {
                     Err(PipelineError::Store(StoreError::LeaseLost { .. })) => return Ok(None),
                     Err(e) => return Err(e),
                 };
+                self.emit(Progress::File {
+                    integration: ctx.id.clone(),
+                    remote_id: job.file.id.clone(),
+                    risk: Some(report.risk),
+                    error: None,
+                });
                 run.report.files.push(FileOutcome {
                     file: job.file,
                     report: Some(report),
@@ -642,6 +760,12 @@ impl Pipeline {
                 };
                 if outcome == proofpix_store::Nacked::Parked {
                     run.report.parked += 1;
+                    self.emit(Progress::File {
+                        integration: ctx.id.clone(),
+                        remote_id: job.file.id.clone(),
+                        risk: None,
+                        error: Some(error.clone()),
+                    });
                     run.report.files.push(FileOutcome {
                         file: job.file,
                         report: None,
@@ -653,6 +777,9 @@ impl Pipeline {
                     });
                 } else {
                     run.report.retries += 1;
+                    self.emit(Progress::Retry {
+                        integration: ctx.id.clone(),
+                    });
                 }
                 Ok(None)
             }
@@ -855,6 +982,10 @@ impl Pipeline {
                             outcome.error = Some(format!("write-back failed: {error}"));
                         } else {
                             outcome.written_back = true;
+                            self.emit(Progress::WrittenBack {
+                                integration: ctx.id.clone(),
+                                remote_id: outcome.file.id.clone(),
+                            });
                         }
                         self.blocking(move |s| {
                             s.complete_writeback_with_file(&key, &completion, &file)

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proofpix_auth::{
-    ApiKeyAuth, AuthScheme, CredentialInputs, Credentials, JwtBearerAuth, OAuth2Auth, PasswordAuth, PersistFuture,
-    PersistenceError, TokenPersistence, TokenSet,
+    ApiKeyAuth, AuthScheme, CredentialInputs, Credentials, JwtBearerAuth, OAuth2Auth, PasswordAuth,
+    PersistFuture, PersistenceError, TokenPersistence, TokenSet,
 };
 use proofpix_policy::template;
 use proofpix_policy::{AllowedHost, OperatorGrant};
@@ -30,7 +30,11 @@ pub struct AuthCredentials(pub Credentials);
 impl CredentialProvider for AuthCredentials {
     fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
         Box::pin(async move {
-            self.0.authorization().await.map(|h| h.map(|h| (h.name, h.value))).map_err(|e| e.to_string())
+            self.0
+                .authorization()
+                .await
+                .map(|h| h.map(|h| (h.name, h.value)))
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -44,7 +48,11 @@ impl CredentialProvider for AuthCredentials {
                     None => return Err("this integration has no credentials to refresh".into()),
                 },
             };
-            self.0.invalidate_and_refresh(&rejected).await.map(|_| ()).map_err(|e| e.to_string())
+            self.0
+                .invalidate_and_refresh(&rejected)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 
@@ -65,13 +73,18 @@ impl TokenPersistence for StoreTokens {
             let loaded = tokio::task::spawn_blocking(move || store.tokens(&integration))
                 .await
                 .map_err(|e| PersistenceError::new(e.to_string()))?
-                .map_err(|e| PersistenceError::new(format!("cannot read the stored tokens: {e}")))?;
+                .map_err(|e| {
+                    PersistenceError::new(format!("cannot read the stored tokens: {e}"))
+                })?;
             Ok(loaded.map(|t| TokenSet {
                 access_token: t.access_token,
                 refresh_token: t.refresh_token,
                 expires_at: t.expires_at,
                 obtained_at: OffsetDateTime::now_utc(),
-                scopes: t.scope.map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+                scopes: t
+                    .scope
+                    .map(|s| s.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
                 context: t.context,
             }))
         })
@@ -109,7 +122,9 @@ pub enum CredentialSetupError {
         reason: String,
     },
     /// A token or authorization URL is not covered by the grant.
-    #[error("the plugin sends credentials to {url}, which the integration's grant does not cover; add its host to the grant if you trust it")]
+    #[error(
+        "the plugin sends credentials to {url}, which the integration's grant does not cover; add its host to the grant if you trust it"
+    )]
     NotGranted {
         /// The URL.
         url: String,
@@ -124,26 +139,35 @@ pub enum CredentialSetupError {
 ///
 /// # Errors
 /// Templates that do not resolve.
-pub fn resolve_scheme(wit: &WitScheme, config: &BTreeMap<String, String>) -> Result<AuthScheme, CredentialSetupError> {
+pub fn resolve_scheme(
+    wit: &WitScheme,
+    config: &BTreeMap<String, String>,
+) -> Result<AuthScheme, CredentialSetupError> {
     let none = BTreeMap::new();
     let r = |u: &str| {
-        template::resolve(u, config, &none).map_err(|e| CredentialSetupError::Template { url: u.to_string(), reason: e.to_string() })
-    };
-    let oauth = |o: &proofpix_runtime::contract::Oauth2Auth| -> Result<OAuth2Auth, CredentialSetupError> {
-        Ok(OAuth2Auth {
-            token_url: r(&o.token_url)?,
-            authorize_url: o.authorize_url.as_deref().map(r).transpose()?,
-            scopes: o.scopes.clone(),
-            client_id_field: o.client_id_field.clone(),
-            client_secret_field: o.client_secret_field.clone(),
-            extra_params: o.extra_params.clone(),
+        template::resolve(u, config, &none).map_err(|e| CredentialSetupError::Template {
+            url: u.to_string(),
+            reason: e.to_string(),
         })
     };
+    let oauth =
+        |o: &proofpix_runtime::contract::Oauth2Auth| -> Result<OAuth2Auth, CredentialSetupError> {
+            Ok(OAuth2Auth {
+                token_url: r(&o.token_url)?,
+                authorize_url: o.authorize_url.as_deref().map(r).transpose()?,
+                scopes: o.scopes.clone(),
+                client_id_field: o.client_id_field.clone(),
+                client_secret_field: o.client_secret_field.clone(),
+                extra_params: o.extra_params.clone(),
+            })
+        };
     Ok(match wit {
         WitScheme::None => AuthScheme::None,
-        WitScheme::ApiKey(k) => {
-            AuthScheme::ApiKey(ApiKeyAuth { secret_field: k.secret_field.clone(), header: k.header.clone(), prefix: k.prefix.clone() })
-        }
+        WitScheme::ApiKey(k) => AuthScheme::ApiKey(ApiKeyAuth {
+            secret_field: k.secret_field.clone(),
+            header: k.header.clone(),
+            prefix: k.prefix.clone(),
+        }),
         WitScheme::Oauth2ClientCredentials(o) => AuthScheme::OAuth2ClientCredentials(oauth(o)?),
         WitScheme::Oauth2AuthorizationCode(o) => AuthScheme::OAuth2AuthorizationCode(oauth(o)?),
         WitScheme::Oauth2Password(p) => AuthScheme::OAuth2Password(PasswordAuth {
@@ -167,7 +191,9 @@ pub fn resolve_scheme(wit: &WitScheme, config: &BTreeMap<String, String>) -> Res
 pub fn secret_destinations(scheme: &AuthScheme) -> Vec<String> {
     match scheme {
         AuthScheme::OAuth2ClientCredentials(o) | AuthScheme::OAuth2AuthorizationCode(o) => {
-            std::iter::once(o.token_url.clone()).chain(o.authorize_url.clone()).collect()
+            std::iter::once(o.token_url.clone())
+                .chain(o.authorize_url.clone())
+                .collect()
         }
         AuthScheme::OAuth2Password(p) => vec![p.oauth.token_url.clone()],
         AuthScheme::JwtBearer(j) => vec![j.token_url.clone()],
@@ -179,8 +205,15 @@ pub fn secret_destinations(scheme: &AuthScheme) -> Vec<String> {
 ///
 /// # Errors
 /// The first URL the grant does not cover.
-pub fn check_destinations(scheme: &AuthScheme, grant: &OperatorGrant) -> Result<(), CredentialSetupError> {
-    let granted: Vec<AllowedHost> = grant.hosts.iter().filter_map(|h| AllowedHost::parse(h).ok()).collect();
+pub fn check_destinations(
+    scheme: &AuthScheme,
+    grant: &OperatorGrant,
+) -> Result<(), CredentialSetupError> {
+    let granted: Vec<AllowedHost> = grant
+        .hosts
+        .iter()
+        .filter_map(|h| AllowedHost::parse(h).ok())
+        .collect();
     for url in secret_destinations(scheme) {
         let ok = url::Url::parse(&url).is_ok_and(|u| granted.iter().any(|g| g.matches(&u)));
         if !ok {
@@ -191,6 +224,14 @@ pub fn check_destinations(scheme: &AuthScheme, grant: &OperatorGrant) -> Result<
 }
 
 /// Builds the inputs for the auth crate.
-pub fn inputs(scheme: AuthScheme, config: &BTreeMap<String, String>, secrets: &BTreeMap<String, Secret>) -> CredentialInputs {
-    CredentialInputs { scheme, config: config.clone(), secrets: secrets.clone() }
+pub fn inputs(
+    scheme: AuthScheme,
+    config: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, Secret>,
+) -> CredentialInputs {
+    CredentialInputs {
+        scheme,
+        config: config.clone(),
+        secrets: secrets.clone(),
+    }
 }

@@ -173,7 +173,9 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("runtime", &self.runtime).finish_non_exhaustive()
+        f.debug_struct("Host")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,7 +190,10 @@ impl Host {
             cache_dir: options.cache_dir.clone(),
             ..RuntimeConfig::default()
         })?;
-        let analyzer = Arc::new(Analyzer::new(options.policy.clone(), options.analysis.clone()));
+        let analyzer = Arc::new(Analyzer::new(
+            options.policy.clone(),
+            options.analysis.clone(),
+        ));
         let pipeline = Pipeline::new(store.clone(), analyzer, options.pipeline.clone());
         let host = Host {
             store,
@@ -205,6 +210,38 @@ impl Host {
             }
         }
         Ok(host)
+    }
+
+    /// Sends the pipeline's progress events to `sink` (live views, metrics).
+    pub fn with_progress(mut self, sink: proofpix_pipeline::ProgressSink) -> Self {
+        self.pipeline = self.pipeline.clone().with_progress(sink);
+        self
+    }
+
+    /// Verifies and parses an inbound webhook through the integration's
+    /// plugin and queues the files it reports as changed. Returns the answer
+    /// for the platform, how many files were queued, and whether the event
+    /// asks for an incremental sync instead. A request that fails
+    /// verification comes back as the plugin's `unauthorized` error.
+    ///
+    /// # Errors
+    /// Unknown integration, a plugin without events, verification failures.
+    pub async fn handle_webhook(
+        &self,
+        id: &str,
+        request: proofpix_runtime::contract::InboundRequest,
+    ) -> Result<(proofpix_runtime::contract::InboundResponse, usize, bool), ServiceError> {
+        let (plugin, ctx) = self.context(id, false).await?;
+        if !plugin.info().capabilities.contains(&Capability::Events) {
+            return Err(ServiceError::InvalidConfig {
+                integration: id.into(),
+                problem: format!("plugin {} does not accept webhooks", plugin.info().id),
+            });
+        }
+        let mut session = plugin.session(&ctx).await?;
+        let outcome = session.handle_event(&request).await?;
+        let queued = self.pipeline.enqueue_changes(id, outcome.changed).await?;
+        Ok((outcome.response, queued, outcome.resync))
     }
 
     /// The store.
@@ -241,7 +278,10 @@ impl Host {
 
     /// Every loaded plugin.
     pub fn plugins(&self) -> Vec<Plugin> {
-        self.plugins.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.plugins
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn require_plugin(&self, id: &str) -> Result<Plugin, ServiceError> {
@@ -268,33 +308,62 @@ impl Host {
     ///
     /// # Errors
     /// Invalid ids or config, unknown plugins, store failures.
-    pub async fn create_integration(&self, spec: IntegrationSpec, actor: &str) -> Result<IntegrationRecord, ServiceError> {
+    pub async fn create_integration(
+        &self,
+        spec: IntegrationSpec,
+        actor: &str,
+    ) -> Result<IntegrationRecord, ServiceError> {
         let plugin = self.require_plugin(&spec.plugin)?;
-        let invalid = |problem: String| ServiceError::InvalidConfig { integration: spec.id.clone(), problem };
-        if spec.id.is_empty() || spec.id.len() > 64 || !spec.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(invalid("the name must be 1-64 characters of a-z, 0-9 and -".into()));
+        let invalid = |problem: String| ServiceError::InvalidConfig {
+            integration: spec.id.clone(),
+            problem,
+        };
+        if spec.id.is_empty()
+            || spec.id.len() > 64
+            || !spec
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "the name must be 1-64 characters of a-z, 0-9 and -".into(),
+            ));
         }
-        let config = validate_config(plugin.info(), &spec.config, &spec.secrets).map_err(invalid)?;
+        let config =
+            validate_config(plugin.info(), &spec.config, &spec.secrets).map_err(invalid)?;
         let mut record = match self.store.integration(&spec.id)? {
             Some(existing) if existing.plugin_id != spec.plugin => {
-                return Err(invalid(format!("it already exists with plugin {}; delete it first", existing.plugin_id)));
+                return Err(invalid(format!(
+                    "it already exists with plugin {}; delete it first",
+                    existing.plugin_id
+                )));
             }
             Some(existing) => existing,
-            None => IntegrationRecord::new(&spec.id, &spec.plugin, &plugin.info().version, self.store.now()),
+            None => IntegrationRecord::new(
+                &spec.id,
+                &spec.plugin,
+                &plugin.info().version,
+                self.store.now(),
+            ),
         };
         record.plugin_version = plugin.info().version.clone();
         record.config = config;
         set_grant(&mut record, &spec.grant);
         if let Some(subs) = &spec.subscriptions {
-            record.config.insert(SUBSCRIPTIONS_KEY.into(), serde_json::to_string(subs).unwrap_or_default());
+            record.config.insert(
+                SUBSCRIPTIONS_KEY.into(),
+                serde_json::to_string(subs).unwrap_or_default(),
+            );
         }
         record.schedule = spec.schedule.clone();
         record.updated_at = self.store.now();
         let (r, actor_s) = (record.clone(), actor.to_string());
-        self.blocking(move |s| s.put_integration(&r, &actor_s)).await?;
+        self.blocking(move |s| s.put_integration(&r, &actor_s))
+            .await?;
         for (field, secret) in spec.secrets {
             let (id, actor_s) = (spec.id.clone(), actor.to_string());
-            self.blocking(move |s| s.set_secret(&id, &field, &secret, &actor_s)).await?;
+            self.blocking(move |s| s.set_secret(&id, &field, &secret, &actor_s))
+                .await?;
         }
         self.forget_credentials(&spec.id);
         // The plugin's own offline check of the config.
@@ -309,17 +378,32 @@ impl Host {
     /// # Errors
     /// Unknown integration or field, or a field the plugin does not declare
     /// secret.
-    pub async fn set_secret(&self, id: &str, field: &str, secret: Secret, actor: &str) -> Result<(), ServiceError> {
+    pub async fn set_secret(
+        &self,
+        id: &str,
+        field: &str,
+        secret: Secret,
+        actor: &str,
+    ) -> Result<(), ServiceError> {
         let record = self.integration(id)?;
         let plugin = self.require_plugin(&record.plugin_id)?;
-        if !plugin.info().config.iter().any(|f| f.secret && f.name == field) {
+        if !plugin
+            .info()
+            .config
+            .iter()
+            .any(|f| f.secret && f.name == field)
+        {
             return Err(ServiceError::InvalidConfig {
                 integration: id.into(),
-                problem: format!("{field:?} is not a secret field of plugin {}", plugin.info().id),
+                problem: format!(
+                    "{field:?} is not a secret field of plugin {}",
+                    plugin.info().id
+                ),
             });
         }
         let (i, f, a) = (id.to_string(), field.to_string(), actor.to_string());
-        self.blocking(move |s| s.set_secret(&i, &f, &secret, &a)).await?;
+        self.blocking(move |s| s.set_secret(&i, &f, &secret, &a))
+            .await?;
         self.forget_credentials(id);
         Ok(())
     }
@@ -342,7 +426,9 @@ impl Host {
     /// # Errors
     /// Unknown integration.
     pub fn integration(&self, id: &str) -> Result<IntegrationRecord, ServiceError> {
-        self.store.integration(id)?.ok_or_else(|| ServiceError::NoIntegration(id.to_string()))
+        self.store
+            .integration(id)?
+            .ok_or_else(|| ServiceError::NoIntegration(id.to_string()))
     }
 
     fn forget_credentials(&self, id: &str) {
@@ -355,23 +441,40 @@ impl Host {
     ///
     /// # Errors
     /// Setup errors (templates, grant, missing fields).
-    pub fn credentials(&self, record: &IntegrationRecord, plugin: &Plugin, ctx: &IntegrationContext) -> Result<Option<Arc<AuthCredentials>>, ServiceError> {
+    pub fn credentials(
+        &self,
+        record: &IntegrationRecord,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+    ) -> Result<Option<Arc<AuthCredentials>>, ServiceError> {
         if matches!(plugin.info().auth, WitScheme::None) {
             return Ok(None);
         }
-        if let Some(c) = self.credentials.lock().ok().and_then(|c| c.get(&record.id).cloned()) {
+        if let Some(c) = self
+            .credentials
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&record.id).cloned())
+        {
             return Ok(Some(c));
         }
-        let cred_err = |source| ServiceError::Credentials { integration: record.id.clone(), source };
-        let scheme = credentials::resolve_scheme(&plugin.info().auth, &ctx.config).map_err(cred_err)?;
+        let cred_err = |source| ServiceError::Credentials {
+            integration: record.id.clone(),
+            source,
+        };
+        let scheme =
+            credentials::resolve_scheme(&plugin.info().auth, &ctx.config).map_err(cred_err)?;
         credentials::check_destinations(&scheme, &ctx.grant).map_err(cred_err)?;
         let networks = proofpix_policy::BlockedNetworks {
             allow_loopback: ctx.grant.allow_loopback,
             allow_private: ctx.grant.allow_private,
             allow_link_local: ctx.grant.allow_link_local,
         };
-        let http = proofpix_runtime::checked_client(networks, self.options.credentials.request_timeout)
-            .map_err(|e| ServiceError::Internal(format!("cannot build the HTTP client: {e}")))?;
+        let http =
+            proofpix_runtime::checked_client(networks, self.options.credentials.request_timeout)
+                .map_err(|e| {
+                    ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
+                })?;
         let creds = Credentials::builder(
             &record.id,
             credentials::inputs(scheme, &ctx.config, &ctx.secrets),
@@ -397,14 +500,25 @@ impl Host {
     /// # Errors
     /// Unknown integration or plugin, invalid stored config, credential setup
     /// or token errors when priming.
-    pub async fn context(&self, id: &str, prime: bool) -> Result<(Plugin, IntegrationContext), ServiceError> {
+    pub async fn context(
+        &self,
+        id: &str,
+        prime: bool,
+    ) -> Result<(Plugin, IntegrationContext), ServiceError> {
         let record = self.integration(id)?;
         let plugin = self.require_plugin(&record.plugin_id)?;
         let mut ctx = context_for(&self.store, &record, plugin.info(), None)?;
-        ctx.config.retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
+        ctx.config
+            .retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
         if let Some(creds) = self.credentials(&record, &plugin, &ctx)? {
             if prime {
-                creds.authorization().await.map_err(|e| ServiceError::InvalidConfig { integration: id.to_string(), problem: e })?;
+                creds
+                    .authorization()
+                    .await
+                    .map_err(|e| ServiceError::InvalidConfig {
+                        integration: id.to_string(),
+                        problem: e,
+                    })?;
             }
             ctx.credentials = Some(creds as Arc<dyn CredentialProvider>);
         }
@@ -418,7 +532,11 @@ impl Host {
         let mut steps = Vec::new();
         let mut step = |name: &str, r: Result<String, String>| {
             let ok = r.is_ok();
-            steps.push(TestStep { name: name.into(), ok, detail: r.unwrap_or_else(|e| e) });
+            steps.push(TestStep {
+                name: name.into(),
+                ok,
+                detail: r.unwrap_or_else(|e| e),
+            });
             ok
         };
         let record = match self.integration(id) {
@@ -435,7 +553,14 @@ impl Host {
                 return TestReport { steps };
             }
         };
-        step("configuration", Ok(format!("plugin {} {}", ctx.0.info().id, ctx.0.info().version)));
+        step(
+            "configuration",
+            Ok(format!(
+                "plugin {} {}",
+                ctx.0.info().id,
+                ctx.0.info().version
+            )),
+        );
         let (plugin, ctx) = ctx;
         if let Ok(Some(creds)) = self.credentials(&record, &plugin, &ctx) {
             let r = creds.0.renew().await.map(|s| {
@@ -459,8 +584,18 @@ impl Host {
                 return TestReport { steps };
             }
         };
-        let granted: Vec<&str> = grants.egress.hosts.entries().iter().map(|e| e.as_str()).collect();
-        let mut detail = if granted.is_empty() { "no network endpoints".to_string() } else { format!("may reach {}", granted.join(", ")) };
+        let granted: Vec<&str> = grants
+            .egress
+            .hosts
+            .entries()
+            .iter()
+            .map(|e| e.as_str())
+            .collect();
+        let mut detail = if granted.is_empty() {
+            "no network endpoints".to_string()
+        } else {
+            format!("may reach {}", granted.join(", "))
+        };
         if !grants.not_granted.is_empty() {
             detail.push_str(&format!("; not granted: {}", grants.not_granted.join("; ")));
         }
@@ -475,8 +610,14 @@ impl Host {
             Ok(d)
         };
         step("connection", check.await);
-        let outcome = if steps.iter().all(|s| s.ok) { "ok" } else { "failed" };
-        let _ = self.store.audit(&AuditEvent::new("system", "integration.test", id).outcome(outcome));
+        let outcome = if steps.iter().all(|s| s.ok) {
+            "ok"
+        } else {
+            "failed"
+        };
+        let _ = self
+            .store
+            .audit(&AuditEvent::new("system", "integration.test", id).outcome(outcome));
         TestReport { steps }
     }
 
@@ -489,20 +630,29 @@ impl Host {
         let (plugin, ctx) = match self.context(id, true).await {
             Ok(c) => c,
             Err(e) => {
-                self.notify_event(id, NotifyEvent::Unhealthy(e.to_string())).await;
+                self.notify_event(id, NotifyEvent::Unhealthy(e.to_string()))
+                    .await;
                 return Err(e);
             }
         };
         if !plugin.info().capabilities.contains(&Capability::Source) {
-            return Err(ServiceError::InvalidConfig { integration: id.into(), problem: format!("plugin {} is not a source; it cannot be synced", plugin.info().id) });
+            return Err(ServiceError::InvalidConfig {
+                integration: id.into(),
+                problem: format!(
+                    "plugin {} is not a source; it cannot be synced",
+                    plugin.info().id
+                ),
+            });
         }
         match self.pipeline.sync(&plugin, &ctx, mode).await {
             Ok(report) => {
-                self.notify_event(id, NotifyEvent::Completed(Box::new(report.clone()))).await;
+                self.notify_event(id, NotifyEvent::Completed(Box::new(report.clone())))
+                    .await;
                 Ok(report)
             }
             Err(e) => {
-                self.notify_event(id, NotifyEvent::Failed(e.to_string())).await;
+                self.notify_event(id, NotifyEvent::Failed(e.to_string()))
+                    .await;
                 Err(e.into())
             }
         }
@@ -537,15 +687,33 @@ pub fn validate_config(
             return Err(format!("{key:?} is reserved by the host"));
         }
         match info.config.iter().find(|f| f.name == *key) {
-            None => return Err(format!("unknown field {key:?}; {} takes: {}", info.id, names.join(", "))),
-            Some(f) if f.secret => return Err(format!("{key:?} is a secret; pass it as a secret, not as plain config")),
+            None => {
+                return Err(format!(
+                    "unknown field {key:?}; {} takes: {}",
+                    info.id,
+                    names.join(", ")
+                ));
+            }
+            Some(f) if f.secret => {
+                return Err(format!(
+                    "{key:?} is a secret; pass it as a secret, not as plain config"
+                ));
+            }
             Some(_) => {}
         }
     }
     for key in secrets.keys() {
         match info.config.iter().find(|f| f.name == *key) {
-            None => return Err(format!("unknown secret field {key:?}; {} takes: {}", info.id, names.join(", "))),
-            Some(f) if !f.secret => return Err(format!("{key:?} is not a secret; pass it as plain config")),
+            None => {
+                return Err(format!(
+                    "unknown secret field {key:?}; {} takes: {}",
+                    info.id,
+                    names.join(", ")
+                ));
+            }
+            Some(f) if !f.secret => {
+                return Err(format!("{key:?} is not a secret; pass it as plain config"));
+            }
             Some(_) => {}
         }
     }
@@ -553,28 +721,49 @@ pub fn validate_config(
     for f in &info.config {
         if f.secret {
             if f.required && !secrets.contains_key(&f.name) {
-                return Err(format!("secret {:?} ({}) is required: {}", f.name, f.label, f.help));
+                return Err(format!(
+                    "secret {:?} ({}) is required: {}",
+                    f.name, f.label, f.help
+                ));
             }
             continue;
         }
-        let value = config.get(&f.name).cloned().or_else(|| f.default_value.clone());
+        let value = config
+            .get(&f.name)
+            .cloned()
+            .or_else(|| f.default_value.clone());
         let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
             if f.required {
-                return Err(format!("{:?} ({}) is required: {}", f.name, f.label, f.help));
+                return Err(format!(
+                    "{:?} ({}) is required: {}",
+                    f.name, f.label, f.help
+                ));
             }
             continue;
         };
         let bad = |expected: &str| format!("{:?} must be {expected}, got {value:?}", f.name);
         match f.kind {
-            FieldKind::Integer if value.trim().parse::<i64>().is_err() => return Err(bad("a whole number")),
-            FieldKind::Boolean if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "1" | "0" | "on" | "off") => {
+            FieldKind::Integer if value.trim().parse::<i64>().is_err() => {
+                return Err(bad("a whole number"));
+            }
+            FieldKind::Boolean
+                if !matches!(
+                    value.trim().to_ascii_lowercase().as_str(),
+                    "true" | "false" | "yes" | "no" | "1" | "0" | "on" | "off"
+                ) =>
+            {
                 return Err(bad("true or false"));
             }
-            FieldKind::Url if !url::Url::parse(value.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) => {
+            FieldKind::Url
+                if !url::Url::parse(value.trim())
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https")) =>
+            {
                 return Err(bad("an http(s) URL"));
             }
             FieldKind::Email if !value.contains('@') => return Err(bad("an e-mail address")),
-            FieldKind::Choice if !f.choices.iter().any(|c| *c == value) => return Err(bad(&format!("one of {}", f.choices.join(", ")))),
+            FieldKind::Choice if !f.choices.iter().any(|c| *c == value) => {
+                return Err(bad(&format!("one of {}", f.choices.join(", "))));
+            }
             FieldKind::Path if !value.starts_with('/') => return Err(bad("an absolute path")),
             _ => {}
         }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use proofpix_analysis::RiskLevel;
 use proofpix_pipeline::{SyncReport, file_result, now_rfc3339, risk_to_contract};
-use proofpix_runtime::contract::{BatchSummary, Capability, FileAlert, Notification, PluginError, Problem};
+use proofpix_runtime::contract::{
+    BatchSummary, Capability, FileAlert, Notification, PluginError, Problem,
+};
 use proofpix_store::AuditEvent;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +53,12 @@ fn all_sources() -> Vec<String> {
     vec!["*".into()]
 }
 fn default_events() -> Vec<String> {
-    vec!["high-risk".into(), "batch-completed".into(), "batch-failed".into(), "unhealthy".into()]
+    vec![
+        "high-risk".into(),
+        "batch-completed".into(),
+        "batch-failed".into(),
+        "unhealthy".into(),
+    ]
 }
 fn default_min_risk() -> String {
     "high".into()
@@ -59,13 +66,20 @@ fn default_min_risk() -> String {
 
 impl Default for Subscriptions {
     fn default() -> Self {
-        Subscriptions { sources: all_sources(), events: default_events(), min_risk: default_min_risk(), digest: false, dashboard_url: None }
+        Subscriptions {
+            sources: all_sources(),
+            events: default_events(),
+            min_risk: default_min_risk(),
+            digest: false,
+            dashboard_url: None,
+        }
     }
 }
 
 impl Subscriptions {
     fn wants(&self, source: &str, event: &str) -> bool {
-        self.sources.iter().any(|s| s == "*" || s == source) && self.events.iter().any(|e| e == event)
+        self.sources.iter().any(|s| s == "*" || s == source)
+            && self.events.iter().any(|e| e == event)
     }
 }
 
@@ -84,7 +98,9 @@ impl Host {
     /// Sends `event` of `source` to every notifier integration subscribed to
     /// it. Failures are logged and audited; they never fail the run.
     pub(crate) async fn notify_event(&self, source: &str, event: NotifyEvent) {
-        let Ok(records) = self.store.integrations() else { return };
+        let Ok(records) = self.store.integrations() else {
+            return;
+        };
         let platform = self
             .store
             .integration(source)
@@ -94,7 +110,9 @@ impl Host {
             .map(|p| p.info().platform.clone())
             .unwrap_or_default();
         for record in records.into_iter().filter(|r| r.enabled && r.id != source) {
-            let Some(plugin) = self.plugin(&record.plugin_id) else { continue };
+            let Some(plugin) = self.plugin(&record.plugin_id) else {
+                continue;
+            };
             if !plugin.info().capabilities.contains(&Capability::Notifier) {
                 continue;
             }
@@ -116,12 +134,21 @@ impl Host {
         }
     }
 
-    async fn deliver(&self, notifier: &str, source: &str, messages: Vec<(&'static str, Notification)>) {
+    async fn deliver(
+        &self,
+        notifier: &str,
+        source: &str,
+        messages: Vec<(&'static str, Notification)>,
+    ) {
         let (plugin, ctx) = match self.context(notifier, true).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(integration = %notifier, "cannot notify: {e}");
-                let _ = self.store.audit(&AuditEvent::new("system", "notify.failed", notifier).outcome("failed").details(serde_json::json!({"source": source, "error": e.to_string()})));
+                let _ = self.store.audit(
+                    &AuditEvent::new("system", "notify.failed", notifier)
+                        .outcome("failed")
+                        .details(serde_json::json!({"source": source, "error": e.to_string()})),
+                );
                 return;
             }
         };
@@ -146,7 +173,9 @@ impl Host {
                     Ok(()) => break Ok(attempt),
                     Err(e) if e.is_retryable() && attempt < DELIVERY_ATTEMPTS => {
                         let wait = match e.plugin_error() {
-                            Some(PluginError::RateLimited(r)) => r.retry_after_ms.map(Duration::from_millis),
+                            Some(PluginError::RateLimited(r)) => {
+                                r.retry_after_ms.map(Duration::from_millis)
+                            }
                             _ => None,
                         }
                         .unwrap_or(Duration::from_millis(500 * u64::from(attempt)))
@@ -158,8 +187,9 @@ impl Host {
                 }
             };
             let event = match &outcome {
-                Ok(attempts) => AuditEvent::new("system", "notify.sent", notifier)
-                    .details(serde_json::json!({"source": source, "kind": kind, "attempts": attempts})),
+                Ok(attempts) => AuditEvent::new("system", "notify.sent", notifier).details(
+                    serde_json::json!({"source": source, "kind": kind, "attempts": attempts}),
+                ),
                 Err(e) => {
                     tracing::error!(integration = %notifier, "notification not delivered: {e}");
                     AuditEvent::new("system", "notify.failed", notifier)
@@ -173,7 +203,12 @@ impl Host {
 }
 
 /// The notifications one event yields for one subscriber.
-fn messages_for(source: &str, platform: &str, event: &NotifyEvent, subs: &Subscriptions) -> Vec<(&'static str, Notification)> {
+fn messages_for(
+    source: &str,
+    platform: &str,
+    event: &NotifyEvent,
+    subs: &Subscriptions,
+) -> Vec<(&'static str, Notification)> {
     let mut out = Vec::new();
     match event {
         NotifyEvent::Completed(report) => {
@@ -198,19 +233,32 @@ fn messages_for(source: &str, platform: &str, event: &NotifyEvent, subs: &Subscr
                     .collect();
                 if subs.digest {
                     for chunk in alerts.chunks(MAX_ALERTS_PER_DIGEST) {
-                        out.push(("high-risk-digest", Notification::HighRiskFiles(chunk.to_vec())));
+                        out.push((
+                            "high-risk-digest",
+                            Notification::HighRiskFiles(chunk.to_vec()),
+                        ));
                     }
                 } else {
-                    out.extend(alerts.into_iter().map(|a| ("high-risk", Notification::HighRiskFiles(vec![a]))));
+                    out.extend(
+                        alerts
+                            .into_iter()
+                            .map(|a| ("high-risk", Notification::HighRiskFiles(vec![a]))),
+                    );
                 }
             }
             if subs.wants(source, "batch-completed") {
                 let b = &report.batch;
-                let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                let fmt = |t: time::OffsetDateTime| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                };
                 let by_risk = b
                     .by_risk
                     .iter()
-                    .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (risk_to_contract(r), u32::try_from(*v).unwrap_or(u32::MAX))))
+                    .filter_map(|(k, v)| {
+                        RiskLevel::parse(k)
+                            .map(|r| (risk_to_contract(r), u32::try_from(*v).unwrap_or(u32::MAX)))
+                    })
                     .collect();
                 out.push((
                     "batch-completed",
@@ -224,16 +272,31 @@ fn messages_for(source: &str, platform: &str, event: &NotifyEvent, subs: &Subscr
                         files_ok: u32::try_from(b.ok).unwrap_or(u32::MAX),
                         files_failed: u32::try_from(b.errors).unwrap_or(u32::MAX),
                         by_risk,
-                        dashboard_url: subs.dashboard_url.as_ref().map(|u| format!("{}/batches/{}", u.trim_end_matches('/'), b.id)),
+                        dashboard_url: subs
+                            .dashboard_url
+                            .as_ref()
+                            .map(|u| format!("{}/batches/{}", u.trim_end_matches('/'), b.id)),
                     }),
                 ));
             }
         }
         NotifyEvent::Failed(message) if subs.wants(source, "batch-failed") => {
-            out.push(("batch-failed", Notification::BatchFailed(Problem { integration: source.into(), message: message.clone() })));
+            out.push((
+                "batch-failed",
+                Notification::BatchFailed(Problem {
+                    integration: source.into(),
+                    message: message.clone(),
+                }),
+            ));
         }
         NotifyEvent::Unhealthy(message) if subs.wants(source, "unhealthy") => {
-            out.push(("unhealthy", Notification::IntegrationUnhealthy(Problem { integration: source.into(), message: message.clone() })));
+            out.push((
+                "unhealthy",
+                Notification::IntegrationUnhealthy(Problem {
+                    integration: source.into(),
+                    message: message.clone(),
+                }),
+            ));
         }
         _ => {}
     }
