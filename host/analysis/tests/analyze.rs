@@ -430,3 +430,12 @@ fn the_unsupported_format_message_is_exact() {
         )
     );
 }
+
+#[test]
+fn the_example_policy_file_is_valid() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
+            .unwrap();
+    let p = Policy::from_toml_str(&text).unwrap();
+    assert_eq!(p.precise_gps_meters(), 50.0);
+}

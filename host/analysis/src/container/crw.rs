@@ -10,6 +10,38 @@ use crate::model::Family;
 
 const MAX_ENTRIES: u16 = 1024;
 
+/// Most entries visited over all heaps of one file: nested heaps that point back at their
+/// parent (or at each other) would otherwise multiply the work at every level.
+const MAX_TOTAL_ENTRIES: u32 = 20_000;
+
+/// Heaps already walked (start, length) and the entries visited so far.
+#[derive(Default)]
+struct Walk {
+    seen: std::collections::HashSet<(u64, u64)>,
+    entries: u32,
+}
+
+impl Walk {
+    /// False when this heap was walked already or the entry budget is spent.
+    fn enter_heap(&mut self, ctx: &mut Ctx<'_>, start: u64, len: u64) -> bool {
+        if !self.seen.insert((start, len)) {
+            ctx.error("CRW: heap visited twice; loop cut");
+            return false;
+        }
+        true
+    }
+    fn entry(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        self.entries = self.entries.saturating_add(1);
+        if self.entries > MAX_TOTAL_ENTRIES {
+            if self.entries == MAX_TOTAL_ENTRIES.saturating_add(1) {
+                ctx.error("CRW: too many entries; walk cut");
+            }
+            return false;
+        }
+        ctx.alive()
+    }
+}
+
 /// Parse a CRW file.
 pub(crate) fn parse_file(ctx: &mut Ctx<'_>) {
     let len = ctx.r.len();
@@ -22,7 +54,14 @@ pub(crate) fn parse_file(ctx: &mut Ctx<'_>) {
     }
     // CRW heaps are small next to the raw data but can reference it; read the whole heap
     // structure lazily through the reader.
-    heap_file(ctx, hlen, len.saturating_sub(hlen), le, "CanonRaw");
+    heap_file(
+        ctx,
+        &mut Walk::default(),
+        hlen,
+        len.saturating_sub(hlen),
+        le,
+        "CanonRaw",
+    );
 }
 
 /// Parse a CIFF block held in memory (JPEG APP0).
@@ -30,18 +69,13 @@ pub(crate) fn parse_mem(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>, group:
     let le = data.get(0..2) == Some(b"II");
     let hlen = u32_at(data, 2, le).unwrap_or(0) as usize;
     let Some(heap) = data.get(hlen..) else { return };
-    heap_mem(
-        ctx,
-        heap,
-        abs.and_then(|a| a.checked_add(hlen as u64)),
-        le,
-        group,
-    );
+    let heap_abs = abs.and_then(|a| a.checked_add(hlen as u64));
+    heap_mem(ctx, &mut Walk::default(), heap, 0, heap_abs, le, group);
 }
 
-fn heap_file(ctx: &mut Ctx<'_>, start: u64, len: u64, le: bool, group: &str) {
+fn heap_file(ctx: &mut Ctx<'_>, w: &mut Walk, start: u64, len: u64, le: bool, group: &str) {
     // The table sits at the end of the heap; read it and resolve entries with small reads.
-    if len < 4 || !ctx.enter() {
+    if len < 4 || !w.enter_heap(ctx, start, len) || !ctx.enter() {
         return;
     }
     let tail = start.saturating_add(len).saturating_sub(4);
@@ -67,7 +101,7 @@ fn heap_file(ctx: &mut Ctx<'_>, start: u64, len: u64, le: bool, group: &str) {
         return;
     };
     for ent in tab.chunks_exact(10) {
-        if !ctx.alive() {
+        if !w.entry(ctx) {
             break;
         }
         let (Some(typ), Some(size), Some(off)) =
@@ -95,7 +129,7 @@ fn heap_file(ctx: &mut Ctx<'_>, start: u64, len: u64, le: bool, group: &str) {
             continue;
         }
         if matches!(dtype, 0x2800 | 0x3000) {
-            heap_file(ctx, abs, u64::from(size), le, group);
+            heap_file(ctx, w, abs, u64::from(size), le, group);
             continue;
         }
         match id {
@@ -129,13 +163,26 @@ fn heap_file(ctx: &mut Ctx<'_>, start: u64, len: u64, le: bool, group: &str) {
     ctx.leave();
 }
 
-fn heap_mem(ctx: &mut Ctx<'_>, heap: &[u8], abs: Option<u64>, le: bool, group: &str) {
-    if heap.len() < 4 || !ctx.enter() {
+/// `rel` is the heap's offset within the outermost heap (the key for the visited set).
+#[allow(clippy::too_many_arguments)]
+fn heap_mem(
+    ctx: &mut Ctx<'_>,
+    w: &mut Walk,
+    heap: &[u8],
+    rel: u64,
+    abs: Option<u64>,
+    le: bool,
+    group: &str,
+) {
+    if heap.len() < 4 || !w.enter_heap(ctx, rel, heap.len() as u64) || !ctx.enter() {
         return;
     }
     let toff = u32_at(heap, heap.len().saturating_sub(4), le).unwrap_or(0) as usize;
     let count = u16_at(heap, toff, le).unwrap_or(0).min(MAX_ENTRIES);
     for i in 0..usize::from(count) {
+        if !w.entry(ctx) {
+            break;
+        }
         let p = toff.saturating_add(2).saturating_add(i.saturating_mul(10));
         let Some(ent) = heap.get(p..p.saturating_add(10)) else {
             break;
@@ -157,7 +204,7 @@ fn heap_mem(ctx: &mut Ctx<'_>, heap: &[u8], abs: Option<u64>, le: bool, group: &
         };
         let vabs = abs.and_then(|a| a.checked_add(o as u64));
         if matches!(dtype, 0x2800 | 0x3000) {
-            heap_mem(ctx, v, vabs, le, group);
+            heap_mem(ctx, w, v, rel.saturating_add(o as u64), vabs, le, group);
         } else if matches!(id, 0x2007 | 0x2008) {
             let name = if id == 0x2007 {
                 "JpgFromRaw"
