@@ -161,7 +161,7 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
             b"brob" => {
                 ctx.error("JPEG XL: Brotli-compressed metadata box not decoded");
             }
-            b"uuid" => uuid_box(ctx, body, body_len, st, format),
+            b"uuid" => uuid_box(ctx, body, body_len),
             _ => {}
         }
         pos = body_end;
@@ -198,7 +198,7 @@ fn exif_payload(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>, with_offset: bool
     tiff::parse(ctx, Data::Mem(body, babs), Host::Embedded);
 }
 
-fn uuid_box(ctx: &mut Ctx<'_>, body: u64, len: u64, st: &mut State, format: Format) {
+fn uuid_box(ctx: &mut Ctx<'_>, body: u64, len: u64) {
     let Ok(u) = ctx.r.read(body, 16.min(len)) else {
         return;
     };
@@ -236,8 +236,6 @@ fn uuid_box(ctx: &mut Ctx<'_>, body: u64, len: u64, st: &mut State, format: Form
                 },
             );
         }
-    } else {
-        let _ = (st, format);
     }
 }
 

@@ -64,8 +64,9 @@ enum Kind {
     Dec,
     /// The first n bytes as lowercase hex.
     Hex(usize),
-    /// Preview start / length pair (offset relative to the TIFF header or the note base).
-    PreviewStart(PreviewBase),
+    /// Preview start / length pair; the start is relative to the view the note's offsets use
+    /// (the TIFF header or the note itself, per the maker's layout).
+    PreviewStart,
     PreviewLen,
     /// An image stored inline as the tag value.
     Inline,
@@ -81,14 +82,6 @@ enum Kind {
     RicohSerial,
     NikonPreviewIfd,
     NikonLocation,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PreviewBase {
-    /// Relative to the enclosing TIFF header.
-    Tiff,
-    /// Relative to the maker note's own base.
-    Note,
 }
 
 type Table = &'static [(u16, &'static str, Kind)];
@@ -109,11 +102,7 @@ const CANON: Table = &[
 ];
 const CASIO2: Table = &[
     (0x2000, "PreviewImage", Kind::Inline),
-    (
-        0x0004,
-        "PreviewImageStart",
-        Kind::PreviewStart(PreviewBase::Tiff),
-    ),
+    (0x0004, "PreviewImageStart", Kind::PreviewStart),
     (0x0003, "PreviewImageLength", Kind::PreviewLen),
 ];
 const FUJI: Table = &[
@@ -122,11 +111,7 @@ const FUJI: Table = &[
 ];
 const MINOLTA: Table = &[
     (0x0081, "ThumbnailImage", Kind::Inline),
-    (
-        0x0088,
-        "PreviewImageStart",
-        Kind::PreviewStart(PreviewBase::Tiff),
-    ),
+    (0x0088, "PreviewImageStart", Kind::PreviewStart),
     (0x0089, "PreviewImageLength", Kind::PreviewLen),
 ];
 const MOTOROLA: Table = &[(0x5501, "SerialNumber", Kind::Text)];
@@ -143,11 +128,7 @@ const OLYMPUS_EQUIPMENT: Table = &[
     (0x0203, "LensModel", Kind::Text),
 ];
 const OLYMPUS_SETTINGS: Table = &[
-    (
-        0x0101,
-        "PreviewImageStart",
-        Kind::PreviewStart(PreviewBase::Note),
-    ),
+    (0x0101, "PreviewImageStart", Kind::PreviewStart),
     (0x0102, "PreviewImageLength", Kind::PreviewLen),
 ];
 const OLYMPUS: Table = &[
@@ -173,11 +154,7 @@ const PANASONIC: Table = &[
 ];
 const PENTAX: Table = &[
     (0x0003, "PreviewImageLength", Kind::PreviewLen),
-    (
-        0x0004,
-        "PreviewImageStart",
-        Kind::PreviewStart(PreviewBase::Tiff),
-    ),
+    (0x0004, "PreviewImageStart", Kind::PreviewStart),
     (0x0215, "CameraInfo", Kind::PentaxCameraInfo),
     (0x0229, "SerialNumber", Kind::Text),
     (0x022e, "Artist", Kind::Text),
@@ -499,7 +476,7 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
         return;
     };
     fix_base(&mut entries, off);
-    let mut pv_start: Option<(u64, PreviewBase, String)> = None;
+    let mut pv_start: Option<(u64, String)> = None;
     let mut pv_len: Option<u64> = None;
     for e in &entries {
         if !ctx.alive() {
@@ -536,9 +513,9 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     ctx.text(Family::MakerNote, group, &tag_s, name, abs, &h);
                 }
             }
-            Kind::PreviewStart(b) => {
+            Kind::PreviewStart => {
                 if let Some(n) = t.uint(ctx, e) {
-                    pv_start = Some((n, b, tag_s.clone()));
+                    pv_start = Some((n, tag_s.clone()));
                 }
             }
             Kind::PreviewLen => pv_len = t.uint(ctx, e),
@@ -659,11 +636,8 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
             }
         }
     }
-    if let (Some((start, base, tag_s)), Some(len)) = (pv_start, pv_len) {
-        // Note-relative offsets are already relative to this view for note-based layouts.
-        let off = match base {
-            PreviewBase::Tiff | PreviewBase::Note => t.ptr(start),
-        };
+    if let (Some((start, tag_s)), Some(len)) = (pv_start, pv_len) {
+        let off = t.ptr(start);
         t.embedded_image(
             ctx,
             Family::MakerNote,
