@@ -359,12 +359,13 @@ pub(crate) fn build(items: &[Item], policy: &Policy, show: bool) -> Vec<Finding>
             continue;
         }
         let value = display_value(item, code, show);
-        let key = (
-            code.to_owned(),
-            item.group.clone(),
-            item.name.clone(),
-            value.clone(),
-        );
+        // Deduplicate on the raw value: two different names can mask to the same string.
+        let raw = match &item.value {
+            Value::Text(t) => t.clone(),
+            Value::Gps { lat, lon, .. } => format!("{lat},{lon}"),
+            Value::Binary(n) => format!("{n}@{:?}", item.offset),
+        };
+        let key = (code.to_owned(), item.group.clone(), item.name.clone(), raw);
         if !seen.insert(key) {
             continue;
         }
