@@ -79,6 +79,20 @@ pub(crate) fn parse_mrw(ctx: &mut Ctx<'_>) {
 /// image sections may hold a JPEG preview with EXIF.
 pub(crate) fn parse_x3f(ctx: &mut Ctx<'_>) {
     let len = ctx.r.len();
+    // Header: "FOVb", version, then a 16-byte unique identifier.
+    if let Ok(h) = ctx.r.read(0, 24.min(len))
+        && let Some(id) = h.get(8..24)
+    {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        ctx.text(
+            Family::MakerNote,
+            "SigmaRaw",
+            "header",
+            "ImageUniqueID",
+            Some(8),
+            &hex,
+        );
+    }
     let Some(dir) = ctx
         .r
         .read(len.saturating_sub(4), 4)
@@ -180,9 +194,16 @@ fn x3f_prop(ctx: &mut Ctx<'_>, off: u64, slen: u64) {
             "CAMSERIAL" => "SerialNumber",
             "CAMMANUF" => "Make",
             "CAMMODEL" => "Model",
+            "TIME" => "DateTimeOriginal",
             _ => continue,
         };
-        let val = utf16_at(v as usize);
+        let mut val = utf16_at(v as usize);
+        if name == "DateTimeOriginal" {
+            match val.trim().parse::<u64>() {
+                Ok(t) => val = crate::container::crw::unix_time(t),
+                Err(_) => continue,
+            }
+        }
         ctx.text(Family::MakerNote, "SigmaRaw", &key, name, Some(off), &val);
     }
 }
