@@ -10,6 +10,7 @@ mod cmd_audit;
 mod cmd_integration;
 mod cmd_plugin;
 mod cmd_scan;
+mod cmd_serve;
 mod cmd_strip;
 mod cmd_vault;
 mod output;
@@ -38,6 +39,9 @@ enum Command {
     /// host fetch → analysis → JSON report per image). A second scan only
     /// looks at files that changed.
     Scan(cmd_scan::Args),
+    /// Run the daemon: scheduled and webhook-driven syncs, the REST API and
+    /// the dashboard.
+    Serve(cmd_serve::Args),
     /// Analyse files and folders directly and print the findings.
     Analyze(cmd_analyze::Args),
     /// Write a copy of an image without its metadata (lossless).
@@ -78,6 +82,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Scan(args) => runtime().and_then(|rt| rt.block_on(cmd_scan::run(args))),
+        Command::Serve(args) => runtime()
+            .and_then(|rt| rt.block_on(cmd_serve::run(args)))
+            .map(|()| Verdict::Clean),
         Command::Analyze(args) => cmd_analyze::run(args),
         Command::Strip(args) => cmd_strip::run(args).map(|()| Verdict::Clean),
         Command::Audit { command } => cmd_audit::run(command).map(|()| Verdict::Clean),

@@ -259,6 +259,25 @@ impl EgressHttp {
         }
     }
 
+    /// After a 401 answered by `url`: when that hop took credentials, refreshes them (once;
+    /// concurrent callers share one refresh) and says whether to send the request again. A 401
+    /// from a hop without credentials (a pre-authenticated download URL) is not about them.
+    pub async fn refresh_after_unauthorized(&self, url: &Url) -> bool {
+        let Some(creds) = &self.credentials else {
+            return false;
+        };
+        if !self.credential_hosts.matches(url) {
+            return false;
+        }
+        match creds.refresh(self.last_injected()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("credential refresh after a 401 on a download failed: {e}");
+                false
+            }
+        }
+    }
+
     /// The credential value most recently injected on a request.
     pub fn last_injected(&self) -> Option<proofpix_vault::Secret> {
         self.last_injected.lock().ok().and_then(|g| g.clone())

@@ -52,6 +52,17 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// The platform's Retry-After, when it sent one with an error status.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            FetchError::Status {
+                retry_after_ms: Some(ms),
+                ..
+            } => Some(std::time::Duration::from_millis(*ms)),
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may help.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -214,11 +225,7 @@ impl RemoteContent {
         let end = offset.saturating_add(len).saturating_sub(1);
         req.headers
             .push(("range".into(), format!("bytes={offset}-{end}")));
-        let resp = self
-            .http
-            .send_streaming(req)
-            .await
-            .map_err(|f| map_failure(f, &self.plugin))?;
+        let resp = self.send(req).await?;
         let status = resp.status().as_u16();
         if status == 416 {
             // Range past the end: nothing there.
@@ -258,13 +265,31 @@ impl RemoteContent {
     /// # Errors
     /// Egress refusals, HTTP errors, and bodies over `max_body`.
     pub async fn read_all(&self, max_body: u64) -> Result<Vec<u8>, FetchError> {
-        let resp = self
-            .http
-            .send_streaming(self.request.clone())
-            .await
-            .map_err(|f| map_failure(f, &self.plugin))?;
+        let resp = self.send(self.request.clone()).await?;
         check_status(&resp)?;
         read_body(resp, max_body, false, &self.plugin).await
+    }
+}
+
+impl RemoteContent {
+    /// Sends once; a 401 from an endpoint that takes credentials (an access token that expired
+    /// mid-run) refreshes them, as a plugin call's `unauthorized` does, and sends once more.
+    async fn send(&self, req: OutboundRequest) -> Result<reqwest::Response, FetchError> {
+        let resp = self
+            .http
+            .send_streaming(req.clone())
+            .await
+            .map_err(|f| map_failure(f, &self.plugin))?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && self.http.refresh_after_unauthorized(resp.url()).await
+        {
+            return self
+                .http
+                .send_streaming(req)
+                .await
+                .map_err(|f| map_failure(f, &self.plugin));
+        }
+        Ok(resp)
     }
 }
 

@@ -475,6 +475,7 @@ impl Session {
         let elapsed = self.store.data().call_started.elapsed();
         self.stats.calls += 1;
         self.stats.last_call = elapsed;
+        metrics::record_call(elapsed);
         let high = self.store.data().limiter.high_water;
         self.stats.memory_high_water = self.stats.memory_high_water.max(high);
         metrics::MEMORY_HIGH_WATER.fetch_max(high, std::sync::atomic::Ordering::Relaxed);

@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+mod auth_flow;
 pub mod credentials;
 mod notify;
 
@@ -166,6 +167,8 @@ pub struct Host {
     runtime: Runtime,
     plugins: RwLock<BTreeMap<String, Plugin>>,
     credentials: Mutex<HashMap<String, Arc<AuthCredentials>>>,
+    /// Schemes of integrations whose plugin chooses its flow per integration.
+    auth_schemes: Mutex<HashMap<String, WitScheme>>,
     sessions: AuthorizationSessions,
     pipeline: Pipeline,
     options: HostOptions,
@@ -200,6 +203,7 @@ impl Host {
             runtime,
             plugins: RwLock::default(),
             credentials: Mutex::default(),
+            auth_schemes: Mutex::default(),
             sessions: AuthorizationSessions::new(),
             pipeline,
             options,
@@ -329,8 +333,17 @@ impl Host {
                 "the name must be 1-64 characters of a-z, 0-9 and -".into(),
             ));
         }
+        // Secrets already in the vault satisfy required secret fields on an
+        // update; only the ones given are written.
+        let mut known_secrets: BTreeMap<String, Secret> = self
+            .store
+            .secret_fields(&spec.id)?
+            .into_iter()
+            .map(|f| (f, Secret::new("")))
+            .collect();
+        known_secrets.extend(spec.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         let config =
-            validate_config(plugin.info(), &spec.config, &spec.secrets).map_err(invalid)?;
+            validate_config(plugin.info(), &spec.config, &known_secrets).map_err(invalid)?;
         let mut record = match self.store.integration(&spec.id)? {
             Some(existing) if existing.plugin_id != spec.plugin => {
                 return Err(invalid(format!(
@@ -432,6 +445,9 @@ impl Host {
     }
 
     fn forget_credentials(&self, id: &str) {
+        if let Ok(mut a) = self.auth_schemes.lock() {
+            a.remove(id);
+        }
         if let Ok(mut c) = self.credentials.lock() {
             c.remove(id);
         }
@@ -447,7 +463,13 @@ impl Host {
         plugin: &Plugin,
         ctx: &IntegrationContext,
     ) -> Result<Option<Arc<AuthCredentials>>, ServiceError> {
-        if matches!(plugin.info().auth, WitScheme::None) {
+        let auth = self
+            .auth_schemes
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&record.id).cloned())
+            .unwrap_or_else(|| plugin.info().auth.clone());
+        if matches!(auth, WitScheme::None) {
             return Ok(None);
         }
         if let Some(c) = self
@@ -462,8 +484,7 @@ impl Host {
             integration: record.id.clone(),
             source,
         };
-        let scheme =
-            credentials::resolve_scheme(&plugin.info().auth, &ctx.config).map_err(cred_err)?;
+        let scheme = credentials::resolve_scheme(&auth, &ctx.config).map_err(cred_err)?;
         credentials::check_destinations(&scheme, &ctx.grant).map_err(cred_err)?;
         let networks = proofpix_policy::BlockedNetworks {
             allow_loopback: ctx.grant.allow_loopback,
@@ -493,6 +514,35 @@ impl Host {
         Ok(Some(creds))
     }
 
+    /// For a plugin that chooses its authentication per integration (it declares the reserved
+    /// `auth_flow` field), describes it with the integration's config and keeps that scheme for
+    /// [`Host::credentials`] (see `auth_flow.rs`).
+    async fn choose_auth_scheme(
+        &self,
+        record: &IntegrationRecord,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+    ) -> Result<(), ServiceError> {
+        if !auth_flow::per_integration(plugin.info())
+            || self
+                .auth_schemes
+                .lock()
+                .is_ok_and(|a| a.contains_key(&record.id))
+        {
+            return Ok(());
+        }
+        let scheme = auth_flow::scheme_for(plugin, ctx)
+            .await
+            .map_err(|problem| ServiceError::InvalidConfig {
+                integration: record.id.clone(),
+                problem,
+            })?;
+        if let Ok(mut a) = self.auth_schemes.lock() {
+            a.insert(record.id.clone(), scheme);
+        }
+        Ok(())
+    }
+
     /// The plugin and session context of an integration. With `prime`, the
     /// credentials obtain (or load) a token first so non-secret auth context
     /// (`instance_url`) is available to endpoint templates.
@@ -510,6 +560,7 @@ impl Host {
         let mut ctx = context_for(&self.store, &record, plugin.info(), None)?;
         ctx.config
             .retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
+        self.choose_auth_scheme(&record, &plugin, &ctx).await?;
         if let Some(creds) = self.credentials(&record, &plugin, &ctx)? {
             if prime {
                 creds

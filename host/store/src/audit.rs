@@ -592,4 +592,20 @@ impl Store {
                 .collect()
         })
     }
+
+    /// Up to `limit` of the newest audit entries, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] or [`StoreError::Corrupt`].
+    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|txn| {
+            txn.open_table(AUDIT)?
+                .iter()?
+                .rev()
+                .take(limit)
+                .map(|e| decode("audit", e?.1.value()))
+                .collect()
+        })
+    }
 }

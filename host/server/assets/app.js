@@ -1,0 +1,1 @@
+// The dashboard script (to be written).

@@ -1,0 +1,1349 @@
+//! The REST API: one small function per route, next to its path.
+//!
+//! Secrets are write-only: they are accepted on create and update, and no
+//! response ever contains one (integrations list which secret fields are
+//! set, never their values). Every change is an audit entry with its actor
+//! (`token:<name>`), written by the store in the same transaction.
+//!
+//! Values from scanned files (names, GPS, comments) reach responses only
+//! inside analysis reports, already masked by the analysis core unless an
+//! operator asked otherwise; the dashboard renders them as text, never HTML.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use proofpix_pipeline::SyncMode;
+use proofpix_policy::OperatorGrant;
+use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
+use proofpix_service::{IntegrationSpec, RESERVED_KEYS, Subscriptions};
+use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, WorkQueue};
+use proofpix_vault::Secret;
+use serde::{Deserialize, Serialize};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Caller, Role, SESSION_COOKIE, new_token, token_hash};
+use crate::error::{ApiError, ApiJson};
+use crate::state::{AppState, TriggerOutcome};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&proofpix_store::Store) -> Result<T, proofpix_store::StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    let store = state.host().store().clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+// ----- plugins --------------------------------------------------------------
+
+/// One field of a plugin's setup form.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldView {
+    name: String,
+    label: String,
+    help: String,
+    /// `text`, `multiline`, `integer`, `boolean`, `url`, `email`, `path`, `choice`, `string-list`.
+    kind: &'static str,
+    required: bool,
+    secret: bool,
+    default: Option<String>,
+    choices: Vec<String>,
+    placeholder: Option<String>,
+}
+
+/// An endpoint a plugin may reach.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    name: String,
+    url: String,
+    credentials: bool,
+    purpose: String,
+}
+
+/// A plugin and its setup form.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginView {
+    id: String,
+    version: String,
+    display_name: String,
+    platform: String,
+    description: String,
+    /// `source`, `notifier`, `events`.
+    capabilities: Vec<&'static str>,
+    /// The authentication the host runs for it.
+    auth: &'static str,
+    config: Vec<FieldView>,
+    endpoints: Vec<EndpointView>,
+    contract_version: String,
+    content_hash: String,
+}
+
+fn kind_name(k: FieldKind) -> &'static str {
+    match k {
+        FieldKind::Text => "text",
+        FieldKind::Multiline => "multiline",
+        FieldKind::Integer => "integer",
+        FieldKind::Boolean => "boolean",
+        FieldKind::Url => "url",
+        FieldKind::Email => "email",
+        FieldKind::Path => "path",
+        FieldKind::Choice => "choice",
+        FieldKind::StringList => "string-list",
+    }
+}
+
+fn capability_names(info: &PluginInfo) -> Vec<&'static str> {
+    info.capabilities
+        .iter()
+        .map(|c| match c {
+            Capability::Source => "source",
+            Capability::Notifier => "notifier",
+            Capability::Events => "events",
+        })
+        .collect()
+}
+
+fn plugin_view(p: &proofpix_runtime::Plugin) -> PluginView {
+    let i = p.info();
+    PluginView {
+        id: i.id.clone(),
+        version: i.version.clone(),
+        display_name: i.display_name.clone(),
+        platform: i.platform.clone(),
+        description: i.description.clone(),
+        capabilities: capability_names(i),
+        auth: match &i.auth {
+            AuthScheme::None => "none",
+            AuthScheme::ApiKey(_) => "api-key",
+            AuthScheme::Oauth2ClientCredentials(_) => "oauth2-client-credentials",
+            AuthScheme::Oauth2AuthorizationCode(_) => "oauth2-authorization-code",
+            AuthScheme::Oauth2Password(_) => "oauth2-password",
+            AuthScheme::JwtBearer(_) => "jwt-bearer",
+        },
+        config: i
+            .config
+            .iter()
+            .map(|f| FieldView {
+                name: f.name.clone(),
+                label: f.label.clone(),
+                help: f.help.clone(),
+                kind: kind_name(f.kind),
+                required: f.required,
+                secret: f.secret,
+                default: f.default_value.clone(),
+                choices: f.choices.clone(),
+                placeholder: f.placeholder.clone(),
+            })
+            .collect(),
+        endpoints: i
+            .endpoints
+            .iter()
+            .map(|e| EndpointView {
+                name: e.name.clone(),
+                url: e.url.clone(),
+                credentials: e.credentials,
+                purpose: e.purpose.clone(),
+            })
+            .collect(),
+        contract_version: p.contract_version().to_string(),
+        content_hash: p.content_hash().to_string(),
+    }
+}
+
+/// The plugins this daemon runs.
+#[utoipa::path(get, path = "/api/plugins", tag = "plugins", responses((status = 200, body = [PluginView])))]
+pub async fn list_plugins(State(state): State<AppState>, _caller: Caller) -> Json<Vec<PluginView>> {
+    Json(state.host().plugins().iter().map(plugin_view).collect())
+}
+
+/// One plugin, with its setup form.
+#[utoipa::path(get, path = "/api/plugins/{id}", tag = "plugins", params(("id" = String, Path)), responses((status = 200, body = PluginView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_plugin(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PluginView>> {
+    state
+        .host()
+        .plugin(&id)
+        .map(|p| Json(plugin_view(&p)))
+        .ok_or_else(|| ApiError::not_found(format!("there is no plugin {id:?}")))
+}
+
+// ----- integrations ---------------------------------------------------------
+
+/// The operator's grant.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantView {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    mounts: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    allow_loopback: bool,
+    #[serde(default)]
+    allow_private: bool,
+}
+
+impl From<GrantView> for OperatorGrant {
+    fn from(g: GrantView) -> Self {
+        OperatorGrant {
+            hosts: g.hosts,
+            mounts: g.mounts,
+            write: g.write,
+            allow_loopback: g.allow_loopback,
+            allow_private: g.allow_private,
+            allow_link_local: false,
+        }
+    }
+}
+
+impl From<OperatorGrant> for GrantView {
+    fn from(g: OperatorGrant) -> Self {
+        GrantView {
+            hosts: g.hosts,
+            mounts: g.mounts,
+            write: g.write,
+            allow_loopback: g.allow_loopback,
+            allow_private: g.allow_private,
+        }
+    }
+}
+
+/// Summary of a run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchView {
+    id: u64,
+    integration: String,
+    started_at: String,
+    finished_at: Option<String>,
+    duration_ms: Option<u64>,
+    total: u64,
+    ok: u64,
+    errors: u64,
+    retried: u64,
+    by_risk: BTreeMap<String, u64>,
+    failures: Vec<FailureView>,
+}
+
+/// One failed file of a run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureView {
+    remote_id: String,
+    error: String,
+}
+
+fn batch_view(b: &BatchRecord) -> BatchView {
+    BatchView {
+        id: b.id,
+        integration: b.integration.clone(),
+        started_at: rfc3339(b.started_at),
+        finished_at: b.finished_at.map(rfc3339),
+        duration_ms: b.duration.map(|d| d.as_millis() as u64),
+        total: b.total,
+        ok: b.ok,
+        errors: b.errors,
+        retried: b.retried,
+        by_risk: b.by_risk.clone(),
+        failures: b
+            .failures
+            .iter()
+            .map(|f| FailureView {
+                remote_id: f.remote_id.clone(),
+                error: f.error.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// An integration, without any secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationView {
+    id: String,
+    plugin: String,
+    plugin_version: String,
+    platform: String,
+    display_name: String,
+    capabilities: Vec<&'static str>,
+    /// Non-secret configuration.
+    config: BTreeMap<String, String>,
+    /// Secret fields that are set (never their values).
+    secrets_set: Vec<String>,
+    grant: GrantView,
+    subscriptions: Option<serde_json::Value>,
+    schedule: Option<String>,
+    enabled: bool,
+    /// `new`, `healthy`, `failing`, `needs-reauth`, `paused`.
+    status: String,
+    /// What failed last, when the status is failing.
+    last_error: Option<String>,
+    /// Whether a run is in progress.
+    syncing: bool,
+    last_batch: Option<BatchView>,
+    next_sync: Option<String>,
+    queue_pending: u64,
+    queue_parked: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+fn status_name(r: &IntegrationRecord) -> String {
+    match format!("{:?}", r.status).as_str() {
+        "NeedsReauth" => "needs-reauth".into(),
+        other => other.to_lowercase(),
+    }
+}
+
+async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<IntegrationView> {
+    let plugin = state.host().plugin(&r.plugin_id);
+    let id = r.id.clone();
+    let (secrets_set, last_batch, depth) = blocking(state, move |s| {
+        Ok((
+            s.secret_fields(&id)?,
+            s.recent_batches(Some(&id), 1)?.into_iter().next(),
+            s.depth(&id)?,
+        ))
+    })
+    .await?;
+    let grant = proofpix_pipeline::integration::grant_of(&r).unwrap_or_default();
+    let subscriptions = r
+        .config
+        .get(proofpix_service::SUBSCRIPTIONS_KEY)
+        .and_then(|j| serde_json::from_str(j).ok());
+    let config = r
+        .config
+        .iter()
+        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(IntegrationView {
+        platform: plugin
+            .as_ref()
+            .map(|p| p.info().platform.clone())
+            .unwrap_or_default(),
+        display_name: plugin
+            .as_ref()
+            .map(|p| p.info().display_name.clone())
+            .unwrap_or_default(),
+        capabilities: plugin
+            .as_ref()
+            .map(|p| capability_names(p.info()))
+            .unwrap_or_default(),
+        syncing: state.is_running(&r.id),
+        next_sync: if r.enabled {
+            state.next_run(&r.id).map(rfc3339)
+        } else {
+            None
+        },
+        status: status_name(&r),
+        id: r.id,
+        plugin: r.plugin_id,
+        plugin_version: r.plugin_version,
+        config,
+        secrets_set,
+        grant: grant.into(),
+        subscriptions,
+        schedule: r.schedule,
+        enabled: r.enabled,
+        last_error: r.last_error,
+        last_batch: last_batch.as_ref().map(batch_view),
+        queue_pending: depth.pending,
+        queue_parked: depth.parked,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    })
+}
+
+/// Every integration.
+#[utoipa::path(get, path = "/api/integrations", tag = "integrations", responses((status = 200, body = [IntegrationView])))]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<IntegrationView>>> {
+    let records = blocking(&state, |s| s.integrations()).await?;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        out.push(integration_view(&state, r).await?);
+    }
+    Ok(Json(out))
+}
+
+/// One integration.
+#[utoipa::path(get, path = "/api/integrations/{id}", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = IntegrationView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_integration(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IntegrationView>> {
+    let r = state.host().integration(&id)?;
+    Ok(Json(integration_view(&state, r).await?))
+}
+
+/// A new integration. Secrets are write-only.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegration {
+    /// Its name: a-z, 0-9 and -.
+    id: String,
+    /// The plugin id.
+    plugin: String,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    /// Secret field values; never returned.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    grant: GrantView,
+    /// For notifiers: `{sources, events, min_risk, digest, dashboard_url}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    subscriptions: Option<Subscriptions>,
+    /// `15m`, `6h`, or `cron <expr> [time zone]`.
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+/// Changes to an integration; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegration {
+    /// Replaces the non-secret config.
+    #[serde(default)]
+    config: Option<BTreeMap<String, String>>,
+    /// Replaces these secrets (others stay).
+    #[serde(default)]
+    secrets: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    grant: Option<GrantView>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    subscriptions: Option<Subscriptions>,
+    /// A new schedule; an empty string removes it.
+    #[serde(default)]
+    schedule: Option<String>,
+}
+
+fn check_schedule(s: &Option<String>) -> ApiResult<()> {
+    if let Some(s) = s.as_deref().filter(|s| !s.is_empty()) {
+        crate::schedule::Schedule::parse(s).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("schedule {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates an integration (admin).
+#[utoipa::path(post, path = "/api/integrations", tag = "integrations", request_body = CreateIntegration, responses((status = 201, body = IntegrationView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn create_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateIntegration>,
+) -> ApiResult<(StatusCode, Json<IntegrationView>)> {
+    caller.require(Role::Admin)?;
+    if state.host().store().integration(&body.id)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "integration {:?} exists; update it with PATCH",
+            body.id
+        )));
+    }
+    check_schedule(&body.schedule)?;
+    let spec = IntegrationSpec {
+        id: body.id.clone(),
+        plugin: body.plugin,
+        config: body.config,
+        secrets: body
+            .secrets
+            .into_iter()
+            .map(|(k, v)| (k, Secret::from(v)))
+            .collect(),
+        grant: body.grant.into(),
+        subscriptions: body.subscriptions,
+        schedule: body.schedule.filter(|s| !s.is_empty()),
+    };
+    let record = state
+        .host()
+        .create_integration(spec, &caller.actor())
+        .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok((
+        StatusCode::CREATED,
+        Json(integration_view(&state, record).await?),
+    ))
+}
+
+/// Updates an integration (admin).
+#[utoipa::path(patch, path = "/api/integrations/{id}", tag = "integrations", params(("id" = String, Path)), request_body = UpdateIntegration, responses((status = 200, body = IntegrationView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn update_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateIntegration>,
+) -> ApiResult<Json<IntegrationView>> {
+    caller.require(Role::Admin)?;
+    let current = state.host().integration(&id)?;
+    check_schedule(&body.schedule)?;
+    let current_config: BTreeMap<String, String> = current
+        .config
+        .iter()
+        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let spec = IntegrationSpec {
+        id: id.clone(),
+        plugin: current.plugin_id.clone(),
+        config: body.config.unwrap_or(current_config),
+        secrets: body
+            .secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Secret::from(v)))
+            .collect(),
+        grant: match body.grant {
+            Some(g) => g.into(),
+            None => proofpix_pipeline::integration::grant_of(&current)
+                .map_err(|e| ApiError::internal(e))?,
+        },
+        subscriptions: body.subscriptions.or_else(|| {
+            current
+                .config
+                .get(proofpix_service::SUBSCRIPTIONS_KEY)
+                .and_then(|j| serde_json::from_str(j).ok())
+        }),
+        schedule: match body.schedule {
+            Some(s) if s.is_empty() => None,
+            Some(s) => Some(s),
+            None => current.schedule.clone(),
+        },
+    };
+    let mut record = state
+        .host()
+        .create_integration(spec, &caller.actor())
+        .await?;
+    // create_integration keeps `enabled` and status from the stored record.
+    record.enabled = current.enabled;
+    if let Ok(mut s) = state.inner.scheduler.lock() {
+        s.reset(&id);
+    }
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok(Json(integration_view(&state, record).await?))
+}
+
+/// Deletes an integration and what it owns (admin).
+#[utoipa::path(delete, path = "/api/integrations/{id}", tag = "integrations", params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Admin)?;
+    if state.is_running(&id) {
+        return Err(ApiError::conflict(format!(
+            "integration {id:?} is syncing; try again when the run ends"
+        )));
+    }
+    state
+        .host()
+        .delete_integration(&id, &caller.actor())
+        .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A connection test step.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestStepView {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+/// The result of a connection test.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestView {
+    ok: bool,
+    steps: Vec<TestStepView>,
+}
+
+/// Tests the connection (operator).
+#[utoipa::path(post, path = "/api/integrations/{id}/test", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = TestView)))]
+pub async fn test_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestView>> {
+    caller.require(Role::Operator)?;
+    state.host().integration(&id)?;
+    let report = state.host().test(&id).await;
+    Ok(Json(TestView {
+        ok: report.ok(),
+        steps: report
+            .steps
+            .into_iter()
+            .map(|s| TestStepView {
+                name: s.name,
+                ok: s.ok,
+                detail: s.detail,
+            })
+            .collect(),
+    }))
+}
+
+/// How a sync runs.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    /// `incremental` (default), `full` or `reanalyse`.
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// What a sync request did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncAccepted {
+    /// `started`, or `follow-up` when a run was in progress.
+    outcome: &'static str,
+}
+
+/// Starts a sync now (operator).
+#[utoipa::path(post, path = "/api/integrations/{id}/sync", tag = "integrations", params(("id" = String, Path)), request_body(content = SyncRequest, content_type = "application/json"), responses((status = 202, body = SyncAccepted), (status = 503, body = crate::error::Problem)))]
+pub async fn sync_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<SyncAccepted>)> {
+    caller.require(Role::Operator)?;
+    let body: Option<SyncRequest> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("invalid sync request: {e}"),
+            )
+        })?)
+    };
+    let r = state.host().integration(&id)?;
+    let plugin = state.host().plugin(&r.plugin_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("plugin {} is not loaded", r.plugin_id),
+        )
+    })?;
+    if !plugin.info().capabilities.contains(&Capability::Source) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{id} is a notifier; only sources sync"),
+        ));
+    }
+    let mode = match body.and_then(|b| b.mode).as_deref() {
+        None | Some("incremental") => SyncMode::Incremental,
+        Some("full") => SyncMode::FullListing,
+        Some("reanalyse") => SyncMode::Reanalyse,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("mode {other:?} is not incremental, full or reanalyse"),
+            ));
+        }
+    };
+    let _ = blocking(&state, {
+        let (id, actor) = (id.clone(), caller.actor());
+        move |s| {
+            s.audit(&proofpix_store::AuditEvent::new(
+                &actor,
+                "integration.sync",
+                &id,
+            ))
+        }
+    })
+    .await?;
+    match state.trigger(&id, mode, "manual") {
+        TriggerOutcome::Started => Ok((
+            StatusCode::ACCEPTED,
+            Json(SyncAccepted { outcome: "started" }),
+        )),
+        TriggerOutcome::FollowUp => Ok((
+            StatusCode::ACCEPTED,
+            Json(SyncAccepted {
+                outcome: "follow-up",
+            }),
+        )),
+        TriggerOutcome::ShuttingDown => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        )),
+    }
+}
+
+async fn set_enabled(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    enabled: bool,
+) -> ApiResult<Json<IntegrationView>> {
+    caller.require(Role::Operator)?;
+    let mut r = state.host().integration(&id)?;
+    r.enabled = enabled;
+    r.updated_at = state.host().store().now();
+    let (rec, actor) = (r.clone(), caller.actor());
+    blocking(&state, move |s| {
+        s.put_integration(&rec, &actor)?;
+        s.set_integration_status(
+            &rec.id,
+            if enabled {
+                proofpix_store::IntegrationStatus::Healthy
+            } else {
+                proofpix_store::IntegrationStatus::Paused
+            },
+            None,
+        )
+    })
+    .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    let r = state.host().integration(&id)?;
+    Ok(Json(integration_view(&state, r).await?))
+}
+
+/// Enables scheduled runs (operator).
+#[utoipa::path(post, path = "/api/integrations/{id}/enable", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = IntegrationView)))]
+pub async fn enable_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IntegrationView>> {
+    set_enabled(state, caller, id, true).await
+}
+
+/// Pauses scheduled runs (operator).
+#[utoipa::path(post, path = "/api/integrations/{id}/disable", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = IntegrationView)))]
+pub async fn disable_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IntegrationView>> {
+    set_enabled(state, caller, id, false).await
+}
+
+// ----- files, results, batches ----------------------------------------------
+
+/// Paging for lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Return items after this key.
+    after: Option<String>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<usize>,
+}
+
+fn limit(p: Option<usize>) -> usize {
+    p.unwrap_or(100).clamp(1, 1000)
+}
+
+/// A file as the store knows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    remote_id: String,
+    name: String,
+    version: String,
+    /// `pending`, `analysed`, `written`, `failed`, `parked`.
+    status: String,
+    attempts: u32,
+    last_error: Option<String>,
+    last_result: Option<u64>,
+    updated_at: String,
+}
+
+fn file_view(f: FileRecord) -> FileView {
+    FileView {
+        status: format!("{:?}", f.status).to_lowercase(),
+        remote_id: f.remote_id,
+        name: f.name,
+        version: f.version,
+        attempts: f.attempts,
+        last_error: f.last_error,
+        last_result: f.last_result,
+        updated_at: rfc3339(f.updated_at),
+    }
+}
+
+/// An integration's files.
+#[utoipa::path(get, path = "/api/integrations/{id}/files", tag = "files", params(("id" = String, Path), Page), responses((status = 200, body = [FileView])))]
+pub async fn list_files(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Vec<FileView>>> {
+    state.host().integration(&id)?;
+    let n = limit(page.limit);
+    let files = blocking(&state, move |s| s.files(&id, page.after.as_deref(), n)).await?;
+    Ok(Json(files.into_iter().map(file_view).collect()))
+}
+
+/// A stored analysis result with its report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultView {
+    id: u64,
+    integration: String,
+    remote_id: String,
+    file_version: String,
+    risk: String,
+    score: u32,
+    created_at: String,
+    /// The analysis report: format, findings (values masked), errors.
+    report: serde_json::Value,
+}
+
+fn result_view(r: proofpix_store::AnalysisResult) -> ResultView {
+    ResultView {
+        report: serde_json::from_str(&r.report_json).unwrap_or(serde_json::Value::Null),
+        id: r.id,
+        integration: r.integration,
+        remote_id: r.remote_id,
+        file_version: r.file_version,
+        risk: r.risk,
+        score: r.score,
+        created_at: rfc3339(r.created_at),
+    }
+}
+
+/// One analysis result.
+#[utoipa::path(get, path = "/api/results/{id}", tag = "files", params(("id" = u64, Path)), responses((status = 200, body = ResultView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_result(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<ResultView>> {
+    let r = blocking(&state, move |s| s.result(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no result {id}")))?;
+    Ok(Json(result_view(r)))
+}
+
+/// Query for batches.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    /// Only this integration's.
+    integration: Option<String>,
+    /// At most this many, newest first (default 50).
+    limit: Option<usize>,
+}
+
+/// Recent runs, newest first.
+#[utoipa::path(get, path = "/api/batches", tag = "batches", params(BatchQuery), responses((status = 200, body = [BatchView])))]
+pub async fn list_batches(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<BatchQuery>,
+) -> ApiResult<Json<Vec<BatchView>>> {
+    let n = q.limit.unwrap_or(50).clamp(1, 1000);
+    let batches = blocking(&state, move |s| {
+        s.recent_batches(q.integration.as_deref(), n)
+    })
+    .await?;
+    Ok(Json(batches.iter().map(batch_view).collect()))
+}
+
+/// A run with its per-file results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchDetail {
+    #[serde(flatten)]
+    batch: BatchView,
+    results: Vec<ResultView>,
+}
+
+/// One run with its per-file results.
+#[utoipa::path(get, path = "/api/batches/{id}", tag = "batches", params(("id" = u64, Path)), responses((status = 200, body = BatchDetail), (status = 404, body = crate::error::Problem)))]
+pub async fn get_batch(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<BatchDetail>> {
+    let (batch, results) = blocking(&state, move |s| {
+        let Some(b) = s.batch(id)? else {
+            return Ok((None, Vec::new()));
+        };
+        let mut results = Vec::new();
+        for rid in b.result_ids.iter().take(5000) {
+            if let Some(r) = s.result(*rid)? {
+                results.push(r);
+            }
+        }
+        Ok((Some(b), results))
+    })
+    .await?;
+    let batch = batch.ok_or_else(|| ApiError::not_found(format!("there is no batch {id}")))?;
+    Ok(Json(BatchDetail {
+        batch: batch_view(&batch),
+        results: results.into_iter().map(result_view).collect(),
+    }))
+}
+
+// ----- audit, settings, stats -----------------------------------------------
+
+/// An audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    seq: u64,
+    time: String,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    details: serde_json::Value,
+}
+
+/// Query for audit entries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From this sequence number on (default: the newest). Newest first.
+    from: Option<u64>,
+    /// At most this many (default 100).
+    limit: Option<usize>,
+}
+
+/// The audit trail.
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditView])))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditView>>> {
+    let n = limit(q.limit);
+    let entries = blocking(&state, move |s| match q.from {
+        Some(from) => s.audit_entries(from, n).map(|mut v| {
+            v.reverse();
+            v
+        }),
+        None => s.audit_latest(n),
+    })
+    .await?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| AuditView {
+                details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+                seq: e.seq,
+                time: e.time,
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                outcome: e.outcome,
+            })
+            .collect(),
+    ))
+}
+
+/// Daemon-wide settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Run scheduled syncs.
+    pub auto_sync: bool,
+    /// Schedule for integrations without their own (`1h`, `cron ...`).
+    #[serde(default)]
+    pub default_schedule: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            auto_sync: true,
+            default_schedule: Some("1h".into()),
+        }
+    }
+}
+
+/// Reads the stored settings.
+pub fn load_settings(store: &proofpix_store::Store) -> Settings {
+    store
+        .setting("daemon")
+        .ok()
+        .flatten()
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default()
+}
+
+/// The settings, with the file-level values that only the configuration
+/// file changes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingsView {
+    #[serde(flatten)]
+    settings: Settings,
+    /// From the configuration file (`pipeline.concurrency`).
+    concurrency: usize,
+    /// From the configuration file (`pipeline.max_parallel_runs`).
+    max_parallel_runs: usize,
+}
+
+/// Daemon settings.
+#[utoipa::path(get, path = "/api/settings", tag = "settings", responses((status = 200, body = SettingsView)))]
+pub async fn get_settings(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<SettingsView>> {
+    let settings = blocking(&state, |s| Ok(load_settings(s))).await?;
+    Ok(Json(SettingsView {
+        settings,
+        concurrency: state
+            .config()
+            .pipeline
+            .concurrency
+            .unwrap_or_else(|| proofpix_pipeline::PipelineOptions::default().concurrency),
+        max_parallel_runs: state.config().pipeline.max_parallel_runs,
+    }))
+}
+
+/// Replaces the settings (admin).
+#[utoipa::path(put, path = "/api/settings", tag = "settings", request_body = Settings, responses((status = 200, body = SettingsView), (status = 422, body = crate::error::Problem)))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Settings>,
+) -> ApiResult<Json<SettingsView>> {
+    caller.require(Role::Admin)?;
+    check_schedule(&body.default_schedule)?;
+    let json = serde_json::to_string(&body).map_err(ApiError::internal)?;
+    let actor = caller.actor();
+    blocking(&state, move |s| s.put_setting("daemon", &json, &actor)).await?;
+    get_settings(State(state), caller).await
+}
+
+/// Headline numbers for the dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    integrations_total: usize,
+    integrations_active: usize,
+    integrations_failing: usize,
+    files_processed: u64,
+    /// Files analysed successfully over all recorded runs, 0 to 1.
+    success_rate: f64,
+    by_risk: BTreeMap<String, u64>,
+    queue_pending: u64,
+    queue_parked: u64,
+    syncing: Vec<String>,
+    uptime_secs: u64,
+}
+
+/// Headline numbers.
+#[utoipa::path(get, path = "/api/stats", tag = "stats", responses((status = 200, body = Stats)))]
+pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Stats>> {
+    let (records, batches, results) = blocking(&state, |s| {
+        Ok((
+            s.integrations()?,
+            s.recent_batches(None, 10_000)?,
+            s.result_count()?,
+        ))
+    })
+    .await?;
+    let mut by_risk = BTreeMap::new();
+    let (mut ok, mut total) = (0u64, 0u64);
+    for b in &batches {
+        ok += b.ok;
+        total += b.ok + b.errors;
+        for (k, v) in &b.by_risk {
+            *by_risk.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    let (mut pending, mut parked) = (0, 0);
+    for r in &records {
+        let id = r.id.clone();
+        let d = blocking(&state, move |s| s.depth(&id)).await?;
+        pending += d.pending;
+        parked += d.parked;
+    }
+    Ok(Json(Stats {
+        integrations_total: records.len(),
+        integrations_active: records.iter().filter(|r| r.enabled).count(),
+        integrations_failing: records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    proofpix_store::IntegrationStatus::Failing
+                        | proofpix_store::IntegrationStatus::NeedsReauth
+                )
+            })
+            .count(),
+        files_processed: results,
+        success_rate: if total == 0 {
+            1.0
+        } else {
+            ok as f64 / total as f64
+        },
+        by_risk,
+        queue_pending: pending,
+        queue_parked: parked,
+        syncing: state.running(),
+        uptime_secs: state.uptime().as_secs(),
+    }))
+}
+
+// ----- tokens and sessions --------------------------------------------------
+
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    role: Role,
+}
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    name: String,
+    role: String,
+    created_by: String,
+    created_at: String,
+}
+
+/// A created token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    name: String,
+    role: Role,
+    /// Shown once; store it now.
+    token: String,
+}
+
+/// API tokens (admin).
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens", responses((status = 200, body = [TokenView])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    caller.require(Role::Admin)?;
+    let tokens = blocking(&state, |s| s.api_tokens()).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenView {
+                name: t.name,
+                role: t.role,
+                created_by: t.created_by,
+                created_at: rfc3339(t.created_at),
+            })
+            .collect(),
+    ))
+}
+
+/// Creates an API token (admin). The token is in the response only.
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    caller.require(Role::Admin)?;
+    if body.name.is_empty()
+        || body.name.len() > 64
+        || !body
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a token name is 1-64 letters, digits, - or _",
+        ));
+    }
+    let token = new_token();
+    let record = ApiTokenRecord {
+        name: body.name.clone(),
+        role: body.role.as_str().into(),
+        created_by: caller.actor(),
+        created_at: state.host().store().now(),
+    };
+    let (hash, actor) = (token_hash(&token), caller.actor());
+    blocking(&state, move |s| s.put_api_token(&hash, &record, &actor)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            name: body.name,
+            role: body.role,
+            token,
+        }),
+    ))
+}
+
+/// Revokes an API token (admin).
+#[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens", params(("name" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Admin)?;
+    let actor = caller.actor();
+    let n = name.clone();
+    if blocking(&state, move |s| s.delete_api_token(&n, &actor)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "there is no token named {name:?}"
+        )))
+    }
+}
+
+/// Signs the dashboard in with a token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    token: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    name: String,
+    role: Role,
+}
+
+/// Signs in: checks the token and sets the HttpOnly session cookie.
+#[utoipa::path(post, path = "/api/session", tag = "session", request_body = SessionRequest, responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem)))]
+pub async fn create_session(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SessionRequest>,
+) -> ApiResult<Response> {
+    let hash = token_hash(body.token.trim());
+    let record = blocking(&state, move |s| s.api_token(&hash))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this token is not valid"))?;
+    let role = Role::parse(&record.role).ok_or_else(|| ApiError::internal("unknown role"))?;
+    let secure = state
+        .config()
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
+        body.token.trim(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut resp = Json(SessionView {
+        name: record.name,
+        role,
+    })
+    .into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(ApiError::internal)?,
+    );
+    Ok(resp)
+}
+
+/// The signed-in caller.
+#[utoipa::path(get, path = "/api/session", tag = "session", responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem)))]
+pub async fn get_session(caller: Caller) -> Json<SessionView> {
+    Json(SessionView {
+        name: caller.name,
+        role: caller.role,
+    })
+}
+
+/// Signs out.
+#[utoipa::path(delete, path = "/api/session", tag = "session", responses((status = 204)))]
+pub async fn delete_session() -> impl IntoResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("proofpix_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    (StatusCode::NO_CONTENT, headers)
+}
+
+/// Live updates as server-sent events (`LiveEvent` JSON in each `data:`).
+#[utoipa::path(get, path = "/api/events", tag = "live", responses((status = 200, description = "text/event-stream of LiveEvent")))]
+pub async fn events(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(state.subscribe())
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            Ok(Event::default()
+                .json_data(&e)
+                .unwrap_or_else(|_| Event::default()))
+        });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Parked files of an integration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParkedView {
+    item: u64,
+    remote_id: String,
+    attempts: u32,
+    last_error: Option<String>,
+}
+
+/// Files that failed too often and wait for an operator.
+#[utoipa::path(get, path = "/api/integrations/{id}/parked", tag = "files", params(("id" = String, Path)), responses((status = 200, body = [ParkedView])))]
+pub async fn list_parked(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ParkedView>>> {
+    state.host().integration(&id)?;
+    let parked = blocking(&state, move |s| s.parked(&id, 1000)).await?;
+    Ok(Json(
+        parked
+            .into_iter()
+            .map(|p| ParkedView {
+                item: p.item,
+                remote_id: p
+                    .dedup_key
+                    .rsplit_once('@')
+                    .map_or(p.dedup_key.clone(), |(id, _)| id.to_string()),
+                attempts: p.attempts,
+                last_error: p.last_error,
+            })
+            .collect(),
+    ))
+}
+
+/// Puts a parked file back in the queue (operator).
+#[utoipa::path(post, path = "/api/integrations/{id}/parked/{item}/retry", tag = "files", params(("id" = String, Path), ("item" = u64, Path)), responses((status = 202, body = SyncAccepted), (status = 404, body = crate::error::Problem)))]
+pub async fn retry_parked(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, item)): Path<(String, u64)>,
+) -> ApiResult<(StatusCode, Json<SyncAccepted>)> {
+    caller.require(Role::Operator)?;
+    state.host().integration(&id)?;
+    if !blocking(&state, move |s| s.requeue(item)).await? {
+        return Err(ApiError::not_found(format!("item {item} is not parked")));
+    }
+    let outcome = match state.trigger(&id, SyncMode::QueueOnly, "retry") {
+        TriggerOutcome::Started => "started",
+        _ => "follow-up",
+    };
+    Ok((StatusCode::ACCEPTED, Json(SyncAccepted { outcome })))
+}

@@ -1,0 +1,488 @@
+//! The ProofPix daemon: `proofpix serve`.
+//!
+//! It keeps every connected system under watch: scheduled runs (intervals or
+//! cron with a time zone, jittered), webhook-triggered runs that process just
+//! the changed files, one run per integration at a time, resumption of
+//! queued work after a crash, a REST API with role-based tokens and an
+//! OpenAPI document generated from the code, Prometheus metrics, health
+//! probes, server-sent events and the dashboard.
+//!
+//! Layout: `api` (one function per route), `auth` (tokens, roles, session
+//! cookie), `error` (problem documents), `hooks` (platform webhooks),
+//! `metrics`, `schedule`, `state` (shared state and the run manager),
+//! `config` (the TOML file) and `dashboard` (static assets).
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+mod dashboard;
+pub mod error;
+mod hooks;
+mod metrics;
+pub mod schedule;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{any, get, post};
+use proofpix_pipeline::SyncMode;
+use proofpix_service::Host;
+use proofpix_store::{ApiTokenRecord, Store, WorkQueue};
+use serde::Deserialize;
+use utoipa::OpenApi;
+
+pub use config::{ConfigProblem, DaemonConfig};
+pub use state::{AppState, LiveEvent, TriggerOutcome};
+
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+
+/// The OpenAPI document, generated from the route functions and types.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "ProofPix API",
+        description = "Integrations, runs, findings and the audit trail of a ProofPix daemon. Authenticate with `Authorization: Bearer <token>`."
+    ),
+    paths(
+        api::list_plugins,
+        api::get_plugin,
+        api::list_integrations,
+        api::get_integration,
+        api::create_integration,
+        api::update_integration,
+        api::delete_integration,
+        api::test_integration,
+        api::sync_integration,
+        api::enable_integration,
+        api::disable_integration,
+        api::list_files,
+        api::list_parked,
+        api::retry_parked,
+        api::get_result,
+        api::list_batches,
+        api::get_batch,
+        api::list_audit,
+        api::get_settings,
+        api::put_settings,
+        api::stats,
+        api::list_tokens,
+        api::create_token,
+        api::delete_token,
+        api::create_session,
+        api::get_session,
+        api::delete_session,
+        api::events,
+        authorize_integration,
+    ),
+    components(schemas(error::Problem, state::LiveEvent))
+)]
+pub struct ApiDoc;
+
+/// The application router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config().server.max_body_kib * 1024;
+    let api = Router::new()
+        .route("/api/plugins", get(api::list_plugins))
+        .route("/api/plugins/{id}", get(api::get_plugin))
+        .route(
+            "/api/integrations",
+            get(api::list_integrations).post(api::create_integration),
+        )
+        .route(
+            "/api/integrations/{id}",
+            get(api::get_integration)
+                .patch(api::update_integration)
+                .delete(api::delete_integration),
+        )
+        .route("/api/integrations/{id}/test", post(api::test_integration))
+        .route("/api/integrations/{id}/sync", post(api::sync_integration))
+        .route(
+            "/api/integrations/{id}/enable",
+            post(api::enable_integration),
+        )
+        .route(
+            "/api/integrations/{id}/disable",
+            post(api::disable_integration),
+        )
+        .route(
+            "/api/integrations/{id}/authorize",
+            post(authorize_integration),
+        )
+        .route("/api/integrations/{id}/files", get(api::list_files))
+        .route("/api/integrations/{id}/parked", get(api::list_parked))
+        .route(
+            "/api/integrations/{id}/parked/{item}/retry",
+            post(api::retry_parked),
+        )
+        .route("/api/results/{id}", get(api::get_result))
+        .route("/api/batches", get(api::list_batches))
+        .route("/api/batches/{id}", get(api::get_batch))
+        .route("/api/audit", get(api::list_audit))
+        .route(
+            "/api/settings",
+            get(api::get_settings).put(api::put_settings),
+        )
+        .route("/api/stats", get(api::stats))
+        .route("/api/tokens", get(api::list_tokens).post(api::create_token))
+        .route(
+            "/api/tokens/{name}",
+            axum::routing::delete(api::delete_token),
+        )
+        .route(
+            "/api/session",
+            get(api::get_session)
+                .post(api::create_session)
+                .delete(api::delete_session),
+        )
+        .route("/api/events", get(api::events))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/{*rest}", any(not_found));
+    Router::new()
+        .merge(api)
+        .route("/hooks/{integration}", any(hooks::hook))
+        .route("/hooks/{integration}/{*rest}", any(hooks::hook))
+        .route("/oauth/callback", get(oauth_callback))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
+        .merge(dashboard::routes())
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such API route; see /api/openapi.json")
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// Where to send the operator's browser to authorize.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuthorizeView {
+    /// Open this URL.
+    url: String,
+}
+
+/// Starts the browser authorization of an authorization-code integration (admin).
+#[utoipa::path(post, path = "/api/integrations/{id}/authorize", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = AuthorizeView), (status = 422, body = error::Problem)))]
+async fn authorize_integration(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<AuthorizeView>, ApiError> {
+    caller.require(Role::Admin)?;
+    let base = state
+        .config()
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", state.config().listen()));
+    let redirect = url::Url::parse(&format!("{}/oauth/callback", base.trim_end_matches('/')))
+        .map_err(ApiError::internal)?;
+    let record = state.host().integration(&id)?;
+    let plugin = state
+        .host()
+        .plugin(&record.plugin_id)
+        .ok_or_else(|| ApiError::not_found("plugin not loaded"))?;
+    let (_, ctx) = state.host().context(&id, false).await?;
+    let creds = state
+        .host()
+        .credentials(&record, &plugin, &ctx)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this integration has no credentials to authorize",
+            )
+        })?;
+    let request = creds
+        .0
+        .begin_authorization(&redirect)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(axum::Json(AuthorizeView {
+        url: request.url.to_string(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn oauth_callback(
+    State(state): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+) -> impl IntoResponse {
+    let page = |status: StatusCode, msg: &str| {
+        (
+            status,
+            Html(format!(
+                "<!doctype html><meta charset=utf-8><title>ProofPix</title><p>{}</p>",
+                html_escape(msg)
+            )),
+        )
+    };
+    if let Some(e) = q.error {
+        return page(
+            StatusCode::BAD_REQUEST,
+            &format!("The platform did not authorize ProofPix: {e}"),
+        );
+    }
+    let (Some(code), Some(st)) = (q.code, q.state) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "The callback lacks a code or a state.",
+        );
+    };
+    let Some(id) = state.host().authorization_sessions().integration_for(&st) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This authorization expired or was not started here; start it again.",
+        );
+    };
+    let result = async {
+        let record = state.host().integration(&id)?;
+        let plugin = state
+            .host()
+            .plugin(&record.plugin_id)
+            .ok_or_else(|| proofpix_service::ServiceError::NoIntegration(id.clone()))?;
+        let (_, ctx) = state.host().context(&id, false).await?;
+        let creds = state.host().credentials(&record, &plugin, &ctx)?;
+        Ok::<_, proofpix_service::ServiceError>(creds)
+    }
+    .await;
+    match result {
+        Ok(Some(creds)) => match creds
+            .0
+            .complete_authorization(&st, &proofpix_vault::Secret::new(code))
+            .await
+        {
+            Ok(_) => page(
+                StatusCode::OK,
+                &format!("Integration {id} is authorized. You can close this window."),
+            ),
+            Err(e) => page(StatusCode::BAD_REQUEST, &e.to_string()),
+        },
+        Ok(None) => page(
+            StatusCode::BAD_REQUEST,
+            "This integration has no credentials to authorize.",
+        ),
+        Err(e) => page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Creates an admin token if the store has none, and returns it (to print
+/// once). `None` when tokens exist.
+///
+/// # Errors
+/// Store failures.
+pub fn bootstrap_admin_token(store: &Store) -> Result<Option<String>, proofpix_store::StoreError> {
+    if !store.api_tokens()?.is_empty() {
+        return Ok(None);
+    }
+    let token = auth::new_token();
+    let record = ApiTokenRecord {
+        name: "bootstrap-admin".into(),
+        role: "admin".into(),
+        created_by: "proofpix".into(),
+        created_at: store.now(),
+    };
+    store.put_api_token(&auth::token_hash(&token), &record, "proofpix")?;
+    Ok(Some(token))
+}
+
+/// Builds the daemon state over a host.
+pub fn state(host: Host, config: DaemonConfig) -> AppState {
+    AppState::new(host, config)
+}
+
+/// Runs the scheduler once at `now`: triggers every integration due.
+/// Returns the integrations triggered. The daemon calls this every second;
+/// tests call it with a controllable clock.
+pub fn scheduler_tick(state: &AppState, now: time::OffsetDateTime) -> Vec<String> {
+    let store = state.host().store();
+    let settings = api::load_settings(store);
+    if !settings.auto_sync || !state.config().scheduler.enabled {
+        return Vec::new();
+    }
+    let Ok(records) = store.integrations() else {
+        return Vec::new();
+    };
+    let mut schedules = Vec::new();
+    for r in records.into_iter().filter(|r| r.enabled) {
+        let Some(plugin) = state.host().plugin(&r.plugin_id) else {
+            continue;
+        };
+        if !plugin
+            .info()
+            .capabilities
+            .contains(&proofpix_runtime::contract::Capability::Source)
+        {
+            continue;
+        }
+        let Some(text) = r
+            .schedule
+            .clone()
+            .or_else(|| settings.default_schedule.clone())
+        else {
+            continue;
+        };
+        match schedule::Schedule::parse(&text) {
+            Ok(s) => schedules.push((r.id, s)),
+            Err(e) => tracing::warn!(integration = %r.id, "schedule ignored: {e}"),
+        }
+    }
+    let due = match state.inner.scheduler.lock() {
+        Ok(mut s) => s.due(now, &schedules),
+        Err(_) => return Vec::new(),
+    };
+    for id in &due {
+        state.trigger(id, SyncMode::Incremental, "schedule");
+    }
+    due
+}
+
+/// Work to do when the daemon starts: reclaim the leases of a process that
+/// died, and resume every integration with queued work.
+///
+/// # Errors
+/// Store failures.
+pub fn resume(state: &AppState) -> Result<Vec<String>, proofpix_store::StoreError> {
+    let store = state.host().store();
+    let expired = store.expire_leases()?;
+    if expired > 0 {
+        tracing::info!(expired, "reclaimed the leases of an interrupted run");
+    }
+    let mut resumed = Vec::new();
+    for r in store.integrations()? {
+        if store.depth(&r.id)?.pending > 0 {
+            state.trigger(&r.id, SyncMode::QueueOnly, "resume");
+            resumed.push(r.id);
+        }
+    }
+    Ok(resumed)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight runs within the
+/// configured deadline. Starts the scheduler and the daily retention pass.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Err(e) = resume(&state) {
+        tracing::error!("cannot resume queued work: {e}");
+    }
+    let ticker = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if state.inner.shutting_down.load(Ordering::SeqCst) {
+                    break;
+                }
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    scheduler_tick(&s, time::OffsetDateTime::now_utc())
+                })
+                .await;
+            }
+        })
+    };
+    let retention = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                compact(&state).await;
+                tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+            }
+        })
+    };
+    state.inner.ready.store(true, Ordering::SeqCst);
+    let app = router(state.clone());
+    let drain_state = state.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight runs");
+            drain_state
+                .inner
+                .shutting_down
+                .store(true, Ordering::SeqCst);
+            drain_state.inner.ready.store(false, Ordering::SeqCst);
+        })
+        .await;
+    ticker.abort();
+    retention.abort();
+    let deadline = state.config().drain_timeout();
+    if state.drain(deadline).await {
+        tracing::info!("all runs finished");
+    } else {
+        tracing::warn!(
+            deadline_secs = deadline.as_secs(),
+            "runs still in progress at the drain deadline were stopped; their files resume at the next start"
+        );
+    }
+    result
+}
+
+async fn compact(state: &AppState) {
+    let r = &state.config().retention;
+    let days = |d: Option<u32>| d.map(|d| Duration::from_secs(u64::from(d) * 86_400));
+    let retention = proofpix_store::Retention {
+        results: days(r.results_days),
+        batches: days(r.batches_days),
+        audit: days(r.audit_days),
+    };
+    if retention.results.is_none() && retention.batches.is_none() && retention.audit.is_none() {
+        return;
+    }
+    let store = state.host().store().clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || store.compact(&retention, store.now(), "daemon")).await;
+    match outcome {
+        Ok(Ok(report)) => tracing::info!(?report, "retention applied"),
+        Ok(Err(e)) => tracing::error!("retention failed: {e}"),
+        Err(e) => tracing::error!("retention task failed: {e}"),
+    }
+}
+
+/// A convenience for the binary and tests: an `Arc<Store>` opened as the
+/// daemon does.
+///
+/// # Errors
+/// As [`Store::open_default`].
+pub fn open_store() -> Result<Arc<Store>, proofpix_store::OpenError> {
+    Store::open_default().map(|(s, _)| Arc::new(s))
+}
