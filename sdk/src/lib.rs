@@ -78,6 +78,18 @@ pub mod verify;
 /// The contract version this SDK targets (the WIT package version).
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
+/// The reserved config field that selects an authentication flow per integration.
+///
+/// Contract 0.1 carries one `auth` scheme per manifest. A plugin whose platform offers several
+/// flows (Salesforce: JWT bearer, username-password, client credentials, web server) declares a
+/// `choice` field with this name. The host then calls `describe` once more in a session bound to
+/// each integration's config and runs the `auth` that manifest returns; the fields, endpoints and
+/// capabilities must be the same as in the plugin's config-less `describe`, which answers the
+/// default flow. So [`Connector::describe`] may read this field (and other non-secret fields that
+/// shape the scheme, such as a login host) with [`config::get`]; it still must not call the
+/// network.
+pub const AUTH_FLOW_FIELD: &str = "auth_flow";
+
 pub use bindings::exports::proofpix::plugin::events::{
     EventOutcome, InboundRequest, InboundResponse,
 };
