@@ -1,21 +1,198 @@
-//! The Salesforce connector (work in progress: describes itself only).
+//! The Salesforce connector: finds images in Salesforce Files and legacy Attachments linked to
+//! the records in scope (Cases by default), lets the host analyse them, and writes one result
+//! record per file version into a custom object.
+//!
+//! - **auth**: the host runs one of four OAuth2 flows, chosen per integration ([`settings`]);
+//!   the plugin never sees a secret, only `{auth.instance_url}`, the endpoint it declares with
+//!   credentials.
+//! - **check** verifies the API version, the session and the daily allowance, that the user can
+//!   read Files (and Attachments), that the scope is valid SOQL, and that the result object exists
+//!   with its fields, each failure saying what to fix.
+//! - **discover** lists ([`discovery`]): full, then incremental on `SystemModstamp`.
+//! - **download** points the host at `VersionData` / `Body` on the instance.
+//! - **write-back** creates result records through sObject Collections ([`writeback`]).
+//!
+//! Threats: a hostile or broken API (answers are parsed defensively, a bad page fails the page),
+//! an operator's misconfiguration (messages name the field), and the daily API limit (403
+//! `REQUEST_LIMIT_EXCEEDED` is back-off, never a failure of the file).
 
+mod api;
+mod discovery;
+pub mod settings;
+mod time;
+mod writeback;
+
+use proofpix_sdk::http::Request;
 use proofpix_sdk::prelude::*;
+use serde_json::Value;
 
-struct Plugin;
+use settings::Settings;
 
-impl Connector for Plugin {
+struct Salesforce;
+
+impl Connector for Salesforce {
     fn describe() -> PluginInfo {
-        PluginInfo::builder(
-            "salesforce",
-            env!("CARGO_PKG_VERSION"),
-            "Salesforce",
-            "Salesforce",
-        )
-        .description("Not implemented yet.")
-        .capability(Capability::Source)
-        .build()
+        let mut builder = PluginInfo::builder("salesforce", env!("CARGO_PKG_VERSION"), "Salesforce", "Salesforce")
+            .description(
+                "Scans images in Salesforce Files and Attachments linked to your records (Cases by default) for privacy risks in their metadata, and records each result in a custom object.",
+            )
+            .capability(Capability::Source)
+            .endpoint(
+                Endpoint::new("instance", "{auth.instance_url}")
+                    .with_credentials()
+                    .purpose("the org's REST API: queries, file downloads, result records"),
+            )
+            .auth(settings::auth_scheme())
+            .write_back_batch_size(writeback::MAX_RECORDS_PER_REQUEST as u32);
+        for f in settings::fields() {
+            builder = builder.field(f);
+        }
+        builder.build()
+    }
+
+    fn validate_config() -> Result<(), PluginError> {
+        settings::check_flow()?;
+        Settings::load().map(|_| ())
+    }
+
+    fn check() -> Result<CheckReport, PluginError> {
+        check()
+    }
+
+    fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
+        discovery::discover(cursor)
+    }
+
+    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+        discovery::download(file)
+    }
+
+    fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
+        writeback::write_back(results)
     }
 }
 
-export_connector!(Plugin);
+export_connector!(Salesforce);
+
+/// The connection test, step by step; the first failure is the answer.
+fn check() -> Result<CheckReport, PluginError> {
+    let s = Settings::load()?;
+    let instance = api::instance_url()?;
+    let mut details = Vec::new();
+
+    let versions: Value = api::send(
+        Request::get(&format!("{instance}/services/data/")),
+        "listing API versions",
+    )?
+    .json()?;
+    let offered: Vec<&str> = versions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    if !offered.contains(&s.api_version.as_str()) {
+        return Err(PluginError::invalid_config(
+            Some("api_version"),
+            format!(
+                "this org does not offer API version {}; set `api_version` to one it offers (newest: {})",
+                s.api_version,
+                offered.last().copied().unwrap_or("none listed")
+            ),
+        ));
+    }
+    details.push(format!("API version {} available", s.api_version));
+
+    let base = api::data_base(&s)?;
+    let limits: Value = api::send(
+        Request::get(&format!("{base}/limits")),
+        "reading the org's limits",
+    )?
+    .json()?;
+    if let (Some(max), Some(left)) = (
+        limits["DailyApiRequests"]["Max"].as_u64(),
+        limits["DailyApiRequests"]["Remaining"].as_u64(),
+    ) {
+        details.push(format!("{left} of {max} daily API requests left"));
+    }
+
+    api::query(&s, "SELECT Id FROM ContentVersion LIMIT 1", "reading Salesforce Files").map_err(|e| match e {
+        PluginError::InvalidConfig(p) => PluginError::invalid_config(
+            None,
+            format!(
+                "the integration user cannot query ContentVersion (Salesforce Files): {}; give it access to Files (a permission set with API Enabled and Query All Files or View All Data, or sharing on the records)",
+                p.message
+            ),
+        ),
+        other => other,
+    })?;
+    details.push("can query ContentVersion".into());
+
+    if s.attachments {
+        api::query(&s, "SELECT Id FROM Attachment LIMIT 1", "reading attachments").map_err(|e| match e {
+            PluginError::InvalidConfig(p) => PluginError::invalid_config(
+                Some("include_attachments"),
+                format!("the integration user cannot query Attachment: {}; give it read access or turn off `include_attachments`", p.message),
+            ),
+            other => other,
+        })?;
+        details.push("can query Attachment".into());
+    }
+
+    api::query(&s, &discovery::scope_probe(&s), "checking the scope").map_err(|e| match e {
+        PluginError::InvalidConfig(p) => PluginError::invalid_config(
+            Some(if s.scope_where.is_some() {
+                "scope_where"
+            } else {
+                "scope_object"
+            }),
+            format!(
+                "Salesforce rejected the scope {}{}: {}",
+                s.scope_object,
+                s.scope_where
+                    .as_deref()
+                    .map(|w| format!(" WHERE {w}"))
+                    .unwrap_or_default(),
+                p.message
+            ),
+        ),
+        other => other,
+    })?;
+    details.push(format!(
+        "scope {}{} is valid SOQL",
+        s.scope_object,
+        s.scope_where
+            .as_deref()
+            .map(|w| format!(" WHERE {w}"))
+            .unwrap_or_default()
+    ));
+
+    if s.write_results {
+        let info = writeback::object_info(&s, true)?;
+        let optional: Vec<&str> = writeback::OPTIONAL_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| !info.fields.contains_key(*f))
+            .collect();
+        let mut d = format!("result object {} is writable", info.name);
+        if !optional.is_empty() {
+            d.push_str(&format!(
+                " (optional fields not present: {})",
+                optional.join(", ")
+            ));
+        }
+        details.push(d);
+    } else {
+        details.push("write-back is off".into());
+    }
+
+    let account = match (
+        config::auth_context("user_id"),
+        config::auth_context("organization_id"),
+    ) {
+        (Some(u), Some(o)) => Some(format!("user {u} in org {o} ({} flow)", settings::flow())),
+        (Some(u), None) => Some(format!("user {u}")),
+        _ => None,
+    };
+    Ok(CheckReport { account, details })
+}
