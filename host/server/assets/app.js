@@ -1,1 +1,1514 @@
-// The dashboard script (to be written).
+// The ProofPix dashboard: one script, no framework, no build step.
+//
+// Threat model: every string the API returns may come from an attacker. File
+// names, metadata values, plugin error messages and audit details are written
+// by whoever made the scanned file or runs the remote system. So nothing from
+// the API is ever parsed as HTML: the `h()` helper below builds elements with
+// DOM calls and turns every string child into a text node, and it refuses
+// event-handler attributes. There is no `innerHTML` in this file. The server's
+// Content-Security-Policy (script and style from this origin only, no inline
+// script or style attributes) is the second layer, should a bug slip through.
+//
+// Layout: helpers (DOM, API, time) → session and routing → live updates
+// (server-sent events) → one render function per view → setup/edit forms.
+"use strict";
+
+(() => {
+  // ----- DOM helpers --------------------------------------------------------
+
+  /// Creates an element. `props` sets attributes (`class`, `href`, `aria-*`,
+  /// `data-*`...), `on` listeners and a few DOM properties; `children` are
+  /// nodes or strings (always text). `null`/`false` children are skipped.
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "on") {
+        for (const [event, fn] of Object.entries(value)) el.addEventListener(event, fn);
+      } else if (key === "value" || key === "checked" || key === "selected" || key === "disabled") {
+        el[key] = value;
+      } else if (/^on/i.test(key) || key === "style") {
+        throw new Error(`refusing to set ${key}: listeners go in 'on', styles in app.css`);
+      } else {
+        el.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    append(el, children);
+    return el;
+  }
+
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.firstChild.remove();
+    return el;
+  }
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  /// Replaces `old` with `next`, keeping keyboard focus on the equivalent
+  /// control (same `data-focus` key) so live updates never steal focus.
+  function replaceKeepingFocus(old, next) {
+    const active = document.activeElement;
+    const key = active && old.contains(active) ? active.getAttribute("data-focus") : null;
+    old.replaceWith(next);
+    if (key) {
+      const again = next.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  // ----- formatting ---------------------------------------------------------
+
+  const RISKS = ["none", "low", "medium", "high", "critical"];
+  const riskRank = (r) => Math.max(0, RISKS.indexOf(r));
+  const dateFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+  function fmtTime(iso) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? String(iso) : dateFmt.format(d);
+  }
+
+  function relTime(iso) {
+    if (!iso) return "";
+    const secs = (new Date(iso).getTime() - Date.now()) / 1000;
+    if (!Number.isFinite(secs)) return "";
+    const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (const [unit, size] of units) {
+      if (Math.abs(secs) >= size) return relFmt.format(Math.round(secs / size), unit);
+    }
+    return relFmt.format(Math.round(secs), "second");
+  }
+
+  /// A `<time>` showing a relative time, with the exact one as its title.
+  function timeEl(iso, empty = "—") {
+    if (!iso) return h("span", { class: "muted" }, empty);
+    return h("time", { datetime: iso, title: fmtTime(iso) }, relTime(iso) || fmtTime(iso));
+  }
+
+  function fmtDuration(ms) {
+    if (ms === null || ms === undefined) return "—";
+    if (ms < 1000) return `${ms} ms`;
+    const s = ms / 1000;
+    if (s < 60) return `${s.toFixed(1)} s`;
+    return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  }
+
+  const fmtInt = (n) => (typeof n === "number" ? n.toLocaleString() : "—");
+  const plural = (n, one, many = `${one}s`) => `${fmtInt(n)} ${n === 1 ? one : many}`;
+
+  function riskBadge(risk) {
+    const r = RISKS.includes(risk) ? risk : "none";
+    return h("span", { class: `badge risk risk-${r}` }, r);
+  }
+
+  function riskChips(byRisk) {
+    const entries = Object.entries(byRisk || {})
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => riskRank(b) - riskRank(a));
+    if (entries.length === 0) return h("span", { class: "muted" }, "—");
+    return h("span", { class: "chips" },
+      entries.map(([r, n]) => h("span", { class: `badge risk risk-${RISKS.includes(r) ? r : "none"}` }, `${r} ${fmtInt(n)}`)));
+  }
+
+  // ----- API ----------------------------------------------------------------
+
+  class ApiFailure extends Error {
+    constructor(status, detail) {
+      super(detail);
+      this.status = status;
+    }
+  }
+
+  /// Calls the API with the session cookie. Changes carry the header the
+  /// daemon requires of cookie-authenticated requests (a cross-site form
+  /// cannot send it). Problem documents become `ApiFailure` with their detail.
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-ProofPix-Request"] = "1";
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let resp;
+    try {
+      resp = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+      });
+    } catch (e) {
+      throw new ApiFailure(0, "The daemon cannot be reached; check that it is running.");
+    }
+    if (resp.status === 401 && path !== "/api/session") {
+      signedOut("Your session ended; sign in again.");
+      throw new ApiFailure(401, "not signed in");
+    }
+    if (resp.status === 204) return null;
+    const text = await resp.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch (e) {
+      data = null;
+    }
+    if (!resp.ok) {
+      const detail = data && typeof data.detail === "string" ? data.detail : `${resp.status} ${resp.statusText}`;
+      throw new ApiFailure(resp.status, detail);
+    }
+    return data;
+  }
+
+  // ----- app state ----------------------------------------------------------
+
+  const app = {
+    session: null, // {name, role}
+    plugins: null, // [PluginView]
+    integrations: [], // [IntegrationView]
+    stats: null,
+    events: null, // EventSource
+    liveFiles: new Map(), // integration id -> files seen in the current run
+    route: null,
+    view: null, // {name, refresh(kind, event)}
+  };
+
+  const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
+  const can = (role) => app.session && ROLE_RANK[app.session.role] >= ROLE_RANK[role];
+
+  const main = () => $("#main");
+
+  function announce(message) {
+    const el = $("#announcer");
+    el.textContent = "";
+    // A fresh text node after a tick makes screen readers read it again.
+    setTimeout(() => { el.textContent = message; }, 50);
+  }
+
+  let toastTimer = null;
+  function toast(message, kind = "info") {
+    const el = $("#toast");
+    el.textContent = message;
+    el.className = `toast toast-${kind}`;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, 6000);
+  }
+
+  function errorBox(err) {
+    return h("div", { class: "alert alert-error", role: "alert" }, err instanceof Error ? err.message : String(err));
+  }
+
+  /// Runs an action from a button: disables it meanwhile, reports failure.
+  async function act(button, fn) {
+    if (button) button.disabled = true;
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof ApiFailure && e.status === 401)) toast(e.message, "error");
+    } finally {
+      if (button && button.isConnected) button.disabled = false;
+    }
+  }
+
+  // ----- theme --------------------------------------------------------------
+
+  const THEME_KEY = "proofpix-theme";
+  const systemDark = window.matchMedia("(prefers-color-scheme: dark)");
+
+  function storedTheme() {
+    try {
+      return localStorage.getItem(THEME_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function applyTheme() {
+    const stored = storedTheme();
+    const dark = stored ? stored === "dark" : systemDark.matches;
+    document.documentElement.setAttribute("data-theme", dark ? "dark" : "light");
+    const button = $("#theme-toggle");
+    button.setAttribute("aria-pressed", dark ? "true" : "false");
+    button.textContent = "Dark mode";
+    button.title = stored ? "Dark mode (your choice; follows the system until you toggle)" : "Dark mode (following the system)";
+  }
+
+  function toggleTheme() {
+    const dark = document.documentElement.getAttribute("data-theme") === "dark";
+    try {
+      localStorage.setItem(THEME_KEY, dark ? "light" : "dark");
+    } catch (e) {
+      // Private mode: the toggle still works for this page.
+    }
+    applyTheme();
+  }
+
+  // ----- dialog -------------------------------------------------------------
+
+  let dialogOpener = null;
+  let dialogResolve = null;
+
+  /// Opens the modal dialog. Escape closes it (the browser's `cancel`), and
+  /// focus returns to whatever opened it.
+  function openDialog(title, body, actions = []) {
+    const dialog = $("#dialog");
+    dialogOpener = document.activeElement;
+    $("#dialog-title").textContent = title;
+    const container = clear($("#dialog-body"));
+    append(container, [body]);
+    if (actions.length) append(container, [h("div", { class: "actions dialog-actions" }, actions)]);
+    if (!dialog.open) dialog.showModal();
+    const first = container.querySelector("[autofocus]") || $("#dialog-close");
+    first.focus();
+    return new Promise((resolve) => { dialogResolve = resolve; });
+  }
+
+  function closeDialog(result) {
+    const dialog = $("#dialog");
+    if (dialog.open) dialog.close();
+    finishDialog(result);
+  }
+
+  function finishDialog(result) {
+    if (dialogResolve) {
+      const resolve = dialogResolve;
+      dialogResolve = null;
+      resolve(result);
+    }
+    if (dialogOpener && dialogOpener.isConnected) dialogOpener.focus();
+    dialogOpener = null;
+  }
+
+  function confirmDialog(title, message, confirmLabel, danger = false) {
+    return openDialog(title, h("p", {}, message), [
+      h("button", { type: "button", class: "button", on: { click: () => closeDialog(false) } }, "Cancel"),
+      h("button", {
+        type: "button",
+        class: danger ? "button danger" : "button primary",
+        autofocus: true,
+        on: { click: () => closeDialog(true) },
+      }, confirmLabel),
+    ]);
+  }
+
+  // ----- session ------------------------------------------------------------
+
+  function signedIn(session) {
+    app.session = session;
+    $("#nav").hidden = false;
+    const who = $("#whoami");
+    who.hidden = false;
+    clear(who);
+    append(who, [h("span", { class: "visually-hidden" }, "Signed in as "), session.name, " ", h("span", { class: "badge role" }, session.role)]);
+    $("#sign-out").hidden = false;
+    startLive();
+    render();
+  }
+
+  function signedOut(message) {
+    app.session = null;
+    app.plugins = null;
+    stopLive();
+    $("#nav").hidden = true;
+    $("#whoami").hidden = true;
+    $("#sign-out").hidden = true;
+    $("#live-state").hidden = true;
+    renderSignIn(message);
+  }
+
+  async function signOut() {
+    try {
+      await api("DELETE", "/api/session");
+    } catch (e) {
+      // Signed out locally either way.
+    }
+    location.hash = "#/";
+    signedOut("You are signed out.");
+  }
+
+  function renderSignIn(message) {
+    app.view = null;
+    const error = h("div", { id: "sign-in-error" });
+    const input = h("input", {
+      id: "token",
+      name: "token",
+      type: "password",
+      autocomplete: "current-password",
+      required: true,
+      spellcheck: "false",
+      "aria-describedby": "token-help",
+    });
+    const form = h("form", { class: "card narrow", id: "sign-in" },
+      h("h1", { tabindex: "-1" }, "Sign in to ProofPix"),
+      message ? h("p", { class: "alert" }, message) : null,
+      h("div", { class: "field" },
+        h("label", { for: "token" }, "API token"),
+        input,
+        h("p", { class: "help", id: "token-help" },
+          "The daemon prints a bootstrap admin token the first time it starts; an admin can create more under Settings.")),
+      error,
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "button primary" }, "Sign in")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clear(error);
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const session = await api("POST", "/api/session", { token: input.value.trim() });
+        input.value = "";
+        signedIn(session);
+      } catch (e) {
+        append(error, [errorBox(e.status === 401 ? "That token is not valid (revoked or mistyped)." : e.message)]);
+        input.focus();
+      } finally {
+        button.disabled = false;
+      }
+    });
+    clear(main());
+    append(main(), [form]);
+    input.focus();
+  }
+
+  // ----- live updates -------------------------------------------------------
+
+  let statsTimer = null;
+
+  function startLive() {
+    stopLive();
+    const state = $("#live-state");
+    state.hidden = false;
+    state.textContent = "Connecting…";
+    state.className = "live-state";
+    const source = new EventSource("/api/events");
+    app.events = source;
+    source.addEventListener("open", () => {
+      state.textContent = "Live";
+      state.className = "live-state live-on";
+    });
+    source.addEventListener("error", () => {
+      state.textContent = "Reconnecting…";
+      state.className = "live-state live-off";
+    });
+    source.addEventListener("message", (msg) => {
+      let event;
+      try {
+        event = JSON.parse(msg.data);
+      } catch (e) {
+        return;
+      }
+      onLiveEvent(event);
+    });
+  }
+
+  function stopLive() {
+    if (app.events) app.events.close();
+    app.events = null;
+  }
+
+  function onLiveEvent(event) {
+    const id = event.integration;
+    switch (event.type) {
+      case "sync-started":
+        app.liveFiles.set(id, 0);
+        markSyncing(id, true);
+        announce(`Sync of ${id} started.`);
+        break;
+      case "file":
+        app.liveFiles.set(id, (app.liveFiles.get(id) || 0) + 1);
+        updateLiveCount(id);
+        break;
+      case "sync-finished":
+        app.liveFiles.delete(id);
+        announce(event.outcome === "ok"
+          ? `Sync of ${id} finished.`
+          : `Sync of ${id} failed: ${event.error || "unknown error"}`);
+        break;
+      default:
+        break;
+    }
+    // Stats and lists refresh at most every half second during a run.
+    clearTimeout(statsTimer);
+    const now = event.type !== "file";
+    statsTimer = setTimeout(() => {
+      if (app.view && app.view.refresh) app.view.refresh(event);
+    }, now ? 0 : 400);
+  }
+
+  function markSyncing(id, syncing) {
+    const found = app.integrations.find((i) => i.id === id);
+    if (found) found.syncing = syncing;
+    const card = document.querySelector(`[data-integration="${CSS.escape(id)}"]`);
+    if (card) replaceKeepingFocus(card, integrationCard(found || { id, syncing }));
+  }
+
+  function updateLiveCount(id) {
+    for (const el of document.querySelectorAll(`[data-live-count="${CSS.escape(id)}"]`)) {
+      el.textContent = `${plural(app.liveFiles.get(id) || 0, "file")} analysed so far`;
+    }
+  }
+
+  // ----- routing ------------------------------------------------------------
+
+  const ROUTES = [
+    [/^$/, () => renderOverview()],
+    [/^integrations\/([^/]+)$/, (id) => renderIntegration(id)],
+    [/^integrations\/([^/]+)\/edit$/, (id) => renderSetup({ editId: id })],
+    [/^new$/, () => renderPluginPicker()],
+    [/^new\/([^/]+)$/, (plugin) => renderSetup({ pluginId: plugin })],
+    [/^batches$/, () => renderBatches()],
+    [/^batches\/(\d+)$/, (id) => renderBatch(id)],
+    [/^batches\/(\d+)\/files\/(\d+)$/, (batch, result) => renderResult(result, batch)],
+    [/^results\/(\d+)$/, (result) => renderResult(result, null)],
+    [/^audit$/, () => renderAudit()],
+    [/^settings$/, () => renderSettings()],
+  ];
+
+  function currentPath() {
+    return decodeURIComponent(location.hash.replace(/^#\/?/, "")).replace(/\/$/, "");
+  }
+
+  /// Renders the view for the current hash; `focus` moves focus to the new
+  /// heading (navigation), which a live refresh never does.
+  function render() {
+    if (!app.session) return;
+    const path = currentPath();
+    for (const link of document.querySelectorAll("[data-nav]")) {
+      const name = link.getAttribute("data-nav");
+      const active = name === "overview" ? path === "" || path.startsWith("integrations") || path.startsWith("new")
+        : path.startsWith(name);
+      if (active) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    for (const [pattern, view] of ROUTES) {
+      const m = pattern.exec(path);
+      if (m) {
+        app.view = null;
+        Promise.resolve(view(...m.slice(1))).catch((e) => {
+          if (e instanceof ApiFailure && e.status === 401) return;
+          showPage("Something went wrong", [errorBox(e)]);
+        });
+        return;
+      }
+    }
+    showPage("Not found", [h("p", {}, "There is no such page. "), h("a", { href: "#/" }, "Back to the overview")]);
+  }
+
+  /// Replaces the main area with a page: a heading and its content.
+  function showPage(title, content, { headingExtra = null } = {}) {
+    const m = clear(main());
+    const heading = h("h1", { tabindex: "-1", id: "page-title" }, title);
+    append(m, [headingExtra ? h("div", { class: "page-head" }, heading, headingExtra) : heading, content]);
+    document.title = `${title} · ProofPix`;
+    heading.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+    return m;
+  }
+
+  function backLink(href, label) {
+    return h("p", { class: "back" }, h("a", { href }, `← ${label}`));
+  }
+
+  async function plugins() {
+    if (!app.plugins) app.plugins = await api("GET", "/api/plugins");
+    return app.plugins;
+  }
+
+  // ----- overview -----------------------------------------------------------
+
+  const STAT_CARDS = [
+    ["integrations_total", "Integrations", (s) => fmtInt(s.integrations_total)],
+    ["integrations_active", "Active", (s) => fmtInt(s.integrations_active)],
+    ["files_processed", "Files processed", (s) => fmtInt(s.files_processed)],
+    ["success_rate", "Success rate", (s) => `${(s.success_rate * 100).toFixed(s.success_rate === 1 ? 0 : 1)}%`],
+    ["high_risk", "High-risk files", (s) => fmtInt((s.by_risk.high || 0) + (s.by_risk.critical || 0))],
+    ["integrations_failing", "Failing", (s) => fmtInt(s.integrations_failing)],
+    ["queue", "Queued files", (s) => `${fmtInt(s.queue_pending)}${s.queue_parked ? ` (${fmtInt(s.queue_parked)} parked)` : ""}`],
+  ];
+
+  function statsSection() {
+    return h("section", { "aria-labelledby": "stats-title", class: "stats-section" },
+      h("h2", { id: "stats-title", class: "visually-hidden" }, "Headline numbers"),
+      h("ul", { class: "stats", id: "stats" },
+        STAT_CARDS.map(([key, label]) => h("li", { class: `stat stat-${key}` },
+          h("span", { class: "stat-label", id: `stat-label-${key}` }, label),
+          h("span", { class: "stat-value", id: `stat-${key}`, "aria-describedby": `stat-label-${key}` }, "…")))));
+  }
+
+  function fillStats(stats) {
+    app.stats = stats;
+    for (const [key, , value] of STAT_CARDS) {
+      const el = document.getElementById(`stat-${key}`);
+      if (el) el.textContent = value(stats);
+    }
+  }
+
+  function statusOf(i) {
+    if (i.syncing) return ["syncing", "Syncing"];
+    switch (i.status) {
+      case "healthy": return ["healthy", "Healthy"];
+      case "failing": return ["failing", "Failing"];
+      case "needs-reauth": return ["needs-reauth", "Needs re-authorization"];
+      case "paused": return ["paused", "Paused"];
+      case "new": return ["new", "Not synced yet"];
+      default: return ["new", i.status || "Unknown"];
+    }
+  }
+
+  const isSource = (i) => (i.capabilities || []).includes("source");
+  const isNotifier = (i) => (i.capabilities || []).includes("notifier");
+
+  function lastSyncOf(i) {
+    return i.last_batch ? i.last_batch.finished_at || i.last_batch.started_at : null;
+  }
+
+  function nextSyncText(i) {
+    if (!isSource(i)) return h("span", { class: "muted" }, "notifier: runs on events");
+    if (!i.enabled) return h("span", { class: "muted" }, "paused");
+    return timeEl(i.next_sync, i.schedule ? `per ${i.schedule}` : "per the default schedule");
+  }
+
+  /// The action buttons for an integration, limited to the caller's role
+  /// (the API refuses the rest anyway).
+  function integrationActions(i, { onDetail = false } = {}) {
+    const buttons = [];
+    if (!onDetail) {
+      buttons.push(h("a", { class: "button", href: `#/integrations/${encodeURIComponent(i.id)}`, "data-focus": "open" },
+        "Open", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
+    }
+    if (can("operator")) {
+      if (isSource(i)) {
+        buttons.push(h("button", {
+          type: "button",
+          class: "button primary",
+          "data-action": "sync",
+          "data-focus": "sync",
+          disabled: i.syncing,
+          on: { click: (ev) => act(ev.currentTarget, () => syncNow(i)) },
+        }, i.syncing ? "Syncing…" : "Sync now", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
+      }
+      buttons.push(h("button", {
+        type: "button",
+        class: "button",
+        "data-action": "test",
+        "data-focus": "test",
+        on: { click: (ev) => act(ev.currentTarget, () => testConnection(i.id)) },
+      }, "Test connection", h("span", { class: "visually-hidden" }, ` of ${i.id}`)));
+      buttons.push(h("button", {
+        type: "button",
+        class: "button",
+        "data-action": i.enabled ? "disable" : "enable",
+        "data-focus": "toggle",
+        on: { click: (ev) => act(ev.currentTarget, () => setEnabled(i, !i.enabled)) },
+      }, i.enabled ? "Pause" : "Resume", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
+    }
+    if (can("admin")) {
+      buttons.push(h("a", { class: "button", href: `#/integrations/${encodeURIComponent(i.id)}/edit`, "data-action": "edit", "data-focus": "edit" },
+        "Edit", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
+      buttons.push(h("button", {
+        type: "button",
+        class: "button danger",
+        "data-action": "delete",
+        "data-focus": "delete",
+        on: { click: (ev) => act(ev.currentTarget, () => deleteIntegration(i)) },
+      }, "Delete", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
+    }
+    return h("div", { class: "actions" }, buttons);
+  }
+
+  function integrationCard(i) {
+    const [statusKey, statusText] = statusOf(i);
+    const title = `card-title-${i.id}`;
+    const live = app.liveFiles.has(i.id);
+    return h("li", { class: `card integration status-${statusKey}`, "data-integration": i.id, "aria-labelledby": title },
+      h("div", { class: "card-head" },
+        h("h3", { id: title },
+          h("a", { href: `#/integrations/${encodeURIComponent(i.id)}` }, i.id)),
+        h("span", { class: `badge status status-${statusKey}`, "data-status": statusKey }, statusText)),
+      h("p", { class: "muted card-sub" }, `${i.display_name || i.plugin || ""}${i.platform ? ` · ${i.platform}` : ""}`),
+      live ? h("p", { class: "live-count", "data-live-count": i.id }, `${plural(app.liveFiles.get(i.id) || 0, "file")} analysed so far`) : null,
+      (i.status === "failing" || i.status === "needs-reauth") && i.last_error
+        ? h("p", { class: "alert alert-error card-error" }, h("strong", {}, "Last error: "), i.last_error) : null,
+      h("dl", { class: "facts" },
+        h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
+        h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
+        h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}`),
+        i.last_batch ? [h("dt", {}, "Last run"), h("dd", {}, h("a", { href: `#/batches/${i.last_batch.id}` }, `${plural(i.last_batch.total, "file")}`), " ", riskChips(i.last_batch.by_risk))] : null),
+      integrationActions(i));
+  }
+
+  async function renderOverview() {
+    const list = h("ul", { class: "cards", id: "integrations", "aria-live": "polite", "aria-busy": "true" });
+    const recent = h("div", { id: "recent-batches" });
+    showPage("Integrations", [
+      statsSection(),
+      h("section", { "aria-labelledby": "integrations-title" },
+        h("div", { class: "section-head" },
+          h("h2", { id: "integrations-title" }, "Connected systems"),
+          can("admin") ? h("a", { class: "button primary", href: "#/new", id: "add-integration" }, "Add integration") : null),
+        list),
+      h("section", { "aria-labelledby": "recent-title" },
+        h("div", { class: "section-head" },
+          h("h2", { id: "recent-title" }, "Recent batches"),
+          h("a", { href: "#/batches" }, "All batches")),
+        recent),
+    ]);
+    const view = { name: "overview" };
+    app.view = view;
+    const load = async () => {
+      const [stats, integrations, batches] = await Promise.all([
+        api("GET", "/api/stats"),
+        api("GET", "/api/integrations"),
+        api("GET", "/api/batches?limit=5"),
+      ]);
+      if (app.view !== view) return;
+      fillStats(stats);
+      app.integrations = integrations;
+      fillIntegrationCards(list, integrations);
+      replaceKeepingFocus(recent.firstChild || recent.appendChild(h("div")), batchTable(batches, "Recent batches"));
+    };
+    view.refresh = (event) => {
+      if (event.type === "file") {
+        api("GET", "/api/stats").then((s) => { if (app.view === view) fillStats(s); }).catch(() => {});
+      } else {
+        load().catch(() => {});
+      }
+    };
+    await load();
+  }
+
+  function fillIntegrationCards(list, integrations) {
+    list.setAttribute("aria-busy", "false");
+    if (integrations.length === 0) {
+      clear(list);
+      append(list, [h("li", { class: "card empty" },
+        h("p", {}, "No integrations yet."),
+        can("admin") ? h("p", {}, h("a", { href: "#/new" }, "Connect a system")) : h("p", { class: "muted" }, "An admin can connect one."))]);
+      return;
+    }
+    const existing = new Map([...list.querySelectorAll("[data-integration]")].map((el) => [el.getAttribute("data-integration"), el]));
+    const wanted = new Set(integrations.map((i) => i.id));
+    for (const [id, el] of existing) if (!wanted.has(id)) el.remove();
+    for (const el of list.querySelectorAll(".empty")) el.remove();
+    let previous = null;
+    for (const i of integrations) {
+      const card = integrationCard(i);
+      const old = existing.get(i.id);
+      if (old && old.isConnected) replaceKeepingFocus(old, card);
+      else if (previous) previous.after(card);
+      else list.prepend(card);
+      previous = card;
+    }
+  }
+
+  // ----- integration actions ------------------------------------------------
+
+  async function syncNow(i) {
+    const r = await api("POST", `/api/integrations/${encodeURIComponent(i.id)}/sync`);
+    toast(r.outcome === "started" ? `Sync of ${i.id} started.` : `${i.id} is already syncing; a follow-up run will pick up what is new.`);
+  }
+
+  async function setEnabled(i, enabled) {
+    await api("POST", `/api/integrations/${encodeURIComponent(i.id)}/${enabled ? "enable" : "disable"}`);
+    toast(enabled ? `${i.id} resumed: scheduled syncs run again.` : `${i.id} paused: no scheduled syncs until resumed.`);
+  }
+
+  async function deleteIntegration(i) {
+    const ok = await confirmDialog(`Delete ${i.id}?`,
+      `This removes the integration ${i.id}, its stored secrets, its queue and its file records. Batches and the audit trail stay.`,
+      "Delete", true);
+    if (!ok) return;
+    await api("DELETE", `/api/integrations/${encodeURIComponent(i.id)}`);
+    toast(`${i.id} deleted.`);
+    if (currentPath() !== "") location.hash = "#/";
+  }
+
+  function testSteps(result) {
+    return h("div", { class: "test-result" },
+      h("p", { class: result.ok ? "alert alert-ok" : "alert alert-error", role: "status", id: "test-outcome" },
+        result.ok ? "The connection works." : "The connection test failed."),
+      h("ol", { class: "steps", id: "test-steps" },
+        result.steps.map((s) => h("li", { class: s.ok ? "step ok" : "step failed" },
+          h("span", { class: "step-mark", "aria-hidden": "true" }, s.ok ? "✓" : "✗"),
+          h("span", { class: "visually-hidden" }, s.ok ? "Passed: " : "Failed: "),
+          h("strong", {}, s.name),
+          s.detail ? h("span", { class: "step-detail" }, ` — ${s.detail}`) : null))));
+  }
+
+  async function testConnection(id) {
+    const result = await api("POST", `/api/integrations/${encodeURIComponent(id)}/test`);
+    await openDialog(`Connection test: ${id}`, testSteps(result), [
+      h("button", { type: "button", class: "button primary", autofocus: true, on: { click: () => closeDialog(true) } }, "Done"),
+    ]);
+  }
+
+  // ----- integration detail -------------------------------------------------
+
+  async function renderIntegration(id) {
+    const [i, batches] = await Promise.all([
+      api("GET", `/api/integrations/${encodeURIComponent(id)}`),
+      api("GET", `/api/batches?integration=${encodeURIComponent(id)}&limit=20`),
+    ]);
+    const header = integrationHeader(i);
+    const batchBox = h("div", {}, batchTable(batches, `Batches of ${id}`));
+    const parkedBox = h("div", { id: "parked" });
+    showPage(id, [
+      backLink("#/", "All integrations"),
+      header,
+      h("section", { "aria-labelledby": "config-title", class: "card" },
+        h("h2", { id: "config-title" }, "Configuration"),
+        integrationFacts(i)),
+      h("section", { "aria-labelledby": "batches-title" },
+        h("h2", { id: "batches-title" }, "Batches"), batchBox),
+      isSource(i) ? h("section", { "aria-labelledby": "parked-title" },
+        h("h2", { id: "parked-title" }, "Parked files"), parkedBox) : null,
+    ], { headingExtra: h("span", { class: `badge status status-${statusOf(i)[0]}`, id: "detail-status" }, statusOf(i)[1]) });
+    if (isSource(i)) fillParked(parkedBox, id).catch((e) => append(clear(parkedBox), [errorBox(e)]));
+    let current = header;
+    const view = {
+      name: "integration",
+      refresh: async (event) => {
+        if (event.integration && event.integration !== id) return;
+        if (event.type === "file") {
+          updateLiveCount(id);
+          return;
+        }
+        let fresh;
+        try {
+          fresh = await api("GET", `/api/integrations/${encodeURIComponent(id)}`);
+        } catch (e) {
+          if (e.status === 404 && app.view === view) location.hash = "#/";
+          return;
+        }
+        const bs = await api("GET", `/api/batches?integration=${encodeURIComponent(id)}&limit=20`);
+        if (app.view !== view) return;
+        const next = integrationHeader(fresh);
+        replaceKeepingFocus(current, next);
+        current = next;
+        const badge = $("#detail-status");
+        if (badge) {
+          badge.className = `badge status status-${statusOf(fresh)[0]}`;
+          badge.textContent = statusOf(fresh)[1];
+        }
+        replaceKeepingFocus(batchBox.firstChild, batchTable(bs, `Batches of ${id}`));
+      },
+    };
+    app.view = view;
+  }
+
+  function integrationHeader(i) {
+    const live = app.liveFiles.has(i.id);
+    return h("section", { class: "card", "aria-label": "Status", id: "integration-status", "data-integration-detail": i.id },
+      h("p", { class: "muted" }, `${i.display_name} ${i.plugin_version ? `(${i.plugin} ${i.plugin_version})` : ""} · ${i.platform}`),
+      live ? h("p", { class: "live-count", "data-live-count": i.id }, `${plural(app.liveFiles.get(i.id) || 0, "file")} analysed so far`) : null,
+      i.last_error && i.status !== "healthy" ? h("p", { class: "alert alert-error" }, h("strong", {}, "Last error: "), i.last_error) : null,
+      i.status === "needs-reauth" ? h("p", { class: "alert" }, "The platform refused the stored credentials. Update the secrets (Edit) or authorize again.") : null,
+      h("dl", { class: "facts" },
+        h("dt", {}, "Status"), h("dd", {}, statusOf(i)[1]),
+        h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
+        h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
+        h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending, ${fmtInt(i.queue_parked)} parked`)),
+      integrationActions(i, { onDetail: true }),
+      can("admin") && i.status === "needs-reauth" ? h("div", { class: "actions" },
+        h("button", { type: "button", class: "button", on: { click: (ev) => act(ev.currentTarget, () => authorize(i.id)) } }, "Authorize again")) : null);
+  }
+
+  async function authorize(id) {
+    const r = await api("POST", `/api/integrations/${encodeURIComponent(id)}/authorize`);
+    let url;
+    try {
+      url = new URL(r.url);
+    } catch (e) {
+      throw new Error("The daemon returned an authorization address that is not a URL.");
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("The authorization address is not http(s).");
+    await openDialog("Authorize", h("p", {},
+      "Open the platform's consent page, approve ProofPix, then come back: ",
+      h("a", { href: url.href, target: "_blank", rel: "noopener noreferrer" }, url.host)), [
+      h("button", { type: "button", class: "button", autofocus: true, on: { click: () => closeDialog(true) } }, "Done"),
+    ]);
+  }
+
+  function listOrNone(items) {
+    return items && items.length ? items.join(", ") : h("span", { class: "muted" }, "none");
+  }
+
+  function integrationFacts(i) {
+    const config = Object.entries(i.config || {});
+    const sub = i.subscriptions;
+    return h("dl", { class: "facts wide" },
+      h("dt", {}, "Plugin"), h("dd", {}, `${i.plugin} ${i.plugin_version}`),
+      h("dt", {}, "Schedule"), h("dd", {}, i.schedule || h("span", { class: "muted" }, "the default schedule (Settings)")),
+      config.map(([k, v]) => [h("dt", {}, k), h("dd", { class: "pre" }, v)]),
+      h("dt", {}, "Secrets set"), h("dd", {}, listOrNone(i.secrets_set)),
+      h("dt", {}, "Allowed hosts"), h("dd", {}, listOrNone(i.grant.hosts)),
+      h("dt", {}, "Mounts"), h("dd", {}, listOrNone(i.grant.mounts)),
+      i.grant.write && i.grant.write.length ? [h("dt", {}, "Writable"), h("dd", {}, listOrNone(i.grant.write))] : null,
+      h("dt", {}, "Loopback / private addresses"), h("dd", {}, `${i.grant.allow_loopback ? "allowed" : "refused"} / ${i.grant.allow_private ? "allowed" : "refused"}`),
+      sub ? [
+        h("dt", {}, "Notifies about"), h("dd", {}, listOrNone(sub.events)),
+        h("dt", {}, "From sources"), h("dd", {}, listOrNone(sub.sources)),
+        h("dt", {}, "Lowest risk alerted"), h("dd", {}, sub.min_risk || "high"),
+        h("dt", {}, "Digest"), h("dd", {}, sub.digest ? "one message per run" : "one message per file"),
+      ] : null,
+      h("dt", {}, "Created"), h("dd", {}, fmtTime(i.created_at)),
+      h("dt", {}, "Updated"), h("dd", {}, fmtTime(i.updated_at)));
+  }
+
+  async function fillParked(box, id) {
+    const parked = await api("GET", `/api/integrations/${encodeURIComponent(id)}/parked`);
+    clear(box);
+    if (parked.length === 0) {
+      append(box, [h("p", { class: "muted" }, "No parked files: every file either succeeded or is still being retried.")]);
+      return;
+    }
+    append(box, [scrollTable("Parked files", ["File", "Attempts", "Last error", can("operator") ? "Action" : null].filter(Boolean),
+      parked.map((p) => [
+        h("span", { class: "filename" }, p.remote_id),
+        fmtInt(p.attempts),
+        p.last_error || "—",
+        can("operator") ? h("button", {
+          type: "button",
+          class: "button",
+          on: {
+            click: (ev) => act(ev.currentTarget, async () => {
+              await api("POST", `/api/integrations/${encodeURIComponent(id)}/parked/${p.item}/retry`);
+              toast("Queued again.");
+              await fillParked(box, id);
+            }),
+          },
+        }, "Retry") : null,
+      ].filter((c) => c !== null)))]);
+  }
+
+  // ----- tables -------------------------------------------------------------
+
+  /// A table in a horizontally scrollable, keyboard-focusable region (narrow
+  /// screens scroll the table, not the page).
+  function scrollTable(caption, headers, rows, { id = null } = {}) {
+    return h("div", { class: "table-wrap", role: "region", "aria-label": caption, tabindex: "0" },
+      h("table", { id },
+        h("caption", { class: "visually-hidden" }, caption),
+        h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, n) => (n === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c))))))));
+  }
+
+  function batchTable(batches, caption) {
+    if (!batches.length) return h("p", { class: "muted" }, "No batches yet: run a sync to create one.");
+    return scrollTable(caption, ["Batch", "Integration", "Started", "Duration", "Files", "OK", "Errors", "Risk"],
+      batches.map((b) => [
+        h("a", { href: `#/batches/${b.id}`, "data-batch": b.id }, `#${b.id}`),
+        h("a", { href: `#/integrations/${encodeURIComponent(b.integration)}` }, b.integration),
+        timeEl(b.started_at),
+        b.finished_at ? fmtDuration(b.duration_ms) : h("span", { class: "badge status status-syncing" }, "running"),
+        fmtInt(b.total),
+        fmtInt(b.ok),
+        b.errors ? h("span", { class: "text-error" }, fmtInt(b.errors)) : "0",
+        riskChips(b.by_risk),
+      ]), { id: "batch-table" });
+  }
+
+  // ----- batches --------------------------------------------------------------
+
+  async function renderBatches() {
+    const integrations = await api("GET", "/api/integrations");
+    const select = h("select", { id: "batch-filter" },
+      h("option", { value: "" }, "All integrations"),
+      integrations.map((i) => h("option", { value: i.id }, i.id)));
+    const box = h("div", {});
+    const load = async () => {
+      const q = select.value ? `&integration=${encodeURIComponent(select.value)}` : "";
+      const batches = await api("GET", `/api/batches?limit=100${q}`);
+      if (app.view !== view) return;
+      clear(box);
+      append(box, [batchTable(batches, "Batch history")]);
+    };
+    select.addEventListener("change", () => load().catch((e) => append(clear(box), [errorBox(e)])));
+    showPage("Batch history", [
+      h("p", { class: "muted" }, "Every run, newest first. Open one to see each file's risk and findings."),
+      h("div", { class: "field inline" }, h("label", { for: "batch-filter" }, "Integration"), select),
+      box,
+    ]);
+    const view = { name: "batches", refresh: (e) => { if (e.type !== "file") load().catch(() => {}); } };
+    app.view = view;
+    await load();
+  }
+
+  async function renderBatch(id) {
+    const b = await api("GET", `/api/batches/${id}`);
+    const results = [...b.results].sort((x, y) => riskRank(y.risk) - riskRank(x.risk) || y.score - x.score);
+    const findingsCount = (r) => (r.report && Array.isArray(r.report.findings) ? r.report.findings.length : 0);
+    showPage(`Batch #${b.id}`, [
+      backLink("#/batches", "Batch history"),
+      h("section", { class: "card", "aria-label": "Summary" },
+        h("dl", { class: "facts" },
+          h("dt", {}, "Integration"), h("dd", {}, h("a", { href: `#/integrations/${encodeURIComponent(b.integration)}` }, b.integration)),
+          h("dt", {}, "Started"), h("dd", {}, fmtTime(b.started_at)),
+          h("dt", {}, "Finished"), h("dd", {}, b.finished_at ? fmtTime(b.finished_at) : "still running"),
+          h("dt", {}, "Duration"), h("dd", {}, fmtDuration(b.duration_ms)),
+          h("dt", {}, "Files"), h("dd", {}, `${fmtInt(b.total)} (${fmtInt(b.ok)} analysed, ${fmtInt(b.errors)} failed, ${fmtInt(b.retried)} retried)`),
+          h("dt", {}, "Risk"), h("dd", {}, riskChips(b.by_risk)))),
+      b.failures.length ? h("section", { "aria-labelledby": "failures-title" },
+        h("h2", { id: "failures-title" }, "Failed files"),
+        scrollTable("Failed files", ["File", "Error"], b.failures.map((f) => [h("span", { class: "filename" }, f.remote_id), f.error]))) : null,
+      h("section", { "aria-labelledby": "files-title" },
+        h("h2", { id: "files-title" }, "Files"),
+        results.length === 0 ? h("p", { class: "muted" }, "No analysed files in this batch.")
+          : scrollTable("Files, highest risk first", ["File", "Risk", "Score", "Findings", "Format"],
+            results.map((r) => [
+              h("a", { href: `#/batches/${b.id}/files/${r.id}`, class: "filename", "data-result": r.id, "data-risk": r.risk }, r.remote_id),
+              riskBadge(r.risk),
+              fmtInt(r.score),
+              fmtInt(findingsCount(r)),
+              (r.report && r.report.format) || "—",
+            ]), { id: "file-table" })),
+    ]);
+  }
+
+  function sourceText(s) {
+    if (!s || typeof s !== "object") return "—";
+    const parts = [s.family, s.group].filter(Boolean).join(" · ");
+    return `${parts}${s.name ? ` · ${s.name}` : ""}${s.tag ? ` (${s.tag})` : ""}`;
+  }
+
+  async function renderResult(id, batchId) {
+    const r = await api("GET", `/api/results/${id}`);
+    const report = r.report || {};
+    const findings = Array.isArray(report.findings) ? report.findings : [];
+    const sorted = [...findings].sort((a, b) => riskRank(b.severity) - riskRank(a.severity));
+    showPage(r.remote_id, [
+      batchId ? backLink(`#/batches/${batchId}`, `Batch #${batchId}`) : backLink("#/batches", "Batch history"),
+      h("section", { class: "card", "aria-label": "File summary" },
+        h("dl", { class: "facts" },
+          h("dt", {}, "Risk"), h("dd", { id: "file-risk" }, riskBadge(r.risk), ` score ${fmtInt(r.score)}`),
+          h("dt", {}, "Integration"), h("dd", {}, h("a", { href: `#/integrations/${encodeURIComponent(r.integration)}` }, r.integration)),
+          h("dt", {}, "Format"), h("dd", {}, report.format || "—"),
+          h("dt", {}, "Version"), h("dd", { class: "pre" }, r.file_version || "—"),
+          h("dt", {}, "Analysed"), h("dd", {}, fmtTime(r.created_at)),
+          report.error ? [h("dt", {}, "Read problem"), h("dd", { class: "text-error" }, report.error)] : null)),
+      h("section", { "aria-labelledby": "findings-title" },
+        h("h2", { id: "findings-title" }, `Findings (${findings.length})`),
+        sorted.length === 0 ? h("p", { class: "muted" }, "No privacy findings in this file.")
+          : scrollTable("Findings, most severe first", ["Category", "Code", "Severity", "Source", "Value", "Detail"],
+            sorted.map((f) => [
+              String(f.category || "—"),
+              h("code", {}, String(f.code || "")),
+              riskBadge(f.severity),
+              sourceText(f.source),
+              h("span", { class: "value" }, String(f.value ?? "")),
+              f.detail ? String(f.detail) : "",
+            ]), { id: "findings-table" })),
+      h("p", { class: "muted" }, "Values are masked by the analysis unless the daemon was configured to show them."),
+    ]);
+  }
+
+  // ----- audit trail ----------------------------------------------------------
+
+  async function renderAudit() {
+    const PAGE = 50;
+    const tbody = h("tbody", {});
+    const more = h("button", { type: "button", class: "button", id: "audit-more" }, "Older entries");
+    let oldest = null;
+    const load = async () => {
+      const q = oldest === null ? `limit=${PAGE}` : `limit=${PAGE}&from=${Math.max(0, oldest - PAGE)}`;
+      let entries = await api("GET", `/api/audit?${q}`);
+      if (oldest !== null) entries = entries.filter((e) => e.seq < oldest);
+      for (const e of entries) {
+        tbody.append(h("tr", {},
+          h("th", { scope: "row" }, fmtInt(e.seq)),
+          h("td", {}, fmtTime(e.time)),
+          h("td", {}, e.actor),
+          h("td", {}, h("code", {}, e.action)),
+          h("td", { class: "filename" }, e.target),
+          h("td", {}, h("span", { class: e.outcome === "ok" ? "" : "text-error" }, e.outcome)),
+          h("td", {}, e.details === null || e.details === undefined ? "" : h("code", { class: "details" }, JSON.stringify(e.details)))));
+      }
+      if (entries.length) oldest = entries[entries.length - 1].seq;
+      more.hidden = entries.length === 0 || oldest <= 1;
+    };
+    more.addEventListener("click", () => act(more, load));
+    showPage("Audit trail", [
+      h("p", { class: "muted" }, "Every change and every sync request, with who made it. Newest first."),
+      h("div", { class: "table-wrap", role: "region", "aria-label": "Audit trail", tabindex: "0" },
+        h("table", { id: "audit-table" },
+          h("caption", { class: "visually-hidden" }, "Audit trail"),
+          h("thead", {}, h("tr", {}, ["#", "Time", "Actor", "Action", "Target", "Outcome", "Details"].map((x) => h("th", { scope: "col" }, x)))),
+          tbody)),
+      h("div", { class: "actions" }, more),
+    ]);
+    app.view = { name: "audit" };
+    await load();
+  }
+
+  // ----- settings -----------------------------------------------------------
+
+  async function renderSettings() {
+    const [settings, pluginList] = await Promise.all([api("GET", "/api/settings"), plugins()]);
+    const admin = can("admin");
+    const auto = h("input", { type: "checkbox", id: "auto-sync", checked: settings.auto_sync, disabled: !admin });
+    const schedule = h("input", {
+      type: "text",
+      id: "default-schedule",
+      value: settings.default_schedule || "",
+      list: "schedule-presets",
+      disabled: !admin,
+      "aria-describedby": "default-schedule-help",
+    });
+    const form = h("form", { class: "card", id: "settings-form", "aria-labelledby": "sync-title" },
+      h("h2", { id: "sync-title" }, "Scheduling"),
+      h("div", { class: "field check" }, auto, h("label", { for: "auto-sync" }, "Auto sync: run scheduled syncs")),
+      h("div", { class: "field" },
+        h("label", { for: "default-schedule" }, "Default interval or cron"),
+        schedule,
+        schedulePresets(),
+        h("p", { class: "help", id: "default-schedule-help" },
+          "For integrations without their own schedule: 15m to 24h (e.g. 1h), or cron <expression> [time zone], e.g. cron 0 2 * * * Europe/Paris. Empty: only integrations with their own schedule run.")),
+      h("h3", {}, "Set in the configuration file"),
+      h("p", { class: "help" }, "These come from proofpix.toml ([pipeline]) and change only there, followed by a restart."),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Concurrency (files analysed at once per run)"), h("dd", { id: "setting-concurrency" }, fmtInt(settings.concurrency)),
+        h("dt", {}, "Parallel runs (integrations syncing at once)"), h("dd", { id: "setting-max-parallel-runs" }, fmtInt(settings.max_parallel_runs))),
+      admin ? h("div", { class: "actions" }, h("button", { type: "submit", class: "button primary" }, "Save settings"))
+        : h("p", { class: "muted" }, "Only an admin can change settings."));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      act(form.querySelector("button[type=submit]"), async () => {
+        await api("PUT", "/api/settings", { auto_sync: auto.checked, default_schedule: schedule.value.trim() || null });
+        toast("Settings saved.");
+      });
+    });
+    showPage("Settings", [
+      form,
+      h("section", { "aria-labelledby": "notify-title", class: "card" },
+        h("h2", { id: "notify-title" }, "Notifications"),
+        h("p", {}, "Notification types (high-risk files, completed runs, failed runs, unhealthy integrations), the lowest risk that alerts and digests are set on each notifier integration (Slack, Teams...): edit one from its page."),
+      ),
+      h("section", { "aria-labelledby": "plugins-title" },
+        h("h2", { id: "plugins-title" }, "Plugins"),
+        h("ul", { class: "cards" }, pluginList.map(pluginCard))),
+      admin ? tokensSection() : null,
+    ]);
+    app.view = { name: "settings" };
+  }
+
+  function schedulePresets() {
+    return h("datalist", { id: "schedule-presets" },
+      ["15m", "30m", "1h", "2h", "6h", "12h", "24h", "cron 0 2 * * * UTC"].map((v) => h("option", { value: v })));
+  }
+
+  function pluginCard(p) {
+    return h("li", { class: "card plugin" },
+      h("h3", {}, p.display_name),
+      h("p", { class: "muted" }, `${p.id} ${p.version} · ${p.platform}`),
+      h("p", {}, p.description),
+      h("dl", { class: "facts" },
+        h("dt", {}, "Does"), h("dd", {}, p.capabilities.join(", ")),
+        h("dt", {}, "Sign-in"), h("dd", {}, p.auth),
+        p.write_back_batch_size ? [h("dt", {}, "Write-back batch size"), h("dd", {}, `${fmtInt(p.write_back_batch_size)} (declared by the plugin)`)] : null,
+        h("dt", {}, "Reaches"), h("dd", {}, p.endpoints.length ? p.endpoints.map((e) => e.url).join(", ") : "local files only"),
+        h("dt", {}, "Contract"), h("dd", {}, p.contract_version)),
+      can("admin") ? h("div", { class: "actions" }, h("a", { class: "button", href: `#/new/${encodeURIComponent(p.id)}` }, `Set up ${p.display_name}`)) : null);
+  }
+
+  function tokensSection() {
+    const box = h("div", {});
+    const name = h("input", { id: "token-name", type: "text", required: true, pattern: "[A-Za-z0-9_-]{1,64}", "aria-describedby": "token-name-help" });
+    const role = h("select", { id: "token-role" }, ["viewer", "operator", "admin"].map((r) => h("option", { value: r }, r)));
+    const form = h("form", { class: "inline-form" },
+      h("div", { class: "field" }, h("label", { for: "token-name" }, "Name"), name,
+        h("p", { class: "help", id: "token-name-help" }, "Letters, digits, - and _.")),
+      h("div", { class: "field" }, h("label", { for: "token-role" }, "Role"), role),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "button primary" }, "Create token")));
+    const load = async () => {
+      const tokens = await api("GET", "/api/tokens");
+      clear(box);
+      append(box, [scrollTable("API tokens", ["Name", "Role", "Created by", "Created", "Action"], tokens.map((t) => [
+        t.name, t.role, t.created_by, fmtTime(t.created_at),
+        h("button", {
+          type: "button",
+          class: "button danger",
+          on: {
+            click: (ev) => act(ev.currentTarget, async () => {
+              if (!(await confirmDialog(`Revoke ${t.name}?`, "Anything using this token stops working at once.", "Revoke", true))) return;
+              await api("DELETE", `/api/tokens/${encodeURIComponent(t.name)}`);
+              await load();
+            }),
+          },
+        }, "Revoke", h("span", { class: "visually-hidden" }, ` ${t.name}`)),
+      ]))]);
+    };
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      act(form.querySelector("button[type=submit]"), async () => {
+        const created = await api("POST", "/api/tokens", { name: name.value.trim(), role: role.value });
+        name.value = "";
+        await load();
+        await openDialog("Token created", h("div", {},
+          h("p", {}, `Token ${created.name} (${created.role}). It is shown only now: store it.`),
+          h("p", {}, h("code", { class: "token-value", tabindex: "0" }, created.token))), [
+          h("button", { type: "button", class: "button primary", autofocus: true, on: { click: () => closeDialog(true) } }, "I stored it"),
+        ]);
+      });
+    });
+    load().catch((e) => append(clear(box), [errorBox(e)]));
+    return h("section", { "aria-labelledby": "tokens-title", class: "card" },
+      h("h2", { id: "tokens-title" }, "API tokens"), box, h("h3", {}, "New token"), form);
+  }
+
+  // ----- setup and edit -------------------------------------------------------
+
+  async function renderPluginPicker() {
+    const list = await plugins();
+    showPage("Add an integration", [
+      backLink("#/", "All integrations"),
+      h("p", {}, "Choose the system to connect. The next page asks for its settings, then tests the connection before you activate it."),
+      h("ul", { class: "cards" }, list.map((p) => h("li", { class: "card plugin" },
+        h("h2", { class: "h3" }, h("a", { href: `#/new/${encodeURIComponent(p.id)}` }, p.display_name)),
+        h("p", { class: "muted" }, `${p.platform} · ${p.capabilities.join(", ")}`),
+        h("p", {}, p.description)))),
+    ]);
+    app.view = { name: "picker" };
+  }
+
+  const lines = (text) => text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+
+  /// One input for a plugin config field, chosen by its kind.
+  function fieldInput(f, value, { editing, secretSet }) {
+    const id = `cfg-${f.name}`;
+    const describedBy = f.help ? `${id}-help` : null;
+    const common = { id, name: f.name, "aria-describedby": describedBy, "data-field": f.name, "data-kind": f.kind };
+    let input;
+    switch (f.kind) {
+      case "multiline":
+      case "string-list":
+        input = h("textarea", { ...common, rows: f.kind === "string-list" ? 3 : 4, placeholder: f.placeholder || (f.kind === "string-list" ? "one per line" : null) });
+        input.value = f.kind === "string-list" ? lines(value || "").join("\n") : value || "";
+        break;
+      case "boolean":
+        input = h("input", { ...common, type: "checkbox", checked: /^(true|yes|1|on)$/i.test(value || "") });
+        break;
+      case "choice":
+        input = h("select", common,
+          f.required ? null : h("option", { value: "" }, "(not set)"),
+          f.choices.map((c) => h("option", { value: c, selected: c === value }, c)));
+        break;
+      case "integer":
+        input = h("input", { ...common, type: "number", step: "1", inputmode: "numeric", placeholder: f.placeholder, value: value || "" });
+        break;
+      default: {
+        const type = f.secret ? "password" : { url: "url", email: "email" }[f.kind] || "text";
+        input = h("input", {
+          ...common,
+          type,
+          placeholder: f.secret && secretSet ? "set: leave blank to keep" : f.placeholder,
+          autocomplete: f.secret ? "new-password" : "off",
+          spellcheck: "false",
+          // Secrets are write-only: never pre-filled, not even in edit mode.
+          value: f.secret ? "" : value || "",
+        });
+      }
+    }
+    if (f.required && !(f.secret && editing && secretSet) && f.kind !== "boolean") input.required = true;
+    const label = h("label", { for: id }, f.label || f.name, f.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null,
+      f.secret ? h("span", { class: "badge" }, "secret") : null);
+    const help = f.help ? h("p", { class: "help", id: `${id}-help` }, f.help, f.secret && secretSet ? " A value is stored; type a new one to replace it." : "") : null;
+    return f.kind === "boolean"
+      ? h("div", { class: "field check" }, input, label, help)
+      : h("div", { class: "field" }, label, input, help);
+  }
+
+  function fieldValue(f, form) {
+    const el = form.querySelector(`[data-field="${CSS.escape(f.name)}"]`);
+    if (!el) return "";
+    if (f.kind === "boolean") return el.checked ? "true" : "false";
+    if (f.kind === "string-list") return lines(el.value).join("\n");
+    return el.value.trim();
+  }
+
+  function textareaField(id, label, help, value) {
+    const t = h("textarea", { id, rows: 2, "aria-describedby": `${id}-help`, spellcheck: "false" });
+    t.value = (value || []).join("\n");
+    return h("div", { class: "field" }, h("label", { for: id }, label), t, h("p", { class: "help", id: `${id}-help` }, help));
+  }
+
+  function checkField(id, label, checked, help) {
+    return h("div", { class: "field check" },
+      h("input", { type: "checkbox", id, checked, "aria-describedby": help ? `${id}-help` : null }),
+      h("label", { for: id }, label),
+      help ? h("p", { class: "help", id: `${id}-help` }, help) : null);
+  }
+
+  const EVENTS = [
+    ["high-risk", "High-risk files"],
+    ["batch-completed", "Completed runs"],
+    ["batch-failed", "Failed runs"],
+    ["unhealthy", "Unhealthy integrations"],
+  ];
+
+  function subscriptionFields(sub, sources) {
+    const s = sub || { sources: ["*"], events: EVENTS.map(([e]) => e), min_risk: "high", digest: false, dashboard_url: null };
+    const all = (s.sources || []).includes("*");
+    return h("fieldset", { class: "card" },
+      h("legend", {}, "Notification types"),
+      h("fieldset", { class: "plain" },
+        h("legend", {}, "Notify about"),
+        EVENTS.map(([e, label]) => h("div", { class: "field check" },
+          h("input", { type: "checkbox", id: `event-${e}`, "data-event": e, checked: (s.events || []).includes(e) }),
+          h("label", { for: `event-${e}` }, label)))),
+      h("div", { class: "field" },
+        h("label", { for: "min-risk" }, "Lowest file risk that alerts"),
+        h("select", { id: "min-risk" }, ["medium", "high", "critical"].map((r) => h("option", { value: r, selected: r === s.min_risk }, r)))),
+      checkField("digest", "Digest: one message per run instead of one per file", !!s.digest),
+      h("fieldset", { class: "plain" },
+        h("legend", {}, "From these sources"),
+        h("div", { class: "field check" }, h("input", { type: "checkbox", id: "source-all", checked: all }), h("label", { for: "source-all" }, "All sources")),
+        sources.map((src) => h("div", { class: "field check" },
+          h("input", { type: "checkbox", id: `source-${src}`, "data-source": src, checked: !all && (s.sources || []).includes(src) }),
+          h("label", { for: `source-${src}` }, src)))),
+      h("div", { class: "field" },
+        h("label", { for: "dashboard-url" }, "Dashboard link in messages"),
+        h("input", { type: "url", id: "dashboard-url", value: s.dashboard_url || `${location.origin}/` })));
+  }
+
+  function readSubscriptions(form) {
+    const events = [...form.querySelectorAll("[data-event]")].filter((c) => c.checked).map((c) => c.getAttribute("data-event"));
+    const picked = [...form.querySelectorAll("[data-source]")].filter((c) => c.checked).map((c) => c.getAttribute("data-source"));
+    const all = $("#source-all", form).checked || picked.length === 0;
+    const url = $("#dashboard-url", form).value.trim();
+    return {
+      sources: all ? ["*"] : picked,
+      events,
+      min_risk: $("#min-risk", form).value,
+      digest: $("#digest", form).checked,
+      dashboard_url: url || null,
+    };
+  }
+
+  /// The setup form, generated from the plugin's config schema. In create
+  /// mode it creates the integration paused, runs the connection test and
+  /// lets the operator activate it or delete it; in edit mode it PATCHes.
+  async function renderSetup({ pluginId = null, editId = null }) {
+    if (!can("admin")) {
+      showPage("Not allowed", [h("p", {}, "Only an admin can add or edit integrations."), backLink("#/", "All integrations")]);
+      return;
+    }
+    const editing = editId !== null;
+    const current = editing ? await api("GET", `/api/integrations/${encodeURIComponent(editId)}`) : null;
+    const list = await plugins();
+    const plugin = list.find((p) => p.id === (editing ? current.plugin : pluginId));
+    if (!plugin) {
+      showPage("Unknown plugin", [h("p", {}, "This daemon has no such plugin."), backLink("#/new", "Choose a plugin")]);
+      return;
+    }
+    const notifier = plugin.capabilities.includes("notifier") && !plugin.capabilities.includes("source");
+    const sources = notifier ? (await api("GET", "/api/integrations")).filter(isSource).map((i) => i.id) : [];
+    const values = editing ? current.config : Object.fromEntries(plugin.config.map((f) => [f.name, f.default || ""]));
+    const secretsSet = new Set(editing ? current.secrets_set : []);
+    const grant = editing ? current.grant : suggestedGrant(plugin);
+
+    const idInput = h("input", {
+      id: "integration-id",
+      type: "text",
+      required: true,
+      pattern: "[a-z0-9][a-z0-9-]{0,62}",
+      value: editing ? current.id : "",
+      disabled: editing,
+      "aria-describedby": "integration-id-help",
+      spellcheck: "false",
+    });
+    const scheduleInput = h("input", {
+      id: "schedule",
+      type: "text",
+      list: "schedule-presets",
+      value: editing ? current.schedule || "" : "",
+      "aria-describedby": "schedule-help",
+      spellcheck: "false",
+    });
+    const errors = h("div", { id: "form-errors" });
+    const result = h("div", { id: "setup-result" });
+    const submit = h("button", { type: "submit", class: "button primary" }, editing ? "Save changes" : "Create and test connection");
+    const form = h("form", { id: "setup-form", novalidate: false },
+      h("div", { class: "card" },
+        h("div", { class: "field" },
+          h("label", { for: "integration-id" }, "Integration name", h("span", { class: "req", "aria-hidden": "true" }, " *")),
+          idInput,
+          h("p", { class: "help", id: "integration-id-help" }, editing ? "The name cannot change." : "Lowercase letters, digits and -, e.g. sales-files.")),
+        plugin.config.length ? h("fieldset", { class: "plain" },
+          h("legend", {}, `${plugin.display_name} settings`),
+          plugin.config.map((f) => fieldInput(f, values[f.name], { editing, secretSet: secretsSet.has(f.name) }))) : null),
+      h("fieldset", { class: "card" },
+        h("legend", {}, "What it may reach (the grant)"),
+        h("p", { class: "help" }, "The plugin declares what it needs; it gets only what you grant here as well."),
+        plugin.endpoints.length ? h("p", { class: "help" }, "Declared endpoints: ", plugin.endpoints.map((e) => e.url).join(", ")) : null,
+        textareaField("grant-hosts", "Allowed hosts", "One per line, e.g. https://example.my.salesforce.com or https://*.sharepoint.com.", grant.hosts),
+        textareaField("grant-mounts", "Mounts", "Folders the plugin may read, one per line (the local-folder plugin reads /input).", grant.mounts),
+        textareaField("grant-write", "Writable mounts", "Folders the plugin may write to, one per line (usually none).", grant.write),
+        checkField("grant-loopback", "Allow loopback addresses (127.0.0.1, ::1)", !!grant.allow_loopback, "Only for emulators and tests."),
+        checkField("grant-private", "Allow private network addresses (10.x, 192.168.x...)", !!grant.allow_private, "For systems hosted on your own network.")),
+      notifier ? subscriptionFields(editing ? current.subscriptions : null, sources)
+        : h("fieldset", { class: "card" },
+          h("legend", {}, "Schedule"),
+          h("div", { class: "field" },
+            h("label", { for: "schedule" }, "Sync interval or cron"),
+            scheduleInput,
+            schedulePresets(),
+            h("p", { class: "help", id: "schedule-help" }, "15m to 24h, or cron <expression> [time zone]. Empty: the default schedule from Settings."))),
+      errors,
+      h("div", { class: "actions" },
+        submit,
+        h("a", { class: "button", href: editing ? `#/integrations/${encodeURIComponent(editId)}` : "#/new" }, "Cancel")),
+      result);
+
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      clear(errors);
+      if (!form.reportValidity()) return;
+      const config = {};
+      const secrets = {};
+      for (const f of plugin.config) {
+        const v = fieldValue(f, form);
+        if (f.secret) {
+          if (v) secrets[f.name] = v;
+        } else if (v !== "") {
+          config[f.name] = v;
+        }
+      }
+      const body = {
+        config,
+        secrets,
+        grant: {
+          hosts: lines($("#grant-hosts", form).value),
+          mounts: lines($("#grant-mounts", form).value),
+          write: lines($("#grant-write", form).value),
+          allow_loopback: $("#grant-loopback", form).checked,
+          allow_private: $("#grant-private", form).checked,
+        },
+      };
+      if (notifier) body.subscriptions = readSubscriptions(form);
+      else body.schedule = scheduleInput.value.trim();
+      act(submit, async () => {
+        try {
+          if (editing) {
+            await api("PATCH", `/api/integrations/${encodeURIComponent(editId)}`, body);
+            toast(`${editId} saved.`);
+            location.hash = `#/integrations/${encodeURIComponent(editId)}`;
+          } else {
+            await createAndTest(idInput.value.trim(), plugin, body, result, form);
+          }
+        } catch (e) {
+          append(clear(errors), [errorBox(e)]);
+          errors.querySelector("[role=alert]").setAttribute("tabindex", "-1");
+          errors.querySelector("[role=alert]").focus();
+        }
+      });
+    });
+
+    showPage(editing ? `Edit ${current.id}` : `Set up ${plugin.display_name}`, [
+      backLink(editing ? `#/integrations/${encodeURIComponent(editId)}` : "#/new", editing ? current.id : "Choose another plugin"),
+      h("p", { class: "muted" }, plugin.description),
+      form,
+    ]);
+    app.view = { name: "setup" };
+  }
+
+  function suggestedGrant(plugin) {
+    const hosts = [];
+    for (const e of plugin.endpoints) {
+      try {
+        const u = new URL(e.url.replace(/\{[^}]*\}/g, "x"));
+        if (!/\{/.test(e.url)) hosts.push(`${u.protocol}//${u.host}`);
+      } catch (err) {
+        // A templated endpoint: the operator fills in the host.
+      }
+    }
+    return {
+      hosts: [...new Set(hosts)],
+      mounts: plugin.id === "local-folder" ? ["/input"] : [],
+      write: [],
+      allow_loopback: false,
+      allow_private: false,
+    };
+  }
+
+  async function createAndTest(id, plugin, body, resultBox, form) {
+    const payload = { id, plugin: plugin.id, ...body };
+    if (!payload.schedule) delete payload.schedule;
+    await api("POST", "/api/integrations", payload);
+    // Paused until the operator has seen the test pass: nothing syncs with
+    // settings nobody has checked.
+    await api("POST", `/api/integrations/${encodeURIComponent(id)}/disable`);
+    clear(resultBox);
+    append(resultBox, [h("p", { class: "muted", role: "status" }, "Created (paused). Testing the connection…")]);
+    const test = await api("POST", `/api/integrations/${encodeURIComponent(id)}/test`);
+    for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) el.disabled = true;
+    const activate = h("button", {
+      type: "button",
+      class: "button primary",
+      id: "activate",
+      on: {
+        click: (ev) => act(ev.currentTarget, async () => {
+          await api("POST", `/api/integrations/${encodeURIComponent(id)}/enable`);
+          toast(`${id} is active.`);
+          location.hash = `#/integrations/${encodeURIComponent(id)}`;
+        }),
+      },
+    }, test.ok ? "Keep and activate" : "Keep and activate anyway");
+    const discard = h("button", {
+      type: "button",
+      class: "button danger",
+      id: "discard",
+      on: {
+        click: (ev) => act(ev.currentTarget, async () => {
+          await api("DELETE", `/api/integrations/${encodeURIComponent(id)}`);
+          clear(resultBox);
+          for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) {
+            el.disabled = el.id === "integration-id" ? false : el.disabled && false;
+          }
+          toast(`${id} deleted; fix the settings and try again.`);
+          form.querySelector("input, select, textarea").focus();
+        }),
+      },
+    }, "Delete and edit the settings");
+    clear(resultBox);
+    append(resultBox, [h("section", { class: "card", "aria-labelledby": "test-title" },
+      h("h2", { id: "test-title", tabindex: "-1" }, "Connection test"),
+      testSteps(test),
+      h("p", {}, test.ok ? `${id} is created and paused. Activate it to start syncing.` : `${id} is created and paused. Fix the settings (delete it and try again), or keep it to fix later.`),
+      h("div", { class: "actions" }, activate, discard))]);
+    $("#test-title", resultBox).focus();
+    announce(test.ok ? "The connection test passed." : "The connection test failed.");
+  }
+
+  // ----- start ----------------------------------------------------------------
+
+  async function start() {
+    applyTheme();
+    systemDark.addEventListener("change", applyTheme);
+    $("#theme-toggle").addEventListener("click", toggleTheme);
+    $("#sign-out").addEventListener("click", signOut);
+    $("#dialog-close").addEventListener("click", () => closeDialog(false));
+    // Escape (the dialog's `cancel`) and any other close settle the promise.
+    $("#dialog").addEventListener("close", () => finishDialog(false));
+    window.addEventListener("hashchange", render);
+    // Relative times ("3 minutes ago") stay true without a reload.
+    setInterval(() => {
+      for (const t of document.querySelectorAll("time[datetime]")) {
+        const rel = relTime(t.getAttribute("datetime"));
+        if (rel) t.textContent = rel;
+      }
+    }, 30000);
+    try {
+      const session = await api("GET", "/api/session");
+      signedIn(session);
+    } catch (e) {
+      if (!(e instanceof ApiFailure && e.status === 401)) renderSignIn(e.message);
+    }
+  }
+
+  start();
+})();
