@@ -13,11 +13,22 @@
 //!
 //! Login vs sandbox hosts are configuration ([`Environment`]): they change the audience a JWT
 //! bearer assertion must name and the host in the identity URL. `instance_url` and `id` point back
-//! at this emulator. One protected route, `GET /services/data/{version}/limits`, lets tests prove
-//! an access token works (and stops working); issue-5 work adds the REST API next to it.
+//! at this emulator, which also serves the org's REST API ([`api`]): SOQL over a seeded
+//! population of Cases, Files and Attachments ([`org`], [`soql`]), blob downloads, describe,
+//! sObject Collections and limits, with Salesforce-shaped faults. [`start_org`] returns a handle
+//! on that org; [`start`] only the emulator.
 //!
 //! Error texts the reference marks unverified have a situation key in [`errors`] so a test can
 //! override them.
+
+pub mod api;
+pub mod org;
+pub mod soql;
+
+pub use api::{Api, ApiConfig, Chaos, Exchange, Route, SfFault, SfFaults};
+pub use org::{
+    CustomObjectDef, FieldDef, FileKind, Org, Permissions, RecordFailure, Seed, SeededFile,
+};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,8 +47,7 @@ use url::Url;
 
 use crate::common::tokens::random_token;
 use crate::common::{
-    self, AccessProblem, AuthorizeStep, Consent, Emulator, ErrorReply, Harness, TokenRequest,
-    Tokens,
+    self, AuthorizeStep, Consent, Emulator, ErrorReply, Harness, TokenRequest, Tokens,
 };
 
 /// Token endpoint path.
@@ -68,6 +78,9 @@ pub mod errors {
     /// Code redeemed with a different `redirect_uri`. Default (unverified): 400 `invalid_grant` /
     /// `redirect_uri must match configuration`.
     pub const REDIRECT_MISMATCH: &str = "salesforce.redirect_mismatch";
+    /// An sObject Collections request with more than 200 records. Default (unverified): 400
+    /// `EXCEEDED_ID_LIMIT` / `Maximum number of records is 200`.
+    pub const COLLECTION_TOO_LARGE: &str = "salesforce.collection_too_large";
 }
 
 /// Fixture values of the default configuration.
@@ -159,6 +172,8 @@ pub struct SalesforceConfig {
     pub consent: Consent,
     /// Lifetime of authorization codes (unverified; short-lived per reference). Default 15 min.
     pub code_lifetime: time::Duration,
+    /// The org's REST API and data.
+    pub api: ApiConfig,
 }
 
 impl Default for SalesforceConfig {
@@ -193,6 +208,7 @@ impl Default for SalesforceConfig {
             refresh_token_rotation: false,
             consent: Consent::Approve,
             code_lifetime: time::Duration::minutes(15),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -211,22 +227,68 @@ struct SfState {
 ///
 /// If the loopback listener cannot be bound.
 pub async fn start(config: SalesforceConfig, harness: Harness) -> std::io::Result<Emulator> {
-    common::launch("salesforce", harness, move |base, harness, tokens| {
+    Ok(start_org(config, harness).await?.emulator)
+}
+
+/// A running Salesforce emulator and the handle on its org's API.
+#[derive(Debug)]
+pub struct Salesforce {
+    /// The emulator (IdP and API on one server).
+    pub emulator: Emulator,
+    /// The org: data, faults, exchange log.
+    pub api: Api,
+}
+
+impl std::ops::Deref for Salesforce {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emulator
+    }
+}
+
+impl Salesforce {
+    /// The org's data.
+    pub fn org(&self) -> &Org {
+        self.api.org()
+    }
+
+    /// `/services/data/v{version}` on this emulator.
+    pub fn data_url(&self, version: &str, rest: &str) -> Url {
+        self.url(&format!(
+            "/services/data/v{version}/{}",
+            rest.trim_start_matches('/')
+        ))
+    }
+}
+
+/// Starts a Salesforce emulator with its REST API and returns both handles.
+///
+/// # Errors
+///
+/// If the loopback listener cannot be bound.
+pub async fn start_org(config: SalesforceConfig, harness: Harness) -> std::io::Result<Salesforce> {
+    let mut api = None;
+    let emulator = common::launch("salesforce", harness, |base, harness, tokens| {
+        let (data, handle) =
+            api::routes(&base, harness.clone(), tokens.clone(), config.api.clone());
+        api = Some(handle);
         router(SfState {
             base,
             harness,
             tokens,
             config: Arc::new(config),
         })
+        .merge(data)
     })
-    .await
+    .await?;
+    let api = api.ok_or_else(|| std::io::Error::other("the router was not built"))?;
+    Ok(Salesforce { emulator, api })
 }
 
 fn router(state: SfState) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token))
         .route(AUTHORIZE_PATH, get(authorize))
-        .route("/services/data/{version}/limits", get(limits))
         .with_state(state)
 }
 
@@ -553,19 +615,4 @@ async fn authorize(
         code: random_token("aPrxemu", 48),
         code_lifetime: s.config.code_lifetime,
     })
-}
-
-/// `GET /services/data/{version}/limits`: the smallest authenticated REST call. An expired or
-/// revoked session gets 401 with the JSON array body and `WWW-Authenticate: Token` (reference §1.5).
-async fn limits(State(s): State<SfState>, headers: HeaderMap) -> Response {
-    let token = common::bearer(&headers, true).unwrap_or_default();
-    match s.tokens.check_access(&token, s.harness.clock.now()) {
-        Ok(_) => axum::Json(json!({"DailyApiRequests": {"Max": 15000, "Remaining": 14999}})).into_response(),
-        Err(AccessProblem::Unknown | AccessProblem::Expired | AccessProblem::Revoked) => ErrorReply::json(
-            401,
-            json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-        )
-        .with_header("www-authenticate", "Token")
-        .into_response(),
-    }
 }
