@@ -421,6 +421,9 @@ fn png(d: &[u8], opts: &StripOptions, out: &mut Out) -> Result<(), StripError> {
         let whole = slice(d, pos, len.saturating_add(12))?;
         let body = whole.get(8..8usize.saturating_add(len)).unwrap_or(&[]);
         let name = String::from_utf8_lossy(&typ).into_owned();
+        if pos == 8 && &typ != b"IHDR" {
+            return Err(refuse("PNG does not start with an IHDR chunk"));
+        }
         if &typ == b"eXIf" {
             orientation = orientation.or_else(|| exif_orientation(body));
         }
