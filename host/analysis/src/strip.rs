@@ -23,6 +23,9 @@ use crate::model::{Family, Format};
 use crate::source::{ByteSource, Reader};
 use crate::{Analyzer, Options, Policy};
 
+/// Time budget for re-analysing a sanitised copy.
+pub const VERIFY_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest file this module will rewrite (it is held in memory twice).
 pub const MAX_STRIP_BYTES: u64 = 1 << 30;
 
@@ -142,7 +145,14 @@ fn read_all(r: &Reader<'_>, len: u64) -> Result<Vec<u8>, StripError> {
 
 /// Re-analyse the output in deep mode with every value shown: nothing but ICC may remain.
 fn verify(bytes: &[u8], format: Format) -> Result<(), StripError> {
-    let a = Analyzer::new(Policy::default(), Options::default().with_deep(true));
+    // The copy is our own output and already bounded in size; a generous budget keeps a busy
+    // machine from turning a slow re-read into a refusal, while still bounding the time.
+    let a = Analyzer::new(
+        Policy::default(),
+        Options::default()
+            .with_deep(true)
+            .with_time_budget(VERIFY_TIME_BUDGET),
+    );
     let v = bytes.to_vec();
     let rep = a.analyze(&v);
     if rep.format != format {
