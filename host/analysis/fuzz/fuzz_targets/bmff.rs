@@ -3,7 +3,11 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let magic: &[u8] = b"\\0\\0\\0\\x18ftypheic";
-    let mut v = if data.starts_with(magic) { Vec::new() } else { magic.to_vec() };
+    let mut v = if data.starts_with(magic) {
+        Vec::new()
+    } else {
+        magic.to_vec()
+    };
     v.extend_from_slice(data);
     proofpix_analysis::fuzzing::check_analyze(&v, data.len() % 2 == 1);
 });

@@ -1,7 +1,9 @@
 //! IPTC-IIM, Photoshop resources, ICC and CIFF heaps; the first byte picks the parser.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((&k, rest)) = data.split_first() else { return };
+    let Some((&k, rest)) = data.split_first() else {
+        return;
+    };
     match k % 4 {
         0 => proofpix_analysis::fuzzing::parse_iptc(rest),
         1 => proofpix_analysis::fuzzing::parse_irb(rest),
