@@ -174,8 +174,12 @@
     stats: null,
     events: null, // EventSource
     liveFiles: new Map(), // integration id -> files seen in the current run
-    route: null,
-    view: null, // {name, refresh(kind, event)}
+    view: null, // {name, refresh(event)}
+    // Whether the next page render moves focus to its heading: yes after a
+    // navigation or signing in, no on the first load (so the first Tab still
+    // reaches the skip link).
+    focusHeading: false,
+    opener: null, // the button whose action runs now
   };
 
   const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -206,6 +210,7 @@
 
   /// Runs an action from a button: disables it meanwhile, reports failure.
   async function act(button, fn) {
+    app.opener = button;
     if (button) button.disabled = true;
     try {
       await fn();
@@ -258,7 +263,9 @@
   /// focus returns to whatever opened it.
   function openDialog(title, body, actions = []) {
     const dialog = $("#dialog");
-    dialogOpener = document.activeElement;
+    // A disabled button (see `act`) may have lost focus; it is still the opener.
+    const active = document.activeElement;
+    dialogOpener = active && active !== document.body && !dialog.contains(active) ? active : app.opener;
     $("#dialog-title").textContent = title;
     const container = clear($("#dialog-body"));
     append(container, [body]);
@@ -281,8 +288,10 @@
       dialogResolve = null;
       resolve(result);
     }
-    if (dialogOpener && dialogOpener.isConnected) dialogOpener.focus();
+    // Focus returns after the opener's action has finished and enabled it again.
+    const opener = dialogOpener;
     dialogOpener = null;
+    if (opener) setTimeout(() => { if (opener.isConnected) opener.focus(); }, 0);
   }
 
   function confirmDialog(title, message, confirmLabel, danger = false) {
@@ -362,6 +371,7 @@
       try {
         const session = await api("POST", "/api/session", { token: input.value.trim() });
         input.value = "";
+        app.focusHeading = true;
         signedIn(session);
       } catch (e) {
         append(error, [errorBox(e.status === 401 ? "That token is not valid (revoked or mistyped)." : e.message)]);
@@ -377,7 +387,37 @@
 
   // ----- live updates -------------------------------------------------------
 
-  let statsTimer = null;
+  // Refreshes are batched: a run can send hundreds of `file` events a second,
+  // and the stats need not be fetched for each one.
+  const FILE_REFRESH_DELAY_MS = 400;
+  let pending = [];
+  let flushTimer = null;
+
+  function queueRefresh(event) {
+    pending.push(event);
+    if (flushTimer === null) flushTimer = setTimeout(flushRefresh, event.type === "file" ? FILE_REFRESH_DELAY_MS : 30);
+  }
+
+  function flushRefresh() {
+    flushTimer = null;
+    const events = pending;
+    pending = [];
+    const view = app.view;
+    if (!view || !view.refresh || events.length === 0) return;
+    const major = events.filter((e) => e.type !== "file");
+    if (major.length === 0) {
+      view.refresh(events[events.length - 1]);
+      return;
+    }
+    const seen = new Set();
+    for (const e of major.reverse()) {
+      const key = e.integration || "*";
+      if (!seen.has(key)) {
+        seen.add(key);
+        view.refresh(e);
+      }
+    }
+  }
 
   function startLive() {
     stopLive();
@@ -387,9 +427,14 @@
     state.className = "live-state";
     const source = new EventSource("/api/events");
     app.events = source;
+    let opened = false;
     source.addEventListener("open", () => {
       state.textContent = "Live";
       state.className = "live-state live-on";
+      // Events sent while the connection was down are not replayed: reload
+      // the view's data after a reconnection.
+      if (opened) queueRefresh({ type: "integrations-changed" });
+      opened = true;
     });
     source.addEventListener("error", () => {
       state.textContent = "Reconnecting…";
@@ -432,19 +477,15 @@
       default:
         break;
     }
-    // Stats and lists refresh at most every half second during a run.
-    clearTimeout(statsTimer);
-    const now = event.type !== "file";
-    statsTimer = setTimeout(() => {
-      if (app.view && app.view.refresh) app.view.refresh(event);
-    }, now ? 0 : 400);
+    queueRefresh(event);
   }
 
   function markSyncing(id, syncing) {
     const found = app.integrations.find((i) => i.id === id);
-    if (found) found.syncing = syncing;
+    if (!found) return;
+    found.syncing = syncing;
     const card = document.querySelector(`[data-integration="${CSS.escape(id)}"]`);
-    if (card) replaceKeepingFocus(card, integrationCard(found || { id, syncing }));
+    if (card) replaceKeepingFocus(card, integrationCard(found));
   }
 
   function updateLiveCount(id) {
@@ -476,7 +517,8 @@
   /// Renders the view for the current hash; `focus` moves focus to the new
   /// heading (navigation), which a live refresh never does.
   function render() {
-    if (!app.session) return;
+    // Only "#/..." addresses are views; "#main" is the skip link's target.
+    if (!app.session || (location.hash && !location.hash.startsWith("#/"))) return;
     const path = currentPath();
     for (const link of document.querySelectorAll("[data-nav]")) {
       const name = link.getAttribute("data-nav");
@@ -505,7 +547,8 @@
     const heading = h("h1", { tabindex: "-1", id: "page-title" }, title);
     append(m, [headingExtra ? h("div", { class: "page-head" }, heading, headingExtra) : heading, content]);
     document.title = `${title} · ProofPix`;
-    heading.focus({ preventScroll: true });
+    if (app.focusHeading) heading.focus({ preventScroll: true });
+    app.focusHeading = false;
     window.scrollTo(0, 0);
     return m;
   }
@@ -643,7 +686,7 @@
   }
 
   async function renderOverview() {
-    const list = h("ul", { class: "cards", id: "integrations", "aria-live": "polite", "aria-busy": "true" });
+    const list = h("ul", { class: "cards", id: "integrations", "aria-busy": "true" });
     const recent = h("div", { id: "recent-batches" });
     showPage("Integrations", [
       statsSection(),
@@ -742,7 +785,7 @@
 
   async function testConnection(id) {
     const result = await api("POST", `/api/integrations/${encodeURIComponent(id)}/test`);
-    await openDialog(`Connection test: ${id}`, testSteps(result), [
+    openDialog(`Connection test: ${id}`, testSteps(result), [
       h("button", { type: "button", class: "button primary", autofocus: true, on: { click: () => closeDialog(true) } }, "Done"),
     ]);
   }
@@ -1332,7 +1375,7 @@
     const errors = h("div", { id: "form-errors" });
     const result = h("div", { id: "setup-result" });
     const submit = h("button", { type: "submit", class: "button primary" }, editing ? "Save changes" : "Create and test connection");
-    const form = h("form", { id: "setup-form", novalidate: false },
+    const form = h("form", { id: "setup-form" },
       h("div", { class: "card" },
         h("div", { class: "field" },
           h("label", { for: "integration-id" }, "Integration name", h("span", { class: "req", "aria-hidden": "true" }, " *")),
@@ -1466,9 +1509,7 @@
         click: (ev) => act(ev.currentTarget, async () => {
           await api("DELETE", `/api/integrations/${encodeURIComponent(id)}`);
           clear(resultBox);
-          for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) {
-            el.disabled = el.id === "integration-id" ? false : el.disabled && false;
-          }
+          for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) el.disabled = false;
           toast(`${id} deleted; fix the settings and try again.`);
           form.querySelector("input, select, textarea").focus();
         }),
@@ -1491,10 +1532,17 @@
     systemDark.addEventListener("change", applyTheme);
     $("#theme-toggle").addEventListener("click", toggleTheme);
     $("#sign-out").addEventListener("click", signOut);
+    $(".skip-link").addEventListener("click", (ev) => {
+      ev.preventDefault();
+      main().focus();
+    });
     $("#dialog-close").addEventListener("click", () => closeDialog(false));
     // Escape (the dialog's `cancel`) and any other close settle the promise.
     $("#dialog").addEventListener("close", () => finishDialog(false));
-    window.addEventListener("hashchange", render);
+    window.addEventListener("hashchange", () => {
+      app.focusHeading = true;
+      render();
+    });
     // Relative times ("3 minutes ago") stay true without a reload.
     setInterval(() => {
       for (const t of document.querySelectorAll("time[datetime]")) {
@@ -1506,7 +1554,7 @@
       const session = await api("GET", "/api/session");
       signedIn(session);
     } catch (e) {
-      if (!(e instanceof ApiFailure && e.status === 401)) renderSignIn(e.message);
+      renderSignIn(e instanceof ApiFailure && e.status === 401 ? null : e.message);
     }
   }
 

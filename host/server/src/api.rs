@@ -92,6 +92,8 @@ pub struct PluginView {
     auth: &'static str,
     config: Vec<FieldView>,
     endpoints: Vec<EndpointView>,
+    /// How many results the plugin writes back per call (declared by the plugin).
+    write_back_batch_size: u32,
     contract_version: String,
     content_hash: String,
 }
@@ -163,6 +165,7 @@ fn plugin_view(p: &proofpix_runtime::Plugin) -> PluginView {
                 purpose: e.purpose.clone(),
             })
             .collect(),
+        write_back_batch_size: i.write_back_batch_size,
         contract_version: p.contract_version().to_string(),
         content_hash: p.content_hash().to_string(),
     }

@@ -37,29 +37,54 @@ async fn daemon() -> Daemon {
     let store = Arc::new(Store::open(&tmp.path().join("home"), &MasterKey::generate()).unwrap());
     let options = HostOptions {
         cache_dir: Some(cache_dir()),
-        pipeline: PipelineOptions { retry_base: Duration::from_millis(20), ..PipelineOptions::default() },
+        pipeline: PipelineOptions {
+            retry_base: Duration::from_millis(20),
+            ..PipelineOptions::default()
+        },
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await.unwrap();
-    host.add_plugin(&std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).unwrap()).await.unwrap();
+    host.add_plugin(&std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).unwrap())
+        .await
+        .unwrap();
     for (token, role) in [(VIEWER, "viewer"), (OPERATOR, "operator"), (ADMIN, "admin")] {
-        let record = ApiTokenRecord { name: format!("test-{role}"), role: role.into(), created_by: "test".into(), created_at: store.now() };
-        store.put_api_token(&proofpix_server::auth::token_hash(token), &record, "test").unwrap();
+        let record = ApiTokenRecord {
+            name: format!("test-{role}"),
+            role: role.into(),
+            created_by: "test".into(),
+            created_at: store.now(),
+        };
+        store
+            .put_api_token(&proofpix_server::auth::token_hash(token), &record, "test")
+            .unwrap();
     }
     let samples = tmp.path().join("samples");
     proofpix_fixtures::write_samples(&samples).unwrap();
     let state = proofpix_server::state(host, DaemonConfig::default());
     let router = proofpix_server::router(state.clone());
-    Daemon { _tmp: tmp, state, router, samples }
+    Daemon {
+        _tmp: tmp,
+        state,
+        router,
+        samples,
+    }
 }
 
-async fn call(d: &Daemon, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
     let req = match body {
-        Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
         None => req.body(Body::empty()),
     }
     .unwrap();
@@ -70,7 +95,8 @@ async fn raw(d: &Daemon, req: Request<Body>) -> (StatusCode, Value) {
     let resp = d.router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value)
 }
 
@@ -88,7 +114,12 @@ async fn add_samples_integration(d: &Daemon, id: &str) {
 
 async fn wait_for_batches(d: &Daemon, id: &str, n: usize) -> Vec<proofpix_store::BatchRecord> {
     for _ in 0..600 {
-        let b = d.state.host().store().recent_batches(Some(id), 100).unwrap();
+        let b = d
+            .state
+            .host()
+            .store()
+            .recent_batches(Some(id), 100)
+            .unwrap();
         if b.len() >= n && !d.state.is_running(id) {
             return b;
         }
@@ -104,8 +135,18 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
         ("GET", "/api/plugins/local-folder".into(), None, "viewer"),
         ("GET", "/api/integrations".into(), None, "viewer"),
         ("GET", "/api/integrations/samples".into(), None, "viewer"),
-        ("GET", "/api/integrations/samples/files".into(), None, "viewer"),
-        ("GET", "/api/integrations/samples/parked".into(), None, "viewer"),
+        (
+            "GET",
+            "/api/integrations/samples/files".into(),
+            None,
+            "viewer",
+        ),
+        (
+            "GET",
+            "/api/integrations/samples/parked".into(),
+            None,
+            "viewer",
+        ),
         ("GET", "/api/results/1".into(), None, "viewer"),
         ("GET", "/api/batches".into(), None, "viewer"),
         ("GET", "/api/batches/1".into(), None, "viewer"),
@@ -113,18 +154,73 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
         ("GET", "/api/settings".into(), None, "viewer"),
         ("GET", "/api/stats".into(), None, "viewer"),
         ("GET", "/api/session".into(), None, "viewer"),
-        ("POST", "/api/integrations/samples/test".into(), None, "operator"),
-        ("POST", "/api/integrations/samples/sync".into(), None, "operator"),
-        ("POST", "/api/integrations/samples/disable".into(), None, "operator"),
-        ("POST", "/api/integrations/samples/enable".into(), None, "operator"),
-        ("POST", "/api/integrations/samples/parked/999/retry".into(), None, "operator"),
-        ("POST", "/api/integrations".into(), Some(json!({"id": "new-one", "plugin": "local-folder", "config": {"folder": "/tmp"}})), "admin"),
-        ("PATCH", "/api/integrations/samples".into(), Some(json!({"schedule": "30m"})), "admin"),
-        ("DELETE", "/api/integrations/does-not-exist".into(), None, "admin"),
-        ("POST", "/api/integrations/samples/authorize".into(), None, "admin"),
-        ("PUT", "/api/settings".into(), Some(json!({"auto_sync": true, "default_schedule": "1h"})), "admin"),
+        (
+            "POST",
+            "/api/integrations/samples/test".into(),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            "/api/integrations/samples/sync".into(),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            "/api/integrations/samples/disable".into(),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            "/api/integrations/samples/enable".into(),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            "/api/integrations/samples/parked/999/retry".into(),
+            None,
+            "operator",
+        ),
+        (
+            "POST",
+            "/api/integrations".into(),
+            Some(json!({"id": "new-one", "plugin": "local-folder", "config": {"folder": "/tmp"}})),
+            "admin",
+        ),
+        (
+            "PATCH",
+            "/api/integrations/samples".into(),
+            Some(json!({"schedule": "30m"})),
+            "admin",
+        ),
+        (
+            "DELETE",
+            "/api/integrations/does-not-exist".into(),
+            None,
+            "admin",
+        ),
+        (
+            "POST",
+            "/api/integrations/samples/authorize".into(),
+            None,
+            "admin",
+        ),
+        (
+            "PUT",
+            "/api/settings".into(),
+            Some(json!({"auto_sync": true, "default_schedule": "1h"})),
+            "admin",
+        ),
         ("GET", "/api/tokens".into(), None, "admin"),
-        ("POST", "/api/tokens".into(), Some(json!({"name": "made-in-test", "role": "viewer"})), "admin"),
+        (
+            "POST",
+            "/api/tokens".into(),
+            Some(json!({"name": "made-in-test", "role": "viewer"})),
+            "admin",
+        ),
         ("DELETE", "/api/tokens/not-a-token".into(), None, "admin"),
     ]
 }
@@ -133,19 +229,40 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
 async fn every_route_refuses_missing_tokens_and_roles_below_its_own() {
     let d = daemon().await;
     add_samples_integration(&d, "samples").await;
-    let rank = |r: &str| ["viewer", "operator", "admin"].iter().position(|x| *x == r).unwrap();
+    let rank = |r: &str| {
+        ["viewer", "operator", "admin"]
+            .iter()
+            .position(|x| *x == r)
+            .unwrap()
+    };
     for (method, path, body, least) in routes() {
         let (status, v) = call(&d, method, &path, None, body.clone()).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} without a token: {v}");
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token: {v}"
+        );
         assert_eq!(v["status"], 401, "problem document for {method} {path}");
         for (token, role) in [(VIEWER, "viewer"), (OPERATOR, "operator"), (ADMIN, "admin")] {
             let (status, v) = call(&d, method, &path, Some(token), body.clone()).await;
             if rank(role) < rank(least) {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} as {role}: {v}");
-                assert!(v["detail"].as_str().unwrap().contains(&format!("needs the {least} role")), "{v}");
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} as {role}: {v}"
+                );
+                assert!(
+                    v["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("needs the {least} role")),
+                    "{v}"
+                );
             } else {
                 assert!(
-                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN && !status.is_server_error(),
+                    status != StatusCode::UNAUTHORIZED
+                        && status != StatusCode::FORBIDDEN
+                        && !status.is_server_error(),
                     "{method} {path} as {role} got {status}: {v}"
                 );
             }
@@ -171,14 +288,23 @@ async fn secrets_are_write_only() {
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["secrets_set"], json!(["signing_secret", "token"]));
     let mut everything = v.to_string();
-    for path in ["/api/integrations", "/api/integrations/wb", "/api/audit?limit=1000", "/api/stats", "/api/batches"] {
+    for path in [
+        "/api/integrations",
+        "/api/integrations/wb",
+        "/api/audit?limit=1000",
+        "/api/stats",
+        "/api/batches",
+    ] {
         everything.push_str(&call(&d, "GET", path, Some(ADMIN), None).await.1.to_string());
     }
     let mut export = Vec::new();
     d.state.host().store().audit_export(&mut export).unwrap();
     everything.push_str(&String::from_utf8_lossy(&export));
     for s in [secret, "sign-SuperSecret-456"] {
-        assert!(!everything.contains(s), "a secret leaked into an API response or the audit log");
+        assert!(
+            !everything.contains(s),
+            "a secret leaked into an API response or the audit log"
+        );
     }
 }
 
@@ -186,29 +312,95 @@ async fn secrets_are_write_only() {
 async fn bad_input_is_a_4xx_problem_never_a_500() {
     let d = daemon().await;
     let post = |body: &'static str, ctype: Option<&'static str>| {
-        let mut r = Request::builder().method("POST").uri("/api/integrations").header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
+        let mut r = Request::builder()
+            .method("POST")
+            .uri("/api/integrations")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"));
         if let Some(c) = ctype {
             r = r.header(header::CONTENT_TYPE, c);
         }
         r.body(Body::from(body)).unwrap()
     };
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (post("{not json", Some("application/json")), StatusCode::BAD_REQUEST, "Failed to parse the request body as JSON"),
-        (post(r#"{"id":"a","plugin":"local-folder","nope":1}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "unknown field `nope`"),
-        (post(r#"{"id":5,"plugin":"local-folder"}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "invalid type"),
-        (post(r#"{"id":"a","plugin":"local-folder"}"#, None), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type: application/json"),
-        (post(r#"{"id":"a","plugin":"local-folder","config":{}}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "\"folder\" (Folder) is required"),
-        (post(r#"{"id":"a","plugin":"local-folder","config":{"folder":"/x","colour":"red"}}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "unknown field \"colour\""),
-        (post(r#"{"id":"Bad Name","plugin":"local-folder","config":{"folder":"/x"}}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "1-64 characters"),
-        (post(r#"{"id":"a","plugin":"no-such-plugin"}"#, Some("application/json")), StatusCode::NOT_FOUND, "there is no plugin"),
-        (post(r#"{"id":"a","plugin":"local-folder","config":{"folder":"/x"},"schedule":"every so often"}"#, Some("application/json")), StatusCode::UNPROCESSABLE_ENTITY, "schedule"),
+        (
+            post("{not json", Some("application/json")),
+            StatusCode::BAD_REQUEST,
+            "Failed to parse the request body as JSON",
+        ),
+        (
+            post(
+                r#"{"id":"a","plugin":"local-folder","nope":1}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown field `nope`",
+        ),
+        (
+            post(
+                r#"{"id":5,"plugin":"local-folder"}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid type",
+        ),
+        (
+            post(r#"{"id":"a","plugin":"local-folder"}"#, None),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type: application/json",
+        ),
+        (
+            post(
+                r#"{"id":"a","plugin":"local-folder","config":{}}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "\"folder\" (Folder) is required",
+        ),
+        (
+            post(
+                r#"{"id":"a","plugin":"local-folder","config":{"folder":"/x","colour":"red"}}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown field \"colour\"",
+        ),
+        (
+            post(
+                r#"{"id":"Bad Name","plugin":"local-folder","config":{"folder":"/x"}}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "1-64 characters",
+        ),
+        (
+            post(
+                r#"{"id":"a","plugin":"no-such-plugin"}"#,
+                Some("application/json"),
+            ),
+            StatusCode::NOT_FOUND,
+            "there is no plugin",
+        ),
+        (
+            post(
+                r#"{"id":"a","plugin":"local-folder","config":{"folder":"/x"},"schedule":"every so often"}"#,
+                Some("application/json"),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "schedule",
+        ),
     ];
     for (req, expected, says) in cases {
         let (status, v) = raw(&d, req).await;
         assert_eq!(status, expected, "{v}");
-        assert!(v["detail"].as_str().unwrap_or_default().contains(says), "expected {says:?} in {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or_default().contains(says),
+            "expected {says:?} in {v}"
+        );
     }
-    let huge = format!(r#"{{"id":"a","plugin":"local-folder","config":{{"folder":"{}"}}}}"#, "x".repeat(2 << 20));
+    let huge = format!(
+        r#"{{"id":"a","plugin":"local-folder","config":{{"folder":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
     let req = Request::builder()
         .method("POST")
         .uri("/api/integrations")
@@ -237,7 +429,10 @@ async fn the_openapi_document_describes_every_route() {
             .replace("/parked/999", "/parked/{item}")
             .replace("/not-a-token", "/{name}");
         let templated = templated.split('?').next().unwrap().to_string();
-        assert!(paths.contains_key(&templated), "{templated} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(&templated),
+            "{templated} missing from the OpenAPI document"
+        );
     }
 }
 
@@ -246,18 +441,45 @@ async fn the_scheduler_runs_integrations_when_due_and_not_before() {
     let d = daemon().await;
     add_samples_integration(&d, "samples").await;
     let t0 = time::OffsetDateTime::now_utc();
-    assert!(proofpix_server::scheduler_tick(&d.state, t0).is_empty(), "a start does not fire everything");
+    assert!(
+        proofpix_server::scheduler_tick(&d.state, t0).is_empty(),
+        "a start does not fire everything"
+    );
     assert!(proofpix_server::scheduler_tick(&d.state, t0 + time::Duration::minutes(10)).is_empty());
     // 15 minutes plus at most a tenth of the interval of jitter.
-    assert_eq!(proofpix_server::scheduler_tick(&d.state, t0 + time::Duration::minutes(17)), vec!["samples".to_string()]);
+    assert_eq!(
+        proofpix_server::scheduler_tick(&d.state, t0 + time::Duration::minutes(17)),
+        vec!["samples".to_string()]
+    );
     let batches = wait_for_batches(&d, "samples", 1).await;
     assert_eq!(batches[0].ok, 7);
 
     // Disabled integrations and auto-sync off are not scheduled.
-    call(&d, "POST", "/api/integrations/samples/disable", Some(OPERATOR), None).await;
+    call(
+        &d,
+        "POST",
+        "/api/integrations/samples/disable",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
     assert!(proofpix_server::scheduler_tick(&d.state, t0 + time::Duration::minutes(40)).is_empty());
-    call(&d, "POST", "/api/integrations/samples/enable", Some(OPERATOR), None).await;
-    call(&d, "PUT", "/api/settings", Some(ADMIN), Some(json!({"auto_sync": false}))).await;
+    call(
+        &d,
+        "POST",
+        "/api/integrations/samples/enable",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    call(
+        &d,
+        "PUT",
+        "/api/settings",
+        Some(ADMIN),
+        Some(json!({"auto_sync": false})),
+    )
+    .await;
     assert!(proofpix_server::scheduler_tick(&d.state, t0 + time::Duration::hours(5)).is_empty());
 }
 
@@ -265,13 +487,34 @@ async fn the_scheduler_runs_integrations_when_due_and_not_before() {
 async fn one_run_per_integration_at_a_time() {
     let d = daemon().await;
     add_samples_integration(&d, "samples").await;
-    let first = call(&d, "POST", "/api/integrations/samples/sync", Some(OPERATOR), None).await;
-    let second = call(&d, "POST", "/api/integrations/samples/sync", Some(OPERATOR), None).await;
+    let first = call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    let second = call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
     assert_eq!(first.1["outcome"], "started");
-    assert!(second.1["outcome"] == "follow-up" || second.1["outcome"] == "started", "{:?}", second.1);
+    assert!(
+        second.1["outcome"] == "follow-up" || second.1["outcome"] == "started",
+        "{:?}",
+        second.1
+    );
     let batches = wait_for_batches(&d, "samples", 1).await;
     let total: u64 = batches.iter().map(|b| b.ok).sum();
-    assert_eq!(total, 7, "each file analysed once whatever the number of runs: {batches:?}");
+    assert_eq!(
+        total, 7,
+        "each file analysed once whatever the number of runs: {batches:?}"
+    );
 }
 
 /// A file server for the well-behaved plugin: `/files` lists, and
@@ -279,14 +522,30 @@ async fn one_run_per_integration_at_a_time() {
 async fn file_server() -> String {
     use axum::extract::Path;
     use axum::routing::get;
-    let app = Router::new().route("/files", get(|| async { axum::Json(json!([])) })).route(
-        "/files/{id}/content",
-        get(|Path(id): Path<String>| async move {
-            let exif = proofpix_fixtures::phone_photo(7, proofpix_fixtures::Gps { lat: 48.8584, lon: 2.2945, alt: None });
-            let _ = id;
-            proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec { width: 32, height: 32, seed: 7, exif: Some(exif), ..Default::default() })
-        }),
-    );
+    let app = Router::new()
+        .route("/files", get(|| async { axum::Json(json!([])) }))
+        .route("/writeback", axum::routing::post(|| async { "ok" }))
+        .route(
+            "/files/{id}/content",
+            get(|Path(id): Path<String>| async move {
+                let exif = proofpix_fixtures::phone_photo(
+                    7,
+                    proofpix_fixtures::Gps {
+                        lat: 48.8584,
+                        lon: 2.2945,
+                        alt: None,
+                    },
+                );
+                let _ = id;
+                proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+                    width: 32,
+                    height: 32,
+                    seed: 7,
+                    exif: Some(exif),
+                    ..Default::default()
+                })
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -309,20 +568,50 @@ async fn a_verified_webhook_queues_just_the_changed_file_and_a_forged_one_is_ref
     assert_eq!(status, StatusCode::CREATED, "{v}");
 
     let hook = |payload: &'static str, signature: String| {
-        Request::builder().method("POST").uri("/hooks/wb").header("x-signature", signature).body(Body::from(payload)).unwrap()
+        Request::builder()
+            .method("POST")
+            .uri("/hooks/wb")
+            .header("x-signature", signature)
+            .body(Body::from(payload))
+            .unwrap()
     };
     let (status, _) = raw(&d, hook("photo-1", "00".repeat(32))).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a forged signature is refused");
-    assert!(d.state.host().store().recent_batches(Some("wb"), 10).unwrap().is_empty());
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a forged signature is refused"
+    );
+    assert!(
+        d.state
+            .host()
+            .store()
+            .recent_batches(Some("wb"), 10)
+            .unwrap()
+            .is_empty()
+    );
 
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"whsec-test").unwrap();
     mac.update(b"photo-1");
-    let (status, v) = raw(&d, hook("photo-1", hex::encode(mac.finalize().into_bytes()))).await;
+    let (status, v) = raw(
+        &d,
+        hook("photo-1", hex::encode(mac.finalize().into_bytes())),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(v, Value::String("ok".into()), "the plugin's answer goes back to the platform");
+    assert_eq!(
+        v,
+        Value::String("ok".into()),
+        "the plugin's answer goes back to the platform"
+    );
     let batches = wait_for_batches(&d, "wb", 1).await;
     assert_eq!(batches[0].total, 1);
-    let result = d.state.host().store().result(batches[0].result_ids[0]).unwrap().unwrap();
+    let result = d
+        .state
+        .host()
+        .store()
+        .result(batches[0].result_ids[0])
+        .unwrap()
+        .unwrap();
     assert_eq!(result.remote_id, "photo-1");
     assert_eq!(result.risk, "critical", "GPS with the owner's name");
 }

@@ -114,7 +114,16 @@ impl Connector for WellBehaved {
         })
     }
 
+    /// Posts the ids to `{base_url}/writeback` when a base URL is set, so a
+    /// test can count write-backs at the "platform".
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
+        if let Some(base) = config::get("base_url") {
+            let ids: Vec<&str> = results.iter().map(|r| r.file.id.as_str()).collect();
+            http::Request::post(&format!("{base}/writeback"))
+                .json(&serde_json::json!({ "ids": ids }))
+                .send()?
+                .error_for_status()?;
+        }
         Ok(results
             .into_iter()
             .map(|r| WriteOutcome {

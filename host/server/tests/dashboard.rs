@@ -1,0 +1,910 @@
+//! The dashboard in a real headless Chromium.
+//!
+//! Each test starts the daemon in-process on `127.0.0.1:0` over a temporary
+//! store, seeds `local-folder` integrations over generated images
+//! (`proofpix-fixtures`), and drives Debian's `chromium` through the Chrome
+//! DevTools Protocol (`dashboard/cdp.rs`) the way a person would: typing,
+//! clicking the middle of visible controls, pressing keys. Every wait is a
+//! bounded poll on a condition, never a fixed sleep.
+//!
+//! - `an_admin_signs_in_syncs_and_drills_into_a_high_risk_file`: the issue's
+//!   scenario (sign in, the seeded integrations, open one, run a sync, the
+//!   stats change live without a reload, a batch, a high-risk file's
+//!   findings), plus the failing card's reason, keyboard use (skip link,
+//!   Escape closes the dialog and gives focus back), dark mode and a 375 px
+//!   wide screen.
+//! - `viewers_and_operators_see_only_the_actions_their_role_allows`.
+//! - `file_names_and_metadata_render_as_text_never_as_html`: hostile names
+//!   and EXIF values show literally and create no element.
+//! - `an_admin_sets_up_an_integration_from_its_plugin_form`: the form built
+//!   from the plugin's config schema, the connection test before activation,
+//!   secret fields, and the settings page.
+//!
+//! Screenshots, named by scenario and step, go to
+//! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
+//! wait also saves one under `failures/`. Chromium is required: without it
+//! the tests fail with the command that installs it.
+
+mod cdp;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdp::{Browser, Page, js_str};
+use proofpix_fixtures::{Exif, Gps, JpegSpec};
+use proofpix_pipeline::{PipelineOptions, SyncMode};
+use proofpix_policy::OperatorGrant;
+use proofpix_server::{AppState, DaemonConfig, LiveEvent};
+use proofpix_service::{Host, HostOptions, IntegrationSpec};
+use proofpix_store::{ApiTokenRecord, Store};
+use proofpix_vault::MasterKey;
+
+/// How long a seeded sync may take before the harness gives up.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `<target dir>/dashboard-screenshots`.
+pub fn screenshot_root() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("dashboard-screenshots")
+}
+
+/// Numbered screenshots of one scenario.
+struct Shots {
+    dir: PathBuf,
+    n: u32,
+}
+
+impl Shots {
+    fn new(scenario: &str) -> Shots {
+        let dir = screenshot_root().join(scenario);
+        // Stale pictures from an older run would mislead whoever looks.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        Shots { dir, n: 0 }
+    }
+
+    async fn take(&mut self, page: &Page<'_>, step: &str) -> PathBuf {
+        self.n += 1;
+        let path = self.dir.join(format!("{:02}-{step}.png", self.n));
+        page.screenshot_to(&path).await;
+        path
+    }
+}
+
+/// A daemon serving on a loopback port, over a temporary store.
+struct Daemon {
+    base: String,
+    state: AppState,
+    store: Arc<Store>,
+    admin_token: String,
+    dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Daemon {
+    /// Starts the daemon. `scenario` names its plugin cache (one per test:
+    /// tests run in parallel and the cache writes through a per-process
+    /// temporary name).
+    async fn start(scenario: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(
+            Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store"),
+        );
+        let options = HostOptions {
+            cache_dir: Some(
+                Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join("dashboard-plugin-cache")
+                    .join(scenario),
+            ),
+            pipeline: PipelineOptions {
+                concurrency: 2,
+                retry_base: Duration::from_millis(20),
+                retry_max: Duration::from_millis(200),
+                ..PipelineOptions::default()
+            },
+            ..HostOptions::default()
+        };
+        let host = Host::new(store.clone(), options).await.expect("host");
+        let admin_token = proofpix_server::bootstrap_admin_token(&store)
+            .expect("bootstrap token")
+            .expect("a fresh store has no token yet");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let base = format!("http://{}/", listener.local_addr().expect("address"));
+        let state = proofpix_server::state(host, DaemonConfig::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(proofpix_server::serve(state.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let daemon = Daemon {
+            base,
+            state,
+            store,
+            admin_token,
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        wait_until("the daemon to be ready", || daemon.state.is_ready()).await;
+        daemon
+    }
+
+    /// A `local-folder` integration over `files`, written to a new folder.
+    async fn folder_source(
+        &self,
+        id: &str,
+        files: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> PathBuf {
+        let folder = self.dir.path().join("folders").join(id);
+        std::fs::create_dir_all(&folder).expect("folder");
+        for (name, bytes) in files {
+            let path = folder.join(name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, bytes).expect("write image");
+        }
+        let mut config = BTreeMap::new();
+        config.insert("folder".to_string(), folder.display().to_string());
+        self.state
+            .host()
+            .create_integration(
+                IntegrationSpec {
+                    id: id.into(),
+                    plugin: "local-folder".into(),
+                    config,
+                    grant: OperatorGrant {
+                        mounts: vec!["/input".into()],
+                        ..OperatorGrant::default()
+                    },
+                    ..IntegrationSpec::default()
+                },
+                "operator:test",
+            )
+            .await
+            .expect("local-folder integration");
+        folder
+    }
+
+    /// Runs a sync the way the daemon does and waits for its end.
+    async fn sync_and_wait(&self, id: &str) -> LiveEvent {
+        let mut events = self.state.subscribe();
+        self.state.trigger(id, SyncMode::Incremental, "manual");
+        tokio::time::timeout(SYNC_TIMEOUT, async {
+            loop {
+                match events.recv().await {
+                    Ok(e @ LiveEvent::SyncFinished { .. }) => {
+                        if matches!(&e, LiveEvent::SyncFinished { integration, .. } if integration == id)
+                        {
+                            return e;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("live events ended: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the sync of {id} did not finish within {SYNC_TIMEOUT:?}"))
+    }
+
+    /// A new API token with `role`.
+    fn token(&self, name: &str, role: &str) -> String {
+        let token = proofpix_server::auth::new_token();
+        let record = ApiTokenRecord {
+            name: name.into(),
+            role: role.into(),
+            created_by: "test".into(),
+            created_at: self.store.now(),
+        };
+        self.store
+            .put_api_token(&proofpix_server::auth::token_hash(&token), &record, "test")
+            .expect("token");
+        token
+    }
+
+    fn latest_batch(&self, id: &str) -> u64 {
+        self.store
+            .recent_batches(Some(id), 1)
+            .expect("batches")
+            .first()
+            .unwrap_or_else(|| panic!("{id} has no batch"))
+            .id
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+        }
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + cdp::WAIT_TIMEOUT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Signs in through the form with `token` and waits for the overview.
+async fn sign_in(page: &Page<'_>, base: &str, token: &str) {
+    page.goto(base).await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    page.type_into("#token", token).await;
+    page.click("#sign-in button[type=submit]").await;
+    page.wait_for(
+        "the overview after signing in",
+        "document.querySelector('#page-title')?.textContent === 'Integrations' && document.querySelector('#integrations')?.getAttribute('aria-busy') === 'false'",
+    )
+    .await;
+}
+
+/// Fails the test on any script error, console error or CSP violation.
+fn assert_no_problems(page: &Page<'_>, when: &str) {
+    let problems = page.problems();
+    assert!(
+        problems.is_empty(),
+        "the page reported problems {when}: {problems:#?}"
+    );
+}
+
+/// The number shown on a stat card (digits only; separators dropped).
+async fn stat(page: &Page<'_>, key: &str) -> u64 {
+    let text = page.text(&format!("#stat-{key}")).await;
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("stat {key} shows {text:?}, not a number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
+    let daemon = Daemon::start("admin").await;
+    daemon
+        .folder_source(
+            "site-photos",
+            proofpix_fixtures::samples()
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b)),
+        )
+        .await;
+    daemon
+        .folder_source("field-team", proofpix_fixtures::photo_set(24))
+        .await;
+    // An integration whose folder disappeared: its card must say why it fails.
+    let gone = daemon
+        .folder_source("archive", proofpix_fixtures::photo_set(2))
+        .await;
+    std::fs::remove_dir_all(&gone).expect("remove the archive folder");
+    let outcome = daemon.sync_and_wait("archive").await;
+    assert!(
+        matches!(&outcome, LiveEvent::SyncFinished { outcome, .. } if outcome == "failed"),
+        "a sync over a missing folder fails: {outcome:?}"
+    );
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("admin");
+
+    page.goto(&daemon.base).await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    shots.take(&page, "sign-in").await;
+    // A wrong token is refused with a message, and nothing else happens.
+    page.type_into("#token", "ppx_not-a-token").await;
+    page.click("#sign-in button[type=submit]").await;
+    page.wait_for(
+        "the refusal of a wrong token",
+        "document.querySelector('#sign-in-error [role=alert]')?.textContent.includes('not valid')",
+    )
+    .await;
+
+    page.type_into("#token", &daemon.admin_token).await;
+    page.click("#sign-in button[type=submit]").await;
+    page.wait_for(
+        "the three seeded integrations",
+        "document.querySelectorAll('#integrations [data-integration]').length === 3",
+    )
+    .await;
+    // Anything that reloads the page loses this marker.
+    page.eval("window.__sameDocument = 'yes'").await;
+    let listed = page
+        .eval("[...document.querySelectorAll('#integrations [data-integration]')].map((e) => e.dataset.integration).sort()")
+        .await;
+    assert_eq!(
+        listed,
+        serde_json::json!(["archive", "field-team", "site-photos"])
+    );
+    assert_eq!(
+        page.text("[data-integration='archive'] [data-status]")
+            .await,
+        "Failing"
+    );
+    let reason = page.text("[data-integration='archive'] .card-error").await;
+    assert!(
+        reason.starts_with("Last error:") && reason.len() > "Last error: ".len(),
+        "the failing card says why: {reason:?}"
+    );
+    page.wait_for(
+        "the live connection",
+        "document.querySelector('#live-state')?.textContent === 'Live'",
+    )
+    .await;
+    assert_eq!(stat(&page, "integrations_total").await, 3);
+    assert_eq!(stat(&page, "files_processed").await, 0);
+    shots.take(&page, "overview").await;
+
+    // Open an integration and run a sync from its page.
+    page.click("[data-integration='site-photos'] h3 a").await;
+    page.wait_for(
+        "the site-photos page",
+        "document.querySelector('#page-title')?.textContent === 'site-photos'",
+    )
+    .await;
+    shots.take(&page, "integration").await;
+    page.click("#integration-status [data-action='sync']").await;
+    page.wait_for(
+        "the new batch on the integration page (pushed live)",
+        "!!document.querySelector('#batch-table [data-batch]') && document.querySelector('#detail-status')?.textContent === 'Healthy'",
+    )
+    .await;
+    shots.take(&page, "integration-synced").await;
+
+    // Back to the overview through the menu, then sync from a card and watch
+    // the numbers move without reloading.
+    page.click("nav a[data-nav='overview']").await;
+    page.wait_for(
+        "the stats after the first sync",
+        "/^[1-9]/.test(document.querySelector('#stat-files_processed')?.textContent || '')",
+    )
+    .await;
+    let before = stat(&page, "files_processed").await;
+    page.click("[data-integration='field-team'] [data-action='sync']")
+        .await;
+    page.wait_for(
+        "the field-team card to show the run",
+        "['syncing', 'healthy'].includes(document.querySelector(\"[data-integration='field-team'] [data-status]\")?.dataset.status)",
+    )
+    .await;
+    if page
+        .eval("document.querySelector(\"[data-integration='field-team'] [data-status]\")?.dataset.status === 'syncing'")
+        .await
+        == serde_json::json!(true)
+    {
+        shots.take(&page, "overview-syncing").await;
+    }
+    let expected = before + 24;
+    page.wait_for(
+        "files processed to count the 24 new files (live)",
+        &format!(
+            "Number((document.querySelector('#stat-files_processed')?.textContent || '').replace(/\\D/g, '')) === {expected}"
+        ),
+    )
+    .await;
+    page.wait_for(
+        "the field-team card to settle as healthy",
+        "document.querySelector(\"[data-integration='field-team'] [data-status]\")?.dataset.status === 'healthy'",
+    )
+    .await;
+    assert_eq!(
+        page.eval("window.__sameDocument").await,
+        serde_json::json!("yes"),
+        "the stats changed without a page reload"
+    );
+    shots.take(&page, "overview-after-sync").await;
+
+    // Batch history → the site-photos batch → its riskiest file.
+    let batch = daemon.latest_batch("site-photos");
+    page.click("nav a[data-nav='batches']").await;
+    page.wait_for(
+        "the batch history",
+        &format!("!!document.querySelector('#batch-table a[href=\"#/batches/{batch}\"]')"),
+    )
+    .await;
+    shots.take(&page, "batches").await;
+    page.click(&format!("#batch-table a[href=\"#/batches/{batch}\"]"))
+        .await;
+    page.wait_for(
+        "the files of the batch",
+        "document.querySelectorAll('#file-table a[data-result]').length > 0",
+    )
+    .await;
+    shots.take(&page, "batch").await;
+    let first_risk = page
+        .eval("document.querySelector('#file-table a[data-result]').dataset.risk")
+        .await;
+    assert!(
+        first_risk == "critical" || first_risk == "high",
+        "the riskiest file is listed first: {first_risk}"
+    );
+    page.click("#file-table a[data-result]").await;
+    page.wait_for(
+        "the findings of the high-risk file",
+        "document.querySelectorAll('#findings-table tbody tr').length > 0",
+    )
+    .await;
+    let severities = page
+        .eval("[...document.querySelectorAll('#findings-table tbody tr .risk')].map((e) => e.textContent)")
+        .await;
+    let severities: Vec<String> = serde_json::from_value(severities).expect("severities");
+    assert!(
+        severities.iter().any(|s| s == "high" || s == "critical"),
+        "a high-risk file has a high-severity finding: {severities:?}"
+    );
+    let headers = page
+        .eval(
+            "[...document.querySelectorAll('#findings-table thead th')].map((e) => e.textContent)",
+        )
+        .await;
+    assert_eq!(
+        headers,
+        serde_json::json!(["Category", "Code", "Severity", "Source", "Value", "Detail"])
+    );
+    assert!(
+        page.text("#findings-table").await.contains("location"),
+        "the GPS position is a location finding"
+    );
+    shots.take(&page, "high-risk-file").await;
+
+    // Keyboard: the test dialog opens from a button, Escape closes it and
+    // focus goes back to that button.
+    page.goto(&format!("{}#/integrations/site-photos", daemon.base))
+        .await;
+    page.wait_for(
+        "the integration page",
+        "!!document.querySelector('#integration-status [data-action=\"test\"]')",
+    )
+    .await;
+    page.click("#integration-status [data-action='test']").await;
+    page.wait_for(
+        "the connection test dialog with its steps",
+        "document.querySelector('#dialog').open && document.querySelectorAll('#test-steps li').length > 0",
+    )
+    .await;
+    shots.take(&page, "test-dialog").await;
+    page.press("Escape").await;
+    page.wait_for(
+        "Escape to close the dialog and return focus",
+        "!document.querySelector('#dialog').open && document.activeElement?.dataset.action === 'test'",
+    )
+    .await;
+    // On a fresh load the first Tab reaches the skip link; Enter on it moves
+    // focus to the content without leaving the page.
+    page.goto(&format!("{}#/", daemon.base)).await;
+    page.reload().await;
+    page.wait_for(
+        "the overview after a reload",
+        "document.querySelectorAll('#integrations [data-integration]').length === 3",
+    )
+    .await;
+    page.press("Tab").await;
+    page.wait_for(
+        "the skip link to take the first Tab",
+        "document.activeElement?.classList.contains('skip-link')",
+    )
+    .await;
+    shots.take(&page, "skip-link").await;
+    page.press("Enter").await;
+    page.wait_for(
+        "the skip link to move focus to the content",
+        "document.activeElement?.id === 'main' && location.hash === '#/'",
+    )
+    .await;
+
+    // Dark mode: the toggle wins over the system and is remembered.
+    page.click("#theme-toggle").await;
+    page.wait_for(
+        "the dark theme",
+        "document.documentElement.dataset.theme === 'dark' && localStorage.getItem('proofpix-theme') === 'dark'",
+    )
+    .await;
+    shots.take(&page, "overview-dark").await;
+    page.goto(&format!("{}#/batches/{batch}", daemon.base))
+        .await;
+    page.reload().await;
+    page.wait_for(
+        "the dark theme after a reload",
+        "document.documentElement.dataset.theme === 'dark' && !!document.querySelector('#file-table')",
+    )
+    .await;
+    shots.take(&page, "batch-dark").await;
+
+    // A phone: 375 px wide, nothing wider than the screen.
+    page.viewport(375, 812, true).await;
+    page.goto(&format!("{}#/", daemon.base)).await;
+    page.wait_for(
+        "the overview on a phone",
+        "document.querySelectorAll('#integrations [data-integration]').length === 3",
+    )
+    .await;
+    let overflow = page
+        .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(
+        overflow,
+        serde_json::json!(0),
+        "no sideways scrolling at 375 px"
+    );
+    shots.take(&page, "overview-375-dark").await;
+    page.click("#theme-toggle").await;
+    page.wait_for(
+        "the light theme",
+        "document.documentElement.dataset.theme === 'light'",
+    )
+    .await;
+    page.goto(&format!("{}#/batches/{batch}", daemon.base))
+        .await;
+    page.wait_for(
+        "the batch on a phone",
+        "!!document.querySelector('#file-table')",
+    )
+    .await;
+    let overflow = page
+        .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(
+        overflow,
+        serde_json::json!(0),
+        "wide tables scroll inside their box at 375 px"
+    );
+    shots.take(&page, "batch-375").await;
+
+    assert_no_problems(&page, "during the admin scenario");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_and_operators_see_only_the_actions_their_role_allows() {
+    let daemon = Daemon::start("roles").await;
+    daemon
+        .folder_source("site-photos", proofpix_fixtures::photo_set(3))
+        .await;
+    daemon.sync_and_wait("site-photos").await;
+    let viewer = daemon.token("auditor", "viewer");
+    let operator = daemon.token("night-shift", "operator");
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("roles");
+
+    sign_in(&page, &daemon.base, &viewer).await;
+    page.wait_for(
+        "the integration card",
+        "!!document.querySelector(\"[data-integration='site-photos']\")",
+    )
+    .await;
+    assert_eq!(page.text("#whoami").await, "Signed in as auditor viewer");
+    assert_eq!(
+        page.count("[data-action]").await,
+        0,
+        "a viewer gets no action buttons"
+    );
+    assert_eq!(page.count("#add-integration").await, 0);
+    assert_eq!(stat(&page, "files_processed").await, 3);
+    shots.take(&page, "viewer-overview").await;
+    page.click("[data-integration='site-photos'] h3 a").await;
+    page.wait_for(
+        "the integration page",
+        "document.querySelector('#page-title')?.textContent === 'site-photos'",
+    )
+    .await;
+    assert_eq!(page.count("[data-action]").await, 0);
+    shots.take(&page, "viewer-integration").await;
+    page.click("nav a[data-nav='settings']").await;
+    page.wait_for("the settings", "!!document.querySelector('#auto-sync')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#auto-sync').disabled && document.querySelector('#default-schedule').disabled")
+            .await,
+        serde_json::json!(true),
+        "a viewer cannot change settings"
+    );
+    assert_eq!(page.count("#settings-form button[type=submit]").await, 0);
+    assert_eq!(
+        page.count("#tokens-title").await,
+        0,
+        "no token list for a viewer"
+    );
+    shots.take(&page, "viewer-settings").await;
+
+    // Sign out, then in as an operator: sync, test and pause, but no edit or delete.
+    page.click("#sign-out").await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    sign_in(&page, &daemon.base, &operator).await;
+    let actions = page
+        .eval("[...document.querySelectorAll(\"[data-integration='site-photos'] [data-action]\")].map((e) => e.dataset.action)")
+        .await;
+    assert_eq!(actions, serde_json::json!(["sync", "test", "disable"]));
+    shots.take(&page, "operator-overview").await;
+    page.click("[data-integration='site-photos'] [data-action='disable']")
+        .await;
+    page.wait_for(
+        "the card to show the pause (pushed live)",
+        "document.querySelector(\"[data-integration='site-photos'] [data-status]\")?.dataset.status === 'paused'",
+    )
+    .await;
+    assert!(
+        !daemon
+            .store
+            .integration("site-photos")
+            .expect("store")
+            .expect("integration")
+            .enabled
+    );
+
+    assert_no_problems(&page, "during the roles scenario");
+    daemon.stop().await;
+}
+
+/// What an attacker would put in a file name or a metadata value to get
+/// script into the dashboard. The CSP blocks inline handlers anyway; the
+/// check here is that no element is created at all.
+const HOSTILE: &str = "<img src=x onerror=window.__xss=1>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_names_and_metadata_render_as_text_never_as_html() {
+    let daemon = Daemon::start("xss").await;
+    let image = proofpix_fixtures::jpeg(&JpegSpec {
+        width: 32,
+        height: 32,
+        seed: 7,
+        exif: Some(Exif {
+            make: Some("<svg onload=window.__xss=2>".into()),
+            model: Some(HOSTILE.into()),
+            software: Some(HOSTILE.into()),
+            artist: Some(HOSTILE.into()),
+            gps: Some(Gps {
+                lat: 48.858_37,
+                lon: 2.294_48,
+                alt: None,
+            }),
+            ..Exif::default()
+        }),
+        comment: Some(HOSTILE.into()),
+        ..JpegSpec::default()
+    });
+    let name = format!("{HOSTILE}.jpg");
+    daemon
+        .folder_source("uploads", [(name.clone(), image)])
+        .await;
+    daemon.sync_and_wait("uploads").await;
+    let batch = daemon.latest_batch("uploads");
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("xss");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+
+    page.goto(&format!("{}#/batches/{batch}", daemon.base))
+        .await;
+    page.wait_for(
+        "the hostile file in the batch",
+        "document.querySelectorAll('#file-table a[data-result]').length === 1",
+    )
+    .await;
+    assert_eq!(page.text("#file-table a[data-result]").await, name);
+    shots.take(&page, "batch").await;
+    page.click("#file-table a[data-result]").await;
+    page.wait_for(
+        "the hostile file's findings",
+        "document.querySelectorAll('#findings-table tbody tr').length > 0",
+    )
+    .await;
+    shots.take(&page, "findings").await;
+    assert_eq!(
+        page.text("#page-title").await,
+        name,
+        "the name shows literally"
+    );
+    let text = page.text("#findings-table").await;
+    assert!(
+        text.contains("<img src=x") || text.contains("<svg") || text.contains("<i"),
+        "some hostile value shows as text in the findings: {text}"
+    );
+    assert_eq!(
+        page.count("main img, main svg, main script, #findings-table b")
+            .await,
+        0,
+        "no element came from the data"
+    );
+    assert_eq!(
+        page.eval("typeof window.__xss").await,
+        serde_json::json!("undefined")
+    );
+    // The audit trail shows the same name as a target detail: still text.
+    page.click("nav a[data-nav='audit']").await;
+    page.wait_for(
+        "the audit trail",
+        "document.querySelectorAll('#audit-table tbody tr').length > 0",
+    )
+    .await;
+    assert_eq!(page.count("main img, main svg").await, 0);
+    assert!(
+        page.dialogs().is_empty(),
+        "no dialog opened: {:?}",
+        page.dialogs()
+    );
+    assert_no_problems(&page, "showing hostile names and values");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
+    let daemon = Daemon::start("setup").await;
+    let folder = daemon.dir.path().join("inbox");
+    proofpix_fixtures::write_samples(&folder).expect("samples");
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("setup");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    assert_eq!(page.count("[data-integration]").await, 0);
+
+    page.click("#add-integration").await;
+    page.wait_for(
+        "the plugin picker",
+        "!!document.querySelector('a[href=\"#/new/local-folder\"]')",
+    )
+    .await;
+    shots.take(&page, "plugins").await;
+    page.click("a[href='#/new/local-folder']").await;
+    page.wait_for(
+        "the local-folder form",
+        "!!document.querySelector('#setup-form [data-field=\"folder\"]')",
+    )
+    .await;
+    // The form follows the plugin's schema: kinds, defaults, help, labels.
+    let form = page
+        .eval(
+            "[...document.querySelectorAll('#setup-form [data-field]')].map((e) => ({
+                name: e.dataset.field, kind: e.dataset.kind, tag: e.tagName.toLowerCase(), type: e.type,
+                required: e.required, labelled: !!document.querySelector(`label[for=\"${e.id}\"]`),
+                help: !!e.getAttribute('aria-describedby') }))",
+        )
+        .await;
+    let fields: Vec<serde_json::Value> = serde_json::from_value(form).expect("fields");
+    let field = |n: &str| {
+        fields
+            .iter()
+            .find(|f| f["name"] == n)
+            .unwrap_or_else(|| panic!("the form has {n}: {fields:?}"))
+            .clone()
+    };
+    assert_eq!(field("folder")["required"], true);
+    assert_eq!(field("output")["required"], false);
+    assert_eq!(field("recursive")["type"], "checkbox");
+    assert_eq!(field("extensions")["tag"], "textarea");
+    assert!(
+        fields
+            .iter()
+            .all(|f| f["labelled"] == true && f["help"] == true),
+        "every field has a label and help: {fields:?}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-field=\"recursive\"]').checked && document.querySelector('#grant-mounts').value")
+            .await,
+        serde_json::json!("/input"),
+        "defaults are filled in"
+    );
+    page.type_into("#integration-id", "inbox").await;
+    page.type_into("[data-field='folder']", &folder.display().to_string())
+        .await;
+    page.type_into("#schedule", "6h").await;
+    shots.take(&page, "form").await;
+    page.click("#setup-form button[type=submit]").await;
+    page.wait_for(
+        "the connection test's steps",
+        "document.querySelectorAll('#setup-result #test-steps li').length > 0",
+    )
+    .await;
+    assert!(
+        page.text("#test-outcome").await.contains("works"),
+        "the test passes: {}",
+        page.text("#setup-result").await
+    );
+    let stored = daemon
+        .store
+        .integration("inbox")
+        .expect("store")
+        .expect("created");
+    assert!(!stored.enabled, "paused until the operator activates it");
+    assert_eq!(stored.schedule.as_deref(), Some("6h"));
+    shots.take(&page, "tested").await;
+    page.click("#activate").await;
+    page.wait_for(
+        "the new integration's page",
+        "document.querySelector('#page-title')?.textContent === 'inbox'",
+    )
+    .await;
+    assert!(
+        daemon
+            .store
+            .integration("inbox")
+            .expect("store")
+            .expect("created")
+            .enabled
+    );
+    shots.take(&page, "activated").await;
+
+    // Secret fields are password inputs, empty, and labelled.
+    page.goto(&format!("{}#/new/salesforce", daemon.base)).await;
+    page.wait_for(
+        "the Salesforce form",
+        "!!document.querySelector('#setup-form [data-field]')",
+    )
+    .await;
+    let secrets = page
+        .eval("[...document.querySelectorAll('#setup-form input[type=password]')].map((e) => [e.value, !!document.querySelector(`label[for=\"${e.id}\"]`)])")
+        .await;
+    let secrets: Vec<(String, bool)> = serde_json::from_value(secrets).expect("secret fields");
+    assert!(!secrets.is_empty(), "Salesforce asks for a secret");
+    assert!(
+        secrets
+            .iter()
+            .all(|(v, labelled)| v.is_empty() && *labelled),
+        "secrets are empty and labelled: {secrets:?}"
+    );
+    shots.take(&page, "salesforce-form").await;
+
+    // Editing keeps the stored values in the form.
+    page.goto(&format!("{}#/integrations/inbox/edit", daemon.base))
+        .await;
+    page.wait_for(
+        "the edit form",
+        &format!(
+            "document.querySelector('[data-field=\"folder\"]')?.value === {}",
+            js_str(&folder.display().to_string())
+        ),
+    )
+    .await;
+
+    // Settings: auto sync and the default schedule change; the file-level
+    // values are shown, not editable.
+    page.click("nav a[data-nav='settings']").await;
+    page.wait_for("the settings", "!!document.querySelector('#auto-sync')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#setting-concurrency').tagName")
+            .await,
+        serde_json::json!("DD"),
+        "concurrency is read-only"
+    );
+    assert!(
+        page.text("main").await.contains("Write-back batch size"),
+        "the plugins' declared write-back batch sizes are shown"
+    );
+    page.click("#auto-sync").await;
+    page.type_into("#default-schedule", "cron 0 3 * * * UTC")
+        .await;
+    page.click("#settings-form button[type=submit]").await;
+    page.wait_for(
+        "the confirmation",
+        "document.querySelector('#toast')?.textContent === 'Settings saved.'",
+    )
+    .await;
+    let settings = proofpix_server::api::load_settings(&daemon.store);
+    assert!(!settings.auto_sync);
+    assert_eq!(
+        settings.default_schedule.as_deref(),
+        Some("cron 0 3 * * * UTC")
+    );
+    shots.take(&page, "settings").await;
+
+    assert_no_problems(&page, "during setup");
+    daemon.stop().await;
+}
