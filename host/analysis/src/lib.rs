@@ -14,7 +14,7 @@
 //!   resources, ICC.
 //! - [`classify`]: the data table that maps ExifTool-style tag names to privacy categories.
 //! - `findings` and [`policy`]: codes, severities, masking, the file's risk and score.
-//! - [`strip`]: lossless allow-list rebuild of JPEG, PNG, WebP and TIFF, verified by re-analysis.
+//! - [`mod@strip`]: lossless allow-list rebuild of JPEG, PNG, WebP and TIFF, verified by re-analysis.
 //!
 //! ```
 //! use proofpix_analysis::{Analyzer, Options, Policy, RiskLevel};
