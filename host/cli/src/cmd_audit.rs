@@ -1,4 +1,4 @@
-//! `proofpix audit verify|export`.
+//! `proofpix audit verify|export|check`.
 
 use anyhow::bail;
 use proofpix_store::Store;
@@ -11,19 +11,31 @@ pub enum Command {
     Verify,
     /// Write every entry as JSON lines to stdout.
     Export,
+    /// Check the whole store: redb's page checksums, every record, every
+    /// sealed value, the audit chain and the counters.
+    Check,
 }
 
 /// Runs the command.
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let (store, _) = Store::open_default()?;
+    let (mut store, _) = Store::open_default()?;
     match command {
         Command::Verify => {
             let report = store.audit_verify()?;
             if report.is_ok() {
-                println!("audit log verified: {report}");
+                println!("{report}");
                 Ok(())
             } else {
                 bail!("audit log verification failed: {report}")
+            }
+        }
+        Command::Check => {
+            let report = store.check()?;
+            println!("{report}");
+            if report.is_ok() {
+                Ok(())
+            } else {
+                bail!("the store check found problems")
             }
         }
         Command::Export => {

@@ -36,7 +36,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     };
                     let key = MasterKey::parse(&text)
                         .with_context(|| format!("{NEW_KEY_ENV} is not a valid key"))?;
-                    store.rotate_master_key(&key, "cli")?
+                    store.rotate_master_key(&key, &operator())?
                 }
                 _ => proofpix_store::rotate_key_file(
                     &mut store,
@@ -52,4 +52,14 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `operator:<login>` for the audit log.
+pub fn operator() -> String {
+    format!(
+        "operator:{}",
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
 }
