@@ -571,6 +571,64 @@ fn scan_to_eoi(ctx: &mut Ctx<'_>, d: Data<'_>, from: u64) -> Option<u64> {
     None
 }
 
+/// FotoWare FotoStation trailer: records read backwards from `end`, each `data` followed by a
+/// 10-byte footer (tag u16, size u32 of data plus footer, signature 0xA1B2C3D4), all big-endian.
+/// Tag 1 is IPTC, 3 a thumbnail, 4 a preview. Returns where the trailer starts.
+fn fotostation(ctx: &mut Ctx<'_>, mut end: u64) -> u64 {
+    for _ in 0..64 {
+        let Some(foot_at) = end.checked_sub(10) else {
+            break;
+        };
+        let Ok(f) = ctx.r.read(foot_at, 10) else {
+            break;
+        };
+        let (Some(tag), Some(size)) = (
+            be16(&f, 0),
+            f.get(2..6)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes),
+        ) else {
+            break;
+        };
+        if f.get(6..10) != Some(&[0xa1, 0xb2, 0xc3, 0xd4]) || size < 10 {
+            break;
+        }
+        let Some(start) = end.checked_sub(u64::from(size)) else {
+            break;
+        };
+        let data_len = u64::from(size).saturating_sub(10);
+        match tag {
+            1 => {
+                if let Ok(b) = ctx.r.read(start, data_len) {
+                    crate::family::iptc::parse(ctx, &b, Some(start), "IPTC2");
+                }
+            }
+            3 | 4 => {
+                let name = if tag == 3 {
+                    "ThumbnailImage"
+                } else {
+                    "PreviewImage"
+                };
+                ctx.image(
+                    Family::Container,
+                    "FotoStation",
+                    &format!("{tag}"),
+                    name,
+                    EmbeddedImage {
+                        offset: Some(start),
+                        len: data_len,
+                        data: None,
+                        ..Default::default()
+                    },
+                );
+            }
+            _ => {}
+        }
+        end = start;
+    }
+    end
+}
+
 /// AFCP directory: a 12-byte header ("AXS!", version, entry count, reserved), then 12-byte
 /// entries (id, size, absolute offset).
 fn afcp(ctx: &mut Ctx<'_>, start: u64, le: bool) {
@@ -660,6 +718,7 @@ fn trailer_checks(ctx: &mut Ctx<'_>, w: &Walked) {
     let mut content_end = len;
     // AFCP (AXS File Concatenation Protocol): "AXS!"/"AXS*" + start offset in the last 12
     // bytes; it carries IPTC and thumbnails after the image.
+    content_end = fotostation(ctx, content_end);
     let foot = tail.get(tail.len().saturating_sub(12)..).unwrap_or(&[]);
     if foot.starts_with(b"AXS!") || foot.starts_with(b"AXS*") {
         let le = foot.get(3) == Some(&b'*');
