@@ -36,6 +36,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod bytes;
 mod checks;
 pub mod classify;
 pub mod container;

@@ -18,7 +18,8 @@
 //! Writing the file (and `--in-place` with an atomic rename) is the caller's job; this module
 //! only produces bytes. See `examples/strip.rs`.
 
-use crate::family::tiff::{type_size, u16_at, u32_at};
+use crate::bytes::{be16, u16_at, u32_at};
+use crate::family::tiff::type_size;
 use crate::model::{Family, Format};
 use crate::source::{ByteSource, Reader};
 use crate::{Analyzer, Options, Policy};
@@ -194,10 +195,6 @@ fn slice(d: &[u8], start: usize, len: usize) -> Result<&[u8], StripError> {
                 "structure at {start} runs past the end of the file"
             ))
         })
-}
-
-fn be16(b: &[u8], p: usize) -> Option<u16> {
-    u16_at(b, p, false)
 }
 
 /// Orientation (1–8) from an EXIF TIFF block, if present and not 1.

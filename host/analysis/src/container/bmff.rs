@@ -9,6 +9,7 @@
 //! attacker-sized-allocation vector). Media data (`mdat`) is never read except the metadata
 //! extents `iloc` points to.
 
+use crate::bytes::{be16, be32, be64};
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::makernote;
 use crate::family::tiff::{self, Data, Host, Ifd};
@@ -55,18 +56,6 @@ struct State {
     boxes: u32,
 }
 
-fn be16(b: &[u8], p: usize) -> Option<u16> {
-    let s: [u8; 2] = b.get(p..p.checked_add(2)?)?.try_into().ok()?;
-    Some(u16::from_be_bytes(s))
-}
-fn be32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(s))
-}
-fn be64(b: &[u8], p: usize) -> Option<u64> {
-    let s: [u8; 8] = b.get(p..p.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_be_bytes(s))
-}
 fn be_n(b: &[u8], p: usize, n: u8) -> Option<u64> {
     match n {
         0 => Some(0),

@@ -14,6 +14,7 @@
 //! larger JPEG). Deep mode walks the entropy-coded data to the true EOI and finds those too, at
 //! the cost of reading the whole file.
 
+use crate::bytes::be16;
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff::{self, Data, Host, MAX_KEPT_IMAGE_BYTES};
 use crate::family::{icc, irb, xmp};
@@ -67,11 +68,6 @@ pub(crate) fn parse_embedded(ctx: &mut Ctx<'_>, d: Data<'_>) {
     }
     let _ = walk(ctx, d, false);
     ctx.leave();
-}
-
-fn be16(b: &[u8], p: usize) -> Option<u16> {
-    let s: [u8; 2] = b.get(p..p.checked_add(2)?)?.try_into().ok()?;
-    Some(u16::from_be_bytes(s))
 }
 
 fn walk(ctx: &mut Ctx<'_>, d: Data<'_>, top: bool) -> Walked {

@@ -9,6 +9,7 @@
 //! uncropped image. It is reported as a trailer; when it holds IDAT/IEND chunks it is flagged as
 //! recoverable image data.
 
+use crate::bytes::be32;
 use crate::ctx::Ctx;
 use crate::family::tiff::{self, Data, Host};
 use crate::family::{iptc, xmp};
@@ -18,11 +19,6 @@ const MAX_CHUNKS: u32 = 100_000;
 const MAX_TEXT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 /// Most bytes a compressed text chunk may inflate to.
 pub const MAX_INFLATE_BYTES: usize = 16 * 1024 * 1024;
-
-fn be32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(s))
-}
 
 /// Inflate zlib data with a hard output cap.
 pub(crate) fn inflate(ctx: &mut Ctx<'_>, data: &[u8], what: &str) -> Option<Vec<u8>> {

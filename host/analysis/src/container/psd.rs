@@ -3,13 +3,9 @@
 //! Threat model: section lengths are checked against the file; the resources block is read
 //! once, capped by the read limit.
 
+use crate::bytes::be32;
 use crate::ctx::Ctx;
 use crate::family::irb;
-
-fn be32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(s))
-}
 
 /// Parse a PSD file.
 pub(crate) fn parse(ctx: &mut Ctx<'_>) {

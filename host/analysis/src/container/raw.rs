@@ -3,19 +3,11 @@
 //! Each locates its embedded TIFF/EXIF or JPEG preview by offsets from the header, checked
 //! against the file, and hands it to the shared parsers. Pixel data is never read.
 
+use crate::bytes::{be32, le32};
 use crate::container::jpeg;
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff::{self, Data, Host};
 use crate::model::Family;
-
-fn be32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(s))
-}
-fn le32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_le_bytes(s))
-}
 
 /// Fujifilm RAF: a JPEG preview (with the EXIF and maker note) at an offset in the header.
 pub(crate) fn parse_raf(ctx: &mut Ctx<'_>) {

@@ -3,6 +3,7 @@
 //! Threat model: chunk sizes are checked against the RIFF size and the file; at most
 //! [`MAX_CHUNKS`] chunks are walked; image chunks (VP8, VP8L, ANMF) are skipped by size.
 
+use crate::bytes::le32;
 use crate::ctx::Ctx;
 use crate::family::tiff::{self, Data, Host};
 use crate::family::{icc, xmp};
@@ -10,11 +11,6 @@ use crate::model::Category;
 
 const MAX_CHUNKS: u32 = 10_000;
 const MAX_META_CHUNK_BYTES: u64 = 64 * 1024 * 1024;
-
-fn le32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_le_bytes(s))
-}
 
 fn u24(b: &[u8], p: usize) -> Option<u32> {
     let s: [u8; 3] = b.get(p..p.checked_add(3)?)?.try_into().ok()?;

@@ -5,13 +5,9 @@
 //! "sRGB IEC61966-2.1" say nothing about a person. The tag table is bounded (at most 256 tags,
 //! each checked against the profile length).
 
+use crate::bytes::be32;
 use crate::ctx::Ctx;
 use crate::model::{Category, Family};
-
-fn be32(b: &[u8], p: usize) -> Option<u32> {
-    let s: [u8; 4] = b.get(p..p.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_be_bytes(s))
-}
 
 /// Decode a `desc`, `text` or `mluc` tag to text.
 fn tag_text(b: &[u8]) -> Option<String> {

@@ -4,6 +4,7 @@
 //! Threat model: resource sizes come from the file and are checked against the block; a bad
 //! signature ends the walk. Thumbnails are reported by size, and kept in memory only when small.
 
+use crate::bytes::{be16, be32};
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff::MAX_KEPT_IMAGE_BYTES;
 use crate::family::{icc, iptc, tiff, xmp};
@@ -28,30 +29,16 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
             }
             break;
         }
-        let Some(id) = data
-            .get(pos.saturating_add(4)..pos.saturating_add(6))
-            .map(|b| {
-                u16::from_be_bytes([
-                    b.first().copied().unwrap_or(0),
-                    b.get(1).copied().unwrap_or(0),
-                ])
-            })
-        else {
+        let Some(id) = be16(data, pos.saturating_add(4)) else {
             break;
         };
         let name_len = usize::from(data.get(pos.saturating_add(6)).copied().unwrap_or(0));
         // Pascal string padded to an even total length (length byte included).
         let name_total = (name_len.saturating_add(2)) & !1;
         let size_pos = pos.saturating_add(6).saturating_add(name_total);
-        let Some(sz) = data.get(size_pos..size_pos.saturating_add(4)) else {
+        let Some(size) = be32(data, size_pos).map(|v| v as usize) else {
             break;
         };
-        let size = u32::from_be_bytes([
-            sz.first().copied().unwrap_or(0),
-            sz.get(1).copied().unwrap_or(0),
-            sz.get(2).copied().unwrap_or(0),
-            sz.get(3).copied().unwrap_or(0),
-        ]) as usize;
         let start = size_pos.saturating_add(4);
         let Some(end) = start.checked_add(size) else {
             break;

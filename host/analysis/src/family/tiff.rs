@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+pub(crate) use crate::bytes::{u16_at, u32_at};
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::{icc, iptc, irb, makernote, xmp};
 use crate::model::Family;
@@ -110,24 +111,6 @@ impl<'b> Data<'b> {
             Data::File(b, _) => Data::File(b.checked_add(off)?, len),
         })
     }
-}
-
-/// Byte-order helpers over slices; `None` when the slice is short.
-pub(crate) fn u16_at(b: &[u8], pos: usize, le: bool) -> Option<u16> {
-    let s: [u8; 2] = b.get(pos..pos.checked_add(2)?)?.try_into().ok()?;
-    Some(if le {
-        u16::from_le_bytes(s)
-    } else {
-        u16::from_be_bytes(s)
-    })
-}
-pub(crate) fn u32_at(b: &[u8], pos: usize, le: bool) -> Option<u32> {
-    let s: [u8; 4] = b.get(pos..pos.checked_add(4)?)?.try_into().ok()?;
-    Some(if le {
-        u32::from_le_bytes(s)
-    } else {
-        u32::from_be_bytes(s)
-    })
 }
 
 /// One IFD entry, located.
