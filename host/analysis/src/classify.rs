@@ -10,7 +10,7 @@
 //! ([`is_empty_value`]), again as in the scorer.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 
 use regex::Regex;
 
@@ -116,15 +116,16 @@ fn strip_lang(name: &str) -> &str {
 ///
 /// Results are cached: the set of names seen in practice is small.
 pub fn classify(name: &str) -> Option<Category> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Category>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(map) = cache.lock()
+    // Read-mostly: the pipeline analyses files on several threads at once.
+    static CACHE: OnceLock<RwLock<HashMap<String, Option<Category>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| RwLock::new(HashMap::new()));
+    if let Ok(map) = cache.read()
         && let Some(c) = map.get(name)
     {
         return *c;
     }
     let c = classify_uncached(name);
-    if let Ok(mut map) = cache.lock()
+    if let Ok(mut map) = cache.write()
         && map.len() < 65_536
     {
         map.insert(name.to_owned(), c);
