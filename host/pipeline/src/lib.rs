@@ -249,6 +249,26 @@ struct Analysed {
     job: Job,
     outcome: Result<(Report, u64), String>,
     retryable: bool,
+    /// The platform's Retry-After, when it throttled the download.
+    retry_after: Option<Duration>,
+}
+
+/// Why fetching or analysing one file failed.
+struct FileFailure {
+    message: String,
+    retryable: bool,
+    /// A Retry-After the platform sent; the retry waits at least this long.
+    retry_after: Option<Duration>,
+}
+
+impl From<(String, bool)> for FileFailure {
+    fn from((message, retryable): (String, bool)) -> Self {
+        FileFailure {
+            message,
+            retryable,
+            retry_after: None,
+        }
+    }
 }
 
 impl Pipeline {
@@ -632,24 +652,28 @@ impl Pipeline {
                         match spec {
                             Err(e) => Analysed {
                                 retryable: e.is_retryable(),
+                                retry_after: retry_after(&e),
                                 outcome: Err(e.to_string()),
                                 job,
                             },
                             Ok(spec) => match fetcher.open(&spec) {
                                 Err(e) => Analysed {
                                     retryable: e.is_retryable(),
+                                    retry_after: e.retry_after(),
                                     outcome: Err(e.to_string()),
                                     job,
                                 },
                                 Ok(content) => match self.analyse(content, job.file.size).await {
                                     Ok(done) => Analysed {
                                         retryable: false,
+                                        retry_after: None,
                                         outcome: Ok(done),
                                         job,
                                     },
-                                    Err((e, retryable)) => Analysed {
-                                        retryable,
-                                        outcome: Err(e),
+                                    Err(f) => Analysed {
+                                        retryable: f.retryable,
+                                        retry_after: f.retry_after,
+                                        outcome: Err(f.message),
                                         job,
                                     },
                                 },
@@ -684,6 +708,7 @@ impl Pipeline {
             job,
             outcome,
             retryable,
+            retry_after,
         } = a;
         let now = self.store.now();
         let base = FileRecord {
@@ -742,7 +767,11 @@ impl Pipeline {
                 let lease = job.lease.clone();
                 let file = base;
                 let outcome = if retryable {
-                    let retry_at = now + self.backoff(job.lease.attempt);
+                    // Never sooner than the platform's Retry-After.
+                    let wait = self
+                        .backoff(job.lease.attempt)
+                        .max(retry_after.unwrap_or_default());
+                    let retry_at = now + wait;
                     let msg = error.clone();
                     self.blocking(move |s| s.fail_item(&lease, &file, retry_at, &msg))
                         .await?
@@ -791,7 +820,7 @@ impl Pipeline {
         &self,
         content: Content,
         size_hint: Option<u64>,
-    ) -> Result<(Report, u64), (String, bool)> {
+    ) -> Result<(Report, u64), FileFailure> {
         match content {
             Content::Local { file, len, .. } => {
                 let analyzer = self.analyzer.clone();
@@ -801,10 +830,11 @@ impl Pipeline {
                     let report = analyzer.analyze(&src);
                     let read = report.bytes_read;
                     let _ = len;
-                    Ok((report, read))
+                    Ok::<_, (String, bool)>((report, read))
                 })
                 .await
                 .map_err(|e| (format!("analysis task failed: {e}"), false))?
+                .map_err(FileFailure::from)
             }
             Content::Remote(remote) => self.analyse_remote(remote, size_hint).await,
         }
@@ -814,11 +844,12 @@ impl Pipeline {
         &self,
         remote: RemoteContent,
         size_hint: Option<u64>,
-    ) -> Result<(Report, u64), (String, bool)> {
+    ) -> Result<(Report, u64), FileFailure> {
         let o = &self.options;
-        let fetch_err = |e: proofpix_runtime::FetchError| {
-            let retryable = e.is_retryable();
-            (e.to_string(), retryable)
+        let fetch_err = |e: proofpix_runtime::FetchError| FileFailure {
+            retryable: e.is_retryable(),
+            retry_after: e.retry_after(),
+            message: e.to_string(),
         };
         if !remote.supports_range {
             let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
