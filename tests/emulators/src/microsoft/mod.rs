@@ -1,6 +1,8 @@
 //! Microsoft identity platform (v2.0 endpoint), client-credentials grant for Graph/SharePoint:
 //! `POST /{tenant}/oauth2/v2.0/token` (reference §2.1, §11), plus `GET /v1.0/organization` as the
-//! smallest app-only Graph call to prove a token works.
+//! smallest app-only Graph call to prove a token works. [`start_with_graph`] adds Microsoft Graph
+//! for SharePoint Online and OneDrive on the same server and a second server for the
+//! pre-authenticated download host (see [`graph`]).
 //!
 //! What this emulator insists on, because real tenants do:
 //! - `scope` must name **exactly one** resource with `/.default`; anything else is
@@ -13,6 +15,8 @@
 //! the reference: every one of them has a situation key in [`errors`] so a test can override it.
 //! Certificate (`client_assertion`) credentials are not emulated: the plugin contract's
 //! client-credentials scheme has only a client secret.
+
+pub mod graph;
 
 use std::sync::Arc;
 
@@ -107,6 +111,13 @@ struct MsState {
     config: Arc<MicrosoftConfig>,
 }
 
+fn idp_routes(state: MsState) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/v1.0/organization", get(organization))
+        .with_state(state)
+}
+
 /// Starts a Microsoft identity platform emulator on `127.0.0.1:0`.
 ///
 /// # Errors
@@ -114,16 +125,77 @@ struct MsState {
 /// If the loopback listener cannot be bound.
 pub async fn start(config: MicrosoftConfig, harness: Harness) -> std::io::Result<Emulator> {
     common::launch("microsoft", harness, move |_base, harness, tokens| {
-        Router::new()
-            .route("/{tenant}/oauth2/v2.0/token", post(token))
-            .route("/v1.0/organization", get(organization))
-            .with_state(MsState {
-                harness,
-                tokens,
-                config: Arc::new(config),
-            })
+        idp_routes(MsState {
+            harness,
+            tokens,
+            config: Arc::new(config),
+        })
     })
     .await
+}
+
+/// Starts the identity platform and Microsoft Graph (SharePoint Online / OneDrive) on one
+/// loopback server, and the pre-authenticated download host on a second one.
+///
+/// ```
+/// use proofpix_emulators::Harness;
+/// use proofpix_emulators::microsoft::{self, graph};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let ms = microsoft::start_with_graph(Default::default(), graph::GraphConfig::default(), Harness::default()).await?;
+/// let site = ms.graph().site_id(graph::seed::FIELDWORK_SITE).unwrap();
+/// assert!(site.starts_with("proofpix.sharepoint.com,"));
+/// assert_ne!(ms.graph_url(), ms.download_url());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If a loopback listener cannot be bound.
+pub async fn start_with_graph(
+    config: MicrosoftConfig,
+    graph_config: graph::GraphConfig,
+    harness: Harness,
+) -> std::io::Result<graph::GraphEmulator> {
+    use crate::common::harness::record_and_inject;
+    use axum::middleware::from_fn_with_state;
+
+    let api = crate::common::server::Bound::loopback().await?;
+    let download = crate::common::server::Bound::loopback().await?;
+    let tokens = Tokens::new(harness.minted.clone());
+    let graph = graph::Graph::new(
+        graph_config,
+        api.base_url.clone(),
+        download.base_url.clone(),
+        harness.clone(),
+        tokens.clone(),
+    );
+    let api_router = idp_routes(MsState {
+        harness: harness.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(config),
+    })
+    .merge(graph::api_routes(graph.clone()))
+    .layer(from_fn_with_state(
+        (graph.clone(), graph::Server::Graph),
+        graph::observe,
+    ))
+    .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let download_router = graph::download_routes(graph.clone())
+        .layer(from_fn_with_state(
+            (graph.clone(), graph::Server::Download),
+            graph::observe,
+        ))
+        .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let server = api.serve(api_router);
+    let download_server = download.serve(download_router);
+    Ok(graph::GraphEmulator::new(
+        Emulator::new("microsoft", harness, tokens, server),
+        download_server,
+        graph,
+    ))
 }
 
 fn pseudo_uuid() -> String {
