@@ -12,6 +12,7 @@
 //! | [`microsoft`] | `/{tenant}/oauth2/v2.0/token` (client credentials) | `GET /v1.0/organization` |
 //! | [`google`] | `/token` (JWT bearer RS256, code+PKCE, refresh), `/o/oauth2/v2/auth` | `GET /drive/v3/about` |
 //! | [`slack`] | `/api/oauth.v2.access` (code, rotation refresh), `/oauth/v2/authorize` | `POST /api/auth.test` |
+//! | [`teams`] | none: incoming webhooks (Workflows, legacy connector) are URLs with a secret | none |
 //! | [`box_com`] | `/oauth2/token` (client credentials, code, single-use refresh), `/api/oauth2/authorize` | `GET /2.0/users/me` |
 //! | [`dropbox`] | `/oauth2/token` (code+PKCE, refresh), `/oauth2/authorize` | `POST /2/users/get_current_account` |
 //!

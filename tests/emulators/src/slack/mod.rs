@@ -1,6 +1,8 @@
-//! Slack OAuth v2: `GET /oauth/v2/authorize`, `POST /api/oauth.v2.access` (authorization code with
-//! optional PKCE, and refresh when token rotation is on) and `POST /api/auth.test` (reference §4.1,
-//! §11).
+//! Slack: OAuth v2 (`GET /oauth/v2/authorize`, `POST /api/oauth.v2.access` with authorization code,
+//! optional PKCE, and refresh when token rotation is on), `POST /api/auth.test` (reference §4.1,
+//! §11), and, with [`start_workspace`], the Web API over a seeded workspace ([`web`]), a second
+//! loopback server standing for the private-file host (`files.slack.com`), and a signer/sender of
+//! Events API requests ([`events`]).
 //!
 //! Slack answers **HTTP 200 with `{"ok":false,"error":"..."}`** for every OAuth failure
 //! (`invalid_code`, `bad_redirect_uri`, `invalid_client_id`, `bad_client_secret`,
@@ -20,6 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+pub mod events;
+pub mod web;
+
+use crate::common::harness::record_and_inject;
 use crate::common::tokens::random_token;
 use crate::common::{
     self, AccessProblem, AuthorizeStep, Consent, Emulator, ErrorReply, Harness, TokenRequest,
@@ -47,6 +53,10 @@ pub mod fixtures {
     pub const CLIENT_SECRET: &str = "slk-8f3b2c1d9e7a6b5c4d3e2f1a0b9c8d7e";
     /// Workspace id.
     pub const TEAM_ID: &str = "T9TK3CUKW";
+    /// The static bot token a seeded workspace accepts (as copied from the app's OAuth page).
+    pub const BOT_TOKEN: &str = "xoxb-4471830284-5524806190147-EmuBotT0kenZl2qX9xNnB7c";
+    /// The app's signing secret (Events API).
+    pub const SIGNING_SECRET: &str = "8f742231b10e8888abcd99e1e2f385a5";
 }
 
 /// How the emulated Slack app and workspace behave.
@@ -105,17 +115,117 @@ struct SlackState {
 /// If the loopback listener cannot be bound.
 pub async fn start(config: SlackConfig, harness: Harness) -> std::io::Result<Emulator> {
     common::launch("slack", harness, move |_base, harness, tokens| {
-        Router::new()
-            .route(ACCESS_PATH, post(access))
-            .route(AUTHORIZE_PATH, get(authorize))
-            .route(AUTH_TEST_PATH, post(auth_test).get(auth_test))
-            .with_state(SlackState {
-                harness,
-                tokens,
-                config: Arc::new(config),
-            })
+        idp_routes(SlackState {
+            harness,
+            tokens,
+            config: Arc::new(config),
+        })
     })
     .await
+}
+
+/// A Slack emulator with a workspace: the IdP and Web API on one server, private files on a
+/// second.
+#[derive(Debug)]
+pub struct Slack {
+    /// The API server (IdP and Web API).
+    pub emulator: Emulator,
+    files: common::RunningServer,
+    workspace: web::Workspace,
+}
+
+impl std::ops::Deref for Slack {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.emulator
+    }
+}
+
+impl Slack {
+    /// The workspace: channels, files, what the bot posted.
+    pub fn workspace(&self) -> &web::Workspace {
+        &self.workspace
+    }
+
+    /// `{api}/api`, the Web API base a client is configured with.
+    pub fn api_base(&self) -> String {
+        format!("{}api", self.base_url())
+    }
+
+    /// The private-file host (`files.slack.com`).
+    pub fn files_base(&self) -> &url::Url {
+        self.files.base_url()
+    }
+
+    /// An Events API sender signing with the fixture signing secret on this emulator's clock.
+    pub fn event_sender(&self) -> events::EventSender {
+        events::EventSender::new(fixtures::SIGNING_SECRET, self.clock().clone())
+    }
+}
+
+/// Starts a Slack emulator with a workspace: IdP and Web API on one loopback server, the
+/// private-file host on another.
+///
+/// ```
+/// use proofpix_emulators::{Harness, slack};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let s = slack::start_workspace(Default::default(), Default::default(), Harness::default()).await?;
+/// let (ts, file) = s.workspace().share_image(slack::web::seed::FIELD_PHOTOS, "site.jpg", vec![0xFF, 0xD8]);
+/// assert!(s.workspace().file_object(&file).is_some());
+/// assert!(ts.contains('.'));
+/// assert_ne!(s.base_url(), s.files_base());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If a loopback listener cannot be bound.
+pub async fn start_workspace(
+    config: SlackConfig,
+    workspace: web::WorkspaceConfig,
+    harness: Harness,
+) -> std::io::Result<Slack> {
+    use axum::middleware::from_fn_with_state;
+
+    let api = common::server::Bound::loopback().await?;
+    let files = common::server::Bound::loopback().await?;
+    let tokens = Tokens::new(harness.minted.clone());
+    let ws = web::Workspace::new(
+        workspace,
+        harness.clone(),
+        tokens.clone(),
+        api.base_url.clone(),
+        files.base_url.clone(),
+        &config.team_id,
+        &config.bot_user_id,
+    );
+    let api_router = idp_routes(SlackState {
+        harness: harness.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(config),
+    })
+    .merge(web::api_routes(ws.clone()))
+    .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let files_router =
+        web::file_routes(ws.clone()).layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let server = api.serve(api_router);
+    let files = files.serve(files_router);
+    Ok(Slack {
+        emulator: Emulator::new("slack", harness, tokens, server),
+        files,
+        workspace: ws,
+    })
+}
+
+fn idp_routes(state: SlackState) -> Router {
+    Router::new()
+        .route(ACCESS_PATH, post(access))
+        .route(AUTHORIZE_PATH, get(authorize))
+        .route(AUTH_TEST_PATH, post(auth_test).get(auth_test))
+        .with_state(state)
 }
 
 /// `ok:false` with HTTP 200, Slack's error convention.
