@@ -8,6 +8,7 @@
 //! - `events`: Events API requests verified through the host (signature, replay window,
 //!   `url_verification`), turned into queued files, and delivered over HTTP by the emulator's
 //!   Slack-like sender.
+//! - `secrecy`: the bot token and signing secret appear in no log line, error or audit entry.
 //! - `bench`: figures for BENCHMARKS.md (`--ignored`).
 
 use std::collections::BTreeMap;
@@ -36,7 +37,42 @@ struct Env {
     dir: tempfile::TempDir,
 }
 
+/// Everything every test in this binary logs, at trace level for ProofPix's crates and plugins.
+fn logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,proofpix_runtime=trace,proofpix_service=trace,proofpix_pipeline=trace,proofpix_auth=trace,plugin=trace,reqwest=trace",
+            ))
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+    .clone()
+}
+
 async fn env_with(workspace: web::WorkspaceConfig) -> Env {
+    logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
     let options = HostOptions {
@@ -1389,6 +1425,292 @@ mod events {
                 (2, Some(401)),
                 (3, Some(401))
             ]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+mod secrecy {
+    //! The bot token and the signing secret stay in the vault.
+    use super::*;
+
+    #[tokio::test]
+    async fn the_bot_token_and_signing_secret_never_reach_logs_errors_or_the_audit_trail() {
+        let env = env().await;
+        let ws = env.slack.workspace();
+        ws.share_image(
+            web::seed::FIELD_PHOTOS,
+            "a.jpg",
+            risky_photos(1).remove(0).1,
+        );
+        env.slack_integration(
+            "scanner",
+            &[("channel", "#compliance"), ("channels", "#field-photos")],
+            slack::fixtures::BOT_TOKEN,
+            None,
+        )
+        .await
+        .unwrap();
+        env.slack_integration(
+            "refused",
+            &[("channel", "#random")],
+            slack::fixtures::BOT_TOKEN,
+            None,
+        )
+        .await
+        .unwrap();
+        // A run with downloads, write-back and notifications (one refused).
+        env.host
+            .sync("scanner", SyncMode::Incremental)
+            .await
+            .unwrap();
+        let mut errors = Vec::new();
+        let sender = env.slack.event_sender();
+        let forged = sender.url_verification("x").with_body(b"{}");
+        if let Err(e) = env
+            .host
+            .handle_webhook("scanner", events_inbound(&forged))
+            .await
+        {
+            errors.push(e.to_string());
+        }
+        for id in ["scanner", "refused"] {
+            errors.extend(env.host.test(id).await.steps.into_iter().map(|s| s.detail));
+        }
+        assert!(
+            errors.iter().any(|e| e.contains("not_in_channel")),
+            "{errors:?}"
+        );
+        let audit: Vec<String> = env
+            .audit("notify.failed")
+            .into_iter()
+            .chain(env.audit("notify.sent"))
+            .map(|e| format!("{} {} {}", e.action, e.target, e.details))
+            .collect();
+        assert!(!audit.is_empty());
+        let logs = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+        assert!(logs.contains("scanner"), "the capture works");
+        for secret in [slack::fixtures::BOT_TOKEN, slack::fixtures::SIGNING_SECRET] {
+            assert!(!logs.contains(secret), "a log line holds a secret");
+            assert!(!errors.join("\n").contains(secret));
+            assert!(!audit.join("\n").contains(secret));
+        }
+    }
+
+    fn events_inbound(req: &slack::events::SignedRequest) -> InboundRequest {
+        InboundRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+mod bench {
+    //! Figures for BENCHMARKS.md; run with
+    //! `cargo test --release -p proofpix-integration-tests --test slack -- --ignored --nocapture bench`.
+    //!
+    //! The WASM boundary's share is measured by doing the plugin's HTTP exchanges a second time
+    //! natively (the same bodies, methods and headers, with one reqwest client and its pool, as
+    //! the host's per-session client) and comparing: what the plugin call costs beyond the
+    //! native exchange is the plugin's own work plus the boundary (instantiation excluded; one
+    //! session is reused, as the host does within a run).
+    use super::*;
+
+    const N: usize = 300;
+
+    fn per_sec(n: usize, d: Duration) -> f64 {
+        n as f64 / d.as_secs_f64()
+    }
+
+    /// Re-sends the recorded requests to `path` natively and times them.
+    async fn native_replay(env: &Env, path: &str, from: usize) -> (usize, Duration) {
+        let client = reqwest::Client::new();
+        let reqs: Vec<_> = env
+            .slack
+            .log()
+            .to_path(path)
+            .into_iter()
+            .skip(from)
+            .collect();
+        let started = Instant::now();
+        for r in &reqs {
+            let url = if r.query.is_empty() {
+                env.slack.url(&r.path).to_string()
+            } else {
+                format!("{}?{}", env.slack.url(&r.path), r.query)
+            };
+            let mut b = client.request(r.method.parse().unwrap(), url);
+            for h in ["authorization", "content-type"] {
+                if let Some(v) = r.header(h) {
+                    b = b.header(h, v);
+                }
+            }
+            let resp = b.body(r.body.clone()).send().await.unwrap();
+            let _ = resp.bytes().await.unwrap();
+        }
+        (reqs.len(), started.elapsed())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn bench_slack_notifications() {
+        let env = env().await;
+        env.slack_integration(
+            "alerts",
+            &[("channel", web::seed::COMPLIANCE)],
+            slack::fixtures::BOT_TOKEN,
+            None,
+        )
+        .await
+        .unwrap();
+        let (plugin, ctx) = env.host.context("alerts", true).await.unwrap();
+        let mut session = plugin.session(&ctx).await.unwrap();
+        let kinds: Vec<(&str, Notification)> = vec![
+            (
+                "high-risk file",
+                Notification::HighRiskFiles(vec![alert(1, RiskLevel::High)]),
+            ),
+            (
+                "digest of 50",
+                Notification::HighRiskFiles((0..50).map(|i| alert(i, RiskLevel::High)).collect()),
+            ),
+            ("batch completed", Notification::BatchCompleted(batch())),
+        ];
+        println!(
+            "| notification | plugin notify/s | requests/notification | native POST/s | plugin+boundary share |"
+        );
+        println!("|---|---|---|---|---|");
+        for (name, event) in kinds {
+            for _ in 0..20 {
+                session.notify(&event).await.unwrap();
+            }
+            let before = env.slack.log().count(web::POST_MESSAGE_PATH);
+            let started = Instant::now();
+            for _ in 0..N {
+                session.notify(&event).await.unwrap();
+            }
+            let wasm = started.elapsed();
+            let requests = env.slack.log().count(web::POST_MESSAGE_PATH) - before;
+            let (n, native) = native_replay(&env, web::POST_MESSAGE_PATH, before).await;
+            assert_eq!(n, N);
+            println!(
+                "| {name} | {:.0} | {:.2} | {:.0} | {:.0}% |",
+                per_sec(N, wasm),
+                requests as f64 / N as f64,
+                per_sec(n, native),
+                100.0 * (1.0 - native.as_secs_f64() / wasm.as_secs_f64())
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn bench_slack_source() {
+        let env = env().await;
+        let ws = env.slack.workspace();
+        let photos: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(N as u32).collect();
+        let total_bytes: usize = photos.iter().map(|(_, b)| b.len()).sum();
+        for (i, (_, bytes)) in photos.iter().enumerate() {
+            ws.share_image(
+                web::seed::FIELD_PHOTOS,
+                &format!("photo-{i:04}.jpg"),
+                bytes.clone(),
+            );
+            ws.say(web::seed::FIELD_PHOTOS, "chatter");
+        }
+        env.slack_integration(
+            "channels",
+            &[
+                ("channels", web::seed::FIELD_PHOTOS),
+                ("write_back", "reaction"),
+            ],
+            slack::fixtures::BOT_TOKEN,
+            None,
+        )
+        .await
+        .unwrap();
+        env.slack.log().clear();
+        let started = Instant::now();
+        let report = env
+            .host
+            .sync("channels", SyncMode::Incremental)
+            .await
+            .unwrap();
+        let total = started.elapsed();
+        assert_eq!(report.files.len(), N);
+        assert!(report.files.iter().all(|f| f.written_back));
+        let requests = env.slack.log().all().len();
+        println!(
+            "sync: {N} files in {:.2} s = {:.0} files/s; {:.2} requests/file ({} history pages); {:.0} bytes downloaded/file of {:.0} bytes/file",
+            total.as_secs_f64(),
+            per_sec(N, total),
+            requests as f64 / N as f64,
+            env.slack.log().count(web::HISTORY_PATH),
+            ws.bytes_served() as f64 / N as f64,
+            total_bytes as f64 / N as f64,
+        );
+
+        // The plugin's calls alone, on one session, against their native replay.
+        let (plugin, ctx) = env.host.context("channels", true).await.unwrap();
+        let mut session = plugin.session(&ctx).await.unwrap();
+        let h0 = env.slack.log().count(web::HISTORY_PATH);
+        let started = Instant::now();
+        let mut cursor: Option<String> = None;
+        let mut files = Vec::new();
+        loop {
+            let page = session.discover(cursor.as_deref()).await.unwrap();
+            files.extend(page.files);
+            cursor = page.cursor;
+            if !page.more {
+                break;
+            }
+        }
+        let discover = started.elapsed();
+        let started = Instant::now();
+        for f in &files {
+            session.download(f).await.unwrap();
+        }
+        let download = started.elapsed();
+        let results: Vec<_> = report
+            .files
+            .iter()
+            .map(|o| {
+                proofpix_pipeline::file_result(
+                    &o.file,
+                    o.report.as_ref().unwrap(),
+                    "2026-11-26T12:00:00Z",
+                )
+            })
+            .collect();
+        let r0 = env.slack.log().count(web::REACTIONS_ADD_PATH);
+        let started = Instant::now();
+        for chunk in results.chunks(20) {
+            session.write_back(chunk).await.unwrap();
+        }
+        let write_back = started.elapsed();
+        let (_, native_history) = native_replay(&env, web::HISTORY_PATH, h0).await;
+        let (_, native_reactions) = native_replay(&env, web::REACTIONS_ADD_PATH, r0).await;
+        let plugin_total = discover + download + write_back;
+        let native_total = native_history + native_reactions;
+        println!(
+            "plugin calls: discover {:.1} ms, download {:.1} ms ({:.1} µs/file), write-back {:.1} ms; native replay of the same HTTP: history {:.1} ms, reactions {:.1} ms",
+            discover.as_secs_f64() * 1e3,
+            download.as_secs_f64() * 1e3,
+            download.as_secs_f64() * 1e6 / N as f64,
+            write_back.as_secs_f64() * 1e3,
+            native_history.as_secs_f64() * 1e3,
+            native_reactions.as_secs_f64() * 1e3,
+        );
+        println!(
+            "per file: sync {:.2} ms, plugin calls {:.3} ms, of which beyond native HTTP {:.3} ms = {:.1}% of the sync time",
+            total.as_secs_f64() * 1e3 / N as f64,
+            plugin_total.as_secs_f64() * 1e3 / N as f64,
+            (plugin_total.saturating_sub(native_total)).as_secs_f64() * 1e3 / N as f64,
+            100.0 * plugin_total.saturating_sub(native_total).as_secs_f64() / total.as_secs_f64()
         );
     }
 }

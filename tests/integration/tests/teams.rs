@@ -769,3 +769,95 @@ mod secrecy {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+mod bench {
+    //! Figures for BENCHMARKS.md; run with
+    //! `cargo test --release -p proofpix-integration-tests --test teams -- --ignored --nocapture bench`.
+    //! Method as in `slack.rs`: the same POSTs replayed natively give the share of a notify call
+    //! spent beyond the HTTP exchange (plugin work plus the WASM boundary).
+    use super::*;
+    use std::time::Instant;
+
+    const N: usize = 300;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "benchmark"]
+    async fn bench_teams_notifications() {
+        let env = env_with(TeamsConfig {
+            legacy_windows: vec![],
+            ..TeamsConfig::default()
+        })
+        .await;
+        env.workflow("workflow").await;
+        env.teams_integration(
+            "legacy",
+            env.teams.legacy_url().as_str(),
+            "connector",
+            loopback_grant(),
+            None,
+        )
+        .await
+        .unwrap();
+        println!(
+            "| webhook | notification | plugin notify/s | requests/notification | native POST/s | plugin+boundary share |"
+        );
+        println!("|---|---|---|---|---|---|");
+        let client = reqwest::Client::new();
+        for (id, path) in [
+            ("workflow", env.teams.workflow_path()),
+            ("legacy", teams::fixtures::LEGACY_PATH.to_string()),
+        ] {
+            let (plugin, ctx) = env.host.context(id, true).await.unwrap();
+            let mut session = plugin.session(&ctx).await.unwrap();
+            for (name, event) in [
+                (
+                    "high-risk file",
+                    Notification::HighRiskFiles(vec![alert(1)]),
+                ),
+                (
+                    "digest of 50",
+                    Notification::HighRiskFiles((0..50).map(alert).collect()),
+                ),
+                ("batch completed", Notification::BatchCompleted(batch())),
+            ] {
+                for _ in 0..20 {
+                    session.notify(&event).await.unwrap();
+                }
+                let before = env.teams.log().count(&path);
+                let started = Instant::now();
+                for _ in 0..N {
+                    session.notify(&event).await.unwrap();
+                }
+                let wasm = started.elapsed();
+                let recorded: Vec<_> = env
+                    .teams
+                    .log()
+                    .to_path(&path)
+                    .into_iter()
+                    .skip(before)
+                    .collect();
+                let started = Instant::now();
+                for r in &recorded {
+                    let url = format!("{}?{}", env.teams.url(&r.path), r.query);
+                    let resp = client
+                        .post(url.trim_end_matches('?'))
+                        .header("content-type", "application/json")
+                        .body(r.body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let _ = resp.bytes().await.unwrap();
+                }
+                let native = started.elapsed();
+                println!(
+                    "| {id} | {name} | {:.0} | {:.2} | {:.0} | {:.0}% |",
+                    N as f64 / wasm.as_secs_f64(),
+                    recorded.len() as f64 / N as f64,
+                    recorded.len() as f64 / native.as_secs_f64(),
+                    100.0 * (1.0 - native.as_secs_f64() / wasm.as_secs_f64())
+                );
+            }
+        }
+    }
+}
