@@ -43,9 +43,33 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "proofpix-test-plugin-well-behaved",
         "tests/plugins/well-behaved",
     ),
+    (
+        "TEST_WELL_BEHAVED_V2",
+        "proofpix-test-plugin-well-behaved-v2",
+        "tests/plugins/well-behaved-v2",
+    ),
 ];
 
+/// The guests shipped inside the binary, signed with the first-party key.
+const FIRST_PARTY: &[&str] = &["LOCAL_FOLDER", "SALESFORCE", "SHAREPOINT", "SLACK", "TEAMS"];
+
 const TARGET: &str = "wasm32-wasip2";
+
+/// The first-party signing key: `PROOFPIX_FIRST_PARTY_KEY` names the release
+/// key file; development builds use the key committed in `plugins/keys`,
+/// which is public knowledge and proves nothing beyond "built from this
+/// repository".
+fn first_party_key(root: &Path) -> proofpix_signing::KeyPair {
+    println!("cargo:rerun-if-env-changed=PROOFPIX_FIRST_PARTY_KEY");
+    let path = std::env::var_os("PROOFPIX_FIRST_PARTY_KEY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("plugins/keys/proofpix-first-party-dev.key"));
+    println!("cargo:rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the first-party key {}: {e}", path.display()));
+    proofpix_signing::KeyPair::from_secret_line(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 const PROFILE: &str = "wasm-plugin";
 
 fn main() {
@@ -72,6 +96,7 @@ fn main() {
         None => build_guests(&root),
     };
 
+    let key = first_party_key(&root);
     // Copy next to the generated code so `include_bytes!` has a stable path.
     let dest_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut generated = String::new();
@@ -84,12 +109,25 @@ fn main() {
             built.display()
         );
         let file = dest_dir.join(&name);
-        std::fs::copy(&built, &file).expect("OUT_DIR is writable");
+        if FIRST_PARTY.contains(constant) {
+            // First-party plugins ship signed, like any installable plugin.
+            let bytes = std::fs::read(&built).expect("the built plugin is readable");
+            let signed =
+                proofpix_signing::sign(&bytes, &key, serde_json::json!({"package": package}))
+                    .expect("a built component can be signed");
+            std::fs::write(&file, signed).expect("OUT_DIR is writable");
+        } else {
+            std::fs::copy(&built, &file).expect("OUT_DIR is writable");
+        }
         generated.push_str(&format!(
             "/// Path of the built `{package}` component.\npub const {constant}: &str = {:?};\n",
             file.display().to_string()
         ));
     }
+    generated.push_str(&format!(
+        "/// The public key the first-party plugins are signed with (`.pub` form).\npub const FIRST_PARTY_PUBLIC_KEY: &str = {:?};\n",
+        key.public().to_line()
+    ));
     std::fs::write(dest_dir.join("artifacts.rs"), generated).expect("OUT_DIR is writable");
 }
 

@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
-use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::Store;
+use proofpix_service::{Host, IntegrationSpec, Subscriptions};
 use proofpix_vault::Secret;
 
 use crate::Verdict;
@@ -105,15 +104,9 @@ pub struct AddArgs {
     schedule: Option<String>,
 }
 
-async fn host() -> anyhow::Result<Host> {
-    let data_dir = proofpix_store::data_dir()?;
-    let (store, _) = Store::open_default()?;
-    let options = HostOptions {
-        limits: proofpix_policy::Limits::from_env()?,
-        cache_dir: Some(data_dir.join("cache").join("components")),
-        ..HostOptions::default()
-    };
-    Ok(Host::new(Arc::new(store), options).await?)
+/// The host over the data directory's store, with installed plugins.
+pub async fn host() -> anyhow::Result<Host> {
+    crate::cmd_plugin::open_host(true).await
 }
 
 fn split(kv: &str) -> anyhow::Result<(String, String)> {
@@ -337,17 +330,4 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             Ok(Verdict::Clean)
         }
     }
-}
-
-/// `plugin list`.
-pub async fn list_plugins() -> anyhow::Result<()> {
-    let host = host().await?;
-    for p in host.plugins() {
-        let i = p.info();
-        println!(
-            "{:<16} {:<8} {:<24} {}",
-            i.id, i.version, i.platform, i.display_name
-        );
-    }
-    Ok(())
 }

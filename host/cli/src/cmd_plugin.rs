@@ -1,37 +1,237 @@
-//! `proofpix plugin inspect FILE`: what a plugin is and what it asks for.
+//! `proofpix plugin ...`: keys, signing, installing and inspecting plugins.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use proofpix_runtime::contract::{AuthScheme, Capability};
 use proofpix_runtime::{Runtime, RuntimeConfig};
+use proofpix_service::{Host, HostOptions, InstallOptions};
+use proofpix_signing::KeyPair;
 
 /// Plugin subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// List the plugins this host has loaded (the built-in ones).
+    /// List the installed plugins with their provenance.
     List,
-    /// Load a plugin component and show its manifest and the permissions it
-    /// asks for.
+    /// Show what a plugin file is, who signed it and which permissions it asks for.
     Inspect {
-        /// The `.wasm` component.
+        /// The plugin file.
         file: PathBuf,
         /// Print the manifest as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Create a signing key pair: NAME.key (secret, 0600) and NAME.pub.
+    Keygen {
+        /// The signer's name, e.g. your organisation.
+        name: String,
+        /// Where to write the files.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Sign a plugin file (in place, or to --output).
+    Sign {
+        /// The secret key file from `keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The plugin file.
+        file: PathBuf,
+        /// Write the signed file here instead of replacing the input.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Trust a signer's public key (copies NAME.pub into the trust store).
+    Trust {
+        /// The `.pub` file.
+        key: PathBuf,
+    },
+    /// Verify, precompile and install (or upgrade) a plugin from a file or an https URL.
+    Install {
+        /// A file path, or an https:// URL.
+        source: String,
+        /// Grant a permission as shown by `inspect` (repeatable), or `all`.
+        #[arg(long = "grant", value_name = "PERMISSION")]
+        grants: Vec<String>,
+        /// Development only: install a plugin that is unsigned or signed by an
+        /// untrusted key. A tampered file is refused regardless.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
+    /// Uninstall a plugin no integration uses.
+    Remove {
+        /// The plugin id.
+        id: String,
+    },
+    /// Lift a plugin's quarantine.
+    Release {
+        /// The plugin id.
+        id: String,
+    },
+}
+
+async fn host() -> anyhow::Result<Host> {
+    crate::cmd_integration::host().await
+}
+
+async fn read_source(source: &str) -> anyhow::Result<Vec<u8>> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        if source.starts_with("http://") {
+            bail!("plugins are downloaded over https only");
+        }
+        let resp = reqwest::get(source)
+            .await
+            .with_context(|| format!("cannot download {source}"))?;
+        if !resp.status().is_success() {
+            bail!("{source} answered HTTP {}", resp.status());
+        }
+        Ok(resp.bytes().await?.to_vec())
+    } else {
+        std::fs::read(source).with_context(|| format!("cannot read {source}"))
+    }
 }
 
 /// Runs the command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::List => crate::cmd_integration::list_plugins().await,
+        Command::List => {
+            let host = host().await?;
+            for r in host.store().plugins()? {
+                let signer = r.signer.clone().unwrap_or_else(|| "UNSIGNED".into());
+                let state = r
+                    .quarantined
+                    .as_ref()
+                    .map(|q| format!(" QUARANTINED: {q}"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<16} {:<8} signed by {:<28} sha256 {}…{state}",
+                    r.id,
+                    r.version,
+                    signer,
+                    &r.content_hash[..16.min(r.content_hash.len())]
+                );
+            }
+            Ok(())
+        }
+        Command::Keygen { name, dir } => {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                bail!("the key name is letters, digits, - and _");
+            }
+            let key = KeyPair::generate(&name);
+            key.write(&dir)?;
+            println!(
+                "wrote {} (secret, keep it safe) and {} (share it)",
+                dir.join(format!("{name}.key")).display(),
+                dir.join(format!("{name}.pub")).display()
+            );
+            println!("key id {}", key.public().id());
+            Ok(())
+        }
+        Command::Sign { key, file, output } => {
+            let key = KeyPair::read(&key)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // The manifest goes into the file so `inspect` and `install` can
+            // show the permissions before anything runs.
+            let (content, _) = proofpix_signing::split(&bytes)?;
+            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let plugin = runtime
+                .load(content)
+                .await
+                .with_context(|| format!("{} is not a loadable plugin", file.display()))?;
+            let manifest = serde_json::json!({
+                "id": plugin.info().id,
+                "version": plugin.info().version,
+                "permissions": proofpix_service::permissions(plugin.info()),
+            });
+            let signed = proofpix_signing::sign(&bytes, &key, manifest)?;
+            let target = output.unwrap_or(file);
+            std::fs::write(&target, signed)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            println!(
+                "signed {} {} as {} (key {})",
+                plugin.info().id,
+                plugin.info().version,
+                key.public().name,
+                key.public().id()
+            );
+            Ok(())
+        }
+        Command::Trust { key } => {
+            let text = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            let public = proofpix_signing::PublicKey::from_line(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+            let dir = proofpix_store::data_dir()?.join("trust");
+            std::fs::create_dir_all(&dir)?;
+            let dest = dir.join(format!("{}.pub", public.id()));
+            std::fs::write(&dest, format!("{}\n", public.to_line()))?;
+            println!("now trusting {} (key {})", public.name, public.id());
+            Ok(())
+        }
+        Command::Install {
+            source,
+            grants,
+            allow_unsigned,
+        } => {
+            let file = read_source(&source).await?;
+            let host = host().await?;
+            let report = host
+                .install_plugin(
+                    &file,
+                    &InstallOptions {
+                        allow_unsigned,
+                        grants,
+                    },
+                    &crate::cmd_vault::operator(),
+                )
+                .await?;
+            let info = report.plugin.info();
+            match &report.upgraded_from {
+                Some(from) => println!("upgraded {} from {from} to {}", info.id, info.version),
+                None => println!("installed {} {}", info.id, info.version),
+            }
+            println!(
+                "signed by {}",
+                report
+                    .signer
+                    .as_deref()
+                    .unwrap_or("nobody (installed with --allow-unsigned)")
+            );
+            println!("granted:");
+            for p in &report.permissions {
+                println!("  {p}");
+            }
+            Ok(())
+        }
+        Command::Remove { id } => {
+            let host = host().await?;
+            host.remove_plugin(&id, &crate::cmd_vault::operator())?;
+            println!("removed {id}");
+            Ok(())
+        }
+        Command::Release { id } => {
+            let host = host().await?;
+            host.release_plugin(&id, &crate::cmd_vault::operator())?;
+            println!("{id} is no longer quarantined");
+            Ok(())
+        }
         Command::Inspect { file, json } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (content, _) = proofpix_signing::split(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} cannot be loaded: not a valid WebAssembly component: {e}",
+                    file.display()
+                )
+            })?;
             let runtime = Runtime::new(RuntimeConfig::default())?;
             let plugin = runtime
-                .load(&bytes)
+                .load(content)
                 .await
                 .with_context(|| format!("{} cannot be loaded", file.display()))?;
             let info = plugin.info();
@@ -49,6 +249,26 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("contract: proofpix:plugin@{}", plugin.contract_version());
             println!("sha256:   {}", plugin.content_hash());
             println!("size:     {} bytes", plugin.size_bytes());
+            let signature = match proofpix_signing::inspect(&bytes) {
+                Ok((signer, key_id, _)) => {
+                    let data_dir = proofpix_store::data_dir().ok();
+                    let mut trust = proofpix_signing::TrustStore::default();
+                    if let Ok(k) = proofpix_signing::PublicKey::from_line(
+                        proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY,
+                    ) {
+                        trust.add(k);
+                    }
+                    if let Some(d) = data_dir {
+                        let _ = trust.load_dir(&d.join("trust"));
+                    }
+                    match proofpix_signing::verify(&bytes, &trust) {
+                        Ok(_) => format!("signed by {signer} (key {key_id}), verified"),
+                        Err(e) => format!("claims {signer} (key {key_id}): {e}"),
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            println!("signature: {signature}");
             let caps: Vec<&str> = info
                 .capabilities
                 .iter()
@@ -60,35 +280,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .collect();
             println!("does:     {}", caps.join(", "));
             println!("auth:     {}", auth_name(&info.auth));
-            println!("asks for:");
-            for e in &info.endpoints {
-                let creds = if e.credentials {
-                    ", with credentials"
-                } else {
-                    ""
-                };
-                println!(
-                    "  network  {} ({}{creds}){}",
-                    e.url,
-                    e.name,
-                    purpose(&e.purpose)
-                );
-            }
-            for m in &info.filesystem {
-                let mode = if m.writable {
-                    "read-write"
-                } else {
-                    "read-only"
-                };
-                println!(
-                    "  files    {} {mode}, from config field `{}`{}",
-                    m.guest_path,
-                    m.config_field,
-                    purpose(&m.purpose)
-                );
-            }
-            if info.endpoints.is_empty() && info.filesystem.is_empty() {
-                println!("  nothing beyond its own memory");
+            println!("permissions it asks for (grant each with --grant, or --grant all):");
+            for p in proofpix_service::permissions(info) {
+                println!("  {p}");
             }
             println!("config:");
             for f in &info.config {
@@ -112,14 +306,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn purpose(p: &str) -> String {
-    if p.is_empty() {
-        String::new()
-    } else {
-        format!(": {p}")
-    }
-}
-
 fn auth_name(a: &AuthScheme) -> &'static str {
     match a {
         AuthScheme::None => "none",
@@ -129,4 +315,17 @@ fn auth_name(a: &AuthScheme) -> &'static str {
         AuthScheme::Oauth2Password(_) => "OAuth2 resource-owner password",
         AuthScheme::JwtBearer(_) => "JWT bearer assertion",
     }
+}
+
+/// Opens the store and builds a host as the daemon does.
+pub async fn open_host(cache: bool) -> anyhow::Result<Host> {
+    let data_dir = proofpix_store::data_dir()?;
+    let (store, _) = proofpix_store::Store::open_default()?;
+    let options = HostOptions {
+        limits: proofpix_policy::Limits::from_env()?,
+        cache_dir: cache.then(|| data_dir.join("cache").join("components")),
+        data_dir: Some(data_dir),
+        ..HostOptions::default()
+    };
+    Ok(Host::new(Arc::new(store), options).await?)
 }

@@ -93,8 +93,16 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     })?;
     let local_folder = proofpix_plugin_artifacts::first_party_plugin("local-folder")
         .context("the local-folder plugin is not built in")?;
+    // Verify the built-in plugin like any other, and load the component itself.
+    let mut trust = proofpix_signing::TrustStore::default();
+    trust.add(
+        proofpix_signing::PublicKey::from_line(proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY)
+            .map_err(anyhow::Error::msg)?,
+    );
+    let verified = proofpix_signing::verify(local_folder, &trust)
+        .context("the built-in local-folder plugin failed verification")?;
     let plugin = runtime
-        .load(local_folder)
+        .load(&verified.content)
         .await
         .context("loading the built-in local-folder plugin")?;
 

@@ -71,10 +71,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: Some(data_dir.join("cache").join("components")),
         pipeline,
+        data_dir: Some(data_dir.clone()),
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await?;
-    load_dropped_plugins(&host, &data_dir.join("plugins")).await;
     if let Some(token) = proofpix_server::bootstrap_admin_token(&store)? {
         println!("Bootstrap admin token (shown once, store it now):\n\n  {token}\n");
     }
@@ -88,35 +88,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let state = proofpix_server::state(host, config);
     proofpix_server::serve(state, listener, shutdown_signal()).await?;
     Ok(())
-}
-
-/// Loads every `*.wasm` in the plugins folder. A plugin that fails to load
-/// is reported and skipped; the others still load.
-///
-/// Signature verification is not implemented yet: only put plugins you
-/// trust here.
-async fn load_dropped_plugins(host: &Host, dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let loaded = match std::fs::read(&path) {
-            Ok(bytes) => host.add_plugin(&bytes).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match loaded {
-            Ok(p) => {
-                tracing::info!(plugin = %p.label(), path = %path.display(), "loaded a plugin from the plugins folder")
-            }
-            Err(e) => eprintln!("proofpix: skipped the plugin {}: {e}", path.display()),
-        }
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

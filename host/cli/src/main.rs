@@ -56,7 +56,7 @@ enum Command {
         #[command(subcommand)]
         command: cmd_integration::Command,
     },
-    /// Plugins: inspect what a component is and asks for.
+    /// Plugins: keys, signing, install, upgrade, inspect, remove.
     Plugin {
         #[command(subcommand)]
         command: cmd_plugin::Command,

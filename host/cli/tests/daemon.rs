@@ -5,7 +5,7 @@
 //! The "platform" is a small HTTP server in this test process that lists
 //! files, serves generated images slowly (so kills land mid-batch), and
 //! counts every write-back it receives per file. The daemon runs the
-//! well-behaved test plugin, dropped into `$PROOFPIX_HOME/plugins`.
+//! well-behaved test plugin, installed with `proofpix plugin install`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -143,14 +143,26 @@ fn api(
     resp.json().unwrap_or(Value::Null)
 }
 
+/// Installs the (unsigned) test plugin with the development flag.
 fn drop_plugin(home: &std::path::Path) {
-    let dir = home.join("plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(
-        proofpix_plugin_artifacts::TEST_WELL_BEHAVED,
-        dir.join("well-behaved.wasm"),
-    )
-    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_proofpix"))
+        .args([
+            "plugin",
+            "install",
+            "--allow-unsigned",
+            "--grant",
+            "all",
+            proofpix_plugin_artifacts::TEST_WELL_BEHAVED,
+        ])
+        .env("PROOFPIX_HOME", home)
+        .env_remove("PROOFPIX_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A pseudo-random sequence from a seed printed on failure, so a failing

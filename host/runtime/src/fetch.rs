@@ -49,13 +49,41 @@ pub enum FetchError {
     /// Over the size allowed.
     #[error("download too large: {0}")]
     TooLarge(String),
+    /// The platform refused because a request limit was reached, with a status other than
+    /// 429 (Salesforce's 403 `REQUEST_LIMIT_EXCEEDED`, Google's 403 `rateLimitExceeded`):
+    /// back off and retry rather than give the file up.
+    #[error("download refused by a request limit (HTTP {status}, {code}) from {url}; backing off")]
+    Limited {
+        /// Status code.
+        status: u16,
+        /// The limit code found in the body.
+        code: String,
+        /// Final URL (without query).
+        url: String,
+        /// Retry-After in milliseconds, when given.
+        retry_after_ms: Option<u64>,
+    },
 }
+
+/// Error codes that, in the body of a 403, mean "a request limit was reached" rather than
+/// "forbidden". Only the first [`LIMIT_BODY_PEEK_BYTES`] of the body are searched.
+const LIMIT_CODES: &[&str] = &[
+    "REQUEST_LIMIT_EXCEEDED",
+    "userRateLimitExceeded",
+    "rateLimitExceeded",
+];
+/// How much of a 403 body is read to look for a limit code.
+const LIMIT_BODY_PEEK_BYTES: u64 = 4096;
 
 impl FetchError {
     /// The platform's Retry-After, when it sent one with an error status.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             FetchError::Status {
+                retry_after_ms: Some(ms),
+                ..
+            }
+            | FetchError::Limited {
                 retry_after_ms: Some(ms),
                 ..
             } => Some(std::time::Duration::from_millis(*ms)),
@@ -66,7 +94,7 @@ impl FetchError {
     /// Whether retrying later may help.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FetchError::Failed(_) => true,
+            FetchError::Failed(_) | FetchError::Limited { .. } => true,
             FetchError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             _ => false,
         }
@@ -232,7 +260,7 @@ impl RemoteContent {
             let total = content_range_total(&resp);
             return Ok((Vec::new(), total));
         }
-        check_status(&resp)?;
+        let resp = check_status(resp, &self.plugin).await?;
         let total = if status == 206 {
             content_range_total(&resp)
         } else {
@@ -266,7 +294,7 @@ impl RemoteContent {
     /// Egress refusals, HTTP errors, and bodies over `max_body`.
     pub async fn read_all(&self, max_body: u64) -> Result<Vec<u8>, FetchError> {
         let resp = self.send(self.request.clone()).await?;
-        check_status(&resp)?;
+        let resp = check_status(resp, &self.plugin).await?;
         read_body(resp, max_body, false, &self.plugin).await
     }
 }
@@ -293,10 +321,13 @@ impl RemoteContent {
     }
 }
 
-fn check_status(resp: &reqwest::Response) -> Result<(), FetchError> {
+async fn check_status(
+    resp: reqwest::Response,
+    plugin: &str,
+) -> Result<reqwest::Response, FetchError> {
     let status = resp.status();
     if status.is_success() {
-        return Ok(());
+        return Ok(resp);
     }
     let retry_after_ms = resp
         .headers()
@@ -304,9 +335,24 @@ fn check_status(resp: &reqwest::Response) -> Result<(), FetchError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| s.saturating_mul(1000));
+    let url = proofpix_policy::egress::redact_url(resp.url());
+    if status == reqwest::StatusCode::FORBIDDEN {
+        let body = read_body(resp, LIMIT_BODY_PEEK_BYTES, true, plugin)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        if let Some(code) = LIMIT_CODES.iter().find(|c| text.contains(**c)) {
+            return Err(FetchError::Limited {
+                status: status.as_u16(),
+                code: (*code).to_string(),
+                url,
+                retry_after_ms,
+            });
+        }
+    }
     Err(FetchError::Status {
         status: status.as_u16(),
-        url: proofpix_policy::egress::redact_url(resp.url()),
+        url,
         retry_after_ms,
     })
 }

@@ -57,7 +57,13 @@ struct PluginInner {
     secret_fields: Arc<[String]>,
     size_bytes: usize,
     cache: CacheOutcome,
+    /// Recent runtime failures (traps, limits, timeouts) across every
+    /// session of this plugin version: the host's circuit breaker reads it.
+    failures: Mutex<std::collections::VecDeque<(Instant, String)>>,
 }
+
+/// Failures remembered per plugin version.
+const MAX_REMEMBERED_FAILURES: usize = 64;
 
 /// A compiled, linked and described plugin. Cheap to clone.
 #[derive(Clone)]
@@ -123,6 +129,7 @@ impl Runtime {
                 secret_fields: Arc::from(Vec::new()),
                 size_bytes: wasm.len(),
                 cache,
+                failures: Mutex::default(),
             }),
         };
         let mut session = probe.session(&IntegrationContext::new("describe")).await?;
@@ -145,6 +152,7 @@ impl Runtime {
                 secret_fields: Arc::from(secret_fields),
                 size_bytes: wasm.len(),
                 cache,
+                failures: Mutex::default(),
             }),
         })
     }
@@ -174,6 +182,31 @@ impl Plugin {
     /// Size of the component in bytes.
     pub fn size_bytes(&self) -> usize {
         self.inner.size_bytes
+    }
+
+    /// Runtime failures (traps, limits, timeouts) of this plugin version in
+    /// the last `within`, newest last.
+    pub fn recent_failures(&self, within: Duration) -> Vec<String> {
+        let now = Instant::now();
+        self.inner
+            .failures
+            .lock()
+            .map(|f| {
+                f.iter()
+                    .filter(|(t, _)| now.duration_since(*t) <= within)
+                    .map(|(_, m)| m.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn record_failure(&self, message: String) {
+        if let Ok(mut f) = self.inner.failures.lock() {
+            if f.len() >= MAX_REMEMBERED_FAILURES {
+                f.pop_front();
+            }
+            f.push_back((Instant::now(), message));
+        }
     }
 
     /// Whether loading hit the compiled-artifact cache.
@@ -519,6 +552,7 @@ impl Session {
         self.poisoned = true;
         metrics::PLUGIN_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = &result {
+            self.plugin.record_failure(e.to_string());
             tracing::warn!(plugin = %self.plugin.label(), integration = %self.store.data().ctx.id, error.type = "plugin_failure", "{e}");
         }
         result

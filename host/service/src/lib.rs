@@ -17,6 +17,7 @@
 mod auth_flow;
 pub mod credentials;
 mod notify;
+mod plugins;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
 pub use notify::{NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
+pub use plugins::{BREAKER_FAILURES, BREAKER_WINDOW, InstallOptions, InstallReport, permissions};
 
 /// Config keys the host reserves for itself; plugins never see them.
 pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY];
@@ -55,6 +57,9 @@ pub struct HostOptions {
     pub credentials: CredentialOptions,
     /// Load the plugins shipped inside the binary.
     pub first_party_plugins: bool,
+    /// The data directory: installed plugins (`plugins/`) and trusted keys
+    /// (`trust/`) live there. `None` keeps plugins in memory only.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for HostOptions {
@@ -67,6 +72,7 @@ impl Default for HostOptions {
             analysis: Options::default(),
             credentials: CredentialOptions::default(),
             first_party_plugins: true,
+            data_dir: None,
         }
     }
 }
@@ -112,6 +118,9 @@ pub enum ServiceError {
     /// Building an integration's context failed.
     #[error("{0}")]
     Context(#[from] proofpix_pipeline::integration::ContextError),
+    /// A plugin could not be installed, upgraded or used.
+    #[error("{0}")]
+    Plugin(String),
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -209,10 +218,38 @@ impl Host {
             options,
         };
         if host.options.first_party_plugins {
-            for (_, wasm) in proofpix_plugin_artifacts::first_party() {
-                host.add_plugin(wasm).await?;
+            let trust = host.trust_store();
+            for (id, file) in proofpix_plugin_artifacts::first_party() {
+                // First-party plugins are verified like any other: a build
+                // whose embedded plugins do not match their signature fails
+                // loudly instead of running unverified code.
+                let verified = proofpix_signing::verify(file, &trust).map_err(|e| {
+                    ServiceError::Plugin(format!(
+                        "the built-in {id} plugin failed verification: {e}"
+                    ))
+                })?;
+                let plugin = host.add_plugin(&verified.content).await?;
+                if host
+                    .store
+                    .plugin(id)?
+                    .is_none_or(|r| r.content_hash != plugin.content_hash())
+                {
+                    let record = proofpix_store::PluginRecord {
+                        id: id.to_string(),
+                        version: plugin.info().version.clone(),
+                        content_hash: plugin.content_hash().to_string(),
+                        capabilities: plugins::permissions(plugin.info()),
+                        installed_at: host.store.now(),
+                        signer: Some(verified.signer),
+                        key_id: Some(verified.key_id),
+                        previous_version: None,
+                        quarantined: None,
+                    };
+                    host.store.put_plugin(&record, "proofpix")?;
+                }
             }
         }
+        host.load_installed_plugins().await;
         Ok(host)
     }
 
@@ -557,6 +594,12 @@ impl Host {
     ) -> Result<(Plugin, IntegrationContext), ServiceError> {
         let record = self.integration(id)?;
         let plugin = self.require_plugin(&record.plugin_id)?;
+        if let Some(reason) = self.quarantine_reason(&record.plugin_id) {
+            return Err(ServiceError::Plugin(format!(
+                "plugin {} is quarantined ({reason}); fix or upgrade it, then `proofpix plugin release {}`",
+                record.plugin_id, record.plugin_id
+            )));
+        }
         let mut ctx = context_for(&self.store, &record, plugin.info(), None)?;
         ctx.config
             .retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
@@ -695,7 +738,11 @@ impl Host {
                 ),
             });
         }
-        match self.pipeline.sync(&plugin, &ctx, mode).await {
+        let outcome = self.pipeline.sync(&plugin, &ctx, mode).await;
+        if let Some(action) = self.check_plugin_health(&plugin.info().id).await {
+            tracing::error!(plugin = %plugin.label(), "circuit breaker: {action}");
+        }
+        match outcome {
             Ok(report) => {
                 self.notify_event(id, NotifyEvent::Completed(Box::new(report.clone())))
                     .await;

@@ -45,11 +45,47 @@ impl fmt::Debug for Migration {
 }
 
 /// The built-in steps, in order.
-const BUILTIN: &[Migration] = &[Migration {
-    from: 1,
-    name: "add the api_tokens and settings tables",
-    run: v1_to_v2,
-}];
+const BUILTIN: &[Migration] = &[
+    Migration {
+        from: 1,
+        name: "add the api_tokens and settings tables",
+        run: v1_to_v2,
+    },
+    Migration {
+        from: 2,
+        name: "record plugin signers and quarantine",
+        run: v2_to_v3,
+    },
+];
+
+/// v3 adds provenance (signer, key id), the previous version and the
+/// quarantine reason to plugin records; existing rows are re-encoded with
+/// those empty.
+fn v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use crate::codec::{decode, encode};
+    use crate::records::{PluginRecord, PluginRecordV1};
+    let mut t = txn.open_table(schema::PLUGINS)?;
+    let rows: Vec<(String, Vec<u8>)> = t
+        .iter()?
+        .map(|e| e.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+        .collect::<Result<_, _>>()?;
+    for (id, bytes) in rows {
+        let old: PluginRecordV1 = decode("plugins", &bytes)?;
+        let new = PluginRecord {
+            id: old.id,
+            version: old.version,
+            content_hash: old.content_hash,
+            capabilities: old.capabilities,
+            installed_at: old.installed_at,
+            signer: None,
+            key_id: None,
+            previous_version: None,
+            quarantined: None,
+        };
+        t.insert(id.as_str(), encode(&new).as_slice())?;
+    }
+    Ok(())
+}
 
 /// v2 adds the daemon's API tokens and settings; existing data is untouched.
 fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {

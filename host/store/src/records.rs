@@ -26,6 +26,25 @@ pub struct PluginRecord {
     /// When it was installed or last upgraded.
     #[serde(with = "ts")]
     pub installed_at: OffsetDateTime,
+    /// Who signed it (`None`: installed unsigned with the development flag).
+    pub signer: Option<String>,
+    /// The signing key's id.
+    pub key_id: Option<String>,
+    /// The previous version, kept for rollback (`None` for a first install).
+    pub previous_version: Option<String>,
+    /// Why the host quarantined it, if it did.
+    pub quarantined: Option<String>,
+}
+
+/// The v1/v2 layout of a plugin record, for the v2 → v3 migration.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PluginRecordV1 {
+    pub id: String,
+    pub version: String,
+    pub content_hash: String,
+    pub capabilities: Vec<String>,
+    #[serde(with = "ts")]
+    pub installed_at: OffsetDateTime,
 }
 
 /// The state an integration is in, as shown on the dashboard.

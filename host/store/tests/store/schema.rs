@@ -307,7 +307,7 @@ fn a_v1_store_migrates_to_v2_keeping_its_data() {
     }
     set_version(dir.path(), 1);
     let store = open(dir.path(), &key, &clock);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
     let after = dump(&store).unwrap();
     for line in before.lines().filter(|l| !l.starts_with("audit")) {
         assert!(after.contains(line), "lost in the migration: {line}");
@@ -327,4 +327,48 @@ fn a_v1_store_migrates_to_v2_keeping_its_data() {
             .contains("\"store.migrate\"")
     );
     assert!(store.audit_verify().unwrap().is_ok());
+}
+
+/// The v2 → v3 step re-encodes plugin records written in the old layout,
+/// keeping every field and leaving the new ones empty.
+#[test]
+fn a_v2_plugin_record_migrates_to_v3() {
+    #[derive(serde::Serialize)]
+    struct OldPluginRecord {
+        id: String,
+        version: String,
+        content_hash: String,
+        capabilities: Vec<String>,
+        installed_at: i64,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let clock = TestClock::new();
+    drop(open(dir.path(), &key, &clock));
+    {
+        let db = redb::Database::open(dir.path().join(STORE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        let old = OldPluginRecord {
+            id: "slack".into(),
+            version: "0.1.0".into(),
+            content_hash: "ab".into(),
+            capabilities: vec!["notifier".into()],
+            installed_at: 1_700_000_000_000,
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        txn.open_table(schema::PLUGINS)
+            .unwrap()
+            .insert("slack", bytes.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    set_version(dir.path(), 2);
+    let store = open(dir.path(), &key, &clock);
+    let p = store.plugin("slack").unwrap().unwrap();
+    assert_eq!(
+        (p.version.as_str(), p.capabilities.as_slice()),
+        ("0.1.0", ["notifier".to_string()].as_slice())
+    );
+    assert_eq!((p.signer, p.quarantined), (None, None));
 }

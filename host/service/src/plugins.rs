@@ -1,0 +1,456 @@
+//! Installing, upgrading, quarantining and removing plugins.
+//!
+//! Threat: the plugin file and its author. A file must carry a valid
+//! signature from a key in the operator's trust store (or the built-in
+//! first-party key); unsigned or untrusted files install only with an
+//! explicit development flag, and a tampered file (content not matching its
+//! signed hash) never installs. The permissions a plugin asks for (network
+//! endpoints, filesystem mounts, authentication, capabilities) are shown and
+//! must be granted at install; an upgrade that asks for more must be granted
+//! again.
+//!
+//! Upgrades happen while the daemon runs: the new version compiles before
+//! anything changes, then one map entry is swapped. Sessions already open
+//! keep the old version until they end; new sessions get the new one. Every
+//! enabled integration of the plugin is checked with the new version, and a
+//! failed check rolls the swap back. A version that then traps repeatedly is
+//! rolled back too, and a plugin that keeps trapping with no older version to
+//! return to is quarantined with the reason shown (a circuit breaker).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use proofpix_runtime::Plugin;
+use proofpix_runtime::contract::{AuthScheme, Capability, PluginInfo};
+use proofpix_signing::{SigningError, TrustStore};
+use proofpix_store::{AuditEvent, PluginRecord};
+
+use crate::{Host, ServiceError};
+
+/// Failures within [`BREAKER_WINDOW`] that trip the circuit breaker.
+pub const BREAKER_FAILURES: usize = 5;
+/// The circuit breaker's window.
+pub const BREAKER_WINDOW: Duration = Duration::from_secs(600);
+
+/// How an install proceeds.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// Accept unsigned or untrusted plugins (development only).
+    pub allow_unsigned: bool,
+    /// Permissions granted: each as shown by [`permissions`], or `all`.
+    pub grants: Vec<String>,
+}
+
+/// What an install did.
+#[derive(Debug, Clone)]
+pub struct InstallReport {
+    /// The plugin now active.
+    pub plugin: Plugin,
+    /// Who signed it, when signed.
+    pub signer: Option<String>,
+    /// The version it replaced.
+    pub upgraded_from: Option<String>,
+    /// The permissions granted.
+    pub permissions: Vec<String>,
+}
+
+/// The permissions a plugin asks for, one readable line each.
+pub fn permissions(info: &PluginInfo) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &info.capabilities {
+        out.push(format!(
+            "capability:{}",
+            match c {
+                Capability::Source => "source",
+                Capability::Notifier => "notifier",
+                Capability::Events => "events",
+            }
+        ));
+    }
+    out.push(format!(
+        "auth:{}",
+        match &info.auth {
+            AuthScheme::None => "none",
+            AuthScheme::ApiKey(_) => "api-key",
+            AuthScheme::Oauth2ClientCredentials(_) => "oauth2-client-credentials",
+            AuthScheme::Oauth2AuthorizationCode(_) => "oauth2-authorization-code",
+            AuthScheme::Oauth2Password(_) => "oauth2-password",
+            AuthScheme::JwtBearer(_) => "jwt-bearer",
+        }
+    ));
+    for e in &info.endpoints {
+        out.push(format!(
+            "network:{}{}",
+            e.url,
+            if e.credentials {
+                " (with credentials)"
+            } else {
+                ""
+            }
+        ));
+    }
+    for m in &info.filesystem {
+        out.push(format!(
+            "files:{}:{}",
+            m.guest_path,
+            if m.writable { "rw" } else { "ro" }
+        ));
+    }
+    out
+}
+
+impl Host {
+    /// The keys plugin signatures are checked against: the built-in
+    /// first-party key and every `*.pub` in `<data dir>/trust`.
+    pub fn trust_store(&self) -> TrustStore {
+        let mut trust = TrustStore::default();
+        if let Ok(k) = proofpix_signing::PublicKey::from_line(
+            proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY,
+        ) {
+            trust.add(k);
+        }
+        if let Some(dir) = &self.options.data_dir
+            && let Err(e) = trust.load_dir(&dir.join("trust"))
+        {
+            tracing::error!("a trust store key was ignored: {e}");
+        }
+        trust
+    }
+
+    fn plugins_dir(&self) -> Option<PathBuf> {
+        self.options.data_dir.as_ref().map(|d| d.join("plugins"))
+    }
+
+    /// Verifies, loads and activates a plugin file (an install or an
+    /// upgrade). See the module docs for the checks.
+    ///
+    /// # Errors
+    /// Signature, permission, load, store errors; a failed upgrade check
+    /// (rolled back).
+    pub async fn install_plugin(
+        &self,
+        file: &[u8],
+        options: &InstallOptions,
+        actor: &str,
+    ) -> Result<InstallReport, ServiceError> {
+        let trust = self.trust_store();
+        let (content, signer, key_id) = match proofpix_signing::verify(file, &trust) {
+            Ok(v) => (v.content, Some(v.signer), Some(v.key_id)),
+            Err(
+                e @ (SigningError::Tampered { .. }
+                | SigningError::Malformed(_)
+                | SigningError::NotWasm
+                | SigningError::BadSignature { .. }),
+            ) => {
+                return Err(ServiceError::Plugin(format!("refused: {e}")));
+            }
+            Err(e) if options.allow_unsigned => {
+                tracing::warn!(
+                    "installing a plugin that fails signature checks, as the development flag allows: {e}"
+                );
+                let (content, _) = proofpix_signing::split(file)
+                    .map_err(|e| ServiceError::Plugin(e.to_string()))?;
+                (content.to_vec(), None, None)
+            }
+            Err(e) => {
+                return Err(ServiceError::Plugin(format!(
+                    "refused: {e}; pass the development flag to install it anyway"
+                )));
+            }
+        };
+        let plugin = self.runtime.load(&content).await?;
+        let info = plugin.info().clone();
+        let asked = permissions(&info);
+        let previous_record = self.store.plugin(&info.id)?;
+        let previously_granted: Vec<String> = previous_record
+            .as_ref()
+            .map(|r| r.capabilities.clone())
+            .unwrap_or_default();
+        let all = options.grants.iter().any(|g| g == "all");
+        let missing: Vec<&String> = asked
+            .iter()
+            .filter(|p| !all && !options.grants.contains(p) && !previously_granted.contains(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ServiceError::Plugin(format!(
+                "plugin {} asks for permissions that are not granted: {}; grant them with --grant (one per permission, or --grant all)",
+                plugin.label(),
+                missing
+                    .iter()
+                    .map(|m| format!("{m:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+
+        let old = self.plugin(&info.id);
+        let upgraded_from = old
+            .as_ref()
+            .filter(|o| {
+                o.info().version != info.version || o.content_hash() != plugin.content_hash()
+            })
+            .map(|o| o.info().version.clone());
+        self.swap_plugin(plugin.clone());
+        if let Some(old) = &old
+            && upgraded_from.is_some()
+            && let Err(reason) = self.check_integrations_with(&info.id).await
+        {
+            self.swap_plugin(old.clone());
+            let _ = self.store.audit(
+                &AuditEvent::new(actor, "plugin.rollback", &info.id)
+                    .outcome("failed")
+                    .details(serde_json::json!({"from": info.version, "to": old.info().version, "reason": reason})),
+            );
+            return Err(ServiceError::Plugin(format!(
+                "the upgrade of {} to {} was rolled back: {reason}",
+                info.id, info.version
+            )));
+        }
+
+        // Persist the file (the previous one kept for rollback) and the record.
+        if let Some(dir) = self.plugins_dir() {
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                let path = dir.join(format!("{}.wasm", info.id));
+                if upgraded_from.is_some() && path.exists() {
+                    std::fs::rename(&path, dir.join(format!("{}.previous.wasm", info.id)))?;
+                }
+                let tmp = dir.join(format!(".{}.wasm.tmp", info.id));
+                std::fs::write(&tmp, file)?;
+                std::fs::rename(&tmp, &path)
+            };
+            write().map_err(|e| {
+                ServiceError::Internal(format!("cannot store the plugin file: {e}"))
+            })?;
+        }
+        let granted = if all {
+            asked.clone()
+        } else {
+            asked
+                .iter()
+                .filter(|p| options.grants.contains(p) || previously_granted.contains(p))
+                .cloned()
+                .collect()
+        };
+        let record = PluginRecord {
+            id: info.id.clone(),
+            version: info.version.clone(),
+            content_hash: plugin.content_hash().to_string(),
+            capabilities: granted.clone(),
+            installed_at: self.store.now(),
+            signer: signer.clone(),
+            key_id,
+            previous_version: upgraded_from
+                .clone()
+                .or_else(|| previous_record.and_then(|r| r.previous_version)),
+            quarantined: None,
+        };
+        self.store.put_plugin(&record, actor)?;
+        let _ = self.store.audit(
+            &AuditEvent::new(
+                actor,
+                if upgraded_from.is_some() {
+                    "plugin.upgrade"
+                } else {
+                    "plugin.install"
+                },
+                &info.id,
+            )
+            .details(serde_json::json!({
+                "version": info.version,
+                "content_hash": plugin.content_hash(),
+                "signer": signer,
+                "from": upgraded_from,
+                "permissions": granted,
+            })),
+        );
+        Ok(InstallReport {
+            plugin,
+            signer,
+            upgraded_from,
+            permissions: granted,
+        })
+    }
+
+    /// Replaces the active version of a plugin; sessions already open keep
+    /// theirs. Returns how long the registry was locked.
+    pub fn swap_plugin(&self, plugin: Plugin) -> Duration {
+        let started = std::time::Instant::now();
+        if let Ok(mut map) = self.plugins.write() {
+            map.insert(plugin.info().id.clone(), plugin);
+        }
+        started.elapsed()
+    }
+
+    /// Runs the plugin's `check` on every enabled integration that uses it.
+    async fn check_integrations_with(&self, plugin_id: &str) -> Result<(), String> {
+        let records = self.store.integrations().map_err(|e| e.to_string())?;
+        for r in records
+            .into_iter()
+            .filter(|r| r.enabled && r.plugin_id == plugin_id)
+        {
+            let report = self.test(&r.id).await;
+            if let Some(step) = report.steps.iter().find(|s| !s.ok) {
+                return Err(format!(
+                    "integration {} failed its check with the new version: {}",
+                    r.id, step.detail
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the plugins recorded as installed, from the plugins folder,
+    /// re-verifying each file's hash. Returns the ids loaded.
+    pub async fn load_installed_plugins(&self) -> Vec<String> {
+        let (Some(dir), Ok(records)) = (self.plugins_dir(), self.store.plugins()) else {
+            return Vec::new();
+        };
+        let trust = self.trust_store();
+        let mut loaded = Vec::new();
+        for r in records {
+            if self
+                .plugin(&r.id)
+                .is_some_and(|p| p.content_hash() == r.content_hash)
+            {
+                continue;
+            }
+            let path = dir.join(format!("{}.wasm", r.id));
+            let Ok(file) = std::fs::read(&path) else {
+                continue;
+            };
+            let content = match proofpix_signing::verify(&file, &trust) {
+                Ok(v) => v.content,
+                Err(_) if r.signer.is_none() => proofpix_signing::split(&file)
+                    .map(|(c, _)| c.to_vec())
+                    .unwrap_or_default(),
+                Err(e) => {
+                    tracing::error!(plugin = %r.id, "not loaded: {e}");
+                    continue;
+                }
+            };
+            match self.runtime.load(&content).await {
+                Ok(p) if p.content_hash() == r.content_hash => {
+                    self.swap_plugin(p);
+                    loaded.push(r.id);
+                }
+                Ok(_) => {
+                    tracing::error!(plugin = %r.id, "not loaded: the file does not match the installed version's hash")
+                }
+                Err(e) => tracing::error!(plugin = %r.id, "not loaded: {e}"),
+            }
+        }
+        loaded
+    }
+
+    /// The circuit breaker, run after each run: a plugin version with too
+    /// many recent runtime failures is rolled back to its previous version
+    /// when there is one, and quarantined otherwise. Returns what it did.
+    pub async fn check_plugin_health(&self, plugin_id: &str) -> Option<String> {
+        let plugin = self.plugin(plugin_id)?;
+        let failures = plugin.recent_failures(BREAKER_WINDOW);
+        if failures.len() < BREAKER_FAILURES {
+            return None;
+        }
+        let reason = format!(
+            "{} runtime failures in {} minutes; last: {}",
+            failures.len(),
+            BREAKER_WINDOW.as_secs() / 60,
+            failures.last().cloned().unwrap_or_default()
+        );
+        let mut record = self.store.plugin(plugin_id).ok().flatten()?;
+        // Roll back to the previous file when there is one.
+        if let (Some(prev_version), Some(dir)) =
+            (record.previous_version.clone(), self.plugins_dir())
+        {
+            let prev = std::fs::read(dir.join(format!("{plugin_id}.previous.wasm"))).ok();
+            let content =
+                prev.and_then(|f| proofpix_signing::split(&f).ok().map(|(c, _)| c.to_vec()));
+            if let Some(content) = content
+                && let Ok(old) = self.runtime.load(&content).await
+            {
+                self.swap_plugin(old.clone());
+                record.version = prev_version.clone();
+                record.content_hash = old.content_hash().to_string();
+                record.previous_version = None;
+                let _ = self.store.put_plugin(&record, "system");
+                let _ = std::fs::rename(
+                    dir.join(format!("{plugin_id}.previous.wasm")),
+                    dir.join(format!("{plugin_id}.wasm")),
+                );
+                let _ = self.store.audit(
+                    &AuditEvent::new("system", "plugin.rollback", plugin_id)
+                        .outcome("failed")
+                        .details(serde_json::json!({"to": prev_version, "reason": reason})),
+                );
+                return Some(format!("rolled back to {prev_version}: {reason}"));
+            }
+        }
+        record.quarantined = Some(reason.clone());
+        let _ = self.store.put_plugin(&record, "system");
+        let _ = self.store.audit(
+            &AuditEvent::new("system", "plugin.quarantine", plugin_id)
+                .outcome("failed")
+                .details(serde_json::json!({"reason": reason})),
+        );
+        Some(format!("quarantined: {reason}"))
+    }
+
+    /// Why a plugin is quarantined, if it is.
+    pub fn quarantine_reason(&self, plugin_id: &str) -> Option<String> {
+        self.store
+            .plugin(plugin_id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.quarantined)
+    }
+
+    /// Lifts a quarantine.
+    ///
+    /// # Errors
+    /// Unknown plugin, store failures.
+    pub fn release_plugin(&self, plugin_id: &str, actor: &str) -> Result<(), ServiceError> {
+        let mut r = self
+            .store
+            .plugin(plugin_id)?
+            .ok_or_else(|| ServiceError::NoPlugin(plugin_id.into(), String::new()))?;
+        r.quarantined = None;
+        self.store.put_plugin(&r, actor)?;
+        Ok(())
+    }
+
+    /// Uninstalls a plugin no integration uses.
+    ///
+    /// # Errors
+    /// Integrations still use it; first-party plugins cannot be removed;
+    /// store failures.
+    pub fn remove_plugin(&self, plugin_id: &str, actor: &str) -> Result<(), ServiceError> {
+        let users: Vec<String> = self
+            .store
+            .integrations()?
+            .into_iter()
+            .filter(|r| r.plugin_id == plugin_id)
+            .map(|r| r.id)
+            .collect();
+        if !users.is_empty() {
+            return Err(ServiceError::Plugin(format!(
+                "{plugin_id} is used by {}; delete those integrations first",
+                users.join(", ")
+            )));
+        }
+        if proofpix_plugin_artifacts::first_party_plugin(plugin_id).is_some() {
+            return Err(ServiceError::Plugin(format!(
+                "{plugin_id} ships with ProofPix and cannot be removed"
+            )));
+        }
+        self.store.remove_plugin(plugin_id, actor)?;
+        if let Some(dir) = self.plugins_dir() {
+            let _ = std::fs::remove_file(dir.join(format!("{plugin_id}.wasm")));
+            let _ = std::fs::remove_file(dir.join(format!("{plugin_id}.previous.wasm")));
+        }
+        if let Ok(mut map) = self.plugins.write() {
+            map.remove(plugin_id);
+        }
+        Ok(())
+    }
+}

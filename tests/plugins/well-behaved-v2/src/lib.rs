@@ -1,0 +1,8 @@
+//! Version 2.0.0 of the well-behaved test plugin, for upgrade tests: the
+//! same code under a new version, whose `check` fails when the integration
+//! sets `upgrade_check = "fail"`.
+
+/// The version this build reports.
+const VERSION: &str = "2.0.0";
+
+include!("../../well-behaved/src/plugin.rs");
