@@ -9,7 +9,7 @@
 //!   sub-requests retried once each after their Retry-After.
 //! - `misconfig`: what `host.test` says for an unknown site or library, a missing column, a
 //!   missing permission, a wrong secret and a multi-tenant alias.
-//! - `workflows`: the seed's workflows 2, 3 and 4.
+//! - `workflows`: the seed's workflows 2 (with the Teams notifier and its emulator), 3 and 4.
 //!
 //! Waits are short: the emulator's Retry-After is 1 s, the pipeline's back-off starts at 20 ms,
 //! and token expiry is driven by the emulator's clock.
@@ -28,7 +28,9 @@ use proofpix_emulators::{Clock, Harness};
 use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
-use proofpix_service::{Host, HostOptions, IntegrationSpec, ServiceError, TestReport};
+use proofpix_service::{
+    Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions, TestReport,
+};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
 
@@ -664,6 +666,163 @@ async fn a_multi_tenant_alias_or_a_url_with_a_path_is_refused_at_setup() {
 // ---------------------------------------------------------------------------------------------
 // workflows
 // ---------------------------------------------------------------------------------------------
+
+/// Workflow 2: configure with Azure AD app credentials → `host.test` → enumerate the libraries →
+/// batch-analyse every image → columns updated in the emulator → a Teams message on batch
+/// completion → an audit trail with every step, and no secret in it.
+#[tokio::test]
+async fn workflow_2_configure_test_scan_write_back_announce_and_audit() {
+    let env = env().await;
+    let teams = proofpix_emulators::teams::start(Default::default(), Harness::default())
+        .await
+        .expect("teams emulator");
+    let webhook = teams.workflow_url().to_string();
+    let mut secrets = BTreeMap::new();
+    secrets.insert("webhook_url".to_string(), Secret::new(webhook.clone()));
+    env.host
+        .create_integration(
+            IntegrationSpec {
+                id: "teams".into(),
+                plugin: "teams".into(),
+                config: [
+                    ("format".to_string(), "workflows".to_string()),
+                    (
+                        "webhook_host".to_string(),
+                        teams.base_url().as_str().trim_end_matches('/').to_string(),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+                secrets,
+                grant: grant(),
+                subscriptions: Some(Subscriptions {
+                    sources: vec![ID.into()],
+                    events: vec!["batch-completed".into()],
+                    ..Subscriptions::default()
+                }),
+                schedule: None,
+            },
+            "operator:alice",
+        )
+        .await
+        .expect("teams integration");
+
+    // Configure with the app registration's credentials, then test the connection.
+    env.integrate(&[]).await;
+    let test = env.test().await;
+    assert!(test.ok(), "{test:?}");
+    let names: Vec<&str> = test.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["configuration", "credentials", "grant", "connection"]
+    );
+
+    // Enumerate and analyse every image; every result lands in the library's columns.
+    let report = env.sync().await;
+    let images = env.images(false);
+    assert_eq!(report.files.len(), images.len());
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    for outcome in &report.files {
+        assert!(outcome.written_back, "{}", outcome.file.name);
+        let analysed = outcome.report.as_ref().expect("analysed");
+        let (drive, item) = outcome.file.id.split_once('/').expect("drive/item");
+        let fields = env.graph().fields(drive, item).expect("file");
+        let word = analysed.risk.as_str();
+        let capitalised = format!("{}{}", word[..1].to_uppercase(), &word[1..]);
+        assert_eq!(
+            fields["ProofPixRisk"],
+            capitalised.as_str(),
+            "{}",
+            outcome.file.name
+        );
+        assert_eq!(fields["ProofPixScore"], u64::from(analysed.score));
+        let summary = proofpix_pipeline::file_result(&outcome.file, analysed, "").summary;
+        let written = fields["ProofPixFindings"].as_str().expect("summary");
+        if summary.is_empty() {
+            assert_eq!(written, "No privacy findings");
+        } else {
+            assert!(
+                summary.starts_with(written.trim_end_matches('…')),
+                "{written} / {summary}"
+            );
+        }
+    }
+    let high = report
+        .files
+        .iter()
+        .filter(|f| {
+            f.report
+                .as_ref()
+                .is_some_and(|r| r.risk >= proofpix_analysis::RiskLevel::High)
+        })
+        .count();
+    assert!(high >= 10, "the seeded phone photos are high risk: {high}");
+
+    // One Teams message for the batch.
+    let posted = teams.posted();
+    assert_eq!(posted.len(), 1, "one card on batch completion");
+    let text = posted[0].all_text();
+    assert!(text.contains(&format!("Scan finished: {ID}")), "{text}");
+    assert!(text.contains(&images.len().to_string()), "{text}");
+
+    // The audit trail has every step, in order, and no secret.
+    let audit = env.host.store().audit_entries(0, 10_000).expect("audit");
+    let position = |action: &str, target: &str| {
+        audit
+            .iter()
+            .position(|e| e.action == action && e.target == target)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {action} on {target} in {:?}",
+                    audit
+                        .iter()
+                        .map(|e| (&e.action, &e.target))
+                        .collect::<Vec<_>>()
+                )
+            })
+    };
+    let created = position("integration.create", ID);
+    let secret = position("secret.set", &format!("{ID}/client_secret"));
+    let tested = position("integration.test", ID);
+    let started = position("sync.started", ID);
+    let completed = position("sync.completed", ID);
+    let notified = position("notify.sent", "teams");
+    assert!(
+        created < secret
+            && secret < tested
+            && tested < started
+            && started < completed
+            && completed < notified
+    );
+    assert_eq!(audit[tested].outcome, "ok");
+    assert_eq!(audit[completed].outcome, "ok");
+    let details: serde_json::Value = serde_json::from_str(&audit[completed].details).expect("json");
+    assert_eq!(details["total"], images.len());
+    assert_eq!(details["errors"], 0);
+    let sent: serde_json::Value = serde_json::from_str(&audit[notified].details).expect("json");
+    assert_eq!(sent["source"], ID);
+    assert_eq!(sent["kind"], "batch-completed");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "secret.set" && e.target == "teams/webhook_url")
+    );
+    let mut secrets: Vec<String> = env.ms.harness().minted_secrets();
+    secrets.push(fixtures::CLIENT_SECRET.into());
+    secrets.push(proofpix_emulators::teams::fixtures::WORKFLOW_SIG.into());
+    for e in &audit {
+        let line = format!("{} {} {} {}", e.action, e.target, e.outcome, e.details);
+        for s in &secrets {
+            assert!(
+                !line.contains(s.as_str()),
+                "a secret in the audit trail: {}",
+                e.action
+            );
+        }
+    }
+    let verified = env.host.store().audit_verify().expect("verify");
+    assert!(verified.problem.is_none(), "{:?}", verified.problem);
+}
 
 /// Workflow 3: a re-run finds nothing new (our own column writes show in delta but carry the
 /// same content hash); changing one file yields exactly one new analysis and one write-back.
