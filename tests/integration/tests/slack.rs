@@ -73,6 +73,11 @@ fn logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
 
 async fn env_with(workspace: web::WorkspaceConfig) -> Env {
     logs();
+    env_inner(workspace).await
+}
+
+/// An environment without the log capture (benchmarks: trace-level capture costs time).
+async fn env_inner(workspace: web::WorkspaceConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
     let options = HostOptions {
@@ -1558,7 +1563,7 @@ mod bench {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn bench_slack_notifications() {
-        let env = env().await;
+        let env = env_inner(web::WorkspaceConfig::default()).await;
         env.slack_integration(
             "alerts",
             &[("channel", web::seed::COMPLIANCE)],
@@ -1610,7 +1615,7 @@ mod bench {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn bench_slack_source() {
-        let env = env().await;
+        let env = env_inner(web::WorkspaceConfig::default()).await;
         let ws = env.slack.workspace();
         let photos: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(N as u32).collect();
         let total_bytes: usize = photos.iter().map(|(_, b)| b.len()).sum();

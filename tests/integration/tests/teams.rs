@@ -67,6 +67,11 @@ struct Env {
 
 async fn env_with(config: TeamsConfig) -> Env {
     logs();
+    env_inner(config).await
+}
+
+/// An environment without the log capture (benchmarks: trace-level capture costs time).
+async fn env_inner(config: TeamsConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
     let options = HostOptions {
@@ -784,7 +789,7 @@ mod bench {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn bench_teams_notifications() {
-        let env = env_with(TeamsConfig {
+        let env = env_inner(TeamsConfig {
             legacy_windows: vec![],
             ..TeamsConfig::default()
         })
