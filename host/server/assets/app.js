@@ -1160,7 +1160,7 @@
 
   function tokensSection() {
     const box = h("div", {});
-    const name = h("input", { id: "token-name", type: "text", required: true, pattern: "[A-Za-z0-9_-]{1,64}", "aria-describedby": "token-name-help" });
+    const name = h("input", { id: "token-name", type: "text", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", "aria-describedby": "token-name-help" });
     const role = h("select", { id: "token-role" }, ["viewer", "operator", "admin"].map((r) => h("option", { value: r }, r)));
     const form = h("form", { class: "inline-form" },
       h("div", { class: "field" }, h("label", { for: "token-name" }, "Name"), name,
@@ -1358,7 +1358,7 @@
       id: "integration-id",
       type: "text",
       required: true,
-      pattern: "[a-z0-9][a-z0-9-]{0,62}",
+      pattern: "[a-z0-9][a-z0-9\\-]{0,62}",
       value: editing ? current.id : "",
       disabled: editing,
       "aria-describedby": "integration-id-help",

@@ -25,6 +25,7 @@
 //! wait also saves one under `failures/`. Chromium is required: without it
 //! the tests fail with the command that installs it.
 
+#[path = "dashboard/cdp.rs"]
 mod cdp;
 
 use std::collections::BTreeMap;
@@ -452,8 +453,10 @@ async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
         serde_json::json!(["Category", "Code", "Severity", "Source", "Value", "Detail"])
     );
     assert!(
-        page.text("#findings-table").await.contains("location"),
-        "the GPS position is a location finding"
+        page.text("#findings-table")
+            .await
+            .contains("gps.coordinates"),
+        "the file's GPS position is among its findings"
     );
     shots.take(&page, "high-risk-file").await;
 

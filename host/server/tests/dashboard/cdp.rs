@@ -153,10 +153,10 @@ impl Browser {
                 let mut lines = BufReader::new(stderr).lines();
                 let mut addr_tx = Some(addr_tx);
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(rest) = line.split("DevTools listening on ").nth(1) {
-                        if let Some(tx) = addr_tx.take() {
-                            let _ = tx.send(rest.trim().to_string());
-                        }
+                    if let Some(rest) = line.split("DevTools listening on ").nth(1)
+                        && let Some(tx) = addr_tx.take()
+                    {
+                        let _ = tx.send(rest.trim().to_string());
                     }
                     if let Ok(mut k) = kept.lock() {
                         if k.len() == STDERR_LINES_KEPT {
@@ -356,10 +356,10 @@ fn dispatch(shared: &Shared, out: &mpsc::UnboundedSender<Message>, v: Value) {
         }
         _ => None,
     };
-    if let Some(p) = problem {
-        if let Ok(mut m) = shared.problems.lock() {
-            m.entry(session).or_default().push(p);
-        }
+    if let Some(p) = problem
+        && let Ok(mut m) = shared.problems.lock()
+    {
+        m.entry(session).or_default().push(p);
     }
 }
 
