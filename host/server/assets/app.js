@@ -1481,14 +1481,37 @@
   async function createAndTest(id, plugin, body, resultBox, form) {
     const payload = { id, plugin: plugin.id, ...body };
     if (!payload.schedule) delete payload.schedule;
-    await api("POST", "/api/integrations", payload);
+    let refused = null;
+    try {
+      await api("POST", "/api/integrations", payload);
+    } catch (e) {
+      if (e.status === 401 || e.status === 409 || e.status === 422) throw e;
+      // The daemon stores an integration before its plugin checks the
+      // settings, so a refusal by the plugin can leave it stored: then it is
+      // shown like a failed test, with the same keep-or-delete choice.
+      try {
+        await api("GET", `/api/integrations/${encodeURIComponent(id)}`);
+      } catch (notStored) {
+        throw e;
+      }
+      refused = e.message;
+    }
     // Paused until the operator has seen the test pass: nothing syncs with
     // settings nobody has checked.
     await api("POST", `/api/integrations/${encodeURIComponent(id)}/disable`);
     clear(resultBox);
     append(resultBox, [h("p", { class: "muted", role: "status" }, "Created (paused). Testing the connection…")]);
     const test = await api("POST", `/api/integrations/${encodeURIComponent(id)}/test`);
-    for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) el.disabled = true;
+    if (refused !== null) {
+      test.ok = false;
+      test.steps.unshift({ name: "plugin's check of the settings", ok: false, detail: refused });
+    }
+    // The form now describes a stored integration: no second create from it
+    // until the operator deletes that one. (Hidden, not disabled: `act`
+    // enables its button again when this returns.)
+    const submit = form.querySelector("button[type=submit]");
+    submit.hidden = true;
+    for (const el of form.querySelectorAll("input, select, textarea")) el.disabled = true;
     const activate = h("button", {
       type: "button",
       class: "button primary",
@@ -1509,7 +1532,8 @@
         click: (ev) => act(ev.currentTarget, async () => {
           await api("DELETE", `/api/integrations/${encodeURIComponent(id)}`);
           clear(resultBox);
-          for (const el of form.querySelectorAll("input, select, textarea, button[type=submit]")) el.disabled = false;
+          for (const el of form.querySelectorAll("input, select, textarea")) el.disabled = false;
+          submit.hidden = false;
           toast(`${id} deleted; fix the settings and try again.`);
           form.querySelector("input, select, textarea").focus();
         }),

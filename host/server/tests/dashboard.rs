@@ -804,15 +804,56 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
         serde_json::json!("/input"),
         "defaults are filled in"
     );
+    // First with a folder that does not exist: the operator sees why it
+    // fails and deletes it, then fixes the folder.
+    let missing = folder.with_file_name("no-such-folder");
     page.type_into("#integration-id", "inbox").await;
-    page.type_into("[data-field='folder']", &folder.display().to_string())
+    page.type_into("[data-field='folder']", &missing.display().to_string())
         .await;
     page.type_into("#schedule", "6h").await;
     shots.take(&page, "form").await;
     page.click("#setup-form button[type=submit]").await;
+    let outcome = page
+        .wait_for(
+            "the refusal of a missing folder",
+            "document.querySelector('#test-outcome')?.textContent || document.querySelector('#form-errors [role=alert]')?.textContent",
+        )
+        .await;
+    let outcome = outcome.as_str().unwrap_or_default().to_string();
+    assert!(
+        outcome.contains("failed") || outcome.contains("does not exist"),
+        "the missing folder is reported: {outcome}"
+    );
+    shots.take(&page, "refused").await;
+    if page.count("#discard").await == 1 {
+        assert!(
+            page.text("#setup-result").await.contains("does not exist"),
+            "the test names the problem: {}",
+            page.text("#setup-result").await
+        );
+        assert_eq!(
+            page.count("#setup-form button[type=submit]:not([hidden])")
+                .await,
+            0,
+            "no second create while the first is undecided"
+        );
+        page.click("#discard").await;
+        page.wait_for(
+            "the form to be editable again",
+            "!document.querySelector('[data-field=\"folder\"]').disabled && !document.querySelector('#discard')",
+        )
+        .await;
+        assert!(
+            daemon.store.integration("inbox").expect("store").is_none(),
+            "the refused integration is deleted"
+        );
+    }
+    page.type_into("[data-field='folder']", &folder.display().to_string())
+        .await;
+    page.click("#setup-form button[type=submit]").await;
     page.wait_for(
         "the connection test's steps",
-        "document.querySelectorAll('#setup-result #test-steps li').length > 0",
+        "document.querySelector('#test-outcome')?.textContent.includes('works')",
     )
     .await;
     assert!(
