@@ -533,6 +533,10 @@ fn react(channel: &str, ts: &str, name: &str) -> Result<(), PluginError> {
     match api::post_json("reactions.add", &body) {
         Ok(_) => Ok(()),
         Err(ApiError::Slack(e)) if e.code == "already_reacted" => Ok(()),
+        Err(ApiError::Slack(e)) if e.code == "message_not_found" => Err(PluginError::not_found(
+            "the message that shared this file was deleted (message_not_found); there is \
+             nothing left to mark in Slack",
+        )),
         Err(e) => Err(crate::explain_for_channel(e, channel, "channels")),
     }
 }

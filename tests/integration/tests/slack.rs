@@ -1099,6 +1099,63 @@ mod source {
         assert!(report.retries >= 1);
     }
 
+    /// Faults on every route the source uses: a 503 on a history page, a 429 on one download,
+    /// a 500 on a reaction, and a message gone by the time its file is marked. Every file is
+    /// still analysed exactly once; the lost message costs only its own write-back.
+    #[tokio::test]
+    async fn under_faults_every_file_is_processed_once_and_a_lost_message_fails_alone() {
+        let env = env().await;
+        let ws = env.slack.workspace();
+        let mut shared = Vec::new();
+        for (i, (_, bytes)) in risky_photos(4).into_iter().enumerate() {
+            shared.push(ws.share_image(web::seed::FIELD_PHOTOS, &format!("f{i}.jpg"), bytes));
+        }
+        scanner(&env, "channels", "reaction").await;
+        let faults = env.slack.faults();
+        faults.once(web::HISTORY_PATH, Fault::status(503));
+        let (_, second) = &shared[1];
+        faults.once(
+            &format!(
+                "/files-pri/{}-{second}/download/f1.jpg",
+                slack::fixtures::TEAM_ID
+            ),
+            Fault::Respond(
+                proofpix_emulators::ErrorReply::empty(429).with_header("retry-after", "0"),
+            ),
+        );
+        faults.once(web::REACTIONS_ADD_PATH, Fault::status(500));
+        // The retried batch then finds one message gone.
+        faults.once(
+            web::REACTIONS_ADD_PATH,
+            web::error_fault("message_not_found"),
+        );
+
+        let report = env
+            .host
+            .sync("channels", SyncMode::Incremental)
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = report.files.iter().map(|f| f.file.id.as_str()).collect();
+        ids.sort_unstable();
+        let mut expected: Vec<&str> = shared.iter().map(|(_, id)| id.as_str()).collect();
+        expected.sort_unstable();
+        assert_eq!(ids, expected, "each file once");
+        assert!(report.files.iter().all(|f| f.report.is_some()));
+        assert!(report.retries >= 2, "{}", report.retries);
+        let lost: Vec<_> = report.files.iter().filter(|f| !f.written_back).collect();
+        assert_eq!(lost.len(), 1);
+        assert!(
+            lost[0]
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("the message that shared this file was deleted (message_not_found)"),
+            "{:?}",
+            lost[0].error
+        );
+        assert_eq!(ws.reactions().len(), 3);
+    }
+
     #[tokio::test]
     async fn the_connection_test_names_the_bot_and_the_channel_to_invite_it_to() {
         let env = env().await;

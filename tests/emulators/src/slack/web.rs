@@ -463,6 +463,13 @@ impl Workspace {
         ts
     }
 
+    /// A member deletes a message (its files stay, as in Slack).
+    pub fn delete_message(&self, channel: &str, ts: &str) {
+        self.data()
+            .messages
+            .retain(|m| !(m.channel == channel && m.ts == ts));
+    }
+
     /// Changes a file in place (withhold it, delete it, ...).
     pub fn update_file(&self, id: &str, f: impl FnOnce(&mut SharedFile)) {
         if let Some(file) = self.data().files.get_mut(id) {
