@@ -1,4 +1,5 @@
-//! Runs every emulated identity provider on loopback until Ctrl-C: a sandbox for plugin authors.
+//! Runs every emulated identity provider, the Slack Web API and the Teams webhooks on loopback
+//! until Ctrl-C: a sandbox for plugin authors.
 //!
 //! `cargo run -p proofpix-emulators --bin proofpix-emulators` prints each provider's base URL,
 //! token path and fixture client id, e.g.
@@ -52,6 +53,25 @@ async fn main() -> std::io::Result<()> {
             emulator.base_url().as_str().trim_end_matches('/')
         );
     }
+    // The chat platforms' APIs, with seeded channels and webhooks.
+    let slack_ws = slack::start_workspace(
+        Default::default(),
+        Default::default(),
+        proofpix_emulators::Harness::with_clock(idps.clock.clone()),
+    )
+    .await?;
+    println!(
+        "slack-api   {}  files {}  bot token: slack::fixtures::BOT_TOKEN, channels #compliance #field-photos ...",
+        slack_ws.api_base(),
+        slack_ws.files_base().as_str().trim_end_matches('/')
+    );
+    let teams = proofpix_emulators::teams::start(
+        Default::default(),
+        proofpix_emulators::Harness::with_clock(idps.clock.clone()),
+    )
+    .await?;
+    println!("teams       workflow {}", teams.workflow_url());
+    println!("teams       connector {}", teams.legacy_url());
     println!("Ctrl-C stops the emulators.");
     tokio::signal::ctrl_c().await
 }
