@@ -268,7 +268,7 @@ impl Exchange {
 }
 
 struct Locator {
-    rows: Vec<Value>,
+    rows: Arc<Vec<Value>>,
     page: usize,
     last_used: OffsetDateTime,
 }
@@ -679,19 +679,31 @@ async fn query(
         })
         .map_or(2000, |n| n.clamp(200, 2000));
     let page = requested.min(s.config.page_size).max(1);
-    page_of(&s, &version, rows, page, 0)
+    page_of(&s, &version, None, Arc::new(rows), page, 0)
 }
 
-fn page_of(s: &ApiState, version: &str, rows: Vec<Value>, page: usize, offset: usize) -> Response {
+/// One page of a query's rows. A query with more rows than a page gets a locator, kept (and
+/// reused for every page of the query) until it has been idle for the configured time, so a
+/// client may fetch the same `nextRecordsUrl` again after a failure.
+fn page_of(
+    s: &ApiState,
+    version: &str,
+    locator: Option<String>,
+    rows: Arc<Vec<Value>>,
+    page: usize,
+    offset: usize,
+) -> Response {
     let total = rows.len();
     let end = (offset + page).min(total);
     let records: Vec<Value> = rows.get(offset..end).unwrap_or_default().to_vec();
     let mut body = json!({"totalSize": total, "done": end >= total, "records": records});
     if end < total {
-        let id = format!(
-            "01gx{:011}AAA",
-            s.shared.locator_seq.fetch_add(1, Ordering::SeqCst) + 1
-        );
+        let id = locator.unwrap_or_else(|| {
+            format!(
+                "01gx{:011}AAA",
+                s.shared.locator_seq.fetch_add(1, Ordering::SeqCst) + 1
+            )
+        });
         body["nextRecordsUrl"] = json!(format!("/services/data/{version}/query/{id}-{end}"));
         lock(&s.shared.locators).insert(
             id,
@@ -721,19 +733,23 @@ async fn query_more(
         return invalid();
     };
     let now = s.harness.clock.now();
-    let taken = {
+    let found = {
         let mut locators = lock(&s.shared.locators);
-        match locators.remove(id) {
-            Some(l) if now - l.last_used <= s.config.locator_idle && offset <= l.rows.len() => {
-                Some(l)
-            }
-            _ => None,
+        let idle = locators
+            .get(id)
+            .is_some_and(|l| now - l.last_used > s.config.locator_idle);
+        if idle {
+            locators.remove(id);
         }
+        locators
+            .get(id)
+            .filter(|l| offset <= l.rows.len())
+            .map(|l| (l.rows.clone(), l.page))
     };
-    let Some(l) = taken else {
+    let Some((rows, page)) = found else {
         return invalid();
     };
-    page_of(&s, &version, l.rows, l.page, offset)
+    page_of(&s, &version, Some(id.to_owned()), rows, page, offset)
 }
 
 async fn describe(
