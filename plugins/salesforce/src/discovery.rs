@@ -231,9 +231,17 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
     }
     c.v = CURSOR_VERSION;
     if c.taking.is_none() {
+        // Marks get a call of their own: every call stays a few requests, so one failed request
+        // costs little when the host retries the call.
         c.taking = Some(take_marks(&s)?);
         c.phase = 0;
         c.next = None;
+        return Ok(Page {
+            files: Vec::new(),
+            removed: Vec::new(),
+            cursor: Some(pagination::encode(&c)?),
+            more: true,
+        });
     }
     let list = phases(&s, c.since.is_some());
     let Some(&phase) = list.get(c.phase) else {
@@ -260,11 +268,7 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
             &records,
             c.since.as_ref().and_then(|m| m.versions.as_ref()),
         )?,
-        Phase::Links => linked_files(
-            &s,
-            &records,
-            c.since.as_ref().and_then(|m| m.links.as_ref()),
-        )?,
+        Phase::Links => linked_files(&s, &records, c.since.as_ref())?,
         Phase::Attachments => attachments(
             &records,
             c.since.as_ref().and_then(|m| m.attachments.as_ref()),
@@ -332,13 +336,16 @@ fn latest_versions(s: &Settings, documents: &[String]) -> Result<Vec<Value>, Plu
     Ok(out)
 }
 
+/// Files behind a page of links. In an incremental run (`since` set), a file whose latest
+/// version is past the versions mark is left out: the run's versions phase lists it.
 fn linked_files(
     s: &Settings,
     links: &[Value],
-    since: Option<&Mark>,
+    since: Option<&Marks>,
 ) -> Result<Vec<RemoteFile>, PluginError> {
+    let links_mark = since.and_then(|m| m.links.as_ref());
     let mut record_of: BTreeMap<String, String> = BTreeMap::new();
-    for l in links.iter().filter(|l| past(since, l)) {
+    for l in links.iter().filter(|l| past(links_mark, l)) {
         if let (Some(doc), Some(entity)) = (text(l, "ContentDocumentId"), text(l, "LinkedEntityId"))
         {
             record_of
@@ -351,6 +358,7 @@ fn linked_files(
     let instance = api::instance_url()?;
     Ok(versions
         .iter()
+        .filter(|v| since.is_none_or(|m| !past(m.versions.as_ref(), v)))
         .filter_map(|v| {
             let doc = text(v, "ContentDocumentId")?;
             file_of_version(&instance, s, v, record_of.get(doc).map(String::as_str))
