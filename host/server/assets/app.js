@@ -1293,11 +1293,13 @@
     ["unhealthy", "Unhealthy integrations"],
   ];
 
-  function subscriptionFields(sub, sources) {
+  /// The notifier part of the form. For a plugin that is also a source
+  /// (Slack), notifications are opt-in behind a checkbox.
+  function subscriptionFields(sub, sources, optional) {
     const s = sub || { sources: ["*"], events: EVENTS.map(([e]) => e), min_risk: "high", digest: false, dashboard_url: null };
     const all = (s.sources || []).includes("*");
-    return h("fieldset", { class: "card" },
-      h("legend", {}, "Notification types"),
+    const options = h("fieldset", { class: "plain", id: "notify-options", disabled: optional && !sub },
+      h("legend", { class: "visually-hidden" }, "Notification settings"),
       h("fieldset", { class: "plain" },
         h("legend", {}, "Notify about"),
         EVENTS.map(([e, label]) => h("div", { class: "field check" },
@@ -1316,6 +1318,17 @@
       h("div", { class: "field" },
         h("label", { for: "dashboard-url" }, "Dashboard link in messages"),
         h("input", { type: "url", id: "dashboard-url", value: s.dashboard_url || `${location.origin}/` })));
+    const toggle = optional ? h("input", {
+      type: "checkbox",
+      id: "notify-enabled",
+      checked: !!sub,
+      "aria-controls": "notify-options",
+      on: { change: (ev) => { options.disabled = !ev.currentTarget.checked; } },
+    }) : null;
+    return h("fieldset", { class: "card" },
+      h("legend", {}, "Notification types"),
+      optional ? h("div", { class: "field check" }, toggle, h("label", { for: "notify-enabled" }, "Send notifications through this integration")) : null,
+      options);
   }
 
   function readSubscriptions(form) {
@@ -1348,8 +1361,9 @@
       showPage("Unknown plugin", [h("p", {}, "This daemon has no such plugin."), backLink("#/new", "Choose a plugin")]);
       return;
     }
-    const notifier = plugin.capabilities.includes("notifier") && !plugin.capabilities.includes("source");
-    const sources = notifier ? (await api("GET", "/api/integrations")).filter(isSource).map((i) => i.id) : [];
+    const canNotify = plugin.capabilities.includes("notifier");
+    const canSource = plugin.capabilities.includes("source");
+    const sources = canNotify ? (await api("GET", "/api/integrations")).filter(isSource).map((i) => i.id).filter((x) => x !== editId) : [];
     const values = editing ? current.config : Object.fromEntries(plugin.config.map((f) => [f.name, f.default || ""]));
     const secretsSet = new Set(editing ? current.secrets_set : []);
     const grant = editing ? current.grant : suggestedGrant(plugin);
@@ -1393,8 +1407,8 @@
         textareaField("grant-write", "Writable mounts", "Folders the plugin may write to, one per line (usually none).", grant.write),
         checkField("grant-loopback", "Allow loopback addresses (127.0.0.1, ::1)", !!grant.allow_loopback, "Only for emulators and tests."),
         checkField("grant-private", "Allow private network addresses (10.x, 192.168.x...)", !!grant.allow_private, "For systems hosted on your own network.")),
-      notifier ? subscriptionFields(editing ? current.subscriptions : null, sources)
-        : h("fieldset", { class: "card" },
+      canNotify ? subscriptionFields(editing ? current.subscriptions : null, sources, canSource) : null,
+      !canSource ? null : h("fieldset", { class: "card" },
           h("legend", {}, "Schedule"),
           h("div", { class: "field" },
             h("label", { for: "schedule" }, "Sync interval or cron"),
@@ -1432,8 +1446,9 @@
           allow_private: $("#grant-private", form).checked,
         },
       };
-      if (notifier) body.subscriptions = readSubscriptions(form);
-      else body.schedule = scheduleInput.value.trim();
+      const notify = canNotify && (!canSource || $("#notify-enabled", form).checked);
+      if (notify) body.subscriptions = readSubscriptions(form);
+      if (canSource) body.schedule = scheduleInput.value.trim();
       act(submit, async () => {
         try {
           if (editing) {
@@ -1459,14 +1474,20 @@
     app.view = { name: "setup" };
   }
 
+  /// The grant to start from: the hosts of the plugin's declared endpoints
+  /// (a `{config.NAME}` placeholder takes that field's default), and the
+  /// local-folder plugin's input mount.
   function suggestedGrant(plugin) {
+    const defaults = Object.fromEntries(plugin.config.map((f) => [f.name, f.default || ""]));
     const hosts = [];
     for (const e of plugin.endpoints) {
+      const url = e.url.replace(/\{config\.([A-Za-z0-9_]+)\}/g, (_, name) => defaults[name] || "{}");
+      if (url.includes("{")) continue; // Depends on a value the operator types.
       try {
-        const u = new URL(e.url.replace(/\{[^}]*\}/g, "x"));
-        if (!/\{/.test(e.url)) hosts.push(`${u.protocol}//${u.host}`);
+        const u = new URL(url);
+        if (u.protocol === "https:" || u.protocol === "http:") hosts.push(`${u.protocol}//${u.host}`);
       } catch (err) {
-        // A templated endpoint: the operator fills in the host.
+        // Not a URL: the operator fills in the host.
       }
     }
     return {

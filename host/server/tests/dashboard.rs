@@ -905,6 +905,49 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
     );
     shots.take(&page, "salesforce-form").await;
 
+    // Notifiers get the notification types; Slack, also a source, asks
+    // whether to notify at all and has a schedule, Teams only notifies.
+    page.goto(&format!("{}#/new/teams", daemon.base)).await;
+    page.wait_for(
+        "the Teams form's notification types",
+        "document.querySelectorAll('#setup-form [data-event]').length === 4",
+    )
+    .await;
+    assert_eq!(
+        page.eval(
+            "[!!document.querySelector('#schedule'), !!document.querySelector('#notify-enabled'), document.querySelector('#min-risk').value, [...document.querySelectorAll('[data-event]')].every((e) => e.checked && !e.disabled)]"
+        )
+        .await,
+        serde_json::json!([false, false, "high", true]),
+        "Teams: no schedule, notifications on, all four events, high and above"
+    );
+    shots.take(&page, "teams-form").await;
+    page.goto(&format!("{}#/new/slack", daemon.base)).await;
+    page.wait_for(
+        "the Slack form",
+        "!!document.querySelector('#notify-enabled') && !!document.querySelector('#schedule')",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelector('#notify-options').disabled")
+            .await,
+        serde_json::json!(true),
+        "a Slack source does not notify unless asked to"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#grant-hosts').value")
+            .await,
+        serde_json::json!("https://slack.com\nhttps://files.slack.com"),
+        "the grant starts from the endpoints the plugin declares"
+    );
+    page.click("#notify-enabled").await;
+    page.wait_for(
+        "the notification options to open",
+        "!document.querySelector('#notify-options').disabled",
+    )
+    .await;
+    shots.take(&page, "slack-form").await;
+
     // Editing keeps the stored values in the form.
     page.goto(&format!("{}#/integrations/inbox/edit", daemon.base))
         .await;
