@@ -1153,7 +1153,7 @@
         h("dt", {}, "Does"), h("dd", {}, p.capabilities.join(", ")),
         h("dt", {}, "Sign-in"), h("dd", {}, p.auth),
         p.write_back_batch_size ? [h("dt", {}, "Write-back batch size"), h("dd", {}, `${fmtInt(p.write_back_batch_size)} (declared by the plugin)`)] : null,
-        h("dt", {}, "Reaches"), h("dd", {}, p.endpoints.length ? p.endpoints.map((e) => e.url).join(", ") : "local files only"),
+        h("dt", {}, "Reaches"), h("dd", { class: "pre" }, p.endpoints.length ? p.endpoints.map((e) => e.url).join("\n") : "local files only"),
         h("dt", {}, "Contract"), h("dd", {}, p.contract_version)),
       can("admin") ? h("div", { class: "actions" }, h("a", { class: "button", href: `#/new/${encodeURIComponent(p.id)}` }, `Set up ${p.display_name}`)) : null);
   }
