@@ -48,6 +48,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "proofpix-test-plugin-well-behaved-v2",
         "tests/plugins/well-behaved-v2",
     ),
+    (
+        "TEST_LEGACY_V0_1",
+        "proofpix-test-plugin-legacy-v0-1",
+        "tests/plugins/legacy-v0-1",
+    ),
 ];
 
 /// The guests shipped inside the binary, signed with the first-party key.

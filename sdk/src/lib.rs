@@ -220,6 +220,31 @@ macro_rules! export_connector {
                 <$t as $crate::Connector>::handle_event(request)
             }
         }
+        // The canonical-ABI export glue only means something in a component;
+        // on the host (unit tests, `cargo test --workspace`) the crate links
+        // as an ordinary library, and names like `proofpix:plugin/...` are
+        // not valid native symbols.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector_world!($t);
+        /// The exported entry points, named so that host builds (where the
+        /// component glue is off) still see them used.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub const __PROOFPIX_EXPORTS: [*const (); 8] = [
+            <$t as $crate::bindings::exports::proofpix::plugin::manifest::Guest>::describe
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::manifest::Guest>::validate_config
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::source::Guest>::check as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::source::Guest>::discover
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::source::Guest>::download
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::source::Guest>::write_back
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::notifier::Guest>::notify
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::events::Guest>::handle as *const (),
+        ];
     };
 }

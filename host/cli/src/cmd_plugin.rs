@@ -276,6 +276,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     Capability::Source => "source",
                     Capability::Notifier => "notifier",
                     Capability::Events => "events",
+                    Capability::Remediation => "remediation",
                 })
                 .collect();
             println!("does:     {}", caps.join(", "));

@@ -174,7 +174,7 @@ impl EffectiveGrants {
 
         let mut effective_mounts = Vec::new();
         for m in mounts {
-            if !grant.mounts.iter().any(|g| *g == m.guest_path) {
+            if !grant.mounts.contains(&m.guest_path) {
                 not_granted.push(format!(
                     "mount {} is declared but not granted",
                     m.guest_path
@@ -191,7 +191,7 @@ impl EffectiveGrants {
                     field: m.config_field.clone(),
                 });
             };
-            let write_granted = grant.write.iter().any(|g| *g == m.guest_path);
+            let write_granted = grant.write.contains(&m.guest_path);
             if m.writable && !write_granted {
                 not_granted.push(format!(
                     "write access to {} is declared but not granted (mounted read-only)",

@@ -2,10 +2,11 @@
 //!
 //! Each released `wit/since_vX.Y.Z` package gets a `since_vX_Y_Z` module.
 //! The host works in terms of [`latest`]; an older version converts to and
-//! from `latest` at its own boundary and nowhere else (see `wit/README.md`).
+//! from `latest` at its own boundary (`compat_v0_1`) and nowhere else (see
+//! `wit/README.md`).
 #![allow(missing_docs, unsafe_code, clippy::all)]
 
-/// `proofpix:plugin@0.1.0`.
+/// `proofpix:plugin@0.1.0`, frozen.
 pub mod since_v0_1_0 {
     wasmtime::component::bindgen!({
         path: "../../wit/since_v0.1.0",
@@ -22,5 +23,22 @@ pub mod since_v0_1_0 {
     pub const MAX_VERSION: (u64, u64, u64) = (0, 1, u64::MAX);
 }
 
+/// `proofpix:plugin@0.2.0`: adds remediation, idempotent write-back and
+/// `verify.hmac-sign`.
+pub mod since_v0_2_0 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.2.0",
+        world: "connector",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+
+    /// Oldest contract version this module serves.
+    pub const MIN_VERSION: (u64, u64, u64) = (0, 2, 0);
+    /// Newest contract version this module serves.
+    pub const MAX_VERSION: (u64, u64, u64) = (0, 2, u64::MAX);
+}
+
 /// The newest contract version; what the rest of the host uses.
-pub use since_v0_1_0 as latest;
+pub use since_v0_2_0 as latest;

@@ -127,6 +127,13 @@ impl Runtime {
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| LoadError::Engine(e.to_string()))?;
+        // Every contract version the host serves is linked: a plugin imports
+        // the interfaces of the version it was built against.
+        crate::bindings::since_v0_1_0::Connector::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| LoadError::Engine(e.to_string()))?;
         latest::Connector::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,

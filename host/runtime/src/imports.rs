@@ -230,6 +230,33 @@ impl verify::Host for HostState {
         ))
     }
 
+    async fn hmac_sign(
+        &mut self,
+        secret_field: String,
+        algorithm: verify::HmacAlgorithm,
+        message: Vec<u8>,
+    ) -> wasmtime::Result<Option<Vec<u8>>> {
+        let Some(secret) = self.declared_secret(&secret_field) else {
+            return Ok(None);
+        };
+        let key = secret.expose().as_bytes();
+        let tag = match algorithm {
+            verify::HmacAlgorithm::Sha256 => {
+                Hmac::<sha2::Sha256>::new_from_slice(key).ok().map(|mut m| {
+                    m.update(&message);
+                    m.finalize().into_bytes().to_vec()
+                })
+            }
+            verify::HmacAlgorithm::Sha1 => {
+                Hmac::<sha1::Sha1>::new_from_slice(key).ok().map(|mut m| {
+                    m.update(&message);
+                    m.finalize().into_bytes().to_vec()
+                })
+            }
+        };
+        Ok(tag)
+    }
+
     async fn now_ms(&mut self) -> wasmtime::Result<u64> {
         Ok(SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -18,6 +18,7 @@
 
 pub mod bindings;
 mod cache;
+mod compat_v0_1;
 mod context;
 mod egress_http;
 mod engine;
@@ -51,6 +52,9 @@ pub mod contract {
     pub use crate::bindings::latest::exports::proofpix::plugin::notifier::{
         BatchSummary, FileAlert, Notification, Problem,
     };
+    pub use crate::bindings::latest::exports::proofpix::plugin::remediation::{
+        Action as RemediationAction, Outcome as RemediationOutcome,
+    };
     pub use crate::bindings::latest::exports::proofpix::plugin::source::{
         CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
     };
@@ -58,6 +62,7 @@ pub mod contract {
         Method as HttpMethod, Request as HttpRequest,
     };
     pub use crate::bindings::latest::proofpix::plugin::types::{
-        ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemoteFile, RiskLevel,
+        ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemediationKind, RemoteFile,
+        RiskLevel,
     };
 }

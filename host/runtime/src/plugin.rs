@@ -32,7 +32,21 @@ use crate::bindings::latest::exports::proofpix::plugin::source::{
     CheckReport, DownloadSpec, Page, WriteOutcome,
 };
 use crate::bindings::latest::proofpix::plugin::types::{FileResult, PluginError, RemoteFile};
-use crate::bindings::latest::{Connector, ConnectorPre};
+use crate::bindings::{latest, since_v0_1_0 as v01};
+use crate::compat_v0_1::{convert, manifest as manifest_v01};
+
+/// A pre-linked component, per contract version.
+#[derive(Clone)]
+enum Pre {
+    V0_1(v01::ConnectorPre<HostState>),
+    V0_2(latest::ConnectorPre<HostState>),
+}
+
+/// An instance's exports, per contract version.
+enum Bindings {
+    V0_1(v01::Connector),
+    V0_2(latest::Connector),
+}
 use crate::cache::CacheOutcome;
 use crate::context::IntegrationContext;
 use crate::egress_http::{EgressHttp, IntegrationHttp};
@@ -49,7 +63,7 @@ const FUEL_PER_CALL: u64 = 10_000_000_000;
 
 struct PluginInner {
     runtime: Runtime,
-    pre: ConnectorPre<HostState>,
+    pre: Pre,
     info: PluginInfo,
     label: Arc<str>,
     content_hash: String,
@@ -115,7 +129,17 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let pre = ConnectorPre::new(pre).map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?;
+        let pre = if contract_version.starts_with("0.1.") {
+            Pre::V0_1(
+                v01::ConnectorPre::new(pre)
+                    .map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?,
+            )
+        } else {
+            Pre::V0_2(
+                latest::ConnectorPre::new(pre)
+                    .map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?,
+            )
+        };
 
         // Describe in a throwaway instance with no grants and no config.
         let probe = Plugin {
@@ -376,24 +400,26 @@ impl Plugin {
         }
         let started = Instant::now();
         store.data_mut().call_started = started;
-        let bindings =
-            tokio::time::timeout(limits.call_timeout, inner.pre.instantiate_async(&mut store))
-                .await
-                .map_err(|_| {
-                    LoadError::Engine(format!("plugin {}: instantiation timed out", inner.label))
-                })?
-                .map_err(|e| {
-                    if store.data().limiter.refused.is_some() {
-                        LoadError::Call(CallError::MemoryLimit {
-                            plugin: inner.label.to_string(),
-                            op: "instantiate",
-                            requested: store.data().limiter.refused.unwrap_or_default(),
-                            limit: limits.memory_bytes,
-                        })
-                    } else {
-                        LoadError::Link(format!("plugin {}: {e:#}", inner.label))
-                    }
-                })?;
+        let bindings = tokio::time::timeout(limits.call_timeout, async {
+            Ok::<_, wasmtime::Error>(match &inner.pre {
+                Pre::V0_1(p) => Bindings::V0_1(p.instantiate_async(&mut store).await?),
+                Pre::V0_2(p) => Bindings::V0_2(p.instantiate_async(&mut store).await?),
+            })
+        })
+        .await
+        .map_err(|_| LoadError::Engine(format!("plugin {}: instantiation timed out", inner.label)))?
+        .map_err(|e| {
+            if store.data().limiter.refused.is_some() {
+                LoadError::Call(CallError::MemoryLimit {
+                    plugin: inner.label.to_string(),
+                    op: "instantiate",
+                    requested: store.data().limiter.refused.unwrap_or_default(),
+                    limit: limits.memory_bytes,
+                })
+            } else {
+                LoadError::Link(format!("plugin {}: {e:#}", inner.label))
+            }
+        })?;
         Ok(Session {
             plugin: self.clone(),
             store,
@@ -433,7 +459,7 @@ pub struct SessionStats {
 pub struct Session {
     plugin: Plugin,
     store: Store<HostState>,
-    bindings: Connector,
+    bindings: Bindings,
     limits: Arc<Limits>,
     fetcher: ContentFetcher,
     grants: EffectiveGrants,
@@ -603,13 +629,25 @@ impl Session {
     /// Traps, limits and timeouts.
     pub async fn describe(&mut self) -> Result<PluginInfo, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_manifest()
-            .call_describe(&mut self.store);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut)
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => tokio::time::timeout(
+                limit,
+                b.proofpix_plugin_manifest().call_describe(&mut self.store),
+            )
             .await
-            .map(|r| r.map(Ok));
+            .map(|r| r.map(Ok)),
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    let info = b
+                        .proofpix_plugin_manifest()
+                        .call_describe(&mut self.store)
+                        .await?;
+                    manifest_v01(&info).map(Ok)
+                })
+                .await
+            }
+        };
         let info = self.finish("describe", raw)?;
         if json_len(&info) > self.limits.max_string_bytes {
             return Err(self.too_large("describe", "a manifest larger than the string cap".into()));
@@ -623,11 +661,25 @@ impl Session {
     /// The plugin's verdict, traps, limits and timeouts.
     pub async fn validate_config(&mut self) -> Result<(), CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_manifest()
-            .call_validate_config(&mut self.store);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_manifest()
+                        .call_validate_config(&mut self.store),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_manifest()
+                        .call_validate_config(&mut self.store)
+                        .await)
+                })
+                .await
+            }
+        };
         self.finish("validate-config", raw)
     }
 
@@ -646,11 +698,22 @@ impl Session {
 
     async fn check_once(&mut self) -> Result<CheckReport, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_source()
-            .call_check(&mut self.store);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_source().call_check(&mut self.store),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_source().call_check(&mut self.store).await)
+                })
+                .await
+            }
+        };
         self.finish("check", raw)
     }
 
@@ -670,11 +733,25 @@ impl Session {
 
     async fn discover_once(&mut self, cursor: Option<&str>) -> Result<Page, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_source()
-            .call_discover(&mut self.store, cursor);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_source()
+                        .call_discover(&mut self.store, cursor),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_source()
+                        .call_discover(&mut self.store, cursor)
+                        .await)
+                })
+                .await
+            }
+        };
         let page = self.finish("discover", raw)?;
         if page.files.len() > self.limits.max_page_files {
             let what = format!(
@@ -716,11 +793,26 @@ impl Session {
 
     async fn download_once(&mut self, file: &RemoteFile) -> Result<DownloadSpec, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_source()
-            .call_download(&mut self.store, file);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_source()
+                        .call_download(&mut self.store, file),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    let file = convert(file)?;
+                    up(b.proofpix_plugin_source()
+                        .call_download(&mut self.store, &file)
+                        .await)
+                })
+                .await
+            }
+        };
         self.finish("download", raw)
     }
 
@@ -747,11 +839,26 @@ impl Session {
         results: &[FileResult],
     ) -> Result<Vec<WriteOutcome>, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_source()
-            .call_write_back(&mut self.store, results);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_source()
+                        .call_write_back(&mut self.store, results),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    let results: Vec<_> = convert(&results)?;
+                    up(b.proofpix_plugin_source()
+                        .call_write_back(&mut self.store, &results)
+                        .await)
+                })
+                .await
+            }
+        };
         let outcomes = self.finish("write-back", raw)?;
         if outcomes.len() > results.len() {
             let what = format!("{} outcomes for {} results", outcomes.len(), results.len());
@@ -775,11 +882,26 @@ impl Session {
 
     async fn notify_once(&mut self, event: &Notification) -> Result<(), CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_notifier()
-            .call_notify(&mut self.store, event);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_notifier()
+                        .call_notify(&mut self.store, event),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    let event = convert(event)?;
+                    up(b.proofpix_plugin_notifier()
+                        .call_notify(&mut self.store, &event)
+                        .await)
+                })
+                .await
+            }
+        };
         self.finish("notify", raw)
     }
 
@@ -793,11 +915,26 @@ impl Session {
         request: &InboundRequest,
     ) -> Result<EventOutcome, CallError> {
         self.begin()?;
-        let fut = self
-            .bindings
-            .proofpix_plugin_events()
-            .call_handle(&mut self.store, request);
-        let raw = tokio::time::timeout(self.limits.call_timeout, fut).await;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_events()
+                        .call_handle(&mut self.store, request),
+                )
+                .await
+            }
+            Bindings::V0_1(b) => {
+                tokio::time::timeout(limit, async {
+                    let request = convert(request)?;
+                    up(b.proofpix_plugin_events()
+                        .call_handle(&mut self.store, &request)
+                        .await)
+                })
+                .await
+            }
+        };
         let outcome = self.finish("events", raw)?;
         if outcome.response.body.len() > self.limits.max_string_bytes
             || outcome.changed.len() > self.limits.max_page_files
@@ -807,6 +944,76 @@ impl Session {
             );
         }
         Ok(outcome)
+    }
+
+    /// The contract version of this instance.
+    pub fn contract_version(&self) -> &str {
+        self.plugin.contract_version()
+    }
+
+    /// `remediation.upload` (contract 0.2): where to send the sanitised copy.
+    ///
+    /// # Errors
+    /// A 0.1 plugin (no remediation), the plugin's errors, traps, limits.
+    pub async fn upload_request(
+        &mut self,
+        file: &RemoteFile,
+        size: u64,
+        content_type: &str,
+    ) -> Result<crate::contract::HttpRequest, CallError> {
+        self.begin()?;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_remediation().call_upload(
+                        &mut self.store,
+                        file,
+                        size,
+                        content_type,
+                    ),
+                )
+                .await
+            }
+            Bindings::V0_1(_) => return Err(self.not_in_contract("remediation")),
+        };
+        self.finish("remediation-upload", raw)
+    }
+
+    /// `remediation.remediate` (contract 0.2).
+    ///
+    /// # Errors
+    /// A 0.1 plugin (no remediation), the plugin's errors, traps, limits.
+    pub async fn remediate(
+        &mut self,
+        action: &crate::contract::RemediationAction,
+    ) -> Result<crate::contract::RemediationOutcome, CallError> {
+        self.begin()?;
+        let limit = self.limits.call_timeout;
+        let raw = match &self.bindings {
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(
+                    limit,
+                    b.proofpix_plugin_remediation()
+                        .call_remediate(&mut self.store, action),
+                )
+                .await
+            }
+            Bindings::V0_1(_) => return Err(self.not_in_contract("remediation")),
+        };
+        self.finish("remediate", raw)
+    }
+
+    fn not_in_contract(&self, what: &str) -> CallError {
+        CallError::Plugin {
+            plugin: self.plugin.label().to_string(),
+            op: "remediation",
+            error: PluginError::Fatal(format!(
+                "{what} needs contract 0.2; this plugin was built against {}",
+                self.plugin.contract_version()
+            )),
+        }
     }
 
     /// On `unauthorized`, refreshes credentials once and says whether to
@@ -870,6 +1077,16 @@ fn one_line(s: &str) -> String {
     truncate(&joined, 300)
 }
 
+/// A 0.1 call's result as the latest types.
+fn up<T: serde::Serialize, U: serde::de::DeserializeOwned, E: serde::Serialize>(
+    r: wasmtime::Result<Result<T, E>>,
+) -> wasmtime::Result<Result<U, PluginError>> {
+    Ok(match r? {
+        Ok(t) => Ok(convert(&t)?),
+        Err(e) => Err(convert(&e)?),
+    })
+}
+
 fn json_len<T: serde::Serialize>(v: &T) -> usize {
     serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
 }
@@ -920,14 +1137,17 @@ fn contract_version(
         parts.next().unwrap_or(u64::MAX),
         parts.next().unwrap_or(u64::MAX),
     );
-    let (min, max) = (
-        crate::bindings::since_v0_1_0::MIN_VERSION,
-        crate::bindings::since_v0_1_0::MAX_VERSION,
-    );
-    if found < min || found > max {
+    let served = [
+        (v01::MIN_VERSION, v01::MAX_VERSION),
+        (latest::MIN_VERSION, latest::MAX_VERSION),
+    ];
+    if !served
+        .iter()
+        .any(|(min, max)| found >= *min && found <= *max)
+    {
         return Err(LoadError::UnsupportedVersion {
             found: version,
-            supported: "0.1.x".into(),
+            supported: "0.1.x and 0.2.x".into(),
         });
     }
     Ok(version)
@@ -946,6 +1166,8 @@ fn placeholder_info() -> PluginInfo {
         endpoints: Vec::new(),
         filesystem: Vec::new(),
         write_back_batch_size: 1,
+        write_back_idempotent: false,
+        remediations: Vec::new(),
     }
 }
 

@@ -415,8 +415,12 @@ async fn a_plugin_sees_no_environment_no_arguments_no_files_and_no_sockets() {
 
 #[tokio::test]
 async fn a_huge_page_is_refused() {
+    // Building 50,000 records takes the guest a moment; on a loaded machine
+    // the 300 ms CPU budget of the other tests (measured in wall time) would
+    // stop it before the page-size check this test is about.
     let runtime = runtime_with(Limits {
         memory_bytes: 128 << 20,
+        cpu_time: Duration::from_secs(30),
         ..test_limits()
     });
     let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;

@@ -119,6 +119,7 @@ fn capability_names(info: &PluginInfo) -> Vec<&'static str> {
             Capability::Source => "source",
             Capability::Notifier => "notifier",
             Capability::Events => "events",
+            Capability::Remediation => "remediation",
         })
         .collect()
 }
@@ -524,8 +525,9 @@ pub async fn update_integration(
             .collect(),
         grant: match body.grant {
             Some(g) => g.into(),
-            None => proofpix_pipeline::integration::grant_of(&current)
-                .map_err(|e| ApiError::internal(e))?,
+            None => {
+                proofpix_pipeline::integration::grant_of(&current).map_err(ApiError::internal)?
+            }
         },
         subscriptions: body.subscriptions.or_else(|| {
             current

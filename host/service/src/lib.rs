@@ -381,7 +381,8 @@ impl Host {
         known_secrets.extend(spec.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
         let config =
             validate_config(plugin.info(), &spec.config, &known_secrets).map_err(invalid)?;
-        let mut record = match self.store.integration(&spec.id)? {
+        let previous = self.store.integration(&spec.id)?;
+        let mut record = match previous.clone() {
             Some(existing) if existing.plugin_id != spec.plugin => {
                 return Err(invalid(format!(
                     "it already exists with plugin {}; delete it first",
@@ -416,10 +417,31 @@ impl Host {
                 .await?;
         }
         self.forget_credentials(&spec.id);
-        // The plugin's own offline check of the config.
-        let (plugin, ctx) = self.context(&spec.id, false).await?;
-        let mut session = plugin.session(&ctx).await?;
-        session.validate_config().await?;
+        // The plugin's own offline check of the config. A refusal undoes the
+        // create (or restores the previous config), so a bad form never
+        // leaves a half-made integration behind.
+        let checked = async {
+            let (plugin, ctx) = self.context(&spec.id, false).await?;
+            let mut session = plugin.session(&ctx).await?;
+            session.validate_config().await?;
+            Ok::<(), ServiceError>(())
+        }
+        .await;
+        if let Err(e) = checked {
+            match &previous {
+                Some(prev) => {
+                    let (p, a) = (prev.clone(), actor.to_string());
+                    self.blocking(move |s| s.put_integration(&p, &a)).await?;
+                }
+                None => {
+                    let (i, a) = (spec.id.clone(), actor.to_string());
+                    self.blocking(move |s| s.delete_integration(&i, &a).map(|_| ()))
+                        .await?;
+                }
+            }
+            self.forget_credentials(&spec.id);
+            return Err(e);
+        }
         Ok(record)
     }
 

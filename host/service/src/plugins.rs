@@ -64,6 +64,7 @@ pub fn permissions(info: &PluginInfo) -> Vec<String> {
                 Capability::Source => "source",
                 Capability::Notifier => "notifier",
                 Capability::Events => "events",
+                Capability::Remediation => "remediation",
             }
         ));
     }

@@ -17,7 +17,10 @@
 //! | [`dropbox`] | `/oauth2/token` (code+PKCE, refresh), `/oauth2/authorize` | `POST /2/users/get_current_account` |
 //!
 //! Issue-5 work adds each vendor's file APIs in its module, next to its identity provider, on
-//! the same server (one emulator stands for all of a vendor's hosts).
+//! the same server (one emulator stands for all of a vendor's hosts). For Microsoft,
+//! [`microsoft::start_with_graph`] adds Graph for SharePoint Online and OneDrive
+//! ([`microsoft::graph`]) and a second server for the pre-authenticated download host Graph
+//! redirects file content to.
 //!
 //! # What every emulator shares
 //!

@@ -1,5 +1,5 @@
-//! Runs every emulated identity provider, the Slack Web API and the Teams webhooks on loopback
-//! until Ctrl-C: a sandbox for plugin authors.
+//! Runs every emulated identity provider, the Slack Web API, the Teams webhooks and Microsoft
+//! Graph (SharePoint) on loopback until Ctrl-C: a sandbox for plugin authors.
 //!
 //! `cargo run -p proofpix-emulators --bin proofpix-emulators` prints each provider's base URL,
 //! token path and fixture client id, e.g.
@@ -72,6 +72,21 @@ async fn main() -> std::io::Result<()> {
     .await?;
     println!("teams       workflow {}", teams.workflow_url());
     println!("teams       connector {}", teams.legacy_url());
+    // Microsoft Graph (SharePoint Online / OneDrive) with its seeded tenant.
+    let graph = microsoft::start_with_graph(
+        Default::default(),
+        Default::default(),
+        proofpix_emulators::Harness::with_clock(idps.clock.clone()),
+    )
+    .await?;
+    println!(
+        "graph       {}  downloads {}  tenant {}  site {}  client {}",
+        graph.graph_url(),
+        graph.download_url(),
+        microsoft::fixtures::TENANT_ID,
+        microsoft::graph::seed::FIELDWORK_SITE,
+        microsoft::fixtures::CLIENT_ID
+    );
     println!("Ctrl-C stops the emulators.");
     tokio::signal::ctrl_c().await
 }

@@ -58,7 +58,7 @@ pub const DEFAULT_BOT_SCOPES: &str = "chat:write,channels:history,groups:history
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnauthenticatedDownload {
     /// A 302 to the workspace's sign-in page, which answers 200 with HTML: a client that does not
-    /// send the token gets a web page instead of the image, with a success status. [mem]
+    /// send the token gets a web page instead of the image, with a success status (unverified).
     SignInPage,
     /// This status with an empty body.
     Status(u16),

@@ -1,0 +1,207 @@
+//! Throughput of the Salesforce connector against its emulator on loopback, for BENCHMARKS.md.
+//!
+//! Run it with a release build (the plugins are compiled by the artifacts build script):
+//!
+//! ```text
+//! cargo run --release -p proofpix-integration-tests --example salesforce_bench -- 100 4
+//! ```
+//!
+//! Arguments: cases (default 100), Files per case (default 4); every Case also has one image
+//! Attachment. It prints, for a full sync (discovery + download + analysis + write-back) and an
+//! incremental re-run: files/s, API requests per file, bytes downloaded per file, and the time
+//! spent inside plugin calls; then the cost of the WASM boundary alone, measured by calling the
+//! plugin's `download` (no I/O: argument in, request out) and `write-back` with write-back off
+//! (no I/O: 200 results in, outcomes out) in a loop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proofpix_emulators::salesforce::{self, SalesforceConfig};
+use proofpix_emulators::{Clock, Harness};
+use proofpix_pipeline::{PipelineOptions, SyncMode};
+use proofpix_policy::OperatorGrant;
+use proofpix_service::{Host, HostOptions, IntegrationSpec};
+use proofpix_store::Store;
+use proofpix_vault::{MasterKey, Secret};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let cases = args.first().copied().unwrap_or(100);
+    let per_case = args.get(1).copied().unwrap_or(4);
+
+    let mut config = SalesforceConfig::default();
+    config.api.seed.cases = cases;
+    config.api.seed.files_per_case = per_case;
+    config.api.seed.attachments_per_case = 1;
+    config.api.seed.distractors = false;
+    let sf = salesforce::start_org(config, Harness::with_clock(Clock::new()))
+        .await
+        .expect("emulator");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
+    let host = Host::new(
+        Arc::new(store),
+        HostOptions {
+            pipeline: PipelineOptions {
+                wait_for_retries: Some(Duration::from_secs(60)),
+                ..PipelineOptions::default()
+            },
+            ..HostOptions::default()
+        },
+    )
+    .await
+    .expect("host");
+
+    let integrate = |id: &'static str, write: bool| {
+        use salesforce::fixtures as f;
+        let config: BTreeMap<String, String> = [
+            ("auth_flow", "password"),
+            ("login_url", sf.base_url().as_str().trim_end_matches('/')),
+            ("client_id", f::CLIENT_ID),
+            ("username", f::USERNAME),
+            ("write_results", if write { "true" } else { "false" }),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        let secrets: BTreeMap<String, Secret> = [
+            ("client_secret", f::CLIENT_SECRET.to_string()),
+            ("password", f::PASSWORD.to_string()),
+            ("security_token", f::SECURITY_TOKEN.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Secret::new(v)))
+        .collect();
+        IntegrationSpec {
+            id: id.into(),
+            plugin: "salesforce".into(),
+            config,
+            secrets,
+            grant: OperatorGrant {
+                hosts: vec!["http://127.0.0.1:*".into()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            ..IntegrationSpec::default()
+        }
+    };
+    host.create_integration(integrate("bench", true), "bench")
+        .await
+        .expect("integration");
+    let test = host.test("bench").await;
+    assert!(test.ok(), "{test:?}");
+
+    for (label, mode) in [
+        ("full sync", SyncMode::Incremental),
+        ("re-run (nothing new)", SyncMode::Incremental),
+    ] {
+        sf.api.clear_exchanges();
+        let tokens_before = sf.log().count(salesforce::TOKEN_PATH);
+        let calls_before = proofpix_runtime::metrics::snapshot();
+        let started = Instant::now();
+        let report = host.sync("bench", mode).await.expect("sync");
+        let elapsed = started.elapsed();
+        let calls = proofpix_runtime::metrics::snapshot();
+        let exchanges = sf.api.exchanges();
+        let files = report.files.len().max(1) as f64;
+        let listed = (report.files.len() as u64 + report.unchanged).max(1) as f64;
+        let requests = exchanges.len() + sf.log().count(salesforce::TOKEN_PATH) - tokens_before;
+        let by_kind = |needle: &str| exchanges.iter().filter(|e| e.path.contains(needle)).count();
+        let fetched: u64 = report.files.iter().map(|f| f.bytes_fetched).sum();
+        let plugin_secs = calls.call_seconds_sum - calls_before.call_seconds_sum;
+        println!(
+            "== {label}: {} files analysed, {} unchanged, {} pages",
+            report.files.len(),
+            report.unchanged,
+            report.pages
+        );
+        println!(
+            "   wall {:.3} s, {:.1} files/s",
+            elapsed.as_secs_f64(),
+            report.files.len() as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "   requests {requests} ({:.3} per listed file): query {} + more {} + blob {} + collections {} + other {}",
+            requests as f64 / listed,
+            by_kind("/query?")
+                + exchanges
+                    .iter()
+                    .filter(|e| e.path.ends_with("/query"))
+                    .count(),
+            by_kind("/query/"),
+            by_kind("/VersionData") + by_kind("/Body"),
+            by_kind("/composite/"),
+            requests
+                - exchanges
+                    .iter()
+                    .filter(|e| e.path.contains("/query")
+                        || e.path.contains("/VersionData")
+                        || e.path.contains("/Body")
+                        || e.path.contains("/composite/"))
+                    .count(),
+        );
+        println!(
+            "   bytes downloaded per analysed file: {:.0} (sum {fetched})",
+            fetched as f64 / files
+        );
+        println!(
+            "   plugin calls: {} taking {:.3} s ({:.1}% of wall; includes the plugin's own HTTP waits)",
+            calls.calls - calls_before.calls,
+            plugin_secs,
+            100.0 * plugin_secs / elapsed.as_secs_f64()
+        );
+    }
+
+    // The boundary alone: calls with no I/O inside.
+    host.create_integration(integrate("boundary", false), "bench")
+        .await
+        .expect("integration");
+    let (plugin, ctx) = host.context("boundary", true).await.expect("context");
+    let mut session = plugin.session(&ctx).await.expect("session");
+    let page = session.discover(None).await.expect("discover");
+    let file = page.files.first().cloned().expect("a file");
+    let n = 2000;
+    let started = Instant::now();
+    for _ in 0..n {
+        session.download(&file).await.expect("download");
+    }
+    let per_download = started.elapsed() / n;
+    let results: Vec<_> = (0..200)
+        .map(|_| proofpix_runtime::contract::FileResult {
+            file: file.clone(),
+            format: "jpeg".into(),
+            risk: proofpix_runtime::contract::RiskLevel::High,
+            score: 80,
+            findings: Vec::new(),
+            summary: "GPS 48.1,2.3 (±10 m); owner J*** D**; serial SN-4***".into(),
+            error: None,
+            analysed_at: "2026-01-01T00:00:00Z".into(),
+            policy_version: "bench".into(),
+        })
+        .collect();
+    let rounds = 50;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        session.write_back(&results).await.expect("write-back");
+    }
+    let per_result = started.elapsed() / (rounds * 200);
+    println!("== WASM boundary alone (no I/O in the call)");
+    println!(
+        "   download call: {:.1} µs per file",
+        per_download.as_secs_f64() * 1e6
+    );
+    println!(
+        "   write-back call (write-back off): {:.2} µs per result",
+        per_result.as_secs_f64() * 1e6
+    );
+    println!(
+        "   instantiate a session: {:.1} µs",
+        session.stats().instantiate.as_secs_f64() * 1e6
+    );
+}
