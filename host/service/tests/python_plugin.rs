@@ -1,0 +1,343 @@
+//! The contract is language-neutral: a notifier written in Python
+//! (`sdk/examples/python-webhook`), compiled with componentize-py against
+//! `wit/since_v0.2.0`, installs and runs in the same sandbox as the Rust
+//! plugins, signs its payloads through the host without seeing the key, and
+//! reports receiver errors as errors the host can act on.
+//!
+//! componentize-py comes from PyPI: `.ci/run` installs it into
+//! `target/tools/py` when it is missing. The test finds it as
+//! `$PROOFPIX_COMPONENTIZE_PY`, then in `target/tools/py/bin`, then on
+//! `PATH`, and fails (it does not skip) with the command that installs it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use proofpix_policy::OperatorGrant;
+use proofpix_runtime::contract::{
+    BatchSummary, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
+};
+use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
+use proofpix_store::Store;
+use proofpix_vault::{MasterKey, Secret};
+use serde_json::Value;
+
+const SIGNING_KEY: &str = "whsec-python-test-7f3a";
+const HOOK_PATH: &str = "/hooks/catch/123456/abcdef/";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn componentize_py() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROOFPIX_COMPONENTIZE_PY") {
+        return p.into();
+    }
+    let local = workspace().join("target/tools/py/bin/componentize-py");
+    if local.exists() {
+        return local;
+    }
+    if Command::new("componentize-py")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return "componentize-py".into();
+    }
+    panic!(
+        "componentize-py not found; install it with `python3 -m venv target/tools/py && \
+         target/tools/py/bin/pip install componentize-py==0.25.1` (what .ci/run does), or set \
+         PROOFPIX_COMPONENTIZE_PY"
+    );
+}
+
+fn build_python_plugin(out: &Path) -> Vec<u8> {
+    let root = workspace();
+    let status = Command::new(componentize_py())
+        .arg("-d")
+        .arg(root.join("wit/since_v0.2.0"))
+        .args(["-w", "connector", "componentize", "app", "-p"])
+        .arg(root.join("sdk/examples/python-webhook"))
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("run componentize-py");
+    assert!(status.success(), "componentize-py failed: {status}");
+    std::fs::read(out).expect("read the built component")
+}
+
+#[derive(Clone, Default)]
+struct Received {
+    requests: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+}
+
+/// A receiver like a Zapier catch hook: 200 on the hook path, 410 for a
+/// deleted hook, 429 with Retry-After when told to slow down.
+async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let app = Router::new()
+        .route(
+            HOOK_PATH,
+            post(
+                |State(r): State<Received>, headers: HeaderMap, body: axum::body::Bytes| async move {
+                    r.requests.lock().unwrap().push((headers, body.to_vec()));
+                    (StatusCode::OK, r#"{"status":"success"}"#)
+                },
+            ),
+        )
+        .route(
+            "/hooks/catch/deleted/",
+            post(|| async { (StatusCode::GONE, "hook deleted") }),
+        )
+        .route(
+            "/hooks/catch/busy/",
+            post(|| async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "7")],
+                    "slow down",
+                )
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn alert() -> FileAlert {
+    FileAlert {
+        integration: "sf-cases".into(),
+        file: RemoteFile {
+            id: "068000000000001".into(),
+            name: "damage-photo.jpg".into(),
+            mime_type: Some("image/jpeg".into()),
+            size: Some(48_213),
+            modified: None,
+            version: "3".into(),
+            container: Some("Case 00001042".into()),
+            web_url: None,
+            path: None,
+            properties: vec![],
+        },
+        risk: RiskLevel::Critical,
+        score: 94,
+        summary: "GPS 52.37,4.89 (±10 m); serial SN-4000****".into(),
+        findings: vec![Finding {
+            category: "gps".into(),
+            code: "gps.coordinates".into(),
+            severity: RiskLevel::Critical,
+            source: "exif:GPS/0x0002".into(),
+            value: "52.37, 4.89".into(),
+        }],
+    }
+}
+
+async fn integration(host: &Host, id: &str, base: &str, path: &str, signed: bool) {
+    let mut secrets = BTreeMap::from([("url".to_string(), Secret::new(format!("{base}{path}")))]);
+    if signed {
+        secrets.insert(
+            "signing_secret".into(),
+            Secret::new(SIGNING_KEY.to_string()),
+        );
+    }
+    host.create_integration(
+        IntegrationSpec {
+            id: id.into(),
+            plugin: "webhook-python".into(),
+            config: BTreeMap::from([("endpoint".to_string(), base.to_string())]),
+            secrets,
+            grant: OperatorGrant {
+                hosts: vec![base.to_string()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            ..IntegrationSpec::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+}
+
+async fn notify(host: &Host, id: &str, event: &Notification) -> Result<(), PluginError> {
+    let (plugin, ctx) = host.context(id, true).await.unwrap();
+    let mut session = plugin.session(&ctx).await.unwrap();
+    session.notify(event).await.map_err(|e| {
+        e.plugin_error()
+            .cloned()
+            .unwrap_or_else(|| PluginError::Fatal(e.to_string()))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = build_python_plugin(&tmp.path().join("webhook-python.wasm"));
+
+    let store = Arc::new(Store::open(tmp.path(), &MasterKey::generate()).unwrap());
+    let options = HostOptions {
+        first_party_plugins: false,
+        data_dir: Some(tmp.path().to_path_buf()),
+        ..HostOptions::default()
+    };
+    let host = Host::new(store, options).await.unwrap();
+    let dev = InstallOptions {
+        allow_unsigned: true,
+        grants: vec!["all".into()],
+    };
+    let report = host.install_plugin(&wasm, &dev, "test").await.unwrap();
+    assert_eq!(report.plugin.contract_version(), "0.2.0");
+    let info = report.plugin.info();
+    assert_eq!(info.id, "webhook-python");
+    assert!(info.config.iter().any(|f| f.name == "url" && f.secret));
+
+    let (base, received) = receiver().await;
+
+    // A bad origin is refused at setup, naming the field.
+    let bad = host
+        .create_integration(
+            IntegrationSpec {
+                id: "bad".into(),
+                plugin: "webhook-python".into(),
+                config: BTreeMap::from([("endpoint".to_string(), format!("{base}/x/y"))]),
+                secrets: BTreeMap::from([("url".to_string(), Secret::new(format!("{base}/")))]),
+                ..IntegrationSpec::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("endpoint") && bad.contains("not an origin"),
+        "{bad}"
+    );
+
+    integration(&host, "zap", &base, HOOK_PATH, true).await;
+    let test = host.test("zap").await;
+    assert!(test.ok(), "{:?}", test.steps);
+    let connection = &test.steps.last().unwrap().detail;
+    assert!(
+        connection.contains("signed with HMAC-SHA256"),
+        "{connection}"
+    );
+
+    notify(&host, "zap", &Notification::HighRiskFiles(vec![alert()]))
+        .await
+        .unwrap();
+    notify(
+        &host,
+        "zap",
+        &Notification::BatchCompleted(BatchSummary {
+            batch_id: "b-7".into(),
+            integration: "sf-cases".into(),
+            platform: "Salesforce".into(),
+            started_at: "2026-11-26T10:00:00Z".into(),
+            finished_at: "2026-11-26T10:01:00Z".into(),
+            files_total: 12,
+            files_ok: 12,
+            files_failed: 0,
+            by_risk: vec![(RiskLevel::Critical, 1), (RiskLevel::None, 11)],
+            dashboard_url: None,
+        }),
+    )
+    .await
+    .unwrap();
+
+    let requests = received.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "one POST per notification");
+    for (headers, body) in &requests {
+        let ts = headers["x-proofpix-timestamp"].to_str().unwrap();
+        let sig = headers["x-proofpix-signature"].to_str().unwrap();
+        let mut message = format!("v1:{ts}:").into_bytes();
+        message.extend_from_slice(body);
+        assert_eq!(
+            sig,
+            format!("v1={}", hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)),
+            "the host signed exactly the body the plugin built"
+        );
+        assert!(
+            !String::from_utf8_lossy(body).contains(SIGNING_KEY),
+            "the key never reaches the payload"
+        );
+    }
+    let first: Value = serde_json::from_slice(&requests[0].1).unwrap();
+    assert_eq!(first["event"], "high_risk_files");
+    assert_eq!(first["integration_id"], "zap");
+    assert_eq!(first["files"][0]["risk"], "critical");
+    assert_eq!(first["files"][0]["findings"][0]["code"], "gps.coordinates");
+    let second: Value = serde_json::from_slice(&requests[1].1).unwrap();
+    assert_eq!(second["event"], "batch_completed");
+    assert_eq!(second["batch"]["by_risk"]["critical"], 1);
+
+    // Without a signing secret the check says so and requests go unsigned.
+    integration(&host, "unsigned", &base, HOOK_PATH, false).await;
+    let test = host.test("unsigned").await;
+    assert!(
+        test.steps.last().unwrap().detail.contains("NOT signed"),
+        "{:?}",
+        test.steps
+    );
+
+    // Receiver errors come back as errors the host acts on.
+    integration(&host, "deleted", &base, "/hooks/catch/deleted/", true).await;
+    match notify(
+        &host,
+        "deleted",
+        &Notification::HighRiskFiles(vec![alert()]),
+    )
+    .await
+    {
+        Err(PluginError::InvalidConfig(p)) => {
+            assert_eq!(p.field.as_deref(), Some("url"));
+            assert!(p.message.contains("410"), "{}", p.message);
+        }
+        other => panic!("expected invalid-config, got {other:?}"),
+    }
+    integration(&host, "busy", &base, "/hooks/catch/busy/", true).await;
+    match notify(&host, "busy", &Notification::HighRiskFiles(vec![alert()])).await {
+        Err(PluginError::RateLimited(r)) => assert_eq!(r.retry_after_ms, Some(7_000)),
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+
+    // A Python plugin is still a sandboxed plugin: it cannot reach a host
+    // the operator did not grant, whatever URL the secret holds.
+    integration(&host, "elsewhere", &base, HOOK_PATH, true).await;
+    host.set_secret(
+        "elsewhere",
+        "url",
+        Secret::new("http://127.0.0.2:9/steal".to_string()),
+        "test",
+    )
+    .await
+    .unwrap();
+    let denied = notify(
+        &host,
+        "elsewhere",
+        &Notification::HighRiskFiles(vec![alert()]),
+    )
+    .await;
+    assert!(
+        matches!(&denied, Err(PluginError::InvalidConfig(p)) if p.message.contains("refused")),
+        "{denied:?}"
+    );
+    assert_eq!(
+        received.requests.lock().unwrap().len(),
+        2,
+        "nothing more arrived"
+    );
+}
