@@ -16,6 +16,9 @@ use crate::PluginError;
 use crate::bindings::proofpix::plugin::http as host;
 
 pub use host::Method;
+/// The contract's request record: what [`Request::into_wit`] returns, for
+/// [`crate::ContentLocation::Http`] and [`crate::Connector::upload`].
+pub use host::Request as WitRequest;
 
 /// The longest excerpt of a response body quoted in an error message.
 const MAX_ERROR_EXCERPT_CHARS: usize = 300;

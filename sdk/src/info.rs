@@ -2,7 +2,7 @@
 
 use crate::{
     AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess, PluginInfo,
-    RemoteFile,
+    RemediationKind, RemoteFile,
 };
 
 /// Builds a [`PluginInfo`]; start with [`PluginInfo::builder`].
@@ -11,7 +11,8 @@ pub struct PluginInfoBuilder(PluginInfo);
 
 impl PluginInfo {
     /// A manifest with the required identity fields, no capabilities, no
-    /// auth, and a write-back batch size of 50.
+    /// auth, no remediation, a write-back batch size of 50 and a write-back
+    /// that is not declared idempotent.
     pub fn builder(
         id: &str,
         version: &str,
@@ -30,6 +31,8 @@ impl PluginInfo {
             endpoints: Vec::new(),
             filesystem: Vec::new(),
             write_back_batch_size: 50,
+            write_back_idempotent: false,
+            remediations: Vec::new(),
         })
     }
 }
@@ -74,6 +77,39 @@ impl PluginInfoBuilder {
     /// How many results one `write-back` call accepts.
     pub fn write_back_batch_size(mut self, size: u32) -> Self {
         self.0.write_back_batch_size = size.max(1);
+        self
+    }
+
+    /// Declares that writing the same result twice leaves the platform as
+    /// writing it once: a field or column set to a value, a report file
+    /// replaced, a reaction that is already there. After a crash interrupted
+    /// a write-back, the host then simply writes it again; for a plugin that
+    /// does not declare this (a comment, a chatter post) it reports the
+    /// write-back to an operator instead, so nothing is ever posted twice.
+    ///
+    /// Declare it only when it holds for every write-back mode the plugin's
+    /// configuration allows.
+    pub fn idempotent_write_back(mut self) -> Self {
+        self.0.write_back_idempotent = true;
+        self
+    }
+
+    /// Declares a remediation action the plugin can perform, and the
+    /// [`Capability::Remediation`] capability with the first one. The
+    /// operator decides per integration which declared actions run, from
+    /// which risk level, after which delay, and whether only simulated; the
+    /// host never asks for an action the plugin did not declare.
+    ///
+    /// [`RemediationKind::ReplaceWithSanitised`] is served by
+    /// [`crate::Connector::upload`]; every other kind by
+    /// [`crate::Connector::remediate`].
+    pub fn remediation(mut self, kind: RemediationKind) -> Self {
+        if !self.0.capabilities.contains(&Capability::Remediation) {
+            self.0.capabilities.push(Capability::Remediation);
+        }
+        if !self.0.remediations.contains(&kind) {
+            self.0.remediations.push(kind);
+        }
         self
     }
 

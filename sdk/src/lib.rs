@@ -58,7 +58,7 @@
 pub mod bindings {
     #![allow(missing_docs, clippy::all, unsafe_code)]
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
+        path: "../wit/since_v0.2.0",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -76,11 +76,11 @@ pub mod state;
 pub mod verify;
 
 /// The contract version this SDK targets (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The reserved config field that selects an authentication flow per integration.
 ///
-/// Contract 0.1 carries one `auth` scheme per manifest. A plugin whose platform offers several
+/// The contract carries one `auth` scheme per manifest. A plugin whose platform offers several
 /// flows (Salesforce: JWT bearer, username-password, client credentials, web server) declares a
 /// `choice` field with this name. The host then calls `describe` once more in a session bound to
 /// each integration's config and runs the `auth` that manifest returns; the fields, endpoints and
@@ -100,11 +100,15 @@ pub use bindings::exports::proofpix::plugin::manifest::{
 pub use bindings::exports::proofpix::plugin::notifier::{
     BatchSummary, FileAlert, Notification, Problem,
 };
+pub use bindings::exports::proofpix::plugin::remediation::{
+    Action as RemediationAction, Outcome as RemediationOutcome,
+};
 pub use bindings::exports::proofpix::plugin::source::{
     CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
 };
 pub use bindings::proofpix::plugin::types::{
-    ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemoteFile, RiskLevel,
+    ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemediationKind, RemoteFile,
+    RiskLevel,
 };
 pub use info::PluginInfoBuilder;
 
@@ -114,8 +118,9 @@ pub mod prelude {
         ApiKeyAuth, AuthScheme, BatchSummary, Capability, CheckReport, ConfigField, Connector,
         ContentLocation, DownloadSpec, Endpoint, EventOutcome, FieldKind, FileAlert, FileResult,
         FilesystemAccess, Finding, InboundRequest, InboundResponse, JwtBearerAuth, Notification,
-        Oauth2Auth, Page, PasswordAuth, PluginError, PluginInfo, Problem, RemoteFile, RiskLevel,
-        WriteOutcome, config, export_connector, http, log, pagination, state, verify,
+        Oauth2Auth, Page, PasswordAuth, PluginError, PluginInfo, Problem, RemediationAction,
+        RemediationKind, RemediationOutcome, RemoteFile, RiskLevel, WriteOutcome, config,
+        export_connector, http, log, pagination, state, verify,
     };
 }
 
@@ -170,6 +175,37 @@ pub trait Connector {
         let _ = request;
         Err(PluginError::not_supported("events"))
     }
+
+    /// Says where the host uploads the sanitised copy of `file` (`size`
+    /// bytes of `content_type`): an HTTP request the host sends with the
+    /// bytes as its body, under the same egress checks and credentials as
+    /// [`http::Request::send`]. Build it with [`http::Request`] and return
+    /// [`http::Request::into_wit`]; leave the body empty.
+    ///
+    /// The host calls this only for a plugin that declares
+    /// [`RemediationKind::ReplaceWithSanitised`] (see
+    /// [`PluginInfoBuilder::remediation`]) and only when the operator
+    /// enabled that action; the bytes never pass through the plugin.
+    fn upload(
+        file: RemoteFile,
+        size: u64,
+        content_type: String,
+    ) -> Result<http::WitRequest, PluginError> {
+        let _ = (file, size, content_type);
+        Err(PluginError::not_supported("remediation upload"))
+    }
+
+    /// Performs (or, when `action.simulate` is set, only describes) a
+    /// remediation other than the upload itself: restrict sharing, apply a
+    /// label, quarantine, notify the owner.
+    ///
+    /// The host calls it only for actions the plugin declares and the
+    /// operator enabled, and records each action so it is never done twice;
+    /// a simulated action must change nothing on the platform.
+    fn remediate(action: RemediationAction) -> Result<RemediationOutcome, PluginError> {
+        let _ = action;
+        Err(PluginError::not_supported("remediation"))
+    }
 }
 
 /// Exports a [`Connector`] implementation as the plugin's component exports.
@@ -220,6 +256,20 @@ macro_rules! export_connector {
                 <$t as $crate::Connector>::handle_event(request)
             }
         }
+        impl $crate::bindings::exports::proofpix::plugin::remediation::Guest for $t {
+            fn upload(
+                file: $crate::RemoteFile,
+                size: u64,
+                content_type: ::std::string::String,
+            ) -> ::core::result::Result<$crate::http::WitRequest, $crate::PluginError> {
+                <$t as $crate::Connector>::upload(file, size, content_type)
+            }
+            fn remediate(
+                action: $crate::RemediationAction,
+            ) -> ::core::result::Result<$crate::RemediationOutcome, $crate::PluginError> {
+                <$t as $crate::Connector>::remediate(action)
+            }
+        }
         // The canonical-ABI export glue only means something in a component;
         // on the host (unit tests, `cargo test --workspace`) the crate links
         // as an ordinary library, and names like `proofpix:plugin/...` are
@@ -230,7 +280,7 @@ macro_rules! export_connector {
         /// component glue is off) still see them used.
         #[cfg(not(target_arch = "wasm32"))]
         #[doc(hidden)]
-        pub const __PROOFPIX_EXPORTS: [*const (); 8] = [
+        pub const __PROOFPIX_EXPORTS: [*const (); 10] = [
             <$t as $crate::bindings::exports::proofpix::plugin::manifest::Guest>::describe
                 as *const (),
             <$t as $crate::bindings::exports::proofpix::plugin::manifest::Guest>::validate_config
@@ -245,6 +295,10 @@ macro_rules! export_connector {
             <$t as $crate::bindings::exports::proofpix::plugin::notifier::Guest>::notify
                 as *const (),
             <$t as $crate::bindings::exports::proofpix::plugin::events::Guest>::handle as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::remediation::Guest>::upload
+                as *const (),
+            <$t as $crate::bindings::exports::proofpix::plugin::remediation::Guest>::remediate
+                as *const (),
         ];
     };
 }

@@ -22,6 +22,25 @@ pub fn secret_matches(secret_field: &str, candidate: &str) -> bool {
     host::secret_matches(secret_field, candidate)
 }
 
+/// The HMAC of `message` under the secret config field `secret_field`, to
+/// sign an outbound payload (a generic webhook's `X-Signature`). The host
+/// computes it; the plugin learns signatures of messages it chose, never the
+/// secret. `None` when the field is not a declared secret or is not set.
+pub fn hmac_sign(secret_field: &str, algorithm: HmacAlgorithm, message: &[u8]) -> Option<Vec<u8>> {
+    host::hmac_sign(secret_field, algorithm, message)
+}
+
+/// Lowercase hex of `bytes`, e.g. for a signature header.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     host::now_ms()

@@ -1130,15 +1130,11 @@ fn plugin_writes_back(plugin: &Plugin) -> bool {
         .contains(&proofpix_runtime::contract::Capability::Source)
 }
 
-/// Plugins whose write-back overwrites a per-file value (a report file, a
-/// field or column), so repeating it after a crash is harmless. Contract 0.1
-/// has no field for this; the first-party plugins known to overwrite are
-/// listed here until 0.2 declares it.
+/// Whether the plugin declares its write-back idempotent (contract 0.2's
+/// `write-back-idempotent`; 0.1 plugins read as not idempotent), so
+/// repeating it after a crash is harmless.
 fn plugin_writeback_is_idempotent(plugin: &Plugin) -> bool {
-    matches!(
-        plugin.info().id.as_str(),
-        "local-folder" | "sharepoint" | "google-drive" | "box" | "dropbox"
-    )
+    plugin.info().write_back_idempotent
 }
 
 fn writeback_key(

@@ -72,6 +72,8 @@ impl Connector for LocalFolder {
             .filesystem(FilesystemAccess::read_only(INPUT, "folder", "read the images to scan"))
             .filesystem(FilesystemAccess::read_write(OUTPUT, "output", "write one JSON report per image"))
             .write_back_batch_size(100)
+            // A report file is replaced (write and rename), so writing it again is harmless.
+            .idempotent_write_back()
             .build()
     }
 

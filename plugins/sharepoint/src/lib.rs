@@ -84,6 +84,9 @@ impl Connector for SharePoint {
                     .purpose("pre-authenticated download URLs Graph redirects file content to; no credentials are sent there"),
             )
             .write_back_batch_size(100)
+            // Each result is a PATCH that sets the columns to values: writing it again after a
+            // crash leaves the item as writing it once.
+            .idempotent_write_back()
             .build()
     }
 
