@@ -20,6 +20,7 @@
 pub mod egress;
 pub mod grants;
 pub mod limits;
+pub mod remediation;
 pub mod template;
 
 pub use egress::{
@@ -29,3 +30,6 @@ pub use grants::{
     DeclaredEndpoint, DeclaredMount, EffectiveGrants, GrantError, Mount, OperatorGrant,
 };
 pub use limits::{Limits, LimitsError};
+pub use remediation::{
+    RemediationAction, RemediationPolicy, RemediationPolicyError, RiskThreshold,
+};

@@ -193,6 +193,54 @@ impl ContentFetcher {
         }
     }
 
+    /// Sends `body` (the host's sanitised copy of a file) with the request a
+    /// plugin's `remediation.upload` returned, under the same egress checks
+    /// and credential rules as the plugin's own requests. Only `PUT`, `POST`
+    /// and `PATCH` upload; the plugin's body, if any, is replaced. Returns
+    /// the status of a successful (2xx) answer.
+    ///
+    /// # Errors
+    /// Other methods, egress refusals, connection failures and error statuses.
+    pub async fn upload(
+        &self,
+        request: &wit_http::Request,
+        body: Vec<u8>,
+    ) -> Result<u16, FetchError> {
+        let method = match request.method {
+            wit_http::Method::Put => Method::PUT,
+            wit_http::Method::Post => Method::POST,
+            wit_http::Method::Patch => Method::PATCH,
+            other => {
+                return Err(self.refused(format!("uploads use PUT, POST or PATCH, not {other:?}")));
+            }
+        };
+        let req = OutboundRequest {
+            method,
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body,
+        };
+        let resp = self
+            .http
+            .send_streaming(req.clone())
+            .await
+            .map_err(|f| map_failure(f, &self.plugin))?;
+        // An access token that expired mid-run: refresh once and resend, as
+        // downloads do.
+        let resp = if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && self.http.refresh_after_unauthorized(resp.url()).await
+        {
+            self.http
+                .send_streaming(req)
+                .await
+                .map_err(|f| map_failure(f, &self.plugin))?
+        } else {
+            resp
+        };
+        let resp = check_status(resp, &self.plugin).await?;
+        Ok(resp.status().as_u16())
+    }
+
     fn refused(&self, reason: String) -> FetchError {
         FetchError::Refused {
             plugin: self.plugin.to_string(),

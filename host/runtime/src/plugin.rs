@@ -961,6 +961,9 @@ impl Session {
         size: u64,
         content_type: &str,
     ) -> Result<crate::contract::HttpRequest, CallError> {
+        if matches!(self.bindings, Bindings::V0_2(_)) {
+            self.require_declared(crate::contract::RemediationKind::ReplaceWithSanitised)?;
+        }
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
@@ -989,6 +992,9 @@ impl Session {
         &mut self,
         action: &crate::contract::RemediationAction,
     ) -> Result<crate::contract::RemediationOutcome, CallError> {
+        if matches!(self.bindings, Bindings::V0_2(_)) {
+            self.require_declared(action.kind)?;
+        }
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
@@ -1003,6 +1009,22 @@ impl Session {
             Bindings::V0_1(_) => return Err(self.not_in_contract("remediation")),
         };
         self.finish("remediate", raw)
+    }
+
+    /// A plugin is never asked for a remediation it did not declare in its
+    /// manifest: the host's policy check should have stopped it already, and
+    /// this keeps a host bug from reaching the plugin.
+    fn require_declared(&self, kind: crate::contract::RemediationKind) -> Result<(), CallError> {
+        if self.plugin.info().remediations.contains(&kind) {
+            return Ok(());
+        }
+        Err(CallError::Plugin {
+            plugin: self.plugin.label().to_string(),
+            op: "remediation",
+            error: PluginError::Fatal(format!(
+                "the plugin does not declare the remediation {kind:?}; the host does not ask for it"
+            )),
+        })
     }
 
     fn not_in_contract(&self, what: &str) -> CallError {

@@ -18,6 +18,7 @@ mod auth_flow;
 pub mod credentials;
 mod notify;
 mod plugins;
+mod remediation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -36,9 +37,13 @@ use proofpix_vault::Secret;
 pub use credentials::{AuthCredentials, StoreTokens};
 pub use notify::{NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
 pub use plugins::{BREAKER_FAILURES, BREAKER_WINDOW, InstallOptions, InstallReport, permissions};
+pub use remediation::{
+    MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, REMEDIATION_KEY, Remediation, RemediationStatus,
+    declared_actions,
+};
 
 /// Config keys the host reserves for itself; plugins never see them.
-pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY];
+pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY];
 
 /// How a [`Host`] is set up.
 #[derive(Debug, Clone)]
@@ -398,7 +403,12 @@ impl Host {
             ),
         };
         record.plugin_version = plugin.info().version.clone();
+        // The remediation policy is set on its own (`set_remediation`); an update keeps it.
+        let remediation = record.config.get(REMEDIATION_KEY).cloned();
         record.config = config;
+        if let Some(policy) = remediation {
+            record.config.insert(REMEDIATION_KEY.into(), policy);
+        }
         set_grant(&mut record, &spec.grant);
         if let Some(subs) = &spec.subscriptions {
             record.config.insert(
@@ -490,6 +500,7 @@ impl Host {
         let (i, a) = (id.to_string(), actor.to_string());
         self.blocking(move |s| s.delete_integration(&i, &a)).await?;
         self.forget_credentials(id);
+        self.forget_remediation(id).await;
         Ok(())
     }
 
@@ -737,12 +748,19 @@ impl Host {
         TestReport { steps }
     }
 
-    /// Runs a sync of a source integration, then sends the notifications
-    /// the notifier integrations subscribed to.
+    /// Runs a sync of a source integration, sends the notifications the
+    /// notifier integrations subscribed to, then remediates as the
+    /// integration's remediation policy says (see
+    /// [`Host::sync_and_remediate`], which also returns what it did).
     ///
     /// # Errors
     /// As [`Pipeline::sync`], plus setup errors.
     pub async fn sync(&self, id: &str, mode: SyncMode) -> Result<SyncReport, ServiceError> {
+        self.sync_and_remediate(id, mode).await.map(|(r, _)| r)
+    }
+
+    /// The sync and its notifications, without remediation.
+    async fn sync_only(&self, id: &str, mode: SyncMode) -> Result<SyncReport, ServiceError> {
         let (plugin, ctx) = match self.context(id, true).await {
             Ok(c) => c,
             Err(e) => {

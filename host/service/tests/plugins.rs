@@ -206,9 +206,10 @@ async fn an_upgrade_swaps_new_sessions_while_open_ones_finish_on_the_old_version
     let (plugin, ctx) = e.host.context("wb", false).await.unwrap();
     let mut old_session = plugin.session(&ctx).await.unwrap();
 
+    // 2.0.0 also offers remediation: a permission 1.0.0 did not ask for.
     let dev = InstallOptions {
         allow_unsigned: true,
-        grants: vec![],
+        grants: vec!["capability:remediation".into()],
     };
     let report = e
         .host
@@ -254,7 +255,7 @@ async fn an_upgrade_that_fails_its_check_rolls_back() {
     install_v1_with_integration(&e, "fail").await;
     let dev = InstallOptions {
         allow_unsigned: true,
-        grants: vec![],
+        grants: vec!["capability:remediation".into()],
     };
     let err = e
         .host

@@ -4,12 +4,19 @@ struct WellBehaved;
 
 impl Connector for WellBehaved {
     fn describe() -> PluginInfo {
-        PluginInfo::builder("well-behaved", VERSION, "Well-behaved test plugin", "Test")
+        let info = PluginInfo::builder("well-behaved", VERSION, "Well-behaved test plugin", "Test")
             .capability(Capability::Source)
             .capability(Capability::Notifier)
             .capability(Capability::Events)
             .field(ConfigField::url("base_url", "Base URL", "Where the test API lives.").optional())
-            .field(ConfigField::text("upgrade_check", "Upgrade check", "`fail` makes versions after 1.0.0 fail their check.").optional())
+            .field(
+                ConfigField::text(
+                    "upgrade_check",
+                    "Upgrade check",
+                    "`fail` makes versions after 1.0.0 fail their check.",
+                )
+                .optional(),
+            )
             .field(ConfigField::secret("token", "Token", "Static bearer token.").optional())
             .field(
                 ConfigField::secret("signing_secret", "Signing secret", "Webhook HMAC key.")
@@ -43,13 +50,23 @@ impl Connector for WellBehaved {
             )
             .endpoint(
                 Endpoint::new("download", "{config.download_url}").purpose("pre-signed downloads"),
-            )
-            .build()
+            );
+        // Versions after 1.0.0 offer remediation, so tests can tell a plugin that declares it
+        // from one that does not.
+        if VERSION == "1.0.0" {
+            info.build()
+        } else {
+            info.remediation(RemediationKind::ReplaceWithSanitised)
+                .remediation(RemediationKind::Quarantine)
+                .build()
+        }
     }
 
     fn check() -> Result<CheckReport, PluginError> {
         if VERSION != "1.0.0" && config::get("upgrade_check").as_deref() == Some("fail") {
-            return Err(PluginError::fatal(format!("version {VERSION} cannot work with this configuration")));
+            return Err(PluginError::fatal(format!(
+                "version {VERSION} cannot work with this configuration"
+            )));
         }
         Ok(CheckReport {
             account: Some("tester".into()),
@@ -128,6 +145,46 @@ impl Connector for WellBehaved {
                 outcome: Ok(()),
             })
             .collect())
+    }
+
+    /// Where the host PUTs the sanitised copy: `{base_url}/files/{id}/content`.
+    fn upload(
+        file: RemoteFile,
+        _size: u64,
+        content_type: String,
+    ) -> Result<http::WitRequest, PluginError> {
+        let base = config::require("base_url")?;
+        Ok(
+            http::Request::put(&format!("{base}/files/{}/content", file.id))
+                .header("content-type", &content_type)
+                .into_wit(),
+        )
+    }
+
+    /// Quarantine: `POST {base_url}/files/{id}/quarantine`, which answers
+    /// `{"tombstone": "..."}`. A simulation calls nothing.
+    fn remediate(action: RemediationAction) -> Result<RemediationOutcome, PluginError> {
+        if action.kind != RemediationKind::Quarantine {
+            return Err(PluginError::not_supported("this remediation"));
+        }
+        if action.simulate {
+            return Ok(RemediationOutcome {
+                applied: false,
+                description: format!("would move {} to quarantine", action.file.id),
+                tombstone: None,
+            });
+        }
+        let base = config::require("base_url")?;
+        let v: serde_json::Value =
+            http::Request::post(&format!("{base}/files/{}/quarantine", action.file.id))
+                .send()?
+                .error_for_status()?
+                .json()?;
+        Ok(RemediationOutcome {
+            applied: true,
+            description: format!("moved {} to quarantine", action.file.id),
+            tombstone: v["tombstone"].as_str().map(String::from),
+        })
     }
 
     /// Posts to the secret webhook URL; the plugin only knows the placeholder.

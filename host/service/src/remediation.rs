@@ -1,0 +1,627 @@
+//! Remediation: acting on risky files after a sync, as the operator's policy says.
+//!
+//! Two sides must agree before anything changes on a platform: the plugin declares the
+//! actions it can perform (contract 0.2's `remediations`) and the operator enables some of
+//! them for an integration with a [`RemediationPolicy`] (which actions, from which risk level,
+//! after which delay, and whether only simulated). A policy naming an action the plugin does
+//! not declare is refused when it is set, and the host filters again before every call.
+//!
+//! Threats and failures:
+//! - **Doing it twice.** Every real action is recorded in the store's at-most-once log before
+//!   the platform is called (intent) and after (outcome), keyed by integration, file, file
+//!   version and action. A later sync, a re-analysis or a restart never repeats a done action;
+//!   an action a crash interrupted is reported as uncertain and left for an operator, never
+//!   retried blindly. Every action, simulated or real, is also an audit entry.
+//! - **File bytes in the plugin.** Replace-with-sanitised is done by the host: it fetches the
+//!   file as the plugin's `download` says, strips it with the analysis core (which verifies the
+//!   copy by analysing it again), asks the plugin only *where* to upload (`remediation.upload`)
+//!   and sends the bytes itself, under the plugin's egress grant.
+//! - **A surprise.** Simulation is the default; a simulated action calls the plugin with
+//!   `simulate` set (or, for a replacement, produces the sanitised copy and uploads nothing)
+//!   and records nothing in the at-most-once log, so turning simulation off later acts for
+//!   real.
+//!
+//! Delayed actions wait in the store (the host's own key-value namespace `~remediation/<id>`,
+//! which no plugin session can read) with the file as it was analysed; each sync runs those
+//! that are due, if the file is still at that version. A failed action is retried on the next
+//! syncs, at most [`MAX_ATTEMPTS`] times.
+
+use proofpix_analysis::{StripOptions, strip};
+use proofpix_pipeline::{FileOutcome, SyncMode, SyncReport, risk_to_contract};
+use proofpix_policy::{RemediationAction, RemediationPolicy, RiskThreshold};
+use proofpix_runtime::contract::{
+    RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
+};
+use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
+use proofpix_store::{AuditEvent, Begin, Completion, IdempotencyLog, WritebackKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{Host, ServiceError};
+
+/// Config key holding an integration's remediation policy, as JSON.
+pub const REMEDIATION_KEY: &str = "remediation";
+/// Attempts per action before it is given up (and reported).
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Prefix of pending (delayed or retried) actions in the host's namespace.
+const PENDING_PREFIX: &str = "pending/";
+
+/// What became of one action on one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RemediationStatus {
+    /// Simulation: reported, nothing changed.
+    Simulated,
+    /// Done on the platform.
+    Applied,
+    /// The plugin ran it and said nothing needed changing.
+    NotNeeded,
+    /// Waiting for the policy's delay (or for a retry).
+    Pending,
+    /// Done before; not done again.
+    AlreadyDone,
+    /// Interrupted by a crash earlier: it may or may not have happened; left for an operator.
+    Uncertain,
+    /// Failed this time.
+    Failed,
+}
+
+/// One action on one file, as reported by [`Host::sync_and_remediate`] and audited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remediation {
+    /// The file's id on the platform.
+    pub file_id: String,
+    /// The file version acted on.
+    pub file_version: String,
+    /// The action.
+    pub action: RemediationAction,
+    /// What became of it.
+    pub status: RemediationStatus,
+    /// What was done or would be done, or what failed.
+    pub detail: String,
+    /// Where a quarantined file or its tombstone is.
+    pub tombstone: Option<String>,
+}
+
+/// An action waiting in the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    file: RemoteFile,
+    risk: RiskLevel,
+    reason: String,
+    action: RemediationAction,
+    /// Unix seconds from which it may run.
+    due: i64,
+    attempts: u32,
+}
+
+fn kind_of(a: RemediationAction) -> RemediationKind {
+    match a {
+        RemediationAction::ReplaceWithSanitised => RemediationKind::ReplaceWithSanitised,
+        RemediationAction::RestrictSharing => RemediationKind::RestrictSharing,
+        RemediationAction::ApplyLabel => RemediationKind::ApplyLabel,
+        RemediationAction::Quarantine => RemediationKind::Quarantine,
+        RemediationAction::NotifyOwner => RemediationKind::NotifyOwner,
+    }
+}
+
+fn action_of(k: RemediationKind) -> RemediationAction {
+    match k {
+        RemediationKind::ReplaceWithSanitised => RemediationAction::ReplaceWithSanitised,
+        RemediationKind::RestrictSharing => RemediationAction::RestrictSharing,
+        RemediationKind::ApplyLabel => RemediationAction::ApplyLabel,
+        RemediationKind::Quarantine => RemediationAction::Quarantine,
+        RemediationKind::NotifyOwner => RemediationAction::NotifyOwner,
+    }
+}
+
+/// The actions a plugin declares, in the policy's terms.
+pub fn declared_actions(plugin: &Plugin) -> Vec<RemediationAction> {
+    plugin
+        .info()
+        .remediations
+        .iter()
+        .map(|k| action_of(*k))
+        .collect()
+}
+
+fn threshold(r: RiskLevel) -> RiskThreshold {
+    match r {
+        RiskLevel::None => RiskThreshold::None,
+        RiskLevel::Low => RiskThreshold::Low,
+        RiskLevel::Medium => RiskThreshold::Medium,
+        RiskLevel::High => RiskThreshold::High,
+        RiskLevel::Critical => RiskThreshold::Critical,
+    }
+}
+
+/// The host's own key-value namespace for an integration's pending actions. Integration ids
+/// are `a-z0-9-`, so no plugin session is ever bound to it.
+fn namespace(id: &str) -> String {
+    format!("~remediation/{id}")
+}
+
+fn log_key(id: &str, file: &RemoteFile, action: RemediationAction) -> WritebackKey {
+    WritebackKey {
+        integration: namespace(id),
+        remote_id: file.id.clone(),
+        file_version: file.version.clone(),
+        plugin_version: action.as_str().to_string(),
+        policy_version: String::new(),
+    }
+}
+
+fn pending_key(file: &RemoteFile, action: RemediationAction) -> String {
+    format!("{PENDING_PREFIX}{}/{}", action.as_str(), file.id)
+}
+
+impl Host {
+    /// Sets (or with `None` removes) an integration's remediation policy after checking it and
+    /// that its plugin declares every action it enables.
+    ///
+    /// # Errors
+    /// Unknown integration or plugin, an invalid policy, an action the plugin does not offer.
+    pub async fn set_remediation(
+        &self,
+        id: &str,
+        policy: Option<RemediationPolicy>,
+        actor: &str,
+    ) -> Result<(), ServiceError> {
+        let mut record = self.integration(id)?;
+        let plugin = self.require_plugin(&record.plugin_id)?;
+        let invalid = |problem: String| ServiceError::InvalidConfig {
+            integration: id.to_string(),
+            problem,
+        };
+        match &policy {
+            Some(p) => {
+                p.validate().map_err(|e| invalid(e.to_string()))?;
+                p.check_declared(&plugin.info().id, &declared_actions(&plugin))
+                    .map_err(|e| invalid(e.to_string()))?;
+                record
+                    .config
+                    .insert(REMEDIATION_KEY.to_string(), p.to_json());
+            }
+            None => {
+                record.config.remove(REMEDIATION_KEY);
+            }
+        }
+        record.updated_at = self.store.now();
+        let actor = actor.to_string();
+        self.blocking(move |s| s.put_integration(&record, &actor))
+            .await
+    }
+
+    /// An integration's remediation policy, if it has one.
+    ///
+    /// # Errors
+    /// Unknown integration, or a stored policy that no longer parses.
+    pub fn remediation_policy(&self, id: &str) -> Result<Option<RemediationPolicy>, ServiceError> {
+        let record = self.integration(id)?;
+        record
+            .config
+            .get(REMEDIATION_KEY)
+            .map(|json| {
+                RemediationPolicy::from_json(json).map_err(|e| ServiceError::InvalidConfig {
+                    integration: id.to_string(),
+                    problem: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Runs a sync ([`Host::sync`]'s work) and then the remediation its policy asks for: on
+    /// the risky files of this run, and the delayed or retried actions now due.
+    ///
+    /// # Errors
+    /// As [`Host::sync`]. Remediation failures are reported per action, not as an error.
+    pub async fn sync_and_remediate(
+        &self,
+        id: &str,
+        mode: SyncMode,
+    ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
+        let report = self.sync_only(id, mode).await?;
+        let remediations = match self.remediate(id, &report.files).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(integration = %id, error.type = "remediation", "remediation did not run: {e}");
+                Vec::new()
+            }
+        };
+        Ok((report, remediations))
+    }
+
+    /// Applies an integration's remediation policy to `files` (the outcomes of a run) and runs
+    /// the pending actions that are due. Without a policy, does nothing.
+    ///
+    /// # Errors
+    /// Unknown integration, an invalid stored policy, a plugin that cannot be started.
+    pub async fn remediate(
+        &self,
+        id: &str,
+        files: &[FileOutcome],
+    ) -> Result<Vec<Remediation>, ServiceError> {
+        let Some(policy) = self.remediation_policy(id)? else {
+            return Ok(Vec::new());
+        };
+        let (plugin, ctx) = self.context(id, true).await?;
+        let declared = declared_actions(&plugin);
+        if let Err(e) = policy.check_declared(&plugin.info().id, &declared) {
+            // The plugin was upgraded to a version that no longer offers an action.
+            tracing::warn!(integration = %id, "{e}; the action is skipped");
+        }
+        let actions = policy.effective(&declared);
+        let mut work = Vec::new();
+        for o in files {
+            let Some(report) = &o.report else { continue };
+            if o.error.is_some() || !policy.applies_to(threshold(risk_to_contract(report.risk))) {
+                continue;
+            }
+            for action in &actions {
+                work.push(Pending {
+                    file: o.file.clone(),
+                    risk: risk_to_contract(report.risk),
+                    reason: report.summary(),
+                    action: *action,
+                    due: self.store.now().unix_timestamp()
+                        + i64::try_from(policy.delay_secs).unwrap_or(i64::MAX),
+                    attempts: 0,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        let mut runner = Runner {
+            host: self,
+            id,
+            plugin: &plugin,
+            ctx: &ctx,
+            policy: &policy,
+            session: None,
+        };
+        let now = self.store.now().unix_timestamp();
+        for p in work {
+            if policy.simulate {
+                out.push(runner.simulate(&p).await);
+            } else if p.due > now {
+                out.push(self.park(id, &p, "waiting for the policy's delay").await);
+            } else {
+                out.push(runner.run(p).await);
+            }
+        }
+        if !policy.simulate {
+            for p in self.due_pending(id, now).await? {
+                if actions.contains(&p.action) {
+                    out.push(runner.run(p).await);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores an action to run later.
+    async fn park(&self, id: &str, p: &Pending, why: &str) -> Remediation {
+        let key = pending_key(&p.file, p.action);
+        let value = serde_json::to_vec(p).unwrap_or_default();
+        let ns = namespace(id);
+        let stored = self
+            .blocking(move |s| s.kv_set(&ns, &key, &value, None).map(|_| ()))
+            .await;
+        let (status, detail) = match stored {
+            Ok(()) => (RemediationStatus::Pending, why.to_string()),
+            Err(e) => (
+                RemediationStatus::Failed,
+                format!("cannot keep the action for later: {e}"),
+            ),
+        };
+        Remediation {
+            file_id: p.file.id.clone(),
+            file_version: p.file.version.clone(),
+            action: p.action,
+            status,
+            detail,
+            tombstone: None,
+        }
+    }
+
+    /// Removes and returns the pending actions that are due and still about the file's
+    /// current version.
+    async fn due_pending(&self, id: &str, now: i64) -> Result<Vec<Pending>, ServiceError> {
+        let ns = namespace(id);
+        let integration = id.to_string();
+        self.blocking(move |s| {
+            let mut due = Vec::new();
+            for key in s.kv_keys(&ns, PENDING_PREFIX)? {
+                // kv_keys lists by prefix; a key of another namespace reads as None here.
+                let Some(bytes) = s.kv_get(&ns, &key)? else {
+                    continue;
+                };
+                let Ok(p) = serde_json::from_slice::<Pending>(&bytes) else {
+                    s.kv_delete(&ns, &key)?;
+                    continue;
+                };
+                if p.due > now {
+                    continue;
+                }
+                s.kv_delete(&ns, &key)?;
+                let current = s.file(&integration, &p.file.id)?;
+                if current.is_some_and(|f| f.version == p.file.version) {
+                    due.push(p);
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    /// Drops an integration's pending actions (when it is deleted).
+    pub(crate) async fn forget_remediation(&self, id: &str) {
+        let ns = namespace(id);
+        let r = self
+            .blocking(move |s| {
+                for key in s.kv_keys(&ns, PENDING_PREFIX)? {
+                    s.kv_delete(&ns, &key)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(integration = %id, "cannot drop pending remediation: {e}");
+        }
+    }
+
+    async fn audit_remediation(&self, id: &str, r: &Remediation) {
+        let outcome = match r.status {
+            RemediationStatus::Failed => "failed",
+            RemediationStatus::Uncertain => "uncertain",
+            _ => "ok",
+        };
+        let event = AuditEvent::new("system", format!("remediation.{}", r.action.as_str()), id)
+            .outcome(outcome)
+            .details(serde_json::json!({
+                "file": r.file_id,
+                "version": r.file_version,
+                "status": r.status,
+                "detail": r.detail,
+                "tombstone": r.tombstone,
+            }));
+        if let Err(e) = self.blocking(move |s| s.audit(&event).map(|_| ())).await {
+            tracing::error!("cannot append to the audit log: {e}");
+        }
+    }
+}
+
+/// Runs actions for one integration, with one plugin session reopened after a failure.
+struct Runner<'a> {
+    host: &'a Host,
+    id: &'a str,
+    plugin: &'a Plugin,
+    ctx: &'a IntegrationContext,
+    policy: &'a RemediationPolicy,
+    session: Option<Session>,
+}
+
+impl Runner<'_> {
+    async fn session(&mut self) -> Result<&mut Session, String> {
+        if self.session.as_ref().is_none_or(Session::is_poisoned) {
+            self.session = Some(
+                self.plugin
+                    .session(self.ctx)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| "no plugin session".to_string())
+    }
+
+    fn result(
+        p: &Pending,
+        status: RemediationStatus,
+        detail: String,
+        tombstone: Option<String>,
+    ) -> Remediation {
+        Remediation {
+            file_id: p.file.id.clone(),
+            file_version: p.file.version.clone(),
+            action: p.action,
+            status,
+            detail,
+            tombstone,
+        }
+    }
+
+    /// Reports what would be done; changes nothing and records nothing in the at-most-once
+    /// log.
+    async fn simulate(&mut self, p: &Pending) -> Remediation {
+        let delay = match self.policy.delay_secs {
+            0 => String::new(),
+            s => format!(" after {s} s"),
+        };
+        let r = match p.action {
+            RemediationAction::ReplaceWithSanitised => match self.sanitised_copy(&p.file).await {
+                Ok((bytes, removed)) => Self::result(
+                    p,
+                    RemediationStatus::Simulated,
+                    format!(
+                        "would replace the file{delay} with a sanitised copy of {} bytes (removing {})",
+                        bytes.len(),
+                        removed.join(", ")
+                    ),
+                    None,
+                ),
+                Err(e) => Self::result(p, RemediationStatus::Failed, e, None),
+            },
+            _ => match self.call(p, true).await {
+                Ok(o) => Self::result(
+                    p,
+                    RemediationStatus::Simulated,
+                    format!("{}{delay}", o.description),
+                    o.tombstone,
+                ),
+                Err(e) => Self::result(p, RemediationStatus::Failed, e, None),
+            },
+        };
+        self.host.audit_remediation(self.id, &r).await;
+        r
+    }
+
+    /// Does an action for real, at most once per (file version, action).
+    async fn run(&mut self, mut p: Pending) -> Remediation {
+        let host = self.host;
+        let key = log_key(self.id, &p.file, p.action);
+        let k = key.clone();
+        let begin = host.blocking(move |s| s.begin_writeback(&k)).await;
+        let r = match begin {
+            Err(e) => Self::result(
+                &p,
+                RemediationStatus::Failed,
+                format!("the store failed: {e}"),
+                None,
+            ),
+            Ok(Begin::AlreadyDone { at }) => Self::result(
+                &p,
+                RemediationStatus::AlreadyDone,
+                format!("done at {at}; not done again"),
+                None,
+            ),
+            Ok(Begin::InFlight { .. } | Begin::Uncertain { .. }) => Self::result(
+                &p,
+                RemediationStatus::Uncertain,
+                "an earlier attempt was interrupted; it may have happened, so it is left for an operator".into(),
+                None,
+            ),
+            Ok(Begin::Proceed) => {
+                let done = match p.action {
+                    RemediationAction::ReplaceWithSanitised => self.replace(&p.file).await,
+                    _ => self.call(&p, false).await,
+                };
+                let completion = match &done {
+                    Ok(_) => Completion::Written,
+                    Err(e) => Completion::Failed { error: e.clone() },
+                };
+                let k = key.clone();
+                if let Err(e) = host
+                    .blocking(move |s| s.complete_writeback(&k, &completion))
+                    .await
+                {
+                    tracing::error!(integration = %self.id, "cannot record a remediation outcome: {e}");
+                }
+                match done {
+                    Ok(o) if o.applied => Self::result(
+                        &p,
+                        RemediationStatus::Applied,
+                        o.description,
+                        o.tombstone,
+                    ),
+                    Ok(o) => Self::result(
+                        &p,
+                        RemediationStatus::NotNeeded,
+                        o.description,
+                        o.tombstone,
+                    ),
+                    Err(e) => {
+                        p.attempts += 1;
+                        if p.attempts < MAX_ATTEMPTS {
+                            let mut parked = host
+                                .park(self.id, &p, "failed; retried on the next sync")
+                                .await;
+                            parked.detail = format!("{e}; retried on the next sync");
+                            host.audit_remediation(self.id, &parked).await;
+                            return parked;
+                        }
+                        Self::result(
+                            &p,
+                            RemediationStatus::Failed,
+                            format!("{e}; given up after {} attempts", p.attempts),
+                            None,
+                        )
+                    }
+                }
+            }
+        };
+        host.audit_remediation(self.id, &r).await;
+        r
+    }
+
+    /// `remediation.remediate` for an action other than the replacement.
+    async fn call(
+        &mut self,
+        p: &Pending,
+        simulate: bool,
+    ) -> Result<proofpix_runtime::contract::RemediationOutcome, String> {
+        let action = WitAction {
+            kind: kind_of(p.action),
+            file: p.file.clone(),
+            risk: p.risk,
+            reason: p.reason.clone(),
+            label: match p.action {
+                RemediationAction::ApplyLabel => self.policy.label.clone(),
+                _ => None,
+            },
+            simulate,
+        };
+        let session = self.session().await?;
+        session.remediate(&action).await.map_err(|e| e.to_string())
+    }
+
+    /// Fetches the file as the plugin's `download` says and strips it; returns the verified
+    /// copy and what was removed.
+    async fn sanitised_copy(
+        &mut self,
+        file: &RemoteFile,
+    ) -> Result<(Vec<u8>, Vec<String>), String> {
+        let session = self.session().await?;
+        let spec = session.download(file).await.map_err(|e| e.to_string())?;
+        let bytes = match session.fetcher().open(&spec).map_err(|e| e.to_string())? {
+            Content::Local { path, len, .. } => {
+                if len > proofpix_analysis::strip::MAX_STRIP_BYTES {
+                    return Err(format!(
+                        "no sanitised copy: the file has {len} bytes, over the strip limit"
+                    ));
+                }
+                std::fs::read(&path).map_err(|e| format!("cannot read the file: {e}"))?
+            }
+            Content::Remote(remote) => remote
+                .read_all(proofpix_analysis::strip::MAX_STRIP_BYTES)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        let stripped = tokio::task::spawn_blocking(move || strip(&bytes, &StripOptions::default()))
+            .await
+            .map_err(|e| format!("internal error: {e}"))?
+            .map_err(|e| format!("no sanitised copy: {e}"))?;
+        Ok((stripped.bytes, stripped.removed))
+    }
+
+    /// Replaces the file with its sanitised copy: the plugin says where, the host uploads.
+    async fn replace(
+        &mut self,
+        file: &RemoteFile,
+    ) -> Result<proofpix_runtime::contract::RemediationOutcome, String> {
+        let (bytes, removed) = self.sanitised_copy(file).await?;
+        let content_type = file
+            .mime_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let size = bytes.len() as u64;
+        let session = self.session().await?;
+        let request = session
+            .upload_request(file, size, &content_type)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = session
+            .fetcher()
+            .upload(&request, bytes)
+            .await
+            .map_err(|e| format!("uploading the sanitised copy failed: {e}"))?;
+        Ok(proofpix_runtime::contract::RemediationOutcome {
+            applied: true,
+            description: format!(
+                "replaced with a sanitised copy of {size} bytes (HTTP {status}; removed {})",
+                removed.join(", ")
+            ),
+            tombstone: None,
+        })
+    }
+}
