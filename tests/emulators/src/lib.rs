@@ -58,7 +58,9 @@
 //! ```
 //!
 //! To poke at them by hand, `cargo run -p proofpix-emulators --bin proofpix-emulators` starts all
-//! six on loopback and prints their URLs and fixture client ids.
+//! six on loopback and prints their URLs and fixture client ids. [`sandbox::Sandbox`] starts the
+//! four platforms ProofPix has connectors for, seeded with images; `proofpix demo` runs it next to
+//! the daemon.
 //!
 //! The emulators hold request bodies, secrets included, in memory: they are test tooling and bind
 //! only the loopback interface.
@@ -72,6 +74,7 @@ pub mod google;
 pub mod keys;
 pub mod microsoft;
 pub mod salesforce;
+pub mod sandbox;
 pub mod slack;
 pub mod teams;
 
