@@ -7,6 +7,8 @@
 
 mod cmd_analyze;
 mod cmd_audit;
+#[cfg(feature = "demo")]
+mod cmd_demo;
 mod cmd_integration;
 mod cmd_plugin;
 mod cmd_scan;
@@ -42,6 +44,11 @@ enum Command {
     /// Run the daemon: scheduled and webhook-driven syncs, the REST API and
     /// the dashboard.
     Serve(cmd_serve::Args),
+    /// The whole product on this machine, offline: the daemon, emulated Salesforce, SharePoint,
+    /// Slack and Teams seeded with sample images, and an integration for each. Prints the
+    /// dashboard URL and an admin token.
+    #[cfg(feature = "demo")]
+    Demo(cmd_demo::Args),
     /// Analyse files and folders directly and print the findings.
     Analyze(cmd_analyze::Args),
     /// Write a copy of an image without its metadata (lossless).
@@ -84,6 +91,10 @@ fn main() -> ExitCode {
         Command::Scan(args) => runtime().and_then(|rt| rt.block_on(cmd_scan::run(args))),
         Command::Serve(args) => runtime()
             .and_then(|rt| rt.block_on(cmd_serve::run(args)))
+            .map(|()| Verdict::Clean),
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => runtime()
+            .and_then(|rt| rt.block_on(cmd_demo::run(args)))
             .map(|()| Verdict::Clean),
         Command::Analyze(args) => cmd_analyze::run(args),
         Command::Strip(args) => cmd_strip::run(args).map(|()| Verdict::Clean),
