@@ -11,6 +11,8 @@
 //! - **discover** lists ([`discovery`]): full, then incremental on `SystemModstamp`.
 //! - **download** points the host at `VersionData` / `Body` on the instance.
 //! - **write-back** creates result records through sObject Collections ([`writeback`]).
+//! - **events**: Outbound Messages, verified by a token in the hook URL and the org id, are
+//!   acknowledged and trigger an incremental sync ([`events`]).
 //!
 //! Threats: a hostile or broken API (answers are parsed defensively, a bad page fails the page),
 //! an operator's misconfiguration (messages name the field), and the daily API limit (403
@@ -18,6 +20,7 @@
 
 mod api;
 mod discovery;
+mod events;
 pub mod settings;
 mod time;
 mod writeback;
@@ -37,6 +40,7 @@ impl Connector for Salesforce {
                 "Scans images in Salesforce Files and Attachments linked to your records (Cases by default) for privacy risks in their metadata, and records each result in a custom object.",
             )
             .capability(Capability::Source)
+            .capability(Capability::Events)
             .endpoint(
                 Endpoint::new("instance", "{auth.instance_url}")
                     .with_credentials()
@@ -69,6 +73,10 @@ impl Connector for Salesforce {
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
         writeback::write_back(results)
+    }
+
+    fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
+        events::handle(&request)
     }
 }
 

@@ -138,6 +138,18 @@ pub fn fields() -> Vec<ConfigField> {
             "API name of the custom object results are written to. It needs the fields File_Id__c (Text 18), Risk_Level__c (Picklist none/low/medium/high/critical), Risk_Score__c (Number 3,0), Findings_Summary__c (Long Text Area), Analysed_At__c (Date/Time) and File_Link__c (URL); File_Version__c, File_Name__c, Related_Record__c and Policy_Version__c are written when they exist.",
         )
         .default(DEFAULT_RESULT_OBJECT),
+        ConfigField::secret(
+            "outbound_token",
+            "Outbound message token",
+            "For Outbound Messages (optional): a random string that ends the Endpoint URL you give the outbound message in Salesforce, https://<proofpix>/hooks/<integration>/<token>. Messages to any other URL are refused. Without it, changes are seen at each scheduled sync.",
+        )
+        .optional(),
+        ConfigField::text(
+            "organization_id",
+            "Organization ID",
+            "For Outbound Messages (optional): your org's ID (Setup → Company Information), 15 or 18 characters. Messages from another org are refused.",
+        )
+        .optional(),
         ConfigField::integer(
             "page_size",
             "Query page size",

@@ -12,6 +12,8 @@
 //! - **write-back**: risk, score and findings summary into list-item columns, 20 per JSON
 //!   `$batch`, per-file outcomes from per-request statuses (see [`writeback`]).
 //! - **check**: resolves the sites and libraries and verifies the result columns exist.
+//! - **events**: Graph change notifications, verified by `clientState`, trigger an incremental
+//!   (delta) sync (see [`events`]).
 //!
 //! Threats handled here: a hostile or broken API (links to other hosts are not followed,
 //! malformed pages fail the page, nothing Graph sends is trusted as a length or an index); an
@@ -19,6 +21,7 @@
 //! Throttling (429, or 503 with Retry-After) becomes `rate-limited` with Graph's delay.
 
 mod discover;
+mod events;
 mod graph;
 mod libraries;
 mod settings;
@@ -36,6 +39,7 @@ impl Connector for SharePoint {
         PluginInfo::builder("sharepoint", env!("CARGO_PKG_VERSION"), "SharePoint Online", "SharePoint Online")
             .description("Scans the images in SharePoint Online and OneDrive document libraries through Microsoft Graph and writes each file's risk, score and findings into columns of the library.")
             .capability(Capability::Source)
+            .capability(Capability::Events)
             .field(
                 ConfigField::text(field::TENANT, "Tenant", "Your Microsoft Entra directory (tenant) ID, or a domain like contoso.onmicrosoft.com. Entra admin center → Overview.")
                     .placeholder("contoso.onmicrosoft.com"),
@@ -66,6 +70,10 @@ impl Connector for SharePoint {
             .field(ConfigField::url(field::GRAPH_URL, "Graph URL", "Microsoft Graph's address. Change it only for a national cloud or a local emulator.").default(DEFAULT_GRAPH_URL))
             .field(ConfigField::url(field::LOGIN_URL, "Sign-in URL", "The Microsoft identity platform's address. Change it only for a national cloud or a local emulator.").default(DEFAULT_LOGIN_URL))
             .field(ConfigField::text(field::DOWNLOAD_HOST, "Download host", "Where Graph redirects file downloads: pre-authenticated URLs that get no credentials. *.sharepoint.com covers SharePoint and OneDrive for Business.").default(DEFAULT_DOWNLOAD_HOST))
+            .field(
+                ConfigField::secret(field::CLIENT_STATE, "Notification client state", "For change notifications (optional): the clientState you give Graph when you create the subscription on each drive's root, with notificationUrl set to this integration's hook URL (/hooks/<integration>). Notifications that do not carry it are refused. Without notifications, changes are seen at each scheduled sync.")
+                    .optional(),
+            )
             .auth(AuthScheme::Oauth2ClientCredentials(Oauth2Auth {
                 token_url: "{config.login_url}/{config.tenant}/oauth2/v2.0/token".into(),
                 authorize_url: None,
@@ -110,6 +118,10 @@ impl Connector for SharePoint {
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
         writeback::write_back(results)
+    }
+
+    fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
+        events::handle(&request)
     }
 }
 

@@ -34,6 +34,7 @@ pub mod field {
     pub const GRAPH_URL: &str = "graph_url";
     pub const LOGIN_URL: &str = "login_url";
     pub const DOWNLOAD_HOST: &str = "download_host";
+    pub const CLIENT_STATE: &str = "client_state";
 }
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";

@@ -1032,3 +1032,143 @@ async fn workflow_1_records_results_in_salesforce_and_alerts_slack_per_high_risk
         .count();
     assert_eq!(sent, high.len() + 1, "every delivery is audited");
 }
+
+const OUTBOUND_TOKEN: &str = "om-2f9c41d7e8a04b6c";
+const ORG_ID: &str = "00D5g000004ABCDEAZ";
+
+fn outbound_message(org: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <soapenv:Body>
+  <notifications xmlns="http://soap.sforce.com/2005/09/outbound">
+   <OrganizationId>{org}</OrganizationId>
+   <ActionId>04k5g000000XYZ1AAB</ActionId>
+   <SessionId xsi:nil="true"/>
+   <EnterpriseUrl>https://example.my.salesforce.com/services/Soap/c/60.0/00D5g000004ABCD</EnterpriseUrl>
+   <PartnerUrl>https://example.my.salesforce.com/services/Soap/u/60.0/00D5g000004ABCD</PartnerUrl>
+   <Notification>
+    <Id>04l5g00000ABCDEAA1</Id>
+    <sObject xsi:type="sf:ContentVersion" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">
+     <sf:Id>0685g00000AbCdEAAV</sf:Id>
+    </sObject>
+   </Notification>
+  </notifications>
+ </soapenv:Body>
+</soapenv:Envelope>"#
+    )
+    .into_bytes()
+}
+
+fn soap(path: &str, body: Vec<u8>) -> proofpix_runtime::contract::InboundRequest {
+    proofpix_runtime::contract::InboundRequest {
+        method: "POST".into(),
+        path: path.into(),
+        query: String::new(),
+        headers: vec![
+            ("content-type".into(), "text/xml; charset=utf-8".into()),
+            ("soapaction".into(), "\"\"".into()),
+        ],
+        body,
+    }
+}
+
+/// Salesforce Outbound Messages (reference §1.6): unsigned, so the hook URL carries a token the
+/// host checks and the org id must match; an accepted message is acknowledged with the SOAP Ack
+/// and triggers an incremental sync that analyses exactly the changed file.
+#[tokio::test]
+async fn an_outbound_message_is_acknowledged_and_the_changed_file_analysed_once() {
+    let env = env().await;
+    let (mut config, mut secrets) = flow_inputs(&env.sf, "password");
+    config.insert("organization_id".into(), ORG_ID.into());
+    secrets.insert("outbound_token".into(), Secret::new(OUTBOUND_TOKEN));
+    env.host
+        .create_integration(
+            IntegrationSpec {
+                id: ID.into(),
+                plugin: "salesforce".into(),
+                config,
+                secrets,
+                grant: grant(),
+                ..IntegrationSpec::default()
+            },
+            "operator:test",
+        )
+        .await
+        .expect("integration");
+    let n = env.sync().await.files.len();
+    assert_eq!(n, env.expected().len());
+
+    // Wrong token, no token, another org: refused, nothing queued.
+    for (path, org) in [
+        ("/om-guessed", ORG_ID),
+        ("", ORG_ID),
+        (&*format!("/{OUTBOUND_TOKEN}"), "00D000000000001AAA"),
+    ] {
+        let err = env
+            .host
+            .handle_webhook(ID, soap(path, outbound_message(org)))
+            .await
+            .expect_err("a forged outbound message was accepted");
+        let text = err.to_string();
+        assert!(
+            text.contains("outbound token") || text.contains("organization"),
+            "{text}"
+        );
+    }
+
+    env.sf.clock().advance(time::Duration::minutes(1));
+    let changed = env
+        .sf
+        .org()
+        .files()
+        .into_iter()
+        .find(|f| {
+            f.kind == FileKind::ContentVersion
+                && f.image
+                && f.parent_status != "Closed"
+                && f.parent_status != "Account"
+        })
+        .expect("a file");
+    env.sf
+        .org()
+        .new_version(&changed.id, None)
+        .expect("new version");
+
+    // The 15-character form of the org id matches too.
+    let (response, queued, resync) = env
+        .host
+        .handle_webhook(
+            ID,
+            soap(
+                &format!("/{OUTBOUND_TOKEN}"),
+                outbound_message(&ORG_ID[..15]),
+            ),
+        )
+        .await
+        .expect("outbound message");
+    assert_eq!(response.status, 200);
+    let body = String::from_utf8(response.body).expect("utf-8");
+    assert!(body.contains("<Ack>true</Ack>"), "{body}");
+    assert!(
+        body.contains("http://soap.sforce.com/2005/09/outbound"),
+        "{body}"
+    );
+    assert_eq!((queued, resync), (0, true));
+
+    let after = env.sync().await;
+    assert_eq!(ids(&after), vec![changed.id.clone()]);
+    assert_eq!(env.records().len(), n + 1, "exactly one more result record");
+
+    // Salesforce delivers at least once: a duplicate is acknowledged and finds nothing new.
+    let (response, _, _) = env
+        .host
+        .handle_webhook(
+            ID,
+            soap(&format!("/{OUTBOUND_TOKEN}"), outbound_message(ORG_ID)),
+        )
+        .await
+        .expect("duplicate");
+    assert_eq!(response.status, 200);
+    assert!(env.sync().await.files.is_empty());
+}

@@ -981,3 +981,179 @@ async fn workflow_4_under_faults_every_file_is_processed_once_and_every_retry_af
     );
     assert!(share >= 0.22, "failed share {share:.2}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// webhooks
+// ---------------------------------------------------------------------------------------------
+
+const CLIENT_STATE: &str = "cs-5b8e1f0a-graph-subscription";
+
+fn graph_request(
+    query: &str,
+    body: serde_json::Value,
+) -> proofpix_runtime::contract::InboundRequest {
+    proofpix_runtime::contract::InboundRequest {
+        method: "POST".into(),
+        path: String::new(),
+        query: query.into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).expect("json")
+        },
+    }
+}
+
+fn notification(client_state: Option<&str>, lifecycle: Option<&str>) -> serde_json::Value {
+    let mut item = serde_json::json!({
+        "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+        "subscriptionExpirationDateTime": "2026-12-20T11:00:00.0000000Z",
+        "changeType": "updated",
+        "resource": "drives/b!fieldwork/root",
+        "tenantId": fixtures::TENANT_ID,
+        "resourceData": {"@odata.type": "#Microsoft.Graph.driveItem"},
+    });
+    if let Some(cs) = client_state {
+        item["clientState"] = cs.into();
+    }
+    if let Some(l) = lifecycle {
+        item["lifecycleEvent"] = l.into();
+    }
+    serde_json::json!({ "value": [item] })
+}
+
+/// Graph change notifications (reference §2.6): the validation handshake echoes the decoded token;
+/// a notification is accepted only with the subscription's clientState, and since driveItem
+/// notifications name no files it triggers a delta sync, which analyses exactly the changed file.
+#[tokio::test]
+async fn a_graph_change_notification_with_the_client_state_leads_to_one_new_analysis() {
+    let env = env().await;
+    let mut secrets = BTreeMap::new();
+    secrets.insert(
+        "client_secret".to_string(),
+        Secret::new(fixtures::CLIENT_SECRET),
+    );
+    secrets.insert("client_state".to_string(), Secret::new(CLIENT_STATE));
+    env.host
+        .create_integration(
+            IntegrationSpec {
+                id: ID.into(),
+                plugin: "sharepoint".into(),
+                config: env.config(&[]),
+                secrets,
+                grant: grant(),
+                ..IntegrationSpec::default()
+            },
+            "operator:test",
+        )
+        .await
+        .expect("integration");
+    let n = env.sync().await.files.len();
+    assert!(n > 0);
+
+    // The handshake when the subscription is created.
+    let (response, queued, resync) = env
+        .host
+        .handle_webhook(
+            ID,
+            graph_request(
+                "validationToken=Validation%3a+Testing%3a+client+code+7f105c7d",
+                serde_json::Value::Null,
+            ),
+        )
+        .await
+        .expect("validation");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"Validation: Testing: client code 7f105c7d");
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "text/plain")
+    );
+    assert_eq!((queued, resync), (0, false));
+
+    // Forged notifications are refused before anything happens.
+    for forged in [
+        notification(Some("guessed"), None),
+        notification(None, None),
+    ] {
+        let err = env
+            .host
+            .handle_webhook(ID, graph_request("", forged))
+            .await
+            .expect_err("forged notification accepted");
+        assert!(err.to_string().contains("clientState"), "{err}");
+    }
+
+    // A file changes; Graph notifies; the delta sync finds exactly that file.
+    let target = env
+        .graph()
+        .file(
+            seed::FIELDWORK_SITE,
+            seed::DOCUMENTS,
+            "Marketing/banner-1.jpg",
+        )
+        .expect("file");
+    let bytes = proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+        width: 32,
+        height: 24,
+        seed: 4242,
+        exif: Some(proofpix_fixtures::phone_photo(
+            4242,
+            proofpix_fixtures::Gps {
+                lat: 40.41,
+                lon: -3.70,
+                alt: None,
+            },
+        )),
+        ..proofpix_fixtures::JpegSpec::default()
+    });
+    assert!(
+        env.graph()
+            .replace_content(&target.drive_id, &target.item_id, bytes)
+    );
+    let (response, queued, resync) = env
+        .host
+        .handle_webhook(
+            ID,
+            graph_request("", notification(Some(CLIENT_STATE), None)),
+        )
+        .await
+        .expect("notification");
+    assert_eq!(response.status, 202);
+    assert_eq!(
+        (queued, resync),
+        (0, true),
+        "driveItem notifications name no files"
+    );
+    let after = env.sync().await;
+    assert_eq!(
+        ids(&after),
+        vec![format!("{}/{}", target.drive_id, target.item_id)]
+    );
+
+    // Lifecycle: `missed` asks for a sync; `reauthorizationRequired` does not.
+    let (_, _, resync) = env
+        .host
+        .handle_webhook(
+            ID,
+            graph_request("", notification(Some(CLIENT_STATE), Some("missed"))),
+        )
+        .await
+        .expect("missed");
+    assert!(resync);
+    let (response, _, resync) = env
+        .host
+        .handle_webhook(
+            ID,
+            graph_request(
+                "",
+                notification(Some(CLIENT_STATE), Some("reauthorizationRequired")),
+            ),
+        )
+        .await
+        .expect("reauthorization");
+    assert_eq!((response.status, resync), (202, false));
+}
