@@ -9,9 +9,25 @@ use proofpix_runtime::{Runtime, RuntimeConfig};
 use proofpix_service::{Host, HostOptions, InstallOptions};
 use proofpix_signing::KeyPair;
 
+mod scaffold;
+
 /// Plugin subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Create a connector crate on the SDK: a source for a small JSON API with a passing
+    /// unit test and a README from build to install.
+    New {
+        /// The plugin id and crate name: a-z, 0-9 and -.
+        name: String,
+        /// Where to create it (default: ./NAME). Must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The SDK: a path to the `sdk` directory of a ProofPix checkout, or a version
+        /// requirement. Default: the SDK this binary was built with, when its checkout is
+        /// still there.
+        #[arg(long, value_name = "PATH|VERSION")]
+        sdk: Option<String>,
+    },
     /// List the installed plugins with their provenance.
     List,
     /// Show what a plugin file is, who signed it and which permissions it asks for.
@@ -94,6 +110,17 @@ async fn read_source(source: &str) -> anyhow::Result<Vec<u8>> {
 /// Runs the command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = scaffold::SdkSource::resolve(sdk.as_deref());
+            scaffold::create(&name, &dir, &sdk)?;
+            println!("created plugin {name} in {}", dir.display());
+            println!(
+                "next: cd {} && cargo test && cargo build --target wasm32-wasip2 --release",
+                dir.display()
+            );
+            Ok(())
+        }
         Command::List => {
             let host = host().await?;
             for r in host.store().plugins()? {
@@ -281,6 +308,23 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .collect();
             println!("does:     {}", caps.join(", "));
             println!("auth:     {}", auth_name(&info.auth));
+            if caps.contains(&"source") {
+                println!(
+                    "write-back: {}",
+                    if info.write_back_idempotent {
+                        "idempotent (retried after a crash)"
+                    } else {
+                        "at most once (an interrupted one is left for an operator)"
+                    }
+                );
+            }
+            if !info.remediations.is_empty() {
+                let actions: Vec<String> = proofpix_service::declared_actions(&plugin)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                println!("remediation it offers: {}", actions.join(", "));
+            }
             println!("permissions it asks for (grant each with --grant, or --grant all):");
             for p in proofpix_service::permissions(info) {
                 println!("  {p}");
