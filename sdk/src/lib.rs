@@ -12,6 +12,10 @@
 //! [`export_connector!`]. Every method but [`Connector::describe`] has a
 //! default that answers "not supported", so a notifier implements `notify`
 //! and a source implements `check`, `discover`, `download` and `write_back`.
+//! A plugin that acts on risky files (contract 0.2) declares the actions with
+//! [`PluginInfoBuilder::remediation`] and implements [`Connector::upload`]
+//! (replacement with the host's sanitised copy) and [`Connector::remediate`]
+//! (everything else).
 //!
 //! ```no_run
 //! use proofpix_sdk::prelude::*;
@@ -49,9 +53,11 @@
 //! export_connector!(Hello);
 //! ```
 //!
-//! Build it with `cargo build --target wasm32-wasip2 --release` and install the
-//! resulting `.wasm` with `proofpix plugin install`. See `sdk/README.md` for
-//! the full tutorial and the version table.
+//! Start a new plugin with `proofpix plugin new NAME`, build it with
+//! `cargo build --target wasm32-wasip2 --release`, sign it with
+//! `proofpix plugin sign` and install it with `proofpix plugin install`.
+//! `sdk/README.md` is the full tutorial, with the table of which hosts load
+//! which SDK versions.
 #![deny(missing_docs)]
 
 #[doc(hidden)]
