@@ -48,7 +48,7 @@ pub fn now_ms() -> u64 {
 
 /// Decodes lowercase or uppercase hex; `None` on any other character.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| -> Option<u8> {

@@ -169,7 +169,7 @@ impl log::Host for HostState {
 
 impl config::Host for HostState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        if self.secret_fields.iter().any(|f| *f == name) {
+        if self.secret_fields.contains(&name) {
             return Ok(None);
         }
         Ok(self.ctx.config.get(&name).cloned())

@@ -899,7 +899,7 @@ pub fn validate_config(
                 return Err(bad("an http(s) URL"));
             }
             FieldKind::Email if !value.contains('@') => return Err(bad("an e-mail address")),
-            FieldKind::Choice if !f.choices.iter().any(|c| *c == value) => {
+            FieldKind::Choice if !f.choices.contains(&value) => {
                 return Err(bad(&format!("one of {}", f.choices.join(", "))));
             }
             FieldKind::Path if !value.starts_with('/') => return Err(bad("an absolute path")),
