@@ -71,9 +71,12 @@ fn build_python_plugin(out: &Path) -> Vec<u8> {
     std::fs::read(out).expect("read the built component")
 }
 
+/// One request the receiver got: its headers and body.
+type Delivery = (HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Received {
-    requests: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    requests: Arc<Mutex<Vec<Delivery>>>,
 }
 
 /// A receiver like a Zapier catch hook: 200 on the hook path, 410 for a

@@ -256,7 +256,7 @@ impl Walker {
         }
         // Directories sort as "name/" so that sibling order equals full-path
         // order ("a.jpg" < "a/b.jpg" because '.' < '/').
-        entries.sort_by(|a, b| sort_key(&a.0, a.1).cmp(&sort_key(&b.0, b.1)));
+        entries.sort_by_key(|e| sort_key(&e.0, e.1));
         for (name, is_dir, meta) in entries {
             if self.found.len() >= self.limit {
                 return Ok(());
@@ -312,7 +312,7 @@ impl Walker {
     fn is_image(&self, name: &str) -> bool {
         name.rsplit_once('.')
             .map(|(_, ext)| ext.to_ascii_lowercase())
-            .is_some_and(|ext| self.extensions.iter().any(|e| *e == ext))
+            .is_some_and(|ext| self.extensions.contains(&ext))
     }
 }
 
@@ -415,12 +415,12 @@ mod tests {
 
     #[test]
     fn directories_sort_after_same_prefix_files() {
-        let mut v = vec![
+        let mut v = [
             ("a".to_string(), true),
             ("a.jpg".to_string(), false),
             ("b.jpg".to_string(), false),
         ];
-        v.sort_by(|a, b| sort_key(&a.0, a.1).cmp(&sort_key(&b.0, b.1)));
+        v.sort_by_key(|e| sort_key(&e.0, e.1));
         assert_eq!(v[0].0, "a.jpg");
         assert_eq!(v[1].0, "a");
     }

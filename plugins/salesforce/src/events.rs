@@ -49,12 +49,12 @@ pub fn handle(request: &InboundRequest) -> Result<EventOutcome, PluginError> {
         ));
     }
     let org = element(body, "OrganizationId").unwrap_or_default();
-    if let Some(expected) = config::get("organization_id").filter(|v| !v.trim().is_empty()) {
-        if !same_org(expected.trim(), org.trim()) {
-            return Err(PluginError::unauthorized(format!(
-                "an outbound message from organization {org:?}, not the configured {expected:?}"
-            )));
-        }
+    if let Some(expected) = config::get("organization_id").filter(|v| !v.trim().is_empty())
+        && !same_org(expected.trim(), org.trim())
+    {
+        return Err(PluginError::unauthorized(format!(
+            "an outbound message from organization {org:?}, not the configured {expected:?}"
+        )));
     }
     let count = body.matches("<Notification>").count();
     log::log(

@@ -83,9 +83,8 @@ impl Connector for Hostile {
                     "../../etc/passwd",
                     "/",
                 ] {
-                    match std::fs::read(p) {
-                        Ok(b) => seen.push(format!("read {p}: {} bytes", b.len())),
-                        Err(_) => {}
+                    if let Ok(b) = std::fs::read(p) {
+                        seen.push(format!("read {p}: {} bytes", b.len()));
                     }
                     if let Ok(rd) = std::fs::read_dir(p) {
                         seen.push(format!("listed {p}: {} entries", rd.count()));
