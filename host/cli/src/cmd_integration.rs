@@ -45,6 +45,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show, set or remove the remediation policy: which actions the plugin offers to take on
+    /// risky files, from which risk level, after which delay, and whether only simulated.
+    Remediation {
+        /// The integration.
+        name: String,
+        /// The policy as JSON, e.g. '{"actions":["quarantine"],"min_risk":"critical"}'; keys:
+        /// actions, min_risk (default high), delay_secs, simulate (default true), label.
+        #[arg(long, value_name = "JSON", conflicts_with = "off")]
+        policy: Option<String>,
+        /// Remove the policy (no remediation).
+        #[arg(long)]
+        off: bool,
+    },
     /// Replace one secret.
     SetSecret {
         /// The integration.
@@ -231,7 +244,7 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             } else {
                 SyncMode::Incremental
             };
-            let report = host.sync(&name, mode).await?;
+            let (report, remediations) = host.sync_and_remediate(&name, mode).await?;
             let mut worst = proofpix_analysis::RiskLevel::None;
             let mut counts = BTreeMap::new();
             let mut rows = Vec::new();
@@ -257,6 +270,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     );
                 }
             }
+            if json {
+                for r in &remediations {
+                    println!("{}", serde_json::json!({ "remediation": r }));
+                }
+            }
             if !json {
                 if !rows.is_empty() {
                     print_table(rows);
@@ -275,6 +293,18 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     report.duration.as_secs_f64()
                 );
                 println!("by risk: {}", by_risk(&counts));
+                for r in &remediations {
+                    println!(
+                        "remediation {} {}: {} ({})",
+                        r.action,
+                        r.file_id,
+                        serde_json::to_value(r.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        r.detail
+                    );
+                }
                 if report.uncertain > 0 {
                     println!(
                         "{} write-backs were interrupted by a crash and need an operator's decision",
@@ -287,6 +317,49 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             } else {
                 Verdict::Clean
             })
+        }
+        Command::Remediation { name, policy, off } => {
+            if off {
+                host.set_remediation(&name, None, "cli").await?;
+                println!("remediation off for {name}");
+            } else if let Some(json) = policy {
+                let policy = proofpix_policy::RemediationPolicy::from_json(&json)?;
+                let simulate = policy.simulate;
+                host.set_remediation(&name, Some(policy), "cli").await?;
+                println!(
+                    "remediation policy of {name} saved{}",
+                    if simulate {
+                        "; simulation is on: syncs report what they would do"
+                    } else {
+                        ""
+                    }
+                );
+            } else {
+                let record = host.integration(&name)?;
+                let offered: Vec<String> = host
+                    .plugin(&record.plugin_id)
+                    .map(|p| {
+                        proofpix_service::declared_actions(&p)
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "offered by plugin {}: {}",
+                    record.plugin_id,
+                    if offered.is_empty() {
+                        "none".to_string()
+                    } else {
+                        offered.join(", ")
+                    }
+                );
+                match host.remediation_policy(&name)? {
+                    Some(p) => println!("policy: {}", p.to_json()),
+                    None => println!("policy: none (no remediation)"),
+                }
+            }
+            Ok(Verdict::Clean)
         }
         Command::SetSecret { name, secret } => {
             let (field, source) = split(&secret)?;
