@@ -9,6 +9,7 @@ use proofpix_runtime::{Runtime, RuntimeConfig};
 use proofpix_service::{Host, HostOptions, InstallOptions};
 use proofpix_signing::KeyPair;
 
+mod harness;
 mod scaffold;
 
 /// Plugin subcommands.
@@ -27,6 +28,30 @@ pub enum Command {
         /// still there.
         #[arg(long, value_name = "PATH|VERSION")]
         sdk: Option<String>,
+    },
+    /// Run a plugin against recorded HTTP exchanges (FIXTURES/fixture.json) and compare
+    /// calls, fuel, peak memory, component size and log volume with FIXTURES/baseline.json.
+    Test {
+        /// The plugin file (signed or not).
+        plugin: PathBuf,
+        /// The fixture directory.
+        #[arg(long)]
+        fixtures: PathBuf,
+        /// Record the exchanges against this base URL (the service or an emulator) instead.
+        #[arg(long, value_name = "URL")]
+        record: Option<String>,
+        /// A config value for recording, `FIELD=VALUE` (use `{replay}` for the base URL).
+        #[arg(long = "config", short = 'c', value_name = "FIELD=VALUE")]
+        config: Vec<String>,
+        /// The API key for recording, `FIELD=env:VAR`; scrubbed from what is recorded.
+        #[arg(long = "secret", short = 's', value_name = "FIELD=env:VAR")]
+        secrets: Vec<String>,
+        /// Allowed growth over the baseline, in percent.
+        #[arg(long, default_value = "10")]
+        threshold: u64,
+        /// Write the figures of this run as the new baseline.
+        #[arg(long)]
+        update_baseline: bool,
     },
     /// List the installed plugins with their provenance.
     List,
@@ -119,6 +144,49 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 "next: cd {} && cargo test && cargo build --target wasm32-wasip2 --release",
                 dir.display()
             );
+            Ok(())
+        }
+        Command::Test {
+            plugin,
+            fixtures,
+            record,
+            config,
+            secrets,
+            threshold,
+            update_baseline,
+        } => {
+            let pair = |kv: &str| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .with_context(|| format!("{kv:?} is not FIELD=VALUE"))
+            };
+            let config = config
+                .iter()
+                .map(|kv| pair(kv))
+                .collect::<anyhow::Result<_>>()?;
+            let mut secret_values = Vec::new();
+            for kv in &secrets {
+                let (field, source) = pair(kv)?;
+                let var = source
+                    .strip_prefix("env:")
+                    .with_context(|| format!("--secret {field}: use FIELD=env:VAR"))?;
+                let value = std::env::var(var)
+                    .with_context(|| format!("--secret {field}: {var} is not set"))?;
+                secret_values.push((field, proofpix_vault::Secret::from(value)));
+            }
+            let lines = harness::run(harness::Options {
+                plugin,
+                fixtures,
+                record,
+                config,
+                secrets: secret_values,
+                threshold,
+                update_baseline,
+            })
+            .await?;
+            for l in lines {
+                println!("{l}");
+            }
             Ok(())
         }
         Command::List => {

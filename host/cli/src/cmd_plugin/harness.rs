@@ -1,0 +1,535 @@
+//! `proofpix plugin test PLUGIN --fixtures DIR [--record URL]`: runs a plugin against recorded
+//! HTTP exchanges, deterministically, and compares what it cost with a baseline.
+//!
+//! A fixture directory holds `fixture.json`:
+//!
+//! ```json
+//! {"config": {"base_url": "{replay}"},
+//!  "exchanges": [{"method": "GET", "path": "/files", "status": 200,
+//!                 "headers": [["content-type", "application/json"]], "body": "[...]"}]}
+//! ```
+//!
+//! and, after the first run, `baseline.json` with the figures to hold the plugin to. The run
+//! starts a local server that answers each request with the first unused recorded exchange of
+//! the same method and path (query included; the last one is reused when a request repeats),
+//! sets `{replay}` in the config to that server, and drives the plugin as a sync would:
+//! `check`, `discover` until the last page, `download` for every file (the host fetches the
+//! bytes from the replay server). It runs with fuel metering, so instruction counts are
+//! exactly repeatable for the same component and fixture.
+//!
+//! It fails when a request has no recorded answer, when a call fails, or when a figure exceeds
+//! the baseline by more than `--threshold` percent (component size, calls, fuel, peak memory,
+//! log bytes). `--update-baseline` writes the new figures instead.
+//!
+//! `--record URL` runs the same scenario against `URL` through a recording proxy and writes
+//! `fixture.json`. Credentials are injected by the host and never recorded (request headers
+//! are not stored); secret values given with `--secret` are replaced by `[scrubbed]` in
+//! recorded bodies. Only API-key authentication can be recorded; OAuth flows are not run here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use proofpix_policy::{Limits, OperatorGrant};
+use proofpix_runtime::contract::AuthScheme;
+use proofpix_runtime::{Content, IntegrationContext, Runtime, RuntimeConfig, StaticCredentials};
+use proofpix_vault::Secret;
+use serde::{Deserialize, Serialize};
+
+/// The placeholder in fixture config values for the replay server's base URL.
+pub const REPLAY_PLACEHOLDER: &str = "{replay}";
+/// Most discovery pages one run follows; a plugin that pages forever is a failure.
+const MAX_PAGES: usize = 1000;
+/// Largest download the harness reads, per file.
+const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
+
+/// One recorded request and its answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Exchange {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Status code.
+    pub status: u16,
+    /// Response headers (lower-case names).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Response body as text, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Response body as lowercase hex, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_hex: Option<String>,
+}
+
+impl Exchange {
+    fn body_bytes(&self) -> Vec<u8> {
+        if let Some(t) = &self.body {
+            return t.as_bytes().to_vec();
+        }
+        self.body_hex
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `fixture.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fixture {
+    /// Non-secret config; `{replay}` is replaced with the replay server's URL.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// The recorded exchanges.
+    #[serde(default)]
+    pub exchanges: Vec<Exchange>,
+}
+
+/// What one run cost: `baseline.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Figures {
+    /// Component size in bytes.
+    pub component_bytes: u64,
+    /// Plugin calls made.
+    pub calls: u64,
+    /// Guest instructions (fuel) consumed.
+    pub fuel: u64,
+    /// Highest linear memory, bytes.
+    pub peak_memory_bytes: u64,
+    /// Log and stdio bytes produced.
+    pub log_bytes: u64,
+    /// HTTP requests the plugin and the host's downloads made.
+    pub http_requests: u64,
+    /// Files listed.
+    pub files: u64,
+}
+
+impl Figures {
+    fn rows(&self) -> [(&'static str, u64); 7] {
+        [
+            ("component_bytes", self.component_bytes),
+            ("calls", self.calls),
+            ("fuel", self.fuel),
+            ("peak_memory_bytes", self.peak_memory_bytes),
+            ("log_bytes", self.log_bytes),
+            ("http_requests", self.http_requests),
+            ("files", self.files),
+        ]
+    }
+
+    /// The figures that grew by more than `percent` over `baseline`, as messages.
+    pub fn regressions(&self, baseline: &Figures, percent: u64) -> Vec<String> {
+        self.rows()
+            .into_iter()
+            .zip(baseline.rows())
+            .filter(|((_, now), (_, base))| {
+                // now > base * (1 + percent/100), in integers.
+                u128::from(*now) * 100 > u128::from(*base) * u128::from(100 + percent)
+            })
+            .map(|((name, now), (_, base))| {
+                format!("{name}: {now}, baseline {base} (more than {percent}% over)")
+            })
+            .collect()
+    }
+}
+
+/// How the command was asked to run.
+#[derive(Debug)]
+pub struct Options {
+    /// The plugin file.
+    pub plugin: PathBuf,
+    /// The fixture directory.
+    pub fixtures: PathBuf,
+    /// Record against this base URL instead of replaying.
+    pub record: Option<String>,
+    /// Extra non-secret config for recording, `FIELD=VALUE`.
+    pub config: Vec<(String, String)>,
+    /// Secret values for recording (API key), by field.
+    pub secrets: Vec<(String, Secret)>,
+    /// Allowed growth over the baseline, percent.
+    pub threshold: u64,
+    /// Write the baseline instead of comparing.
+    pub update_baseline: bool,
+}
+
+/// The shared state of the replay or recording server.
+#[derive(Default)]
+struct ServerState {
+    exchanges: Vec<Exchange>,
+    used: Vec<bool>,
+    /// Recording: where to forward.
+    upstream: Option<String>,
+    recorded: Vec<Exchange>,
+    misses: Vec<String>,
+    requests: u64,
+    scrub: Vec<String>,
+}
+
+type Shared = Arc<Mutex<ServerState>>;
+
+async fn answer(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (status, headers, body) = respond(&state, method, uri, headers, body).await;
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            map.append(k, v);
+        }
+    }
+    (status, map, body).into_response()
+}
+
+async fn respond(
+    state: &Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.path().to_string());
+    let upstream = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.requests += 1;
+        s.upstream.clone()
+    };
+    if let Some(base) = upstream {
+        return forward(state, &base, method, &path, headers, body).await;
+    }
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let candidates: Vec<usize> = s
+        .exchanges
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.method.eq_ignore_ascii_case(method.as_str()) && e.path == path)
+        .map(|(i, _)| i)
+        .collect();
+    let pick = candidates
+        .iter()
+        .copied()
+        .find(|i| !s.used.get(*i).copied().unwrap_or(true))
+        .or_else(|| candidates.last().copied());
+    match pick.and_then(|i| s.exchanges.get(i).cloned().map(|e| (i, e))) {
+        Some((i, e)) => {
+            if let Some(u) = s.used.get_mut(i) {
+                *u = true;
+            }
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::OK);
+            (status, e.headers.clone(), e.body_bytes())
+        }
+        None => {
+            s.misses.push(format!("{method} {path}"));
+            (
+                StatusCode::NOT_IMPLEMENTED,
+                vec![],
+                format!("no recorded exchange for {method} {path}").into_bytes(),
+            )
+        }
+    }
+}
+
+/// Recording: forwards to the upstream and keeps the answer (without request headers, so
+/// injected credentials are never stored).
+async fn forward(
+    state: &Shared,
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let client = reqwest::Client::new();
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut req = client.request(
+        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET),
+        &url,
+    );
+    for (k, v) in &headers {
+        if k != "host" && k != "content-length" {
+            req = req.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let resp = match req.body(body.to_vec()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                vec![],
+                format!("recording proxy: {e}").into_bytes(),
+            );
+        }
+    };
+    let status = resp.status().as_u16();
+    let resp_headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "set-cookie" | "content-length" | "transfer-encoding" | "connection" | "date"
+            )
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let (body, body_hex) = match String::from_utf8(bytes.clone()) {
+        Ok(mut text) => {
+            for secret in &s.scrub {
+                if !secret.is_empty() {
+                    text = text.replace(secret.as_str(), "[scrubbed]");
+                }
+            }
+            (Some(text), None)
+        }
+        Err(_) => (None, Some(hex::encode(&bytes))),
+    };
+    s.recorded.push(Exchange {
+        method: method.as_str().to_string(),
+        path: path.to_string(),
+        status,
+        headers: resp_headers.clone(),
+        body,
+        body_hex,
+    });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        resp_headers,
+        bytes,
+    )
+}
+
+/// Runs the command; returns the report lines, or an error that fails it.
+///
+/// # Errors
+/// Unreadable plugin or fixtures, requests without a recorded answer, failing calls,
+/// regressions over the threshold.
+pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
+    let file = std::fs::read(&opts.plugin)
+        .with_context(|| format!("cannot read {}", opts.plugin.display()))?;
+    let (content, _) = proofpix_signing::split(&file)?;
+    let content = content.to_vec();
+    let fixture_path = opts.fixtures.join("fixture.json");
+    let mut fixture: Fixture = if opts.record.is_some() {
+        Fixture::default()
+    } else {
+        let text = std::fs::read_to_string(&fixture_path)
+            .with_context(|| format!("cannot read {}", fixture_path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a fixture", fixture_path.display()))?
+    };
+    for (k, v) in &opts.config {
+        fixture.config.insert(k.clone(), v.clone());
+    }
+
+    let state: Shared = Arc::new(Mutex::new(ServerState {
+        used: vec![false; fixture.exchanges.len()],
+        exchanges: fixture.exchanges.clone(),
+        upstream: opts.record.clone(),
+        scrub: opts
+            .secrets
+            .iter()
+            .map(|(_, s)| s.expose().to_string())
+            .collect(),
+        ..ServerState::default()
+    }));
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let runtime = Runtime::new(RuntimeConfig {
+        limits: Limits::default(),
+        fuel: true,
+        ..RuntimeConfig::default()
+    })?;
+    let plugin = runtime.load(&content).await?;
+    let info = plugin.info().clone();
+    let mut ctx = IntegrationContext::new("plugin-test").with_grant(OperatorGrant {
+        hosts: vec![base.clone()],
+        allow_loopback: true,
+        ..OperatorGrant::default()
+    });
+    for (k, v) in &fixture.config {
+        ctx = ctx.with_config(k, &v.replace(REPLAY_PLACEHOLDER, &base));
+    }
+    let key = |field: &str| {
+        opts.secrets
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| Secret::new("test-secret"))
+    };
+    match &info.auth {
+        AuthScheme::None => {}
+        AuthScheme::ApiKey(k) => {
+            ctx = ctx.with_credentials(Arc::new(StaticCredentials::new(
+                &k.header,
+                &k.prefix,
+                &key(&k.secret_field),
+            )));
+        }
+        _ if opts.record.is_some() => {
+            bail!("recording supports plugins with API-key authentication only")
+        }
+        _ => {
+            ctx = ctx.with_credentials(Arc::new(StaticCredentials::new(
+                "authorization",
+                "Bearer ",
+                &Secret::new("test-token"),
+            )));
+        }
+    }
+
+    let mut session = plugin.session(&ctx).await?;
+    let mut problems = Vec::new();
+    if let Err(e) = session.check().await {
+        problems.push(format!("check: {e}"));
+    }
+    let mut files = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = session
+            .discover(cursor.as_deref())
+            .await
+            .context("discover")?;
+        files.extend(page.files);
+        cursor = page.cursor;
+        if !page.more {
+            break;
+        }
+    }
+    for f in &files {
+        let spec = match session.download(f).await {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("download {}: {e}", f.id));
+                continue;
+            }
+        };
+        match session.fetcher().open(&spec) {
+            Ok(Content::Remote(r)) => {
+                if let Err(e) = r.read_all(MAX_DOWNLOAD_BYTES).await {
+                    problems.push(format!("fetch {}: {e}", f.id));
+                }
+            }
+            Ok(Content::Local { .. }) => {}
+            Err(e) => problems.push(format!("fetch {}: {e}", f.id)),
+        }
+    }
+    let stats = session.stats().clone();
+    server.abort();
+    let s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let figures = Figures {
+        component_bytes: content.len() as u64,
+        calls: stats.calls,
+        fuel: stats.fuel_consumed,
+        peak_memory_bytes: stats.memory_high_water,
+        log_bytes: stats.log_bytes,
+        http_requests: s.requests,
+        files: files.len() as u64,
+    };
+    let mut lines = vec![format!("plugin {} {}", info.id, info.version)];
+    lines.extend(figures.rows().iter().map(|(k, v)| format!("{k:<18} {v}")));
+
+    if opts.record.is_some() {
+        std::fs::create_dir_all(&opts.fixtures)?;
+        let recorded = Fixture {
+            config: fixture
+                .config
+                .iter()
+                .map(|(k, v)| {
+                    let v = match &opts.record {
+                        Some(u) => v.replace(u.as_str(), REPLAY_PLACEHOLDER),
+                        None => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            exchanges: s.recorded.clone(),
+        };
+        std::fs::write(&fixture_path, serde_json::to_string_pretty(&recorded)?)?;
+        lines.push(format!(
+            "recorded {} exchanges to {}",
+            recorded.exchanges.len(),
+            fixture_path.display()
+        ));
+        return finish(lines, problems);
+    }
+    if !s.misses.is_empty() {
+        problems.push(format!(
+            "requests with no recorded answer: {}",
+            s.misses.join(", ")
+        ));
+    }
+    let baseline_path = opts.fixtures.join("baseline.json");
+    let baseline: Option<Figures> = std::fs::read_to_string(&baseline_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    match baseline {
+        Some(b) if !opts.update_baseline => {
+            let regressions = figures.regressions(&b, opts.threshold);
+            if regressions.is_empty() {
+                lines.push(format!("within {}% of the baseline", opts.threshold));
+            }
+            problems.extend(regressions);
+        }
+        _ => {
+            std::fs::write(&baseline_path, serde_json::to_string_pretty(&figures)?)?;
+            lines.push(format!("baseline written to {}", baseline_path.display()));
+        }
+    }
+    finish(lines, problems)
+}
+
+fn finish(lines: Vec<String>, problems: Vec<String>) -> anyhow::Result<Vec<String>> {
+    if problems.is_empty() {
+        return Ok(lines);
+    }
+    bail!("{}\nFAILED:\n  {}", lines.join("\n"), problems.join("\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The threshold is a percentage over the baseline, and only growth counts.
+    #[test]
+    fn only_growth_beyond_the_threshold_is_a_regression() {
+        let base = Figures {
+            component_bytes: 1000,
+            calls: 10,
+            fuel: 1_000_000,
+            peak_memory_bytes: 1 << 20,
+            log_bytes: 100,
+            http_requests: 5,
+            files: 2,
+        };
+        let mut now = base.clone();
+        now.fuel = 1_100_000; // exactly +10%
+        now.calls = 9;
+        assert!(now.regressions(&base, 10).is_empty());
+        now.fuel = 1_100_001;
+        assert_eq!(
+            now.regressions(&base, 10),
+            ["fuel: 1100001, baseline 1000000 (more than 10% over)"]
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! `proofpix plugin test`: replay is deterministic, a regression over the threshold fails, a
+//! request with no recorded answer fails, and `--record` writes a fixture that replays.
+//!
+//! Drives the well-behaved test plugin: `discover` GETs `{base_url}/files`, `download` points
+//! the host at `{base_url}/files/{id}/content`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn proofpix(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_proofpix"))
+        .args(args)
+        .env("PROOFPIX_HOME", home)
+        .env_remove("PROOFPIX_MASTER_KEY")
+        .env_remove("PROOFPIX_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fixture() -> Value {
+    json!({
+        "config": {"base_url": "{replay}"},
+        "exchanges": [
+            {"method": "GET", "path": "/files", "status": 200,
+             "headers": [["content-type", "application/json"]],
+             "body": "[{\"id\": \"a\", \"name\": \"a.jpg\", \"etag\": \"1\"}]"},
+            {"method": "GET", "path": "/files/a/content", "status": 200,
+             "headers": [["content-type", "image/jpeg"]], "body_hex": "ffd8ffd9"}
+        ]
+    })
+}
+
+#[test]
+fn replays_are_deterministic_and_regressions_fail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fixture.json"), fixture().to_string()).unwrap();
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let args = [
+        "plugin",
+        "test",
+        plugin,
+        "--fixtures",
+        dir.to_str().unwrap(),
+    ];
+
+    let first = proofpix(&home, &args);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("baseline written"),
+        "{}",
+        text(&first)
+    );
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
+    assert_eq!(baseline["files"], 1);
+    assert_eq!(baseline["http_requests"], 2, "one listing, one download");
+    assert!(baseline["fuel"].as_u64().unwrap() > 0);
+
+    // The same component and fixture cost exactly the same.
+    let second = proofpix(&home, &[&args[..], &["--update-baseline"]].concat());
+    assert!(second.status.success(), "{}", text(&second));
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
+    assert_eq!(
+        again, baseline,
+        "fuel and every other figure repeat exactly"
+    );
+    let third = proofpix(&home, &args);
+    assert!(third.status.success(), "{}", text(&third));
+    assert!(text(&third).contains("within 10% of the baseline"));
+
+    // A baseline the plugin now exceeds by more than the threshold fails the run.
+    let mut tight = baseline.clone();
+    tight["fuel"] = json!(baseline["fuel"].as_u64().unwrap() / 2);
+    std::fs::write(dir.join("baseline.json"), tight.to_string()).unwrap();
+    let regressed = proofpix(&home, &args);
+    assert_eq!(regressed.status.code(), Some(2), "{}", text(&regressed));
+    assert!(
+        text(&regressed).contains("(more than 10% over)") && text(&regressed).contains("fuel: "),
+        "{}",
+        text(&regressed)
+    );
+    let loose = proofpix(&home, &[&args[..], &["--threshold", "150"]].concat());
+    assert!(loose.status.success(), "{}", text(&loose));
+
+    // A request the fixture cannot answer fails, naming it.
+    let mut partial = fixture();
+    partial["exchanges"].as_array_mut().unwrap().pop();
+    std::fs::write(dir.join("fixture.json"), partial.to_string()).unwrap();
+    std::fs::write(dir.join("baseline.json"), baseline.to_string()).unwrap();
+    let missing = proofpix(&home, &args);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("requests with no recorded answer: GET /files/a/content"),
+        "{}",
+        text(&missing)
+    );
+}
+
+#[test]
+fn a_recording_replays() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = rt.block_on(async {
+        let app = axum::Router::new()
+            .route(
+                "/files",
+                axum::routing::get(|| async {
+                    axum::Json(json!([{"id": "x", "name": "x.jpg", "etag": "7"}]))
+                }),
+            )
+            .route(
+                "/files/x/content",
+                axum::routing::get(|| async { vec![0xffu8, 0xd8, 0xff, 0xd9] }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("recorded");
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let rec = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+        ],
+    );
+    assert!(rec.status.success(), "{}", text(&rec));
+    assert!(
+        text(&rec).contains("recorded 2 exchanges"),
+        "{}",
+        text(&rec)
+    );
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fixture.json")).unwrap()).unwrap();
+    assert_eq!(recorded["config"]["base_url"], "{replay}");
+    assert_eq!(recorded["exchanges"][1]["body_hex"], "ffd8ffd9");
+    drop(rt); // the service is gone; the replay needs only the fixture
+    let replay = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(replay.status.success(), "{}", text(&replay));
+}
