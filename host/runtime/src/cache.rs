@@ -14,6 +14,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -83,7 +84,15 @@ impl ComponentCache {
             }
         }
         let artifact = engine.precompile_component(wasm)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A temporary name of its own per writer: two loads of the same component in one
+        // process (parallel installs, parallel tests) must not write into one file, or one
+        // rename finds nothing and the other may publish a half-written artifact.
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let tmp = path.with_extension(format!(
+            "tmp{}-{}",
+            std::process::id(),
+            WRITERS.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(&tmp, &artifact)?;
         std::fs::rename(&tmp, &path)?;
         Ok((load_artifact(engine, &path)?, CacheOutcome::Miss))
