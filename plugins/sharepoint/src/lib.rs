@@ -14,6 +14,9 @@
 //! - **check**: resolves the sites and libraries and verifies the result columns exist.
 //! - **events**: Graph change notifications, verified by `clientState`, trigger an incremental
 //!   (delta) sync (see [`events`]).
+//! - **remediation** (contract 0.2): `replace-with-sanitised` through Graph's simple upload,
+//!   `PUT /drives/{id}/items/{id}/content`, sent by the host with the sanitised bytes; up to
+//!   Graph's 250 MB simple-upload limit, no upload sessions (see [`remediation`]).
 //!
 //! Threats handled here: a hostile or broken API (links to other hosts are not followed,
 //! malformed pages fail the page, nothing Graph sends is trusted as a length or an index); an
@@ -24,6 +27,7 @@ mod discover;
 mod events;
 mod graph;
 mod libraries;
+mod remediation;
 mod settings;
 mod writeback;
 
@@ -85,12 +89,14 @@ impl Connector for SharePoint {
             .endpoint(
                 Endpoint::new("graph", "{config.graph_url}")
                     .with_credentials()
-                    .purpose("Microsoft Graph: sites, libraries, file listings and column updates"),
+                    .purpose("Microsoft Graph: sites, libraries, file listings, column updates and, when remediation is enabled, replacing a file's content with its sanitised copy"),
             )
             .endpoint(
                 Endpoint::new("downloads", "{config.download_host}")
                     .purpose("pre-authenticated download URLs Graph redirects file content to; no credentials are sent there"),
             )
+            // The host strips the file and sends the bytes; `upload` only says where.
+            .remediation(RemediationKind::ReplaceWithSanitised)
             .write_back_batch_size(100)
             // Each result is a PATCH that sets the columns to values: writing it again after a
             // crash leaves the item as writing it once.
@@ -122,6 +128,14 @@ impl Connector for SharePoint {
 
     fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
         events::handle(&request)
+    }
+
+    fn upload(
+        file: RemoteFile,
+        size: u64,
+        content_type: String,
+    ) -> Result<http::WitRequest, PluginError> {
+        remediation::upload(&file, size, &content_type)
     }
 }
 

@@ -449,3 +449,140 @@ async fn chaos_faults_a_share_of_requests_but_never_the_same_one_twice() {
     }
     assert_eq!(failures, 1, "one key, faulted at most once");
 }
+
+#[tokio::test]
+async fn a_content_upload_replaces_the_bytes_with_new_tags_and_shows_up_in_delta() {
+    let ms = start(GraphConfig::default()).await;
+    let t = token(&ms).await;
+    let g = ms.graph();
+    let file = g
+        .file(seed::FIELDWORK_SITE, seed::SITE_PHOTOS, "crane-0.jpg")
+        .unwrap();
+    let base = ms.graph_url();
+    let item_url = format!(
+        "{base}/v1.0/drives/{}/items/{}",
+        file.drive_id, file.item_id
+    );
+    let (_, _, before) = get(&item_url, &t).await;
+    // A delta link from before the upload.
+    let mut url = format!("{base}/v1.0/drives/{}/root/delta", file.drive_id);
+    let delta_link = loop {
+        let (_, _, page) = get(&url, &t).await;
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break page["@odata.deltaLink"].as_str().unwrap().to_owned(),
+        }
+    };
+
+    let put = |body: &'static [u8], if_match: Option<String>| {
+        let url = format!("{item_url}/content");
+        let t = t.clone();
+        async move {
+            let mut req = client()
+                .put(&url)
+                .bearer_auth(&t)
+                .header("content-type", "image/jpeg")
+                .body(body);
+            if let Some(tag) = if_match {
+                req = req.header("if-match", tag);
+            }
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, item) = put(b"sanitised bytes", None).await;
+    assert_eq!(status, 200, "{item}");
+    assert_eq!(item["id"], before["id"]);
+    assert_eq!(item["size"], 15);
+    assert_ne!(item["eTag"], before["eTag"]);
+    assert_ne!(item["cTag"], before["cTag"]);
+    assert_ne!(
+        item["file"]["hashes"]["quickXorHash"],
+        before["file"]["hashes"]["quickXorHash"]
+    );
+    assert_eq!(
+        &g.content(&file.drive_id, &file.item_id).unwrap()[..],
+        b"sanitised bytes"
+    );
+    let uploads = g.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].item_id, file.item_id);
+    assert_eq!(uploads[0].bytes, 15);
+    assert_eq!(uploads[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(uploads[0].etag_before, before["eTag"].as_str().unwrap());
+    assert_eq!(uploads[0].etag_after, item["eTag"].as_str().unwrap());
+
+    // The next delta lists it, and a download gets the new bytes.
+    let (_, _, changes) = get(&delta_link, &t).await;
+    assert!(
+        changes["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == item["id"]),
+        "{changes}"
+    );
+    let location = client()
+        .get(format!("{item_url}/content"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = client()
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&body[..], b"sanitised bytes");
+
+    // A stale If-Match is refused; the current cTag is accepted.
+    let stale = before["eTag"].as_str().map(str::to_owned);
+    let (status, body) = put(b"again", stale).await;
+    assert_eq!(status, 412);
+    assert_eq!(body["error"]["code"], "resourceModified");
+    let current = item["cTag"].as_str().map(str::to_owned);
+    let (status, _) = put(b"again", current).await;
+    assert_eq!(status, 200);
+
+    // Faults are injected on uploads alone, and read-only access is refused.
+    g.inject(
+        Route::Upload,
+        GraphFault::Throttle {
+            status: 429,
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let (_, _, still) = get(&item_url, &t).await;
+    assert_eq!(still["id"], item["id"], "a GET is not an upload");
+    let (status, body) = put(b"third", None).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "activityLimitReached");
+    g.set_permission(graph::AppPermission::ReadAll);
+    let (status, body) = put(b"third", None).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "accessDenied");
+    assert_eq!(
+        g.uploads().len(),
+        2,
+        "only the applied uploads are recorded"
+    );
+    assert_eq!(
+        &g.content(&file.drive_id, &file.item_id).unwrap()[..],
+        b"again"
+    );
+    let upload_exchanges: Vec<_> = g
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.route == Route::Upload)
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(upload_exchanges, [200, 412, 200, 429, 403]);
+}

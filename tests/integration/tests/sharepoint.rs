@@ -10,6 +10,9 @@
 //! - `misconfig`: what `host.test` says for an unknown site or library, a missing column, a
 //!   missing permission, a wrong secret and a multi-tenant alias.
 //! - `workflows`: the seed's workflows 2 (with the Teams notifier and its emulator), 3 and 4.
+//! - `remediation`: replace-with-sanitised through Graph's `PUT .../content`: every high-risk
+//!   image replaced once by a copy that analyses clean, the others untouched, nothing uploaded
+//!   in a simulation, a throttled upload retried on the next sync.
 //!
 //! Waits are short: the emulator's Retry-After is 1 s, the pipeline's back-off starts at 20 ms,
 //! and token expiry is driven by the emulator's clock.
@@ -18,7 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proofpix_analysis::Category;
+use proofpix_analysis::{
+    Analyzer, Category, Options as AnalysisOptions, Policy as AnalysisPolicy,
+    RiskLevel as AnalysisRisk,
+};
 use proofpix_emulators::microsoft::graph::{
     self, AppPermission, Chaos, GraphConfig, GraphEmulator, GraphFault, Route, Server, TenantFile,
     seed,
@@ -26,10 +32,13 @@ use proofpix_emulators::microsoft::graph::{
 use proofpix_emulators::microsoft::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
 use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
+use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
+use proofpix_runtime::contract::{
+    Capability, FileResult, PluginError, RemediationKind, RemoteFile, RiskLevel,
+};
 use proofpix_service::{
-    Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions, TestReport,
+    Host, HostOptions, IntegrationSpec, Remediation, RemediationStatus, ServiceError,
+    Subscriptions, TestReport,
 };
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
@@ -1156,4 +1165,309 @@ async fn a_graph_change_notification_with_the_client_state_leads_to_one_new_anal
         .await
         .expect("reauthorization");
     assert_eq!((response.status, resync), (202, false));
+}
+
+// ---------------------------------------------------------------------------------------------
+// remediation
+// ---------------------------------------------------------------------------------------------
+
+/// The operator's policy, in the JSON shape the CLI and API store.
+fn replace_policy(simulate: bool) -> RemediationPolicy {
+    RemediationPolicy::from_json(
+        &serde_json::json!({
+            "actions": ["replace-with-sanitised"],
+            "min_risk": "high",
+            "simulate": simulate,
+        })
+        .to_string(),
+    )
+    .expect("policy")
+}
+
+impl Env {
+    /// The bytes of every image of the configured site, by file id (`drive/item`).
+    fn image_bytes(&self) -> BTreeMap<String, Arc<Vec<u8>>> {
+        self.images(false)
+            .into_iter()
+            .map(|f| {
+                let bytes = self
+                    .graph()
+                    .content(&f.drive_id, &f.item_id)
+                    .expect("content");
+                (format!("{}/{}", f.drive_id, f.item_id), bytes)
+            })
+            .collect()
+    }
+
+    async fn sync_and_remediate(&self) -> (SyncReport, Vec<Remediation>) {
+        self.host
+            .sync_and_remediate(ID, SyncMode::Incremental)
+            .await
+            .unwrap_or_else(|e| panic!("sync: {e}"))
+    }
+}
+
+/// The ids of the files the report analysed at `high` or above, and of the others.
+fn split_by_risk(report: &SyncReport) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut high = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for f in &report.files {
+        let risk = f.report.as_ref().expect("analysed").risk;
+        if risk >= AnalysisRisk::High {
+            high.insert(f.file.id.clone());
+        } else {
+            other.insert(f.file.id.clone());
+        }
+    }
+    (high, other)
+}
+
+#[tokio::test]
+async fn the_plugin_declares_replace_with_sanitised_and_the_first_party_grant_covers_it() {
+    let env = env().await;
+    let plugin = env.host.plugin("sharepoint").expect("first-party plugin");
+    assert_eq!(
+        plugin.info().remediations,
+        [RemediationKind::ReplaceWithSanitised]
+    );
+    assert!(
+        plugin
+            .info()
+            .capabilities
+            .contains(&Capability::Remediation)
+    );
+    // First-party plugins are granted what they declare when the host starts; the operator's
+    // per-integration grant covers hosts only.
+    let record = env.host.store().plugin("sharepoint").unwrap().unwrap();
+    assert!(
+        record
+            .capabilities
+            .iter()
+            .any(|c| c == "capability:remediation"),
+        "{:?}",
+        record.capabilities
+    );
+    env.integrate(&[]).await;
+    let err = env
+        .host
+        .set_remediation(
+            ID,
+            Some(
+                RemediationPolicy::from_json(r#"{"actions":["quarantine"],"simulate":true}"#)
+                    .unwrap(),
+            ),
+            "operator:test",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("(it offers: replace-with-sanitised)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn replacing_with_sanitised_copies_cleans_every_high_risk_image_once_and_nothing_else() {
+    let env = env().await;
+    env.integrate(&[]).await;
+    env.host
+        .set_remediation(ID, Some(replace_policy(false)), "operator:test")
+        .await
+        .expect("set policy");
+    let before = env.image_bytes();
+
+    let (report, done) = env.sync_and_remediate().await;
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    let (high, other) = split_by_risk(&report);
+    assert!(
+        high.len() >= 5 && !other.is_empty(),
+        "the seed has risky and harmless images: {high:?} / {other:?}"
+    );
+    assert_eq!(high.len() + other.len(), before.len());
+
+    // One applied replacement per high-risk image, and nothing for the others.
+    let replaced: BTreeSet<String> = done
+        .iter()
+        .map(|r| {
+            assert_eq!(r.action, RemediationAction::ReplaceWithSanitised);
+            assert_eq!(r.status, RemediationStatus::Applied, "{r:#?}");
+            assert!(
+                r.detail.starts_with("replaced with a sanitised copy"),
+                "{}",
+                r.detail
+            );
+            r.file_id.clone()
+        })
+        .collect();
+    assert_eq!(replaced, high);
+    assert_eq!(done.len(), high.len(), "each file once");
+
+    // Graph saw one simple upload per risky file, with the bearer token and the file's type.
+    let uploads = env.graph().uploads();
+    let uploaded: Vec<String> = uploads
+        .iter()
+        .map(|u| format!("{}/{}", u.drive_id, u.item_id))
+        .collect();
+    assert_eq!(uploaded.iter().cloned().collect::<BTreeSet<_>>(), high);
+    assert_eq!(uploaded.len(), high.len());
+    assert!(uploads.iter().all(|u| u.etag_after != u.etag_before));
+    let puts: Vec<_> = env
+        .graph()
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.route == Route::Upload)
+        .collect();
+    assert_eq!(puts.len(), high.len());
+    assert!(
+        puts.iter().all(|e| e.method == "PUT"
+            && e.status == 200
+            && e.path.ends_with("/content")
+            && e.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer "))),
+        "{puts:#?}"
+    );
+
+    // Every replaced file re-analyses clean and is still an image; the others are untouched.
+    let analyzer = Analyzer::new(AnalysisPolicy::default(), AnalysisOptions::default());
+    let after = env.image_bytes();
+    for (id, bytes) in &after {
+        if high.contains(id) {
+            assert_ne!(bytes, &before[id], "{id} was replaced");
+            let r = analyzer.analyze(&**bytes);
+            assert_eq!(r.risk, AnalysisRisk::None, "{id}: {:?}", r.findings);
+            assert!(r.error.is_none(), "{id} is still a readable image");
+        } else {
+            assert_eq!(bytes, &before[id], "{id} was not touched");
+        }
+    }
+
+    // The next sync sees the replaced files as new versions, analyses them clean and replaces
+    // nothing again.
+    let (report, done) = env.sync_and_remediate().await;
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    assert_eq!(
+        ids(&report).into_iter().collect::<BTreeSet<_>>(),
+        high,
+        "only the replaced files changed"
+    );
+    assert!(
+        report
+            .files
+            .iter()
+            .all(|f| f.report.as_ref().unwrap().risk == AnalysisRisk::None)
+    );
+    assert!(done.is_empty(), "{done:#?}");
+    assert_eq!(env.graph().uploads().len(), high.len(), "no second upload");
+    let (_, done) = env.sync_and_remediate().await;
+    assert!(done.is_empty(), "{done:#?}");
+    assert_eq!(env.image_bytes(), after);
+}
+
+#[tokio::test]
+async fn a_simulated_replacement_reports_each_risky_image_and_changes_nothing() {
+    let env = env().await;
+    env.integrate(&[]).await;
+    env.host
+        .set_remediation(ID, Some(replace_policy(true)), "operator:test")
+        .await
+        .expect("set policy");
+    let before = env.image_bytes();
+
+    let (report, done) = env.sync_and_remediate().await;
+    let (high, _) = split_by_risk(&report);
+    assert!(!high.is_empty());
+    let simulated: BTreeSet<String> = done
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, RemediationStatus::Simulated, "{r:#?}");
+            assert!(
+                r.detail
+                    .starts_with("would replace the file with a sanitised copy of "),
+                "{}",
+                r.detail
+            );
+            r.file_id.clone()
+        })
+        .collect();
+    assert_eq!(simulated, high);
+    assert!(env.graph().uploads().is_empty());
+    assert!(
+        env.graph()
+            .exchanges()
+            .iter()
+            .all(|e| e.route != Route::Upload),
+        "nothing was uploaded"
+    );
+    assert_eq!(env.image_bytes(), before, "not a byte changed");
+
+    // Nothing changed, so the next sync has no new versions and nothing to report.
+    let (report, done) = env.sync_and_remediate().await;
+    assert!(report.files.is_empty(), "{:?}", ids(&report));
+    assert!(done.is_empty(), "{done:#?}");
+    assert_eq!(env.image_bytes(), before);
+}
+
+#[tokio::test]
+async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once() {
+    let env = env().await;
+    env.integrate(&[]).await;
+    env.host
+        .set_remediation(ID, Some(replace_policy(false)), "operator:test")
+        .await
+        .expect("set policy");
+    env.graph().inject(
+        Route::Upload,
+        GraphFault::Throttle {
+            status: 429,
+            retry_after_secs: 1,
+        },
+        1,
+    );
+    let (report, done) = env.sync_and_remediate().await;
+    let (high, _) = split_by_risk(&report);
+    let pending: Vec<&Remediation> = done
+        .iter()
+        .filter(|r| r.status == RemediationStatus::Pending)
+        .collect();
+    assert_eq!(pending.len(), 1, "{done:#?}");
+    let throttled = pending[0].file_id.clone();
+    assert!(
+        pending[0].detail.contains("HTTP 429") && pending[0].detail.contains("retried"),
+        "{}",
+        pending[0].detail
+    );
+    // The host runs actions that are due at the end of the same remediation pass, so the kept
+    // one is retried there (not only on the next sync).
+    let applied: Vec<&String> = done
+        .iter()
+        .filter(|r| r.status == RemediationStatus::Applied)
+        .map(|r| &r.file_id)
+        .collect();
+    assert_eq!(applied.len(), high.len(), "{done:#?}");
+    assert_eq!(
+        applied.iter().copied().cloned().collect::<BTreeSet<_>>(),
+        high
+    );
+    let statuses_of_throttled: Vec<u16> = env
+        .graph()
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.route == Route::Upload && e.key.ends_with(&throttled))
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(statuses_of_throttled, [429, 200]);
+    let uploaded: Vec<String> = env
+        .graph()
+        .uploads()
+        .iter()
+        .map(|u| format!("{}/{}", u.drive_id, u.item_id))
+        .collect();
+    assert_eq!(uploaded.len(), high.len(), "each file replaced once");
+    assert_eq!(uploaded.into_iter().collect::<BTreeSet<_>>(), high);
+
+    let (_, done) = env.sync_and_remediate().await;
+    assert!(done.is_empty(), "{done:#?}");
+    assert_eq!(env.graph().uploads().len(), high.len());
 }

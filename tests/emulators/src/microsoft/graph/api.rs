@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::faults::{Exchange, GraphFault, Route, Server};
 use super::model::{ColumnKind, Drive, Item, Render, Site, encode_path, rfc3339};
-use super::{BatchOrder, ColumnWrite, ExchangeNumber, Graph, Ticket, errors};
+use super::{BatchOrder, ColumnWrite, ContentUpload, ExchangeNumber, Graph, Ticket, errors};
 use crate::common::{AccessProblem, ErrorReply, ReplyBody};
 use crate::microsoft::fixtures::GRAPH_DEFAULT_SCOPE;
 
@@ -341,7 +341,6 @@ pub(crate) fn fault_reply(
 
 /// The route class of a path on the Graph server.
 pub(crate) fn classify(method: &str, path: &str) -> Route {
-    let _ = method;
     if path.ends_with("/oauth2/v2.0/token") {
         return Route::Token;
     }
@@ -362,7 +361,11 @@ pub(crate) fn classify(method: &str, path: &str) -> Route {
         return Route::Children;
     }
     if rest.ends_with("/content") {
-        return Route::Content;
+        return if method.eq_ignore_ascii_case("PUT") {
+            Route::Upload
+        } else {
+            Route::Content
+        };
     }
     if rest.starts_with("drives/") && rest.contains("/root/delta") {
         return Route::Delta;
@@ -393,11 +396,16 @@ pub(crate) fn retry_key(
     body: &[u8],
 ) -> String {
     match route {
-        Route::Content => {
+        Route::Content | Route::Upload => {
             let parts: Vec<&str> = path.split('/').collect();
             // /v1.0/drives/{d}/items/{i}/content
+            let kind = if route == Route::Upload {
+                "upload"
+            } else {
+                "item"
+            };
             match (parts.get(3), parts.get(5)) {
-                (Some(d), Some(i)) => format!("item:{d}/{i}"),
+                (Some(d), Some(i)) => format!("{kind}:{d}/{i}"),
                 _ => format!("{method} {path}"),
             }
         }
@@ -746,6 +754,7 @@ fn drives(g: &Graph, req: &ApiRequest<'_>, rest: &str) -> ApiReply {
                 }
                 ["children"] if reading(req) => children(g, req, &drive, &site, &item.id),
                 ["content"] if reading(req) => content(g, req, &drive, &item),
+                ["content"] if req.method == "PUT" => upload(g, req, &drive, &site, &item),
                 ["listItem"] if reading(req) => ApiReply::ok(json!({
                     "id": item.list_item_id.to_string(),
                     "fields": drive.fields_json(&item),
@@ -978,6 +987,65 @@ fn content(g: &Graph, req: &ApiRequest<'_>, drive: &Drive, item: &Item) -> ApiRe
         headers: vec![("location".into(), location)],
         body: None,
     }
+}
+
+/// `PUT /drives/{id}/items/{id}/content`: a simple upload that replaces the file's bytes. The
+/// item gets a new hash, eTag and cTag and shows up in delta; the reply is the driveItem with
+/// them. `If-Match` (eTag or cTag) guards against replacing a newer version (412). Not inside a
+/// `$batch`: the emulator takes uploads only as requests of their own.
+fn upload(g: &Graph, req: &ApiRequest<'_>, drive: &Drive, site: &Site, item: &Item) -> ApiReply {
+    if req.via_batch {
+        return bad_request(g, "Uploading content is not supported in a batch request.");
+    }
+    if item.folder {
+        return bad_request(g, "Cannot upload content to a folder.");
+    }
+    if let Some(expected) = req.header("if-match")
+        && expected != "*"
+        && expected != item.etag()
+        && expected != item.ctag()
+    {
+        return graph_error(
+            g,
+            412,
+            "resourceModified",
+            "The resource has changed since the caller last read it; usually an eTag mismatch",
+            Some("entityTagDoesNotMatch"),
+            Some(errors::ETAG_MISMATCH),
+        );
+    }
+    let now = g.now();
+    let render = render_for(g, None, false);
+    let updated = {
+        let mut t = g.tenant();
+        if t.replace_content(&drive.id, &item.id, req.body.to_vec(), now) {
+            t.drives.get(&drive.id).and_then(|d| {
+                d.items
+                    .get(&item.id)
+                    .map(|i| (d.item_json(site, i, render), i.etag(), i.ctag()))
+            })
+        } else {
+            None
+        }
+    };
+    let Some((body, etag_after, ctag_after)) = updated else {
+        return not_found(g);
+    };
+    if let Ok(mut u) = g.0.uploads.lock() {
+        u.push(ContentUpload {
+            at: std::time::Instant::now(),
+            emulated: now,
+            drive_id: drive.id.clone(),
+            item_id: item.id.clone(),
+            name: item.name.clone(),
+            content_type: req.header("content-type").map(str::to_owned),
+            bytes: req.body.len() as u64,
+            etag_before: item.etag(),
+            etag_after,
+            ctag_after,
+        });
+    }
+    ApiReply::ok(body)
 }
 
 fn fields(g: &Graph, req: &ApiRequest<'_>, drive: &Drive, item_id: &str) -> ApiReply {
@@ -1333,6 +1401,10 @@ mod tests {
         ] {
             assert_eq!(classify("GET", path), route, "{path}");
         }
+        assert_eq!(
+            classify("PUT", "/v1.0/drives/b!x/items/01A/content"),
+            Route::Upload
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum Route {
     Item,
     /// `GET /drives/{id}/items/{id}/content` (the 302).
     Content,
+    /// `PUT /drives/{id}/items/{id}/content` (a simple upload replacing the file's bytes).
+    Upload,
     /// `GET|PATCH .../fields`.
     Fields,
     /// `POST /$batch` as a whole.

@@ -13,6 +13,7 @@
 //! | `GET /drives/{id}/root/delta` | full enumeration then changes: `@odata.nextLink` pages, a final `@odata.deltaLink`; `?token=latest`, `?token={timestamp}`; 410 `resyncRequired` with a `Location` that restarts |
 //! | `GET /drives/{id}/items/{id}` | an item, with `@microsoft.graph.downloadUrl` |
 //! | `GET /drives/{id}/items/{id}/content` | 302 to the download host (304 on a matching `If-None-Match`) |
+//! | `PUT /drives/{id}/items/{id}/content` | simple upload: replaces the bytes, new hash, eTag and cTag, shows up in delta, answers the driveItem; `If-Match` mismatch 412; recorded ([`Graph::uploads`]). From Graph's `driveitem-put-content` docs (the reference does not cover uploads); large bodies get 413 (axum's default 2 MB body limit and the harness's 4 MiB cap), Graph's 250 MB limit is not modelled |
 //! | `GET\|PATCH /sites/{id}/lists/{id}/items/{id}/fields`, `/drives/{id}/items/{id}/listItem/fields` | list-item columns; unknown or read-only column 400, `If-Match` mismatch 412 |
 //! | `POST /$batch` | up to 20 sub-requests, answered in any order, each throttled on its own |
 //!
@@ -175,6 +176,31 @@ pub struct ColumnWrite {
     pub via_batch: bool,
 }
 
+/// A content replacement (`PUT .../content`) the emulator applied.
+#[derive(Clone, Debug)]
+pub struct ContentUpload {
+    /// Real time.
+    pub at: Instant,
+    /// Emulated time.
+    pub emulated: OffsetDateTime,
+    /// Drive.
+    pub drive_id: String,
+    /// Drive item.
+    pub item_id: String,
+    /// File name.
+    pub name: String,
+    /// The `Content-Type` sent.
+    pub content_type: Option<String>,
+    /// Body length.
+    pub bytes: u64,
+    /// The item's eTag before.
+    pub etag_before: String,
+    /// The item's eTag after.
+    pub etag_after: String,
+    /// The item's cTag after.
+    pub ctag_after: String,
+}
+
 /// A file in the tenant, as a test sees it.
 #[derive(Clone, Debug)]
 pub struct TenantFile {
@@ -220,6 +246,7 @@ pub(crate) struct Shared {
     pub faults: Mutex<FaultBook>,
     pub traffic: Mutex<Vec<Exchange>>,
     pub writes: Mutex<Vec<ColumnWrite>>,
+    pub uploads: Mutex<Vec<ContentUpload>>,
     pub tickets: Mutex<HashMap<String, Ticket>>,
     pub delta_generation: AtomicU64,
 }
@@ -252,6 +279,7 @@ impl Graph {
             faults: Mutex::default(),
             traffic: Mutex::default(),
             writes: Mutex::default(),
+            uploads: Mutex::default(),
             tickets: Mutex::default(),
             delta_generation: AtomicU64::new(1),
         }))
@@ -391,6 +419,11 @@ impl Graph {
         lock(&self.0.writes).clone()
     }
 
+    /// Every content replacement applied, oldest first.
+    pub fn uploads(&self) -> Vec<ContentUpload> {
+        lock(&self.0.uploads).clone()
+    }
+
     /// Every exchange, oldest first.
     pub fn exchanges(&self) -> Vec<Exchange> {
         lock(&self.0.traffic).clone()
@@ -401,10 +434,11 @@ impl Graph {
         faults::follow_ups(&self.exchanges())
     }
 
-    /// Forgets recorded exchanges and column writes.
+    /// Forgets recorded exchanges, column writes and uploads.
     pub fn clear_traffic(&self) {
         lock(&self.0.traffic).clear();
         lock(&self.0.writes).clear();
+        lock(&self.0.uploads).clear();
     }
 
     // ----- changes ----------------------------------------------------------------------------
