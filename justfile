@@ -46,3 +46,11 @@ bench-scan:
 # Regenerate the shipped samples from tests/fixtures.
 samples:
     cargo run -q -p proofpix-fixtures --example write_samples -- samples
+
+# The whole product offline: the daemon, emulated Salesforce, SharePoint, Slack and Teams, and an integration for each.
+demo:
+    cargo run --release -p proofpix -- demo
+
+# The daemon's figures for BENCHMARKS.md (release builds, then about 15 minutes of runs).
+bench-daemon:
+    bench/daemon.sh
