@@ -7,6 +7,9 @@
 //!   well-behaved plugin for an integration and call `describe` (the cost of
 //!   a call on a fresh instance, which is what every call after a trap pays
 //!   and what a per-call-instance design pays always).
+//! - `instantiate_only/{pooling,on-demand}`: the same sessions, timing only
+//!   the component's instantiation (`SessionStats::instantiate`), without
+//!   building the session's WASI context and HTTP client or the call.
 //! - `warm_call/describe`: a call on a live session (record lift/lower plus
 //!   the guest building its manifest).
 //! - `warm_call/discover_state_log`: a call that crosses into the host twice
@@ -44,6 +47,24 @@ fn bench(c: &mut Criterion) {
             b.to_async(&rt).iter(|| async {
                 let mut s = plugin.session(&ctx).await.expect("session");
                 s.describe().await.expect("describe")
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("instantiate_only");
+    for (name, pooling) in [("pooling", true), ("on-demand", false)] {
+        let runtime = runtime(pooling);
+        let plugin = rt.block_on(runtime.load(&wasm)).expect("load");
+        let ctx = IntegrationContext::new("bench");
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    let s = rt.block_on(plugin.session(&ctx)).expect("session");
+                    total += s.stats().instantiate;
+                }
+                total
             })
         });
     }
