@@ -97,6 +97,7 @@ async fn main() {
     let test = host.test("bench").await;
     assert!(test.ok(), "{test:?}");
 
+    let mut full: Option<(proofpix_pipeline::SyncReport, Duration)> = None;
     for (label, mode) in [
         ("full sync", SyncMode::Incremental),
         ("re-run (nothing new)", SyncMode::Incremental),
@@ -156,7 +157,106 @@ async fn main() {
             plugin_secs,
             100.0 * plugin_secs / elapsed.as_secs_f64()
         );
+        if full.is_none() {
+            full = Some((report, elapsed));
+        }
     }
+
+    // The boundary's share by replay: the plugin's calls alone on one session (discovery of
+    // every page, `download` for every file, write-back of every result in the plugin's batch
+    // size), then exactly the HTTP requests they made, re-sent natively with one reqwest client
+    // (one connection pool, like the host's per-session client). Plugin-call time minus the
+    // native replay is the plugin's own work plus the boundary.
+    let (report, sync_time) = full.expect("a full sync ran");
+    let results: Vec<_> = report
+        .files
+        .iter()
+        .filter_map(|o| {
+            Some(proofpix_pipeline::file_result(
+                &o.file,
+                o.report.as_ref()?,
+                "2026-11-26T12:00:00Z",
+            ))
+        })
+        .collect();
+    let n = results.len().max(1) as f64;
+    let (plugin, ctx) = host.context("bench", true).await.expect("context");
+    let batch = (plugin.info().write_back_batch_size as usize).max(1);
+    let mut session = plugin.session(&ctx).await.expect("session");
+    sf.log().clear();
+    let started = Instant::now();
+    let mut cursor: Option<String> = None;
+    let mut listed = Vec::new();
+    loop {
+        let page = session.discover(cursor.as_deref()).await.expect("discover");
+        listed.extend(page.files);
+        cursor = page.cursor;
+        if !page.more {
+            break;
+        }
+    }
+    let discover = started.elapsed();
+    let started = Instant::now();
+    for f in &listed {
+        session.download(f).await.expect("download");
+    }
+    let download = started.elapsed();
+    let started = Instant::now();
+    for chunk in results.chunks(batch) {
+        session.write_back(chunk).await.expect("write-back");
+    }
+    let write_back = started.elapsed();
+    let recorded = sf.log().all();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut failed = 0;
+    for r in &recorded {
+        let url = if r.query.is_empty() {
+            sf.url(&r.path).to_string()
+        } else {
+            format!("{}?{}", sf.url(&r.path), r.query)
+        };
+        let mut b = client.request(r.method.parse().expect("method"), url);
+        for h in [
+            "authorization",
+            "content-type",
+            "accept",
+            "sforce-query-options",
+        ] {
+            if let Some(v) = r.header(h) {
+                b = b.header(h, v);
+            }
+        }
+        let resp = b.body(r.body.clone()).send().await.expect("replay");
+        if !resp.status().is_success() {
+            failed += 1;
+        }
+        let _ = resp.bytes().await.expect("replay body");
+    }
+    let native = started.elapsed();
+    let plugin_total = discover + download + write_back;
+    let beyond = plugin_total.saturating_sub(native);
+    println!(
+        "== boundary by replay: {} files listed, {} results written back in batches of {batch}",
+        listed.len(),
+        results.len()
+    );
+    println!(
+        "   plugin calls: discover {:.1} ms, download {:.1} ms ({:.1} µs/file), write-back {:.1} ms; native replay of their {} requests: {:.1} ms ({failed} not 2xx)",
+        discover.as_secs_f64() * 1e3,
+        download.as_secs_f64() * 1e3,
+        download.as_secs_f64() * 1e6 / listed.len().max(1) as f64,
+        write_back.as_secs_f64() * 1e3,
+        recorded.len(),
+        native.as_secs_f64() * 1e3,
+    );
+    println!(
+        "   per file: sync {:.3} ms, plugin calls {:.3} ms, beyond native HTTP {:.3} ms = {:.2}% of the sync time",
+        sync_time.as_secs_f64() * 1e3 / n,
+        plugin_total.as_secs_f64() * 1e3 / n,
+        beyond.as_secs_f64() * 1e3 / n,
+        100.0 * beyond.as_secs_f64() / sync_time.as_secs_f64()
+    );
 
     // The boundary alone: calls with no I/O inside.
     host.create_integration(integrate("boundary", false), "bench")
@@ -164,8 +264,8 @@ async fn main() {
         .expect("integration");
     let (plugin, ctx) = host.context("boundary", true).await.expect("context");
     let mut session = plugin.session(&ctx).await.expect("session");
-    let page = session.discover(None).await.expect("discover");
-    let file = page.files.first().cloned().expect("a file");
+    // Any listed file will do: `download` only builds the request.
+    let file = listed.first().cloned().expect("a file");
     let n = 2000;
     let started = Instant::now();
     for _ in 0..n {

@@ -245,6 +245,80 @@ async fn main() {
         per_file(wasm_write)
     );
 
+    // ----- the same requests replayed natively ------------------------------------------------
+    // Exactly the HTTP requests the plugin's calls made (discovery of every page, `download`
+    // for every file, write-back of every result in the plugin's batch size), as the emulator
+    // logged them, re-sent with one reqwest client (one connection pool, like the host's
+    // per-session client). Plugin-call time minus the replay is the plugin's own work plus the
+    // boundary.
+    let batch = (plugin.info().write_back_batch_size as usize).max(1);
+    let mut replay_files: Vec<RemoteFile> = Vec::new();
+    ms.log().clear();
+    let t = Instant::now();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = session.discover(cursor.as_deref()).await.expect("page");
+        replay_files.extend(page.files);
+        if !page.more {
+            break;
+        }
+        cursor = page.cursor;
+    }
+    let r_discover = t.elapsed();
+    let t = Instant::now();
+    for f in &replay_files {
+        session.download(f).await.expect("download");
+    }
+    let r_download = t.elapsed();
+    let results: Vec<FileResult> = replay_files.iter().cloned().map(result).collect();
+    let t = Instant::now();
+    for chunk in results.chunks(batch) {
+        session.write_back(chunk).await.expect("write-back");
+    }
+    let r_write = t.elapsed();
+    let recorded = ms.log().all();
+    let replay_client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut not_ok = 0;
+    let t = Instant::now();
+    for r in &recorded {
+        let url = if r.query.is_empty() {
+            ms.url(&r.path).to_string()
+        } else {
+            format!("{}?{}", ms.url(&r.path), r.query)
+        };
+        let mut b = replay_client.request(r.method.parse().expect("method"), url);
+        for h in ["authorization", "content-type", "accept", "prefer"] {
+            if let Some(v) = r.header(h) {
+                b = b.header(h, v);
+            }
+        }
+        let resp = b.body(r.body.clone()).send().await.expect("replay");
+        if !resp.status().is_success() {
+            not_ok += 1;
+        }
+        let _ = resp.bytes().await.expect("replay body");
+    }
+    let r_native = t.elapsed();
+    let r_plugin = r_discover + r_download + r_write;
+    let r_beyond = r_plugin.saturating_sub(r_native);
+    println!(
+        "== boundary by replay: {} files listed, {} results written back in batches of {batch}",
+        replay_files.len(),
+        results.len()
+    );
+    println!(
+        "   plugin calls: discover {:.1} ms, download {:.1} ms ({:.1} µs/file), write-back {:.1} ms; native replay of their {} requests: {:.1} ms ({not_ok} not 2xx)",
+        r_discover.as_secs_f64() * 1e3,
+        r_download.as_secs_f64() * 1e3,
+        r_download.as_secs_f64() * 1e6 / replay_files.len().max(1) as f64,
+        r_write.as_secs_f64() * 1e3,
+        recorded.len(),
+        r_native.as_secs_f64() * 1e3,
+    );
+
     // ----- calls with no I/O -----------------------------------------------------------------
     host.create_integration(spec("boundary", false), "bench")
         .await
@@ -283,6 +357,12 @@ async fn main() {
     println!(
         "== WASM boundary share: {boundary:.1} µs of {total_per_file:.1} µs per file = {:.1}%",
         100.0 * boundary / total_per_file
+    );
+    let replay_beyond = r_beyond.as_secs_f64() * 1e6 / f64::from(n);
+    println!(
+        "== WASM boundary share by replay: plugin calls {:.1} µs per file, beyond native HTTP {replay_beyond:.1} µs of {total_per_file:.1} µs per file (median full sync) = {:.2}%",
+        r_plugin.as_secs_f64() * 1e6 / f64::from(n),
+        100.0 * replay_beyond / total_per_file
     );
 }
 
