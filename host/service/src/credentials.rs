@@ -61,22 +61,64 @@ impl CredentialProvider for AuthCredentials {
     }
 }
 
-/// Tokens kept sealed in the store.
+/// Tokens kept sealed in the store, marked with the authentication that
+/// issued them.
+///
+/// The mark (a hash of the resolved scheme: flow, token URL, client id,
+/// scopes; never a secret) is what makes a config change safe: when an
+/// operator points an integration at another login URL, tenant or client,
+/// tokens from the old one are not sent to the new server (nor the old
+/// `instance_url` used); the next call authenticates afresh. Tokens stored
+/// without a mark (before marks existed) are kept.
 #[derive(Debug, Clone)]
-pub struct StoreTokens(pub Arc<Store>);
+pub struct StoreTokens {
+    store: Arc<Store>,
+    issuer: String,
+}
+
+/// The context key the issuer mark is kept under; never shown to plugins.
+const ISSUER_KEY: &str = "proofpix.issuer";
+
+impl StoreTokens {
+    /// Tokens of integrations authenticated with `scheme`.
+    pub fn new(store: Arc<Store>, scheme: &AuthScheme) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{scheme:?}").as_bytes());
+        StoreTokens {
+            store,
+            issuer: hex::encode(&digest[..12]),
+        }
+    }
+}
 
 impl TokenPersistence for StoreTokens {
     fn load<'a>(&'a self, integration: &'a str) -> PersistFuture<'a, Option<TokenSet>> {
-        let store = self.0.clone();
+        let store = self.store.clone();
+        let issuer = self.issuer.clone();
         let integration = integration.to_string();
         Box::pin(async move {
+            let name = integration.clone();
             let loaded = tokio::task::spawn_blocking(move || store.tokens(&integration))
                 .await
                 .map_err(|e| PersistenceError::new(e.to_string()))?
                 .map_err(|e| {
                     PersistenceError::new(format!("cannot read the stored tokens: {e}"))
                 })?;
-            Ok(loaded.map(|t| TokenSet {
+            let Some(mut t) = loaded else {
+                return Ok(None);
+            };
+            match t.context.remove(ISSUER_KEY) {
+                Some(mark) if mark != issuer => {
+                    tracing::info!(
+                        integration = %name,
+                        "stored tokens were issued for another authentication setup (the \
+                         login URL, tenant, client or flow changed); authenticating afresh"
+                    );
+                    return Ok(None);
+                }
+                _ => {}
+            }
+            Ok(Some(t).map(|t| TokenSet {
                 access_token: t.access_token,
                 refresh_token: t.refresh_token,
                 expires_at: t.expires_at,
@@ -91,14 +133,16 @@ impl TokenPersistence for StoreTokens {
     }
 
     fn save<'a>(&'a self, integration: &'a str, tokens: &'a TokenSet) -> PersistFuture<'a, ()> {
-        let store = self.0.clone();
+        let store = self.store.clone();
         let integration = integration.to_string();
+        let mut context = tokens.context.clone();
+        context.insert(ISSUER_KEY.into(), self.issuer.clone());
         let row = proofpix_store::TokenSet {
             access_token: tokens.access_token.clone(),
             refresh_token: tokens.refresh_token.clone(),
             expires_at: tokens.expires_at,
             scope: (!tokens.scopes.is_empty()).then(|| tokens.scopes.join(" ")),
-            context: tokens.context.clone(),
+            context,
         };
         Box::pin(async move {
             tokio::task::spawn_blocking(move || store.set_tokens(&integration, &row, "system"))

@@ -566,11 +566,12 @@ impl Host {
                 .map_err(|e| {
                     ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
                 })?;
+        let tokens = StoreTokens::new(self.store.clone(), &scheme);
         let creds = Credentials::builder(
             &record.id,
             credentials::inputs(scheme, &ctx.config, &ctx.secrets),
             http,
-            Arc::new(StoreTokens(self.store.clone())),
+            Arc::new(tokens),
         )
         .platform(&plugin.info().platform)
         .options(self.options.credentials.clone())

@@ -1172,3 +1172,80 @@ async fn an_outbound_message_is_acknowledged_and_the_changed_file_analysed_once(
     assert_eq!(response.status, 200);
     assert!(env.sync().await.files.is_empty());
 }
+
+/// Re-pointing an integration at another org (a new login URL) must not reuse the tokens and
+/// `instance_url` the old org issued: the next run authenticates against the new one.
+#[tokio::test]
+async fn a_new_login_url_authenticates_afresh_instead_of_reusing_the_old_orgs_tokens() {
+    let env = env().await;
+    env.integrate("password", &[]).await;
+    let first = env.sync().await;
+    assert!(!first.files.is_empty());
+    let old_instance = env
+        .host
+        .store()
+        .tokens(ID)
+        .expect("store")
+        .expect("tokens after a sync")
+        .context["instance_url"]
+        .clone();
+
+    let other = salesforce::start_org(
+        SalesforceConfig::default(),
+        Harness::with_clock(Clock::new()),
+    )
+    .await
+    .expect("second org");
+    let (config, secrets) = flow_inputs(&other, "password");
+    env.host
+        .create_integration(
+            IntegrationSpec {
+                id: ID.into(),
+                plugin: "salesforce".into(),
+                config,
+                secrets,
+                grant: grant(),
+                ..IntegrationSpec::default()
+            },
+            "operator:test",
+        )
+        .await
+        .expect("re-point");
+    // A page-size edit alone would keep them; the login URL changed, so they are not used.
+    let report = env
+        .host
+        .sync(ID, SyncMode::Incremental)
+        .await
+        .expect("sync against the new org");
+    assert!(
+        !report.files.is_empty(),
+        "the new org's files were analysed"
+    );
+    assert!(
+        report.files.iter().all(|f| f.error.is_none()),
+        "{:?}",
+        report
+            .files
+            .iter()
+            .filter_map(|f| f.error.as_ref())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !other.org().created("ProofPix_Analysis__c").is_empty(),
+        "results went to the new org"
+    );
+    let new_instance = env
+        .host
+        .store()
+        .tokens(ID)
+        .expect("store")
+        .expect("tokens")
+        .context["instance_url"]
+        .clone();
+    assert_ne!(new_instance, old_instance);
+    let stored = env.host.store().tokens(ID).expect("store").expect("tokens");
+    assert!(
+        stored.context.contains_key("proofpix.issuer"),
+        "stored tokens carry the mark of the setup that issued them"
+    );
+}
