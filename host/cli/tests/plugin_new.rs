@@ -23,20 +23,14 @@ fn proofpix(home: &Path, args: &[&str]) -> Output {
 fn cargo(dir: &Path, args: &[&str]) -> Output {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(dir)
-        .args(args)
-        .arg("--offline")
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffolded-plugin"),
-        );
+    cmd.current_dir(dir).args(args).arg("--offline").env(
+        "CARGO_TARGET_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffolded-plugin"),
+    );
     // Outside the repository, rustup would pick its default toolchain; use the repository's.
     if std::env::var_os("RUSTUP_TOOLCHAIN").is_none() {
         let toolchain = std::fs::read_to_string(repo.join("rust-toolchain.toml")).unwrap();
-        if let Some(channel) = toolchain
-            .lines()
-            .find_map(|l| l.strip_prefix("channel = "))
-        {
+        if let Some(channel) = toolchain.lines().find_map(|l| l.strip_prefix("channel = ")) {
             cmd.env("RUSTUP_TOOLCHAIN", channel.trim().trim_matches('"'));
         }
     }
@@ -93,7 +87,13 @@ fn a_scaffolded_plugin_passes_its_tests_builds_and_loads() {
     // A second run never overwrites.
     let again = proofpix(
         &home,
-        &["plugin", "new", "acme-drive", "--dir", dir.to_str().unwrap()],
+        &[
+            "plugin",
+            "new",
+            "acme-drive",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
     );
     assert_eq!(again.status.code(), Some(2));
     assert!(
