@@ -16,7 +16,7 @@
 use proofpix_sdk::prelude::*;
 use serde_json::Value;
 
-use crate::settings::field;
+use crate::settings::{field, url_decode};
 
 /// Longest validation token echoed back; Graph's are well under this.
 const MAX_TOKEN_CHARS: usize = 1024;
@@ -107,35 +107,10 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     query
         .trim_start_matches('?')
         .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+        // A form value: `+` is a space, then `%XX` escapes (so `%2B` stays a `+`).
+        .map(|(_, v)| url_decode(&v.replace('+', " ")))
 }
 
 #[cfg(test)]
@@ -153,8 +128,12 @@ mod tests {
             Some("Validation: Testing: client code")
         );
         assert_eq!(query_param("a=1", "validationToken"), None);
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(
+            query_param("validationToken=a%2Bb+c", "validationToken").as_deref(),
+            Some("a+b c")
+        );
+        assert_eq!(url_decode("100%"), "100%");
+        assert_eq!(url_decode("%zz"), "%zz");
+        assert_eq!(url_decode("%4"), "%4");
     }
 }
