@@ -118,7 +118,7 @@ impl TokenPersistence for StoreTokens {
                 }
                 _ => {}
             }
-            Ok(Some(t).map(|t| TokenSet {
+            Ok(Some(TokenSet {
                 access_token: t.access_token,
                 refresh_token: t.refresh_token,
                 expires_at: t.expires_at,
