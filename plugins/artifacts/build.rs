@@ -34,6 +34,14 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("SLACK", "proofpix-plugin-slack", "plugins/slack"),
     ("TEAMS", "proofpix-plugin-teams", "plugins/teams"),
     (
+        "GOOGLE_DRIVE",
+        "proofpix-plugin-google-drive",
+        "plugins/google-drive",
+    ),
+    ("BOX", "proofpix-plugin-box", "plugins/box"),
+    ("DROPBOX", "proofpix-plugin-dropbox", "plugins/dropbox"),
+    ("WEBHOOK", "proofpix-plugin-webhook", "plugins/webhook"),
+    (
         "TEST_HOSTILE",
         "proofpix-test-plugin-hostile",
         "tests/plugins/hostile",
@@ -56,7 +64,17 @@ const GUESTS: &[(&str, &str, &str)] = &[
 ];
 
 /// The guests shipped inside the binary, signed with the first-party key.
-const FIRST_PARTY: &[&str] = &["LOCAL_FOLDER", "SALESFORCE", "SHAREPOINT", "SLACK", "TEAMS"];
+const FIRST_PARTY: &[&str] = &[
+    "LOCAL_FOLDER",
+    "SALESFORCE",
+    "SHAREPOINT",
+    "SLACK",
+    "TEAMS",
+    "GOOGLE_DRIVE",
+    "BOX",
+    "DROPBOX",
+    "WEBHOOK",
+];
 
 const TARGET: &str = "wasm32-wasip2";
 

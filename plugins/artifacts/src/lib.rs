@@ -32,6 +32,25 @@ pub fn first_party() -> Vec<(&'static str, &'static [u8])> {
             "teams",
             include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_teams.wasm")),
         ),
+        (
+            "google-drive",
+            include_bytes!(concat!(
+                env!("OUT_DIR"),
+                "/proofpix_plugin_google_drive.wasm"
+            )),
+        ),
+        (
+            "box",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_box.wasm")),
+        ),
+        (
+            "dropbox",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_dropbox.wasm")),
+        ),
+        (
+            "webhook",
+            include_bytes!(concat!(env!("OUT_DIR"), "/proofpix_plugin_webhook.wasm")),
+        ),
     ]
 }
 
