@@ -99,6 +99,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: Some(data_dir.join("cache").join("components")),
         data_dir: Some(data_dir.clone()),
+        // A daemon keeps only what it acts on after a run, so a backlog's size does not
+        // become its memory.
+        retention: proofpix_service::OutcomeRetention::Actionable {
+            max: proofpix_service::DEFAULT_MAX_KEPT_OUTCOMES,
+        },
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await?;

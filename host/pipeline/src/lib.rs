@@ -80,7 +80,59 @@ pub struct PipelineOptions {
     /// Whether write-backs left uncertain by a crashed run are retried for
     /// plugins whose write-back is idempotent.
     pub retry_uncertain_idempotent: bool,
+    /// Which per-file outcomes a run keeps in [`SyncReport::files`]; every
+    /// file is counted in the batch either way.
+    pub retention: Retention,
 }
+
+/// Which per-file outcomes a run keeps in its report.
+///
+/// A run's memory must not grow with its size: a daemon working through a
+/// backlog of a million files keeps only what it will act on after the run
+/// (alerts, remediation candidates, failures), up to `max`. Each file's result
+/// is in the store and its counts are in the batch whatever is kept here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Analysed files kept.
+    pub analysed: Keep,
+    /// Most outcomes kept; the rest are counted in
+    /// [`SyncReport::outcomes_dropped`].
+    pub max: usize,
+}
+
+/// Which analysed files a [`Retention`] keeps. Failed files are always kept
+/// (up to the cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every analysed file.
+    All,
+    /// Files at or above this risk.
+    AtLeast(proofpix_analysis::RiskLevel),
+    /// None: only failures.
+    Failures,
+}
+
+impl Retention {
+    /// Every outcome: for one-shot runs that print each file.
+    pub const ALL: Retention = Retention {
+        analysed: Keep::All,
+        max: usize::MAX,
+    };
+
+    fn keeps(&self, o: &FileOutcome) -> bool {
+        match (&o.error, &o.report) {
+            (Some(_), _) | (None, None) => true,
+            (None, Some(r)) => match self.analysed {
+                Keep::All => true,
+                Keep::AtLeast(min) => r.risk >= min,
+                Keep::Failures => false,
+            },
+        }
+    }
+}
+
+/// Most failures listed in a batch record; `errors` counts them all.
+pub const MAX_BATCH_FAILURES: usize = 1_000;
 
 impl Default for PipelineOptions {
     fn default() -> Self {
@@ -98,6 +150,7 @@ impl Default for PipelineOptions {
             max_file_bytes: 1 << 30,
             wait_for_retries: None,
             retry_uncertain_idempotent: true,
+            retention: Retention::ALL,
         }
     }
 }
@@ -148,8 +201,11 @@ pub struct SyncReport {
     pub discovered: u64,
     /// Listed files already processed at the same version.
     pub unchanged: u64,
-    /// Per-file outcomes of files processed in this run.
+    /// Per-file outcomes of files processed in this run, as the run's
+    /// [`Retention`] keeps them (all by default).
     pub files: Vec<FileOutcome>,
+    /// Outcomes processed but not kept in `files` (see [`Retention`]).
+    pub outcomes_dropped: u64,
     /// Items parked (failed too often) in this run.
     pub parked: u64,
     /// Write-backs left uncertain by an earlier crash and not retried.
@@ -364,6 +420,22 @@ impl Pipeline {
         ctx: &IntegrationContext,
         mode: SyncMode,
     ) -> Result<SyncReport, PipelineError> {
+        self.sync_keeping(plugin, ctx, mode, self.options.retention)
+            .await
+    }
+
+    /// [`Pipeline::sync`], keeping the outcomes `retention` says instead of
+    /// the options' default.
+    ///
+    /// # Errors
+    /// As [`Pipeline::sync`].
+    pub async fn sync_keeping(
+        &self,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        mode: SyncMode,
+        retention: Retention,
+    ) -> Result<SyncReport, PipelineError> {
         let started = Instant::now();
         let id = ctx.id.clone();
         let batch = {
@@ -383,6 +455,7 @@ impl Pipeline {
         let mut run = Run {
             report: empty_report(batch),
             writeback_needed: plugin_writes_back(plugin),
+            retention,
         };
         let result = self.run(plugin, ctx, mode, &mut run).await;
         let mut report = run.report;
@@ -398,29 +471,6 @@ impl Pipeline {
         let b = &mut report.batch;
         b.finished_at = Some(now);
         b.duration = Some(report.duration);
-        for f in &report.files {
-            b.total += 1;
-            match (&f.error, &f.report) {
-                (None, Some(r)) => {
-                    b.ok += 1;
-                    *b.by_risk.entry(r.risk.as_str().to_string()).or_default() += 1;
-                }
-                (Some(e), _) => {
-                    b.errors += 1;
-                    b.failures.push(proofpix_store::BatchFailure {
-                        remote_id: f.file.id.clone(),
-                        error: e.clone(),
-                    });
-                }
-                (None, None) => {}
-            }
-            if f.retried {
-                b.retried += 1;
-            }
-            if let Some(rid) = f.result_id {
-                b.result_ids.push(rid);
-            }
-        }
         let batch = report.batch.clone();
         self.blocking(move |s| s.put_batch(&batch)).await?;
 
@@ -660,7 +710,7 @@ impl Pipeline {
                                 Err(e) => Analysed {
                                     retryable: e.is_retryable(),
                                     retry_after: e.retry_after(),
-                                    outcome: Err(e.to_string()),
+                                    outcome: Err(format!("download: {e}")),
                                     job,
                                 },
                                 Ok(content) => match self.analyse(content, job.file.size).await {
@@ -685,14 +735,21 @@ impl Pipeline {
                 .collect()
                 .await;
 
+            // This chunk's outcomes live until its write-back is done, then
+            // are counted into the batch and kept only as the retention says.
+            let mut outcomes = Vec::new();
             let mut to_write = Vec::new();
             for a in analysed {
-                if let Some(done) = self.record(ctx, a, run).await? {
+                if let Some(done) = self.record(ctx, a, run, &mut outcomes).await? {
                     to_write.push(done);
                 }
             }
             if run.writeback_needed && !to_write.is_empty() {
-                self.write_back(session, plugin, ctx, to_write, run).await?;
+                self.write_back(session, plugin, ctx, to_write, &mut outcomes, run)
+                    .await?;
+            }
+            for o in outcomes {
+                run.finish(o);
             }
         }
     }
@@ -703,6 +760,7 @@ impl Pipeline {
         ctx: &IntegrationContext,
         a: Analysed,
         run: &mut Run,
+        outcomes: &mut Vec<FileOutcome>,
     ) -> Result<Option<(usize, u64)>, PipelineError> {
         let Analysed {
             job,
@@ -752,7 +810,7 @@ impl Pipeline {
                     risk: Some(report.risk),
                     error: None,
                 });
-                run.report.files.push(FileOutcome {
+                outcomes.push(FileOutcome {
                     file: job.file,
                     report: Some(report),
                     result_id,
@@ -761,7 +819,7 @@ impl Pipeline {
                     bytes_fetched: fetched,
                     retried,
                 });
-                Ok(result_id.map(|rid| (run.report.files.len() - 1, rid)))
+                Ok(result_id.map(|rid| (outcomes.len() - 1, rid)))
             }
             Err(error) => {
                 let lease = job.lease.clone();
@@ -795,7 +853,7 @@ impl Pipeline {
                         risk: None,
                         error: Some(error.clone()),
                     });
-                    run.report.files.push(FileOutcome {
+                    outcomes.push(FileOutcome {
                         file: job.file,
                         report: None,
                         result_id: None,
@@ -849,7 +907,7 @@ impl Pipeline {
         let fetch_err = |e: proofpix_runtime::FetchError| FileFailure {
             retryable: e.is_retryable(),
             retry_after: e.retry_after(),
-            message: e.to_string(),
+            message: format!("download: {e}"),
         };
         if !remote.supports_range {
             let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
@@ -932,6 +990,7 @@ impl Pipeline {
         plugin: &Plugin,
         ctx: &IntegrationContext,
         done: Vec<(usize, u64)>,
+        files: &mut [FileOutcome],
         run: &mut Run,
     ) -> Result<(), PipelineError> {
         let batch_size = plugin.info().write_back_batch_size.max(1) as usize;
@@ -939,7 +998,7 @@ impl Pipeline {
         for chunk in done.chunks(batch_size) {
             let mut send = Vec::new();
             for &(idx, _) in chunk {
-                let Some(outcome) = run.report.files.get(idx) else {
+                let Some(outcome) = files.get(idx) else {
                     continue;
                 };
                 let Some(report) = &outcome.report else {
@@ -962,7 +1021,7 @@ impl Pipeline {
             }
             let results: Vec<_> = send
                 .iter()
-                .filter_map(|(idx, _)| run.report.files.get(*idx))
+                .filter_map(|(idx, _)| files.get(*idx))
                 .filter_map(|o| {
                     o.report
                         .as_ref()
@@ -1003,7 +1062,7 @@ impl Pipeline {
                                 error: "the plugin reported no outcome for this file".into(),
                             },
                         };
-                        let Some(outcome) = run.report.files.get_mut(idx) else {
+                        let Some(outcome) = files.get_mut(idx) else {
                             continue;
                         };
                         let mut file = written_record(self.store.now(), ctx, outcome);
@@ -1032,7 +1091,7 @@ impl Pipeline {
                         let completion = Completion::Failed { error: msg.clone() };
                         self.blocking(move |s| s.complete_writeback(&key, &completion))
                             .await?;
-                        if let Some(o) = run.report.files.get_mut(idx) {
+                        if let Some(o) = files.get_mut(idx) {
                             o.error = Some(format!("write-back failed: {msg}"));
                         }
                     }
@@ -1104,6 +1163,43 @@ impl Pipeline {
 struct Run {
     report: SyncReport,
     writeback_needed: bool,
+    retention: Retention,
+}
+
+impl Run {
+    /// Counts a file's final outcome into the batch and keeps it if the
+    /// retention says so.
+    fn finish(&mut self, f: FileOutcome) {
+        let b = &mut self.report.batch;
+        b.total += 1;
+        match (&f.error, &f.report) {
+            (None, Some(r)) => {
+                b.ok += 1;
+                *b.by_risk.entry(r.risk.as_str().to_string()).or_default() += 1;
+            }
+            (Some(e), _) => {
+                b.errors += 1;
+                if b.failures.len() < MAX_BATCH_FAILURES {
+                    b.failures.push(proofpix_store::BatchFailure {
+                        remote_id: f.file.id.clone(),
+                        error: e.clone(),
+                    });
+                }
+            }
+            (None, None) => {}
+        }
+        if f.retried {
+            b.retried += 1;
+        }
+        if let Some(rid) = f.result_id {
+            b.result_ids.push(rid);
+        }
+        if self.retention.keeps(&f) && self.report.files.len() < self.retention.max {
+            self.report.files.push(f);
+        } else {
+            self.report.outcomes_dropped += 1;
+        }
+    }
 }
 
 fn empty_report(batch: BatchRecord) -> SyncReport {
@@ -1112,6 +1208,7 @@ fn empty_report(batch: BatchRecord) -> SyncReport {
         discovered: 0,
         unchanged: 0,
         files: Vec::new(),
+        outcomes_dropped: 0,
         parked: 0,
         uncertain: 0,
         pages: 0,

@@ -24,10 +24,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use proofpix_analysis::RiskLevel;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
 use proofpix_pipeline::integration::{GRANT_KEY, context_for, grant_of, set_grant};
-use proofpix_pipeline::{Pipeline, PipelineOptions, SyncMode, SyncReport};
+use proofpix_pipeline::{Keep, Pipeline, PipelineOptions, Retention, SyncMode, SyncReport};
 use proofpix_policy::{Limits, OperatorGrant};
 use proofpix_runtime::contract::{AuthScheme as WitScheme, Capability, FieldKind, PluginInfo};
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
@@ -65,7 +66,27 @@ pub struct HostOptions {
     /// The data directory: installed plugins (`plugins/`) and trusted keys
     /// (`trust/`) live there. `None` keeps plugins in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Which per-file outcomes a sync keeps in memory until it ends.
+    pub retention: OutcomeRetention,
 }
+
+/// Which per-file outcomes of a sync the host keeps in memory until the run ends (every
+/// file's result is in the store and counted in its batch either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeRetention {
+    /// Every outcome, in [`SyncReport::files`]: one-shot runs and tests that look at each file.
+    All,
+    /// Only what the host acts on after the run, up to `max` files: failures, files that raise
+    /// an alert for a subscribed notifier, and files under the integration's remediation
+    /// policy. The daemon's choice, so that a run's memory does not grow with its backlog.
+    Actionable {
+        /// Most outcomes kept per run.
+        max: usize,
+    },
+}
+
+/// The daemon's cap on the outcomes a run keeps ([`OutcomeRetention::Actionable`]).
+pub const DEFAULT_MAX_KEPT_OUTCOMES: usize = 5_000;
 
 impl Default for HostOptions {
     fn default() -> Self {
@@ -78,6 +99,7 @@ impl Default for HostOptions {
             credentials: CredentialOptions::default(),
             first_party_plugins: true,
             data_dir: None,
+            retention: OutcomeRetention::All,
         }
     }
 }
@@ -779,7 +801,11 @@ impl Host {
                 ),
             });
         }
-        let outcome = self.pipeline.sync(&plugin, &ctx, mode).await;
+        let retention = self.retention_for(id);
+        let outcome = self
+            .pipeline
+            .sync_keeping(&plugin, &ctx, mode, retention)
+            .await;
         if let Some(action) = self.check_plugin_health(&plugin.info().id).await {
             tracing::error!(plugin = %plugin.label(), "circuit breaker: {action}");
         }
@@ -794,6 +820,33 @@ impl Host {
                     .await;
                 Err(e.into())
             }
+        }
+    }
+
+    /// What a sync of `id` keeps of its outcomes: with [`OutcomeRetention::Actionable`], files
+    /// at or above the lowest risk a subscribed notifier or the remediation policy acts on.
+    fn retention_for(&self, id: &str) -> Retention {
+        let max = match self.options.retention {
+            OutcomeRetention::All => return Retention::ALL,
+            OutcomeRetention::Actionable { max } => max,
+        };
+        let remediation = self.remediation_policy(id).ok().flatten().map(|p| {
+            use proofpix_policy::RiskThreshold as T;
+            match p.min_risk {
+                T::None => RiskLevel::None,
+                T::Low => RiskLevel::Low,
+                T::Medium => RiskLevel::Medium,
+                T::High => RiskLevel::High,
+                T::Critical => RiskLevel::Critical,
+            }
+        });
+        let floor = [self.alert_floor(id), remediation]
+            .into_iter()
+            .flatten()
+            .min();
+        Retention {
+            analysed: floor.map_or(Keep::Failures, Keep::AtLeast),
+            max,
         }
     }
 

@@ -98,9 +98,6 @@ impl Host {
     /// Sends `event` of `source` to every notifier integration subscribed to
     /// it. Failures are logged and audited; they never fail the run.
     pub(crate) async fn notify_event(&self, source: &str, event: NotifyEvent) {
-        let Ok(records) = self.store.integrations() else {
-            return;
-        };
         let platform = self
             .store
             .integration(source)
@@ -109,6 +106,22 @@ impl Host {
             .and_then(|r| self.plugin(&r.plugin_id))
             .map(|p| p.info().platform.clone())
             .unwrap_or_default();
+        for (notifier, subs) in self.notifiers(source) {
+            let messages = messages_for(source, &platform, &event, &subs);
+            if messages.is_empty() {
+                continue;
+            }
+            self.deliver(&notifier, source, messages).await;
+        }
+    }
+
+    /// The enabled notifier integrations other than `source`, with their subscriptions. A
+    /// notifier whose stored subscriptions do not parse is logged and left out.
+    fn notifiers(&self, source: &str) -> Vec<(String, Subscriptions)> {
+        let Ok(records) = self.store.integrations() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
         for record in records.into_iter().filter(|r| r.enabled && r.id != source) {
             let Some(plugin) = self.plugin(&record.plugin_id) else {
                 continue;
@@ -126,12 +139,19 @@ impl Host {
                 },
                 None => Subscriptions::default(),
             };
-            let messages = messages_for(source, &platform, &event, &subs);
-            if messages.is_empty() {
-                continue;
-            }
-            self.deliver(&record.id, source, messages).await;
+            out.push((record.id, subs));
         }
+        out
+    }
+
+    /// The lowest risk that raises an alert about `source` for some enabled notifier, if any
+    /// notifier wants its high-risk alerts.
+    pub(crate) fn alert_floor(&self, source: &str) -> Option<RiskLevel> {
+        self.notifiers(source)
+            .into_iter()
+            .filter(|(_, subs)| subs.wants(source, "high-risk"))
+            .map(|(_, subs)| RiskLevel::parse(&subs.min_risk).unwrap_or(RiskLevel::High))
+            .min()
     }
 
     async fn deliver(
