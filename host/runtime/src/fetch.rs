@@ -26,7 +26,7 @@ use crate::egress_http::{EgressHttp, HttpFailure, OutboundRequest};
 #[non_exhaustive]
 pub enum FetchError {
     /// The location is outside what the plugin may reach.
-    #[error("plugin {plugin}: download refused: {reason}")]
+    #[error("plugin {plugin}: transfer refused: {reason}")]
     Refused {
         /// Plugin label.
         plugin: String,
@@ -34,10 +34,10 @@ pub enum FetchError {
         reason: String,
     },
     /// The platform or the disk failed.
-    #[error("download failed: {0}")]
+    #[error("transfer failed: {0}")]
     Failed(String),
     /// The platform answered with an error status.
-    #[error("download failed with HTTP {status} from {url}")]
+    #[error("HTTP {status} from {url}")]
     Status {
         /// Status code.
         status: u16,
@@ -47,12 +47,12 @@ pub enum FetchError {
         retry_after_ms: Option<u64>,
     },
     /// Over the size allowed.
-    #[error("download too large: {0}")]
+    #[error("too large: {0}")]
     TooLarge(String),
     /// The platform refused because a request limit was reached, with a status other than
     /// 429 (Salesforce's 403 `REQUEST_LIMIT_EXCEEDED`, Google's 403 `rateLimitExceeded`):
     /// back off and retry rather than give the file up.
-    #[error("download refused by a request limit (HTTP {status}, {code}) from {url}; backing off")]
+    #[error("refused by a request limit (HTTP {status}, {code}) from {url}; backing off")]
     Limited {
         /// Status code.
         status: u16,

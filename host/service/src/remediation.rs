@@ -23,8 +23,9 @@
 //!
 //! Delayed actions wait in the store (the host's own key-value namespace `~remediation/<id>`,
 //! which no plugin session can read) with the file as it was analysed; each sync runs those
-//! that are due, if the file is still at that version. A failed action is retried on the next
-//! syncs, at most [`MAX_ATTEMPTS`] times.
+//! that are due, if the file is still at that version. A failed action waits for the platform's
+//! Retry-After (or [`RETRY_BASE_SECS`], doubling) and is retried by the first sync after that, at
+//! most [`MAX_ATTEMPTS`] times in all.
 
 use proofpix_analysis::{StripOptions, strip};
 use proofpix_pipeline::{FileOutcome, SyncMode, SyncReport, risk_to_contract};
@@ -44,6 +45,48 @@ pub const REMEDIATION_KEY: &str = "remediation";
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Prefix of pending (delayed or retried) actions in the host's namespace.
 const PENDING_PREFIX: &str = "pending/";
+/// Wait before the first retry of a failed action that came with no Retry-After; doubles per
+/// attempt.
+pub const RETRY_BASE_SECS: i64 = 60;
+
+/// Why an action failed, and how long the platform asked to be left alone.
+#[derive(Debug)]
+struct ActionError {
+    message: String,
+    retry_after: Option<std::time::Duration>,
+}
+
+impl From<String> for ActionError {
+    fn from(message: String) -> Self {
+        ActionError {
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+impl ActionError {
+    fn call(e: &proofpix_runtime::CallError) -> Self {
+        let retry_after = match e.plugin_error() {
+            Some(proofpix_runtime::contract::PluginError::RateLimited(r)) => {
+                r.retry_after_ms.map(std::time::Duration::from_millis)
+            }
+            _ => None,
+        };
+        ActionError {
+            message: e.to_string(),
+            retry_after,
+        }
+    }
+
+    /// Seconds until the next attempt: the platform's Retry-After, else exponential back-off.
+    fn wait_secs(&self, attempts: u32) -> i64 {
+        match self.retry_after {
+            Some(d) => i64::try_from(d.as_millis().div_ceil(1000)).unwrap_or(i64::MAX),
+            None => RETRY_BASE_SECS.saturating_mul(1 << attempts.saturating_sub(1).min(10)),
+        }
+    }
+}
 
 /// What became of one action on one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +264,20 @@ impl Host {
         mode: SyncMode,
     ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
         let report = self.sync_only(id, mode).await?;
+        if let crate::OutcomeRetention::Actionable { max } = self.options.retention
+            && report.outcomes_dropped > 0
+            && report.files.len() >= max
+            && matches!(self.remediation_policy(id), Ok(Some(_)))
+        {
+            // Past the cap, risky files were counted but not kept: remediation sees the first
+            // `max`. Said loudly rather than silently.
+            tracing::warn!(integration = %id, kept = max, dropped = report.outcomes_dropped, "this run had more files than a run keeps in memory; remediation considers the first {max} risky files, the others at a later re-analysis");
+            let _ = self.store.audit(
+                &AuditEvent::new("system", "remediation.truncated", id)
+                    .outcome("partial")
+                    .details(serde_json::json!({"kept": max, "dropped": report.outcomes_dropped})),
+            );
+        }
         let remediations = match self.remediate(id, &report.files).await {
             Ok(r) => r,
             Err(e) => {
@@ -450,7 +507,7 @@ impl Runner<'_> {
                     ),
                     None,
                 ),
-                Err(e) => Self::result(p, RemediationStatus::Failed, e, None),
+                Err(e) => Self::result(p, RemediationStatus::Failed, e.message, None),
             },
             _ => match self.call(p, true).await {
                 Ok(o) => Self::result(
@@ -459,7 +516,7 @@ impl Runner<'_> {
                     format!("{}{delay}", o.description),
                     o.tombstone,
                 ),
-                Err(e) => Self::result(p, RemediationStatus::Failed, e, None),
+                Err(e) => Self::result(p, RemediationStatus::Failed, e.message, None),
             },
         };
         self.host.audit_remediation(self.id, &r).await;
@@ -498,7 +555,9 @@ impl Runner<'_> {
                 };
                 let completion = match &done {
                     Ok(_) => Completion::Written,
-                    Err(e) => Completion::Failed { error: e.clone() },
+                    Err(e) => Completion::Failed {
+                        error: e.message.clone(),
+                    },
                 };
                 let k = key.clone();
                 if let Err(e) = host
@@ -523,17 +582,22 @@ impl Runner<'_> {
                     Err(e) => {
                         p.attempts += 1;
                         if p.attempts < MAX_ATTEMPTS {
-                            let mut parked = host
-                                .park(self.id, &p, "failed; retried on the next sync")
-                                .await;
-                            parked.detail = format!("{e}; retried on the next sync");
+                            // Not before the platform's Retry-After (or the back-off): the
+                            // first sync after that runs it.
+                            let wait = e.wait_secs(p.attempts);
+                            p.due = host.store.now().unix_timestamp().saturating_add(wait);
+                            let why = format!(
+                                "{}; retried in {wait} s or more, at the first sync after that",
+                                e.message
+                            );
+                            let parked = host.park(self.id, &p, &why).await;
                             host.audit_remediation(self.id, &parked).await;
                             return parked;
                         }
                         Self::result(
                             &p,
                             RemediationStatus::Failed,
-                            format!("{e}; given up after {} attempts", p.attempts),
+                            format!("{}; given up after {} attempts", e.message, p.attempts),
                             None,
                         )
                     }
@@ -549,7 +613,7 @@ impl Runner<'_> {
         &mut self,
         p: &Pending,
         simulate: bool,
-    ) -> Result<proofpix_runtime::contract::RemediationOutcome, String> {
+    ) -> Result<proofpix_runtime::contract::RemediationOutcome, ActionError> {
         let action = WitAction {
             kind: kind_of(p.action),
             file: p.file.clone(),
@@ -562,7 +626,10 @@ impl Runner<'_> {
             simulate,
         };
         let session = self.session().await?;
-        session.remediate(&action).await.map_err(|e| e.to_string())
+        session
+            .remediate(&action)
+            .await
+            .map_err(|e| ActionError::call(&e))
     }
 
     /// Fetches the file as the plugin's `download` says and strips it; returns the verified
@@ -570,22 +637,30 @@ impl Runner<'_> {
     async fn sanitised_copy(
         &mut self,
         file: &RemoteFile,
-    ) -> Result<(Vec<u8>, Vec<String>), String> {
+    ) -> Result<(Vec<u8>, Vec<String>), ActionError> {
         let session = self.session().await?;
-        let spec = session.download(file).await.map_err(|e| e.to_string())?;
-        let bytes = match session.fetcher().open(&spec).map_err(|e| e.to_string())? {
+        let spec = session
+            .download(file)
+            .await
+            .map_err(|e| ActionError::call(&e))?;
+        let fetched = |e: proofpix_runtime::FetchError| ActionError {
+            message: format!("download: {e}"),
+            retry_after: e.retry_after(),
+        };
+        let bytes = match session.fetcher().open(&spec).map_err(fetched)? {
             Content::Local { path, len, .. } => {
                 if len > proofpix_analysis::strip::MAX_STRIP_BYTES {
                     return Err(format!(
                         "no sanitised copy: the file has {len} bytes, over the strip limit"
-                    ));
+                    )
+                    .into());
                 }
                 std::fs::read(&path).map_err(|e| format!("cannot read the file: {e}"))?
             }
             Content::Remote(remote) => remote
                 .read_all(proofpix_analysis::strip::MAX_STRIP_BYTES)
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(fetched)?,
         };
         let stripped = tokio::task::spawn_blocking(move || strip(&bytes, &StripOptions::default()))
             .await
@@ -598,7 +673,7 @@ impl Runner<'_> {
     async fn replace(
         &mut self,
         file: &RemoteFile,
-    ) -> Result<proofpix_runtime::contract::RemediationOutcome, String> {
+    ) -> Result<proofpix_runtime::contract::RemediationOutcome, ActionError> {
         let (bytes, removed) = self.sanitised_copy(file).await?;
         let content_type = file
             .mime_type
@@ -609,12 +684,15 @@ impl Runner<'_> {
         let request = session
             .upload_request(file, size, &content_type)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ActionError::call(&e))?;
         let status = session
             .fetcher()
             .upload(&request, bytes)
             .await
-            .map_err(|e| format!("uploading the sanitised copy failed: {e}"))?;
+            .map_err(|e| ActionError {
+                message: format!("uploading the sanitised copy failed: {e}"),
+                retry_after: e.retry_after(),
+            })?;
         Ok(proofpix_runtime::contract::RemediationOutcome {
             applied: true,
             description: format!(
