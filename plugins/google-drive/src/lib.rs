@@ -118,7 +118,7 @@ fn check() -> Result<CheckReport, PluginError> {
         .as_str()
         .unwrap_or("the service account")
         .to_string();
-    let mut details = vec![format!("signed in as {account}")];
+    let mut details = Vec::new();
     if let Corpus::SharedDrive(id) = &settings.corpus {
         let resp = google::get(
             Request::get(&settings.url(&format!(

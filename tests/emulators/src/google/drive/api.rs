@@ -57,6 +57,11 @@ fn param_error(code: u16, reason: &str, message: &str, location: &str) -> Respon
     .into_response()
 }
 
+/// [`param_error`], boxed for an early return.
+fn early(code: u16, reason: &str, message: &str, location: &str) -> Early {
+    Box::new(param_error(code, reason, message, location))
+}
+
 fn not_found(id: &str) -> Response {
     param_error(404, "notFound", &format!("File not found: {id}."), "fileId")
 }
@@ -80,12 +85,15 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     )
 }
 
-fn authorize(d: &Drive, headers: &HeaderMap, write: bool) -> Result<(), Response> {
+/// A reply that ends the handler early (boxed: a `Response` is large).
+type Early = Box<Response>;
+
+fn authorize(d: &Drive, headers: &HeaderMap, write: bool) -> Result<(), Early> {
     let token = common::bearer(headers, false).unwrap_or_default();
     let grant =
         d.0.tokens
             .check_access(&token, d.now())
-            .map_err(|_| auth_error().into_response())?;
+            .map_err(|_| Box::new(auth_error().into_response()))?;
     let scopes: Vec<&str> = grant.scope.split(' ').collect();
     let ok = if write {
         scopes.contains(&DRIVE_SCOPE)
@@ -95,28 +103,28 @@ fn authorize(d: &Drive, headers: &HeaderMap, write: bool) -> Result<(), Response
     if ok {
         Ok(())
     } else {
-        Err(d
-            .0
-            .harness
-            .errors
-            .reply(
-                errors::INSUFFICIENT_SCOPE,
-                google_error(
-                    403,
-                    "insufficientPermissions",
-                    "global",
-                    "Request had insufficient authentication scopes.",
-                    "PERMISSION_DENIED",
-                ),
-            )
-            .into_response())
+        Err(Box::new(
+            d.0.harness
+                .errors
+                .reply(
+                    errors::INSUFFICIENT_SCOPE,
+                    google_error(
+                        403,
+                        "insufficientPermissions",
+                        "global",
+                        "Request had insufficient authentication scopes.",
+                        "PERMISSION_DENIED",
+                    ),
+                )
+                .into_response(),
+        ))
     }
 }
 
-fn fields(q: &BTreeMap<String, String>, default: &str) -> Result<Vec<Selection>, Response> {
+fn fields(q: &BTreeMap<String, String>, default: &str) -> Result<Vec<Selection>, Early> {
     let raw = q.get("fields").map_or(default, String::as_str);
     query::parse_fields(raw).map_err(|e| {
-        param_error(
+        early(
             400,
             "invalidParameter",
             &format!("Invalid field selection {raw}: {e}"),
@@ -125,13 +133,13 @@ fn fields(q: &BTreeMap<String, String>, default: &str) -> Result<Vec<Selection>,
     })
 }
 
-fn page_size(d: &Drive, q: &BTreeMap<String, String>) -> Result<usize, Response> {
+fn page_size(d: &Drive, q: &BTreeMap<String, String>) -> Result<usize, Early> {
     let max = d.0.config.max_page_size;
     match q.get("pageSize") {
         None => Ok(d.0.config.default_page_size),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(param_error(
+            _ => Err(early(
                 400,
                 "invalid",
                 &format!("Invalid value '{v}'. Values must be within the range: [1, {max}]"),
@@ -167,13 +175,13 @@ fn shared_drive_missing(id: &str) -> Response {
     )
 }
 
-fn scope_of(store: &Store, q: &BTreeMap<String, String>, listing: bool) -> Result<Scope, Response> {
+fn scope_of(store: &Store, q: &BTreeMap<String, String>, listing: bool) -> Result<Scope, Early> {
     let all = flag(q, "includeItemsFromAllDrives");
     let corpora = q.get("corpora").map(String::as_str);
     match q.get("driveId") {
         Some(id) => {
             if !all {
-                return Err(param_error(
+                return Err(early(
                     400,
                     "invalid",
                     "The includeItemsFromAllDrives parameter must be set to true when driveId is specified.",
@@ -181,7 +189,7 @@ fn scope_of(store: &Store, q: &BTreeMap<String, String>, listing: bool) -> Resul
                 ));
             }
             if listing && corpora != Some("drive") {
-                return Err(param_error(
+                return Err(early(
                     400,
                     "invalid",
                     "The corpora parameter must be set to 'drive' when driveId is specified.",
@@ -189,18 +197,18 @@ fn scope_of(store: &Store, q: &BTreeMap<String, String>, listing: bool) -> Resul
                 ));
             }
             if !store.drives.iter().any(|(d, _)| d == id) {
-                return Err(shared_drive_missing(id));
+                return Err(Box::new(shared_drive_missing(id)));
             }
             Ok(Scope::SharedDrive(id.clone()))
         }
         None => match corpora {
-            Some("drive") => Err(param_error(
+            Some("drive") => Err(early(
                 400,
                 "invalid",
                 "The driveId parameter must be specified when corpora is 'drive'.",
                 "driveId",
             )),
-            Some("allDrives") if !all => Err(param_error(
+            Some("allDrives") if !all => Err(early(
                 400,
                 "invalid",
                 "The includeItemsFromAllDrives parameter must be set to true when corpora is 'allDrives'.",
@@ -289,7 +297,7 @@ fn read_list_token(token: &str, generation: u64, fp: &str) -> Option<usize> {
 /// `files.list`.
 async fn list(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> Response {
     if let Err(r) = authorize(&d, &headers, false) {
-        return r;
+        return *r;
     }
     let clauses = match q.get("q").map(|s| query::parse_q(s)).transpose() {
         Ok(c) => c.unwrap_or_default(),
@@ -297,12 +305,12 @@ async fn list(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> R
     };
     let (size, sel) = match (page_size(&d, &q), fields(&q, DEFAULT_LIST_FIELDS)) {
         (Ok(s), Ok(f)) => (s, f),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let store = d.store();
     let scope = match scope_of(&store, &q, true) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let fp = list_fingerprint(&q);
     let offset = match q.get("pageToken") {
@@ -338,7 +346,7 @@ async fn get_file(
     Query(q): Params,
 ) -> Response {
     if let Err(r) = authorize(&d, &headers, false) {
-        return r;
+        return *r;
     }
     let store = d.store();
     let Some(f) = store.file(&id) else {
@@ -361,7 +369,7 @@ async fn get_file(
     }
     match fields(&q, DEFAULT_FILE_FIELDS) {
         Ok(sel) => axum::Json(query::select(&file_json(f), &sel)).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -420,11 +428,11 @@ async fn patch_file(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&d, &headers, true) {
-        return r;
+        return *r;
     }
     let sel = match fields(&q, DEFAULT_FILE_FIELDS) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Ok(Value::Object(update)) = serde_json::from_slice::<Value>(&body) else {
         return google_error(
@@ -570,7 +578,7 @@ async fn start_page_token(
     Query(q): Params,
 ) -> Response {
     if let Err(r) = authorize(&d, &headers, false) {
-        return r;
+        return *r;
     }
     let store = d.store();
     if let Some(id) = q.get("driveId")
@@ -587,7 +595,7 @@ async fn start_page_token(
 /// `changes.list`.
 async fn changes(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> Response {
     if let Err(r) = authorize(&d, &headers, false) {
-        return r;
+        return *r;
     }
     let Some(token) = q.get("pageToken") else {
         return param_error(
@@ -599,12 +607,12 @@ async fn changes(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -
     };
     let (size, sel) = match (page_size(&d, &q), fields(&q, DEFAULT_CHANGE_FIELDS)) {
         (Ok(s), Ok(f)) => (s, f),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return *r,
     };
     let store = d.store();
     let scope = match scope_of(&store, &q, false) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let include_removed = q.get("includeRemoved").is_none_or(|v| v == "true");
     let from = match token.parse::<u64>() {
@@ -647,7 +655,7 @@ async fn changes(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -
 /// `drives.get`.
 async fn get_drive(State(d): State<Drive>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&d, &headers, false) {
-        return r;
+        return *r;
     }
     let store = d.store();
     match store.drives.iter().find(|(x, _)| *x == id) {

@@ -356,6 +356,8 @@ struct Rule {
     fault: DriveFault,
     remaining: Option<u32>,
     continuation_only: bool,
+    /// Matching requests to let through before the rule applies.
+    skip: u32,
 }
 
 /// Rules, chaos state, the clock plan and the request counter.
@@ -377,11 +379,23 @@ impl FaultBook {
         remaining: Option<u32>,
         continuation_only: bool,
     ) {
+        self.add_after(route, fault, remaining, continuation_only, 0);
+    }
+
+    pub(crate) fn add_after(
+        &mut self,
+        route: Route,
+        fault: DriveFault,
+        remaining: Option<u32>,
+        continuation_only: bool,
+        skip: u32,
+    ) {
         self.rules.push(Rule {
             route,
             fault,
             remaining,
             continuation_only,
+            skip,
         });
     }
 
@@ -408,6 +422,10 @@ impl FaultBook {
         if let Some(rule) = self.rules.iter_mut().find(|r| {
             r.route == route && r.remaining != Some(0) && (!r.continuation_only || continuation)
         }) {
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                return None;
+            }
             if let Some(left) = rule.remaining.as_mut() {
                 *left -= 1;
             }

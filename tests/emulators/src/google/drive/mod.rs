@@ -643,6 +643,12 @@ impl Drive {
         lock(&self.0.faults).add(route, fault, Some(times), false);
     }
 
+    /// Lets `after` requests of route class `route` through, then applies `fault` to the next
+    /// `times` (e.g. the fourth property update of a write-back).
+    pub fn inject_after(&self, route: Route, after: u32, fault: DriveFault, times: u32) {
+        lock(&self.0.faults).add_after(route, fault, Some(times), false, after);
+    }
+
     /// Applies `fault` to the next `times` requests of `route` that carry a `pageToken` (a
     /// continuation, not a first page).
     pub fn inject_on_continuation(&self, route: Route, fault: DriveFault, times: u32) {
