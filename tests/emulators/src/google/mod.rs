@@ -8,6 +8,11 @@
 //! account may impersonate (domain-wide delegation). Access tokens last `expires_in` 3599 s; no
 //! refresh token is issued for JWT bearer. Error bodies quoted in the reference (\[obs\]) are exact;
 //! the others have a situation key in [`errors`].
+//!
+//! [`start_with_drive`] adds the Drive v3 API on the same server ([`drive`]): listing, the change
+//! feed, downloads and `appProperties` updates, with route-class faults and a traffic record.
+
+pub mod drive;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -130,18 +135,67 @@ struct GState {
 /// If the loopback listener cannot be bound.
 pub async fn start(config: GoogleConfig, harness: Harness) -> std::io::Result<Emulator> {
     common::launch("google", harness, move |base, harness, tokens| {
-        Router::new()
-            .route(TOKEN_PATH, post(token))
-            .route(AUTHORIZE_PATH, get(authorize))
-            .route("/drive/v3/about", get(about))
-            .with_state(GState {
-                base,
-                harness,
-                tokens,
-                config: Arc::new(config),
-            })
+        idp_routes(GState {
+            base,
+            harness,
+            tokens,
+            config: Arc::new(config),
+        })
     })
     .await
+}
+
+fn idp_routes(state: GState) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(AUTHORIZE_PATH, get(authorize))
+        .route("/drive/v3/about", get(about))
+        .with_state(state)
+}
+
+/// Starts Google's OAuth 2.0 endpoints and the Drive v3 API on one `127.0.0.1:0` server, the
+/// Drive seeded from `drive_config` (see [`drive`]).
+///
+/// ```
+/// use proofpix_emulators::{Harness, google};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let g = google::start_with_drive(Default::default(), Default::default(), Harness::default()).await?;
+/// assert!(g.drive().shared_drive_id(google::drive::seed::FIELD_TEAM_DRIVE).is_some());
+/// assert!(g.token_url().ends_with("/token"));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If the loopback listener cannot be bound.
+pub async fn start_with_drive(
+    config: GoogleConfig,
+    drive_config: drive::DriveConfig,
+    harness: Harness,
+) -> std::io::Result<drive::DriveEmulator> {
+    use crate::common::harness::record_and_inject;
+    use axum::middleware::from_fn_with_state;
+
+    let api = crate::common::server::Bound::loopback().await?;
+    let tokens = Tokens::new(harness.minted.clone());
+    let drive = drive::Drive::new(drive_config, harness.clone(), tokens.clone());
+    let router = idp_routes(GState {
+        base: api.base_url.clone(),
+        harness: harness.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(config),
+    })
+    .merge(drive::routes(drive.clone()))
+    .layer(from_fn_with_state(drive.clone(), drive::observe))
+    .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let server = api.serve(router);
+    Ok(drive::DriveEmulator::new(
+        Emulator::new("google", harness, tokens, server),
+        drive,
+    ))
 }
 
 impl GState {
