@@ -396,7 +396,8 @@ struct Account {
 /// Rules, chaos state, the clock plan and the request counter.
 #[derive(Debug, Default)]
 struct FaultBook {
-    rules: Vec<(Route, DbxFault, Option<u32>)>,
+    /// (route, fault, uses left, matching requests to let through first).
+    rules: Vec<(Route, DbxFault, Option<u32>, u32)>,
     chaos: Option<Chaos>,
     chaos_keys: HashSet<String>,
     counter: u64,
@@ -408,8 +409,12 @@ impl FaultBook {
         if let Some(rule) = self
             .rules
             .iter_mut()
-            .find(|(r, _, left)| *r == route && *left != Some(0))
+            .find(|(r, _, left, _)| *r == route && *left != Some(0))
         {
+            if rule.3 > 0 {
+                rule.3 -= 1;
+                return None;
+            }
             if let Some(left) = rule.2.as_mut() {
                 *left -= 1;
             }
@@ -861,12 +866,19 @@ impl Dropbox {
 
     /// Applies `fault` to the next `times` requests of route class `route`.
     pub fn inject(&self, route: Route, fault: DbxFault, times: u32) {
-        lock(&self.0.faults).rules.push((route, fault, Some(times)));
+        self.inject_after(route, 0, fault, times);
+    }
+
+    /// Lets `skip` requests of `route` through, then applies `fault` to the next `times`.
+    pub fn inject_after(&self, route: Route, skip: u32, fault: DbxFault, times: u32) {
+        lock(&self.0.faults)
+            .rules
+            .push((route, fault, Some(times), skip));
     }
 
     /// Applies `fault` to every request of `route` until [`Dropbox::clear_faults`].
     pub fn inject_always(&self, route: Route, fault: DbxFault) {
-        lock(&self.0.faults).rules.push((route, fault, None));
+        lock(&self.0.faults).rules.push((route, fault, None, 0));
     }
 
     /// Answers the next `list_folder/continue` with 409 `reset`: the mid-pagination cursor
