@@ -1012,12 +1012,15 @@ fn simple_error(tag: &str) -> Response {
     route_error(409, tag, json!({".tag": tag}))
 }
 
-fn bad_input(route: &str, what: &str) -> Response {
+fn bad_input_reply(route: &str, what: &str) -> ErrorReply {
     ErrorReply::text(
         400,
         format!("Error in call to API function \"{route}\": {what}"),
     )
-    .into_response()
+}
+
+fn bad_input(route: &str, what: &str) -> Response {
+    bad_input_reply(route, what).into_response()
 }
 
 fn throttle_reply(retry_after_secs: u64) -> ErrorReply {
@@ -1184,16 +1187,15 @@ pub(crate) async fn observe(
 }
 
 /// Checks the bearer token; the 401 body Dropbox sends when it is not good.
-fn authorize(dropbox: &Dropbox, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(dropbox: &Dropbox, headers: &HeaderMap) -> Result<(), ErrorReply> {
     let token = crate::common::bearer(headers, false).unwrap_or_default();
     match dropbox.0.tokens.check_access(&token, dropbox.now()) {
         Ok(_) => Ok(()),
-        Err(AccessProblem::Expired) => Err(expired_reply().into_response()),
+        Err(AccessProblem::Expired) => Err(expired_reply()),
         Err(_) => Err(ErrorReply::json(
             401,
             json!({"error_summary": "invalid_access_token/..", "error": {".tag": "invalid_access_token"}}),
-        )
-        .into_response()),
+        )),
     }
 }
 
@@ -1209,7 +1211,7 @@ async fn rpc(
         return bad_input(&route, "Only POST is supported for RPC routes");
     }
     if let Err(r) = authorize(&dropbox, &headers) {
-        return r;
+        return r.into_response();
     }
     let content_type = headers
         .get("content-type")
@@ -1259,21 +1261,21 @@ async fn rpc(
 }
 
 /// Checks a `path` argument's form; `Err` is the 400 Dropbox sends.
-fn path_arg(route: &str, args: &Value) -> Result<String, Response> {
+fn path_arg(route: &str, args: &Value) -> Result<String, ErrorReply> {
     let Some(path) = args.get("path").and_then(Value::as_str) else {
-        return Err(bad_input(
+        return Err(bad_input_reply(
             route,
             "request body: missing required field 'path'",
         ));
     };
     if path == "/" {
-        return Err(bad_input(
+        return Err(bad_input_reply(
             route,
             "request body: path: Specify the root folder as an empty string rather than as \"/\".",
         ));
     }
     if !(path.is_empty() || path.starts_with('/') || path.starts_with("id:")) {
-        return Err(bad_input(
+        return Err(bad_input_reply(
             route,
             &format!(
                 "request body: path: '{path}' did not match pattern '(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)'"
@@ -1286,7 +1288,7 @@ fn path_arg(route: &str, args: &Value) -> Result<String, Response> {
 fn list_folder(dropbox: &Dropbox, route: &str, args: &Value, latest: bool) -> Response {
     let path = match path_arg(route, args) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let limit = match args.get("limit") {
         None | Some(Value::Null) => MAX_LIMIT,
@@ -1383,7 +1385,7 @@ fn list_continue(dropbox: &Dropbox, route: &str, args: &Value) -> Response {
     if state.epoch != dropbox.0.epoch.load(Ordering::SeqCst) {
         return simple_error("reset");
     }
-    if !state.root.is_empty() && !a.entries.get(&state.root).is_some_and(|e| !e.deleted) {
+    if !state.root.is_empty() && a.entries.get(&state.root).is_none_or(|e| e.deleted) {
         return path_error("not_found");
     }
     let _ = state.include_deleted;
@@ -1393,7 +1395,7 @@ fn list_continue(dropbox: &Dropbox, route: &str, args: &Value) -> Response {
 fn get_metadata(dropbox: &Dropbox, route: &str, args: &Value) -> Response {
     let path = match path_arg(route, args) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if path.is_empty() {
         return bad_input(route, "request body: path: The root folder is unsupported.");
@@ -1492,18 +1494,20 @@ fn field_list(v: Option<&Value>) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// (template id, fields to set, fields to remove) of one property group.
+type GroupChange = (String, Vec<(String, String)>, Vec<String>);
+
 fn properties(dropbox: &Dropbox, route: &str, args: &Value) -> Response {
     let path = match path_arg(route, args) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let op = route.rsplit('/').next().unwrap_or_default().to_owned();
     let mut a = dropbox.account();
     let Some(key) = a.resolve(&path).filter(|_| !path.is_empty()) else {
         return path_error("not_found");
     };
-    // (template id, fields to set, fields to remove)
-    let mut groups: Vec<(String, Vec<(String, String)>, Vec<String>)> = Vec::new();
+    let mut groups: Vec<GroupChange> = Vec::new();
     match op.as_str() {
         "overwrite" | "add" => {
             let Some(list) = args.get("property_groups").and_then(Value::as_array) else {
@@ -1675,7 +1679,7 @@ async fn download(
         return bad_input(ROUTE, "Only POST and GET are supported");
     }
     if let Err(r) = authorize(&dropbox, &headers) {
-        return r;
+        return r.into_response();
     }
     if let Some(ct) = headers.get("content-type") {
         let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
@@ -1726,7 +1730,7 @@ async fn download(
     };
     let path = match path_arg(ROUTE, &args) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let (content, meta) = {
         let a = dropbox.account();
