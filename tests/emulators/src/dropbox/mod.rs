@@ -1,12 +1,17 @@
 //! Dropbox OAuth 2.0: `GET /oauth2/authorize`, `POST /oauth2/token` (authorization code with PKCE,
 //! refresh), and `POST /2/users/get_current_account` as the smallest authenticated call
-//! (reference §7.1, §11).
+//! (reference §7.1, §11). [`start_with_files`] adds the file APIs ([`files`]): `list_folder`
+//! and its cursors, `get_metadata`, file-property templates and properties on the same server,
+//! and `files/download` on a second server that plays `content.dropboxapi.com`.
 //!
 //! Access tokens (`sl.…`) are short-lived (`expires_in` 14 400 s); a refresh token is issued only
 //! when the authorize request asked for `token_access_type=offline` and is long-lived and reusable.
 //! The refresh response has no `refresh_token`. Client credentials may be in the body or in HTTP
 //! Basic; with PKCE the secret may be omitted. Token error texts are \[mem\] in the reference
 //! (`{"error":"invalid_grant","error_description":…}` shape), hence the keys in [`errors`].
+
+pub mod files;
+pub mod seed;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -89,6 +94,14 @@ struct DbxState {
     offline_codes: Arc<Mutex<Vec<String>>>,
 }
 
+fn idp_routes(state: DbxState) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(AUTHORIZE_PATH, get(authorize))
+        .route("/2/users/get_current_account", post(current_account))
+        .with_state(state)
+}
+
 /// Starts a Dropbox emulator on `127.0.0.1:0`.
 ///
 /// # Errors
@@ -96,18 +109,73 @@ struct DbxState {
 /// If the loopback listener cannot be bound.
 pub async fn start(config: DropboxConfig, harness: Harness) -> std::io::Result<Emulator> {
     common::launch("dropbox", harness, move |_base, harness, tokens| {
-        Router::new()
-            .route(TOKEN_PATH, post(token))
-            .route(AUTHORIZE_PATH, get(authorize))
-            .route("/2/users/get_current_account", post(current_account))
-            .with_state(DbxState {
-                harness,
-                tokens,
-                config: Arc::new(config),
-                offline_codes: Arc::default(),
-            })
+        idp_routes(DbxState {
+            harness,
+            tokens,
+            config: Arc::new(config),
+            offline_codes: Arc::default(),
+        })
     })
     .await
+}
+
+/// Starts the identity provider and the file APIs (`api.dropboxapi.com`, which also plays
+/// `www.dropbox.com` for the authorize step) on one loopback server, and the content host
+/// (`content.dropboxapi.com`) on a second one.
+///
+/// ```
+/// use proofpix_emulators::Harness;
+/// use proofpix_emulators::dropbox::{self, files};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let d = dropbox::start_with_files(Default::default(), files::FilesConfig::default(), Harness::default()).await?;
+/// assert!(d.dropbox().file("/Photos/Marketing/banner-0.jpg").is_some());
+/// assert_ne!(d.api_url(), d.content_url());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If a loopback listener cannot be bound.
+pub async fn start_with_files(
+    config: DropboxConfig,
+    files_config: files::FilesConfig,
+    harness: Harness,
+) -> std::io::Result<files::DropboxEmulator> {
+    use crate::common::harness::record_and_inject;
+    use axum::middleware::from_fn_with_state;
+
+    let api = crate::common::server::Bound::loopback().await?;
+    let content = crate::common::server::Bound::loopback().await?;
+    let tokens = Tokens::new(harness.minted.clone());
+    let dropbox = files::Dropbox::new(files_config, harness.clone(), tokens.clone());
+    let api_router = idp_routes(DbxState {
+        harness: harness.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(config),
+        offline_codes: Arc::default(),
+    })
+    .merge(files::api_routes(dropbox.clone()))
+    .layer(from_fn_with_state(
+        (dropbox.clone(), files::Server::Api),
+        files::observe,
+    ))
+    .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let content_router = files::content_routes(dropbox.clone())
+        .layer(from_fn_with_state(
+            (dropbox.clone(), files::Server::Content),
+            files::observe,
+        ))
+        .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let server = api.serve(api_router);
+    let content_server = content.serve(content_router);
+    Ok(files::DropboxEmulator::new(
+        Emulator::new("dropbox", harness, tokens, server),
+        content_server,
+        dropbox,
+    ))
 }
 
 impl DbxState {
