@@ -208,6 +208,8 @@ pub struct SyncReport {
     pub outcomes_dropped: u64,
     /// Items parked (failed too often) in this run.
     pub parked: u64,
+    /// Known files the plugin reported removed from the platform in this run.
+    pub removed: u64,
     /// Write-backs left uncertain by an earlier crash and not retried.
     pub uncertain: u64,
     /// Discovery pages fetched.
@@ -506,7 +508,8 @@ impl Pipeline {
             &outcome,
             serde_json::json!({
                 "batch": report.batch.id, "total": report.batch.total, "ok": report.batch.ok,
-                "errors": report.batch.errors, "unchanged": report.unchanged, "error": last_error,
+                "errors": report.batch.errors, "unchanged": report.unchanged,
+                "removed": report.removed, "error": last_error,
             }),
         )
         .await;
@@ -549,12 +552,16 @@ impl Pipeline {
             });
             run.report.discovered += page.files.len() as u64;
             let files = page.files;
+            let removed = page.removed;
             let next = page.cursor.clone();
             let more = page.more;
-            let needed = {
+            let (needed, gone) = {
                 let id = id.clone();
                 let wb = run.writeback_needed;
                 self.blocking(move |s| {
+                    // Before the cursor moves past them: a crash in between repeats the page,
+                    // and marking a file removed twice is harmless.
+                    let gone = mark_removed(s, &id, &removed)?;
                     let mut items = Vec::new();
                     let mut unchanged = 0u64;
                     for f in files {
@@ -569,11 +576,12 @@ impl Pipeline {
                         }
                     }
                     s.enqueue_page(&id, &items, next.as_deref())?;
-                    Ok(unchanged)
+                    Ok((unchanged, gone))
                 })
                 .await?
             };
             run.report.unchanged += needed;
+            run.report.removed += gone;
             self.drain(&mut session, plugin, ctx, run).await?;
             if !more {
                 break;
@@ -1210,6 +1218,7 @@ fn empty_report(batch: BatchRecord) -> SyncReport {
         files: Vec::new(),
         outcomes_dropped: 0,
         parked: 0,
+        removed: 0,
         uncertain: 0,
         pages: 0,
         retries: 0,
@@ -1262,6 +1271,24 @@ fn written_record(now: OffsetDateTime, ctx: &IntegrationContext, o: &FileOutcome
         last_error: None,
         updated_at: now,
     }
+}
+
+/// Marks the known files among `removed` as [`FileStatus::Removed`]; returns how many changed.
+fn mark_removed(s: &Store, integration: &str, removed: &[String]) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for remote_id in removed {
+        let Some(mut f) = s.file(integration, remote_id)? else {
+            continue;
+        };
+        if f.status == FileStatus::Removed {
+            continue;
+        }
+        f.status = FileStatus::Removed;
+        f.updated_at = s.now();
+        s.put_file(&f)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn retry_after(e: &CallError) -> Option<Duration> {

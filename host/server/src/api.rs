@@ -773,7 +773,7 @@ pub struct FileView {
     remote_id: String,
     name: String,
     version: String,
-    /// `pending`, `analysed`, `written`, `failed`, `parked`.
+    /// `pending`, `analysed`, `written`, `failed`, `parked`, `removed`.
     status: String,
     attempts: u32,
     last_error: Option<String>,

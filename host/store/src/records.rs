@@ -155,6 +155,10 @@ pub enum FileStatus {
     Failed,
     /// Failed too often; waits for an operator.
     Parked,
+    /// The platform no longer has it (deleted, trashed, moved out of scope): the plugin
+    /// reported it removed. Its results stay for the audit trail; if it comes back it is
+    /// processed again.
+    Removed,
 }
 
 /// What the store knows about one remote file.

@@ -378,6 +378,37 @@ async fn later_runs_read_the_change_feed_with_trash_and_deletion_as_removals() {
     assert!(files.is_empty() && removed.is_empty());
 }
 
+/// The host acts on the removals: a trashed and a deleted file are marked removed in the store
+/// (their results stay), the run counts them, and nothing else changes.
+#[tokio::test]
+async fn trashed_and_deleted_files_are_marked_removed_by_the_host() {
+    let env = env().await;
+    env.integrate(&[]).await;
+    let first = env.sync().await;
+    assert_eq!(first.removed, 0);
+    let banner = env.drive().file_named("banner-0.jpg").expect("file");
+    let product = env.drive().file_named("product.jpg").expect("file");
+    assert!(env.drive().trash(&banner.id));
+    assert!(env.drive().delete(&product.id));
+    let report = env.sync().await;
+    assert_eq!(report.removed, 2);
+    assert!(report.files.is_empty(), "nothing to analyse");
+    let store = env.host.store();
+    for id in [&banner.id, &product.id] {
+        let f = store.file(ID, id).unwrap().expect("still known");
+        assert_eq!(f.status, proofpix_store::FileStatus::Removed);
+        assert!(f.last_result.is_some(), "its result stays");
+    }
+    let others = store
+        .files(ID, None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.status == proofpix_store::FileStatus::Removed)
+        .count();
+    assert_eq!(others, 2, "only those two");
+    assert_eq!(env.sync().await.removed, 0, "marked once");
+}
+
 /// A page token Drive refuses in the middle of the first enumeration restarts the listing from
 /// a fresh start token; files already processed are skipped, so each is written once.
 #[tokio::test]
