@@ -1456,7 +1456,11 @@ async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once()
             .map(|e| e.status)
             .collect()
     };
-    assert_eq!(uploads_of_throttled(), [429], "not retried before its Retry-After");
+    assert_eq!(
+        uploads_of_throttled(),
+        [429],
+        "not retried before its Retry-After"
+    );
 
     // A sync right away leaves it waiting; the first sync after the Retry-After (the store
     // counts whole seconds) replaces it.
@@ -1464,7 +1468,11 @@ async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once()
     assert!(applied(&done).is_empty(), "{done:#?}");
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (_, done) = env.sync_and_remediate().await;
-    assert_eq!(applied(&done), BTreeSet::from([throttled.clone()]), "{done:#?}");
+    assert_eq!(
+        applied(&done),
+        BTreeSet::from([throttled.clone()]),
+        "{done:#?}"
+    );
     assert_eq!(uploads_of_throttled(), [429, 200]);
     let uploaded: Vec<String> = env
         .graph()
