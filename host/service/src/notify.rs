@@ -14,7 +14,7 @@ use proofpix_pipeline::{SyncReport, file_result, now_rfc3339, risk_to_contract};
 use proofpix_runtime::contract::{
     BatchSummary, Capability, FileAlert, Notification, PluginError, Problem,
 };
-use proofpix_store::AuditEvent;
+use proofpix_store::{AuditEvent, IntegrationStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::Host;
@@ -218,6 +218,15 @@ impl Host {
                 }
             };
             let _ = self.store.audit(&event);
+            // A notifier never syncs: its health is that of its last delivery, so the
+            // dashboard shows it working (or failing, with why) instead of "new".
+            let (status, error) = match &outcome {
+                Ok(_) => (IntegrationStatus::Healthy, None),
+                Err(e) => (IntegrationStatus::Failing, Some(e.as_str())),
+            };
+            if let Err(e) = self.store.set_integration_status(notifier, status, error) {
+                tracing::warn!(integration = %notifier, "cannot record the notifier's status: {e}");
+            }
         }
     }
 }

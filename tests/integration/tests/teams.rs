@@ -442,6 +442,13 @@ mod cards {
                 .iter()
                 .any(|e| e.action == "notify.sent" && e.target == "teams")
         );
+        // A notifier's status is that of its last delivery, not "new" for ever.
+        let record = env.host.integration("teams").unwrap();
+        assert_eq!(
+            record.status,
+            proofpix_store::IntegrationStatus::Healthy,
+            "{record:?}"
+        );
     }
 }
 
@@ -758,6 +765,12 @@ mod secrecy {
             .map(|e| format!("{} {} {} {}", e.action, e.target, e.outcome, e.details))
             .collect();
         assert!(audit.iter().any(|a| a.starts_with("notify.failed refused")));
+        // The failed notifier shows as failing, with a reason that holds no secret either.
+        let refused = env.host.integration("refused").unwrap();
+        assert_eq!(refused.status, proofpix_store::IntegrationStatus::Failing);
+        let reason = refused.last_error.clone().unwrap_or_default();
+        assert!(!reason.is_empty());
+        errors.push(reason);
         let logs = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
         assert!(!logs.is_empty());
         for secret in &secrets {
