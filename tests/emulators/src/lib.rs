@@ -20,7 +20,9 @@
 //! the same server (one emulator stands for all of a vendor's hosts). For Microsoft,
 //! [`microsoft::start_with_graph`] adds Graph for SharePoint Online and OneDrive
 //! ([`microsoft::graph`]) and a second server for the pre-authenticated download host Graph
-//! redirects file content to.
+//! redirects file content to. [`google::start_with_drive`] adds Drive v3 (`files.list`,
+//! `changes.list`, `alt=media`, `appProperties`); [`dropbox::start_with_files`] adds the files
+//! and file-properties API and a second server for `content.dropboxapi.com`.
 //!
 //! # What every emulator shares
 //!
