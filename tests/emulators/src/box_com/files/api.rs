@@ -251,6 +251,9 @@ fn items(files: &BoxFiles, id: &str, q: &BTreeMap<String, String>) -> Response {
         match q.get("marker").filter(|m| !m.is_empty()) {
             None => 0,
             Some(m) => {
+                if std::mem::take(&mut *lock(&files.0.invalidate_next_marker)) {
+                    *lock(&files.0.marker_generation) += 1;
+                }
                 let generation = *lock(&files.0.marker_generation);
                 let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(m)

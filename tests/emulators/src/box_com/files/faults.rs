@@ -214,6 +214,8 @@ impl RetryFollowUp {
 #[derive(Debug)]
 struct Rule {
     route: Route,
+    /// Matching requests still let through before the fault applies.
+    skip: u32,
     fault: BoxFault,
     remaining: Option<u32>,
 }
@@ -231,8 +233,19 @@ pub(crate) struct FaultBook {
 
 impl FaultBook {
     pub(crate) fn add(&mut self, route: Route, fault: BoxFault, remaining: Option<u32>) {
+        self.add_after(route, 0, fault, remaining);
+    }
+
+    pub(crate) fn add_after(
+        &mut self,
+        route: Route,
+        skip: u32,
+        fault: BoxFault,
+        remaining: Option<u32>,
+    ) {
         self.rules.push(Rule {
             route,
+            skip,
             fault,
             remaining,
         });
@@ -257,6 +270,10 @@ impl FaultBook {
             .iter_mut()
             .find(|r| r.route == route && r.remaining != Some(0))
         {
+            if rule.skip > 0 {
+                rule.skip -= 1;
+                return None;
+            }
             if let Some(left) = rule.remaining.as_mut() {
                 *left -= 1;
             }

@@ -203,6 +203,8 @@ pub(crate) struct Shared {
     /// Positions already read once (for at-least-once redelivery).
     pub positions_read: Mutex<std::collections::HashSet<u64>>,
     pub read_only: Mutex<bool>,
+    /// The next listing request that carries a marker is refused as expired.
+    pub invalidate_next_marker: Mutex<bool>,
 }
 
 /// The control and inspection handle of an emulated Box enterprise. Clones share state.
@@ -235,6 +237,7 @@ impl BoxFiles {
             marker_generation: Mutex::new(1),
             oldest_position: Mutex::new(0),
             positions_read: Mutex::default(),
+            invalidate_next_marker: Mutex::new(false),
         }))
     }
 
@@ -429,6 +432,12 @@ impl BoxFiles {
         *lock(&self.0.marker_generation) += 1;
     }
 
+    /// Refuses the next folder-items request that carries a marker (400, as for an expired
+    /// marker) and every marker issued before it: the mid-walk invalidation of reference §0.3.
+    pub fn invalidate_next_marker(&self) {
+        *lock(&self.0.invalidate_next_marker) = true;
+    }
+
     /// Makes every stream position issued so far too old (400 on use), as after a long pause.
     pub fn expire_stream_positions(&self) {
         let head = self.stream_head();
@@ -440,6 +449,11 @@ impl BoxFiles {
     /// Applies `fault` to the next `times` requests of route class `route`.
     pub fn inject(&self, route: Route, fault: BoxFault, times: u32) {
         lock(&self.0.faults).add(route, fault, Some(times));
+    }
+
+    /// Applies `fault` to `times` requests of route class `route`, after letting `skip` through.
+    pub fn inject_after(&self, route: Route, skip: u32, fault: BoxFault, times: u32) {
+        lock(&self.0.faults).add_after(route, skip, fault, Some(times));
     }
 
     /// Faults a random share of requests; `None` stops.
