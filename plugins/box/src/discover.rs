@@ -6,8 +6,8 @@
 //! every configured folder is listed with `GET /folders/{id}/items` in marker mode
 //! (`usemarker=true`, no 9,999 offset ceiling) and `fields=` asking only for what a file needs;
 //! subfolders are queued (when `recursive`). The queue and the current folder's marker live in
-//! the cursor, so a crash resumes on the right page. The last page of the walk ends the run
-//! with the stream position as the cursor.
+//! the cursor, so a crash resumes on the right page. After the walk the events since its start
+//! are read, and the run ends when the stream is drained, with the position as the cursor.
 //!
 //! **Later runs.** `GET /events?stream_type=changes&stream_position={pos}&limit=500` until a
 //! page comes back empty, following `next_stream_position`. Box delivers events at least once,
@@ -88,6 +88,10 @@ pub struct Cursor {
     /// Recently seen event ids, oldest first.
     #[serde(default)]
     seen: VecDeque<String>,
+    /// `stream` was taken by this walk and not read yet: if Box refuses it, starting over again
+    /// would loop.
+    #[serde(default)]
+    fresh: bool,
 }
 
 /// One page of discovery.
@@ -149,6 +153,7 @@ fn start(settings: &Settings) -> Result<Cursor, PluginError> {
             })
             .collect(),
         seen: VecDeque::new(),
+        fresh: true,
     })
 }
 
@@ -270,12 +275,12 @@ fn list_page(settings: &Settings, cur: &mut Cursor) -> Result<Page, PluginError>
         }
     }
     queue_folders(cur, subfolders, front.depth + 1);
-    // The walk's last page ends the run; the next run reads events from `stream`.
-    let more = !cur.queue.is_empty();
+    // After the walk's last page the events since its start are read, until a page comes back
+    // empty: a run ends only with the stream drained.
     Ok(Page {
         files,
         removed: Vec::new(),
-        more,
+        more: true,
         cursor: Some(pagination::encode(cur)?),
     })
 }
@@ -310,6 +315,12 @@ fn events_page(settings: &Settings, cur: &mut Cursor) -> Result<Page, PluginErro
     let resp = api::get(&url)?;
     if resp.status == 400 {
         let e = BoxError::from_response(&resp);
+        if cur.fresh {
+            return Err(PluginError::transient(format!(
+                "Box refused the stream position it gave at the start of this listing ({}); retrying the same position, so the sync fails until Box accepts it",
+                e.detail()
+            )));
+        }
         log::log(
             log::Level::Warn,
             "Box no longer accepts the saved stream position; listing every configured folder again (files already processed are skipped)",
@@ -330,6 +341,7 @@ fn events_page(settings: &Settings, cur: &mut Cursor) -> Result<Page, PluginErro
     let changes = apply_events(settings, entries, &mut cur.seen);
     queue_folders(cur, changes.folders, 1);
     cur.stream = next;
+    cur.fresh = false;
     let more = !entries.is_empty() || !cur.queue.is_empty();
     Ok(Page {
         files: changes.files,

@@ -361,11 +361,14 @@ fn content(files: &BoxFiles, id: &str) -> Response {
 fn events(files: &BoxFiles, q: &BTreeMap<String, String>) -> Response {
     let h = &files.0.harness;
     let e = files.enterprise();
+    let oldest = *lock(&files.0.oldest_position);
+    // After `expire_stream_positions`, the head moves past every position issued before.
+    let top = e.head().max(oldest);
     let position = q.get("stream_position").map(String::as_str).unwrap_or("0");
     if position == "now" {
         return json_reply(
             200,
-            json!({"chunk_size": 0, "next_stream_position": e.head(), "entries": []}),
+            json!({"chunk_size": 0, "next_stream_position": top, "entries": []}),
         );
     }
     let Ok(position) = position.parse::<u64>() else {
@@ -384,8 +387,7 @@ fn events(files: &BoxFiles, q: &BTreeMap<String, String>) -> Response {
             _ => return bad_limit(l),
         },
     };
-    let too_old = position != 0 && position < *lock(&files.0.oldest_position);
-    if too_old || (position != 0 && position > e.head()) {
+    if position != 0 && (position < oldest || position > top) {
         return reply(
             h,
             Some(errors::STREAM_POSITION_EXPIRED),
@@ -409,7 +411,7 @@ fn events(files: &BoxFiles, q: &BTreeMap<String, String>) -> Response {
     );
     let next = picked
         .last()
-        .map_or(position, |ev| ev.position.max(position));
+        .map_or(position.max(oldest), |ev| ev.position.max(position));
     let entries: Vec<Value> = picked
         .iter()
         .map(|ev| {
