@@ -431,11 +431,10 @@ pub fn apply_events(
                         kind,
                         "ITEM_MOVE" | "ITEM_COPY" | "ITEM_UNDELETE_VIA_TRASH" | "ITEM_CREATE"
                     )
-                    && in_scope(settings, source) =>
+                    && in_scope(settings, source)
+                    && !out.folders.contains(&id) =>
             {
-                if !out.folders.contains(&id) {
-                    out.folders.push(id);
-                }
+                out.folders.push(id);
             }
             _ => {}
         }

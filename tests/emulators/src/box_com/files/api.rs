@@ -461,7 +461,7 @@ fn metadata(
             box_error(404, "not_found", "Specified Metadata Template not found"),
         );
     };
-    if !e.files.get(id).is_some_and(|f| !f.trashed) {
+    if e.files.get(id).is_none_or(|f| f.trashed) {
         return not_found("item", id).into_response();
     }
     let denied = || {
