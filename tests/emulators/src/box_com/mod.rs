@@ -10,6 +10,11 @@
 //! Only the client-credentials `invalid_grant` / `unauthorized_client` bodies are \[obs\] in the
 //! reference; the other error texts have situation keys in [`errors`]. The 401 of the API route
 //! has an empty body by default (reference §10.6 leaves it open): override [`errors::API_UNAUTHORIZED`].
+//!
+//! [`start_with_files`] adds the content APIs (folders, events, downloads, metadata; see
+//! [`files`]) on the same server and a second server for the `dl.boxcloud.com` download host.
+
+pub mod files;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,17 +115,84 @@ struct BoxState {
 /// If the loopback listener cannot be bound.
 pub async fn start(config: BoxConfig, harness: Harness) -> std::io::Result<Emulator> {
     common::launch("box", harness, move |_base, harness, tokens| {
-        Router::new()
-            .route(TOKEN_PATH, post(token))
-            .route(AUTHORIZE_PATH, get(authorize))
-            .route("/2.0/users/me", get(me))
-            .with_state(BoxState {
-                harness,
-                tokens,
-                config: Arc::new(config),
-            })
+        idp_routes(BoxState {
+            harness,
+            tokens,
+            config: Arc::new(config),
+        })
     })
     .await
+}
+
+fn idp_routes(state: BoxState) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(AUTHORIZE_PATH, get(authorize))
+        .route("/2.0/users/me", get(me))
+        .with_state(state)
+}
+
+/// Starts the Box identity provider and the content APIs on one loopback server, and the
+/// pre-authenticated download host (`dl.boxcloud.com`) on a second one.
+///
+/// ```
+/// use proofpix_emulators::Harness;
+/// use proofpix_emulators::box_com::{self, files};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let b = box_com::start_with_files(Default::default(), files::BoxFilesConfig::default(), Harness::default()).await?;
+/// let folder = b.files().folder_id(files::seed::FIELDWORK).unwrap();
+/// assert_ne!(folder, "0");
+/// assert_ne!(b.api_url(), b.download_url());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If a loopback listener cannot be bound.
+pub async fn start_with_files(
+    config: BoxConfig,
+    files_config: files::BoxFilesConfig,
+    harness: Harness,
+) -> std::io::Result<files::BoxEmulator> {
+    use crate::common::harness::record_and_inject;
+    use axum::middleware::from_fn_with_state;
+
+    let api = crate::common::server::Bound::loopback().await?;
+    let download = crate::common::server::Bound::loopback().await?;
+    let tokens = Tokens::new(harness.minted.clone());
+    let content = files::BoxFiles::new(
+        files_config,
+        download.base_url.clone(),
+        harness.clone(),
+        tokens.clone(),
+    );
+    let api_router = idp_routes(BoxState {
+        harness: harness.clone(),
+        tokens: tokens.clone(),
+        config: Arc::new(config),
+    })
+    .merge(files::api_routes(content.clone()))
+    .layer(from_fn_with_state(
+        (content.clone(), files::Server::Api),
+        files::observe,
+    ))
+    .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let download_router = files::download_routes(content.clone())
+        .layer(from_fn_with_state(
+            (content.clone(), files::Server::Download),
+            files::observe,
+        ))
+        .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let server = api.serve(api_router);
+    let download_server = download.serve(download_router);
+    Ok(files::BoxEmulator::new(
+        Emulator::new("box", harness, tokens, server),
+        download_server,
+        content,
+    ))
 }
 
 impl BoxState {
