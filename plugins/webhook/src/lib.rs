@@ -6,9 +6,14 @@ struct Plugin;
 
 impl Connector for Plugin {
     fn describe() -> PluginInfo {
-        PluginInfo::builder("webhook", env!("CARGO_PKG_VERSION"), "Outbound webhook", "Outbound webhook")
-            .description("Not built yet.")
-            .build()
+        PluginInfo::builder(
+            "webhook",
+            env!("CARGO_PKG_VERSION"),
+            "Outbound webhook",
+            "Outbound webhook",
+        )
+        .description("Not built yet.")
+        .build()
     }
 }
 
