@@ -47,8 +47,8 @@
 //!    "findings_total": 1}]}
 //! ```
 //!
-//! `findings` lists the first `max_findings` findings in the host's order; `findings_total`
-//! counts them all. `score` is 0 to 100. Finding values are masked by the host
+//! `findings` lists at most `max_findings` findings, worst first (equal severities in the
+//! host's order); `findings_total` counts them all. `score` is 0 to 100. Finding values are masked by the host
 //! unless the operator asked to show them. `container`, `path` and `web_url` may be `null`.
 //!
 //! `batch_completed`: a source integration's run finished.
@@ -162,7 +162,7 @@ impl Connector for Plugin {
             ConfigField::integer(
                 "max_findings",
                 "Findings per file",
-                "How many findings each file lists; findings_total counts them all. \
+                "How many findings each file lists, worst first; findings_total counts them all. \
                  0 sends only the risk, score and summary. From 0 to 100.",
             )
             .default("5"),

@@ -11,7 +11,8 @@
 //! What it deliberately does not do: escape or shorten file names, paths and summaries. They
 //! come from scanned files and are untrusted, but JSON encoding is the only escaping a JSON
 //! receiver needs; rendering them safely is the receiver's job. Finding values arrive already
-//! masked by the host.
+//! masked by the host. Findings are listed worst first (the one liberty taken with the Python
+//! example, which keeps the host's order), so a short `max_findings` keeps what matters.
 
 use proofpix_sdk::prelude::*;
 use serde_json::{Map, Value, json};
@@ -95,9 +96,12 @@ pub fn risk(level: RiskLevel) -> &'static str {
 }
 
 fn alert(a: &FileAlert, max_findings: usize) -> Value {
-    let findings: Vec<Value> = a
-        .findings
-        .iter()
+    // Worst first, so a short list keeps the GPS position rather than the camera make; the
+    // sort is stable, so equal severities keep the host's order.
+    let mut worst_first: Vec<&Finding> = a.findings.iter().collect();
+    worst_first.sort_by_key(|f| std::cmp::Reverse(severity_rank(f.severity)));
+    let findings: Vec<Value> = worst_first
+        .into_iter()
         .take(max_findings)
         .map(|f| {
             json!({
@@ -124,6 +128,16 @@ fn alert(a: &FileAlert, max_findings: usize) -> Value {
         "score": a.score,
         "summary": a.summary,
     })
+}
+
+fn severity_rank(level: RiskLevel) -> u8 {
+    match level {
+        RiskLevel::None => 0,
+        RiskLevel::Low => 1,
+        RiskLevel::Medium => 2,
+        RiskLevel::High => 3,
+        RiskLevel::Critical => 4,
+    }
 }
 
 /// `value` with every object's keys in sorted order, whatever map type serde_json was built
@@ -183,6 +197,27 @@ mod tests {
             String::from_utf8(body(&doc)).unwrap(),
             r#"{"event":"high_risk_files","files":[{"file":{"container":"Case 00001042","id":"068000000000001","name":"damage \"photo\".jpg","path":null,"version":"3","web_url":null},"findings":[{"category":"gps","code":"gps.coordinates","severity":"critical","value":"52.37, 4.89"}],"findings_total":2,"integration":"sf-cases","risk":"critical","score":94,"summary":"GPS 52.37,4.89"}],"integration_id":"zap"}"#
         );
+    }
+
+    #[test]
+    fn findings_are_listed_worst_first_and_ties_keep_their_order() {
+        let mut a = alert();
+        a.findings = vec![
+            finding("device.make_model", RiskLevel::Low),
+            finding("timestamp.capture", RiskLevel::Medium),
+            finding("owner.name", RiskLevel::High),
+            finding("gps.coordinates", RiskLevel::Critical),
+            finding("serial.body", RiskLevel::High),
+        ];
+        let doc = document(&Notification::HighRiskFiles(vec![a]), "zap", 3);
+        let codes: Vec<&str> = doc["files"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["gps.coordinates", "owner.name", "serial.body"]);
+        assert_eq!(doc["files"][0]["findings_total"], 5);
     }
 
     #[test]
