@@ -22,7 +22,9 @@
 //! ([`microsoft::graph`]) and a second server for the pre-authenticated download host Graph
 //! redirects file content to. [`google::start_with_drive`] adds Drive v3 (`files.list`,
 //! `changes.list`, `alt=media`, `appProperties`); [`dropbox::start_with_files`] adds the files
-//! and file-properties API and a second server for `content.dropboxapi.com`.
+//! and file-properties API and a second server for `content.dropboxapi.com`;
+//! [`box_com::start_with_files`] adds folders, the events stream, metadata templates and a
+//! second server for the `dl.boxcloud.com` download redirect.
 //!
 //! # What every emulator shares
 //!
