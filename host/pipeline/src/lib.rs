@@ -745,20 +745,29 @@ impl Pipeline {
 
             // This chunk's outcomes live until its write-back is done, then
             // are counted into the batch and kept only as the retention says.
+            // If the store fails part-way, what was recorded is still counted.
             let mut outcomes = Vec::new();
             let mut to_write = Vec::new();
+            let mut done = Ok(());
             for a in analysed {
-                if let Some(done) = self.record(ctx, a, run, &mut outcomes).await? {
-                    to_write.push(done);
+                match self.record(ctx, a, run, &mut outcomes).await {
+                    Ok(Some(w)) => to_write.push(w),
+                    Ok(None) => {}
+                    Err(e) => {
+                        done = Err(e);
+                        break;
+                    }
                 }
             }
-            if run.writeback_needed && !to_write.is_empty() {
-                self.write_back(session, plugin, ctx, to_write, &mut outcomes, run)
-                    .await?;
+            if done.is_ok() && run.writeback_needed && !to_write.is_empty() {
+                done = self
+                    .write_back(session, plugin, ctx, to_write, &mut outcomes, run)
+                    .await;
             }
             for o in outcomes {
                 run.finish(o);
             }
+            done?;
         }
     }
 
