@@ -131,6 +131,13 @@ async fn host_with(wasm: &str, base: &str) -> (Host, tempfile::TempDir) {
     (host, tmp)
 }
 
+/// Files are analysed concurrently, so actions run in the order analyses finish.
+fn sorted(ids: &[String]) -> Vec<String> {
+    let mut v = ids.to_vec();
+    v.sort();
+    v
+}
+
 fn policy(actions: &[RemediationAction], simulate: bool) -> RemediationPolicy {
     RemediationPolicy {
         actions: actions.to_vec(),
@@ -257,7 +264,7 @@ async fn an_enabled_replacement_leaves_a_file_that_analyses_clean_and_is_not_rep
     let analyzer = Analyzer::new(Policy::default(), Options::default());
     {
         let p = platform.lock().unwrap();
-        assert_eq!(p.uploads, ["a", "b"]);
+        assert_eq!(sorted(&p.uploads), ["a", "b"], "each once, in any order");
         for (id, (etag, bytes)) in &p.files {
             assert_eq!(*etag, 2, "{id} was replaced once");
             let r = analyzer.analyze(bytes);
@@ -302,7 +309,7 @@ async fn a_second_sync_does_not_remediate_again() {
             && r.tombstone.as_deref() == Some(&format!("/quarantine/{}", r.file_id))),
         "{done:#?}"
     );
-    assert_eq!(platform.lock().unwrap().quarantined, ["a", "b"]);
+    assert_eq!(sorted(&platform.lock().unwrap().quarantined), ["a", "b"]);
 
     // The emulator still lists the files at the same versions; re-analysing them hands the
     // same risky files to remediation again, and the store's record stops it.
@@ -317,7 +324,7 @@ async fn a_second_sync_does_not_remediate_again() {
         "{done:#?}"
     );
     assert_eq!(
-        platform.lock().unwrap().quarantined,
+        sorted(&platform.lock().unwrap().quarantined),
         ["a", "b"],
         "not twice"
     );
