@@ -635,7 +635,7 @@ impl Pipeline {
             match session.discover(cursor).await {
                 Ok(page) => return Ok(page),
                 Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
-                    let wait = retry_after(&e).unwrap_or_else(|| self.backoff(attempt));
+                    let wait = e.retry_after().unwrap_or_else(|| self.backoff(attempt));
                     tracing::warn!(integration = %ctx.id, attempt, wait_ms = wait.as_millis() as u64, "discovery failed, retrying: {e}");
                     run.report.retries += 1;
                     tokio::time::sleep(wait).await;
@@ -710,7 +710,7 @@ impl Pipeline {
                         match spec {
                             Err(e) => Analysed {
                                 retryable: e.is_retryable(),
-                                retry_after: retry_after(&e),
+                                retry_after: e.retry_after(),
                                 outcome: Err(e.to_string()),
                                 job,
                             },
@@ -1056,7 +1056,7 @@ impl Pipeline {
                     Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
                         run.report.retries += 1;
                         tokio::time::sleep(
-                            retry_after(&e).unwrap_or_else(|| self.backoff(attempt)),
+                            e.retry_after().unwrap_or_else(|| self.backoff(attempt)),
                         )
                         .await;
                     }
@@ -1298,13 +1298,6 @@ fn mark_removed(s: &Store, integration: &str, removed: &[String]) -> Result<u64,
         n += 1;
     }
     Ok(n)
-}
-
-fn retry_after(e: &CallError) -> Option<Duration> {
-    match e.plugin_error() {
-        Some(PluginError::RateLimited(r)) => r.retry_after_ms.map(Duration::from_millis),
-        _ => None,
-    }
 }
 
 /// Now as RFC 3339 UTC, second precision.

@@ -144,6 +144,17 @@ impl CallError {
         }
     }
 
+    /// The delay the platform asked for, when the plugin reported it
+    /// rate-limited with one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self.plugin_error() {
+            Some(PluginError::RateLimited(r)) => {
+                r.retry_after_ms.map(std::time::Duration::from_millis)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may succeed (transient and rate-limited plugin
     /// errors, timeouts). Traps and limits are not retried blindly.
     pub fn is_retryable(&self) -> bool {

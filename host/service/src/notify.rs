@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use proofpix_analysis::RiskLevel;
 use proofpix_pipeline::{SyncReport, file_result, now_rfc3339, risk_to_contract};
-use proofpix_runtime::contract::{
-    BatchSummary, Capability, FileAlert, Notification, PluginError, Problem,
-};
+use proofpix_runtime::contract::{BatchSummary, Capability, FileAlert, Notification, Problem};
 use proofpix_store::{AuditEvent, IntegrationStatus};
 use serde::{Deserialize, Serialize};
 
@@ -192,14 +190,10 @@ impl Host {
                 match session.notify(&message).await {
                     Ok(()) => break Ok(attempt),
                     Err(e) if e.is_retryable() && attempt < DELIVERY_ATTEMPTS => {
-                        let wait = match e.plugin_error() {
-                            Some(PluginError::RateLimited(r)) => {
-                                r.retry_after_ms.map(Duration::from_millis)
-                            }
-                            _ => None,
-                        }
-                        .unwrap_or(Duration::from_millis(500 * u64::from(attempt)))
-                        .min(MAX_RETRY_WAIT);
+                        let wait = e
+                            .retry_after()
+                            .unwrap_or(Duration::from_millis(500 * u64::from(attempt)))
+                            .min(MAX_RETRY_WAIT);
                         tracing::warn!(integration = %notifier, attempt, wait_ms = wait.as_millis() as u64, "notification failed, retrying: {e}");
                         tokio::time::sleep(wait).await;
                     }

@@ -67,15 +67,9 @@ impl From<String> for ActionError {
 
 impl ActionError {
     fn call(e: &proofpix_runtime::CallError) -> Self {
-        let retry_after = match e.plugin_error() {
-            Some(proofpix_runtime::contract::PluginError::RateLimited(r)) => {
-                r.retry_after_ms.map(std::time::Duration::from_millis)
-            }
-            _ => None,
-        };
         ActionError {
             message: e.to_string(),
-            retry_after,
+            retry_after: e.retry_after(),
         }
     }
 
