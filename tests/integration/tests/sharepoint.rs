@@ -15,10 +15,12 @@
 //!   in a simulation, a throttled upload retried on the next sync.
 //!
 //! Waits are short: the emulator's Retry-After is 1 s, the pipeline's back-off starts at 20 ms,
-//! and token expiry is driven by the emulator's clock.
+//! token expiry is driven by the emulator's clock, and a remediation's Retry-After by the
+//! store's (which the test moves forward rather than sleeping).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use proofpix_analysis::{
@@ -40,7 +42,7 @@ use proofpix_service::{
     Host, HostOptions, IntegrationSpec, Remediation, RemediationStatus, ServiceError,
     Subscriptions, TestReport,
 };
-use proofpix_store::Store;
+use proofpix_store::{Store, StoreOptions};
 use proofpix_vault::{MasterKey, Secret};
 
 const ID: &str = "sp";
@@ -52,6 +54,8 @@ const ID: &str = "sp";
 struct Env {
     host: Host,
     ms: GraphEmulator,
+    /// Seconds added to the wall clock by the store's clock (the remediation retry schedule).
+    clock_offset: Arc<AtomicI64>,
     _dir: tempfile::TempDir,
 }
 
@@ -70,7 +74,20 @@ fn options() -> HostOptions {
 
 async fn env_with(config: GraphConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
+    let clock_offset = Arc::new(AtomicI64::new(0));
+    let offset = Arc::clone(&clock_offset);
+    let store = Store::open_with(
+        &dir.path().join("store"),
+        &MasterKey::generate(),
+        StoreOptions {
+            clock: Arc::new(move || {
+                time::OffsetDateTime::now_utc()
+                    + time::Duration::seconds(offset.load(Ordering::SeqCst))
+            }),
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store");
     let host = Host::new(Arc::new(store), options()).await.expect("host");
     let ms = microsoft::start_with_graph(
         Default::default(),
@@ -82,6 +99,7 @@ async fn env_with(config: GraphConfig) -> Env {
     Env {
         host,
         ms,
+        clock_offset,
         _dir: dir,
     }
 }
@@ -1421,7 +1439,7 @@ async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once()
         Route::Upload,
         GraphFault::Throttle {
             status: 429,
-            retry_after_secs: 1,
+            retry_after_secs: 30,
         },
         1,
     );
@@ -1434,7 +1452,7 @@ async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once()
     assert_eq!(pending.len(), 1, "{done:#?}");
     let throttled = pending[0].file_id.clone();
     assert!(
-        pending[0].detail.contains("HTTP 429") && pending[0].detail.contains("retried in 1 s"),
+        pending[0].detail.contains("HTTP 429") && pending[0].detail.contains("retried in 30 s"),
         "{}",
         pending[0].detail
     );
@@ -1462,11 +1480,12 @@ async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once()
         "not retried before its Retry-After"
     );
 
-    // A sync right away leaves it waiting; the first sync after the Retry-After (the store
-    // counts whole seconds) replaces it.
+    // A sync before the Retry-After leaves it waiting; the first sync after it (per the
+    // store's clock, moved forward instead of sleeping) replaces it.
     let (_, done) = env.sync_and_remediate().await;
     assert!(applied(&done).is_empty(), "{done:#?}");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(uploads_of_throttled(), [429], "not retried early");
+    env.clock_offset.store(31, Ordering::SeqCst);
     let (_, done) = env.sync_and_remediate().await;
     assert_eq!(
         applied(&done),
