@@ -43,7 +43,8 @@ pub enum Command {
         /// A config value for recording, `FIELD=VALUE` (use `{replay}` for the base URL).
         #[arg(long = "config", short = 'c', value_name = "FIELD=VALUE")]
         config: Vec<String>,
-        /// The API key for recording, `FIELD=env:VAR`; scrubbed from what is recorded.
+        /// A secret for recording (API key, client secret, private key), `FIELD=env:VAR`; the
+        /// host authenticates with it as the daemon would. Scrubbed from what is recorded.
         #[arg(long = "secret", short = 's', value_name = "FIELD=env:VAR")]
         secrets: Vec<String>,
         /// Allowed growth over the baseline, in percent.

@@ -2,16 +2,23 @@
 //! request with no recorded answer fails, and `--record` writes a fixture that replays.
 //!
 //! Drives the well-behaved test plugin: `discover` GETs `{base_url}/files`, `download` points
-//! the host at `{base_url}/files/{id}/content`.
+//! the host at `{base_url}/files/{id}/content`. Recording with the host's own OAuth: the Google
+//! Drive plugin against the Drive emulator, with a service-account key.
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use proofpix_emulators::{Harness, google, keys};
 use serde_json::{Value, json};
 
 fn proofpix(home: &Path, args: &[&str]) -> Output {
+    proofpix_with(home, args, &[])
+}
+
+fn proofpix_with(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_proofpix"))
         .args(args)
+        .envs(env.iter().copied())
         .env("PROOFPIX_HOME", home)
         .env_remove("PROOFPIX_MASTER_KEY")
         .env_remove("PROOFPIX_LOG")
@@ -170,4 +177,172 @@ fn a_recording_replays() {
         ],
     );
     assert!(replay.status.success(), "{}", text(&replay));
+}
+
+/// A service-account key file as the Cloud console downloads it.
+fn key_file(private_key_pem: &str) -> String {
+    json!({
+        "type": "service_account",
+        "private_key_id": google::fixtures::PRIVATE_KEY_ID,
+        "private_key": private_key_pem,
+        "client_email": google::fixtures::SERVICE_ACCOUNT,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    })
+    .to_string()
+}
+
+fn figure(out: &str, name: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+#[test]
+fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the_service() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let g = rt
+        .block_on(google::start_with_drive(
+            Default::default(),
+            Default::default(),
+            Harness::default(),
+        ))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("drive");
+    let plugin = proofpix_plugin_artifacts::GOOGLE_DRIVE;
+    let key = key_file(keys::PRIVATE_KEY_A_PEM);
+    let rec = proofpix_with(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &g.api_url(),
+            "-c",
+            "api_url={replay}",
+            "-c",
+            "token_url={replay}/token",
+            "-s",
+            "service_account_key=env:DRIVE_KEY",
+        ],
+        &[("DRIVE_KEY", &key)],
+    );
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    assert!(out.contains("recorded "), "{out}");
+    let files = figure(&out, "files");
+    let images = g
+        .drive()
+        .files()
+        .iter()
+        .filter(|f| f.is_image && !f.trashed)
+        .count() as u64;
+    assert!(files > 0 && files <= images, "{files} of {images}\n{out}");
+    // The host obtained a real token: the emulator issued one and the plugin's calls carried it.
+    assert!(
+        g.drive().exchanges().iter().any(|e| e.status == 200),
+        "the Drive answered"
+    );
+
+    let text_of = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    let recorded: Value = serde_json::from_str(&text_of).unwrap();
+    assert_eq!(recorded["config"]["token_url"], "{replay}/token");
+    assert!(!text_of.contains("PRIVATE KEY"), "no key in the fixture");
+    assert!(!text_of.contains("ya29."), "no token in the fixture");
+    let paths: Vec<&str> = recorded["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(
+        !paths.iter().any(|p| p.starts_with("/token")),
+        "the token exchange is not recorded: {paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.contains("alt=media")),
+        "downloads are: {paths:?}"
+    );
+    drop(rt); // the emulator is gone; the replay needs only the fixture
+
+    let replay = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let out = text(&replay);
+    assert!(replay.status.success(), "{out}");
+    assert_eq!(figure(&out, "files"), files, "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
+}
+
+#[test]
+fn recording_with_a_key_the_service_refuses_fails_before_any_plugin_call() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let g = rt
+        .block_on(google::start_with_drive(
+            Default::default(),
+            Default::default(),
+            Harness::default(),
+        ))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("drive");
+    let key = key_file(keys::PRIVATE_KEY_B_PEM);
+    let rec = proofpix_with(
+        &tmp.path().join("home"),
+        &[
+            "plugin",
+            "test",
+            proofpix_plugin_artifacts::GOOGLE_DRIVE,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &g.api_url(),
+            "-c",
+            "api_url={replay}",
+            "-c",
+            "token_url={replay}/token",
+            "-s",
+            "service_account_key=env:DRIVE_KEY",
+        ],
+        &[("DRIVE_KEY", &key)],
+    );
+    let out = text(&rec);
+    assert!(!rec.status.success(), "{out}");
+    assert!(out.contains("obtaining a token from the service"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    assert!(!dir.join("fixture.json").exists(), "nothing recorded");
+}
+
+#[test]
+fn a_browser_sign_in_plugin_is_refused_for_recording_with_what_is_supported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = proofpix(
+        &tmp.path().join("home"),
+        &[
+            "plugin",
+            "test",
+            proofpix_plugin_artifacts::DROPBOX,
+            "--fixtures",
+            tmp.path().join("dropbox").to_str().unwrap(),
+            "--record",
+            "http://127.0.0.1:9",
+        ],
+    );
+    let out = text(&rec);
+    assert!(!rec.status.success(), "{out}");
+    assert!(
+        out.contains("authorization-code flow") && out.contains("client-credentials"),
+        "{out}"
+    );
 }

@@ -14,7 +14,7 @@
 
 #![deny(missing_docs)]
 
-mod auth_flow;
+pub mod auth_flow;
 pub mod credentials;
 mod notify;
 mod plugins;

@@ -23,8 +23,17 @@
 //!
 //! `--record URL` runs the same scenario against `URL` through a recording proxy and writes
 //! `fixture.json`. Credentials are injected by the host and never recorded (request headers
-//! are not stored); secret values given with `--secret` are replaced by `[scrubbed]` in
-//! recorded bodies. Only API-key authentication can be recorded; OAuth flows are not run here.
+//! are not stored); secret values given with `--secret`, and any token the host obtains, are
+//! replaced by `[scrubbed]` in recorded bodies.
+//!
+//! Authentication while recording is the host's own, as in the daemon: an API key as given,
+//! or an OAuth 2.0 client-credentials, password or JWT-bearer token that the host obtains
+//! itself from the token URL in the config (with `{replay}` standing for `URL`). The token
+//! exchange goes straight to the service and is not recorded; the non-secret context it
+//! yields (Salesforce's `instance_url`) is, with `URL` written as `{replay}`, so the replay
+//! hands the plugin the same context. A plugin that chooses its flow per integration
+//! (`auth_flow`) is described with the config first, as the daemon does. The authorization-code
+//! flow needs a person at a browser and is not recorded. Replays inject a fixed bearer token.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,7 +45,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use proofpix_policy::{Limits, OperatorGrant};
 use proofpix_runtime::contract::AuthScheme;
-use proofpix_runtime::{Content, IntegrationContext, Runtime, RuntimeConfig, StaticCredentials};
+use proofpix_runtime::{
+    BoxFuture, Content, CredentialProvider, HeaderPair, IntegrationContext, Runtime, RuntimeConfig,
+    StaticCredentials,
+};
+use proofpix_service::{AuthCredentials, auth_flow, credentials};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +101,58 @@ pub struct Fixture {
     /// The recorded exchanges.
     #[serde(default)]
     pub exchanges: Vec<Exchange>,
+    /// Non-secret context the host's authentication yielded while recording (such as
+    /// `instance_url`), handed to the plugin on replay; `{replay}` as in `config`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auth_context: BTreeMap<String, String>,
+}
+
+/// The token used on replay: a fixed bearer and the recorded context.
+#[derive(Debug)]
+struct ReplayCredentials {
+    token: Secret,
+    context: BTreeMap<String, String>,
+}
+
+impl CredentialProvider for ReplayCredentials {
+    fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
+        Box::pin(async move { Ok(Some(("authorization".to_string(), self.token.clone()))) })
+    }
+    fn refresh(&self, _rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Err("a replayed exchange rejected the token".to_string()) })
+    }
+    fn context(&self) -> BTreeMap<String, String> {
+        self.context.clone()
+    }
+}
+
+/// Recording: the host's real credentials, with the service's URL in their context pointed at
+/// the recording proxy (so a plugin that calls `{auth.instance_url}` is recorded too).
+#[derive(Debug)]
+struct RecordingCredentials {
+    inner: AuthCredentials,
+    upstream: String,
+    proxy: String,
+}
+
+impl CredentialProvider for RecordingCredentials {
+    fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
+        self.inner.authorization()
+    }
+    fn refresh(&self, rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>> {
+        self.inner.refresh(rejected)
+    }
+    fn context(&self) -> BTreeMap<String, String> {
+        rebase(&self.inner.context(), &self.upstream, &self.proxy)
+    }
+}
+
+/// `map` with every occurrence of `from` in its values replaced by `to`.
+fn rebase(map: &BTreeMap<String, String>, from: &str, to: &str) -> BTreeMap<String, String> {
+    let from = from.trim_end_matches('/');
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.replace(from, to)))
+        .collect()
 }
 
 /// What one run cost: `baseline.json`.
@@ -149,7 +214,7 @@ pub struct Options {
     pub record: Option<String>,
     /// Extra non-secret config for recording, `FIELD=VALUE`.
     pub config: Vec<(String, String)>,
-    /// Secret values for recording (API key), by field.
+    /// Secret values for recording (API key, client secret, private key...), by field.
     pub secrets: Vec<(String, Secret)>,
     /// Allowed growth over the baseline, percent.
     pub threshold: u64,
@@ -370,31 +435,56 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     for (k, v) in &fixture.config {
         ctx = ctx.with_config(k, &v.replace(REPLAY_PLACEHOLDER, &base));
     }
-    let key = |field: &str| {
-        opts.secrets
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| Secret::new("test-secret"))
+    let scheme = if auth_flow::per_integration(&info) {
+        auth_flow::scheme_for(&plugin, &ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("choosing the authentication flow: {e}"))?
+    } else {
+        info.auth.clone()
     };
-    match &info.auth {
-        AuthScheme::None => {}
-        AuthScheme::ApiKey(k) => {
-            ctx = ctx.with_credentials(Arc::new(StaticCredentials::new(
-                &k.header,
-                &k.prefix,
-                &key(&k.secret_field),
-            )));
+    let mut auth_context = BTreeMap::new();
+    match (&scheme, opts.record.as_deref()) {
+        (AuthScheme::None, _) => {}
+        (AuthScheme::ApiKey(k), _) => {
+            let key = opts
+                .secrets
+                .iter()
+                .find(|(f, _)| *f == k.secret_field)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| Secret::new("test-secret"));
+            ctx =
+                ctx.with_credentials(Arc::new(StaticCredentials::new(&k.header, &k.prefix, &key)));
         }
-        _ if opts.record.is_some() => {
-            bail!("recording supports plugins with API-key authentication only")
+        (AuthScheme::Oauth2AuthorizationCode(_), Some(_)) => bail!(
+            "this plugin signs in with the OAuth authorization-code flow, which needs a person at a browser; recording supports API keys and the client-credentials, password and JWT-bearer flows"
+        ),
+        (_, Some(upstream)) => {
+            let creds =
+                record_credentials(&scheme, &fixture.config, upstream, &opts.secrets).await?;
+            // The token is a secret too: never in a recorded body.
+            if let Ok(Some((_, value))) = creds.authorization().await {
+                let value = value.expose().to_string();
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.scrub
+                    .push(value.trim_start_matches("Bearer ").to_string());
+                s.scrub.push(value);
+            }
+            auth_context = rebase(&creds.context(), upstream, REPLAY_PLACEHOLDER);
+            ctx = ctx.with_credentials(Arc::new(RecordingCredentials {
+                inner: creds,
+                upstream: upstream.to_string(),
+                proxy: base.clone(),
+            }));
         }
-        _ => {
-            ctx = ctx.with_credentials(Arc::new(StaticCredentials::new(
-                "authorization",
-                "Bearer ",
-                &Secret::new("test-token"),
-            )));
+        (_, None) => {
+            ctx = ctx.with_credentials(Arc::new(ReplayCredentials {
+                token: Secret::new("Bearer test-token"),
+                context: fixture
+                    .auth_context
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.replace(REPLAY_PLACEHOLDER, &base)))
+                    .collect(),
+            }));
         }
     }
 
@@ -464,6 +554,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 })
                 .collect(),
             exchanges: s.recorded.clone(),
+            auth_context,
         };
         std::fs::write(&fixture_path, serde_json::to_string_pretty(&recorded)?)?;
         lines.push(format!(
@@ -497,6 +588,45 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         }
     }
     finish(lines, problems)
+}
+
+/// The host's credentials for recording: the plugin's scheme resolved against the config with
+/// `{replay}` as the service's URL, and a token obtained now (so a wrong secret fails here, with
+/// the service's reason, rather than as a plugin error).
+async fn record_credentials(
+    scheme: &AuthScheme,
+    config: &BTreeMap<String, String>,
+    upstream: &str,
+    secrets: &[(String, Secret)],
+) -> anyhow::Result<AuthCredentials> {
+    let upstream = upstream.trim_end_matches('/');
+    let config: BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace(REPLAY_PLACEHOLDER, upstream)))
+        .collect();
+    let resolved = credentials::resolve_scheme(scheme, &config)?;
+    let http = proofpix_runtime::checked_client(
+        proofpix_policy::BlockedNetworks {
+            allow_loopback: true,
+            allow_private: true,
+            allow_link_local: false,
+        },
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+    let secrets: BTreeMap<String, Secret> = secrets.iter().cloned().collect();
+    let creds = proofpix_auth::Credentials::builder(
+        "plugin-test",
+        credentials::inputs(resolved, &config, &secrets),
+        http,
+        Arc::new(proofpix_auth::MemoryPersistence::new()),
+    )
+    .build()?;
+    creds
+        .authorization()
+        .await
+        .context("obtaining a token from the service (check the --secret values)")?;
+    Ok(AuthCredentials(creds))
 }
 
 fn finish(lines: Vec<String>, problems: Vec<String>) -> anyhow::Result<Vec<String>> {
