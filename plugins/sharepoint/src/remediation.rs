@@ -8,6 +8,13 @@
 //! access, as the result columns do (Sites.Selected with write on the site, or
 //! Sites.ReadWrite.All / Files.ReadWrite.All).
 //!
+//! Only the version that was analysed is replaced: before answering, the plugin reads the item
+//! (`GET /drives/{d}/items/{i}`) and refuses when its content hash is no longer the analysed
+//! version (someone saved a new one; the next sync analyses it), and the upload carries
+//! `If-Match` with the item's cTag, so an edit that lands between that read and the upload gets
+//! Graph's 412 instead of being overwritten. The cTag, not the eTag: the eTag also changes when
+//! the result columns are written, which happens before remediation in the same sync.
+//!
 //! Graph's simple upload takes files up to 250 MB; a larger copy is refused with a fatal error
 //! naming the limit. Upload sessions (`createUploadSession`, chunked uploads for larger files)
 //! are not supported: the contract's upload is one request.
@@ -15,7 +22,8 @@
 use proofpix_sdk::http::{Request, WitRequest, percent_encode};
 use proofpix_sdk::prelude::*;
 
-use crate::discover::ids_of;
+use crate::discover::{ids_of, version_of};
+use crate::graph;
 use crate::settings::Settings;
 
 /// Largest file Graph's simple upload accepts: 250 MB (taken as 250 MiB, the larger reading;
@@ -44,19 +52,52 @@ pub fn upload(file: &RemoteFile, size: u64, content_type: &str) -> Result<WitReq
             file.id
         ))
     })?;
-    let url = format!(
-        "{}/v1.0/drives/{}/items/{}/content",
+    let item_url = format!(
+        "{}/v1.0/drives/{}/items/{}",
         settings.graph,
         segment(&drive),
         segment(&item)
     );
+    let current = graph::get_json(
+        &format!("{item_url}?$select=id,name,eTag,cTag,file"),
+        &format!("reading {} before replacing it", file.name),
+    )?;
+    let tag = unchanged_tag(file, &current)?;
     let content_type = match content_type.trim() {
         "" => FALLBACK_CONTENT_TYPE,
         t => t,
     };
-    Ok(Request::put(&url)
+    Ok(Request::put(&format!("{item_url}/content"))
         .header("content-type", content_type)
+        .header("if-match", &tag)
         .into_wit())
+}
+
+/// The tag to send as `If-Match` (cTag, else eTag) when `current` (the item as Graph has it now)
+/// is still the version of `file` that was analysed.
+///
+/// # Errors
+/// `fatal` when the content changed since, or Graph sent neither tag.
+fn unchanged_tag(file: &RemoteFile, current: &serde_json::Value) -> Result<String, PluginError> {
+    let now = version_of(current).unwrap_or_default();
+    if now != file.version {
+        return Err(PluginError::fatal(format!(
+            "{} changed since it was analysed (version {} then, {} now); it is left as it is, and the next sync analyses the new version",
+            file.name,
+            file.version,
+            if now.is_empty() { "unknown" } else { &now }
+        )));
+    }
+    ["cTag", "eTag"]
+        .iter()
+        .find_map(|k| current[*k].as_str().filter(|t| !t.is_empty()))
+        .map(String::from)
+        .ok_or_else(|| {
+            PluginError::fatal(format!(
+                "Graph sent no eTag or cTag for {}, so it cannot be replaced without risking a concurrent edit; it is left as it is",
+                file.name
+            ))
+        })
 }
 
 /// An id as one path segment: nothing Graph sends can add a segment or a query, and the `!` of
@@ -93,6 +134,29 @@ mod tests {
             msg.contains("250 MB") && msg.contains("upload sessions") && msg.contains("IMG_1.jpg"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn only_the_analysed_version_is_replaced_and_the_ctag_guards_the_upload() {
+        let mut f = file();
+        f.version = "qx:AAA=".into();
+        let same = serde_json::json!({"eTag": "\"{G},7\"", "cTag": "\"c:{G},3\"",
+            "file": {"hashes": {"quickXorHash": "AAA="}}});
+        assert_eq!(unchanged_tag(&f, &same).unwrap(), "\"c:{G},3\"");
+        let no_ctag = serde_json::json!({"eTag": "\"{G},7\"",
+            "file": {"hashes": {"quickXorHash": "AAA="}}});
+        assert_eq!(unchanged_tag(&f, &no_ctag).unwrap(), "\"{G},7\"");
+        let edited = serde_json::json!({"eTag": "\"{G},8\"", "cTag": "\"c:{G},4\"",
+            "file": {"hashes": {"quickXorHash": "BBB="}}});
+        let err = unchanged_tag(&f, &edited).unwrap_err();
+        assert!(matches!(err, PluginError::Fatal(_)), "{err:?}");
+        let msg = err.message().to_string();
+        assert!(
+            msg.contains("changed since it was analysed") && msg.contains("qx:BBB="),
+            "{msg}"
+        );
+        let untagged = serde_json::json!({"file": {"hashes": {"quickXorHash": "AAA="}}});
+        assert!(unchanged_tag(&f, &untagged).is_err());
     }
 
     #[test]

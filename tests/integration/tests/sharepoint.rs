@@ -1428,6 +1428,74 @@ async fn a_simulated_replacement_reports_each_risky_image_and_changes_nothing() 
 }
 
 #[tokio::test]
+async fn a_file_saved_again_after_its_analysis_is_not_replaced() {
+    let env = env().await;
+    env.integrate(&[]).await;
+    let mut policy = replace_policy(false);
+    policy.delay_secs = 60;
+    env.host
+        .set_remediation(ID, Some(policy), "operator:test")
+        .await
+        .expect("set policy");
+    let (report, done) = env.sync_and_remediate().await;
+    let (high, _) = split_by_risk(&report);
+    assert!(high.len() >= 2, "{high:?}");
+    assert!(
+        done.iter().all(|r| r.status == RemediationStatus::Pending),
+        "{done:#?}"
+    );
+
+    // Before the delay is over, someone saves a new version of one file (another image's
+    // bytes); no sync has seen it yet.
+    let before = env.image_bytes();
+    let edited = high.iter().next().expect("a high-risk image").clone();
+    let new_version = before
+        .iter()
+        .find(|(id, b)| **id != edited && **b != before[&edited])
+        .map(|(_, b)| b.to_vec())
+        .expect("another image");
+    let (drive, item) = edited.split_once('/').expect("drive/item");
+    assert!(
+        env.graph()
+            .replace_content(drive, item, new_version.clone())
+    );
+    env.clock_offset.store(61, Ordering::SeqCst);
+    let done = env.host.remediate(ID, &[]).await.expect("remediate");
+
+    let of_edited: Vec<&Remediation> = done.iter().filter(|r| r.file_id == edited).collect();
+    assert_eq!(of_edited.len(), 1, "{done:#?}");
+    assert_ne!(of_edited[0].status, RemediationStatus::Applied);
+    assert!(
+        of_edited[0]
+            .detail
+            .contains("changed since it was analysed"),
+        "{}",
+        of_edited[0].detail
+    );
+    assert_eq!(
+        *env.image_bytes()[&edited],
+        new_version,
+        "the new version is kept as it was saved"
+    );
+    // The others were not edited: each is replaced, through an If-Match the emulator checks.
+    let applied: BTreeSet<String> = done
+        .iter()
+        .filter(|r| r.status == RemediationStatus::Applied)
+        .map(|r| r.file_id.clone())
+        .collect();
+    let mut others = high.clone();
+    others.remove(&edited);
+    assert_eq!(applied, others, "{done:#?}");
+    let uploaded: BTreeSet<String> = env
+        .graph()
+        .uploads()
+        .iter()
+        .map(|u| format!("{}/{}", u.drive_id, u.item_id))
+        .collect();
+    assert_eq!(uploaded, others);
+}
+
+#[tokio::test]
 async fn a_throttled_upload_is_kept_for_a_retry_and_each_file_is_replaced_once() {
     let env = env().await;
     env.integrate(&[]).await;
