@@ -13,6 +13,7 @@
 //! user-agent: ProofPix-Webhook/<plugin version>
 //! x-proofpix-event: high_risk_files | batch_completed | batch_failed | integration_unhealthy
 //! x-proofpix-timestamp: <milliseconds since the Unix epoch>
+//! x-proofpix-delivery: <32 hex digits, the same on every retry of one notification>
 //! x-proofpix-signature: v1=<hex HMAC-SHA256 of "v1:<timestamp>:<body>">   (when signing_secret is set)
 //! <extra headers from `headers`>
 //!
@@ -24,7 +25,9 @@
 //! comparing its lowercase hex with the part after `v1=` in constant time. It should reject a
 //! timestamp more than five minutes from its own clock (a replayed request), and may use
 //! `x-proofpix-event` to route before parsing. Retries after a failure are new requests with a
-//! new timestamp and signature.
+//! new timestamp and signature but the same `x-proofpix-delivery` (the first 16 bytes of the
+//! body's SHA-256, in hex), so a receiver that saw a request through but whose answer was lost
+//! can drop the repeat: the delivery id names the notification, not the attempt.
 //!
 //! # Payload
 //!
@@ -269,7 +272,8 @@ impl Connector for Plugin {
                 concat!("ProofPix-Webhook/", env!("CARGO_PKG_VERSION")),
             )
             .header("x-proofpix-event", payload::event_name(&event))
-            .header("x-proofpix-timestamp", &timestamp);
+            .header("x-proofpix-timestamp", &timestamp)
+            .header("x-proofpix-delivery", &delivery_id(&body));
         let signature = verify::hmac_sign(
             SIGNING_FIELD,
             HmacAlgorithm::Sha256,
@@ -310,6 +314,13 @@ impl Connector for Plugin {
 }
 
 /// Whether requests get a signature: `signing_secret` is set.
+/// The notification's delivery id: the first 16 bytes of the body's SHA-256, in hex. The body
+/// holds no timestamp, so every retry of one notification carries the same id.
+fn delivery_id(body: &[u8]) -> String {
+    use sha2::Digest;
+    verify::encode_hex(&sha2::Sha256::digest(body)[..16])
+}
+
 fn signing_enabled() -> bool {
     verify::hmac_sign(SIGNING_FIELD, HmacAlgorithm::Sha256, b"proofpix-check").is_some()
 }

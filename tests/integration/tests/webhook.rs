@@ -121,6 +121,8 @@ struct ReceiverState {
     scripted: HashMap<String, VecDeque<Reply>>,
     /// Requests seen per hook, scripted answers included.
     attempts: HashMap<String, usize>,
+    /// The `x-proofpix-delivery` of every request per hook, scripted answers included.
+    delivery_ids: HashMap<String, Vec<String>>,
 }
 
 /// A webhook receiver like a Zapier catch hook behind a signature check: `POST
@@ -180,6 +182,11 @@ impl Receiver {
             .copied()
             .unwrap_or(0)
     }
+
+    fn delivery_ids(&self, hook: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state.delivery_ids.get(hook).cloned().unwrap_or_default()
+    }
 }
 
 async fn receive(
@@ -193,6 +200,12 @@ async fn receive(
     }
     let mut state = r.state.lock().unwrap();
     *state.attempts.entry(hook.clone()).or_default() += 1;
+    let id = headers
+        .get("x-proofpix-delivery")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    state.delivery_ids.entry(hook.clone()).or_default().push(id);
     if let Some(reply) = state.scripted.get_mut(&hook).and_then(VecDeque::pop_front) {
         let mut response = (
             StatusCode::from_u16(reply.status).expect("status"),
@@ -858,6 +871,17 @@ mod errors {
             .unwrap();
         assert_eq!(env.receiver.attempts("zap"), 3);
         assert_eq!(env.receiver.deliveries("zap").len(), 1);
+        // Each retry is a new request with the notification's one delivery id, so a receiver
+        // can drop a repeat whose first answer was lost.
+        let ids = env.receiver.delivery_ids("zap");
+        assert_eq!(ids.len(), 3);
+        assert!(
+            ids[0].len() == 32 && ids[0].bytes().all(|b| b.is_ascii_hexdigit()),
+            "{ids:?}"
+        );
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        let other = env.receiver.delivery_ids("flaky");
+        assert!(!other.is_empty() && other[0] != ids[0], "{other:?} {ids:?}");
         let sent = env.audit("notify.sent", "zap");
         assert!(
             sent.len() == 1 && sent[0].details.contains("\"attempts\":3"),
