@@ -20,7 +20,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use proofpix_pipeline::SyncMode;
-use proofpix_policy::OperatorGrant;
+use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_service::{IntegrationSpec, RESERVED_KEYS, Subscriptions};
 use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, WorkQueue};
@@ -570,6 +570,77 @@ pub async fn delete_integration(
     state
         .host()
         .delete_integration(&id, &caller.actor())
+        .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An integration's remediation policy and the actions its plugin offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemediationView {
+    /// `{actions, min_risk, delay_secs, simulate, label}`; `null` when none is set, and then
+    /// nothing is ever changed on the platform.
+    #[schema(value_type = Option<Object>)]
+    policy: Option<RemediationPolicy>,
+    /// The actions the plugin declares (`replace-with-sanitised`, `restrict-sharing`,
+    /// `apply-label`, `quarantine`, `notify-owner`); a policy may enable only these.
+    #[schema(value_type = Vec<String>)]
+    available: Vec<RemediationAction>,
+}
+
+fn remediation_view(state: &AppState, id: &str) -> ApiResult<RemediationView> {
+    let record = state.host().integration(id)?;
+    Ok(RemediationView {
+        policy: state.host().remediation_policy(id)?,
+        available: state
+            .host()
+            .plugin(&record.plugin_id)
+            .map(|p| proofpix_service::declared_actions(&p))
+            .unwrap_or_default(),
+    })
+}
+
+/// An integration's remediation policy (viewer).
+#[utoipa::path(get, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = RemediationView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_remediation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RemediationView>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(remediation_view(&state, &id)?))
+}
+
+/// Sets an integration's remediation policy (admin). Simulation is the default: a policy
+/// acts on the platform only with `"simulate": false`. Refused (422) when it enables an action
+/// the plugin does not offer, or a field is out of range.
+#[utoipa::path(put, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), request_body(content = Object, description = "`{actions, min_risk, delay_secs, simulate, label}`"), responses((status = 200, body = RemediationView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn put_remediation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(policy): ApiJson<RemediationPolicy>,
+) -> ApiResult<Json<RemediationView>> {
+    caller.require(Role::Admin)?;
+    state
+        .host()
+        .set_remediation(&id, Some(policy), &caller.actor())
+        .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok(Json(remediation_view(&state, &id)?))
+}
+
+/// Removes an integration's remediation policy, so nothing is acted on (admin).
+#[utoipa::path(delete, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete_remediation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Admin)?;
+    state
+        .host()
+        .set_remediation(&id, None, &caller.actor())
         .await?;
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok(StatusCode::NO_CONTENT)

@@ -66,6 +66,9 @@ use crate::error::ApiError;
         api::enable_integration,
         api::disable_integration,
         api::list_files,
+        api::get_remediation,
+        api::put_remediation,
+        api::delete_remediation,
         api::list_parked,
         api::retry_parked,
         api::get_result,
@@ -117,6 +120,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/integrations/{id}/authorize",
             post(authorize_integration),
+        )
+        .route(
+            "/api/integrations/{id}/remediation",
+            get(api::get_remediation)
+                .put(api::put_remediation)
+                .delete(api::delete_remediation),
         )
         .route("/api/integrations/{id}/files", get(api::list_files))
         .route("/api/integrations/{id}/parked", get(api::list_parked))

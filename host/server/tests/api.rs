@@ -147,6 +147,12 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
             None,
             "viewer",
         ),
+        (
+            "GET",
+            "/api/integrations/samples/remediation".into(),
+            None,
+            "viewer",
+        ),
         ("GET", "/api/results/1".into(), None, "viewer"),
         ("GET", "/api/batches".into(), None, "viewer"),
         ("GET", "/api/batches/1".into(), None, "viewer"),
@@ -205,6 +211,18 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
         (
             "POST",
             "/api/integrations/samples/authorize".into(),
+            None,
+            "admin",
+        ),
+        (
+            "PUT",
+            "/api/integrations/samples/remediation".into(),
+            Some(json!({"actions": [], "min_risk": "critical"})),
+            "admin",
+        ),
+        (
+            "DELETE",
+            "/api/integrations/samples/remediation".into(),
             None,
             "admin",
         ),
@@ -272,6 +290,118 @@ async fn every_route_refuses_missing_tokens_and_roles_below_its_own() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_remediation_policy_is_set_checked_against_the_plugin_and_removed() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let path = "/api/integrations/samples/remediation";
+    let (status, v) = call(&d, "GET", path, Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"policy": null, "available": []}));
+
+    // local-folder offers no action: enabling one is refused with what to do.
+    let (status, v) = call(
+        &d,
+        "PUT",
+        path,
+        Some(ADMIN),
+        Some(json!({"actions": ["replace-with-sanitised"], "simulate": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("not offered by plugin local-folder") && detail.contains("remove it"),
+        "{v}"
+    );
+    // Unknown fields and wrong types are 4xx, never a 500, and change nothing.
+    for bad in [
+        json!({"actions": [], "dry_run": true}),
+        json!({"actions": "all"}),
+        json!({"min_risk": "severe"}),
+    ] {
+        let (status, v) = call(&d, "PUT", path, Some(ADMIN), Some(bad.clone())).await;
+        assert!(status.is_client_error(), "{bad}: {status} {v}");
+    }
+    assert_eq!(
+        call(&d, "GET", path, Some(VIEWER), None).await.1["policy"],
+        json!(null)
+    );
+
+    // A policy without actions is valid; defaults are filled in (simulation on).
+    let (status, v) = call(
+        &d,
+        "PUT",
+        path,
+        Some(ADMIN),
+        Some(json!({"actions": [], "min_risk": "critical", "delay_secs": 3600})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["policy"],
+        json!({"actions": [], "min_risk": "critical", "delay_secs": 3600, "simulate": true})
+    );
+    let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;
+    assert_eq!(v["policy"]["min_risk"], "critical");
+    // The integration's other settings are untouched by the policy, and its config does not
+    // show the reserved key.
+    let (_, i) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
+    assert_eq!(i["schedule"], "15m");
+    assert!(i["config"].get("remediation").is_none(), "{i}");
+    // A PATCH of the integration keeps the policy.
+    let (status, _) = call(
+        &d,
+        "PATCH",
+        "/api/integrations/samples",
+        Some(ADMIN),
+        Some(json!({"schedule": "30m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;
+    assert_eq!(v["policy"]["delay_secs"], 3600);
+
+    let (status, _) = call(&d, "DELETE", path, Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;
+    assert_eq!(v["policy"], json!(null));
+    let (status, _) = call(
+        &d,
+        "GET",
+        "/api/integrations/nope/remediation",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Each change is in the audit trail with its actor and, for a new policy, the policy.
+    let (_, audit) = call(&d, "GET", "/api/audit?limit=1000", Some(ADMIN), None).await;
+    let policy_changes: Vec<&Value> = audit
+        .as_array()
+        .expect("audit entries")
+        .iter()
+        .filter(|e| {
+            e["target"] == "samples"
+                && e["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("remediation.policy."))
+        })
+        .collect();
+    assert_eq!(policy_changes.len(), 2, "{audit}");
+    // Newest first.
+    assert_eq!(policy_changes[0]["action"], "remediation.policy.remove");
+    assert_eq!(policy_changes[1]["action"], "remediation.policy.set");
+    assert_eq!(policy_changes[1]["details"]["min_risk"], "critical");
+    assert!(
+        policy_changes
+            .iter()
+            .all(|e| e["actor"] == "token:test-admin"),
+        "{audit}"
+    );
 }
 
 #[tokio::test]

@@ -225,8 +225,16 @@ impl Host {
         }
         record.updated_at = self.store.now();
         let actor = actor.to_string();
-        self.blocking(move |s| s.put_integration(&record, &actor))
-            .await
+        let event = match &policy {
+            Some(p) => AuditEvent::new(&actor, "remediation.policy.set", id)
+                .details(serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null)),
+            None => AuditEvent::new(&actor, "remediation.policy.remove", id),
+        };
+        self.blocking(move |s| {
+            s.put_integration(&record, &actor)?;
+            s.audit(&event).map(|_| ())
+        })
+        .await
     }
 
     /// An integration's remediation policy, if it has one.

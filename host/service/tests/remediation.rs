@@ -218,9 +218,19 @@ async fn a_simulation_reports_what_it_would_do_and_changes_nothing() {
         .audit_latest(50)
         .unwrap()
         .into_iter()
-        .filter(|e| e.action.starts_with("remediation."))
+        .filter(|e| {
+            e.action.starts_with("remediation.") && !e.action.starts_with("remediation.policy.")
+        })
         .count();
     assert_eq!(audited, 4, "every simulated action is audited");
+    let set = host
+        .store()
+        .audit_latest(50)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "remediation.policy.set" && e.actor == "test")
+        .count();
+    assert_eq!(set, 1, "setting the policy is audited with its actor");
 }
 
 #[tokio::test]
