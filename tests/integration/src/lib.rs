@@ -1,2 +1,119 @@
-//! End-to-end tests across the host crates, plugins and emulators live in
-//! `tests/`; this library holds nothing.
+//! Shared setup for the end-to-end tests in `tests/`: the host options they run with, the
+//! operator grant that lets plugins reach loopback emulators, a capture of the host's logs (to
+//! prove no secret reaches them), and a Teams notifier subscribed to a source's batches.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use proofpix_emulators::Harness;
+use proofpix_emulators::teams::{self, Teams};
+use proofpix_pipeline::PipelineOptions;
+use proofpix_policy::OperatorGrant;
+use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
+use proofpix_vault::Secret;
+
+/// Host options for tests: `concurrency` files at a time, back-off from 20 ms capped at 2 s,
+/// and a run waits up to a minute for its retries.
+pub fn host_options(concurrency: usize) -> HostOptions {
+    HostOptions {
+        pipeline: PipelineOptions {
+            concurrency,
+            retry_base: Duration::from_millis(20),
+            retry_max: Duration::from_secs(2),
+            wait_for_retries: Some(Duration::from_secs(60)),
+            ..PipelineOptions::default()
+        },
+        ..HostOptions::default()
+    }
+}
+
+/// The operator's grant for an integration whose platform is an emulator on loopback.
+pub fn loopback_grant() -> OperatorGrant {
+    OperatorGrant {
+        hosts: vec!["http://127.0.0.1:*".into()],
+        allow_loopback: true,
+        ..OperatorGrant::default()
+    }
+}
+
+/// Everything the host, the runtime, the auth crate and plugins log, at trace level, from the
+/// first call on (one global subscriber per test binary).
+///
+/// # Panics
+/// Never: a poisoned buffer is still read.
+pub fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,proofpix_runtime=trace,proofpix_service=trace,proofpix_pipeline=trace,proofpix_auth=trace,plugin=trace,reqwest=trace",
+            ))
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+    .clone()
+}
+
+/// Starts a Teams emulator and creates the integration `teams` (Workflows format) that
+/// announces each completed batch of `source`, as `operator:alice` would in the seed's
+/// workflow 2.
+///
+/// # Panics
+/// When the emulator cannot start or the host refuses the integration: the test cannot go on.
+pub async fn teams_notifier(host: &Host, source: &str) -> Teams {
+    let teams = teams::start(Default::default(), Harness::default())
+        .await
+        .expect("teams emulator");
+    let mut secrets = BTreeMap::new();
+    secrets.insert(
+        "webhook_url".to_string(),
+        Secret::new(teams.workflow_url().to_string()),
+    );
+    host.create_integration(
+        IntegrationSpec {
+            id: "teams".into(),
+            plugin: "teams".into(),
+            config: [
+                ("format".to_string(), "workflows".to_string()),
+                (
+                    "webhook_host".to_string(),
+                    teams.base_url().as_str().trim_end_matches('/').to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            secrets,
+            grant: loopback_grant(),
+            subscriptions: Some(Subscriptions {
+                sources: vec![source.into()],
+                events: vec!["batch-completed".into()],
+                ..Subscriptions::default()
+            }),
+            schedule: None,
+        },
+        "operator:alice",
+    )
+    .await
+    .expect("teams integration");
+    teams
+}

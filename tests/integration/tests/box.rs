@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use proofpix_analysis::Category;
 use proofpix_emulators::box_com::files::{
@@ -26,12 +25,10 @@ use proofpix_emulators::box_com::files::{
 };
 use proofpix_emulators::box_com::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
-use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::OperatorGrant;
+use proofpix_integration_tests::{host_options, loopback_grant, teams_notifier};
+use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
-use proofpix_service::{
-    Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions, TestReport,
-};
+use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
 
@@ -48,23 +45,12 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn options() -> HostOptions {
-    HostOptions {
-        pipeline: PipelineOptions {
-            concurrency: 8,
-            retry_base: Duration::from_millis(20),
-            retry_max: Duration::from_secs(2),
-            wait_for_retries: Some(Duration::from_secs(60)),
-            ..PipelineOptions::default()
-        },
-        ..HostOptions::default()
-    }
-}
-
 async fn env_with(config: BoxFilesConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
-    let host = Host::new(Arc::new(store), options()).await.expect("host");
+    let host = Host::new(Arc::new(store), host_options(8))
+        .await
+        .expect("host");
     let b = box_com::start_with_files(
         Default::default(),
         config,
@@ -77,14 +63,6 @@ async fn env_with(config: BoxFilesConfig) -> Env {
 
 async fn env() -> Env {
     env_with(BoxFilesConfig::default()).await
-}
-
-fn grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 impl Env {
@@ -126,7 +104,7 @@ impl Env {
                     plugin: "box".into(),
                     config: self.config(extra),
                     secrets,
-                    grant: grant(),
+                    grant: loopback_grant(),
                     ..IntegrationSpec::default()
                 },
                 "operator:test",
@@ -665,41 +643,7 @@ async fn read_only_access_fails_write_back_per_file_with_what_to_grant() {
 #[tokio::test]
 async fn workflow_2_configure_test_scan_write_back_announce_and_audit() {
     let env = env().await;
-    let teams = proofpix_emulators::teams::start(Default::default(), Harness::default())
-        .await
-        .expect("teams emulator");
-    let mut secrets = BTreeMap::new();
-    secrets.insert(
-        "webhook_url".to_string(),
-        Secret::new(teams.workflow_url().to_string()),
-    );
-    env.host
-        .create_integration(
-            IntegrationSpec {
-                id: "teams".into(),
-                plugin: "teams".into(),
-                config: [
-                    ("format".to_string(), "workflows".to_string()),
-                    (
-                        "webhook_host".to_string(),
-                        teams.base_url().as_str().trim_end_matches('/').to_string(),
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-                secrets,
-                grant: grant(),
-                subscriptions: Some(Subscriptions {
-                    sources: vec![ID.into()],
-                    events: vec!["batch-completed".into()],
-                    ..Subscriptions::default()
-                }),
-                schedule: None,
-            },
-            "operator:alice",
-        )
-        .await
-        .expect("teams integration");
+    let teams = teams_notifier(&env.host, ID).await;
 
     env.integrate(&[]).await;
     let test = env.test().await;

@@ -18,17 +18,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use proofpix_emulators::dropbox::files::{
     Chaos, DbxFault, DbxFile, DropboxEmulator, Expected, FileSpec, FilesConfig, Route, Server,
 };
 use proofpix_emulators::dropbox::{self, fixtures, seed};
 use proofpix_emulators::{Clock, Harness};
-use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::OperatorGrant;
+use proofpix_integration_tests::{host_options, loopback_grant, teams_notifier};
+use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
-use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions, TestReport};
+use proofpix_service::{Host, IntegrationSpec, TestReport};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
 
@@ -44,23 +43,12 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn options() -> HostOptions {
-    HostOptions {
-        pipeline: PipelineOptions {
-            concurrency: 8,
-            retry_base: Duration::from_millis(20),
-            retry_max: Duration::from_secs(2),
-            wait_for_retries: Some(Duration::from_secs(60)),
-            ..PipelineOptions::default()
-        },
-        ..HostOptions::default()
-    }
-}
-
 async fn env_with(config: FilesConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
-    let host = Host::new(Arc::new(store), options()).await.expect("host");
+    let host = Host::new(Arc::new(store), host_options(8))
+        .await
+        .expect("host");
     let d = dropbox::start_with_files(
         Default::default(),
         config,
@@ -73,14 +61,6 @@ async fn env_with(config: FilesConfig) -> Env {
 
 async fn env() -> Env {
     env_with(FilesConfig::default()).await
-}
-
-fn grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 impl Env {
@@ -120,7 +100,7 @@ impl Env {
                     plugin: "dropbox".into(),
                     config: self.config(extra),
                     secrets,
-                    grant: grant(),
+                    grant: loopback_grant(),
                     ..IntegrationSpec::default()
                 },
                 "operator:test",
@@ -660,41 +640,7 @@ async fn an_integration_not_authorized_yet_fails_the_credentials_step() {
 #[tokio::test]
 async fn workflow_2_configure_authorize_test_scan_write_back_announce_and_audit() {
     let env = env().await;
-    let teams = proofpix_emulators::teams::start(Default::default(), Harness::default())
-        .await
-        .expect("teams emulator");
-    let mut secrets = BTreeMap::new();
-    secrets.insert(
-        "webhook_url".to_string(),
-        Secret::new(teams.workflow_url().to_string()),
-    );
-    env.host
-        .create_integration(
-            IntegrationSpec {
-                id: "teams".into(),
-                plugin: "teams".into(),
-                config: [
-                    ("format".to_string(), "workflows".to_string()),
-                    (
-                        "webhook_host".to_string(),
-                        teams.base_url().as_str().trim_end_matches('/').to_string(),
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-                secrets,
-                grant: grant(),
-                subscriptions: Some(Subscriptions {
-                    sources: vec![ID.into()],
-                    events: vec!["batch-completed".into()],
-                    ..Subscriptions::default()
-                }),
-                schedule: None,
-            },
-            "operator:alice",
-        )
-        .await
-        .expect("teams integration");
+    let teams = teams_notifier(&env.host, ID).await;
 
     env.integrate(&[]).await;
     let authorize = env.d.log().to_path(dropbox::AUTHORIZE_PATH);

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use proofpix_analysis::Category;
 use proofpix_emulators::google::drive::{
@@ -28,12 +27,10 @@ use proofpix_emulators::google::drive::{
 };
 use proofpix_emulators::google::{self, fixtures};
 use proofpix_emulators::{Clock, Harness, keys};
-use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::OperatorGrant;
+use proofpix_integration_tests::{host_options, loopback_grant, teams_notifier};
+use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
-use proofpix_service::{
-    Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions, TestReport,
-};
+use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
 
@@ -49,23 +46,12 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn options() -> HostOptions {
-    HostOptions {
-        pipeline: PipelineOptions {
-            concurrency: 8,
-            retry_base: Duration::from_millis(20),
-            retry_max: Duration::from_secs(2),
-            wait_for_retries: Some(Duration::from_secs(60)),
-            ..PipelineOptions::default()
-        },
-        ..HostOptions::default()
-    }
-}
-
 async fn env_with(config: DriveConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
-    let host = Host::new(Arc::new(store), options()).await.expect("host");
+    let host = Host::new(Arc::new(store), host_options(8))
+        .await
+        .expect("host");
     let g = google::start_with_drive(
         Default::default(),
         config,
@@ -78,14 +64,6 @@ async fn env_with(config: DriveConfig) -> Env {
 
 async fn env() -> Env {
     env_with(DriveConfig::default()).await
-}
-
-fn grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 /// A service-account key file as the Cloud console downloads it.
@@ -133,7 +111,7 @@ impl Env {
                     plugin: "google-drive".into(),
                     config: self.config(extra),
                     secrets,
-                    grant: grant(),
+                    grant: loopback_grant(),
                     ..IntegrationSpec::default()
                 },
                 "operator:test",
@@ -759,41 +737,7 @@ async fn a_file_the_account_may_only_read_fails_its_write_back_with_what_to_shar
 #[tokio::test]
 async fn workflow_2_configure_test_scan_write_back_announce_and_audit() {
     let env = env().await;
-    let teams = proofpix_emulators::teams::start(Default::default(), Harness::default())
-        .await
-        .expect("teams emulator");
-    let mut secrets = BTreeMap::new();
-    secrets.insert(
-        "webhook_url".to_string(),
-        Secret::new(teams.workflow_url().to_string()),
-    );
-    env.host
-        .create_integration(
-            IntegrationSpec {
-                id: "teams".into(),
-                plugin: "teams".into(),
-                config: [
-                    ("format".to_string(), "workflows".to_string()),
-                    (
-                        "webhook_host".to_string(),
-                        teams.base_url().as_str().trim_end_matches('/').to_string(),
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-                secrets,
-                grant: grant(),
-                subscriptions: Some(Subscriptions {
-                    sources: vec![ID.into()],
-                    events: vec!["batch-completed".into()],
-                    ..Subscriptions::default()
-                }),
-                schedule: None,
-            },
-            "operator:alice",
-        )
-        .await
-        .expect("teams integration");
+    let teams = teams_notifier(&env.host, ID).await;
 
     env.integrate(&[]).await;
     let test = env.test().await;

@@ -24,9 +24,9 @@ use proofpix_emulators::salesforce::{
     SalesforceConfig, SfFault,
 };
 use proofpix_emulators::{Clock, Harness};
-use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::OperatorGrant;
-use proofpix_service::{Host, HostOptions, IntegrationSpec, TestReport};
+use proofpix_integration_tests::{host_options, loopback_grant};
+use proofpix_pipeline::{SyncMode, SyncReport};
+use proofpix_service::{Host, IntegrationSpec, TestReport};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
 
@@ -39,23 +39,12 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn options() -> HostOptions {
-    HostOptions {
-        pipeline: PipelineOptions {
-            concurrency: 4,
-            retry_base: Duration::from_millis(20),
-            retry_max: Duration::from_secs(2),
-            wait_for_retries: Some(Duration::from_secs(60)),
-            ..PipelineOptions::default()
-        },
-        ..HostOptions::default()
-    }
-}
-
 async fn env_with(config: SalesforceConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
-    let host = Host::new(Arc::new(store), options()).await.expect("host");
+    let host = Host::new(Arc::new(store), host_options(4))
+        .await
+        .expect("host");
     let sf = salesforce::start_org(config, Harness::with_clock(Clock::new()))
         .await
         .expect("salesforce emulator");
@@ -68,14 +57,6 @@ async fn env_with(config: SalesforceConfig) -> Env {
 
 async fn env() -> Env {
     env_with(SalesforceConfig::default()).await
-}
-
-fn grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 fn base(sf: &Salesforce) -> String {
@@ -142,7 +123,7 @@ impl Env {
                     plugin: "salesforce".into(),
                     config,
                     secrets,
-                    grant: grant(),
+                    grant: loopback_grant(),
                     ..IntegrationSpec::default()
                 },
                 "operator:test",
@@ -317,7 +298,7 @@ async fn client_credentials_without_a_my_domain_login_url_is_refused_offline() {
     let env = env().await;
     let (mut config, secrets) = flow_inputs(&env.sf, "client-credentials");
     config.insert("login_url".into(), "https://login.salesforce.com".into());
-    let mut grant = grant();
+    let mut grant = loopback_grant();
     grant.hosts.push("https://login.salesforce.com".into());
     let err = env
         .host
@@ -954,7 +935,7 @@ async fn workflow_1_records_results_in_salesforce_and_alerts_slack_per_high_risk
                 plugin: "slack".into(),
                 config,
                 secrets,
-                grant: grant(),
+                grant: loopback_grant(),
                 subscriptions: Some(proofpix_service::Subscriptions {
                     sources: vec![ID.into()],
                     events: vec!["high-risk".into(), "batch-completed".into()],
@@ -1089,7 +1070,7 @@ async fn an_outbound_message_is_acknowledged_and_the_changed_file_analysed_once(
                 plugin: "salesforce".into(),
                 config,
                 secrets,
-                grant: grant(),
+                grant: loopback_grant(),
                 ..IntegrationSpec::default()
             },
             "operator:test",
@@ -1204,7 +1185,7 @@ async fn a_new_login_url_authenticates_afresh_instead_of_reusing_the_old_orgs_to
                 plugin: "salesforce".into(),
                 config,
                 secrets,
-                grant: grant(),
+                grant: loopback_grant(),
                 ..IntegrationSpec::default()
             },
             "operator:test",

@@ -21,7 +21,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use proofpix_analysis::{
     Analyzer, Category, Options as AnalysisOptions, Policy as AnalysisPolicy,
@@ -33,14 +32,14 @@ use proofpix_emulators::microsoft::graph::{
 };
 use proofpix_emulators::microsoft::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
-use proofpix_pipeline::{PipelineOptions, SyncMode, SyncReport};
-use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
+use proofpix_integration_tests::{host_options, loopback_grant, teams_notifier};
+use proofpix_pipeline::{SyncMode, SyncReport};
+use proofpix_policy::{RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{
     Capability, FileResult, PluginError, RemediationKind, RemoteFile, RiskLevel,
 };
 use proofpix_service::{
-    Host, HostOptions, IntegrationSpec, Remediation, RemediationStatus, ServiceError,
-    Subscriptions, TestReport,
+    Host, IntegrationSpec, Remediation, RemediationStatus, ServiceError, TestReport,
 };
 use proofpix_store::{Store, StoreOptions};
 use proofpix_vault::{MasterKey, Secret};
@@ -59,19 +58,6 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
-fn options() -> HostOptions {
-    HostOptions {
-        pipeline: PipelineOptions {
-            concurrency: 8,
-            retry_base: Duration::from_millis(20),
-            retry_max: Duration::from_secs(2),
-            wait_for_retries: Some(Duration::from_secs(60)),
-            ..PipelineOptions::default()
-        },
-        ..HostOptions::default()
-    }
-}
-
 async fn env_with(config: GraphConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock_offset = Arc::new(AtomicI64::new(0));
@@ -88,7 +74,9 @@ async fn env_with(config: GraphConfig) -> Env {
         },
     )
     .expect("store");
-    let host = Host::new(Arc::new(store), options()).await.expect("host");
+    let host = Host::new(Arc::new(store), host_options(8))
+        .await
+        .expect("host");
     let ms = microsoft::start_with_graph(
         Default::default(),
         config,
@@ -106,14 +94,6 @@ async fn env_with(config: GraphConfig) -> Env {
 
 async fn env() -> Env {
     env_with(GraphConfig::default()).await
-}
-
-fn grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 impl Env {
@@ -154,7 +134,7 @@ impl Env {
                     plugin: "sharepoint".into(),
                     config: self.config(extra),
                     secrets,
-                    grant: grant(),
+                    grant: loopback_grant(),
                     ..IntegrationSpec::default()
                 },
                 "operator:test",
@@ -700,39 +680,7 @@ async fn a_multi_tenant_alias_or_a_url_with_a_path_is_refused_at_setup() {
 #[tokio::test]
 async fn workflow_2_configure_test_scan_write_back_announce_and_audit() {
     let env = env().await;
-    let teams = proofpix_emulators::teams::start(Default::default(), Harness::default())
-        .await
-        .expect("teams emulator");
-    let webhook = teams.workflow_url().to_string();
-    let mut secrets = BTreeMap::new();
-    secrets.insert("webhook_url".to_string(), Secret::new(webhook.clone()));
-    env.host
-        .create_integration(
-            IntegrationSpec {
-                id: "teams".into(),
-                plugin: "teams".into(),
-                config: [
-                    ("format".to_string(), "workflows".to_string()),
-                    (
-                        "webhook_host".to_string(),
-                        teams.base_url().as_str().trim_end_matches('/').to_string(),
-                    ),
-                ]
-                .into_iter()
-                .collect(),
-                secrets,
-                grant: grant(),
-                subscriptions: Some(Subscriptions {
-                    sources: vec![ID.into()],
-                    events: vec!["batch-completed".into()],
-                    ..Subscriptions::default()
-                }),
-                schedule: None,
-            },
-            "operator:alice",
-        )
-        .await
-        .expect("teams integration");
+    let teams = teams_notifier(&env.host, ID).await;
 
     // Configure with the app registration's credentials, then test the connection.
     env.integrate(&[]).await;
@@ -1069,7 +1017,7 @@ async fn a_graph_change_notification_with_the_client_state_leads_to_one_new_anal
                 plugin: "sharepoint".into(),
                 config: env.config(&[]),
                 secrets,
-                grant: grant(),
+                grant: loopback_grant(),
                 ..IntegrationSpec::default()
             },
             "operator:test",

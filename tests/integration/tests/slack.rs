@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use proofpix_emulators::slack::{self, Slack, web};
 use proofpix_emulators::{Fault, Harness};
+use proofpix_integration_tests::{logs, loopback_grant};
 use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
@@ -35,40 +36,6 @@ struct Env {
     host: Host,
     slack: Slack,
     dir: tempfile::TempDir,
-}
-
-/// Everything every test in this binary logs, at trace level for ProofPix's crates and plugins.
-fn logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
-    use std::sync::{Mutex, OnceLock};
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "info,proofpix_runtime=trace,proofpix_service=trace,proofpix_pipeline=trace,proofpix_auth=trace,plugin=trace,reqwest=trace",
-            ))
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
 }
 
 async fn env_with(workspace: web::WorkspaceConfig) -> Env {
@@ -107,14 +74,6 @@ async fn env_inner(workspace: web::WorkspaceConfig) -> Env {
 
 async fn env() -> Env {
     env_with(web::WorkspaceConfig::default()).await
-}
-
-fn loopback_grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 impl Env {

@@ -8,11 +8,12 @@
 //!   the audit trail, whatever happens.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proofpix_emulators::teams::{self, CardKind, Hook, Teams, TeamsConfig};
 use proofpix_emulators::{ErrorReply, Fault, Harness};
+use proofpix_integration_tests::{logs, loopback_grant};
 use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
@@ -25,39 +26,6 @@ use proofpix_vault::{MasterKey, Secret};
 // ---------------------------------------------------------------------------------------------
 // Setup.
 // ---------------------------------------------------------------------------------------------
-
-/// Everything every test in this binary logs, at trace level for ProofPix's crates and plugins.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "info,proofpix_runtime=trace,proofpix_service=trace,proofpix_pipeline=trace,proofpix_auth=trace,plugin=trace,reqwest=trace",
-            ))
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
-}
 
 struct Env {
     host: Host,
@@ -101,14 +69,6 @@ async fn env_inner(config: TeamsConfig) -> Env {
 
 async fn env() -> Env {
     env_with(TeamsConfig::default()).await
-}
-
-fn loopback_grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
-    }
 }
 
 impl Env {

@@ -12,7 +12,7 @@
 //! host's crypto crates, so a mistake shared by signer and verifier cannot hide.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,6 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use proofpix_integration_tests::{logs, loopback_grant};
 use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
@@ -38,39 +39,6 @@ const HOOK_TOKEN: &str = "hk-7f3a9c21e5d04b68";
 // ---------------------------------------------------------------------------------------------
 // Setup.
 // ---------------------------------------------------------------------------------------------
-
-/// Everything every test in this binary logs, at trace level for ProofPix's crates and plugins.
-fn logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "info,proofpix_runtime=trace,proofpix_service=trace,proofpix_pipeline=trace,plugin=trace,reqwest=trace",
-            ))
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
-}
 
 /// One request the receiver accepted.
 #[derive(Debug, Clone)]
@@ -287,14 +255,6 @@ async fn env() -> Env {
         host,
         receiver,
         dir,
-    }
-}
-
-fn loopback_grant() -> OperatorGrant {
-    OperatorGrant {
-        hosts: vec!["http://127.0.0.1:*".into()],
-        allow_loopback: true,
-        ..OperatorGrant::default()
     }
 }
 
