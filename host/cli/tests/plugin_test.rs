@@ -191,6 +191,31 @@ fn key_file(private_key_pem: &str) -> String {
     .to_string()
 }
 
+/// `plugin test --record` of the Google Drive plugin against the Drive emulator at `api_url`,
+/// with a service-account key file around `private_key_pem` passed through the environment.
+fn record_drive(home: &Path, dir: &Path, api_url: &str, private_key_pem: &str) -> Output {
+    let key = key_file(private_key_pem);
+    proofpix_with(
+        home,
+        &[
+            "plugin",
+            "test",
+            proofpix_plugin_artifacts::GOOGLE_DRIVE,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            api_url,
+            "-c",
+            "api_url={replay}",
+            "-c",
+            "token_url={replay}/token",
+            "-s",
+            "service_account_key=env:DRIVE_KEY",
+        ],
+        &[("DRIVE_KEY", &key)],
+    )
+}
+
 fn figure(out: &str, name: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
@@ -211,26 +236,7 @@ fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the
     let home = tmp.path().join("home");
     let dir = tmp.path().join("drive");
     let plugin = proofpix_plugin_artifacts::GOOGLE_DRIVE;
-    let key = key_file(keys::PRIVATE_KEY_A_PEM);
-    let rec = proofpix_with(
-        &home,
-        &[
-            "plugin",
-            "test",
-            plugin,
-            "--fixtures",
-            dir.to_str().unwrap(),
-            "--record",
-            &g.api_url(),
-            "-c",
-            "api_url={replay}",
-            "-c",
-            "token_url={replay}/token",
-            "-s",
-            "service_account_key=env:DRIVE_KEY",
-        ],
-        &[("DRIVE_KEY", &key)],
-    );
+    let rec = record_drive(&home, &dir, &g.api_url(), keys::PRIVATE_KEY_A_PEM);
     let out = text(&rec);
     assert!(rec.status.success(), "{out}");
     assert!(out.contains("recorded "), "{out}");
@@ -297,25 +303,11 @@ fn recording_with_a_key_the_service_refuses_fails_before_any_plugin_call() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("drive");
-    let key = key_file(keys::PRIVATE_KEY_B_PEM);
-    let rec = proofpix_with(
+    let rec = record_drive(
         &tmp.path().join("home"),
-        &[
-            "plugin",
-            "test",
-            proofpix_plugin_artifacts::GOOGLE_DRIVE,
-            "--fixtures",
-            dir.to_str().unwrap(),
-            "--record",
-            &g.api_url(),
-            "-c",
-            "api_url={replay}",
-            "-c",
-            "token_url={replay}/token",
-            "-s",
-            "service_account_key=env:DRIVE_KEY",
-        ],
-        &[("DRIVE_KEY", &key)],
+        &dir,
+        &g.api_url(),
+        keys::PRIVATE_KEY_B_PEM,
     );
     let out = text(&rec);
     assert!(!rec.status.success(), "{out}");
