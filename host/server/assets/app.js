@@ -800,6 +800,7 @@
     const header = integrationHeader(i);
     const batchBox = h("div", {}, batchTable(batches, `Batches of ${id}`));
     const parkedBox = h("div", { id: "parked" });
+    const remediationBox = h("div", { id: "remediation", "aria-busy": "true" });
     showPage(id, [
       backLink("#/", "All integrations"),
       header,
@@ -810,8 +811,11 @@
         h("h2", { id: "batches-title" }, "Batches"), batchBox),
       isSource(i) ? h("section", { "aria-labelledby": "parked-title" },
         h("h2", { id: "parked-title" }, "Parked files"), parkedBox) : null,
+      isSource(i) ? h("section", { "aria-labelledby": "remediation-title", class: "card" },
+        h("h2", { id: "remediation-title" }, "Remediation"), remediationBox) : null,
     ], { headingExtra: h("span", { class: `badge status status-${statusOf(i)[0]}`, id: "detail-status" }, statusOf(i)[1]) });
     if (isSource(i)) fillParked(parkedBox, id).catch((e) => append(clear(parkedBox), [errorBox(e)]));
+    if (isSource(i)) fillRemediation(remediationBox, id, i.platform).catch((e) => append(clear(remediationBox), [errorBox(e)]));
     let current = header;
     const view = {
       name: "integration",
@@ -901,6 +905,91 @@
       ] : null,
       h("dt", {}, "Created"), h("dd", {}, fmtTime(i.created_at)),
       h("dt", {}, "Updated"), h("dd", {}, fmtTime(i.updated_at)));
+  }
+
+  const REMEDIATION_ACTIONS = {
+    "replace-with-sanitised": "Replace the file with its sanitised copy",
+    "restrict-sharing": "Restrict sharing (remove public links)",
+    "apply-label": "Apply a label",
+    "quarantine": "Move to quarantine, leaving a tombstone",
+    "notify-owner": "Notify the file's owner",
+  };
+  const actionLabel = (a) => REMEDIATION_ACTIONS[a] || a;
+
+  /// The integration's remediation policy: what ProofPix does on the platform
+  /// about risky files, and, for an admin, a form to set or remove it. A
+  /// policy only ever enables actions the plugin offers; simulation is the
+  /// default and turning it off asks first.
+  async function fillRemediation(box, id, platform) {
+    const r = await api("GET", `/api/integrations/${encodeURIComponent(id)}/remediation`);
+    const p = r.policy;
+    const refill = () => fillRemediation(box, id, platform);
+    clear(box);
+    box.setAttribute("aria-busy", "false");
+    append(box, [
+      p ? h("dl", { class: "facts", id: "remediation-summary" },
+        h("dt", {}, "Actions"), h("dd", {}, listOrNone(p.actions.map(actionLabel))),
+        h("dt", {}, "Files at"), h("dd", {}, `${p.min_risk} risk or above`),
+        h("dt", {}, "Delay"), h("dd", {}, p.delay_secs ? `${fmtDuration(p.delay_secs * 1000)} after the analysis` : "none: at the end of the sync"),
+        h("dt", {}, "Mode"), h("dd", { "data-remediation-mode": p.simulate ? "simulate" : "act" },
+          p.simulate ? "simulation: each action is reported and audited, nothing changes" : `acts on ${platform}`),
+        p.label ? [h("dt", {}, "Label"), h("dd", {}, p.label)] : null)
+        : h("p", { id: "remediation-summary" }, `No policy: ProofPix reports risks and changes nothing on ${platform}.`),
+      h("p", { class: "muted" }, r.available.length
+        ? `This plugin offers: ${r.available.map(actionLabel).join("; ")}.`
+        : "This plugin offers no remediation action."),
+    ]);
+    if (!can("admin") || !r.available.length) return;
+    const current = p || { actions: [], min_risk: "high", delay_secs: 0, simulate: true };
+    const checks = r.available.map((a) => h("div", { class: "field check" },
+      h("input", { type: "checkbox", id: `remediate-${a}`, name: "action", value: a, checked: current.actions.includes(a) }),
+      h("label", { for: `remediate-${a}` }, actionLabel(a))));
+    const minRisk = h("select", { id: "remediation-min-risk" },
+      ["low", "medium", "high", "critical"].map((v) => h("option", { value: v, selected: v === current.min_risk }, v)));
+    const delay = h("input", { type: "number", id: "remediation-delay", min: "0", step: "60", value: String(current.delay_secs), "aria-describedby": "remediation-delay-help" });
+    const simulate = h("input", { type: "checkbox", id: "remediation-simulate", checked: current.simulate });
+    const label = r.available.includes("apply-label")
+      ? h("input", { type: "text", id: "remediation-label", value: current.label || "" }) : null;
+    const form = h("form", { id: "remediation-form", "aria-label": "Remediation policy" },
+      h("fieldset", {}, h("legend", {}, "Actions"), checks),
+      h("div", { class: "field" }, h("label", { for: "remediation-min-risk" }, "Act on files at this risk or above"), minRisk),
+      h("div", { class: "field" }, h("label", { for: "remediation-delay" }, "Delay (seconds)"), delay,
+        h("p", { class: "help", id: "remediation-delay-help" }, "Wait this long after a file's analysis before acting, so an owner can fix it first. 0: at the end of the sync.")),
+      label ? h("div", { class: "field" }, h("label", { for: "remediation-label" }, "Label to apply"), label) : null,
+      h("div", { class: "field check" }, simulate, h("label", { for: "remediation-simulate" }, "Simulate: report what would be done, change nothing")),
+      h("div", { class: "actions" },
+        h("button", { type: "submit", class: "button primary" }, "Save policy"),
+        p ? h("button", {
+          type: "button",
+          class: "button danger",
+          id: "remediation-remove",
+          on: {
+            click: (ev) => act(ev.currentTarget, async () => {
+              if (!await confirmDialog("Remove the policy", `ProofPix will stop acting on ${platform} for ${id}; pending actions are not run.`, "Remove", true)) return;
+              await api("DELETE", `/api/integrations/${encodeURIComponent(id)}/remediation`);
+              toast("Remediation policy removed.");
+              await refill();
+            }),
+          },
+        }, "Remove policy") : null));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      act(form.querySelector("button[type=submit]"), async () => {
+        const policy = {
+          actions: checks.map((c) => c.querySelector("input")).filter((c) => c.checked).map((c) => c.value),
+          min_risk: minRisk.value,
+          delay_secs: Math.max(0, Math.floor(Number(delay.value) || 0)),
+          simulate: simulate.checked,
+        };
+        if (label && label.value.trim()) policy.label = label.value.trim();
+        if (!policy.simulate && policy.actions.length
+          && !await confirmDialog("Act on the platform", `With simulation off, ProofPix changes files on ${platform} for ${id}: ${policy.actions.map(actionLabel).join("; ")}.`, "Act for real", true)) return;
+        await api("PUT", `/api/integrations/${encodeURIComponent(id)}/remediation`, policy);
+        toast(policy.simulate ? "Remediation policy saved (simulation)." : "Remediation policy saved: it acts on the next sync.");
+        await refill();
+      });
+    });
+    append(box, [form]);
   }
 
   async function fillParked(box, id) {

@@ -19,6 +19,9 @@
 //! - `an_admin_sets_up_an_integration_from_its_plugin_form`: the form built
 //!   from the plugin's config schema, the connection test before activation,
 //!   secret fields, and the settings page.
+//! - `an_admin_sets_and_removes_a_remediation_policy`: the policy form offers
+//!   only what the plugin declares, turning simulation off asks first, and a
+//!   viewer sees the policy without the form.
 //!
 //! Screenshots, named by scenario and step, go to
 //! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
@@ -993,5 +996,177 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
     shots.take(&page, "settings").await;
 
     assert_no_problems(&page, "during setup");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_and_removes_a_remediation_policy() {
+    let daemon = Daemon::start("remediation").await;
+    // SharePoint offers replace-with-sanitised. Nothing here reaches Graph (the page only reads
+    // and writes the policy): its addresses point at a closed loopback port.
+    let config: BTreeMap<String, String> = [
+        ("tenant", "contoso.onmicrosoft.com"),
+        ("client_id", "00000000-0000-0000-0000-000000000001"),
+        ("sites", "contoso.sharepoint.com/sites/Field"),
+        ("graph_url", "http://127.0.0.1:9"),
+        ("login_url", "http://127.0.0.1:9"),
+        ("download_host", "http://127.0.0.1:9"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let secrets: BTreeMap<String, proofpix_vault::Secret> = [(
+        "client_secret".to_string(),
+        proofpix_vault::Secret::new("not-used"),
+    )]
+    .into_iter()
+    .collect();
+    daemon
+        .state
+        .host()
+        .create_integration(
+            IntegrationSpec {
+                id: "field-sp".into(),
+                plugin: "sharepoint".into(),
+                config,
+                secrets,
+                grant: OperatorGrant {
+                    hosts: vec!["http://127.0.0.1:*".into()],
+                    allow_loopback: true,
+                    ..OperatorGrant::default()
+                },
+                ..IntegrationSpec::default()
+            },
+            "operator:test",
+        )
+        .await
+        .expect("sharepoint integration");
+    let policy = || {
+        daemon
+            .state
+            .host()
+            .remediation_policy("field-sp")
+            .expect("policy")
+    };
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    let mut shots = Shots::new("remediation");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    page.goto(&format!("{}#/integrations/field-sp", daemon.base))
+        .await;
+    page.wait_for(
+        "the remediation form",
+        "!!document.querySelector('#remediation-form')",
+    )
+    .await;
+    assert!(
+        page.text("#remediation-summary")
+            .await
+            .contains("changes nothing on SharePoint"),
+        "no policy yet"
+    );
+    // Only what the plugin offers, simulation on by default.
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('#remediation-form input[name=action]')].map((e) => e.value)")
+            .await,
+        serde_json::json!(["replace-with-sanitised"])
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#remediation-simulate').checked")
+            .await,
+        serde_json::json!(true)
+    );
+    shots.take(&page, "no-policy").await;
+
+    page.click("#remediate-replace-with-sanitised").await;
+    page.eval("document.querySelector('#remediation-min-risk').value = 'critical'")
+        .await;
+    page.click("#remediation-simulate").await;
+    page.click("#remediation-form button[type=submit]").await;
+    // Acting for real asks first; Cancel leaves everything as it was.
+    page.wait_for(
+        "the confirmation before acting on the platform",
+        "document.querySelector('#dialog').open && document.querySelector('#dialog-body').textContent.includes('changes files on SharePoint')",
+    )
+    .await;
+    shots.take(&page, "confirm-act").await;
+    page.click("#dialog-body .dialog-actions button:not(.danger)")
+        .await;
+    page.wait_for(
+        "the dialog to close",
+        "!document.querySelector('#dialog').open",
+    )
+    .await;
+    assert_eq!(policy(), None, "cancelled: nothing saved");
+
+    page.click("#remediation-form button[type=submit]").await;
+    page.wait_for(
+        "the confirmation again",
+        "document.querySelector('#dialog').open",
+    )
+    .await;
+    page.click("#dialog-body .dialog-actions button.danger")
+        .await;
+    page.wait_for(
+        "the saved policy, acting",
+        "document.querySelector('[data-remediation-mode]')?.dataset.remediationMode === 'act'",
+    )
+    .await;
+    let saved = policy().expect("a policy");
+    assert_eq!(
+        saved.actions,
+        [proofpix_policy::RemediationAction::ReplaceWithSanitised]
+    );
+    assert_eq!(saved.min_risk, proofpix_policy::RiskThreshold::Critical);
+    assert!(!saved.simulate);
+    shots.take(&page, "policy-acting").await;
+
+    // A viewer sees the policy, not the form.
+    let viewer = daemon.token("remediation-viewer", "viewer");
+    let open_integration = |what: &'static str, condition: &'static str| {
+        let page = &page;
+        let base = daemon.base.clone();
+        async move {
+            page.goto(&format!("{base}#/integrations/field-sp")).await;
+            page.wait_for(what, condition).await;
+        }
+    };
+    page.click("#sign-out").await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    sign_in(&page, &daemon.base, &viewer).await;
+    open_integration(
+        "the policy for a viewer",
+        "!!document.querySelector('[data-remediation-mode]')",
+    )
+    .await;
+    assert_eq!(page.count("#remediation-form").await, 0);
+    shots.take(&page, "viewer").await;
+    page.click("#sign-out").await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    open_integration(
+        "the remediation form again",
+        "!!document.querySelector('#remediation-remove')",
+    )
+    .await;
+
+    page.click("#remediation-remove").await;
+    page.wait_for(
+        "the removal confirmation",
+        "document.querySelector('#dialog').open",
+    )
+    .await;
+    page.click("#dialog-body .dialog-actions button.danger")
+        .await;
+    page.wait_for(
+        "no policy again",
+        "document.querySelector('#remediation-summary')?.textContent.includes('changes nothing')",
+    )
+    .await;
+    assert_eq!(policy(), None);
+    assert_no_problems(&page, "while setting a remediation policy");
     daemon.stop().await;
 }
