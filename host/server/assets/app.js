@@ -945,7 +945,7 @@
       h("input", { type: "checkbox", id: `remediate-${a}`, name: "action", value: a, checked: current.actions.includes(a) }),
       h("label", { for: `remediate-${a}` }, actionLabel(a))));
     const minRisk = h("select", { id: "remediation-min-risk" },
-      ["low", "medium", "high", "critical"].map((v) => h("option", { value: v, selected: v === current.min_risk }, v)));
+      ["none", "low", "medium", "high", "critical"].map((v) => h("option", { value: v, selected: v === current.min_risk }, v)));
     const delay = h("input", { type: "number", id: "remediation-delay", min: "0", step: "60", value: String(current.delay_secs), "aria-describedby": "remediation-delay-help" });
     const simulate = h("input", { type: "checkbox", id: "remediation-simulate", checked: current.simulate });
     const label = r.available.includes("apply-label")
