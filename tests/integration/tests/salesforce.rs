@@ -24,7 +24,7 @@ use proofpix_emulators::salesforce::{
     SalesforceConfig, SfFault,
 };
 use proofpix_emulators::{Clock, Harness};
-use proofpix_integration_tests::{host_options, loopback_grant};
+use proofpix_integration_tests::{host_options, loopback_grant, store_options};
 use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_service::{Host, IntegrationSpec, TestReport};
 use proofpix_store::Store;
@@ -41,7 +41,12 @@ struct Env {
 
 async fn env_with(config: SalesforceConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
+    let store = Store::open_with(
+        &dir.path().join("store"),
+        &MasterKey::generate(),
+        store_options(),
+    )
+    .expect("store");
     let host = Host::new(Arc::new(store), host_options(4))
         .await
         .expect("host");

@@ -32,7 +32,7 @@ use proofpix_emulators::microsoft::graph::{
 };
 use proofpix_emulators::microsoft::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
-use proofpix_integration_tests::{host_options, loopback_grant, teams_notifier};
+use proofpix_integration_tests::{host_options, loopback_grant, store_options, teams_notifier};
 use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_policy::{RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{
@@ -70,7 +70,7 @@ async fn env_with(config: GraphConfig) -> Env {
                 time::OffsetDateTime::now_utc()
                     + time::Duration::seconds(offset.load(Ordering::SeqCst))
             }),
-            ..StoreOptions::default()
+            ..store_options()
         },
     )
     .expect("store");
