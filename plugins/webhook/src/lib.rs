@@ -27,7 +27,10 @@
 //! `x-proofpix-event` to route before parsing. Retries after a failure are new requests with a
 //! new timestamp and signature but the same `x-proofpix-delivery` (the first 16 bytes of the
 //! body's SHA-256, in hex), so a receiver that saw a request through but whose answer was lost
-//! can drop the repeat: the delivery id names the notification, not the attempt.
+//! can drop the repeat: the delivery id names the notification's content, not the attempt. The
+//! contract gives notifications no id of their own, so an identical notification sent again
+//! later (the same integration failing the same way an hour on) carries the same id too: drop
+//! repeats within a short window (the host retries within minutes), not forever.
 //!
 //! # Payload
 //!
@@ -313,7 +316,6 @@ impl Connector for Plugin {
     }
 }
 
-/// Whether requests get a signature: `signing_secret` is set.
 /// The notification's delivery id: the first 16 bytes of the body's SHA-256, in hex. The body
 /// holds no timestamp, so every retry of one notification carries the same id.
 fn delivery_id(body: &[u8]) -> String {
@@ -321,6 +323,7 @@ fn delivery_id(body: &[u8]) -> String {
     verify::encode_hex(&sha2::Sha256::digest(body)[..16])
 }
 
+/// Whether requests get a signature: `signing_secret` is set.
 fn signing_enabled() -> bool {
     verify::hmac_sign(SIGNING_FIELD, HmacAlgorithm::Sha256, b"proofpix-check").is_some()
 }
