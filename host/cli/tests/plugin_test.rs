@@ -216,14 +216,8 @@ fn record_drive(home: &Path, dir: &Path, api_url: &str, private_key_pem: &str) -
     )
 }
 
-fn figure(out: &str, name: &str) -> u64 {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {out}"))
-}
-
-#[test]
-fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the_service() {
+/// The Google OAuth and Drive emulator, seeded, on the returned runtime (drop it to stop it).
+fn drive_emulator() -> (tokio::runtime::Runtime, google::drive::DriveEmulator) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let g = rt
         .block_on(google::start_with_drive(
@@ -232,6 +226,18 @@ fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the
             Harness::default(),
         ))
         .unwrap();
+    (rt, g)
+}
+
+fn figure(out: &str, name: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {out}"))
+}
+
+#[test]
+fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the_service() {
+    let (rt, g) = drive_emulator();
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let dir = tmp.path().join("drive");
@@ -293,14 +299,7 @@ fn a_service_account_plugin_records_with_the_hosts_token_and_replays_without_the
 
 #[test]
 fn recording_with_a_key_the_service_refuses_fails_before_any_plugin_call() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let g = rt
-        .block_on(google::start_with_drive(
-            Default::default(),
-            Default::default(),
-            Harness::default(),
-        ))
-        .unwrap();
+    let (_rt, g) = drive_emulator();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("drive");
     let rec = record_drive(

@@ -11,7 +11,7 @@ use proofpix_emulators::teams::{self, Teams};
 use proofpix_pipeline::PipelineOptions;
 use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::StoreOptions;
+use proofpix_store::{Store, StoreOptions};
 use proofpix_vault::Secret;
 
 /// Host options for tests: `concurrency` files at a time, back-off from 20 ms capped at 2 s,
@@ -42,6 +42,19 @@ pub fn store_options() -> StoreOptions {
         queue_max_attempts: 10,
         ..StoreOptions::default()
     }
+}
+
+/// A store in `dir/store` with [`store_options`] and a fresh master key.
+///
+/// # Panics
+/// When the store cannot be created: the test cannot go on.
+pub fn open_store(dir: &std::path::Path) -> Store {
+    Store::open_with(
+        &dir.join("store"),
+        &proofpix_vault::MasterKey::generate(),
+        store_options(),
+    )
+    .expect("store")
 }
 
 /// The operator's grant for an integration whose platform is an emulator on loopback.

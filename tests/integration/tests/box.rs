@@ -25,12 +25,11 @@ use proofpix_emulators::box_com::files::{
 };
 use proofpix_emulators::box_com::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
-use proofpix_integration_tests::{host_options, loopback_grant, store_options, teams_notifier};
+use proofpix_integration_tests::{host_options, loopback_grant, open_store, teams_notifier};
 use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
-use proofpix_store::Store;
-use proofpix_vault::{MasterKey, Secret};
+use proofpix_vault::Secret;
 
 const ID: &str = "box";
 const TEMPLATE: &str = "proofpixPrivacy";
@@ -47,12 +46,7 @@ struct Env {
 
 async fn env_with(config: BoxFilesConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_with(
-        &dir.path().join("store"),
-        &MasterKey::generate(),
-        store_options(),
-    )
-    .expect("store");
+    let store = open_store(dir.path());
     let host = Host::new(Arc::new(store), host_options(8))
         .await
         .expect("host");

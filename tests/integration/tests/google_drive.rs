@@ -27,12 +27,11 @@ use proofpix_emulators::google::drive::{
 };
 use proofpix_emulators::google::{self, fixtures};
 use proofpix_emulators::{Clock, Harness, keys};
-use proofpix_integration_tests::{host_options, loopback_grant, store_options, teams_notifier};
+use proofpix_integration_tests::{host_options, loopback_grant, open_store, teams_notifier};
 use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
-use proofpix_store::Store;
-use proofpix_vault::{MasterKey, Secret};
+use proofpix_vault::Secret;
 
 const ID: &str = "drive";
 
@@ -48,12 +47,7 @@ struct Env {
 
 async fn env_with(config: DriveConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_with(
-        &dir.path().join("store"),
-        &MasterKey::generate(),
-        store_options(),
-    )
-    .expect("store");
+    let store = open_store(dir.path());
     let host = Host::new(Arc::new(store), host_options(8))
         .await
         .expect("host");

@@ -24,11 +24,10 @@ use proofpix_emulators::salesforce::{
     SalesforceConfig, SfFault,
 };
 use proofpix_emulators::{Clock, Harness};
-use proofpix_integration_tests::{host_options, loopback_grant, store_options};
+use proofpix_integration_tests::{host_options, loopback_grant, open_store};
 use proofpix_pipeline::{SyncMode, SyncReport};
 use proofpix_service::{Host, IntegrationSpec, TestReport};
-use proofpix_store::Store;
-use proofpix_vault::{MasterKey, Secret};
+use proofpix_vault::Secret;
 
 const ID: &str = "sf";
 const SCOPE: &str = "Status != 'Closed'";
@@ -41,12 +40,7 @@ struct Env {
 
 async fn env_with(config: SalesforceConfig) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_with(
-        &dir.path().join("store"),
-        &MasterKey::generate(),
-        store_options(),
-    )
-    .expect("store");
+    let store = open_store(dir.path());
     let host = Host::new(Arc::new(store), host_options(4))
         .await
         .expect("host");
