@@ -3,9 +3,9 @@
 
 shared := justfile_directory() / "../shared"
 
-# The tests, as CI runs them.
-test:
-    cargo test --workspace
+# The tests, as CI runs them (provisions what they need first; see ./test).
+test *ARGS:
+    ./test {{ARGS}}
 
 # Scan a folder through the whole pipeline (default: the shipped samples).
 scan DIR="samples":

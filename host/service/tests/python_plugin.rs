@@ -4,8 +4,8 @@
 //! plugins, signs its payloads through the host without seeing the key, and
 //! reports receiver errors as errors the host can act on.
 //!
-//! componentize-py comes from PyPI: `.ci/run` installs it into
-//! `target/tools/py` when it is missing. The test finds it as
+//! componentize-py comes from PyPI: `./test` (the README's test command)
+//! installs it into `target/tools/py` when it is missing. The test finds it as
 //! `$PROOFPIX_COMPONENTIZE_PY`, then in `target/tools/py/bin`, then on
 //! `PATH`, and fails (it does not skip) with the command that installs it.
 
@@ -51,7 +51,7 @@ fn componentize_py() -> PathBuf {
     }
     panic!(
         "componentize-py not found; install it with `python3 -m venv target/tools/py && \
-         target/tools/py/bin/pip install componentize-py==0.25.1` (what .ci/run does), or set \
+         target/tools/py/bin/pip install componentize-py==0.25.1` (what ./test does), or set \
          PROOFPIX_COMPONENTIZE_PY"
     );
 }

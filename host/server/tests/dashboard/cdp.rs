@@ -98,7 +98,7 @@ fn chromium_path() -> Result<PathBuf, String> {
     Err(
         "the dashboard tests drive a real headless Chromium, and none was found \
          (looked for chromium, chromium-browser and google-chrome on PATH). \
-         Install Debian's package: `apt-get install -y chromium` (CI's .ci/run does), \
+         Install Debian's package: `apt-get install -y chromium` (./test does), \
          or set PROOFPIX_CHROMIUM to the browser's path"
             .to_string(),
     )
