@@ -31,7 +31,8 @@ pub enum Command {
         /// The integration.
         name: String,
     },
-    /// Run a sync now.
+    /// Run a sync now. Exits 0 when the sync worked and found nothing at high risk or above,
+    /// 1 when it worked and found high-risk files, 2 when it failed.
     Sync {
         /// The integration.
         name: String,

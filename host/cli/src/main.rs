@@ -25,7 +25,15 @@ use clap::{Parser, Subcommand};
 
 /// Find privacy risks hidden in image metadata.
 #[derive(Debug, Parser)]
-#[command(name = "proofpix", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "proofpix",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit status: 0 when it worked and found nothing at high risk or above; 1 when it \
+                  worked and found high-risk files (scan, analyze, integration sync); 2 on an error."
+)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug). `PROOFPIX_LOG` takes a
     /// tracing filter and wins over this.
