@@ -154,13 +154,12 @@ fn main() {
         if FIRST_PARTY.contains(constant) {
             // First-party plugins ship signed, like any installable plugin.
             let bytes = std::fs::read(&built).expect("the built plugin is readable");
-            let signed =
-                proofpix_signing::sign(
-                    &bytes,
-                    &key,
-                    serde_json::json!({"package": package, "development": development}),
-                )
-                    .expect("a built component can be signed");
+            let signed = proofpix_signing::sign(
+                &bytes,
+                &key,
+                serde_json::json!({"package": package, "development": development}),
+            )
+            .expect("a built component can be signed");
             std::fs::write(&file, signed).expect("OUT_DIR is writable");
         } else {
             std::fs::copy(&built, &file).expect("OUT_DIR is writable");
