@@ -253,7 +253,7 @@ pub fn secret_destinations(scheme: &AuthScheme) -> Vec<String> {
 /// the token URL at any host under it). The URL must match either an
 /// endpoint the plugin declares that is granted (`declared_granted`: the
 /// integration's effective egress hosts, every one shown at install), or a
-/// grant entry that names its host exactly, with no wildcard.
+/// grant entry that names its host exactly (no `*.` host wildcard).
 ///
 /// # Errors
 /// The first URL not covered that way.
@@ -265,7 +265,13 @@ pub fn check_destinations(
     let exact: Vec<AllowedHost> = grant
         .hosts
         .iter()
-        .filter(|h| !h.contains('*'))
+        // A wildcard host (`*.example.com`) does not name a host; a port wildcard
+        // (`http://127.0.0.1:*`, local emulators) still names one.
+        .filter(|h| {
+            let authority = h.split_once("://").map_or("", |(_, rest)| rest);
+            let host = authority.split(['/', ':']).next().unwrap_or_default();
+            !host.contains('*')
+        })
         .filter_map(|h| AllowedHost::parse(h).ok())
         .collect();
     for url in secret_destinations(scheme) {
