@@ -78,20 +78,39 @@ const FIRST_PARTY: &[&str] = &[
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// The first-party signing key: `PROOFPIX_FIRST_PARTY_KEY` names the release
-/// key file; development builds use the key committed in `plugins/keys`,
-/// which is public knowledge and proves nothing beyond "built from this
-/// repository".
-fn first_party_key(root: &Path) -> proofpix_signing::KeyPair {
+/// The first-party signing key and whether it is a development key.
+///
+/// `PROOFPIX_FIRST_PARTY_KEY` names the release key file: a release build.
+/// Without it, the build makes a key of its own, kept in OUT_DIR (so a
+/// rebuild in the same target directory keeps it) and never committed or
+/// shared: a development build. Its plugins prove only "built on this
+/// machine", so hosts trust them only when the operator opts in
+/// (`trust_development_build`). No key is read from the repository: the key
+/// once committed there is revoked (`proofpix_signing::REVOKED_KEYS`).
+fn first_party_key(out_dir: &Path) -> (proofpix_signing::KeyPair, bool) {
     println!("cargo:rerun-if-env-changed=PROOFPIX_FIRST_PARTY_KEY");
-    let path = std::env::var_os("PROOFPIX_FIRST_PARTY_KEY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("plugins/keys/proofpix-first-party-dev.key"));
-    println!("cargo:rerun-if-changed={}", path.display());
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read the first-party key {}: {e}", path.display()));
-    proofpix_signing::KeyPair::from_secret_line(&text)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    if let Some(path) = std::env::var_os("PROOFPIX_FIRST_PARTY_KEY").map(PathBuf::from) {
+        println!("cargo:rerun-if-changed={}", path.display());
+        let key = proofpix_signing::KeyPair::read(&path)
+            .unwrap_or_else(|e| panic!("cannot use the first-party release key: {e}"));
+        assert!(
+            !proofpix_signing::is_revoked(&key.public().id()),
+            "{} is the revoked development key; a release needs a key of its own",
+            path.display()
+        );
+        return (key, false);
+    }
+    let name = "proofpix-first-party-development-build";
+    let path = out_dir.join(format!("{name}.key"));
+    if let Ok(key) = proofpix_signing::KeyPair::read(&path) {
+        return (key, true);
+    }
+    let key = proofpix_signing::KeyPair::generate(name);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(out_dir.join(format!("{name}.pub")));
+    key.write(out_dir)
+        .unwrap_or_else(|e| panic!("cannot store the development key in OUT_DIR: {e}"));
+    (key, true)
 }
 const PROFILE: &str = "wasm-plugin";
 
@@ -119,9 +138,9 @@ fn main() {
         None => build_guests(&root),
     };
 
-    let key = first_party_key(&root);
     // Copy next to the generated code so `include_bytes!` has a stable path.
     let dest_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let (key, development) = first_party_key(&dest_dir);
     let mut generated = String::new();
     for (constant, package, _) in GUESTS {
         let name = format!("{}.wasm", package.replace('-', "_"));
@@ -135,9 +154,12 @@ fn main() {
         if FIRST_PARTY.contains(constant) {
             // First-party plugins ship signed, like any installable plugin.
             let bytes = std::fs::read(&built).expect("the built plugin is readable");
-            let signed =
-                proofpix_signing::sign(&bytes, &key, serde_json::json!({"package": package}))
-                    .expect("a built component can be signed");
+            let signed = proofpix_signing::sign(
+                &bytes,
+                &key,
+                serde_json::json!({"package": package, "development": development}),
+            )
+            .expect("a built component can be signed");
             std::fs::write(&file, signed).expect("OUT_DIR is writable");
         } else {
             std::fs::copy(&built, &file).expect("OUT_DIR is writable");
@@ -150,6 +172,9 @@ fn main() {
     generated.push_str(&format!(
         "/// The public key the first-party plugins are signed with (`.pub` form).\npub const FIRST_PARTY_PUBLIC_KEY: &str = {:?};\n",
         key.public().to_line()
+    ));
+    generated.push_str(&format!(
+        "/// Whether this is a development build: the first-party plugins are signed with a key\n/// made by this build (no `PROOFPIX_FIRST_PARTY_KEY`), which hosts trust only by the\n/// operator's explicit choice.\npub const FIRST_PARTY_DEVELOPMENT: bool = {development};\n"
     ));
     std::fs::write(dest_dir.join("artifacts.rs"), generated).expect("OUT_DIR is writable");
 }

@@ -99,6 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: Some(data_dir.join("cache").join("components")),
         data_dir: Some(data_dir.clone()),
+        // The demo runs whatever this binary was built as, development builds included.
+        trust_development_build: true,
         // A daemon keeps only what it acts on after a run, so a backlog's size does not
         // become its memory.
         retention: proofpix_service::OutcomeRetention::Actionable {

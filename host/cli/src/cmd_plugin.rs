@@ -99,6 +99,10 @@ pub enum Command {
         /// untrusted key. A tampered file is refused regardless.
         #[arg(long)]
         allow_unsigned: bool,
+        /// Accept a file signed by another key than the one this plugin id is
+        /// pinned to, and pin it to the new key (recorded in the audit log).
+        #[arg(long)]
+        repin: bool,
     },
     /// Uninstall a plugin no integration uses.
     Remove {
@@ -273,6 +277,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             source,
             grants,
             allow_unsigned,
+            repin,
         } => {
             let file = read_source(&source).await?;
             let host = host().await?;
@@ -282,6 +287,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     &InstallOptions {
                         allow_unsigned,
                         grants,
+                        repin,
                     },
                     &crate::cmd_vault::operator(),
                 )
@@ -346,20 +352,32 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("sha256:   {}", plugin.content_hash());
             println!("size:     {} bytes", plugin.size_bytes());
             let signature = match proofpix_signing::inspect(&bytes) {
-                Ok((signer, key_id, _)) => {
+                Ok(claims) => {
                     let data_dir = proofpix_store::data_dir().ok();
-                    let mut trust = proofpix_signing::TrustStore::default();
-                    if let Ok(k) = proofpix_signing::PublicKey::from_line(
+                    let first_party = proofpix_signing::PublicKey::from_line(
                         proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY,
-                    ) {
+                    )
+                    .ok();
+                    let development = proofpix_plugin_artifacts::FIRST_PARTY_DEVELOPMENT
+                        && first_party
+                            .as_ref()
+                            .is_some_and(|k| k.id() == claims.key_id);
+                    let mut trust = proofpix_signing::TrustStore::default();
+                    if let Some(k) = first_party {
                         trust.add(k);
                     }
                     if let Some(d) = data_dir {
                         let _ = trust.load_dir(&d.join("trust"));
                     }
+                    // Only a verified signature's name is shown: the name in an
+                    // unverified section is whatever its author typed.
                     match proofpix_signing::verify(&bytes, &trust) {
-                        Ok(_) => format!("signed by {signer} (key {key_id}), verified"),
-                        Err(e) => format!("claims {signer} (key {key_id}): {e}"),
+                        Ok(v) if development => format!(
+                            "signed by {} (key {}), verified; development build: this binary's own key, trusted by a host only with trust_development_build",
+                            v.signer, v.key_id
+                        ),
+                        Ok(v) => format!("signed by {} (key {}), verified", v.signer, v.key_id),
+                        Err(e) => format!("NOT verified, key {}: {e}", claims.key_id),
                     }
                 }
                 Err(e) => e.to_string(),
@@ -439,7 +457,15 @@ pub async fn open_host(cache: bool) -> anyhow::Result<Host> {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: cache.then(|| data_dir.join("cache").join("components")),
         data_dir: Some(data_dir),
+        trust_development_build: trust_development_build_from_env(),
         ..HostOptions::default()
     };
     Ok(Host::new(Arc::new(store), options).await?)
+}
+
+/// Whether `PROOFPIX_TRUST_DEVELOPMENT_BUILD` is set to `1` or `true`: the
+/// operator trusts the built-in plugins of a development build.
+pub fn trust_development_build_from_env() -> bool {
+    std::env::var("PROOFPIX_TRUST_DEVELOPMENT_BUILD")
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }

@@ -21,6 +21,10 @@ pub struct Args {
     /// Validate the configuration, print every problem with its line, and exit.
     #[arg(long)]
     check: bool,
+    /// Trust the built-in plugins of a development build (also `[plugins]
+    /// trust_development_build = true`, or PROOFPIX_TRUST_DEVELOPMENT_BUILD=1).
+    #[arg(long)]
+    trust_development_build: bool,
 }
 
 /// Reads and validates the configuration.
@@ -72,6 +76,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         cache_dir: Some(data_dir.join("cache").join("components")),
         pipeline,
         data_dir: Some(data_dir.clone()),
+        trust_development_build: args.trust_development_build
+            || config.plugins.trust_development_build
+            || crate::cmd_plugin::trust_development_build_from_env(),
         // A daemon keeps only what it acts on after a run, so a backlog's size does not
         // become its memory.
         retention: proofpix_service::OutcomeRetention::Actionable {

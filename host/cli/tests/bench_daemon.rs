@@ -64,6 +64,8 @@ impl Bench {
                 std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache"),
             ),
             pipeline: PipelineOptions::default(),
+            // A development build signs its first-party plugins with its own key.
+            trust_development_build: true,
             ..HostOptions::default()
         };
         let host = Host::new(store, options).await.unwrap();

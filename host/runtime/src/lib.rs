@@ -29,7 +29,7 @@ mod imports;
 pub mod metrics;
 mod plugin;
 
-pub use cache::{CacheOutcome, ComponentCache};
+pub use cache::{CacheOutcome, ComponentCache, KEY_FILE as CACHE_KEY_FILE};
 pub use context::{
     BoxFuture, CredentialProvider, HeaderPair, IntegrationContext, MemoryStateStore, StateError,
     StateStore, StaticCredentials,

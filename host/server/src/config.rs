@@ -50,6 +50,20 @@ pub struct DaemonConfig {
     /// `[retention]`.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// `[plugins]`.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Trust the built-in plugins of a development build (one built without
+    /// `PROOFPIX_FIRST_PARTY_KEY`, signed with a key the build made). Default
+    /// false; a release build ignores it.
+    #[serde(default)]
+    pub trust_development_build: bool,
 }
 
 /// `[server]`.

@@ -41,6 +41,8 @@ async fn daemon() -> Daemon {
             retry_base: Duration::from_millis(20),
             ..PipelineOptions::default()
         },
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await.unwrap();

@@ -109,6 +109,8 @@ impl Daemon {
                 retry_max: Duration::from_millis(200),
                 ..PipelineOptions::default()
             },
+            // A development build signs its first-party plugins with its own key.
+            trust_development_build: true,
             ..HostOptions::default()
         };
         let host = Host::new(store.clone(), options).await.expect("host");

@@ -74,6 +74,8 @@ async fn fresh_host(root: &std::path::Path, cache: Option<std::path::PathBuf>) -
             first_party_plugins: false,
             data_dir: Some(home),
             cache_dir: cache,
+            // A development build signs its first-party plugins with its own key.
+            trust_development_build: true,
             ..HostOptions::default()
         },
     )

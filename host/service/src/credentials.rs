@@ -167,7 +167,7 @@ pub enum CredentialSetupError {
     },
     /// A token or authorization URL is not covered by the grant.
     #[error(
-        "the plugin sends credentials to {url}, which the integration's grant does not cover; add its host to the grant if you trust it"
+        "the plugin sends credentials to {url}, which the integration's grant does not cover; add its exact host (no wildcard) to the grant if you trust it"
     )]
     NotGranted {
         /// The URL.
@@ -245,21 +245,38 @@ pub fn secret_destinations(scheme: &AuthScheme) -> Vec<String> {
     }
 }
 
-/// Checks every URL the scheme sends secrets to is covered by the grant.
+/// Checks every URL the scheme sends secrets to (token and authorize URLs)
+/// is one the operator granted for that purpose.
+///
+/// A grant entry that merely happens to cover the URL is not enough (a
+/// wildcard granted for an API endpoint would otherwise let an upgrade point
+/// the token URL at any host under it). The URL must match either an
+/// endpoint the plugin declares that is granted (`declared_granted`: the
+/// integration's effective egress hosts, every one shown at install), or a
+/// grant entry that names its host exactly (no `*.` host wildcard).
 ///
 /// # Errors
-/// The first URL the grant does not cover.
+/// The first URL not covered that way.
 pub fn check_destinations(
     scheme: &AuthScheme,
     grant: &OperatorGrant,
+    declared_granted: &proofpix_policy::AllowedHosts,
 ) -> Result<(), CredentialSetupError> {
-    let granted: Vec<AllowedHost> = grant
+    let exact: Vec<AllowedHost> = grant
         .hosts
         .iter()
+        // A wildcard host (`*.example.com`) does not name a host; a port wildcard
+        // (`http://127.0.0.1:*`, local emulators) still names one.
+        .filter(|h| {
+            let authority = h.split_once("://").map_or("", |(_, rest)| rest);
+            let host = authority.split(['/', ':']).next().unwrap_or_default();
+            !host.contains('*')
+        })
         .filter_map(|h| AllowedHost::parse(h).ok())
         .collect();
     for url in secret_destinations(scheme) {
-        let ok = url::Url::parse(&url).is_ok_and(|u| granted.iter().any(|g| g.matches(&u)));
+        let ok = url::Url::parse(&url)
+            .is_ok_and(|u| declared_granted.matches(&u) || exact.iter().any(|g| g.matches(&u)));
         if !ok {
             return Err(CredentialSetupError::NotGranted { url });
         }

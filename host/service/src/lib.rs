@@ -63,6 +63,12 @@ pub struct HostOptions {
     pub credentials: CredentialOptions,
     /// Load the plugins shipped inside the binary.
     pub first_party_plugins: bool,
+    /// Trust the first-party plugins of a development build (one built
+    /// without `PROOFPIX_FIRST_PARTY_KEY`, whose plugins are signed with a key
+    /// the build made for itself). Off by default: a development build's
+    /// daemon then loads no first-party plugin and says how to opt in. A
+    /// release build ignores it (its key is the release key).
+    pub trust_development_build: bool,
     /// The data directory: installed plugins (`plugins/`) and trusted keys
     /// (`trust/`) live there. `None` keeps plugins in memory only.
     pub data_dir: Option<PathBuf>,
@@ -98,6 +104,7 @@ impl Default for HostOptions {
             analysis: Options::default(),
             credentials: CredentialOptions::default(),
             first_party_plugins: true,
+            trust_development_build: false,
             data_dir: None,
             retention: OutcomeRetention::All,
         }
@@ -245,36 +252,7 @@ impl Host {
             options,
         };
         if host.options.first_party_plugins {
-            let trust = host.trust_store();
-            for (id, file) in proofpix_plugin_artifacts::first_party() {
-                // First-party plugins are verified like any other: a build
-                // whose embedded plugins do not match their signature fails
-                // loudly instead of running unverified code.
-                let verified = proofpix_signing::verify(file, &trust).map_err(|e| {
-                    ServiceError::Plugin(format!(
-                        "the built-in {id} plugin failed verification: {e}"
-                    ))
-                })?;
-                let plugin = host.add_plugin(&verified.content).await?;
-                if host
-                    .store
-                    .plugin(id)?
-                    .is_none_or(|r| r.content_hash != plugin.content_hash())
-                {
-                    let record = proofpix_store::PluginRecord {
-                        id: id.to_string(),
-                        version: plugin.info().version.clone(),
-                        content_hash: plugin.content_hash().to_string(),
-                        capabilities: plugins::permissions(plugin.info()),
-                        installed_at: host.store.now(),
-                        signer: Some(verified.signer),
-                        key_id: Some(verified.key_id),
-                        previous_version: None,
-                        quarantined: None,
-                    };
-                    host.store.put_plugin(&record, "proofpix")?;
-                }
-            }
+            host.install_first_party().await?;
         }
         host.load_installed_plugins().await;
         Ok(host)
@@ -577,7 +555,12 @@ impl Host {
             source,
         };
         let scheme = credentials::resolve_scheme(&auth, &ctx.config).map_err(cred_err)?;
-        credentials::check_destinations(&scheme, &ctx.grant).map_err(cred_err)?;
+        let declared_granted = plugin
+            .effective_grants(ctx)
+            .map(|g| g.egress.hosts)
+            .unwrap_or_default();
+        credentials::check_destinations(&scheme, &ctx.grant, &declared_granted)
+            .map_err(cred_err)?;
         let networks = proofpix_policy::BlockedNetworks {
             allow_loopback: ctx.grant.allow_loopback,
             allow_private: ctx.grant.allow_private,

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proofpix_runtime::Plugin;
-use proofpix_runtime::contract::{AuthScheme, Capability, PluginInfo};
+use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_signing::{SigningError, TrustStore};
 use proofpix_store::{AuditEvent, PluginRecord};
 
@@ -39,6 +39,9 @@ pub struct InstallOptions {
     pub allow_unsigned: bool,
     /// Permissions granted: each as shown by [`permissions`], or `all`.
     pub grants: Vec<String>,
+    /// Accept a file signed by another key than the one the plugin id is
+    /// pinned to, and pin the id to the new key (audited as `plugin.repin`).
+    pub repin: bool,
 }
 
 /// What an install did.
@@ -97,17 +100,90 @@ pub fn permissions(info: &PluginInfo) -> Vec<String> {
             if m.writable { "rw" } else { "ro" }
         ));
     }
+    // Where credentials go: the URLs the host posts secrets to, and every
+    // secret field with the hosts it can reach. A change to any of these lines
+    // (an upgrade moving the token URL, adding a secret field, adding an
+    // endpoint with credentials) is a permission not granted yet.
+    let (token_url, authorize_url) = match &info.auth {
+        AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o) => {
+            (Some(o.token_url.clone()), o.authorize_url.clone())
+        }
+        AuthScheme::Oauth2Password(p) => (
+            Some(p.oauth.token_url.clone()),
+            p.oauth.authorize_url.clone(),
+        ),
+        AuthScheme::JwtBearer(j) => (Some(j.token_url.clone()), None),
+        AuthScheme::None | AuthScheme::ApiKey(_) => (None, None),
+    };
+    if let Some(u) = &token_url {
+        out.push(format!("token-url:{u}"));
+    }
+    if let Some(u) = &authorize_url {
+        out.push(format!("authorize-url:{u}"));
+    }
+    let credential_endpoints: Vec<&str> = info
+        .endpoints
+        .iter()
+        .filter(|e| e.credentials)
+        .map(|e| e.url.as_str())
+        .collect();
+    let to_token_url =
+        |u: &Option<String>| format!("the token URL {}", u.as_deref().unwrap_or("(none)"));
+    for f in info.config.iter().filter(|f| f.secret) {
+        let destination = match &info.auth {
+            AuthScheme::ApiKey(k) if k.secret_field == f.name => format!(
+                "header {} on the endpoints with credentials: {}",
+                k.header,
+                if credential_endpoints.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    credential_endpoints.join(", ")
+                }
+            ),
+            AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o)
+                if o.client_secret_field.as_deref() == Some(f.name.as_str()) =>
+            {
+                to_token_url(&token_url)
+            }
+            AuthScheme::Oauth2Password(p)
+                if p.password_field == f.name
+                    || p.password_suffix_field.as_deref() == Some(f.name.as_str())
+                    || p.oauth.client_secret_field.as_deref() == Some(f.name.as_str()) =>
+            {
+                to_token_url(&token_url)
+            }
+            AuthScheme::JwtBearer(j) if j.private_key_field == f.name => format!(
+                "signs assertions posted to {} (the key itself is never sent)",
+                to_token_url(&token_url)
+            ),
+            _ if matches!(f.kind, FieldKind::Url) => {
+                "any host you grant for it (the host calls the whole URL)".to_string()
+            }
+            _ => "never sent (host-side checks only)".to_string(),
+        };
+        out.push(format!("secret:{} -> {destination}", f.name));
+    }
     out
 }
 
 impl Host {
+    /// Whether this host trusts the first-party key built into the binary:
+    /// always for a release build, and for a development build only when the
+    /// operator opted in (`trust_development_build`).
+    pub fn trusts_first_party_key(&self) -> bool {
+        !proofpix_plugin_artifacts::FIRST_PARTY_DEVELOPMENT || self.options.trust_development_build
+    }
+
     /// The keys plugin signatures are checked against: the built-in
-    /// first-party key and every `*.pub` in `<data dir>/trust`.
+    /// first-party key (see [`Host::trusts_first_party_key`]) and every
+    /// `*.pub` in `<data dir>/trust`. Revoked keys are never in it.
     pub fn trust_store(&self) -> TrustStore {
         let mut trust = TrustStore::default();
-        if let Ok(k) = proofpix_signing::PublicKey::from_line(
-            proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY,
-        ) {
+        if self.trusts_first_party_key()
+            && let Ok(k) = proofpix_signing::PublicKey::from_line(
+                proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY,
+            )
+        {
             trust.add(k);
         }
         if let Some(dir) = &self.options.data_dir
@@ -116,6 +192,64 @@ impl Host {
             tracing::error!("a trust store key was ignored: {e}");
         }
         trust
+    }
+
+    /// Loads the plugins shipped inside the binary, verified like any other,
+    /// and records them pinned to the binary's first-party key. A development
+    /// build does this only when the operator opted in; otherwise it logs one
+    /// line saying how, and the host runs without them.
+    pub(crate) async fn install_first_party(&self) -> Result<(), ServiceError> {
+        if !self.trusts_first_party_key() {
+            tracing::warn!(
+                "not loading the built-in plugins: this is a development build (no PROOFPIX_FIRST_PARTY_KEY), so they are signed with a key made by the build; to trust them set `trust_development_build = true` under [plugins] in the config, or pass --trust-development-build"
+            );
+            return Ok(());
+        }
+        let trust = self.trust_store();
+        for (id, file) in proofpix_plugin_artifacts::first_party() {
+            // A build whose embedded plugins do not match their signature fails
+            // loudly instead of running unverified code.
+            let verified = proofpix_signing::verify(file, &trust).map_err(|e| {
+                ServiceError::Plugin(format!("the built-in {id} plugin failed verification: {e}"))
+            })?;
+            let plugin = self.add_plugin(&verified.content).await?;
+            let previous = self.store.plugin(id)?;
+            if previous.as_ref().is_none_or(|r| {
+                r.content_hash != plugin.content_hash()
+                    || r.key_id.as_deref() != Some(verified.key_id.as_str())
+            }) {
+                // The binary is the operator's root of trust for its own plugins: a
+                // record pinned to another key (an earlier development build's, or
+                // a key that installed this id while built-in plugins were off) is
+                // re-pinned, and the re-pin audited.
+                if let Some(old) = previous.as_ref().and_then(|r| r.key_id.clone())
+                    && old != verified.key_id
+                {
+                    let _ =
+                        self.store
+                            .audit(&AuditEvent::new("proofpix", "plugin.repin", id).details(
+                                serde_json::json!({
+                                    "from_key": old,
+                                    "to_key": verified.key_id,
+                                    "reason": "built-in plugin of this binary",
+                                }),
+                            ));
+                }
+                let record = PluginRecord {
+                    id: id.to_string(),
+                    version: plugin.info().version.clone(),
+                    content_hash: plugin.content_hash().to_string(),
+                    capabilities: permissions(plugin.info()),
+                    installed_at: self.store.now(),
+                    signer: Some(verified.signer),
+                    key_id: Some(verified.key_id),
+                    previous_version: None,
+                    quarantined: None,
+                };
+                self.store.put_plugin(&record, "proofpix")?;
+            }
+        }
+        Ok(())
     }
 
     fn plugins_dir(&self) -> Option<PathBuf> {
@@ -163,6 +297,32 @@ impl Host {
         let info = plugin.info().clone();
         let asked = permissions(&info);
         let previous_record = self.store.plugin(&info.id)?;
+        // The id is pinned to the key that first installed it: another key
+        // (or no signature at all) takes it over only by an explicit re-pin.
+        let pinned = previous_record.as_ref().and_then(|r| {
+            r.key_id.clone().map(|k| {
+                (
+                    k,
+                    r.signer.clone().unwrap_or_else(|| "unknown signer".into()),
+                )
+            })
+        });
+        let repinned = match &pinned {
+            Some((old_key, old_signer)) if key_id.as_deref() != Some(old_key.as_str()) => {
+                let new = match (&key_id, &signer) {
+                    (Some(k), Some(s)) => format!("key {k} ({s})"),
+                    _ => "no trusted signature".to_string(),
+                };
+                if !options.repin {
+                    return Err(ServiceError::Plugin(format!(
+                        "refused: plugin {} is pinned to key {old_key} ({old_signer}), which installed it; this file has {new}. If the plugin really changed hands, install it again with --repin (audited)",
+                        info.id
+                    )));
+                }
+                Some(old_key.clone())
+            }
+            _ => None,
+        };
         let previously_granted: Vec<String> = previous_record
             .as_ref()
             .map(|r| r.capabilities.clone())
@@ -247,6 +407,18 @@ impl Host {
             quarantined: None,
         };
         self.store.put_plugin(&record, actor)?;
+        if let Some(old_key) = &repinned {
+            let _ = self
+                .store
+                .audit(&AuditEvent::new(actor, "plugin.repin", &info.id).details(
+                    serde_json::json!({
+                        "from_key": old_key,
+                        "to_key": record.key_id,
+                        "from_signer": pinned.as_ref().map(|(_, s)| s),
+                        "to_signer": signer,
+                    }),
+                ));
+        }
         let _ = self.store.audit(
             &AuditEvent::new(
                 actor,
@@ -321,6 +493,10 @@ impl Host {
                 continue;
             };
             let content = match proofpix_signing::verify(&file, &trust) {
+                Ok(v) if r.key_id.as_ref().is_some_and(|k| *k != v.key_id) => {
+                    tracing::error!(plugin = %r.id, "not loaded: the file is signed by key {} but the plugin is pinned to key {}", v.key_id, r.key_id.as_deref().unwrap_or_default());
+                    continue;
+                }
                 Ok(v) => v.content,
                 Err(_) if r.signer.is_none() => proofpix_signing::split(&file)
                     .map(|(c, _)| c.to_vec())

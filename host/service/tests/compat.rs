@@ -45,12 +45,15 @@ async fn a_plugin_built_against_0_1_runs_unchanged_on_the_0_2_host() {
     let options = HostOptions {
         first_party_plugins: false,
         data_dir: Some(tmp.path().to_path_buf()),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     let report = host
         .install_plugin(

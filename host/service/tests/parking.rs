@@ -90,12 +90,15 @@ async fn host(base: &str) -> (Host, tempfile::TempDir) {
             wait_for_retries: Some(Duration::from_secs(30)),
             ..PipelineOptions::default()
         },
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     host.install_plugin(
         &std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).unwrap(),

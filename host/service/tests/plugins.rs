@@ -24,6 +24,8 @@ async fn env() -> Env {
             std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
         ),
         data_dir: Some(home.clone()),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
@@ -42,6 +44,7 @@ fn grant_all() -> InstallOptions {
     InstallOptions {
         allow_unsigned: false,
         grants: vec!["all".into()],
+        repin: false,
     }
 }
 
@@ -59,10 +62,182 @@ async fn first_party_plugins_are_verified_and_recorded_on_first_start() {
     for id in ["local-folder", "salesforce", "sharepoint", "slack", "teams"] {
         assert!(ids.contains(&id), "{id} recorded");
     }
+    let first_party =
+        proofpix_signing::PublicKey::from_line(proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY)
+            .unwrap();
     assert!(
         records
             .iter()
-            .all(|r| r.signer.as_deref() == Some("proofpix-first-party-dev"))
+            .all(|r| r.signer.as_deref() == Some(first_party.name.as_str())
+                && r.key_id.as_deref() == Some(first_party.id().as_str()))
+    );
+}
+
+/// A host over a fresh store, with the development-build opt-in as given.
+async fn host_trusting_development(trust_development_build: bool) -> (tempfile::TempDir, Host) {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let store = Arc::new(Store::open(&home, &MasterKey::generate()).unwrap());
+    let options = HostOptions {
+        data_dir: Some(home),
+        trust_development_build,
+        ..HostOptions::default()
+    };
+    (tmp, Host::new(store, options).await.unwrap())
+}
+
+#[tokio::test]
+async fn a_development_build_s_plugins_are_trusted_only_by_explicit_choice() {
+    // Built without PROOFPIX_FIRST_PARTY_KEY (as tests are), the first-party plugins
+    // are signed with a key this build made; the committed key is gone.
+    assert!(proofpix_plugin_artifacts::FIRST_PARTY_DEVELOPMENT);
+    let (_tmp, host) = host_trusting_development(false).await;
+    assert!(
+        host.plugin("slack").is_none() && host.store().plugins().unwrap().is_empty(),
+        "no built-in plugin is loaded without the opt-in, and the host still starts"
+    );
+    let slack = proofpix_plugin_artifacts::first_party_plugin("slack").unwrap();
+    let err = host
+        .install_plugin(slack, &grant_all(), "test")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not in the trust store"),
+        "a development-key-signed file is refused like any untrusted one: {err}"
+    );
+
+    let (_tmp, host) = host_trusting_development(true).await;
+    assert!(host.plugin("slack").is_some(), "loaded with the opt-in");
+}
+
+#[tokio::test]
+async fn a_plugin_id_is_pinned_to_the_key_that_first_installed_it() {
+    let e = env().await;
+    let acme = KeyPair::generate("acme");
+    let mallory = KeyPair::generate("mallory");
+    trust(&e, &acme);
+    let dir = e.home.join("trust");
+    std::fs::write(dir.join("mallory.pub"), mallory.public().to_line()).unwrap();
+    let wb = read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED);
+    let v2 = read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2);
+    let sign = |file: &[u8], key: &KeyPair| {
+        proofpix_signing::sign(file, key, serde_json::Value::Null).unwrap()
+    };
+    e.host
+        .install_plugin(&sign(&wb, &acme), &grant_all(), "test")
+        .await
+        .unwrap();
+
+    // Another trusted key cannot take the id over.
+    let err = e
+        .host
+        .install_plugin(&sign(&v2, &mallory), &grant_all(), "test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&acme.public().id())
+            && err.contains(&mallory.public().id())
+            && err.contains("--repin"),
+        "the refusal names both keys and the way out: {err}"
+    );
+    assert_eq!(
+        e.host.plugin("well-behaved").unwrap().info().version,
+        "1.0.0"
+    );
+    // Nor can an unsigned file, even with the development flag.
+    let dev = InstallOptions {
+        allow_unsigned: true,
+        grants: vec!["all".into()],
+        repin: false,
+    };
+    assert!(e.host.install_plugin(&v2, &dev, "test").await.is_err());
+    // Nor a built-in plugin's id.
+    let (slack, _) =
+        proofpix_signing::split(proofpix_plugin_artifacts::first_party_plugin("slack").unwrap())
+            .unwrap();
+    let err = e
+        .host
+        .install_plugin(&sign(slack, &mallory), &grant_all(), "test")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is pinned to key"), "{err}");
+
+    // The same key upgrades freely.
+    e.host
+        .install_plugin(&sign(&v2, &acme), &grant_all(), "test")
+        .await
+        .unwrap();
+
+    // An explicit re-pin is accepted and audited with both key ids.
+    let repin = InstallOptions {
+        repin: true,
+        ..grant_all()
+    };
+    let report = e
+        .host
+        .install_plugin(&sign(&wb, &mallory), &repin, "operator:test")
+        .await
+        .unwrap();
+    assert_eq!(report.signer.as_deref(), Some("mallory"));
+    let record = e.host.store().plugin("well-behaved").unwrap().unwrap();
+    assert_eq!(record.key_id, Some(mallory.public().id()));
+    let mut audit = Vec::new();
+    e.host.store().audit_export(&mut audit).unwrap();
+    let audit = String::from_utf8(audit).unwrap();
+    let line = audit
+        .lines()
+        .find(|l| l.contains("\"plugin.repin\"") && l.contains("well-behaved"))
+        .expect("the re-pin is audited");
+    assert!(
+        line.contains(&acme.public().id()) && line.contains(&mallory.public().id()),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn the_prompt_lists_secret_fields_and_token_urls_and_a_moved_token_url_needs_a_grant() {
+    let e = env().await;
+    let boxp = e.host.plugin("box").unwrap();
+    let info = boxp.info().clone();
+    let asked = proofpix_service::permissions(&info);
+    let proofpix_runtime::contract::AuthScheme::Oauth2ClientCredentials(oauth) = &info.auth else {
+        panic!("box uses client credentials");
+    };
+    let token_line = format!("token-url:{}", oauth.token_url);
+    assert!(asked.contains(&token_line), "{asked:?}");
+    let secret = oauth.client_secret_field.clone().unwrap();
+    assert!(
+        asked.contains(&format!(
+            "secret:{secret} -> the token URL {}",
+            oauth.token_url
+        )),
+        "{asked:?}"
+    );
+    for f in info.config.iter().filter(|f| f.secret) {
+        assert!(
+            asked
+                .iter()
+                .any(|l| l.starts_with(&format!("secret:{} -> ", f.name))),
+            "secret field {} is listed: {asked:?}",
+            f.name
+        );
+    }
+
+    // An upgrade that moves the token URL asks for a permission the old version's
+    // grant does not hold, so the install is refused until it is granted again.
+    let mut moved = info.clone();
+    if let proofpix_runtime::contract::AuthScheme::Oauth2ClientCredentials(o) = &mut moved.auth {
+        o.token_url = "https://collector.attacker.example/token".into();
+    }
+    let asked_now = proofpix_service::permissions(&moved);
+    let new: Vec<&String> = asked_now.iter().filter(|p| !asked.contains(p)).collect();
+    assert!(
+        new.contains(&&"token-url:https://collector.attacker.example/token".to_string())
+            && new
+                .iter()
+                .any(|l| l.starts_with(&format!("secret:{secret} -> ")) && l.contains("attacker")),
+        "{new:?}"
     );
 }
 
@@ -104,6 +279,7 @@ async fn signed_untrusted_unsigned_and_tampered_plugins() {
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     let err = e
         .host
@@ -140,6 +316,7 @@ async fn permissions_must_be_granted() {
     let dev = |grants: Vec<String>| InstallOptions {
         allow_unsigned: true,
         grants,
+        repin: false,
     };
     let err = e
         .host
@@ -180,6 +357,7 @@ async fn install_v1_with_integration(e: &Env, upgrade_check: &str) {
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     e.host
         .install_plugin(
@@ -210,6 +388,7 @@ async fn an_upgrade_swaps_new_sessions_while_open_ones_finish_on_the_old_version
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["capability:remediation".into()],
+        repin: false,
     };
     let report = e
         .host
@@ -256,6 +435,7 @@ async fn an_upgrade_that_fails_its_check_rolls_back() {
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["capability:remediation".into()],
+        repin: false,
     };
     let err = e
         .host
@@ -292,6 +472,7 @@ async fn a_plugin_that_keeps_trapping_is_quarantined_with_its_reason() {
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     e.host
         .install_plugin(&read(proofpix_plugin_artifacts::TEST_HOSTILE), &dev, "test")
@@ -335,6 +516,8 @@ async fn installed_plugins_load_again_after_a_restart_and_can_be_removed() {
     let key = MasterKey::generate();
     let options = || HostOptions {
         data_dir: Some(home.clone()),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     {
@@ -343,6 +526,7 @@ async fn installed_plugins_load_again_after_a_restart_and_can_be_removed() {
         let dev = InstallOptions {
             allow_unsigned: true,
             grants: vec!["all".into()],
+            repin: false,
         };
         host.install_plugin(
             &read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED),

@@ -195,12 +195,15 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
     let options = HostOptions {
         first_party_plugins: false,
         data_dir: Some(tmp.path().to_path_buf()),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     let report = host.install_plugin(&wasm, &dev, "test").await.unwrap();
     assert_eq!(report.plugin.contract_version(), "0.2.0");

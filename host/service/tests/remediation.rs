@@ -105,12 +105,15 @@ async fn host_with(wasm: &str, base: &str) -> (Host, tempfile::TempDir) {
     let options = HostOptions {
         first_party_plugins: false,
         data_dir: Some(tmp.path().to_path_buf()),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     host.install_plugin(&std::fs::read(wasm).unwrap(), &dev, "test")
         .await

@@ -56,6 +56,8 @@ async fn env(retention: OutcomeRetention) -> Env {
     let store = Arc::new(Store::open(&tmp.path().join("data"), &MasterKey::generate()).unwrap());
     let options = HostOptions {
         retention,
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();

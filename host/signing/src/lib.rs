@@ -22,9 +22,26 @@
 //!   code after the signature): refused; the signature section must be the
 //!   last thing in the file and there must be exactly one.
 //!
-//! The signed message is domain-separated (`proofpix-plugin-v1\0` followed by
-//! the 32-byte content hash), so a signature made for another purpose with
-//! the same key cannot be replayed as a plugin signature.
+//! - **A spoofed signer name or manifest** (someone editing the section to say
+//!   "signed by ProofPix Inc." or to show other permissions before install):
+//!   the signature covers both, so an edited name or manifest fails to verify.
+//! - **A leaked key**: the development key once committed to this repository
+//!   is revoked ([`REVOKED_KEYS`]); no trust store accepts it, whatever the
+//!   operator's `trust/` folder holds.
+//!
+//! The signed message (format 2) is domain-separated:
+//!
+//! ```text
+//! "proofpix-plugin-v2\0" || content hash (32) || SHA-256(manifest JSON bytes) (32)
+//!     || u16 big-endian length of the signer name || signer name (UTF-8)
+//! ```
+//!
+//! so a signature made for another purpose with the same key cannot be
+//! replayed as a plugin signature, and neither the name nor the manifest can
+//! be changed without the key. Format 1 sections (content hash only) are
+//! refused with a message to re-sign: accepting them would mean showing a
+//! name and a manifest nobody signed, and every format 1 file in existence
+//! came out of this repository's own builds, which re-sign on build.
 //!
 //! ```
 //! use proofpix_signing::{KeyPair, TrustStore, sign, verify};
@@ -53,7 +70,22 @@ use zeroize::Zeroizing;
 /// Name of the custom section holding the signature.
 pub const SECTION_NAME: &str = "proofpix-signature";
 /// Domain separation prefix of the signed message.
-const DOMAIN: &[u8] = b"proofpix-plugin-v1\0";
+const DOMAIN: &[u8] = b"proofpix-plugin-v2\0";
+/// The signature format this crate writes and accepts.
+pub const FORMAT: u32 = 2;
+/// Public keys that are never trusted, whatever a trust store is given: the
+/// first-party development key whose secret half was committed to this
+/// repository (anyone can sign with it).
+pub const REVOKED_KEYS: &[&str] =
+    &["proofpix-ed25519 88Dod8TcZjC5xFHunOBvsoXvjW4YiRbtbS7GTzZYL+4= proofpix-first-party-dev"];
+
+/// Whether a key id belongs to a revoked key.
+pub fn is_revoked(key_id: &str) -> bool {
+    REVOKED_KEYS
+        .iter()
+        .filter_map(|l| PublicKey::from_line(l).ok())
+        .any(|k| k.id() == key_id)
+}
 /// Largest signature section accepted (the manifest is small).
 const MAX_SECTION_BYTES: usize = 256 * 1024;
 
@@ -93,6 +125,22 @@ pub enum SigningError {
     BadSignature {
         /// Key id.
         key_id: String,
+    },
+    /// The key is revoked (its secret half is public).
+    #[error(
+        "the plugin is signed with key {key_id}, which is revoked (its secret key was published, so anyone can sign with it); ask the author for a file signed with their own key"
+    )]
+    Revoked {
+        /// Key id.
+        key_id: String,
+    },
+    /// The section is in an older format whose name and manifest are not signed.
+    #[error(
+        "the signature section is format {found}, which does not sign the signer name or the manifest; re-sign the file with `proofpix plugin sign` (format {FORMAT})"
+    )]
+    OldFormat {
+        /// The format found.
+        found: u32,
     },
     /// A key file could not be read or written.
     #[error("key file {path}: {reason}")]
@@ -298,11 +346,16 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    /// Adds a key.
-    pub fn add(&mut self, key: PublicKey) {
+    /// Adds a key. A revoked key ([`REVOKED_KEYS`]) is never added; returns
+    /// whether the key is trusted now.
+    pub fn add(&mut self, key: PublicKey) -> bool {
+        if is_revoked(&key.id()) {
+            return false;
+        }
         if !self.keys.iter().any(|k| k.key == key.key) {
             self.keys.push(key);
         }
+        true
     }
 
     /// Loads every `*.pub` file in `dir` (a missing directory is empty).
@@ -324,7 +377,14 @@ impl TrustStore {
                     path: path.display().to_string(),
                     reason,
                 })?;
-                self.add(key);
+                if !self.add(key) {
+                    return Err(SigningError::KeyFile {
+                        path: path.display().to_string(),
+                        reason:
+                            "this key is revoked (its secret key was published); delete the file"
+                                .into(),
+                    });
+                }
             }
         }
         Ok(())
@@ -336,16 +396,41 @@ impl TrustStore {
     }
 }
 
-/// What the signature section carries.
+/// What the signature section carries. `manifest` is JSON text: its exact
+/// bytes are hashed into the signed message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Envelope {
     v: u32,
     key_id: String,
     signer: String,
     content_sha256: String,
+    #[serde(default)]
+    manifest_sha256: String,
     signature: String,
     #[serde(default)]
     manifest: serde_json::Value,
+}
+
+impl Envelope {
+    /// The manifest's bytes as signed: a string holds JSON text (format 2);
+    /// anything else is format 1's inline value.
+    fn manifest_text(&self) -> &str {
+        self.manifest.as_str().unwrap_or_default()
+    }
+}
+
+/// What a signature section claims, before (or without) verification.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    /// The signature format.
+    pub format: u32,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The signer name the section carries. Unverified: show it only after
+    /// [`verify`] succeeds.
+    pub claimed_signer: String,
+    /// The manifest the section carries. Unverified likewise.
+    pub claimed_manifest: serde_json::Value,
 }
 
 /// A verified plugin file.
@@ -438,10 +523,20 @@ fn write_leb128(mut v: usize, out: &mut Vec<u8>) {
     }
 }
 
-fn message(content_hash: &[u8]) -> Vec<u8> {
+fn message(
+    content_hash: &[u8],
+    manifest_hash: &[u8],
+    signer: &str,
+) -> Result<Vec<u8>, SigningError> {
+    let len = u16::try_from(signer.len()).map_err(|_| {
+        SigningError::Malformed("the signer name is longer than 65535 bytes".into())
+    })?;
     let mut m = DOMAIN.to_vec();
     m.extend_from_slice(content_hash);
-    m
+    m.extend_from_slice(manifest_hash);
+    m.extend_from_slice(&len.to_be_bytes());
+    m.extend_from_slice(signer.as_bytes());
+    Ok(m)
 }
 
 /// Signs a component: returns the file with a signature section appended
@@ -456,14 +551,18 @@ pub fn sign(
 ) -> Result<Vec<u8>, SigningError> {
     let (content, _) = split(file)?;
     let hash = Sha256::digest(content);
-    let signature = key.key.sign(&message(&hash));
+    let manifest_text =
+        serde_json::to_string(&manifest).map_err(|e| SigningError::Malformed(e.to_string()))?;
+    let manifest_hash = Sha256::digest(manifest_text.as_bytes());
+    let signature = key.key.sign(&message(&hash, &manifest_hash, &key.name)?);
     let envelope = Envelope {
-        v: 1,
+        v: FORMAT,
         key_id: key.public().id(),
         signer: key.name.clone(),
         content_sha256: hex::encode(hash),
+        manifest_sha256: hex::encode(manifest_hash),
         signature: B64.encode(signature.to_bytes()),
-        manifest,
+        manifest: serde_json::Value::String(manifest_text),
     };
     let payload =
         serde_json::to_vec(&envelope).map_err(|e| SigningError::Malformed(e.to_string()))?;
@@ -492,12 +591,29 @@ pub fn verify(file: &[u8], trust: &TrustStore) -> Result<Verified, SigningError>
     }
     let env: Envelope =
         serde_json::from_slice(payload).map_err(|e| SigningError::Malformed(e.to_string()))?;
-    if env.v != 1 {
+    if env.v < FORMAT {
+        return Err(SigningError::OldFormat { found: env.v });
+    }
+    if env.v != FORMAT {
         return Err(SigningError::Malformed(format!(
-            "signature format version {} is not supported",
+            "signature format version {} is not supported (this host reads format {FORMAT}); upgrade ProofPix",
             env.v
         )));
     }
+    if is_revoked(&env.key_id) {
+        return Err(SigningError::Revoked {
+            key_id: env.key_id.clone(),
+        });
+    }
+    let manifest_text = env.manifest_text();
+    if !env.manifest.is_string() {
+        return Err(SigningError::Malformed(
+            "the manifest must be JSON text in format 2".into(),
+        ));
+    }
+    let manifest_hash = Sha256::digest(manifest_text.as_bytes());
+    let manifest: serde_json::Value = serde_json::from_str(manifest_text)
+        .map_err(|e| SigningError::Malformed(format!("the manifest is not JSON: {e}")))?;
     let hash = Sha256::digest(content);
     let actual = hex::encode(hash);
     if actual != env.content_sha256 {
@@ -520,8 +636,9 @@ pub fn verify(file: &[u8], trust: &TrustStore) -> Result<Verified, SigningError>
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| SigningError::Malformed("the signature is not 64 bytes of base64".into()))?;
     let signature = ed25519_dalek::Signature::from_bytes(&sig_bytes);
+    // The name and manifest are in the signed message: an edited one fails here.
     key.key
-        .verify_strict(&message(&hash), &signature)
+        .verify_strict(&message(&hash, &manifest_hash, &env.signer)?, &signature)
         .map_err(|_| SigningError::BadSignature {
             key_id: env.key_id.clone(),
         })?;
@@ -530,19 +647,32 @@ pub fn verify(file: &[u8], trust: &TrustStore) -> Result<Verified, SigningError>
         content_hash: actual,
         signer: env.signer,
         key_id: env.key_id,
-        manifest: env.manifest,
+        manifest,
     })
 }
 
-/// Reads the envelope without verifying (to show who claims to have signed).
+/// Reads the section without verifying. The signer name and manifest in the
+/// result are claims only (see [`Claims`]); the key id is what to show for a
+/// file that does not verify.
 ///
 /// # Errors
 /// Unsigned or malformed files.
-pub fn inspect(file: &[u8]) -> Result<(String, String, serde_json::Value), SigningError> {
+pub fn inspect(file: &[u8]) -> Result<Claims, SigningError> {
     let (_, payload) = split(file)?;
     let env: Envelope = serde_json::from_slice(payload.ok_or(SigningError::Unsigned)?)
         .map_err(|e| SigningError::Malformed(e.to_string()))?;
-    Ok((env.signer, env.key_id, env.manifest))
+    let claimed_manifest = match &env.manifest {
+        serde_json::Value::String(text) if env.v >= 2 => {
+            serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+        }
+        other => other.clone(),
+    };
+    Ok(Claims {
+        format: env.v,
+        key_id: env.key_id,
+        claimed_signer: env.signer,
+        claimed_manifest,
+    })
 }
 
 #[cfg(test)]
@@ -642,6 +772,113 @@ mod tests {
             k.public()
         );
         assert!(!format!("{k:?}").contains(&B64.encode(k.key.to_bytes())));
+    }
+
+    /// The file with its section's JSON edited by `edit` (no re-signing).
+    fn edit_section(signed: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let (content, payload) = split(signed).unwrap();
+        let mut env: serde_json::Value = serde_json::from_slice(payload.unwrap()).unwrap();
+        edit(&mut env);
+        let payload = serde_json::to_vec(&env).unwrap();
+        let mut body = Vec::new();
+        write_leb128(SECTION_NAME.len(), &mut body);
+        body.extend_from_slice(SECTION_NAME.as_bytes());
+        body.extend_from_slice(&payload);
+        let mut out = content.to_vec();
+        out.push(0);
+        write_leb128(body.len(), &mut out);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn a_spoofed_signer_name_is_detected() {
+        let k = KeyPair::generate("mallory");
+        let signed = sign(&component(), &k, serde_json::json!({"id": "x"})).unwrap();
+        let spoofed = edit_section(&signed, |env| {
+            env["signer"] = "ProofPix Inc. (official release key)".into();
+        });
+        assert_eq!(
+            verify(&spoofed, &trust(&k)).unwrap_err(),
+            SigningError::BadSignature {
+                key_id: k.public().id()
+            }
+        );
+        // Unedited, the same file verifies: the edit is what fails.
+        assert_eq!(verify(&signed, &trust(&k)).unwrap().signer, "mallory");
+    }
+
+    #[test]
+    fn a_spoofed_manifest_is_detected() {
+        let k = KeyPair::generate("acme");
+        let signed = sign(
+            &component(),
+            &k,
+            serde_json::json!({"permissions": ["network:https://api.acme.example"]}),
+        )
+        .unwrap();
+        let spoofed = edit_section(&signed, |env| {
+            env["manifest"] = serde_json::json!({"permissions": []}).to_string().into();
+        });
+        assert!(matches!(
+            verify(&spoofed, &trust(&k)).unwrap_err(),
+            SigningError::BadSignature { .. }
+        ));
+        // Recomputing the advertised manifest hash does not help: the hash is recomputed
+        // from the bytes, never read from the section.
+        let spoofed = edit_section(&spoofed, |env| {
+            let text = env["manifest"].as_str().unwrap().to_string();
+            env["manifest_sha256"] = hex::encode(Sha256::digest(text.as_bytes())).into();
+        });
+        assert!(matches!(
+            verify(&spoofed, &trust(&k)).unwrap_err(),
+            SigningError::BadSignature { .. }
+        ));
+    }
+
+    #[test]
+    fn a_format_1_section_is_refused_with_a_message_to_re_sign() {
+        let k = KeyPair::generate("acme");
+        // A format 1 section exactly as the old code wrote it: the signature covers the
+        // content hash only.
+        let hash = Sha256::digest(component());
+        let mut m = b"proofpix-plugin-v1\0".to_vec();
+        m.extend_from_slice(&hash);
+        let sig = k.key.sign(&m);
+        let signed = sign(&component(), &k, serde_json::Value::Null).unwrap();
+        let old = edit_section(&signed, |env| {
+            env["v"] = 1.into();
+            env["signature"] = B64.encode(sig.to_bytes()).into();
+            env["manifest"] = serde_json::json!({"id": "x"});
+        });
+        let err = verify(&old, &trust(&k)).unwrap_err();
+        assert_eq!(err, SigningError::OldFormat { found: 1 });
+        assert!(err.to_string().contains("proofpix plugin sign"), "{err}");
+    }
+
+    #[test]
+    fn the_published_development_key_is_never_trusted() {
+        let leaked = PublicKey::from_line(REVOKED_KEYS[0]).unwrap();
+        let mut t = TrustStore::default();
+        assert!(!t.add(leaked.clone()));
+        assert!(t.keys().is_empty());
+        let dir = std::env::temp_dir().join(format!("proofpix-revoked-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dev.pub"), REVOKED_KEYS[0]).unwrap();
+        let err = TrustStore::default().load_dir(&dir).unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(is_revoked(&leaked.id()));
+    }
+
+    #[test]
+    fn inspect_reports_claims_and_key_id() {
+        let k = KeyPair::generate("acme");
+        let signed = sign(&component(), &k, serde_json::json!({"id": "x"})).unwrap();
+        let c = inspect(&signed).unwrap();
+        assert_eq!(c.format, FORMAT);
+        assert_eq!(c.key_id, k.public().id());
+        assert_eq!(c.claimed_manifest["id"], "x");
     }
 
     mod props {

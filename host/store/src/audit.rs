@@ -16,6 +16,12 @@
 //!   the MAC raises the bar from "can write the file" to "can read the key", no further.
 //! - Rolling the whole file back to an older copy (a backup): not detected; the old head
 //!   and MAC are genuine. Exporting the log to an append-only sink is the defence for that.
+//! - Every entry, the head and its MAC deleted (an "empty" log): a store carries a MACed
+//!   *genesis marker* from the moment it is created (or, for a store created before markers
+//!   existed, from the first open that found a genuine, MAC-verified head: recorded as a
+//!   migration, with an `audit.genesis` entry). Verification fails closed when the marker or
+//!   the head is missing, so deleting everything is detected. A store whose head was already
+//!   gone when it was first opened by this version gets no marker and never verifies.
 //!
 //! Retention: [`Store::compact`](crate::Store::compact) deletes old entries only after
 //! writing a checkpoint `(seq, hash of entry seq)`, itself chained to the previous checkpoint
@@ -257,8 +263,137 @@ pub(crate) fn append(
     Ok(entry.seq)
 }
 
+/// The genesis marker: how the chain this store verifies began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// `created` (written with the store) or `migrated` (written for a store that predates
+    /// markers, at the first open that found a genuine head).
+    pub kind: String,
+    /// When it was written (RFC 3339).
+    pub at: String,
+    /// The last entry sequence number when it was written.
+    pub seq: u64,
+}
+
+impl Genesis {
+    fn mac_input(bytes: &[u8]) -> Vec<u8> {
+        let mut v = b"proofpix-audit-genesis-v1\n".to_vec();
+        v.extend_from_slice(bytes);
+        v
+    }
+}
+
+fn write_genesis(
+    txn: &WriteTransaction,
+    key: &MasterKey,
+    genesis: &Genesis,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(genesis).map_err(|e| StoreError::Corrupt {
+        table: "meta",
+        reason: format!("cannot encode the audit genesis marker: {e}"),
+    })?;
+    let mut m = txn.open_table(META)?;
+    m.insert(meta::AUDIT_GENESIS, bytes.as_slice())?;
+    let mac = key.mac(KeyPurpose::AuditHead, &Genesis::mac_input(&bytes));
+    m.insert(meta::AUDIT_GENESIS_MAC, mac.as_slice())?;
+    Ok(())
+}
+
+/// Writes the marker of a new store (before its first entry).
+pub(crate) fn write_created_genesis(
+    txn: &WriteTransaction,
+    key: &MasterKey,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    write_genesis(
+        txn,
+        key,
+        &Genesis {
+            kind: "created".into(),
+            at: rfc3339(now).unwrap_or_default(),
+            seq: 0,
+        },
+    )
+}
+
+/// Gives a store that predates genesis markers one, recorded as a migration, but only when
+/// its head is present and authenticated by the key: a store whose head was deleted must not
+/// be blessed by opening it. Returns whether a marker was written.
+pub(crate) fn migrate_genesis(
+    txn: &WriteTransaction,
+    key: &MasterKey,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let head = {
+        let m = txn.open_table(META)?;
+        if m.get(meta::AUDIT_GENESIS)?.is_some() {
+            return Ok(false);
+        }
+        let Some(head) = read_head(&m)? else {
+            return Ok(false);
+        };
+        let genuine = m.get(meta::AUDIT_HEAD_MAC)?.is_some_and(|tag| {
+            key.verify_mac(KeyPurpose::AuditHead, &head.mac_input(), tag.value())
+        });
+        if !genuine {
+            return Ok(false);
+        }
+        head
+    };
+    write_genesis(
+        txn,
+        key,
+        &Genesis {
+            kind: "migrated".into(),
+            at: rfc3339(now).unwrap_or_default(),
+            seq: head.seq,
+        },
+    )?;
+    append(
+        txn,
+        key,
+        now,
+        &AuditEvent::new("proofpix", "audit.genesis", "store").details(serde_json::json!({
+            "kind": "migrated",
+            "entries_before": head.seq,
+        })),
+    )?;
+    Ok(true)
+}
+
+/// The genesis marker if present and authenticated by `key`.
+fn read_genesis(
+    m: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &MasterKey,
+) -> Result<Option<Genesis>, StoreError> {
+    let Some(bytes) = m.get(meta::AUDIT_GENESIS)?.map(|v| v.value().to_vec()) else {
+        return Ok(None);
+    };
+    let ok = m.get(meta::AUDIT_GENESIS_MAC)?.is_some_and(|tag| {
+        key.verify_mac(
+            KeyPurpose::AuditHead,
+            &Genesis::mac_input(&bytes),
+            tag.value(),
+        )
+    });
+    Ok(if ok {
+        serde_json::from_slice(&bytes).ok()
+    } else {
+        None
+    })
+}
+
 /// Recomputes the head MAC under a new key (key rotation).
 pub(crate) fn remac_head(txn: &WriteTransaction, new_key: &MasterKey) -> Result<(), StoreError> {
+    let genesis = txn
+        .open_table(META)?
+        .get(meta::AUDIT_GENESIS)?
+        .map(|v| v.value().to_vec());
+    if let Some(bytes) = genesis {
+        let mac = new_key.mac(KeyPurpose::AuditHead, &Genesis::mac_input(&bytes));
+        txn.open_table(META)?
+            .insert(meta::AUDIT_GENESIS_MAC, mac.as_slice())?;
+    }
     let head = read_head(&txn.open_table(META)?)?;
     if let Some(head) = head {
         write_head(txn, new_key, head)?;
@@ -347,6 +482,9 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// Whether the head MAC verified under the current master key.
     pub head_authenticated: bool,
+    /// The authenticated genesis marker: whether the chain is vouched for since the store
+    /// was created or only since a migration.
+    pub genesis: Option<Genesis>,
     /// The first problem, if any.
     pub problem: Option<AuditProblem>,
 }
@@ -374,7 +512,16 @@ impl std::fmt::Display for VerifyReport {
             ", {} checkpoint{}, head authenticated by the master key",
             self.checkpoints,
             if self.checkpoints == 1 { "" } else { "s" }
-        )
+        )?;
+        match &self.genesis {
+            Some(g) if g.kind == "created" => write!(f, ", complete since the store was created"),
+            Some(g) => write!(
+                f,
+                ", complete since the genesis marker was added at {} (after entry {})",
+                g.at, g.seq
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -414,6 +561,16 @@ pub enum AuditProblem {
     /// The head MAC does not verify: the log was rewritten without the master key.
     #[error("the audit head is not authenticated by the master key: the log was rewritten")]
     HeadNotAuthenticated,
+    /// The head is missing: every store has one from its first entry, so it was deleted.
+    #[error(
+        "the audit head is missing: it was deleted (with whatever entries it vouched for); restore the store from a backup or an exported log"
+    )]
+    HeadMissing,
+    /// The genesis marker is missing or not authenticated by the master key.
+    #[error(
+        "the audit genesis marker is missing or not authenticated by the master key: the log cannot be shown complete; restore the store from a backup or an exported log"
+    )]
+    GenesisMissing,
 }
 
 impl Store {
@@ -434,18 +591,18 @@ impl Store {
                 last_seq: None,
                 checkpoints: 0,
                 head_authenticated: false,
+                genesis: None,
                 problem: None,
             };
+            // Fail closed: a store has a genesis marker from creation (or migration) and
+            // a head from its first entry, so a missing one was deleted.
+            report.genesis = read_genesis(&m, &self.key)?;
+            if report.genesis.is_none() {
+                report.problem = Some(AuditProblem::GenesisMissing);
+                return Ok(report);
+            }
             let Some(head) = head else {
-                // An empty log: there must be no entries and no checkpoints either.
-                let any = txn.open_table(AUDIT)?.first()?.map(|(k, _)| k.value());
-                report.head_authenticated = true;
-                if let Some(seq) = any {
-                    report.problem = Some(AuditProblem::Truncated {
-                        found: seq,
-                        head: 0,
-                    });
-                }
+                report.problem = Some(AuditProblem::HeadMissing);
                 return Ok(report);
             };
             report.head_authenticated = mac.as_deref().is_some_and(|tag| {

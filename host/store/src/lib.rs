@@ -50,7 +50,7 @@ pub mod schema;
 mod store;
 
 pub use access::ApiTokenRecord;
-pub use audit::{AuditEntry, AuditEvent, AuditProblem, VerifyReport};
+pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
 pub use check::IntegrityReport;
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
 pub use error::{OpenError, StoreError};

@@ -138,6 +138,7 @@ pub(crate) fn open_schema(store: &Store, extra: &[Migration]) -> Result<(), Open
             write_version(&txn, target)?;
             check_key(&txn, &store.key)?;
             let now = store.now();
+            audit::write_created_genesis(&txn, &store.key, now)?;
             txn.open_table(META)
                 .map_err(StoreError::from)?
                 .insert(
@@ -181,6 +182,8 @@ pub(crate) fn open_schema(store: &Store, extra: &[Migration]) -> Result<(), Open
                         .details(serde_json::json!({ "from": found, "to": target })),
                 )?;
             }
+            // A store from before genesis markers gets one now, if its head is genuine.
+            audit::migrate_genesis(&txn, &store.key, store.now())?;
             let missing = schema::missing_tables(&txn).map_err(StoreError::from)?;
             if !missing.is_empty() {
                 return Err(OpenError::Damaged {

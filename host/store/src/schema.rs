@@ -89,6 +89,8 @@ pub(crate) mod meta {
     pub const CREATED_AT: &str = "created_at";
     pub const AUDIT_HEAD: &str = "audit.head";
     pub const AUDIT_HEAD_MAC: &str = "audit.head_mac";
+    pub const AUDIT_GENESIS: &str = "audit.genesis";
+    pub const AUDIT_GENESIS_MAC: &str = "audit.genesis_mac";
 }
 
 /// The name of every table of [`SCHEMA_VERSION`].

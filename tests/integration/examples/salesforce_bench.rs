@@ -52,6 +52,8 @@ async fn main() {
                 wait_for_retries: Some(Duration::from_secs(60)),
                 ..PipelineOptions::default()
             },
+            // A development build signs its first-party plugins with its own key.
+            trust_development_build: true,
             ..HostOptions::default()
         },
     )

@@ -84,6 +84,8 @@ async fn main() {
         Arc::new(store),
         HostOptions {
             pipeline,
+            // A development build signs its first-party plugins with its own key.
+            trust_development_build: true,
             ..HostOptions::default()
         },
     )

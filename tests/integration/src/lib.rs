@@ -25,6 +25,8 @@ pub fn host_options(concurrency: usize) -> HostOptions {
             wait_for_retries: Some(Duration::from_secs(60)),
             ..PipelineOptions::default()
         },
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     }
 }

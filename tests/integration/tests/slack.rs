@@ -57,6 +57,8 @@ async fn env_inner(workspace: web::WorkspaceConfig) -> Env {
         },
         // Compiled plugins are cached across this binary's tests.
         cache_dir: Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     // One host at a time fills the cache: the runtime names its temporary file after the

@@ -241,6 +241,8 @@ async fn env() -> Env {
         },
         // Compiled plugins are cached across this binary's tests.
         cache_dir: Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
         ..HostOptions::default()
     };
     // One host at a time fills the cache (as in `teams.rs`: the runtime names its temporary
