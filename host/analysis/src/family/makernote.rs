@@ -13,8 +13,9 @@
 //! this module covers what can identify a person or a device. Tag ids follow ExifTool's tables.
 
 use crate::ctx::Ctx;
-use crate::family::tiff::{Data, Entry, Host, Tiff, ascii, u16_at, u32_at};
+use crate::family::tiff::{Data, Entry, Host, Tiff, ascii, looks_text, u16_at, u32_at};
 use crate::model::Family;
+use crate::tagdata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Maker {
@@ -22,9 +23,12 @@ enum Maker {
     Canon,
     Casio,
     Fujifilm,
+    Kodak,
+    Leica,
     Minolta,
     Motorola,
     Nikon,
+    Nintendo,
     Olympus,
     Panasonic,
     Pentax,
@@ -41,9 +45,12 @@ impl Maker {
             Maker::Canon => "Canon",
             Maker::Casio => "Casio",
             Maker::Fujifilm => "FujiFilm",
+            Maker::Kodak => "Kodak",
+            Maker::Leica => "Leica",
             Maker::Minolta => "Minolta",
             Maker::Motorola => "Motorola",
             Maker::Nikon => "Nikon",
+            Maker::Nintendo => "Nintendo",
             Maker::Olympus => "Olympus",
             Maker::Panasonic => "Panasonic",
             Maker::Pentax => "Pentax",
@@ -51,6 +58,29 @@ impl Maker {
             Maker::Samsung => "Samsung",
             Maker::Sigma => "Sigma",
             Maker::Sony => "Sony",
+        }
+    }
+
+    /// ExifTool's table for this maker's main IFD (the generated data is keyed by it).
+    fn exiftool_table(self) -> &'static str {
+        match self {
+            Maker::Apple => "Apple::Main",
+            Maker::Canon => "Canon::Main",
+            Maker::Casio => "Casio::Type2",
+            Maker::Fujifilm => "FujiFilm::Main",
+            Maker::Kodak => "Kodak::Type8",
+            Maker::Leica => "Panasonic::Leica5",
+            Maker::Minolta => "Minolta::Main",
+            Maker::Motorola => "Motorola::Main",
+            Maker::Nikon => "Nikon::Main",
+            Maker::Nintendo => "Nintendo::Main",
+            Maker::Olympus => "Olympus::Main",
+            Maker::Panasonic => "Panasonic::Main",
+            Maker::Pentax => "Pentax::Main",
+            Maker::Ricoh => "Ricoh::Main",
+            Maker::Samsung => "Samsung::Type2",
+            Maker::Sigma => "Sigma::Main",
+            Maker::Sony => "Sony::Main",
         }
     }
 }
@@ -70,8 +100,11 @@ enum Kind {
     PreviewLen,
     /// An image stored inline as the tag value.
     Inline,
-    /// A sub-IFD with its own table.
-    SubIfd(&'static [(u16, &'static str, Kind)]),
+    /// A sub-IFD with its own table and ExifTool's name for that table.
+    SubIfd(&'static str, &'static [(u16, &'static str, Kind)]),
+    /// A binary sub-table (ExifTool's ProcessBinaryData): the generated data gives the
+    /// positions, in units of the given number of bytes, types and lengths of its tags.
+    Binary(&'static str, u64),
     /// Maker-specific decoders.
     CanonPreviewInfo,
     CanonLensInfo,
@@ -121,6 +154,11 @@ const NIKON: Table = &[
     (0x0011, "PreviewIFD", Kind::NikonPreviewIfd),
     (0x0039, "LocationInfo", Kind::NikonLocation),
 ];
+const NINTENDO: Table = &[(
+    0x1101,
+    "CameraInfo",
+    Kind::Binary("Nintendo::CameraInfo", 1),
+)];
 const OLYMPUS_EQUIPMENT: Table = &[
     (0x0101, "SerialNumber", Kind::Text),
     (0x0102, "InternalSerialNumber", Kind::Text),
@@ -136,8 +174,16 @@ const OLYMPUS: Table = &[
     (0x0280, "PreviewImage", Kind::Inline),
     (0x0404, "SerialNumber", Kind::Text),
     (0x101a, "SerialNumber", Kind::Text),
-    (0x2010, "Equipment", Kind::SubIfd(OLYMPUS_EQUIPMENT)),
-    (0x2020, "CameraSettings", Kind::SubIfd(OLYMPUS_SETTINGS)),
+    (
+        0x2010,
+        "Equipment",
+        Kind::SubIfd("Olympus::Equipment", OLYMPUS_EQUIPMENT),
+    ),
+    (
+        0x2020,
+        "CameraSettings",
+        Kind::SubIfd("Olympus::CameraSettings", OLYMPUS_SETTINGS),
+    ),
 ];
 const PANASONIC: Table = &[
     (0x0025, "InternalSerialNumber", Kind::Text),
@@ -181,9 +227,12 @@ fn table(m: Maker) -> Table {
         Maker::Canon => CANON,
         Maker::Casio => CASIO2,
         Maker::Fujifilm => FUJI,
+        // Leica and Kodak IFDs are read from the generated data alone.
+        Maker::Kodak | Maker::Leica => &[],
         Maker::Minolta => MINOLTA,
         Maker::Motorola => MOTOROLA,
         Maker::Nikon => NIKON,
+        Maker::Nintendo => NINTENDO,
         Maker::Olympus => OLYMPUS,
         Maker::Panasonic => PANASONIC,
         Maker::Pentax => PENTAX,
@@ -206,6 +255,8 @@ struct Layout {
     le: Option<bool>,
     /// For Nikon type 3: the note holds its own TIFF header at this offset.
     own_tiff: Option<u64>,
+    /// ExifTool's table when it is not the maker's main one (Leica's several layouts).
+    table: Option<&'static str>,
 }
 
 fn layout(head: &[u8], make: &str) -> Option<Layout> {
@@ -216,6 +267,17 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             base,
             le,
             own_tiff: None,
+            table: None,
+        })
+    };
+    let leica = |table, ifd, base| {
+        Some(Layout {
+            maker: Maker::Leica,
+            ifd,
+            base,
+            le: None,
+            own_tiff: None,
+            table: Some(table),
         })
     };
     let mk = make.to_ascii_uppercase();
@@ -234,6 +296,7 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             base: Some(10),
             le: None,
             own_tiff: Some(10),
+            table: None,
         });
     }
     if head.starts_with(b"Nikon\0\x01") {
@@ -251,6 +314,36 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     }
     if head.starts_with(b"OLYMP\0") || head.starts_with(b"EPSON\0") {
         return l(Maker::Olympus, 8, None, None);
+    }
+    // Leica: the header and the Make pick one of ExifTool's Leica tables, each with its own
+    // offset base (MakerNotes.pm, MakerNoteLeica..Leica10).
+    if head.starts_with(b"LEICA CAMERA AG\0") {
+        return leica("Panasonic::Main", 18, None);
+    }
+    if head.starts_with(b"LEICA") {
+        let v = (
+            head.get(5).copied(),
+            head.get(6).copied(),
+            head.get(7).copied(),
+        );
+        return match v {
+            (Some(b'0'), ..) => leica("Panasonic::Leica4", 8, Some(0)),
+            (Some(0), Some(0), Some(0)) if mk == "LEICA" => leica("Panasonic::Main", 8, None),
+            (Some(0), Some(0), Some(0)) => leica("Panasonic::Leica2", 8, Some(8)),
+            (Some(0), Some(1 | 4 | 5 | 6 | 7 | 0x10 | 0x1a), Some(0)) => {
+                leica("Panasonic::Leica5", 8, Some(0))
+            }
+            (Some(0), Some(8 | 9), Some(0)) => leica("Panasonic::Leica5", 8, None),
+            (Some(0), Some(2), Some(0)) => leica("Panasonic::Leica9", 8, None),
+            // S2, M (Typ 240), S (Typ 006); "LEICA\0\x02\xff" in a JPEG trailer uses file
+            // offsets, which we do not resolve (values read in place still are).
+            (Some(0), Some(2), Some(0xff)) => leica("Panasonic::Leica6", 8, None),
+            _ => None,
+        };
+    }
+    if mk.starts_with("LEICA CAMERA AG") && !head.starts_with(b"LEICA") {
+        // R8/R9: a bare IFD.
+        return leica("Panasonic::Leica3", 0, None);
     }
     if head.starts_with(b"Panasonic\0") {
         return l(Maker::Panasonic, 12, None, None);
@@ -292,6 +385,18 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     if mk.starts_with("NIKON") {
         return l(Maker::Nikon, 0, None, None);
     }
+    if mk.contains("KODAK") {
+        // IFD-format Kodak notes (MakerNoteKodak8a): a plausible entry count and type.
+        let b = |i: usize| head.get(i).copied().unwrap_or(0xff);
+        let be = b(0) == 0 && (2..=0x7f).contains(&b(1)) && b(4) == 0 && (1..=12).contains(&b(5));
+        let le = (2..=0x7f).contains(&b(0)) && b(1) == 0 && (1..=12).contains(&b(4)) && b(5) == 0;
+        if be || le {
+            return l(Maker::Kodak, 0, None, Some(le));
+        }
+    }
+    if mk == "NINTENDO" {
+        return l(Maker::Nintendo, 0, None, None);
+    }
     if mk.starts_with("SAMSUNG") {
         return l(Maker::Samsung, 0, None, None);
     }
@@ -310,18 +415,25 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
 /// Parse the maker note in entry `e` of the TIFF structure `t`.
 pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     let make = ctx.facts.make.clone().unwrap_or_default();
-    let Ok(head) = t.data.get(ctx, e.value_off, e.size.min(32)) else {
+    let Ok(head) = t.data.get(ctx, e.value_off, e.size.min(48)) else {
         ctx.error("MakerNote: value outside the EXIF data");
         return;
     };
     if head.starts_with(&[0x01, 0xf1])
         && (matches!(head.get(2..4), Some([2 | 3, 0])) || make == "RECONYX")
     {
-        reconyx(ctx, t, e);
+        reconyx(ctx, t, e, "Reconyx::Main", 2);
         return;
     }
-    if make.to_ascii_uppercase().starts_with("EASTMAN KODAK") {
-        kodak(ctx, t, e);
+    if head.starts_with(b"RECONYXUF\0") {
+        reconyx(ctx, t, e, "Reconyx::Type2", 1);
+        return;
+    }
+    if head.starts_with(b"RECONYXH2\0") {
+        reconyx(ctx, t, e, "Reconyx::Type3", 1);
+        return;
+    }
+    if make.to_ascii_uppercase().contains("KODAK") && kodak(ctx, t, e, &head) {
         return;
     }
     let Some(lay) = layout(&head, &make) else {
@@ -331,59 +443,103 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     run(ctx, t.data, t.shift, t.le, note, e.size, lay);
 }
 
-/// Kodak binary maker notes (DC200-series "type 4"): the original file name at byte 0x20.
-fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
-    if e.size != 72 {
-        return;
+/// Kodak's binary maker notes. Returns false when the note is not one of them (Kodak's
+/// IFD-format notes then go through the generic walker).
+fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, head: &[u8]) -> bool {
+    // Type 7 (MakerNoteKodak7): the note starts with the serial number, string[16], in the
+    // shape [CK][A-Z0-9]{3} ?[A-Z0-9]{1,2}[0-9]{2}[A-Z0-9][0-9]{4}[ \0].
+    if let Some(serial) = kodak7_serial(head) {
+        let abs = t.data.abs(e.value_off);
+        ctx.text(
+            Family::MakerNote,
+            "Kodak",
+            "0x0000",
+            "SerialNumber",
+            abs,
+            &serial,
+        );
+        return true;
     }
+    // DC200-series "type 4": the original file name at byte 0x20.
+    if e.size == 72 && head.get(41..44) == Some(b"JPG") {
+        let Some(v) = t.value(ctx, e) else {
+            return true;
+        };
+        if let Some(b) = v.get(0x20..0x2c) {
+            let s = ascii(b);
+            if s.contains('.') && s.chars().all(|c| c.is_ascii_graphic()) {
+                let abs = t.data.abs(e.value_off.saturating_add(0x20));
+                ctx.text(
+                    Family::MakerNote,
+                    "Kodak",
+                    "0x0020",
+                    "OriginalFileName",
+                    abs,
+                    &s,
+                );
+            }
+        }
+        return true;
+    }
+    false
+}
+
+fn kodak7_serial(h: &[u8]) -> Option<String> {
+    let up = |c: &u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let dig = |c: &u8| c.is_ascii_digit();
+    let (first, rest) = h.split_first()?;
+    if !matches!(first, b'C' | b'K') || !rest.get(..3)?.iter().all(up) {
+        return None;
+    }
+    let mut p = 4usize;
+    if h.get(p) == Some(&b' ') {
+        p = p.saturating_add(1);
+    }
+    // One or two [A-Z0-9], then two digits, one [A-Z0-9], four digits, then a space or NUL.
+    let tail_ok = |q: usize| {
+        h.get(q..q.saturating_add(2))
+            .is_some_and(|b| b.iter().all(dig))
+            && h.get(q.saturating_add(2)).is_some_and(up)
+            && h.get(q.saturating_add(3)..q.saturating_add(7))
+                .is_some_and(|b| b.iter().all(dig))
+            && matches!(h.get(q.saturating_add(7)), Some(b' ' | 0))
+    };
+    let ok = (h.get(p).is_some_and(up) && tail_ok(p.saturating_add(1)))
+        || (h
+            .get(p..p.saturating_add(2))
+            .is_some_and(|b| b.iter().all(up))
+            && tail_ok(p.saturating_add(2)));
+    ok.then(|| {
+        ascii(h.get(..16.min(h.len())).unwrap_or(&[]))
+            .trim()
+            .to_owned()
+    })
+}
+
+/// Reconyx trail cameras: fixed binary layouts, not IFDs. `table` is ExifTool's table, whose
+/// ids count `unit`-byte words; the serial's position, type and length come from the
+/// generated data.
+fn reconyx(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, table: &str, unit: u64) {
     let Some(v) = t.value(ctx, e) else { return };
-    if let Some(b) = v.get(0x20..0x2c) {
-        let s = ascii(b);
-        if s.contains('.') && s.chars().all(|c| c.is_ascii_graphic()) {
-            let abs = t.data.abs(e.value_off.saturating_add(0x20));
+    let abs = t.data.abs(e.value_off);
+    if table == "Reconyx::Main" {
+        // Word 0x0b: int16u[6] seconds, minutes, hours, day, month, year.
+        let w: Vec<u16> = (0..6usize)
+            .filter_map(|i| u16_at(&v, 22usize.saturating_add(i.saturating_mul(2)), true))
+            .collect();
+        if let [s, mi, h, d, mo, y] = w.as_slice() {
+            let dt = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}");
             ctx.text(
                 Family::MakerNote,
-                "Kodak",
-                "0x0020",
-                "OriginalFileName",
+                "Reconyx",
+                "0x000b",
+                "DateTimeOriginal",
                 abs,
-                &s,
+                &dt,
             );
         }
     }
-}
-
-/// Reconyx trail cameras: a fixed binary layout of 16-bit words, not an IFD.
-fn reconyx(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
-    let Some(v) = t.value(ctx, e) else { return };
-    let abs = t.data.abs(e.value_off);
-    // Word 0x0b: int16u[6] seconds, minutes, hours, day, month, year.
-    let w: Vec<u16> = (0..6usize)
-        .filter_map(|i| u16_at(&v, 22usize.saturating_add(i.saturating_mul(2)), true))
-        .collect();
-    if let [s, mi, h, d, mo, y] = w.as_slice() {
-        let dt = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}");
-        ctx.text(
-            Family::MakerNote,
-            "Reconyx",
-            "0x000b",
-            "DateTimeOriginal",
-            abs,
-            &dt,
-        );
-    }
-    // Word 0x15: 30 bytes of UCS-2 (little-endian) serial number.
-    if let Some(b) = v.get(42..72) {
-        let s = crate::family::tiff::ucs2le(b);
-        ctx.text(
-            Family::MakerNote,
-            "Reconyx",
-            "0x0015",
-            "SerialNumber",
-            abs,
-            &s,
-        );
-    }
+    binary_table(ctx, &v, abs, table, unit, true, "Reconyx");
 }
 
 /// A maker note copied out of its file (DNG `MakN`): `orig` is where it used to start.
@@ -443,13 +599,21 @@ fn run(
     if lay.le.is_none() && lay.own_tiff.is_none() {
         sub.le = detect_order(ctx, &sub, ifd_off, parent_le);
     }
-    walk_note(ctx, &mut sub, ifd_off, lay.maker, table(lay.maker), group);
+    let et = lay.table.unwrap_or(lay.maker.exiftool_table());
+    walk_note(
+        ctx,
+        &mut sub,
+        ifd_off,
+        lay.maker,
+        (et, table(lay.maker)),
+        group,
+    );
     ctx.leave();
 }
 
 /// Walk a Canon maker-note IFD held in its own TIFF structure (CR3 `CMT3`).
 pub(crate) fn walk_canon(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64) {
-    walk_note(ctx, t, off, Maker::Canon, CANON, "Canon");
+    walk_note(ctx, t, off, Maker::Canon, ("Canon::Main", CANON), "Canon");
 }
 
 /// Pick the byte order under which the IFD's entry count is plausible.
@@ -471,7 +635,17 @@ fn detect_order(ctx: &Ctx<'_>, t: &Tiff<'_>, off: u64, prefer_le: bool) -> bool 
     }
 }
 
-fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: Table, group: &str) {
+/// Walk one maker-note IFD: tags in the hand table `tab` get their decoder; any other tag that
+/// the generated data lists for ExifTool table `et` as a serial, owner, person, author, contact
+/// or place is read as text (or a number), and a listed image tag as an inline image.
+fn walk_note(
+    ctx: &mut Ctx<'_>,
+    t: &mut Tiff<'_>,
+    off: u64,
+    maker: Maker,
+    (et, tab): (&str, Table),
+    group: &str,
+) {
     let Some((mut entries, _)) = t.entries(ctx, off, group) else {
         return;
     };
@@ -482,11 +656,12 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
         if !ctx.alive() {
             break;
         }
-        let Some((_, name, kind)) = tab.iter().find(|(id, _, _)| *id == e.tag) else {
-            continue;
-        };
         let tag_s = format!("0x{:04x}", e.tag);
         let abs = t.data.abs(e.value_off);
+        let Some((_, name, kind)) = tab.iter().find(|(id, _, _)| *id == e.tag) else {
+            generic_tag(ctx, t, e, et, group, &tag_s);
+            continue;
+        };
         match *kind {
             Kind::Text => {
                 if let Some(v) = t.text(ctx, e) {
@@ -532,7 +707,7 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     );
                 }
             }
-            Kind::SubIfd(sub_tab) => {
+            Kind::SubIfd(sub_et, sub_tab) => {
                 // An IFD-typed tag points at the IFD; an UNDEFINED one holds it in place.
                 let sub_off = if matches!(e.typ, 4 | 13) {
                     t.ptr(u64::from(e.raw))
@@ -540,8 +715,13 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     e.value_off
                 };
                 if ctx.enter() {
-                    walk_note(ctx, t, sub_off, maker, sub_tab, group);
+                    walk_note(ctx, t, sub_off, maker, (sub_et, sub_tab), group);
                     ctx.leave();
+                }
+            }
+            Kind::Binary(sub_et, unit) => {
+                if let Some(v) = t.value(ctx, e) {
+                    binary_table(ctx, &v, abs, sub_et, unit, t.le, group);
                 }
             }
             Kind::CanonPreviewInfo => canon_preview(ctx, t, e, group),
@@ -648,6 +828,106 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
             len,
         );
     }
+}
+
+/// A maker-note tag outside the hand table: decode it if the generated data says ExifTool's
+/// table `et` names it as privacy-relevant.
+fn generic_tag(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry, et: &str, group: &str, tag_s: &str) {
+    let Some(info) = tagdata::lookup(et, u32::from(e.tag)) else {
+        return;
+    };
+    let abs = t.data.abs(e.value_off);
+    if tagdata::is_plain(info.category) {
+        let v = if info.typ.starts_with("int") && e.typ != 2 {
+            t.uint(ctx, e).map(|n| n.to_string())
+        } else if info.typ == "undef"
+            && e.typ == 7
+            && !t.value(ctx, e).is_some_and(|v| looks_text(&v))
+        {
+            // Binary ids (Leica's InternalSerialNumber) are shown as hex, as ExifTool does.
+            t.value(ctx, e)
+                .map(|v| hex(v.get(..v.len().min(32)).unwrap_or(&[])))
+        } else {
+            t.text(ctx, e)
+        };
+        if let Some(v) = v {
+            ctx.text(Family::MakerNote, group, tag_s, info.name, abs, &v);
+        }
+    } else if info.category == "thumbnail" && e.size > 16 {
+        t.embedded_image(
+            ctx,
+            Family::MakerNote,
+            group,
+            tag_s,
+            info.name,
+            e.value_off,
+            e.size,
+        );
+    }
+}
+
+/// The privacy-relevant fields of a binary maker-note block `v`, at the positions the generated
+/// data lists for ExifTool table `et` (ids count `unit`-byte words). A field past the end of the
+/// block is an error; the others are still read.
+fn binary_table(
+    ctx: &mut Ctx<'_>,
+    v: &[u8],
+    abs: Option<u64>,
+    et: &str,
+    unit: u64,
+    le: bool,
+    group: &str,
+) {
+    for (id, info) in tagdata::rows(et) {
+        if !tagdata::is_plain(info.category) {
+            continue;
+        }
+        let start = u64::from(id).saturating_mul(unit);
+        let len = match info.typ {
+            "int32u" | "int32s" => 4,
+            "int16u" | "int16s" => 2,
+            "unicode" => info.count.saturating_mul(2),
+            _ => info.count,
+        };
+        let (Ok(s), Ok(n)) = (usize::try_from(start), usize::try_from(len)) else {
+            continue;
+        };
+        let Some(b) = v.get(s..s.saturating_add(n)).filter(|_| n > 0) else {
+            ctx.error(format!(
+                "{group} maker note: {} outside its block",
+                info.name
+            ));
+            continue;
+        };
+        let text = match info.typ {
+            "int32u" | "int32s" => u32_at(b, 0, le).map(|x| x.to_string()).unwrap_or_default(),
+            "int16u" | "int16s" => u16_at(b, 0, le).map(|x| x.to_string()).unwrap_or_default(),
+            "unicode" => crate::family::tiff::ucs2le(b),
+            "undef" if looks_ucs2(b) => crate::family::tiff::ucs2le(b),
+            "undef" if !looks_text(b) => format!("0x{}", hex(b)),
+            _ => ascii(b),
+        };
+        if b.iter().all(|x| *x == 0) {
+            continue;
+        }
+        let tag_s = format!("0x{id:04x}");
+        let at = abs.and_then(|a| a.checked_add(start));
+        ctx.text(Family::MakerNote, group, &tag_s, info.name, at, &text);
+    }
+}
+
+/// UCS-2 little-endian text: printable ASCII characters, each followed by a zero byte, up to a
+/// zero character or the end (Reconyx's serial number).
+fn looks_ucs2(b: &[u8]) -> bool {
+    let mut n = 0usize;
+    for c in b.chunks(2) {
+        match c {
+            [0, 0] => break,
+            [x, 0] if x.is_ascii_graphic() || *x == b' ' => n = n.saturating_add(1),
+            _ => return false,
+        }
+    }
+    n > 0
 }
 
 /// Some cameras write maker-note value offsets a few bytes short (ExifTool's "fix by N"

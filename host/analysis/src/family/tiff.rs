@@ -580,6 +580,8 @@ struct ImageTags {
     jpeg_len: Option<u64>,
     strip_off: Option<u64>,
     strip_len: Option<u64>,
+    /// Byte count of the first strip alone.
+    strip_len_first: Option<u64>,
     strips: u32,
     subfile: Option<u64>,
     compression: Option<u64>,
@@ -665,6 +667,7 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
             0x0117 => {
                 let n = t.numbers(ctx, e);
                 img.strip_len = Some(n.iter().map(|x| *x as u64).fold(0u64, u64::saturating_add));
+                img.strip_len_first = n.first().map(|x| *x as u64);
             }
             0x00fe => img.subfile = t.uint(ctx, e),
             0x0103 => img.compression = t.uint(ctx, e),
@@ -774,6 +777,24 @@ fn image_tags(
         return;
     };
     if img.strips == 0 {
+        return;
+    }
+    // Old-style JPEG (compression 7) strips in a TIFF file that are not marked as the
+    // full-resolution image (SubfileType absent or non-zero): ExifTool reads them as a preview
+    // (as JpgFromRaw in SubIFD2), in IFD0, any later IFD and every SubIFD. Only the first
+    // strip is the image ExifTool extracts.
+    if t.host == Host::File
+        && img.compression == Some(7)
+        && img.subfile != Some(0)
+        && matches!(ifd, Ifd::Main(_) | Ifd::Sub(_))
+    {
+        let name = if ifd == Ifd::Sub(2) {
+            "JpgFromRaw"
+        } else {
+            "PreviewImage"
+        };
+        let first = img.strip_len_first.unwrap_or(l);
+        t.embedded_image(ctx, Family::Exif, group, "0x0111", name, o, first);
         return;
     }
     let name = match (ifd, t.host) {
