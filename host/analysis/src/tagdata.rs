@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn the_data_parses_and_holds_the_makers_tables() {
-        assert!(index().len() > 200, "{} ids", index().len());
+        assert!(index().len() > 100, "{} ids", index().len());
         let leica = lookup("Panasonic::Leica5", 0x0305).expect("Leica5 serial");
         assert_eq!(
             (leica.name, leica.typ, leica.category),

@@ -587,10 +587,9 @@ fn run(
             return;
         };
         let le = lay.le.unwrap_or(parent_le);
-        (
-            Tiff::with_order(view, le, Host::Embedded),
-            lay.ifd.saturating_sub(k),
-        )
+        let mut t = Tiff::with_order(view, le, Host::Embedded);
+        t.ifd_at_zero = lay.ifd == k;
+        (t, lay.ifd.saturating_sub(k))
     } else {
         let mut t = Tiff::with_order(data, lay.le.unwrap_or(parent_le), Host::Embedded);
         t.shift = shift;
@@ -904,7 +903,7 @@ fn binary_table(
             "int16u" | "int16s" => u16_at(b, 0, le).map(|x| x.to_string()).unwrap_or_default(),
             "unicode" => crate::family::tiff::ucs2le(b),
             "undef" if looks_ucs2(b) => crate::family::tiff::ucs2le(b),
-            "undef" if !looks_text(b) => format!("0x{}", hex(b)),
+            "undef" if !printable(b) => format!("0x{}", hex(b)),
             _ => ascii(b),
         };
         if b.iter().all(|x| *x == 0) {
@@ -914,6 +913,16 @@ fn binary_table(
         let at = abs.and_then(|a| a.checked_add(start));
         ctx.text(Family::MakerNote, group, &tag_s, info.name, at, &text);
     }
+}
+
+/// Printable ASCII up to trailing NULs.
+fn printable(b: &[u8]) -> bool {
+    let end = b
+        .iter()
+        .rposition(|c| *c != 0)
+        .map_or(0, |p| p.saturating_add(1));
+    b.get(..end)
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|c| c.is_ascii_graphic() || *c == b' '))
 }
 
 /// UCS-2 little-endian text: printable ASCII characters, each followed by a zero byte, up to a

@@ -169,6 +169,9 @@ pub(crate) struct Tiff<'b> {
     /// Subtracted from out-of-line value offsets and pointers (maker notes copied out of their
     /// original file, as in DNG private data).
     pub shift: u64,
+    /// An IFD may start at offset 0 of this view (a maker note whose offsets are relative to
+    /// its own IFD, as Leica's M8 writes them); otherwise offset 0 is a null pointer.
+    pub ifd_at_zero: bool,
     visited: HashSet<u64>,
     /// Absolute file offsets of IFDs' image data handed out as embedded images (deduplication).
     seen_images: HashSet<(u64, u64)>,
@@ -182,6 +185,7 @@ impl<'b> Tiff<'b> {
             le,
             host,
             shift: 0,
+            ifd_at_zero: false,
             visited: HashSet::new(),
             seen_images: HashSet::new(),
         }
@@ -223,7 +227,7 @@ impl<'b> Tiff<'b> {
         off: u64,
         what: &str,
     ) -> Option<(Vec<Entry>, u64)> {
-        if off == 0 {
+        if off == 0 && !self.ifd_at_zero {
             return None;
         }
         let key = self.data.abs(off).unwrap_or(off);
