@@ -166,6 +166,14 @@ fn verify(bytes: &[u8], format: Format) -> Result<(), StripError> {
         .findings
         .iter()
         .filter(|f| f.source.family != Family::Icc)
+        // IFD0's own JPEG strips in a TIFF are the image the copy keeps (ExifTool names them
+        // PreviewImage when IFD0 is not marked full-resolution); they are not left-over metadata.
+        .filter(|f| {
+            !(format == Format::Tiff
+                && f.source.family == Family::Exif
+                && f.source.group == "IFD0"
+                && f.source.tag == "0x0111")
+        })
         .map(|f| f.code.clone())
         .collect();
     if !left.is_empty() {

@@ -285,7 +285,7 @@ fn flir_gps_marked_invalid_or_out_of_range_is_not_a_fix() {
 }
 
 #[test]
-fn old_jpeg_strips_in_a_tiff_are_previews_in_ifd0_and_subifds() {
+fn jpeg_compressed_strips_in_a_tiff_are_previews_and_strip_still_keeps_the_image() {
     // Compression 7 with no SubfileType: ExifTool's IFD0:PreviewImage (first strip).
     let t = tiff_image(&[]);
     let mut t2 = t.clone();
@@ -305,6 +305,9 @@ fn old_jpeg_strips_in_a_tiff_are_previews_in_ifd0_and_subifds() {
         .find(|f| f.category.as_str() == "thumbnail")
         .expect("preview");
     assert_eq!(f.source.name, "PreviewImage");
+    // The strips are the image a sanitised copy keeps: strip does not refuse over them.
+    let out = proofpix_analysis::strip(&t2, &proofpix_analysis::StripOptions::default());
+    assert!(out.is_ok(), "{:?}", out.err());
     // Marked as the full-resolution image (SubfileType 0): not a preview.
     let t3 = tiff_image(&[long(0x00fe, 0)]);
     let mut t3 = t3;
@@ -332,4 +335,97 @@ fn an_xmp_thumbnail_is_an_image_finding_without_its_text() {
         .expect("thumbnail");
     assert_eq!(f.source.name, "ThumbnailImage");
     assert!(!f.value.contains("/9j/"), "{}", f.value);
+}
+
+#[test]
+fn vendor_preview_jpegs_in_app_segments_are_previews() {
+    let mut pv = b"\xff\xd8\xff\xdb\x00\x43".to_vec();
+    pv.extend_from_slice(&[7u8; 200]);
+    // Samsung/HP: APP3 continued in APP4; BenQ: APP2 after "QVGA\0".
+    let r = run(&jpeg(&[seg(0xe3, &pv), seg(0xe4, &[9u8; 300])], 8, 8));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "PreviewImage")
+        .expect("APP3 preview");
+    assert_eq!(f.source.group, "APP3");
+    assert_eq!(f.value, "506-byte embedded image", "{:#?}", r.findings);
+    let mut q = b"QVGA\0".to_vec();
+    q.extend_from_slice(&pv);
+    let r = run(&jpeg(&[seg(0xe2, &q)], 8, 8));
+    assert!(has(&r, "thumbnail"), "{:#?}", r.findings);
+    // An APP2 ICC profile or an APP3 that is not a JPEG is no preview.
+    let r = run(&jpeg(
+        &[
+            seg(0xe2, b"ICC_PROFILE\0\x01\x01...."),
+            seg(0xe3, &[1u8; 40]),
+        ],
+        8,
+        8,
+    ));
+    assert!(!has(&r, "thumbnail"), "{:#?}", r.findings);
+}
+
+/// A PNG text chunk "Raw profile type KIND" in ImageMagick's hex form, zTXt-compressed.
+fn raw_profile_ztxt(kind: &str, data: &[u8]) -> Vec<u8> {
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!("\n{kind}\n{:8}\n{hex}\n", data.len());
+    let mut body = format!("Raw profile type {kind}\0\0").into_bytes();
+    body.extend_from_slice(&miniz_oxide_deflate(text.as_bytes()));
+    png_chunk(b"zTXt", &body)
+}
+
+/// zlib stream with stored (uncompressed) deflate blocks: enough for a test.
+fn miniz_oxide_deflate(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        out.extend_from_slice(&(c.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(!(c.len() as u16)).to_le_bytes());
+        out.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for x in data {
+        a = (a + u32::from(*x)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
+#[test]
+fn a_png_raw_exif_profile_with_a_thumbnail_and_gps_is_read() {
+    let thumb = {
+        let mut t = b"\xff\xd8\xff\xdb".to_vec();
+        t.extend_from_slice(&[5u8; 100]);
+        t.extend_from_slice(b"\xff\xd9");
+        t
+    };
+    // IFD1 with JPEGInterchangeFormat/Length pointing at the thumbnail appended after the IFDs.
+    let gps = gps_entries((51, 30, 0), true, (0, 7, 0), false);
+    let probe = tiff(
+        &[ascii(0x010f, "Cam")],
+        &[],
+        &gps,
+        &[long(0x0201, 0), long(0x0202, 0)],
+    );
+    let at = probe.len() as u32;
+    let mut t = tiff(
+        &[ascii(0x010f, "Cam")],
+        &[],
+        &gps,
+        &[long(0x0201, at), long(0x0202, thumb.len() as u32)],
+    );
+    t.extend_from_slice(&thumb);
+    let mut exif = b"Exif\0\0".to_vec();
+    exif.extend_from_slice(&t);
+    let r = run(&png(&[raw_profile_ztxt("exif", &exif)]));
+    assert!(has(&r, "gps"), "{:#?} {:?}", r.findings, r.error);
+    assert!(has(&r, "thumbnail"), "{:#?}", r.findings);
+    // Truncated hex: an error, no panic.
+    let mut bad = raw_profile_ztxt("exif", &exif);
+    let n = bad.len();
+    bad.truncate(n - 30);
+    let _ = run(&png(&[bad]));
 }

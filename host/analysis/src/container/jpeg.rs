@@ -51,6 +51,11 @@ struct Assembly {
     ext_xmp: Vec<ExtXmp>,
     flir: Vec<u8>,
     flir_off: Option<u64>,
+    /// A vendor preview JPEG split over APP segments: (APP marker it started in, absolute
+    /// offset of its first byte, bytes so far, the markers that continue it).
+    vendor_preview: Option<(u8, Option<u64>, u64, &'static [u8])>,
+    /// Finished vendor previews, as (APP marker, offset, length).
+    vendor_previews: Vec<(u8, Option<u64>, u64)>,
 }
 
 /// Parse a whole JPEG file.
@@ -190,6 +195,24 @@ fn segment(
             None
         }
     };
+    // Vendor previews (ExifTool's JPEG table): Samsung/GoPro/BenQ/Digilife APP2 (optionally
+    // after "QVGA\0" or "BGTH"), Samsung/HP APP3 continued in APP4 and APP5, APP6. A segment
+    // of a continuing marker that starts no other block extends the open preview.
+    if let Some((m, at, n, cont)) = asm.vendor_preview.take() {
+        if cont.contains(&marker)
+            && vendor_preview_start(marker, &head).is_none()
+            && !known_app(&head)
+        {
+            asm.vendor_preview = Some((m, at, n.saturating_add(len), cont));
+            return;
+        }
+        asm.vendor_previews.push((m, at, n));
+    }
+    if let Some((skip, cont)) = vendor_preview_start(marker, &head) {
+        let at = abs.and_then(|a| a.checked_add(skip));
+        asm.vendor_preview = Some((marker, at, len.saturating_sub(skip), cont));
+        return;
+    }
     match marker {
         0xe0 if head.starts_with(b"JFXX\0")
             // Extension code 0x10 = JPEG thumbnail, 0x11/0x13 = palette/RGB thumbnails.
@@ -443,7 +466,62 @@ pub(crate) fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
     }
 }
 
-fn finish_assembly(ctx: &mut Ctx<'_>, asm: Assembly) {
+/// Where a vendor preview JPEG starts in an APP segment (bytes to skip) and which APP
+/// markers continue it, when this segment starts one.
+fn vendor_preview_start(marker: u8, head: &[u8]) -> Option<(u64, &'static [u8])> {
+    const SOI_DQT: &[u8] = b"\xff\xd8\xff\xdb";
+    match marker {
+        0xe2 => {
+            for p in [&b""[..], b"QVGA\0", b"BGTH"] {
+                if head.get(p.len()..).is_some_and(|h| h.starts_with(SOI_DQT))
+                    && head.starts_with(p)
+                {
+                    return Some((p.len() as u64, &[0xe2]));
+                }
+            }
+            None
+        }
+        0xe3 if head.starts_with(SOI_DQT) => Some((0, &[0xe4, 0xe5])),
+        0xe6 if head.starts_with(b"\xff\xd8\xff") => Some((0, &[0xe6])),
+        _ => None,
+    }
+}
+
+/// An APP segment that carries a block of its own (so it does not continue a preview).
+fn known_app(head: &[u8]) -> bool {
+    const SIGS: &[&[u8]] = &[
+        b"Exif\0",
+        b"http",
+        b"ICC_PROFILE\0",
+        b"MPF\0",
+        b"FPXR\0",
+        b"Meta\0",
+        b"META\0",
+        b"FLIR\0",
+        b"Photoshop",
+        b"Ducky",
+        b"RMETA\0",
+        b"GoPro\0",
+        b"EPPIM\0",
+        b"NTIF\0",
+    ];
+    SIGS.iter().any(|s| head.starts_with(s))
+}
+
+fn finish_assembly(ctx: &mut Ctx<'_>, mut asm: Assembly) {
+    if let Some((m, at, n, _)) = asm.vendor_preview.take() {
+        asm.vendor_previews.push((m, at, n));
+    }
+    for (m, at, n) in std::mem::take(&mut asm.vendor_previews) {
+        let app = format!("APP{}", m & 0x0f);
+        let img = EmbeddedImage {
+            offset: at,
+            len: n,
+            data: None,
+            ..Default::default()
+        };
+        ctx.image(Family::Container, &app, &app, "PreviewImage", img);
+    }
     if !asm.flir.is_empty() {
         flir(ctx, &asm.flir, asm.flir_off);
     }

@@ -783,7 +783,7 @@ fn image_tags(
     if img.strips == 0 {
         return;
     }
-    // Old-style JPEG (compression 7) strips in a TIFF file that are not marked as the
+    // JPEG (compression 7) strips in a TIFF file that are not marked as the
     // full-resolution image (SubfileType absent or non-zero): ExifTool reads them as a preview
     // (as JpgFromRaw in SubIFD2), in IFD0, any later IFD and every SubIFD. Only the first
     // strip is the image ExifTool extracts.
