@@ -8,8 +8,9 @@ mod common;
 use common::*;
 use proofpix_analysis::{Analyzer, Options, Policy, Report};
 
-fn run(bytes: &Vec<u8>) -> Report {
-    Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(bytes)
+fn run(bytes: &[u8]) -> Report {
+    let v = bytes.to_vec();
+    Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
 }
 
 fn analyze_exif(ifd0: &[E], exif: &[E]) -> Report {
@@ -428,4 +429,28 @@ fn a_png_raw_exif_profile_with_a_thumbnail_and_gps_is_read() {
     let n = bad.len();
     bad.truncate(n - 30);
     let _ = run(&png(&[bad]));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any bytes as a FLIR record file, or as a maker note under each new make, or as a
+    /// vendor APP preview: no panic.
+    #[test]
+    fn new_parsers_take_any_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), k in 0usize..8) {
+        proofpix_analysis::fuzzing::parse_flir(&body);
+        let mut fff = b"FFF\0".to_vec();
+        fff.extend_from_slice(&body);
+        proofpix_analysis::fuzzing::parse_flir(&fff);
+        let makes = ["LEICA CAMERA AG", "Leica Camera AG", "LEICA", "Nintendo", "Kodak", "RECONYX", "EASTMAN KODAK COMPANY", "FLIR Systems AB"];
+        let heads: [&[u8]; 8] = [b"LEICA\0\x05\0", b"LEICA\0\0\0", b"LEICA0\x03\0", b"", b"KCKAM", b"RECONYXH2\0", b"RECONYXUF\0", b"LEICA\0\x02\xff"];
+        let mut note = heads[k].to_vec();
+        note.extend_from_slice(&body);
+        let r = analyze_exif(&[ascii(0x010f, makes[k])], &[undefined(0x927c, &note)]);
+        proptest::prop_assert!(!r.error.as_deref().unwrap_or("").contains("internal error"));
+        let mut seg3 = b"\xff\xd8\xff\xdb".to_vec();
+        seg3.extend_from_slice(&body[..body.len().min(400)]);
+        let r = run(&jpeg(&[seg(0xe3, &seg3), seg(0xe4, &body[..body.len().min(300)])], 8, 8));
+        proptest::prop_assert!(!r.error.as_deref().unwrap_or("").contains("internal error"));
+    }
 }
