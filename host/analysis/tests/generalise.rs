@@ -454,3 +454,77 @@ proptest::proptest! {
         proptest::prop_assert!(!r.error.as_deref().unwrap_or("").contains("internal error"));
     }
 }
+
+/// Files written by ExifTool itself (`exiftool -TAG=value`) into a temporary directory: the
+/// tags ExifTool can write for these makers come back as findings. Skips when exiftool is
+/// not installed (CI installs it).
+#[test]
+fn files_written_by_exiftool_come_back_with_their_findings() {
+    if std::process::Command::new("exiftool")
+        .arg("-ver")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: exiftool not installed; skipping");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("proofpix-generalise-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8], args: &[&str]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = std::process::Command::new("exiftool")
+            .args(["-q", "-overwrite_original"])
+            .args(args)
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&p).unwrap()
+    };
+    // TIFF author fields: Artist, XPAuthor, XMP dc:creator.
+    let t = write(
+        "a.tif",
+        &tiff_image(&[]),
+        &[
+            "-Artist=Ann Smith",
+            "-XPAuthor=Bo Lee",
+            "-XMP-dc:Creator=Cy Doe",
+        ],
+    );
+    let r = run(&t);
+    for n in ["Artist", "XPAuthor"] {
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.source.name == n && f.category.as_str() == "author"),
+            "{n}: {:#?}",
+            r.findings
+        );
+    }
+    // A JPEG with GPS, owner and body serial written into EXIF by ExifTool.
+    let j = write(
+        "b.jpg",
+        &jpeg(&[], 8, 8),
+        &[
+            "-GPSLatitude=12.5",
+            "-GPSLatitudeRef=S",
+            "-GPSLongitude=33.25",
+            "-GPSLongitudeRef=E",
+            "-OwnerName=Dee",
+            "-SerialNumber=SN-42",
+        ],
+    );
+    let r = run(&j);
+    assert!(
+        has(&r, "gps") && has(&r, "owner") && has(&r, "serial"),
+        "{:#?}",
+        r.findings
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
