@@ -528,3 +528,145 @@ fn files_written_by_exiftool_come_back_with_their_findings() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn leica_m9_subdirectory_serial_and_r8_serial_info() {
+    // Leica4 ("LEICA0\x03\0", M9): sub-IFD 0x3100 holds SerialNumber 0x3103. Offsets are
+    // relative to the note start; the sub-IFD sits after the main IFD.
+    let mut sub = Vec::new();
+    let sub_at = 8 + 2 + 12 + 4; // note header + one-entry IFD
+    write_ifd_based(&mut sub, &[ascii(0x3103, "4801234")], 0, sub_at);
+    let mut main = Vec::new();
+    write_ifd_based(&mut main, &[long(0x3100, sub_at as u32)], 0, 8);
+    main[2 + 2..2 + 4].copy_from_slice(&13u16.to_le_bytes()); // type IFD
+    let mut note = b"LEICA0\x03\0".to_vec();
+    note.extend_from_slice(&main);
+    note.extend_from_slice(&sub);
+    let r = analyze_exif(
+        &[ascii(0x010f, "Leica Camera AG")],
+        &[undefined(0x927c, &note)],
+    );
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("4801234"),
+        "{:#?}",
+        r.findings
+    );
+
+    // Leica3 (R8/R9, a bare IFD): 0x000b SerialInfo, string[8] at byte 4.
+    let mut info = b"\0\0\0\0".to_vec();
+    info.extend_from_slice(b"R9123456");
+    let ifd0 = [ascii(0x010f, "Leica Camera AG"), ascii(0x0110, "R9")];
+    let base = exif_values_at(&ifd0, 1);
+    let note = note_with_ifd(b"", &[undefined(0x000b, &info)], base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("R9123456"),
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
+fn ricoh_gxr_serial_info_and_hp_type4_serial() {
+    let mut info = vec![0u8; 0x40];
+    info[0x10..0x18].copy_from_slice(b"BODY0001");
+    info[0x30..0x38].copy_from_slice(b"LENS0002");
+    let ifd0 = [ascii(0x010f, "RICOH")];
+    let base = exif_values_at(&ifd0, 1) + 8;
+    let note = note_with_ifd(b"Ricoh\0\0\0", &[undefined(0x002c, &info)], base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "BodySerialNumber").as_deref(),
+        Some("BODY0001"),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(value(&r, "LensSerialNumber").as_deref(), Some("LENS0002"));
+
+    let mut hp = b"IIII\x04\0".to_vec();
+    hp.resize(0x5c, 0);
+    hp.extend_from_slice(b"SERIAL NUMBER:CN12345678");
+    hp.resize(0x80, 0);
+    let r = analyze_exif(
+        &[ascii(0x010f, "Hewlett-Packard")],
+        &[undefined(0x927c, &hp)],
+    );
+    assert!(
+        value(&r, "SerialNumber").is_some_and(|v| v.contains("CN12345678")),
+        "{:#?}",
+        r.findings
+    );
+    // Cut before the serial: an error, no finding.
+    let r = analyze_exif(
+        &[ascii(0x010f, "Hewlett-Packard")],
+        &[undefined(0x927c, &hp[..0x60])],
+    );
+    assert!(!has(&r, "serial"));
+    assert!(r.error.is_some());
+}
+
+#[test]
+fn canon_camera_info_by_model_owner_and_lens_serial() {
+    let mut info = vec![0u8; 0x200];
+    info[0x10f..0x116].copy_from_slice(b"Jo Tan\0");
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 450D")];
+    let base = exif_values_at(&ifd0, 1);
+    let note = note_with_ifd(b"", &[undefined(0x000d, &info)], base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "OwnerName").as_deref(),
+        Some("Jo Tan"),
+        "{:#?}",
+        r.findings
+    );
+    // The same block from another model is not read with the 450D's layout.
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 4500D")];
+    let base = exif_values_at(&ifd0, 1);
+    let note = note_with_ifd(b"", &[undefined(0x000d, &info)], base);
+    assert!(!has(
+        &analyze_exif(&ifd0, &[undefined(0x927c, &note)]),
+        "owner"
+    ));
+
+    let mut info = vec![0u8; 0x200];
+    info[0x164..0x169].copy_from_slice(&[0, 0, 0x12, 0x34, 0x56]);
+    let ifd0 = [
+        ascii(0x010f, "Canon"),
+        ascii(0x0110, "Canon EOS 5D Mark III"),
+    ];
+    let base = exif_values_at(&ifd0, 1);
+    let note = note_with_ifd(b"", &[undefined(0x000d, &info)], base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert!(
+        value(&r, "LensSerialNumber").is_some_and(|v| v.contains("123456")),
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
+fn kodak_dcr_private_ifd_sensor_serial() {
+    // IFD0 tag 0x8290 points at a Kodak IFD holding SensorSerialNumber (0x09ce).
+    let t = tiff_image(&[long(0x8290, 0)]);
+    let at = t.len();
+    let mut sub = Vec::new();
+    write_ifd_based(&mut sub, &[ascii(0x09ce, "KS-778899")], 0, at);
+    let mut t = t;
+    let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+    for i in 0..n {
+        let p = 10 + 12 * i;
+        if u16::from_le_bytes([t[p], t[p + 1]]) == 0x8290 {
+            t[p + 8..p + 12].copy_from_slice(&(at as u32).to_le_bytes());
+        }
+    }
+    t.extend_from_slice(&sub);
+    let r = run(&t);
+    assert_eq!(
+        value(&r, "SensorSerialNumber").as_deref(),
+        Some("KS-778899"),
+        "{:#?}",
+        r.findings
+    );
+}

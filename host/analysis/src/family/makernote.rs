@@ -106,6 +106,7 @@ enum Kind {
     /// positions, in units of the given number of bytes, types and lengths of its tags.
     Binary(&'static str, u64),
     /// Maker-specific decoders.
+    CanonCameraInfo,
     CanonPreviewInfo,
     CanonLensInfo,
     PentaxCameraInfo,
@@ -130,6 +131,7 @@ const CANON: Table = &[
     (0x0028, "ImageUniqueID", Kind::Hex(16)),
     (0x0095, "LensModel", Kind::Text),
     (0x0096, "InternalSerialNumber", Kind::Text),
+    (0x000d, "CameraInfo", Kind::CanonCameraInfo),
     (0x00b6, "PreviewImageInfo", Kind::CanonPreviewInfo),
     (0x4019, "LensInfo", Kind::CanonLensInfo),
 ];
@@ -153,6 +155,17 @@ const NIKON: Table = &[
     (0x00a0, "SerialNumber", Kind::Text),
     (0x0011, "PreviewIFD", Kind::NikonPreviewIfd),
     (0x0039, "LocationInfo", Kind::NikonLocation),
+];
+const LEICA3: Table = &[(
+    0x000b,
+    "SerialInfo",
+    Kind::Binary("Panasonic::SerialInfo", 1),
+)];
+const LEICA4: Table = &[
+    (0x3000, "Subdir3000", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3100, "Subdir3100", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3400, "Subdir3400", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3900, "Subdir3900", Kind::SubIfd("Panasonic::Subdir", &[])),
 ];
 const NINTENDO: Table = &[(
     0x1101,
@@ -206,7 +219,10 @@ const PENTAX: Table = &[
     (0x022e, "Artist", Kind::Text),
     (0x022f, "Copyright", Kind::Text),
 ];
-const RICOH: Table = &[(0x0005, "SerialNumber", Kind::RicohSerial)];
+const RICOH: Table = &[
+    (0x0005, "SerialNumber", Kind::RicohSerial),
+    (0x002c, "SerialInfo", Kind::Binary("Ricoh::SerialInfo", 1)),
+];
 const SAMSUNG: Table = &[
     (0x0123, "FaceName", Kind::Text),
     (0xa002, "SerialNumber", Kind::Text),
@@ -255,8 +271,9 @@ struct Layout {
     le: Option<bool>,
     /// For Nikon type 3: the note holds its own TIFF header at this offset.
     own_tiff: Option<u64>,
-    /// ExifTool's table when it is not the maker's main one (Leica's several layouts).
-    table: Option<&'static str>,
+    /// ExifTool's table and our hand table when they are not the maker's main ones (Leica's
+    /// several layouts).
+    table: Option<(&'static str, Table)>,
 }
 
 fn layout(head: &[u8], make: &str) -> Option<Layout> {
@@ -270,14 +287,20 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             table: None,
         })
     };
-    let leica = |table, ifd, base| {
+    let leica = |table: &'static str, ifd, base| {
+        let hand: Table = match table {
+            "Panasonic::Leica3" => LEICA3,
+            "Panasonic::Leica4" => LEICA4,
+            "Panasonic::Main" => PANASONIC,
+            _ => &[],
+        };
         Some(Layout {
             maker: Maker::Leica,
             ifd,
             base,
             le: None,
             own_tiff: None,
-            table: Some(table),
+            table: Some((table, hand)),
         })
     };
     let mk = make.to_ascii_uppercase();
@@ -432,6 +455,18 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     if head.starts_with(b"RECONYXH2\0") {
         reconyx(ctx, t, e, "Reconyx::Type3", 1);
         return;
+    }
+    // HP PhotoSmart binary notes: "IIII" + type 4 or 6, fixed positions (HP::Type4/Type6).
+    for (sig, table) in [
+        (&b"IIII\x04\0"[..], "HP::Type4"),
+        (&b"IIII\x06\0"[..], "HP::Type6"),
+    ] {
+        if head.starts_with(sig) {
+            if let Some(v) = t.value(ctx, e) {
+                binary_table(ctx, &v, t.data.abs(e.value_off), table, 1, true, "HP");
+            }
+            return;
+        }
     }
     if make.to_ascii_uppercase().contains("KODAK") && kodak(ctx, t, e, &head) {
         return;
@@ -598,21 +633,31 @@ fn run(
     if lay.le.is_none() && lay.own_tiff.is_none() {
         sub.le = detect_order(ctx, &sub, ifd_off, parent_le);
     }
-    let et = lay.table.unwrap_or(lay.maker.exiftool_table());
-    walk_note(
-        ctx,
-        &mut sub,
-        ifd_off,
-        lay.maker,
-        (et, table(lay.maker)),
-        group,
-    );
+    let tables = lay
+        .table
+        .unwrap_or((lay.maker.exiftool_table(), table(lay.maker)));
+    walk_note(ctx, &mut sub, ifd_off, lay.maker, tables, group);
     ctx.leave();
 }
 
 /// Walk a Canon maker-note IFD held in its own TIFF structure (CR3 `CMT3`).
 pub(crate) fn walk_canon(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64) {
     walk_note(ctx, t, off, Maker::Canon, ("Canon::Main", CANON), "Canon");
+}
+
+/// Walk an IFD that ExifTool reads with table `et` (Kodak's DCR/KDC IFDs in IFD0) using only the
+/// generated data: its serials, owners and places.
+pub(crate) fn walk_table(
+    ctx: &mut Ctx<'_>,
+    t: &mut Tiff<'_>,
+    off: u64,
+    et: &'static str,
+    group: &str,
+) {
+    if ctx.enter() {
+        walk_note(ctx, t, off, Maker::Kodak, (et, &[]), group);
+        ctx.leave();
+    }
 }
 
 /// Pick the byte order under which the IFD's entry count is plausible.
@@ -721,6 +766,24 @@ fn walk_note(
             Kind::Binary(sub_et, unit) => {
                 if let Some(v) = t.value(ctx, e) {
                     binary_table(ctx, &v, abs, sub_et, unit, t.le, group);
+                }
+            }
+            Kind::CanonCameraInfo => {
+                // ExifTool picks the CameraInfo table by model; only the models whose table
+                // holds an owner or serial are decoded.
+                let model = ctx.facts.model.clone().unwrap_or_default();
+                let sub = if model.ends_with("EOS 5D Mark III") {
+                    Some("Canon::CameraInfo5DmkIII")
+                } else if ["450D", "REBEL XSi", "Kiss X2"]
+                    .iter()
+                    .any(|w| has_word(&model, w))
+                {
+                    Some("Canon::CameraInfo450D")
+                } else {
+                    None
+                };
+                if let (Some(sub), Some(v)) = (sub, t.value(ctx, e)) {
+                    binary_table(ctx, &v, abs, sub, 1, t.le, group);
                 }
             }
             Kind::CanonPreviewInfo => canon_preview(ctx, t, e, group),
@@ -923,6 +986,18 @@ fn printable(b: &[u8]) -> bool {
         .map_or(0, |p| p.saturating_add(1));
     b.get(..end)
         .is_some_and(|t| !t.is_empty() && t.iter().all(|c| c.is_ascii_graphic() || *c == b' '))
+}
+
+/// Whether `phrase` occurs in `s` between word boundaries (a regex `\bphrase\b`).
+fn has_word(s: &str, phrase: &str) -> bool {
+    s.match_indices(phrase).any(|(i, _)| {
+        let before = s.get(..i).and_then(|h| h.chars().last());
+        let after = s
+            .get(i.saturating_add(phrase.len())..)
+            .and_then(|t| t.chars().next());
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// UCS-2 little-endian text: printable ASCII characters, each followed by a zero byte, up to a

@@ -622,6 +622,7 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
     let mut maker: Option<Entry> = None;
     let mut sub_ifds: Vec<u64> = Vec::new();
     let mut pointers: Vec<(u64, Ifd)> = Vec::new();
+    let mut vendor_ifds: Vec<(u64, (&'static str, &'static str))> = Vec::new();
     for e in &entries {
         if !ctx.alive() {
             break;
@@ -641,6 +642,15 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
                 sub_ifds.extend(n.iter().take(16).map(|x| t.ptr(*x as u64)));
             }
             0x927c => maker = Some(*e),
+            // Kodak DCR/KDC private IFDs (ExifTool's Kodak::IFD and Kodak::KDC_IFD tables).
+            0x8290 | 0xfe00 => {
+                let table = if e.tag == 0x8290 {
+                    ("Kodak::IFD", "KodakIFD")
+                } else {
+                    ("Kodak::KDC_IFD", "KDC_IFD")
+                };
+                vendor_ifds.push((t.ptr(u64::from(e.raw)), table));
+            }
             0x02bc => {
                 if let Some(v) = t.value(ctx, e) {
                     xmp::parse(ctx, &v, abs);
@@ -731,6 +741,9 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
         };
         // A SubIFD may itself chain (rare); walk only the first.
         walk_ifd(ctx, t, p, kind);
+    }
+    for (p, (table, g)) in vendor_ifds {
+        makernote::walk_table(ctx, t, p, table, g);
     }
     if let Some(e) = maker {
         makernote::parse(ctx, t, &e);
