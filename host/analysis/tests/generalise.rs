@@ -670,3 +670,34 @@ fn kodak_dcr_private_ifd_sensor_serial() {
         r.findings
     );
 }
+
+#[test]
+fn later_pages_of_a_multi_page_tiff_are_not_thumbnails() {
+    // IFD0 2x2, IFD1 a second 2x2 page (SubfileType 2, then unmarked): no thumbnail; a 1x1
+    // reduced image (SubfileType 1) is one.
+    let page = |extra: &[E]| {
+        let t = tiff_image(&[]);
+        let mut ifd1: Vec<E> = vec![
+            long(0x0100, 2),
+            long(0x0101, 2),
+            short(0x0103, 1),
+            long(0x0111, 8),
+            long(0x0117, 4),
+        ];
+        ifd1.extend_from_slice(extra);
+        let at = t.len();
+        let mut b = Vec::new();
+        write_ifd_based(&mut b, &ifd1, 0, at);
+        let mut t = t;
+        // IFD0's next-IFD pointer sits right after its entries.
+        let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+        let p = 10 + 12 * n;
+        t[p..p + 4].copy_from_slice(&(at as u32).to_le_bytes());
+        t.extend_from_slice(&b);
+        t
+    };
+    assert!(!has(&run(&page(&[long(0x00fe, 2)])), "thumbnail"));
+    assert!(!has(&run(&page(&[])), "thumbnail"));
+    let r = run(&page(&[long(0x00fe, 1)]));
+    assert!(has(&r, "thumbnail"), "{:#?}", r.findings);
+}

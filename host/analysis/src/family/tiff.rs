@@ -822,7 +822,11 @@ fn image_tags(
                 } else {
                     "ThumbnailTIFF"
                 }
-            } else if jpeg_comp && img.compression == Some(6) && has_subs_or_raw(img, has_subs) {
+            } else if jpeg_comp
+                && img.compression == Some(6)
+                && img.subfile != Some(0)
+                && has_subs_or_raw(img, has_subs)
+            {
                 "PreviewImage"
             } else {
                 return;
@@ -830,6 +834,21 @@ fn image_tags(
         }
         (Ifd::Main(_), Host::File) | (Ifd::Main(_), Host::Embedded) => {
             if ifd == Ifd::Main(0) {
+                return;
+            }
+            // A later page of a multi-page TIFF (SubfileType 2) or another full-resolution
+            // image (0) is a page, not a thumbnail; only unmarked or reduced images are.
+            if t.host == Host::File && img.subfile.is_some_and(|s| s & 1 == 0) {
+                return;
+            }
+            // Unmarked, and at least as large as the main image: a page too.
+            if t.host == Host::File
+                && img.subfile.is_none()
+                && let (Some(w), Some(h), Some((mw, mh))) =
+                    (img.width, img.height, ctx.facts.main_dims)
+                && w >= u64::from(mw)
+                && h >= u64::from(mh)
+            {
                 return;
             }
             if jpeg_comp {
