@@ -701,3 +701,26 @@ fn later_pages_of_a_multi_page_tiff_are_not_thumbnails() {
     let r = run(&page(&[long(0x00fe, 1)]));
     assert!(has(&r, "thumbnail"), "{:#?}", r.findings);
 }
+
+#[test]
+fn sony_camcorder_note_preview_from_the_generated_table() {
+    // "SONY CAM \0\0\0" (camcorders): IFD at 12, offsets relative to the TIFF header. 0x2001
+    // PreviewImage is not in the hand table; the generated Sony::Main row makes it an image.
+    let mut pv = b"\xff\xd8\xff\xdb".to_vec();
+    pv.extend_from_slice(&[3u8; 60]);
+    let ifd0 = [ascii(0x010f, "SONY"), ascii(0x0110, "DCR-SR42")];
+    let base = exif_values_at(&ifd0, 1) + 12;
+    let note = note_with_ifd(
+        b"SONY CAM \0\0\0",
+        &[undefined(0x2001, &pv), ascii(0x2031, "0123456")],
+        base,
+    );
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "PreviewImage")
+        .expect("preview");
+    assert_eq!(f.source.group, "Sony", "{:#?}", r.findings);
+    assert_eq!(value(&r, "SerialNumber").as_deref(), Some("0123456"));
+}

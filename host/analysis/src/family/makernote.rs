@@ -385,8 +385,17 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     if head.starts_with(b"SONY DSC ")
         || head.starts_with(b"SONY CAM ")
         || head.starts_with(b"SONY MOBILE")
+        || head.starts_with(b"\0\0SONY PIC\0")
+        || head.starts_with(b"VHAB     \0")
     {
         return l(Maker::Sony, 12, None, None);
+    }
+    // Sony DSC-S650/S700/S750 and "PREMI" notes are Olympus-format IFDs.
+    if head.starts_with(b"SONY PI\0") {
+        return l(Maker::Olympus, 12, None, None);
+    }
+    if head.starts_with(b"PREMI\0") {
+        return l(Maker::Olympus, 8, None, None);
     }
     if head.starts_with(b"SIGMA\0") || head.starts_with(b"FOVEON\0") {
         return l(Maker::Sigma, 10, None, None);
