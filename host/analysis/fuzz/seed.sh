@@ -16,6 +16,7 @@ magic png 89504e470d0a1a0a
 magic webp 52494646
 magic tiff 49492a00
 magic bmff 00000018
+magic flir 46464600   # FLIR FFF record files (flirpy frames)
 mkdir -p "$here/corpus/analyze" "$here/corpus/strip"
 find "$src" -type f -size -1024k -not -path '*/golden/*' | while read -r f; do
   h=$(sha1sum "$f" | cut -c1-16); cp -f "$f" "$here/corpus/analyze/$h"; cp -f "$f" "$here/corpus/strip/$h"

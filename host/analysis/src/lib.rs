@@ -50,6 +50,7 @@ pub mod policy;
 mod report;
 pub mod source;
 pub mod strip;
+mod tagdata;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;

@@ -16,6 +16,11 @@ const MAKES: &[&str] = &[
     "RICOH",
     "EASTMAN KODAK COMPANY",
     "RECONYX",
+    "LEICA CAMERA AG",
+    "Leica Camera AG",
+    "LEICA",
+    "Nintendo",
+    "Kodak",
 ];
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&k, rest)) = data.split_first() else {

@@ -51,6 +51,11 @@ struct Assembly {
     ext_xmp: Vec<ExtXmp>,
     flir: Vec<u8>,
     flir_off: Option<u64>,
+    /// A vendor preview JPEG split over APP segments: (APP marker it started in, absolute
+    /// offset of its first byte, bytes so far, the markers that continue it).
+    vendor_preview: Option<(u8, Option<u64>, u64, &'static [u8])>,
+    /// Finished vendor previews, as (APP marker, offset, length).
+    vendor_previews: Vec<(u8, Option<u64>, u64)>,
 }
 
 /// Parse a whole JPEG file.
@@ -190,6 +195,24 @@ fn segment(
             None
         }
     };
+    // Vendor previews (ExifTool's JPEG table): Samsung/GoPro/BenQ/Digilife APP2 (optionally
+    // after "QVGA\0" or "BGTH"), Samsung/HP APP3 continued in APP4 and APP5, APP6. A segment
+    // of a continuing marker that starts no other block extends the open preview.
+    if let Some((m, at, n, cont)) = asm.vendor_preview.take() {
+        if cont.contains(&marker)
+            && vendor_preview_start(marker, &head).is_none()
+            && !known_app(&head)
+        {
+            asm.vendor_preview = Some((m, at, n.saturating_add(len), cont));
+            return;
+        }
+        asm.vendor_previews.push((m, at, n));
+    }
+    if let Some((skip, cont)) = vendor_preview_start(marker, &head) {
+        let at = abs.and_then(|a| a.checked_add(skip));
+        asm.vendor_preview = Some((marker, at, len.saturating_sub(skip), cont));
+        return;
+    }
     match marker {
         0xe0 if head.starts_with(b"JFXX\0")
             // Extension code 0x10 = JPEG thumbnail, 0x11/0x13 = palette/RGB thumbnails.
@@ -334,8 +357,11 @@ fn segment(
 
 /// FLIR FFF: a 64-byte header (version at 0x14 decides the byte order; directory offset and
 /// count at 0x18/0x1c), 32-byte directory entries (type, ..., offset at 0x0c, length at 0x10).
-/// Record 0x20 (camera information) holds the camera and lens serial numbers.
-fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
+/// Record 0x20 (camera information) holds the camera, lens and filter serial numbers at the
+/// byte offsets the generated data lists for `FLIR::CameraInfo`; record 0x2b (GPS, always
+/// little-endian) a validity flag and two doubles; records 0x01 (raw thermal image) and 0x0e
+/// (embedded visible-light image) are pictures of the scene.
+pub(crate) fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
     if !(d.starts_with(b"FFF\0") || d.starts_with(b"AFF\0")) {
         return;
     }
@@ -343,11 +369,17 @@ fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
     let le = !(100..200).contains(&be_ver);
     let rd = |p: usize| tiff::u32_at(d, p, le).map(|v| v as usize);
     let (Some(dir), Some(num)) = (rd(0x18), rd(0x1c)) else {
+        ctx.error("FLIR: record directory header truncated");
         return;
     };
+    let at = |p: usize| abs.and_then(|a| a.checked_add(p as u64));
     for i in 0..num.min(256) {
         let e = dir.saturating_add(i.saturating_mul(0x20));
-        if tiff::u16_at(d, e, le) != Some(0x20) {
+        let Some(kind) = tiff::u16_at(d, e, le) else {
+            ctx.error("FLIR: record directory truncated");
+            break;
+        };
+        if !matches!(kind, 0x01 | 0x0e | 0x20 | 0x2b) {
             continue;
         }
         let (Some(pos), Some(len)) = (rd(e.saturating_add(0x0c)), rd(e.saturating_add(0x10)))
@@ -355,29 +387,141 @@ fn flir(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
             continue;
         };
         let Some(rec) = pos.checked_add(len).and_then(|end| d.get(pos..end)) else {
-            ctx.error("FLIR: camera record outside the data");
+            ctx.error(format!("FLIR: record 0x{kind:02x} outside the data"));
             continue;
         };
-        for (at, n, name) in [
-            (0x104usize, 16usize, "CameraSerialNumber"),
-            (0x1a0, 16, "LensSerialNumber"),
-        ] {
-            if let Some(b) = rec.get(at..at.saturating_add(n)) {
-                let off = abs.and_then(|a| a.checked_add(pos.saturating_add(at) as u64));
-                ctx.text(
-                    Family::MakerNote,
-                    "FLIR",
-                    &format!("0x{at:03x}"),
-                    name,
-                    off,
-                    &tiff::ascii(b),
-                );
+        match kind {
+            0x20 => {
+                for (id, info) in crate::tagdata::rows("FLIR::CameraInfo") {
+                    let (s, n) = (id as usize, info.count as usize);
+                    if let Some(b) = rec.get(s..s.saturating_add(n)) {
+                        let tag = format!("0x{s:03x}");
+                        ctx.text(
+                            Family::MakerNote,
+                            "FLIR",
+                            &tag,
+                            info.name,
+                            at(pos.saturating_add(s)),
+                            &tiff::ascii(b),
+                        );
+                    }
+                }
+            }
+            0x2b => {
+                // GPSValid int32u at 0; refs "N"/"S" at 8, "E"/"W" at 10; doubles at 0x10, 0x18.
+                let valid = tiff::u32_at(rec, 0, true) == Some(1);
+                let f = |p: usize| {
+                    rec.get(p..p.saturating_add(8))
+                        .and_then(|b| b.try_into().ok())
+                        .map(f64::from_le_bytes)
+                };
+                if let (true, Some(mut lat), Some(mut lon)) = (valid, f(0x10), f(0x18)) {
+                    if rec.get(8) == Some(&b'S') && lat > 0.0 {
+                        lat = -lat;
+                    }
+                    if rec.get(10) == Some(&b'W') && lon > 0.0 {
+                        lon = -lon;
+                    }
+                    if lat.abs() <= 90.0 && lon.abs() <= 180.0 {
+                        ctx.gps(
+                            Family::MakerNote,
+                            "FLIR",
+                            "0x0010",
+                            "GPSLatitude",
+                            at(pos.saturating_add(0x10)),
+                            lat,
+                            lon,
+                            1.0,
+                        );
+                    } else {
+                        ctx.error("FLIR: GPS record holds coordinates out of range");
+                    }
+                }
+            }
+            // Raw thermal image and embedded visible image: a 32-byte record header, then the
+            // picture (PNG, JPEG or raw 16-bit pixels).
+            _ => {
+                if len > 32 {
+                    let name = if kind == 0x01 {
+                        "RawThermalImage"
+                    } else {
+                        "EmbeddedImage"
+                    };
+                    let img = crate::ctx::EmbeddedImage {
+                        offset: at(pos.saturating_add(32)),
+                        len: (len as u64).saturating_sub(32),
+                        data: None,
+                        ..Default::default()
+                    };
+                    ctx.image(
+                        Family::MakerNote,
+                        "FLIR",
+                        &format!("0x{kind:02x}"),
+                        name,
+                        img,
+                    );
+                }
             }
         }
     }
 }
 
-fn finish_assembly(ctx: &mut Ctx<'_>, asm: Assembly) {
+/// Where a vendor preview JPEG starts in an APP segment (bytes to skip) and which APP
+/// markers continue it, when this segment starts one.
+fn vendor_preview_start(marker: u8, head: &[u8]) -> Option<(u64, &'static [u8])> {
+    const SOI_DQT: &[u8] = b"\xff\xd8\xff\xdb";
+    match marker {
+        0xe2 => {
+            for p in [&b""[..], b"QVGA\0", b"BGTH"] {
+                if head.get(p.len()..).is_some_and(|h| h.starts_with(SOI_DQT))
+                    && head.starts_with(p)
+                {
+                    return Some((p.len() as u64, &[0xe2]));
+                }
+            }
+            None
+        }
+        0xe3 if head.starts_with(SOI_DQT) => Some((0, &[0xe4, 0xe5])),
+        0xe6 if head.starts_with(b"\xff\xd8\xff") => Some((0, &[0xe6])),
+        _ => None,
+    }
+}
+
+/// An APP segment that carries a block of its own (so it does not continue a preview).
+fn known_app(head: &[u8]) -> bool {
+    const SIGS: &[&[u8]] = &[
+        b"Exif\0",
+        b"http",
+        b"ICC_PROFILE\0",
+        b"MPF\0",
+        b"FPXR\0",
+        b"Meta\0",
+        b"META\0",
+        b"FLIR\0",
+        b"Photoshop",
+        b"Ducky",
+        b"RMETA\0",
+        b"GoPro\0",
+        b"EPPIM\0",
+        b"NTIF\0",
+    ];
+    SIGS.iter().any(|s| head.starts_with(s))
+}
+
+fn finish_assembly(ctx: &mut Ctx<'_>, mut asm: Assembly) {
+    if let Some((m, at, n, _)) = asm.vendor_preview.take() {
+        asm.vendor_previews.push((m, at, n));
+    }
+    for (m, at, n) in std::mem::take(&mut asm.vendor_previews) {
+        let app = format!("APP{}", m & 0x0f);
+        let img = EmbeddedImage {
+            offset: at,
+            len: n,
+            data: None,
+            ..Default::default()
+        };
+        ctx.image(Family::Container, &app, &app, "PreviewImage", img);
+    }
     if !asm.flir.is_empty() {
         flir(ctx, &asm.flir, asm.flir_off);
     }

@@ -226,6 +226,9 @@ fn text_chunk(ctx: &mut Ctx<'_>, ctype: &[u8; 4], b: &[u8], abs: u64) {
     if let Some(kind) = kw.strip_prefix("Raw profile type ") {
         if let Some(raw) = imagemagick_profile(&text) {
             match kind {
+                "APP1" if raw.starts_with(b"http://ns.adobe.com/xap/1.0/\0") => {
+                    xmp::parse(ctx, raw.get(29..).unwrap_or(&[]), None);
+                }
                 "exif" | "APP1" => {
                     let body = if raw.starts_with(b"Exif\0\0") {
                         raw.get(6..).unwrap_or(&[])

@@ -13,8 +13,9 @@
 //! this module covers what can identify a person or a device. Tag ids follow ExifTool's tables.
 
 use crate::ctx::Ctx;
-use crate::family::tiff::{Data, Entry, Host, Tiff, ascii, u16_at, u32_at};
+use crate::family::tiff::{Data, Entry, Host, Tiff, ascii, looks_text, u16_at, u32_at};
 use crate::model::Family;
+use crate::tagdata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Maker {
@@ -22,9 +23,12 @@ enum Maker {
     Canon,
     Casio,
     Fujifilm,
+    Kodak,
+    Leica,
     Minolta,
     Motorola,
     Nikon,
+    Nintendo,
     Olympus,
     Panasonic,
     Pentax,
@@ -41,9 +45,12 @@ impl Maker {
             Maker::Canon => "Canon",
             Maker::Casio => "Casio",
             Maker::Fujifilm => "FujiFilm",
+            Maker::Kodak => "Kodak",
+            Maker::Leica => "Leica",
             Maker::Minolta => "Minolta",
             Maker::Motorola => "Motorola",
             Maker::Nikon => "Nikon",
+            Maker::Nintendo => "Nintendo",
             Maker::Olympus => "Olympus",
             Maker::Panasonic => "Panasonic",
             Maker::Pentax => "Pentax",
@@ -51,6 +58,29 @@ impl Maker {
             Maker::Samsung => "Samsung",
             Maker::Sigma => "Sigma",
             Maker::Sony => "Sony",
+        }
+    }
+
+    /// ExifTool's table for this maker's main IFD (the generated data is keyed by it).
+    fn exiftool_table(self) -> &'static str {
+        match self {
+            Maker::Apple => "Apple::Main",
+            Maker::Canon => "Canon::Main",
+            Maker::Casio => "Casio::Type2",
+            Maker::Fujifilm => "FujiFilm::Main",
+            Maker::Kodak => "Kodak::Type8",
+            Maker::Leica => "Panasonic::Leica5",
+            Maker::Minolta => "Minolta::Main",
+            Maker::Motorola => "Motorola::Main",
+            Maker::Nikon => "Nikon::Main",
+            Maker::Nintendo => "Nintendo::Main",
+            Maker::Olympus => "Olympus::Main",
+            Maker::Panasonic => "Panasonic::Main",
+            Maker::Pentax => "Pentax::Main",
+            Maker::Ricoh => "Ricoh::Main",
+            Maker::Samsung => "Samsung::Type2",
+            Maker::Sigma => "Sigma::Main",
+            Maker::Sony => "Sony::Main",
         }
     }
 }
@@ -70,9 +100,13 @@ enum Kind {
     PreviewLen,
     /// An image stored inline as the tag value.
     Inline,
-    /// A sub-IFD with its own table.
-    SubIfd(&'static [(u16, &'static str, Kind)]),
+    /// A sub-IFD with its own table and ExifTool's name for that table.
+    SubIfd(&'static str, &'static [(u16, &'static str, Kind)]),
+    /// A binary sub-table (ExifTool's ProcessBinaryData): the generated data gives the
+    /// positions, in units of the given number of bytes, types and lengths of its tags.
+    Binary(&'static str, u64),
     /// Maker-specific decoders.
+    CanonCameraInfo,
     CanonPreviewInfo,
     CanonLensInfo,
     PentaxCameraInfo,
@@ -97,6 +131,7 @@ const CANON: Table = &[
     (0x0028, "ImageUniqueID", Kind::Hex(16)),
     (0x0095, "LensModel", Kind::Text),
     (0x0096, "InternalSerialNumber", Kind::Text),
+    (0x000d, "CameraInfo", Kind::CanonCameraInfo),
     (0x00b6, "PreviewImageInfo", Kind::CanonPreviewInfo),
     (0x4019, "LensInfo", Kind::CanonLensInfo),
 ];
@@ -121,6 +156,22 @@ const NIKON: Table = &[
     (0x0011, "PreviewIFD", Kind::NikonPreviewIfd),
     (0x0039, "LocationInfo", Kind::NikonLocation),
 ];
+const LEICA3: Table = &[(
+    0x000b,
+    "SerialInfo",
+    Kind::Binary("Panasonic::SerialInfo", 1),
+)];
+const LEICA4: Table = &[
+    (0x3000, "Subdir3000", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3100, "Subdir3100", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3400, "Subdir3400", Kind::SubIfd("Panasonic::Subdir", &[])),
+    (0x3900, "Subdir3900", Kind::SubIfd("Panasonic::Subdir", &[])),
+];
+const NINTENDO: Table = &[(
+    0x1101,
+    "CameraInfo",
+    Kind::Binary("Nintendo::CameraInfo", 1),
+)];
 const OLYMPUS_EQUIPMENT: Table = &[
     (0x0101, "SerialNumber", Kind::Text),
     (0x0102, "InternalSerialNumber", Kind::Text),
@@ -136,8 +187,16 @@ const OLYMPUS: Table = &[
     (0x0280, "PreviewImage", Kind::Inline),
     (0x0404, "SerialNumber", Kind::Text),
     (0x101a, "SerialNumber", Kind::Text),
-    (0x2010, "Equipment", Kind::SubIfd(OLYMPUS_EQUIPMENT)),
-    (0x2020, "CameraSettings", Kind::SubIfd(OLYMPUS_SETTINGS)),
+    (
+        0x2010,
+        "Equipment",
+        Kind::SubIfd("Olympus::Equipment", OLYMPUS_EQUIPMENT),
+    ),
+    (
+        0x2020,
+        "CameraSettings",
+        Kind::SubIfd("Olympus::CameraSettings", OLYMPUS_SETTINGS),
+    ),
 ];
 const PANASONIC: Table = &[
     (0x0025, "InternalSerialNumber", Kind::Text),
@@ -160,7 +219,10 @@ const PENTAX: Table = &[
     (0x022e, "Artist", Kind::Text),
     (0x022f, "Copyright", Kind::Text),
 ];
-const RICOH: Table = &[(0x0005, "SerialNumber", Kind::RicohSerial)];
+const RICOH: Table = &[
+    (0x0005, "SerialNumber", Kind::RicohSerial),
+    (0x002c, "SerialInfo", Kind::Binary("Ricoh::SerialInfo", 1)),
+];
 const SAMSUNG: Table = &[
     (0x0123, "FaceName", Kind::Text),
     (0xa002, "SerialNumber", Kind::Text),
@@ -181,9 +243,12 @@ fn table(m: Maker) -> Table {
         Maker::Canon => CANON,
         Maker::Casio => CASIO2,
         Maker::Fujifilm => FUJI,
+        // Leica and Kodak IFDs are read from the generated data alone.
+        Maker::Kodak | Maker::Leica => &[],
         Maker::Minolta => MINOLTA,
         Maker::Motorola => MOTOROLA,
         Maker::Nikon => NIKON,
+        Maker::Nintendo => NINTENDO,
         Maker::Olympus => OLYMPUS,
         Maker::Panasonic => PANASONIC,
         Maker::Pentax => PENTAX,
@@ -206,6 +271,9 @@ struct Layout {
     le: Option<bool>,
     /// For Nikon type 3: the note holds its own TIFF header at this offset.
     own_tiff: Option<u64>,
+    /// ExifTool's table and our hand table when they are not the maker's main ones (Leica's
+    /// several layouts).
+    table: Option<(&'static str, Table)>,
 }
 
 fn layout(head: &[u8], make: &str) -> Option<Layout> {
@@ -216,6 +284,23 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             base,
             le,
             own_tiff: None,
+            table: None,
+        })
+    };
+    let leica = |table: &'static str, ifd, base| {
+        let hand: Table = match table {
+            "Panasonic::Leica3" => LEICA3,
+            "Panasonic::Leica4" => LEICA4,
+            "Panasonic::Main" => PANASONIC,
+            _ => &[],
+        };
+        Some(Layout {
+            maker: Maker::Leica,
+            ifd,
+            base,
+            le: None,
+            own_tiff: None,
+            table: Some((table, hand)),
         })
     };
     let mk = make.to_ascii_uppercase();
@@ -234,6 +319,7 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             base: Some(10),
             le: None,
             own_tiff: Some(10),
+            table: None,
         });
     }
     if head.starts_with(b"Nikon\0\x01") {
@@ -252,6 +338,36 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     if head.starts_with(b"OLYMP\0") || head.starts_with(b"EPSON\0") {
         return l(Maker::Olympus, 8, None, None);
     }
+    // Leica: the header and the Make pick one of ExifTool's Leica tables, each with its own
+    // offset base (MakerNotes.pm, MakerNoteLeica..Leica10).
+    if head.starts_with(b"LEICA CAMERA AG\0") {
+        return leica("Panasonic::Main", 18, None);
+    }
+    if head.starts_with(b"LEICA") {
+        let v = (
+            head.get(5).copied(),
+            head.get(6).copied(),
+            head.get(7).copied(),
+        );
+        return match v {
+            (Some(b'0'), ..) => leica("Panasonic::Leica4", 8, Some(0)),
+            (Some(0), Some(0), Some(0)) if mk == "LEICA" => leica("Panasonic::Main", 8, None),
+            (Some(0), Some(0), Some(0)) => leica("Panasonic::Leica2", 8, Some(8)),
+            (Some(0), Some(1 | 4 | 5 | 6 | 7 | 0x10 | 0x1a), Some(0)) => {
+                leica("Panasonic::Leica5", 8, Some(0))
+            }
+            (Some(0), Some(8 | 9), Some(0)) => leica("Panasonic::Leica5", 8, None),
+            (Some(0), Some(2), Some(0)) => leica("Panasonic::Leica9", 8, None),
+            // S2, M (Typ 240), S (Typ 006); "LEICA\0\x02\xff" in a JPEG trailer uses file
+            // offsets, which we do not resolve (values read in place still are).
+            (Some(0), Some(2), Some(0xff)) => leica("Panasonic::Leica6", 8, None),
+            _ => None,
+        };
+    }
+    if mk.starts_with("LEICA CAMERA AG") && !head.starts_with(b"LEICA") {
+        // R8/R9: a bare IFD.
+        return leica("Panasonic::Leica3", 0, None);
+    }
     if head.starts_with(b"Panasonic\0") {
         return l(Maker::Panasonic, 12, None, None);
     }
@@ -269,8 +385,17 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     if head.starts_with(b"SONY DSC ")
         || head.starts_with(b"SONY CAM ")
         || head.starts_with(b"SONY MOBILE")
+        || head.starts_with(b"\0\0SONY PIC\0")
+        || head.starts_with(b"VHAB     \0")
     {
         return l(Maker::Sony, 12, None, None);
+    }
+    // Sony DSC-S650/S700/S750 and "PREMI" notes are Olympus-format IFDs.
+    if head.starts_with(b"SONY PI\0") {
+        return l(Maker::Olympus, 12, None, None);
+    }
+    if head.starts_with(b"PREMI\0") {
+        return l(Maker::Olympus, 8, None, None);
     }
     if head.starts_with(b"SIGMA\0") || head.starts_with(b"FOVEON\0") {
         return l(Maker::Sigma, 10, None, None);
@@ -292,6 +417,18 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
     if mk.starts_with("NIKON") {
         return l(Maker::Nikon, 0, None, None);
     }
+    if mk.contains("KODAK") {
+        // IFD-format Kodak notes (MakerNoteKodak8a): a plausible entry count and type.
+        let b = |i: usize| head.get(i).copied().unwrap_or(0xff);
+        let be = b(0) == 0 && (2..=0x7f).contains(&b(1)) && b(4) == 0 && (1..=12).contains(&b(5));
+        let le = (2..=0x7f).contains(&b(0)) && b(1) == 0 && (1..=12).contains(&b(4)) && b(5) == 0;
+        if be || le {
+            return l(Maker::Kodak, 0, None, Some(le));
+        }
+    }
+    if mk == "NINTENDO" {
+        return l(Maker::Nintendo, 0, None, None);
+    }
     if mk.starts_with("SAMSUNG") {
         return l(Maker::Samsung, 0, None, None);
     }
@@ -310,18 +447,37 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
 /// Parse the maker note in entry `e` of the TIFF structure `t`.
 pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     let make = ctx.facts.make.clone().unwrap_or_default();
-    let Ok(head) = t.data.get(ctx, e.value_off, e.size.min(32)) else {
+    let Ok(head) = t.data.get(ctx, e.value_off, e.size.min(48)) else {
         ctx.error("MakerNote: value outside the EXIF data");
         return;
     };
     if head.starts_with(&[0x01, 0xf1])
         && (matches!(head.get(2..4), Some([2 | 3, 0])) || make == "RECONYX")
     {
-        reconyx(ctx, t, e);
+        reconyx(ctx, t, e, "Reconyx::Main", 2);
         return;
     }
-    if make.to_ascii_uppercase().starts_with("EASTMAN KODAK") {
-        kodak(ctx, t, e);
+    if head.starts_with(b"RECONYXUF\0") {
+        reconyx(ctx, t, e, "Reconyx::Type2", 1);
+        return;
+    }
+    if head.starts_with(b"RECONYXH2\0") {
+        reconyx(ctx, t, e, "Reconyx::Type3", 1);
+        return;
+    }
+    // HP PhotoSmart binary notes: "IIII" + type 4 or 6, fixed positions (HP::Type4/Type6).
+    for (sig, table) in [
+        (&b"IIII\x04\0"[..], "HP::Type4"),
+        (&b"IIII\x06\0"[..], "HP::Type6"),
+    ] {
+        if head.starts_with(sig) {
+            if let Some(v) = t.value(ctx, e) {
+                binary_table(ctx, &v, t.data.abs(e.value_off), table, 1, true, "HP");
+            }
+            return;
+        }
+    }
+    if make.to_ascii_uppercase().contains("KODAK") && kodak(ctx, t, e, &head) {
         return;
     }
     let Some(lay) = layout(&head, &make) else {
@@ -331,59 +487,103 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     run(ctx, t.data, t.shift, t.le, note, e.size, lay);
 }
 
-/// Kodak binary maker notes (DC200-series "type 4"): the original file name at byte 0x20.
-fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
-    if e.size != 72 {
-        return;
+/// Kodak's binary maker notes. Returns false when the note is not one of them (Kodak's
+/// IFD-format notes then go through the generic walker).
+fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, head: &[u8]) -> bool {
+    // Type 7 (MakerNoteKodak7): the note starts with the serial number, string[16], in the
+    // shape [CK][A-Z0-9]{3} ?[A-Z0-9]{1,2}[0-9]{2}[A-Z0-9][0-9]{4}[ \0].
+    if let Some(serial) = kodak7_serial(head) {
+        let abs = t.data.abs(e.value_off);
+        ctx.text(
+            Family::MakerNote,
+            "Kodak",
+            "0x0000",
+            "SerialNumber",
+            abs,
+            &serial,
+        );
+        return true;
     }
+    // DC200-series "type 4": the original file name at byte 0x20.
+    if e.size == 72 && head.get(41..44) == Some(b"JPG") {
+        let Some(v) = t.value(ctx, e) else {
+            return true;
+        };
+        if let Some(b) = v.get(0x20..0x2c) {
+            let s = ascii(b);
+            if s.contains('.') && s.chars().all(|c| c.is_ascii_graphic()) {
+                let abs = t.data.abs(e.value_off.saturating_add(0x20));
+                ctx.text(
+                    Family::MakerNote,
+                    "Kodak",
+                    "0x0020",
+                    "OriginalFileName",
+                    abs,
+                    &s,
+                );
+            }
+        }
+        return true;
+    }
+    false
+}
+
+fn kodak7_serial(h: &[u8]) -> Option<String> {
+    let up = |c: &u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let dig = |c: &u8| c.is_ascii_digit();
+    let (first, rest) = h.split_first()?;
+    if !matches!(first, b'C' | b'K') || !rest.get(..3)?.iter().all(up) {
+        return None;
+    }
+    let mut p = 4usize;
+    if h.get(p) == Some(&b' ') {
+        p = p.saturating_add(1);
+    }
+    // One or two [A-Z0-9], then two digits, one [A-Z0-9], four digits, then a space or NUL.
+    let tail_ok = |q: usize| {
+        h.get(q..q.saturating_add(2))
+            .is_some_and(|b| b.iter().all(dig))
+            && h.get(q.saturating_add(2)).is_some_and(up)
+            && h.get(q.saturating_add(3)..q.saturating_add(7))
+                .is_some_and(|b| b.iter().all(dig))
+            && matches!(h.get(q.saturating_add(7)), Some(b' ' | 0))
+    };
+    let ok = (h.get(p).is_some_and(up) && tail_ok(p.saturating_add(1)))
+        || (h
+            .get(p..p.saturating_add(2))
+            .is_some_and(|b| b.iter().all(up))
+            && tail_ok(p.saturating_add(2)));
+    ok.then(|| {
+        ascii(h.get(..16.min(h.len())).unwrap_or(&[]))
+            .trim()
+            .to_owned()
+    })
+}
+
+/// Reconyx trail cameras: fixed binary layouts, not IFDs. `table` is ExifTool's table, whose
+/// ids count `unit`-byte words; the serial's position, type and length come from the
+/// generated data.
+fn reconyx(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, table: &str, unit: u64) {
     let Some(v) = t.value(ctx, e) else { return };
-    if let Some(b) = v.get(0x20..0x2c) {
-        let s = ascii(b);
-        if s.contains('.') && s.chars().all(|c| c.is_ascii_graphic()) {
-            let abs = t.data.abs(e.value_off.saturating_add(0x20));
+    let abs = t.data.abs(e.value_off);
+    if table == "Reconyx::Main" {
+        // Word 0x0b: int16u[6] seconds, minutes, hours, day, month, year.
+        let w: Vec<u16> = (0..6usize)
+            .filter_map(|i| u16_at(&v, 22usize.saturating_add(i.saturating_mul(2)), true))
+            .collect();
+        if let [s, mi, h, d, mo, y] = w.as_slice() {
+            let dt = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}");
             ctx.text(
                 Family::MakerNote,
-                "Kodak",
-                "0x0020",
-                "OriginalFileName",
+                "Reconyx",
+                "0x000b",
+                "DateTimeOriginal",
                 abs,
-                &s,
+                &dt,
             );
         }
     }
-}
-
-/// Reconyx trail cameras: a fixed binary layout of 16-bit words, not an IFD.
-fn reconyx(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry) {
-    let Some(v) = t.value(ctx, e) else { return };
-    let abs = t.data.abs(e.value_off);
-    // Word 0x0b: int16u[6] seconds, minutes, hours, day, month, year.
-    let w: Vec<u16> = (0..6usize)
-        .filter_map(|i| u16_at(&v, 22usize.saturating_add(i.saturating_mul(2)), true))
-        .collect();
-    if let [s, mi, h, d, mo, y] = w.as_slice() {
-        let dt = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}");
-        ctx.text(
-            Family::MakerNote,
-            "Reconyx",
-            "0x000b",
-            "DateTimeOriginal",
-            abs,
-            &dt,
-        );
-    }
-    // Word 0x15: 30 bytes of UCS-2 (little-endian) serial number.
-    if let Some(b) = v.get(42..72) {
-        let s = crate::family::tiff::ucs2le(b);
-        ctx.text(
-            Family::MakerNote,
-            "Reconyx",
-            "0x0015",
-            "SerialNumber",
-            abs,
-            &s,
-        );
-    }
+    binary_table(ctx, &v, abs, table, unit, true, "Reconyx");
 }
 
 /// A maker note copied out of its file (DNG `MakN`): `orig` is where it used to start.
@@ -431,10 +631,9 @@ fn run(
             return;
         };
         let le = lay.le.unwrap_or(parent_le);
-        (
-            Tiff::with_order(view, le, Host::Embedded),
-            lay.ifd.saturating_sub(k),
-        )
+        let mut t = Tiff::with_order(view, le, Host::Embedded);
+        t.ifd_at_zero = lay.ifd == k;
+        (t, lay.ifd.saturating_sub(k))
     } else {
         let mut t = Tiff::with_order(data, lay.le.unwrap_or(parent_le), Host::Embedded);
         t.shift = shift;
@@ -443,13 +642,31 @@ fn run(
     if lay.le.is_none() && lay.own_tiff.is_none() {
         sub.le = detect_order(ctx, &sub, ifd_off, parent_le);
     }
-    walk_note(ctx, &mut sub, ifd_off, lay.maker, table(lay.maker), group);
+    let tables = lay
+        .table
+        .unwrap_or((lay.maker.exiftool_table(), table(lay.maker)));
+    walk_note(ctx, &mut sub, ifd_off, lay.maker, tables, group);
     ctx.leave();
 }
 
 /// Walk a Canon maker-note IFD held in its own TIFF structure (CR3 `CMT3`).
 pub(crate) fn walk_canon(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64) {
-    walk_note(ctx, t, off, Maker::Canon, CANON, "Canon");
+    walk_note(ctx, t, off, Maker::Canon, ("Canon::Main", CANON), "Canon");
+}
+
+/// Walk an IFD that ExifTool reads with table `et` (Kodak's DCR/KDC IFDs in IFD0) using only the
+/// generated data: its serials, owners and places.
+pub(crate) fn walk_table(
+    ctx: &mut Ctx<'_>,
+    t: &mut Tiff<'_>,
+    off: u64,
+    et: &'static str,
+    group: &str,
+) {
+    if ctx.enter() {
+        walk_note(ctx, t, off, Maker::Kodak, (et, &[]), group);
+        ctx.leave();
+    }
 }
 
 /// Pick the byte order under which the IFD's entry count is plausible.
@@ -471,7 +688,17 @@ fn detect_order(ctx: &Ctx<'_>, t: &Tiff<'_>, off: u64, prefer_le: bool) -> bool 
     }
 }
 
-fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: Table, group: &str) {
+/// Walk one maker-note IFD: tags in the hand table `tab` get their decoder; any other tag that
+/// the generated data lists for ExifTool table `et` as a serial, owner, person, author, contact
+/// or place is read as text (or a number), and a listed image tag as an inline image.
+fn walk_note(
+    ctx: &mut Ctx<'_>,
+    t: &mut Tiff<'_>,
+    off: u64,
+    maker: Maker,
+    (et, tab): (&str, Table),
+    group: &str,
+) {
     let Some((mut entries, _)) = t.entries(ctx, off, group) else {
         return;
     };
@@ -482,11 +709,12 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
         if !ctx.alive() {
             break;
         }
-        let Some((_, name, kind)) = tab.iter().find(|(id, _, _)| *id == e.tag) else {
-            continue;
-        };
         let tag_s = format!("0x{:04x}", e.tag);
         let abs = t.data.abs(e.value_off);
+        let Some((_, name, kind)) = tab.iter().find(|(id, _, _)| *id == e.tag) else {
+            generic_tag(ctx, t, e, et, group, &tag_s);
+            continue;
+        };
         match *kind {
             Kind::Text => {
                 if let Some(v) = t.text(ctx, e) {
@@ -532,7 +760,7 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     );
                 }
             }
-            Kind::SubIfd(sub_tab) => {
+            Kind::SubIfd(sub_et, sub_tab) => {
                 // An IFD-typed tag points at the IFD; an UNDEFINED one holds it in place.
                 let sub_off = if matches!(e.typ, 4 | 13) {
                     t.ptr(u64::from(e.raw))
@@ -540,8 +768,31 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
                     e.value_off
                 };
                 if ctx.enter() {
-                    walk_note(ctx, t, sub_off, maker, sub_tab, group);
+                    walk_note(ctx, t, sub_off, maker, (sub_et, sub_tab), group);
                     ctx.leave();
+                }
+            }
+            Kind::Binary(sub_et, unit) => {
+                if let Some(v) = t.value(ctx, e) {
+                    binary_table(ctx, &v, abs, sub_et, unit, t.le, group);
+                }
+            }
+            Kind::CanonCameraInfo => {
+                // ExifTool picks the CameraInfo table by model; only the models whose table
+                // holds an owner or serial are decoded.
+                let model = ctx.facts.model.clone().unwrap_or_default();
+                let sub = if model.ends_with("EOS 5D Mark III") {
+                    Some("Canon::CameraInfo5DmkIII")
+                } else if ["450D", "REBEL XSi", "Kiss X2"]
+                    .iter()
+                    .any(|w| has_word(&model, w))
+                {
+                    Some("Canon::CameraInfo450D")
+                } else {
+                    None
+                };
+                if let (Some(sub), Some(v)) = (sub, t.value(ctx, e)) {
+                    binary_table(ctx, &v, abs, sub, 1, t.le, group);
                 }
             }
             Kind::CanonPreviewInfo => canon_preview(ctx, t, e, group),
@@ -648,6 +899,128 @@ fn walk_note(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, maker: Maker, tab: T
             len,
         );
     }
+}
+
+/// A maker-note tag outside the hand table: decode it if the generated data says ExifTool's
+/// table `et` names it as privacy-relevant.
+fn generic_tag(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry, et: &str, group: &str, tag_s: &str) {
+    let Some(info) = tagdata::lookup(et, u32::from(e.tag)) else {
+        return;
+    };
+    let abs = t.data.abs(e.value_off);
+    if tagdata::is_plain(info.category) {
+        let v = if info.typ.starts_with("int") && e.typ != 2 {
+            t.uint(ctx, e).map(|n| n.to_string())
+        } else if info.typ == "undef"
+            && e.typ == 7
+            && !t.value(ctx, e).is_some_and(|v| looks_text(&v))
+        {
+            // Binary ids (Leica's InternalSerialNumber) are shown as hex, as ExifTool does.
+            t.value(ctx, e)
+                .map(|v| hex(v.get(..v.len().min(32)).unwrap_or(&[])))
+        } else {
+            t.text(ctx, e)
+        };
+        if let Some(v) = v {
+            ctx.text(Family::MakerNote, group, tag_s, info.name, abs, &v);
+        }
+    } else if info.category == "thumbnail" && e.size > 16 {
+        t.embedded_image(
+            ctx,
+            Family::MakerNote,
+            group,
+            tag_s,
+            info.name,
+            e.value_off,
+            e.size,
+        );
+    }
+}
+
+/// The privacy-relevant fields of a binary maker-note block `v`, at the positions the generated
+/// data lists for ExifTool table `et` (ids count `unit`-byte words). A field past the end of the
+/// block is an error; the others are still read.
+fn binary_table(
+    ctx: &mut Ctx<'_>,
+    v: &[u8],
+    abs: Option<u64>,
+    et: &str,
+    unit: u64,
+    le: bool,
+    group: &str,
+) {
+    for (id, info) in tagdata::rows(et) {
+        if !tagdata::is_plain(info.category) {
+            continue;
+        }
+        let start = u64::from(id).saturating_mul(unit);
+        let len = match info.typ {
+            "int32u" | "int32s" => 4,
+            "int16u" | "int16s" => 2,
+            "unicode" => info.count.saturating_mul(2),
+            _ => info.count,
+        };
+        let (Ok(s), Ok(n)) = (usize::try_from(start), usize::try_from(len)) else {
+            continue;
+        };
+        let Some(b) = v.get(s..s.saturating_add(n)).filter(|_| n > 0) else {
+            ctx.error(format!(
+                "{group} maker note: {} outside its block",
+                info.name
+            ));
+            continue;
+        };
+        let text = match info.typ {
+            "int32u" | "int32s" => u32_at(b, 0, le).map(|x| x.to_string()).unwrap_or_default(),
+            "int16u" | "int16s" => u16_at(b, 0, le).map(|x| x.to_string()).unwrap_or_default(),
+            "unicode" => crate::family::tiff::ucs2le(b),
+            "undef" if looks_ucs2(b) => crate::family::tiff::ucs2le(b),
+            "undef" if !printable(b) => format!("0x{}", hex(b)),
+            _ => ascii(b),
+        };
+        if b.iter().all(|x| *x == 0) {
+            continue;
+        }
+        let tag_s = format!("0x{id:04x}");
+        let at = abs.and_then(|a| a.checked_add(start));
+        ctx.text(Family::MakerNote, group, &tag_s, info.name, at, &text);
+    }
+}
+
+/// Printable ASCII up to trailing NULs.
+fn printable(b: &[u8]) -> bool {
+    let end = b
+        .iter()
+        .rposition(|c| *c != 0)
+        .map_or(0, |p| p.saturating_add(1));
+    b.get(..end)
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|c| c.is_ascii_graphic() || *c == b' '))
+}
+
+/// Whether `phrase` occurs in `s` between word boundaries (a regex `\bphrase\b`).
+fn has_word(s: &str, phrase: &str) -> bool {
+    s.match_indices(phrase).any(|(i, _)| {
+        let before = s.get(..i).and_then(|h| h.chars().last());
+        let after = s
+            .get(i.saturating_add(phrase.len())..)
+            .and_then(|t| t.chars().next());
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// UCS-2 little-endian text: printable ASCII characters, each followed by a zero byte, up to a
+/// zero character or the end (Reconyx's serial number).
+fn looks_ucs2(b: &[u8]) -> bool {
+    let mut n = 0usize;
+    for c in b.chunks(2) {
+        match c {
+            [0, 0] => break,
+            [x, 0] if x.is_ascii_graphic() || *x == b' ' => n = n.saturating_add(1),
+            _ => return false,
+        }
+    }
+    n > 0
 }
 
 /// Some cameras write maker-note value offsets a few bytes short (ExifTool's "fix by N"

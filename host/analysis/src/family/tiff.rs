@@ -169,6 +169,9 @@ pub(crate) struct Tiff<'b> {
     /// Subtracted from out-of-line value offsets and pointers (maker notes copied out of their
     /// original file, as in DNG private data).
     pub shift: u64,
+    /// An IFD may start at offset 0 of this view (a maker note whose offsets are relative to
+    /// its own IFD, as Leica's M8 writes them); otherwise offset 0 is a null pointer.
+    pub ifd_at_zero: bool,
     visited: HashSet<u64>,
     /// Absolute file offsets of IFDs' image data handed out as embedded images (deduplication).
     seen_images: HashSet<(u64, u64)>,
@@ -182,6 +185,7 @@ impl<'b> Tiff<'b> {
             le,
             host,
             shift: 0,
+            ifd_at_zero: false,
             visited: HashSet::new(),
             seen_images: HashSet::new(),
         }
@@ -223,7 +227,7 @@ impl<'b> Tiff<'b> {
         off: u64,
         what: &str,
     ) -> Option<(Vec<Entry>, u64)> {
-        if off == 0 {
+        if off == 0 && !self.ifd_at_zero {
             return None;
         }
         let key = self.data.abs(off).unwrap_or(off);
@@ -580,6 +584,8 @@ struct ImageTags {
     jpeg_len: Option<u64>,
     strip_off: Option<u64>,
     strip_len: Option<u64>,
+    /// Byte count of the first strip alone.
+    strip_len_first: Option<u64>,
     strips: u32,
     subfile: Option<u64>,
     compression: Option<u64>,
@@ -616,6 +622,7 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
     let mut maker: Option<Entry> = None;
     let mut sub_ifds: Vec<u64> = Vec::new();
     let mut pointers: Vec<(u64, Ifd)> = Vec::new();
+    let mut vendor_ifds: Vec<(u64, (&'static str, &'static str))> = Vec::new();
     for e in &entries {
         if !ctx.alive() {
             break;
@@ -635,6 +642,15 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
                 sub_ifds.extend(n.iter().take(16).map(|x| t.ptr(*x as u64)));
             }
             0x927c => maker = Some(*e),
+            // Kodak DCR/KDC private IFDs (ExifTool's Kodak::IFD and Kodak::KDC_IFD tables).
+            0x8290 | 0xfe00 => {
+                let table = if e.tag == 0x8290 {
+                    ("Kodak::IFD", "KodakIFD")
+                } else {
+                    ("Kodak::KDC_IFD", "KDC_IFD")
+                };
+                vendor_ifds.push((t.ptr(u64::from(e.raw)), table));
+            }
             0x02bc => {
                 if let Some(v) = t.value(ctx, e) {
                     xmp::parse(ctx, &v, abs);
@@ -665,6 +681,7 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
             0x0117 => {
                 let n = t.numbers(ctx, e);
                 img.strip_len = Some(n.iter().map(|x| *x as u64).fold(0u64, u64::saturating_add));
+                img.strip_len_first = n.first().map(|x| *x as u64);
             }
             0x00fe => img.subfile = t.uint(ctx, e),
             0x0103 => img.compression = t.uint(ctx, e),
@@ -725,6 +742,9 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
         // A SubIFD may itself chain (rare); walk only the first.
         walk_ifd(ctx, t, p, kind);
     }
+    for (p, (table, g)) in vendor_ifds {
+        makernote::walk_table(ctx, t, p, table, g);
+    }
     if let Some(e) = maker {
         makernote::parse(ctx, t, &e);
     }
@@ -776,6 +796,24 @@ fn image_tags(
     if img.strips == 0 {
         return;
     }
+    // JPEG (compression 7) strips in a TIFF file that are not marked as the
+    // full-resolution image (SubfileType absent or non-zero): ExifTool reads them as a preview
+    // (as JpgFromRaw in SubIFD2), in IFD0, any later IFD and every SubIFD. Only the first
+    // strip is the image ExifTool extracts.
+    if t.host == Host::File
+        && img.compression == Some(7)
+        && img.subfile != Some(0)
+        && matches!(ifd, Ifd::Main(_) | Ifd::Sub(_))
+    {
+        let name = if ifd == Ifd::Sub(2) {
+            "JpgFromRaw"
+        } else {
+            "PreviewImage"
+        };
+        let first = img.strip_len_first.unwrap_or(l);
+        t.embedded_image(ctx, Family::Exif, group, "0x0111", name, o, first);
+        return;
+    }
     let name = match (ifd, t.host) {
         (Ifd::Main(0), Host::File) => {
             if reduced {
@@ -784,7 +822,11 @@ fn image_tags(
                 } else {
                     "ThumbnailTIFF"
                 }
-            } else if jpeg_comp && img.compression == Some(6) && has_subs_or_raw(img, has_subs) {
+            } else if jpeg_comp
+                && img.compression == Some(6)
+                && img.subfile != Some(0)
+                && has_subs_or_raw(img, has_subs)
+            {
                 "PreviewImage"
             } else {
                 return;
@@ -792,6 +834,21 @@ fn image_tags(
         }
         (Ifd::Main(_), Host::File) | (Ifd::Main(_), Host::Embedded) => {
             if ifd == Ifd::Main(0) {
+                return;
+            }
+            // A later page of a multi-page TIFF (SubfileType 2) or another full-resolution
+            // image (0) is a page, not a thumbnail; only unmarked or reduced images are.
+            if t.host == Host::File && img.subfile.is_some_and(|s| s & 1 == 0) {
+                return;
+            }
+            // Unmarked, and at least as large as the main image: a page too.
+            if t.host == Host::File
+                && img.subfile.is_none()
+                && let (Some(w), Some(h), Some((mw, mh))) =
+                    (img.width, img.height, ctx.facts.main_dims)
+                && w >= u64::from(mw)
+                && h >= u64::from(mh)
+            {
                 return;
             }
             if jpeg_comp {

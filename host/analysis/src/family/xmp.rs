@@ -112,6 +112,8 @@ pub(crate) fn flatten(path: &[(String, String)]) -> String {
                 out.push_str("ContactInfo");
             }
         }
+        // xmp:Thumbnails/rdf:Alt/rdf:li/xmpGImg:image is ExifTool's ThumbnailImage.
+        ("xmp", "Thumbnails") => out.push_str("Thumbnail"),
         ("iptcExt", "PersonInImageWDetails") => {
             out.push_str("PersonInImage");
             if it.peek().is_some_and(|(_, l)| l == "PersonName") {
@@ -438,6 +440,20 @@ fn emit(ctx: &mut Ctx<'_>, w: &mut Walk, value: &str, abs: Option<u64>) {
             {
                 ctx.facts.motion_photo_len = Some(n);
             }
+        }
+        "ThumbnailImage" => {
+            // A base64 JPEG: report the image (its decoded size), never the text.
+            let b64 = v.bytes().filter(|c| !c.is_ascii_whitespace()).count() as u64;
+            let len = b64.saturating_mul(3) / 4;
+            let group = w.group.clone();
+            let img = crate::ctx::EmbeddedImage {
+                offset: None,
+                len,
+                data: None,
+                ..Default::default()
+            };
+            ctx.image(Family::Xmp, &group, &tag, &name, img);
+            return;
         }
         "DirectoryItemSemantic" => w.last_semantic = Some(v.to_owned()),
         "DirectoryItemLength" => {
