@@ -87,6 +87,7 @@ fn grant_all(allow_unsigned: bool) -> InstallOptions {
     InstallOptions {
         allow_unsigned,
         grants: vec!["all".into()],
+        repin: false,
     }
 }
 

@@ -90,7 +90,11 @@ async fn host_trusting_development(trust_development_build: bool) -> (tempfile::
 async fn a_development_build_s_plugins_are_trusted_only_by_explicit_choice() {
     // Built without PROOFPIX_FIRST_PARTY_KEY (as tests are), the first-party plugins
     // are signed with a key this build made; the committed key is gone.
-    assert!(proofpix_plugin_artifacts::FIRST_PARTY_DEVELOPMENT);
+    let development = std::hint::black_box(proofpix_plugin_artifacts::FIRST_PARTY_DEVELOPMENT);
+    assert!(
+        development,
+        "this test needs a development build (PROOFPIX_FIRST_PARTY_KEY unset)"
+    );
     let (_tmp, host) = host_trusting_development(false).await;
     assert!(
         host.plugin("slack").is_none() && host.store().plugins().unwrap().is_empty(),
