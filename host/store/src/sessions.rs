@@ -85,7 +85,7 @@ impl Store {
             self.audit_in(
                 txn,
                 &AuditEvent::new(
-                    &format!("token:{}", record.token_name),
+                    format!("token:{}", record.token_name),
                     "session.create",
                     &record.token_name,
                 )
@@ -141,7 +141,7 @@ impl Store {
             if let Some(name) = &removed {
                 self.audit_in(
                     txn,
-                    &AuditEvent::new(&format!("token:{name}"), "session.delete", name),
+                    &AuditEvent::new(format!("token:{name}"), "session.delete", name),
                 )?;
             }
             Ok(removed.is_some())
