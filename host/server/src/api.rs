@@ -23,14 +23,19 @@ use proofpix_pipeline::SyncMode;
 use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_service::{IntegrationSpec, RESERVED_KEYS, Subscriptions};
-use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, WorkQueue};
+use proofpix_store::{
+    ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord, WorkQueue,
+};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Caller, Role, SESSION_COOKIE, new_token, token_hash};
+use crate::auth::{
+    CSRF_HEADER, Caller, Role, SESSION_COOKIE, new_session_id, new_token, session_cookie,
+    session_hash, token_hash,
+};
 use crate::error::{ApiError, ApiJson};
 use crate::state::{AppState, TriggerOutcome};
 
@@ -1268,7 +1273,7 @@ pub async fn create_token(
     ))
 }
 
-/// Revokes an API token (admin).
+/// Revokes an API token (admin), and every dashboard session opened with it.
 #[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens", params(("name" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn delete_token(
     State(state): State<AppState>,
@@ -1301,27 +1306,47 @@ pub struct SessionView {
     role: Role,
 }
 
-/// Signs in: checks the token and sets the HttpOnly session cookie.
+/// Signs in: checks the token, opens a server-side session and sets its id
+/// as the HttpOnly session cookie (never the token itself).
 #[utoipa::path(post, path = "/api/session", tag = "session", request_body = SessionRequest, responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem)))]
 pub async fn create_session(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SessionRequest>,
 ) -> ApiResult<Response> {
-    let hash = token_hash(body.token.trim());
+    let token_sha256 = token_hash(body.token.trim());
+    let hash = token_sha256.clone();
     let record = blocking(&state, move |s| s.api_token(&hash))
         .await?
         .ok_or_else(|| ApiError::unauthorized("this token is not valid"))?;
     let role = Role::parse(&record.role).ok_or_else(|| ApiError::internal("unknown role"))?;
-    let secure = state
-        .config()
-        .server
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    let id =
+        new_session_id().ok_or_else(|| ApiError::internal("the system's random source failed"))?;
+    let lifetime = state.config().session_lifetime();
+    let now = state.host().store().now();
+    let session = SessionRecord {
+        token_sha256,
+        token_name: record.name.clone(),
+        created_at: now,
+        expires_at: now + lifetime,
+    };
+    let hash = session_hash(&id);
+    if !blocking(&state, move |s| {
+        // Sign-in is a good moment to drop sessions that expired.
+        s.expire_sessions()?;
+        s.put_session(&hash, &session)
+    })
+    .await?
+    {
+        return Err(ApiError::unauthorized("this token is not valid"));
+    }
     let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{}",
-        body.token.trim(),
-        if secure { "; Secure" } else { "" }
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        lifetime.as_secs(),
+        if secure_cookies(&state) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut resp = Json(SessionView {
         name: record.name,
@@ -1335,6 +1360,17 @@ pub async fn create_session(
     Ok(resp)
 }
 
+/// Whether the dashboard is reached over HTTPS (its public URL says so), so
+/// the session cookie is marked `Secure`.
+fn secure_cookies(state: &AppState) -> bool {
+    state
+        .config()
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
+}
+
 /// The signed-in caller.
 #[utoipa::path(get, path = "/api/session", tag = "session", responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem)))]
 pub async fn get_session(caller: Caller) -> Json<SessionView> {
@@ -1344,15 +1380,36 @@ pub async fn get_session(caller: Caller) -> Json<SessionView> {
     })
 }
 
-/// Signs out.
-#[utoipa::path(delete, path = "/api/session", tag = "session", responses((status = 204)))]
-pub async fn delete_session() -> impl IntoResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(
+/// Signs out: ends the session server-side (the id is useless from then on,
+/// wherever a copy of the cookie went) and clears the cookie.
+#[utoipa::path(delete, path = "/api/session", tag = "session", responses((status = 204), (status = 403, body = crate::error::Problem)))]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(id) = session_cookie(&headers) {
+        if !headers.contains_key(CSRF_HEADER) {
+            return Err(ApiError::forbidden(format!(
+                "changes made with the session cookie must carry the {CSRF_HEADER} header"
+            )));
+        }
+        let hash = session_hash(&id);
+        blocking(&state, move |s| s.delete_session(&hash)).await?;
+    }
+    let mut out = HeaderMap::new();
+    out.insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("proofpix_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+            if secure_cookies(&state) {
+                "; Secure"
+            } else {
+                ""
+            }
+        ))
+        .map_err(ApiError::internal)?,
     );
-    (StatusCode::NO_CONTENT, headers)
+    Ok((StatusCode::NO_CONTENT, out).into_response())
 }
 
 /// Live updates as server-sent events (`LiveEvent` JSON in each `data:`).
@@ -1414,8 +1471,11 @@ pub async fn retry_parked(
 ) -> ApiResult<(StatusCode, Json<SyncAccepted>)> {
     caller.require(Role::Operator)?;
     state.host().integration(&id)?;
-    if !blocking(&state, move |s| s.requeue(item)).await? {
-        return Err(ApiError::not_found(format!("item {item} is not parked")));
+    let integration = id.clone();
+    if !blocking(&state, move |s| s.requeue(&integration, item)).await? {
+        return Err(ApiError::not_found(format!(
+            "item {item} is not a parked file of integration {id:?}"
+        )));
     }
     let outcome = match state.trigger(&id, SyncMode::QueueOnly, "retry") {
         TriggerOutcome::Started => "started",

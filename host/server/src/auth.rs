@@ -7,6 +7,14 @@
 //! must also carry `X-ProofPix-Request: 1`, which a cross-site form cannot
 //! send (with `SameSite=Strict` this is belt and braces against CSRF).
 //!
+//! The cookie is a server-side session id, never the API token: a random
+//! 256-bit value (`pps_...`) whose SHA-256 the store keeps with the token it
+//! was opened with. It expires after `server.session_hours` (12 by default),
+//! ends on sign-out, and ends when its token is revoked or replaced; the
+//! role is the token's at each request. An API token sent as the cookie is
+//! refused, so a token that leaked through a cookie jar is no use there, and
+//! a cookie that leaked is not an API token.
+//!
 //! | role | may |
 //! |---|---|
 //! | viewer | read everything but secrets (which no role can read) |
@@ -26,6 +34,8 @@ use crate::state::AppState;
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "proofpix_session";
+/// Prefix of a session id (API tokens start with `ppx_`).
+pub const SESSION_PREFIX: &str = "pps_";
 /// Header a cookie-authenticated change must carry.
 pub const CSRF_HEADER: &str = "x-proofpix-request";
 
@@ -110,9 +120,26 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn cookie_token(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// A new random session id (256 bits), or `None` when the system's random
+/// source fails (a session id must never be guessable, so there is no
+/// fallback).
+pub fn new_session_id() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).ok()?;
+    Some(format!(
+        "{SESSION_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
+
+/// The stored form of a session id.
+pub fn session_hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -121,6 +148,22 @@ fn cookie_token(parts: &Parts) -> Option<String> {
             let (k, v) = c.trim().split_once('=')?;
             (k == SESSION_COOKIE).then(|| v.to_string())
         })
+}
+
+/// Refuses a cookie-authenticated change without the CSRF header.
+///
+/// # Errors
+/// 403 naming the header.
+pub fn require_csrf_header(parts: &Parts) -> Result<(), ApiError> {
+    if parts.method != Method::GET
+        && parts.method != Method::HEAD
+        && !parts.headers.contains_key(CSRF_HEADER)
+    {
+        return Err(ApiError::forbidden(format!(
+            "changes made with the session cookie must carry the {CSRF_HEADER} header"
+        )));
+    }
+    Ok(())
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -135,34 +178,42 @@ impl FromRequestParts<AppState> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").map(str::trim).map(String::from));
-        let (token, via_cookie) = match bearer {
-            Some(t) => (t, false),
-            None => match cookie_token(parts) {
-                Some(t) => (t, true),
-                None => {
+        let store = state.host().store().clone();
+        let record = match bearer {
+            Some(token) => {
+                let hash = token_hash(&token);
+                tokio::task::spawn_blocking(move || store.api_token(&hash))
+                    .await
+                    .map_err(ApiError::internal)??
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("this API token is not valid (revoked or mistyped)")
+                    })?
+            }
+            None => {
+                let Some(id) = session_cookie(&parts.headers) else {
                     return Err(ApiError::unauthorized(
                         "send an API token as `Authorization: Bearer <token>` (or sign in to the dashboard)",
                     ));
+                };
+                require_csrf_header(parts)?;
+                if !id.starts_with(SESSION_PREFIX) {
+                    return Err(ApiError::unauthorized(format!(
+                        "the {SESSION_COOKIE} cookie holds a session id from POST /api/session, \
+                         never an API token; sign in again"
+                    )));
                 }
-            },
+                let hash = session_hash(&id);
+                tokio::task::spawn_blocking(move || store.session(&hash))
+                    .await
+                    .map_err(ApiError::internal)??
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "this dashboard session ended (signed out, expired, or its token was revoked); sign in again",
+                        )
+                    })?
+                    .1
+            }
         };
-        if via_cookie
-            && parts.method != Method::GET
-            && parts.method != Method::HEAD
-            && !parts.headers.contains_key(CSRF_HEADER)
-        {
-            return Err(ApiError::forbidden(format!(
-                "changes made with the session cookie must carry the {CSRF_HEADER} header"
-            )));
-        }
-        let store = state.host().store().clone();
-        let hash = token_hash(&token);
-        let record = tokio::task::spawn_blocking(move || store.api_token(&hash))
-            .await
-            .map_err(ApiError::internal)??
-            .ok_or_else(|| {
-                ApiError::unauthorized("this API token is not valid (revoked or mistyped)")
-            })?;
         let role = Role::parse(&record.role).ok_or_else(|| {
             ApiError::internal(format!("token {} has an unknown role", record.name))
         })?;

@@ -10,6 +10,8 @@
 //! listen = "127.0.0.1:8737"        # loopback by default
 //! public_url = "http://127.0.0.1:8737"
 //! drain_timeout_secs = 30
+//! session_hours = 12               # a dashboard sign-in lasts this long
+//! public_metrics = false           # true serves /metrics without a token
 //!
 //! [pipeline]
 //! concurrency = 4
@@ -82,6 +84,13 @@ pub struct ServerConfig {
     /// Largest request body, in KiB. Default 1024.
     #[serde(default = "default_body_kib")]
     pub max_body_kib: usize,
+    /// Hours a dashboard sign-in lasts, whatever the activity. Default 12.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
+    /// Serve `/metrics` without a token. Default false: a scraper sends a
+    /// viewer token as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub public_metrics: bool,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +100,8 @@ impl Default for ServerConfig {
             public_url: None,
             drain_timeout_secs: default_drain(),
             max_body_kib: default_body_kib(),
+            session_hours: default_session_hours(),
+            public_metrics: false,
         }
     }
 }
@@ -103,6 +114,9 @@ fn default_drain() -> u64 {
 }
 fn default_body_kib() -> usize {
     1024
+}
+fn default_session_hours() -> u32 {
+    12
 }
 
 /// `[pipeline]`.
@@ -258,6 +272,12 @@ impl DaemonConfig {
                 message: "server.max_body_kib must be between 1 and 65536".into(),
             });
         }
+        if !(1..=720).contains(&config.server.session_hours) {
+            problems.push(ConfigProblem {
+                line: at("session_hours"),
+                message: "server.session_hours must be between 1 and 720 (30 days)".into(),
+            });
+        }
         if config
             .pipeline
             .concurrency
@@ -307,6 +327,11 @@ impl DaemonConfig {
             .listen
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8737)))
+    }
+
+    /// How long a dashboard sign-in lasts.
+    pub fn session_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.server.session_hours) * 3600)
     }
 
     /// The drain deadline.

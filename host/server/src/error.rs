@@ -63,6 +63,10 @@ impl ApiError {
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, detail)
     }
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
     /// 500 with a generic message; `cause` is logged with an id.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         let mut id = [0u8; 6];

@@ -7,6 +7,12 @@
 //! OpenAPI document generated from the code, Prometheus metrics, health
 //! probes, server-sent events and the dashboard.
 //!
+//! Every response carries security headers (`nosniff`, a CSP, no framing;
+//! see `security_headers`). `/metrics` needs a viewer token unless
+//! `server.public_metrics` is set; `/hooks/*` is the only anonymous route
+//! that runs plugin code, and serves the plugin's answer only as inert text
+//! (see `hooks`).
+//!
 //! Layout: `api` (one function per route), `auth` (tokens, roles, session
 //! cookie), `error` (problem documents), `hooks` (platform webhooks),
 //! `metrics`, `schedule`, `state` (shared state and the run manager),
@@ -166,7 +172,35 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// The policy for responses that set none (API JSON, problem documents,
+/// metrics, the OAuth callback page): load nothing, run nothing, never in a
+/// frame.
+const DEFAULT_CSP: &str =
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Security headers on every response that does not set its own: the
+/// dashboard's assets carry their CSP, hook answers their sandbox, and
+/// everything else gets [`DEFAULT_CSP`], `nosniff`, no framing, no referrer
+/// and no caching (API answers hold tokens and findings).
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CONTENT_SECURITY_POLICY, DEFAULT_CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    resp
 }
 
 async fn not_found() -> ApiError {

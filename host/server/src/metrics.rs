@@ -1,4 +1,8 @@
 //! `/metrics` in the Prometheus text format.
+//!
+//! The metrics name every integration, so they need a token (viewer or
+//! above, as `Authorization: Bearer <token>` in the scraper's config) unless
+//! the operator set `server.public_metrics = true`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -8,10 +12,29 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use proofpix_store::WorkQueue;
 
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Renders the metrics.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.config().server.public_metrics {
+        caller
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::UNAUTHORIZED {
+                    ApiError::unauthorized(
+                        "/metrics needs a token (viewer or above) as `Authorization: Bearer <token>`, \
+                         or `public_metrics = true` under [server] in the config",
+                    )
+                } else {
+                    e
+                }
+            })?
+            .require(Role::Viewer)?;
+    }
     let store = state.host().store().clone();
     let depths = tokio::task::spawn_blocking(move || {
         let ids: Vec<String> = store
@@ -162,7 +185,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Seconds since the daemon started.",
         vec![(String::new(), state.uptime().as_secs().to_string())],
     );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
 fn escape(s: &str) -> String {

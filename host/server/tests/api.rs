@@ -33,6 +33,10 @@ fn cache_dir() -> std::path::PathBuf {
 }
 
 async fn daemon() -> Daemon {
+    daemon_with(DaemonConfig::default()).await
+}
+
+async fn daemon_with(config: DaemonConfig) -> Daemon {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&tmp.path().join("home"), &MasterKey::generate()).unwrap());
     let options = HostOptions {
@@ -62,7 +66,7 @@ async fn daemon() -> Daemon {
     }
     let samples = tmp.path().join("samples");
     proofpix_fixtures::write_samples(&samples).unwrap();
-    let state = proofpix_server::state(host, DaemonConfig::default());
+    let state = proofpix_server::state(host, config);
     let router = proofpix_server::router(state.clone());
     Daemon {
         _tmp: tmp,
@@ -746,4 +750,342 @@ async fn a_verified_webhook_queues_just_the_changed_file_and_a_forged_one_is_ref
         .unwrap();
     assert_eq!(result.remote_id, "photo-1");
     assert_eq!(result.risk, "critical", "GPS with the owner's name");
+}
+
+// ----- the plugin trust boundary on the server (issue 11) -------------------
+
+/// Loads the hostile test plugin and adds an integration running `mode`.
+async fn hostile_integration(d: &Daemon, id: &str, mode: &str) {
+    d.state
+        .host()
+        .add_plugin(&std::fs::read(proofpix_plugin_artifacts::TEST_HOSTILE).unwrap())
+        .await
+        .unwrap();
+    let body = json!({"id": id, "plugin": "hostile", "config": {"mode": mode}});
+    let (status, v) = call(d, "POST", "/api/integrations", Some(ADMIN), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+}
+
+/// Sends `req` and returns the whole response: status, headers, body text.
+async fn full(d: &Daemon, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = d.router.clone().oneshot(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::builder().uri(path).body(Body::empty()).unwrap()
+}
+
+fn header_str<'a>(h: &'a axum::http::HeaderMap, name: &str) -> &'a str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_hook_answer_shaped_like_a_web_page_is_served_as_inert_text() {
+    let d = daemon().await;
+    hostile_integration(&d, "evil", "hook-html").await;
+    let (status, h, body) = full(&d, get("/hooks/evil")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        header_str(&h, "content-type"),
+        "text/plain; charset=utf-8",
+        "text/html from a plugin is not HTML on the dashboard's origin"
+    );
+    assert_eq!(header_str(&h, "x-content-type-options"), "nosniff");
+    assert_eq!(
+        h.get_all("content-security-policy").iter().count(),
+        1,
+        "the plugin's own CSP is dropped"
+    );
+    assert_eq!(
+        header_str(&h, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
+    assert_eq!(header_str(&h, "cache-control"), "no-store");
+    assert_eq!(header_str(&h, "referrer-policy"), "no-referrer");
+    assert!(
+        body.starts_with("<!doctype html>"),
+        "the body is kept as sent: {body}"
+    );
+
+    // A status outside 200-599 becomes a 502, and no other plugin header passes
+    // (here a Set-Cookie that would plant a session).
+    hostile_integration(&d, "odd", "hook-bad-status").await;
+    let (status, h, _) = full(&d, get("/hooks/odd/x")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(h.get("set-cookie").is_none(), "{h:?}");
+    assert_eq!(header_str(&h, "content-type"), "text/plain; charset=utf-8");
+    assert_eq!(
+        header_str(&h, "content-security-policy"),
+        "sandbox; default-src 'none'"
+    );
+}
+
+#[tokio::test]
+async fn cookies_credentials_and_proxy_headers_never_reach_a_plugin() {
+    let d = daemon().await;
+    hostile_integration(&d, "echo", "hook-echo-headers").await;
+    let (status, _, cookie) = session_cookie_for(&d, ADMIN).await;
+    assert_eq!(status, StatusCode::OK);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/hooks/echo/events?x=1")
+        .header(header::COOKIE, format!("theme=dark; {cookie}"))
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+        .header("proxy-authorization", "Basic cHJveHk6cHc=")
+        .header("forwarded", "for=10.1.2.3;proto=https")
+        .header("x-forwarded-for", "10.1.2.3")
+        .header("x-forwarded-proto", "https")
+        .header("x-real-ip", "10.1.2.3")
+        .header("x-proofpix-request", "1")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "hop-value")
+        .header("x-platform-signature", "v0=abc")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, h, body) = full(&d, req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(header_str(&h, "content-type"), "application/json");
+    let seen: Vec<(String, String)> = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["x-platform-signature", "content-type"],
+        "the plugin sees the platform's headers only"
+    );
+    let session_id = cookie.split_once('=').unwrap().1;
+    for secret in [ADMIN, session_id, "10.1.2.3", "cHJveHk6cHc="] {
+        assert!(
+            !body.contains(secret),
+            "{secret} reached the plugin: {body}"
+        );
+    }
+}
+
+/// Signs in with `token`: (status, Set-Cookie attributes, `name=value`).
+async fn session_cookie_for(d: &Daemon, token: &str) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"token": token}).to_string()))
+        .unwrap();
+    let (status, h, _) = full(d, req).await;
+    let set = header_str(&h, "set-cookie").to_string();
+    let pair = set.split(';').next().unwrap_or_default().trim().to_string();
+    (status, set, pair)
+}
+
+/// A request authenticated by the session cookie `pair` only.
+fn with_cookie(method: &str, path: &str, pair: &str, csrf: bool) -> Request<Body> {
+    let mut r = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, pair);
+    if csrf {
+        r = r.header("x-proofpix-request", "1");
+    }
+    if method == "POST" {
+        r.header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"name": "made-by-cookie", "role": "viewer"}).to_string(),
+            ))
+            .unwrap()
+    } else {
+        r.body(Body::empty()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_a_revocable_server_side_id_never_the_token() {
+    let d = daemon().await;
+    let (status, set, pair) = session_cookie_for(&d, ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr} missing from {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http: {set}");
+    let (name, id) = pair.split_once('=').unwrap();
+    assert_eq!(name, "proofpix_session");
+    assert!(id.starts_with("pps_") && id.len() >= 40, "{id}");
+    assert!(!set.contains(ADMIN), "the cookie is not the token: {set}");
+
+    let (status, _, body) = full(&d, with_cookie("GET", "/api/session", &pair, false)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("\"admin\""), "{body}");
+    // The CSRF rule still holds for changes.
+    let (status, _, body) = full(&d, with_cookie("POST", "/api/tokens", &pair, false)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, body) = full(&d, with_cookie("POST", "/api/tokens", &pair, true)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A raw API token presented as the cookie is refused, for reads and changes.
+    let raw_pair = format!("proofpix_session={ADMIN}");
+    for (method, csrf) in [("GET", false), ("POST", true)] {
+        let path = if method == "GET" {
+            "/api/session"
+        } else {
+            "/api/tokens"
+        };
+        let (status, _, body) = full(&d, with_cookie(method, path, &raw_pair, csrf)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method}: {body}");
+        assert!(body.contains("never an API token"), "{body}");
+    }
+
+    // Sign-out ends the session server-side: a copy of the cookie is useless.
+    let (status, h, _) = full(&d, with_cookie("DELETE", "/api/session", &pair, true)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(header_str(&h, "set-cookie").contains("Max-Age=0"));
+    let (status, _, _) = full(&d, with_cookie("GET", "/api/session", &pair, false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out");
+
+    // Revoking the token ends its sessions.
+    let (_, _, viewer_pair) = session_cookie_for(&d, VIEWER).await;
+    let (status, _, _) = full(&d, with_cookie("GET", "/api/session", &viewer_pair, false)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = call(&d, "DELETE", "/api/tokens/test-viewer", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    let (status, _, body) = full(&d, with_cookie("GET", "/api/session", &viewer_pair, false)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(d.state.host().store().session_count().unwrap(), 0);
+
+    // Under an https public URL the cookie is Secure, with the configured lifetime.
+    let mut config = DaemonConfig::default();
+    config.server.public_url = Some("https://proofpix.example.com".into());
+    config.server.session_hours = 2;
+    let d = daemon_with(config).await;
+    let (_, set, _) = session_cookie_for(&d, VIEWER).await;
+    assert!(
+        set.contains("; Secure") && set.contains("Max-Age=7200"),
+        "{set}"
+    );
+}
+
+#[tokio::test]
+async fn api_and_dashboard_answers_carry_security_headers() {
+    let d = daemon().await;
+    let (_, h, _) = full(&d, get("/api/stats")).await;
+    assert_eq!(header_str(&h, "x-content-type-options"), "nosniff");
+    assert!(
+        header_str(&h, "content-security-policy").contains("frame-ancestors 'none'"),
+        "{h:?}"
+    );
+    assert_eq!(header_str(&h, "cache-control"), "no-store");
+    let (_, h, _) = full(&d, get("/")).await;
+    let csp = header_str(&h, "content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "the dashboard keeps its own policy: {csp}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_a_token_unless_made_public() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let (status, v) = call(&d, "GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(!v.to_string().contains("samples"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("public_metrics"),
+        "{v}"
+    );
+    let (status, v) = call(&d, "GET", "/metrics", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v.as_str().unwrap().contains("proofpix_queue_depth"), "{v}");
+
+    let mut config = DaemonConfig::default();
+    config.server.public_metrics = true;
+    let d = daemon_with(config).await;
+    let (status, v) = call(&d, "GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn an_unknown_hook_is_indistinguishable_from_a_failing_one() {
+    let d = daemon().await;
+    // No events capability.
+    add_samples_integration(&d, "samples").await;
+    // A plugin that fails with internal detail.
+    hostile_integration(&d, "failing", "hook-fail").await;
+    // A disabled one, whose plugin would answer.
+    hostile_integration(&d, "off", "hook-echo-headers").await;
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations/off/disable",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+
+    let mut answers = Vec::new();
+    for id in ["no-such-integration", "samples", "failing", "off"] {
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("/hooks/{id}/events"))
+            .body(Body::from("{}"))
+            .unwrap();
+        let (status, h, body) = full(&d, req).await;
+        assert!(!body.contains("hostile-internal-detail"), "{id}: {body}");
+        assert!(!body.contains(id), "{id} named in {body}");
+        answers.push((id, status, header_str(&h, "content-type").to_string(), body));
+    }
+    let (_, status, ctype, body) = &answers[0];
+    assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    for (id, s, c, b) in &answers[1..] {
+        assert_eq!(
+            (s, c, b),
+            (status, ctype, body),
+            "{id} answers differently from an unknown integration"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_parked_file_is_retried_only_through_its_own_integration() {
+    use proofpix_store::{NewItem, WorkQueue};
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    add_samples_integration(&d, "other").await;
+    let store = d.state.host().store().clone();
+    store
+        .enqueue(
+            "samples",
+            &[NewItem {
+                dedup_key: "x@1".into(),
+                payload: b"not a descriptor".to_vec(),
+            }],
+        )
+        .unwrap();
+    let lease = store
+        .claim("samples", "test", 1, Duration::from_secs(60))
+        .unwrap()
+        .remove(0);
+    store.park(&lease, "failed for good").unwrap();
+    let item = lease.item;
+
+    let path = format!("/api/integrations/other/parked/{item}/retry");
+    let (status, v) = call(&d, "POST", &path, Some(OPERATOR), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(store.depth("samples").unwrap().parked, 1, "left parked");
+    assert_eq!(store.depth("other").unwrap().pending, 0);
+
+    let path = format!("/api/integrations/samples/parked/{item}/retry");
+    let (status, v) = call(&d, "POST", &path, Some(OPERATOR), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    for _ in 0..600 {
+        if !d.state.is_running("samples") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -22,6 +22,10 @@
 //! - `an_admin_sets_and_removes_a_remediation_policy`: the policy form offers
 //!   only what the plugin declares, turning simulation off asks first, and a
 //!   viewer sees the policy without the form.
+//! - `a_hook_answer_cannot_run_script_or_use_the_session`: a hostile plugin's
+//!   webhook answer is an HTML page whose script reads `document.cookie` and
+//!   mints an admin token; a signed-in admin opens the hook link and the page
+//!   shows as text, no script runs and no token is minted.
 //!
 //! Screenshots, named by scenario and step, go to
 //! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
@@ -1170,5 +1174,102 @@ async fn an_admin_sets_and_removes_a_remediation_policy() {
     .await;
     assert_eq!(policy(), None);
     assert_no_problems(&page, "while setting a remediation policy");
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_answer_cannot_run_script_or_use_the_session() {
+    let daemon = Daemon::start("hook-sandbox").await;
+    let hostile = std::fs::read(proofpix_plugin_artifacts::TEST_HOSTILE).expect("hostile plugin");
+    daemon
+        .state
+        .host()
+        .add_plugin(&hostile)
+        .await
+        .expect("load the hostile plugin");
+    daemon
+        .state
+        .host()
+        .create_integration(
+            IntegrationSpec {
+                id: "evil".into(),
+                plugin: "hostile".into(),
+                config: BTreeMap::from([("mode".to_string(), "hook-html".to_string())]),
+                ..IntegrationSpec::default()
+            },
+            "operator:test",
+        )
+        .await
+        .expect("hostile integration");
+    let tokens_before = daemon.store.api_tokens().expect("tokens").len();
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    let mut shots = Shots::new("hook-sandbox");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    // The session cookie is HttpOnly: not even the dashboard's own script reads it.
+    assert_eq!(page.eval("document.cookie").await, "");
+
+    // The admin opens the link the plugin posted somewhere.
+    page.goto(&format!("{}hooks/evil", daemon.base)).await;
+    shots.take(&page, "hook-answer").await;
+    let seen = page
+        .eval(
+            "({type: document.contentType, title: document.title, scripts: document.querySelectorAll('script').length, \
+              text: document.body ? document.body.innerText : '', stolen: typeof window.__stolen, \
+              minted: document.body ? document.body.getAttribute('data-minted') : null})",
+        )
+        .await;
+    assert_eq!(seen["type"], "text/plain", "{seen}");
+    assert_eq!(seen["scripts"], 0, "no script element exists: {seen}");
+    assert_ne!(seen["title"], "script ran", "{seen}");
+    assert_eq!(seen["stolen"], "undefined", "{seen}");
+    assert_eq!(seen["minted"], serde_json::Value::Null, "{seen}");
+    assert!(
+        seen["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("<script>") && t.contains("/api/tokens")),
+        "the page shows as text: {seen}"
+    );
+    // The sandboxed document has an opaque origin: it cannot read the cookie
+    // or call the API with it even from the console.
+    let probe = page
+        .eval(
+            "(async () => { let cookie; try { cookie = document.cookie; } catch (e) { cookie = 'refused'; } \
+              let api; try { api = (await fetch('/api/session', {credentials: 'include'})).status; } catch (e) { api = 'refused'; } \
+              return {cookie, api, origin: String(self.origin)}; })()",
+        )
+        .await;
+    assert_eq!(probe["origin"], "null", "opaque origin: {probe}");
+    assert!(
+        probe["cookie"] == "refused" || probe["cookie"] == "",
+        "the cookie is out of reach: {probe}"
+    );
+    assert!(
+        probe["api"] == "refused" || probe["api"] == 401,
+        "the API does not see the admin's session from the hook page: {probe}"
+    );
+
+    let tokens: Vec<String> = daemon
+        .store
+        .api_tokens()
+        .expect("tokens")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        tokens_before,
+        "no token was minted: {tokens:?}"
+    );
+    assert!(!tokens.iter().any(|t| t == "pwned-by-plugin"));
+
+    // The admin's dashboard session is intact.
+    page.goto(&daemon.base).await;
+    page.wait_for(
+        "the overview, still signed in",
+        "document.querySelector('#page-title')?.textContent === 'Integrations'",
+    )
+    .await;
     daemon.stop().await;
 }

@@ -170,7 +170,7 @@ async fn a_file_that_keeps_failing_is_parked_with_its_error_and_runs_again_when_
     // The platform is mended and an operator requeues it (the API's and dashboard's Retry):
     // the next run analyses it and nothing is parked any more.
     platform.b_mended.store(true, Ordering::SeqCst);
-    assert!(host.store().requeue(parked[0].item).unwrap());
+    assert!(host.store().requeue("wb", parked[0].item).unwrap());
     let mended = host.sync("wb", SyncMode::Incremental).await.unwrap();
     let b = mended
         .files

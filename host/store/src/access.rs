@@ -49,11 +49,14 @@ impl Store {
                 })
                 .map(|(k, _)| k.value().to_owned())
                 .collect();
-            for k in stale {
+            for k in &stale {
                 t.remove(k.as_str())?;
             }
             t.insert(token_sha256, encode(record).as_slice())?;
             drop(t);
+            // A replaced token's dashboard sessions end with it.
+            let stale: Vec<String> = stale.into_iter().filter(|k| k != token_sha256).collect();
+            crate::sessions::remove_sessions_of_in(txn, &stale)?;
             self.audit_in(
                 txn,
                 &AuditEvent::new(actor, "api-token.create", &record.name)
@@ -90,7 +93,8 @@ impl Store {
         })
     }
 
-    /// Removes the token with this name. Returns whether one existed.
+    /// Removes the token with this name, and every dashboard session opened
+    /// with it, in one transaction. Returns whether one existed.
     ///
     /// # Errors
     /// [`StoreError::Database`].
@@ -109,8 +113,14 @@ impl Store {
                 t.remove(k.as_str())?;
             }
             drop(t);
+            // Revoking a token signs out every dashboard session opened with it.
+            let sessions = crate::sessions::remove_sessions_of_in(txn, &keys)?;
             if !keys.is_empty() {
-                self.audit_in(txn, &AuditEvent::new(actor, "api-token.delete", name))?;
+                self.audit_in(
+                    txn,
+                    &AuditEvent::new(actor, "api-token.delete", name)
+                        .details(serde_json::json!({ "sessions_ended": sessions })),
+                )?;
             }
             Ok(!keys.is_empty())
         })

@@ -47,6 +47,7 @@ mod records;
 mod retention;
 mod rotation;
 pub mod schema;
+mod sessions;
 mod store;
 
 pub use access::ApiTokenRecord;
@@ -63,4 +64,5 @@ pub use records::{
 };
 pub use retention::{CompactReport, Retention};
 pub use rotation::{NEXT_KEY_FILE_NAME, RotateReport, open_in_dir, rotate_key_file};
+pub use sessions::SessionRecord;
 pub use store::{Clock, DeletedCounts, Store, StoreOptions};

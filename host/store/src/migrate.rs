@@ -56,7 +56,20 @@ const BUILTIN: &[Migration] = &[
         name: "record plugin signers and quarantine",
         run: v2_to_v3,
     },
+    Migration {
+        from: 3,
+        name: "add the dashboard sessions table",
+        run: v3_to_v4,
+    },
 ];
+
+/// v4 adds the dashboard's server-side sessions; existing data is untouched
+/// (cookies issued before held the raw token and are no longer accepted, so
+/// everyone signs in again once).
+fn v3_to_v4(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(schema::SESSIONS)?;
+    Ok(())
+}
 
 /// v3 adds provenance (signer, key id), the previous version and the
 /// quarantine reason to plugin records; existing rows are re-encoded with

@@ -143,8 +143,10 @@ pub trait WorkQueue {
     /// Up to `limit` parked items of an integration.
     fn parked(&self, integration: &str, limit: usize) -> Result<Vec<ParkedItem>, Self::Error>;
 
-    /// Makes a parked item ready again with a fresh attempt count. Returns whether it was parked.
-    fn requeue(&self, item: u64) -> Result<bool, Self::Error>;
+    /// Makes a parked item of `integration` ready again with a fresh attempt count. Returns
+    /// whether it was parked there: an item of another integration is left alone (`false`),
+    /// so a caller allowed to act on one integration cannot move another's items.
+    fn requeue(&self, integration: &str, item: u64) -> Result<bool, Self::Error>;
 
     /// The queue depth of an integration.
     fn depth(&self, integration: &str) -> Result<QueueDepth, Self::Error>;
@@ -480,13 +482,13 @@ impl WorkQueue for Store {
         })
     }
 
-    fn requeue(&self, item: u64) -> Result<bool, StoreError> {
+    fn requeue(&self, integration: &str, item: u64) -> Result<bool, StoreError> {
         let now = self.now();
         self.write(|txn| {
             let Some(mut row) = load(txn, item)? else {
                 return Ok(false);
             };
-            if row.state != ItemState::Parked {
+            if row.state != ItemState::Parked || row.integration != integration {
                 return Ok(false);
             }
             txn.open_table(QUEUE_PARKED)?

@@ -28,7 +28,7 @@
 use redb::TableDefinition;
 
 /// The schema version this build writes. Opening an older file migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Store-wide values: `schema_version`, `key_check`, `created_at`, `audit.head`, `audit.head_mac`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -81,6 +81,9 @@ pub const WRITEBACKS: TableDefinition<(&str, &str, &str, &str, &str), &[u8]> =
 pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
 /// Daemon settings by name, as JSON text. Since v2.
 pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+/// Dashboard sessions by the SHA-256 of the session id (hex) → [`crate::SessionRecord`];
+/// the id itself is never stored. Since v4.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 
 /// Meta keys.
 pub(crate) mod meta {
@@ -117,6 +120,7 @@ pub const TABLE_NAMES: &[&str] = &[
     "writebacks",
     "api_tokens",
     "settings",
+    "sessions",
 ];
 
 /// The tables of [`TABLE_NAMES`] missing from an existing store.
@@ -162,6 +166,7 @@ pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), redb::Ta
     txn.open_table(WRITEBACKS)?;
     txn.open_table(API_TOKENS)?;
     txn.open_table(SETTINGS)?;
+    txn.open_table(SESSIONS)?;
     Ok(())
 }
 

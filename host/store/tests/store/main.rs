@@ -10,6 +10,7 @@
 //! - `crash_backend`: a fake disk frozen at each sync.
 //! - `leaks`: secrets never reach logs, errors, exports or the file in clear.
 //! - `model`: the work queue against an in-memory model (proptest).
+//! - `sessions`: dashboard sessions, their expiry and revocation with their token.
 
 mod common;
 
@@ -21,4 +22,5 @@ mod leaks;
 mod model;
 mod pipeline;
 mod schema;
+mod sessions;
 mod tamper;

@@ -102,7 +102,7 @@ proptest! {
                     let parked: Vec<_> = model.iter().filter(|(_, (_, s))| *s == State::Parked).map(|(k, (id, _))| (k.clone(), *id)).collect();
                     if !parked.is_empty() {
                         let (k, id) = parked[i as usize % parked.len()].clone();
-                        prop_assert!(store.requeue(id).unwrap());
+                        prop_assert!(store.requeue("i", id).unwrap());
                         model.insert(k, (id, State::Pending));
                     }
                 }

@@ -107,7 +107,10 @@ fn nacked_items_wait_for_their_retry_time_and_park_after_the_last_attempt() {
         Some("HTTP 503 from the remote")
     );
     assert_eq!(parked[0].attempts, 5);
-    assert!(store.requeue(parked[0].item).unwrap());
+    // Only the integration the item belongs to can requeue it.
+    assert!(!store.requeue("other", parked[0].item).unwrap());
+    assert_eq!(store.depth("i").unwrap().parked, 1);
+    assert!(store.requeue("i", parked[0].item).unwrap());
     assert_eq!(
         store.depth("i").unwrap(),
         QueueDepth {

@@ -17,8 +17,13 @@
 //! | `stdout-flood` | prints 50 MB to stdout |
 //! | `state-flood` | writes 10 MB of state |
 //! | `panic` | panics (a trap) |
+//!
+//! The `hook-*` modes act in `handle_event` instead (the plugin declares the
+//! `events` capability for them); see [`hooks`].
 
 use proofpix_sdk::prelude::*;
+
+pub mod hooks;
 
 struct Hostile;
 
@@ -26,6 +31,7 @@ impl Connector for Hostile {
     fn describe() -> PluginInfo {
         PluginInfo::builder("hostile", "0.0.1", "Hostile test plugin", "Test")
             .capability(Capability::Source)
+            .capability(Capability::Events)
             .field(ConfigField::text(
                 "mode",
                 "Mode",
@@ -37,6 +43,10 @@ impl Connector for Hostile {
             )
             .endpoint(Endpoint::new("api", "{config.granted}").with_credentials())
             .build()
+    }
+
+    fn handle_event(request: InboundRequest) -> Result<EventOutcome, PluginError> {
+        hooks::handle(&config::require("mode")?, request)
     }
 
     fn discover(_cursor: Option<String>) -> Result<Page, PluginError> {
