@@ -944,7 +944,7 @@ mod tests {
         .unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &mount.join("pipe.jpg"),
+            mount.join("pipe.jpg"),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
