@@ -179,6 +179,115 @@ fn a_recording_replays() {
     assert!(replay.status.success(), "{}", text(&replay));
 }
 
+/// A secret reaches a recording through the request path (a plugin that puts a key in a URL),
+/// response headers (a service that echoes what it got) and bodies, raw or percent-encoded:
+/// none of it is kept, and the scrubbed recording still replays.
+#[test]
+fn a_recording_keeps_no_secret_in_paths_headers_or_bodies() {
+    const SECRET: &str = "s3cr/t+k3y@v";
+    const ENCODED: &str = "s3cr%2Ft%2Bk3y%40v";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = rt.block_on(async {
+        let app = axum::Router::new()
+            .route(
+                "/files",
+                axum::routing::get(|| async {
+                    // The file's id is the key, as a careless service might hand it out.
+                    axum::Json(json!([{"id": ENCODED, "name": "x.jpg", "etag": "7"}]))
+                }),
+            )
+            .route(
+                "/files/{id}/content",
+                axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    (
+                        [
+                            ("x-echo-authorization", auth),
+                            (
+                                "x-next",
+                                format!("/files?key={ENCODED}&lower=s3cr%2ft%2bk3y%40v"),
+                            ),
+                        ],
+                        vec![0xffu8, 0xd8, 0xff, 0xd9],
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("recorded");
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let rec = proofpix_with(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+            "--secret",
+            "token=env:PP_TEST_TOKEN",
+        ],
+        &[("PP_TEST_TOKEN", SECRET)],
+    );
+    assert!(rec.status.success(), "{}", text(&rec));
+    assert!(!text(&rec).contains(SECRET), "{}", text(&rec));
+    let fixture = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    for form in [SECRET, ENCODED, "s3cr%2ft%2bk3y%40v", "k3y"] {
+        assert!(!fixture.contains(form), "{form} recorded:\n{fixture}");
+    }
+    let recorded: Value = serde_json::from_str(&fixture).unwrap();
+    let content = &recorded["exchanges"][1];
+    assert_eq!(content["path"], "/files/[scrubbed]/content", "{fixture}");
+    let header = |name: &str| {
+        content["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == name)
+            .map(|h| h[1].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        header("x-echo-authorization"),
+        "Bearer [scrubbed]",
+        "{fixture}"
+    );
+    assert_eq!(
+        header("x-next"),
+        "/files?key=[scrubbed]&lower=[scrubbed]",
+        "{fixture}"
+    );
+    assert_eq!(
+        content["body_hex"], "ffd8ffd9",
+        "an image without the secret is kept as is"
+    );
+    drop(rt);
+    let replay = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert!(replay.status.success(), "{}", text(&replay));
+}
+
 /// A service-account key file as the Cloud console downloads it.
 fn key_file(private_key_pem: &str) -> String {
     json!({

@@ -42,7 +42,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use proofpix_analysis::{Analyzer, FileSource, Report};
 use proofpix_runtime::contract::{PluginError, RemoteFile};
-use proofpix_runtime::{CallError, Content, IntegrationContext, Plugin, RemoteContent, Session};
+use proofpix_runtime::{
+    Body, CallError, Content, IntegrationContext, Plugin, RemoteContent, Session,
+};
 use proofpix_store::{
     AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IdempotencyLog,
     IntegrationStatus, Lease, NewItem, NewResult, Resolution, Store, StoreError, WorkQueue,
@@ -74,6 +76,13 @@ pub struct PipelineOptions {
     pub range_rounds: u32,
     /// Largest file downloaded whole.
     pub max_file_bytes: u64,
+    /// Most bytes of one whole-file download kept in memory; a larger body is
+    /// spooled to an anonymous temporary file in [`PipelineOptions::spool_dir`],
+    /// so memory stays bounded by `concurrency` times this, not by file sizes.
+    pub memory_body_bytes: u64,
+    /// Where large downloads are spooled (the data directory's `tmp`); the
+    /// system's temporary directory when unset.
+    pub spool_dir: Option<std::path::PathBuf>,
     /// Wait for items whose retry is due within this run (a one-shot scan
     /// waits; a daemon leaves them to the next run).
     pub wait_for_retries: Option<Duration>,
@@ -148,6 +157,8 @@ impl Default for PipelineOptions {
             tail_bytes: 64 * 1024,
             range_rounds: 4,
             max_file_bytes: 1 << 30,
+            memory_body_bytes: proofpix_runtime::MEMORY_BODY_BYTES,
+            spool_dir: None,
             wait_for_retries: None,
             retry_uncertain_idempotent: true,
             retention: Retention::ALL,
@@ -714,7 +725,7 @@ impl Pipeline {
                                 outcome: Err(e.to_string()),
                                 job,
                             },
-                            Ok(spec) => match fetcher.open(&spec) {
+                            Ok(spec) => match fetcher.open(&spec).await {
                                 Err(e) => Analysed {
                                     retryable: e.is_retryable(),
                                     retry_after: e.retry_after(),
@@ -927,9 +938,9 @@ impl Pipeline {
             message: format!("download: {e}"),
         };
         if !remote.supports_range {
-            let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
-            let n = bytes.len() as u64;
-            return Ok((self.analyse_bytes(bytes).await?, n));
+            let body = self.download(&remote).await.map_err(fetch_err)?;
+            let n = body.len();
+            return Ok((self.analyse_body(body).await?, n));
         }
         let (head, total) = remote
             .read_range(0, o.head_bytes, o.max_file_bytes)
@@ -939,13 +950,13 @@ impl Pipeline {
         let Some(total) = total.or(size_hint) else {
             // No size known: the head is all we can place; analyse it as the
             // whole file only if it is the whole file.
-            let bytes = if (head.len() as u64) < o.head_bytes {
-                head
+            let body = if (head.len() as u64) < o.head_bytes {
+                Body::Memory(head)
             } else {
-                remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?
+                self.download(&remote).await.map_err(fetch_err)?
             };
-            let n = bytes.len() as u64;
-            return Ok((self.analyse_bytes(bytes).await?, n));
+            let n = body.len();
+            return Ok((self.analyse_body(body).await?, n));
         };
         let mut sparse = SparseSource::new(total);
         sparse.insert(0, head);
@@ -975,9 +986,36 @@ impl Pipeline {
             }
         }
         // Still missing ranges after the rounds: fetch the whole file.
-        let bytes = remote.read_all(o.max_file_bytes).await.map_err(fetch_err)?;
-        fetched += bytes.len() as u64;
-        Ok((self.analyse_bytes(bytes).await?, fetched))
+        let body = self.download(&remote).await.map_err(fetch_err)?;
+        fetched += body.len();
+        Ok((self.analyse_body(body).await?, fetched))
+    }
+
+    /// Downloads a whole file, spooling it to disk past the memory limit.
+    async fn download(&self, remote: &RemoteContent) -> Result<Body, proofpix_runtime::FetchError> {
+        let o = &self.options;
+        let dir = o.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        remote
+            .download(o.max_file_bytes, o.memory_body_bytes, &dir)
+            .await
+    }
+
+    /// Analyses a whole downloaded body, from memory or from its spool file
+    /// (read by the ranges the analysis asks for).
+    async fn analyse_body(&self, body: Body) -> Result<Report, (String, bool)> {
+        match body {
+            Body::Memory(bytes) => self.analyse_bytes(bytes).await,
+            Body::Spooled { file, .. } => {
+                let analyzer = self.analyzer.clone();
+                tokio::task::spawn_blocking(move || {
+                    let src = FileSource::new(file)
+                        .map_err(|e| (format!("cannot read the spooled download: {e}"), true))?;
+                    Ok(analyzer.analyze(&src))
+                })
+                .await
+                .map_err(|e| (format!("analysis task failed: {e}"), false))?
+            }
+        }
     }
 
     async fn analyse_sparse(

@@ -37,7 +37,7 @@ pub use context::{
 pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest, checked_client};
 pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError, describe_plugin_error};
-pub use fetch::{Content, ContentFetcher, FetchError, RemoteContent};
+pub use fetch::{Body, Content, ContentFetcher, FetchError, MEMORY_BODY_BYTES, RemoteContent};
 pub use plugin::{Plugin, Session, SessionStats};
 
 /// The contract's types, at the newest version, for the rest of the host.

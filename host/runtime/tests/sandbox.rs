@@ -577,7 +577,7 @@ async fn a_download_redirect_drops_the_bearer_token_at_the_other_host() {
     };
     let spec = session.download(&file).await.unwrap();
     assert!(matches!(spec.location, ContentLocation::Http(_)));
-    let Content::Remote(remote) = session.fetcher().open(&spec).unwrap() else {
+    let Content::Remote(remote) = session.fetcher().open(&spec).await.unwrap() else {
         panic!("expected remote content")
     };
     let (bytes, total) = remote.read_range(10, 10, 1 << 20).await.unwrap();

@@ -240,7 +240,12 @@ impl Host {
             options.policy.clone(),
             options.analysis.clone(),
         ));
-        let pipeline = Pipeline::new(store.clone(), analyzer, options.pipeline.clone());
+        let mut pipeline_options = options.pipeline.clone();
+        if pipeline_options.spool_dir.is_none() {
+            // Large downloads are spooled next to the store, not in memory.
+            pipeline_options.spool_dir = options.data_dir.as_ref().map(|d| d.join("tmp"));
+        }
+        let pipeline = Pipeline::new(store.clone(), analyzer, pipeline_options);
         let host = Host {
             store,
             runtime,

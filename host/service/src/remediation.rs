@@ -649,15 +649,28 @@ impl Runner<'_> {
             message: format!("download: {e}"),
             retry_after: e.retry_after(),
         };
-        let bytes = match session.fetcher().open(&spec).map_err(fetched)? {
-            Content::Local { path, len, .. } => {
+        let bytes = match session.fetcher().open(&spec).await.map_err(fetched)? {
+            Content::Local { mut file, len, .. } => {
                 if len > proofpix_analysis::strip::MAX_STRIP_BYTES {
                     return Err(format!(
                         "no sanitised copy: the file has {len} bytes, over the strip limit"
                     )
                     .into());
                 }
-                std::fs::read(&path).map_err(|e| format!("cannot read the file: {e}"))?
+                // Read the descriptor the host opened (below the mount, no links followed),
+                // never the path again.
+                tokio::task::spawn_blocking(move || {
+                    let mut bytes = Vec::new();
+                    let limit = proofpix_analysis::strip::MAX_STRIP_BYTES;
+                    std::io::Read::read_to_end(
+                        &mut std::io::Read::take(&mut file, limit),
+                        &mut bytes,
+                    )
+                    .map(|_| bytes)
+                })
+                .await
+                .map_err(|e| format!("internal error: {e}"))?
+                .map_err(|e| format!("cannot read the file: {e}"))?
             }
             Content::Remote(remote) => remote
                 .read_all(proofpix_analysis::strip::MAX_STRIP_BYTES)

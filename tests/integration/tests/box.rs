@@ -910,3 +910,118 @@ async fn workflow_4_under_faults_every_file_is_processed_once_and_every_retry_af
     );
     assert!(share >= 0.2, "failed share {share:.2}");
 }
+
+/// Box answers `GET /files/{id}/content` with `202 Accepted` and `Retry-After` while a fresh
+/// upload is processed, exactly when the events stream first reports it. That is not content:
+/// the file is not recorded with a risk (nor written back) while Box says 202; it stays queued
+/// with the reason, is retried no sooner than Box's `Retry-After`, and is analysed, with the
+/// risk its bytes carry, once Box serves it.
+#[tokio::test]
+async fn a_file_box_is_still_processing_is_never_recorded_with_a_risk_and_is_analysed_once_served()
+{
+    // Runs do not wait for retries here, so the test sees the state between them.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut options = host_options(8);
+    options.pipeline.wait_for_retries = None;
+    let host = Host::new(Arc::new(open_store(dir.path())), options)
+        .await
+        .expect("host");
+    let b = box_com::start_with_files(
+        Default::default(),
+        BoxFilesConfig::default(),
+        Harness::with_clock(Clock::new()),
+    )
+    .await
+    .expect("box emulator");
+    let env = Env { host, b, _dir: dir };
+    env.integrate(&[]).await;
+    let first = env.sync().await;
+    assert!(errors(&first).is_empty(), "{:?}", errors(&first));
+
+    let fresh = env.files().add_file(files::FileSpec::new(
+        "Fieldwork/Site visits/just-uploaded.jpg",
+        phone_photo_bytes(996),
+        Default::default(),
+    ));
+    env.files().set_content_pending(&fresh, 1);
+    env.files().clear_traffic();
+
+    let second = env.sync().await;
+    assert!(
+        second
+            .files
+            .iter()
+            .all(|f| f.file.id != fresh || f.report.is_none()),
+        "analysed while Box said 202: {:?}",
+        second.files
+    );
+    let content: Vec<_> = env
+        .files()
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.route == Route::Content && e.path.contains(&fresh))
+        .collect();
+    assert!(
+        !content.is_empty() && content.iter().all(|e| e.status == 202),
+        "{content:?}"
+    );
+    assert!(
+        env.files()
+            .exchanges()
+            .iter()
+            .all(|e| e.route != Route::Download || !e.path.contains(&fresh)),
+        "nothing to download yet"
+    );
+    let record = env
+        .host
+        .store()
+        .file(ID, &fresh)
+        .expect("store")
+        .expect("the file is known");
+    assert_eq!(
+        record.last_result, None,
+        "no result, so no risk: {record:?}"
+    );
+    let reason = record.last_error.clone().unwrap_or_default();
+    assert!(
+        reason.contains("HTTP 202") && reason.contains("not ready"),
+        "{reason}"
+    );
+    assert!(second.still_queued >= 1, "queued for a retry: {second:?}");
+    assert!(
+        !env.writes_per_file().contains_key(&fresh),
+        "nothing written back for it"
+    );
+
+    // Box finishes processing: a later run (once the retry is due, no sooner than Box's
+    // one-second Retry-After) analyses the bytes and writes the result back once.
+    env.files().set_content_ready(&fresh);
+    let mut analysed = None;
+    for _ in 0..120 {
+        let run = env.sync().await;
+        if let Some(f) = run.files.into_iter().find(|f| f.file.id == fresh) {
+            analysed = Some(f);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let analysed = analysed.expect("analysed once Box served the content");
+    let risk = analysed.report.as_ref().expect("a report").risk;
+    assert!(
+        risk >= proofpix_analysis::RiskLevel::High,
+        "the bytes carry GPS: {risk:?}"
+    );
+    assert!(analysed.written_back, "{analysed:?}");
+    assert!(analysed.retried, "{analysed:?}");
+    assert_eq!(env.writes_per_file().get(&fresh), Some(&1));
+    let follow_ups: Vec<_> = env
+        .files()
+        .retry_follow_ups()
+        .into_iter()
+        .filter(|f| f.throttled.key.contains(&fresh))
+        .collect();
+    assert!(
+        !follow_ups.is_empty() && follow_ups.iter().all(|f| f.respected()),
+        "{follow_ups:?}"
+    );
+}

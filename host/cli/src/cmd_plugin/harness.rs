@@ -24,7 +24,10 @@
 //! `--record URL` runs the same scenario against `URL` through a recording proxy and writes
 //! `fixture.json`. Credentials are injected by the host and never recorded (request headers
 //! are not stored); secret values given with `--secret`, and any token the host obtains, are
-//! replaced by `[scrubbed]` in recorded bodies.
+//! replaced by `[scrubbed]` wherever they appear in what is recorded: request paths and
+//! queries, response headers and bodies, raw or percent-encoded (any mix, `+` as a space),
+//! JSON-escaped or base64-encoded ([`Scrubber`]). On replay, request paths are scrubbed the
+//! same way before they are matched.
 //!
 //! Authentication while recording is the host's own, as in the daemon: an API key as given,
 //! or an OAuth 2.0 client-credentials, password or JWT-bearer token that the host obtains
@@ -232,7 +235,150 @@ struct ServerState {
     recorded: Vec<Exchange>,
     misses: Vec<String>,
     requests: u64,
-    scrub: Vec<String>,
+    scrub: Scrubber,
+}
+
+/// What a recording must never contain.
+pub const SCRUBBED: &str = "[scrubbed]";
+
+/// Replaces secret values, however encoded, with [`SCRUBBED`].
+///
+/// Matching decodes as it goes: a span of the input that, with `%XX` escapes decoded (either
+/// case) and `+` read as a space where the secret has one, spells a secret is replaced, so
+/// raw, fully and partly percent-encoded forms are all found. JSON-escaped and base64 (standard
+/// and URL-safe, padded or not) forms are replaced as literal variants.
+#[derive(Debug, Clone, Default)]
+pub struct Scrubber {
+    /// Secrets and their literal variants, longest first.
+    needles: Vec<Vec<u8>>,
+    /// Bytes a match can start with (a needle's first byte, `%`, `+`).
+    first: Vec<bool>,
+}
+
+impl Scrubber {
+    /// A scrubber for these secret values (empty ones are ignored).
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut s = Scrubber::default();
+        for secret in secrets {
+            s.add(secret.as_ref());
+        }
+        s
+    }
+
+    /// Adds a secret value.
+    pub fn add(&mut self, secret: &str) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        if secret.is_empty() {
+            return;
+        }
+        let json = serde_json::to_string(secret).unwrap_or_default();
+        let json = json
+            .get(1..json.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_string();
+        let mut variants = vec![
+            secret.to_string(),
+            json.replace('/', "\\/"),
+            json,
+            STANDARD.encode(secret),
+            STANDARD_NO_PAD.encode(secret),
+            URL_SAFE.encode(secret),
+            URL_SAFE_NO_PAD.encode(secret),
+        ];
+        // A base64 form of a secret of one or two characters is too short to be told from
+        // other text.
+        if secret.len() < 3 {
+            variants.truncate(3);
+        }
+        for v in variants {
+            let v = v.into_bytes();
+            if !v.is_empty() && !self.needles.contains(&v) {
+                self.needles.push(v);
+            }
+        }
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.first = vec![false; 256];
+        for b in self.needles.iter().filter_map(|n| n.first()).chain(b"%+") {
+            if let Some(f) = self.first.get_mut(usize::from(*b)) {
+                *f = true;
+            }
+        }
+    }
+
+    /// Whether there is nothing to scrub.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every secret replaced.
+    pub fn text(&self, text: &str) -> String {
+        if self.is_empty() {
+            return text.to_string();
+        }
+        String::from_utf8_lossy(&self.bytes(text.as_bytes())).into_owned()
+    }
+
+    /// `bytes` with every secret replaced.
+    pub fn bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        if self.is_empty() {
+            return bytes.to_vec();
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let candidate = self.first.get(usize::from(b)).copied().unwrap_or(false);
+            match candidate
+                .then(|| self.needles.iter().find_map(|n| match_encoded(bytes, i, n)))
+                .flatten()
+            {
+                Some(end) => {
+                    out.extend_from_slice(SCRUBBED.as_bytes());
+                    i = end;
+                }
+                None => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Where a span of `hay` starting at `start` that spells `needle` ends, reading `%XX` as the
+/// byte it encodes and `+` as a space where the needle has one.
+fn match_encoded(hay: &[u8], start: usize, needle: &[u8]) -> Option<usize> {
+    let mut j = start;
+    for &want in needle {
+        let b = *hay.get(j)?;
+        if b == want {
+            j += 1;
+            continue;
+        }
+        if b == b'+' && want == b' ' {
+            j += 1;
+            continue;
+        }
+        if b == b'%' {
+            let hex = hay.get(j + 1..j + 3)?;
+            let decoded = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            if decoded == want {
+                j += 3;
+                continue;
+            }
+        }
+        return None;
+    }
+    Some(j)
 }
 
 type Shared = Arc<Mutex<ServerState>>;
@@ -277,6 +423,8 @@ async fn respond(
         return forward(state, &base, method, &path, headers, body).await;
     }
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    // Recorded paths are scrubbed: match this one in the same form.
+    let path = s.scrub.text(&path);
     let candidates: Vec<usize> = s
         .exchanges
         .iter()
@@ -353,22 +501,23 @@ async fn forward(
         .collect();
     let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    let (body, body_hex) = match String::from_utf8(bytes.clone()) {
-        Ok(mut text) => {
-            for secret in &s.scrub {
-                if !secret.is_empty() {
-                    text = text.replace(secret.as_str(), "[scrubbed]");
-                }
-            }
-            (Some(text), None)
-        }
-        Err(_) => (None, Some(hex::encode(&bytes))),
+    // Secrets reach a recording through the request (a key in the path or query), the
+    // response headers (a service that echoes them) and bodies: scrub all of them.
+    let scrubbed = s.scrub.bytes(&bytes);
+    let (body, body_hex) = match String::from_utf8(scrubbed) {
+        Ok(text) => (Some(text), None),
+        Err(e) => (None, Some(hex::encode(e.as_bytes()))),
     };
+    let recorded_headers = resp_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), s.scrub.text(v)))
+        .collect();
+    let recorded_path = s.scrub.text(path);
     s.recorded.push(Exchange {
         method: method.as_str().to_string(),
-        path: path.to_string(),
+        path: recorded_path,
         status,
-        headers: resp_headers.clone(),
+        headers: recorded_headers,
         body,
         body_hex,
     });
@@ -406,11 +555,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         used: vec![false; fixture.exchanges.len()],
         exchanges: fixture.exchanges.clone(),
         upstream: opts.record.clone(),
-        scrub: opts
-            .secrets
-            .iter()
-            .map(|(_, s)| s.expose().to_string())
-            .collect(),
+        scrub: Scrubber::new(opts.secrets.iter().map(|(_, s)| s.expose())),
         ..ServerState::default()
     }));
     let app = axum::Router::new()
@@ -461,13 +606,12 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         (_, Some(upstream)) => {
             let creds =
                 record_credentials(&scheme, &fixture.config, upstream, &opts.secrets).await?;
-            // The token is a secret too: never in a recorded body.
+            // The token is a secret too: never in a recording.
             if let Ok(Some((_, value))) = creds.authorization().await {
                 let value = value.expose().to_string();
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                s.scrub
-                    .push(value.trim_start_matches("Bearer ").to_string());
-                s.scrub.push(value);
+                s.scrub.add(value.trim_start_matches("Bearer "));
+                s.scrub.add(&value);
             }
             auth_context = rebase(&creds.context(), upstream, REPLAY_PLACEHOLDER);
             ctx = ctx.with_credentials(Arc::new(RecordingCredentials {
@@ -514,7 +658,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 continue;
             }
         };
-        match session.fetcher().open(&spec) {
+        match session.fetcher().open(&spec).await {
             Ok(Content::Remote(r)) => {
                 if let Err(e) = r.read_all(MAX_DOWNLOAD_BYTES).await {
                     problems.push(format!("fetch {}: {e}", f.id));
@@ -661,5 +805,38 @@ mod tests {
             now.regressions(&base, 10),
             ["fuel: 1100001, baseline 1000000 (more than 10% over)"]
         );
+    }
+
+    /// A secret is scrubbed raw, percent-encoded in either case or in part, with `+` for a
+    /// space, JSON-escaped and base64-encoded; text around it is kept.
+    #[test]
+    fn secrets_are_scrubbed_in_every_encoding() {
+        use base64::Engine as _;
+        let secret = "k3y/with+sp ace\"q";
+        let s = Scrubber::new([secret]);
+        let json = serde_json::to_string(secret).unwrap();
+        let json = json.trim_matches('"');
+        let encoded_upper: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+        let encoded_lower: String = secret.bytes().map(|b| format!("%{b:02x}")).collect();
+        for form in [
+            secret.to_string(),
+            encoded_upper,
+            encoded_lower,
+            "k3y%2Fwith%2Bsp+ace%22q".to_string(),
+            "k3y/with%2bsp%20ace%22q".to_string(),
+            json.to_string(),
+            json.replace('/', "\\/"),
+            base64::engine::general_purpose::STANDARD.encode(secret),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        ] {
+            let text = format!("/files?key={form}&x=1");
+            assert_eq!(s.text(&text), "/files?key=[scrubbed]&x=1", "{form}");
+        }
+        assert_eq!(s.text("/files?key=k3y-other"), "/files?key=k3y-other");
+        assert_eq!(
+            s.bytes(b"\xff\xd8k3y/with+sp ace\"q\xff"),
+            b"\xff\xd8[scrubbed]\xff".to_vec()
+        );
+        assert_eq!(Scrubber::new([""]).text("a%2b"), "a%2b", "nothing to scrub");
     }
 }

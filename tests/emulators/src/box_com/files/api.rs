@@ -340,6 +340,11 @@ fn content(files: &BoxFiles, id: &str) -> Response {
     let Some(f) = e.files.get(id).filter(|f| !f.trashed) else {
         return not_found("item", id).into_response();
     };
+    if let Some(secs) = lock(&files.0.content_pending).get(&f.id).copied() {
+        return ErrorReply::empty(202)
+            .with_header("retry-after", &secs.to_string())
+            .into_response();
+    }
     let ticket = random_token("", 40);
     lock(&files.0.tickets).insert(
         ticket.clone(),

@@ -310,7 +310,7 @@ fn mix(mut z: u64) -> u64 {
 pub(crate) fn follow_ups(exchanges: &[Exchange]) -> Vec<RetryFollowUp> {
     let mut out = Vec::new();
     for (i, e) in exchanges.iter().enumerate() {
-        if e.retry_after_secs.is_none() || !(e.status == 429 || e.status == 503) {
+        if e.retry_after_secs.is_none() || !matches!(e.status, 202 | 429 | 503) {
             continue;
         }
         let next = exchanges

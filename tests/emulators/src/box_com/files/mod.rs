@@ -9,7 +9,7 @@
 //! | `GET /folders/{id}` | a folder (`fields=` honoured); 404 `not_found` for a folder the app cannot see |
 //! | `GET /folders/{id}/items` | offset mode (`offset`+`limit`, `total_count`; offset past 9,999 is refused) and marker mode (`usemarker=true`, `next_marker`); `limit` ≤ 1000; `fields=` selects what each entry carries (`type`, `id`, `etag` always) |
 //! | `GET /files/{id}` | a file |
-//! | `GET /files/{id}/content` | 302 to the download host (202 + `retry-after` by fault) |
+//! | `GET /files/{id}/content` | 302 to the download host; `202 Accepted` + `retry-after` while the file's content is not ready ([`BoxFiles::set_content_pending`], or by fault) |
 //! | `GET /events` | `stream_position=now` (empty `entries`, the head position); `stream_type=changes&stream_position=N&limit≤500` → `chunk_size`, `next_stream_position`, `entries`; delivery is at least once: the first read from a position repeats the event at that position |
 //! | `OPTIONS /events` | the long-poll `realtime_server` entry |
 //! | `GET\|POST\|PUT\|DELETE /files/{id}/metadata/{scope}/{template}` | instances: 201 on create, 409 `tuple_already_exists` when one exists, JSON-Patch `PUT` (`application/json-patch+json`; `add`, `replace`, `remove`, `test`), 400 `schema_validation_failed` on a key or value the template refuses |
@@ -205,6 +205,8 @@ pub(crate) struct Shared {
     pub read_only: Mutex<bool>,
     /// The next listing request that carries a marker is refused as expired.
     pub invalidate_next_marker: Mutex<bool>,
+    /// Files whose content is not ready yet, with the `retry-after` (seconds) to send.
+    pub content_pending: Mutex<HashMap<String, u64>>,
 }
 
 /// The control and inspection handle of an emulated Box enterprise. Clones share state.
@@ -238,6 +240,7 @@ impl BoxFiles {
             oldest_position: Mutex::new(0),
             positions_read: Mutex::default(),
             invalidate_next_marker: Mutex::new(false),
+            content_pending: Mutex::default(),
         }))
     }
 
@@ -376,6 +379,22 @@ impl BoxFiles {
     pub fn add_file(&self, spec: FileSpec) -> String {
         let now = self.now();
         self.enterprise().add_file(&spec, now, true)
+    }
+
+    /// Marks a file's content as not ready yet, as for a fresh upload Box is still processing:
+    /// until [`BoxFiles::set_content_ready`], `GET /files/{id}/content` answers `202 Accepted`
+    /// with `retry-after: {retry_after_secs}` and no body ("If the file is not ready to be
+    /// downloaded yet `Retry-After` header will be returned indicating the time in seconds
+    /// after which the file will be available for the client to download. This response can
+    /// occur when the file was uploaded immediately before the download request.", Box's
+    /// Download file reference).
+    pub fn set_content_pending(&self, file_id: &str, retry_after_secs: u64) {
+        lock(&self.0.content_pending).insert(file_id.to_string(), retry_after_secs);
+    }
+
+    /// Ends [`BoxFiles::set_content_pending`]: the content downloads as usual.
+    pub fn set_content_ready(&self, file_id: &str) {
+        lock(&self.0.content_pending).remove(file_id);
     }
 
     /// Moves a file to the trash (`ITEM_TRASH`).
