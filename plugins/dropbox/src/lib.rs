@@ -193,11 +193,16 @@ mod tests {
         let header = api::path_root_for(&team).expect("team root");
         let v: serde_json::Value = serde_json::from_str(&header).unwrap();
         assert_eq!(v, serde_json::json!({".tag": "root", "root": "3235641"}));
-        let user = serde_json::json!({".tag": "user", "root_namespace_id": "7", "home_namespace_id": "7"});
+        let user =
+            serde_json::json!({".tag": "user", "root_namespace_id": "7", "home_namespace_id": "7"});
         assert_eq!(api::path_root_for(&user), None);
         assert_eq!(api::path_root_for(&serde_json::Value::Null), None);
         let odd = serde_json::json!({"root_namespace_id": "1\"}", "home_namespace_id": "2"});
-        assert_eq!(api::path_root_for(&odd), None, "only digits go into the header");
+        assert_eq!(
+            api::path_root_for(&odd),
+            None,
+            "only digits go into the header"
+        );
     }
 
     #[test]

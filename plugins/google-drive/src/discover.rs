@@ -254,7 +254,12 @@ fn list_page(
     }
     let body = google::parse_json(&resp, &what(settings))?;
     let files = page_files(&body);
-    if incomplete(&body) && settings.corpus == (Corpus::MyDrive { shared_drives: true }) {
+    if incomplete(&body)
+        && settings.corpus
+            == (Corpus::MyDrive {
+                shared_drives: true,
+            })
+    {
         log::log(
             log::Level::Warn,
             "Google Drive says the search over My Drive and all shared drives was incomplete (incompleteSearch); listing My Drive and each shared drive on its own before following the change feed",
@@ -324,7 +329,11 @@ fn per_corpus_page(settings: &Settings, phase: Phase) -> Result<Page, PluginErro
         Some(id) => format!("listing shared drive {id}"),
         None => "listing My Drive".to_string(),
     };
-    let resp = google::get(&narrowed_list_url(settings, drive.as_deref(), next.as_deref()))?;
+    let resp = google::get(&narrowed_list_url(
+        settings,
+        drive.as_deref(),
+        next.as_deref(),
+    ))?;
     if !resp.is_success() {
         let e = GoogleError::from_response(&resp);
         if next.is_some() && e.is_invalid_page_token() {
@@ -342,8 +351,7 @@ fn per_corpus_page(settings: &Settings, phase: Phase) -> Result<Page, PluginErro
         );
     }
     let files = page_files(&body);
-    let (phase, more) = if let Some(t) = body["nextPageToken"].as_str().filter(|t| !t.is_empty())
-    {
+    let (phase, more) = if let Some(t) = body["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
         let phase = Phase::PerCorpus {
             start,
             drive,

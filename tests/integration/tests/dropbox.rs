@@ -542,7 +542,12 @@ async fn a_team_space_is_listed_from_its_root_not_only_the_home_folder() {
     env.integrate(&[("folder", "")]).await;
     let report = env.sync().await;
     assert!(errors(&report).is_empty(), "{:?}", errors(&report));
-    let all: Vec<DbxFile> = env.db().files().into_iter().filter(|f| f.is_image).collect();
+    let all: Vec<DbxFile> = env
+        .db()
+        .files()
+        .into_iter()
+        .filter(|f| f.is_image)
+        .collect();
     assert_eq!(all.len(), 4);
     assert_eq!(ids(&report), file_ids(&all), "the team folders' photos too");
     assert!(report.files.iter().all(|f| f.report.is_some()));

@@ -311,7 +311,11 @@ async fn an_incomplete_all_drives_search_is_redone_drive_by_drive() {
             .collect::<Vec<_>>(),
     );
     assert_eq!(missed_by_all_drives.len(), 3);
-    assert_eq!(ids(&report), file_ids(&images), "every image, the second drive's too");
+    assert_eq!(
+        ids(&report),
+        file_ids(&images),
+        "every image, the second drive's too"
+    );
     assert!(report.files.iter().all(|f| f.report.is_some()));
     let lists: Vec<_> = env
         .drive()
@@ -320,8 +324,10 @@ async fn an_incomplete_all_drives_search_is_redone_drive_by_drive() {
         .filter(|e| e.route == Route::List)
         .collect();
     assert!(lists.iter().any(|e| e.query.contains("corpora=user")));
-    assert!(lists.iter().any(|e| e.query.contains("corpora=drive")
-        && e.query.contains(&format!("driveId={surveyors}"))));
+    assert!(
+        lists.iter().any(|e| e.query.contains("corpora=drive")
+            && e.query.contains(&format!("driveId={surveyors}")))
+    );
     assert!(
         env.drive()
             .exchanges()
@@ -340,7 +346,9 @@ async fn an_incomplete_all_drives_search_is_redone_drive_by_drive() {
     );
     let test = env.test().await;
     assert!(
-        step(&test, "connection").detail.contains("incompleteSearch"),
+        step(&test, "connection")
+            .detail
+            .contains("incompleteSearch"),
         "{test:?}"
     );
 }
@@ -602,10 +610,12 @@ async fn a_307_to_the_content_host_is_followed_without_the_bearer_token() {
         .filter(|e| e.route == Route::Content)
         .collect();
     assert!(media.len() >= report.files.len());
-    assert!(media.iter().all(|m| m.status == 307
-        && m.authorization
-            .as_deref()
-            .is_some_and(|a| a.starts_with("Bearer "))));
+    assert!(media.iter().all(|m| {
+        m.status == 307
+            && m.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer "))
+    }));
     assert!(content.len() >= report.files.len());
     for c in &content {
         assert_eq!(c.authorization, None, "{} got credentials", c.path);

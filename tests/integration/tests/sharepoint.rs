@@ -884,7 +884,10 @@ async fn without_hash_or_ctag_our_own_column_write_does_not_make_a_file_new() {
     assert_eq!(first.files.len(), n);
     assert!(errors(&first).is_empty(), "{:?}", errors(&first));
     assert!(
-        first.files.iter().all(|f| f.file.version.starts_with("etag:")),
+        first
+            .files
+            .iter()
+            .all(|f| f.file.version.starts_with("etag:")),
         "the emulator sent neither hash nor cTag"
     );
     assert_eq!(env.graph().column_writes().len(), n);

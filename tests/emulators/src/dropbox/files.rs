@@ -1396,7 +1396,10 @@ fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<Stri
     match (v[".tag"].as_str(), team) {
         (Some("home"), t) => Ok(t.map(home).unwrap_or_default()),
         (Some("root" | "namespace_id"), Some(t)) => {
-            let id = v["root"].as_str().or(v["namespace_id"].as_str()).unwrap_or("");
+            let id = v["root"]
+                .as_str()
+                .or(v["namespace_id"].as_str())
+                .unwrap_or("");
             if id == t.root_namespace_id {
                 Ok(String::new())
             } else if id == t.home_namespace_id {
@@ -1406,12 +1409,17 @@ fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<Stri
             }
         }
         (Some("root" | "namespace_id"), None) => {
-            let id = v["root"].as_str().or(v["namespace_id"].as_str()).unwrap_or("");
+            let id = v["root"]
+                .as_str()
+                .or(v["namespace_id"].as_str())
+                .unwrap_or("");
             if id == USER_NAMESPACE_ID {
                 Ok(String::new())
             } else {
-                Err(invalid(json!({".tag": "user", "root_namespace_id": USER_NAMESPACE_ID,
-                    "home_namespace_id": USER_NAMESPACE_ID})))
+                Err(invalid(
+                    json!({".tag": "user", "root_namespace_id": USER_NAMESPACE_ID,
+                    "home_namespace_id": USER_NAMESPACE_ID}),
+                ))
             }
         }
         _ => Err(bad_input(

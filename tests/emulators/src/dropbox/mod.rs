@@ -323,8 +323,16 @@ async fn current_account(State(s): State<DbxState>, headers: HeaderMap) -> Respo
             axum::Json(me).into_response()
         }
         Err(problem) => {
-            let tag = if problem == AccessProblem::Expired { "expired_access_token" } else { "invalid_access_token" };
-            ErrorReply::json(401, json!({"error_summary": format!("{tag}/.."), "error": {".tag": tag}})).into_response()
+            let tag = if problem == AccessProblem::Expired {
+                "expired_access_token"
+            } else {
+                "invalid_access_token"
+            };
+            ErrorReply::json(
+                401,
+                json!({"error_summary": format!("{tag}/.."), "error": {".tag": tag}}),
+            )
+            .into_response()
         }
     }
 }

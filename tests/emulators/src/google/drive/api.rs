@@ -368,7 +368,8 @@ async fn list(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> R
         .take(size)
         .map(|f| file_json(f))
         .collect();
-    let mut body = json!({"kind": "drive#fileList", "incompleteSearch": incomplete, "files": files});
+    let mut body =
+        json!({"kind": "drive#fileList", "incompleteSearch": incomplete, "files": files});
     if offset + size < matching.len() {
         body["nextPageToken"] = json!(list_token(store.generation, offset + size, &fp));
     }

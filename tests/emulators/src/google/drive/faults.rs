@@ -225,7 +225,9 @@ pub(crate) fn classify(method: &str, path: &str, query: &str) -> Route {
                 _ => Route::Other,
             }
         }
-        ("GET", p) if p == "/drive/v3/drives" || p.starts_with("/drive/v3/drives/") => Route::Drives,
+        ("GET", p) if p == "/drive/v3/drives" || p.starts_with("/drive/v3/drives/") => {
+            Route::Drives
+        }
         ("GET", p) if p.starts_with(super::CONTENT_PATH) => Route::Content,
         _ => Route::Other,
     }
