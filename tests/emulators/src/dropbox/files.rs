@@ -742,7 +742,7 @@ impl Dropbox {
     }
 
     /// The folder a request's `Dropbox-API-Path-Root` makes its root (see [`TeamSpace`]).
-    fn view(&self, headers: &HeaderMap) -> Result<String, Response> {
+    fn view(&self, headers: &HeaderMap) -> Result<String, Box<Response>> {
         let header = headers
             .get("dropbox-api-path-root")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -1318,7 +1318,7 @@ async fn rpc(
     };
     let view = match dropbox.view(&headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let args = in_view(args, &view);
     match route.as_str() {
@@ -1375,7 +1375,7 @@ fn list_folder(dropbox: &Dropbox, route: &str, args: &Value, latest: bool) -> Re
 
 /// The folder of a path root (lower case, `""` for the account's root), or the 422 Dropbox
 /// sends for a root the account may not use.
-fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<String, Response> {
+fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<String, Box<Response>> {
     let home = |t: &TeamSpace| t.home_path.to_lowercase();
     let Some(raw) = header else {
         return Ok(team.map(home).unwrap_or_default());
@@ -1388,10 +1388,10 @@ fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<Stri
         )
     };
     let Ok(v) = serde_json::from_str::<Value>(raw) else {
-        return Err(bad_input(
+        return Err(Box::new(bad_input(
             "path_root",
             "HTTP header \"Dropbox-API-Path-Root\": could not decode input as JSON",
-        ));
+        )));
     };
     match (v[".tag"].as_str(), team) {
         (Some("home"), t) => Ok(t.map(home).unwrap_or_default()),
@@ -1405,7 +1405,7 @@ fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<Stri
             } else if id == t.home_namespace_id {
                 Ok(home(t))
             } else {
-                Err(invalid(t.root_info()))
+                Err(Box::new(invalid(t.root_info())))
             }
         }
         (Some("root" | "namespace_id"), None) => {
@@ -1416,16 +1416,16 @@ fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<Stri
             if id == USER_NAMESPACE_ID {
                 Ok(String::new())
             } else {
-                Err(invalid(
+                Err(Box::new(invalid(
                     json!({".tag": "user", "root_namespace_id": USER_NAMESPACE_ID,
                     "home_namespace_id": USER_NAMESPACE_ID}),
-                ))
+                )))
             }
         }
-        _ => Err(bad_input(
+        _ => Err(Box::new(bad_input(
             "path_root",
             "HTTP header \"Dropbox-API-Path-Root\": unknown tag",
-        )),
+        ))),
     }
 }
 
@@ -1915,7 +1915,7 @@ async fn download(
     };
     let view = match dropbox.view(&headers) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let args = in_view(args, &view);
     let path = match path_arg(ROUTE, &args) {

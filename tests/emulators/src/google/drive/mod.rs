@@ -448,6 +448,9 @@ impl Store {
     }
 }
 
+/// A content-host download: file id, bytes, MIME type.
+pub(crate) type Ticket = (String, Arc<Vec<u8>>, String);
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub harness: Harness,
@@ -460,7 +463,7 @@ pub(crate) struct Shared {
     /// Base URL of the content host `alt=media` redirects to.
     pub content_base: url::Url,
     /// Content-host tickets: ticket → (file id, bytes, MIME type).
-    pub tickets: Mutex<BTreeMap<String, (String, Arc<Vec<u8>>, String)>>,
+    pub tickets: Mutex<BTreeMap<String, Ticket>>,
 }
 
 /// The control and inspection handle of an emulated Drive. Clones share state.
@@ -529,7 +532,7 @@ impl Drive {
         )
     }
 
-    pub(crate) fn ticket(&self, ticket: &str) -> Option<(String, Arc<Vec<u8>>, String)> {
+    pub(crate) fn ticket(&self, ticket: &str) -> Option<Ticket> {
         lock(&self.0.tickets).get(ticket).cloned()
     }
 
