@@ -8,6 +8,7 @@
 //! | 403 | `no_permission`, … | `invalid-config` |
 //! | 409 | route-specific, e.g. `path/not_found/..`, `reset/..` | decided by the caller ([`DbxError::tags`]); by default `path/not_found` is `not-found`, anything else `fatal` |
 //! | 429 | `too_many_requests` or `too_many_write_operations`, `Retry-After` header (and `retry_after` in the body) | `rate-limited` with that delay |
+//! | 422 | `invalid_root` (the `Dropbox-API-Path-Root` sent no longer fits the account) | `transient`; the saved root is dropped and read again |
 //! | 5xx | anything | `transient` (503 with Retry-After: `rate-limited`) |
 //!
 //! A 200 body that is not the JSON we expect (malformed, truncated) is `transient`: the page
@@ -16,7 +17,7 @@
 
 use proofpix_sdk::http::{Request, Response, host_of};
 use proofpix_sdk::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::settings::Settings;
 
@@ -127,20 +128,72 @@ impl DbxError {
             408 | 500..=599 => {
                 PluginError::transient(format!("Dropbox failed while {what} ({detail})"))
             }
+            422 if self.tag() == "invalid_root" => PluginError::transient(format!(
+                "the account's Dropbox root changed (joined or left a team space) while {what} ({detail}); the next sync reads it again and lists from the new root"
+            )),
             _ => PluginError::fatal(format!("Dropbox refused {what} ({detail})")),
         }
     }
 }
 
+/// State key of the `Dropbox-API-Path-Root` header value every call sends, when the account's
+/// root namespace is not its home namespace (a team space).
+pub const PATH_ROOT_KEY: &str = "path-root";
+
+/// The `Dropbox-API-Path-Root` value to send, as [`resolve_path_root`] last saved it.
+pub fn path_root() -> Option<String> {
+    state::get(PATH_ROOT_KEY)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Dropbox-API-Path-Root` header for an account's `root_info` (from
+/// `users/get_current_account`): `{".tag": "root", "root": <root_namespace_id>}` when the root
+/// namespace differs from the home namespace, which is a team space whose root holds more than
+/// the member's home folder (Dropbox's Namespace and Team Files guides). `None` for a user
+/// account or a team without a team space, whose root is the home folder.
+pub fn path_root_for(root_info: &Value) -> Option<String> {
+    let root = root_info["root_namespace_id"].as_str()?;
+    let home = root_info["home_namespace_id"].as_str().unwrap_or_default();
+    let valid = !root.is_empty() && root.len() <= 64 && root.bytes().all(|b| b.is_ascii_digit());
+    (valid && root != home).then(|| json!({".tag": "root", "root": root}).to_string())
+}
+
+/// Reads the account's `root_info` and saves the path root every later call sends.
+///
+/// # Errors
+/// Dropbox errors reading the account; a full plugin state.
+pub fn resolve_path_root(settings: &Settings) -> Result<(Option<String>, Value), PluginError> {
+    // Without the header: a saved root that no longer holds must not fail this very call.
+    let resp = Request::post(&format!("{}/2/users/get_current_account", settings.api))
+        .json(&Value::Null)
+        .send()?;
+    let me = json_of(&resp, "reading the authorized account")?;
+    let root = path_root_for(&me["root_info"]);
+    match &root {
+        Some(v) => state::set(PATH_ROOT_KEY, v.as_bytes())?,
+        None => state::delete(PATH_ROOT_KEY),
+    }
+    Ok((root, me))
+}
+
 /// Sends an RPC call (`POST {api}/2/{route}` with a JSON body) and returns the response
-/// whatever its status.
+/// whatever its status. On a team space it carries the saved `Dropbox-API-Path-Root`.
 ///
 /// # Errors
 /// Egress refusals (fatal) and connection failures (transient).
 pub fn send(settings: &Settings, route: &str, body: &Value) -> Result<Response, PluginError> {
-    Request::post(&format!("{}/2/{route}", settings.api))
-        .json(body)
-        .send()
+    let mut r = Request::post(&format!("{}/2/{route}", settings.api)).json(body);
+    if let Some(root) = path_root() {
+        r = r.header("dropbox-api-path-root", &root);
+    }
+    let resp = r.send()?;
+    if resp.status == 422 {
+        // `invalid_root`: the account's namespaces changed (left or joined a team); read them
+        // again on the next listing.
+        state::delete(PATH_ROOT_KEY);
+    }
+    Ok(resp)
 }
 
 /// An RPC call whose error statuses all become contract errors for `what`.

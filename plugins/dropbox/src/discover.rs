@@ -6,6 +6,13 @@
 //! cursor is kept and the next run continues from it, getting only what changed: new and changed
 //! files, and `deleted` entries.
 //!
+//! **Team spaces.** On a team account whose root namespace is not the member's home namespace
+//! (`root_info` of `users/get_current_account`), every call sends `Dropbox-API-Path-Root:
+//! {".tag": "root", "root": "<root_namespace_id>"}` (Dropbox's Namespace and Team Files guides),
+//! so paths are from the team space's root and `folder` empty means the whole team space, not
+//! only the member's home folder. The root is read again at every full listing; a cursor made
+//! under another root starts over.
+//!
 //! **Reset.** A cursor Dropbox no longer honours answers 409 `reset`. The listing then starts
 //! over with `list_folder` in the same call; the host skips every (file, version) it already
 //! processed, so nothing is analysed or written back twice. A second `reset` right after is
@@ -80,6 +87,9 @@ pub struct Cursor {
     fp: String,
     /// Dropbox's cursor.
     dbx: String,
+    /// The `Dropbox-API-Path-Root` the listing was made under (a cursor belongs to its root).
+    #[serde(default)]
+    root: Option<String>,
 }
 
 /// One page of discovery.
@@ -91,7 +101,11 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
     let settings = Settings::load()?;
     let previous: Option<Cursor> = pagination::decode(cursor.as_deref())?;
     let body = match previous {
-        Some(c) if c.v == CURSOR_VERSION && c.fp == settings.fingerprint() => {
+        Some(c)
+            if c.v == CURSOR_VERSION
+                && c.fp == settings.fingerprint()
+                && c.root == api::path_root() =>
+        {
             let resp = api::send(
                 &settings,
                 "files/list_folder/continue",
@@ -113,8 +127,19 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
     page_of(&settings, &body)
 }
 
-/// The first `list_folder` request: a full listing.
+/// The first `list_folder` request: a full listing, from the account's root. On a team space
+/// that is the team space's root (`Dropbox-API-Path-Root`), which holds the team folders
+/// besides the member's home folder; without the header `list_folder("")` would list only the
+/// home folder.
 fn start(settings: &Settings) -> Result<Value, PluginError> {
+    let (root, _) = api::resolve_path_root(settings)?;
+    if root.is_some() {
+        log::log(
+            log::Level::Info,
+            "team space: listing from the team's root namespace",
+            &[],
+        );
+    }
     let resp = api::send(
         settings,
         "files/list_folder",
@@ -215,6 +240,7 @@ fn page_of(settings: &Settings, body: &Value) -> Result<Page, PluginError> {
         v: CURSOR_VERSION,
         fp: settings.fingerprint(),
         dbx: next.to_string(),
+        root: api::path_root(),
     };
     Ok(Page {
         files,
@@ -295,12 +321,13 @@ pub fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
         )));
     }
     let url = format!("{}/2/files/download", settings.content);
+    let mut request =
+        Request::post(&url).header("dropbox-api-arg", &api::api_arg(&json!({"path": file.id})));
+    if let Some(root) = api::path_root() {
+        request = request.header("dropbox-api-path-root", &root);
+    }
     Ok(DownloadSpec {
-        location: ContentLocation::Http(
-            Request::post(&url)
-                .header("dropbox-api-arg", &api::api_arg(&json!({"path": file.id})))
-                .into_wit(),
-        ),
+        location: ContentLocation::Http(request.into_wit()),
         supports_range: true,
     })
 }

@@ -29,7 +29,6 @@ mod template;
 mod writeback;
 
 use proofpix_sdk::prelude::*;
-use serde_json::Value;
 
 use settings::{Settings, field};
 
@@ -122,12 +121,7 @@ export_connector!(Dropbox);
 /// The account, the folder, and (with write-back on) the property template.
 fn check() -> Result<CheckReport, PluginError> {
     let settings = Settings::load()?;
-    let me = api::call(
-        &settings,
-        "users/get_current_account",
-        &Value::Null,
-        "reading the authorized account",
-    )?;
+    let (root, me) = api::resolve_path_root(&settings)?;
     let name = me["name"]["display_name"]
         .as_str()
         .unwrap_or("unknown user");
@@ -136,6 +130,13 @@ fn check() -> Result<CheckReport, PluginError> {
         None => name.to_string(),
     };
     let mut details = Vec::new();
+    if root.is_some() {
+        details.push(format!(
+            "team space: paths are from the team's root namespace {} (the member's home folder is {})",
+            me["root_info"]["root_namespace_id"].as_str().unwrap_or("?"),
+            me["root_info"]["home_path"].as_str().unwrap_or("one folder in it")
+        ));
+    }
     if settings.folder.is_empty() {
         details.push("folder: the whole Dropbox".to_string());
     } else {
@@ -184,6 +185,25 @@ fn check() -> Result<CheckReport, PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_team_space_root_is_sent_and_a_home_root_is_not() {
+        let team = serde_json::json!({".tag": "team", "root_namespace_id": "3235641",
+            "home_namespace_id": "3235642", "home_path": "/Alice Smith"});
+        let header = api::path_root_for(&team).expect("team root");
+        let v: serde_json::Value = serde_json::from_str(&header).unwrap();
+        assert_eq!(v, serde_json::json!({".tag": "root", "root": "3235641"}));
+        let user =
+            serde_json::json!({".tag": "user", "root_namespace_id": "7", "home_namespace_id": "7"});
+        assert_eq!(api::path_root_for(&user), None);
+        assert_eq!(api::path_root_for(&serde_json::Value::Null), None);
+        let odd = serde_json::json!({"root_namespace_id": "1\"}", "home_namespace_id": "2"});
+        assert_eq!(
+            api::path_root_for(&odd),
+            None,
+            "only digits go into the header"
+        );
+    }
 
     #[test]
     fn the_manifest_uses_offline_authorization_code_and_two_credentialed_endpoints() {

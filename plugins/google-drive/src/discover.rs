@@ -11,6 +11,16 @@
 //! with `removed: true` (deleted, or access lost) or a file now in the trash is reported removed;
 //! other image files are listed again and the host skips the versions it already processed.
 //!
+//! **Incomplete searches.** With `corpora=allDrives` (My Drive and every shared drive), Drive may
+//! answer `incompleteSearch: true`: it could not search every corpus, so files are missing from
+//! the listing, and nothing later would bring them back until they change. Google's advice for
+//! that case (the `FileList.incompleteSearch` reference) is to "narrow the query by choosing a
+//! different corpus such as 'user' or 'drive'". So the listing is not taken as complete: the
+//! plugin logs a warning and lists each corpus on its own, `corpora=user` (My Drive and what is
+//! shared with the account) then `corpora=drive&driveId=` for every shared drive `drives.list`
+//! returns, and only then moves on to the change feed, from the start token read before the
+//! first page. Files already listed come again; the host skips versions it has processed.
+//!
 //! **Invalid tokens.** Drive answers 400 `invalid` on `pageToken` for a token it no longer
 //! accepts. The listing then starts over from a fresh start token; already-processed versions
 //! are skipped by the host, so nothing is analysed or written twice.
@@ -50,6 +60,18 @@ pub mod prop {
 enum Phase {
     /// The first enumeration: `start` is the change token read before it.
     Listing { start: String, next: Option<String> },
+    /// The `allDrives` listing was incomplete: each corpus on its own. `drive` is the shared
+    /// drive being listed (`None`: `corpora=user`), `next` its next page token; `queue` the
+    /// shared drives still to list, `drives_next` the `drives.list` page after them and
+    /// `drives_read` whether `drives.list` was read at all.
+    PerCorpus {
+        start: String,
+        drive: Option<String>,
+        next: Option<String>,
+        queue: Vec<String>,
+        drives_next: Option<String>,
+        drives_read: bool,
+    },
     /// The change feed from `token`.
     Changes { token: String },
 }
@@ -73,6 +95,7 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
     match previous {
         Some(c) if c.v == CURSOR_VERSION && c.fp == settings.fingerprint() => match c.phase {
             Phase::Listing { start, next } => list_page(&settings, start, next),
+            phase @ Phase::PerCorpus { .. } => per_corpus_page(&settings, phase),
             Phase::Changes { token } => changes_page(&settings, &token),
         },
         // First run, or what is listed changed: enumerate from the start.
@@ -92,8 +115,39 @@ fn what(settings: &Settings) -> String {
     format!("listing {}", settings.corpus.describe())
 }
 
-/// The `files.list` request for one page.
+/// The `files.list` request for one page of the configured corpus.
 pub fn list_url(settings: &Settings, page_token: Option<&str>) -> String {
+    files_url(settings, &settings.corpus, page_token)
+}
+
+/// The `files.list` request for one page of one corpus after an incomplete `allDrives` search:
+/// `corpora=user` (`drive` `None`) or `corpora=drive&driveId=`.
+pub fn narrowed_list_url(
+    settings: &Settings,
+    drive: Option<&str>,
+    page_token: Option<&str>,
+) -> String {
+    let corpus = match drive {
+        Some(id) => Corpus::SharedDrive(id.to_string()),
+        None => Corpus::MyDrive {
+            shared_drives: false,
+        },
+    };
+    files_url(settings, &corpus, page_token)
+}
+
+/// The `drives.list` request: the shared drives the account is a member of.
+pub fn drives_url(settings: &Settings, page_token: Option<&str>) -> String {
+    let mut r = Request::get(&settings.url("drives"))
+        .query("pageSize", "100")
+        .query("fields", "nextPageToken,drives(id)");
+    if let Some(t) = page_token {
+        r = r.query("pageToken", t);
+    }
+    r.url().to_string()
+}
+
+fn files_url(settings: &Settings, corpus: &Corpus, page_token: Option<&str>) -> String {
     let mut r = Request::get(&settings.url("files"))
         .query("q", IMAGE_QUERY)
         .query("pageSize", &settings.page_size.to_string())
@@ -102,7 +156,7 @@ pub fn list_url(settings: &Settings, page_token: Option<&str>) -> String {
             &format!("nextPageToken,incompleteSearch,files({FILE_FIELDS})"),
         )
         .query("supportsAllDrives", "true");
-    r = match &settings.corpus {
+    r = match corpus {
         Corpus::SharedDrive(id) => r
             .query("corpora", "drive")
             .query("driveId", id)
@@ -199,12 +253,33 @@ fn list_page(
         return Err(e.into_plugin_error(&what(settings)));
     }
     let body = google::parse_json(&resp, &what(settings))?;
-    let files = body["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(remote_file)
-        .collect();
+    let files = page_files(&body);
+    if incomplete(&body)
+        && settings.corpus
+            == (Corpus::MyDrive {
+                shared_drives: true,
+            })
+    {
+        log::log(
+            log::Level::Warn,
+            "Google Drive says the search over My Drive and all shared drives was incomplete (incompleteSearch); listing My Drive and each shared drive on its own before following the change feed",
+            &[],
+        );
+        let phase = Phase::PerCorpus {
+            start,
+            drive: None,
+            next: None,
+            queue: Vec::new(),
+            drives_next: None,
+            drives_read: false,
+        };
+        return Ok(Page {
+            files,
+            removed: Vec::new(),
+            cursor: Some(cursor(settings, phase)?),
+            more: true,
+        });
+    }
     let (phase, more) = match body["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
         Some(t) => (
             Phase::Listing {
@@ -214,6 +289,112 @@ fn list_page(
             true,
         ),
         None => (Phase::Changes { token: start }, false),
+    };
+    Ok(Page {
+        files,
+        removed: Vec::new(),
+        cursor: Some(cursor(settings, phase)?),
+        more,
+    })
+}
+
+/// Whether a `files.list` page says the search was incomplete.
+pub fn incomplete(body: &Value) -> bool {
+    body["incompleteSearch"].as_bool() == Some(true)
+}
+
+fn page_files(body: &Value) -> Vec<RemoteFile> {
+    body["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(remote_file)
+        .collect()
+}
+
+/// One page of the per-corpus listing that replaces an incomplete `allDrives` search.
+fn per_corpus_page(settings: &Settings, phase: Phase) -> Result<Page, PluginError> {
+    let Phase::PerCorpus {
+        start,
+        drive,
+        next,
+        mut queue,
+        mut drives_next,
+        mut drives_read,
+    } = phase
+    else {
+        return full_listing(settings);
+    };
+    let what = match &drive {
+        Some(id) => format!("listing shared drive {id}"),
+        None => "listing My Drive".to_string(),
+    };
+    let resp = google::get(&narrowed_list_url(
+        settings,
+        drive.as_deref(),
+        next.as_deref(),
+    ))?;
+    if !resp.is_success() {
+        let e = GoogleError::from_response(&resp);
+        if next.is_some() && e.is_invalid_page_token() {
+            return restart(settings, &e, "listing");
+        }
+        return Err(e.into_plugin_error(&what));
+    }
+    let body = google::parse_json(&resp, &what)?;
+    if incomplete(&body) {
+        // Not expected for a single corpus; say so rather than pretend.
+        log::log(
+            log::Level::Warn,
+            "Google Drive says even a single-corpus search was incomplete; some files may be missing until they change",
+            &[("corpus", what.as_str())],
+        );
+    }
+    let files = page_files(&body);
+    let (phase, more) = if let Some(t) = body["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+        let phase = Phase::PerCorpus {
+            start,
+            drive,
+            next: Some(t.to_string()),
+            queue,
+            drives_next,
+            drives_read,
+        };
+        (phase, true)
+    } else {
+        // This corpus is done: the next shared drive, reading `drives.list` when the queue is out.
+        if queue.is_empty() && (!drives_read || drives_next.is_some()) {
+            let list = google::get_json(
+                &drives_url(settings, drives_next.as_deref()),
+                "listing the shared drives",
+            )?;
+            queue = list["drives"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["id"].as_str().filter(|id| valid_id(id)))
+                .map(String::from)
+                .collect();
+            drives_next = list["nextPageToken"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(String::from);
+            drives_read = true;
+        }
+        if queue.is_empty() {
+            (Phase::Changes { token: start }, false)
+        } else {
+            let drive = queue.remove(0);
+            let phase = Phase::PerCorpus {
+                start,
+                drive: Some(drive),
+                next: None,
+                queue,
+                drives_next,
+                drives_read,
+            };
+            (phase, true)
+        }
     };
     Ok(Page {
         files,
@@ -346,8 +527,10 @@ pub fn file_url(settings: &Settings, id: &str) -> String {
     settings.url(&format!("files/{}", percent_encode(id)))
 }
 
-/// Where the host reads a file: `alt=media` on the API host itself (Drive does not redirect
-/// downloads elsewhere), which honours Range, so the host reads only head and tail.
+/// Where the host reads a file: `alt=media` on the API host, which honours Range, so the host
+/// reads only head and tail. Drive may answer `307` to a content host on
+/// `*.googleusercontent.com`; the host follows it to the `downloads` endpoint, without the
+/// bearer token (that endpoint takes no credentials), and the Range header goes along.
 ///
 /// # Errors
 /// Configuration problems.
@@ -452,6 +635,27 @@ mod tests {
             classify_change(&json!({"fileId": "1A", "file": {"id": "1A", "mimeType": "text/csv"}})),
             ChangeKind::Ignored
         ));
+    }
+
+    #[test]
+    fn an_incomplete_search_is_narrowed_to_user_then_each_shared_drive() {
+        let s = settings(None);
+        let user = narrowed_list_url(&s, None, None);
+        assert!(user.contains("corpora=user"), "{user}");
+        assert!(!user.contains("allDrives"), "{user}");
+        let one = narrowed_list_url(&s, Some("0ADriveTwo"), Some("p2"));
+        for part in [
+            "corpora=drive",
+            "driveId=0ADriveTwo",
+            "includeItemsFromAllDrives=true",
+            "pageToken=p2",
+        ] {
+            assert!(one.contains(part), "{part} in {one}");
+        }
+        assert!(drives_url(&s, Some("d2")).contains("pageToken=d2"));
+        assert!(incomplete(&json!({"incompleteSearch": true, "files": []})));
+        assert!(!incomplete(&json!({"incompleteSearch": false})));
+        assert!(!incomplete(&json!({})));
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! - **discover**: `changes.getStartPageToken`, then a full `files.list` of images (paged with
 //!   `nextPageToken`), then the change feed from the saved token until `newStartPageToken`;
 //!   deleted and trashed files are reported removed; a token Drive refuses restarts the full
-//!   listing (see [`discover`]).
-//! - **download**: `GET /drive/v3/files/{id}?alt=media` on the API host, with Range. Drive does
-//!   not redirect downloads to another host, so there is no credential-less endpoint.
+//!   listing; a listing Drive calls incomplete (`incompleteSearch`) is redone corpus by corpus
+//!   (see [`discover`]).
+//! - **download**: `GET /drive/v3/files/{id}?alt=media` on the API host, with Range. Drive may
+//!   answer `307` to a content host (`*.googleusercontent.com`); that is the `downloads`
+//!   endpoint, declared without credentials, so the host follows the redirect and drops the
+//!   bearer token on the way.
 //! - **write-back**: risk, score, findings summary and analysis time into the file's private
 //!   `appProperties`, each key and value within Drive's 124 bytes, per-file outcomes (see
 //!   [`writeback`]).
@@ -62,6 +65,7 @@ impl Connector for GoogleDrive {
             .field(ConfigField::integer(field::PAGE_SIZE, "Page size", "Files asked per Drive page while listing (1–1000).").default("100"))
             .field(ConfigField::url(field::API_URL, "Drive API URL", "Google's API address. Change it only for a local emulator.").default(DEFAULT_API_URL))
             .field(ConfigField::url(field::TOKEN_URL, "Token URL", "Google's OAuth 2.0 token endpoint. Change it only for a local emulator.").default(DEFAULT_TOKEN_URL))
+            .field(ConfigField::text(field::DOWNLOAD_HOST, "Download host", "Where Drive may redirect file downloads (307): Google's content hosts, which get no credentials. *.googleusercontent.com covers them; change it only for a local emulator.").default(DEFAULT_DOWNLOAD_HOST))
             .auth(AuthScheme::JwtBearer(JwtBearerAuth {
                 token_url: "{config.token_url}".into(),
                 issuer_field: field::EMAIL.into(),
@@ -74,6 +78,10 @@ impl Connector for GoogleDrive {
                 Endpoint::new("drive", "{config.api_url}")
                     .with_credentials()
                     .purpose("the Drive v3 API: file listings, the change feed, file downloads and app-property updates"),
+            )
+            .endpoint(
+                Endpoint::new("downloads", "{config.download_host}")
+                    .purpose("Google's content hosts that file downloads may be redirected to (307); no credentials are sent there"),
             )
             .write_back_batch_size(50)
             // Each result is a PATCH that sets properties to values: writing it again after a
@@ -158,6 +166,9 @@ fn check() -> Result<CheckReport, PluginError> {
         &format!("listing {}", settings.corpus.describe()),
     )?;
     let any = first["files"].as_array().is_some_and(|f| !f.is_empty());
+    if discover::incomplete(&first) {
+        details.push("Drive says the search over My Drive and all shared drives is incomplete (incompleteSearch): syncs list My Drive and each shared drive separately, which takes more requests".into());
+    }
     details.push(if any {
         "images visible".into()
     } else {

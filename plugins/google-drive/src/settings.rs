@@ -25,10 +25,14 @@ pub mod field {
     pub const PAGE_SIZE: &str = "page_size";
     pub const API_URL: &str = "api_url";
     pub const TOKEN_URL: &str = "token_url";
+    pub const DOWNLOAD_HOST: &str = "download_host";
 }
 
 pub const DEFAULT_API_URL: &str = "https://www.googleapis.com";
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+/// Where `alt=media` may redirect with `307`: Google's content hosts, which take no bearer
+/// token (the redirect URL carries its own short-lived credential).
+pub const DEFAULT_DOWNLOAD_HOST: &str = "https://*.googleusercontent.com";
 /// The `aud` Google expects in a service-account assertion (reference §5.1).
 pub const AUDIENCE: &str = "https://oauth2.googleapis.com/token";
 /// Writing `appProperties` needs the full Drive scope; `drive.file` covers only files the app

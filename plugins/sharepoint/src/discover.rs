@@ -17,7 +17,9 @@
 //!
 //! **Version.** The content hash (`quickXorHash` on SharePoint), else `cTag`, else `eTag`. Not
 //! the eTag first: writing our own columns changes the eTag and lists the item in delta again,
-//! and SharePoint leaves `cTag` out of delta, so only the content hash says "same bytes".
+//! and SharePoint leaves `cTag` out of delta, so only the content hash says "same bytes". When
+//! Graph sends neither hash nor cTag, the eTag our own write produced is remembered and read as
+//! "unchanged" ([`crate::own_write`]).
 
 use proofpix_sdk::http::Request;
 use proofpix_sdk::prelude::*;
@@ -26,6 +28,7 @@ use serde_json::Value;
 
 use crate::graph::{self, GraphError};
 use crate::libraries::{self, Library};
+use crate::own_write;
 use crate::settings::Settings;
 
 /// Cursor format version.
@@ -114,10 +117,13 @@ pub fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
             continue;
         };
         if item.get("deleted").is_some() {
-            removed.push(file_id(&lib.drive, id));
+            let gone = file_id(&lib.drive, id);
+            own_write::forget(&gone);
+            removed.push(gone);
             continue;
         }
-        if let Some(f) = remote_file(&lib, item) {
+        if let Some(mut f) = remote_file(&lib, item) {
+            f.version = own_write::version(&f.id, item["eTag"].as_str(), f.version);
             files.push(f);
         }
     }

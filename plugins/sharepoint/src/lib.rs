@@ -27,6 +27,7 @@ mod discover;
 mod events;
 mod graph;
 mod libraries;
+mod own_write;
 mod remediation;
 mod settings;
 mod writeback;

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 use crate::discover::{ids_of, prop};
 use crate::graph::{self, GraphError};
+use crate::own_write;
 use crate::settings::{Settings, fnv1a};
 
 /// Sub-requests per `$batch`: Graph's limit.
@@ -370,6 +371,11 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
         });
     }
     state::delete(MEMO_KEY);
+    for (r, o) in results.iter().zip(&outcomes) {
+        if matches!(o, Some(Ok(()))) {
+            own_write::remember(&settings.graph, &r.file);
+        }
+    }
     Ok(results
         .into_iter()
         .zip(outcomes)

@@ -5,6 +5,9 @@
 //! - `listing`: the folder listed four entries a page, only images, the saved cursor continued
 //!   on the next run, `reset` mid-listing and on an expired cursor, deleted entries reported,
 //!   malformed and truncated pages.
+//! - `team`: a team member whose team space holds folders outside their home folder: the plugin
+//!   reads `root_info` and sends `Dropbox-API-Path-Root` on every call, so those files are
+//!   listed, downloaded, analysed and written back.
 //! - `downloads`: `files/download` on the content host with the bearer token and an escaped
 //!   `Dropbox-API-Arg` (a file named outside ASCII), Range reads, a token that expires.
 //! - `writeback`: properties under the plugin's template or the operator's, per-file outcomes,
@@ -21,6 +24,7 @@ use std::sync::Arc;
 
 use proofpix_emulators::dropbox::files::{
     Chaos, DbxFault, DbxFile, DropboxEmulator, Expected, FileSpec, FilesConfig, Route, Server,
+    TeamSpace,
 };
 use proofpix_emulators::dropbox::{self, fixtures, seed};
 use proofpix_emulators::{Clock, Harness};
@@ -482,6 +486,98 @@ fn result_for(file: RemoteFile, i: usize) -> FileResult {
         analysed_at: "2026-11-26T10:00:00Z".into(),
         policy_version: "test".into(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// team spaces
+// ---------------------------------------------------------------------------------------------
+
+/// A team account: the team space's root holds `/Projects` and `/Site Photos` next to the
+/// member's home folder `/Alice Smith`. Without `Dropbox-API-Path-Root`, `list_folder("")` sees
+/// only the home folder (the emulator answers as Dropbox's Team Files guide describes). The
+/// plugin reads `root_info`, sends the root namespace on list, continue, download and property
+/// calls, and so lists, analyses and writes back the team folders' photos too.
+#[tokio::test]
+async fn a_team_space_is_listed_from_its_root_not_only_the_home_folder() {
+    let photo = |path: &str, seed: u32| {
+        let bytes = proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+            width: 64,
+            height: 48,
+            seed,
+            exif: Some(proofpix_fixtures::phone_photo(
+                seed,
+                proofpix_fixtures::Gps {
+                    lat: 47.0,
+                    lon: 8.0,
+                    alt: None,
+                },
+            )),
+            ..proofpix_fixtures::JpegSpec::default()
+        });
+        FileSpec::new(
+            path,
+            bytes,
+            Expected {
+                gps: true,
+                person: true,
+                serial: true,
+            },
+        )
+    };
+    let env = env_with(FilesConfig {
+        population: vec![
+            photo("/Alice Smith/Camera Uploads/home-1.jpg", 1),
+            photo("/Projects/Bridge/survey-1.jpg", 2),
+            photo("/Projects/Bridge/survey-2.jpg", 3),
+            photo("/Site Photos/2026/crane.jpg", 4),
+        ],
+        team: Some(TeamSpace {
+            home_path: "/Alice Smith".into(),
+            root_namespace_id: "3235641".into(),
+            home_namespace_id: "3235642".into(),
+        }),
+        ..FilesConfig::default()
+    })
+    .await;
+    env.integrate(&[("folder", "")]).await;
+    let report = env.sync().await;
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    let all: Vec<DbxFile> = env
+        .db()
+        .files()
+        .into_iter()
+        .filter(|f| f.is_image)
+        .collect();
+    assert_eq!(all.len(), 4);
+    assert_eq!(ids(&report), file_ids(&all), "the team folders' photos too");
+    assert!(report.files.iter().all(|f| f.report.is_some()));
+    assert!(report.files.iter().all(|f| f.written_back));
+    assert_eq!(env.db().writes_per_file().len(), 4);
+
+    let root = r#"{".tag":"root","root":"3235641"}"#;
+    let exchanges = env.db().exchanges();
+    for route in [Route::ListFolder, Route::Download] {
+        let sent: Vec<_> = exchanges.iter().filter(|e| e.route == route).collect();
+        assert!(!sent.is_empty(), "{route:?}");
+        for e in sent {
+            assert_eq!(e.path_root.as_deref(), Some(root), "{route:?} {}", e.path);
+        }
+    }
+    // The next run continues under the same root and finds nothing new.
+    let again = env.sync().await;
+    assert!(again.files.is_empty(), "{:?}", ids(&again));
+    assert!(
+        env.db()
+            .exchanges()
+            .iter()
+            .filter(|e| e.route == Route::ListContinue)
+            .all(|e| e.path_root.as_deref() == Some(root))
+    );
+    let test = env.test().await;
+    assert!(
+        step(&test, "connection").detail.contains("team space"),
+        "{test:?}"
+    );
 }
 
 /// 30 results: the plugin creates its template once, a file deleted meanwhile gets its own

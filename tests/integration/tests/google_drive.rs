@@ -7,8 +7,12 @@
 //!   runs with trashed and deleted files reported removed; a refused page token mid-listing and
 //!   an expired change token both restart the listing without new work; malformed, truncated
 //!   and 5xx pages retried.
-//! - `downloads`: `alt=media` on the API host with Range reads (Drive does not redirect to a
-//!   pre-authenticated host, so the bearer token goes only there), a token expiring on download.
+//! - `listing` also: an `allDrives` search Drive calls incomplete (`incompleteSearch`) is redone
+//!   corpus by corpus (`corpora=user`, then `corpora=drive` per shared drive from `drives.list`)
+//!   before the change feed, so no shared drive's files are missed.
+//! - `downloads`: `alt=media` on the API host with Range reads, and a `307` to the content host
+//!   (`*.googleusercontent.com`, a second loopback server here) followed without the bearer
+//!   token; a token expiring on download.
 //! - `writeback`: every `appProperties` key and value within 124 bytes, per-file outcomes (a
 //!   deleted file, a read-only one), a throttled update resent alone after its Retry-After.
 //! - `misconfig`: what `host.test` says for a wrong key, an impersonation without delegation, an
@@ -90,6 +94,7 @@ impl Env {
         config.insert("api_url".into(), self.g.api_url());
         config.insert("token_url".into(), self.g.token_url());
         config.insert("page_size".into(), "4".into());
+        config.insert("download_host".into(), self.g.content_url());
         for (k, v) in extra {
             config.insert((*k).to_string(), (*v).to_string());
         }
@@ -270,6 +275,82 @@ async fn every_image_of_my_drive_and_the_shared_drive_is_listed_over_many_pages_
             );
         }
     }
+}
+
+/// Drive answers the `allDrives` listing with `incompleteSearch: true` and without the second
+/// shared drive's files. The plugin does not take that listing as complete: it lists My Drive
+/// (`corpora=user`) and each shared drive from `drives.list` (`corpora=drive`) on its own before
+/// it follows the change feed, so the second drive's photos are analysed on the first sync,
+/// and `host.test` says the search was incomplete.
+#[tokio::test]
+async fn an_incomplete_all_drives_search_is_redone_drive_by_drive() {
+    let mut corpus = seed::field_team();
+    corpus.shared_drives.push(drive::SharedDriveSpec {
+        name: "Surveyors".into(),
+        files: (0..3)
+            .map(|i| seed::photo(&format!("Bridges/bridge-{i}.jpg"), 700 + i, 70 + i))
+            .collect(),
+    });
+    let env = env_with(DriveConfig {
+        corpus,
+        incomplete_all_drives: true,
+        ..DriveConfig::default()
+    })
+    .await;
+    env.integrate(&[]).await;
+    let report = env.sync().await;
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    let images = env.images();
+    assert_eq!(images.len(), 15);
+    let surveyors = env.drive().shared_drive_id("Surveyors").expect("drive");
+    let missed_by_all_drives: BTreeSet<String> = file_ids(
+        &images
+            .iter()
+            .filter(|f| f.drive_id.as_deref() == Some(surveyors.as_str()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(missed_by_all_drives.len(), 3);
+    assert_eq!(
+        ids(&report),
+        file_ids(&images),
+        "every image, the second drive's too"
+    );
+    assert!(report.files.iter().all(|f| f.report.is_some()));
+    let lists: Vec<_> = env
+        .drive()
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.route == Route::List)
+        .collect();
+    assert!(lists.iter().any(|e| e.query.contains("corpora=user")));
+    assert!(
+        lists.iter().any(|e| e.query.contains("corpora=drive")
+            && e.query.contains(&format!("driveId={surveyors}")))
+    );
+    assert!(
+        env.drive()
+            .exchanges()
+            .iter()
+            .any(|e| e.route == Route::Drives && e.path == "/drive/v3/drives")
+    );
+    // The next sync follows the change feed: nothing new, nothing listed again.
+    env.drive().clear_traffic();
+    let again = env.sync().await;
+    assert!(again.files.is_empty(), "{:?}", ids(&again));
+    assert!(
+        env.drive()
+            .exchanges()
+            .iter()
+            .all(|e| e.route != Route::List)
+    );
+    let test = env.test().await;
+    assert!(
+        step(&test, "connection")
+            .detail
+            .contains("incompleteSearch"),
+        "{test:?}"
+    );
 }
 
 /// A shared drive given by the address a browser shows is listed alone.
@@ -487,6 +568,67 @@ async fn downloads_are_range_reads_of_alt_media_on_the_api_host() {
             .iter()
             .all(|e| !(300..400).contains(&e.status))
     );
+}
+
+/// Drive may answer `alt=media` with `307` to a content host on `*.googleusercontent.com`. The
+/// plugin declares that host as an endpoint without credentials: every image is fetched from
+/// there by Range and analysed, and the bearer token never reaches it.
+#[tokio::test]
+async fn a_307_to_the_content_host_is_followed_without_the_bearer_token() {
+    let env = env_with(DriveConfig {
+        media_redirect: true,
+        ..DriveConfig::default()
+    })
+    .await;
+    env.integrate(&[]).await;
+    let report = env.sync().await;
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    assert_eq!(report.parked, 0);
+    assert_eq!(ids(&report), file_ids(&env.images()));
+    assert!(report.files.iter().all(|f| f.report.is_some()));
+    let gps = report
+        .files
+        .iter()
+        .filter(|f| {
+            f.report
+                .as_ref()
+                .is_some_and(|r| r.findings.iter().any(|x| x.category == Category::Gps))
+        })
+        .count();
+    assert_eq!(
+        gps,
+        env.images().iter().filter(|f| f.expect.gps).count(),
+        "the bytes analysed are the files' own"
+    );
+    let exchanges = env.drive().exchanges();
+    let media: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e.route == Route::Media)
+        .collect();
+    let content: Vec<_> = exchanges
+        .iter()
+        .filter(|e| e.route == Route::Content)
+        .collect();
+    assert!(media.len() >= report.files.len());
+    assert!(media.iter().all(|m| {
+        m.status == 307
+            && m.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer "))
+    }));
+    assert!(content.len() >= report.files.len());
+    for c in &content {
+        assert_eq!(c.authorization, None, "{} got credentials", c.path);
+        assert!(c.range.as_deref().is_some_and(|r| r.starts_with("bytes=")));
+        assert_eq!(c.status, 206);
+    }
+    let minted = env.g.harness().minted_secrets();
+    for r in env.g.log().all() {
+        if r.path.starts_with(drive::CONTENT_PATH) {
+            assert!(r.header("authorization").is_none());
+            assert!(!minted.iter().any(|t| r.mentions(t)));
+        }
+    }
 }
 
 /// A 401 on a download (the token expired between listing and download) renews the token and

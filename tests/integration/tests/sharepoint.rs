@@ -9,7 +9,8 @@
 //!   sub-requests retried once each after their Retry-After.
 //! - `misconfig`: what `host.test` says for an unknown site or library, a missing column, a
 //!   missing permission, a wrong secret and a multi-tenant alias.
-//! - `workflows`: the seed's workflows 2 (with the Teams notifier and its emulator), 3 and 4.
+//! - `workflows`: the seed's workflows 2 (with the Teams notifier and its emulator), 3 and 4;
+//!   workflow 3 again with neither content hash nor cTag (only the eTag, which our write moves).
 //! - `remediation`: replace-with-sanitised through Graph's `PUT .../content`: every high-risk
 //!   image replaced once by a copy that analyses clean, the others untouched, nothing uploaded
 //!   in a simulation, a throttled upload retried on the next sync.
@@ -862,6 +863,68 @@ async fn workflow_3_a_rerun_finds_nothing_and_one_changed_file_is_analysed_and_w
 
     let fourth = env.sync().await;
     assert!(fourth.files.is_empty());
+}
+
+/// Graph may send no `file.hashes` (documented), and OneDrive for Business leaves `cTag` out of
+/// delta: only the eTag is left, and our own column write changes it. The plugin remembers the
+/// eTag its write produced, so a second sync re-analyses and re-writes nothing; a real content
+/// change (a new eTag) is still analysed and written once.
+#[tokio::test]
+async fn without_hash_or_ctag_our_own_column_write_does_not_make_a_file_new() {
+    let env = env_with(GraphConfig {
+        omit_content_hashes: true,
+        omit_ctag_in_delta: true,
+        ..GraphConfig::default()
+    })
+    .await;
+    env.integrate(&[]).await;
+    let first = env.sync().await;
+    let n = env.images(false).len();
+    assert!(n > 0);
+    assert_eq!(first.files.len(), n);
+    assert!(errors(&first).is_empty(), "{:?}", errors(&first));
+    assert!(
+        first
+            .files
+            .iter()
+            .all(|f| f.file.version.starts_with("etag:")),
+        "the emulator sent neither hash nor cTag"
+    );
+    assert_eq!(env.graph().column_writes().len(), n);
+
+    let again = env.sync().await;
+    assert!(again.files.is_empty(), "re-run analysed {:?}", ids(&again));
+    assert_eq!(
+        again.unchanged as usize, n,
+        "our column writes listed every file again, unchanged"
+    );
+    assert_eq!(env.graph().column_writes().len(), n, "no new write-back");
+
+    let target = env
+        .graph()
+        .file(
+            seed::FIELDWORK_SITE,
+            seed::DOCUMENTS,
+            "Marketing/banner-1.jpg",
+        )
+        .expect("file");
+    let bytes = proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+        width: 64,
+        height: 48,
+        seed: 4242,
+        ..proofpix_fixtures::JpegSpec::default()
+    });
+    assert!(
+        env.graph()
+            .replace_content(&target.drive_id, &target.item_id, bytes)
+    );
+    let third = env.sync().await;
+    let id = format!("{}/{}", target.drive_id, target.item_id);
+    assert_eq!(ids(&third), vec![id.clone()]);
+    assert_eq!(env.graph().column_writes().len(), n + 1);
+    let fourth = env.sync().await;
+    assert!(fourth.files.is_empty(), "{:?}", ids(&fourth));
+    assert_eq!(env.graph().column_writes().len(), n + 1);
 }
 
 /// Workflow 4: about a quarter of the requests fail (429 and 503 with Retry-After, 500, 502),

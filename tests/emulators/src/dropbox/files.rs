@@ -54,6 +54,8 @@ use super::seed;
 
 /// Most entries a `list_folder` page may ask for.
 pub const MAX_LIMIT: u64 = 2000;
+/// The namespace id of a user (not team) account's root, which is its home.
+pub const USER_NAMESPACE_ID: &str = "3235641";
 /// Most fields in a property template.
 pub const MAX_TEMPLATE_FIELDS: usize = 32;
 /// Longest property field name, bytes.
@@ -108,6 +110,36 @@ pub struct FilesConfig {
     pub property_writes_in_listing: bool,
     /// The content host honours `Range`. Default true; false answers 200 with everything.
     pub honour_range: bool,
+    /// A team account (Dropbox's Namespace and Team Files guides): `population` paths are from
+    /// the team space's root, and the member's home folder is one folder in it. `None`: a user
+    /// account, whose root is its home.
+    pub team: Option<TeamSpace>,
+}
+
+/// A member of a team with a team space.
+///
+/// `users/get_current_account` answers `root_info` `{".tag": "team", "root_namespace_id",
+/// "home_namespace_id", "home_path"}`. Calls without a `Dropbox-API-Path-Root` header (or with
+/// `{".tag": "home"}`) see the home folder as the root, so `list_folder("")` lists only it;
+/// `{".tag": "root", "root": "<root_namespace_id>"}` makes paths relative to the team space's
+/// root, where the home folder is `home_path`. Any other namespace is 422 `invalid_root`
+/// (which carries the account's `root_info`, as Dropbox's does).
+#[derive(Clone, Debug)]
+pub struct TeamSpace {
+    /// The member's home folder from the team root (`/Alice Smith`).
+    pub home_path: String,
+    /// The team space's namespace id.
+    pub root_namespace_id: String,
+    /// The member's home namespace id.
+    pub home_namespace_id: String,
+}
+
+impl TeamSpace {
+    /// `root_info` as `users/get_current_account` returns it.
+    pub fn root_info(&self) -> Value {
+        json!({".tag": "team", "root_namespace_id": self.root_namespace_id,
+            "home_namespace_id": self.home_namespace_id, "home_path": self.home_path})
+    }
 }
 
 impl Default for FilesConfig {
@@ -117,6 +149,7 @@ impl Default for FilesConfig {
             seed: 0xD80B,
             property_writes_in_listing: true,
             honour_range: true,
+            team: None,
         }
     }
 }
@@ -275,6 +308,8 @@ pub struct Exchange {
     pub range: Option<String>,
     /// The `Dropbox-API-Arg` header received, as sent.
     pub api_arg: Option<String>,
+    /// The `Dropbox-API-Path-Root` header received, as sent.
+    pub path_root: Option<String>,
     /// The `Content-Type` header received.
     pub content_type: Option<String>,
     /// The request body (RPC arguments).
@@ -382,6 +417,9 @@ struct CursorState {
     /// Paths of this listing still to be sent.
     pending: Vec<String>,
     epoch: u64,
+    /// The path root's folder (lower case, `""` for the account's root) the listing was made
+    /// under: stripped from the paths it returns.
+    view: String,
 }
 
 #[derive(Debug, Default)]
@@ -648,6 +686,20 @@ impl Account {
         m
     }
 
+    /// [`Account::metadata`] with paths relative to the path root folder `view`.
+    fn metadata_in(&self, key: &str, view: &str) -> Value {
+        let mut m = self.metadata(key);
+        if !view.is_empty() {
+            for field in ["path_lower", "path_display"] {
+                if let Some(p) = m[field].as_str() {
+                    let rest = p.get(view.len()..).unwrap_or_default().to_owned();
+                    m[field] = json!(rest);
+                }
+            }
+        }
+        m
+    }
+
     fn under(root: &str, recursive: bool, key: &str) -> bool {
         if root.is_empty() {
             return recursive || parent_of(key) == Some("");
@@ -666,6 +718,10 @@ impl Dropbox {
     pub(crate) fn new(config: FilesConfig, harness: Harness, tokens: Tokens) -> Self {
         let now = harness.clock.now();
         let mut account = Account::default();
+        if let Some(team) = &config.team {
+            // The home folder exists even when nothing is in it.
+            account.ensure_parents(&format!("{}/x", team.home_path), config.seed, now);
+        }
         for spec in &config.population {
             account.add_file(spec, config.seed, now);
         }
@@ -683,6 +739,23 @@ impl Dropbox {
 
     fn account(&self) -> MutexGuard<'_, Account> {
         lock(&self.0.account)
+    }
+
+    /// The folder a request's `Dropbox-API-Path-Root` makes its root (see [`TeamSpace`]).
+    fn view(&self, headers: &HeaderMap) -> Result<String, Box<Response>> {
+        let header = headers
+            .get("dropbox-api-path-root")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        path_root_view(self.0.config.team.as_ref(), header.as_deref())
+    }
+
+    /// `root_info` of `users/get_current_account`.
+    pub fn root_info(&self) -> Value {
+        match &self.0.config.team {
+            Some(t) => t.root_info(),
+            None => json!({".tag": "user", "root_namespace_id": USER_NAMESPACE_ID,
+                "home_namespace_id": USER_NAMESPACE_ID}),
+        }
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -1118,6 +1191,7 @@ pub(crate) async fn observe(
     let authorization = header("authorization");
     let range = header("range");
     let api_arg = header("dropbox-api-arg");
+    let path_root = header("dropbox-api-path-root");
     let content_type = header("content-type");
     let route = classify(server, &path);
     let key = format!(
@@ -1180,6 +1254,7 @@ pub(crate) async fn observe(
         authorization,
         range,
         api_arg,
+        path_root,
         content_type,
         body: bytes.to_vec(),
     });
@@ -1241,7 +1316,16 @@ async fn rpc(
             Err(_) => return bad_input(&route, "request body: could not decode input as JSON"),
         }
     };
+    let view = match dropbox.view(&headers) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let args = in_view(args, &view);
     match route.as_str() {
+        "files/list_folder" | "files/list_folder/get_latest_cursor" if !view.is_empty() => {
+            list_folder_in(&dropbox, &route, &args, route.ends_with("cursor"), &view)
+        }
+        "files/get_metadata" if !view.is_empty() => get_metadata_in(&dropbox, &route, &args, &view),
         "files/list_folder" => list_folder(&dropbox, &route, &args, false),
         "files/list_folder/get_latest_cursor" => list_folder(&dropbox, &route, &args, true),
         "files/list_folder/continue" => list_continue(&dropbox, &route, &args),
@@ -1286,6 +1370,98 @@ fn path_arg(route: &str, args: &Value) -> Result<String, ErrorReply> {
 }
 
 fn list_folder(dropbox: &Dropbox, route: &str, args: &Value, latest: bool) -> Response {
+    list_folder_in(dropbox, route, args, latest, "")
+}
+
+/// The folder of a path root (lower case, `""` for the account's root), or the 422 Dropbox
+/// sends for a root the account may not use.
+fn path_root_view(team: Option<&TeamSpace>, header: Option<&str>) -> Result<String, Box<Response>> {
+    let home = |t: &TeamSpace| t.home_path.to_lowercase();
+    let Some(raw) = header else {
+        return Ok(team.map(home).unwrap_or_default());
+    };
+    let invalid = |info: Value| {
+        route_error(
+            422,
+            "invalid_root/..",
+            json!({".tag": "invalid_root", "invalid_root": info}),
+        )
+    };
+    let Ok(v) = serde_json::from_str::<Value>(raw) else {
+        return Err(Box::new(bad_input(
+            "path_root",
+            "HTTP header \"Dropbox-API-Path-Root\": could not decode input as JSON",
+        )));
+    };
+    match (v[".tag"].as_str(), team) {
+        (Some("home"), t) => Ok(t.map(home).unwrap_or_default()),
+        (Some("root" | "namespace_id"), Some(t)) => {
+            let id = v["root"]
+                .as_str()
+                .or(v["namespace_id"].as_str())
+                .unwrap_or("");
+            if id == t.root_namespace_id {
+                Ok(String::new())
+            } else if id == t.home_namespace_id {
+                Ok(home(t))
+            } else {
+                Err(Box::new(invalid(t.root_info())))
+            }
+        }
+        (Some("root" | "namespace_id"), None) => {
+            let id = v["root"]
+                .as_str()
+                .or(v["namespace_id"].as_str())
+                .unwrap_or("");
+            if id == USER_NAMESPACE_ID {
+                Ok(String::new())
+            } else {
+                Err(Box::new(invalid(
+                    json!({".tag": "user", "root_namespace_id": USER_NAMESPACE_ID,
+                    "home_namespace_id": USER_NAMESPACE_ID}),
+                )))
+            }
+        }
+        _ => Err(Box::new(bad_input(
+            "path_root",
+            "HTTP header \"Dropbox-API-Path-Root\": unknown tag",
+        ))),
+    }
+}
+
+/// `args` with a `/…` or `""` `path` made absolute from the account's root under `view`.
+fn in_view(mut args: Value, view: &str) -> Value {
+    if view.is_empty() {
+        return args;
+    }
+    if let Some(p) = args.get("path").and_then(Value::as_str)
+        && (p.is_empty() || p.starts_with('/'))
+    {
+        let full = format!("{view}{p}");
+        args["path"] = json!(full);
+    }
+    args
+}
+
+fn get_metadata_in(dropbox: &Dropbox, route: &str, args: &Value, view: &str) -> Response {
+    let path = match path_arg(route, args) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let a = dropbox.account();
+    match a.resolve(&path) {
+        Some(k) if k.as_str() != view => axum::Json(a.metadata_in(&k, view)).into_response(),
+        _ => path_error("not_found"),
+    }
+}
+
+fn list_folder_in(
+    dropbox: &Dropbox,
+    route: &str,
+    args: &Value,
+    latest: bool,
+    view: &str,
+) -> Response {
     let path = match path_arg(route, args) {
         Ok(p) => p,
         Err(r) => return r.into_response(),
@@ -1322,7 +1498,11 @@ fn list_folder(dropbox: &Dropbox, route: &str, args: &Value, latest: bool) -> Re
     } else {
         a.entries
             .iter()
-            .filter(|(k, e)| Account::under(&root, recursive, k) && (include_deleted || !e.deleted))
+            .filter(|(k, e)| {
+                k.as_str() != view
+                    && Account::under(&root, recursive, k)
+                    && (include_deleted || !e.deleted)
+            })
             .map(|(k, _)| k.clone())
             .collect()
     };
@@ -1334,6 +1514,7 @@ fn list_folder(dropbox: &Dropbox, route: &str, args: &Value, latest: bool) -> Re
         high: a.seq,
         pending,
         epoch: dropbox.0.epoch.load(Ordering::SeqCst),
+        view: view.to_owned(),
     };
     if latest {
         let cursor = mint_cursor(&mut a, state);
@@ -1355,7 +1536,11 @@ fn page(a: &mut Account, mut state: CursorState) -> Response {
         let mut changed: Vec<(u64, String)> = a
             .entries
             .iter()
-            .filter(|(k, e)| e.seq > high && Account::under(&state.root, state.recursive, k))
+            .filter(|(k, e)| {
+                e.seq > high
+                    && k.as_str() != state.view
+                    && Account::under(&state.root, state.recursive, k)
+            })
             .map(|(k, e)| (e.seq, k.clone()))
             .collect();
         changed.sort();
@@ -1366,7 +1551,7 @@ fn page(a: &mut Account, mut state: CursorState) -> Response {
     let now: Vec<String> = state.pending.drain(..take).collect();
     let entries: Vec<Value> = now
         .iter()
-        .map(|k| a.metadata(k))
+        .map(|k| a.metadata_in(k, &state.view))
         .filter(|m| !m.is_null())
         .collect();
     let has_more = !state.pending.is_empty();
@@ -1728,6 +1913,11 @@ async fn download(
             "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON",
         );
     };
+    let view = match dropbox.view(&headers) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let args = in_view(args, &view);
     let path = match path_arg(ROUTE, &args) {
         Ok(p) => p,
         Err(r) => return r.into_response(),
@@ -1743,7 +1933,7 @@ async fn download(
         if e.folder {
             return path_error("not_file");
         }
-        (e.content.clone(), a.metadata(&key))
+        (e.content.clone(), a.metadata_in(&key, &view))
     };
     let len = content.len() as u64;
     let range = headers

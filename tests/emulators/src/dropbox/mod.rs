@@ -92,6 +92,8 @@ struct DbxState {
     config: Arc<DropboxConfig>,
     /// Codes issued for `token_access_type=offline`.
     offline_codes: Arc<Mutex<Vec<String>>>,
+    /// `root_info` of the account, when the file APIs run (see [`files::TeamSpace`]).
+    root_info: Option<serde_json::Value>,
 }
 
 fn idp_routes(state: DbxState) -> Router {
@@ -114,6 +116,7 @@ pub async fn start(config: DropboxConfig, harness: Harness) -> std::io::Result<E
             tokens,
             config: Arc::new(config),
             offline_codes: Arc::default(),
+            root_info: None,
         })
     })
     .await
@@ -156,6 +159,7 @@ pub async fn start_with_files(
         tokens: tokens.clone(),
         config: Arc::new(config),
         offline_codes: Arc::default(),
+        root_info: Some(dropbox.root_info()),
     })
     .merge(files::api_routes(dropbox.clone()))
     .layer(from_fn_with_state(
@@ -310,12 +314,25 @@ async fn authorize(
 async fn current_account(State(s): State<DbxState>, headers: HeaderMap) -> Response {
     let token = common::bearer(&headers, false).unwrap_or_default();
     match s.tokens.check_access(&token, s.harness.clock.now()) {
-        Ok(_) => axum::Json(json!({"account_id": s.config.account_id,
-            "name": {"display_name": "Emulated Dropbox User"}, "email": "dbx-user@proofpix.example"}))
-        .into_response(),
+        Ok(_) => {
+            let mut me = json!({"account_id": s.config.account_id,
+                "name": {"display_name": "Emulated Dropbox User"}, "email": "dbx-user@proofpix.example"});
+            if let Some(info) = &s.root_info {
+                me["root_info"] = info.clone();
+            }
+            axum::Json(me).into_response()
+        }
         Err(problem) => {
-            let tag = if problem == AccessProblem::Expired { "expired_access_token" } else { "invalid_access_token" };
-            ErrorReply::json(401, json!({"error_summary": format!("{tag}/.."), "error": {".tag": tag}})).into_response()
+            let tag = if problem == AccessProblem::Expired {
+                "expired_access_token"
+            } else {
+                "invalid_access_token"
+            };
+            ErrorReply::json(
+                401,
+                json!({"error_summary": format!("{tag}/.."), "error": {".tag": tag}}),
+            )
+            .into_response()
         }
     }
 }

@@ -180,8 +180,14 @@ pub async fn start_with_drive(
     use axum::middleware::from_fn_with_state;
 
     let api = crate::common::server::Bound::loopback().await?;
+    let content = crate::common::server::Bound::loopback().await?;
     let tokens = Tokens::new(harness.minted.clone());
-    let drive = drive::Drive::new(drive_config, harness.clone(), tokens.clone());
+    let drive = drive::Drive::new(
+        drive_config,
+        content.base_url.clone(),
+        harness.clone(),
+        tokens.clone(),
+    );
     let router = idp_routes(GState {
         base: api.base_url.clone(),
         harness: harness.clone(),
@@ -191,9 +197,14 @@ pub async fn start_with_drive(
     .merge(drive::routes(drive.clone()))
     .layer(from_fn_with_state(drive.clone(), drive::observe))
     .layer(from_fn_with_state(harness.clone(), record_and_inject));
+    let content_router = drive::content_routes(drive.clone())
+        .layer(from_fn_with_state(drive.clone(), drive::observe))
+        .layer(from_fn_with_state(harness.clone(), record_and_inject));
     let server = api.serve(router);
+    let content_server = content.serve(content_router);
     Ok(drive::DriveEmulator::new(
         Emulator::new("google", harness, tokens, server),
+        content_server,
         drive,
     ))
 }

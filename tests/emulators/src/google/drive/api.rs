@@ -35,8 +35,40 @@ pub(crate) fn routes(drive: Drive) -> Router {
         .route("/drive/v3/files/{id}", get(get_file).patch(patch_file))
         .route("/drive/v3/changes", get(changes))
         .route("/drive/v3/changes/startPageToken", get(start_page_token))
+        .route("/drive/v3/drives", get(list_drives))
         .route("/drive/v3/drives/{id}", get(get_drive))
         .with_state(drive)
+}
+
+/// The content host: what `alt=media` redirects to in [`DriveConfig::media_redirect`] mode.
+///
+/// [`DriveConfig::media_redirect`]: super::DriveConfig::media_redirect
+pub(crate) fn content_routes(drive: Drive) -> Router {
+    Router::new()
+        .route("/docs/securesc/{ticket}/{id}", get(content))
+        .with_state(drive)
+}
+
+/// Bytes on the content host: the ticket in the path is the credential; `Authorization` is
+/// neither needed nor read (the traffic record keeps it, so a leak is visible).
+async fn content(
+    State(d): State<Drive>,
+    Path((ticket, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match d.ticket(&ticket) {
+        Some((file_id, bytes, mime)) if file_id == id => {
+            let range = headers.get("range").and_then(|v| v.to_str().ok());
+            media(&bytes, &mime, range)
+        }
+        _ => ErrorReply::json(
+            403,
+            json!({"error": {"code": 403, "message": "The download link is not valid.",
+                "errors": [{"message": "The download link is not valid.", "domain": "global", "reason": "forbidden"}],
+                "status": "PERMISSION_DENIED"}}),
+        )
+        .into_response(),
+    }
 }
 
 /// A 4xx naming the parameter, as Google's `errors[].location` does.
@@ -320,10 +352,15 @@ async fn list(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> R
             None => return invalid_page_token(&d.0.harness).into_response(),
         },
     };
+    // Incomplete mode: an allDrives search reaches My Drive and the first shared drive only.
+    let incomplete = d.0.config.incomplete_all_drives
+        && q.get("corpora").map(String::as_str) == Some("allDrives");
+    let first_drive = store.drives.first().map(|(id, _)| id.clone());
+    let reached = |f: &Stored| !incomplete || f.drive_id.is_none() || f.drive_id == first_drive;
     let matching: Vec<&Stored> = store
         .files
         .iter()
-        .filter(|f| !f.deleted && scope.sees(f) && query::matches(&clauses, f))
+        .filter(|f| !f.deleted && scope.sees(f) && reached(f) && query::matches(&clauses, f))
         .collect();
     let files: Vec<Value> = matching
         .iter()
@@ -331,7 +368,8 @@ async fn list(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> R
         .take(size)
         .map(|f| file_json(f))
         .collect();
-    let mut body = json!({"kind": "drive#fileList", "incompleteSearch": false, "files": files});
+    let mut body =
+        json!({"kind": "drive#fileList", "incompleteSearch": incomplete, "files": files});
     if offset + size < matching.len() {
         body["nextPageToken"] = json!(list_token(store.generation, offset + size, &fp));
     }
@@ -363,6 +401,11 @@ async fn get_file(
                 "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
                 "alt",
             );
+        }
+        if d.0.config.media_redirect {
+            return ErrorReply::empty(307)
+                .with_header("location", &d.content_location(f))
+                .into_response();
         }
         let range = headers.get("range").and_then(|v| v.to_str().ok());
         return media(&f.content, &f.mime, range);
@@ -648,6 +691,49 @@ async fn changes(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -
     match entries.get(size) {
         Some((seq, _, _)) => body["nextPageToken"] = json!(seq.to_string()),
         None => body["newStartPageToken"] = json!(store.next_seq.to_string()),
+    }
+    axum::Json(query::select(&body, &sel)).into_response()
+}
+
+/// `drives.list`: the shared drives the account is a member of.
+async fn list_drives(State(d): State<Drive>, headers: HeaderMap, Query(q): Params) -> Response {
+    if let Err(r) = authorize(&d, &headers, false) {
+        return *r;
+    }
+    let size = match q.get("pageSize").map(|s| s.parse::<usize>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return param_error(
+                400,
+                "invalid",
+                "Invalid value for pageSize: must be between 1 and 100.",
+                "pageSize",
+            );
+        }
+    };
+    let sel = match fields(&q, "kind,nextPageToken,drives(kind,id,name)") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let store = d.store();
+    let offset = match q.get("pageToken") {
+        None => 0,
+        Some(t) => match read_list_token(t, store.generation, "drives") {
+            Some(o) => o,
+            None => return invalid_page_token(&d.0.harness).into_response(),
+        },
+    };
+    let drives: Vec<Value> = store
+        .drives
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|(id, name)| json!({"kind": "drive#drive", "id": id, "name": name}))
+        .collect();
+    let mut body = json!({"kind": "drive#driveList", "drives": drives});
+    if offset + size < store.drives.len() {
+        body["nextPageToken"] = json!(list_token(store.generation, offset + size, "drives"));
     }
     axum::Json(query::select(&body, &sel)).into_response()
 }

@@ -41,8 +41,11 @@ pub enum Route {
     StartPageToken,
     /// `GET /drive/v3/changes`.
     Changes,
-    /// `GET /drive/v3/drives/{id}`.
+    /// `GET /drive/v3/drives/{id}` and `GET /drive/v3/drives` (`drives.list`).
     Drives,
+    /// `GET` of a file's bytes on the content host (`*.googleusercontent.com`) that `alt=media`
+    /// redirected to with `307`.
+    Content,
     /// Anything else.
     Other,
 }
@@ -222,7 +225,10 @@ pub(crate) fn classify(method: &str, path: &str, query: &str) -> Route {
                 _ => Route::Other,
             }
         }
-        ("GET", p) if p.starts_with("/drive/v3/drives/") => Route::Drives,
+        ("GET", p) if p == "/drive/v3/drives" || p.starts_with("/drive/v3/drives/") => {
+            Route::Drives
+        }
+        ("GET", p) if p.starts_with(super::CONTENT_PATH) => Route::Content,
         _ => Route::Other,
     }
 }
@@ -235,7 +241,7 @@ pub(crate) fn retry_key(
     body: &[u8],
 ) -> String {
     match route {
-        Route::Media => format!("{method} {path} media"),
+        Route::Media | Route::Content => format!("{method} {path} media"),
         _ => format!(
             "{method} {path}?{query} #{}",
             hex::encode(&sha2::Sha256::digest(body)[..8])

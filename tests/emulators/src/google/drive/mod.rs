@@ -11,6 +11,8 @@
 //! | `GET /drive/v3/changes/startPageToken` | `{"kind":"drive#startPageToken","startPageToken":"…"}` |
 //! | `GET /drive/v3/changes` | the change feed from a page token: `nextPageToken` while pages follow, `newStartPageToken` on the last; trashed files come as changes with `file.trashed`, deleted ones as `removed: true` |
 //! | `GET /drive/v3/drives/{id}` | a shared drive, or 404 |
+//! | `GET /drive/v3/drives` | `drives.list`: the shared drives the account is a member of, `pageSize` 1–100 (default 10), `pageToken`/`nextPageToken`, `fields` |
+//! | `GET /docs/securesc/{ticket}/{id}` (content host) | with [`DriveConfig::media_redirect`]: the bytes `alt=media` redirected to, no `Authorization` needed, honouring `Range` |
 //!
 //! Fidelity points a client trips on, reproduced on purpose: `fields` selects the *top-level*
 //! keys too, so a client that does not ask for `nextPageToken` never sees one; without `fields`
@@ -18,8 +20,18 @@
 //! drives are 404 unless the request says `supportsAllDrives=true`; page tokens that
 //! [`Drive::expire_page_tokens`] invalidated answer 400 `invalid` on `pageToken`.
 //!
-//! Drive never redirects `alt=media` to another host: the bytes come from the API host, with
-//! the bearer token. There is no pre-authenticated download host to emulate.
+//! Two documented behaviours are modes, off by default:
+//! - [`DriveConfig::media_redirect`]: `alt=media` answers `307 Temporary Redirect` to a content
+//!   host (in production `*.googleusercontent.com`; here a second loopback server,
+//!   [`DriveEmulator::content_url`]) whose URL carries its own short-lived credential, as the
+//!   Drive download guide warns clients to expect ("follow the redirect"). A bearer token that
+//!   arrives there anyway is recorded, so a test can prove it was not forwarded.
+//! - [`DriveConfig::incomplete_all_drives`]: `files.list` with `corpora=allDrives` could not
+//!   search every corpus: it says `incompleteSearch: true` and leaves out the files of every
+//!   shared drive but the first. Google's `FileList.incompleteSearch` reference: "some search
+//!   results might be missing ... This can occur when searching multiple drives with the
+//!   'allDrives' corpora ... clients [should] narrow their query by choosing a different corpus
+//!   such as 'user' or 'drive'", which (`corpora=user`, `corpora=drive&driveId=`) stay complete.
 //!
 //! Error bodies are `{"error":{"code","message","errors":[{"domain","reason","message"}],"status"}}`
 //! (reference §5.5). Texts the reference does not quote are \[mem\] and have a situation key in
@@ -57,6 +69,8 @@ use faults::FaultBook;
 pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 /// The scope writes need.
 pub const DRIVE_SCOPE: &str = "https://www.googleapis.com/auth/drive";
+/// Path prefix of content-host downloads (`/docs/securesc/{ticket}/{file id}`).
+pub const CONTENT_PATH: &str = "/docs/securesc/";
 /// Longest key plus value of one property, bytes of UTF-8 (reference §5.4).
 pub const MAX_PROPERTY_BYTES: usize = 124;
 /// Most private (app) properties per file and app (reference §5.4).
@@ -179,6 +193,11 @@ pub struct DriveConfig {
     pub default_page_size: usize,
     /// Largest `pageSize` accepted (Drive: 1000).
     pub max_page_size: usize,
+    /// `alt=media` answers `307` to the content host instead of sending the bytes.
+    pub media_redirect: bool,
+    /// `corpora=allDrives` listings are incomplete: `incompleteSearch: true`, and the files of
+    /// every shared drive but the first are missing.
+    pub incomplete_all_drives: bool,
 }
 
 impl Default for DriveConfig {
@@ -188,6 +207,8 @@ impl Default for DriveConfig {
             seed: 0xD21E,
             default_page_size: 100,
             max_page_size: 1000,
+            media_redirect: false,
+            incomplete_all_drives: false,
         }
     }
 }
@@ -427,6 +448,9 @@ impl Store {
     }
 }
 
+/// A content-host download: file id, bytes, MIME type.
+pub(crate) type Ticket = (String, Arc<Vec<u8>>, String);
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub harness: Harness,
@@ -436,6 +460,10 @@ pub(crate) struct Shared {
     pub faults: Mutex<FaultBook>,
     pub traffic: Mutex<Vec<Exchange>>,
     pub writes: Mutex<Vec<PropertyWrite>>,
+    /// Base URL of the content host `alt=media` redirects to.
+    pub content_base: url::Url,
+    /// Content-host tickets: ticket → (file id, bytes, MIME type).
+    pub tickets: Mutex<BTreeMap<String, Ticket>>,
 }
 
 /// The control and inspection handle of an emulated Drive. Clones share state.
@@ -447,7 +475,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Drive {
-    pub(crate) fn new(config: DriveConfig, harness: Harness, tokens: Tokens) -> Self {
+    pub(crate) fn new(
+        config: DriveConfig,
+        content_base: url::Url,
+        harness: Harness,
+        tokens: Tokens,
+    ) -> Self {
         let now = harness.clock.now();
         let mut store = Store::new(config.seed);
         for shared in &config.corpus.shared_drives {
@@ -471,6 +504,8 @@ impl Drive {
             faults: Mutex::default(),
             traffic: Mutex::default(),
             writes: Mutex::default(),
+            content_base,
+            tickets: Mutex::default(),
         }))
     }
 
@@ -480,6 +515,25 @@ impl Drive {
 
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.0.harness.clock.now()
+    }
+
+    /// A content-host URL for a file's bytes as they are now.
+    pub(crate) fn content_location(&self, f: &Stored) -> String {
+        let ticket = crate::common::tokens::random_token("", 32);
+        lock(&self.0.tickets).insert(
+            ticket.clone(),
+            (f.id.clone(), f.content.clone(), f.mime.clone()),
+        );
+        format!(
+            "{}{}{ticket}/{}?e=download",
+            self.0.content_base.as_str().trim_end_matches('/'),
+            CONTENT_PATH,
+            f.id
+        )
+    }
+
+    pub(crate) fn ticket(&self, ticket: &str) -> Option<Ticket> {
+        lock(&self.0.tickets).get(ticket).cloned()
     }
 
     pub(crate) fn record_write(&self, write: PropertyWrite) {
@@ -686,6 +740,7 @@ impl Drive {
 #[derive(Debug)]
 pub struct DriveEmulator {
     emulator: Emulator,
+    content: crate::common::server::RunningServer,
     drive: Drive,
 }
 
@@ -697,8 +752,26 @@ impl std::ops::Deref for DriveEmulator {
 }
 
 impl DriveEmulator {
-    pub(crate) fn new(emulator: Emulator, drive: Drive) -> Self {
-        DriveEmulator { emulator, drive }
+    pub(crate) fn new(
+        emulator: Emulator,
+        content: crate::common::server::RunningServer,
+        drive: Drive,
+    ) -> Self {
+        DriveEmulator {
+            emulator,
+            content,
+            drive,
+        }
+    }
+
+    /// The content host's base URL (`http://127.0.0.1:PORT`, another port than the API): what
+    /// to configure as the download host. Production: `https://*.googleusercontent.com`.
+    pub fn content_url(&self) -> String {
+        self.content
+            .base_url()
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// The Drive's control and inspection handle.
@@ -720,6 +793,11 @@ impl DriveEmulator {
 /// The Drive routes (mounted next to the identity provider's).
 pub(crate) fn routes(drive: Drive) -> Router {
     api::routes(drive)
+}
+
+/// The content host's routes.
+pub(crate) fn content_routes(drive: Drive) -> Router {
+    api::content_routes(drive)
 }
 
 /// Middleware: numbers the request, runs the clock plan, injects route-class faults, and

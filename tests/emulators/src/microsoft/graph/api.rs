@@ -773,6 +773,7 @@ fn render_for<'a>(g: &Graph, select: Option<&'a [String]>, in_delta: bool) -> Re
         personal: g.0.config.personal,
         in_delta,
         omit_ctag_in_delta: g.0.config.omit_ctag_in_delta,
+        omit_hashes: g.0.config.omit_content_hashes,
         select,
         sharepoint_ids: !in_delta || g.0.config.sharepoint_ids_in_delta,
     }
@@ -814,6 +815,7 @@ fn children(g: &Graph, req: &ApiRequest<'_>, drive: &Drive, site: &Site, parent:
         personal: g.0.config.personal,
         in_delta: false,
         omit_ctag_in_delta: false,
+        omit_hashes: g.0.config.omit_content_hashes,
         select: select.as_deref(),
         sharepoint_ids: true,
     };
@@ -916,6 +918,7 @@ fn delta(g: &Graph, req: &ApiRequest<'_>, drive: &Drive, site: &Site) -> ApiRepl
         personal: g.0.config.personal,
         in_delta: true,
         omit_ctag_in_delta: g.0.config.omit_ctag_in_delta,
+        omit_hashes: g.0.config.omit_content_hashes,
         select: select.as_deref(),
         sharepoint_ids: g.0.config.sharepoint_ids_in_delta,
     };

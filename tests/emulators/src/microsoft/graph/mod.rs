@@ -120,6 +120,11 @@ pub struct GraphConfig {
     pub personal: bool,
     /// Delta items come without `cTag`, as on OneDrive for Business. Default true.
     pub omit_ctag_in_delta: bool,
+    /// Files come without `file.hashes`: Graph documents that `quickXorHash` "might not be
+    /// available in all cases" (driveItem `hashes` resource: the hashes "may not be available
+    /// for all items"). Combined with [`GraphConfig::omit_ctag_in_delta`], delta then leaves a
+    /// client only the eTag, which a column update changes. Default false.
+    pub omit_content_hashes: bool,
     /// `$select=sharepointIds` works in delta. Default true (unverified).
     pub sharepoint_ids_in_delta: bool,
     /// A column update makes the item show up in delta (its eTag changes). Default true.
@@ -145,6 +150,7 @@ impl Default for GraphConfig {
             max_page_size: 999,
             personal: false,
             omit_ctag_in_delta: true,
+            omit_content_hashes: false,
             sharepoint_ids_in_delta: true,
             field_updates_in_delta: true,
             download_url_ttl: time::Duration::hours(1),

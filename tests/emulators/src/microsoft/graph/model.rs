@@ -394,6 +394,8 @@ pub(crate) struct Render<'a> {
     pub in_delta: bool,
     /// Whether `cTag` is left out of delta items.
     pub omit_ctag_in_delta: bool,
+    /// Whether `file.hashes` is left out.
+    pub omit_hashes: bool,
     /// `$select`, when given.
     pub select: Option<&'a [String]>,
     /// Whether `sharepointIds` is returned when selected.
@@ -589,10 +591,12 @@ impl Drive {
             }
         } else {
             o.insert("size".into(), json!(item.content.len()));
-            o.insert(
-                "file".into(),
-                json!({"mimeType": item.mime, "hashes": {"quickXorHash": item.hash}}),
-            );
+            let file = if r.omit_hashes {
+                json!({"mimeType": item.mime})
+            } else {
+                json!({"mimeType": item.mime, "hashes": {"quickXorHash": item.hash}})
+            };
+            o.insert("file".into(), file);
             if let Some((w, h)) = item.image {
                 o.insert("image".into(), json!({"width": w, "height": h}));
             }
