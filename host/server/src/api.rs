@@ -78,6 +78,17 @@ pub struct EndpointView {
     purpose: String,
 }
 
+/// A filesystem mount a plugin declares.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MountView {
+    /// Where the plugin sees it (`/input`); what a grant's `mounts` lists.
+    guest_path: String,
+    /// The config field holding the host directory.
+    config_field: String,
+    /// Whether the plugin asks to write there.
+    writable: bool,
+}
+
 /// A plugin and its setup form.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginView {
@@ -92,6 +103,11 @@ pub struct PluginView {
     auth: &'static str,
     config: Vec<FieldView>,
     endpoints: Vec<EndpointView>,
+    /// The URLs the host's authentication calls (token and authorize endpoints), as
+    /// templates like the endpoints' (`{config.NAME}`): their hosts belong in the grant.
+    auth_urls: Vec<String>,
+    /// The filesystem mounts the plugin declares.
+    mounts: Vec<MountView>,
     /// How many results the plugin writes back per call (declared by the plugin).
     write_back_batch_size: u32,
     contract_version: String,
@@ -164,6 +180,27 @@ fn plugin_view(p: &proofpix_runtime::Plugin) -> PluginView {
                 url: e.url.clone(),
                 credentials: e.credentials,
                 purpose: e.purpose.clone(),
+            })
+            .collect(),
+        auth_urls: match &i.auth {
+            AuthScheme::None | AuthScheme::ApiKey(_) => Vec::new(),
+            AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o) => {
+                std::iter::once(o.token_url.clone())
+                    .chain(o.authorize_url.clone())
+                    .collect()
+            }
+            AuthScheme::Oauth2Password(p) => std::iter::once(p.oauth.token_url.clone())
+                .chain(p.oauth.authorize_url.clone())
+                .collect(),
+            AuthScheme::JwtBearer(j) => vec![j.token_url.clone()],
+        },
+        mounts: i
+            .filesystem
+            .iter()
+            .map(|m| MountView {
+                guest_path: m.guest_path.clone(),
+                config_field: m.config_field.clone(),
+                writable: m.writable,
             })
             .collect(),
         write_back_batch_size: i.write_back_batch_size,

@@ -1403,3 +1403,46 @@ async fn the_csv_export_has_the_filtered_rows_and_is_formula_safe() {
     let (status, _, _) = full(&d, "GET", "/api/files.csv", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn assets_revalidate_with_an_etag_and_the_favicon_answers() {
+    let d = daemon().await;
+    let (status, headers, body) = full(&d, "GET", "/assets/app.js", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("renderFiles"));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    let req = Request::builder()
+        .uri("/assets/app.js")
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    let resp = d.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()[header::ETAG], etag.as_str());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(bytes.is_empty());
+    let req = Request::builder()
+        .uri("/assets/app.js")
+        .header(header::IF_NONE_MATCH, "\"stale\"")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        d.router.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, headers, body) = full(&d, "GET", "/favicon.ico", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(body.starts_with("<svg"));
+}
+
+#[tokio::test]
+async fn a_plugin_lists_its_auth_urls_and_mounts_for_the_default_grant() {
+    let d = daemon().await;
+    let (_, v) = call(&d, "GET", "/api/plugins/local-folder", Some(VIEWER), None).await;
+    assert_eq!(v["mounts"][0]["guest_path"], "/input", "{v}");
+    assert_eq!(v["mounts"][0]["config_field"], "folder", "{v}");
+    assert!(v["auth_urls"].is_array());
+}

@@ -309,6 +309,13 @@ impl Store {
         needle: Option<String>,
         category: Option<String>,
     ) -> Result<InventoryPage, StoreError> {
+        // Only filters on the analysis and the risk and time orders need each file's result
+        // while scanning; otherwise only the page's rows read theirs, at the end.
+        let needs_result = !q.risks.is_empty()
+            || category.is_some()
+            || q.analysed_from.is_some()
+            || q.analysed_to.is_some()
+            || matches!(q.sort, InventorySort::Risk | InventorySort::AnalysedAt);
         let files = txn.open_table(FILES)?;
         let results = txn.open_table(RESULTS)?;
         let mut heap: BinaryHeap<Kept> = BinaryHeap::with_capacity(limit + 1);
@@ -366,8 +373,8 @@ impl Store {
                     continue;
                 }
                 let result_guard = match f.last_result {
-                    Some(id) => results.get(id)?,
-                    None => None,
+                    Some(id) if needs_result => results.get(id)?,
+                    _ => None,
                 };
                 let result: Option<ResultRef<'_>> = match &result_guard {
                     Some(g) => {
@@ -460,7 +467,11 @@ impl Store {
                     status: f.status,
                     last_error: f.last_error.map(str::to_owned),
                     updated_at: f.updated_at,
-                    result_id: result.as_ref().and(f.last_result),
+                    result_id: if needs_result {
+                        result.as_ref().and(f.last_result)
+                    } else {
+                        f.last_result
+                    },
                     risk: result.as_ref().map(|r| r.risk.to_owned()),
                     score: result.as_ref().map(|r| r.score),
                     analysed_at: result.as_ref().map(|r| r.created_at),
@@ -491,14 +502,22 @@ impl Store {
             // into_sorted_vec is ascending by `Kept` order: best first.
             heap.into_sorted_vec().into_iter().map(|k| k.row).collect()
         };
-        // Categories for the rows of the page only.
+        // The page's rows: their categories, and their result when the scan did not read it.
         for row in &mut rows {
-            if let Some(id) = row.result_id
-                && let Some(g) = results.get(id)?
-            {
-                let r: ResultRef<'_> = decode_ref("results", g.value())?;
-                row.categories = categories_of(r.report_json);
+            let Some(id) = row.result_id else { continue };
+            let Some(g) = results.get(id)? else {
+                row.result_id = None;
+                continue;
+            };
+            let r: ResultRef<'_> = decode_ref("results", g.value())?;
+            if r.integration != row.integration {
+                row.result_id = None;
+                continue;
             }
+            row.categories = categories_of(r.report_json);
+            row.risk = Some(r.risk.to_owned());
+            row.score = Some(r.score);
+            row.analysed_at = Some(r.created_at);
         }
         let next = if more {
             rows.last().map(|r| r.cursor.clone())
