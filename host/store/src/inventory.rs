@@ -400,12 +400,12 @@ impl Store {
                     continue;
                 }
                 if let Some(from) = q.analysed_from
-                    && !result.as_ref().is_some_and(|r| r.created_at >= from)
+                    && result.as_ref().is_none_or(|r| r.created_at < from)
                 {
                     continue;
                 }
                 if let Some(to) = q.analysed_to
-                    && !result.as_ref().is_some_and(|r| r.created_at < to)
+                    && result.as_ref().is_none_or(|r| r.created_at >= to)
                 {
                     continue;
                 }
