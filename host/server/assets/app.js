@@ -506,6 +506,7 @@
     [/^batches\/(\d+)$/, (id) => renderBatch(id)],
     [/^batches\/(\d+)\/files\/(\d+)$/, (batch, result) => renderResult(result, batch)],
     [/^results\/(\d+)$/, (result) => renderResult(result, null)],
+    [/^files(?:\?.*)?$/, () => renderFiles()],
     [/^audit$/, () => renderAudit()],
     [/^settings$/, () => renderSettings()],
   ];
@@ -580,7 +581,9 @@
       h("ul", { class: "stats", id: "stats" },
         STAT_CARDS.map(([key, label]) => h("li", { class: `stat stat-${key}` },
           h("span", { class: "stat-label", id: `stat-label-${key}` }, label),
-          h("span", { class: "stat-value", id: `stat-${key}`, "aria-describedby": `stat-label-${key}` }, "…")))));
+          key === "high_risk"
+            ? h("a", { class: "stat-value", id: `stat-${key}`, href: "#/files?risk=high,critical", "aria-describedby": `stat-label-${key}` }, "…")
+            : h("span", { class: "stat-value", id: `stat-${key}`, "aria-describedby": `stat-label-${key}` }, "…")))));
   }
 
   function fillStats(stats) {
@@ -1043,6 +1046,121 @@
         b.errors ? h("span", { class: "text-error" }, fmtInt(b.errors)) : "0",
         riskChips(b.by_risk),
       ]), { id: "batch-table" });
+  }
+
+  // ----- files ---------------------------------------------------------------
+
+  const FILE_CATEGORIES = ["gps", "location-text", "owner", "person", "contact", "author", "serial", "device",
+    "unique-id", "thumbnail", "history", "timestamp", "copyright", "text", "trailer"];
+  const FILE_FILTERS = ["q", "risk", "category", "integration", "status", "from", "to", "sort"];
+
+  /// The filters in the address (`#/files?risk=high,critical&q=...`).
+  function fileFiltersFromHash() {
+    const i = location.hash.indexOf("?");
+    const params = new URLSearchParams(i < 0 ? "" : location.hash.slice(i + 1));
+    const out = {};
+    for (const k of FILE_FILTERS) if (params.get(k)) out[k] = params.get(k);
+    return out;
+  }
+
+  function fileQuery(filters, extra = {}) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries({ ...filters, ...extra })) if (v) params.set(k, v);
+    return params.toString();
+  }
+
+  /// The date inputs give a day; the API takes a time (UTC midnight; `to` is exclusive,
+  /// so the day after the one chosen).
+  function dayToTime(day, next) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(day || "")) return "";
+    const t = new Date(`${day}T00:00:00Z`);
+    if (next) t.setUTCDate(t.getUTCDate() + 1);
+    return t.toISOString().replace(".000Z", "Z");
+  }
+
+  async function renderFiles() {
+    const integrations = await api("GET", "/api/integrations");
+    const initial = fileFiltersFromHash();
+    const option = (value, label, current) => h("option", { value, selected: value === (current || "") }, label);
+    const field = (id, label, control) => h("div", { class: "field" }, h("label", { for: id }, label), control);
+    const search = h("input", { type: "search", id: "files-q", value: initial.q || "", maxlength: "200",
+      placeholder: "File name, path or id", autocomplete: "off" });
+    const risk = h("select", { id: "files-risk" },
+      option("", "Any risk", initial.risk), option("critical", "Critical", initial.risk),
+      option("high,critical", "High or critical", initial.risk), option("medium,high,critical", "Medium or above", initial.risk),
+      option("low", "Low", initial.risk), option("none", "None", initial.risk));
+    const category = h("select", { id: "files-category" }, option("", "Any finding", initial.category),
+      FILE_CATEGORIES.map((c) => option(c, c, initial.category)));
+    const integration = h("select", { id: "files-integration" }, option("", "All integrations", initial.integration),
+      integrations.map((i) => option(i.id, `${i.id} (${i.platform || i.plugin})`, initial.integration)));
+    const status = h("select", { id: "files-status" }, option("", "Any state", initial.status),
+      ["pending", "analysed", "written", "failed", "parked", "removed"].map((x) => option(x, x, initial.status)));
+    const from = h("input", { type: "date", id: "files-from", value: (initial.from || "").slice(0, 10) });
+    const to = h("input", { type: "date", id: "files-to" });
+    const sort = h("select", { id: "files-sort" }, option("risk", "Riskiest first", initial.sort),
+      option("name", "Name", initial.sort), option("analysed", "Latest analysis first", initial.sort));
+    const form = h("form", { class: "filters", role: "search", "aria-label": "Find files", id: "files-form" },
+      field("files-q", "Search", search), field("files-risk", "Risk", risk), field("files-category", "Finding", category),
+      field("files-integration", "Integration", integration), field("files-status", "State", status),
+      field("files-from", "Analysed from", from), field("files-to", "Analysed until", to), field("files-sort", "Order", sort));
+    const exportLink = h("a", { class: "button", id: "files-export", download: "proofpix-files.csv", href: "/api/files.csv" }, "Export CSV");
+    const box = h("div", { id: "files-results" });
+    const pager = h("div", { class: "actions pager" });
+    let pages = [null]; // cursors: pages[n] is the `after` of page n
+    let page = 0;
+    const filters = () => ({
+      q: search.value.trim(), risk: risk.value, category: category.value, integration: integration.value,
+      status: status.value, from: dayToTime(from.value, false), to: dayToTime(to.value, true),
+      sort: sort.value === "risk" ? "" : sort.value,
+    });
+    const load = async () => {
+      const f = filters();
+      const query = fileQuery(f);
+      history.replaceState(null, "", `#/files${query ? `?${query}` : ""}`);
+      exportLink.setAttribute("href", `/api/files.csv${query ? `?${query}` : ""}`);
+      const result = await api("GET", `/api/files?${fileQuery(f, { limit: "50", after: pages[page] || "" })}`);
+      if (app.view !== view) return;
+      pages[page + 1] = result.next;
+      clear(box);
+      if (!result.files.length) {
+        append(box, [h("p", { class: "muted", id: "files-empty" }, page ? "No more files." : "No file matches these filters.")]);
+      } else {
+        append(box, [scrollTable("Files", ["File", "Risk", "Findings", "Integration", "State", "Analysed"],
+          result.files.map((x) => [
+            h("span", { class: "file-cell" },
+              x.result_id ? h("a", { href: `#/results/${x.result_id}`, class: "filename", "data-file": x.remote_id }, x.name || x.remote_id)
+                : h("span", { class: "filename", "data-file": x.remote_id }, x.name || x.remote_id),
+              h("span", { class: "muted small file-id" }, x.remote_id)),
+            x.risk ? riskBadge(x.risk) : h("span", { class: "muted" }, "not analysed"),
+            x.categories.length ? x.categories.join(", ") : h("span", { class: "muted" }, "—"),
+            h("span", {}, h("a", { href: `#/integrations/${encodeURIComponent(x.integration)}` }, x.integration),
+              x.platform ? h("span", { class: "muted small" }, ` ${x.platform}`) : null),
+            x.status,
+            timeEl(x.analysed_at),
+          ]), { id: "files-table" })]);
+      }
+      clear(pager);
+      append(pager, [
+        h("button", { type: "button", class: "button", id: "files-prev", disabled: page === 0,
+          on: { click: () => { page -= 1; load().catch(showError); } } }, "Previous page"),
+        h("span", { class: "muted", "aria-live": "polite" }, `Page ${page + 1}`),
+        h("button", { type: "button", class: "button", id: "files-next", disabled: !result.next,
+          on: { click: () => { page += 1; load().catch(showError); } } }, "Next page"),
+      ]);
+    };
+    const showError = (e) => append(clear(box), [errorBox(e)]);
+    const restart = () => { pages = [null]; page = 0; load().catch(showError); };
+    let timer = null;
+    search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(restart, 250); });
+    for (const el of [risk, category, integration, status, from, to, sort]) el.addEventListener("change", restart);
+    form.addEventListener("submit", (e) => { e.preventDefault(); restart(); });
+    showPage("Files", [
+      h("p", { class: "muted" }, "Every file of every integration with its latest analysis. Names and ids are the platform's."),
+      form, h("div", { class: "actions" }, exportLink), box, pager,
+    ]);
+    const view = { name: "files", refresh: (e) => { if (e.type === "sync-finished") load().catch(() => {}); } };
+    app.view = view;
+    await load();
   }
 
   // ----- batches --------------------------------------------------------------
@@ -1563,25 +1681,27 @@
     app.view = { name: "setup" };
   }
 
-  /// The grant to start from: the hosts of the plugin's declared endpoints
-  /// (a `{config.NAME}` placeholder takes that field's default), and the
-  /// local-folder plugin's input mount.
+  /// The grant to start from: the hosts of the plugin's declared endpoints and
+  /// of its authentication (token, authorize) URLs, where a `{config.NAME}`
+  /// placeholder takes that field's default, and the mounts of required folders.
+  /// Hosts are cut from the text, not parsed with URL(), which would write the
+  /// wildcard of `https://*.sharepoint.com` as `%2A`.
   function suggestedGrant(plugin) {
     const defaults = Object.fromEntries(plugin.config.map((f) => [f.name, f.default || ""]));
     const hosts = [];
-    for (const e of plugin.endpoints) {
-      const url = e.url.replace(/\{config\.([A-Za-z0-9_]+)\}/g, (_, name) => defaults[name] || "{}");
-      if (url.includes("{")) continue; // Depends on a value the operator types.
-      try {
-        const u = new URL(url);
-        if (u.protocol === "https:" || u.protocol === "http:") hosts.push(`${u.protocol}//${u.host}`);
-      } catch (err) {
-        // Not a URL: the operator fills in the host.
-      }
+    const urls = [...plugin.endpoints.map((e) => e.url), ...(plugin.auth_urls || [])];
+    for (const template of urls) {
+      const url = template.replace(/\{config\.([A-Za-z0-9_]+)\}/g, (_, name) => defaults[name] || "{}");
+      const m = /^(https?):\/\/([^/?#{}\s@]+)(?=$|[/?#])/i.exec(url);
+      if (!m) continue; // Depends on a value the operator types, or not a URL.
+      hosts.push(`${m[1].toLowerCase()}://${m[2].toLowerCase()}`);
     }
     return {
       hosts: [...new Set(hosts)],
-      mounts: plugin.id === "local-folder" ? ["/input"] : [],
+      // A mount whose folder field is optional is granted when the operator fills it in.
+      mounts: (plugin.mounts || [])
+        .filter((m) => plugin.config.some((f) => f.name === m.config_field && f.required))
+        .map((m) => m.guest_path),
       write: [],
       allow_loopback: false,
       allow_private: false,

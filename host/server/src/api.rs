@@ -83,6 +83,17 @@ pub struct EndpointView {
     purpose: String,
 }
 
+/// A filesystem mount a plugin declares.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MountView {
+    /// Where the plugin sees it (`/input`); what a grant's `mounts` lists.
+    guest_path: String,
+    /// The config field holding the host directory.
+    config_field: String,
+    /// Whether the plugin asks to write there.
+    writable: bool,
+}
+
 /// A plugin and its setup form.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginView {
@@ -97,6 +108,11 @@ pub struct PluginView {
     auth: &'static str,
     config: Vec<FieldView>,
     endpoints: Vec<EndpointView>,
+    /// The URLs the host's authentication calls (token and authorize endpoints), as
+    /// templates like the endpoints' (`{config.NAME}`): their hosts belong in the grant.
+    auth_urls: Vec<String>,
+    /// The filesystem mounts the plugin declares.
+    mounts: Vec<MountView>,
     /// How many results the plugin writes back per call (declared by the plugin).
     write_back_batch_size: u32,
     contract_version: String,
@@ -169,6 +185,27 @@ fn plugin_view(p: &proofpix_runtime::Plugin) -> PluginView {
                 url: e.url.clone(),
                 credentials: e.credentials,
                 purpose: e.purpose.clone(),
+            })
+            .collect(),
+        auth_urls: match &i.auth {
+            AuthScheme::None | AuthScheme::ApiKey(_) => Vec::new(),
+            AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o) => {
+                std::iter::once(o.token_url.clone())
+                    .chain(o.authorize_url.clone())
+                    .collect()
+            }
+            AuthScheme::Oauth2Password(p) => std::iter::once(p.oauth.token_url.clone())
+                .chain(p.oauth.authorize_url.clone())
+                .collect(),
+            AuthScheme::JwtBearer(j) => vec![j.token_url.clone()],
+        },
+        mounts: i
+            .filesystem
+            .iter()
+            .map(|m| MountView {
+                guest_path: m.guest_path.clone(),
+                config_field: m.config_field.clone(),
+                writable: m.writable,
             })
             .collect(),
         write_back_batch_size: i.write_back_batch_size,
@@ -327,10 +364,14 @@ fn status_name(r: &IntegrationRecord) -> String {
 async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<IntegrationView> {
     let plugin = state.host().plugin(&r.plugin_id);
     let id = r.id.clone();
+    let created_at = r.created_at;
     let (secrets_set, last_batch, depth) = blocking(state, move |s| {
         Ok((
             s.secret_fields(&id)?,
-            s.recent_batches(Some(&id), 1)?.into_iter().next(),
+            s.recent_batches(Some(&id), 1)?
+                .into_iter()
+                .next()
+                .filter(|b| b.started_at >= created_at),
             s.depth(&id)?,
         ))
     })
@@ -462,6 +503,42 @@ fn check_schedule(s: &Option<String>) -> ApiResult<()> {
     Ok(())
 }
 
+/// Checks the operator's grant against the plugin before anything is stored: every host
+/// entry parses (`https://host[:port]`, `https://*.domain`), and every mount (read or write)
+/// is one the plugin declares. 422 naming the field otherwise.
+fn check_grant(plugin: &proofpix_runtime::Plugin, grant: &GrantView) -> ApiResult<()> {
+    let bad = |detail: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail);
+    for (i, h) in grant.hosts.iter().enumerate() {
+        proofpix_policy::AllowedHost::parse(h).map_err(|e| {
+            bad(format!(
+                "grant.hosts[{i}] {h:?} {e}; write each host as https://host, https://host:port or https://*.domain"
+            ))
+        })?;
+    }
+    let declared: Vec<&str> = plugin
+        .info()
+        .filesystem
+        .iter()
+        .map(|m| m.guest_path.as_str())
+        .collect();
+    for (field, list) in [("mounts", &grant.mounts), ("write", &grant.write)] {
+        for (i, m) in list.iter().enumerate() {
+            if !declared.contains(&m.as_str()) {
+                return Err(bad(format!(
+                    "grant.{field}[{i}] {m:?} is not a mount plugin {} declares (it declares: {})",
+                    plugin.info().id,
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates an integration (admin).
 #[utoipa::path(post, path = "/api/integrations", tag = "integrations", request_body = CreateIntegration, responses((status = 201, body = IntegrationView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn create_integration(
@@ -477,6 +554,9 @@ pub async fn create_integration(
         )));
     }
     check_schedule(&body.schedule)?;
+    if let Some(plugin) = state.host().plugin(&body.plugin) {
+        check_grant(&plugin, &body.grant)?;
+    }
     let spec = IntegrationSpec {
         id: body.id.clone(),
         plugin: body.plugin,
@@ -512,6 +592,9 @@ pub async fn update_integration(
     caller.require(Role::Admin)?;
     let current = state.host().integration(&id)?;
     check_schedule(&body.schedule)?;
+    if let (Some(plugin), Some(grant)) = (state.host().plugin(&current.plugin_id), &body.grant) {
+        check_grant(&plugin, grant)?;
+    }
     let current_config: BTreeMap<String, String> = current
         .config
         .iter()
@@ -559,7 +642,9 @@ pub async fn update_integration(
     Ok(Json(integration_view(&state, record).await?))
 }
 
-/// Deletes an integration and what it owns (admin).
+/// Deletes an integration and what it owns (admin): secrets, tokens, state, file records,
+/// queued work, and its analysis results and batches (audited as
+/// `integration.purge-history` with the counts).
 #[utoipa::path(delete, path = "/api/integrations/{id}", tag = "integrations", params(("id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn delete_integration(
     State(state): State<AppState>,
@@ -576,6 +661,9 @@ pub async fn delete_integration(
         .host()
         .delete_integration(&id, &caller.actor())
         .await?;
+    // Its results and batches go too: a later integration with the same id starts clean.
+    let actor = caller.actor();
+    blocking(&state, move |s| s.purge_integration_history(&id, &actor)).await?;
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -605,6 +693,63 @@ fn remediation_view(state: &AppState, id: &str) -> ApiResult<RemediationView> {
     })
 }
 
+/// A remediation policy, as `PUT .../remediation` takes it (documentation of
+/// [`RemediationPolicy`], whose checks are the same).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RemediationPolicyDoc {
+    /// The actions to take, each at most once; only actions the plugin offers.
+    #[serde(default)]
+    actions: Vec<RemediationActionDoc>,
+    /// Act on files at this risk level or above (default `high`).
+    #[serde(default)]
+    min_risk: Option<MinRiskDoc>,
+    /// Seconds to wait after the analysis before acting (0: at the end of the sync; at most 30 days).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 2_592_000)]
+    delay_secs: Option<u64>,
+    /// Only report what would be done (default `true`).
+    #[serde(default)]
+    simulate: Option<bool>,
+    /// The label `apply-label` applies (required with it; at most 128 characters).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    label: Option<String>,
+}
+
+/// A remediation action.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum RemediationActionDoc {
+    /// Replace the file with the sanitised copy.
+    ReplaceWithSanitised,
+    /// Remove public links and external sharing.
+    RestrictSharing,
+    /// Apply the policy's label.
+    ApplyLabel,
+    /// Move the file to quarantine.
+    Quarantine,
+    /// Tell the file's owner.
+    NotifyOwner,
+}
+
+/// A remediation threshold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MinRiskDoc {
+    /// Low and above.
+    Low,
+    /// Medium and above.
+    Medium,
+    /// High and above.
+    High,
+    /// Critical only.
+    Critical,
+}
+
 /// An integration's remediation policy (viewer).
 #[utoipa::path(get, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), responses((status = 200, body = RemediationView), (status = 404, body = crate::error::Problem)))]
 pub async fn get_remediation(
@@ -619,7 +764,7 @@ pub async fn get_remediation(
 /// Sets an integration's remediation policy (admin). Simulation is the default: a policy
 /// acts on the platform only with `"simulate": false`. Refused (422) when it enables an action
 /// the plugin does not offer, or a field is out of range.
-#[utoipa::path(put, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), request_body(content = Object, description = "`{actions, min_risk, delay_secs, simulate, label}`"), responses((status = 200, body = RemediationView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(put, path = "/api/integrations/{id}/remediation", tag = "integrations", params(("id" = String, Path)), request_body = RemediationPolicyDoc, responses((status = 200, body = RemediationView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn put_remediation(
     State(state): State<AppState>,
     caller: Caller,
@@ -696,7 +841,21 @@ pub async fn test_integration(
 pub struct SyncRequest {
     /// `incremental` (default), `full` or `reanalyse`.
     #[serde(default)]
+    #[schema(value_type = Option<SyncModeDoc>)]
     mode: Option<String>,
+}
+
+/// How much a sync does.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SyncModeDoc {
+    /// Only what changed since the last run (the default).
+    Incremental,
+    /// List everything again.
+    Full,
+    /// Analyse every file again.
+    Reanalyse,
 }
 
 /// What a sync request did.
@@ -718,12 +877,9 @@ pub async fn sync_integration(
     let body: Option<SyncRequest> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("invalid sync request: {e}"),
-            )
-        })?)
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the sync request is not JSON: {e}")))?;
+        Some(crate::error::object_body(v)?)
     };
     let r = state.host().integration(&id)?;
     let plugin = state.host().plugin(&r.plugin_id).ok_or_else(|| {
@@ -1003,6 +1159,7 @@ pub struct AuditView {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// From this sequence number on (default: the newest). Newest first.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, format = Int64)]
     from: Option<u64>,
     /// At most this many (default 100).
     limit: Option<usize>,
@@ -1016,6 +1173,15 @@ pub async fn list_audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditView>>> {
     let n = limit(q.limit);
+    if q.from.is_some_and(|f| f > i64::MAX as u64) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "from must be at most {} (an audit sequence number)",
+                i64::MAX
+            ),
+        ));
+    }
     let entries = blocking(&state, move |s| match q.from {
         Some(from) => s.audit_entries(from, n).map(|mut v| {
             v.reverse();
@@ -1074,8 +1240,10 @@ pub fn load_settings(store: &proofpix_store::Store) -> Settings {
 /// file changes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingsView {
-    #[serde(flatten)]
-    settings: Settings,
+    /// Run scheduled syncs.
+    auto_sync: bool,
+    /// Schedule for integrations without their own (`1h`, `cron ...`).
+    default_schedule: Option<String>,
     /// From the configuration file (`pipeline.concurrency`).
     concurrency: usize,
     /// From the configuration file (`pipeline.max_parallel_runs`).
@@ -1090,7 +1258,8 @@ pub async fn get_settings(
 ) -> ApiResult<Json<SettingsView>> {
     let settings = blocking(&state, |s| Ok(load_settings(s))).await?;
     Ok(Json(SettingsView {
-        settings,
+        auto_sync: settings.auto_sync,
+        default_schedule: settings.default_schedule,
         concurrency: state
             .config()
             .pipeline
@@ -1191,6 +1360,8 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// 1-64 letters, digits, `-` or `_`; unique.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", min_length = 1, max_length = 64)]
     name: String,
     role: Role,
 }
@@ -1234,8 +1405,9 @@ pub async fn list_tokens(
     ))
 }
 
-/// Creates an API token (admin). The token is in the response only.
-#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken)))]
+/// Creates an API token (admin). The token is in the response only. A name in use is
+/// refused with 409: revoke it first, or rotate its secret with `POST /api/tokens/{name}/rotate`.
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = CreateToken, responses((status = 201, body = CreatedToken), (status = 409, body = crate::error::Problem)))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -1262,7 +1434,12 @@ pub async fn create_token(
         created_at: state.host().store().now(),
     };
     let (hash, actor) = (token_hash(&token), caller.actor());
-    blocking(&state, move |s| s.put_api_token(&hash, &record, &actor)).await?;
+    if !blocking(&state, move |s| s.create_api_token(&hash, &record, &actor)).await? {
+        return Err(ApiError::conflict(format!(
+            "a token named {:?} exists; revoke it first (DELETE /api/tokens/{{name}}) or rotate its secret (POST /api/tokens/{{name}}/rotate)",
+            body.name
+        )));
+    }
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -1271,6 +1448,28 @@ pub async fn create_token(
             token,
         }),
     ))
+}
+
+/// Replaces a token's secret (admin): same name and role, a new token in the response
+/// (shown once); the old one stops working at once. Audited as `api-token.rotate`.
+#[utoipa::path(post, path = "/api/tokens/{name}/rotate", tag = "tokens", params(("name" = String, Path)), responses((status = 200, body = CreatedToken), (status = 404, body = crate::error::Problem)))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CreatedToken>> {
+    caller.require(Role::Admin)?;
+    let token = new_token();
+    let (hash, actor, n) = (token_hash(&token), caller.actor(), name.clone());
+    let record = blocking(&state, move |s| s.rotate_api_token(&n, &hash, &actor))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no token named {name:?}")))?;
+    let role = Role::parse(&record.role).ok_or_else(|| ApiError::internal("unknown role"))?;
+    Ok(Json(CreatedToken {
+        name: record.name,
+        role,
+        token,
+    }))
 }
 
 /// Revokes an API token (admin), and every dashboard session opened with it.
@@ -1482,4 +1681,385 @@ pub async fn retry_parked(
         _ => "follow-up",
     };
     Ok((StatusCode::ACCEPTED, Json(SyncAccepted { outcome })))
+}
+
+// ----- the file inventory ---------------------------------------------------
+
+/// Search, filters, order and paging of the file inventory.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryParams {
+    /// Case-insensitive text in the file name, its platform id or path, or the integration id.
+    #[param(max_length = 200)]
+    q: Option<String>,
+    /// Risk levels, comma-separated: `none`, `low`, `medium`, `high`, `critical`.
+    risk: Option<String>,
+    /// A finding category of the latest analysis (`gps`, `owner`, `author`, `thumbnail`...).
+    category: Option<String>,
+    /// Integration ids, comma-separated.
+    integration: Option<String>,
+    /// Pipeline states, comma-separated: `pending`, `analysed`, `written`, `failed`, `parked`, `removed`.
+    status: Option<String>,
+    /// Analysed at or after this time (RFC 3339).
+    from: Option<String>,
+    /// Analysed before this time (RFC 3339).
+    to: Option<String>,
+    /// `risk` (default), `name` or `analysed`.
+    sort: Option<String>,
+    /// `desc` (default for `risk` and `analysed`) or `asc` (default for `name`).
+    order: Option<String>,
+    /// The `next` of the previous page.
+    #[param(max_length = 4096)]
+    after: Option<String>,
+    /// At most this many rows (default 50, 1-1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// One file of the inventory. Names and ids come from the platform and the file: show them
+/// as text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryFileView {
+    integration: String,
+    /// The platform of the integration's plugin (`SharePoint`, `Slack`...).
+    platform: String,
+    remote_id: String,
+    name: String,
+    version: String,
+    /// `pending`, `analysed`, `written`, `failed`, `parked`, `removed`.
+    status: String,
+    last_error: Option<String>,
+    updated_at: String,
+    /// The latest analysis (`GET /api/results/{id}`).
+    result_id: Option<u64>,
+    /// `none`, `low`, `medium`, `high`, `critical`; absent until analysed.
+    risk: Option<String>,
+    score: Option<u32>,
+    analysed_at: Option<String>,
+    /// The finding categories of the latest analysis.
+    categories: Vec<String>,
+}
+
+/// A page of the inventory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryPageView {
+    files: Vec<InventoryFileView>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    next: Option<String>,
+}
+
+const RISKS: &[&str] = &["none", "low", "medium", "high", "critical"];
+const STATUSES: &[&str] = &[
+    "pending", "analysed", "written", "failed", "parked", "removed",
+];
+
+fn unprocessable(detail: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+}
+
+fn list_param(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn file_status(s: &str) -> Option<proofpix_store::FileStatus> {
+    use proofpix_store::FileStatus as F;
+    Some(match s {
+        "pending" => F::Pending,
+        "analysed" => F::Analysed,
+        "written" => F::Written,
+        "failed" => F::Failed,
+        "parked" => F::Parked,
+        "removed" => F::Removed,
+        _ => return None,
+    })
+}
+
+fn time_param(name: &str, v: &Option<String>) -> ApiResult<Option<time::OffsetDateTime>> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
+                    unprocessable(format!(
+                        "{name} {s:?} is not an RFC 3339 time (e.g. 2025-01-31T00:00:00Z)"
+                    ))
+                },
+            )
+        })
+        .transpose()
+}
+
+fn sort_tag(s: proofpix_store::InventorySort) -> &'static str {
+    match s {
+        proofpix_store::InventorySort::Risk => "risk",
+        proofpix_store::InventorySort::Name => "name",
+        proofpix_store::InventorySort::AnalysedAt => "analysed",
+        proofpix_store::InventorySort::Key => "key",
+    }
+}
+
+fn encode_cursor(
+    sort: proofpix_store::InventorySort,
+    c: &proofpix_store::InventoryCursor,
+) -> String {
+    use base64::Engine as _;
+    let v = serde_json::json!([sort_tag(sort), c.number, c.text, c.integration, c.remote_id]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn decode_cursor(
+    sort: proofpix_store::InventorySort,
+    s: &str,
+) -> ApiResult<proofpix_store::InventoryCursor> {
+    use base64::Engine as _;
+    let bad =
+        || unprocessable("after is not a cursor from this list; start again without it".into());
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| bad())?;
+    let (tag, number, text, integration, remote_id): (String, i64, String, String, String) =
+        serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if tag != sort_tag(sort) {
+        return Err(unprocessable(format!(
+            "after is a cursor of the {tag:?} order, not {:?}; start again without it",
+            sort_tag(sort)
+        )));
+    }
+    Ok(proofpix_store::InventoryCursor {
+        number,
+        text,
+        integration,
+        remote_id,
+    })
+}
+
+fn inventory_query(p: &InventoryParams, csv: bool) -> ApiResult<proofpix_store::InventoryQuery> {
+    use proofpix_store::InventorySort as S;
+    let risks = list_param(&p.risk);
+    if let Some(r) = risks.iter().find(|r| !RISKS.contains(&r.as_str())) {
+        return Err(unprocessable(format!(
+            "risk {r:?} is not one of {}",
+            RISKS.join(", ")
+        )));
+    }
+    let mut statuses = Vec::new();
+    for s in list_param(&p.status) {
+        statuses.push(file_status(&s).ok_or_else(|| {
+            unprocessable(format!(
+                "status {s:?} is not one of {}",
+                STATUSES.join(", ")
+            ))
+        })?);
+    }
+    let category = p
+        .category
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if let Some(c) = category
+        && !(c.len() <= 40 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
+    {
+        return Err(unprocessable(format!(
+            "category {c:?} is not a finding category (lowercase words joined by -, e.g. gps, location-text)"
+        )));
+    }
+    let search = p.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if search.is_some_and(|q| q.chars().count() > 200) {
+        return Err(unprocessable("q is longer than 200 characters".into()));
+    }
+    let sort = match (csv, p.sort.as_deref()) {
+        (true, _) => S::Key,
+        (false, None | Some("risk")) => S::Risk,
+        (false, Some("name")) => S::Name,
+        (false, Some("analysed")) => S::AnalysedAt,
+        (false, Some(other)) => {
+            return Err(unprocessable(format!(
+                "sort {other:?} is not risk, name or analysed"
+            )));
+        }
+    };
+    let descending = match p.order.as_deref() {
+        None => sort != S::Name,
+        Some("desc") => true,
+        Some("asc") => false,
+        Some(other) => return Err(unprocessable(format!("order {other:?} is not asc or desc"))),
+    };
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(unprocessable(format!(
+            "limit {limit} is not between 1 and 1000"
+        )));
+    }
+    Ok(proofpix_store::InventoryQuery {
+        search: search.map(str::to_string),
+        risks,
+        category: category.map(str::to_string),
+        integrations: list_param(&p.integration),
+        statuses,
+        analysed_from: time_param("from", &p.from)?,
+        analysed_to: time_param("to", &p.to)?,
+        sort,
+        descending,
+        after: match (csv, p.after.as_deref().filter(|a| !a.is_empty())) {
+            (false, Some(a)) => Some(decode_cursor(sort, a)?),
+            _ => None,
+        },
+        limit,
+    })
+}
+
+fn platforms(state: &AppState) -> ApiResult<BTreeMap<String, String>> {
+    Ok(state
+        .host()
+        .store()
+        .integrations()?
+        .into_iter()
+        .map(|r| {
+            let platform = state
+                .host()
+                .plugin(&r.plugin_id)
+                .map(|p| p.info().platform.clone())
+                .unwrap_or_default();
+            (r.id, platform)
+        })
+        .collect())
+}
+
+fn inventory_view(
+    row: proofpix_store::InventoryRow,
+    platforms: &BTreeMap<String, String>,
+) -> InventoryFileView {
+    InventoryFileView {
+        platform: platforms.get(&row.integration).cloned().unwrap_or_default(),
+        status: format!("{:?}", row.status).to_lowercase(),
+        integration: row.integration,
+        remote_id: row.remote_id,
+        name: row.name,
+        version: row.version,
+        last_error: row.last_error,
+        updated_at: rfc3339(row.updated_at),
+        result_id: row.result_id,
+        risk: row.risk,
+        score: row.score,
+        analysed_at: row.analysed_at.map(rfc3339),
+        categories: row.categories,
+    }
+}
+
+/// Every file of every integration with its latest risk: searched, filtered, sorted and
+/// paged with a cursor (`next` → `after`). Viewer.
+#[utoipa::path(get, path = "/api/files", tag = "files", params(InventoryParams), responses((status = 200, body = InventoryPageView)))]
+pub async fn list_inventory(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(p): Query<InventoryParams>,
+) -> ApiResult<Json<InventoryPageView>> {
+    let q = inventory_query(&p, false)?;
+    let sort = q.sort;
+    let page = blocking(&state, move |s| s.inventory(&q)).await?;
+    let platforms = platforms(&state)?;
+    Ok(Json(InventoryPageView {
+        next: page.next.as_ref().map(|c| encode_cursor(sort, c)),
+        files: page
+            .rows
+            .into_iter()
+            .map(|r| inventory_view(r, &platforms))
+            .collect(),
+    }))
+}
+
+/// One CSV cell: quoted, quotes doubled, and a cell a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) prefixed with `'`.
+pub fn csv_cell(s: &str) -> String {
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+const CSV_HEADER: &str = "integration,platform,remote_id,name,status,risk,score,categories,analysed_at,updated_at,last_error\r\n";
+
+fn csv_line(v: &InventoryFileView) -> String {
+    let cells = [
+        csv_cell(&v.integration),
+        csv_cell(&v.platform),
+        csv_cell(&v.remote_id),
+        csv_cell(&v.name),
+        csv_cell(&v.status),
+        csv_cell(v.risk.as_deref().unwrap_or("")),
+        v.score.map(|s| s.to_string()).unwrap_or_default(),
+        csv_cell(&v.categories.join(" ")),
+        csv_cell(v.analysed_at.as_deref().unwrap_or("")),
+        csv_cell(&v.updated_at),
+        csv_cell(v.last_error.as_deref().unwrap_or("")),
+    ];
+    let mut line = cells.join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The inventory as CSV, with the same search and filters as `GET /api/files` (order,
+/// `after` and `limit` do not apply: every matching file, by integration and id). Streamed:
+/// any number of rows, a page at a time. Cells are formula-safe. Viewer.
+#[utoipa::path(get, path = "/api/files.csv", tag = "files", params(InventoryParams), responses((status = 200, description = "text/csv, one row per file", content_type = "text/csv")))]
+pub async fn inventory_csv(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(p): Query<InventoryParams>,
+) -> ApiResult<Response> {
+    let mut q = inventory_query(&p, true)?;
+    q.limit = 1000;
+    let platforms = platforms(&state)?;
+    let store = state.host().store().clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(CSV_HEADER.to_string())).is_err() {
+            return;
+        }
+        loop {
+            let page = match store.inventory(&q) {
+                Ok(p) => p,
+                Err(e) => {
+                    // The header is sent; the best we can do is end the body with an error
+                    // (the client sees a truncated transfer, never a silent short file).
+                    let _ = ApiError::internal(&e);
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for row in page.rows {
+                chunk.push_str(&csv_line(&inventory_view(row, &platforms)));
+            }
+            if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
+                return; // the client went away
+            }
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => return,
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"proofpix-files.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
 }

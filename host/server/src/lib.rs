@@ -87,6 +87,9 @@ use crate::error::ApiError;
         api::list_tokens,
         api::create_token,
         api::delete_token,
+        api::rotate_token,
+        api::list_inventory,
+        api::inventory_csv,
         api::create_session,
         api::get_session,
         api::delete_session,
@@ -160,8 +163,14 @@ pub fn router(state: AppState) -> Router {
                 .delete(api::delete_session),
         )
         .route("/api/events", get(api::events))
+        .route("/api/tokens/{name}/rotate", post(api::rotate_token))
+        .route("/api/files", get(api::list_inventory))
+        .route("/api/files.csv", get(api::inventory_csv))
         .route("/api/openapi.json", get(openapi))
-        .route("/api/{*rest}", any(not_found));
+        .route("/api/{*rest}", any(not_found))
+        .layer(axum::middleware::map_response(
+            error::problem_for_plain_errors,
+        ));
     Router::new()
         .merge(api)
         .route("/hooks/{integration}", any(hooks::hook))
@@ -207,8 +216,17 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such API route; see /api/openapi.json")
 }
 
+/// The OpenAPI document as served at `/api/openapi.json`: [`ApiDoc`] completed with
+/// what every operation shares (problem-document errors, the standard error statuses and
+/// the security schemes; see [`error::complete_openapi`]).
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    error::complete_openapi(&mut doc);
+    doc
+}
+
 async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    axum::Json(openapi_document())
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

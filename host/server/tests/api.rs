@@ -246,6 +246,14 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
             "admin",
         ),
         ("DELETE", "/api/tokens/not-a-token".into(), None, "admin"),
+        (
+            "POST",
+            "/api/tokens/not-a-token/rotate".into(),
+            None,
+            "admin",
+        ),
+        ("GET", "/api/files?q=x&risk=high".into(), None, "viewer"),
+        ("GET", "/api/files.csv".into(), None, "viewer"),
     ]
 }
 
@@ -1088,4 +1096,697 @@ async fn a_parked_file_is_retried_only_through_its_own_integration() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A request with its response headers and raw body.
+async fn full_call(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = d.router.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn audit_actions(d: &Daemon) -> Vec<(String, String)> {
+    d.state
+        .host()
+        .store()
+        .audit_latest(1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.target))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_token_name_is_created_once_and_rotation_is_its_own_audited_operation() {
+    let d = daemon().await;
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/tokens",
+        Some(ADMIN),
+        Some(json!({"name": "ci", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let first = v["token"].as_str().unwrap().to_string();
+
+    // Re-posting the name (even as admin) changes nothing.
+    let (status, headers, body) = full_call(
+        &d,
+        "POST",
+        "/api/tokens",
+        Some(ADMIN),
+        Some(r#"{"name": "ci", "role": "admin"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert!(body.contains("rotate"), "{body}");
+    let (_, tokens) = call(&d, "GET", "/api/tokens", Some(ADMIN), None).await;
+    let ci: Vec<&Value> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == "ci")
+        .collect();
+    assert_eq!(ci.len(), 1);
+    assert_eq!(ci[0]["role"], "viewer");
+    let (status, me) = call(&d, "GET", "/api/session", Some(&first), None).await;
+    assert_eq!(
+        (status, me["role"].clone()),
+        (StatusCode::OK, json!("viewer"))
+    );
+
+    // Rotation: a new secret, the same role, the old one dead at once.
+    let (status, v) = call(&d, "POST", "/api/tokens/ci/rotate", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["role"], "viewer");
+    let second = v["token"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_eq!(
+        call(&d, "GET", "/api/session", Some(&first), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, me) = call(&d, "GET", "/api/session", Some(&second), None).await;
+    assert_eq!(
+        (status, me["role"].clone()),
+        (StatusCode::OK, json!("viewer"))
+    );
+    let actions = audit_actions(&d);
+    assert!(actions.contains(&("api-token.rotate".into(), "ci".into())));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|(a, t)| a == "api-token.create" && t == "ci")
+            .count(),
+        1,
+        "the refused re-post is not audited as a create"
+    );
+    let (status, v) = call(&d, "POST", "/api/tokens/nobody/rotate", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    // A viewer cannot rotate even its own token.
+    let (status, _) = call(&d, "POST", "/api/tokens/ci/rotate", Some(&second), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_bad_grant_is_422_naming_the_field_and_nothing_is_stored() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let folder = d.samples.to_str().unwrap().to_string();
+    let cases = [
+        (json!({"hosts": ["not a url"]}), "grant.hosts[0]"),
+        (
+            json!({"hosts": ["https://ok.example.com", "https://example.com:99999"]}),
+            "grant.hosts[1]",
+        ),
+        (json!({"hosts": ["ftp://example.com"]}), "grant.hosts[0]"),
+        (json!({"mounts": ["/input", "/etc"]}), "grant.mounts[1]"),
+        (
+            json!({"mounts": ["/input"], "write": ["/nope"]}),
+            "grant.write[0]",
+        ),
+    ];
+    for (grant, field) in cases {
+        let body = json!({
+            "id": "bad-grant",
+            "plugin": "local-folder",
+            "config": {"folder": folder},
+            "grant": grant,
+        });
+        let (status, v) = call(&d, "POST", "/api/integrations", Some(ADMIN), Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{grant}: {v}");
+        assert!(
+            v["detail"].as_str().unwrap().contains(field),
+            "{field} in {v}"
+        );
+        assert!(
+            d.state
+                .host()
+                .store()
+                .integration("bad-grant")
+                .unwrap()
+                .is_none()
+        );
+        let (status, v) = call(
+            &d,
+            "PATCH",
+            "/api/integrations/samples",
+            Some(ADMIN),
+            Some(json!({"grant": grant})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{grant}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(field), "{v}");
+    }
+    let (_, v) = call(&d, "GET", "/api/integrations/samples", Some(ADMIN), None).await;
+    assert_eq!(v["grant"]["mounts"], json!(["/input"]), "unchanged: {v}");
+}
+
+#[tokio::test]
+async fn every_json_body_must_be_an_object() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let cases = [
+        ("PATCH", "/api/integrations/samples", "[null,null]"),
+        ("POST", "/api/integrations", "[\"a\",\"local-folder\"]"),
+        ("PUT", "/api/settings", "[true,\"1h\"]"),
+        ("POST", "/api/tokens", "[\"x\",\"admin\"]"),
+        ("POST", "/api/integrations/samples/sync", "[null]"),
+        ("POST", "/api/session", "[\"ppx_test_admin\"]"),
+        (
+            "PUT",
+            "/api/integrations/samples/remediation",
+            "[[],\"critical\"]",
+        ),
+        ("PUT", "/api/settings", "\"auto_sync\""),
+        ("PUT", "/api/settings", "null"),
+        ("PUT", "/api/settings", "7"),
+    ];
+    let audit_before = audit_actions(&d);
+    for (method, path, body) in cases {
+        let (status, headers, text) = full_call(&d, method, path, Some(ADMIN), Some(body)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path} {body}: {text}"
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert!(text.contains("must be a JSON object"), "{text}");
+    }
+    let (_, v) = call(&d, "GET", "/api/settings", Some(ADMIN), None).await;
+    assert_eq!(v["auto_sync"], true, "settings unchanged: {v}");
+    assert_eq!(audit_actions(&d), audit_before, "nothing was changed");
+}
+
+#[tokio::test]
+async fn bad_path_and_query_parameters_are_problem_documents() {
+    let d = daemon().await;
+    let cases = [
+        ("GET", "/api/results/abc", StatusCode::BAD_REQUEST),
+        ("GET", "/api/batches/-1", StatusCode::BAD_REQUEST),
+        ("GET", "/api/audit?limit=many", StatusCode::BAD_REQUEST),
+        ("GET", "/api/audit?colour=red", StatusCode::BAD_REQUEST),
+        (
+            "GET",
+            "/api/audit?from=99999999999999999999999",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/audit?from=9223372036854775808",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/files?risk=extreme",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/files?sort=size",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/files?limit=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/files?after=bm9wZQ",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/files?from=yesterday",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("DELETE", "/api/plugins", StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (method, path, expected) in cases {
+        let (status, headers, body) = full_call(&d, method, path, Some(ADMIN), None).await;
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "application/problem+json",
+            "{method} {path}: {body}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], expected.as_u16());
+        assert!(!v["detail"].as_str().unwrap().is_empty(), "{v}");
+    }
+    let (status, _, _) = full_call(
+        &d,
+        "GET",
+        "/api/audit?from=9223372036854775807",
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn deleting_an_integration_removes_its_batches_and_results() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let (status, _) = call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let batches = wait_for_batches(&d, "samples", 1).await;
+    let result_id = batches[0].result_ids[0];
+    assert_eq!(
+        call(
+            &d,
+            "GET",
+            &format!("/api/results/{result_id}"),
+            Some(VIEWER),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (status, _) = call(&d, "DELETE", "/api/integrations/samples", Some(ADMIN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, v) = call(
+        &d,
+        "GET",
+        "/api/batches?integration=samples",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(v, json!([]));
+    let (status, _) = call(
+        &d,
+        "GET",
+        &format!("/api/results/{result_id}"),
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, v) = call(
+        &d,
+        "GET",
+        "/api/files?integration=samples",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(v["files"], json!([]));
+    assert!(audit_actions(&d).contains(&("integration.purge-history".into(), "samples".into())));
+    // A new integration under the same name starts with no history.
+    add_samples_integration(&d, "samples").await;
+    let (_, v) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
+    assert_eq!(v["last_batch"], Value::Null, "{v}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_declares_problem_errors_security_and_constraints() {
+    let d = daemon().await;
+    let (_, doc) = call(&d, "GET", "/api/openapi.json", None, None).await;
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(schemes["cookie"]["in"], "cookie");
+    assert_eq!(schemes["cookie"]["name"], "proofpix_session");
+    assert!(doc["security"].as_array().is_some_and(|s| s.len() == 2));
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["400", "401", "404", "422"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+            for (status, r) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = r["content"].as_object().unwrap();
+                    assert_eq!(
+                        content.keys().collect::<Vec<_>>(),
+                        ["application/problem+json"],
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(doc["paths"]["/api/tokens"]["post"]["responses"]["409"].is_object());
+    assert_eq!(doc["paths"]["/api/session"]["post"]["security"], json!([]));
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["CreateToken"]["properties"]["name"]["pattern"],
+        "^[A-Za-z0-9_-]{1,64}$"
+    );
+    assert!(
+        schemas["SyncModeDoc"]["enum"]
+            .as_array()
+            .is_some_and(|e| e.len() == 3),
+        "{}",
+        schemas["SyncModeDoc"]
+    );
+    let remediation = &schemas["RemediationPolicyDoc"];
+    assert_eq!(
+        remediation["properties"]["delay_secs"]["maximum"],
+        2_592_000
+    );
+    assert_eq!(remediation["additionalProperties"], false, "{remediation}");
+    // What GET /api/settings sends validates against SettingsView: every property it sends is
+    // declared, every required one is sent, no allOf of closed objects.
+    let view = &schemas["SettingsView"];
+    assert!(view.get("allOf").is_none(), "{view}");
+    let (_, settings) = call(&d, "GET", "/api/settings", Some(VIEWER), None).await;
+    let props = view["properties"].as_object().unwrap();
+    for key in settings.as_object().unwrap().keys() {
+        assert!(props.contains_key(key), "{key} not in SettingsView {view}");
+    }
+    for key in view["required"].as_array().unwrap() {
+        assert!(
+            settings.get(key.as_str().unwrap()).is_some(),
+            "{key} missing"
+        );
+    }
+}
+
+/// Seeds integrations, files and results straight into the store.
+fn seed_inventory(d: &Daemon) -> Vec<(String, String, String, &'static str)> {
+    use proofpix_store::{FileRecord, FileStatus, IntegrationRecord, NewResult};
+    let store = d.state.host().store();
+    let files: Vec<(String, String, String, &'static str)> = vec![
+        (
+            "sp".into(),
+            "01ABC".into(),
+            "Q3-Report.jpg".into(),
+            "critical",
+        ),
+        ("sp".into(), "01ABD".into(), "holiday.png".into(), "none"),
+        (
+            "sp".into(),
+            "01ABE".into(),
+            "=HYPERLINK(\"http://x\")".into(),
+            "high",
+        ),
+        (
+            "slack".into(),
+            "F07A".into(),
+            "<img src=x onerror=alert(1)>".into(),
+            "high",
+        ),
+        (
+            "slack".into(),
+            "F07B".into(),
+            "team photo.heic".into(),
+            "medium",
+        ),
+        (
+            "slack".into(),
+            "F07C".into(),
+            "report-draft.jpg".into(),
+            "low",
+        ),
+        (
+            "slack".into(),
+            "F07D".into(),
+            "never-analysed.jpg".into(),
+            "",
+        ),
+    ];
+    for id in ["sp", "slack"] {
+        store
+            .put_integration(
+                &IntegrationRecord::new(id, "local-folder", "0.1.0", store.now()),
+                "test",
+            )
+            .unwrap();
+    }
+    for (integration, remote_id, name, risk) in &files {
+        let last_result = (!risk.is_empty()).then(|| {
+            let findings = if *risk == "critical" || remote_id == "F07A" {
+                json!([{"category": "gps", "code": "gps", "severity": risk, "source": "exif", "value": "52.3,4.9"}])
+            } else {
+                json!([])
+            };
+            store
+                .add_result(NewResult {
+                    integration: integration.clone(),
+                    remote_id: remote_id.clone(),
+                    file_version: "v1".into(),
+                    risk: risk.to_string(),
+                    score: match *risk {
+                        "critical" => 90,
+                        "high" => 70,
+                        "medium" => 40,
+                        "low" => 10,
+                        _ => 0,
+                    },
+                    report_json: json!({"path": name, "risk": risk, "findings": findings}).to_string(),
+                })
+                .unwrap()
+        });
+        store
+            .put_file(&FileRecord {
+                integration: integration.clone(),
+                remote_id: remote_id.clone(),
+                version: "v1".into(),
+                name: name.clone(),
+                content_hash: None,
+                last_result,
+                status: if last_result.is_some() {
+                    FileStatus::Analysed
+                } else {
+                    FileStatus::Pending
+                },
+                attempts: 1,
+                last_error: None,
+                updated_at: store.now(),
+            })
+            .unwrap();
+    }
+    files
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_file_inventory_searches_filters_sorts_and_pages_over_every_integration() {
+    let d = daemon().await;
+    let seeded = seed_inventory(&d);
+    let get = |q: &str| {
+        let path = format!("/api/files{q}");
+        let d = &d;
+        async move {
+            let (status, v) = call(d, "GET", &path, Some(VIEWER), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {v}");
+            v
+        }
+    };
+    // Default: every file, riskiest first; unanalysed files last.
+    let all = get("?limit=1000").await;
+    let all_names = names(&all);
+    assert_eq!(all_names.len(), seeded.len());
+    assert_eq!(all_names[0], "Q3-Report.jpg");
+    assert_eq!(all_names.last().unwrap(), "never-analysed.jpg");
+    assert_eq!(all["files"][0]["risk"], "critical");
+    assert_eq!(all["files"][0]["categories"], json!(["gps"]));
+    assert_eq!(all["next"], Value::Null);
+
+    // Paging with the cursor gives the same rows, each once.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let q = match &after {
+            Some(a) => format!("?limit=2&after={a}"),
+            None => "?limit=2".to_string(),
+        };
+        let v = get(&q).await;
+        paged.extend(names(&v));
+        match v["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all_names);
+
+    // Search: case-insensitive over name, remote id and integration.
+    let mut found = names(&get("?q=REPORT").await);
+    found.sort();
+    assert_eq!(found, ["Q3-Report.jpg", "report-draft.jpg"]);
+    assert_eq!(names(&get("?q=f07b").await), ["team photo.heic"]);
+    assert_eq!(
+        names(&get("?q=%3Cimg").await),
+        ["<img src=x onerror=alert(1)>"]
+    );
+
+    // Filters.
+    let mut high = names(&get("?risk=high,critical").await);
+    high.sort();
+    assert_eq!(
+        high,
+        [
+            "<img src=x onerror=alert(1)>",
+            "=HYPERLINK(\"http://x\")",
+            "Q3-Report.jpg"
+        ]
+    );
+    assert_eq!(
+        get("?integration=slack&limit=1000").await["files"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let mut gps = names(&get("?category=gps").await);
+    gps.sort();
+    assert_eq!(gps, ["<img src=x onerror=alert(1)>", "Q3-Report.jpg"]);
+    assert_eq!(names(&get("?status=pending").await), ["never-analysed.jpg"]);
+    assert!(names(&get("?from=2999-01-01T00:00:00Z").await).is_empty());
+    assert_eq!(
+        names(&get("?to=2999-01-01T00:00:00Z&limit=1000").await).len(),
+        6
+    );
+
+    // Sorting by name, both ways, across pages.
+    let by_name = names(&get("?sort=name&limit=1000").await);
+    let mut expected = all_names.clone();
+    expected.sort();
+    assert_eq!(by_name, expected);
+    let v = get("?sort=name&order=desc&limit=3").await;
+    expected.reverse();
+    assert_eq!(names(&v), expected[..3]);
+    let next = v["next"].as_str().unwrap();
+    assert_eq!(
+        names(&get(&format!("?sort=name&order=desc&limit=3&after={next}")).await),
+        expected[3..6]
+    );
+    // A cursor of one order is refused in another.
+    let (status, v) = call(
+        &d,
+        "GET",
+        &format!("/api/files?sort=risk&after={next}"),
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test]
+async fn the_csv_export_has_the_filtered_rows_and_is_formula_safe() {
+    let d = daemon().await;
+    seed_inventory(&d);
+    let (status, headers, body) =
+        full_call(&d, "GET", "/api/files.csv?risk=high", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "header and two high-risk files: {body}");
+    assert!(lines[0].starts_with("integration,platform,remote_id,name,"));
+    assert!(
+        body.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
+        "the formula is defused and quotes doubled: {body}"
+    );
+    assert!(body.contains("\"<img src=x onerror=alert(1)>\""));
+    // Every file when nothing filters, in integration and id order.
+    let (_, _, body) = full_call(&d, "GET", "/api/files.csv", Some(VIEWER), None).await;
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 8);
+    assert!(lines[1].starts_with("\"slack\""));
+    assert!(lines[7].starts_with("\"sp\""));
+    let (status, _, _) = full_call(&d, "GET", "/api/files.csv", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn assets_revalidate_with_an_etag_and_the_favicon_answers() {
+    let d = daemon().await;
+    let (status, headers, body) = full_call(&d, "GET", "/assets/app.js", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("renderFiles"));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    let req = Request::builder()
+        .uri("/assets/app.js")
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    let resp = d.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()[header::ETAG], etag.as_str());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(bytes.is_empty());
+    let req = Request::builder()
+        .uri("/assets/app.js")
+        .header(header::IF_NONE_MATCH, "\"stale\"")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        d.router.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, headers, body) = full_call(&d, "GET", "/favicon.ico", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(body.starts_with("<svg"));
+}
+
+#[tokio::test]
+async fn a_plugin_lists_its_auth_urls_and_mounts_for_the_default_grant() {
+    let d = daemon().await;
+    let (_, v) = call(&d, "GET", "/api/plugins/local-folder", Some(VIEWER), None).await;
+    assert_eq!(v["mounts"][0]["guest_path"], "/input", "{v}");
+    assert_eq!(v["mounts"][0]["config_field"], "folder", "{v}");
+    assert!(v["auth_urls"].is_array());
 }

@@ -1273,3 +1273,107 @@ async fn a_hook_answer_cannot_run_script_or_use_the_session() {
     .await;
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_page_searches_filters_pages_and_shows_hostile_names_as_text() {
+    let daemon = Daemon::start("files").await;
+    let hostile = format!("{HOSTILE}.jpg");
+    let gps_image = proofpix_fixtures::jpeg(&JpegSpec {
+        width: 32,
+        height: 32,
+        seed: 3,
+        exif: Some(Exif {
+            gps: Some(Gps {
+                lat: 48.858_37,
+                lon: 2.294_48,
+                alt: None,
+            }),
+            ..Exif::default()
+        }),
+        ..JpegSpec::default()
+    });
+    let mut files: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(6).collect();
+    files.push((hostile.clone(), gps_image));
+    daemon.folder_source("uploads", files).await;
+    daemon.sync_and_wait("uploads").await;
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("files");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+
+    // The overview's high-risk card leads to the inventory filtered by risk.
+    page.wait_for(
+        "the high-risk card with a number",
+        "/\\d/.test(document.querySelector('#stat-high_risk')?.textContent || '')",
+    )
+    .await;
+    page.click("#stat-high_risk").await;
+    page.wait_for(
+        "the Files page filtered by risk",
+        "document.querySelector('#page-title')?.textContent === 'Files' && document.querySelector('#files-risk')?.value === 'high,critical' && !!document.querySelector('#files-table, #files-empty')",
+    )
+    .await;
+    let risks = page
+        .eval(
+            "[...document.querySelectorAll('#files-table .badge.risk')].map((b) => b.textContent)",
+        )
+        .await;
+    for r in risks.as_array().unwrap() {
+        assert!(
+            r == "high" || r == "critical",
+            "only high-risk rows: {risks}"
+        );
+    }
+    shots.take(&page, "high-risk").await;
+
+    // Every file from the nav link; the hostile name is text in its row.
+    page.click("nav a[data-nav='files']").await;
+    page.wait_for(
+        "all seven files",
+        "document.querySelectorAll('#files-table tbody tr').length === 7",
+    )
+    .await;
+    let names = page
+        .eval("[...document.querySelectorAll('#files-table .filename')].map((a) => a.textContent)")
+        .await;
+    assert!(
+        names
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str() == Some(hostile.as_str())),
+        "{names}"
+    );
+    assert_eq!(page.count("main img, main svg, main script").await, 0);
+    assert_eq!(
+        page.eval("typeof window.__xss").await,
+        serde_json::json!("undefined")
+    );
+    shots.take(&page, "all-files").await;
+
+    // Searching filters the rows (case-insensitive, on the server).
+    page.type_into("#files-q", "ONERROR").await;
+    page.wait_for(
+        "only the hostile file",
+        "document.querySelectorAll('#files-table tbody tr').length === 1",
+    )
+    .await;
+    assert_eq!(page.text("#files-table .filename").await, hostile);
+    let export = page
+        .eval("document.querySelector('#files-export').getAttribute('href')")
+        .await;
+    assert_eq!(export, serde_json::json!("/api/files.csv?q=ONERROR"));
+    assert!(
+        page.eval("location.hash")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("q=ONERROR"),
+        "the filter is in the address"
+    );
+    shots.take(&page, "search").await;
+    assert_no_problems(&page, "on the Files page");
+    daemon.stop().await;
+}

@@ -41,6 +41,7 @@ mod codec;
 mod data_dir;
 mod error;
 pub mod idempotency;
+mod inventory;
 mod migrate;
 pub mod queue;
 mod records;
@@ -49,6 +50,7 @@ mod rotation;
 pub mod schema;
 mod sessions;
 mod store;
+mod token_admin;
 
 pub use access::ApiTokenRecord;
 pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
@@ -56,6 +58,10 @@ pub use check::IntegrityReport;
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
 pub use error::{OpenError, StoreError};
 pub use idempotency::{Begin, Completion, IdempotencyLog, Resolution, WritebackKey};
+pub use inventory::{
+    InventoryCursor, InventoryPage, InventoryQuery, InventoryRow, InventorySort, PurgedHistory,
+    risk_rank,
+};
 pub use migrate::Migration;
 pub use queue::{Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, WorkQueue};
 pub use records::{
