@@ -323,7 +323,8 @@ pub enum NetworkClass {
 }
 
 impl NetworkClass {
-    fn describe(self) -> &'static str {
+    /// The class in words, for messages ("a loopback address").
+    pub fn describe(self) -> &'static str {
         match self {
             NetworkClass::Public => "a public address",
             NetworkClass::Loopback => "a loopback address",
@@ -535,6 +536,14 @@ pub enum EgressDenial {
         /// Its class.
         class: NetworkClass,
     },
+}
+
+impl NetworkClass {
+    /// What an operator can change to allow the class, for messages; empty
+    /// for classes that are always refused.
+    pub fn hint(self) -> &'static str {
+        hint(self)
+    }
 }
 
 fn hint(class: NetworkClass) -> &'static str {
