@@ -26,7 +26,9 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::latest::exports::proofpix::plugin::events::{EventOutcome, InboundRequest};
-use crate::bindings::latest::exports::proofpix::plugin::manifest::{AuthScheme, PluginInfo};
+use crate::bindings::latest::exports::proofpix::plugin::manifest::{
+    AuthScheme, FieldKind, PluginInfo,
+};
 use crate::bindings::latest::exports::proofpix::plugin::notifier::Notification;
 use crate::bindings::latest::exports::proofpix::plugin::source::{
     CheckReport, DownloadSpec, Page, WriteOutcome,
@@ -49,7 +51,7 @@ enum Bindings {
 }
 use crate::cache::CacheOutcome;
 use crate::context::IntegrationContext;
-use crate::egress_http::{EgressHttp, IntegrationHttp};
+use crate::egress_http::{EgressHttp, IntegrationHttp, PluginSecrets};
 use crate::engine::Runtime;
 use crate::error::{CallError, LoadError};
 use crate::fetch::ContentFetcher;
@@ -351,11 +353,7 @@ impl Plugin {
             ctx.credentials.clone(),
             injection_header,
             limits.max_redirects,
-            ctx.secrets
-                .iter()
-                .filter(|(k, _)| inner.secret_fields.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            plugin_secrets(&inner.info, ctx),
         );
         let fetcher =
             ContentFetcher::new(egress.clone(), grants.mounts.clone(), inner.label.clone());
@@ -1195,6 +1193,54 @@ fn placeholder_info() -> PluginInfo {
 
 /// Checks a manifest is usable: ids and names well-formed, fields the auth
 /// scheme names exist with the right secrecy.
+/// The integration's secrets as the HTTP import may use them: the sealed
+/// URL fields (declared secret, kind url, not an auth scheme's field) and
+/// every secret value, declared or used by the credentials, for scrubbing.
+fn plugin_secrets(info: &PluginInfo, ctx: &IntegrationContext) -> PluginSecrets {
+    let auth_fields = auth_secret_fields(&info.auth);
+    let sealed_urls = info
+        .config
+        .iter()
+        .filter(|f| {
+            f.secret
+                && matches!(f.kind, FieldKind::Url)
+                && !auth_fields.contains(&f.name.as_str())
+        })
+        .filter_map(|f| Some((f.name.clone(), ctx.secrets.get(&f.name)?.clone())))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let values = ctx
+        .secrets
+        .values()
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .collect();
+    PluginSecrets {
+        sealed_urls,
+        values,
+    }
+}
+
+/// The secret fields an auth scheme sends itself (never usable as a URL).
+fn auth_secret_fields(auth: &AuthScheme) -> Vec<&str> {
+    match auth {
+        AuthScheme::None => vec![],
+        AuthScheme::ApiKey(k) => vec![k.secret_field.as_str()],
+        AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o) => {
+            o.client_secret_field.iter().map(String::as_str).collect()
+        }
+        AuthScheme::Oauth2Password(p) => p
+            .oauth
+            .client_secret_field
+            .iter()
+            .chain(p.password_suffix_field.iter())
+            .map(String::as_str)
+            .chain([p.password_field.as_str()])
+            .collect(),
+        AuthScheme::JwtBearer(j) => vec![j.private_key_field.as_str()],
+    }
+}
+
 fn validate_manifest(info: &PluginInfo) -> Result<(), LoadError> {
     let fail = |reason: String| LoadError::Manifest {
         plugin: format!("'{}' {}", info.id, info.version),
