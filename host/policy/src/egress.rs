@@ -801,7 +801,10 @@ mod tests {
             ("192.88.99.1", NetworkClass::Unroutable),
             // Teredo.
             ("2001::1", NetworkClass::Unroutable),
-            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", NetworkClass::Unroutable),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                NetworkClass::Unroutable,
+            ),
             // CGNAT shared address space.
             ("100.64.0.1", NetworkClass::Private),
             ("100.127.255.254", NetworkClass::Private),
@@ -856,7 +859,10 @@ mod tests {
             allow_loopback: true,
             ..BlockedNetworks::default()
         };
-        assert_eq!(loopback.check_literal(&url("http://127.0.0.1:9/token")), Ok(()));
+        assert_eq!(
+            loopback.check_literal(&url("http://127.0.0.1:9/token")),
+            Ok(())
+        );
     }
 
     #[test]

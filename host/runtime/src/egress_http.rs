@@ -284,7 +284,9 @@ fn scrub_values(secrets: &[proofpix_vault::Secret]) -> Vec<String> {
         }
     }
     // A path like `/` or `/api` is not a secret of its own.
-    out.retain(|v| v.len() >= crate::scrub::MIN_ENCODED_LEN || secrets.iter().any(|s| s.expose() == v));
+    out.retain(|v| {
+        v.len() >= crate::scrub::MIN_ENCODED_LEN || secrets.iter().any(|s| s.expose() == v)
+    });
     out
 }
 
@@ -682,9 +684,9 @@ fn sealed_failure(
         HttpFailure::Denied(_) => HttpFailure::Denied(format!(
             "{t} is not in its allowed hosts or was refused by the egress policy; {LOG}"
         )),
-        HttpFailure::Invalid(_) => {
-            HttpFailure::Invalid(format!("the request to {t} failed: invalid URL or redirect; {LOG}"))
-        }
+        HttpFailure::Invalid(_) => HttpFailure::Invalid(format!(
+            "the request to {t} failed: invalid URL or redirect; {LOG}"
+        )),
         HttpFailure::Timeout(_) => {
             HttpFailure::Timeout(format!("the request to {t} failed: timeout; {LOG}"))
         }

@@ -310,7 +310,9 @@ mod tests {
     #[test]
     fn control_and_bidi_characters_are_escaped() {
         assert_eq!(
-            escape_log_text("ok\n2026-01-01T00:00:00Z INFO forged\r\t\u{1b}[31m\u{7f}\u{85}\u{202e}\u{2066}é"),
+            escape_log_text(
+                "ok\n2026-01-01T00:00:00Z INFO forged\r\t\u{1b}[31m\u{7f}\u{85}\u{202e}\u{2066}é"
+            ),
             "ok\\n2026-01-01T00:00:00Z INFO forged\\r\\t\\x1b[31m\\x7f\\u{85}\\u{202e}\\u{2066}é"
         );
     }

@@ -1202,9 +1202,7 @@ fn plugin_secrets(info: &PluginInfo, ctx: &IntegrationContext) -> PluginSecrets 
         .config
         .iter()
         .filter(|f| {
-            f.secret
-                && matches!(f.kind, FieldKind::Url)
-                && !auth_fields.contains(&f.name.as_str())
+            f.secret && matches!(f.kind, FieldKind::Url) && !auth_fields.contains(&f.name.as_str())
         })
         .filter_map(|f| Some((f.name.clone(), ctx.secrets.get(&f.name)?.clone())))
         .filter(|(_, v)| !v.is_empty())

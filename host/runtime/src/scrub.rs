@@ -78,9 +78,7 @@ impl Scrubber {
 
     /// Whether `haystack` holds any spelling of a secret.
     pub fn finds(&self, haystack: &[u8]) -> bool {
-        self.matcher
-            .as_ref()
-            .is_some_and(|m| m.is_match(haystack))
+        self.matcher.as_ref().is_some_and(|m| m.is_match(haystack))
     }
 
     /// The bytes with every spelling replaced; borrowed (no copy) when there

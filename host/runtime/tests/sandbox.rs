@@ -735,7 +735,8 @@ async fn serve_reflecting() -> TestServer {
                     .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
                     .collect();
                 let auth = auth.unwrap_or_default();
-                let body = serde_json::json!({"uri": uri.0.to_string(), "headers": all, "auth": auth});
+                let body =
+                    serde_json::json!({"uri": uri.0.to_string(), "headers": all, "auth": auth});
                 (
                     [
                         ("x-echo-auth", auth.clone()),
@@ -768,9 +769,14 @@ async fn a_secret_spliced_into_a_url_is_refused_before_anything_is_sent() {
     let server = serve_reflecting().await;
     let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
     let hook = format!("{}/hooks/hk-9d0c7e1f2a3b4c5d", server.base);
-    let ctx = hostile_ctx("secret-in-query", "", &server.base, grant_loopback(&[&server.base]))
-        .with_secret("api_key", API_KEY)
-        .with_secret("hook", &hook);
+    let ctx = hostile_ctx(
+        "secret-in-query",
+        "",
+        &server.base,
+        grant_loopback(&[&server.base]),
+    )
+    .with_secret("api_key", API_KEY)
+    .with_secret("hook", &hook);
     let report = hostile_report(&plugin, &ctx).await;
     assert_eq!(report.len(), 1, "{report:?}");
     assert!(
@@ -788,13 +794,21 @@ async fn an_invalid_url_built_around_a_secret_never_quotes_any_of_it() {
     let server = serve(None).await;
     let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
     let hook = format!("{}/hooks/hk-9d0c7e1f2a3b4c5d", server.base);
-    let ctx = hostile_ctx("secret-overflow", "", &server.base, grant_loopback(&[&server.base]))
-        .with_secret("api_key", API_KEY)
-        .with_secret("hook", &hook);
+    let ctx = hostile_ctx(
+        "secret-overflow",
+        "",
+        &server.base,
+        grant_loopback(&[&server.base]),
+    )
+    .with_secret("api_key", API_KEY)
+    .with_secret("hook", &hook);
     let report = hostile_report(&plugin, &ctx).await;
     assert_eq!(report.len(), 2, "{report:?}");
     for line in &report {
-        assert!(line.contains("error request refused by the host: secrets are placed by the host"), "{line}");
+        assert!(
+            line.contains("error request refused by the host: secrets are placed by the host"),
+            "{line}"
+        );
     }
     assert_eq!(leaks(&report, API_KEY), None);
     assert_eq!(leaks(&report, "hk-9d0c7e1f2a3b4c5d"), None);
@@ -839,7 +853,9 @@ async fn a_reflecting_host_never_hands_back_the_sealed_url_or_the_injected_key()
     );
     // A header may not name a secret either.
     assert!(
-        report[2].starts_with("header: error request refused by the host: secrets are placed by the host"),
+        report[2].starts_with(
+            "header: error request refused by the host: secrets are placed by the host"
+        ),
         "{}",
         report[2]
     );
@@ -886,7 +902,10 @@ async fn user_info_in_a_url_is_refused_on_every_hop() {
     let msg = plugin_message(&err);
     assert!(msg.contains("carries user info"), "{msg}");
     assert!(!msg.contains("stolen"), "{msg}");
-    assert!(target.seen.lock().unwrap().is_empty(), "the redirect target was never contacted");
+    assert!(
+        target.seen.lock().unwrap().is_empty(),
+        "the redirect target was never contacted"
+    );
 }
 
 /// Collects what the host logs, for the current thread.
@@ -923,10 +942,15 @@ async fn a_plugin_log_line_cannot_forge_a_host_line() {
         .find(|l| l.contains("ok\\n2026-01-01"))
         .unwrap_or_else(|| panic!("the plugin's line, escaped, in: {out}"));
     assert!(
-        line.contains("ok\\n2026-01-01T00:00:00.000000Z  INFO proofpix_server: admin signed in\\r\\x1b[2K"),
+        line.contains(
+            "ok\\n2026-01-01T00:00:00.000000Z  INFO proofpix_server: admin signed in\\r\\x1b[2K"
+        ),
         "{line}"
     );
-    assert!(line.contains("forged=x"), "the fields are on the same line: {line}");
+    assert!(
+        line.contains("forged=x"),
+        "the fields are on the same line: {line}"
+    );
     assert!(
         !out.lines().any(|l| l.starts_with("2026-01-01")),
         "no forged line: {out}"

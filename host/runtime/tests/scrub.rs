@@ -34,10 +34,7 @@ fn encodings(secret: &str, prefix: &[u8], suffix: &[u8]) -> Vec<(&'static str, S
     let mut data = prefix.to_vec();
     data.extend_from_slice(secret.as_bytes());
     data.extend_from_slice(suffix);
-    for (name, engine) in [
-        ("base64", STANDARD),
-        ("base64url", URL_SAFE),
-    ] {
+    for (name, engine) in [("base64", STANDARD), ("base64url", URL_SAFE)] {
         out.push((name, engine.encode(&data)));
     }
     for (name, engine) in [
@@ -82,11 +79,7 @@ fn survives(text: &str, secret: &str, name: &str, enc: &str) -> bool {
                 let usable = run.len() - run.len() % 4;
                 engine
                     .decode(run.get(..usable).unwrap_or_default())
-                    .is_ok_and(|bytes| {
-                        bytes
-                            .windows(secret.len())
-                            .any(|w| w == secret.as_bytes())
-                    })
+                    .is_ok_and(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
             })
         });
     }

@@ -182,7 +182,11 @@ async fn stored_tokens_are_used_without_a_token_request() {
 async fn an_ip_literal_token_url_is_refused_without_allow_loopback() {
     let (ms, clock, path) = start().await;
     let token_url = ms.url(&path);
-    assert_eq!(token_url.host_str(), Some("127.0.0.1"), "the emulator is on a literal");
+    assert_eq!(
+        token_url.host_str(),
+        Some("127.0.0.1"),
+        "the emulator is on a literal"
+    );
     let creds = proofpix_auth::Credentials::builder(
         "sp",
         ms_inputs(token_url),

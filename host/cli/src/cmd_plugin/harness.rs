@@ -611,7 +611,7 @@ async fn record_credentials(
         allow_link_local: false,
     };
     let http = proofpix_runtime::checked_client(networks, std::time::Duration::from_secs(30))
-    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
     let secrets: BTreeMap<String, Secret> = secrets.iter().cloned().collect();
     let creds = proofpix_auth::Credentials::builder(
         "plugin-test",

@@ -42,8 +42,13 @@ impl Connector for Hostile {
             .field(
                 ConfigField::url("granted", "Granted base", "The endpoint it declares.").optional(),
             )
-            .field(ConfigField::secret("api_key", "API key", "A secret it tries to read.").optional())
-            .field(ConfigField::secret_url("hook", "Hook URL", "A sealed URL it tries to read.").optional())
+            .field(
+                ConfigField::secret("api_key", "API key", "A secret it tries to read.").optional(),
+            )
+            .field(
+                ConfigField::secret_url("hook", "Hook URL", "A sealed URL it tries to read.")
+                    .optional(),
+            )
             .endpoint(Endpoint::new("api", "{config.granted}").with_credentials())
             .build()
     }
@@ -138,7 +143,9 @@ impl Connector for Hostile {
                 }
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
-            "secret-in-query" => seen.extend(egress::secret_in_query(&config::get("granted").unwrap_or_default())),
+            "secret-in-query" => seen.extend(egress::secret_in_query(
+                &config::get("granted").unwrap_or_default(),
+            )),
             "secret-overflow" => seen.extend(egress::secret_overflow()),
             "reflect" => seen.extend(egress::reflect(&url)),
             "userinfo" => seen.extend(egress::userinfo(&url)),
