@@ -1191,8 +1191,6 @@ fn placeholder_info() -> PluginInfo {
     }
 }
 
-/// Checks a manifest is usable: ids and names well-formed, fields the auth
-/// scheme names exist with the right secrecy.
 /// The integration's secrets as the HTTP import may use them: the sealed
 /// URL fields (declared secret, kind url, not an auth scheme's field) and
 /// every secret value, declared or used by the credentials, for scrubbing.
@@ -1239,6 +1237,8 @@ fn auth_secret_fields(auth: &AuthScheme) -> Vec<&str> {
     }
 }
 
+/// Checks a manifest is usable: ids and names well-formed, fields the auth
+/// scheme names exist with the right secrecy.
 fn validate_manifest(info: &PluginInfo) -> Result<(), LoadError> {
     let fail = |reason: String| LoadError::Manifest {
         plugin: format!("'{}' {}", info.id, info.version),
@@ -1329,4 +1329,50 @@ fn validate_manifest(info: &PluginInfo) -> Result<(), LoadError> {
         field(&m.config_field, false)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod secret_placement_tests {
+    use super::*;
+    use crate::bindings::latest::exports::proofpix::plugin::manifest::{ApiKeyAuth, ConfigField};
+
+    fn field(name: &str, kind: FieldKind, secret: bool) -> ConfigField {
+        ConfigField {
+            name: name.into(),
+            label: name.into(),
+            help: String::new(),
+            kind,
+            required: false,
+            secret,
+            default_value: None,
+            choices: Vec::new(),
+            placeholder: None,
+        }
+    }
+
+    /// Only a secret url field the auth scheme does not use can be a sealed
+    /// URL; every secret value is scrubbed.
+    #[test]
+    fn only_secret_url_fields_outside_the_auth_scheme_are_sealed_urls() {
+        let mut info = placeholder_info();
+        info.config = vec![
+            field("hook", FieldKind::Url, true),
+            field("api_key", FieldKind::Url, true),
+            field("token", FieldKind::Text, true),
+            field("base", FieldKind::Url, false),
+        ];
+        info.auth = AuthScheme::ApiKey(ApiKeyAuth {
+            secret_field: "api_key".into(),
+            header: "x-api-key".into(),
+            prefix: String::new(),
+        });
+        let ctx = IntegrationContext::new("x")
+            .with_config("base", "https://api.example.com")
+            .with_secret("hook", "https://hooks.example.com/h/1")
+            .with_secret("api_key", "https://looks-like-a-url.example.com/k")
+            .with_secret("token", "tok-123456789");
+        let s = plugin_secrets(&info, &ctx);
+        assert_eq!(s.sealed_urls.keys().collect::<Vec<_>>(), vec!["hook"]);
+        assert_eq!(s.values.len(), 3);
+    }
 }
