@@ -156,6 +156,16 @@ impl ConfigField {
         f
     }
 
+    /// A required secret URL, such as a webhook URL that is itself a
+    /// credential. The plugin never sees it; it sends a request to the whole
+    /// URL by naming it as the request URL `{secret.NAME}`, the only place a
+    /// secret may appear in a request (see the README's "Secrets").
+    pub fn secret_url(name: &str, label: &str, help: &str) -> Self {
+        let mut f = Self::base(name, label, help, FieldKind::Url);
+        f.secret = true;
+        f
+    }
+
     /// A comma-separated list.
     pub fn list(name: &str, label: &str, help: &str) -> Self {
         Self::base(name, label, help, FieldKind::StringList)

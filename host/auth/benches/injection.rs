@@ -62,6 +62,10 @@ fn bench(c: &mut Criterion) {
         )]),
     };
     let creds = Credentials::builder("bench", inputs, http(), Arc::new(MemoryPersistence::new()))
+        .networks(proofpix_policy::BlockedNetworks {
+            allow_loopback: true,
+            ..Default::default()
+        })
         .platform("SharePoint")
         .build()
         .expect("credentials");

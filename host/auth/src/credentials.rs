@@ -138,9 +138,19 @@ pub struct CredentialsBuilder {
     clock: Arc<dyn Clock>,
     options: CredentialOptions,
     sessions: AuthorizationSessions,
+    networks: proofpix_policy::BlockedNetworks,
 }
 
 impl CredentialsBuilder {
+    /// The address classes the integration's grant allows token requests to reach besides
+    /// public ones (default: none, so a token URL on loopback or a private address is refused).
+    /// Names are checked by the host's resolver in the client; IP-literal token URLs, which no
+    /// resolver sees, are checked here.
+    pub fn networks(mut self, networks: proofpix_policy::BlockedNetworks) -> Self {
+        self.networks = networks;
+        self
+    }
+
     /// The plugin's declared platform name (`plugin-info.platform`), used to recognise the
     /// provider when the token URL's host does not (self-hosted, emulators).
     pub fn platform(mut self, platform: &str) -> Self {
@@ -286,7 +296,7 @@ impl CredentialsBuilder {
                 provider,
                 flow,
                 inputs,
-                http: TokenHttp::new(self.http, self.options.request_timeout),
+                http: TokenHttp::new(self.http, self.options.request_timeout, self.networks),
                 persistence: self.persistence,
                 clock: self.clock,
                 options: self.options,
@@ -326,6 +336,7 @@ impl Credentials {
             clock: Arc::new(SystemClock),
             options: CredentialOptions::default(),
             sessions: AuthorizationSessions::default(),
+            networks: proofpix_policy::BlockedNetworks::default(),
         }
     }
 

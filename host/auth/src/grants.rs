@@ -273,6 +273,9 @@ impl GrantContext<'_> {
                 provider,
                 what: failure.to_string(),
             },
+            HttpFailure::Blocked { .. } => AuthError::InvalidConfig {
+                reason: failure.to_string(),
+            },
             HttpFailure::InvalidRequest => AuthError::InvalidConfig {
                 reason: "the token request could not be built from the token URL; check it"
                     .to_owned(),

@@ -9,7 +9,10 @@
 //! the request fails with [`AuthError::Redirected`](crate::AuthError::Redirected).
 //!
 //! The client itself comes from the host, which builds it with its egress checks (DNS rebinding,
-//! metadata addresses); this module adds no network policy of its own. It adds a per-request
+//! metadata addresses). A client never resolves an IP-literal host, so the checking resolver
+//! never sees `http://127.0.0.1/token` or `http://169.254.169.254/`: this module checks a literal
+//! against the grant's blocked networks before sending, with the same function the runtime uses
+//! for plugin requests ([`proofpix_policy::BlockedNetworks::check_literal`]). It adds a per-request
 //! timeout, a cap on response size ([`MAX_TOKEN_RESPONSE_BYTES`]), and a classification of
 //! failures that never includes a URL or a body in its text.
 
@@ -39,6 +42,11 @@ pub(crate) enum HttpFailure {
     TooLarge,
     #[error("the request could not be built")]
     InvalidRequest,
+    #[error("the token URL's host is the address {ip}, {}; refused{}", class.describe(), class.hint())]
+    Blocked {
+        ip: std::net::IpAddr,
+        class: proofpix_policy::NetworkClass,
+    },
 }
 
 /// The host's HTTP client, used for token requests only.
@@ -46,11 +54,20 @@ pub(crate) enum HttpFailure {
 pub(crate) struct TokenHttp {
     client: reqwest::Client,
     timeout: Duration,
+    networks: proofpix_policy::BlockedNetworks,
 }
 
 impl TokenHttp {
-    pub(crate) fn new(client: reqwest::Client, timeout: Duration) -> Self {
-        TokenHttp { client, timeout }
+    pub(crate) fn new(
+        client: reqwest::Client,
+        timeout: Duration,
+        networks: proofpix_policy::BlockedNetworks,
+    ) -> Self {
+        TokenHttp {
+            client,
+            timeout,
+            networks,
+        }
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -60,6 +77,10 @@ impl TokenHttp {
     /// Sends one request and returns the response, or the reason there is none to use.
     pub(crate) async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpFailure> {
         let requested = request.uri().to_string();
+        let url = Url::parse(&requested).map_err(|_| HttpFailure::InvalidRequest)?;
+        self.networks
+            .check_literal(&url)
+            .map_err(|(ip, class)| HttpFailure::Blocked { ip, class })?;
         let mut request =
             reqwest::Request::try_from(request).map_err(|_| HttpFailure::InvalidRequest)?;
         *request.timeout_mut() = Some(self.timeout);

@@ -17,8 +17,12 @@
 //!
 //! Defaults: loopback, private, shared (CGNAT) and link-local ranges are
 //! refused; tests against local emulators allow loopback by configuration.
-//! Unspecified, multicast, broadcast and reserved addresses, and the metadata
-//! addresses, are refused whatever the configuration says.
+//! Unspecified, multicast, broadcast and reserved addresses, the other IANA
+//! special-purpose ranges that reach nothing on the internet (benchmarking,
+//! IETF protocol assignments, Teredo, ORCHID, discard-only, documentation),
+//! and the metadata addresses, are refused whatever the configuration says.
+//! Site-local `fec0::/10` and local-use NAT64 `64:ff9b:1::/48` count as
+//! private.
 //!
 //! This is a host policy, not a URL policy: paths and queries are not
 //! matched. An endpoint is a place a plugin may talk to, with any path.
@@ -319,7 +323,8 @@ pub enum NetworkClass {
 }
 
 impl NetworkClass {
-    fn describe(self) -> &'static str {
+    /// The class in words, for messages ("a loopback address").
+    pub fn describe(self) -> &'static str {
         match self {
             NetworkClass::Public => "a public address",
             NetworkClass::Loopback => "a loopback address",
@@ -343,25 +348,34 @@ pub fn classify(ip: IpAddr) -> NetworkClass {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> NetworkClass {
-    let [a, b, c, d] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip == Ipv4Addr::new(169, 254, 169, 254) {
         return NetworkClass::Metadata;
     }
     if ip.is_loopback() {
         NetworkClass::Loopback
     } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
+        // RFC 1918, and 100.64.0.0/10 shared address space (CGNAT): both
+        // reach machines inside someone's network.
         NetworkClass::Private
     } else if ip.is_link_local() {
         NetworkClass::LinkLocal
     } else if ip.is_unspecified()
         || ip.is_multicast()
         || ip.is_broadcast()
+        // 0.0.0.0/8 "this network", 240.0.0.0/4 reserved.
         || a == 0
         || a >= 240
+        // Documentation: TEST-NET-1, -2, -3.
         || (a == 192 && b == 0 && c == 2)
         || (a == 198 && b == 51 && c == 100)
         || (a == 203 && b == 0 && c == 113)
-        || (a == 192 && b == 0 && c == 0 && d < 8)
+        // 192.0.0.0/24 IETF protocol assignments (DS-Lite, NAT64 discovery, ...).
+        || (a == 192 && b == 0 && c == 0)
+        // 192.88.99.0/24, the deprecated 6to4 relay anycast.
+        || (a == 192 && b == 88 && c == 99)
+        // 198.18.0.0/15 benchmarking: lab networks, never the internet.
+        || (a == 198 && (b == 18 || b == 19))
     {
         NetworkClass::Unroutable
     } else {
@@ -371,7 +385,7 @@ fn classify_v4(ip: Ipv4Addr) -> NetworkClass {
 
 fn classify_v6(ip: Ipv6Addr) -> NetworkClass {
     let seg = ip.segments();
-    let first = seg.first().copied().unwrap_or_default();
+    let [s0, s1, s2, s3, ..] = seg;
     // fd00:ec2::254 sits inside the unique-local range below, which a test
     // configuration may allow; it must stay refused.
     if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254) {
@@ -381,29 +395,55 @@ fn classify_v6(ip: Ipv6Addr) -> NetworkClass {
         NetworkClass::Loopback
     } else if ip.is_unspecified()
         || ip.is_multicast()
-        || first == 0x2001 && seg.get(1) == Some(&0x0db8)
+        // 2001:db8::/32 and 3fff::/20 documentation.
+        || (s0 == 0x2001 && s1 == 0x0db8)
+        || (s0 == 0x3fff && s1 & 0xf000 == 0)
+        // 100::/64 discard-only.
+        || (s0 == 0x0100 && s1 == 0 && s2 == 0 && s3 == 0)
+        // 2001::/32 Teredo: a tunnel to whatever IPv4 address its client
+        // and server fields name, internal ones included.
+        || (s0 == 0x2001 && s1 == 0)
+        // 2001:2::/48 benchmarking.
+        || (s0 == 0x2001 && s1 == 0x0002 && s2 == 0)
+        // 2001:10::/28 ORCHID and 2001:20::/28 ORCHIDv2: identifiers, not locators.
+        || (s0 == 0x2001 && (s1 & 0xfff0 == 0x0010 || s1 & 0xfff0 == 0x0020))
+        // 5f00::/16 SRv6 segment identifiers.
+        || s0 == 0x5f00
+        // The rest of 64:ff9b::/32 outside the NAT64 prefixes handled by
+        // `embedded_v4` and below: unassigned.
+        || (s0 == 0x0064 && s1 == 0xff9b && s2 != 0x0001)
+        // ::/96 leftovers (`::`, `::1` are above) and 0::/8 generally: reserved.
+        || s0 == 0
     {
         NetworkClass::Unroutable
-    } else if first & 0xfe00 == 0xfc00 {
+    } else if (s0 & 0xfe00) == 0xfc00
+        // fec0::/10 site-local: deprecated, but still routed inside some sites.
+        || (s0 & 0xffc0) == 0xfec0
+        // 64:ff9b:1::/48 local-use NAT64 (RFC 8215): translated to whatever
+        // IPv4 network the site chooses, with a prefix length we cannot know.
+        || (s0 == 0x0064 && s1 == 0xff9b && s2 == 0x0001)
+    {
         NetworkClass::Private
-    } else if first & 0xffc0 == 0xfe80 {
+    } else if (s0 & 0xffc0) == 0xfe80 {
         NetworkClass::LinkLocal
     } else {
         NetworkClass::Public
     }
 }
 
-/// IPv4 hidden in an IPv6 address: mapped (`::ffff:a.b.c.d`), compatible
-/// (`::a.b.c.d`, deprecated but still routed by some stacks), NAT64
-/// (`64:ff9b::/96`) and 6to4 (`2002:AABB:CCDD::/48`).
+/// IPv4 hidden in an IPv6 address: mapped (`::ffff:a.b.c.d`), translated
+/// (`::ffff:0:a.b.c.d`, RFC 2765), compatible (`::a.b.c.d`, deprecated but
+/// still routed by some stacks), NAT64 (`64:ff9b::/96`) and 6to4
+/// (`2002:AABB:CCDD::/48`).
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
     let s = ip.segments();
-    let v4_from = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    let v4_from = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
         [0, 0, 0, 0, 0, 0, hi, lo] if !(hi == 0 && lo <= 1) => Some(v4_from(hi, lo)),
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4_from(hi, lo)),
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4_from(hi, lo)),
         [0x2002, hi, lo, ..] => Some(v4_from(hi, lo)),
         _ => None,
@@ -436,6 +476,32 @@ impl BlockedNetworks {
             NetworkClass::Metadata | NetworkClass::Unroutable => false,
         };
         if allowed { Ok(()) } else { Err(class) }
+    }
+
+    /// Checks a URL whose host is an IP literal (`http://127.0.0.1/`,
+    /// `http://[::ffff:a9fe:a9fe]/`, and the spellings the URL parser turns
+    /// into one, like `http://2130706433/`). HTTP clients never resolve a
+    /// literal, so a checking resolver never sees it: every place that sends
+    /// a request calls this on every URL it connects to (the runtime on each
+    /// hop of a plugin's request, the host's OAuth token requests). `Ok` for
+    /// a host name, which the resolver checks.
+    ///
+    /// # Errors
+    /// The literal address and its refused class.
+    pub fn check_literal(&self, url: &Url) -> Result<(), (IpAddr, NetworkClass)> {
+        match literal_ip(url) {
+            Some(ip) => self.check(ip).map_err(|class| (ip, class)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The address of a URL whose host is an IP literal.
+pub fn literal_ip(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        Host::Domain(_) => None,
     }
 }
 
@@ -470,6 +536,14 @@ pub enum EgressDenial {
         /// Its class.
         class: NetworkClass,
     },
+}
+
+impl NetworkClass {
+    /// What an operator can change to allow the class, for messages; empty
+    /// for classes that are always refused.
+    pub fn hint(self) -> &'static str {
+        hint(self)
+    }
 }
 
 fn hint(class: NetworkClass) -> &'static str {
@@ -518,14 +592,13 @@ impl EgressPolicy {
                         .join(", ")
                 },
             })?;
-        let literal = match url.host() {
-            Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal {
-            self.check_addr(url, ip)?;
-        }
+        self.networks
+            .check_literal(url)
+            .map_err(|(ip, class)| EgressDenial::BlockedAddress {
+                url: redact_url(url),
+                ip,
+                class,
+            })?;
         Ok(entry)
     }
 
@@ -693,6 +766,103 @@ mod tests {
             let parsed: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
             assert_eq!(classify(parsed), *expected, "address {ip}");
         }
+    }
+
+    /// Ranges from the IANA special-purpose registries that reach something
+    /// internal, or nothing on the internet; each spelled as an attacker
+    /// would.
+    #[test]
+    fn special_purpose_ranges_are_refused() {
+        let cases: &[(&str, NetworkClass)] = &[
+            // Local-use NAT64 (RFC 8215): the prefix length is the site's.
+            ("64:ff9b:1::a9fe:a9fe", NetworkClass::Private),
+            ("64:ff9b:1:ffff::1", NetworkClass::Private),
+            // Well-known NAT64 embedding a blocked IPv4 address.
+            ("64:ff9b::a9fe:a9fe", NetworkClass::Metadata),
+            ("64:ff9b::a00:1", NetworkClass::Private),
+            ("64:ff9b::5db8:d822", NetworkClass::Public),
+            // The rest of 64:ff9b::/32 is unassigned.
+            ("64:ff9b:2::1", NetworkClass::Unroutable),
+            // IPv4-translated (RFC 2765) and IPv4-mapped.
+            ("::ffff:0:127.0.0.1", NetworkClass::Loopback),
+            ("::ffff:0:169.254.169.254", NetworkClass::Metadata),
+            ("::ffff:0:10.0.0.1", NetworkClass::Private),
+            ("::ffff:10.0.0.1", NetworkClass::Private),
+            ("::ffff:0:93.184.216.34", NetworkClass::Public),
+            // Site-local (deprecated, still routed in places).
+            ("fec0::1", NetworkClass::Private),
+            ("feff::1", NetworkClass::Private),
+            // IETF protocol assignments, the whole /24.
+            ("192.0.0.8", NetworkClass::Unroutable),
+            ("192.0.0.170", NetworkClass::Unroutable),
+            // 6to4 embedding a blocked address; 6to4 relay anycast.
+            ("2002:a9fe:a9fe::1", NetworkClass::Metadata),
+            ("2002:c0a8:101::1", NetworkClass::Private),
+            ("192.88.99.1", NetworkClass::Unroutable),
+            // Teredo.
+            ("2001::1", NetworkClass::Unroutable),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                NetworkClass::Unroutable,
+            ),
+            // CGNAT shared address space.
+            ("100.64.0.1", NetworkClass::Private),
+            ("100.127.255.254", NetworkClass::Private),
+            ("100.128.0.1", NetworkClass::Public),
+            // Benchmarking.
+            ("198.18.0.1", NetworkClass::Unroutable),
+            ("198.19.255.255", NetworkClass::Unroutable),
+            ("198.20.0.1", NetworkClass::Public),
+            ("2001:2::1", NetworkClass::Unroutable),
+            // Reserved 240.0.0.0/4, and "this network".
+            ("240.0.0.1", NetworkClass::Unroutable),
+            ("0.1.2.3", NetworkClass::Unroutable),
+            // Multicast, both families.
+            ("239.255.255.250", NetworkClass::Unroutable),
+            ("ff02::1", NetworkClass::Unroutable),
+            ("ff05::1:3", NetworkClass::Unroutable),
+            // Discard-only, ORCHID, documentation, SRv6.
+            ("100::1", NetworkClass::Unroutable),
+            ("2001:10::1", NetworkClass::Unroutable),
+            ("2001:20::1", NetworkClass::Unroutable),
+            ("3fff::1", NetworkClass::Unroutable),
+            ("5f00::1", NetworkClass::Unroutable),
+            // Still public.
+            ("2001:4860:4860::8888", NetworkClass::Public),
+            ("2a00:1450::1", NetworkClass::Public),
+            ("8.8.8.8", NetworkClass::Public),
+        ];
+        for (ip, expected) in cases {
+            let parsed: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
+            assert_eq!(classify(parsed), *expected, "address {ip}");
+        }
+    }
+
+    /// A literal host is checked without a resolver, in every spelling the
+    /// URL parser turns into an address.
+    #[test]
+    fn literal_hosts_are_checked_directly() {
+        let n = BlockedNetworks::default();
+        for u in [
+            "http://127.0.0.1:9/token",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[::ffff:0:a9fe:a9fe]/",
+        ] {
+            assert!(n.check_literal(&url(u)).is_err(), "{u}");
+        }
+        assert_eq!(n.check_literal(&url("https://login.example.com/")), Ok(()));
+        assert_eq!(n.check_literal(&url("https://93.184.216.34/")), Ok(()));
+        let loopback = BlockedNetworks {
+            allow_loopback: true,
+            ..BlockedNetworks::default()
+        };
+        assert_eq!(
+            loopback.check_literal(&url("http://127.0.0.1:9/token")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -21,7 +21,20 @@
 //! - the guest may not set `authorization`, `proxy-authorization`, `cookie`,
 //!   `host`, hop-by-hop headers or the scheme's injection header; responses
 //!   lose `set-cookie`;
-//! - response bodies are read up to a byte cap.
+//! - response bodies are read up to a byte cap;
+//! - a URL with user info (`https://u:p@host`) is refused, since the HTTP
+//!   client would turn it into an `Authorization: Basic` header.
+//!
+//! Secrets (see wit/README.md, "Secrets"): the only place a plugin may name
+//! a secret is the whole request URL, `{secret.NAME}`, where NAME is a
+//! declared secret field of kind url that the auth scheme does not use (a
+//! webhook URL). Any other `{secret.` in a URL or a header value is refused,
+//! so a secret is never spliced into a URL the plugin builds. Errors about a
+//! sealed request are generic for the guest (the details go to the host's
+//! log, scrubbed), its final URL is handed back as the placeholder, and
+//! everything the guest receives (bodies, headers, error texts) goes
+//! through a [`Scrubber`] that knows every secret of the integration and the
+//! credential last injected, in their common encodings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +48,10 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use crate::context::CredentialProvider;
+use crate::scrub::Scrubber;
+
+/// The refusal for a secret placeholder anywhere but as a whole URL.
+pub(crate) const SECRET_PLACEMENT_RULE: &str = "secrets are placed by the host: a secret URL field may be used only as the whole request URL `{secret.NAME}`, never inside a URL or a header";
 
 /// Request headers a guest may never set.
 const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
@@ -215,12 +232,68 @@ pub struct EgressHttp {
     /// injection header).
     extra_forbidden: Arc<BTreeSet<String>>,
     max_redirects: u32,
-    /// Declared secret fields a request URL may reference as
+    /// Declared secret fields a request URL may be, whole, as
     /// `{secret.NAME}` (a webhook URL is itself a credential).
-    secrets: Arc<BTreeMap<String, proofpix_vault::Secret>>,
+    sealed_urls: Arc<BTreeMap<String, proofpix_vault::Secret>>,
+    /// Every secret value of the integration, for the scrubber.
+    secret_values: Arc<[proofpix_vault::Secret]>,
+    /// The scrubber for `secret_values` plus the credential it was built
+    /// with (rebuilt when another one is injected).
+    scrubber: Arc<std::sync::Mutex<(Option<proofpix_vault::Secret>, Arc<Scrubber>)>>,
     /// The last credential value injected, so a refresh after `unauthorized`
     /// names the token that was rejected.
     last_injected: Arc<std::sync::Mutex<Option<proofpix_vault::Secret>>>,
+}
+
+/// The secrets of one integration, as the HTTP import may use them.
+#[derive(Clone, Default)]
+pub struct PluginSecrets {
+    /// Fields a request URL may be, whole, as `{secret.NAME}`: declared
+    /// secret, of kind url, and not used by the auth scheme.
+    pub sealed_urls: BTreeMap<String, proofpix_vault::Secret>,
+    /// Every secret value, for scrubbing what the guest receives.
+    pub values: Vec<proofpix_vault::Secret>,
+}
+
+impl std::fmt::Debug for PluginSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSecrets")
+            .field("sealed_urls", &self.sealed_urls.keys().collect::<Vec<_>>())
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+/// The values a scrubber looks for, for a set of secrets: each secret, and
+/// for one that is a URL its normalised spelling, the spelling messages use
+/// (without query) and its path and query.
+fn scrub_values(secrets: &[proofpix_vault::Secret]) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in secrets {
+        let v = s.expose();
+        out.push(v.to_string());
+        if let Ok(u) = Url::parse(v.trim())
+            && matches!(u.scheme(), "http" | "https")
+        {
+            out.push(u.as_str().to_string());
+            out.push(redact_url(&u));
+            out.push(u.path().to_string());
+            if let Some(q) = u.query() {
+                out.push(q.to_string());
+            }
+        }
+    }
+    // A path like `/` or `/api` is not a secret of its own.
+    out.retain(|v| {
+        v.len() >= crate::scrub::MIN_ENCODED_LEN || secrets.iter().any(|s| s.expose() == v)
+    });
+    out
+}
+
+/// A sealed request: the placeholder the guest wrote and the field it names.
+struct Sealed {
+    template: String,
+    field: String,
 }
 
 impl std::fmt::Debug for EgressHttp {
@@ -241,8 +314,9 @@ impl EgressHttp {
         credentials: Option<Arc<dyn CredentialProvider>>,
         injection_header: Option<String>,
         max_redirects: u32,
-        secrets: BTreeMap<String, proofpix_vault::Secret>,
+        secrets: PluginSecrets,
     ) -> Self {
+        let scrubber = Arc::new(Scrubber::new(scrub_values(&secrets.values)));
         let extra_forbidden = injection_header
             .into_iter()
             .map(|h| h.to_ascii_lowercase())
@@ -255,8 +329,38 @@ impl EgressHttp {
             extra_forbidden: Arc::new(extra_forbidden),
             max_redirects,
             last_injected: Arc::default(),
-            secrets: Arc::new(secrets),
+            sealed_urls: Arc::new(secrets.sealed_urls),
+            secret_values: Arc::from(secrets.values),
+            scrubber: Arc::new(std::sync::Mutex::new((None, scrubber))),
         }
+    }
+
+    /// The scrubber for everything the guest receives: the integration's
+    /// secrets and the credential value last injected (a token the host
+    /// obtained, or `prefix + key`, and the part after the prefix).
+    pub fn scrubber(&self) -> Arc<Scrubber> {
+        let injected = self.last_injected();
+        let Ok(mut guard) = self.scrubber.lock() else {
+            // A poisoned lock: scrub with the secrets alone, built afresh.
+            return Arc::new(Scrubber::new(scrub_values(&self.secret_values)));
+        };
+        let same = match (&guard.0, &injected) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.expose() == b.expose(),
+            _ => false,
+        };
+        if !same {
+            let mut values = scrub_values(&self.secret_values);
+            if let Some(v) = &injected {
+                let v = v.expose();
+                values.push(v.to_string());
+                if let Some((_, token)) = v.rsplit_once(' ') {
+                    values.push(token.to_string());
+                }
+            }
+            *guard = (injected, Arc::new(Scrubber::new(values)));
+        }
+        guard.1.clone()
     }
 
     /// After a 401 answered by `url`: when that hop took credentials, refreshes them (once;
@@ -284,36 +388,36 @@ impl EgressHttp {
     }
 
     /// Sends a guest request and buffers the response up to `max_body` bytes.
+    /// Everything returned is scrubbed of the integration's secrets.
     ///
     /// # Errors
     /// Policy refusals, connection failures, timeouts and oversized bodies.
     pub async fn send(
         &self,
-        req: OutboundRequest,
+        mut req: OutboundRequest,
         max_body: u64,
     ) -> Result<BufferedResponse, HttpFailure> {
         self.check_guest_headers(&req.headers)?;
-        let template = req.url.contains("{secret.").then(|| req.url.clone());
-        let resp = self.execute(req).await?;
-        let mut buffered = buffer(resp, max_body).await;
-        if let Some(template) = template {
-            // A URL built from a secret is never handed back, in a response
-            // or in an error.
-            buffered = match buffered {
-                Ok(mut b) => {
-                    b.url = template;
-                    Ok(b)
-                }
-                Err(HttpFailure::TooLarge(_)) => Err(HttpFailure::TooLarge(format!(
-                    "{template} sent more than the cap of {max_body} bytes"
-                ))),
-                Err(HttpFailure::Connection(_)) => Err(HttpFailure::Connection(format!(
-                    "reading the response of {template} failed"
-                ))),
-                Err(other) => Err(other),
-            };
+        let sealed = self.place_secret(&mut req)?;
+        let result = match self.execute_hops(req).await {
+            Ok(resp) => buffer(resp, max_body).await,
+            Err(e) => Err(e),
+        };
+        let scrubber = self.scrubber();
+        match (result, sealed) {
+            (Ok(b), None) => Ok(scrub_response(&scrubber, b)),
+            (Ok(mut b), Some(sealed)) => {
+                // The real URL is a credential: the placeholder stands in for
+                // it, and headers that name a URL (a redirect the host did not
+                // follow) are not handed back.
+                b.url = sealed.template;
+                b.headers
+                    .retain(|(k, _)| k != "location" && k != "content-location");
+                Ok(scrub_response(&scrubber, b))
+            }
+            (Err(e), None) => Err(scrub_failure(&scrubber, e)),
+            (Err(e), Some(sealed)) => Err(sealed_failure(&scrubber, &sealed, e, max_body)),
         }
-        buffered
     }
 
     /// Sends a host request (a download) and returns the final response for
@@ -323,10 +427,48 @@ impl EgressHttp {
     /// As [`EgressHttp::send`].
     pub async fn send_streaming(
         &self,
-        req: OutboundRequest,
+        mut req: OutboundRequest,
     ) -> Result<reqwest::Response, HttpFailure> {
         self.check_guest_headers(&req.headers)?;
-        self.execute(req).await
+        let sealed = self.place_secret(&mut req)?;
+        let scrubber = self.scrubber();
+        match (self.execute_hops(req).await, sealed) {
+            (Ok(resp), _) => Ok(resp),
+            (Err(e), None) => Err(scrub_failure(&scrubber, e)),
+            (Err(e), Some(sealed)) => Err(sealed_failure(&scrubber, &sealed, e, 0)),
+        }
+    }
+
+    /// Applies the placement rule: a request URL that is exactly
+    /// `{secret.NAME}` (trimmed), NAME a sealed URL field with a value,
+    /// becomes that value; any other `{secret.` is refused.
+    fn place_secret(&self, req: &mut OutboundRequest) -> Result<Option<Sealed>, HttpFailure> {
+        if !req.url.contains("{secret.") {
+            return Ok(None);
+        }
+        let template = req.url.trim();
+        let name = template
+            .strip_prefix("{secret.")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .filter(|n| !n.is_empty() && !n.contains(['{', '}']))
+            .ok_or_else(|| HttpFailure::Denied(SECRET_PLACEMENT_RULE.to_string()))?;
+        let value = self
+            .sealed_urls
+            .get(name)
+            .map(|v| v.expose().trim())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                let shown: String = name.chars().take(64).collect();
+                HttpFailure::Denied(format!(
+                    "{{secret.{shown}}} is not a secret URL field of this plugin that is set (a field declared secret, of kind url, and not used by its auth scheme); {SECRET_PLACEMENT_RULE}"
+                ))
+            })?;
+        let sealed = Sealed {
+            template: format!("{{secret.{name}}}"),
+            field: name.to_string(),
+        };
+        req.url = value.to_string();
+        Ok(Some(sealed))
     }
 
     fn check_guest_headers(&self, headers: &[(String, String)]) -> Result<(), HttpFailure> {
@@ -340,6 +482,9 @@ impl EgressHttp {
                     "plugins may not set the {lower} header; the host injects credentials itself on granted endpoints"
                 )));
             }
+            if value.contains("{secret.") || name.contains("{secret.") {
+                return Err(HttpFailure::Denied(SECRET_PLACEMENT_RULE.to_string()));
+            }
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || reqwest::header::HeaderValue::from_str(value).is_err()
             {
@@ -351,53 +496,6 @@ impl EgressHttp {
         Ok(())
     }
 
-    async fn execute(&self, mut req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
-        let template = req.url.clone();
-        let real = self.substitute_secrets(&req.url)?;
-        let Some(real) = real else {
-            return self.execute_hops(req).await;
-        };
-        // The real URL is a credential: it never appears in a message, a log
-        // line or a response the guest sees; the template stands in for it.
-        req.url = real.clone();
-        let scrub = |m: String| scrub_url(&m, &real, &template);
-        match self.execute_hops(req).await {
-            Ok(resp) => Ok(resp),
-            Err(HttpFailure::Denied(m)) => Err(HttpFailure::Denied(scrub(m))),
-            Err(HttpFailure::Invalid(m)) => Err(HttpFailure::Invalid(scrub(m))),
-            Err(HttpFailure::Timeout(m)) => Err(HttpFailure::Timeout(scrub(m))),
-            Err(HttpFailure::Connection(m)) => Err(HttpFailure::Connection(scrub(m))),
-            Err(HttpFailure::TooLarge(m)) => Err(HttpFailure::TooLarge(scrub(m))),
-        }
-    }
-
-    /// Replaces `{secret.NAME}` placeholders with declared secret values.
-    /// `None` when the URL has none.
-    fn substitute_secrets(&self, url: &str) -> Result<Option<String>, HttpFailure> {
-        if !url.contains("{secret.") {
-            return Ok(None);
-        }
-        let mut out = String::with_capacity(url.len());
-        let mut rest = url;
-        while let Some(start) = rest.find("{secret.") {
-            out.push_str(rest.get(..start).unwrap_or_default());
-            let after = rest.get(start + "{secret.".len()..).unwrap_or_default();
-            let end = after.find('}').ok_or_else(|| {
-                HttpFailure::Invalid("an unclosed {secret.NAME} placeholder".into())
-            })?;
-            let name = after.get(..end).unwrap_or_default();
-            let value = self.secrets.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-                HttpFailure::Denied(format!(
-                    "{{secret.{name}}} is not a secret field this plugin declares, or it is not set"
-                ))
-            })?;
-            out.push_str(value.expose().trim());
-            rest = after.get(end + 1..).unwrap_or_default();
-        }
-        out.push_str(rest);
-        Ok(Some(out))
-    }
-
     async fn execute_hops(&self, req: OutboundRequest) -> Result<reqwest::Response, HttpFailure> {
         let mut url = Url::parse(&req.url).map_err(|e| {
             HttpFailure::Invalid(format!("{:?} is not a URL: {e}", truncate(&req.url)))
@@ -406,6 +504,12 @@ impl EgressHttp {
         let mut body = req.body;
         let mut hop: u32 = 0;
         loop {
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(HttpFailure::Denied(format!(
+                    "{} carries user info (user:password@), which the HTTP client would send as an Authorization header; refused: the host injects credentials itself on granted endpoints",
+                    redact_url(&url)
+                )));
+            }
             self.policy
                 .check_url(&url)
                 .map_err(|d| HttpFailure::Denied(d.to_string()))?;
@@ -536,16 +640,63 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Replaces every spelling of `real` (whole, or without its query) with
-/// `template` in a message.
-fn scrub_url(message: &str, real: &str, template: &str) -> String {
-    let mut m = message.replace(real, template);
-    if let Ok(u) = Url::parse(real) {
-        m = m
-            .replace(&redact_url(&u), template)
-            .replace(u.as_str(), template);
+fn scrub_response(scrubber: &Scrubber, mut b: BufferedResponse) -> BufferedResponse {
+    if scrubber.is_empty() {
+        return b;
     }
-    m
+    b.body = scrubber.scrub_vec(std::mem::take(&mut b.body));
+    for (_, v) in &mut b.headers {
+        *v = scrubber.scrub_string(std::mem::take(v));
+    }
+    b.url = scrubber.scrub_string(std::mem::take(&mut b.url));
+    b
+}
+
+fn scrub_failure(scrubber: &Scrubber, failure: HttpFailure) -> HttpFailure {
+    let s = |m: String| scrubber.scrub_string(m);
+    match failure {
+        HttpFailure::Denied(m) => HttpFailure::Denied(s(m)),
+        HttpFailure::Invalid(m) => HttpFailure::Invalid(s(m)),
+        HttpFailure::Timeout(m) => HttpFailure::Timeout(s(m)),
+        HttpFailure::Connection(m) => HttpFailure::Connection(s(m)),
+        HttpFailure::TooLarge(m) => HttpFailure::TooLarge(s(m)),
+    }
+}
+
+/// A failure of a sealed request: the details, scrubbed, go to the host's
+/// log; the guest gets the placeholder and the kind of failure, nothing
+/// derived from the real URL.
+fn sealed_failure(
+    scrubber: &Scrubber,
+    sealed: &Sealed,
+    failure: HttpFailure,
+    max_body: u64,
+) -> HttpFailure {
+    let detail = scrub_failure(scrubber, failure.clone());
+    tracing::warn!(
+        secret_field = %sealed.field,
+        "the request to {} failed: {detail}",
+        sealed.template
+    );
+    let t = &sealed.template;
+    const LOG: &str = "the host's log has the details";
+    match failure {
+        HttpFailure::Denied(_) => HttpFailure::Denied(format!(
+            "{t} is not in its allowed hosts or was refused by the egress policy; {LOG}"
+        )),
+        HttpFailure::Invalid(_) => HttpFailure::Invalid(format!(
+            "the request to {t} failed: invalid URL or redirect; {LOG}"
+        )),
+        HttpFailure::Timeout(_) => {
+            HttpFailure::Timeout(format!("the request to {t} failed: timeout; {LOG}"))
+        }
+        HttpFailure::Connection(_) => HttpFailure::Connection(format!(
+            "the request to {t} failed: connection refused or broken; {LOG}"
+        )),
+        HttpFailure::TooLarge(_) => HttpFailure::TooLarge(format!(
+            "the request to {t} failed: the response is over the cap of {max_body} bytes; {LOG}"
+        )),
+    }
 }
 
 fn truncate(s: &str) -> &str {

@@ -131,13 +131,16 @@ impl log::Host for HostState {
             return Ok(());
         }
         self.logs.left -= size;
+        // A plugin's words are data: a secret it should not have seen is
+        // scrubbed, and control characters are escaped so a line cannot end
+        // early and forge a host line, nor recolour or reorder the terminal.
+        let scrubber = self.http.scrubber();
+        let clean = |s: &str| escape_log_text(&scrubber.scrub_str(s));
         let fields: String = fields
             .iter()
             .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    v.chars().take(MAX_LOG_FIELD_CHARS).collect::<String>()
-                )
+                let v: String = v.chars().take(MAX_LOG_FIELD_CHARS).collect();
+                format!("{}={}", clean(k), clean(&v))
             })
             .collect::<Vec<_>>()
             .join(" ");
@@ -145,6 +148,7 @@ impl log::Host for HostState {
             .chars()
             .take(self.limits.max_log_bytes_per_call)
             .collect();
+        let message = clean(&message);
         let (plugin, integration) = (&*self.plugin, self.ctx.id.as_str());
         match level {
             log::Level::Trace => {
@@ -165,6 +169,29 @@ impl log::Host for HostState {
         }
         Ok(())
     }
+}
+
+/// Escapes what a terminal or a log reader would act on: C0 controls, DEL,
+/// C1 controls and the Unicode bidirectional overrides and isolates. A line
+/// feed becomes `\n`, an escape `\x1b`, a right-to-left override `\u{202e}`.
+pub(crate) fn escape_log_text(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0'..='\u{1f}' | '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl config::Host for HostState {
@@ -273,5 +300,20 @@ impl HostState {
             return None;
         }
         self.ctx.secrets.get(field).filter(|s| !s.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_log_text;
+
+    #[test]
+    fn control_and_bidi_characters_are_escaped() {
+        assert_eq!(
+            escape_log_text(
+                "ok\n2026-01-01T00:00:00Z INFO forged\r\t\u{1b}[31m\u{7f}\u{85}\u{202e}\u{2066}é"
+            ),
+            "ok\\n2026-01-01T00:00:00Z INFO forged\\r\\t\\x1b[31m\\x7f\\u{85}\\u{202e}\\u{2066}é"
+        );
     }
 }

@@ -28,6 +28,7 @@ mod host_state;
 mod imports;
 pub mod metrics;
 mod plugin;
+pub mod scrub;
 
 pub use cache::{CacheOutcome, ComponentCache, KEY_FILE as CACHE_KEY_FILE};
 pub use context::{
@@ -39,6 +40,7 @@ pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError, describe_plugin_error};
 pub use fetch::{Body, Content, ContentFetcher, FetchError, MEMORY_BODY_BYTES, RemoteContent};
 pub use plugin::{Plugin, Session, SessionStats};
+pub use scrub::Scrubber;
 
 /// The contract's types, at the newest version, for the rest of the host.
 pub mod contract {

@@ -26,7 +26,9 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::bindings::latest::exports::proofpix::plugin::events::{EventOutcome, InboundRequest};
-use crate::bindings::latest::exports::proofpix::plugin::manifest::{AuthScheme, PluginInfo};
+use crate::bindings::latest::exports::proofpix::plugin::manifest::{
+    AuthScheme, FieldKind, PluginInfo,
+};
 use crate::bindings::latest::exports::proofpix::plugin::notifier::Notification;
 use crate::bindings::latest::exports::proofpix::plugin::source::{
     CheckReport, DownloadSpec, Page, WriteOutcome,
@@ -49,7 +51,7 @@ enum Bindings {
 }
 use crate::cache::CacheOutcome;
 use crate::context::IntegrationContext;
-use crate::egress_http::{EgressHttp, IntegrationHttp};
+use crate::egress_http::{EgressHttp, IntegrationHttp, PluginSecrets};
 use crate::engine::Runtime;
 use crate::error::{CallError, LoadError};
 use crate::fetch::ContentFetcher;
@@ -351,11 +353,7 @@ impl Plugin {
             ctx.credentials.clone(),
             injection_header,
             limits.max_redirects,
-            ctx.secrets
-                .iter()
-                .filter(|(k, _)| inner.secret_fields.contains(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            plugin_secrets(&inner.info, ctx),
         );
         let fetcher =
             ContentFetcher::new(egress.clone(), grants.mounts.clone(), inner.label.clone());
@@ -1193,6 +1191,52 @@ fn placeholder_info() -> PluginInfo {
     }
 }
 
+/// The integration's secrets as the HTTP import may use them: the sealed
+/// URL fields (declared secret, kind url, not an auth scheme's field) and
+/// every secret value, declared or used by the credentials, for scrubbing.
+fn plugin_secrets(info: &PluginInfo, ctx: &IntegrationContext) -> PluginSecrets {
+    let auth_fields = auth_secret_fields(&info.auth);
+    let sealed_urls = info
+        .config
+        .iter()
+        .filter(|f| {
+            f.secret && matches!(f.kind, FieldKind::Url) && !auth_fields.contains(&f.name.as_str())
+        })
+        .filter_map(|f| Some((f.name.clone(), ctx.secrets.get(&f.name)?.clone())))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let values = ctx
+        .secrets
+        .values()
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .collect();
+    PluginSecrets {
+        sealed_urls,
+        values,
+    }
+}
+
+/// The secret fields an auth scheme sends itself (never usable as a URL).
+fn auth_secret_fields(auth: &AuthScheme) -> Vec<&str> {
+    match auth {
+        AuthScheme::None => vec![],
+        AuthScheme::ApiKey(k) => vec![k.secret_field.as_str()],
+        AuthScheme::Oauth2ClientCredentials(o) | AuthScheme::Oauth2AuthorizationCode(o) => {
+            o.client_secret_field.iter().map(String::as_str).collect()
+        }
+        AuthScheme::Oauth2Password(p) => p
+            .oauth
+            .client_secret_field
+            .iter()
+            .chain(p.password_suffix_field.iter())
+            .map(String::as_str)
+            .chain([p.password_field.as_str()])
+            .collect(),
+        AuthScheme::JwtBearer(j) => vec![j.private_key_field.as_str()],
+    }
+}
+
 /// Checks a manifest is usable: ids and names well-formed, fields the auth
 /// scheme names exist with the right secrecy.
 fn validate_manifest(info: &PluginInfo) -> Result<(), LoadError> {
@@ -1285,4 +1329,50 @@ fn validate_manifest(info: &PluginInfo) -> Result<(), LoadError> {
         field(&m.config_field, false)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod secret_placement_tests {
+    use super::*;
+    use crate::bindings::latest::exports::proofpix::plugin::manifest::{ApiKeyAuth, ConfigField};
+
+    fn field(name: &str, kind: FieldKind, secret: bool) -> ConfigField {
+        ConfigField {
+            name: name.into(),
+            label: name.into(),
+            help: String::new(),
+            kind,
+            required: false,
+            secret,
+            default_value: None,
+            choices: Vec::new(),
+            placeholder: None,
+        }
+    }
+
+    /// Only a secret url field the auth scheme does not use can be a sealed
+    /// URL; every secret value is scrubbed.
+    #[test]
+    fn only_secret_url_fields_outside_the_auth_scheme_are_sealed_urls() {
+        let mut info = placeholder_info();
+        info.config = vec![
+            field("hook", FieldKind::Url, true),
+            field("api_key", FieldKind::Url, true),
+            field("token", FieldKind::Text, true),
+            field("base", FieldKind::Url, false),
+        ];
+        info.auth = AuthScheme::ApiKey(ApiKeyAuth {
+            secret_field: "api_key".into(),
+            header: "x-api-key".into(),
+            prefix: String::new(),
+        });
+        let ctx = IntegrationContext::new("x")
+            .with_config("base", "https://api.example.com")
+            .with_secret("hook", "https://hooks.example.com/h/1")
+            .with_secret("api_key", "https://looks-like-a-url.example.com/k")
+            .with_secret("token", "tok-123456789");
+        let s = plugin_secrets(&info, &ctx);
+        assert_eq!(s.sealed_urls.keys().collect::<Vec<_>>(), vec!["hook"]);
+        assert_eq!(s.values.len(), 3);
+    }
 }

@@ -671,3 +671,291 @@ async fn a_secret_webhook_url_is_substituted_by_the_host_and_never_shown_to_the_
         "{msg}"
     );
 }
+
+// ---- Issue 11: secrets and egress ----------------------------------------
+
+/// A long secret, so every encoding of it is scrubbed.
+const API_KEY: &str = "sk-live-7f3a9c2e51d84b06a1e9";
+
+/// The lines a hostile mode reported (its page's file names).
+async fn hostile_report(plugin: &Plugin, ctx: &IntegrationContext) -> Vec<String> {
+    let page = plugin
+        .session(ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_or_else(|e| panic!("the mode reports, it does not fail: {e}"));
+    page.files.into_iter().map(|f| f.name).collect()
+}
+
+/// Whether any report line holds `secret`, or any 8-character piece of it,
+/// raw or base64-encoded.
+fn leaks(report: &[String], secret: &str) -> Option<String> {
+    use base64::Engine as _;
+    let chars: Vec<char> = secret.chars().collect();
+    let mut needles: Vec<String> = chars
+        .windows(8.min(chars.len()))
+        .map(|w| w.iter().collect())
+        .collect();
+    for engine in [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ] {
+        for prefix in ["", "x", "xy", "Bearer "] {
+            let enc = engine.encode(format!("{prefix}{secret}"));
+            needles.push(enc.chars().skip(4).take(12).collect());
+        }
+    }
+    report
+        .iter()
+        .find(|line| needles.iter().any(|n| line.contains(n.as_str())))
+        .cloned()
+}
+
+/// A server that reflects each request: method, path, query and every
+/// header in the body, and the authorization header in response headers,
+/// raw and base64-encoded, as a careless or hostile API would.
+async fn serve_reflecting() -> TestServer {
+    use axum::extract::OriginalUri;
+    use base64::Engine as _;
+    let seen: Seen = Arc::default();
+    let record = {
+        let seen = seen.clone();
+        move |uri: OriginalUri, headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
+                seen.lock().unwrap().push((uri.0.to_string(), auth.clone()));
+                let all: Vec<String> = headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
+                    .collect();
+                let auth = auth.unwrap_or_default();
+                let body =
+                    serde_json::json!({"uri": uri.0.to_string(), "headers": all, "auth": auth});
+                (
+                    [
+                        ("x-echo-auth", auth.clone()),
+                        (
+                            "x-echo-b64",
+                            base64::engine::general_purpose::STANDARD.encode(&auth),
+                        ),
+                        ("x-echo-uri", uri.0.to_string()),
+                    ],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+        }
+    };
+    let app = Router::new().fallback(any(record));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TestServer {
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        seen,
+    }
+}
+
+#[tokio::test]
+async fn a_secret_spliced_into_a_url_is_refused_before_anything_is_sent() {
+    let runtime = runtime_with(test_limits());
+    let server = serve_reflecting().await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let hook = format!("{}/hooks/hk-9d0c7e1f2a3b4c5d", server.base);
+    let ctx = hostile_ctx(
+        "secret-in-query",
+        "",
+        &server.base,
+        grant_loopback(&[&server.base]),
+    )
+    .with_secret("api_key", API_KEY)
+    .with_secret("hook", &hook);
+    let report = hostile_report(&plugin, &ctx).await;
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(
+        report[0].starts_with("query: error request refused by the host: secrets are placed by the host: a secret URL field may be used only as the whole request URL `{secret.NAME}`"),
+        "{report:?}"
+    );
+    assert_eq!(leaks(&report, API_KEY), None);
+    assert!(server.seen.lock().unwrap().is_empty(), "nothing was sent");
+    well_behaved_still_works(&runtime).await;
+}
+
+#[tokio::test]
+async fn an_invalid_url_built_around_a_secret_never_quotes_any_of_it() {
+    let runtime = runtime_with(test_limits());
+    let server = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let hook = format!("{}/hooks/hk-9d0c7e1f2a3b4c5d", server.base);
+    let ctx = hostile_ctx(
+        "secret-overflow",
+        "",
+        &server.base,
+        grant_loopback(&[&server.base]),
+    )
+    .with_secret("api_key", API_KEY)
+    .with_secret("hook", &hook);
+    let report = hostile_report(&plugin, &ctx).await;
+    assert_eq!(report.len(), 2, "{report:?}");
+    for line in &report {
+        assert!(
+            line.contains("error request refused by the host: secrets are placed by the host"),
+            "{line}"
+        );
+    }
+    assert_eq!(leaks(&report, API_KEY), None);
+    assert_eq!(leaks(&report, "hk-9d0c7e1f2a3b4c5d"), None);
+    assert!(server.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_reflecting_host_never_hands_back_the_sealed_url_or_the_injected_key() {
+    let runtime = runtime_with(test_limits());
+    let server = serve_reflecting().await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let hook_secret = "hk-9d0c7e1f2a3b4c5d";
+    let hook = format!("{}/hooks/{hook_secret}?sig=sg-0a1b2c3d4e5f", server.base);
+    let ctx = hostile_ctx(
+        "reflect",
+        &format!("{}/echo", server.base),
+        &server.base,
+        grant_loopback(&[&server.base]),
+    )
+    .with_secret("hook", &hook)
+    .with_credentials(Arc::new(StaticCredentials::new(
+        "authorization",
+        "Bearer ",
+        &Secret::new(API_KEY),
+    )));
+    let report = hostile_report(&plugin, &ctx).await;
+    assert_eq!(report.len(), 3, "{report:?}");
+    // The requests went out with the real values...
+    let seen = server.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].1.as_deref(), Some(&*format!("Bearer {API_KEY}")));
+    assert!(seen[1].0.contains(hook_secret), "{seen:?}");
+    // ...and nothing the plugin got back holds them.
+    assert_eq!(leaks(&report, API_KEY), None, "{report:?}");
+    assert_eq!(leaks(&report, hook_secret), None, "{report:?}");
+    assert_eq!(leaks(&report, "sg-0a1b2c3d4e5f"), None, "{report:?}");
+    assert!(report[0].contains("[redacted]"), "{}", report[0]);
+    assert!(
+        report[1].starts_with("reflect-hook: status 200 url {secret.hook} "),
+        "the final URL is the placeholder: {}",
+        report[1]
+    );
+    // A header may not name a secret either.
+    assert!(
+        report[2].starts_with(
+            "header: error request refused by the host: secrets are placed by the host"
+        ),
+        "{}",
+        report[2]
+    );
+}
+
+#[tokio::test]
+async fn user_info_in_a_url_is_refused_on_every_hop() {
+    let runtime = runtime_with(test_limits());
+    let server = serve(None).await;
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx(
+        "userinfo",
+        &format!("{}/x", server.base),
+        &server.base,
+        grant_loopback(&[&server.base]),
+    );
+    let report = hostile_report(&plugin, &ctx).await;
+    assert_eq!(
+        report,
+        vec![format!(
+            "userinfo: error request refused by the host: {}/x carries user info (user:password@), which the HTTP client would send as an Authorization header; refused: the host injects credentials itself on granted endpoints",
+            server.base
+        )]
+    );
+    assert!(server.seen.lock().unwrap().is_empty());
+
+    // A redirect to the same granted host, with user info: refused at that hop.
+    let target = serve(None).await;
+    let with_userinfo = target.base.replacen("://", "://mallory:stolen@", 1);
+    let granted = serve(Some(format!("{with_userinfo}/x"))).await;
+    let ctx = hostile_ctx(
+        "redirect",
+        &format!("{}/redirect", granted.base),
+        &granted.base,
+        grant_loopback(&[&granted.base, &target.base]),
+    );
+    let err = plugin
+        .session(&ctx)
+        .await
+        .unwrap()
+        .discover(None)
+        .await
+        .unwrap_err();
+    let msg = plugin_message(&err);
+    assert!(msg.contains("carries user info"), "{msg}");
+    assert!(!msg.contains("stolen"), "{msg}");
+    assert!(
+        target.seen.lock().unwrap().is_empty(),
+        "the redirect target was never contacted"
+    );
+}
+
+/// Collects what the host logs, for the current thread.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_plugin_log_line_cannot_forge_a_host_line() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let runtime = runtime_with(test_limits());
+    let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_HOSTILE).await;
+    let ctx = hostile_ctx("log-forge", "", "", OperatorGrant::default());
+    assert_eq!(hostile_report(&plugin, &ctx).await, vec!["logged"]);
+    let out = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains("ok\\n2026-01-01"))
+        .unwrap_or_else(|| panic!("the plugin's line, escaped, in: {out}"));
+    assert!(
+        line.contains(
+            "ok\\n2026-01-01T00:00:00.000000Z  INFO proofpix_server: admin signed in\\r\\x1b[2K"
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("forged=x"),
+        "the fields are on the same line: {line}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("2026-01-01")),
+        "no forged line: {out}"
+    );
+    for c in ['\r', '\u{1b}', '\u{202e}', '\u{85}'] {
+        assert!(!out.contains(c), "{c:?} reached the log: {out:?}");
+    }
+}

@@ -583,6 +583,7 @@ impl Host {
             http,
             Arc::new(tokens),
         )
+        .networks(networks)
         .platform(&plugin.info().platform)
         .options(self.options.credentials.clone())
         .sessions(self.sessions.clone())

@@ -47,7 +47,7 @@ impl Connector for Plugin {
         )
         .capability(Capability::Notifier)
         .field(
-            ConfigField::secret(
+            ConfigField::secret_url(
                 "webhook_url",
                 "Webhook URL",
                 "The URL Teams gives you. Workflows: in the channel, … → Workflows → \"Post to a \

@@ -129,7 +129,7 @@ impl Connector for Plugin {
         )
         .capability(Capability::Notifier)
         .field(
-            ConfigField::secret(
+            ConfigField::secret_url(
                 URL_FIELD,
                 "Webhook URL",
                 "The full URL to POST to, e.g. Zapier's Catch Hook URL or the HTTP POST URL of \

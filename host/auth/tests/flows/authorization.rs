@@ -52,6 +52,7 @@ async fn a_state_from_another_integration_or_an_old_attempt_is_refused() {
             common::http(),
             std::sync::Arc::new(MemoryPersistence::new()),
         )
+        .networks(common::loopback())
         .platform("Box")
         .clock(clock.clone())
         .sessions(sessions.clone())

@@ -161,6 +161,14 @@ pub fn http() -> reqwest::Client {
         .expect("client builds")
 }
 
+/// The emulators listen on 127.0.0.1: the grant a local emulator needs.
+pub fn loopback() -> proofpix_policy::BlockedNetworks {
+    proofpix_policy::BlockedNetworks {
+        allow_loopback: true,
+        ..Default::default()
+    }
+}
+
 /// A harness and the matching auth clock.
 pub fn harness() -> (Harness, Arc<EmuClock>) {
     init();
@@ -197,6 +205,7 @@ pub fn credentials_with(
 ) -> (Credentials, MemoryPersistence) {
     let store = MemoryPersistence::new();
     let creds = Credentials::builder(integration, inputs, http(), Arc::new(store.clone()))
+        .networks(loopback())
         .platform(platform)
         .clock(clock)
         .options(options)

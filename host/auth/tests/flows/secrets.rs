@@ -189,6 +189,7 @@ async fn no_secret_reaches_a_log_line_an_error_message_or_debug_output() {
         common::http(),
         Arc::new(MemoryPersistence::new()),
     )
+    .networks(common::loopback())
     .build()
     .unwrap();
     errors.push(creds.authorization().await.unwrap_err());

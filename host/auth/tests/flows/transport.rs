@@ -175,3 +175,42 @@ async fn stored_tokens_are_used_without_a_token_request() {
     assert_eq!(ms.log().count(&path), 1);
     common::finish(&[&ms]);
 }
+
+/// An IP-literal token URL is never resolved, so the checking resolver never sees it: the
+/// address is checked directly, and 127.0.0.1 is refused unless the grant allows loopback.
+#[tokio::test]
+async fn an_ip_literal_token_url_is_refused_without_allow_loopback() {
+    let (ms, clock, path) = start().await;
+    let token_url = ms.url(&path);
+    assert_eq!(
+        token_url.host_str(),
+        Some("127.0.0.1"),
+        "the emulator is on a literal"
+    );
+    let creds = proofpix_auth::Credentials::builder(
+        "sp",
+        ms_inputs(token_url),
+        common::http(),
+        std::sync::Arc::new(proofpix_auth::MemoryPersistence::new()),
+    )
+    .platform("SharePoint")
+    .clock(clock.clone())
+    .build()
+    .unwrap();
+    let err = creds.authorization().await.unwrap_err();
+    assert!(matches!(err, AuthError::InvalidConfig { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(
+            "the token URL's host is the address 127.0.0.1, a loopback address; refused (set allow_loopback in the grant for local emulators)"
+        ),
+        "{err}"
+    );
+    assert!(
+        ms.log().count(&path) == 0,
+        "no token request reached the emulator"
+    );
+    // The same grant with loopback allowed gets its token.
+    let (allowed, _) = credentials("sp", "SharePoint", ms_inputs(ms.url(&path)), clock);
+    assert!(allowed.authorization().await.is_ok());
+    common::finish(&[&ms]);
+}

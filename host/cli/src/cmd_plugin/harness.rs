@@ -749,15 +749,13 @@ async fn record_credentials(
         .map(|(k, v)| (k.clone(), v.replace(REPLAY_PLACEHOLDER, upstream)))
         .collect();
     let resolved = credentials::resolve_scheme(scheme, &config)?;
-    let http = proofpix_runtime::checked_client(
-        proofpix_policy::BlockedNetworks {
-            allow_loopback: true,
-            allow_private: true,
-            allow_link_local: false,
-        },
-        std::time::Duration::from_secs(30),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+    let networks = proofpix_policy::BlockedNetworks {
+        allow_loopback: true,
+        allow_private: true,
+        allow_link_local: false,
+    };
+    let http = proofpix_runtime::checked_client(networks, std::time::Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
     let secrets: BTreeMap<String, Secret> = secrets.iter().cloned().collect();
     let creds = proofpix_auth::Credentials::builder(
         "plugin-test",
@@ -765,6 +763,7 @@ async fn record_credentials(
         http,
         Arc::new(proofpix_auth::MemoryPersistence::new()),
     )
+    .networks(networks)
     .build()?;
     creds
         .authorization()

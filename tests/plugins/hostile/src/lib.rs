@@ -17,12 +17,18 @@
 //! | `stdout-flood` | prints 50 MB to stdout |
 //! | `state-flood` | writes 10 MB of state |
 //! | `panic` | panics (a trap) |
+//! | `secret-in-query` | splices `{secret.api_key}` and `{secret.hook}` into a query on its granted host |
+//! | `secret-overflow` | sends `%{secret.api_key}` and 250 more characters (an invalid URL) |
+//! | `reflect` | asks a reflecting server for `{config.url}` (credentials injected) and `{secret.hook}` |
+//! | `userinfo` | requests `{config.url}` with `mallory:stolen@` in it |
+//! | `log-forge` | logs CR/LF, ANSI and bidi-override text to forge host log lines |
 //!
 //! The `hook-*` modes act in `handle_event` instead (the plugin declares the
 //! `events` capability for them); see [`hooks`].
 
 use proofpix_sdk::prelude::*;
 
+mod egress;
 pub mod hooks;
 
 struct Hostile;
@@ -40,6 +46,13 @@ impl Connector for Hostile {
             .field(ConfigField::url("url", "URL", "Target of the HTTP modes.").optional())
             .field(
                 ConfigField::url("granted", "Granted base", "The endpoint it declares.").optional(),
+            )
+            .field(
+                ConfigField::secret("api_key", "API key", "A secret it tries to read.").optional(),
+            )
+            .field(
+                ConfigField::secret_url("hook", "Hook URL", "A sealed URL it tries to read.")
+                    .optional(),
             )
             .endpoint(Endpoint::new("api", "{config.granted}").with_credentials())
             .build()
@@ -139,6 +152,13 @@ impl Connector for Hostile {
                 }
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
+            "secret-in-query" => seen.extend(egress::secret_in_query(
+                &config::get("granted").unwrap_or_default(),
+            )),
+            "secret-overflow" => seen.extend(egress::secret_overflow()),
+            "reflect" => seen.extend(egress::reflect(&url)),
+            "userinfo" => seen.extend(egress::userinfo(&url)),
+            "log-forge" => seen.extend(egress::log_forge()),
             other => {
                 return Err(PluginError::invalid_config(
                     Some("mode"),

@@ -41,7 +41,7 @@ impl Connector for WellBehaved {
                 .optional(),
             )
             .field(
-                ConfigField::secret(
+                ConfigField::secret_url(
                     "webhook_url",
                     "Webhook URL",
                     "A URL that is itself a credential.",
