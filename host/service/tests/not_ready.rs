@@ -104,6 +104,7 @@ async fn host(base: &str) -> (Host, tempfile::TempDir) {
     let dev = InstallOptions {
         allow_unsigned: true,
         grants: vec!["all".into()],
+        repin: false,
     };
     host.install_plugin(
         &std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED).unwrap(),
@@ -181,7 +182,7 @@ async fn a_file_whose_bytes_never_fully_arrive_is_parked_with_the_reason_and_no_
         .find(|p| p.dedup_key.starts_with("b@"))
         .unwrap()
         .item;
-    assert!(host.store().requeue(item).unwrap());
+    assert!(host.store().requeue("wb", item).unwrap());
     let mended = host.sync("wb", SyncMode::Incremental).await.unwrap();
     let b = mended
         .files
