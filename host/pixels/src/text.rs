@@ -114,7 +114,13 @@ pub fn mask(kind: TextKind, raw: &str) -> String {
     match kind {
         TextKind::Email => mask_email(raw),
         TextKind::Phone | TextKind::DeTaxId => mask_alnum(raw, 0, 2),
-        TextKind::CardNumber | TextKind::UsSsn => mask_alnum(raw, 0, 4),
+        TextKind::CardNumber => {
+            // Regrouped in fours whatever spacing OCR produced: "**** **** **** 1111".
+            let digits: Vec<char> = raw.chars().filter(char::is_ascii_digit).collect();
+            let grouped: Vec<String> = digits.chunks(4).map(|c| c.iter().collect()).collect();
+            mask_alnum(&grouped.join(" "), 0, 4)
+        }
+        TextKind::UsSsn => mask_alnum(raw, 0, 4),
         TextKind::Iban => mask_alnum(raw, 2, 4),
         TextKind::UkNino => mask_alnum(raw, 0, 1),
     }
@@ -288,7 +294,9 @@ fn card_shaped(groups: &[usize]) -> bool {
     match groups {
         [_] => true,
         [4, 6, 5] | [4, 6, 4] => true,
-        [init @ .., last] => init.iter().all(|g| *g == 4) && (1..=4).contains(last),
+        // OCR often drops the space between two groups of narrow digits ("1111 11111111"),
+        // so a group of 8 or 12 counts as two or three groups of 4.
+        [init @ .., last] => init.iter().all(|g| *g % 4 == 0) && (1..=4).contains(last) || init.iter().all(|g| *g % 4 == 0) && *last % 4 == 0,
         [] => false,
     }
 }
