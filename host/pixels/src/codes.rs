@@ -28,6 +28,29 @@ pub const MAX_CODES: usize = 64;
 /// Find and decode QR codes. Grids that are found but do not decode are counted in the
 /// second value (a code too blurred or damaged to read is still worth a note).
 pub fn find_qr(img: &GrayImage) -> (Vec<Code>, usize) {
+    let (found, failed) = find_qr_once(img);
+    // rqrr needs about 4 pixels per module; small images (a screenshot, a downscaled photo)
+    // get a second pass at twice the size when the first finds nothing.
+    let (w, h) = img.dimensions();
+    if !found.is_empty() || w.max(h) > UPSCALE_MAX_SIDE {
+        return (found, failed);
+    }
+    let big = image::imageops::resize(img, w.saturating_mul(2), h.saturating_mul(2), image::imageops::FilterType::Triangle);
+    let (found2, failed2) = find_qr_once(&big);
+    if found2.is_empty() {
+        return (found, failed.max(failed2));
+    }
+    let half = |b: BBox| BBox { x: b.x / 2, y: b.y / 2, w: b.w / 2, h: b.h / 2 };
+    (
+        found2.into_iter().map(|c| Code { bbox: half(c.bbox), ..c }).collect(),
+        failed2,
+    )
+}
+
+/// Longest side of an image that gets the upscaled second QR pass.
+pub const UPSCALE_MAX_SIDE: u32 = 1600;
+
+fn find_qr_once(img: &GrayImage) -> (Vec<Code>, usize) {
     let (w, h) = img.dimensions();
     let (Ok(wu), Ok(hu)) = (usize::try_from(w), usize::try_from(h)) else {
         return (Vec::new(), 0);

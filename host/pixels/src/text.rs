@@ -304,7 +304,11 @@ fn card_shaped(groups: &[usize]) -> bool {
 fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
     let mut i = 0usize;
     while i < s.len() {
-        if !(is_digit(s.at(i)) && s.token_start(i)) {
+        // Not the continuation of a grouped code ("FR49 4793 ..." misread so that the IBAN
+        // check fails must not leave its digit groups to the card detector).
+        let continues = matches!(s.before(i), Some(' ' | '-'))
+            && s.before(i.saturating_sub(1)).is_some_and(|c| c.is_ascii_digit());
+        if !(is_digit(s.at(i)) && s.token_start(i)) || continues {
             i = i.saturating_add(1);
             continue;
         }
@@ -321,6 +325,12 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
                 .map(|b| b.saturating_sub(b'0'))
                 .collect();
             if !(12..=19).contains(&digits.len()) || !card_shaped(l) {
+                continue;
+            }
+            // A card followed by more digit groups: only the common 15/16-digit numbers, and
+            // at most two short groups after them (expiry "12 27", a CVV).
+            let rest = lens.get(take..).unwrap_or(&[]);
+            if !rest.is_empty() && (!matches!(digits.len(), 15 | 16) || rest.len() > 2 || rest.iter().any(|r| *r > 4)) {
                 continue;
             }
             // The match must end at a token boundary.
@@ -689,6 +699,9 @@ mod tests {
         assert!(kinds("order 1234567812345670").is_empty());
         // Part of a longer token.
         assert!(kinds("ID4111111111111111").is_empty());
+        // The digit groups of a misread IBAN are not a card, even when they pass Luhn.
+        assert_eq!(kinds("FR49 4793 6562 4297 2604 6192 387"), []);
+        assert_eq!(kinds("4111 1111 1111 1111 12 27").len(), 1);
     }
 
     #[test]
