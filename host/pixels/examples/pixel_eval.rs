@@ -36,10 +36,18 @@ struct Score {
 
 impl Score {
     fn precision(self) -> f64 {
-        if self.tp + self.fp == 0 { 1.0 } else { f64::from(self.tp) / f64::from(self.tp + self.fp) }
+        if self.tp + self.fp == 0 {
+            1.0
+        } else {
+            f64::from(self.tp) / f64::from(self.tp + self.fp)
+        }
     }
     fn recall(self) -> f64 {
-        if self.tp + self.fn_ == 0 { 1.0 } else { f64::from(self.tp) / f64::from(self.tp + self.fn_) }
+        if self.tp + self.fn_ == 0 {
+            1.0
+        } else {
+            f64::from(self.tp) / f64::from(self.tp + self.fn_)
+        }
     }
 }
 
@@ -49,9 +57,18 @@ fn kind_of(code: &str) -> Option<TextKind> {
 
 /// One generated document: lines to render and the values a detector must find.
 fn document(rng: &mut Rng) -> (Vec<String>, Vec<(TextKind, String)>) {
-    let first = *rng.pick(&["jane", "omar", "li", "maria", "sven", "aisha", "tom", "ines"]);
-    let last = *rng.pick(&["example", "miller", "chen", "garcia", "berg", "khan", "novak"]);
-    let domain = *rng.pick(&["mail.example.org", "example.com", "corp.example.net", "post.example.de"]);
+    let first = *rng.pick(&[
+        "jane", "omar", "li", "maria", "sven", "aisha", "tom", "ines",
+    ]);
+    let last = *rng.pick(&[
+        "example", "miller", "chen", "garcia", "berg", "khan", "novak",
+    ]);
+    let domain = *rng.pick(&[
+        "mail.example.org",
+        "example.com",
+        "corp.example.net",
+        "post.example.de",
+    ]);
     let email = format!("{first}.{last}{}@{domain}", rng.below(100));
 
     let (phone_shown, phone_norm) = match rng.below(4) {
@@ -91,23 +108,37 @@ fn document(rng: &mut Rng) -> (Vec<String>, Vec<(TextKind, String)>) {
         _ => iban("FR", &rng.digits(23)),
     };
 
-    let ssn = format!("{:03}-{:02}-{:04}", 1 + rng.below(665), 1 + rng.below(99), 1 + rng.below(9999));
-    let ssn = if ssn.starts_with("666") { ssn.replacen("666", "665", 1) } else { ssn };
+    let ssn = format!(
+        "{:03}-{:02}-{:04}",
+        1 + rng.below(665),
+        1 + rng.below(99),
+        1 + rng.below(9999)
+    );
+    let ssn = if ssn.starts_with("666") {
+        ssn.replacen("666", "665", 1)
+    } else {
+        ssn
+    };
 
     let nino = {
         let a = *rng.pick(&['A', 'C', 'E', 'H', 'J', 'L', 'M', 'P', 'R', 'S', 'W', 'Y']);
         let b = *rng.pick(&['A', 'B', 'C', 'E', 'H', 'J', 'L', 'M', 'P', 'R', 'S', 'W']);
         let s = *rng.pick(&['A', 'B', 'C', 'D']);
         let d = rng.digits(6);
-        (format!("{a}{b} {} {} {} {s}", &d[..2], &d[2..4], &d[4..]), format!("{a}{b}{d}{s}"))
+        (
+            format!("{a}{b} {} {} {} {s}", &d[..2], &d[2..4], &d[4..]),
+            format!("{a}{b}{d}{s}"),
+        )
     };
 
     let tax = loop {
         let d: Vec<u8> = (0..10).map(|_| rng.below(10) as u8).collect();
         let body: String = d.iter().map(|x| char::from(b'0' + x)).collect();
-        let full: Option<String> = (0..10u8)
-            .map(|c| format!("{body}{c}"))
-            .find(|s| proofpix_pixels::text::detect(&format!("Steuer-ID: {s}")).iter().any(|m| m.kind == TextKind::DeTaxId));
+        let full: Option<String> = (0..10u8).map(|c| format!("{body}{c}")).find(|s| {
+            proofpix_pixels::text::detect(&format!("Steuer-ID: {s}"))
+                .iter()
+                .any(|m| m.kind == TextKind::DeTaxId)
+        });
         if let Some(f) = full {
             break f;
         }
@@ -118,7 +149,7 @@ fn document(rng: &mut Rng) -> (Vec<String>, Vec<(TextKind, String)>) {
     let decoy = loop {
         let body = format!("4{}", rng.digits(15));
         let check = luhn_digit(&body[..15]);
-        if body.chars().last() != Some(check) {
+        if !body.ends_with(check) {
             break body;
         }
     };
@@ -132,7 +163,12 @@ fn document(rng: &mut Rng) -> (Vec<String>, Vec<(TextKind, String)>) {
         format!("NI number: {}", nino.0),
         format!("Steuer-ID: {tax_shown}"),
         format!("Order: {}", fours(&decoy)),
-        format!("Date: 2024-0{}-1{} Ref {}", 1 + rng.below(9), rng.below(10), rng.digits(8)),
+        format!(
+            "Date: 2024-0{}-1{} Ref {}",
+            1 + rng.below(9),
+            rng.below(10),
+            rng.digits(8)
+        ),
     ];
     let truth = vec![
         (TextKind::Email, email),
@@ -152,7 +188,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -161,7 +201,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 struct Variant {
@@ -174,12 +216,54 @@ struct Variant {
 }
 
 const VARIANTS: &[Variant] = &[
-    Variant { name: "clean 20px", degraded: false, px: 20.0, rot: 0.0, blur: 0.0, jpeg: None },
-    Variant { name: "clean 32px", degraded: false, px: 32.0, rot: 0.0, blur: 0.0, jpeg: None },
-    Variant { name: "rotated 3deg", degraded: true, px: 32.0, rot: 3.0, blur: 0.0, jpeg: None },
-    Variant { name: "rotated 6deg", degraded: true, px: 32.0, rot: 6.0, blur: 0.0, jpeg: None },
-    Variant { name: "blur 1.0", degraded: true, px: 32.0, rot: 0.0, blur: 1.0, jpeg: None },
-    Variant { name: "jpeg q30", degraded: true, px: 24.0, rot: 0.0, blur: 0.0, jpeg: Some(30) },
+    Variant {
+        name: "clean 20px",
+        degraded: false,
+        px: 20.0,
+        rot: 0.0,
+        blur: 0.0,
+        jpeg: None,
+    },
+    Variant {
+        name: "clean 32px",
+        degraded: false,
+        px: 32.0,
+        rot: 0.0,
+        blur: 0.0,
+        jpeg: None,
+    },
+    Variant {
+        name: "rotated 3deg",
+        degraded: true,
+        px: 32.0,
+        rot: 3.0,
+        blur: 0.0,
+        jpeg: None,
+    },
+    Variant {
+        name: "rotated 6deg",
+        degraded: true,
+        px: 32.0,
+        rot: 6.0,
+        blur: 0.0,
+        jpeg: None,
+    },
+    Variant {
+        name: "blur 1.0",
+        degraded: true,
+        px: 32.0,
+        rot: 0.0,
+        blur: 1.0,
+        jpeg: None,
+    },
+    Variant {
+        name: "jpeg q30",
+        degraded: true,
+        px: 24.0,
+        rot: 0.0,
+        blur: 0.0,
+        jpeg: Some(30),
+    },
 ];
 
 fn encode(img: &GrayImage, jpeg_q: Option<u8>) -> Vec<u8> {
@@ -216,15 +300,27 @@ impl Timing {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let n: u32 = arg("--n").and_then(|v| v.parse().ok()).unwrap_or(10);
     let tmp = tempfile::tempdir().expect("temp dir");
-    let out: PathBuf = arg("--out").map(PathBuf::from).unwrap_or_else(|| tmp.path().to_owned());
+    let out: PathBuf = arg("--out")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&out).expect("output dir");
     let font = font();
     let tesseract = Tesseract::locate().unwrap_or_else(|e| panic!("{e}"));
-    let stage = PixelStage::new(Budget::default()).with_ocr(Ok(tesseract.clone())).show_values(true);
-    let analyzer = proofpix_analysis::Analyzer::new(proofpix_analysis::Policy::default(), proofpix_analysis::Options::default());
+    let stage = PixelStage::new(Budget::default())
+        .with_ocr(Ok(tesseract.clone()))
+        .show_values(true);
+    let analyzer = proofpix_analysis::Analyzer::new(
+        proofpix_analysis::Policy::default(),
+        proofpix_analysis::Options::default(),
+    );
 
     let mut t_decode = Timing::default();
     let mut t_qr = Timing::default();
@@ -248,7 +344,11 @@ fn main() {
             let img = render_lines(&font, &lines, v.px);
             let img = blur(&rotate(&img, v.rot), v.blur);
             let bytes = encode(&img, v.jpeg);
-            let path = out.join(format!("text-{}-{i}.{}", v.name.replace(' ', "_"), if v.jpeg.is_some() { "jpg" } else { "png" }));
+            let path = out.join(format!(
+                "text-{}-{i}.{}",
+                v.name.replace(' ', "_"),
+                if v.jpeg.is_some() { "jpg" } else { "png" }
+            ));
             std::fs::write(&path, &bytes).expect("write image");
 
             let t0 = Instant::now();
@@ -273,7 +373,10 @@ fn main() {
                         vs.tp += 1;
                     } else {
                         let e = near.entry((v.degraded, kind)).or_default();
-                        if found.iter().any(|f| f.0 == kind && edit_distance(&f.1, &t.1) <= 2) {
+                        if found
+                            .iter()
+                            .any(|f| f.0 == kind && edit_distance(&f.1, &t.1) <= 2)
+                        {
                             e.tp += 1;
                         } else {
                             e.fn_ += 1;
@@ -298,7 +401,9 @@ fn main() {
                 let _ = codes::find_qr(&d.luma);
                 t_qr.add(t0.elapsed(), img.width(), img.height());
                 let t0 = Instant::now();
-                let lines = tesseract.recognise(&d.luma, Duration::from_secs(60)).expect("ocr");
+                let lines = tesseract
+                    .recognise(&d.luma, Duration::from_secs(60))
+                    .expect("ocr");
                 t_ocr.add(t0.elapsed(), img.width(), img.height());
                 let t0 = Instant::now();
                 for _ in 0..100 {
@@ -314,14 +419,34 @@ fn main() {
 
     // --- QR -------------------------------------------------------------------------------
     let payloads: &[(&str, &str)] = &[
-        ("WIFI:T:WPA;S:Office 3F;P:correct horse battery;;", "barcode.wifi"),
-        ("MECARD:N:Doe,Jane;TEL:+15552345678;EMAIL:jane@example.com;;", "barcode.contact"),
-        ("https://example.com/invite?token=8f14e45fceea167a5a36dedd4bea2543", "barcode.url"),
-        ("M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0", "barcode.boarding_pass"),
-        ("BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50", "barcode.payment"),
-        ("bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=0.01", "barcode.payment"),
+        (
+            "WIFI:T:WPA;S:Office 3F;P:correct horse battery;;",
+            "barcode.wifi",
+        ),
+        (
+            "MECARD:N:Doe,Jane;TEL:+15552345678;EMAIL:jane@example.com;;",
+            "barcode.contact",
+        ),
+        (
+            "https://example.com/invite?token=8f14e45fceea167a5a36dedd4bea2543",
+            "barcode.url",
+        ),
+        (
+            "M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0",
+            "barcode.boarding_pass",
+        ),
+        (
+            "BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50",
+            "barcode.payment",
+        ),
+        (
+            "bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=0.01",
+            "barcode.payment",
+        ),
     ];
-    let qr_stage = PixelStage::new(Budget::default()).without_ocr().show_values(true);
+    let qr_stage = PixelStage::new(Budget::default())
+        .without_ocr()
+        .show_values(true);
     let mut qr_by: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut qr_total = (0u32, 0u32);
     let mut qr_wrong_class = 0u32;
@@ -331,7 +456,11 @@ fn main() {
                 for sigma in [0.0f32, 1.0] {
                     for jq in [None, Some(50u8)] {
                         let base = qr(payload, module);
-                        let mut canvas = GrayImage::from_pixel(base.width() + 200, base.height() + 120, image::Luma([235]));
+                        let mut canvas = GrayImage::from_pixel(
+                            base.width() + 200,
+                            base.height() + 120,
+                            image::Luma([235]),
+                        );
                         image::imageops::overlay(&mut canvas, &base, 100, 60);
                         let img = blur(&rotate(&canvas, rot), sigma);
                         let bytes = encode(&img, jq);
@@ -340,11 +469,20 @@ fn main() {
                         let dt = t0.elapsed();
                         t_qr.add(dt, img.width(), img.height());
                         let ok = r.findings.iter().any(|f| f.code == *code);
-                        if !ok && r.findings.iter().any(|f| f.category == proofpix_pixels::PixelCategory::Barcode) {
+                        if !ok
+                            && r.findings
+                                .iter()
+                                .any(|f| f.category == proofpix_pixels::PixelCategory::Barcode)
+                        {
                             qr_wrong_class += 1;
                         }
                         let key = format!("module {module}px");
-                        for key in [key, format!("rotation {rot}deg"), format!("blur {sigma}"), format!("{}", if jq.is_some() { "jpeg q50" } else { "png" })] {
+                        for key in [
+                            key,
+                            format!("rotation {rot}deg"),
+                            format!("blur {sigma}"),
+                            (if jq.is_some() { "jpeg q50" } else { "png" }).to_owned(),
+                        ] {
                             let e = qr_by.entry(key).or_default();
                             e.0 += u32::from(ok);
                             e.1 += 1;
@@ -352,7 +490,11 @@ fn main() {
                         qr_total.0 += u32::from(ok);
                         qr_total.1 += 1;
                         if !ok {
-                            let p = out.join(format!("qr-miss-{k}-{module}-{rot}-{sigma}-{}.{}", jq.unwrap_or(0), if jq.is_some() { "jpg" } else { "png" }));
+                            let p = out.join(format!(
+                                "qr-miss-{k}-{module}-{rot}-{sigma}-{}.{}",
+                                jq.unwrap_or(0),
+                                if jq.is_some() { "jpg" } else { "png" }
+                            ));
                             std::fs::write(p, &bytes).expect("write");
                         }
                     }
@@ -362,9 +504,16 @@ fn main() {
     }
 
     // --- report ---------------------------------------------------------------------------
-    println!("## Text PII ({n} documents per variant, {} variants)\n", VARIANTS.len());
-    println!("Exact: the finding's value equals the truth. Near: within two edits (OCR misread a character of a value the detector found).\n");
-    println!("| kind | clean precision | clean recall (exact) | clean recall (near) | degraded precision | degraded recall (exact) | degraded recall (near) |");
+    println!(
+        "## Text PII ({n} documents per variant, {} variants)\n",
+        VARIANTS.len()
+    );
+    println!(
+        "Exact: the finding's value equals the truth. Near: within two edits (OCR misread a character of a value the detector found).\n"
+    );
+    println!(
+        "| kind | clean precision | clean recall (exact) | clean recall (near) | degraded precision | degraded recall (exact) | degraded recall (near) |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut all = [Score::default(), Score::default()];
     let mut all_near = [Score::default(), Score::default()];
@@ -384,26 +533,52 @@ fn main() {
         }
         println!(
             "| {} | {:.3} | {:.3} ({}/{}) | {:.3} | {:.3} | {:.3} ({}/{}) | {:.3} |",
-            kind.code(), c.precision(), c.recall(), c.tp, c.tp + c.fn_, cn.recall(), d.precision(), d.recall(), d.tp, d.tp + d.fn_, dn.recall()
+            kind.code(),
+            c.precision(),
+            c.recall(),
+            c.tp,
+            c.tp + c.fn_,
+            cn.recall(),
+            d.precision(),
+            d.recall(),
+            d.tp,
+            d.tp + d.fn_,
+            dn.recall()
         );
     }
     println!(
         "| **all** | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-        all[0].precision(), all[0].recall(), all_near[0].recall(), all[1].precision(), all[1].recall(), all_near[1].recall()
+        all[0].precision(),
+        all[0].recall(),
+        all_near[0].recall(),
+        all[1].precision(),
+        all[1].recall(),
+        all_near[1].recall()
     );
     println!("\n| variant | precision | recall |\n| --- | --- | --- |");
     for (name, s) in &per_variant {
         println!("| {name} | {:.3} | {:.3} |", s.precision(), s.recall());
     }
-    println!("\n## QR decode: {}/{} = {:.3} (wrong class: {qr_wrong_class})\n", qr_total.0, qr_total.1, f64::from(qr_total.0) / f64::from(qr_total.1.max(1)));
+    println!(
+        "\n## QR decode: {}/{} = {:.3} (wrong class: {qr_wrong_class})\n",
+        qr_total.0,
+        qr_total.1,
+        f64::from(qr_total.0) / f64::from(qr_total.1.max(1))
+    );
     println!("| condition | decoded |\n| --- | --- |");
     for (k, (ok, all)) in &qr_by {
-        println!("| {k} | {ok}/{all} = {:.3} |", f64::from(*ok) / f64::from((*all).max(1)));
+        println!(
+            "| {k} | {ok}/{all} = {:.3} |",
+            f64::from(*ok) / f64::from((*all).max(1))
+        );
     }
     println!("\n## Throughput, one core (OMP_THREAD_LIMIT=1 for tesseract)\n");
     println!("| detector | images | ms/image | images/s | MP/s |\n| --- | --- | --- | --- | --- |");
     println!("{}", t_decode.line("decode + downscale"));
-    println!("{}", t_qr.line("QR search + decode (text pages and QR set)"));
+    println!(
+        "{}",
+        t_qr.line("QR search + decode (text pages and QR set)")
+    );
     println!("{}", t_ocr.line("tesseract OCR (subprocess)"));
     println!("{}", t_text.line("text PII detectors (per OCR'd page)"));
     println!("{}", t_stage.line("whole pixel stage (text pages)"));
@@ -432,13 +607,19 @@ fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")) {
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+            {
                 files.push(p);
             }
         }
@@ -448,7 +629,9 @@ fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
     let (mut analysed, mut skipped) = (0u32, 0u32);
     let mut cards = Vec::new();
     for p in &files {
-        let Ok(bytes) = std::fs::read(p) else { continue };
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
         let r = stage.analyze(&bytes, &MonotonicClock::start());
         if r.skipped.is_some() {
             skipped += 1;
@@ -462,7 +645,11 @@ fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
             }
         }
     }
-    println!("\n## Corpus photos: {analysed} analysed, {skipped} skipped, of {} files under {}\n", files.len(), dir.display());
+    println!(
+        "\n## Corpus photos: {analysed} analysed, {skipped} skipped, of {} files under {}\n",
+        files.len(),
+        dir.display()
+    );
     println!("card findings (all false positives): {}", cards.len());
     for c in &cards {
         println!("- {c}");

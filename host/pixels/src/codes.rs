@@ -35,14 +35,30 @@ pub fn find_qr(img: &GrayImage) -> (Vec<Code>, usize) {
     if !found.is_empty() || w.max(h) > UPSCALE_MAX_SIDE {
         return (found, failed);
     }
-    let big = image::imageops::resize(img, w.saturating_mul(2), h.saturating_mul(2), image::imageops::FilterType::Triangle);
+    let big = image::imageops::resize(
+        img,
+        w.saturating_mul(2),
+        h.saturating_mul(2),
+        image::imageops::FilterType::Triangle,
+    );
     let (found2, failed2) = find_qr_once(&big);
     if found2.is_empty() {
         return (found, failed.max(failed2));
     }
-    let half = |b: BBox| BBox { x: b.x / 2, y: b.y / 2, w: b.w / 2, h: b.h / 2 };
+    let half = |b: BBox| BBox {
+        x: b.x / 2,
+        y: b.y / 2,
+        w: b.w / 2,
+        h: b.h / 2,
+    };
     (
-        found2.into_iter().map(|c| Code { bbox: half(c.bbox), ..c }).collect(),
+        found2
+            .into_iter()
+            .map(|c| Code {
+                bbox: half(c.bbox),
+                ..c
+            })
+            .collect(),
         failed2,
     )
 }
@@ -63,8 +79,14 @@ fn find_qr_once(img: &GrayImage) -> (Vec<Code>, usize) {
     let mut out = Vec::new();
     let mut failed = 0usize;
     for g in grids.iter().take(MAX_CODES) {
-        let xs = g.bounds.iter().map(|p| p.x.clamp(0, i32::try_from(w).unwrap_or(i32::MAX)));
-        let ys = g.bounds.iter().map(|p| p.y.clamp(0, i32::try_from(h).unwrap_or(i32::MAX)));
+        let xs = g
+            .bounds
+            .iter()
+            .map(|p| p.x.clamp(0, i32::try_from(w).unwrap_or(i32::MAX)));
+        let ys = g
+            .bounds
+            .iter()
+            .map(|p| p.y.clamp(0, i32::try_from(h).unwrap_or(i32::MAX)));
         let (x0, x1) = (xs.clone().min().unwrap_or(0), xs.max().unwrap_or(0));
         let (y0, y1) = (ys.clone().min().unwrap_or(0), ys.max().unwrap_or(0));
         let bbox = BBox {
@@ -147,7 +169,11 @@ pub fn classify(payload: &str, show: bool) -> Payload {
             Some(pw) => format!("network {ssid}, password {}", sv(pw, stars(pw))),
             None => format!("network {ssid}, no password"),
         };
-        let auth = if auth.is_empty() { "unstated".to_owned() } else { auth };
+        let auth = if auth.is_empty() {
+            "unstated".to_owned()
+        } else {
+            auth
+        };
         return match pw {
             Some(_) => Payload {
                 code: "barcode.wifi",
@@ -169,7 +195,10 @@ pub fn classify(payload: &str, show: bool) -> Payload {
             field(&f, "N").unwrap_or("").replace(',', " ")
         } else {
             p.lines()
-                .find_map(|l| l.strip_prefix("FN:").or_else(|| l.strip_prefix("FN;CHARSET=UTF-8:")))
+                .find_map(|l| {
+                    l.strip_prefix("FN:")
+                        .or_else(|| l.strip_prefix("FN;CHARSET=UTF-8:"))
+                })
                 .unwrap_or("")
                 .trim()
                 .to_owned()
@@ -190,7 +219,11 @@ pub fn classify(payload: &str, show: bool) -> Payload {
         return Payload {
             code: "barcode.boarding_pass",
             severity: RiskLevel::High,
-            value: format!("{} {from}-{to}, booking {}", sv(&name, mask_name(&name)), sv(pnr, mask_alnum(pnr, 0, 2))),
+            value: format!(
+                "{} {from}-{to}, booking {}",
+                sv(&name, mask_name(&name)),
+                sv(pnr, mask_alnum(pnr, 0, 2))
+            ),
             detail: "boarding pass (BCBP): passenger name and booking reference".to_owned(),
         };
     }
@@ -201,7 +234,11 @@ pub fn classify(payload: &str, show: bool) -> Payload {
         return Payload {
             code: "barcode.payment",
             severity: RiskLevel::High,
-            value: format!("to {} {}", sv(name, mask_name(name)), sv(iban, mask_alnum(iban, 2, 4))),
+            value: format!(
+                "to {} {}",
+                sv(name, mask_name(name)),
+                sv(iban, mask_alnum(iban, 2, 4))
+            ),
             detail: "SEPA credit transfer (EPC QR): beneficiary name and IBAN".to_owned(),
         };
     }
@@ -209,7 +246,11 @@ pub fn classify(payload: &str, show: bool) -> Payload {
     for (scheme, what, sev) in [
         ("bitcoin:", "bitcoin payment request", RiskLevel::Medium),
         ("ethereum:", "ethereum payment request", RiskLevel::Medium),
-        ("upi://", "UPI payment request (payee address)", RiskLevel::High),
+        (
+            "upi://",
+            "UPI payment request (payee address)",
+            RiskLevel::High,
+        ),
     ] {
         if lower.starts_with(scheme) {
             let rest = p.get(scheme.len()..).unwrap_or("");
@@ -271,24 +312,45 @@ mod tests {
 
     #[test]
     fn contacts_boarding_passes_and_payments() {
-        let c = classify("MECARD:N:Doe,Jane;TEL:+15551234567;EMAIL:jane@example.com;;", false);
-        assert_eq!((c.code, c.severity, c.value.as_str()), ("barcode.contact", RiskLevel::High, "D** J***"));
+        let c = classify(
+            "MECARD:N:Doe,Jane;TEL:+15551234567;EMAIL:jane@example.com;;",
+            false,
+        );
+        assert_eq!(
+            (c.code, c.severity, c.value.as_str()),
+            ("barcode.contact", RiskLevel::High, "D** J***")
+        );
         let v = classify("BEGIN:VCARD\nVERSION:3.0\nFN:Jane Doe\nEND:VCARD", false);
         assert_eq!(v.value, "J*** D**");
-        let b = classify("M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0", false);
+        let b = classify(
+            "M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0",
+            false,
+        );
         assert_eq!(b.code, "barcode.boarding_pass");
         assert!(b.value.starts_with("D** J*** JFK-LHR"), "{}", b.value);
-        let e = classify("BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50", false);
+        let e = classify(
+            "BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50",
+            false,
+        );
         assert_eq!(e.code, "barcode.payment");
         assert_eq!(e.value, "to J*** D** DE****************3000");
-        assert_eq!(classify("bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=1", false).code, "barcode.payment");
-        assert_eq!(classify("upi://pay?pa=jane@bank&pn=Jane", false).severity, RiskLevel::High);
+        assert_eq!(
+            classify("bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=1", false).code,
+            "barcode.payment"
+        );
+        assert_eq!(
+            classify("upi://pay?pa=jane@bank&pn=Jane", false).severity,
+            RiskLevel::High
+        );
     }
 
     #[test]
     fn urls_show_their_host_only() {
         let u = classify("https://example.com/reset?token=abc", false);
-        assert_eq!((u.code, u.value.as_str()), ("barcode.url", "https://example.com/…"));
+        assert_eq!(
+            (u.code, u.value.as_str()),
+            ("barcode.url", "https://example.com/…")
+        );
         assert_eq!(classify("hello", false).code, "barcode.text");
     }
 }

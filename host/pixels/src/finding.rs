@@ -59,7 +59,11 @@ impl BBox {
 
     /// Scale from analysis pixels to original pixels, clamped to the original's size.
     pub fn scaled(self, scale: f64, width: u32, height: u32) -> BBox {
-        let s = |v: u32| -> u32 { (f64::from(v) * scale).round().clamp(0.0, f64::from(u32::MAX)) as u32 };
+        let s = |v: u32| -> u32 {
+            (f64::from(v) * scale)
+                .round()
+                .clamp(0.0, f64::from(u32::MAX)) as u32
+        };
         let x = s(self.x).min(width);
         let y = s(self.y).min(height);
         BBox {

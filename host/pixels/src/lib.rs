@@ -32,6 +32,7 @@
 pub mod budget;
 pub mod codes;
 pub mod decode;
+pub mod deskew;
 pub mod finding;
 pub mod ocr;
 pub mod text;
@@ -113,7 +114,9 @@ impl PixelStage {
 
     /// Run without OCR (codes only); reports say OCR was switched off.
     pub fn without_ocr(mut self) -> Self {
-        self.ocr = Err(OcrError::Unavailable("switched off for this stage".to_owned()));
+        self.ocr = Err(OcrError::Unavailable(
+            "switched off for this stage".to_owned(),
+        ));
         self
     }
 
@@ -150,7 +153,9 @@ impl PixelStage {
                 return report;
             }
             Err(panic) => {
-                report.skipped = Some(format!("the decoder failed on this image ({panic}); pixels not analysed"));
+                report.skipped = Some(format!(
+                    "the decoder failed on this image ({panic}); pixels not analysed"
+                ));
                 return report;
             }
         };
@@ -207,36 +212,50 @@ impl PixelStage {
                 },
                 Step::Text => match &self.ocr {
                     Err(e) => report.notes.push(e.to_string()),
-                    Ok(t) => match t.recognise(&decoded.luma, self.budget.ocr_timeout) {
-                        Err(e) => report.notes.push(e.to_string()),
-                        Ok(lines) => {
-                            for line in &lines {
-                                let matches = guarded(|| text::detect(&line.text)).unwrap_or_default();
-                                for m in matches {
-                                    let (bbox, conf) = line.span(m.start, m.end);
-                                    let raw = line.text.get(m.start..m.end).unwrap_or("");
-                                    let value = if self.show_values {
-                                        m.normalized.clone()
-                                    } else {
-                                        text::mask(m.kind, raw)
-                                    };
-                                    report.findings.push(PixelFinding {
-                                        category: PixelCategory::TextPii,
-                                        code: m.kind.code().to_owned(),
-                                        severity: m.kind.severity(),
-                                        bbox: place(bbox),
-                                        confidence: m.confidence * conf,
-                                        value,
-                                        detail: Some(m.detail),
-                                    });
+                    Ok(t) => {
+                        let straight = guarded(|| deskew::straighten(&decoded.luma)).ok().flatten();
+                        let (ocr_img, geometry) = match &straight {
+                            Some((img, g, deg)) => {
+                                report.notes.push(format!(
+                                    "text straightened by {deg:.2} degrees before OCR"
+                                ));
+                                (img, Some(*g))
+                            }
+                            None => (&decoded.luma, None),
+                        };
+                        let unrotate = |b: BBox| geometry.map_or(b, |g| g.box_to_source(b));
+                        match t.recognise(ocr_img, self.budget.ocr_timeout) {
+                            Err(e) => report.notes.push(e.to_string()),
+                            Ok(lines) => {
+                                for line in &lines {
+                                    let matches =
+                                        guarded(|| text::detect(&line.text)).unwrap_or_default();
+                                    for m in matches {
+                                        let (bbox, conf) = line.span(m.start, m.end);
+                                        let raw = line.text.get(m.start..m.end).unwrap_or("");
+                                        let value = if self.show_values {
+                                            m.normalized.clone()
+                                        } else {
+                                            text::mask(m.kind, raw)
+                                        };
+                                        report.findings.push(PixelFinding {
+                                            category: PixelCategory::TextPii,
+                                            code: m.kind.code().to_owned(),
+                                            severity: m.kind.severity(),
+                                            bbox: place(unrotate(bbox)),
+                                            confidence: m.confidence * conf,
+                                            value,
+                                            detail: Some(m.detail),
+                                        });
+                                    }
                                 }
+                                if self.keep_text {
+                                    report.ocr_text = lines.into_iter().map(|l| l.text).collect();
+                                }
+                                report.completed.push(Step::Text);
                             }
-                            if self.keep_text {
-                                report.ocr_text = lines.into_iter().map(|l| l.text).collect();
-                            }
-                            report.completed.push(Step::Text);
                         }
-                    },
+                    }
                 },
             }
         }

@@ -132,7 +132,9 @@ impl Tesseract {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| OcrError::Unavailable(format!("cannot run {}: {e}", self.program.display())))?;
+            .map_err(|e| {
+                OcrError::Unavailable(format!("cannot run {}: {e}", self.program.display()))
+            })?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let out_t = std::thread::spawn(move || read_capped(stdout));
@@ -156,7 +158,12 @@ impl Tesseract {
             let msg = String::from_utf8_lossy(&err);
             return Err(OcrError::Failed(format!(
                 "tesseract exited with {status}: {}",
-                msg.lines().last().unwrap_or("").chars().take(200).collect::<String>()
+                msg.lines()
+                    .last()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             )));
         }
         Ok(parse_tsv(&String::from_utf8_lossy(&out)))
@@ -185,8 +192,20 @@ pub fn parse_tsv(tsv: &str) -> Vec<Line> {
     let mut key: Option<[u32; 4]> = None;
     for row in tsv.lines().skip(1) {
         let cols: Vec<&str> = row.splitn(12, '\t').collect();
-        let [level, page, block, par, line, _word, left, top, width, height, conf, text] =
-            cols.as_slice()
+        let [
+            level,
+            page,
+            block,
+            par,
+            line,
+            _word,
+            left,
+            top,
+            width,
+            height,
+            conf,
+            text,
+        ] = cols.as_slice()
         else {
             continue;
         };
@@ -203,7 +222,9 @@ pub fn parse_tsv(tsv: &str) -> Vec<Line> {
             lines.push(Line::default());
             key = Some(k);
         }
-        let Some(cur) = lines.last_mut() else { continue };
+        let Some(cur) = lines.last_mut() else {
+            continue;
+        };
         if !cur.text.is_empty() {
             cur.text.push(' ');
         }
@@ -241,7 +262,15 @@ garbage row\n";
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].text, "Card: 4111 1111");
         let (b, c) = lines[0].span(6, 15);
-        assert_eq!(b, BBox { x: 70, y: 20, w: 90, h: 13 });
+        assert_eq!(
+            b,
+            BBox {
+                x: 70,
+                y: 20,
+                w: 90,
+                h: 13
+            }
+        );
         assert!((c - 0.90).abs() < 1e-6);
     }
 }

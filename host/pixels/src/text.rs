@@ -93,9 +93,8 @@ pub struct TextMatch {
 pub fn detect(text: &str) -> Vec<TextMatch> {
     let s = Scan::new(text);
     let mut out: Vec<TextMatch> = Vec::new();
-    let passes: [fn(&Scan<'_>, &mut Vec<TextMatch>); 7] = [
-        cards, ibans, ssns, ninos, de_tax_ids, emails, phones,
-    ];
+    let passes: [fn(&Scan<'_>, &mut Vec<TextMatch>); 7] =
+        [cards, ibans, ssns, ninos, de_tax_ids, emails, phones];
     for pass in passes {
         let mut found = Vec::new();
         pass(&s, &mut found);
@@ -181,7 +180,15 @@ impl<'a> Scan<'a> {
     fn token_start(&self, i: usize) -> bool {
         !self.before(i).is_some_and(char::is_alphanumeric)
     }
-    fn push(&self, out: &mut Vec<TextMatch>, kind: TextKind, i: usize, j: usize, norm: String, confidence: f32, detail: String) {
+    fn push(
+        &self,
+        out: &mut Vec<TextMatch>,
+        kind: TextKind,
+        (i, j): (usize, usize),
+        norm: String,
+        confidence: f32,
+        detail: String,
+    ) {
         out.push(TextMatch {
             kind,
             start: self.byte(i),
@@ -244,13 +251,13 @@ fn luhn(digits: &[u8]) -> bool {
         }
         sum = sum.saturating_add(v);
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn prefix_num(d: &[u8], n: usize) -> u32 {
-    d.iter()
-        .take(n)
-        .fold(0u32, |a, b| a.saturating_mul(10).saturating_add(u32::from(*b)))
+    d.iter().take(n).fold(0u32, |a, b| {
+        a.saturating_mul(10).saturating_add(u32::from(*b))
+    })
 }
 
 /// The card brand for a number of this length, when its IIN is in a known range.
@@ -296,7 +303,10 @@ fn card_shaped(groups: &[usize]) -> bool {
         [4, 6, 5] | [4, 6, 4] => true,
         // OCR often drops the space between two groups of narrow digits ("1111 11111111"),
         // so a group of 8 or 12 counts as two or three groups of 4.
-        [init @ .., last] => init.iter().all(|g| *g % 4 == 0) && (1..=4).contains(last) || init.iter().all(|g| *g % 4 == 0) && *last % 4 == 0,
+        [init @ .., last] => {
+            init.iter().all(|g| *g % 4 == 0) && (1..=4).contains(last)
+                || init.iter().all(|g| *g % 4 == 0) && *last % 4 == 0
+        }
         [] => false,
     }
 }
@@ -307,7 +317,8 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         // Not the continuation of a grouped code ("FR49 4793 ..." misread so that the IBAN
         // check fails must not leave its digit groups to the card detector).
         let continues = matches!(s.before(i), Some(' ' | '-'))
-            && s.before(i.saturating_sub(1)).is_some_and(|c| c.is_ascii_digit());
+            && s.before(i.saturating_sub(1))
+                .is_some_and(|c| c.is_ascii_digit());
         if !(is_digit(s.at(i)) && s.token_start(i)) || continues {
             i = i.saturating_add(1);
             continue;
@@ -317,7 +328,9 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         // Whole run first, then leading groups (a card followed by another number).
         let mut found = false;
         for take in (1..=groups.len()).rev() {
-            let Some(g) = groups.get(..take) else { continue };
+            let Some(g) = groups.get(..take) else {
+                continue;
+            };
             let Some(l) = lens.get(..take) else { continue };
             let digits: Vec<u8> = g
                 .iter()
@@ -330,11 +343,18 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             // A card followed by more digit groups: only the common 15/16-digit numbers, and
             // at most two short groups after them (expiry "12 27", a CVV).
             let rest = lens.get(take..).unwrap_or(&[]);
-            if !rest.is_empty() && (!matches!(digits.len(), 15 | 16) || rest.len() > 2 || rest.iter().any(|r| *r > 4)) {
+            if !rest.is_empty()
+                && (!matches!(digits.len(), 15 | 16)
+                    || rest.len() > 2
+                    || rest.iter().any(|r| *r > 4))
+            {
                 continue;
             }
             // The match must end at a token boundary.
-            let chars_used: usize = l.iter().sum::<usize>().saturating_add(take.saturating_sub(1));
+            let chars_used: usize = l
+                .iter()
+                .sum::<usize>()
+                .saturating_add(take.saturating_sub(1));
             let j = i.saturating_add(chars_used);
             if s.alnum_at(j) {
                 continue;
@@ -342,8 +362,18 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             if let Some(brand) = card_brand(&digits)
                 && luhn(&digits)
             {
-                let norm: String = digits.iter().map(|d| char::from(b'0'.saturating_add(*d))).collect();
-                s.push(out, TextKind::CardNumber, i, j, norm, 0.95, format!("Luhn-valid {brand} number"));
+                let norm: String = digits
+                    .iter()
+                    .map(|d| char::from(b'0'.saturating_add(*d)))
+                    .collect();
+                s.push(
+                    out,
+                    TextKind::CardNumber,
+                    (i, j),
+                    norm,
+                    0.95,
+                    format!("Luhn-valid {brand} number"),
+                );
                 i = j;
                 found = true;
                 break;
@@ -356,16 +386,75 @@ fn cards(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
 }
 
 const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
-    ("BG", 22), ("BH", 22), ("BR", 29), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),
-    ("DE", 22), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18),
-    ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27),
-    ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IS", 26), ("IT", 27),
-    ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LI", 21), ("LT", 20), ("LU", 20),
-    ("LV", 21), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MR", 27), ("MT", 31),
-    ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24), ("PL", 28), ("PS", 29), ("PT", 25),
-    ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24), ("SE", 24), ("SI", 19), ("SK", 24),
-    ("SM", 27), ("TN", 24), ("TR", 26), ("UA", 29), ("VG", 24), ("XK", 20),
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VG", 24),
+    ("XK", 20),
 ];
 
 /// ISO 13616 check: move the first four characters to the end, letters to 10..35, mod 97 == 1.
@@ -377,7 +466,11 @@ pub fn iban_valid(iban: &str) -> bool {
     else {
         return false;
     };
-    if iban.len() != expected || !iban.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+    if iban.len() != expected
+        || !iban
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
         return false;
     }
     let (head, tail) = iban.split_at(4);
@@ -388,9 +481,17 @@ pub fn iban_valid(iban: &str) -> bool {
         } else {
             u32::from(b.saturating_sub(b'A')).saturating_add(10)
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     rem == 1
+}
+
+fn check_digit(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_digit() || c == 'O')
 }
 
 fn ibans(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
@@ -399,8 +500,8 @@ fn ibans(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         let upper = |k: usize| s.at(k).is_some_and(|c| c.is_ascii_uppercase());
         if !(upper(i)
             && upper(i.saturating_add(1))
-            && is_digit(s.at(i.saturating_add(2)))
-            && is_digit(s.at(i.saturating_add(3)))
+            && check_digit(s.at(i.saturating_add(2)))
+            && check_digit(s.at(i.saturating_add(3)))
             && s.token_start(i))
         {
             i = i.saturating_add(1);
@@ -415,6 +516,8 @@ fn ibans(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         let mut j = i;
         while j < s.len() && norm.len() < len {
             match s.at(j) {
+                // OCR reads the check digits' 0 as O ("GBO7"); mod-97 guards the repair.
+                Some('O') if (2..4).contains(&norm.len()) => norm.push('0'),
                 Some(c) if c.is_ascii_uppercase() || c.is_ascii_digit() => norm.push(c),
                 Some(' ') if s.alnum_at(j.saturating_add(1)) && !norm.is_empty() => {}
                 _ => break,
@@ -422,7 +525,14 @@ fn ibans(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             j = j.saturating_add(1);
         }
         if norm.len() == len && !s.alnum_at(j) && iban_valid(&norm) {
-            s.push(out, TextKind::Iban, i, j, norm, 0.95, "IBAN with a valid mod-97 checksum".to_owned());
+            s.push(
+                out,
+                TextKind::Iban,
+                (i, j),
+                norm,
+                0.95,
+                "IBAN with a valid mod-97 checksum".to_owned(),
+            );
             i = j;
         } else {
             i = i.saturating_add(1);
@@ -434,14 +544,16 @@ fn ssns(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
     let mut i = 0usize;
     while i < s.len() {
         let standalone = s.token_start(i)
-            && !(matches!(s.before(i), Some('-' | ' ' | '.' | '/')) && is_digit(s.before(i.saturating_sub(1))));
+            && !(matches!(s.before(i), Some('-' | ' ' | '.' | '/'))
+                && is_digit(s.before(i.saturating_sub(1))));
         if !(is_digit(s.at(i)) && standalone) {
             i = i.saturating_add(1);
             continue;
         }
         let (groups, end, sep) = digit_groups(s, i, &['-', ' ']);
         let lens: Vec<usize> = groups.iter().map(String::len).collect();
-        let trailing = matches!(s.at(end), Some('-' | '.' | '/')) && is_digit(s.at(end.saturating_add(1)));
+        let trailing =
+            matches!(s.at(end), Some('-' | '.' | '/')) && is_digit(s.at(end.saturating_add(1)));
         if lens == [3, 2, 4] && sep.is_some() && !s.alnum_at(end) && !trailing {
             let area: u32 = groups.first().and_then(|g| g.parse().ok()).unwrap_or(0);
             let group: u32 = groups.get(1).and_then(|g| g.parse().ok()).unwrap_or(0);
@@ -449,7 +561,14 @@ fn ssns(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             let norm = groups.concat();
             let known_fake = norm == "078051120" || norm == "219099999";
             if area != 0 && area != 666 && area < 900 && group != 0 && serial != 0 && !known_fake {
-                s.push(out, TextKind::UsSsn, i, end, norm, 0.8, "SSN-shaped, valid area, group and serial".to_owned());
+                s.push(
+                    out,
+                    TextKind::UsSsn,
+                    (i, end),
+                    norm,
+                    0.8,
+                    "SSN-shaped, valid area, group and serial".to_owned(),
+                );
             }
         }
         i = end.max(i.saturating_add(1));
@@ -478,7 +597,8 @@ fn ninos(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         let shape = b.len() == 9
             && b.first().is_some_and(u8::is_ascii_uppercase)
             && b.get(1).is_some_and(u8::is_ascii_uppercase)
-            && b.get(2..8).is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            && b.get(2..8)
+                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
             && b.get(8).is_some_and(|c| (b'A'..=b'D').contains(c));
         if shape && !s.alnum_at(j) {
             let p0 = b.first().copied().unwrap_or(b'D');
@@ -488,7 +608,14 @@ fn ninos(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
                 && !b"DFIQUVO".contains(&p1)
                 && !["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix);
             if ok {
-                s.push(out, TextKind::UkNino, i, j, norm, 0.85, "National Insurance number: valid prefix and suffix".to_owned());
+                s.push(
+                    out,
+                    TextKind::UkNino,
+                    (i, j),
+                    norm,
+                    0.85,
+                    "National Insurance number: valid prefix and suffix".to_owned(),
+                );
                 i = j;
                 continue;
             }
@@ -502,7 +629,9 @@ pub fn de_tax_id_valid(d: &[u8]) -> bool {
     if d.len() != 11 || d.first() == Some(&0) {
         return false;
     }
-    let Some((check, body)) = d.split_last() else { return false };
+    let Some((check, body)) = d.split_last() else {
+        return false;
+    };
     let mut counts = [0u8; 10];
     for x in body {
         if let Some(c) = counts.get_mut(usize::from(*x)) {
@@ -528,7 +657,14 @@ pub fn de_tax_id_valid(d: &[u8]) -> bool {
     c == u32::from(*check)
 }
 
-const DE_TAX_LABELS: &[&str] = &["steuer", "idnr", "id-nr", "identifikationsnummer", "tin", "tax id"];
+const DE_TAX_LABELS: &[&str] = &[
+    "steuer",
+    "idnr",
+    "id-nr",
+    "identifikationsnummer",
+    "tin",
+    "tax id",
+];
 
 fn de_tax_ids(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
     let mut i = 0usize;
@@ -540,11 +676,22 @@ fn de_tax_ids(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         let (groups, end, _) = digit_groups(s, i, &[' ']);
         let lens: Vec<usize> = groups.iter().map(String::len).collect();
         let shaped = lens == [11] || lens == [2, 3, 3, 3];
-        let digits: Vec<u8> = groups.concat().bytes().map(|b| b.saturating_sub(b'0')).collect();
+        let digits: Vec<u8> = groups
+            .concat()
+            .bytes()
+            .map(|b| b.saturating_sub(b'0'))
+            .collect();
         if shaped && !s.alnum_at(end) && de_tax_id_valid(&digits) {
             let ctx = s.slice(i.saturating_sub(40), i).to_lowercase();
             if DE_TAX_LABELS.iter().any(|l| ctx.contains(l)) {
-                s.push(out, TextKind::DeTaxId, i, end, groups.concat(), 0.9, "Steuer-ID with a valid check digit after a tax-id label".to_owned());
+                s.push(
+                    out,
+                    TextKind::DeTaxId,
+                    (i, end),
+                    groups.concat(),
+                    0.9,
+                    "Steuer-ID with a valid check digit after a tax-id label".to_owned(),
+                );
             }
         }
         i = end.max(i.saturating_add(1));
@@ -582,7 +729,14 @@ fn emails(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
         if labels.len() >= 2 && labels.iter().all(|l| !l.is_empty()) && tld_ok {
             let norm = s.slice(a, b).to_lowercase();
-            s.push(out, TextKind::Email, a, b, norm, 0.9, "e-mail address".to_owned());
+            s.push(
+                out,
+                TextKind::Email,
+                (a, b),
+                norm,
+                0.9,
+                "e-mail address".to_owned(),
+            );
         }
     }
 }
@@ -607,7 +761,11 @@ fn phones(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         let mut lens: Vec<usize> = Vec::new();
         let mut run = 0usize;
         let mut seps: Vec<char> = Vec::new();
-        let mut j = if plus || paren { i.saturating_add(1) } else { i };
+        let mut j = if plus || paren {
+            i.saturating_add(1)
+        } else {
+            i
+        };
         let mut last_digit_end = j;
         while j < s.len() && digits.len() <= 17 {
             match s.at(j) {
@@ -645,11 +803,18 @@ fn phones(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
         } else {
             lens == [3, 3, 4] || lens == [1, 3, 3, 4]
         };
-        let nanp_digits = digits.strip_prefix('1').filter(|_| n == 11).unwrap_or(&digits);
+        let nanp_digits = digits
+            .strip_prefix('1')
+            .filter(|_| n == 11)
+            .unwrap_or(&digits);
         let nanp = nanp_groups
             && nanp_digits.len() == 10
             && nanp_digits.starts_with(|c: char| ('2'..='9').contains(&c))
-            && nanp_digits.get(3..4).is_some_and(|c| c.as_bytes().first().is_some_and(|b| (b'2'..=b'9').contains(b)));
+            && nanp_digits.get(3..4).is_some_and(|c| {
+                c.as_bytes()
+                    .first()
+                    .is_some_and(|b| (b'2'..=b'9').contains(b))
+            });
         let kind = if plus && (8..=15).contains(&n) && !digits.starts_with('0') {
             Some("international number (E.164)")
         } else if !plus && digits.starts_with("00") && (10..=17).contains(&n) && !paren {
@@ -672,7 +837,7 @@ fn phones(s: &Scan<'_>, out: &mut Vec<TextMatch>) {
             && !looks_like_date(&lens, first_sep)
             && !s.alnum_at(end)
         {
-            s.push(out, TextKind::Phone, i, end, digits, 0.7, kind.to_owned());
+            s.push(out, TextKind::Phone, (i, end), digits, 0.7, kind.to_owned());
             i = end;
         } else {
             i = end.max(i.saturating_add(1));
@@ -685,14 +850,26 @@ mod tests {
     use super::*;
 
     fn kinds(t: &str) -> Vec<(TextKind, String)> {
-        detect(t).into_iter().map(|m| (m.kind, m.normalized)).collect()
+        detect(t)
+            .into_iter()
+            .map(|m| (m.kind, m.normalized))
+            .collect()
     }
 
     #[test]
     fn card_numbers_need_luhn_and_a_known_iin() {
-        assert_eq!(kinds("Card: 4111 1111 1111 1111 exp 12/27"), [(TextKind::CardNumber, "4111111111111111".to_owned())]);
-        assert_eq!(kinds("amex 3782-822463-10005."), [(TextKind::CardNumber, "378282246310005".to_owned())]);
-        assert_eq!(kinds("mc 5555555555554444"), [(TextKind::CardNumber, "5555555555554444".to_owned())]);
+        assert_eq!(
+            kinds("Card: 4111 1111 1111 1111 exp 12/27"),
+            [(TextKind::CardNumber, "4111111111111111".to_owned())]
+        );
+        assert_eq!(
+            kinds("amex 3782-822463-10005."),
+            [(TextKind::CardNumber, "378282246310005".to_owned())]
+        );
+        assert_eq!(
+            kinds("mc 5555555555554444"),
+            [(TextKind::CardNumber, "5555555555554444".to_owned())]
+        );
         // One digit off: Luhn fails, nothing reported (and not a phone either).
         assert!(kinds("Card: 4111 1111 1111 1112").is_empty());
         // Luhn-valid but no issuer starts with 1.
@@ -706,45 +883,91 @@ mod tests {
 
     #[test]
     fn ibans_need_the_country_length_and_mod_97() {
-        assert_eq!(kinds("IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX"), [(TextKind::Iban, "DE89370400440532013000".to_owned())]);
-        assert_eq!(kinds("GB29NWBK60161331926819"), [(TextKind::Iban, "GB29NWBK60161331926819".to_owned())]);
+        assert_eq!(
+            kinds("IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX"),
+            [(TextKind::Iban, "DE89370400440532013000".to_owned())]
+        );
+        assert_eq!(
+            kinds("GB29NWBK60161331926819"),
+            [(TextKind::Iban, "GB29NWBK60161331926819".to_owned())]
+        );
         assert!(kinds("DE89 3704 0044 0532 0130 01").is_empty());
+        assert_eq!(
+            kinds("IBAN: GBO7 NWBK 8323 3335 9063 40"),
+            [(TextKind::Iban, "GB07NWBK83233335906340".to_owned())]
+        );
         assert!(iban_valid("NL91ABNA0417164300"));
         assert!(!iban_valid("NL91ABNA0417164301"));
     }
 
     #[test]
     fn national_ids_follow_their_rules() {
-        assert_eq!(kinds("SSN 123-45-6789"), [(TextKind::UsSsn, "123456789".to_owned())]);
+        assert_eq!(
+            kinds("SSN 123-45-6789"),
+            [(TextKind::UsSsn, "123456789".to_owned())]
+        );
         assert!(kinds("SSN 666-45-6789").is_empty());
         assert!(kinds("SSN 900-45-6789").is_empty());
         assert!(kinds("SSN 123-00-6789").is_empty());
-        assert_eq!(kinds("NI number: AB 12 34 56 C"), [(TextKind::UkNino, "AB123456C".to_owned())]);
+        assert_eq!(
+            kinds("NI number: AB 12 34 56 C"),
+            [(TextKind::UkNino, "AB123456C".to_owned())]
+        );
         assert!(kinds("NI number: QQ 12 34 56 C").is_empty());
         assert!(kinds("NI number: AB 12 34 56 E").is_empty());
         // Steuer-ID 86095742719 is the BZSt's published example.
-        assert_eq!(kinds("Steuer-ID: 86 095 742 719"), [(TextKind::DeTaxId, "86095742719".to_owned())]);
+        assert_eq!(
+            kinds("Steuer-ID: 86 095 742 719"),
+            [(TextKind::DeTaxId, "86095742719".to_owned())]
+        );
         assert!(kinds("Steuer-ID: 86 095 742 718").is_empty());
-        assert!(kinds("Invoice 86095742719").is_empty(), "no label, no finding");
+        assert!(
+            kinds("Invoice 86095742719").is_empty(),
+            "no label, no finding"
+        );
     }
 
     #[test]
     fn emails_and_phones() {
-        assert_eq!(kinds("write to Jane.Doe@Example.co.uk."), [(TextKind::Email, "jane.doe@example.co.uk".to_owned())]);
+        assert_eq!(
+            kinds("write to Jane.Doe@Example.co.uk."),
+            [(TextKind::Email, "jane.doe@example.co.uk".to_owned())]
+        );
         assert!(kinds("user@localhost and @handle").is_empty());
-        assert_eq!(kinds("Tel +44 20 7946 0958"), [(TextKind::Phone, "442079460958".to_owned())]);
-        assert_eq!(kinds("call (555) 234-5678 now"), [(TextKind::Phone, "5552345678".to_owned())]);
-        assert_eq!(kinds("030 12345678"), [(TextKind::Phone, "03012345678".to_owned())]);
+        assert_eq!(
+            kinds("Tel +44 20 7946 0958"),
+            [(TextKind::Phone, "442079460958".to_owned())]
+        );
+        assert_eq!(
+            kinds("call (555) 234-5678 now"),
+            [(TextKind::Phone, "5552345678".to_owned())]
+        );
+        assert_eq!(
+            kinds("030 12345678"),
+            [(TextKind::Phone, "03012345678".to_owned())]
+        );
         assert!(kinds("on 2023-01-15 at 10.30").is_empty());
         assert!(kinds("IMG_20230101 1234567").is_empty());
     }
 
     #[test]
     fn values_are_masked_to_their_tails() {
-        assert_eq!(mask(TextKind::CardNumber, "4111 1111 1111 1111"), "**** **** **** 1111");
-        assert_eq!(mask(TextKind::Iban, "DE89 3704 0044 0532 0130 00"), "DE** **** **** **** **30 00");
+        assert_eq!(
+            mask(TextKind::CardNumber, "4111 1111 1111 1111"),
+            "**** **** **** 1111"
+        );
+        assert_eq!(
+            mask(TextKind::Iban, "DE89 3704 0044 0532 0130 00"),
+            "DE** **** **** **** **30 00"
+        );
         assert_eq!(mask(TextKind::UsSsn, "123-45-6789"), "***-**-6789");
-        assert_eq!(mask(TextKind::Phone, "+44 20 7946 0958"), "+** ** **** **58");
-        assert_eq!(mask(TextKind::Email, "jane@example.com"), "j***@e******.com");
+        assert_eq!(
+            mask(TextKind::Phone, "+44 20 7946 0958"),
+            "+** ** **** **58"
+        );
+        assert_eq!(
+            mask(TextKind::Email, "jane@example.com"),
+            "j***@e******.com"
+        );
     }
 }

@@ -5,7 +5,11 @@ use proofpix_pixels::{Budget, MonotonicClock, PixelStage, text};
 use proptest::prelude::*;
 
 fn stage() -> PixelStage {
-    PixelStage::new(Budget { max_pixels: 4_000_000, ..Budget::default() }).without_ocr()
+    PixelStage::new(Budget {
+        max_pixels: 4_000_000,
+        ..Budget::default()
+    })
+    .without_ocr()
 }
 
 proptest! {

@@ -10,8 +10,9 @@ use image::{GrayImage, Luma};
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 pub fn font() -> FontVec {
-    let bytes = std::fs::read(FONT)
-        .unwrap_or_else(|e| panic!("{FONT}: {e}; install Debian's fonts-dejavu-core (./test does)"));
+    let bytes = std::fs::read(FONT).unwrap_or_else(|e| {
+        panic!("{FONT}: {e}; install Debian's fonts-dejavu-core (./test does)")
+    });
     FontVec::try_from_vec(bytes).expect("DejaVu Sans parses")
 }
 
@@ -22,7 +23,11 @@ pub fn render_lines(font: &FontVec, lines: &[String], px: f32) -> GrayImage {
     let margin = px.ceil() as u32;
     let width = lines
         .iter()
-        .map(|l| l.chars().map(|c| scaled.h_advance(font.glyph_id(c))).sum::<f32>())
+        .map(|l| {
+            l.chars()
+                .map(|c| scaled.h_advance(font.glyph_id(c)))
+                .sum::<f32>()
+        })
         .fold(0.0f32, f32::max)
         .ceil() as u32
         + 2 * margin;
@@ -117,7 +122,8 @@ pub fn blur(img: &GrayImage, sigma: f32) -> GrayImage {
 
 pub fn png(img: &GrayImage) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("PNG encodes");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encodes");
     out.into_inner()
 }
 
@@ -150,7 +156,11 @@ pub fn iban(cc: &str, bban: &str) -> String {
     let mut rem = 0u64;
     for c in s.chars() {
         let v = c.to_digit(36).unwrap() as u64;
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     format!("{cc}{:02}{bban}", 98 - rem)
 }
@@ -178,7 +188,9 @@ impl Rng {
         self.next() % n
     }
     pub fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + self.below(10) as u8)).collect()
+        (0..n)
+            .map(|_| char::from(b'0' + self.below(10) as u8))
+            .collect()
     }
     pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
         &xs[self.below(xs.len() as u64) as usize]
