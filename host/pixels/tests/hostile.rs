@@ -62,3 +62,60 @@ proptest! {
         }
     }
 }
+
+/// The shared corpus's hostile files and decoder crash/timeout reproducers (Exiv2's CVE
+/// proofs of concept, ianare's broken JPEGs, Pillow's test images): each is skipped with a
+/// reason or analysed. A panic inside a decoder is caught by the stage and becomes the skip
+/// reason (the `tiff` 0.11.3 crate asserts on Pillow's `tiff_tiled_planar_16bit_RGB.tiff`);
+/// the QR search never panics.
+#[test]
+fn corpus_hostile_files_are_skipped_or_analysed_without_a_panic() {
+    let corpus = std::env::var_os("PROOFPIX_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
+    if !corpus.is_dir() {
+        eprintln!("note: corpus not found at {}; skipping", corpus.display());
+        return;
+    }
+    let (mut n, mut caught) = (0, Vec::new());
+    for d in ["hostile", "exif-samples/jpg/invalid", "pillow"] {
+        let mut stack = vec![corpus.join(d)];
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&p) else {
+                    continue;
+                };
+                let r = stage().analyze(&bytes, &MonotonicClock::start());
+                assert!(
+                    r.skipped.is_some() || !r.completed.is_empty(),
+                    "{}",
+                    p.display()
+                );
+                let why = r.skipped.as_deref().unwrap_or("");
+                if why.contains("decoder failed") {
+                    assert!(why.ends_with("pixels not analysed"), "{why}");
+                    caught.push(p.display().to_string());
+                }
+                assert!(
+                    !r.notes.iter().any(|n| n.starts_with("QR search failed")),
+                    "{}: {:?}",
+                    p.display(),
+                    r.notes
+                );
+                n += 1;
+            }
+        }
+    }
+    eprintln!("{n} files; decoder panics caught: {caught:?}");
+    assert!(n > 100, "only {n} files");
+}
