@@ -1,0 +1,274 @@
+//! ProofPix pixel stage: what the picture itself shows, when its metadata is gone.
+//!
+//! A photo of a card, a screenshot with an e-mail address or a Wi-Fi QR code carries personal
+//! data in its pixels, which stripping metadata does not remove. This crate decodes an image
+//! under a [`Budget`], then runs detectors in order, checking the time budget between them:
+//!
+//! 1. [`decode`]: header dimensions checked before decoding (decompression bombs are refused
+//!    without allocating), bounded decode with the `image` crate, one downscale.
+//! 2. [`codes`]: QR codes found and decoded (`rqrr`), payloads classified (Wi-Fi, contact,
+//!    boarding pass, payment, URL).
+//! 3. [`ocr`]: text read by Debian's tesseract in a subprocess with a timeout.
+//! 4. [`text`]: personal data in that text (cards, IBANs, national ids, e-mail, phone).
+//!
+//! Nothing panics on hostile input: each step runs under `catch_unwind`, and a failure becomes
+//! a note in the [`PixelReport`], with the findings of the steps that did run.
+//!
+//! ```
+//! use proofpix_pixels::{Budget, MonotonicClock, PixelStage};
+//! let stage = PixelStage::new(Budget::default()).without_ocr();
+//! let report = stage.analyze(b"not an image", &MonotonicClock::start());
+//! assert!(report.findings.is_empty());
+//! assert!(report.skipped.as_deref().unwrap_or("").contains("not a PNG"));
+//! ```
+#![deny(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+pub mod budget;
+pub mod codes;
+pub mod decode;
+pub mod deskew;
+pub mod finding;
+pub mod ocr;
+pub mod text;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use budget::{Budget, Clock, MonotonicClock};
+pub use finding::{BBox, PixelCategory, PixelFinding};
+pub use ocr::{OcrError, Tesseract};
+
+use serde::Serialize;
+
+/// The steps of the stage, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Decode and downscale.
+    Decode,
+    /// QR codes.
+    Codes,
+    /// OCR and text detectors.
+    Text,
+}
+
+/// What the pixel stage saw in one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct PixelReport {
+    /// Decoded format, when decoding succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    /// Original size, when decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<(u32, u32)>,
+    /// Size the detectors saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysed_size: Option<(u32, u32)>,
+    /// Findings, in step order.
+    pub findings: Vec<PixelFinding>,
+    /// Steps that ran to completion.
+    pub completed: Vec<Step>,
+    /// Why the image was not analysed at all (undecodable, over budget), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Problems in steps that did not complete ("ocr unavailable: ...", "time budget ...").
+    pub notes: Vec<String>,
+    /// The OCR text, when asked for (evaluation and debugging; never in product reports).
+    #[serde(skip)]
+    pub ocr_text: Vec<String>,
+}
+
+impl PixelReport {
+    /// True when every step ran (the absence of findings then means something).
+    pub fn complete(&self) -> bool {
+        self.skipped.is_none() && self.completed.len() == 3
+    }
+}
+
+/// The pixel stage: a budget, an OCR engine (or why there is none), and whether values are
+/// shown unmasked.
+#[derive(Debug, Clone)]
+pub struct PixelStage {
+    budget: Budget,
+    ocr: Result<Tesseract, OcrError>,
+    show_values: bool,
+    keep_text: bool,
+}
+
+impl PixelStage {
+    /// A stage with tesseract located on this machine (see [`Tesseract::locate`]). When it
+    /// is missing, every report says "ocr unavailable" and why.
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            ocr: Tesseract::locate(),
+            show_values: false,
+            keep_text: false,
+        }
+    }
+
+    /// Run without OCR (codes only); reports say OCR was switched off.
+    pub fn without_ocr(mut self) -> Self {
+        self.ocr = Err(OcrError::Unavailable(
+            "switched off for this stage".to_owned(),
+        ));
+        self
+    }
+
+    /// Use this OCR engine.
+    pub fn with_ocr(mut self, ocr: Result<Tesseract, OcrError>) -> Self {
+        self.ocr = ocr;
+        self
+    }
+
+    /// Show values unmasked (the evaluation tool compares them with ground truth).
+    pub fn show_values(mut self, show: bool) -> Self {
+        self.show_values = show;
+        self
+    }
+
+    /// Keep the OCR text in [`PixelReport::ocr_text`].
+    pub fn keep_text(mut self, keep: bool) -> Self {
+        self.keep_text = keep;
+        self
+    }
+
+    /// The budget in force.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// Analyse one image. `clock` measures this image's time budget.
+    pub fn analyze(&self, bytes: &[u8], clock: &dyn Clock) -> PixelReport {
+        let mut report = PixelReport::default();
+        let decoded = match guarded(|| decode::decode(bytes, &self.budget)) {
+            Ok(Ok(d)) => d,
+            Ok(Err(skip)) => {
+                report.skipped = Some(skip.to_string());
+                return report;
+            }
+            Err(panic) => {
+                report.skipped = Some(format!(
+                    "the decoder failed on this image ({panic}); pixels not analysed"
+                ));
+                return report;
+            }
+        };
+        report.format = Some(decoded.format);
+        report.size = Some((decoded.width, decoded.height));
+        report.analysed_size = Some(decoded.luma.dimensions());
+        report.completed.push(Step::Decode);
+        let place = |b: BBox| b.scaled(decoded.scale, decoded.width, decoded.height);
+
+        let steps = [Step::Codes, Step::Text];
+        for (k, step) in steps.iter().enumerate() {
+            if clock.elapsed() >= self.budget.time {
+                let left: Vec<&str> = steps
+                    .get(k..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|s| match s {
+                        Step::Decode => "decode",
+                        Step::Codes => "codes",
+                        Step::Text => "text",
+                    })
+                    .collect();
+                report.notes.push(format!(
+                    "time budget of {:?} spent; not run: {}",
+                    self.budget.time,
+                    left.join(", ")
+                ));
+                break;
+            }
+            match step {
+                Step::Decode => {}
+                Step::Codes => match guarded(|| codes::find_qr(&decoded.luma)) {
+                    Ok((found, failed)) => {
+                        for c in found {
+                            let p = codes::classify(&c.payload, self.show_values);
+                            report.findings.push(PixelFinding {
+                                category: PixelCategory::Barcode,
+                                code: p.code.to_owned(),
+                                severity: p.severity,
+                                bbox: place(c.bbox),
+                                confidence: 1.0,
+                                value: p.value,
+                                detail: Some(p.detail),
+                            });
+                        }
+                        if failed > 0 {
+                            report.notes.push(format!(
+                                "{failed} QR code(s) located but not decodable (damaged, blurred or too small)"
+                            ));
+                        }
+                        report.completed.push(Step::Codes);
+                    }
+                    Err(panic) => report.notes.push(format!("QR search failed: {panic}")),
+                },
+                Step::Text => match &self.ocr {
+                    Err(e) => report.notes.push(e.to_string()),
+                    Ok(t) => {
+                        let straight = guarded(|| deskew::straighten(&decoded.luma)).ok().flatten();
+                        let (ocr_img, geometry) = match &straight {
+                            Some((img, g, deg)) => {
+                                report.notes.push(format!(
+                                    "text straightened by {deg:.2} degrees before OCR"
+                                ));
+                                (img, Some(*g))
+                            }
+                            None => (&decoded.luma, None),
+                        };
+                        let unrotate = |b: BBox| geometry.map_or(b, |g| g.box_to_source(b));
+                        match t.recognise(ocr_img, self.budget.ocr_timeout) {
+                            Err(e) => report.notes.push(e.to_string()),
+                            Ok(lines) => {
+                                for line in &lines {
+                                    let matches =
+                                        guarded(|| text::detect(&line.text)).unwrap_or_default();
+                                    for m in matches {
+                                        let (bbox, conf) = line.span(m.start, m.end);
+                                        let raw = line.text.get(m.start..m.end).unwrap_or("");
+                                        let value = if self.show_values {
+                                            m.normalized.clone()
+                                        } else {
+                                            text::mask(m.kind, raw)
+                                        };
+                                        report.findings.push(PixelFinding {
+                                            category: PixelCategory::TextPii,
+                                            code: m.kind.code().to_owned(),
+                                            severity: m.kind.severity(),
+                                            bbox: place(unrotate(bbox)),
+                                            confidence: m.confidence * conf,
+                                            value,
+                                            detail: Some(m.detail),
+                                        });
+                                    }
+                                }
+                                if self.keep_text {
+                                    report.ocr_text = lines.into_iter().map(|l| l.text).collect();
+                                }
+                                report.completed.push(Step::Text);
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        report
+    }
+}
+
+/// Run `f`, turning a panic into its message.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
+    })
+}
