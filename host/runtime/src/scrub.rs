@@ -13,7 +13,11 @@
 //! [`REDACTED`].
 //!
 //! Secrets shorter than [`MIN_ENCODED_LEN`] bytes are scrubbed raw only:
-//! their encodings are too short to tell from ordinary text.
+//! their encodings are too short to tell from ordinary text. Values shorter
+//! than [`MIN_RAW_LEN`] bytes are not scrubbed at all: one to three bytes
+//! occur everywhere, so replacing them would corrupt every response (a file
+//! id, a word in an error) while protecting nothing, since no credential is
+//! that short.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -27,6 +31,9 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Secrets at least this long are scrubbed in their encoded spellings too.
 pub const MIN_ENCODED_LEN: usize = 8;
+
+/// Secrets shorter than this are not scrubbed (see the module docs).
+pub const MIN_RAW_LEN: usize = 4;
 
 /// Replaces every known spelling of a set of secrets with [`REDACTED`].
 #[derive(Clone, Default)]
@@ -127,7 +134,7 @@ pub fn spellings(secret: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let trimmed = secret.trim_ascii();
     for s in [secret, trimmed] {
-        if s.is_empty() {
+        if s.len() < MIN_RAW_LEN {
             continue;
         }
         out.push(s.to_vec());
@@ -316,9 +323,21 @@ mod tests {
 
     #[test]
     fn short_secrets_are_scrubbed_raw_only() {
-        let s = Scrubber::new(["k3y"]);
-        assert_eq!(s.scrub_str("a k3y b"), "a [redacted] b");
-        assert_eq!(s.scrub_str("a azN5 b"), "a azN5 b");
+        let s = Scrubber::new(["k3y9"]);
+        assert_eq!(s.scrub_str("a k3y9 b"), "a [redacted] b");
+        assert_eq!(s.scrub_str("a azN5OQ b"), "a azN5OQ b");
+    }
+
+    #[test]
+    fn values_too_short_to_be_credentials_are_left_alone() {
+        // A one-letter "secret" would otherwise turn every `t` in a response into
+        // `[redacted]`, file ids included.
+        let s = Scrubber::new(["t", "ab", "xyz"]);
+        assert!(s.is_empty());
+        assert_eq!(
+            s.scrub_str("request to http://t/ab/xyz"),
+            "request to http://t/ab/xyz"
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //! `--record URL` runs the same scenario against `URL` through a recording proxy and writes
 //! `fixture.json`. Credentials are injected by the host and never recorded (request headers
 //! are not stored); secret values given with `--secret`, and any token the host obtains, are
-//! replaced by `[scrubbed]` wherever they appear in what is recorded: request paths and
+//! replaced by `[redacted]` (the runtime scrubber's marker, so a recording and what the
+//! plugin saw while recording agree) wherever they appear in what is recorded: request paths and
 //! queries, response headers and bodies, raw or percent-encoded (any mix, `+` as a space),
 //! JSON-escaped or base64-encoded ([`Scrubber`]). On replay, request paths are scrubbed the
 //! same way before they are matched.
@@ -239,7 +240,7 @@ struct ServerState {
 }
 
 /// What a recording must never contain.
-pub const SCRUBBED: &str = "[scrubbed]";
+pub const SCRUBBED: &str = proofpix_runtime::scrub::REDACTED;
 
 /// Replaces secret values, however encoded, with [`SCRUBBED`].
 ///
@@ -829,12 +830,12 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
         ] {
             let text = format!("/files?key={form}&x=1");
-            assert_eq!(s.text(&text), "/files?key=[scrubbed]&x=1", "{form}");
+            assert_eq!(s.text(&text), "/files?key=[redacted]&x=1", "{form}");
         }
         assert_eq!(s.text("/files?key=k3y-other"), "/files?key=k3y-other");
         assert_eq!(
             s.bytes(b"\xff\xd8k3y/with+sp ace\"q\xff"),
-            b"\xff\xd8[scrubbed]\xff".to_vec()
+            b"\xff\xd8[redacted]\xff".to_vec()
         );
         assert_eq!(Scrubber::new([""]).text("a%2b"), "a%2b", "nothing to scrub");
     }
