@@ -101,10 +101,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         data_dir: Some(data_dir.clone()),
         // The demo runs whatever this binary was built as, development builds included.
         trust_development_build: true,
-        // A daemon keeps only what it acts on after a run, so a backlog's size does not
-        // become its memory.
-        retention: proofpix_service::OutcomeRetention::Actionable {
-            max: proofpix_service::DEFAULT_MAX_KEPT_OUTCOMES,
+        // Like the daemon, keep no per-file outcomes in memory.
+        pipeline: proofpix_pipeline::PipelineOptions {
+            collect_outcomes: false,
+            ..proofpix_pipeline::PipelineOptions::default()
         },
         ..HostOptions::default()
     };

@@ -71,6 +71,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(c) = config.pipeline.concurrency {
         pipeline.concurrency = c;
     }
+    // A daemon keeps no per-file outcomes in memory: the stages read their queues, so a
+    // backlog's size never becomes its memory.
+    pipeline.collect_outcomes = false;
     let options = HostOptions {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: Some(data_dir.join("cache").join("components")),
@@ -79,11 +82,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         trust_development_build: args.trust_development_build
             || config.plugins.trust_development_build
             || crate::cmd_plugin::trust_development_build_from_env(),
-        // A daemon keeps only what it acts on after a run, so a backlog's size does not
-        // become its memory.
-        retention: proofpix_service::OutcomeRetention::Actionable {
-            max: proofpix_service::DEFAULT_MAX_KEPT_OUTCOMES,
-        },
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await?;

@@ -1,17 +1,20 @@
-//! The sync pipeline: one run of an integration, from discovery to
-//! write-back.
+//! The sync pipeline: one run of an integration, as durable stages.
 //!
 //! ```text
-//! plugin.discover ──page──▶ store queue (+cursor, one transaction)
-//!        ▲                        │ claim (lease)
+//! plugin.discover ──page──▶ fetch queue <id> (+cursor, one transaction)
+//!        ▲                        │ claim a group (leases)
 //!        │                        ▼
-//!        └── next page   plugin.download ─▶ host fetch (file or HTTP ranges)
-//!                                                   │
-//!                                                   ▼
-//!                             analysis core ─▶ store result + file record + ack
-//!                                                   │
-//!                                                   ▼
-//!                        idempotency intent ─▶ plugin.write-back (batched) ─▶ completion
+//!        └── next page   plugin.download ─▶ host fetch (file or HTTP ranges) ─▶ analysis core
+//!                                                                                 │
+//!                         record: the group's acks, file records, results and ◀───┘
+//!                         outbox items in ONE transaction (group commit)
+//!                                  │
+//!          ┌───────────────────────┼──────────────────────────┐
+//!          ▼                       ▼                          ▼
+//!   <id>/writeback          <id>/remediate            <notifier>/notify
+//!   drained here: intents   drained by the service    drained by the service
+//!   for a group, plugin     (remediation policy)      (digests over the
+//!   calls, completions                                subscription's window)
 //! ```
 //!
 //! Failure model (what a crash, a hostile image or a flaky API costs):
@@ -20,14 +23,20 @@
 //! - Queue items are leased; a crashed worker's lease expires and the item is
 //!   delivered again. An item that keeps failing is parked with its last
 //!   error after the store's attempt limit, and does not block the batch.
+//! - A group of files is recorded in one transaction with the outbox items of
+//!   every downstream stage, so a crash loses no result and no outbox item:
+//!   either the group committed or its leases expire and it is done again.
 //! - Write-back is at most once per (file version, plugin version, policy
-//!   version): intent is recorded before the plugin call and completion after
-//!   it ([`proofpix_store::IdempotencyLog`]).
+//!   version): intents are recorded before the plugin call and completions
+//!   after it ([`proofpix_store::IdempotencyLog`]), a group at a time.
 //! - A file the analysis cannot read costs that file's result (its report
 //!   carries the error); the run goes on.
 //!
-//! The queue and the idempotency log are the store's traits, so a
-//! distributed mode can put NATS JetStream behind the same calls.
+//! Nothing is kept in memory for after the run: the stages downstream of
+//! `record` read their queues, so a run of a million files costs the memory of
+//! one group. [`PipelineOptions::collect_outcomes`] keeps per-file outcomes in
+//! the [`SyncReport`] for callers that print them (tests, small one-shot runs);
+//! the daemon turns it off.
 
 #![deny(missing_docs)]
 
@@ -35,7 +44,7 @@ mod convert;
 pub mod integration;
 mod sparse;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +56,8 @@ use proofpix_runtime::{
 };
 use proofpix_store::{
     AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IdempotencyLog,
-    IntegrationStatus, Lease, NewItem, NewResult, Resolution, Store, StoreError, WorkQueue,
-    WritebackKey,
+    IntegrationStatus, Lease, Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution,
+    Stage, Store, StoreError, WorkQueue, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
 };
 use time::OffsetDateTime;
 
@@ -89,59 +98,70 @@ pub struct PipelineOptions {
     /// Whether write-backs left uncertain by a crashed run are retried for
     /// plugins whose write-back is idempotent.
     pub retry_uncertain_idempotent: bool,
-    /// Which per-file outcomes a run keeps in [`SyncReport::files`]; every
-    /// file is counted in the batch either way.
-    pub retention: Retention,
-}
-
-/// Which per-file outcomes a run keeps in its report.
-///
-/// A run's memory must not grow with its size: a daemon working through a
-/// backlog of a million files keeps only what it will act on after the run
-/// (alerts, remediation candidates, failures), up to `max`. Each file's result
-/// is in the store and its counts are in the batch whatever is kept here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// Analysed files kept.
-    pub analysed: Keep,
-    /// Most outcomes kept; the rest are counted in
-    /// [`SyncReport::outcomes_dropped`].
-    pub max: usize,
-}
-
-/// Which analysed files a [`Retention`] keeps. Failed files are always kept
-/// (up to the cap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keep {
-    /// Every analysed file.
-    All,
-    /// Files at or above this risk.
-    AtLeast(proofpix_analysis::RiskLevel),
-    /// None: only failures.
-    Failures,
-}
-
-impl Retention {
-    /// Every outcome: for one-shot runs that print each file.
-    pub const ALL: Retention = Retention {
-        analysed: Keep::All,
-        max: usize::MAX,
-    };
-
-    fn keeps(&self, o: &FileOutcome) -> bool {
-        match (&o.error, &o.report) {
-            (Some(_), _) | (None, None) => true,
-            (None, Some(r)) => match self.analysed {
-                Keep::All => true,
-                Keep::AtLeast(min) => r.risk >= min,
-                Keep::Failures => false,
-            },
-        }
-    }
+    /// Keep every file's outcome in [`SyncReport::files`] (for callers that print
+    /// them). Every file is counted in the batch and recorded in the store either
+    /// way; the downstream stages never read these.
+    pub collect_outcomes: bool,
+    /// Most files recorded in one write transaction (one durability point); a
+    /// group is also the unit claimed from the queue and written back together.
+    pub group_size: usize,
 }
 
 /// Most failures listed in a batch record; `errors` counts them all.
 pub const MAX_BATCH_FAILURES: usize = 1_000;
+
+/// Files per group commit by default: large enough that one fsync is shared by many
+/// files, small enough that a group's memory (its fetched heads and reports) stays small.
+pub const DEFAULT_GROUP_SIZE: usize = 128;
+
+/// A downstream stage that receives a file's result when its risk is at least `min_risk`
+/// (a notifier's alert queue, the remediation queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRoute {
+    /// The stage queue ([`proofpix_store::stage_queue`]).
+    pub queue: String,
+    /// The lowest risk routed.
+    pub min_risk: proofpix_analysis::RiskLevel,
+}
+
+/// A downstream stage that receives the run's batch when it ends (a notifier's summaries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRoute {
+    /// The stage queue.
+    pub queue: String,
+    /// Route batches that processed no file too.
+    pub include_empty: bool,
+}
+
+/// Where a run's outbox sends results and batches, besides write-back (which the pipeline
+/// routes itself when the plugin writes back). Built once per sync by the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// Per-file routes.
+    pub files: Vec<FileRoute>,
+    /// Per-batch routes.
+    pub batches: Vec<BatchRoute>,
+}
+
+/// An outbox item: what a downstream stage receives. Serialised as JSON in the stage queue.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StageItem {
+    /// A file's result.
+    File {
+        /// The source integration.
+        source: String,
+        /// The result as the contract carries it (file, risk, findings, summary).
+        result: Box<proofpix_runtime::contract::FileResult>,
+    },
+    /// A finished batch (read back from the store by id).
+    Batch {
+        /// The source integration.
+        source: String,
+        /// The batch id.
+        batch: u64,
+    },
+}
 
 impl Default for PipelineOptions {
     fn default() -> Self {
@@ -161,7 +181,8 @@ impl Default for PipelineOptions {
             spool_dir: None,
             wait_for_retries: None,
             retry_uncertain_idempotent: true,
-            retention: Retention::ALL,
+            collect_outcomes: true,
+            group_size: DEFAULT_GROUP_SIZE,
         }
     }
 }
@@ -212,11 +233,9 @@ pub struct SyncReport {
     pub discovered: u64,
     /// Listed files already processed at the same version.
     pub unchanged: u64,
-    /// Per-file outcomes of files processed in this run, as the run's
-    /// [`Retention`] keeps them (all by default).
+    /// Per-file outcomes of files processed in this run, when
+    /// [`PipelineOptions::collect_outcomes`] is on (empty otherwise).
     pub files: Vec<FileOutcome>,
-    /// Outcomes processed but not kept in `files` (see [`Retention`]).
-    pub outcomes_dropped: u64,
     /// Items parked (failed too often) in this run.
     pub parked: u64,
     /// Known files the plugin reported removed from the platform in this run.
@@ -433,21 +452,21 @@ impl Pipeline {
         ctx: &IntegrationContext,
         mode: SyncMode,
     ) -> Result<SyncReport, PipelineError> {
-        self.sync_keeping(plugin, ctx, mode, self.options.retention)
+        self.sync_routed(plugin, ctx, mode, &Routes::default())
             .await
     }
 
-    /// [`Pipeline::sync`], keeping the outcomes `retention` says instead of
-    /// the options' default.
+    /// [`Pipeline::sync`], with the outbox routes of the downstream stages
+    /// (notifiers, remediation) the caller built for this integration.
     ///
     /// # Errors
     /// As [`Pipeline::sync`].
-    pub async fn sync_keeping(
+    pub async fn sync_routed(
         &self,
         plugin: &Plugin,
         ctx: &IntegrationContext,
         mode: SyncMode,
-        retention: Retention,
+        routes: &Routes,
     ) -> Result<SyncReport, PipelineError> {
         let started = Instant::now();
         let id = ctx.id.clone();
@@ -468,7 +487,9 @@ impl Pipeline {
         let mut run = Run {
             report: empty_report(batch),
             writeback_needed: plugin_writes_back(plugin),
-            retention,
+            routes: routes.clone(),
+            collect: self.options.collect_outcomes,
+            collected: HashMap::new(),
         };
         let result = self.run(plugin, ctx, mode, &mut run).await;
         let mut report = run.report;
@@ -479,14 +500,35 @@ impl Pipeline {
         };
         report.still_queued = depth.pending;
 
-        // Finalise the batch whatever happened; a failed run is recorded too.
+        // Finalise the batch whatever happened; a failed run is recorded too. Its
+        // summaries go to the notifiers' queues in the same transaction.
         let now = self.store.now();
         let b = &mut report.batch;
         b.finished_at = Some(now);
         b.duration = Some(report.duration);
         let batch = report.batch.clone();
-        self.blocking(move |s| s.put_batch(&batch)).await?;
-
+        let outbox: Vec<Outbound> = if result.is_ok() {
+            routes
+                .batches
+                .iter()
+                .filter(|r| r.include_empty || batch.total > 0)
+                .map(|r| Outbound {
+                    queue: r.queue.clone(),
+                    item: NewItem {
+                        dedup_key: format!("{id}#batch{}", batch.id),
+                        payload: serde_json::to_vec(&StageItem::Batch {
+                            source: id.clone(),
+                            batch: batch.id,
+                        })
+                        .unwrap_or_default(),
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.blocking(move |s| s.finish_batch(&batch, &outbox))
+            .await?;
         let (status, last_error, outcome) = match &result {
             Ok(()) => (IntegrationStatus::Healthy, None, "ok".to_string()),
             Err(PipelineError::Call(e))
@@ -615,11 +657,13 @@ impl Pipeline {
         if let Some(max_wait) = self.options.wait_for_retries {
             let deadline = Instant::now() + max_wait;
             loop {
-                let depth = {
+                let pending = {
                     let id = ctx.id.clone();
-                    self.blocking(move |s| s.depth(&id)).await?
+                    let wb = stage_queue(&id, Stage::WriteBack);
+                    self.blocking(move |s| Ok(s.depth(&id)?.pending + s.depth(&wb)?.pending))
+                        .await?
                 };
-                if depth.pending == 0 || Instant::now() >= deadline {
+                if pending == 0 || Instant::now() >= deadline {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -667,7 +711,8 @@ impl Pipeline {
         capped.mul_f64(1.0 + jitter)
     }
 
-    /// Processes every due item in the queue.
+    /// Processes every due item of the fetch queue, a group at a time, and the
+    /// write-back queue after each group.
     async fn drain(
         &self,
         session: &mut Session,
@@ -675,31 +720,33 @@ impl Pipeline {
         ctx: &IntegrationContext,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
-        let chunk = self.options.concurrency.max(1) * 4;
+        let group = self.options.group_size.max(1);
         loop {
-            let leases = {
+            let jobs = {
                 let (id, owner, lease) = (ctx.id.clone(), self.owner.clone(), self.options.lease);
-                self.blocking(move |s| s.claim(&id, &owner, chunk, lease))
-                    .await?
-            };
-            if leases.is_empty() {
-                return Ok(());
-            }
-            let mut jobs = Vec::with_capacity(leases.len());
-            for lease in leases {
-                let file: RemoteFile = match serde_json::from_slice(&lease.payload) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        let msg = format!("unreadable queue item: {e}");
-                        self.blocking(move |s| s.park(&lease, &msg)).await?;
-                        continue;
+                self.blocking(move |s| {
+                    let leases = s.claim(&id, &owner, group, lease)?;
+                    // Prior records are read in one read transaction per group.
+                    let mut jobs = Vec::with_capacity(leases.len());
+                    let mut unreadable = Vec::new();
+                    for lease in leases {
+                        match serde_json::from_slice::<RemoteFile>(&lease.payload) {
+                            Ok(file) => {
+                                let prior = s.file(&id, &file.id)?;
+                                jobs.push(Job { lease, file, prior });
+                            }
+                            Err(e) => unreadable.push((lease, e.to_string())),
+                        }
                     }
-                };
-                let prior = {
-                    let (id, rid) = (ctx.id.clone(), file.id.clone());
-                    self.blocking(move |s| s.file(&id, &rid)).await?
-                };
-                jobs.push(Job { lease, file, prior });
+                    for (lease, e) in unreadable {
+                        s.park(&lease, &format!("unreadable queue item: {e}"))?;
+                    }
+                    Ok(jobs)
+                })
+                .await?
+            };
+            if jobs.is_empty() {
+                return self.drain_writebacks(session, plugin, ctx, run).await;
             }
 
             // Download specs come from the plugin, one call each (cheap: no I/O).
@@ -754,126 +801,148 @@ impl Pipeline {
                 .collect()
                 .await;
 
-            // This chunk's outcomes live until its write-back is done, then
-            // are counted into the batch and kept only as the retention says.
-            // If the store fails part-way, what was recorded is still counted.
-            let mut outcomes = Vec::new();
-            let mut to_write = Vec::new();
-            let mut done = Ok(());
-            for a in analysed {
-                match self.record(ctx, a, run, &mut outcomes).await {
-                    Ok(Some(w)) => to_write.push(w),
-                    Ok(None) => {}
-                    Err(e) => {
-                        done = Err(e);
-                        break;
-                    }
-                }
-            }
-            if done.is_ok() && run.writeback_needed && !to_write.is_empty() {
-                done = self
-                    .write_back(session, plugin, ctx, to_write, &mut outcomes, run)
-                    .await;
-            }
-            for o in outcomes {
-                run.finish(o);
-            }
-            done?;
+            self.record(plugin, ctx, analysed, run).await?;
+            self.drain_writebacks(session, plugin, ctx, run).await?;
         }
     }
 
-    /// Stores the outcome of one job; returns what needs writing back.
+    /// Records a group of analysed files in one transaction (group commit): results, file
+    /// records, acks and the outbox items of the downstream stages.
     async fn record(
         &self,
+        plugin: &Plugin,
         ctx: &IntegrationContext,
-        a: Analysed,
+        analysed: Vec<Analysed>,
         run: &mut Run,
-        outcomes: &mut Vec<FileOutcome>,
-    ) -> Result<Option<(usize, u64)>, PipelineError> {
-        let Analysed {
-            job,
-            outcome,
-            retryable,
-            retry_after,
-        } = a;
+    ) -> Result<(), PipelineError> {
         let now = self.store.now();
-        let base = FileRecord {
-            integration: ctx.id.clone(),
-            remote_id: job.file.id.clone(),
-            version: job.file.version.clone(),
-            name: job.file.name.clone(),
-            content_hash: None,
-            last_result: job.prior.as_ref().and_then(|p| p.last_result),
-            status: FileStatus::Analysed,
-            attempts: job.lease.attempt,
-            last_error: None,
-            updated_at: now,
-        };
-        let retried = job.lease.attempt > 1;
-        match outcome {
-            Ok((report, fetched)) => {
-                let new = NewResult {
-                    integration: ctx.id.clone(),
-                    remote_id: job.file.id.clone(),
-                    file_version: job.file.version.clone(),
-                    risk: report.risk.as_str().to_string(),
-                    score: u32::from(report.score),
-                    report_json: report.to_json(&job.file.name).to_string(),
-                };
-                let lease = job.lease.clone();
-                let file = base.clone();
-                let result_id = self
-                    .blocking(move |s| s.complete_item(&lease, &file, Some(new)))
-                    .await;
-                let result_id = match result_id {
-                    Ok(id) => id,
-                    // Another worker took the item over after our lease expired:
-                    // it records the result; this copy is dropped.
-                    Err(PipelineError::Store(StoreError::LeaseLost { .. })) => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                self.emit(Progress::File {
-                    integration: ctx.id.clone(),
-                    remote_id: job.file.id.clone(),
-                    risk: Some(report.risk),
-                    error: None,
-                });
-                outcomes.push(FileOutcome {
-                    file: job.file,
-                    report: Some(report),
-                    result_id,
-                    written_back: false,
-                    error: None,
-                    bytes_fetched: fetched,
-                    retried,
-                });
-                Ok(result_id.map(|rid| (outcomes.len() - 1, rid)))
-            }
-            Err(error) => {
-                let lease = job.lease.clone();
-                let file = base;
-                let outcome = if retryable {
+        let analysed_at = now_rfc3339();
+        let writeback_queue = stage_queue(&ctx.id, Stage::WriteBack);
+        let mut records = Vec::with_capacity(analysed.len());
+        let mut pending = Vec::with_capacity(analysed.len());
+        for a in analysed {
+            let Analysed {
+                job,
+                outcome,
+                retryable,
+                retry_after,
+            } = a;
+            let base = FileRecord {
+                integration: ctx.id.clone(),
+                remote_id: job.file.id.clone(),
+                version: job.file.version.clone(),
+                name: job.file.name.clone(),
+                content_hash: None,
+                last_result: job.prior.as_ref().and_then(|p| p.last_result),
+                status: FileStatus::Analysed,
+                attempts: job.lease.attempt,
+                last_error: None,
+                updated_at: now,
+            };
+            let record = match &outcome {
+                Ok((report, _)) => {
+                    let new = NewResult {
+                        integration: ctx.id.clone(),
+                        remote_id: job.file.id.clone(),
+                        file_version: job.file.version.clone(),
+                        risk: report.risk.as_str().to_string(),
+                        score: u32::from(report.score),
+                        report_json: report.to_json(&job.file.name).to_string(),
+                    };
+                    let result = file_result(&job.file, report, &analysed_at);
+                    let dedup = format!(
+                        "{}@{}#{}",
+                        job.file.id, job.file.version, report.policy_version
+                    );
+                    let payload = serde_json::to_vec(&StageItem::File {
+                        source: ctx.id.clone(),
+                        result: Box::new(result),
+                    })
+                    .unwrap_or_default();
+                    let mut outbox = Vec::new();
+                    if run.writeback_needed {
+                        outbox.push(Outbound {
+                            queue: writeback_queue.clone(),
+                            item: NewItem {
+                                dedup_key: dedup.clone(),
+                                payload: payload.clone(),
+                            },
+                        });
+                    }
+                    for route in &run.routes.files {
+                        if report.risk >= route.min_risk {
+                            outbox.push(Outbound {
+                                queue: route.queue.clone(),
+                                item: NewItem {
+                                    dedup_key: format!("{}:{dedup}", ctx.id),
+                                    payload: payload.clone(),
+                                },
+                            });
+                        }
+                    }
+                    Record::Done {
+                        lease: job.lease.clone(),
+                        file: base,
+                        result: Some(new),
+                        outbox,
+                    }
+                }
+                Err(error) if retryable => {
                     // Never sooner than the platform's Retry-After.
                     let wait = self
                         .backoff(job.lease.attempt)
                         .max(retry_after.unwrap_or_default());
-                    let retry_at = now + wait;
-                    let msg = error.clone();
-                    self.blocking(move |s| s.fail_item(&lease, &file, retry_at, &msg))
-                        .await?
-                } else {
-                    let msg = error.clone();
-                    let mut file = file;
-                    file.status = FileStatus::Parked;
-                    file.last_error = Some(msg.clone());
-                    self.blocking(move |s| {
-                        s.park(&lease, &msg)?;
-                        s.put_file(&file)
-                    })
-                    .await?;
-                    proofpix_store::Nacked::Parked
-                };
-                if outcome == proofpix_store::Nacked::Parked {
+                    Record::Retry {
+                        lease: job.lease.clone(),
+                        file: base,
+                        retry_at: now + wait,
+                        error: error.clone(),
+                    }
+                }
+                Err(error) => Record::Park {
+                    lease: job.lease.clone(),
+                    file: base,
+                    error: error.clone(),
+                },
+            };
+            records.push(record);
+            pending.push((job, outcome));
+        }
+        let recorded = self.blocking(move |s| s.record_group(&records)).await?;
+        for ((job, outcome), done) in pending.into_iter().zip(recorded) {
+            let retried = job.lease.attempt > 1;
+            match (done, outcome) {
+                // Another worker took the item over after our lease expired: it records the
+                // result; this copy is dropped.
+                (Recorded::LeaseLost, _) => {}
+                (Recorded::Done(result_id), Ok((report, fetched))) => {
+                    self.emit(Progress::File {
+                        integration: ctx.id.clone(),
+                        remote_id: job.file.id.clone(),
+                        risk: Some(report.risk),
+                        error: None,
+                    });
+                    run.finish(FileOutcome {
+                        file: job.file,
+                        report: Some(report),
+                        result_id,
+                        written_back: false,
+                        error: None,
+                        bytes_fetched: fetched,
+                        retried,
+                    });
+                }
+                (Recorded::Nacked(Nacked::RetryAt(_)), _) => {
+                    run.report.retries += 1;
+                    self.emit(Progress::Retry {
+                        integration: ctx.id.clone(),
+                    });
+                }
+                (_, outcome) => {
+                    let error = match outcome {
+                        Err(e) => e,
+                        Ok(_) => "not recorded".to_string(),
+                    };
                     run.report.parked += 1;
                     self.emit(Progress::File {
                         integration: ctx.id.clone(),
@@ -881,7 +950,7 @@ impl Pipeline {
                         risk: None,
                         error: Some(error.clone()),
                     });
-                    outcomes.push(FileOutcome {
+                    run.finish(FileOutcome {
                         file: job.file,
                         report: None,
                         result_id: None,
@@ -890,15 +959,11 @@ impl Pipeline {
                         bytes_fetched: 0,
                         retried,
                     });
-                } else {
-                    run.report.retries += 1;
-                    self.emit(Progress::Retry {
-                        integration: ctx.id.clone(),
-                    });
                 }
-                Ok(None)
             }
         }
+        let _ = plugin;
+        Ok(())
     }
 
     /// Fetches what the analysis needs and analyses it.
@@ -1038,122 +1103,178 @@ impl Pipeline {
             .map_err(|e| (format!("analysis task failed: {e}"), false))
     }
 
-    /// Writes back results in the plugin's batch size, at most once each.
-    async fn write_back(
+    /// The write-back stage: drains the integration's write-back queue a group at a time,
+    /// at most once per key. Intents for a group are recorded in one transaction before the
+    /// plugin calls (in the plugin's batch size) and completions in one after them.
+    async fn drain_writebacks(
         &self,
         session: &mut Session,
         plugin: &Plugin,
         ctx: &IntegrationContext,
-        done: Vec<(usize, u64)>,
-        files: &mut [FileOutcome],
         run: &mut Run,
     ) -> Result<(), PipelineError> {
+        if !run.writeback_needed {
+            return Ok(());
+        }
+        let queue = stage_queue(&ctx.id, Stage::WriteBack);
+        let group = self.options.group_size.max(1);
         let batch_size = plugin.info().write_back_batch_size.max(1) as usize;
-        let analysed_at = now_rfc3339();
-        for chunk in done.chunks(batch_size) {
-            let mut send = Vec::new();
-            for &(idx, _) in chunk {
-                let Some(outcome) = files.get(idx) else {
-                    continue;
-                };
-                let Some(report) = &outcome.report else {
-                    continue;
-                };
-                let key = writeback_key(ctx, plugin, &outcome.file, report);
-                let k = key.clone();
-                match self.blocking(move |s| s.begin_writeback(&k)).await? {
-                    Begin::Proceed => send.push((idx, key)),
-                    Begin::AlreadyDone { .. } => {
-                        let file = written_record(self.store.now(), ctx, outcome);
-                        self.blocking(move |s| s.put_file(&file)).await?;
+        let plugin_version = plugin.info().version.clone();
+        loop {
+            let (items, keys, begins) = {
+                let (queue, owner, lease) = (queue.clone(), self.owner.clone(), self.options.lease);
+                let (id, plugin_version) = (ctx.id.clone(), plugin_version.clone());
+                self.blocking(move |s| {
+                    let leases = s.claim(&queue, &owner, group, lease)?;
+                    let mut items = Vec::with_capacity(leases.len());
+                    for lease in leases {
+                        match serde_json::from_slice::<StageItem>(&lease.payload) {
+                            Ok(StageItem::File { result, .. }) => items.push((lease, *result)),
+                            Ok(StageItem::Batch { .. }) => {
+                                s.park(&lease, "not a write-back item")?;
+                            }
+                            Err(e) => s.park(&lease, &format!("unreadable queue item: {e}"))?,
+                        }
                     }
-                    Begin::InFlight { .. } => {}
-                    Begin::Uncertain { .. } => run.report.uncertain += 1,
-                }
-            }
-            if send.is_empty() {
-                continue;
-            }
-            let results: Vec<_> = send
-                .iter()
-                .filter_map(|(idx, _)| files.get(*idx))
-                .filter_map(|o| {
-                    o.report
-                        .as_ref()
-                        .map(|r| file_result(&o.file, r, &analysed_at))
-                })
-                .collect();
-            let mut attempt = 0u32;
-            let outcomes = loop {
-                attempt += 1;
-                if session.is_poisoned() {
-                    *session = plugin.session(ctx).await?;
-                }
-                match session.write_back(&results).await {
-                    Ok(o) => break Ok(o),
-                    Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
-                        run.report.retries += 1;
-                        tokio::time::sleep(
-                            e.retry_after().unwrap_or_else(|| self.backoff(attempt)),
-                        )
-                        .await;
-                    }
-                    Err(e) => break Err(e),
-                }
-            };
-            match outcomes {
-                Ok(outcomes) => {
-                    let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
+                    let keys: Vec<WritebackKey> = items
                         .iter()
-                        .map(|o| (o.file_id.as_str(), &o.outcome))
+                        .map(|(_, r)| WritebackKey {
+                            integration: id.clone(),
+                            remote_id: r.file.id.clone(),
+                            file_version: r.file.version.clone(),
+                            plugin_version: plugin_version.clone(),
+                            policy_version: r.policy_version.clone(),
+                        })
                         .collect();
-                    for (idx, key) in send {
-                        let completion = match by_id.get(key.remote_id.as_str()) {
-                            Some(Ok(())) => Completion::Written,
-                            Some(Err(e)) => Completion::Failed {
-                                error: proofpix_runtime::describe_plugin_error(e),
-                            },
-                            None => Completion::Failed {
-                                error: "the plugin reported no outcome for this file".into(),
-                            },
-                        };
-                        let Some(outcome) = files.get_mut(idx) else {
-                            continue;
-                        };
-                        let mut file = written_record(self.store.now(), ctx, outcome);
-                        if let Completion::Failed { error } = &completion {
-                            file.status = FileStatus::Analysed;
-                            file.last_error = Some(format!("write-back failed: {error}"));
-                            outcome.error = Some(format!("write-back failed: {error}"));
-                        } else {
-                            outcome.written_back = true;
-                            self.emit(Progress::WrittenBack {
-                                integration: ctx.id.clone(),
-                                remote_id: outcome.file.id.clone(),
+                    let begins = s.begin_writebacks(&keys)?;
+                    Ok((items, keys, begins))
+                })
+                .await?
+            };
+            if items.is_empty() {
+                return Ok(());
+            }
+            let now = self.store.now();
+            let mut ends: Vec<WritebackDone> = Vec::with_capacity(items.len());
+            let mut send = Vec::new();
+            for (((lease, result), key), begin) in items.into_iter().zip(keys).zip(begins) {
+                let end = match begin {
+                    Begin::Proceed => {
+                        send.push((lease, result, key));
+                        continue;
+                    }
+                    Begin::AlreadyDone { .. } => WritebackEnd::AlreadyDone,
+                    Begin::InFlight { .. } => WritebackEnd::Later {
+                        at: now + self.options.retry_base,
+                        reason: "another task of this run is writing it back".into(),
+                    },
+                    Begin::Uncertain { since } => {
+                        run.report.uncertain += 1;
+                        WritebackEnd::Parked {
+                            reason: format!(
+                                "a write-back begun at {since} was interrupted by a crash and may or may not have landed; resolve it, then requeue"
+                            ),
+                        }
+                    }
+                };
+                ends.push(WritebackDone { lease, key, end });
+            }
+            for chunk in send.chunks(batch_size) {
+                let results: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
+                let mut attempt = 0u32;
+                let outcome = loop {
+                    attempt += 1;
+                    if session.is_poisoned() {
+                        *session = plugin.session(ctx).await?;
+                    }
+                    match session.write_back(&results).await {
+                        Ok(o) => break Ok(o),
+                        Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
+                            run.report.retries += 1;
+                            tokio::time::sleep(
+                                e.retry_after().unwrap_or_else(|| self.backoff(attempt)),
+                            )
+                            .await;
+                        }
+                        Err(e) => break Err(e),
+                    }
+                };
+                let now = self.store.now();
+                match outcome {
+                    Ok(outcomes) => {
+                        let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
+                            .iter()
+                            .map(|o| (o.file_id.as_str(), &o.outcome))
+                            .collect();
+                        for (lease, _, key) in chunk {
+                            let end = match by_id.get(key.remote_id.as_str()) {
+                                Some(Ok(())) => WritebackEnd::Written,
+                                Some(Err(e)) => {
+                                    let error = proofpix_runtime::describe_plugin_error(e);
+                                    match e {
+                                        PluginError::Transient(_) | PluginError::RateLimited(_) => {
+                                            let wait = self.backoff(lease.attempt).max(match e {
+                                                PluginError::RateLimited(r) => r
+                                                    .retry_after_ms
+                                                    .map(Duration::from_millis)
+                                                    .unwrap_or_default(),
+                                                _ => Duration::ZERO,
+                                            });
+                                            WritebackEnd::Retry {
+                                                at: now + wait,
+                                                error,
+                                            }
+                                        }
+                                        _ => WritebackEnd::Failed { error },
+                                    }
+                                }
+                                None => WritebackEnd::Retry {
+                                    at: now + self.backoff(lease.attempt),
+                                    error: "the plugin reported no outcome for this file".into(),
+                                },
+                            };
+                            ends.push(WritebackDone {
+                                lease: lease.clone(),
+                                key: key.clone(),
+                                end,
                             });
                         }
-                        self.blocking(move |s| {
-                            s.complete_writeback_with_file(&key, &completion, &file)
-                        })
-                        .await?;
                     }
-                }
-                Err(e) => {
-                    // The whole call failed: nothing was written (the plugin
-                    // reports per-file outcomes when some succeed).
-                    let msg = e.to_string();
-                    for (idx, key) in send {
-                        let completion = Completion::Failed { error: msg.clone() };
-                        self.blocking(move |s| s.complete_writeback(&key, &completion))
-                            .await?;
-                        if let Some(o) = files.get_mut(idx) {
-                            o.error = Some(format!("write-back failed: {msg}"));
+                    Err(e) => {
+                        // The whole call failed: nothing was written (the plugin reports
+                        // per-file outcomes when some succeed).
+                        let error = e.to_string();
+                        for (lease, _, key) in chunk {
+                            let end = if e.is_retryable() {
+                                let wait = self
+                                    .backoff(lease.attempt)
+                                    .max(e.retry_after().unwrap_or_default());
+                                WritebackEnd::Retry {
+                                    at: now + wait,
+                                    error: error.clone(),
+                                }
+                            } else {
+                                WritebackEnd::Failed {
+                                    error: error.clone(),
+                                }
+                            };
+                            ends.push(WritebackDone {
+                                lease: lease.clone(),
+                                key: key.clone(),
+                                end,
+                            });
                         }
                     }
+                }
+            }
+            let group: Vec<WritebackDone> = ends.clone();
+            let held = self.blocking(move |s| s.finish_writebacks(&group)).await?;
+            for (w, held) in ends.into_iter().zip(held) {
+                if held {
+                    run.written(ctx, self, &w);
                 }
             }
         }
-        Ok(())
     }
 
     /// Write-backs a crashed run left uncertain: retried for plugins whose
@@ -1218,12 +1339,15 @@ impl Pipeline {
 struct Run {
     report: SyncReport,
     writeback_needed: bool,
-    retention: Retention,
+    routes: Routes,
+    /// Keep outcomes in `report.files`.
+    collect: bool,
+    /// Index in `report.files` by remote id, for marking write-backs.
+    collected: HashMap<String, usize>,
 }
 
 impl Run {
-    /// Counts a file's final outcome into the batch and keeps it if the
-    /// retention says so.
+    /// Counts a file's outcome into the batch (and keeps it when collecting).
     fn finish(&mut self, f: FileOutcome) {
         let b = &mut self.report.batch;
         b.total += 1;
@@ -1249,10 +1373,50 @@ impl Run {
         if let Some(rid) = f.result_id {
             b.result_ids.push(rid);
         }
-        if self.retention.keeps(&f) && self.report.files.len() < self.retention.max {
+        if self.collect {
+            self.collected
+                .insert(f.file.id.clone(), self.report.files.len());
             self.report.files.push(f);
-        } else {
-            self.report.outcomes_dropped += 1;
+        }
+    }
+
+    /// Counts a finished write-back: a written file is reported, a failed one counts as an
+    /// error of the batch (its analysis is still counted in the risk figures).
+    fn written(&mut self, ctx: &IntegrationContext, pipeline: &Pipeline, w: &WritebackDone) {
+        let outcome = self
+            .collected
+            .get(&w.key.remote_id)
+            .and_then(|i| self.report.files.get_mut(*i));
+        match &w.end {
+            WritebackEnd::Written | WritebackEnd::AlreadyDone => {
+                if let Some(o) = outcome {
+                    o.written_back = true;
+                }
+                if matches!(w.end, WritebackEnd::Written) {
+                    pipeline.emit(Progress::WrittenBack {
+                        integration: ctx.id.clone(),
+                        remote_id: w.key.remote_id.clone(),
+                    });
+                }
+            }
+            WritebackEnd::Retry { error, .. }
+            | WritebackEnd::Failed { error }
+            | WritebackEnd::Parked { reason: error } => {
+                let error = format!("write-back failed: {error}");
+                if let Some(o) = outcome {
+                    o.error = Some(error.clone());
+                }
+                let b = &mut self.report.batch;
+                b.ok = b.ok.saturating_sub(1);
+                b.errors += 1;
+                if b.failures.len() < MAX_BATCH_FAILURES {
+                    b.failures.push(proofpix_store::BatchFailure {
+                        remote_id: w.key.remote_id.clone(),
+                        error,
+                    });
+                }
+            }
+            WritebackEnd::Later { .. } => {}
         }
     }
 }
@@ -1263,7 +1427,6 @@ fn empty_report(batch: BatchRecord) -> SyncReport {
         discovered: 0,
         unchanged: 0,
         files: Vec::new(),
-        outcomes_dropped: 0,
         parked: 0,
         removed: 0,
         uncertain: 0,
@@ -1288,36 +1451,6 @@ fn plugin_writes_back(plugin: &Plugin) -> bool {
 /// repeating it after a crash is harmless.
 fn plugin_writeback_is_idempotent(plugin: &Plugin) -> bool {
     plugin.info().write_back_idempotent
-}
-
-fn writeback_key(
-    ctx: &IntegrationContext,
-    plugin: &Plugin,
-    file: &RemoteFile,
-    report: &Report,
-) -> WritebackKey {
-    WritebackKey {
-        integration: ctx.id.clone(),
-        remote_id: file.id.clone(),
-        file_version: file.version.clone(),
-        plugin_version: plugin.info().version.clone(),
-        policy_version: report.policy_version.clone(),
-    }
-}
-
-fn written_record(now: OffsetDateTime, ctx: &IntegrationContext, o: &FileOutcome) -> FileRecord {
-    FileRecord {
-        integration: ctx.id.clone(),
-        remote_id: o.file.id.clone(),
-        version: o.file.version.clone(),
-        name: o.file.name.clone(),
-        content_hash: None,
-        last_result: o.result_id,
-        status: FileStatus::Written,
-        attempts: 0,
-        last_error: None,
-        updated_at: now,
-    }
 }
 
 /// Marks the known files among `removed` as [`FileStatus::Removed`]; returns how many changed.

@@ -444,7 +444,9 @@ pub fn resume(state: &AppState) -> Result<Vec<String>, proofpix_store::StoreErro
     }
     let mut resumed = Vec::new();
     for r in store.integrations()? {
-        if store.depth(&r.id)?.pending > 0 {
+        // Work in the fetch queue, or results an interrupted run recorded but did not write back.
+        let writeback = proofpix_store::stage_queue(&r.id, proofpix_store::Stage::WriteBack);
+        if store.depth(&r.id)?.pending > 0 || store.depth(&writeback)?.pending > 0 {
             state.trigger(&r.id, SyncMode::QueueOnly, "resume");
             resumed.push(r.id);
         }
@@ -481,6 +483,21 @@ pub async fn serve(
             }
         })
     };
+    // The notify stage: alerts and summaries wait in each notifier's queue until the
+    // subscription's window passes; runs deliver what is due when they end, and this delivers
+    // what comes due between runs.
+    let notifier = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if state.inner.shutting_down.load(Ordering::SeqCst) {
+                    break;
+                }
+                state.host().deliver_notifications(false).await;
+            }
+        })
+    };
     let retention = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -505,6 +522,7 @@ pub async fn serve(
         })
         .await;
     ticker.abort();
+    notifier.abort();
     retention.abort();
     let deadline = state.config().drain_timeout();
     if state.drain(deadline).await {

@@ -28,7 +28,9 @@ use proofpix_analysis::RiskLevel;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
 use proofpix_pipeline::integration::{GRANT_KEY, context_for, grant_of, set_grant};
-use proofpix_pipeline::{Keep, Pipeline, PipelineOptions, Retention, SyncMode, SyncReport};
+use proofpix_pipeline::{
+    BatchRoute, FileRoute, Pipeline, PipelineOptions, Routes, SyncMode, SyncReport,
+};
 use proofpix_policy::{Limits, OperatorGrant};
 use proofpix_runtime::contract::{AuthScheme as WitScheme, Capability, FieldKind, PluginInfo};
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
@@ -72,27 +74,7 @@ pub struct HostOptions {
     /// The data directory: installed plugins (`plugins/`) and trusted keys
     /// (`trust/`) live there. `None` keeps plugins in memory only.
     pub data_dir: Option<PathBuf>,
-    /// Which per-file outcomes a sync keeps in memory until it ends.
-    pub retention: OutcomeRetention,
 }
-
-/// Which per-file outcomes of a sync the host keeps in memory until the run ends (every
-/// file's result is in the store and counted in its batch either way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutcomeRetention {
-    /// Every outcome, in [`SyncReport::files`]: one-shot runs and tests that look at each file.
-    All,
-    /// Only what the host acts on after the run, up to `max` files: failures, files that raise
-    /// an alert for a subscribed notifier, and files under the integration's remediation
-    /// policy. The daemon's choice, so that a run's memory does not grow with its backlog.
-    Actionable {
-        /// Most outcomes kept per run.
-        max: usize,
-    },
-}
-
-/// The daemon's cap on the outcomes a run keeps ([`OutcomeRetention::Actionable`]).
-pub const DEFAULT_MAX_KEPT_OUTCOMES: usize = 5_000;
 
 impl Default for HostOptions {
     fn default() -> Self {
@@ -106,7 +88,6 @@ impl Default for HostOptions {
             first_party_plugins: true,
             trust_development_build: false,
             data_dir: None,
-            retention: OutcomeRetention::All,
         }
     }
 }
@@ -790,18 +771,19 @@ impl Host {
                 ),
             });
         }
-        let retention = self.retention_for(id);
+        let routes = self.routes_for(id);
         let outcome = self
             .pipeline
-            .sync_keeping(&plugin, &ctx, mode, retention)
+            .sync_routed(&plugin, &ctx, mode, &routes)
             .await;
         if let Some(action) = self.check_plugin_health(&plugin.info().id).await {
             tracing::error!(plugin = %plugin.label(), "circuit breaker: {action}");
         }
         match outcome {
             Ok(report) => {
-                self.notify_event(id, NotifyEvent::Completed(Box::new(report.clone())))
-                    .await;
+                // Alerts and summaries went to the notifiers' queues with the results; what is
+                // due (per each subscription's window) is delivered now.
+                self.deliver_notifications(false).await;
                 Ok(report)
             }
             Err(e) => {
@@ -812,31 +794,41 @@ impl Host {
         }
     }
 
-    /// What a sync of `id` keeps of its outcomes: with [`OutcomeRetention::Actionable`], files
-    /// at or above the lowest risk a subscribed notifier or the remediation policy acts on.
-    fn retention_for(&self, id: &str) -> Retention {
-        let max = match self.options.retention {
-            OutcomeRetention::All => return Retention::ALL,
-            OutcomeRetention::Actionable { max } => max,
-        };
-        let remediation = self.remediation_policy(id).ok().flatten().map(|p| {
+    /// Where a sync of `id` sends its results besides write-back, built once per sync: the
+    /// alert and summary queues of the notifiers subscribed to it, and its remediation queue
+    /// when it has a policy.
+    fn routes_for(&self, id: &str) -> Routes {
+        let mut routes = Routes::default();
+        for (notifier, subs) in self.notifiers(id) {
+            let queue = proofpix_store::stage_queue(&notifier, proofpix_store::Stage::Notify);
+            if subs.wants(id, "high-risk") {
+                routes.files.push(FileRoute {
+                    queue: queue.clone(),
+                    min_risk: subs.min_risk_level(),
+                });
+            }
+            if subs.wants(id, "batch-completed") {
+                routes.batches.push(BatchRoute {
+                    queue,
+                    include_empty: subs.empty_batches,
+                });
+            }
+        }
+        if let Ok(Some(policy)) = self.remediation_policy(id) {
             use proofpix_policy::RiskThreshold as T;
-            match p.min_risk {
+            let min_risk = match policy.min_risk {
                 T::None => RiskLevel::None,
                 T::Low => RiskLevel::Low,
                 T::Medium => RiskLevel::Medium,
                 T::High => RiskLevel::High,
                 T::Critical => RiskLevel::Critical,
-            }
-        });
-        let floor = [self.alert_floor(id), remediation]
-            .into_iter()
-            .flatten()
-            .min();
-        Retention {
-            analysed: floor.map_or(Keep::Failures, Keep::AtLeast),
-            max,
+            };
+            routes.files.push(FileRoute {
+                queue: proofpix_store::stage_queue(id, proofpix_store::Stage::Remediate),
+                min_risk,
+            });
         }
+        routes
     }
 
     /// The pipeline.

@@ -1,26 +1,39 @@
-//! Routing run outcomes to notifier integrations.
+//! The notify stage: alerts and summaries for notifier integrations.
 //!
 //! A notifier integration (Slack, Teams, a webhook) says what it wants in its
 //! subscriptions: which source integrations, which events, the lowest risk
-//! worth an alert, and whether high-risk files of one run are sent one by
-//! one or as one digest (a run with 500 risky files then sends one message,
-//! not 500). Delivery honours the platform's Retry-After and retries
-//! transient failures a few times; every delivery is an audit entry.
+//! worth an alert, whether alerts are sent one by one or as a digest, and the
+//! window a digest covers. A source's sync routes each risky result and its
+//! finished batch into the notifier's queue (`<notifier>/notify`) in the same
+//! transaction that records them, so nothing waits in memory for the run to
+//! end. This stage drains each queue when its window has passed: one digest per
+//! window across however many runs fed it (and one summary per source), never a
+//! summary for a run that processed nothing unless the subscription asks.
+//! Delivery honours the platform's Retry-After and retries transient failures a
+//! few times; a message that still fails goes back to the queue for a later
+//! try (and is parked after the store's attempt limit); every delivery is an
+//! audit entry.
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use proofpix_analysis::RiskLevel;
-use proofpix_pipeline::{SyncReport, file_result, now_rfc3339, risk_to_contract};
+use proofpix_pipeline::{StageItem, risk_to_contract};
 use proofpix_runtime::contract::{BatchSummary, Capability, FileAlert, Notification, Problem};
-use proofpix_store::{AuditEvent, IntegrationStatus};
+use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, WorkQueue, stage_queue};
 use serde::{Deserialize, Serialize};
 
 use crate::Host;
 
 /// Config key of a notifier integration's subscriptions (JSON).
 pub const SUBSCRIPTIONS_KEY: &str = "subscriptions";
-/// Alerts per digest message; a larger run sends several digests.
+/// Alerts per digest message; a larger window sends several digests.
 const MAX_ALERTS_PER_DIGEST: usize = 50;
+/// Queue items the stage takes at once for one notifier.
+const NOTIFY_GROUP: usize = 500;
+/// How long a notification that could not be delivered waits before the next try.
+const REDELIVER_AFTER: Duration = Duration::from_secs(60);
 /// Delivery attempts per notification.
 const DELIVERY_ATTEMPTS: u32 = 4;
 /// Longest wait for a Retry-After during delivery.
@@ -39,9 +52,18 @@ pub struct Subscriptions {
     /// Lowest file risk that raises an alert: `medium`, `high` or `critical`.
     #[serde(default = "default_min_risk")]
     pub min_risk: String,
-    /// Send a run's alerts as one digest instead of one message per file.
+    /// Send alerts as digests (up to 50 files a message) instead of one message per file.
     #[serde(default)]
     pub digest: bool,
+    /// Seconds an alert or summary may wait so that later ones join it: one digest (and one
+    /// summary per source) per window, across runs. 0, the default, delivers when the run
+    /// that found it ends.
+    #[serde(default)]
+    pub window_secs: u64,
+    /// Send a batch summary for runs that processed no file too (default: only runs that
+    /// did something).
+    #[serde(default)]
+    pub empty_batches: bool,
     /// A dashboard link to put in batch summaries.
     #[serde(default)]
     pub dashboard_url: Option<String>,
@@ -69,23 +91,29 @@ impl Default for Subscriptions {
             events: default_events(),
             min_risk: default_min_risk(),
             digest: false,
+            window_secs: 0,
+            empty_batches: false,
             dashboard_url: None,
         }
     }
 }
 
 impl Subscriptions {
-    fn wants(&self, source: &str, event: &str) -> bool {
+    pub(crate) fn wants(&self, source: &str, event: &str) -> bool {
         self.sources.iter().any(|s| s == "*" || s == source)
             && self.events.iter().any(|e| e == event)
     }
+
+    /// The lowest risk that raises an alert (`min_risk`; an unknown word reads as high).
+    pub fn min_risk_level(&self) -> RiskLevel {
+        RiskLevel::parse(&self.min_risk).unwrap_or(RiskLevel::High)
+    }
 }
 
-/// Something a source integration's run produced.
+/// A failure a source integration's run reports at once (results and summaries go through
+/// the notify queues instead).
 #[derive(Debug, Clone)]
 pub enum NotifyEvent {
-    /// A run finished.
-    Completed(Box<SyncReport>),
     /// A run failed.
     Failed(String),
     /// The integration cannot run (credentials, config).
@@ -96,31 +124,35 @@ impl Host {
     /// Sends `event` of `source` to every notifier integration subscribed to
     /// it. Failures are logged and audited; they never fail the run.
     pub(crate) async fn notify_event(&self, source: &str, event: NotifyEvent) {
-        let platform = self
-            .store
-            .integration(source)
-            .ok()
-            .flatten()
-            .and_then(|r| self.plugin(&r.plugin_id))
-            .map(|p| p.info().platform.clone())
-            .unwrap_or_default();
         for (notifier, subs) in self.notifiers(source) {
-            let messages = messages_for(source, &platform, &event, &subs);
+            let messages: Vec<_> = messages_for(source, &event, &subs)
+                .into_iter()
+                .map(|(k, m)| (k, m, source.to_string()))
+                .collect();
             if messages.is_empty() {
                 continue;
             }
-            self.deliver(&notifier, source, messages).await;
+            self.deliver(&notifier, messages).await;
         }
     }
 
-    /// The enabled notifier integrations other than `source`, with their subscriptions. A
+    /// The enabled notifier integrations subscribed to `source` (a notifier that is also a
+    /// source, like Slack, hears about its own files too), with their subscriptions. A
     /// notifier whose stored subscriptions do not parse is logged and left out.
-    fn notifiers(&self, source: &str) -> Vec<(String, Subscriptions)> {
+    pub(crate) fn notifiers(&self, source: &str) -> Vec<(String, Subscriptions)> {
+        self.all_notifiers()
+            .into_iter()
+            .filter(|(_, subs)| subs.sources.iter().any(|s| s == "*" || s == source))
+            .collect()
+    }
+
+    /// Every enabled notifier integration with its subscriptions.
+    fn all_notifiers(&self) -> Vec<(String, Subscriptions)> {
         let Ok(records) = self.store.integrations() else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for record in records.into_iter().filter(|r| r.enabled && r.id != source) {
+        for record in records.into_iter().filter(|r| r.enabled) {
             let Some(plugin) = self.plugin(&record.plugin_id) else {
                 continue;
             };
@@ -142,22 +174,203 @@ impl Host {
         out
     }
 
-    /// The lowest risk that raises an alert about `source` for some enabled notifier, if any
-    /// notifier wants its high-risk alerts.
-    pub(crate) fn alert_floor(&self, source: &str) -> Option<RiskLevel> {
-        self.notifiers(source)
-            .into_iter()
-            .filter(|(_, subs)| subs.wants(source, "high-risk"))
-            .map(|(_, subs)| RiskLevel::parse(&subs.min_risk).unwrap_or(RiskLevel::High))
-            .min()
+    /// The notify stage: for every notifier whose queue holds something due (its oldest item
+    /// has waited the subscription's window, or at once with `flush`), delivers the queued
+    /// alerts as digests or single messages and the queued batches as one summary per
+    /// source, then acks what was delivered. Failures are logged and audited, never raised.
+    pub async fn deliver_notifications(&self, flush: bool) {
+        for (notifier, subs) in self.all_notifiers() {
+            if let Err(e) = self.drain_notifier(&notifier, &subs, flush).await {
+                tracing::error!(integration = %notifier, "notifications not delivered: {e}");
+            }
+        }
     }
 
+    async fn drain_notifier(
+        &self,
+        notifier: &str,
+        subs: &Subscriptions,
+        flush: bool,
+    ) -> Result<(), crate::ServiceError> {
+        let queue = stage_queue(notifier, Stage::Notify);
+        let q = queue.clone();
+        let Some(oldest) = self.blocking(move |s| s.earliest_due(&q)).await? else {
+            return Ok(());
+        };
+        let now = self.store.now();
+        let window = Duration::from_secs(subs.window_secs);
+        if !flush && oldest > now - window {
+            return Ok(());
+        }
+        let owner = format!("notify-{}", std::process::id());
+        loop {
+            let (q, o) = (queue.clone(), owner.clone());
+            let leases = self
+                .blocking(move |s| s.claim(&q, &o, NOTIFY_GROUP, Duration::from_secs(300)))
+                .await?;
+            if leases.is_empty() {
+                return Ok(());
+            }
+            let messages = self.notify_messages(subs, leases).await?;
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            let outcomes = self
+                .deliver(
+                    notifier,
+                    messages
+                        .iter()
+                        .map(|(k, m, _, source)| (*k, m.clone(), source.clone()))
+                        .collect(),
+                )
+                .await;
+            for ((_, _, leases, _), ok) in messages.into_iter().zip(outcomes) {
+                if ok {
+                    done.extend(leases);
+                } else {
+                    failed.extend(leases);
+                }
+            }
+            let again = self.store.now() + REDELIVER_AFTER;
+            let stop = !failed.is_empty();
+            self.blocking(move |s| {
+                for l in &done {
+                    s.ack(l)?;
+                }
+                for l in &failed {
+                    s.nack(l, again, "the notifier did not accept the message")?;
+                }
+                Ok(())
+            })
+            .await?;
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The messages for a group of queued items, each with the leases it covers. Items of
+    /// sources the subscription no longer covers, or below its current risk floor, are
+    /// acknowledged without a message (they ride along with the first message, or alone).
+    async fn notify_messages(
+        &self,
+        subs: &Subscriptions,
+        leases: Vec<Lease>,
+    ) -> Result<Vec<QueuedMessage>, crate::ServiceError> {
+        let min = subs.min_risk_level();
+        let mut alerts: Vec<(FileAlert, Lease)> = Vec::new();
+        let mut batches: BTreeMap<String, Vec<(u64, Lease)>> = BTreeMap::new();
+        let mut dropped = Vec::new();
+        for lease in leases {
+            match serde_json::from_slice::<StageItem>(&lease.payload) {
+                Ok(StageItem::File { source, result })
+                    if subs.wants(&source, "high-risk")
+                        && RiskLevel::parse(risk_word(result.risk)).is_some_and(|r| r >= min) =>
+                {
+                    alerts.push((
+                        FileAlert {
+                            integration: source,
+                            file: result.file,
+                            risk: result.risk,
+                            score: result.score,
+                            summary: result.summary,
+                            findings: result.findings,
+                        },
+                        lease,
+                    ));
+                }
+                Ok(StageItem::Batch { source, batch })
+                    if subs.wants(&source, "batch-completed") =>
+                {
+                    batches.entry(source).or_default().push((batch, lease));
+                }
+                _ => dropped.push(lease),
+            }
+        }
+        let mut out: Vec<QueuedMessage> = Vec::new();
+        if subs.digest {
+            let mut alerts = alerts.into_iter().peekable();
+            while alerts.peek().is_some() {
+                let chunk: Vec<(FileAlert, Lease)> =
+                    alerts.by_ref().take(MAX_ALERTS_PER_DIGEST).collect();
+                let (a, l): (Vec<FileAlert>, Vec<Lease>) = chunk.into_iter().unzip();
+                let mut sources: Vec<&str> = a.iter().map(|a| a.integration.as_str()).collect();
+                sources.sort_unstable();
+                sources.dedup();
+                let sources = sources.join(",");
+                out.push((
+                    "high-risk-digest",
+                    Notification::HighRiskFiles(a),
+                    l,
+                    sources,
+                ));
+            }
+        } else {
+            for (a, l) in alerts {
+                let source = a.integration.clone();
+                out.push((
+                    "high-risk",
+                    Notification::HighRiskFiles(vec![a]),
+                    vec![l],
+                    source,
+                ));
+            }
+        }
+        for (source, items) in batches {
+            let ids: Vec<u64> = items.iter().map(|(b, _)| *b).collect();
+            let leases: Vec<Lease> = items.into_iter().map(|(_, l)| l).collect();
+            let platform = self
+                .store
+                .integration(&source)
+                .ok()
+                .flatten()
+                .and_then(|r| self.plugin(&r.plugin_id))
+                .map(|p| p.info().platform.clone())
+                .unwrap_or_default();
+            let records = self
+                .blocking(move |s| {
+                    let mut v = Vec::new();
+                    for id in ids {
+                        if let Some(b) = s.batch(id)? {
+                            v.push(b);
+                        }
+                    }
+                    Ok(v)
+                })
+                .await?;
+            match summary(&source, &platform, &records, subs) {
+                Some(n) => out.push(("batch-completed", n, leases, source.clone())),
+                None => dropped.extend(leases),
+            }
+        }
+        match out.first_mut() {
+            Some(first) => first.2.extend(dropped),
+            None if !dropped.is_empty() => {
+                let ids = dropped;
+                self.blocking(move |s| {
+                    for l in &ids {
+                        s.ack(l)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            None => {}
+        }
+        Ok(out)
+    }
+
+    /// Delivers messages (each with the source integration(s) it is about) to one notifier;
+    /// whether each was accepted.
     async fn deliver(
         &self,
         notifier: &str,
-        source: &str,
-        messages: Vec<(&'static str, Notification)>,
-    ) {
+        messages: Vec<(&'static str, Notification, String)>,
+    ) -> Vec<bool> {
+        let source = messages
+            .first()
+            .map(|(_, _, s)| s.clone())
+            .unwrap_or_default();
+        let mut delivered = Vec::with_capacity(messages.len());
         let (plugin, ctx) = match self.context(notifier, true).await {
             Ok(c) => c,
             Err(e) => {
@@ -167,17 +380,17 @@ impl Host {
                         .outcome("failed")
                         .details(serde_json::json!({"source": source, "error": e.to_string()})),
                 );
-                return;
+                return vec![false; messages.len()];
             }
         };
         let mut session = match plugin.session(&ctx).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(integration = %notifier, "cannot notify: {e}");
-                return;
+                return vec![false; messages.len()];
             }
         };
-        for (kind, message) in messages {
+        for (kind, message, source) in messages {
             let mut attempt = 0;
             let outcome = loop {
                 attempt += 1;
@@ -212,6 +425,7 @@ impl Host {
                 }
             };
             let _ = self.store.audit(&event);
+            delivered.push(outcome.is_ok());
             // A notifier never syncs: its health is that of its last delivery, so the
             // dashboard shows it working (or failing, with why) instead of "new".
             let (status, error) = match &outcome {
@@ -222,87 +436,82 @@ impl Host {
                 tracing::warn!(integration = %notifier, "cannot record the notifier's status: {e}");
             }
         }
+        delivered
     }
 }
 
-/// The notifications one event yields for one subscriber.
-fn messages_for(
+/// A message for a notifier: its kind, the notification, the queue items it covers, and the
+/// source integration(s) it is about.
+type QueuedMessage = (&'static str, Notification, Vec<Lease>, String);
+
+fn risk_word(r: proofpix_runtime::contract::RiskLevel) -> &'static str {
+    use proofpix_runtime::contract::RiskLevel as R;
+    match r {
+        R::None => "none",
+        R::Low => "low",
+        R::Medium => "medium",
+        R::High => "high",
+        R::Critical => "critical",
+    }
+}
+
+/// One summary of a source's batches in a window (one batch: that batch; several: their
+/// totals, from the first start to the last finish, under the last batch's id). `None` when
+/// they processed nothing and the subscription does not want empty summaries.
+fn summary(
     source: &str,
     platform: &str,
+    batches: &[proofpix_store::BatchRecord],
+    subs: &Subscriptions,
+) -> Option<Notification> {
+    let last = batches.iter().max_by_key(|b| b.id)?;
+    let first = batches.iter().min_by_key(|b| b.started_at)?;
+    let total: u64 = batches.iter().map(|b| b.total).sum();
+    if total == 0 && !subs.empty_batches {
+        return None;
+    }
+    let ok: u64 = batches.iter().map(|b| b.ok).sum();
+    let errors: u64 = batches.iter().map(|b| b.errors).sum();
+    let mut by_risk: BTreeMap<&str, u64> = BTreeMap::new();
+    for b in batches {
+        for (k, v) in &b.by_risk {
+            *by_risk.entry(k.as_str()).or_default() += v;
+        }
+    }
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let finished = batches.iter().filter_map(|b| b.finished_at).max();
+    Some(Notification::BatchCompleted(BatchSummary {
+        batch_id: last.id.to_string(),
+        integration: source.to_string(),
+        platform: platform.to_string(),
+        started_at: fmt(first.started_at),
+        finished_at: finished.map(fmt).unwrap_or_default(),
+        files_total: count(total),
+        files_ok: count(ok),
+        files_failed: count(errors),
+        by_risk: by_risk
+            .into_iter()
+            .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (risk_to_contract(r), count(v))))
+            .collect(),
+        dashboard_url: subs
+            .dashboard_url
+            .as_ref()
+            .map(|u| format!("{}/batches/{}", u.trim_end_matches('/'), last.id)),
+    }))
+}
+
+/// The notifications one failure event yields for one subscriber.
+fn messages_for(
+    source: &str,
     event: &NotifyEvent,
     subs: &Subscriptions,
 ) -> Vec<(&'static str, Notification)> {
     let mut out = Vec::new();
     match event {
-        NotifyEvent::Completed(report) => {
-            if subs.wants(source, "high-risk") {
-                let min = RiskLevel::parse(&subs.min_risk).unwrap_or(RiskLevel::High);
-                let at = now_rfc3339();
-                let alerts: Vec<FileAlert> = report
-                    .files
-                    .iter()
-                    .filter_map(|f| f.report.as_ref().filter(|r| r.risk >= min).map(|r| (f, r)))
-                    .map(|(f, r)| {
-                        let result = file_result(&f.file, r, &at);
-                        FileAlert {
-                            integration: source.to_string(),
-                            file: f.file.clone(),
-                            risk: risk_to_contract(r.risk),
-                            score: r.score,
-                            summary: result.summary,
-                            findings: result.findings,
-                        }
-                    })
-                    .collect();
-                if subs.digest {
-                    for chunk in alerts.chunks(MAX_ALERTS_PER_DIGEST) {
-                        out.push((
-                            "high-risk-digest",
-                            Notification::HighRiskFiles(chunk.to_vec()),
-                        ));
-                    }
-                } else {
-                    out.extend(
-                        alerts
-                            .into_iter()
-                            .map(|a| ("high-risk", Notification::HighRiskFiles(vec![a]))),
-                    );
-                }
-            }
-            if subs.wants(source, "batch-completed") {
-                let b = &report.batch;
-                let fmt = |t: time::OffsetDateTime| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default()
-                };
-                let by_risk = b
-                    .by_risk
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        RiskLevel::parse(k)
-                            .map(|r| (risk_to_contract(r), u32::try_from(*v).unwrap_or(u32::MAX)))
-                    })
-                    .collect();
-                out.push((
-                    "batch-completed",
-                    Notification::BatchCompleted(BatchSummary {
-                        batch_id: b.id.to_string(),
-                        integration: source.to_string(),
-                        platform: platform.to_string(),
-                        started_at: fmt(b.started_at),
-                        finished_at: b.finished_at.map(fmt).unwrap_or_default(),
-                        files_total: u32::try_from(b.total).unwrap_or(u32::MAX),
-                        files_ok: u32::try_from(b.ok).unwrap_or(u32::MAX),
-                        files_failed: u32::try_from(b.errors).unwrap_or(u32::MAX),
-                        by_risk,
-                        dashboard_url: subs
-                            .dashboard_url
-                            .as_ref()
-                            .map(|u| format!("{}/batches/{}", u.trim_end_matches('/'), b.id)),
-                    }),
-                ));
-            }
-        }
         NotifyEvent::Failed(message) if subs.wants(source, "batch-failed") => {
             out.push((
                 "batch-failed",

@@ -28,13 +28,15 @@
 //! most [`MAX_ATTEMPTS`] times in all.
 
 use proofpix_analysis::{StripOptions, strip};
-use proofpix_pipeline::{FileOutcome, SyncMode, SyncReport, risk_to_contract};
+use proofpix_pipeline::{StageItem, SyncMode, SyncReport};
 use proofpix_policy::{RemediationAction, RemediationPolicy, RiskThreshold};
 use proofpix_runtime::contract::{
     RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
 };
 use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
-use proofpix_store::{AuditEvent, Begin, Completion, IdempotencyLog, WritebackKey};
+use proofpix_store::{
+    AuditEvent, Begin, Completion, IdempotencyLog, Stage, WorkQueue, WritebackKey, stage_queue,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Host, ServiceError};
@@ -256,7 +258,8 @@ impl Host {
     }
 
     /// Runs a sync ([`Host::sync`]'s work) and then the remediation its policy asks for: on
-    /// the risky files of this run, and the delayed or retried actions now due.
+    /// every risky file the sync recorded (they wait in the integration's remediation queue,
+    /// committed with their results), and the delayed or retried actions now due.
     ///
     /// # Errors
     /// As [`Host::sync`]. Remediation failures are reported per action, not as an error.
@@ -266,21 +269,7 @@ impl Host {
         mode: SyncMode,
     ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
         let report = self.sync_only(id, mode).await?;
-        if let crate::OutcomeRetention::Actionable { max } = self.options.retention
-            && report.outcomes_dropped > 0
-            && report.files.len() >= max
-            && matches!(self.remediation_policy(id), Ok(Some(_)))
-        {
-            // Past the cap, risky files were counted but not kept: remediation sees the first
-            // `max`. Said loudly rather than silently.
-            tracing::warn!(integration = %id, kept = max, dropped = report.outcomes_dropped, "this run had more files than a run keeps in memory; remediation considers the first {max} risky files, the others at a later re-analysis");
-            let _ = self.store.audit(
-                &AuditEvent::new("system", "remediation.truncated", id)
-                    .outcome("partial")
-                    .details(serde_json::json!({"kept": max, "dropped": report.outcomes_dropped})),
-            );
-        }
-        let remediations = match self.remediate(id, &report.files).await {
+        let remediations = match self.remediate(id).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(integration = %id, error.type = "remediation", "remediation did not run: {e}");
@@ -290,51 +279,118 @@ impl Host {
         Ok((report, remediations))
     }
 
-    /// Applies an integration's remediation policy to `files` (the outcomes of a run) and runs
-    /// the pending actions that are due. Without a policy, does nothing.
+    /// The remediation stage: applies an integration's remediation policy to every file in its
+    /// remediation queue (each risky result a sync recorded under the policy) and runs the
+    /// pending actions that are due. Without a policy, the queue is emptied and nothing done.
     ///
     /// # Errors
     /// Unknown integration, an invalid stored policy, a plugin that cannot be started.
-    pub async fn remediate(
+    pub async fn remediate(&self, id: &str) -> Result<Vec<Remediation>, ServiceError> {
+        let policy = self.remediation_policy(id)?;
+        let queue = stage_queue(id, Stage::Remediate);
+        let mut out = Vec::new();
+        let mut started = None;
+        loop {
+            let (q, owner) = (queue.clone(), format!("remediate-{}", std::process::id()));
+            let leases = self
+                .blocking(move |s| s.claim(&q, &owner, 500, std::time::Duration::from_secs(600)))
+                .await?;
+            if leases.is_empty() {
+                break;
+            }
+            let Some(policy) = &policy else {
+                self.ack_all(leases).await?;
+                continue;
+            };
+            if started.is_none() {
+                started = Some(self.context(id, true).await?);
+            }
+            let Some((plugin, ctx)) = &started else {
+                break;
+            };
+            let mut work = Vec::new();
+            let declared = declared_actions(plugin);
+            let actions = policy.effective(&declared);
+            for lease in &leases {
+                let Ok(StageItem::File { result, .. }) =
+                    serde_json::from_slice::<StageItem>(&lease.payload)
+                else {
+                    continue;
+                };
+                if !policy.applies_to(threshold(result.risk)) {
+                    continue;
+                }
+                for action in &actions {
+                    work.push(Pending {
+                        file: result.file.clone(),
+                        risk: result.risk,
+                        reason: result.summary.clone(),
+                        action: *action,
+                        due: self.store.now().unix_timestamp()
+                            + i64::try_from(policy.delay_secs).unwrap_or(i64::MAX),
+                        attempts: 0,
+                    });
+                }
+            }
+            out.extend(self.remediate_now(id, plugin, ctx, policy, work).await);
+            // Every action's fate is in the at-most-once log, the pending store or the audit
+            // log now; the queue items are done.
+            self.ack_all(leases).await?;
+        }
+        let Some(policy) = policy else {
+            return Ok(out);
+        };
+        if !policy.simulate {
+            let (plugin, ctx) = match started {
+                Some(c) => c,
+                None => self.context(id, true).await?,
+            };
+            let actions = policy.effective(&declared_actions(&plugin));
+            let now = self.store.now().unix_timestamp();
+            let due: Vec<Pending> = self
+                .due_pending(id, now)
+                .await?
+                .into_iter()
+                .filter(|p| actions.contains(&p.action))
+                .collect();
+            out.extend(self.remediate_now(id, &plugin, &ctx, &policy, due).await);
+        }
+        Ok(out)
+    }
+
+    async fn ack_all(&self, leases: Vec<proofpix_store::Lease>) -> Result<(), ServiceError> {
+        self.blocking(move |s| {
+            for l in &leases {
+                s.ack(l)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs (or simulates, or keeps for later) actions on one integration.
+    async fn remediate_now(
         &self,
         id: &str,
-        files: &[FileOutcome],
-    ) -> Result<Vec<Remediation>, ServiceError> {
-        let Some(policy) = self.remediation_policy(id)? else {
-            return Ok(Vec::new());
-        };
-        let (plugin, ctx) = self.context(id, true).await?;
-        let declared = declared_actions(&plugin);
-        if let Err(e) = policy.check_declared(&plugin.info().id, &declared) {
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        policy: &RemediationPolicy,
+        work: Vec<Pending>,
+    ) -> Vec<Remediation> {
+        if work.is_empty() {
+            return Vec::new();
+        }
+        if let Err(e) = policy.check_declared(&plugin.info().id, &declared_actions(plugin)) {
             // The plugin was upgraded to a version that no longer offers an action.
             tracing::warn!(integration = %id, "{e}; the action is skipped");
-        }
-        let actions = policy.effective(&declared);
-        let mut work = Vec::new();
-        for o in files {
-            let Some(report) = &o.report else { continue };
-            if o.error.is_some() || !policy.applies_to(threshold(risk_to_contract(report.risk))) {
-                continue;
-            }
-            for action in &actions {
-                work.push(Pending {
-                    file: o.file.clone(),
-                    risk: risk_to_contract(report.risk),
-                    reason: report.summary(),
-                    action: *action,
-                    due: self.store.now().unix_timestamp()
-                        + i64::try_from(policy.delay_secs).unwrap_or(i64::MAX),
-                    attempts: 0,
-                });
-            }
         }
         let mut out = Vec::new();
         let mut runner = Runner {
             host: self,
             id,
-            plugin: &plugin,
-            ctx: &ctx,
-            policy: &policy,
+            plugin,
+            ctx,
+            policy,
             session: None,
         };
         let now = self.store.now().unix_timestamp();
@@ -347,14 +403,7 @@ impl Host {
                 out.push(runner.run(p).await);
             }
         }
-        if !policy.simulate {
-            for p in self.due_pending(id, now).await? {
-                if actions.contains(&p.action) {
-                    out.push(runner.run(p).await);
-                }
-            }
-        }
-        Ok(out)
+        out
     }
 
     /// Stores an action to run later.

@@ -167,7 +167,7 @@ fn save(txn: &WriteTransaction, key: &WritebackKey, row: &WritebackRow) -> Resul
     Ok(())
 }
 
-fn complete_in(
+pub(crate) fn complete_in(
     txn: &WriteTransaction,
     key: &WritebackKey,
     completion: &Completion,
@@ -193,36 +193,44 @@ fn complete_in(
     save(txn, key, &row)
 }
 
+/// Records the intent to write back unless it is done, in flight in this run, or uncertain.
+pub(crate) fn begin_in(
+    txn: &WriteTransaction,
+    key: &WritebackKey,
+    now: OffsetDateTime,
+    run_id: u64,
+) -> Result<Begin, StoreError> {
+    let row = load(txn, key)?;
+    match row {
+        Some(r) if r.state == WbState::Done => Ok(Begin::AlreadyDone { at: r.at }),
+        Some(r) if r.state == WbState::Intent && r.run_id == run_id => {
+            Ok(Begin::InFlight { since: r.at })
+        }
+        Some(r) if r.state == WbState::Intent => Ok(Begin::Uncertain { since: r.at }),
+        previous => {
+            let attempts = previous.as_ref().map_or(0, |r| r.attempts) + 1;
+            save(
+                txn,
+                key,
+                &WritebackRow {
+                    state: WbState::Intent,
+                    at: now,
+                    run_id,
+                    attempts,
+                    last_error: previous.and_then(|r| r.last_error),
+                },
+            )?;
+            Ok(Begin::Proceed)
+        }
+    }
+}
+
 impl IdempotencyLog for Store {
     type Error = StoreError;
 
     fn begin_writeback(&self, key: &WritebackKey) -> Result<Begin, StoreError> {
         let now = self.now();
-        self.write(|txn| {
-            let row = load(txn, key)?;
-            match row {
-                Some(r) if r.state == WbState::Done => Ok(Begin::AlreadyDone { at: r.at }),
-                Some(r) if r.state == WbState::Intent && r.run_id == self.run_id => {
-                    Ok(Begin::InFlight { since: r.at })
-                }
-                Some(r) if r.state == WbState::Intent => Ok(Begin::Uncertain { since: r.at }),
-                previous => {
-                    let attempts = previous.as_ref().map_or(0, |r| r.attempts) + 1;
-                    save(
-                        txn,
-                        key,
-                        &WritebackRow {
-                            state: WbState::Intent,
-                            at: now,
-                            run_id: self.run_id,
-                            attempts,
-                            last_error: previous.and_then(|r| r.last_error),
-                        },
-                    )?;
-                    Ok(Begin::Proceed)
-                }
-            }
-        })
+        self.write(|txn| begin_in(txn, key, now, self.run_id))
     }
 
     fn complete_writeback(

@@ -49,6 +49,7 @@ mod retention;
 mod rotation;
 pub mod schema;
 mod sessions;
+pub mod stages;
 mod store;
 mod token_admin;
 
@@ -71,4 +72,5 @@ pub use records::{
 pub use retention::{CompactReport, Retention};
 pub use rotation::{NEXT_KEY_FILE_NAME, RotateReport, open_in_dir, rotate_key_file};
 pub use sessions::SessionRecord;
+pub use stages::{Outbound, Record, Recorded, Stage, WritebackDone, WritebackEnd, stage_queue};
 pub use store::{Clock, DeletedCounts, Store, StoreOptions};

@@ -377,7 +377,11 @@ pub(crate) fn nack_in(
     Ok(Nacked::RetryAt(retry_at))
 }
 
-fn park_in(txn: &WriteTransaction, lease: &Lease, error: &str) -> Result<(), StoreError> {
+pub(crate) fn park_in(
+    txn: &WriteTransaction,
+    lease: &Lease,
+    error: &str,
+) -> Result<(), StoreError> {
     let row = leased_row(txn, lease)?;
     txn.open_table(QUEUE_DUE)?
         .remove((row.integration.as_str(), row.due_ms, lease.item))?;

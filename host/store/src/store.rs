@@ -438,6 +438,10 @@ impl Store {
             txn.open_table(CURSORS)?.remove(id)?;
             txn.open_table(KV_USAGE)?.remove(id)?;
             counts.queue_items = crate::queue::remove_integration(txn, id)?;
+            for stage in crate::Stage::ALL {
+                let queue = crate::stage_queue(id, stage);
+                counts.queue_items += crate::queue::remove_integration(txn, &queue)?;
+            }
             let mut wb = txn.open_table(WRITEBACKS)?;
             let keys: Vec<(String, String, String, String)> = wb
                 .range((id, "", "", "", "")..(end.as_str(), "", "", "", ""))?

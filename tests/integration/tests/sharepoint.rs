@@ -1471,7 +1471,7 @@ async fn a_file_saved_again_after_its_analysis_is_not_replaced() {
             .replace_content(drive, item, new_version.clone())
     );
     env.clock_offset.store(61, Ordering::SeqCst);
-    let done = env.host.remediate(ID, &[]).await.expect("remediate");
+    let done = env.host.remediate(ID).await.expect("remediate");
 
     let of_edited: Vec<&Remediation> = done.iter().filter(|r| r.file_id == edited).collect();
     assert_eq!(of_edited.len(), 1, "{done:#?}");

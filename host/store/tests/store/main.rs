@@ -11,6 +11,7 @@
 //! - `leaks`: secrets never reach logs, errors, exports or the file in clear.
 //! - `model`: the work queue against an in-memory model (proptest).
 //! - `sessions`: dashboard sessions, their expiry and revocation with their token.
+//! - `stages`: group commit with the outbox, write-back groups, stage queues.
 
 mod common;
 
@@ -23,4 +24,5 @@ mod model;
 mod pipeline;
 mod schema;
 mod sessions;
+mod stages;
 mod tamper;

@@ -1,16 +1,18 @@
-//! What a sync keeps in memory: every outcome for one-shot runs, only what the host acts on
-//! afterwards for the daemon, so that a backlog's size never becomes the daemon's memory. The
-//! batch counts every file either way.
+//! The outbox: a sync keeps nothing in memory for after the run. Every file is counted in the
+//! batch and recorded in the store, and what a downstream stage acts on (a notifier's alerts
+//! and summaries) waits in that stage's queue, committed with the results, so a notifier that
+//! is down loses nothing and a daemon's memory never grows with its backlog.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use proofpix_analysis::RiskLevel;
+use proofpix_pipeline::PipelineOptions;
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
-use proofpix_service::{Host, HostOptions, IntegrationSpec, OutcomeRetention, Subscriptions};
-use proofpix_store::Store;
+use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
+use proofpix_store::{Stage, Store, WorkQueue, stage_queue};
 use proofpix_vault::{MasterKey, Secret};
 
 const RISKY: u32 = 3;
@@ -48,14 +50,19 @@ struct Env {
     _tmp: tempfile::TempDir,
 }
 
-async fn env(retention: OutcomeRetention) -> Env {
+/// Outcomes kept in the report or not; groups of two files, so a run commits several groups.
+async fn env(collect_outcomes: bool) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let photos = tmp.path().join("photos");
     std::fs::create_dir(&photos).unwrap();
     write_photos(&photos);
     let store = Arc::new(Store::open(&tmp.path().join("data"), &MasterKey::generate()).unwrap());
     let options = HostOptions {
-        retention,
+        pipeline: PipelineOptions {
+            collect_outcomes,
+            group_size: 2,
+            ..PipelineOptions::default()
+        },
         // A development build signs its first-party plugins with its own key.
         trust_development_build: true,
         ..HostOptions::default()
@@ -75,8 +82,8 @@ async fn env(retention: OutcomeRetention) -> Env {
     Env { host, _tmp: tmp }
 }
 
-/// A Teams notifier subscribed to the photos' alerts from `min_risk` up. Nothing is listening
-/// at its webhook: delivery fails and is logged, which does not matter here.
+/// A Teams notifier subscribed to the photos' alerts from `min_risk` and their summaries.
+/// Nothing is listening at its webhook: every delivery fails.
 async fn subscribe(host: &Host, min_risk: &str) {
     let spec = IntegrationSpec {
         id: "alerts".into(),
@@ -87,7 +94,7 @@ async fn subscribe(host: &Host, min_risk: &str) {
         )]),
         subscriptions: Some(Subscriptions {
             min_risk: min_risk.into(),
-            events: vec!["high-risk".into()],
+            events: vec!["high-risk".into(), "batch-completed".into()],
             ..Subscriptions::default()
         }),
         ..IntegrationSpec::default()
@@ -102,55 +109,76 @@ fn risky_in_batch(report: &proofpix_pipeline::SyncReport) -> u64 {
         .sum()
 }
 
+fn waiting(host: &Host, queue: &str) -> u64 {
+    host.store().depth(queue).unwrap().pending
+}
+
 #[tokio::test]
-async fn a_one_shot_run_keeps_every_outcome() {
-    let e = env(OutcomeRetention::All).await;
+async fn a_one_shot_run_reports_every_outcome() {
+    let e = env(true).await;
     let report = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
     assert_eq!(report.files.len() as u32, RISKY + CLEAN);
-    assert_eq!(report.outcomes_dropped, 0);
     assert_eq!(report.batch.total, u64::from(RISKY + CLEAN));
 }
 
 #[tokio::test]
-async fn with_nothing_to_act_on_the_daemon_keeps_no_outcome_but_counts_every_file() {
-    let e = env(OutcomeRetention::Actionable { max: 100 }).await;
+async fn the_daemon_keeps_no_outcome_but_counts_and_records_every_file() {
+    let e = env(false).await;
     let report = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
-    assert!(
-        report.files.is_empty(),
-        "no notifier, no remediation: nothing kept"
-    );
-    assert_eq!(report.outcomes_dropped, u64::from(RISKY + CLEAN));
+    assert!(report.files.is_empty(), "nothing kept in memory");
     assert_eq!(report.batch.total, u64::from(RISKY + CLEAN));
     assert_eq!(report.batch.ok, u64::from(RISKY + CLEAN));
     assert_eq!(risky_in_batch(&report), u64::from(RISKY));
-    // Every result is in the store, kept or not.
     assert_eq!(report.batch.result_ids.len() as u32, RISKY + CLEAN);
+    for id in &report.batch.result_ids {
+        assert!(
+            e.host.store().result(*id).unwrap().is_some(),
+            "result {id} stored"
+        );
+    }
 }
 
 #[tokio::test]
-async fn the_daemon_keeps_the_files_a_subscribed_notifier_is_alerted_about() {
-    let e = env(OutcomeRetention::Actionable { max: 100 }).await;
+async fn alerts_wait_in_the_notifiers_queue_while_it_is_down_and_nothing_is_lost() {
+    let e = env(false).await;
     subscribe(&e.host, "high").await;
+    let queue = stage_queue("alerts", Stage::Notify);
     let report = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
-    assert_eq!(report.files.len() as u32, RISKY);
-    assert!(
-        report
-            .files
-            .iter()
-            .all(|f| f.report.as_ref().is_some_and(|r| r.risk >= RiskLevel::High)),
-        "only files at or above the subscription's floor are kept"
-    );
-    assert_eq!(report.outcomes_dropped, u64::from(CLEAN));
     assert_eq!(report.batch.total, u64::from(RISKY + CLEAN));
+    // One alert per risky file (not the clean ones) and the batch summary: each delivery
+    // failed, so each is back in the queue for a later try.
+    assert_eq!(waiting(&e.host, &queue), u64::from(RISKY) + 1);
+    let parked = e.host.store().parked(&queue, 10).unwrap();
+    assert!(parked.is_empty(), "{parked:?}");
+
+    // A run that finds nothing new adds no summary (the subscription does not ask for empty
+    // ones) and no alert.
+    let again = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
+    assert_eq!(again.batch.total, 0);
+    assert_eq!(waiting(&e.host, &queue), u64::from(RISKY) + 1);
 }
 
 #[tokio::test]
-async fn past_the_cap_outcomes_are_counted_not_kept() {
-    let e = env(OutcomeRetention::Actionable { max: 2 }).await;
-    subscribe(&e.host, "medium").await;
+async fn the_alert_floor_is_the_subscriptions() {
+    let e = env(false).await;
+    subscribe(&e.host, "critical").await;
     let report = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
-    assert_eq!(report.files.len(), 2);
-    assert_eq!(report.outcomes_dropped, u64::from(RISKY + CLEAN) - 2);
-    assert_eq!(report.batch.total, u64::from(RISKY + CLEAN));
-    assert_eq!(risky_in_batch(&report), u64::from(RISKY));
+    // Only the critical files are alerted on (and the summary queued).
+    let critical = report.batch.by_risk.get("critical").copied().unwrap_or(0);
+    assert_eq!(
+        waiting(&e.host, &stage_queue("alerts", Stage::Notify)),
+        critical + 1
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_notifier_deletes_its_queue() {
+    let e = env(false).await;
+    subscribe(&e.host, "high").await;
+    e.host.sync("photos", SyncMode::Incremental).await.unwrap();
+    let queue = stage_queue("alerts", Stage::Notify);
+    assert!(waiting(&e.host, &queue) > 0);
+    e.host.delete_integration("alerts", "test").await.unwrap();
+    assert_eq!(waiting(&e.host, &queue), 0);
+    let _ = RiskLevel::High;
 }

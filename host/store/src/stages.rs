@@ -1,0 +1,410 @@
+//! The staged pipeline's store operations: group commit and the outbox.
+//!
+//! A sync is a chain of stages joined by durable queues:
+//!
+//! ```text
+//! discover ─▶ <id> (fetch queue) ─▶ fetch + analyse ─▶ record ─┬▶ <id>/writeback
+//!                                                              ├▶ <id>/remediate
+//!                                                              └▶ <notifier>/notify
+//! ```
+//!
+//! `record` commits many files per write transaction ([`Store::record_group`]): each file's
+//! ack, file record, result and its outbox items (one per downstream stage that applies) go
+//! in together, so one durability point (one fsync) covers a group of files instead of each
+//! file paying for its own, and a crash loses none of them: either the group committed,
+//! with every outbox item, or its leases expire and the files are delivered again.
+//!
+//! A downstream stage drains its queue with the same leases, retries and parking as the
+//! fetch queue ([`crate::WorkQueue`]); the write-back stage records its intents for a whole
+//! group in one transaction ([`Store::begin_writebacks`]) and its completions, acks and file
+//! records in another ([`Store::finish_writebacks`]).
+//!
+//! Stage queues live in the queue tables under the name [`stage_queue`] gives them. Their
+//! names contain `/`, which no integration id does, so they never collide with a fetch queue.
+
+use redb::{ReadableTable, WriteTransaction};
+use time::OffsetDateTime;
+
+use crate::codec::{decode, encode};
+use crate::idempotency::{self, Begin, Completion, WritebackKey};
+use crate::queue::{Nacked, NewItem, ack_in, enqueue_in, nack_in, park_in};
+use crate::records::{BatchRecord, FileRecord, FileRow};
+use crate::schema::{BATCHES, FILES, QUEUE_DUE};
+use crate::store::{add_result_in, put_file_in};
+use crate::{FileStatus, Lease, NewResult, Store, StoreError};
+
+/// A stage after `record`, fed by the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Results written back to the platform the file lives in.
+    WriteBack,
+    /// Remediation actions under the integration's policy.
+    Remediate,
+    /// Alerts and batch summaries for a notifier integration (the queue is the notifier's).
+    Notify,
+}
+
+impl Stage {
+    /// Every stage.
+    pub const ALL: [Stage; 3] = [Stage::WriteBack, Stage::Remediate, Stage::Notify];
+
+    /// The stage's name in queue names and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::WriteBack => "writeback",
+            Stage::Remediate => "remediate",
+            Stage::Notify => "notify",
+        }
+    }
+}
+
+/// The queue of `stage` for integration `id` (for [`Stage::Notify`], the notifier's id).
+pub fn stage_queue(id: &str, stage: Stage) -> String {
+    format!("{id}/{}", stage.as_str())
+}
+
+/// An item for a downstream stage, committed with the result it follows from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// The stage queue ([`stage_queue`]).
+    pub queue: String,
+    /// The item.
+    pub item: NewItem,
+}
+
+/// One file's outcome in a [`Store::record_group`].
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// Analysed (or finished without a result): ack, save the file record with the new result
+    /// as its last, and enqueue the outbox items.
+    Done {
+        /// The fetch-queue lease.
+        lease: Lease,
+        /// The file record to save.
+        file: FileRecord,
+        /// The result, when analysis ran.
+        result: Option<NewResult>,
+        /// Items for downstream stages.
+        outbox: Vec<Outbound>,
+    },
+    /// A failure to retry at `retry_at` (parked instead after the last attempt).
+    Retry {
+        /// The lease.
+        lease: Lease,
+        /// The file record (saved as `Failed`, or `Parked`).
+        file: FileRecord,
+        /// When to retry.
+        retry_at: OffsetDateTime,
+        /// Why it failed.
+        error: String,
+    },
+    /// A permanent failure: park the item and the file.
+    Park {
+        /// The lease.
+        lease: Lease,
+        /// The file record (saved as `Parked`).
+        file: FileRecord,
+        /// Why.
+        error: String,
+    },
+}
+
+/// What [`Store::record_group`] did with one [`Record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded, with the new result's id.
+    Done(Option<u64>),
+    /// Nacked: retried later, or parked after its last attempt.
+    Nacked(Nacked),
+    /// Parked.
+    Parked,
+    /// The lease was taken over by another worker (it expired): nothing was written for this
+    /// file; the new holder records it.
+    LeaseLost,
+}
+
+/// How one write-back of a [`Store::finish_writebacks`] group ended.
+#[derive(Debug, Clone)]
+pub enum WritebackEnd {
+    /// The platform accepted it: complete the intent, ack, mark the file written.
+    Written,
+    /// Done earlier: ack, mark the file written; no intent to complete.
+    AlreadyDone,
+    /// The call provably did not write and may work later: clear the intent, nack.
+    Retry {
+        /// When to try again.
+        at: OffsetDateTime,
+        /// Why it failed.
+        error: String,
+    },
+    /// The call provably did not write and will not work by retrying: clear the intent,
+    /// park the item, note the error on the file.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// No intent was recorded (in flight elsewhere): put the item back for later, without
+    /// counting an attempt.
+    Later {
+        /// When to look again.
+        at: OffsetDateTime,
+        /// Why.
+        reason: String,
+    },
+    /// No intent was recorded and none may be (a crash left it uncertain): park the item
+    /// for an operator; the intent is left as it is.
+    Parked {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One write-back of a [`Store::finish_writebacks`] group.
+#[derive(Debug, Clone)]
+pub struct WritebackDone {
+    /// The write-back queue lease.
+    pub lease: Lease,
+    /// The idempotency key.
+    pub key: WritebackKey,
+    /// How it ended.
+    pub end: WritebackEnd,
+}
+
+/// Whether an error is a lost lease (the item was taken over), which costs one item of a
+/// group, not the group.
+fn lost(e: &StoreError) -> bool {
+    matches!(e, StoreError::LeaseLost { .. })
+}
+
+fn enqueue_outbox(
+    txn: &WriteTransaction,
+    outbox: &[Outbound],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for o in outbox {
+        enqueue_in(txn, &o.queue, std::slice::from_ref(&o.item), now)?;
+    }
+    Ok(())
+}
+
+fn save_file(
+    txn: &WriteTransaction,
+    file: &FileRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut file = file.clone();
+    file.updated_at = now;
+    put_file_in(&mut txn.open_table(FILES)?, &file)
+}
+
+impl Store {
+    /// Records a group of fetched files in one write transaction: one durability point for
+    /// the group. Each file's ack (or nack, or park), file record, result and outbox items
+    /// commit together with every other file's; a file whose lease was lost is skipped
+    /// ([`Recorded::LeaseLost`]) without failing the others.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] (nothing of the group is written then).
+    pub fn record_group(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError> {
+        let now = self.now();
+        let max_attempts = self.queue_max_attempts;
+        self.write(|txn| {
+            let mut out = Vec::with_capacity(records.len());
+            for r in records {
+                let done = match r {
+                    Record::Done {
+                        lease,
+                        file,
+                        result,
+                        outbox,
+                    } => match ack_in(txn, lease) {
+                        Err(e) if lost(&e) => Recorded::LeaseLost,
+                        Err(e) => return Err(e),
+                        Ok(()) => {
+                            let id = result
+                                .clone()
+                                .map(|r| add_result_in(txn, r, now))
+                                .transpose()?;
+                            let mut file = file.clone();
+                            if id.is_some() {
+                                file.last_result = id;
+                            }
+                            save_file(txn, &file, now)?;
+                            enqueue_outbox(txn, outbox, now)?;
+                            Recorded::Done(id)
+                        }
+                    },
+                    Record::Retry {
+                        lease,
+                        file,
+                        retry_at,
+                        error,
+                    } => match nack_in(txn, lease, *retry_at, error, max_attempts) {
+                        Err(e) if lost(&e) => Recorded::LeaseLost,
+                        Err(e) => return Err(e),
+                        Ok(nacked) => {
+                            let mut file = file.clone();
+                            file.status = match nacked {
+                                Nacked::Parked => FileStatus::Parked,
+                                Nacked::RetryAt(_) => FileStatus::Failed,
+                            };
+                            file.attempts = lease.attempt;
+                            file.last_error = Some(error.clone());
+                            save_file(txn, &file, now)?;
+                            Recorded::Nacked(nacked)
+                        }
+                    },
+                    Record::Park { lease, file, error } => match park_in(txn, lease, error) {
+                        Err(e) if lost(&e) => Recorded::LeaseLost,
+                        Err(e) => return Err(e),
+                        Ok(()) => {
+                            let mut file = file.clone();
+                            file.status = FileStatus::Parked;
+                            file.attempts = lease.attempt;
+                            file.last_error = Some(error.clone());
+                            save_file(txn, &file, now)?;
+                            Recorded::Parked
+                        }
+                    },
+                };
+                out.push(done);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records the intents of a group of write-backs in one transaction (see
+    /// [`crate::IdempotencyLog::begin_writeback`] for what each answer means).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn begin_writebacks(&self, keys: &[WritebackKey]) -> Result<Vec<Begin>, StoreError> {
+        let now = self.now();
+        let run_id = self.run_id;
+        self.write(|txn| {
+            keys.iter()
+                .map(|k| idempotency::begin_in(txn, k, now, run_id))
+                .collect()
+        })
+    }
+
+    /// Finishes a group of write-backs in one transaction: completes each intent, acks (or
+    /// nacks, or parks) its queue item and updates the file's record. A write-back whose
+    /// lease was lost is skipped (`false` in the answer) without failing the others.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] (nothing of the group is written then).
+    pub fn finish_writebacks(&self, group: &[WritebackDone]) -> Result<Vec<bool>, StoreError> {
+        let now = self.now();
+        let max_attempts = self.queue_max_attempts;
+        self.write(|txn| {
+            let mut out = Vec::with_capacity(group.len());
+            for w in group {
+                let queued = match &w.end {
+                    WritebackEnd::Written | WritebackEnd::AlreadyDone => ack_in(txn, &w.lease),
+                    WritebackEnd::Retry { at, error } => {
+                        nack_in(txn, &w.lease, *at, error, max_attempts).map(|_| ())
+                    }
+                    WritebackEnd::Later { at, reason } => {
+                        // Not an attempt of the item's: a later run looks again.
+                        nack_in(txn, &w.lease, *at, reason, u32::MAX).map(|_| ())
+                    }
+                    WritebackEnd::Failed { error } => park_in(txn, &w.lease, error),
+                    WritebackEnd::Parked { reason } => park_in(txn, &w.lease, reason),
+                };
+                match queued {
+                    Err(e) if lost(&e) => {
+                        out.push(false);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                    Ok(()) => {}
+                }
+                match &w.end {
+                    WritebackEnd::Written => {
+                        idempotency::complete_in(txn, &w.key, &Completion::Written, now)?;
+                    }
+                    WritebackEnd::Retry { error, .. } | WritebackEnd::Failed { error } => {
+                        idempotency::complete_in(
+                            txn,
+                            &w.key,
+                            &Completion::Failed {
+                                error: error.clone(),
+                            },
+                            now,
+                        )?;
+                    }
+                    WritebackEnd::AlreadyDone
+                    | WritebackEnd::Later { .. }
+                    | WritebackEnd::Parked { .. } => {}
+                }
+                let file = {
+                    let t = txn.open_table(FILES)?;
+                    let v = t.get((w.key.integration.as_str(), w.key.remote_id.as_str()))?;
+                    v.map(|v| {
+                        decode::<FileRow>("files", v.value())
+                            .map(|r| r.into_record(&w.key.integration, &w.key.remote_id))
+                    })
+                    .transpose()?
+                };
+                // The record of a newer version is left alone: this write-back was about an
+                // older one.
+                if let Some(mut file) = file.filter(|f| f.version == w.key.file_version) {
+                    match &w.end {
+                        WritebackEnd::Written | WritebackEnd::AlreadyDone => {
+                            file.status = FileStatus::Written;
+                            file.last_error = None;
+                        }
+                        WritebackEnd::Retry { error, .. }
+                        | WritebackEnd::Failed { error }
+                        | WritebackEnd::Parked { reason: error } => {
+                            file.last_error = Some(format!("write-back failed: {error}"));
+                        }
+                        WritebackEnd::Later { .. } => {}
+                    }
+                    save_file(txn, &file, now)?;
+                }
+                out.push(true);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Saves a finished batch and enqueues its outbox items (batch summaries for notifiers)
+    /// in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn finish_batch(&self, batch: &BatchRecord, outbox: &[Outbound]) -> Result<(), StoreError> {
+        let now = self.now();
+        self.write(|txn| {
+            txn.open_table(BATCHES)?
+                .insert(batch.id, encode(batch).as_slice())?;
+            enqueue_outbox(txn, outbox, now)
+        })
+    }
+
+    /// When the earliest item of `queue` became (or becomes) due: for a notifier's queue,
+    /// how long its oldest undelivered alert has waited.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn earliest_due(&self, queue: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(QUEUE_DUE)?;
+            let first = t
+                .range((queue, 0u64, 0u64)..=(queue, u64::MAX, u64::MAX))?
+                .next()
+                .transpose()?;
+            Ok(first.and_then(|e| {
+                let (_, due_ms, _) = e.0.value();
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(due_ms) * 1_000_000).ok()
+            }))
+        })
+    }
+}
