@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use proofpix_analysis::{Analyzer, FileSource, Report};
-use proofpix_runtime::contract::{PluginError, RemoteFile};
+use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile};
 use proofpix_runtime::{
     Body, CallError, Content, IntegrationContext, Plugin, RemoteContent, Session,
 };
@@ -67,7 +67,7 @@ pub use sparse::SparseSource;
 /// How a run behaves.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    /// Files fetched and analysed at once.
+    /// Files fetched and analysed at once (default 16, whatever the number of cores).
     pub concurrency: usize,
     /// How long a claimed item stays leased before another worker may take it.
     pub lease: Duration,
@@ -105,6 +105,9 @@ pub struct PipelineOptions {
     /// Most files recorded in one write transaction (one durability point); a
     /// group is also the unit claimed from the queue and written back together.
     pub group_size: usize,
+    /// Write-back calls (each a plugin batch) in flight at once, each on its own
+    /// plugin session.
+    pub writeback_concurrency: usize,
 }
 
 /// Most failures listed in a batch record; `errors` counts them all.
@@ -166,9 +169,9 @@ pub enum StageItem {
 impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
-            concurrency: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .clamp(2, 16),
+            // Fetches wait on the network far more than analysis uses a CPU (the analysis runs
+            // on the blocking pool): enough in flight that a platform's latency is overlapped.
+            concurrency: 16,
             lease: Duration::from_secs(300),
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
@@ -183,6 +186,7 @@ impl Default for PipelineOptions {
             retry_uncertain_idempotent: true,
             collect_outcomes: true,
             group_size: DEFAULT_GROUP_SIZE,
+            writeback_concurrency: 8,
         }
     }
 }
@@ -1103,6 +1107,35 @@ impl Pipeline {
             .map_err(|e| (format!("analysis task failed: {e}"), false))
     }
 
+    /// One write-back call, retried in place on transient failures (up to the discovery
+    /// attempts, honouring Retry-After). Returns the call's outcome and the retries it took.
+    async fn write_chunk(
+        &self,
+        session: &mut Session,
+        plugin: &Plugin,
+        ctx: &IntegrationContext,
+        results: &[FileResult],
+    ) -> Result<(Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>, u64), PipelineError>
+    {
+        let mut attempt = 0u32;
+        let mut retries = 0u64;
+        loop {
+            attempt += 1;
+            if session.is_poisoned() {
+                *session = plugin.session(ctx).await?;
+            }
+            match session.write_back(results).await {
+                Ok(o) => return Ok((Ok(o), retries)),
+                Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
+                    retries += 1;
+                    tokio::time::sleep(e.retry_after().unwrap_or_else(|| self.backoff(attempt)))
+                        .await;
+                }
+                Err(e) => return Ok((Err(e), retries)),
+            }
+        }
+    }
+
     /// The write-back stage: drains the integration's write-back queue a group at a time,
     /// at most once per key. Intents for a group are recorded in one transaction before the
     /// plugin calls (in the plugin's batch size) and completions in one after them.
@@ -1179,26 +1212,59 @@ impl Pipeline {
                 };
                 ends.push(WritebackDone { lease, key, end });
             }
-            for chunk in send.chunks(batch_size) {
-                let results: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
-                let mut attempt = 0u32;
-                let outcome = loop {
-                    attempt += 1;
-                    if session.is_poisoned() {
-                        *session = plugin.session(ctx).await?;
+            // The plugin's batches, several at once (each on its own session) when the
+            // platform answers slowly: a write-back is a round trip per batch, and one at a time
+            // would make the platform's latency the pipeline's speed.
+            let chunks: Vec<&[(Lease, FileResult, WritebackKey)]> = send.chunks(batch_size).collect();
+            let parallel = self.options.writeback_concurrency.clamp(1, chunks.len().max(1));
+            let calls: Vec<(usize, Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>, u64)> =
+                if parallel <= 1 {
+                    let mut out = Vec::with_capacity(chunks.len());
+                    for (i, chunk) in chunks.iter().enumerate() {
+                        let results: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
+                        let (r, retries) = self.write_chunk(session, plugin, ctx, &results).await?;
+                        out.push((i, r, retries));
                     }
-                    match session.write_back(&results).await {
-                        Ok(o) => break Ok(o),
-                        Err(e) if e.is_retryable() && attempt < self.options.discover_attempts => {
-                            run.report.retries += 1;
-                            tokio::time::sleep(
-                                e.retry_after().unwrap_or_else(|| self.backoff(attempt)),
-                            )
-                            .await;
+                    out
+                } else {
+                    // A plain loop over FuturesUnordered rather than a stream combinator with a
+                    // closure: the closure's borrows would make the run's future not `Send`.
+                    let mut idle: Vec<Session> = Vec::new();
+                    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+                    let mut next = 0usize;
+                    let mut out = Vec::with_capacity(chunks.len());
+                    loop {
+                        while in_flight.len() < parallel && next < chunks.len() {
+                            let i = next;
+                            next += 1;
+                            let results: Vec<FileResult> =
+                                chunks[i].iter().map(|(_, r, _)| r.clone()).collect();
+                            let taken = idle.pop();
+                            in_flight.push(async move {
+                                let mut s = match taken {
+                                    Some(s) => s,
+                                    None => plugin.session(ctx).await?,
+                                };
+                                let (r, retries) =
+                                    self.write_chunk(&mut s, plugin, ctx, &results).await?;
+                                Ok::<_, PipelineError>((i, r, retries, s))
+                            });
                         }
-                        Err(e) => break Err(e),
+                        match in_flight.next().await {
+                            Some(done) => {
+                                let (i, r, retries, s) = done?;
+                                idle.push(s);
+                                out.push((i, r, retries));
+                            }
+                            None => break,
+                        }
                     }
+                    out.sort_by_key(|(i, _, _)| *i);
+                    out
                 };
+            for (i, outcome, retries) in calls {
+                run.report.retries += retries;
+                let chunk = chunks[i];
                 let now = self.store.now();
                 match outcome {
                     Ok(outcomes) => {
