@@ -117,9 +117,9 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
 
     let options = PipelineOptions {
         // Local files: the analysis is the work, so one file per core by default.
-        concurrency: args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        }),
+        concurrency: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         wait_for_retries: Some(Duration::from_secs(30)),
         retry_base: Duration::from_millis(200),
         ..PipelineOptions::default()

@@ -1115,8 +1115,13 @@ impl Pipeline {
         plugin: &Plugin,
         ctx: &IntegrationContext,
         results: &[FileResult],
-    ) -> Result<(Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>, u64), PipelineError>
-    {
+    ) -> Result<
+        (
+            Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>,
+            u64,
+        ),
+        PipelineError,
+    > {
         let mut attempt = 0u32;
         let mut retries = 0u64;
         loop {
@@ -1137,8 +1142,9 @@ impl Pipeline {
     }
 
     /// The write-back stage: drains the integration's write-back queue a group at a time,
-    /// at most once per key. Intents for a group are recorded in one transaction before the
-    /// plugin calls (in the plugin's batch size) and completions in one after them.
+    /// at most once per key. The plugin's batches go out in waves of up to
+    /// [`PipelineOptions::writeback_concurrency`] calls; a wave's intents are recorded in one
+    /// transaction before its calls and its completions in one after them.
     async fn drain_writebacks(
         &self,
         session: &mut Session,
@@ -1154,7 +1160,7 @@ impl Pipeline {
         let batch_size = plugin.info().write_back_batch_size.max(1) as usize;
         let plugin_version = plugin.info().version.clone();
         loop {
-            let (items, keys, begins) = {
+            let (items, keys) = {
                 let (queue, owner, lease) = (queue.clone(), self.owner.clone(), self.options.lease);
                 let (id, plugin_version) = (ctx.id.clone(), plugin_version.clone());
                 self.blocking(move |s| {
@@ -1179,46 +1185,64 @@ impl Pipeline {
                             policy_version: r.policy_version.clone(),
                         })
                         .collect();
-                    let begins = s.begin_writebacks(&keys)?;
-                    Ok((items, keys, begins))
+                    Ok((items, keys))
                 })
                 .await?
             };
             if items.is_empty() {
                 return Ok(());
             }
-            let now = self.store.now();
-            let mut ends: Vec<WritebackDone> = Vec::with_capacity(items.len());
-            let mut send = Vec::new();
-            for (((lease, result), key), begin) in items.into_iter().zip(keys).zip(begins) {
-                let end = match begin {
-                    Begin::Proceed => {
-                        send.push((lease, result, key));
-                        continue;
-                    }
-                    Begin::AlreadyDone { .. } => WritebackEnd::AlreadyDone,
-                    Begin::InFlight { .. } => WritebackEnd::Later {
-                        at: now + self.options.retry_base,
-                        reason: "another task of this run is writing it back".into(),
-                    },
-                    Begin::Uncertain { since } => {
-                        run.report.uncertain += 1;
-                        WritebackEnd::Parked {
-                            reason: format!(
-                                "a write-back begun at {since} was interrupted by a crash and may or may not have landed; resolve it, then requeue"
-                            ),
+            // Waves of the calls that may be in flight together: the intents of a wave are
+            // recorded in one transaction just before its calls and the completions in one
+            // just after, so a crash leaves at most one wave's write-backs uncertain.
+            let wave_size = batch_size * self.options.writeback_concurrency.max(1);
+            let mut items = items.into_iter().zip(keys).peekable();
+            while items.peek().is_some() {
+                let wave: Vec<((Lease, FileResult), WritebackKey)> =
+                    items.by_ref().take(wave_size).collect();
+                let wave_keys: Vec<WritebackKey> = wave.iter().map(|(_, k)| k.clone()).collect();
+                let begins = self
+                    .blocking(move |s| s.begin_writebacks(&wave_keys))
+                    .await?;
+                let now = self.store.now();
+                let mut ends: Vec<WritebackDone> = Vec::with_capacity(wave.len());
+                let mut send = Vec::new();
+                for (((lease, result), key), begin) in wave.into_iter().zip(begins) {
+                    let end = match begin {
+                        Begin::Proceed => {
+                            send.push((lease, result, key));
+                            continue;
                         }
-                    }
-                };
-                ends.push(WritebackDone { lease, key, end });
-            }
-            // The plugin's batches, several at once (each on its own session) when the
-            // platform answers slowly: a write-back is a round trip per batch, and one at a time
-            // would make the platform's latency the pipeline's speed.
-            let chunks: Vec<&[(Lease, FileResult, WritebackKey)]> = send.chunks(batch_size).collect();
-            let parallel = self.options.writeback_concurrency.clamp(1, chunks.len().max(1));
-            let calls: Vec<(usize, Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>, u64)> =
-                if parallel <= 1 {
+                        Begin::AlreadyDone { .. } => WritebackEnd::AlreadyDone,
+                        Begin::InFlight { .. } => WritebackEnd::Later {
+                            at: now + self.options.retry_base,
+                            reason: "another task of this run is writing it back".into(),
+                        },
+                        Begin::Uncertain { since } => {
+                            run.report.uncertain += 1;
+                            WritebackEnd::Parked {
+                                reason: format!(
+                                    "a write-back begun at {since} was interrupted by a crash and may or may not have landed; resolve it, then requeue"
+                                ),
+                            }
+                        }
+                    };
+                    ends.push(WritebackDone { lease, key, end });
+                }
+                // The plugin's batches, several at once (each on its own session) when the
+                // platform answers slowly: a write-back is a round trip per batch, and one at a time
+                // would make the platform's latency the pipeline's speed.
+                let chunks: Vec<&[(Lease, FileResult, WritebackKey)]> =
+                    send.chunks(batch_size).collect();
+                let parallel = self
+                    .options
+                    .writeback_concurrency
+                    .clamp(1, chunks.len().max(1));
+                let calls: Vec<(
+                    usize,
+                    Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>,
+                    u64,
+                )> = if parallel <= 1 {
                     let mut out = Vec::with_capacity(chunks.len());
                     for (i, chunk) in chunks.iter().enumerate() {
                         let results: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
@@ -1262,82 +1286,86 @@ impl Pipeline {
                     out.sort_by_key(|(i, _, _)| *i);
                     out
                 };
-            for (i, outcome, retries) in calls {
-                run.report.retries += retries;
-                let chunk = chunks[i];
-                let now = self.store.now();
-                match outcome {
-                    Ok(outcomes) => {
-                        let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
-                            .iter()
-                            .map(|o| (o.file_id.as_str(), &o.outcome))
-                            .collect();
-                        for (lease, _, key) in chunk {
-                            let end = match by_id.get(key.remote_id.as_str()) {
-                                Some(Ok(())) => WritebackEnd::Written,
-                                Some(Err(e)) => {
-                                    let error = proofpix_runtime::describe_plugin_error(e);
-                                    match e {
-                                        PluginError::Transient(_) | PluginError::RateLimited(_) => {
-                                            let wait = self.backoff(lease.attempt).max(match e {
-                                                PluginError::RateLimited(r) => r
-                                                    .retry_after_ms
-                                                    .map(Duration::from_millis)
-                                                    .unwrap_or_default(),
-                                                _ => Duration::ZERO,
-                                            });
-                                            WritebackEnd::Retry {
-                                                at: now + wait,
-                                                error,
+                for (i, outcome, retries) in calls {
+                    run.report.retries += retries;
+                    let chunk = chunks[i];
+                    let now = self.store.now();
+                    match outcome {
+                        Ok(outcomes) => {
+                            let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
+                                .iter()
+                                .map(|o| (o.file_id.as_str(), &o.outcome))
+                                .collect();
+                            for (lease, _, key) in chunk {
+                                let end = match by_id.get(key.remote_id.as_str()) {
+                                    Some(Ok(())) => WritebackEnd::Written,
+                                    Some(Err(e)) => {
+                                        let error = proofpix_runtime::describe_plugin_error(e);
+                                        match e {
+                                            PluginError::Transient(_)
+                                            | PluginError::RateLimited(_) => {
+                                                let wait =
+                                                    self.backoff(lease.attempt).max(match e {
+                                                        PluginError::RateLimited(r) => r
+                                                            .retry_after_ms
+                                                            .map(Duration::from_millis)
+                                                            .unwrap_or_default(),
+                                                        _ => Duration::ZERO,
+                                                    });
+                                                WritebackEnd::Retry {
+                                                    at: now + wait,
+                                                    error,
+                                                }
                                             }
+                                            _ => WritebackEnd::Failed { error },
                                         }
-                                        _ => WritebackEnd::Failed { error },
                                     }
-                                }
-                                None => WritebackEnd::Retry {
-                                    at: now + self.backoff(lease.attempt),
-                                    error: "the plugin reported no outcome for this file".into(),
-                                },
-                            };
-                            ends.push(WritebackDone {
-                                lease: lease.clone(),
-                                key: key.clone(),
-                                end,
-                            });
+                                    None => WritebackEnd::Retry {
+                                        at: now + self.backoff(lease.attempt),
+                                        error: "the plugin reported no outcome for this file"
+                                            .into(),
+                                    },
+                                };
+                                ends.push(WritebackDone {
+                                    lease: lease.clone(),
+                                    key: key.clone(),
+                                    end,
+                                });
+                            }
                         }
-                    }
-                    Err(e) => {
-                        // The whole call failed: nothing was written (the plugin reports
-                        // per-file outcomes when some succeed).
-                        let error = e.to_string();
-                        for (lease, _, key) in chunk {
-                            let end = if e.is_retryable() {
-                                let wait = self
-                                    .backoff(lease.attempt)
-                                    .max(e.retry_after().unwrap_or_default());
-                                WritebackEnd::Retry {
-                                    at: now + wait,
-                                    error: error.clone(),
-                                }
-                            } else {
-                                WritebackEnd::Failed {
-                                    error: error.clone(),
-                                }
-                            };
-                            ends.push(WritebackDone {
-                                lease: lease.clone(),
-                                key: key.clone(),
-                                end,
-                            });
+                        Err(e) => {
+                            // The whole call failed: nothing was written (the plugin reports
+                            // per-file outcomes when some succeed).
+                            let error = e.to_string();
+                            for (lease, _, key) in chunk {
+                                let end = if e.is_retryable() {
+                                    let wait = self
+                                        .backoff(lease.attempt)
+                                        .max(e.retry_after().unwrap_or_default());
+                                    WritebackEnd::Retry {
+                                        at: now + wait,
+                                        error: error.clone(),
+                                    }
+                                } else {
+                                    WritebackEnd::Failed {
+                                        error: error.clone(),
+                                    }
+                                };
+                                ends.push(WritebackDone {
+                                    lease: lease.clone(),
+                                    key: key.clone(),
+                                    end,
+                                });
+                            }
                         }
                     }
                 }
-            }
-            let group: Vec<WritebackDone> = ends.clone();
-            let held = self.blocking(move |s| s.finish_writebacks(&group)).await?;
-            for (w, held) in ends.into_iter().zip(held) {
-                if held {
-                    run.written(ctx, self, &w);
+                let group: Vec<WritebackDone> = ends.clone();
+                let held = self.blocking(move |s| s.finish_writebacks(&group)).await?;
+                for (w, held) in ends.into_iter().zip(held) {
+                    if held {
+                        run.written(ctx, self, &w);
+                    }
                 }
             }
         }

@@ -308,13 +308,25 @@ fn claim_in(
         if due.is_empty() {
             break;
         }
+        let mut alone = false;
         for (due_ms, id) in due {
-            txn.open_table(QUEUE_DUE)?
-                .remove((integration, due_ms, id))?;
             let Some(mut row) = load(txn, id)? else {
+                txn.open_table(QUEUE_DUE)?
+                    .remove((integration, due_ms, id))?;
                 continue;
             };
-            if row.state == ItemState::Leased && row.attempts >= max_attempts {
+            // A leased item that is due again lost its worker (a crash, or a lease that ran
+            // out): it may be the file that crashes the process. It is delivered alone, so
+            // that only it, not the group it came in, is charged the deliveries that end in a
+            // crash and parked after the last one.
+            let suspect = row.state == ItemState::Leased;
+            if suspect && row.attempts < max_attempts && !leases.is_empty() {
+                alone = true;
+                break;
+            }
+            txn.open_table(QUEUE_DUE)?
+                .remove((integration, due_ms, id))?;
+            if suspect && row.attempts >= max_attempts {
                 let error = format!(
                     "the lease expired without an ack on each of {} deliveries",
                     row.attempts
@@ -322,6 +334,7 @@ fn claim_in(
                 park_row(txn, id, row, &error)?;
                 continue;
             }
+            alone = suspect;
             row.attempts += 1;
             row.state = ItemState::Leased;
             row.owner = Some(owner.to_owned());
@@ -338,6 +351,12 @@ fn claim_in(
                 payload: row.payload,
                 until,
             });
+            if alone {
+                break;
+            }
+        }
+        if alone {
+            break;
         }
     }
     Ok(leases)
