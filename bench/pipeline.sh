@@ -55,7 +55,7 @@ one() { # label binary
     rm -rf "$home/proofpix.redb" "$home/reports"
     PROOFPIX_HOME=$home /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
         "$2" scan "$photos" > /dev/null 2>&1 || true
-    read -r wall user sys rss < "$work/time"
+    read -r wall user sys rss < <(tail -n 1 "$work/time")
     python3 - "$1" "$count" "$wall" "$user" "$sys" "$rss" "$syncs" "$(cut -d' ' -f1 /proc/loadavg)" <<'PY'
 import sys
 label, n, wall, user, sys_, rss, syncs, load = sys.argv[1:]
