@@ -39,7 +39,10 @@ base=http://127.0.0.1:$port
 export PROOFPIX_HOME=$work/home
 
 start_daemon() {
-    PROOFPIX_LISTEN=127.0.0.1:$port "$bin" serve > "$work/serve.out" 2> "$work/serve.err" &
+    # A development build signs its first-party plugins with its own key; the daemon loads
+    # them only when told to trust it (a release build ignores this).
+    PROOFPIX_TRUST_DEVELOPMENT_BUILD=1 PROOFPIX_LISTEN=127.0.0.1:$port "$bin" serve \
+        > "$work/serve.out" 2> "$work/serve.err" &
     pid=$!
     for _ in $(seq 600); do
         curl -fs "$base/readyz" > /dev/null 2>&1 && return 0
