@@ -246,6 +246,8 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 SyncMode::Incremental
             };
             let (report, remediations) = host.sync_and_remediate(&name, mode).await?;
+            // A one-shot command exits: what notifiers' windows would hold back goes out now.
+            host.deliver_notifications(true).await;
             let mut worst = proofpix_analysis::RiskLevel::None;
             let mut counts = BTreeMap::new();
             let mut rows = Vec::new();

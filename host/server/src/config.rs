@@ -123,7 +123,8 @@ fn default_session_hours() -> u32 {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Files fetched and analysed at once per run. Default: one per core.
+    /// Files fetched and analysed at once per run. Default: 16 (fetches wait on the network;
+    /// the analysis itself runs on the blocking pool).
     #[serde(default)]
     pub concurrency: Option<usize>,
     /// Runs at once across integrations. Default 4.
