@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Arguments: cases (default 100), Files per case (default 4); every Case also has one image
-//! Attachment. It prints, for a full sync (discovery + download + analysis + write-back) and an
+//! Attachment. `BENCH_LATENCY_MS=40` adds that much to every emulator response (a real org's
+//! round trip instead of loopback's); `BENCH_CONCURRENCY=N` sets the files in flight. It prints, for a full sync (discovery + download + analysis + write-back) and an
 //! incremental re-run: files/s, API requests per file, bytes downloaded per file, and the time
 //! spent inside plugin calls; then the cost of the WASM boundary alone, measured by calling the
 //! plugin's `download` (no I/O: argument in, request out) and `write-back` with write-back off
@@ -42,6 +43,16 @@ async fn main() {
     let sf = salesforce::start_org(config, Harness::with_clock(Clock::new()))
         .await
         .expect("emulator");
+    let env_num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(ms) = env_num("BENCH_LATENCY_MS") {
+        sf.faults().always(
+            "*",
+            proofpix_emulators::Fault::Delay(Duration::from_millis(ms)),
+        );
+        println!("every emulator response delayed by {ms} ms");
+    }
+    let concurrency =
+        env_num("BENCH_CONCURRENCY").map_or(PipelineOptions::default().concurrency, |n| n as usize);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
@@ -49,6 +60,7 @@ async fn main() {
         Arc::new(store),
         HostOptions {
             pipeline: PipelineOptions {
+                concurrency,
                 wait_for_retries: Some(Duration::from_secs(60)),
                 ..PipelineOptions::default()
             },
