@@ -14,6 +14,17 @@ pub fn risk_to_contract(r: CoreRisk) -> RiskLevel {
     }
 }
 
+/// The core's risk level for the contract's (the inverse of [`risk_to_contract`]).
+pub fn risk_from_contract(r: RiskLevel) -> CoreRisk {
+    match r {
+        RiskLevel::None => CoreRisk::None,
+        RiskLevel::Low => CoreRisk::Low,
+        RiskLevel::Medium => CoreRisk::Medium,
+        RiskLevel::High => CoreRisk::High,
+        RiskLevel::Critical => CoreRisk::Critical,
+    }
+}
+
 /// `family:group/tag`, e.g. `exif:GPS/0x0002` or `xmp:XMP-dc/dc:creator`.
 pub fn source_label(f: &CoreFinding) -> String {
     let family = serde_json::to_value(f.source.family)

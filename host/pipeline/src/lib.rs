@@ -61,7 +61,7 @@ use proofpix_store::{
 };
 use time::OffsetDateTime;
 
-pub use convert::{file_result, risk_to_contract};
+pub use convert::{file_result, risk_from_contract, risk_to_contract};
 pub use sparse::SparseSource;
 
 /// How a run behaves.
@@ -805,7 +805,7 @@ impl Pipeline {
                 .collect()
                 .await;
 
-            self.record(plugin, ctx, analysed, run).await?;
+            self.record(ctx, analysed, run).await?;
             self.drain_writebacks(session, plugin, ctx, run).await?;
         }
     }
@@ -814,7 +814,6 @@ impl Pipeline {
     /// records, acks and the outbox items of the downstream stages.
     async fn record(
         &self,
-        plugin: &Plugin,
         ctx: &IntegrationContext,
         analysed: Vec<Analysed>,
         run: &mut Run,
@@ -966,7 +965,6 @@ impl Pipeline {
                 }
             }
         }
-        let _ = plugin;
         Ok(())
     }
 

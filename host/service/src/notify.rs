@@ -19,7 +19,7 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use proofpix_analysis::RiskLevel;
-use proofpix_pipeline::{StageItem, risk_to_contract};
+use proofpix_pipeline::{StageItem, risk_from_contract, risk_to_contract};
 use proofpix_runtime::contract::{BatchSummary, Capability, FileAlert, Notification, Problem};
 use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, WorkQueue, stage_queue};
 use serde::{Deserialize, Serialize};
@@ -264,7 +264,7 @@ impl Host {
             match serde_json::from_slice::<StageItem>(&lease.payload) {
                 Ok(StageItem::File { source, result })
                     if subs.wants(&source, "high-risk")
-                        && RiskLevel::parse(risk_word(result.risk)).is_some_and(|r| r >= min) =>
+                        && risk_from_contract(result.risk) >= min =>
                 {
                     alerts.push((
                         FileAlert {
@@ -443,17 +443,6 @@ impl Host {
 /// A message for a notifier: its kind, the notification, the queue items it covers, and the
 /// source integration(s) it is about.
 type QueuedMessage = (&'static str, Notification, Vec<Lease>, String);
-
-fn risk_word(r: proofpix_runtime::contract::RiskLevel) -> &'static str {
-    use proofpix_runtime::contract::RiskLevel as R;
-    match r {
-        R::None => "none",
-        R::Low => "low",
-        R::Medium => "medium",
-        R::High => "high",
-        R::Critical => "critical",
-    }
-}
 
 /// One summary of a source's batches in a window (one batch: that batch; several: their
 /// totals, from the first start to the last finish, under the last batch's id). `None` when
