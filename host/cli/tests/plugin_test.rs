@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use proofpix_emulators::{Harness, google, keys};
+use proofpix_emulators::{Harness, google, keys, microsoft};
 use serde_json::{Value, json};
 
 fn proofpix(home: &Path, args: &[&str]) -> Output {
@@ -447,5 +447,161 @@ fn a_browser_sign_in_plugin_is_refused_for_recording_with_what_is_supported() {
     assert!(
         out.contains("authorization-code flow") && out.contains("client-credentials"),
         "{out}"
+    );
+}
+
+/// The Microsoft identity platform and Graph emulator, seeded, on the returned runtime (drop it
+/// to stop it). Graph pages with absolute `@odata.nextLink`s and redirects downloads to a
+/// second host.
+fn graph_emulator() -> (tokio::runtime::Runtime, microsoft::graph::GraphEmulator) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ms = rt
+        .block_on(microsoft::start_with_graph(
+            Default::default(),
+            Default::default(),
+            Harness::default(),
+        ))
+        .unwrap();
+    (rt, ms)
+}
+
+/// `plugin test --record` of the SharePoint plugin against the Graph emulator, four items a
+/// page, the download host as the emulator's second server; `extra` arguments appended.
+fn record_sharepoint(
+    home: &Path,
+    dir: &Path,
+    ms: &microsoft::graph::GraphEmulator,
+    extra: &[&str],
+) -> Output {
+    let download_host = format!("download_host={}", ms.download_url());
+    let tenant = format!("tenant={}", microsoft::fixtures::TENANT_ID);
+    let client = format!("client_id={}", microsoft::fixtures::CLIENT_ID);
+    let sites = format!("sites={}", microsoft::graph::seed::FIELDWORK_SITE);
+    let graph = ms.graph_url();
+    let mut args = vec![
+        "plugin",
+        "test",
+        proofpix_plugin_artifacts::SHAREPOINT,
+        "--fixtures",
+        dir.to_str().unwrap(),
+        "--record",
+        &graph,
+        "-c",
+        "graph_url={replay}",
+        "-c",
+        "login_url={replay}",
+        "-c",
+        &download_host,
+        "-c",
+        &tenant,
+        "-c",
+        &client,
+        "-c",
+        &sites,
+        "-c",
+        "page_size=4",
+        "-s",
+        "client_secret=env:MS_SECRET",
+    ];
+    args.extend_from_slice(extra);
+    proofpix_with(
+        home,
+        &args,
+        &[("MS_SECRET", microsoft::fixtures::CLIENT_SECRET)],
+    )
+}
+
+fn replay(home: &Path, plugin: &str, dir: &Path, extra: &[&str]) -> Output {
+    let args = [
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+        ][..],
+        extra,
+    ]
+    .concat();
+    proofpix(home, &args)
+}
+
+/// Graph pages with absolute `@odata.nextLink` URLs on its own host and answers a download
+/// with a 302 to a pre-authenticated URL on another host. The recording keeps both as the
+/// service sent them; the replay answers them from its own servers, so paging and the redirect
+/// work offline, and the bearer token still never reaches the download host.
+#[test]
+fn absolute_next_links_and_redirects_to_another_host_replay_offline() {
+    let (rt, ms) = graph_emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("sharepoint");
+    let rec = record_sharepoint(&home, &dir, &ms, &[]);
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    let files = figure(&out, "files");
+    assert!(files > 4, "more than one page of files: {out}");
+    let graph = ms.graph_url();
+    let download = ms.download_url();
+
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fixture.json")).unwrap()).unwrap();
+    assert_eq!(recorded["service"], graph.as_str());
+    assert_eq!(recorded["origins"], json!([download]));
+    let exchanges = recorded["exchanges"].as_array().unwrap();
+    let next_links = exchanges
+        .iter()
+        .filter(|e| {
+            e["body"]
+                .as_str()
+                .is_some_and(|b| b.contains(&format!("\"@odata.nextLink\":\"{graph}/")))
+        })
+        .count();
+    assert!(next_links >= 2, "absolute next links kept as sent");
+    let redirects: Vec<&Value> = exchanges.iter().filter(|e| e["status"] == 302).collect();
+    assert!(!redirects.is_empty(), "the 302s are recorded, not followed");
+    for r in &redirects {
+        let location = r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h[0] == "location")
+            .unwrap();
+        assert!(
+            location[1].as_str().unwrap().starts_with(&download),
+            "{location}"
+        );
+    }
+    let downloads = exchanges
+        .iter()
+        .filter(|e| e["origin"] == download.as_str())
+        .count();
+    assert_eq!(
+        downloads,
+        redirects.len(),
+        "each redirect led to the download host"
+    );
+    let on_download_host: Vec<_> = ms
+        .graph()
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.server == microsoft::graph::Server::Download)
+        .collect();
+    assert_eq!(on_download_host.len(), downloads);
+    assert!(
+        on_download_host.iter().all(|e| e.authorization.is_none()),
+        "no bearer token on the download host"
+    );
+    drop(rt); // Graph and the download host are gone
+
+    let again = replay(&home, proofpix_plugin_artifacts::SHAREPOINT, &dir, &[]);
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
+    assert_eq!(figure(&out, "files"), files, "{out}");
+    assert_eq!(
+        figure(&out, "http_requests"),
+        exchanges.len() as u64,
+        "every recorded exchange answered once: {out}"
     );
 }

@@ -17,6 +17,16 @@
 //! bytes from the replay server). It runs with fuel metering, so instruction counts are
 //! exactly repeatable for the same component and fixture.
 //!
+//! Absolute URLs are rewritten, not recorded away: the fixture keeps bodies and headers as the
+//! service sent them and names the service (`service`) and the other hosts the plugin's
+//! declared endpoints resolve to (`origins`, a download host a 302 leads to). While recording
+//! and replaying, each of those hosts is stood in for by a local server of its own, and every
+//! absolute URL under one of them in an answer's body (when it is text, raw or JSON-escaped)
+//! and headers (`Location`, `Link`...) points at its server instead, so next-page links and
+//! redirects come back to the harness and replay offline; exchanges on another origin carry
+//! it (`origin`). The recording proxy follows no redirect: the 302 is recorded and the host
+//! follows it as it would live, dropping credentials on a host that takes none.
+//!
 //! It fails when a request has no recorded answer, when a call fails, or when a figure exceeds
 //! the baseline by more than `--threshold` percent (component size, calls, fuel, peak memory,
 //! log bytes). `--update-baseline` writes the new figures instead.
@@ -67,6 +77,9 @@ const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 /// One recorded request and its answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Exchange {
+    /// The host it went to, when not the recorded service: one of [`Fixture::origins`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// HTTP method, upper case.
     pub method: String,
     /// Path and query.
@@ -109,6 +122,16 @@ pub struct Fixture {
     /// `instance_url`), handed to the plugin on replay; `{replay}` as in `config`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub auth_context: BTreeMap<String, String>,
+    /// The service recorded against (`--record URL`). Absolute URLs under it in bodies and
+    /// headers are answered with the replay server's, so next-page links and redirects stay
+    /// offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Other hosts the plugin reached through its declared endpoints (a download host a
+    /// redirect leads to), as `scheme://host[:port]`; each is replayed by a server of its own,
+    /// and URLs under it are rewritten to that server the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<String>,
 }
 
 /// The token used on replay: a fixed bearer and the recorded context.
@@ -135,8 +158,8 @@ impl CredentialProvider for ReplayCredentials {
 #[derive(Debug)]
 struct RecordingCredentials {
     inner: AuthCredentials,
-    upstream: String,
-    proxy: String,
+    /// Recorded origins to the servers standing in for them.
+    map: Vec<(String, String)>,
 }
 
 impl CredentialProvider for RecordingCredentials {
@@ -147,7 +170,11 @@ impl CredentialProvider for RecordingCredentials {
         self.inner.refresh(rejected)
     }
     fn context(&self) -> BTreeMap<String, String> {
-        rebase(&self.inner.context(), &self.upstream, &self.proxy)
+        self.inner
+            .context()
+            .into_iter()
+            .map(|(k, v)| (k, rewrite_origins(&v, &self.map)))
+            .collect()
     }
 }
 
@@ -226,13 +253,19 @@ pub struct Options {
     pub update_baseline: bool,
 }
 
-/// The shared state of the replay or recording server.
+/// The shared state of the replay or recording servers.
 #[derive(Default)]
 struct ServerState {
     exchanges: Vec<Exchange>,
     used: Vec<bool>,
-    /// Recording: where to forward.
+    /// Recording: the service to forward to.
     upstream: Option<String>,
+    /// Recording: the client that forwards (it follows no redirect, so a redirect is recorded
+    /// as the service sent it and the host follows it through the servers, as it would live).
+    client: Option<reqwest::Client>,
+    /// Absolute origins in answers and what they become (the service and each other origin,
+    /// to the server that stands in for it).
+    live: Vec<(String, String)>,
     recorded: Vec<Exchange>,
     misses: Vec<String>,
     requests: u64,
@@ -384,14 +417,21 @@ fn match_encoded(hay: &[u8], start: usize, needle: &[u8]) -> Option<usize> {
 
 type Shared = Arc<Mutex<ServerState>>;
 
+/// One listening server: the service's (`origin` none) or another origin's.
+#[derive(Clone)]
+struct Listener {
+    state: Shared,
+    origin: Option<String>,
+}
+
 async fn answer(
-    axum::extract::State(state): axum::extract::State<Shared>,
+    axum::extract::State(listener): axum::extract::State<Listener>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (status, headers, body) = respond(&state, method, uri, headers, body).await;
+    let (status, headers, body) = respond(&listener, method, uri, headers, body).await;
     let mut map = HeaderMap::new();
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (
@@ -405,32 +445,61 @@ async fn answer(
 }
 
 async fn respond(
-    state: &Shared,
+    listener: &Listener,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let state = &listener.state;
     let path = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| uri.path().to_string());
-    let upstream = {
+    let (upstream, live) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.requests += 1;
-        s.upstream.clone()
+        (s.upstream.clone(), s.live.clone())
     };
-    if let Some(base) = upstream {
-        return forward(state, &base, method, &path, headers, body).await;
-    }
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let (status, headers, body) = match upstream {
+        Some(service) => {
+            let target = listener.origin.clone().unwrap_or(service);
+            forward(listener, &target, method, &path, headers, body).await
+        }
+        None => replay_answer(listener, &method, &path),
+    };
+    // What the plugin and the host's fetcher get: absolute URLs on the recorded hosts point
+    // at the servers standing in for them, so they come back here.
+    let headers = headers
+        .into_iter()
+        .map(|(k, v)| (k, rewrite_origins(&v, &live)))
+        .collect();
+    let body = match String::from_utf8(body) {
+        Ok(text) => rewrite_origins(&text, &live).into_bytes(),
+        Err(e) => e.into_bytes(),
+    };
+    (status, headers, body)
+}
+
+/// Replay: the first unused recorded exchange of this origin, method and path (the last one
+/// again when a request repeats).
+fn replay_answer(
+    listener: &Listener,
+    method: &Method,
+    path: &str,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let mut s = listener.state.lock().unwrap_or_else(|e| e.into_inner());
     // Recorded paths are scrubbed: match this one in the same form.
-    let path = s.scrub.text(&path);
+    let path = s.scrub.text(path);
     let candidates: Vec<usize> = s
         .exchanges
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.method.eq_ignore_ascii_case(method.as_str()) && e.path == path)
+        .filter(|(_, e)| {
+            e.origin == listener.origin
+                && e.method.eq_ignore_ascii_case(method.as_str())
+                && e.path == path
+        })
         .map(|(i, _)| i)
         .collect();
     let pick = candidates
@@ -447,28 +516,37 @@ async fn respond(
             (status, e.headers.clone(), e.body_bytes())
         }
         None => {
-            s.misses.push(format!("{method} {path}"));
+            let on = listener
+                .origin
+                .as_deref()
+                .map(|o| format!(" on {o}"))
+                .unwrap_or_default();
+            s.misses.push(format!("{method} {path}{on}"));
             (
                 StatusCode::NOT_IMPLEMENTED,
                 vec![],
-                format!("no recorded exchange for {method} {path}").into_bytes(),
+                format!("no recorded exchange for {method} {path}{on}").into_bytes(),
             )
         }
     }
 }
 
-/// Recording: forwards to the upstream and keeps the answer (without request headers, so
+/// Recording: forwards to `target` and keeps the answer (without request headers, so
 /// injected credentials are never stored).
 async fn forward(
-    state: &Shared,
-    base: &str,
+    listener: &Listener,
+    target: &str,
     method: Method,
     path: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
-    let client = reqwest::Client::new();
-    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let state = &listener.state;
+    let client = {
+        let s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.client.clone().unwrap_or_default()
+    };
+    let url = format!("{}{path}", target.trim_end_matches('/'));
     let mut req = client.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET),
         &url,
@@ -515,6 +593,7 @@ async fn forward(
         .collect();
     let recorded_path = s.scrub.text(path);
     s.recorded.push(Exchange {
+        origin: listener.origin.clone(),
         method: method.as_str().to_string(),
         path: recorded_path,
         status,
@@ -527,6 +606,149 @@ async fn forward(
         resp_headers,
         bytes,
     )
+}
+
+/// `text` with every absolute URL under a `from` origin moved under its `to`, in one pass (so
+/// a replacement is never rewritten again), raw and JSON-escaped (`http:\/\/host`). A match
+/// must end where the origin does: `https://a.com` does not match in `https://a.com.evil` or
+/// `https://a.com:8443`. A `from` that is not a URL (`{replay}`) is replaced wherever it is.
+fn rewrite_origins(text: &str, map: &[(String, String)]) -> String {
+    if map.is_empty() {
+        return text.to_string();
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (from, to) in map {
+        let from = from.trim_end_matches('/');
+        let to = to.trim_end_matches('/');
+        if from.is_empty() {
+            continue;
+        }
+        pairs.push((from.to_string(), to.to_string()));
+        if from.contains('/') {
+            pairs.push((from.replace('/', "\\/"), to.replace('/', "\\/")));
+        }
+    }
+    pairs.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'scan: while let Some(rest) = text.get(i..) {
+        if rest.starts_with(['h', '{']) {
+            for (from, to) in &pairs {
+                let Some(after) = rest.strip_prefix(from.as_str()) else {
+                    continue;
+                };
+                let ends = !from.starts_with("http")
+                    || !after.starts_with(|c: char| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '@' | '_')
+                    });
+                if ends {
+                    out.push_str(to);
+                    i += from.len();
+                    continue 'scan;
+                }
+            }
+        }
+        let Some(c) = rest.chars().next() else { break };
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// `scheme://host[:port]` of a URL, when it has one.
+fn origin_of(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let origin = u.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// The origins, other than the service's, that the plugin's declared endpoints resolve to
+/// with this config (`{replay}` standing for `upstream`): where a redirect or a URL in a body
+/// may send the plugin or the host. Endpoints that depend on authentication context or name a
+/// wildcard host are left out: their traffic cannot be told apart from other hosts' and is not
+/// recorded (the host refuses it, as it refuses any host not granted).
+fn declared_origins(
+    info: &proofpix_runtime::contract::PluginInfo,
+    config: &BTreeMap<String, String>,
+    upstream: &str,
+) -> Vec<String> {
+    let upstream = upstream.trim_end_matches('/');
+    let config: BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace(REPLAY_PLACEHOLDER, upstream)))
+        .collect();
+    let none = BTreeMap::new();
+    let service = origin_of(upstream);
+    let mut out: Vec<String> = Vec::new();
+    for ep in &info.endpoints {
+        let Ok(url) = proofpix_policy::template::resolve(&ep.url, &config, &none) else {
+            continue;
+        };
+        if let Some(o) = origin_of(&url)
+            && !o.contains('*')
+            && Some(&o) != service.as_ref()
+            && !out.contains(&o)
+        {
+            out.push(o);
+        }
+    }
+    out
+}
+
+/// The servers of one run: the service's and one per other origin.
+struct Servers {
+    base: String,
+    others: Vec<(String, String)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Servers {
+    async fn start(state: &Shared, origins: &[String]) -> anyhow::Result<Servers> {
+        let mut servers = Servers {
+            base: String::new(),
+            others: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for origin in std::iter::once(None).chain(origins.iter().cloned().map(Some)) {
+            let app = axum::Router::new().fallback(answer).with_state(Listener {
+                state: state.clone(),
+                origin: origin.clone(),
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let base = format!("http://{}", listener.local_addr()?);
+            servers.tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+            match origin {
+                None => servers.base = base,
+                Some(o) => servers.others.push((o, base)),
+            }
+        }
+        Ok(servers)
+    }
+
+    /// The rewrite from recorded origins to these servers (`service` being the service's).
+    fn map(&self, service: Option<&str>) -> Vec<(String, String)> {
+        let mut map = vec![(REPLAY_PLACEHOLDER.to_string(), self.base.clone())];
+        if let Some(s) = service {
+            map.push((s.to_string(), self.base.clone()));
+        }
+        map.extend(self.others.iter().cloned());
+        map
+    }
+
+    /// The hosts to grant: every server.
+    fn hosts(&self) -> Vec<String> {
+        std::iter::once(self.base.clone())
+            .chain(self.others.iter().map(|(_, b)| b.clone()))
+            .collect()
+    }
+
+    fn stop(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// Runs the command; returns the report lines, or an error that fails it.
@@ -552,20 +774,6 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         fixture.config.insert(k.clone(), v.clone());
     }
 
-    let state: Shared = Arc::new(Mutex::new(ServerState {
-        used: vec![false; fixture.exchanges.len()],
-        exchanges: fixture.exchanges.clone(),
-        upstream: opts.record.clone(),
-        scrub: Scrubber::new(opts.secrets.iter().map(|(_, s)| s.expose())),
-        ..ServerState::default()
-    }));
-    let app = axum::Router::new()
-        .fallback(answer)
-        .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
     let runtime = Runtime::new(RuntimeConfig {
         limits: Limits::default(),
         fuel: true,
@@ -573,13 +781,38 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     })?;
     let plugin = runtime.load(&content).await?;
     let info = plugin.info().clone();
+
+    let upstream = opts
+        .record
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_string());
+    let (service, origins) = match &upstream {
+        Some(u) => (Some(u.clone()), declared_origins(&info, &fixture.config, u)),
+        None => (fixture.service.clone(), fixture.origins.clone()),
+    };
+    let state: Shared = Arc::new(Mutex::new(ServerState {
+        used: vec![false; fixture.exchanges.len()],
+        exchanges: fixture.exchanges.clone(),
+        upstream: upstream.clone(),
+        client: Some(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        ),
+        scrub: Scrubber::new(opts.secrets.iter().map(|(_, s)| s.expose())),
+        ..ServerState::default()
+    }));
+    let servers = Servers::start(&state, &origins).await?;
+    let map = servers.map(service.as_deref());
+    state.lock().unwrap_or_else(|e| e.into_inner()).live = map.clone();
+
     let mut ctx = IntegrationContext::new("plugin-test").with_grant(OperatorGrant {
-        hosts: vec![base.clone()],
+        hosts: servers.hosts(),
         allow_loopback: true,
         ..OperatorGrant::default()
     });
     for (k, v) in &fixture.config {
-        ctx = ctx.with_config(k, &v.replace(REPLAY_PLACEHOLDER, &base));
+        ctx = ctx.with_config(k, &rewrite_origins(v, &map));
     }
     let scheme = if auth_flow::per_integration(&info) {
         auth_flow::scheme_for(&plugin, &ctx)
@@ -617,8 +850,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
             auth_context = rebase(&creds.context(), upstream, REPLAY_PLACEHOLDER);
             ctx = ctx.with_credentials(Arc::new(RecordingCredentials {
                 inner: creds,
-                upstream: upstream.to_string(),
-                proxy: base.clone(),
+                map: map.clone(),
             }));
         }
         (_, None) => {
@@ -627,7 +859,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 context: fixture
                     .auth_context
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.replace(REPLAY_PLACEHOLDER, &base)))
+                    .map(|(k, v)| (k.clone(), rewrite_origins(v, &map)))
                     .collect(),
             }));
         }
@@ -670,7 +902,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         }
     }
     let stats = session.stats().clone();
-    server.abort();
+    servers.stop();
     let s = state.lock().unwrap_or_else(|e| e.into_inner());
     let figures = Figures {
         component_bytes: content.len() as u64,
@@ -700,6 +932,8 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 .collect(),
             exchanges: s.recorded.clone(),
             auth_context,
+            service: service.clone(),
+            origins: origins.clone(),
         };
         std::fs::write(&fixture_path, serde_json::to_string_pretty(&recorded)?)?;
         lines.push(format!(
