@@ -1,0 +1,436 @@
+//! The contract is language-neutral, JavaScript edition: the notifier in
+//! `sdk/examples/js-webhook`, compiled with componentize-js against
+//! `wit/since_v0.2.0` (with its `http` feature off, so the component imports
+//! the contract's `http` and no `wasi:http`), installs and runs in the same
+//! sandbox as the Rust plugins. A sync's digest of risky files and its batch
+//! summary reach a receiver, signed by the host; receiver errors come back as
+//! errors the host acts on.
+//!
+//! The other tests build small notifiers the way an outsider wrote one (issue
+//! 12): one that answers "not supported" to `check`, one that throws a plain
+//! `new Error()`, and one whose manifest leaves out a list field.
+//!
+//! componentize-js comes from npm: `./test` (the README's test command)
+//! installs it into `target/tools/js` when it is missing. The test finds it as
+//! `$PROOFPIX_COMPONENTIZE_JS`, then in `target/tools/js/node_modules/.bin`,
+//! then on `PATH`, and fails (it does not skip) with the command that installs
+//! it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use proofpix_pipeline::SyncMode;
+use proofpix_policy::OperatorGrant;
+use proofpix_runtime::contract::{
+    FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
+};
+use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
+use proofpix_store::{Stage, Store, WorkQueue, stage_queue};
+use proofpix_vault::{MasterKey, Secret};
+use serde_json::Value;
+
+const SIGNING_KEY: &str = "whsec-js-test-41c9";
+const HOOK_PATH: &str = "/hooks/catch/123456/abcdef/";
+const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn componentize_js() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROOFPIX_COMPONENTIZE_JS") {
+        return p.into();
+    }
+    let local = workspace().join("target/tools/js/node_modules/.bin/componentize-js");
+    if local.exists() {
+        return local;
+    }
+    if Command::new("componentize-js")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return "componentize-js".into();
+    }
+    panic!(
+        "componentize-js not found; install it with `npm install --prefix target/tools/js \
+         @bytecodealliance/componentize-js@{COMPONENTIZE_JS_VERSION} @bytecodealliance/jco@1.35.0` \
+         (what ./test does), or set PROOFPIX_COMPONENTIZE_JS"
+    );
+}
+
+/// Builds `source` as the example's README says (`npm run build`): the
+/// `connector` world, `http` and `fetch-event` disabled.
+fn build_js(source: &Path, out: &Path) -> Vec<u8> {
+    let output = Command::new(componentize_js())
+        .arg(source)
+        .arg("--wit")
+        .arg(workspace().join("wit/since_v0.2.0"))
+        .args([
+            "--world-name",
+            "connector",
+            "--disable",
+            "http",
+            "fetch-event",
+        ])
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("run componentize-js");
+    assert!(
+        output.status.success(),
+        "componentize-js failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(out).expect("read the built component")
+}
+
+/// One request the receiver got: its path, headers and body.
+type Delivery = (String, HeaderMap, Vec<u8>);
+
+#[derive(Clone, Default)]
+struct Received {
+    requests: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Received {
+    fn bodies(&self, path: &str) -> Vec<Value> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    }
+}
+
+/// A receiver like a Zapier catch hook: 200 on the hook path and on `/outsider`,
+/// 410 for a deleted hook, 429 with Retry-After when told to slow down.
+async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let record = |path: &'static str| {
+        post(
+            move |State(r): State<Received>, headers: HeaderMap, body: axum::body::Bytes| async move {
+                r.requests
+                    .lock()
+                    .unwrap()
+                    .push((path.to_string(), headers, body.to_vec()));
+                (StatusCode::OK, r#"{"status":"success"}"#)
+            },
+        )
+    };
+    let app = Router::new()
+        .route(HOOK_PATH, record(HOOK_PATH))
+        .route("/outsider", record("/outsider"))
+        .route(
+            "/hooks/catch/deleted/",
+            post(|| async { (StatusCode::GONE, "hook deleted") }),
+        )
+        .route(
+            "/hooks/catch/busy/",
+            post(|| async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "7")],
+                    "slow down",
+                )
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, received)
+}
+
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A host over a fresh store, with a folder of photos for a local-folder source.
+struct Env {
+    host: Host,
+    photos: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+const RISKY: u32 = 3;
+const CLEAN: u32 = 2;
+
+async fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for seed in 0..RISKY {
+        let gps = proofpix_fixtures::Gps {
+            lat: 52.37,
+            lon: 4.9,
+            alt: None,
+        };
+        let jpeg = proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+            width: 16,
+            height: 16,
+            seed,
+            exif: Some(proofpix_fixtures::phone_photo(seed, gps)),
+            ..Default::default()
+        });
+        std::fs::write(photos.join(format!("risky-{seed}.jpg")), jpeg).unwrap();
+    }
+    for seed in 0..CLEAN {
+        let jpeg = proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+            width: 16,
+            height: 16,
+            seed: 100 + seed,
+            ..Default::default()
+        });
+        std::fs::write(photos.join(format!("clean-{seed}.jpg")), jpeg).unwrap();
+    }
+    let store = Arc::new(Store::open(&tmp.path().join("data"), &MasterKey::generate()).unwrap());
+    let options = HostOptions {
+        data_dir: Some(tmp.path().join("data")),
+        // A development build signs its first-party plugins with its own key.
+        trust_development_build: true,
+        ..HostOptions::default()
+    };
+    let host = Host::new(store, options).await.unwrap();
+    Env { host, photos, tmp }
+}
+
+impl Env {
+    /// The local-folder source the notifiers listen to.
+    async fn source(&self) {
+        self.host
+            .create_integration(
+                IntegrationSpec {
+                    id: "photos".into(),
+                    plugin: "local-folder".into(),
+                    config: BTreeMap::from([(
+                        "folder".to_string(),
+                        self.photos.display().to_string(),
+                    )]),
+                    grant: OperatorGrant {
+                        mounts: vec!["/input".into()],
+                        ..OperatorGrant::default()
+                    },
+                    ..IntegrationSpec::default()
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn install(&self, wasm: &[u8]) -> proofpix_service::InstallReport {
+        let dev = InstallOptions {
+            allow_unsigned: true,
+            grants: vec!["all".into()],
+            repin: false,
+        };
+        self.host.install_plugin(wasm, &dev, "test").await.unwrap()
+    }
+}
+
+async fn webhook(host: &Host, id: &str, base: &str, path: &str, subs: Option<Subscriptions>) {
+    host.create_integration(
+        IntegrationSpec {
+            id: id.into(),
+            plugin: "webhook-js".into(),
+            config: BTreeMap::from([("endpoint".to_string(), base.to_string())]),
+            secrets: BTreeMap::from([
+                ("url".to_string(), Secret::new(format!("{base}{path}"))),
+                (
+                    "signing_secret".to_string(),
+                    Secret::new(SIGNING_KEY.to_string()),
+                ),
+            ]),
+            grant: OperatorGrant {
+                hosts: vec![base.to_string()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            subscriptions: subs,
+            ..IntegrationSpec::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+}
+
+async fn notify(host: &Host, id: &str, event: &Notification) -> Result<(), PluginError> {
+    let (plugin, ctx) = host.context(id, true).await.unwrap();
+    let mut session = plugin.session(&ctx).await.unwrap();
+    session.notify(event).await.map_err(|e| {
+        e.plugin_error()
+            .cloned()
+            .unwrap_or_else(|| PluginError::Fatal(e.to_string()))
+    })
+}
+
+fn alert() -> Notification {
+    Notification::HighRiskFiles(vec![FileAlert {
+        integration: "photos".into(),
+        file: RemoteFile {
+            id: "risky-0.jpg".into(),
+            name: "risky-0.jpg".into(),
+            mime_type: Some("image/jpeg".into()),
+            size: Some(1_000),
+            modified: None,
+            version: "1".into(),
+            container: None,
+            web_url: None,
+            path: None,
+            properties: vec![],
+        },
+        risk: RiskLevel::Critical,
+        score: 94,
+        summary: "GPS 52.37,4.90".into(),
+        findings: vec![Finding {
+            category: "gps".into(),
+            code: "gps.coordinates".into(),
+            severity: RiskLevel::Critical,
+            source: "exif:GPS/0x0002".into(),
+            value: "52.37, 4.90".into(),
+        }],
+    }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_webhook_notifier_delivers_a_signed_digest_and_summary_of_a_sync() {
+    let e = env().await;
+    let example = workspace().join("sdk/examples/js-webhook/app.js");
+    let wasm = build_js(&example, &e.tmp.path().join("webhook-js.wasm"));
+    let report = e.install(&wasm).await;
+    assert_eq!(report.plugin.contract_version(), "0.2.0");
+    let info = report.plugin.info();
+    assert_eq!(info.id, "webhook-js");
+    assert!(info.config.iter().any(|f| f.name == "url" && f.secret));
+
+    let (base, received) = receiver().await;
+    e.source().await;
+    webhook(
+        &e.host,
+        "zap",
+        &base,
+        HOOK_PATH,
+        Some(Subscriptions {
+            events: vec!["high-risk".into(), "batch-completed".into()],
+            digest: true,
+            ..Subscriptions::default()
+        }),
+    )
+    .await;
+    let test = e.host.test("zap").await;
+    assert!(test.ok(), "{:?}", test.steps);
+    let connection = &test.steps.last().unwrap().detail;
+    assert!(
+        connection.contains("signed with HMAC-SHA256"),
+        "{connection}"
+    );
+
+    // The sync records its results and routes the risky ones and the batch into the
+    // notifier's queue; the notify stage delivers them when the run ends.
+    let run = e.host.sync("photos", SyncMode::Incremental).await.unwrap();
+    assert_eq!(run.batch.total, u64::from(RISKY + CLEAN));
+    let risky: u64 = ["high", "critical"]
+        .iter()
+        .filter_map(|r| run.batch.by_risk.get(*r))
+        .sum();
+    assert_eq!(risky, u64::from(RISKY));
+
+    let requests = received.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "one digest and one summary");
+    for (_, headers, body) in &requests {
+        let ts = headers["x-proofpix-timestamp"].to_str().unwrap();
+        let sig = headers["x-proofpix-signature"].to_str().unwrap();
+        let mut message = format!("v1:{ts}:").into_bytes();
+        message.extend_from_slice(body);
+        assert_eq!(
+            sig,
+            format!("v1={}", hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)),
+            "the host signed exactly the body the plugin built"
+        );
+        assert!(
+            !String::from_utf8_lossy(body).contains(SIGNING_KEY),
+            "the key never reaches the payload"
+        );
+    }
+    let bodies = received.bodies(HOOK_PATH);
+    let digest = bodies
+        .iter()
+        .find(|b| b["event"] == "high_risk_files")
+        .expect("a digest");
+    assert_eq!(digest["integration_id"], "zap");
+    let files = digest["files"].as_array().unwrap();
+    assert_eq!(files.len() as u32, RISKY, "one digest for every risky file");
+    assert!(files.iter().all(|f| f["integration"] == "photos"
+        && f["file"]["name"].as_str().unwrap().starts_with("risky-")
+        && f["findings"].as_array().is_some_and(|x| !x.is_empty())));
+    let summary = bodies
+        .iter()
+        .find(|b| b["event"] == "batch_completed")
+        .expect("a batch summary");
+    assert_eq!(summary["batch"]["integration"], "photos");
+    assert_eq!(summary["batch"]["files_total"], RISKY + CLEAN);
+    assert_eq!(summary["batch"]["files_ok"], RISKY + CLEAN);
+    assert_eq!(
+        waiting(&e.host, "zap"),
+        0,
+        "everything delivered was acknowledged"
+    );
+
+    // Receiver errors come back as errors the host acts on.
+    webhook(&e.host, "deleted", &base, "/hooks/catch/deleted/", None).await;
+    match notify(&e.host, "deleted", &alert()).await {
+        Err(PluginError::InvalidConfig(p)) => {
+            assert_eq!(p.field.as_deref(), Some("url"));
+            assert!(p.message.contains("410"), "{}", p.message);
+        }
+        other => panic!("expected invalid-config, got {other:?}"),
+    }
+    webhook(&e.host, "busy", &base, "/hooks/catch/busy/", None).await;
+    match notify(&e.host, "busy", &alert()).await {
+        Err(PluginError::RateLimited(r)) => assert_eq!(r.retry_after_ms, Some(7_000)),
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+    // A host the operator did not grant is refused, whatever URL the secret holds.
+    webhook(&e.host, "elsewhere", &base, HOOK_PATH, None).await;
+    e.host
+        .set_secret(
+            "elsewhere",
+            "url",
+            Secret::new("http://127.0.0.2:9/steal".to_string()),
+            "test",
+        )
+        .await
+        .unwrap();
+    let denied = notify(&e.host, "elsewhere", &alert()).await;
+    assert!(
+        matches!(&denied, Err(PluginError::InvalidConfig(p)) if p.field.as_deref() == Some("endpoint") && p.message.contains("refused")),
+        "{denied:?}"
+    );
+    assert_eq!(
+        received.requests.lock().unwrap().len(),
+        2,
+        "nothing more arrived"
+    );
+}
+
+fn waiting(host: &Host, notifier: &str) -> u64 {
+    host.store()
+        .depth(&stage_queue(notifier, Stage::Notify))
+        .unwrap()
+        .pending
+}
