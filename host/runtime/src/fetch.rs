@@ -79,6 +79,18 @@ pub enum FetchError {
         /// Retry-After in milliseconds, when given.
         retry_after_ms: Option<u64>,
     },
+    /// The platform answered a content request with a web page (`text/html`) and a success
+    /// status: a sign-in page (Slack's file host does this for a token without `files:read`),
+    /// never the file's bytes. Analysing it would record a page as an image with no findings.
+    #[error(
+        "{url} answered with a web page ({content_type}) instead of the file's bytes, usually a sign-in page: the integration's credentials may not read this file (check that the app's token has the platform's file-read permission and can see the file); will retry, and park the file with this reason if it persists"
+    )]
+    SignInPage {
+        /// Final URL (without query).
+        url: String,
+        /// The `Content-Type` answered.
+        content_type: String,
+    },
     /// The platform refused because a request limit was reached, with a status other than
     /// 429 (Salesforce's 403 `REQUEST_LIMIT_EXCEEDED`, Google's 403 `rateLimitExceeded`):
     /// back off and retry rather than give the file up.
@@ -128,9 +140,12 @@ impl FetchError {
     /// Whether retrying later may help.
     pub fn is_retryable(&self) -> bool {
         match self {
-            FetchError::Failed(_) | FetchError::Limited { .. } | FetchError::NotReady { .. } => {
-                true
-            }
+            // A web page may be a transient error page as well as a sign-in page: retried
+            // with back-off, then parked with its reason by the attempt limit.
+            FetchError::Failed(_)
+            | FetchError::Limited { .. }
+            | FetchError::NotReady { .. }
+            | FetchError::SignInPage { .. } => true,
             FetchError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             _ => false,
         }
@@ -661,7 +676,8 @@ impl RemoteContent {
 
 /// For a content request: 200 and 206 carry the bytes; any other success
 /// status (`202 Accepted` while the platform prepares the file, `204`) does
-/// not, and is [`FetchError::NotReady`]. Errors as [`check_status`].
+/// not, and is [`FetchError::NotReady`]; a success that is a web page is
+/// [`FetchError::SignInPage`]. Errors as [`check_status`].
 async fn check_content_status(
     resp: reqwest::Response,
     plugin: &str,
@@ -677,7 +693,30 @@ async fn check_content_status(
             retry_after_ms: retry_after_ms(&resp),
         });
     }
+    if status.is_success()
+        && let Some(content_type) = web_page_type(&resp)
+    {
+        return Err(FetchError::SignInPage {
+            url: proofpix_policy::egress::redact_url(resp.url()),
+            content_type,
+        });
+    }
     check_status(resp, plugin).await
+}
+
+/// The media type of a response that is a web page (`text/html`, `application/xhtml+xml`).
+/// No image, document or archive ProofPix reads is served as one; a platform that answers a
+/// file request with a page is showing a sign-in or error page.
+fn web_page_type(resp: &reqwest::Response) -> Option<String> {
+    let value = resp.headers().get(reqwest::header::CONTENT_TYPE)?;
+    let media = value
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    matches!(media.as_str(), "text/html" | "application/xhtml+xml").then_some(media)
 }
 
 /// A `Retry-After` in seconds, as milliseconds.

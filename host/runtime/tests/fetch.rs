@@ -39,6 +39,21 @@ async fn content(Path(id): Path<String>, headers: HeaderMap) -> Response {
         "pending" => (StatusCode::ACCEPTED, [(header::RETRY_AFTER, "7")]).into_response(),
         "empty" => StatusCode::NO_CONTENT.into_response(),
         "created" => (StatusCode::CREATED, pattern(10)).into_response(),
+        // Slack's file host to a token without `files:read`: a sign-in page, status 200.
+        "signin" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!DOCTYPE html><html><title>Sign in | Slack</title></html>",
+        )
+            .into_response(),
+        "xhtml" => (
+            StatusCode::PARTIAL_CONTENT,
+            [
+                (header::CONTENT_TYPE, "Application/XHTML+XML"),
+                (header::CONTENT_RANGE, "bytes 0-9/10"),
+            ],
+            "<html/>...",
+        )
+            .into_response(),
         // Ignores Range: always the whole file.
         "big" => {
             let _ = headers.get(header::RANGE);
@@ -166,6 +181,39 @@ async fn a_202_or_204_is_not_content_but_not_ready_with_the_platforms_retry_afte
     let err = created.read_all(1 << 20).await.unwrap_err();
     assert!(
         matches!(err, FetchError::NotReady { status: 201, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_web_page_answered_for_a_file_is_never_content_but_a_sign_in_page_to_retry() {
+    let base = serve().await;
+    let spool = tempfile::tempdir().unwrap();
+
+    let signin = remote(&base, "signin").await;
+    for err in [
+        signin.read_range(0, 1024, 1 << 20).await.unwrap_err(),
+        signin.read_all(1 << 20).await.unwrap_err(),
+        signin
+            .download(1 << 20, 1024, spool.path())
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, FetchError::SignInPage { content_type, .. } if content_type == "text/html"),
+            "{err:?}"
+        );
+        // Retried with back-off, then parked with the reason by the attempt limit.
+        assert!(err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("sign-in page"), "{text}");
+        assert!(text.contains("file-read permission"), "{text}");
+    }
+
+    let xhtml = remote(&base, "xhtml").await;
+    let err = xhtml.read_range(0, 10, 1 << 20).await.unwrap_err();
+    assert!(
+        matches!(&err, FetchError::SignInPage { content_type, .. } if content_type == "application/xhtml+xml"),
         "{err:?}"
     );
 }

@@ -500,7 +500,10 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
 }
 
 fn write_one(mode: &str, r: &FileResult) -> Result<(), PluginError> {
-    if mode == "off" || r.error.is_some() {
+    // A result with an error is still written: a partial parse that found a risk (GPS read
+    // before a broken preview IFD) is that risk, and an unreadable file is marked as such
+    // rather than left looking unscanned.
+    if mode == "off" {
         return Ok(());
     }
     let (Some(channel), Some(ts)) = (r.file.property("channel"), r.file.property("ts")) else {
@@ -511,7 +514,7 @@ fn write_one(mode: &str, r: &FileResult) -> Result<(), PluginError> {
     };
     let high = blocks::rank(r.risk) >= blocks::rank(RiskLevel::High);
     if matches!(mode, "reaction" | "thread-high") {
-        react(channel, ts, reaction_for(r.risk))?;
+        react(channel, ts, mark_for(r))?;
     }
     if mode == "thread" || (mode == "thread-high" && high) {
         reply(channel, ts, r)?;
@@ -519,7 +522,17 @@ fn write_one(mode: &str, r: &FileResult) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The emoji that marks a result.
+/// The emoji that marks a result: its risk's, except that a file the analysis could not fully
+/// read and found nothing worse than low in gets a question mark, never a check mark.
+pub fn mark_for(r: &FileResult) -> &'static str {
+    if r.error.is_some() && blocks::rank(r.risk) < blocks::rank(RiskLevel::Medium) {
+        "grey_question"
+    } else {
+        reaction_for(r.risk)
+    }
+}
+
+/// The emoji that marks a risk level.
 pub fn reaction_for(risk: RiskLevel) -> &'static str {
     match risk {
         RiskLevel::None | RiskLevel::Low => "white_check_mark",
@@ -570,12 +583,29 @@ pub fn result_message(r: &FileResult) -> blocks::Message {
     let mut m = blocks::render(&Notification::HighRiskFiles(vec![alert]), max);
     // In a thread the header would shout; the first block is replaced by a plain line.
     if let Some(first) = m.blocks.first_mut() {
-        *first = json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
-            "*ProofPix:* {} risk, score {}/100",
-            blocks::risk_label(r.risk), r.score
-        )}});
+        *first = json!({"type": "section", "text": {"type": "mrkdwn", "text": reply_header(r)}});
     }
     m
+}
+
+/// The first line of a thread reply: the risk and score, and the analysis's error when the
+/// file could not be read in full (escaped: it may quote the file's own bytes).
+pub fn reply_header(r: &FileResult) -> String {
+    let note = r
+        .error
+        .as_deref()
+        .map(|e| {
+            format!(
+                " (the file could not be read in full: {})",
+                blocks::escape(&blocks::cut(e, 200))
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "*ProofPix:* {} risk, score {}/100{note}",
+        blocks::risk_label(r.risk),
+        r.score
+    )
 }
 
 /// Orders Slack `ts` values (`seconds.micros`) numerically; an empty or odd value sorts first.
@@ -606,6 +636,46 @@ pub fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn result(risk: RiskLevel, error: Option<&str>) -> FileResult {
+        FileResult {
+            file: RemoteFile {
+                id: "F1".into(),
+                name: "site.jpg".into(),
+                ..RemoteFile::default()
+            },
+            format: "jpeg".into(),
+            risk,
+            score: 42,
+            findings: vec![],
+            summary: "GPS position".into(),
+            error: error.map(str::to_string),
+            analysed_at: "2026-01-01T00:00:00Z".into(),
+            policy_version: "p1".into(),
+        }
+    }
+
+    /// A partial parse that found a risk is marked with that risk; an unreadable file that
+    /// found nothing is never marked as checked.
+    #[test]
+    fn a_result_with_an_error_is_marked_by_its_risk_or_as_unreadable() {
+        let broken = Some("PreviewIFD: offset 2150 + length 2 is outside the file");
+        assert_eq!(mark_for(&result(RiskLevel::Medium, broken)), "warning");
+        assert_eq!(mark_for(&result(RiskLevel::High, broken)), "rotating_light");
+        assert_eq!(mark_for(&result(RiskLevel::None, broken)), "grey_question");
+        assert_eq!(mark_for(&result(RiskLevel::Low, broken)), "grey_question");
+        assert_eq!(mark_for(&result(RiskLevel::None, None)), "white_check_mark");
+    }
+
+    #[test]
+    fn a_thread_reply_notes_the_error_escaped() {
+        let first = reply_header(&result(RiskLevel::Medium, Some("IFD <@U123> cut & short")));
+        assert!(first.contains("could not be read in full"), "{first}");
+        assert!(first.contains("&lt;@U123&gt; cut &amp; short"), "{first}");
+        let clean = reply_header(&result(RiskLevel::Medium, None));
+        assert!(!clean.contains("could not be read"), "{clean}");
+        assert!(clean.contains("score 42/100"), "{clean}");
+    }
 
     #[test]
     fn message_timestamps_order_numerically() {

@@ -990,6 +990,67 @@ mod source {
         assert_eq!(info[0].query_params().get("file"), Some(&a));
     }
 
+    /// Slack's file host answers a token without `files:read` with its sign-in page: HTTP 200,
+    /// `text/html`. That page is never analysed as the image (it would be recorded as a file
+    /// with no findings, a silent false negative): the file is retried, then parked with a
+    /// reason that says what to fix, with no result, no risk and no reaction.
+    #[tokio::test]
+    async fn a_sign_in_page_instead_of_the_file_is_parked_with_the_reason_never_analysed() {
+        let env = env_with(web::WorkspaceConfig {
+            bot_scopes: web::DEFAULT_BOT_SCOPES
+                .split(',')
+                .filter(|s| *s != "files:read")
+                .collect::<Vec<_>>()
+                .join(","),
+            ..Default::default()
+        })
+        .await;
+        let ws = env.slack.workspace();
+        let photos = risky_photos(1);
+        let (_, id) = ws.share_image(web::seed::FIELD_PHOTOS, "site.jpg", photos[0].1.clone());
+        scanner(&env, "channels", "reaction").await;
+
+        let report = env
+            .host
+            .sync("channels", SyncMode::Incremental)
+            .await
+            .unwrap();
+        assert!(
+            report.files.iter().all(|f| f.report.is_none()),
+            "a sign-in page was analysed as the image: {:?}",
+            report.files
+        );
+        // The page was really served: the host followed the file host's redirect to it.
+        assert!(
+            env.slack
+                .log()
+                .all()
+                .iter()
+                .any(|r| r.path.starts_with("/files-pri/")),
+            "the download was tried"
+        );
+        let record = env
+            .host
+            .store()
+            .file("channels", &id)
+            .expect("store")
+            .expect("the file is known");
+        assert_eq!(
+            record.last_result, None,
+            "no result, so no risk: {record:?}"
+        );
+        let reason = record.last_error.clone().unwrap_or_default();
+        assert!(
+            reason.contains("sign-in page") && reason.contains("file-read permission"),
+            "{reason}"
+        );
+        assert!(
+            report.parked + report.still_queued >= 1,
+            "parked or queued for a retry, never done: {report:?}"
+        );
+        assert!(ws.reactions().is_empty(), "nothing written back");
+    }
+
     #[tokio::test]
     async fn a_private_url_on_the_api_host_redirects_to_the_file_host_with_the_token() {
         let env = env_with(web::WorkspaceConfig {
@@ -1163,6 +1224,53 @@ mod source {
                 .detail
                 .contains("the bot is not in #random (not_in_channel); invite it with /invite @proofpix in #random"),
             "{}",
+            connection.detail
+        );
+    }
+
+    /// A static token cannot be checked by the host alone: the credentials step says so rather
+    /// than "accepted", and a wrong token fails the connection step with one sentence that names
+    /// the secret field and the command that replaces it.
+    #[tokio::test]
+    async fn a_wrong_bot_token_fails_the_test_naming_the_field_to_replace() {
+        let env = env().await;
+        env.slack_integration(
+            "wrong",
+            &[("channel", "#compliance"), ("channels", "#field-photos")],
+            "xoxb-0000-not-a-real-token",
+            None,
+        )
+        .await
+        .unwrap();
+        let report = env.host.test("wrong").await;
+        assert!(!report.ok(), "{report:?}");
+        let step = |name: &str| {
+            report
+                .steps
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no {name} step: {report:?}"))
+                .clone()
+        };
+        let credentials = step("credentials");
+        assert!(
+            !credentials.detail.contains("accepted")
+                && credentials.detail.contains("only the platform can say"),
+            "{}",
+            credentials.detail
+        );
+        let connection = step("connection");
+        assert!(!connection.ok);
+        assert!(
+            connection.detail.contains(
+                "the platform rejected the API key in the secret field 'bot_token'; replace it with `proofpix integration set-secret wrong bot_token=-`"
+            ),
+            "{}",
+            connection.detail
+        );
+        assert!(
+            !connection.detail.contains("xoxb-0000"),
+            "the token is never quoted: {}",
             connection.detail
         );
     }
