@@ -406,6 +406,15 @@ impl Credentials {
         Ok(self.obtain().await?.header.clone())
     }
 
+    /// The secret field of a static API key, when that is the scheme: a key the host cannot
+    /// check by itself (only the platform's answer to a real call says whether it is right).
+    pub fn static_key_field(&self) -> Option<&str> {
+        match &self.inner.flow {
+            Flow::ApiKey { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     /// Obtains a new token now, whatever is cached, and returns what it established. This is the
     /// credential half of `proofpix integration test`: a wrong secret shows up even while an old
     /// token is still valid. For the authorization-code flow it refreshes.

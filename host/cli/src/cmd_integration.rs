@@ -19,6 +19,9 @@ use proofpix_vault::Secret;
 use crate::Verdict;
 use crate::output::{Row, by_risk, print_table};
 
+/// Failed files `integration sync` lists by name; `--json` has them all.
+const MAX_FAILURES_SHOWN: usize = 20;
+
 /// Integration subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -42,6 +45,11 @@ pub enum Command {
         /// Analyse every file again.
         #[arg(long)]
         reanalyse: bool,
+        /// Write every result back again, although it was written before (after the platform
+        /// lost the values or someone removed them): forgets the integration's finished
+        /// write-backs, then analyses every file again and writes each result once more.
+        #[arg(long)]
+        rewrite: bool,
         /// Print the per-file results as JSON lines.
         #[arg(long)]
         json: bool,
@@ -118,9 +126,21 @@ pub struct AddArgs {
     schedule: Option<String>,
 }
 
+/// How long `integration sync` waits for files and write-backs that failed transiently and
+/// are due again (with back-off and the platform's Retry-After) before it exits; what is still
+/// queued then goes at the next sync or with the daemon.
+const RETRY_WAIT: Duration = Duration::from_secs(30);
+
 /// The host over the data directory's store, with installed plugins.
 pub async fn host() -> anyhow::Result<Host> {
-    crate::cmd_plugin::open_host(true).await
+    crate::cmd_plugin::open_host_with(
+        true,
+        proofpix_pipeline::PipelineOptions {
+            wait_for_retries: Some(RETRY_WAIT),
+            ..proofpix_pipeline::PipelineOptions::default()
+        },
+    )
+    .await
 }
 
 fn split(kv: &str) -> anyhow::Result<(String, String)> {
@@ -236,9 +256,16 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             name,
             full,
             reanalyse,
+            rewrite,
             json,
         } => {
-            let mode = if reanalyse {
+            if rewrite {
+                let forgotten = host.forget_writebacks(&name, "cli")?;
+                eprintln!(
+                    "{forgotten} earlier write-backs of {name} forgotten; every result is written again"
+                );
+            }
+            let mode = if reanalyse || rewrite {
                 SyncMode::Reanalyse
             } else if full {
                 SyncMode::FullListing
@@ -296,6 +323,23 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     report.duration.as_secs_f64()
                 );
                 println!("by risk: {}", by_risk(&counts));
+                // Every file that failed, with its reason: not only in --json. Names and
+                // reasons come from the plugin and the platform, so they are sanitised.
+                let failed: Vec<_> = report.files.iter().filter(|f| f.error.is_some()).collect();
+                for f in failed.iter().take(MAX_FAILURES_SHOWN) {
+                    println!(
+                        "failed {} ({}): {}",
+                        crate::output::sanitize(&f.file.name),
+                        crate::output::sanitize(&f.file.id),
+                        crate::output::sanitize(f.error.as_deref().unwrap_or_default())
+                    );
+                }
+                if failed.len() > MAX_FAILURES_SHOWN {
+                    println!(
+                        "... and {} more failures (all of them with --json)",
+                        failed.len() - MAX_FAILURES_SHOWN
+                    );
+                }
                 for r in &remediations {
                     println!(
                         "remediation {} {}: {} ({})",
@@ -306,6 +350,13 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                             .and_then(|v| v.as_str().map(String::from))
                             .unwrap_or_default(),
                         r.detail
+                    );
+                }
+                if report.still_queued > 0 {
+                    println!(
+                        "{} items are still waiting for a retry after {} s; the next sync or the daemon takes them",
+                        report.still_queued,
+                        RETRY_WAIT.as_secs()
                     );
                 }
                 if report.uncertain > 0 {

@@ -451,6 +451,14 @@ fn auth_name(a: &AuthScheme) -> &'static str {
 
 /// Opens the store and builds a host as the daemon does.
 pub async fn open_host(cache: bool) -> anyhow::Result<Host> {
+    open_host_with(cache, proofpix_pipeline::PipelineOptions::default()).await
+}
+
+/// [`open_host`] with these pipeline options (a one-shot command waits for retries).
+pub async fn open_host_with(
+    cache: bool,
+    pipeline: proofpix_pipeline::PipelineOptions,
+) -> anyhow::Result<Host> {
     let data_dir = proofpix_store::data_dir()?;
     let (store, _) = proofpix_store::Store::open_default()?;
     let options = HostOptions {
@@ -458,6 +466,7 @@ pub async fn open_host(cache: bool) -> anyhow::Result<Host> {
         cache_dir: cache.then(|| data_dir.join("cache").join("components")),
         data_dir: Some(data_dir),
         trust_development_build: trust_development_build_from_env(),
+        pipeline,
         ..HostOptions::default()
     };
     Ok(Host::new(Arc::new(store), options).await?)

@@ -182,6 +182,34 @@ impl ComponentCache {
         &self.dir
     }
 
+    /// Deletes every artifact of the component with this content hash (whatever engine
+    /// compiled it) and its MAC: after an upgrade replaced it, or its plugin was removed.
+    /// Returns how many bytes were freed. A file another process has mapped stays readable
+    /// to it until unmapped; a later load of the same bytes compiles again.
+    ///
+    /// # Errors
+    /// Reading the directory or deleting a file failed.
+    pub fn evict(&self, content_hash: &str) -> std::io::Result<u64> {
+        // Content hashes are hex SHA-256; anything else names no artifact.
+        if content_hash.is_empty() || !content_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(0);
+        }
+        let prefix = format!("{content_hash}-");
+        let mut freed = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix)
+                && (name.ends_with(".cwasm") || name.ends_with(".cwasm.mac"))
+            {
+                freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(freed)
+    }
+
     fn path_for(&self, engine: &Engine, content_hash: &str) -> PathBuf {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);

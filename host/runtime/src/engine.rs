@@ -166,6 +166,18 @@ impl Runtime {
         })
     }
 
+    /// Deletes the precompiled artifacts of the component with this content hash from the
+    /// cache (no cache: nothing to do). Returns the bytes freed.
+    ///
+    /// # Errors
+    /// The cache directory could not be read or a file not deleted.
+    pub fn evict_compiled(&self, content_hash: &str) -> std::io::Result<u64> {
+        match &self.inner.cache {
+            Some(cache) => cache.evict(content_hash),
+            None => Ok(0),
+        }
+    }
+
     /// How instances are allocated.
     pub fn allocation(&self) -> Allocation {
         self.inner.allocation

@@ -32,7 +32,9 @@ use proofpix_pipeline::{
     BatchRoute, FileRoute, Pipeline, PipelineOptions, Routes, SyncMode, SyncReport,
 };
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{AuthScheme as WitScheme, Capability, FieldKind, PluginInfo};
+use proofpix_runtime::contract::{
+    AuthScheme as WitScheme, Capability, FieldKind, PluginError, PluginInfo,
+};
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
 use proofpix_store::{AuditEvent, IntegrationRecord, Store};
 use proofpix_vault::Secret;
@@ -645,6 +647,23 @@ impl Host {
         Ok((plugin, ctx))
     }
 
+    /// Forgets the integration's finished write-backs so each result is written again at its
+    /// next write-back (`integration sync --rewrite`); audited. Returns how many were forgotten.
+    ///
+    /// # Errors
+    ///
+    /// An unknown integration; store errors.
+    pub fn forget_writebacks(&self, id: &str, actor: &str) -> Result<u64, ServiceError> {
+        self.integration(id)?;
+        let n = self.store.forget_writebacks(id)?;
+        self.store.audit(
+            &AuditEvent::new(actor, "integration.rewrite", id)
+                .outcome("ok")
+                .details(serde_json::json!({ "forgotten": n })),
+        )?;
+        Ok(n)
+    }
+
     /// Tests an integration: config, credentials (a new token is obtained,
     /// so a changed secret shows up even while an old token is valid), the
     /// grant, and the plugin's own `check`.
@@ -682,7 +701,20 @@ impl Host {
             )),
         );
         let (plugin, ctx) = ctx;
-        if let Ok(Some(creds)) = self.credentials(&record, &plugin, &ctx) {
+        let creds = self.credentials(&record, &plugin, &ctx).ok().flatten();
+        let key_field = creds
+            .as_ref()
+            .and_then(|c| c.0.static_key_field().map(str::to_string));
+        if let Some(field) = &key_field {
+            // Nothing to exchange: saying "accepted" here would pass a wrong key.
+            step(
+                "credentials",
+                Ok(format!(
+                    "an API key is set in the secret field '{field}'; only the platform can say \
+                     whether it is right, which the connection step below asks"
+                )),
+            );
+        } else if let Some(creds) = creds {
             let r = creds.0.renew().await.map(|s| {
                 let mut d = "credentials accepted".to_string();
                 if let Some(exp) = s.expires_at {
@@ -722,7 +754,14 @@ impl Host {
         step("grant", Ok(detail));
         let check = async {
             let mut session = plugin.session(&ctx).await.map_err(|e| e.to_string())?;
-            let report = session.check().await.map_err(|e| e.to_string())?;
+            let report = session.check().await.map_err(|e| match (&key_field, e.plugin_error()) {
+                (Some(field), Some(PluginError::Unauthorized(said))) => format!(
+                    "the platform rejected the API key in the secret field '{field}'; replace it \
+                     with `proofpix integration set-secret {id} {field}=-` (the plugin said: {})",
+                    said.trim()
+                ),
+                _ => e.to_string(),
+            })?;
             let mut d = report.details.join("; ");
             if let Some(a) = report.account {
                 d = format!("connected as {a}; {d}");

@@ -407,6 +407,14 @@ impl Host {
             quarantined: None,
         };
         self.store.put_plugin(&record, actor)?;
+        // The replaced version's native code is dead weight in the cache (tens of MB for a
+        // Python component); a rollback to it compiles it again.
+        if let Some(old) = &old
+            && upgraded_from.is_some()
+            && old.content_hash() != plugin.content_hash()
+        {
+            self.evict_compiled(old.content_hash());
+        }
         if let Some(old_key) = &repinned {
             let _ = self
                 .store
@@ -443,6 +451,25 @@ impl Host {
             upgraded_from,
             permissions: granted,
         })
+    }
+
+    /// Deletes a replaced or removed component's precompiled artifacts; a failure only costs
+    /// disk space, so it is logged.
+    fn evict_compiled(&self, content_hash: &str) {
+        match self.runtime.evict_compiled(content_hash) {
+            Ok(freed) if freed > 0 => {
+                tracing::info!(
+                    content_hash,
+                    freed,
+                    "deleted the replaced component's precompiled code"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                content_hash,
+                "could not delete a replaced component's precompiled code: {e}"
+            ),
+        }
     }
 
     /// Replaces the active version of a plugin; sessions already open keep
@@ -620,7 +647,11 @@ impl Host {
                 "{plugin_id} ships with ProofPix and cannot be removed"
             )));
         }
+        let removed = self.plugin(plugin_id);
         self.store.remove_plugin(plugin_id, actor)?;
+        if let Some(p) = &removed {
+            self.evict_compiled(p.content_hash());
+        }
         if let Some(dir) = self.plugins_dir() {
             let _ = std::fs::remove_file(dir.join(format!("{plugin_id}.wasm")));
             let _ = std::fs::remove_file(dir.join(format!("{plugin_id}.previous.wasm")));

@@ -182,3 +182,69 @@ async fn deleting_a_notifier_deletes_its_queue() {
     assert_eq!(waiting(&e.host, &queue), 0);
     let _ = RiskLevel::High;
 }
+
+/// `integration sync --rewrite`: after the platform lost what was written (here, the reports
+/// were deleted), an ordinary sync writes nothing (each result was written once), and forgetting
+/// the finished write-backs then analysing again writes every result once more.
+#[tokio::test]
+async fn forgotten_write_backs_are_written_again_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    let reports = tmp.path().join("reports");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::create_dir(&reports).unwrap();
+    write_photos(&photos);
+    let store = Arc::new(Store::open(&tmp.path().join("data"), &MasterKey::generate()).unwrap());
+    let host = Host::new(
+        store,
+        HostOptions {
+            trust_development_build: true,
+            ..HostOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let spec = IntegrationSpec {
+        id: "photos".into(),
+        plugin: "local-folder".into(),
+        config: BTreeMap::from([
+            ("folder".to_string(), photos.display().to_string()),
+            ("output".to_string(), reports.display().to_string()),
+        ]),
+        grant: OperatorGrant {
+            mounts: vec!["/input".into(), "/output".into()],
+            write: vec!["/output".into()],
+            ..OperatorGrant::default()
+        },
+        ..IntegrationSpec::default()
+    };
+    host.create_integration(spec, "test").await.unwrap();
+    let count = || std::fs::read_dir(&reports).unwrap().count() as u32;
+
+    let first = host.sync("photos", SyncMode::Incremental).await.unwrap();
+    assert!(first.files.iter().all(|f| f.written_back), "{first:?}");
+    assert_eq!(count(), RISKY + CLEAN);
+
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let again = host.sync("photos", SyncMode::Reanalyse).await.unwrap();
+    assert_eq!(again.files.len() as u32, RISKY + CLEAN);
+    assert_eq!(count(), 0, "each result is written at most once");
+
+    let forgotten = host.forget_writebacks("photos", "test").unwrap();
+    assert_eq!(forgotten, u64::from(RISKY + CLEAN));
+    let rewritten = host.sync("photos", SyncMode::Reanalyse).await.unwrap();
+    assert!(
+        rewritten.files.iter().all(|f| f.written_back),
+        "{rewritten:?}"
+    );
+    assert_eq!(count(), RISKY + CLEAN);
+    let audit = host.store().audit_latest(50).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "integration.rewrite" && e.target == "photos"),
+        "audited"
+    );
+}

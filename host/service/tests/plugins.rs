@@ -555,3 +555,65 @@ async fn installed_plugins_load_again_after_a_restart_and_can_be_removed() {
             .contains("ships with ProofPix")
     );
 }
+
+/// An upgrade leaves no precompiled code of the replaced version behind (a Python component's
+/// is tens of MB), and removing a plugin deletes its own.
+#[tokio::test]
+async fn an_upgrade_and_a_removal_delete_the_replaced_precompiled_code() {
+    use sha2::Digest as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let cache = tmp.path().join("cache");
+    let store = Arc::new(Store::open(&home, &MasterKey::generate()).unwrap());
+    let host = Host::new(
+        store,
+        HostOptions {
+            cache_dir: Some(cache.clone()),
+            data_dir: Some(home.clone()),
+            trust_development_build: true,
+            ..HostOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = Env {
+        _tmp: tempfile::tempdir().unwrap(),
+        home,
+        host,
+    };
+    let artifacts = |wasm: &str| -> usize {
+        let hash = hex::encode(sha2::Sha256::digest(read(wasm)));
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{hash}-"))
+            })
+            .count()
+    };
+    let (v1, v2) = (
+        proofpix_plugin_artifacts::TEST_WELL_BEHAVED,
+        proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2,
+    );
+    install_v1_with_integration(&e, "pass").await;
+    assert_eq!(artifacts(v1), 2, "the artifact and its MAC");
+
+    let dev = InstallOptions {
+        allow_unsigned: true,
+        grants: vec!["all".into()],
+        repin: false,
+    };
+    e.host
+        .install_plugin(&read(v2), &dev, "test")
+        .await
+        .unwrap();
+    assert_eq!(artifacts(v1), 0, "the replaced version's code is gone");
+    assert_eq!(artifacts(v2), 2);
+
+    e.host.delete_integration("wb", "test").await.unwrap();
+    e.host.remove_plugin("well-behaved", "test").unwrap();
+    assert_eq!(artifacts(v2), 0, "a removed plugin's code is gone");
+}

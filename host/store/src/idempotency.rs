@@ -332,4 +332,38 @@ impl Store {
             put_file_in(&mut txn.open_table(FILES)?, &file)
         })
     }
+
+    /// Forgets the finished write-backs of an integration, so that the next write-back of each
+    /// result goes to the platform again (an operator's "write everything again", after the
+    /// platform lost or someone removed what was written). Intents are kept: one in flight or
+    /// left uncertain by a crash still guards its write. Returns how many were forgotten.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn forget_writebacks(&self, integration: &str) -> Result<u64, StoreError> {
+        let end = schema::prefix_end(integration);
+        self.write(|txn| {
+            let mut t = txn.open_table(WRITEBACKS)?;
+            let mut finished = Vec::new();
+            for e in t.range((integration, "", "", "", "")..(end.as_str(), "", "", "", ""))? {
+                let (kk, v) = e?;
+                let row: WritebackRow = decode("writebacks", v.value())?;
+                if row.state != WbState::Intent {
+                    let (i, r, f, p, q) = kk.value();
+                    finished.push((
+                        i.to_owned(),
+                        r.to_owned(),
+                        f.to_owned(),
+                        p.to_owned(),
+                        q.to_owned(),
+                    ));
+                }
+            }
+            for (i, r, f, p, q) in &finished {
+                t.remove((i.as_str(), r.as_str(), f.as_str(), p.as_str(), q.as_str()))?;
+            }
+            Ok(finished.len() as u64)
+        })
+    }
 }

@@ -261,6 +261,36 @@ fn a_failed_write_back_may_be_tried_again() {
     assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
 }
 
+/// An operator's "write everything again": finished write-backs of that integration (and of
+/// no other, even one whose id starts the same) are forgotten, so they proceed again; an
+/// intent still guards its write.
+#[test]
+fn forgetting_write_backs_lets_finished_ones_go_again_but_keeps_intents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
+    let done = wb_key();
+    let mut in_flight = wb_key();
+    in_flight.remote_id = "068B".into();
+    let mut neighbour = wb_key();
+    neighbour.integration = "sf-prod2".into();
+    for key in [&done, &neighbour] {
+        assert_eq!(store.begin_writeback(key).unwrap(), Begin::Proceed);
+        store.complete_writeback(key, &Completion::Written).unwrap();
+    }
+    assert_eq!(store.begin_writeback(&in_flight).unwrap(), Begin::Proceed);
+
+    assert_eq!(store.forget_writebacks("sf-prod").unwrap(), 1);
+    assert_eq!(store.begin_writeback(&done).unwrap(), Begin::Proceed);
+    assert!(matches!(
+        store.begin_writeback(&in_flight).unwrap(),
+        Begin::InFlight { .. }
+    ));
+    assert!(matches!(
+        store.begin_writeback(&neighbour).unwrap(),
+        Begin::AlreadyDone { .. }
+    ));
+}
+
 /// The crash case: an intent recorded by a run that stopped before completing is reported
 /// as uncertain after a restart, never silently retried.
 #[test]
