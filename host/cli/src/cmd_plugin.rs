@@ -53,6 +53,11 @@ pub enum Command {
         /// Write the figures of this run as the new baseline.
         #[arg(long)]
         update_baseline: bool,
+        /// While recording, answer the first request with this method and path (query aside;
+        /// a trailing `*` makes it a prefix) with STATUS instead of forwarding it, and record
+        /// that answer: `GET /files=503`. Repeatable; records an error path.
+        #[arg(long, value_name = "METHOD PATH=STATUS", requires = "record")]
+        inject: Vec<String>,
     },
     /// List the installed plugins with their provenance.
     List,
@@ -159,6 +164,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             secrets,
             threshold,
             update_baseline,
+            inject,
         } => {
             let pair = |kv: &str| {
                 kv.split_once('=')
@@ -187,6 +193,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 secrets: secret_values,
                 threshold,
                 update_baseline,
+                inject,
             })
             .await?;
             for l in lines {

@@ -605,3 +605,154 @@ fn absolute_next_links_and_redirects_to_another_host_replay_offline() {
         "every recorded exchange answered once: {out}"
     );
 }
+
+/// A stand-in for the well-behaved plugin's API: one file, `x`, and its bytes.
+fn one_file_service(rt: &tokio::runtime::Runtime) -> String {
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .route(
+                "/files",
+                axum::routing::get(|| async {
+                    axum::Json(json!([{"id": "x", "name": "x.jpg", "etag": "7"}]))
+                }),
+            )
+            .route(
+                "/files/x/content",
+                axum::routing::get(|| async { vec![0xffu8, 0xd8, 0xff, 0xd9] }),
+            )
+            .route(
+                "/writeback",
+                axum::routing::post(|| async { axum::Json(json!({"ok": true})) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    })
+}
+
+/// An error answer is recorded like any other (`--inject` makes one up where the service will
+/// not fail on demand), and the replay holds the plugin to how it handled it: the 503 on the
+/// listing and the 429 on the download are retried, and a fixture without them no longer
+/// fails the calls the baseline says fail.
+#[test]
+fn error_answers_are_recorded_and_their_handling_is_replayed() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = one_file_service(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("errors");
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let rec = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+            "--inject",
+            "GET /files=503",
+            "--inject",
+            "GET /files/x/content=429",
+        ],
+    );
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    let fixture = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    let recorded: Value = serde_json::from_str(&fixture).unwrap();
+    let statuses: Vec<(String, u64)> = recorded["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses[..4],
+        [
+            ("/files".to_string(), 503),
+            ("/files".to_string(), 200),
+            ("/files/x/content".to_string(), 429),
+            ("/files/x/content".to_string(), 200),
+        ],
+        "{fixture}"
+    );
+    drop(rt);
+
+    let first = replay(&home, plugin, &dir, &["--update-baseline"]);
+    let out = text(&first);
+    assert!(first.status.success(), "{out}");
+    let baseline: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
+    let errors: Vec<&str> = baseline["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("discover page 1: ") && errors[0].ends_with("(retried)"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[1],
+        "fetch x: HTTP 429 from {replay}/files/x/content (retried)"
+    );
+    assert_eq!(figure(&out, "files"), 1, "{out}");
+    let again = replay(&home, plugin, &dir, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("2 failed calls, as in the baseline"),
+        "{}",
+        text(&again)
+    );
+
+    // Without the 503 the listing no longer fails: not what the baseline holds.
+    let mut changed = recorded.clone();
+    changed["exchanges"].as_array_mut().unwrap().remove(0);
+    std::fs::write(dir.join("fixture.json"), changed.to_string()).unwrap();
+    let differs = replay(&home, plugin, &dir, &[]);
+    let out = text(&differs);
+    assert_eq!(differs.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("the calls that failed are not the baseline's"),
+        "{out}"
+    );
+}
+
+/// A 401 in the middle of a recording with the host's OAuth token: the host refreshed the
+/// token and the plugin's call was retried. The replay does the same with the recorded
+/// answers: the 401, then the answer to the retried call.
+#[test]
+fn a_recorded_401_replays_as_a_refresh_and_a_retry() {
+    let (rt, ms) = graph_emulator();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("sharepoint");
+    let rec = record_sharepoint(&home, &dir, &ms, &["--inject", "GET /v1.0/sites/*=401"]);
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    assert!(!out.contains("failed calls"), "the retry succeeded: {out}");
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fixture.json")).unwrap()).unwrap();
+    assert_eq!(recorded["exchanges"][0]["status"], 401, "{recorded}");
+    assert_eq!(
+        recorded["exchanges"][0]["path"],
+        recorded["exchanges"][1]["path"]
+    );
+    drop(rt);
+    let again = replay(&home, proofpix_plugin_artifacts::SHAREPOINT, &dir, &[]);
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
+}

@@ -27,7 +27,16 @@
 //! it (`origin`). The recording proxy follows no redirect: the 302 is recorded and the host
 //! follows it as it would live, dropping credentials on a host that takes none.
 //!
-//! It fails when a request has no recorded answer, when a call fails, or when a figure exceeds
+//! Error answers are fixtures like any other. `--inject 'GET /files=503'` has the recording
+//! proxy answer the first such request itself, and record that answer, where a service will
+//! not fail on demand. The run retries a call whose error says a later try may succeed
+//! (rate-limited, transient, a download answered 429 or 5xx) up to [`MAX_ATTEMPTS`] times, as a
+//! sync would, and a recorded `401` after which the host refreshed its token replays as a
+//! refresh and a retry. Every failed call is reported (`errors`, retried ones marked) and kept
+//! in the baseline: a replay whose calls fail differently fails.
+//!
+//! It fails when a request has no recorded answer, when calls fail otherwise than the
+//! baseline says, or when a figure exceeds
 //! the baseline by more than `--threshold` percent (component size, calls, fuel, peak memory,
 //! log bytes). `--update-baseline` writes the new figures instead.
 //!
@@ -58,7 +67,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::AuthScheme;
+use proofpix_runtime::contract::{AuthScheme, RemoteFile};
 use proofpix_runtime::{
     BoxFuture, Content, CredentialProvider, HeaderPair, IntegrationContext, Runtime, RuntimeConfig,
     StaticCredentials,
@@ -145,8 +154,11 @@ impl CredentialProvider for ReplayCredentials {
     fn authorization(&self) -> BoxFuture<'_, Result<Option<HeaderPair>, String>> {
         Box::pin(async move { Ok(Some(("authorization".to_string(), self.token.clone()))) })
     }
+    /// A recorded `401` was followed by the token refresh the host made while recording (the
+    /// token exchange itself is not recorded): the replay's token is "refreshed" as well, and
+    /// the retried call gets the next recorded answer.
     fn refresh(&self, _rejected: Option<Secret>) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Err("a replayed exchange rejected the token".to_string()) })
+        Box::pin(async { Ok(()) })
     }
     fn context(&self) -> BTreeMap<String, String> {
         self.context.clone()
@@ -203,6 +215,10 @@ pub struct Figures {
     pub http_requests: u64,
     /// Files listed.
     pub files: u64,
+    /// The calls that failed, in order, retried ones included (`... (retried)`): how the
+    /// plugin handled the error answers in the fixture. A replay must fail the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 impl Figures {
@@ -251,6 +267,8 @@ pub struct Options {
     pub threshold: u64,
     /// Write the baseline instead of comparing.
     pub update_baseline: bool,
+    /// Recording: answers to make up instead of forwarding, `METHOD PATH=STATUS`.
+    pub inject: Vec<String>,
 }
 
 /// The shared state of the replay or recording servers.
@@ -270,6 +288,71 @@ struct ServerState {
     misses: Vec<String>,
     requests: u64,
     scrub: Scrubber,
+    /// Recording: error answers to give instead of forwarding, each once.
+    inject: Vec<Injection>,
+}
+
+/// `--inject 'METHOD PATH=STATUS'`: the first request with that method and path (query
+/// aside; a `PATH` ending in `*` is a prefix) is answered with `STATUS` by the recording proxy
+/// instead of the service, and recorded like any other answer. This is how an error path is
+/// recorded against a service that will not fail on demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    method: String,
+    path: String,
+    status: u16,
+    used: bool,
+}
+
+impl Injection {
+    /// Parses `METHOD PATH=STATUS`.
+    ///
+    /// # Errors
+    /// Another shape, or a status that is not 400-599.
+    pub fn parse(text: &str) -> anyhow::Result<Injection> {
+        let shape =
+            || format!("--inject {text:?}: use 'METHOD PATH=STATUS', e.g. 'GET /files=503'");
+        let (request, status) = text.rsplit_once('=').with_context(shape)?;
+        let (method, path) = request.trim().split_once(' ').with_context(shape)?;
+        let status: u16 = status.trim().parse().ok().with_context(shape)?;
+        if !(400..600).contains(&status) {
+            bail!("--inject {text:?}: {status} is not an error status (400-599)");
+        }
+        let path = path.trim();
+        if !path.starts_with('/') {
+            bail!("{}", shape());
+        }
+        Ok(Injection {
+            method: method.trim().to_ascii_uppercase(),
+            path: path.to_string(),
+            status,
+            used: false,
+        })
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        let path = path.split('?').next().unwrap_or_default();
+        !self.used
+            && self.method == method.as_str()
+            && match self.path.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => path == self.path,
+            }
+    }
+
+    /// The made-up answer: a JSON error, with `Retry-After: 1` where a service would send one.
+    fn answer(&self) -> (u16, Vec<(String, String)>, String) {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if matches!(self.status, 429 | 503) {
+            headers.push(("retry-after".to_string(), "1".to_string()));
+        }
+        let body = serde_json::json!({"error": {
+            "code": self.status,
+            "message": "injected by proofpix plugin test --inject",
+        }})
+        .to_string();
+        (self.status, headers, body)
+    }
 }
 
 /// What a recording must never contain.
@@ -461,12 +544,39 @@ async fn respond(
         s.requests += 1;
         (s.upstream.clone(), s.live.clone())
     };
-    let (status, headers, body) = match upstream {
-        Some(service) => {
+    let injected = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        let found = s
+            .inject
+            .iter_mut()
+            .filter(|_| upstream.is_some())
+            .find(|i| i.matches(&method, &path));
+        found.map(|i| {
+            i.used = true;
+            i.answer()
+        })
+    };
+    let (status, headers, body) = match (upstream, injected) {
+        (Some(_), Some((status, headers, body))) => {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let recorded_path = s.scrub.text(&path);
+            s.recorded.push(Exchange {
+                origin: listener.origin.clone(),
+                method: method.as_str().to_string(),
+                path: recorded_path,
+                status,
+                headers: headers.clone(),
+                body: Some(body.clone()),
+                body_hex: None,
+            });
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, headers, body.into_bytes())
+        }
+        (Some(service), None) => {
             let target = listener.origin.clone().unwrap_or(service);
             forward(listener, &target, method, &path, headers, body).await
         }
-        None => replay_answer(listener, &method, &path),
+        (None, _) => replay_answer(listener, &method, &path),
     };
     // What the plugin and the host's fetcher get: absolute URLs on the recorded hosts point
     // at the servers standing in for them, so they come back here.
@@ -611,7 +721,8 @@ async fn forward(
 /// `text` with every absolute URL under a `from` origin moved under its `to`, in one pass (so
 /// a replacement is never rewritten again), raw and JSON-escaped (`http:\/\/host`). A match
 /// must end where the origin does: `https://a.com` does not match in `https://a.com.evil` or
-/// `https://a.com:8443`. A `from` that is not a URL (`{replay}`) is replaced wherever it is.
+/// `https://a.com:8443`, nor `127.0.0.1:80` in `127.0.0.1:8080`. A placeholder (`{replay}`)
+/// is replaced wherever it is.
 fn rewrite_origins(text: &str, map: &[(String, String)]) -> String {
     if map.is_empty() {
         return text.to_string();
@@ -629,15 +740,26 @@ fn rewrite_origins(text: &str, map: &[(String, String)]) -> String {
         }
     }
     pairs.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+    let mut firsts = [false; 256];
+    for (from, _) in &pairs {
+        if let Some(f) = from
+            .bytes()
+            .next()
+            .and_then(|b| firsts.get_mut(usize::from(b)))
+        {
+            *f = true;
+        }
+    }
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     'scan: while let Some(rest) = text.get(i..) {
-        if rest.starts_with(['h', '{']) {
+        let first = rest.bytes().next().map(usize::from);
+        if first.is_some_and(|b| firsts.get(b).copied().unwrap_or(false)) {
             for (from, to) in &pairs {
                 let Some(after) = rest.strip_prefix(from.as_str()) else {
                     continue;
                 };
-                let ends = !from.starts_with("http")
+                let ends = from.starts_with('{')
                     || !after.starts_with(|c: char| {
                         c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '@' | '_')
                     });
@@ -737,6 +859,24 @@ impl Servers {
         map
     }
 
+    /// The reverse of [`Servers::map`], for what is reported: each server's URL (and bare
+    /// `host:port`) as the stable name of what it stands in for, so messages that name a URL
+    /// read the same on every run.
+    fn names(&self) -> Vec<(String, String)> {
+        let mut names = vec![(self.base.clone(), REPLAY_PLACEHOLDER.to_string())];
+        names.extend(self.others.iter().map(|(o, b)| (b.clone(), o.clone())));
+        let bare: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|(from, to)| {
+                let from = from.split_once("://")?.1.to_string();
+                let to = to.split_once("://").map_or(to.as_str(), |(_, t)| t);
+                Some((from, to.to_string()))
+            })
+            .collect();
+        names.extend(bare);
+        names
+    }
+
     /// The hosts to grant: every server.
     fn hosts(&self) -> Vec<String> {
         std::iter::once(self.base.clone())
@@ -748,6 +888,140 @@ impl Servers {
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Attempts of a call whose error says a later try may succeed (rate-limited, transient, a
+/// download answered 429 or 5xx): the first and two retries, as a sync's back-off would make
+/// within a run. A replay does not wait between them; a recording waits what the service asked,
+/// up to [`MAX_RECORDING_WAIT`].
+const MAX_ATTEMPTS: u32 = 3;
+/// Longest wait between attempts while recording.
+const MAX_RECORDING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What one run of the scenario saw besides figures.
+struct Run {
+    recording: bool,
+    /// Server URLs to stable names, for messages.
+    names: Vec<(String, String)>,
+    /// Failed calls, in order.
+    errors: Vec<String>,
+}
+
+impl Run {
+    fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        let message = rewrite_origins(&format!("{what}: {error}"), &self.names);
+        self.errors.push(message);
+    }
+
+    async fn retried(
+        &mut self,
+        what: &str,
+        error: &dyn std::fmt::Display,
+        wait: Option<std::time::Duration>,
+    ) {
+        let message = rewrite_origins(&format!("{what}: {error} (retried)"), &self.names);
+        self.errors.push(message);
+        if self.recording {
+            tokio::time::sleep(wait.unwrap_or_default().min(MAX_RECORDING_WAIT)).await;
+        }
+    }
+}
+
+/// Calls `$call` until it succeeds, fails for good, or [`MAX_ATTEMPTS`] are made.
+macro_rules! retrying {
+    ($run:expr, $what:expr, $call:expr) => {{
+        let mut attempt = 1;
+        loop {
+            match $call {
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    $run.retried(&$what, &e, e.retry_after()).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Whether a download's error may go away (429, 5xx, content not ready), and after how long.
+fn fetch_retry(e: &proofpix_runtime::FetchError) -> Option<Option<std::time::Duration>> {
+    use proofpix_runtime::FetchError;
+    match e {
+        FetchError::Status {
+            status,
+            retry_after_ms,
+            ..
+        } if *status == 429 || *status >= 500 => {
+            Some(retry_after_ms.map(std::time::Duration::from_millis))
+        }
+        FetchError::NotReady { retry_after_ms, .. } => {
+            Some(retry_after_ms.map(std::time::Duration::from_millis))
+        }
+        _ => None,
+    }
+}
+
+/// Drives the plugin as a sync would: `check`, `discover` to the last page, `download` and the
+/// host's fetch of every file. Returns the files listed.
+async fn drive(session: &mut proofpix_runtime::Session, run: &mut Run) -> Vec<RemoteFile> {
+    if let Err(e) = retrying!(run, "check", session.check().await) {
+        run.failed("check", &e);
+    }
+    let mut files = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page_number in 1..=MAX_PAGES {
+        let what = format!("discover page {page_number}");
+        match retrying!(run, what, session.discover(cursor.as_deref()).await) {
+            Ok(page) => {
+                files.extend(page.files);
+                cursor = page.cursor;
+                if !page.more {
+                    break;
+                }
+            }
+            Err(e) => {
+                run.failed(&what, &e);
+                break;
+            }
+        }
+    }
+    for f in &files {
+        let what = format!("download {}", f.id);
+        let spec = match retrying!(run, what, session.download(f).await) {
+            Ok(s) => s,
+            Err(e) => {
+                run.failed(&what, &e);
+                continue;
+            }
+        };
+        let what = format!("fetch {}", f.id);
+        for attempt in 1..=MAX_ATTEMPTS {
+            let result = match session.fetcher().open(&spec).await {
+                Ok(Content::Remote(r)) => r.read_all(MAX_DOWNLOAD_BYTES).await.map(|_| ()),
+                Ok(Content::Local { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) => match fetch_retry(&e) {
+                    Some(wait) if attempt < MAX_ATTEMPTS => run.retried(&what, &e, wait).await,
+                    _ => {
+                        run.failed(&what, &e);
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    files
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join("; ")
     }
 }
 
@@ -800,6 +1074,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 .build()?,
         ),
         scrub: Scrubber::new(opts.secrets.iter().map(|(_, s)| s.expose())),
+        inject: opts
+            .inject
+            .iter()
+            .map(|i| Injection::parse(i))
+            .collect::<anyhow::Result<_>>()?,
         ..ServerState::default()
     }));
     let servers = Servers::start(&state, &origins).await?;
@@ -867,40 +1146,12 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
 
     let mut session = plugin.session(&ctx).await?;
     let mut problems = Vec::new();
-    if let Err(e) = session.check().await {
-        problems.push(format!("check: {e}"));
-    }
-    let mut files = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let page = session
-            .discover(cursor.as_deref())
-            .await
-            .context("discover")?;
-        files.extend(page.files);
-        cursor = page.cursor;
-        if !page.more {
-            break;
-        }
-    }
-    for f in &files {
-        let spec = match session.download(f).await {
-            Ok(s) => s,
-            Err(e) => {
-                problems.push(format!("download {}: {e}", f.id));
-                continue;
-            }
-        };
-        match session.fetcher().open(&spec).await {
-            Ok(Content::Remote(r)) => {
-                if let Err(e) = r.read_all(MAX_DOWNLOAD_BYTES).await {
-                    problems.push(format!("fetch {}: {e}", f.id));
-                }
-            }
-            Ok(Content::Local { .. }) => {}
-            Err(e) => problems.push(format!("fetch {}: {e}", f.id)),
-        }
-    }
+    let mut run = Run {
+        recording: opts.record.is_some(),
+        names: servers.names(),
+        errors: Vec::new(),
+    };
+    let files = drive(&mut session, &mut run).await;
     let stats = session.stats().clone();
     servers.stop();
     let s = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -912,9 +1163,14 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         log_bytes: stats.log_bytes,
         http_requests: s.requests,
         files: files.len() as u64,
+        errors: run.errors.clone(),
     };
     let mut lines = vec![format!("plugin {} {}", info.id, info.version)];
     lines.extend(figures.rows().iter().map(|(k, v)| format!("{k:<18} {v}")));
+    if !figures.errors.is_empty() {
+        lines.push("failed calls (a replay must fail the same way):".to_string());
+        lines.extend(figures.errors.iter().map(|e| format!("  {e}")));
+    }
 
     if opts.record.is_some() {
         std::fs::create_dir_all(&opts.fixtures)?;
@@ -960,6 +1216,18 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 lines.push(format!("within {}% of the baseline", opts.threshold));
             }
             problems.extend(regressions);
+            if figures.errors != b.errors {
+                problems.push(format!(
+                    "the calls that failed are not the baseline's (a plugin's handling of an error answer changed, or the fixture did):\n    baseline: {}\n    now:      {}",
+                    list_or_none(&b.errors),
+                    list_or_none(&figures.errors)
+                ));
+            } else if !b.errors.is_empty() {
+                lines.push(format!(
+                    "{} failed calls, as in the baseline",
+                    b.errors.len()
+                ));
+            }
         }
         _ => {
             std::fs::write(&baseline_path, serde_json::to_string_pretty(&figures)?)?;
@@ -1029,6 +1297,7 @@ mod tests {
             log_bytes: 100,
             http_requests: 5,
             files: 2,
+            errors: vec![],
         };
         let mut now = base.clone();
         now.fuel = 1_100_000; // exactly +10%
