@@ -155,6 +155,10 @@ pub(crate) fn code_for(item: &Item) -> &'static str {
             }
         }
         Category::EmbeddedMedia => "embedded_media.motion_photo",
+        // Metadata items never carry the pixel stage's categories; its findings come with
+        // their own codes.
+        Category::TextPii => "text_pii.email",
+        Category::Barcode => "barcode.text",
     }
 }
 
@@ -215,6 +219,7 @@ fn default_severity(item: &Item, code: &str, policy: &Policy) -> (RiskLevel, Opt
                 | Category::LocationText
                 | Category::Thumbnail => Medium,
                 Category::Device | Category::Copyright | Category::Text => Low,
+                Category::TextPii | Category::Barcode => Medium,
             },
             None,
         ),
@@ -341,6 +346,7 @@ fn family_label(f: Family) -> &'static str {
         Family::MakerNote => "maker notes",
         Family::Photoshop => "Photoshop",
         Family::Container => "container",
+        Family::Pixels => "pixels",
     }
 }
 
@@ -382,6 +388,8 @@ pub(crate) fn build(items: &[Item], policy: &Policy, show: bool) -> Vec<Finding>
             },
             value,
             detail,
+            region: None,
+            confidence: None,
         });
     }
     cross_family(&mut out, policy);
@@ -438,6 +446,8 @@ fn cross_family(out: &mut Vec<Finding>, policy: &Policy) {
             },
             value: format!("{cat} present in {}", labels.join(" and ")),
             detail: Some("stripping one family would leave the others".to_owned()),
+            region: None,
+            confidence: None,
         });
     }
     out.extend(extra);

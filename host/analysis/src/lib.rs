@@ -56,7 +56,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 pub use findings::{mask_email, mask_name};
-pub use model::{Category, Family, Finding, Format, RiskLevel, Source};
+pub use model::{Category, Family, Finding, Format, PixelRun, Region, RiskLevel, Source};
 pub use policy::{Policy, PolicyError};
 pub use report::Report;
 pub use source::{ByteRange, ByteSource, FileSource, SourceError};
@@ -147,6 +147,7 @@ impl Analyzer {
                 error: Some("internal error while parsing this file (a bug); no result".to_owned()),
                 needs: reader.needs(),
                 policy_version: self.policy.version(),
+                pixels: None,
             },
         }
     }
@@ -182,6 +183,7 @@ impl Analyzer {
             error: ctx.error_summary(),
             needs: reader.needs(),
             policy_version: self.policy.version(),
+            pixels: None,
         }
     }
 }

@@ -95,11 +95,15 @@ pub enum Category {
     ThumbnailMismatch,
     /// Video or other media appended to or embedded in the image.
     EmbeddedMedia,
+    /// Personal data in text the picture shows, read by OCR (the pixel stage).
+    TextPii,
+    /// A QR code or barcode the picture shows, and what its payload carries (the pixel stage).
+    Barcode,
 }
 
 impl Category {
     /// Every category, in report order.
-    pub const ALL: [Category; 17] = [
+    pub const ALL: [Category; 19] = [
         Self::Gps,
         Self::Serial,
         Self::Owner,
@@ -117,6 +121,8 @@ impl Category {
         Self::Trailer,
         Self::ThumbnailMismatch,
         Self::EmbeddedMedia,
+        Self::TextPii,
+        Self::Barcode,
     ];
 
     /// The vocabulary name (`location-text`).
@@ -139,6 +145,8 @@ impl Category {
             Self::Trailer => "trailer",
             Self::ThumbnailMismatch => "thumbnail-mismatch",
             Self::EmbeddedMedia => "embedded-media",
+            Self::TextPii => "text-pii",
+            Self::Barcode => "barcode",
         }
     }
 
@@ -149,6 +157,7 @@ impl Category {
             Self::UniqueId => "unique_id",
             Self::ThumbnailMismatch => "thumbnail_mismatch",
             Self::EmbeddedMedia => "embedded_media",
+            Self::TextPii => "text_pii",
             other => other.as_str(),
         }
     }
@@ -207,6 +216,8 @@ pub enum Family {
     Photoshop,
     /// Container structures: comments, text chunks, trailers, thumbnails outside EXIF.
     Container,
+    /// The picture itself (the pixel stage: OCR text, QR codes), not its metadata.
+    Pixels,
 }
 
 /// Where a finding came from.
@@ -241,6 +252,40 @@ pub struct Finding {
     /// Extra context (GPS precision class, "also in XMP", ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Where in the picture, for what the pixel stage found (metadata findings have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    /// How sure the detector is, 0 to 1, for what the pixel stage found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+}
+
+/// An axis-aligned box in the image's pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct Region {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub w: u32,
+    /// Height.
+    pub h: u32,
+}
+
+/// What the pixel stage did with a file, when it ran: its steps, its notes (OCR unavailable, a
+/// time budget spent) and why it skipped the image, if it did. Without a complete run the
+/// absence of pixel findings means nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PixelRun {
+    /// Steps that ran to completion (`decode`, `codes`, `text`).
+    pub completed: Vec<String>,
+    /// Problems of steps that did not complete.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Why the image was not analysed at all, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// A detected container format.

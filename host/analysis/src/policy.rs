@@ -79,6 +79,20 @@ pub const CODES: &[(&str, Category)] = &[
     ("thumbnail_mismatch.aspect", Category::ThumbnailMismatch),
     ("thumbnail_mismatch.content", Category::ThumbnailMismatch),
     ("embedded_media.motion_photo", Category::EmbeddedMedia),
+    // The pixel stage (`proofpix-pixels`): what the picture shows.
+    ("text_pii.email", Category::TextPii),
+    ("text_pii.phone", Category::TextPii),
+    ("text_pii.card_number", Category::TextPii),
+    ("text_pii.iban", Category::TextPii),
+    ("text_pii.national_id.us_ssn", Category::TextPii),
+    ("text_pii.national_id.uk_nino", Category::TextPii),
+    ("text_pii.national_id.de_tax_id", Category::TextPii),
+    ("barcode.wifi", Category::Barcode),
+    ("barcode.contact", Category::Barcode),
+    ("barcode.boarding_pass", Category::Barcode),
+    ("barcode.payment", Category::Barcode),
+    ("barcode.url", Category::Barcode),
+    ("barcode.text", Category::Barcode),
 ];
 
 /// Default GPS precision threshold in metres.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::model::{Finding, Format, RiskLevel};
+use crate::model::{Finding, Format, PixelRun, RiskLevel};
 use crate::source::ByteRange;
 
 /// What the analysis of one file found.
@@ -26,6 +26,8 @@ pub struct Report {
     pub needs: Vec<ByteRange>,
     /// [`crate::Policy::version`] of the policy used.
     pub policy_version: String,
+    /// What the pixel stage did, when it ran on this file.
+    pub pixels: Option<PixelRun>,
 }
 
 impl Report {
@@ -43,12 +45,45 @@ impl Report {
             "error": self.error,
             "policy": self.policy_version,
         });
-        if !self.needs.is_empty()
-            && let Some(o) = v.as_object_mut()
-        {
-            o.insert("needs".to_owned(), json!(self.needs));
+        if let Some(o) = v.as_object_mut() {
+            if !self.needs.is_empty() {
+                o.insert("needs".to_owned(), json!(self.needs));
+            }
+            if let Some(p) = &self.pixels {
+                o.insert("pixels".to_owned(), json!(p));
+            }
         }
         v
+    }
+
+    /// Adds what the pixel stage found and did, and scores the file again under `policy`
+    /// (the same rules as metadata findings: the highest severity sets the level, each
+    /// distinct code adds points). Findings the policy silences (severity `none`) are dropped.
+    pub fn add_pixel_findings(
+        &mut self,
+        findings: Vec<Finding>,
+        run: PixelRun,
+        policy: &crate::Policy,
+    ) {
+        self.findings.extend(
+            findings
+                .into_iter()
+                .filter(|f| f.severity != RiskLevel::None),
+        );
+        let (risk, score) = crate::findings::risk(&self.findings, policy);
+        self.risk = risk;
+        self.score = score;
+        self.pixels = Some(run);
+    }
+
+    /// Whether the file's risk level comes from what the picture shows (a pixel finding at
+    /// the level), which stripping metadata cannot remove.
+    pub fn risk_from_pixels(&self) -> bool {
+        self.risk > RiskLevel::None
+            && self
+                .findings
+                .iter()
+                .any(|f| f.source.family == crate::model::Family::Pixels && f.severity >= self.risk)
     }
 
     /// One line for a reviewer: level, score, and the categories found.

@@ -31,10 +31,18 @@ pub struct Args {
     /// marker and compare thumbnails with the image by perceptual hash.
     #[arg(long)]
     deep: bool,
+    /// Also look at what the picture shows: QR codes (Wi-Fi passwords, contacts, payments)
+    /// and personal data in text read by OCR (cards, IBANs, national ids, e-mail, phone).
+    /// Reads whole files and needs `tesseract` for text; much slower than metadata alone.
+    #[arg(long)]
+    pixels: bool,
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
 }
+
+/// Largest file the pixel stage reads whole; a larger one is reported as skipped.
+const PIXEL_MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
@@ -44,8 +52,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         .with_deep(args.deep);
     let analyzer = Analyzer::new(policy, options);
     let files = walk::files(&args.paths)?;
+    let pixels = args.pixels.then(|| {
+        proofpix_pixels::PixelStage::new(proofpix_pixels::Budget::default())
+            .show_values(args.show_values)
+    });
     let started = Instant::now();
-    let reports = analyse_all(&analyzer, &files, args.jobs);
+    let reports = analyse_all(&analyzer, pixels.as_ref(), &files, args.jobs);
     let elapsed = started.elapsed();
 
     let mut worst = RiskLevel::None;
@@ -89,7 +101,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 }
 
 /// Analyses files on `jobs` threads, results in input order.
-fn analyse_all(analyzer: &Analyzer, files: &[PathBuf], jobs: Option<usize>) -> Vec<Report> {
+fn analyse_all(
+    analyzer: &Analyzer,
+    pixels: Option<&proofpix_pixels::PixelStage>,
+    files: &[PathBuf],
+    jobs: Option<usize>,
+) -> Vec<Report> {
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
@@ -102,7 +119,10 @@ fn analyse_all(analyzer: &Analyzer, files: &[PathBuf], jobs: Option<usize>) -> V
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
-                    let report = analyse_one(analyzer, path);
+                    let mut report = analyse_one(analyzer, path);
+                    if let Some(stage) = pixels {
+                        look_at_pixels(stage, analyzer, path, &mut report);
+                    }
                     if let Ok(mut r) = results.lock()
                         && let Some(slot) = r.get_mut(i)
                     {
@@ -124,6 +144,35 @@ pub fn analyse_one(analyzer: &Analyzer, path: &std::path::Path) -> Report {
         Ok(src) => analyzer.analyze(&src),
         Err(e) => error_report(analyzer, &format!("cannot read the file: {e}")),
     }
+}
+
+/// Runs the pixel stage on the whole file and adds what it found to `report`.
+fn look_at_pixels(
+    stage: &proofpix_pixels::PixelStage,
+    analyzer: &Analyzer,
+    path: &std::path::Path,
+    report: &mut Report,
+) {
+    let skipped = |why: String| proofpix_analysis::PixelRun {
+        skipped: Some(why),
+        ..Default::default()
+    };
+    let run = match std::fs::metadata(path) {
+        Ok(m) if m.len() > PIXEL_MAX_FILE_BYTES => skipped(format!(
+            "the file is {} MiB, over the pixel stage's {} MiB",
+            m.len() >> 20,
+            PIXEL_MAX_FILE_BYTES >> 20
+        )),
+        Ok(_) => match std::fs::read(path) {
+            Ok(bytes) => {
+                stage.add_to_report(&bytes, report, analyzer.policy());
+                return;
+            }
+            Err(e) => skipped(format!("cannot read the file: {e}")),
+        },
+        Err(e) => skipped(format!("cannot read the file: {e}")),
+    };
+    report.add_pixel_findings(Vec::new(), run, analyzer.policy());
 }
 
 fn error_report(analyzer: &Analyzer, msg: &str) -> Report {

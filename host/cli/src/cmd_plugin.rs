@@ -43,8 +43,10 @@ pub enum Command {
         /// A config value for recording, `FIELD=VALUE` (use `{replay}` for the base URL).
         #[arg(long = "config", short = 'c', value_name = "FIELD=VALUE")]
         config: Vec<String>,
-        /// A secret for recording (API key, client secret, private key), `FIELD=env:VAR`; the
-        /// host authenticates with it as the daemon would. Scrubbed from what is recorded.
+        /// A secret (API key, client secret, private key, webhook signing key or URL),
+        /// `FIELD=env:VAR`; the host authenticates and verifies webhooks with it as the daemon
+        /// would. Scrubbed from what is recorded. On replay, give the ones the host itself
+        /// uses (webhook signing keys, secret URLs such as `{replay}/hook`).
         #[arg(long = "secret", short = 's', value_name = "FIELD=env:VAR")]
         secrets: Vec<String>,
         /// Allowed growth over the baseline, in percent.
@@ -58,6 +60,11 @@ pub enum Command {
         /// that answer: `GET /files=503`. Repeatable; records an error path.
         #[arg(long, value_name = "METHOD PATH=STATUS", requires = "record")]
         inject: Vec<String>,
+        /// While recording, add this webhook request (a JSON file: method, path, query,
+        /// headers, body) to the fixture's events; every replay hands it to the plugin's
+        /// `events.handle`. Repeatable.
+        #[arg(long = "event", value_name = "FILE", requires = "record")]
+        events: Vec<PathBuf>,
     },
     /// List the installed plugins with their provenance.
     List,
@@ -165,6 +172,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             threshold,
             update_baseline,
             inject,
+            events,
         } => {
             let pair = |kv: &str| {
                 kv.split_once('=')
@@ -194,6 +202,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 threshold,
                 update_baseline,
                 inject,
+                events,
             })
             .await?;
             for l in lines {

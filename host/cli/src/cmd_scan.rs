@@ -44,6 +44,10 @@ pub struct Args {
     /// Show names, e-mails and serials in full instead of masked.
     #[arg(long)]
     show_values: bool,
+    /// Also look at what the pictures show (QR codes, personal data in OCR text), as
+    /// `analyze --pixels` does. Reads whole files; much slower than metadata alone.
+    #[arg(long)]
+    pixels: bool,
     /// Files fetched and analysed at once (default: one per core).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -134,7 +138,11 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     } else {
         SyncMode::Incremental
     };
-    let report = pipeline.sync(&plugin, &ctx, mode).await?;
+    let routes = proofpix_pipeline::Routes {
+        pixels: args.pixels,
+        ..proofpix_pipeline::Routes::default()
+    };
+    let report = pipeline.sync_routed(&plugin, &ctx, mode, &routes).await?;
 
     let mut worst = RiskLevel::None;
     let mut counts: BTreeMap<RiskLevel, u64> = BTreeMap::new();

@@ -330,3 +330,62 @@ fn the_shipped_samples_are_what_the_generator_produces() {
         );
     }
 }
+
+/// What the picture shows: a Wi-Fi QR code in a photo without metadata is risk none to the
+/// metadata analysis and high with `--pixels`, in `analyze` and through the whole pipeline
+/// (`scan`), with the password masked and the code's box.
+#[test]
+fn pixels_find_a_wifi_password_that_metadata_cannot() {
+    let env = env();
+    let dir = env._tmp.path().join("whiteboard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let photo = dir.join("office-wall.jpg");
+    std::fs::write(
+        &photo,
+        proofpix_fixtures::qr_jpeg("WIFI:T:WPA;S:Office;P:hunter22;;", 6, 480),
+    )
+    .unwrap();
+    let path = photo.to_str().unwrap();
+
+    let plain = json_lines(&proofpix(&env, &["analyze", "--json", path]));
+    assert_eq!(plain[0]["risk"], "none", "{}", plain[0]);
+    assert!(plain[0].get("pixels").is_none());
+
+    let out = proofpix(&env, &["analyze", "--json", "--pixels", path]);
+    assert_eq!(out.status.code(), Some(1), "high risk found: exit 1");
+    let seen = json_lines(&out);
+    let report = &seen[0];
+    assert_eq!(report["risk"], "high", "{report}");
+    let wifi = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "barcode.wifi")
+        .unwrap_or_else(|| panic!("no Wi-Fi finding: {report}"));
+    assert_eq!(wifi["category"], "barcode");
+    assert_eq!(wifi["source"]["family"], "pixels");
+    assert_eq!(wifi["value"], "network Office, password ********");
+    assert!(wifi["region"]["w"].as_u64().unwrap() > 100, "{wifi}");
+    assert!(
+        report["pixels"]["completed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "codes"),
+        "{report}"
+    );
+
+    // The same through the pipeline: local-folder plugin, host fetch, pixel stage.
+    let out = proofpix(&env, &["scan", dir.to_str().unwrap(), "--json", "--pixels"]);
+    let lines = json_lines(&out);
+    let scanned = file(&lines, "office-wall.jpg");
+    assert_eq!(scanned["risk"], "high", "{scanned}");
+    assert!(
+        scanned["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "barcode.wifi"),
+        "{scanned}"
+    );
+}

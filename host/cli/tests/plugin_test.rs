@@ -42,7 +42,8 @@ fn fixture() -> Value {
              "headers": [["content-type", "application/json"]],
              "body": "[{\"id\": \"a\", \"name\": \"a.jpg\", \"etag\": \"1\"}]"},
             {"method": "GET", "path": "/files/a/content", "status": 200,
-             "headers": [["content-type", "image/jpeg"]], "body_hex": "ffd8ffd9"}
+             "headers": [["content-type", "image/jpeg"]], "body_hex": "ffd8ffd9"},
+            {"method": "POST", "path": "/writeback", "status": 200, "body": "{}"}
         ]
     })
 }
@@ -73,7 +74,10 @@ fn replays_are_deterministic_and_regressions_fail() {
     let baseline: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
     assert_eq!(baseline["files"], 1);
-    assert_eq!(baseline["http_requests"], 2, "one listing, one download");
+    assert_eq!(
+        baseline["http_requests"], 3,
+        "one listing, one download, one write-back"
+    );
     assert!(baseline["fuel"].as_u64().unwrap() > 0);
 
     // The same component and fixture cost exactly the same.
@@ -105,7 +109,7 @@ fn replays_are_deterministic_and_regressions_fail() {
 
     // A request the fixture cannot answer fails, naming it.
     let mut partial = fixture();
-    partial["exchanges"].as_array_mut().unwrap().pop();
+    partial["exchanges"].as_array_mut().unwrap().remove(1);
     std::fs::write(dir.join("fixture.json"), partial.to_string()).unwrap();
     std::fs::write(dir.join("baseline.json"), baseline.to_string()).unwrap();
     let missing = proofpix(&home, &args);
@@ -131,7 +135,8 @@ fn a_recording_replays() {
             .route(
                 "/files/x/content",
                 axum::routing::get(|| async { vec![0xffu8, 0xd8, 0xff, 0xd9] }),
-            );
+            )
+            .route("/writeback", axum::routing::post(|| async { "{}" }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -157,7 +162,7 @@ fn a_recording_replays() {
     );
     assert!(rec.status.success(), "{}", text(&rec));
     assert!(
-        text(&rec).contains("recorded 2 exchanges"),
+        text(&rec).contains("recorded 3 exchanges"),
         "{}",
         text(&rec)
     );
@@ -693,11 +698,13 @@ fn error_answers_are_recorded_and_their_handling_is_replayed() {
     assert!(first.status.success(), "{out}");
     let baseline: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
+    // (The notifier half of the plugin has no webhook URL here: its failure is kept too.)
     let errors: Vec<&str> = baseline["errors"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e.as_str().unwrap())
+        .filter(|e| !e.starts_with("notify "))
         .collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
@@ -712,7 +719,7 @@ fn error_answers_are_recorded_and_their_handling_is_replayed() {
     let again = replay(&home, plugin, &dir, &[]);
     assert!(again.status.success(), "{}", text(&again));
     assert!(
-        text(&again).contains("2 failed calls, as in the baseline"),
+        text(&again).contains("3 failed calls, as in the baseline"),
         "{}",
         text(&again)
     );
@@ -755,4 +762,151 @@ fn a_recorded_401_replays_as_a_refresh_and_a_retry() {
     let out = text(&again);
     assert!(again.status.success(), "{out}");
     assert!(!out.contains("no recorded answer"), "{out}");
+}
+
+/// HMAC-SHA256, hex: how the well-behaved plugin's webhooks are signed.
+fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let inner: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x36)
+        .chain(body.iter().copied())
+        .collect();
+    let inner = Sha256::digest(&inner);
+    let outer: Vec<u8> = k
+        .iter()
+        .map(|b| b ^ 0x5c)
+        .chain(inner.iter().copied())
+        .collect();
+    hex::encode(Sha256::digest(&outer))
+}
+
+/// Beyond check, discover and download, the run drives what a sync and the daemon do next:
+/// `write-back` of each file's analysis (the platform receives it), `notify` of the batch to a
+/// secret webhook URL, and `events.handle` of a recorded, signed webhook request. The replay
+/// does all of it again offline, and a webhook that no longer verifies (another signing key)
+/// fails it.
+#[test]
+fn replay_drives_write_back_notify_and_events() {
+    use std::sync::{Arc, Mutex};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let written: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let seen = written.clone();
+    let base = rt.block_on(async move {
+        let app = axum::Router::new()
+            .route(
+                "/files",
+                axum::routing::get(|| async {
+                    axum::Json(json!([{"id": "x", "name": "x.jpg", "etag": "7"}]))
+                }),
+            )
+            .route(
+                "/files/x/content",
+                axum::routing::get(|| async { vec![0xffu8, 0xd8, 0xff, 0xd9] }),
+            )
+            .route(
+                "/writeback",
+                axum::routing::post(move |axum::Json(v): axum::Json<Value>| async move {
+                    seen.lock().unwrap().push(v);
+                    axum::Json(json!({"ok": true}))
+                }),
+            )
+            .route("/hook-T1-B2", axum::routing::post(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("all");
+    let event = tmp.path().join("event.json");
+    let signature = hmac_sha256_hex(b"sign-key", b"x");
+    std::fs::write(
+        &event,
+        json!({"method": "POST", "path": "/", "headers": [["x-signature", signature]], "body": "x"})
+            .to_string(),
+    )
+    .unwrap();
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let secrets = [("HOOK", "{replay}/hook-T1-B2"), ("SIGN", "sign-key")];
+    let rec = proofpix_with(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+            "-s",
+            "webhook_url=env:HOOK",
+            "-s",
+            "signing_secret=env:SIGN",
+            "--event",
+            event.to_str().unwrap(),
+        ],
+        &secrets,
+    );
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    for line in [
+        "write-back: 1 of 1 results written",
+        "notify batch-completed: delivered",
+        "event 1: answered 200, changed [x], removed [], resync false",
+    ] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
+    assert_eq!(*written.lock().unwrap(), [json!({"ids": ["x"]})]);
+    let fixture = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    assert!(
+        !fixture.contains("hook-T1-B2"),
+        "the secret URL's path: {fixture}"
+    );
+    assert!(!fixture.contains("sign-key"), "{fixture}");
+    let recorded: Value = serde_json::from_str(&fixture).unwrap();
+    assert_eq!(recorded["events"][0]["body"], "x");
+    drop(rt);
+
+    let secret_args = [
+        "-s",
+        "webhook_url=env:HOOK",
+        "-s",
+        "signing_secret=env:SIGN",
+    ];
+    let args = [
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+        ][..],
+        &secret_args,
+    ]
+    .concat();
+    let first = proofpix_with(
+        &home,
+        &[&args[..], &["--update-baseline"]].concat(),
+        &secrets,
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let again = proofpix_with(&home, &args, &secrets);
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(out.contains("event 1: answered 200, changed [x]"), "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
+
+    let wrong_key = proofpix_with(&home, &args, &[secrets[0], ("SIGN", "another-key")]);
+    let out = text(&wrong_key);
+    assert_eq!(wrong_key.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("event 1: ") && out.contains("bad signature"),
+        "{out}"
+    );
 }

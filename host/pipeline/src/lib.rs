@@ -136,14 +136,18 @@ pub struct BatchRoute {
     pub include_empty: bool,
 }
 
-/// Where a run's outbox sends results and batches, besides write-back (which the pipeline
-/// routes itself when the plugin writes back). Built once per sync by the caller.
+/// What a run does besides analysing metadata and writing back (which the pipeline routes
+/// itself when the plugin writes back): where its outbox sends results and batches, and
+/// whether it also looks at the pixels. Built once per sync by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routes {
     /// Per-file routes.
     pub files: Vec<FileRoute>,
     /// Per-batch routes.
     pub batches: Vec<BatchRoute>,
+    /// Run the pixel stage on every file (QR codes, personal data in OCR text): the whole
+    /// file is fetched instead of the byte ranges the metadata needs.
+    pub pixels: bool,
 }
 
 /// An outbox item: what a downstream stage receives. Serialised as JSON in the stage queue.
@@ -318,6 +322,10 @@ pub struct Pipeline {
     options: PipelineOptions,
     owner: String,
     progress: Option<ProgressSink>,
+    /// Made on first use (it locates tesseract); shared by the runs of this pipeline.
+    pixel_stage: Arc<std::sync::OnceLock<Arc<proofpix_pixels::PixelStage>>>,
+    /// One pixel analysis per core at a time: each holds a whole file and its decoded image.
+    pixel_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -371,13 +379,29 @@ impl Pipeline {
             std::process::id(),
             OffsetDateTime::now_utc().unix_timestamp_nanos() & 0xffff_ffff
         );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Pipeline {
             store,
             analyzer,
             options,
             owner,
             progress: None,
+            pixel_stage: Arc::new(std::sync::OnceLock::new()),
+            pixel_permits: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
+    }
+
+    /// The pixel stage, made on first use with the default budget; values masked unless the
+    /// analyzer shows them.
+    fn pixel_stage(&self) -> Arc<proofpix_pixels::PixelStage> {
+        self.pixel_stage
+            .get_or_init(|| {
+                Arc::new(
+                    proofpix_pixels::PixelStage::new(proofpix_pixels::Budget::default())
+                        .show_values(self.analyzer.options().show_values),
+                )
+            })
+            .clone()
     }
 
     /// Sends progress events to `sink`.
@@ -765,6 +789,7 @@ impl Pipeline {
             let fetcher = session.fetcher().clone();
 
             // Fetch and analyse concurrently.
+            let run_pixels = run.routes.pixels;
             let analysed: Vec<Analysed> = futures_util::stream::iter(specs)
                 .map(|(job, spec)| {
                     let fetcher = fetcher.clone();
@@ -783,20 +808,22 @@ impl Pipeline {
                                     outcome: Err(format!("download: {e}")),
                                     job,
                                 },
-                                Ok(content) => match self.analyse(content, job.file.size).await {
-                                    Ok(done) => Analysed {
-                                        retryable: false,
-                                        retry_after: None,
-                                        outcome: Ok(done),
-                                        job,
-                                    },
-                                    Err(f) => Analysed {
-                                        retryable: f.retryable,
-                                        retry_after: f.retry_after,
-                                        outcome: Err(f.message),
-                                        job,
-                                    },
-                                },
+                                Ok(content) => {
+                                    match self.analyse(content, job.file.size, run_pixels).await {
+                                        Ok(done) => Analysed {
+                                            retryable: false,
+                                            retry_after: None,
+                                            outcome: Ok(done),
+                                            job,
+                                        },
+                                        Err(f) => Analysed {
+                                            retryable: f.retryable,
+                                            retry_after: f.retry_after,
+                                            outcome: Err(f.message),
+                                            job,
+                                        },
+                                    }
+                                }
                             },
                         }
                     }
@@ -968,12 +995,36 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Fetches what the analysis needs and analyses it.
+    /// Fetches what the analysis needs and analyses it; with `pixels`, the whole file, and
+    /// the pixel stage runs on it too.
     async fn analyse(
         &self,
         content: Content,
         size_hint: Option<u64>,
+        pixels: bool,
     ) -> Result<(Report, u64), FileFailure> {
+        if pixels {
+            let size = match &content {
+                Content::Local { len, .. } => Some(*len),
+                Content::Remote(_) => size_hint,
+            };
+            if size.is_none_or(|n| n <= self.options.max_file_bytes) {
+                return self.analyse_with_pixels(content).await;
+            }
+            let (mut report, fetched) = Box::pin(self.analyse(content, size_hint, false)).await?;
+            report.add_pixel_findings(
+                Vec::new(),
+                proofpix_analysis::PixelRun {
+                    skipped: Some(format!(
+                        "the file is over the {} MiB the pixel stage reads",
+                        self.options.max_file_bytes >> 20
+                    )),
+                    ..Default::default()
+                },
+                self.analyzer.policy(),
+            );
+            return Ok((report, fetched));
+        }
         match content {
             Content::Local { file, len, .. } => {
                 let analyzer = self.analyzer.clone();
@@ -1056,6 +1107,41 @@ impl Pipeline {
         let body = self.download(&remote).await.map_err(fetch_err)?;
         fetched += body.len();
         Ok((self.analyse_body(body).await?, fetched))
+    }
+
+    /// Reads the whole file and analyses its metadata and its pixels.
+    async fn analyse_with_pixels(&self, content: Content) -> Result<(Report, u64), FileFailure> {
+        let max = self.options.max_file_bytes;
+        let bytes = match content {
+            Content::Local { file, .. } => tokio::task::spawn_blocking(move || {
+                use std::io::Read as _;
+                let mut bytes = Vec::new();
+                (&file).take(max).read_to_end(&mut bytes).map(|_| bytes)
+            })
+            .await
+            .map_err(|e| FileFailure::from((format!("read task failed: {e}"), false)))?
+            .map_err(|e| FileFailure::from((format!("cannot read the file: {e}"), true)))?,
+            Content::Remote(remote) => remote.read_all(max).await.map_err(|e| FileFailure {
+                retryable: e.is_retryable(),
+                retry_after: e.retry_after(),
+                message: format!("download: {e}"),
+            })?,
+        };
+        let _permit = self
+            .pixel_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| FileFailure::from((format!("pixel stage closed: {e}"), false)))?;
+        let analyzer = self.analyzer.clone();
+        let stage = self.pixel_stage();
+        tokio::task::spawn_blocking(move || {
+            let mut report = analyzer.analyze(&bytes);
+            stage.add_to_report(&bytes, &mut report, analyzer.policy());
+            (report, bytes.len() as u64)
+        })
+        .await
+        .map_err(|e| FileFailure::from((format!("analysis task failed: {e}"), false)))
     }
 
     /// Downloads a whole file, spooling it to disk past the memory limit.

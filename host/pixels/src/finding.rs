@@ -2,9 +2,8 @@
 //!
 //! The fields mirror `proofpix_analysis::Finding` (category, code, severity, value masked
 //! unless asked, detail) and add what only pixels have: where in the picture, and how sure
-//! the detector is. The categories are new to the vocabulary (`text-pii`, `barcode`); they are
-//! kept here until the stage is wired into the analysis report, when they join
-//! `proofpix_analysis::Category`.
+//! the detector is. The categories are the vocabulary's `text-pii` and `barcode`;
+//! [`PixelFinding::into_finding`] makes an analysis finding of one.
 
 use proofpix_analysis::RiskLevel;
 use serde::Serialize;
@@ -94,4 +93,37 @@ pub struct PixelFinding {
     /// Extra context ("Luhn-valid Visa number", "WPA network with a password").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl PixelFinding {
+    /// This finding as an analysis finding (family `pixels`, group `OCR` or `QR`), its
+    /// severity under `policy`.
+    pub fn into_finding(self, policy: &proofpix_analysis::Policy) -> proofpix_analysis::Finding {
+        use proofpix_analysis::{Category, Family, Finding, Region, Source};
+        let (category, group, name) = match self.category {
+            PixelCategory::TextPii => (Category::TextPii, "OCR", "TextInImage"),
+            PixelCategory::Barcode => (Category::Barcode, "QR", "CodeInImage"),
+        };
+        Finding {
+            category,
+            severity: policy.severity(&self.code, category, self.severity),
+            source: Source {
+                family: Family::Pixels,
+                group: group.to_owned(),
+                tag: self.code.clone(),
+                name: name.to_owned(),
+                offset: None,
+            },
+            code: self.code,
+            value: self.value,
+            detail: self.detail,
+            region: Some(Region {
+                x: self.bbox.x,
+                y: self.bbox.y,
+                w: self.bbox.w,
+                h: self.bbox.h,
+            }),
+            confidence: Some(self.confidence),
+        }
+    }
 }

@@ -88,6 +88,36 @@ impl PixelReport {
     pub fn complete(&self) -> bool {
         self.skipped.is_none() && self.completed.len() == 3
     }
+
+    /// The findings as the analysis report's, with severities under `policy` (a code
+    /// override, then a category override, then the detector's own), and what the stage did.
+    pub fn into_analysis(
+        self,
+        policy: &proofpix_analysis::Policy,
+    ) -> (Vec<proofpix_analysis::Finding>, proofpix_analysis::PixelRun) {
+        let findings = self
+            .findings
+            .into_iter()
+            .map(|f| f.into_finding(policy))
+            .collect();
+        let run = proofpix_analysis::PixelRun {
+            completed: self
+                .completed
+                .iter()
+                .map(|s| {
+                    match s {
+                        Step::Decode => "decode",
+                        Step::Codes => "codes",
+                        Step::Text => "text",
+                    }
+                    .to_owned()
+                })
+                .collect(),
+            notes: self.notes,
+            skipped: self.skipped,
+        };
+        (findings, run)
+    }
 }
 
 /// The pixel stage: a budget, an OCR engine (or why there is none), and whether values are
@@ -141,6 +171,20 @@ impl PixelStage {
     /// The budget in force.
     pub fn budget(&self) -> &Budget {
         &self.budget
+    }
+
+    /// Runs the stage on a whole file's bytes and adds what it found and did to the file's
+    /// analysis report, scoring it again under `policy`.
+    pub fn add_to_report(
+        &self,
+        bytes: &[u8],
+        report: &mut proofpix_analysis::Report,
+        policy: &proofpix_analysis::Policy,
+    ) {
+        let (findings, run) = self
+            .analyze(bytes, &MonotonicClock::start())
+            .into_analysis(policy);
+        report.add_pixel_findings(findings, run, policy);
     }
 
     /// Analyse one image. `clock` measures this image's time budget.

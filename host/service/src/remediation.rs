@@ -31,7 +31,7 @@ use proofpix_analysis::{StripOptions, strip};
 use proofpix_pipeline::{StageItem, SyncMode, SyncReport};
 use proofpix_policy::{RemediationAction, RemediationPolicy, RiskThreshold};
 use proofpix_runtime::contract::{
-    RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
+    FileResult, RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
 };
 use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
 use proofpix_store::{
@@ -103,6 +103,10 @@ pub enum RemediationStatus {
     Uncertain,
     /// Failed this time.
     Failed,
+    /// Not done because it cannot help: a sanitised copy removes metadata, not what the
+    /// picture shows, so a file whose risk comes from its pixels is left to the policy's
+    /// other actions (quarantine, restricted sharing, a label).
+    NotApplicable,
 }
 
 /// One action on one file, as reported by [`Host::sync_and_remediate`] and audited.
@@ -176,6 +180,15 @@ fn threshold(r: RiskLevel) -> RiskThreshold {
 
 /// The host's own key-value namespace for an integration's pending actions. Integration ids
 /// are `a-z0-9-`, so no plugin session is ever bound to it.
+/// Whether a result's risk level comes from the pixel stage's findings (`text-pii`,
+/// `barcode`): one of them is at the level.
+fn risk_from_pixels(result: &FileResult) -> bool {
+    result
+        .findings
+        .iter()
+        .any(|f| matches!(f.category.as_str(), "text-pii" | "barcode") && f.severity == result.risk)
+}
+
 fn namespace(id: &str) -> String {
     format!("~remediation/{id}")
 }
@@ -320,7 +333,24 @@ impl Host {
                 if !policy.applies_to(threshold(result.risk)) {
                     continue;
                 }
+                let from_pixels = risk_from_pixels(&result);
                 for action in &actions {
+                    if from_pixels && *action == RemediationAction::ReplaceWithSanitised {
+                        let r = Remediation {
+                            file_id: result.file.id.clone(),
+                            file_version: result.file.version.clone(),
+                            action: *action,
+                            status: RemediationStatus::NotApplicable,
+                            detail: "the risk comes from what the picture shows (text or a code \
+                                     in the pixels), which a copy without metadata still shows; \
+                                     quarantine, restricted sharing or a label can act on it"
+                                .to_string(),
+                            tombstone: None,
+                        };
+                        self.audit_remediation(id, &r).await;
+                        out.push(r);
+                        continue;
+                    }
                     work.push(Pending {
                         file: result.file.clone(),
                         risk: result.risk,

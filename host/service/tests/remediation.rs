@@ -444,3 +444,68 @@ async fn a_plugin_not_declaring_an_action_cannot_be_asked_for_it() {
     );
     assert!(platform.lock().unwrap().quarantined.is_empty());
 }
+
+/// With the pixel stage on, a photo whose only risk is a Wi-Fi QR code on the wall is high
+/// risk; a sanitised copy would still show the code, so replace-with-sanitised is reported
+/// as not applicable (audited, with the reason) and quarantine acts on it.
+#[tokio::test]
+async fn a_risk_in_the_pixels_is_quarantined_not_sanitised() {
+    let (base, platform) = platform().await;
+    {
+        let mut p = platform.lock().unwrap();
+        p.files.clear();
+        p.files.insert(
+            "a".into(),
+            (
+                1,
+                proofpix_fixtures::qr_jpeg("WIFI:T:WPA;S:Office;P:hunter22;;", 6, 480),
+            ),
+        );
+    }
+    let (host, _tmp) = host_with(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2, &base).await;
+    host.set_pixels("wb", true, "test").unwrap();
+    assert!(host.pixels("wb").unwrap());
+    host.set_remediation(
+        "wb",
+        Some(policy(
+            &[
+                RemediationAction::ReplaceWithSanitised,
+                RemediationAction::Quarantine,
+            ],
+            false,
+        )),
+        "test",
+    )
+    .await
+    .unwrap();
+
+    let (report, done) = host
+        .sync_and_remediate("wb", SyncMode::Incremental)
+        .await
+        .unwrap();
+    let analysed = report.files[0].report.as_ref().expect("analysed");
+    assert_eq!(analysed.risk, RiskLevel::High, "{analysed:?}");
+    assert!(analysed.risk_from_pixels());
+    use RemediationAction::{Quarantine, ReplaceWithSanitised};
+    assert_eq!(
+        statuses(&done),
+        [
+            (
+                "a".into(),
+                ReplaceWithSanitised,
+                RemediationStatus::NotApplicable
+            ),
+            ("a".into(), Quarantine, RemediationStatus::Applied),
+        ],
+        "{done:#?}"
+    );
+    let why = &done
+        .iter()
+        .find(|r| r.action == ReplaceWithSanitised)
+        .unwrap()
+        .detail;
+    assert!(why.contains("what the picture shows"), "{why}");
+    let p = platform.lock().unwrap();
+    assert!(p.uploads.is_empty(), "no sanitised copy uploaded");
+    assert_eq!(p.quarantined, ["a"]);
+}

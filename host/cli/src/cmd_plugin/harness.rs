@@ -14,8 +14,13 @@
 //! the same method and path (query included; the last one is reused when a request repeats),
 //! sets `{replay}` in the config to that server, and drives the plugin as a sync would:
 //! `check`, `discover` until the last page, `download` for every file (the host fetches the
-//! bytes from the replay server). It runs with fuel metering, so instruction counts are
-//! exactly repeatable for the same component and fixture.
+//! bytes from the replay server); then, as the plugin's capabilities say, `write-back` of each
+//! fetched file's analysis, `notify` of the high-risk files and the batch summary (at a fixed
+//! time), and `events.handle` of each webhook request in the fixture's `events` (added while
+//! recording with `--event FILE`). What those produce is reported and kept in the baseline
+//! (`outcomes`). Secrets the host uses itself (a signing key, a secret webhook URL, which may
+//! name `{replay}`) are given with `--secret` on replay too. It runs with fuel metering, so
+//! instruction counts are exactly repeatable for the same component and fixture.
 //!
 //! Absolute URLs are rewritten, not recorded away: the fixture keeps bodies and headers as the
 //! service sent them and names the service (`service`) and the other hosts the plugin's
@@ -141,6 +146,33 @@ pub struct Fixture {
     /// and URLs under it are rewritten to that server the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origins: Vec<String>,
+    /// Inbound webhook requests handed to the plugin's `events.handle`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+}
+
+/// An inbound webhook request as the platform sends it (`--event FILE` takes this shape).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    /// HTTP method, `POST` unless given.
+    #[serde(default = "post")]
+    pub method: String,
+    /// Path below `/hooks/{integration}`.
+    #[serde(default)]
+    pub path: String,
+    /// Query string, without `?`.
+    #[serde(default)]
+    pub query: String,
+    /// Request headers (a signature header among them).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The body, as text.
+    #[serde(default)]
+    pub body: String,
+}
+
+fn post() -> String {
+    "POST".to_string()
 }
 
 /// The token used on replay: a fixed bearer and the recorded context.
@@ -219,6 +251,10 @@ pub struct Figures {
     /// plugin handled the error answers in the fixture. A replay must fail the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// What write-back, notify and events produced, in order. A replay must produce the same;
+    /// absent in a baseline written before they were driven, and then not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcomes: Option<Vec<String>>,
 }
 
 impl Figures {
@@ -269,6 +305,8 @@ pub struct Options {
     pub update_baseline: bool,
     /// Recording: answers to make up instead of forwarding, `METHOD PATH=STATUS`.
     pub inject: Vec<String>,
+    /// Recording: webhook request files to add to the fixture's events.
+    pub events: Vec<PathBuf>,
 }
 
 /// The shared state of the replay or recording servers.
@@ -906,12 +944,19 @@ struct Run {
     names: Vec<(String, String)>,
     /// Failed calls, in order.
     errors: Vec<String>,
+    /// What write-back, notify and events produced.
+    outcomes: Vec<String>,
 }
 
 impl Run {
     fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
         let message = rewrite_origins(&format!("{what}: {error}"), &self.names);
         self.errors.push(message);
+    }
+
+    fn outcome(&mut self, line: String) {
+        let line = rewrite_origins(&line, &self.names);
+        self.outcomes.push(line);
     }
 
     async fn retried(
@@ -962,15 +1007,29 @@ fn fetch_retry(e: &proofpix_runtime::FetchError) -> Option<Option<std::time::Dur
     }
 }
 
+/// The time every replayed result and notification carries, so figures repeat.
+const FIXED_TIME: &str = "2026-01-01T00:00:00Z";
+
 /// Drives the plugin as a sync would: `check`, `discover` to the last page, `download` and the
-/// host's fetch of every file. Returns the files listed.
-async fn drive(session: &mut proofpix_runtime::Session, run: &mut Run) -> Vec<RemoteFile> {
+/// host's fetch of every file; then, as its capabilities say, `write-back` of each fetched
+/// file's analysis, `notify` of the high-risk files and the batch summary, and `events.handle`
+/// of each recorded webhook request. Returns the files listed.
+async fn drive(
+    session: &mut proofpix_runtime::Session,
+    run: &mut Run,
+    events: &[Event],
+) -> Vec<RemoteFile> {
+    use proofpix_runtime::contract::Capability;
+    let capabilities = session.plugin().info().capabilities.clone();
+    let source = capabilities.contains(&Capability::Source);
     if let Err(e) = retrying!(run, "check", session.check().await) {
         run.failed("check", &e);
     }
     let mut files = Vec::new();
     let mut cursor: Option<String> = None;
-    for page_number in 1..=MAX_PAGES {
+    let mut results = Vec::new();
+    let mut failed_files = 0u32;
+    for page_number in (1..=MAX_PAGES).take_while(|_| source) {
         let what = format!("discover page {page_number}");
         match retrying!(run, what, session.discover(cursor.as_deref()).await) {
             Ok(page) => {
@@ -992,29 +1051,146 @@ async fn drive(session: &mut proofpix_runtime::Session, run: &mut Run) -> Vec<Re
             Ok(s) => s,
             Err(e) => {
                 run.failed(&what, &e);
+                failed_files += 1;
                 continue;
             }
         };
         let what = format!("fetch {}", f.id);
         for attempt in 1..=MAX_ATTEMPTS {
             let result = match session.fetcher().open(&spec).await {
-                Ok(Content::Remote(r)) => r.read_all(MAX_DOWNLOAD_BYTES).await.map(|_| ()),
-                Ok(Content::Local { .. }) => Ok(()),
+                Ok(Content::Remote(r)) => r.read_all(MAX_DOWNLOAD_BYTES).await.map(Some),
+                Ok(Content::Local { .. }) => Ok(None),
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => break,
+                Ok(bytes) => {
+                    if let Some(bytes) = bytes {
+                        let report = proofpix_analysis::Analyzer::default().analyze(&bytes);
+                        results.push(proofpix_pipeline::file_result(f, &report, FIXED_TIME));
+                    }
+                    break;
+                }
                 Err(e) => match fetch_retry(&e) {
                     Some(wait) if attempt < MAX_ATTEMPTS => run.retried(&what, &e, wait).await,
                     _ => {
                         run.failed(&what, &e);
+                        failed_files += 1;
                         break;
                     }
                 },
             }
         }
     }
+    if source && !results.is_empty() {
+        match retrying!(run, "write-back", session.write_back(&results).await) {
+            Ok(outcomes) => {
+                let mut written = 0;
+                for o in &outcomes {
+                    match &o.outcome {
+                        Ok(()) => written += 1,
+                        Err(e) => run.failed(
+                            &format!("write-back {}", o.file_id),
+                            &proofpix_runtime::describe_plugin_error(e),
+                        ),
+                    }
+                }
+                run.outcome(format!(
+                    "write-back: {written} of {} results written",
+                    results.len()
+                ));
+            }
+            Err(e) => run.failed("write-back", &e),
+        }
+    }
+    if capabilities.contains(&Capability::Notifier) {
+        for (kind, n) in notifications(session.plugin().info(), &results, failed_files) {
+            match retrying!(run, format!("notify {kind}"), session.notify(&n).await) {
+                Ok(()) => run.outcome(format!("notify {kind}: delivered")),
+                Err(e) => run.failed(&format!("notify {kind}"), &e),
+            }
+        }
+    }
+    if capabilities.contains(&Capability::Events) {
+        for (i, event) in events.iter().enumerate() {
+            let what = format!("event {}", i + 1);
+            let request = proofpix_runtime::contract::InboundRequest {
+                method: event.method.clone(),
+                path: event.path.clone(),
+                query: event.query.clone(),
+                headers: event.headers.clone(),
+                body: event.body.clone().into_bytes(),
+            };
+            match session.handle_event(&request).await {
+                Ok(o) => {
+                    let ids = |v: Vec<String>| format!("[{}]", v.join(", "));
+                    run.outcome(format!(
+                        "{what}: answered {}, changed {}, removed {}, resync {}",
+                        o.response.status,
+                        ids(o.changed.into_iter().map(|f| f.id).collect()),
+                        ids(o.removed),
+                        o.resync
+                    ));
+                }
+                Err(e) => run.failed(&what, &e),
+            }
+        }
+    }
     files
+}
+
+/// What a notifier gets after a sync of these results: the high-risk files, when there are
+/// any, and the batch summary.
+fn notifications(
+    info: &proofpix_runtime::contract::PluginInfo,
+    results: &[proofpix_runtime::contract::FileResult],
+    failed: u32,
+) -> Vec<(&'static str, proofpix_runtime::contract::Notification)> {
+    use proofpix_runtime::contract::{BatchSummary, FileAlert, Notification, RiskLevel};
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let mut out = Vec::new();
+    let alerts: Vec<FileAlert> = results
+        .iter()
+        .filter(|r| matches!(r.risk, RiskLevel::High | RiskLevel::Critical))
+        .map(|r| FileAlert {
+            integration: "plugin-test".to_string(),
+            file: r.file.clone(),
+            risk: r.risk,
+            score: r.score,
+            summary: r.summary.clone(),
+            findings: r.findings.clone(),
+        })
+        .collect();
+    if !alerts.is_empty() {
+        out.push(("high-risk-files", Notification::HighRiskFiles(alerts)));
+    }
+    let levels = [
+        RiskLevel::None,
+        RiskLevel::Low,
+        RiskLevel::Medium,
+        RiskLevel::High,
+        RiskLevel::Critical,
+    ];
+    let by_risk = levels
+        .into_iter()
+        .map(|l| (l, count(results.iter().filter(|r| r.risk == l).count())))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    out.push((
+        "batch-completed",
+        Notification::BatchCompleted(BatchSummary {
+            batch_id: "plugin-test".to_string(),
+            integration: "plugin-test".to_string(),
+            platform: info.platform.clone(),
+            started_at: FIXED_TIME.to_string(),
+            finished_at: FIXED_TIME.to_string(),
+            files_total: count(results.len()).saturating_add(failed),
+            files_ok: count(results.len()),
+            files_failed: failed,
+            by_risk,
+            dashboard_url: None,
+        }),
+    ));
+    out
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -1046,6 +1222,17 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     };
     for (k, v) in &opts.config {
         fixture.config.insert(k.clone(), v.clone());
+    }
+    for path in &opts.events {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let event: Event = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a webhook request ({{\"method\", \"path\", \"query\", \"headers\": [[name, value]], \"body\"}})",
+                path.display()
+            )
+        })?;
+        fixture.events.push(event);
     }
 
     let runtime = Runtime::new(RuntimeConfig {
@@ -1092,6 +1279,22 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     });
     for (k, v) in &fixture.config {
         ctx = ctx.with_config(k, &rewrite_origins(v, &map));
+    }
+    // Secrets the host uses itself (a webhook's signing key, a secret webhook URL): as given,
+    // on replay too, with `{replay}` in a secret URL standing for the servers as in config.
+    for (k, v) in &opts.secrets {
+        let value = v.expose();
+        ctx = ctx.with_secret(k, &rewrite_origins(value, &map));
+        // A secret URL on a recorded host: its path is the secret part, and is what a
+        // recording would otherwise keep.
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        for (from, _) in &map {
+            if let Some(rest) = value.strip_prefix(from.as_str())
+                && rest.len() > 1
+            {
+                s.scrub.add(rest);
+            }
+        }
     }
     let scheme = if auth_flow::per_integration(&info) {
         auth_flow::scheme_for(&plugin, &ctx)
@@ -1150,8 +1353,9 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         recording: opts.record.is_some(),
         names: servers.names(),
         errors: Vec::new(),
+        outcomes: Vec::new(),
     };
-    let files = drive(&mut session, &mut run).await;
+    let files = drive(&mut session, &mut run, &fixture.events).await;
     let stats = session.stats().clone();
     servers.stop();
     let s = state.lock().unwrap_or_else(|e| e.into_inner());
@@ -1164,9 +1368,11 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
         http_requests: s.requests,
         files: files.len() as u64,
         errors: run.errors.clone(),
+        outcomes: Some(run.outcomes.clone()),
     };
     let mut lines = vec![format!("plugin {} {}", info.id, info.version)];
     lines.extend(figures.rows().iter().map(|(k, v)| format!("{k:<18} {v}")));
+    lines.extend(run.outcomes.iter().cloned());
     if !figures.errors.is_empty() {
         lines.push("failed calls (a replay must fail the same way):".to_string());
         lines.extend(figures.errors.iter().map(|e| format!("  {e}")));
@@ -1190,6 +1396,21 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
             auth_context,
             service: service.clone(),
             origins: origins.clone(),
+            events: fixture
+                .events
+                .iter()
+                .map(|e| Event {
+                    method: e.method.clone(),
+                    path: s.scrub.text(&e.path),
+                    query: s.scrub.text(&e.query),
+                    headers: e
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), s.scrub.text(v)))
+                        .collect(),
+                    body: s.scrub.text(&e.body),
+                })
+                .collect(),
         };
         std::fs::write(&fixture_path, serde_json::to_string_pretty(&recorded)?)?;
         lines.push(format!(
@@ -1221,6 +1442,12 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                     "the calls that failed are not the baseline's (a plugin's handling of an error answer changed, or the fixture did):\n    baseline: {}\n    now:      {}",
                     list_or_none(&b.errors),
                     list_or_none(&figures.errors)
+                ));
+            } else if let Some(expected) = b.outcomes.as_ref().filter(|o| **o != run.outcomes) {
+                problems.push(format!(
+                    "write-back, notify or events did not do what the baseline says:\n    baseline: {}\n    now:      {}",
+                    list_or_none(expected),
+                    list_or_none(&run.outcomes)
                 ));
             } else if !b.errors.is_empty() {
                 lines.push(format!(
@@ -1298,6 +1525,7 @@ mod tests {
             http_requests: 5,
             files: 2,
             errors: vec![],
+            outcomes: None,
         };
         let mut now = base.clone();
         now.fuel = 1_100_000; // exactly +10%
