@@ -67,6 +67,16 @@ pub enum Command {
         #[arg(long)]
         off: bool,
     },
+    /// Show, or turn on or off, the pixel stage for this integration's syncs: besides the
+    /// metadata, look at what the picture shows (QR codes, personal data in OCR text). Whole
+    /// files are fetched when it is on.
+    Pixels {
+        /// The integration.
+        name: String,
+        /// `on` or `off`; without it, shows the setting.
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
     /// Replace one secret.
     SetSecret {
         /// The integration.
@@ -133,7 +143,7 @@ const RETRY_WAIT: Duration = Duration::from_secs(30);
 
 /// The host over the data directory's store, with installed plugins.
 pub async fn host() -> anyhow::Result<Host> {
-    crate::cmd_plugin::open_host_with(
+    crate::cmd_plugin::open_host(
         true,
         proofpix_pipeline::PipelineOptions {
             wait_for_retries: Some(RETRY_WAIT),
@@ -371,6 +381,26 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             } else {
                 Verdict::Clean
             })
+        }
+        Command::Pixels { name, state } => {
+            match state.as_deref() {
+                Some(s) => {
+                    host.set_pixels(&name, s == "on", "cli")?;
+                    println!(
+                        "pixel stage {s} for {name}{}",
+                        if s == "on" {
+                            "; files analysed before are looked at again by `integration sync --reanalyse`"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                None => println!(
+                    "pixel stage {} for {name}",
+                    if host.pixels(&name)? { "on" } else { "off" }
+                ),
+            }
+            Ok(Verdict::Clean)
         }
         Command::Remediation { name, policy, off } => {
             if off {

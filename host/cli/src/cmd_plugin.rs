@@ -254,7 +254,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             // The manifest goes into the file so `inspect` and `install` can
             // show the permissions before anything runs.
             let (content, _) = proofpix_signing::split(&bytes)?;
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let runtime = authoring_runtime(RuntimeConfig::default())?;
             let plugin = runtime
                 .load(content)
                 .await
@@ -465,13 +465,27 @@ fn auth_name(a: &AuthScheme) -> &'static str {
     }
 }
 
-/// Opens the store and builds a host as the daemon does.
-pub async fn open_host(cache: bool) -> anyhow::Result<Host> {
-    open_host_with(cache, proofpix_pipeline::PipelineOptions::default()).await
+/// A runtime for an author's one-shot command (`sign`, `inspect`, `test`) that compiles
+/// through the data directory's component cache, as `install` and the daemon do: a component
+/// is compiled once (seconds for a large Python or JavaScript one), then loaded in
+/// milliseconds by the next command on the same bytes. Without a data directory, no cache.
+pub fn authoring_runtime(config: RuntimeConfig) -> anyhow::Result<Runtime> {
+    if let Ok(dir) = proofpix_store::data_dir() {
+        let cached = RuntimeConfig {
+            cache_dir: Some(dir.join("cache").join("components")),
+            ..config.clone()
+        };
+        match Runtime::new(cached) {
+            Ok(r) => return Ok(r),
+            Err(e) => tracing::warn!("compiling without the component cache: {e}"),
+        }
+    }
+    Ok(Runtime::new(config)?)
 }
 
-/// [`open_host`] with these pipeline options (a one-shot command waits for retries).
-pub async fn open_host_with(
+/// Opens the store and builds a host as the daemon does, with these pipeline options (a
+/// one-shot command waits for retries).
+pub async fn open_host(
     cache: bool,
     pipeline: proofpix_pipeline::PipelineOptions,
 ) -> anyhow::Result<Host> {

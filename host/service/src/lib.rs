@@ -48,7 +48,10 @@ pub use remediation::{
 };
 
 /// Config keys the host reserves for itself; plugins never see them.
-pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY];
+pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY, PIXELS_KEY];
+
+/// Where an integration's "look at the pixels too" setting is kept (`on` when set).
+pub const PIXELS_KEY: &str = "proofpix.pixels";
 
 /// How a [`Host`] is set up.
 #[derive(Debug, Clone)]
@@ -651,6 +654,44 @@ impl Host {
     /// next write-back (`integration sync --rewrite`); audited. Returns how many were forgotten.
     ///
     /// # Errors
+    /// Whether syncs of `id` run the pixel stage (QR codes, personal data in OCR text).
+    ///
+    /// # Errors
+    ///
+    /// An unknown integration.
+    pub fn pixels(&self, id: &str) -> Result<bool, ServiceError> {
+        Ok(self
+            .integration(id)?
+            .config
+            .get(PIXELS_KEY)
+            .is_some_and(|v| v == "on"))
+    }
+
+    /// Turns the pixel stage on or off for `id`'s syncs; audited. Files already analysed are
+    /// looked at again only by a sync that analyses again (`--reanalyse`).
+    ///
+    /// # Errors
+    ///
+    /// An unknown integration; store errors.
+    pub fn set_pixels(&self, id: &str, on: bool, actor: &str) -> Result<(), ServiceError> {
+        let mut record = self.integration(id)?;
+        if on {
+            record
+                .config
+                .insert(PIXELS_KEY.to_string(), "on".to_string());
+        } else {
+            record.config.remove(PIXELS_KEY);
+        }
+        record.updated_at = self.store.now();
+        self.store.put_integration(&record, actor)?;
+        self.store.audit(
+            &AuditEvent::new(actor, "integration.pixels", id)
+                .outcome("ok")
+                .details(serde_json::json!({ "pixels": on })),
+        )?;
+        Ok(())
+    }
+
     ///
     /// An unknown integration; store errors.
     pub fn forget_writebacks(&self, id: &str, actor: &str) -> Result<u64, ServiceError> {
@@ -837,7 +878,10 @@ impl Host {
     /// alert and summary queues of the notifiers subscribed to it, and its remediation queue
     /// when it has a policy.
     fn routes_for(&self, id: &str) -> Routes {
-        let mut routes = Routes::default();
+        let mut routes = Routes {
+            pixels: self.pixels(id).unwrap_or(false),
+            ..Routes::default()
+        };
         for (notifier, subs) in self.notifiers(id) {
             let queue = proofpix_store::stage_queue(&notifier, proofpix_store::Stage::Notify);
             if subs.wants(id, "high-risk") {
