@@ -40,8 +40,11 @@ use proofpix_store::{AuditEvent, IntegrationRecord, Store};
 use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
-pub use notify::{NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
-pub use plugins::{BREAKER_FAILURES, BREAKER_WINDOW, InstallOptions, InstallReport, permissions};
+pub use notify::{EVENTS, NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
+pub use plugins::{
+    BREAKER_FAILURES, BREAKER_WINDOW, InstallOptions, InstallReport, PLUGIN_LOG_HINT,
+    explain_load_error, permissions,
+};
 pub use remediation::{
     MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, REMEDIATION_KEY, Remediation, RemediationStatus,
     declared_actions,
@@ -402,9 +405,10 @@ impl Host {
         }
         set_grant(&mut record, &spec.grant);
         if let Some(subs) = &spec.subscriptions {
+            let subs = subs.clone().validated().map_err(invalid)?;
             record.config.insert(
                 SUBSCRIPTIONS_KEY.into(),
-                serde_json::to_string(subs).unwrap_or_default(),
+                serde_json::to_string(&subs).unwrap_or_default(),
             );
         }
         record.schedule = spec.schedule.clone();
@@ -795,7 +799,14 @@ impl Host {
         step("grant", Ok(detail));
         let check = async {
             let mut session = plugin.session(&ctx).await.map_err(|e| e.to_string())?;
-            let report = session.check().await.map_err(|e| match (&key_field, e.plugin_error()) {
+            let checked = session.check().await;
+            // A notifier's "not supported" is no failure (`check_not_applicable`).
+            if let Err(e) = &checked
+                && let Some(na) = plugins::check_not_applicable(plugin.info(), e)
+            {
+                return Ok(na);
+            }
+            let report = checked.map_err(|e| match (&key_field, e.plugin_error()) {
                 (Some(field), Some(PluginError::Unauthorized(said))) => format!(
                     "the platform rejected the API key in the secret field '{field}'; replace it \
                      with `proofpix integration set-secret {id} {field}=-` (the plugin said: {})",

@@ -25,6 +25,7 @@ use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, WorkQueue, sta
 use serde::{Deserialize, Serialize};
 
 use crate::Host;
+use crate::plugins::PLUGIN_LOG_HINT;
 
 /// Config key of a notifier integration's subscriptions (JSON).
 pub const SUBSCRIPTIONS_KEY: &str = "subscriptions";
@@ -36,6 +37,9 @@ const NOTIFY_GROUP: usize = 500;
 const REDELIVER_AFTER: Duration = Duration::from_secs(60);
 /// Delivery attempts per notification.
 const DELIVERY_ATTEMPTS: u32 = 4;
+/// Delivery attempts per notification when the plugin crashes: a deterministic crash (an
+/// uncaught exception) repeats, so more tries would only repeat it.
+const TRAP_ATTEMPTS: u32 = 2;
 /// Longest wait for a Retry-After during delivery.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
@@ -98,7 +102,92 @@ impl Default for Subscriptions {
     }
 }
 
+/// The events a subscription can name, with what each sends. `sdk/README.md`, "Notifier
+/// subscriptions", lists the same.
+pub const EVENTS: &[(&str, &str)] = &[
+    (
+        "high-risk",
+        "a file at or above min_risk (one message each, or digests)",
+    ),
+    ("batch-completed", "a summary of each run of a source"),
+    ("batch-failed", "a run of a source failed"),
+    ("unhealthy", "a source cannot run (credentials, config)"),
+];
+
+/// The contract's names for the same events (`notifier.notification`'s cases), accepted in
+/// subscriptions and stored as the names above.
+const EVENT_ALIASES: &[(&str, &str)] = &[
+    ("high-risk-files", "high-risk"),
+    ("integration-unhealthy", "unhealthy"),
+];
+
 impl Subscriptions {
+    /// The subscriptions with every event name checked and written the host's way (the WIT's
+    /// `integration-unhealthy` becomes `unhealthy`), and `min_risk` checked.
+    ///
+    /// # Errors
+    /// An unknown event name or risk level, with the valid ones.
+    pub fn validated(mut self) -> Result<Self, String> {
+        for event in &mut self.events {
+            if let Some((_, name)) = EVENT_ALIASES.iter().find(|(alias, _)| alias == event) {
+                *event = (*name).to_string();
+            } else if !EVENTS.iter().any(|(name, _)| name == event) {
+                return Err(format!(
+                    "unknown event {event:?} in the subscriptions; the events are {} (the \
+                     contract's {} are accepted too)",
+                    EVENTS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    EVENT_ALIASES
+                        .iter()
+                        .map(|(a, _)| *a)
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                ));
+            }
+        }
+        self.events.dedup();
+        if !matches!(self.min_risk.as_str(), "medium" | "high" | "critical") {
+            return Err(format!(
+                "unknown min_risk {:?} in the subscriptions; give medium, high or critical",
+                self.min_risk
+            ));
+        }
+        Ok(self)
+    }
+
+    /// One line for listings: `high-risk, batch-completed from * (min risk high, digest)`.
+    pub fn summary(&self) -> String {
+        let events = if self.events.is_empty() {
+            "no events".to_string()
+        } else {
+            self.events.join(", ")
+        };
+        // Names come from the operator's JSON: escaped, so a listing stays one line.
+        let sources: Vec<String> = self
+            .sources
+            .iter()
+            .map(|s| s.escape_debug().to_string())
+            .collect();
+        let mut extra = vec![format!("min risk {}", self.min_risk)];
+        if self.digest {
+            extra.push("digest".into());
+        }
+        if self.window_secs > 0 {
+            extra.push(format!("window {} s", self.window_secs));
+        }
+        if self.empty_batches {
+            extra.push("empty batches".into());
+        }
+        format!(
+            "{events} from {} ({})",
+            sources.join(", "),
+            extra.join(", ")
+        )
+    }
+
     pub(crate) fn wants(&self, source: &str, event: &str) -> bool {
         self.sources.iter().any(|s| s == "*" || s == source)
             && self.events.iter().any(|e| e == event)
@@ -159,19 +248,35 @@ impl Host {
             if !plugin.info().capabilities.contains(&Capability::Notifier) {
                 continue;
             }
-            let subs: Subscriptions = match record.config.get(SUBSCRIPTIONS_KEY) {
-                Some(json) => match serde_json::from_str(json) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(integration = %record.id, "invalid subscriptions, no notifications sent: {e}");
-                        continue;
-                    }
-                },
-                None => Subscriptions::default(),
-            };
-            out.push((record.id, subs));
+            match subscriptions_of(&record) {
+                Ok(subs) => out.push((record.id, subs)),
+                Err(e) => {
+                    tracing::error!(integration = %record.id, "invalid subscriptions, no notifications sent: {e}");
+                }
+            }
         }
         out
+    }
+
+    /// A notifier integration's subscriptions (the defaults when it has none stored); `None`
+    /// for an integration whose plugin is not a notifier.
+    ///
+    /// # Errors
+    /// Unknown integration; stored subscriptions that do not parse.
+    pub fn subscriptions(&self, id: &str) -> Result<Option<Subscriptions>, crate::ServiceError> {
+        let record = self.integration(id)?;
+        let notifier = self
+            .plugin(&record.plugin_id)
+            .is_some_and(|p| p.info().capabilities.contains(&Capability::Notifier));
+        if !notifier {
+            return Ok(None);
+        }
+        subscriptions_of(&record)
+            .map(Some)
+            .map_err(|problem| crate::ServiceError::InvalidConfig {
+                integration: id.into(),
+                problem,
+            })
     }
 
     /// The notify stage: for every notifier whose queue holds something due (its oldest item
@@ -410,6 +515,16 @@ impl Host {
                         tracing::warn!(integration = %notifier, attempt, wait_ms = wait.as_millis() as u64, "notification failed, retrying: {e}");
                         tokio::time::sleep(wait).await;
                     }
+                    // A crash (a trap, a limit) discarded the instance; one more try on a
+                    // fresh one covers a crash caused by what an earlier call left behind.
+                    // A crash that repeats is the plugin's bug: the message goes back to
+                    // the queue like any failed one and is tried again later.
+                    Err(e) if e.plugin_error().is_none() && attempt < TRAP_ATTEMPTS => {
+                        tracing::warn!(integration = %notifier, attempt, "notification crashed the plugin, retrying on a fresh instance: {e}");
+                    }
+                    Err(e) if e.plugin_error().is_none() => {
+                        break Err(format!("{e}; {PLUGIN_LOG_HINT}"));
+                    }
                     Err(e) => break Err(e.to_string()),
                 }
             };
@@ -438,6 +553,22 @@ impl Host {
         }
         delivered
     }
+}
+
+/// The stored subscriptions of an integration, or the defaults. Names stored before they
+/// were checked are read leniently: aliases are mapped, and an unknown event name only
+/// matches nothing.
+fn subscriptions_of(record: &proofpix_store::IntegrationRecord) -> Result<Subscriptions, String> {
+    let Some(json) = record.config.get(SUBSCRIPTIONS_KEY) else {
+        return Ok(Subscriptions::default());
+    };
+    let mut subs: Subscriptions = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    for event in &mut subs.events {
+        if let Some((_, name)) = EVENT_ALIASES.iter().find(|(alias, _)| alias == event) {
+            *event = (*name).to_string();
+        }
+    }
+    Ok(subs)
 }
 
 /// A message for a notifier: its kind, the notification, the queue items it covers, and the

@@ -20,8 +20,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proofpix_runtime::Plugin;
-use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
+use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginError, PluginInfo};
+use proofpix_runtime::{CallError, LoadError, Plugin};
 use proofpix_signing::{SigningError, TrustStore};
 use proofpix_store::{AuditEvent, PluginRecord};
 
@@ -166,6 +166,56 @@ pub fn permissions(info: &PluginInfo) -> Vec<String> {
     out
 }
 
+/// Where a plugin's own log is shown: the CLI's `-v`, or the daemon's log at `info`. Errors
+/// about a plugin that crashed end with it, because the crash's message (a Rust panic, a
+/// JavaScript or Python exception) is in that log and nowhere else.
+pub const PLUGIN_LOG_HINT: &str =
+    "run with -v to see the plugin's log (PROOFPIX_LOG=info for the daemon)";
+
+/// A load failure explained for the plugin's author: which call failed and what to check.
+///
+/// - `describe` crashed: a manifest the bindings cannot lower, most often a list field left
+///   out (a JavaScript `undefined` where the WIT has `list<...>`), so the crash happens in
+///   the generated glue before the host sees a manifest.
+/// - A link failure on `wasi:http`: componentize-js's default build imports it for `fetch()`;
+///   the host does not provide it (requests go through the contract's `http`).
+///
+/// Other failures are returned as they are.
+pub fn explain_load_error(e: LoadError) -> ServiceError {
+    match &e {
+        LoadError::Call(CallError::Trap { op: "describe", .. }) => ServiceError::Plugin(format!(
+            "{e}. The plugin's `describe` call failed, so the host has no manifest: check that \
+             it returns every field of `plugin-info`, with each list field present (`[]` when \
+             empty): capabilities, config, endpoints, filesystem, remediations, and `choices` \
+             in every config field; {PLUGIN_LOG_HINT}"
+        )),
+        LoadError::Link(m) if m.contains("wasi:http") => ServiceError::Plugin(format!(
+            "{e}. The component imports wasi:http, which plugins do not get: make requests \
+             through the contract's `http` interface, and build a JavaScript plugin with \
+             `--disable http fetch-event` (see sdk/examples/js-webhook)"
+        )),
+        _ => ServiceError::Load(e),
+    }
+}
+
+/// "Not applicable" for a `check` the plugin does not offer: a plugin that is not a source
+/// (a notifier) may answer `check` with "not supported", as the contract and the SDK's
+/// defaults say it may. That is no failed connection, so it neither fails `integration test`
+/// nor rolls back an upgrade. A source's `check` must work: its failure stays a failure.
+pub(crate) fn check_not_applicable(info: &PluginInfo, e: &CallError) -> Option<String> {
+    if info.capabilities.contains(&Capability::Source) {
+        return None;
+    }
+    match e.plugin_error() {
+        Some(PluginError::Fatal(m)) if m.to_lowercase().contains("not supported") => Some(
+            "not applicable: the plugin offers no connection check; its first notification is \
+             the test"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
 impl Host {
     /// Whether this host trusts the first-party key built into the binary:
     /// always for a release build, and for a development build only when the
@@ -293,7 +343,11 @@ impl Host {
                 )));
             }
         };
-        let plugin = self.runtime.load(&content).await?;
+        let plugin = self
+            .runtime
+            .load(&content)
+            .await
+            .map_err(explain_load_error)?;
         let info = plugin.info().clone();
         let asked = permissions(&info);
         let previous_record = self.store.plugin(&info.id)?;

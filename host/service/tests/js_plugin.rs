@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -31,7 +32,7 @@ use proofpix_runtime::contract::{
     FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::{Stage, Store, WorkQueue, stage_queue};
+use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, WorkQueue, stage_queue};
 use proofpix_vault::{MasterKey, Secret};
 use serde_json::Value;
 
@@ -159,9 +160,11 @@ fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// A host over a fresh store, with a folder of photos for a local-folder source.
+/// A host over a fresh store whose clock the test moves (`clock`: seconds added to now), with
+/// a folder of photos for a local-folder source.
 struct Env {
     host: Host,
+    clock: Arc<AtomicI64>,
     photos: PathBuf,
     tmp: tempfile::TempDir,
 }
@@ -197,7 +200,22 @@ async fn env() -> Env {
         });
         std::fs::write(photos.join(format!("clean-{seed}.jpg")), jpeg).unwrap();
     }
-    let store = Arc::new(Store::open(&tmp.path().join("data"), &MasterKey::generate()).unwrap());
+    let clock = Arc::new(AtomicI64::new(0));
+    let offset = clock.clone();
+    let store = Arc::new(
+        Store::open_with(
+            &tmp.path().join("data"),
+            &MasterKey::generate(),
+            StoreOptions {
+                clock: Arc::new(move || {
+                    time::OffsetDateTime::now_utc()
+                        + time::Duration::seconds(offset.load(Ordering::SeqCst))
+                }),
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
     let options = HostOptions {
         data_dir: Some(tmp.path().join("data")),
         // A development build signs its first-party plugins with its own key.
@@ -205,7 +223,12 @@ async fn env() -> Env {
         ..HostOptions::default()
     };
     let host = Host::new(store, options).await.unwrap();
-    Env { host, photos, tmp }
+    Env {
+        host,
+        clock,
+        photos,
+        tmp,
+    }
 }
 
 impl Env {
@@ -433,4 +456,195 @@ fn waiting(host: &Host, notifier: &str) -> u64 {
         .depth(&stage_queue(notifier, Stage::Notify))
         .unwrap()
         .pending
+}
+
+/// A notifier written the way the outsider of issue 12 wrote theirs: `check`
+/// answers "not supported" (as the WIT README allows), `notify` throws a plain
+/// `new Error()` when its `mode` says so, and otherwise posts the event's tag
+/// to `{endpoint}/outsider`. `VERSION` and `FILESYSTEM` are filled in per build.
+const OUTSIDER: &str = r#"
+import { send } from 'proofpix:plugin/http@0.2.0';
+import { get } from 'proofpix:plugin/config@0.2.0';
+
+const notSupported = (what) => ({ tag: 'fatal', val: `${what} is not supported by this plugin` });
+const field = (name, kind, required) =>
+  ({ name, label: name, help: '', kind, required, secret: false, choices: [] });
+
+export const manifest = {
+  describe() {
+    return {
+      id: 'outsider', version: 'VERSION', displayName: 'Outsider', platform: 'Webhook',
+      description: 'A notifier from outside', capabilities: ['notifier'],
+      config: [field('endpoint', 'url', true), field('mode', 'text', false)],
+      auth: { tag: 'none' },
+      endpoints: [{ name: 'hook', url: '{config.endpoint}', credentials: false, purpose: 'Deliver' }],
+      FILESYSTEM
+      writeBackBatchSize: 1, writeBackIdempotent: false, remediations: [],
+    };
+  },
+  validateConfig() {},
+};
+
+export const notifier = {
+  notify(event) {
+    if (get('mode') === 'throw') {
+      throw new Error('the outsider broke');
+    }
+    const body = new TextEncoder().encode(JSON.stringify({ event: event.tag }));
+    const response = send({ method: 'post', url: `${get('endpoint')}/outsider`, headers: [], body });
+    if (response.status !== 200) throw { tag: 'transient', val: `HTTP ${response.status}` };
+  },
+};
+
+export const source = {
+  check() { throw notSupported('check'); },
+  discover() { throw notSupported('discover'); },
+  download() { throw notSupported('download'); },
+  writeBack() { throw notSupported('write-back'); },
+};
+export const events = { handle() { throw notSupported('events'); } };
+export const remediation = {
+  upload() { throw notSupported('remediation upload'); },
+  remediate() { throw notSupported('remediation'); },
+};
+"#;
+
+/// The outsider's notifier at `version`; `filesystem: false` leaves the
+/// manifest's `filesystem` list out, as the outsider's first try did.
+fn build_outsider(dir: &Path, version: &str, filesystem: bool) -> Vec<u8> {
+    let source = OUTSIDER.replace("VERSION", version).replace(
+        "FILESYSTEM",
+        if filesystem { "filesystem: []," } else { "" },
+    );
+    let name = format!("outsider-{version}-{filesystem}");
+    let js = dir.join(format!("{name}.js"));
+    std::fs::write(&js, source).unwrap();
+    build_js(&js, &dir.join(format!("{name}.wasm")))
+}
+
+async fn outsider(host: &Host, base: &str, mode: &str, subs: Option<Subscriptions>) {
+    host.create_integration(
+        IntegrationSpec {
+            id: "outsider".into(),
+            plugin: "outsider".into(),
+            config: BTreeMap::from([
+                ("endpoint".to_string(), base.to_string()),
+                ("mode".to_string(), mode.to_string()),
+            ]),
+            grant: OperatorGrant {
+                hosts: vec![base.to_string()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            subscriptions: subs,
+            ..IntegrationSpec::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+}
+
+/// Issue 12: a notifier whose `check` answers "not supported" showed FAIL in
+/// `integration test` and could never be upgraded, because the upgrade runs
+/// `check` on every enabled integration and rolled back on the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_without_a_check_tests_as_not_applicable_and_upgrades() {
+    let e = env().await;
+    let (base, _) = receiver().await;
+    e.install(&build_outsider(e.tmp.path(), "1.0.0", true))
+        .await;
+    outsider(&e.host, &base, "ok", None).await;
+
+    let test = e.host.test("outsider").await;
+    assert!(test.ok(), "{:?}", test.steps);
+    let connection = test.steps.last().unwrap();
+    assert_eq!(connection.name, "connection");
+    assert!(
+        connection.detail.starts_with("not applicable"),
+        "{connection:?}"
+    );
+
+    let upgrade = e
+        .install(&build_outsider(e.tmp.path(), "1.1.0", true))
+        .await;
+    assert_eq!(upgrade.upgraded_from.as_deref(), Some("1.0.0"));
+    assert_eq!(e.host.plugin("outsider").unwrap().info().version, "1.1.0");
+}
+
+/// Issue 12: a plain `throw new Error()` in `notify` traps. The notification must stay
+/// queued and be delivered once the notifier works again, and the notifier's error must
+/// say where the exception's message is (the plugin's log, shown with `-v`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_that_throws_is_kept_and_retried_and_the_error_says_how_to_see_why() {
+    let e = env().await;
+    let (base, received) = receiver().await;
+    e.install(&build_outsider(e.tmp.path(), "1.0.0", true))
+        .await;
+    e.source().await;
+    let subs = Subscriptions {
+        events: vec!["high-risk".into(), "batch-completed".into()],
+        ..Subscriptions::default()
+    };
+    outsider(&e.host, &base, "throw", Some(subs.clone())).await;
+
+    e.host.sync("photos", SyncMode::Incremental).await.unwrap();
+    assert!(received.bodies("/outsider").is_empty());
+    // One alert per risky file and the summary, all still queued for a later try.
+    let messages = u64::from(RISKY) + 1;
+    assert_eq!(waiting(&e.host, "outsider"), messages);
+    let queue = stage_queue("outsider", Stage::Notify);
+    assert!(e.host.store().parked(&queue, 10).unwrap().is_empty());
+    let record = e.host.store().integration("outsider").unwrap().unwrap();
+    assert_eq!(record.status, IntegrationStatus::Failing);
+    let error = record.last_error.unwrap_or_default();
+    assert!(error.contains("notify crashed"), "{error}");
+    assert!(
+        error.contains("run with -v to see the plugin's log"),
+        "{error}"
+    );
+
+    // The author fixes the notifier; the next try, a minute later, delivers everything.
+    outsider(&e.host, &base, "ok", Some(subs)).await;
+    e.clock.store(61, Ordering::SeqCst);
+    e.host.deliver_notifications(false).await;
+    let bodies = received.bodies("/outsider");
+    assert_eq!(bodies.len() as u64, messages, "{bodies:?}");
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b["event"] == "high-risk-files")
+            .count() as u32,
+        RISKY
+    );
+    assert_eq!(waiting(&e.host, "outsider"), 0);
+}
+
+/// Issue 12: a manifest without one of its list fields crashes inside the
+/// generated bindings; the host's error names the call and what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_missing_a_list_field_is_refused_naming_describe_and_the_fix() {
+    let e = env().await;
+    let wasm = build_outsider(e.tmp.path(), "1.0.0", false);
+    let dev = InstallOptions {
+        allow_unsigned: true,
+        grants: vec!["all".into()],
+        repin: false,
+    };
+    let error = e
+        .host
+        .install_plugin(&wasm, &dev, "test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("describe crashed"), "{error}");
+    assert!(
+        error.contains(
+            "The plugin's `describe` call failed, so the host has no manifest: check that it \
+             returns every field of `plugin-info`, with each list field present (`[]` when \
+             empty): capabilities, config, endpoints, filesystem, remediations, and `choices` in \
+             every config field; run with -v to see the plugin's log"
+        ),
+        "{error}"
+    );
 }
