@@ -162,7 +162,8 @@ impl Pixfold {
     }
 
     /// Records the request, answers a pending fault for `route`, and checks
-    /// the API key and its scope, as Pixfold does before anything else.
+    /// the API key and its scope, as Pixfold does before anything else:
+    /// the refusal to send, if any.
     fn gate(
         &self,
         method: &str,
@@ -170,7 +171,7 @@ impl Pixfold {
         headers: &HeaderMap,
         route: &str,
         scope: &str,
-    ) -> Result<(), Response> {
+    ) -> Option<Response> {
         let value = |h: header::HeaderName| {
             headers
                 .get(h)
@@ -195,24 +196,24 @@ impl Pixfold {
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, s.parse().unwrap());
             }
-            return Err(r);
+            return Some(r);
         }
         let auth = value(header::AUTHORIZATION).unwrap_or_default();
         let key = auth.strip_prefix("Bearer ").unwrap_or_default();
         let scopes = self.keys.lock().unwrap().get(key).cloned();
         match scopes {
             // Like several real APIs, Pixfold quotes the key it refused.
-            None => Err(error(
+            None => Some(error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_api_key",
                 &format!("Invalid API key provided: {key}"),
             )),
-            Some(s) if !s.contains(&scope) => Err(error(
+            Some(s) if !s.contains(&scope) => Some(error(
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
                 &format!("this key lacks the {scope} scope"),
             )),
-            Some(_) => Ok(()),
+            Some(_) => None,
         }
     }
 }
@@ -259,7 +260,7 @@ async fn list_photos(
         ),
     };
     let route = format!("list@{offset}");
-    if let Err(r) = p.gate("GET", &uri.to_string(), &headers, &route, "photos:read") {
+    if let Some(r) = p.gate("GET", &uri.to_string(), &headers, &route, "photos:read") {
         return r;
     }
     let limit: usize = q.get("limit").map_or(100, |l| l.parse().unwrap());
@@ -300,7 +301,7 @@ async fn original(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = p.gate("GET", &uri.to_string(), &headers, "original", "photos:read") {
+    if let Some(r) = p.gate("GET", &uri.to_string(), &headers, "original", "photos:read") {
         return r;
     }
     let photos = p.photos.lock().unwrap();
@@ -348,7 +349,7 @@ async fn store_verdict(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = p.gate("PUT", &uri.to_string(), &headers, "privacy", "photos:write") {
+    if let Some(r) = p.gate("PUT", &uri.to_string(), &headers, "privacy", "photos:write") {
         return r;
     }
     if !p.photos.lock().unwrap().iter().any(|ph| ph.id == id) {
@@ -370,7 +371,7 @@ async fn account(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = p.gate("GET", &uri.to_string(), &headers, "account", "photos:read") {
+    if let Some(r) = p.gate("GET", &uri.to_string(), &headers, "account", "photos:read") {
         return r;
     }
     let key = headers[header::AUTHORIZATION]
