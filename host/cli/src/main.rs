@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("proofpix: {e:#}");
+            eprintln!("proofpix: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
@@ -172,6 +172,24 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// The error and its causes in one line, each said once: many of our errors already quote
+/// their source in their own message (`#[error("{0}")]` over a `#[from]`), so a cause whose
+/// text is already in the line is left out instead of repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
@@ -189,5 +207,34 @@ pub fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<proofpix_analysis::
             proofpix_analysis::Policy::from_toml_str(&text)
                 .map_err(|e| anyhow::anyhow!("policy file {}: {e}", p.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("HTTP 401 from api.example: unauthorized")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("plugin pixfold: discover failed: {0}")]
+    struct Middle(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Outer(#[from] Middle);
+
+    /// A wrapped error that quotes its source is said once, not once per layer.
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::new(Outer(Middle(Inner))).context("sync of studio failed");
+        assert_eq!(
+            error_text(&e),
+            "sync of studio failed: plugin pixfold: discover failed: HTTP 401 from api.example: unauthorized"
+        );
+        let plain = anyhow::anyhow!("cannot read x").context("policy file y");
+        assert_eq!(error_text(&plain), "policy file y: cannot read x");
     }
 }
