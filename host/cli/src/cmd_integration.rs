@@ -129,6 +129,7 @@ pub struct AddArgs {
     #[arg(long)]
     allow_private: bool,
     /// For notifiers: subscriptions as JSON, e.g. '{"events":["high-risk"],"digest":true}'.
+    /// Events: high-risk, batch-completed, batch-failed, unhealthy (keys: sdk/README.md).
     #[arg(long, value_name = "JSON")]
     subscriptions: Option<String>,
     /// Schedule for the daemon: an interval (`15m`, `6h`) or a cron expression.
@@ -244,6 +245,13 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     format!("{:?}", r.status).to_lowercase(),
                     r.last_error.unwrap_or_default()
                 );
+                // A notifier's second line: what it is sent (sdk/README.md, "Notifier
+                // subscriptions").
+                match host.subscriptions(&r.id) {
+                    Ok(Some(subs)) => println!("{:<24} subscribed: {}", "", subs.summary()),
+                    Ok(None) => {}
+                    Err(e) => println!("{:<24} subscriptions unreadable: {e}", ""),
+                }
             }
             Ok(Verdict::Clean)
         }

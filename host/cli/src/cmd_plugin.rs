@@ -68,10 +68,12 @@ pub enum Command {
     },
     /// List the installed plugins with their provenance.
     List,
-    /// Show what a plugin file is, who signed it and which permissions it asks for.
+    /// Show what a plugin is, who signed it and which permissions it asks for: a plugin file,
+    /// or the id of an installed (or built-in) plugin.
     Inspect {
-        /// The plugin file.
-        file: PathBuf,
+        /// A plugin file, or an installed plugin's id (a file of that name wins).
+        #[arg(value_name = "FILE|ID")]
+        plugin: String,
         /// Print the manifest as JSON.
         #[arg(long)]
         json: bool,
@@ -338,9 +340,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{id} is no longer quarantined");
             Ok(())
         }
-        Command::Inspect { file, json } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        Command::Inspect { plugin, json } => {
+            let (bytes, file, from) = inspect_source(&plugin)?;
             let (content, _) = proofpix_signing::split(&bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{} cannot be loaded: not a valid WebAssembly component: {e}",
@@ -351,6 +352,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let plugin = runtime
                 .load(content)
                 .await
+                .map_err(proofpix_service::explain_load_error)
                 .with_context(|| format!("{} cannot be loaded", file.display()))?;
             let info = plugin.info();
             if json {
@@ -363,6 +365,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             );
             if !info.description.is_empty() {
                 println!("{}", info.description);
+            }
+            if let Some(from) = from {
+                println!("from:     {from}");
             }
             println!("contract: proofpix:plugin@{}", plugin.contract_version());
             println!("sha256:   {}", plugin.content_hash());
@@ -463,6 +468,65 @@ fn auth_name(a: &AuthScheme) -> &'static str {
         AuthScheme::Oauth2Password(_) => "OAuth2 resource-owner password",
         AuthScheme::JwtBearer(_) => "JWT bearer assertion",
     }
+}
+
+/// What `inspect` shows for `target`: the bytes, the path to name in errors, and where they
+/// came from when `target` was an id. A file of that name wins; then the installed plugin
+/// of that id (`<data dir>/plugins/<id>.wasm`, the file the daemon loads); then the plugin
+/// of that id built into this binary. The store is not opened, so this works while the
+/// daemon runs.
+fn inspect_source(target: &str) -> anyhow::Result<(Vec<u8>, PathBuf, Option<String>)> {
+    let path = PathBuf::from(target);
+    if path.is_file() {
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok((bytes, path, None));
+    }
+    let is_id = !target.is_empty()
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let plugins = proofpix_store::data_dir().ok().map(|d| d.join("plugins"));
+    if is_id {
+        if let Some(dir) = &plugins {
+            let installed = dir.join(format!("{target}.wasm"));
+            if installed.is_file() {
+                let bytes = std::fs::read(&installed)
+                    .with_context(|| format!("cannot read {}", installed.display()))?;
+                let from = format!("installed plugin {target} ({})", installed.display());
+                return Ok((bytes, installed, Some(from)));
+            }
+        }
+        if let Some(bytes) = proofpix_plugin_artifacts::first_party_plugin(target) {
+            let from = format!("the {target} plugin built into this binary");
+            return Ok((bytes.to_vec(), path, Some(from)));
+        }
+    }
+    let mut installed: Vec<String> = plugins
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".wasm")?;
+            (!id.starts_with('.') && !id.ends_with(".previous")).then(|| id.to_string())
+        })
+        .collect();
+    installed.sort();
+    let built_in: Vec<&str> = proofpix_plugin_artifacts::first_party()
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    bail!(
+        "{} is neither a file nor the id of an installed plugin (installed: {}; built in: {})",
+        path.display(),
+        if installed.is_empty() {
+            "none".to_string()
+        } else {
+            installed.join(", ")
+        },
+        built_in.join(", ")
+    )
 }
 
 /// A runtime for an author's one-shot command (`sign`, `inspect`, `test`) that compiles

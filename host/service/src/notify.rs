@@ -259,15 +259,17 @@ impl Host {
     }
 
     /// A notifier integration's subscriptions (the defaults when it has none stored); `None`
-    /// for an integration whose plugin is not a notifier.
+    /// for an integration whose plugin is not a notifier. Stored subscriptions are returned
+    /// even while the plugin is not loaded.
     ///
     /// # Errors
     /// Unknown integration; stored subscriptions that do not parse.
     pub fn subscriptions(&self, id: &str) -> Result<Option<Subscriptions>, crate::ServiceError> {
         let record = self.integration(id)?;
-        let notifier = self
-            .plugin(&record.plugin_id)
-            .is_some_and(|p| p.info().capabilities.contains(&Capability::Notifier));
+        let notifier = record.config.contains_key(SUBSCRIPTIONS_KEY)
+            || self
+                .plugin(&record.plugin_id)
+                .is_some_and(|p| p.info().capabilities.contains(&Capability::Notifier));
         if !notifier {
             return Ok(None);
         }
