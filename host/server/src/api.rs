@@ -372,7 +372,7 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
                 .into_iter()
                 .next()
                 .filter(|b| b.started_at >= created_at),
-            s.depth(&id)?,
+            s.depth_with_stages(&id)?,
         ))
     })
     .await?;
@@ -1323,7 +1323,7 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
     let (mut pending, mut parked) = (0, 0);
     for r in &records {
         let id = r.id.clone();
-        let d = blocking(&state, move |s| s.depth(&id)).await?;
+        let d = blocking(&state, move |s| s.depth_with_stages(&id)).await?;
         pending += d.pending;
         parked += d.parked;
     }

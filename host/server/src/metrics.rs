@@ -42,7 +42,7 @@ pub async fn metrics(
             .map(|v| v.into_iter().map(|r| r.id).collect())
             .unwrap_or_default();
         ids.into_iter()
-            .filter_map(|id| store.depth(&id).ok().map(|d| (id, d)))
+            .filter_map(|id| store.depth_with_stages(&id).ok().map(|d| (id, d)))
             .collect::<Vec<_>>()
     })
     .await

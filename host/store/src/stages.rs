@@ -388,6 +388,24 @@ impl Store {
         })
     }
 
+    /// An integration's work in every queue it owns: its fetch queue and its write-back,
+    /// remediation and notification stage queues, counted together (what an operator means by
+    /// "pending" for that integration).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`].
+    pub fn depth_with_stages(&self, integration: &str) -> Result<crate::QueueDepth, StoreError> {
+        use crate::WorkQueue as _;
+        let mut total = self.depth(integration)?;
+        for stage in Stage::ALL {
+            let d = self.depth(&stage_queue(integration, stage))?;
+            total.pending += d.pending;
+            total.parked += d.parked;
+        }
+        Ok(total)
+    }
+
     /// When the earliest item of `queue` became (or becomes) due: for a notifier's queue,
     /// how long its oldest undelivered alert has waited.
     ///
