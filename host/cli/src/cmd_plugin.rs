@@ -65,6 +65,11 @@ pub enum Command {
         /// `events.handle`. Repeatable.
         #[arg(long = "event", value_name = "FILE", requires = "record")]
         events: Vec<PathBuf>,
+        /// While recording, authenticate as this configured integration does: its stored
+        /// tokens (refreshed from the refresh token an authorization-code sign-in left, and
+        /// stored back), its secrets and its config (`-c` values win).
+        #[arg(long, value_name = "NAME", requires = "record")]
+        integration: Option<String>,
     },
     /// List the installed plugins with their provenance.
     List,
@@ -175,6 +180,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             update_baseline,
             inject,
             events,
+            integration,
         } => {
             let pair = |kv: &str| {
                 kv.split_once('=')
@@ -205,6 +211,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 update_baseline,
                 inject,
                 events,
+                integration,
             })
             .await?;
             for l in lines {

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use proofpix_emulators::{Harness, google, keys, microsoft};
+use proofpix_emulators::{Harness, dropbox, google, keys, microsoft};
 use serde_json::{Value, json};
 
 fn proofpix(home: &Path, args: &[&str]) -> Output {
@@ -909,4 +909,132 @@ fn replay_drives_write_back_notify_and_events() {
         out.contains("event 1: ") && out.contains("bad signature"),
         "{out}"
     );
+}
+
+/// An authorization-code plugin records from an integration that went through the consent
+/// once: the host refreshes its token from the stored refresh token (the access token the
+/// consent left has expired), the recording keeps no token, code or secret, and replays
+/// without the service.
+#[test]
+fn an_authorization_code_plugin_records_from_a_stored_refresh_token() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let harness = Harness::default();
+    let d = rt
+        .block_on(dropbox::start_with_files(
+            // Access tokens that expire within the host's margin: by the time of the
+            // recording, only the refresh token works.
+            dropbox::DropboxConfig {
+                access_lifetime_secs: 1,
+                ..Default::default()
+            },
+            Default::default(),
+            harness.clone(),
+        ))
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("dropbox");
+    let trust = [
+        ("PROOFPIX_TRUST_DEVELOPMENT_BUILD", "1"),
+        ("DBX_SECRET", dropbox::fixtures::CLIENT_SECRET),
+    ];
+    let api = d.api_url();
+    let content = d.content_url();
+    let add = proofpix_with(
+        &home,
+        &[
+            "integration",
+            "add",
+            "dbx",
+            "--plugin",
+            "dropbox",
+            "-c",
+            &format!("app_key={}", dropbox::fixtures::CLIENT_ID),
+            "-c",
+            &format!("api_url={api}"),
+            "-c",
+            &format!("content_url={content}"),
+            "-c",
+            &format!("www_url={}", d.www_url()),
+            "-s",
+            "app_secret=env:DBX_SECRET",
+            "--grant-host",
+            &api,
+            "--grant-host",
+            &content,
+            "--allow-loopback",
+        ],
+        &trust,
+    );
+    assert!(add.status.success(), "{}", text(&add));
+
+    // The consent, once: `integration authorize` prints the URL a person would open.
+    let mut authorize = Command::new(env!("CARGO_BIN_EXE_proofpix"))
+        .args(["integration", "authorize", "dbx"])
+        .envs(trust)
+        .env("PROOFPIX_HOME", &home)
+        .env_remove("PROOFPIX_MASTER_KEY")
+        .env_remove("PROOFPIX_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(authorize.stdout.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find_map(|l| l.trim().starts_with("http").then(|| l.trim().to_string()))
+        .expect("an authorization URL");
+    let approved = reqwest::blocking::get(&url).unwrap();
+    assert!(approved.status().is_success(), "{approved:?}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let authorized = authorize.wait_with_output().unwrap();
+    assert!(
+        authorized.status.success() && rest.iter().any(|l| l.starts_with("authorized")),
+        "{rest:?} {}",
+        text(&authorized)
+    );
+
+    let before = harness.log.to_path("/oauth2/token").len();
+    let rec = proofpix_with(
+        &home,
+        &[
+            "plugin",
+            "test",
+            proofpix_plugin_artifacts::DROPBOX,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &api,
+            "--integration",
+            "dbx",
+        ],
+        &trust,
+    );
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    assert!(figure(&out, "files") > 0, "{out}");
+    let refreshes = harness.log.to_path("/oauth2/token")[before..]
+        .iter()
+        .filter(|r| r.form().get("grant_type").map(String::as_str) == Some("refresh_token"))
+        .count();
+    assert!(refreshes >= 1, "the stored refresh token was used");
+
+    let fixture = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    for secret in harness.minted_secrets() {
+        assert!(!fixture.contains(&secret), "{secret} recorded");
+    }
+    assert!(!fixture.contains(dropbox::fixtures::CLIENT_SECRET));
+    let recorded: Value = serde_json::from_str(&fixture).unwrap();
+    assert_eq!(recorded["config"]["api_url"], "{replay}");
+    assert_eq!(recorded["origins"], json!([content]));
+    drop(d);
+    drop(rt);
+
+    let again = replay(&home, proofpix_plugin_artifacts::DROPBOX, &dir, &[]);
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
 }

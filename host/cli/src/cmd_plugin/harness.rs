@@ -61,7 +61,10 @@
 //! yields (Salesforce's `instance_url`) is, with `URL` written as `{replay}`, so the replay
 //! hands the plugin the same context. A plugin that chooses its flow per integration
 //! (`auth_flow`) is described with the config first, as the daemon does. The authorization-code
-//! flow needs a person at a browser and is not recorded. Replays inject a fixed bearer token.
+//! flow needs a person at a browser once: `--integration NAME` records as a configured
+//! integration that went through it (`integration authorize`), with its config, its secrets
+//! and its credentials, which refresh from the stored refresh token and store rotated tokens
+//! back, so the integration keeps working. Replays inject a fixed bearer token.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -201,7 +204,7 @@ impl CredentialProvider for ReplayCredentials {
 /// the recording proxy (so a plugin that calls `{auth.instance_url}` is recorded too).
 #[derive(Debug)]
 struct RecordingCredentials {
-    inner: AuthCredentials,
+    inner: Arc<dyn CredentialProvider>,
     /// Recorded origins to the servers standing in for them.
     map: Vec<(String, String)>,
 }
@@ -307,6 +310,64 @@ pub struct Options {
     pub inject: Vec<String>,
     /// Recording: webhook request files to add to the fixture's events.
     pub events: Vec<PathBuf>,
+    /// Recording: authenticate as this configured integration does, with its stored tokens
+    /// (an authorization-code integration's refresh token), secrets and config.
+    pub integration: Option<String>,
+}
+
+/// What recording takes from a configured integration.
+struct StoredIntegration {
+    id: String,
+    config: BTreeMap<String, String>,
+    secrets: Vec<(String, Secret)>,
+    credentials: Arc<dyn CredentialProvider>,
+    /// Keeps the store the credentials persist refreshed tokens to open.
+    _host: proofpix_service::Host,
+}
+
+/// Loads integration `id` as the daemon would: its non-secret config, its secrets from the
+/// vault, and its credentials, which refresh from the stored refresh token and store the new
+/// tokens back (a provider that rotates refresh tokens leaves the integration working).
+async fn stored_integration(
+    id: &str,
+    info: &proofpix_runtime::contract::PluginInfo,
+) -> anyhow::Result<StoredIntegration> {
+    let host = crate::cmd_integration::host().await.context(
+        "opening the ProofPix data directory to record with an integration's tokens (stop a daemon that holds it first)",
+    )?;
+    let (installed, ctx) = host.context(id, false).await?;
+    if installed.info().id != info.id {
+        bail!(
+            "integration {id} uses plugin {}, not {}; record with an integration of this plugin",
+            installed.info().id,
+            info.id
+        );
+    }
+    let credentials = ctx.credentials.clone().with_context(|| {
+        format!("integration {id} has no credentials; its plugin signs in with none")
+    })?;
+    let secret_fields: Vec<&str> = info
+        .config
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name.as_str())
+        .collect();
+    Ok(StoredIntegration {
+        id: id.to_string(),
+        config: ctx
+            .config
+            .iter()
+            .filter(|(k, _)| !secret_fields.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        secrets: ctx
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        credentials,
+        _host: host,
+    })
 }
 
 /// The shared state of the replay or recording servers.
@@ -1243,6 +1304,24 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     let plugin = runtime.load(&content).await?;
     let info = plugin.info().clone();
 
+    let integration = match (&opts.integration, &opts.record) {
+        (Some(id), Some(_)) => Some(stored_integration(id, &info).await?),
+        (Some(_), None) => bail!("--integration records: give --record URL too"),
+        _ => None,
+    };
+    let mut secrets = opts.secrets.clone();
+    if let Some(i) = &integration {
+        // What the command line gives wins over what the integration has.
+        for (k, v) in &i.config {
+            fixture.config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &i.secrets {
+            if !secrets.iter().any(|(f, _)| f == k) {
+                secrets.push((k.clone(), v.clone()));
+            }
+        }
+    }
+
     let upstream = opts
         .record
         .as_deref()
@@ -1260,7 +1339,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
         ),
-        scrub: Scrubber::new(opts.secrets.iter().map(|(_, s)| s.expose())),
+        scrub: Scrubber::new(secrets.iter().map(|(_, s)| s.expose())),
         inject: opts
             .inject
             .iter()
@@ -1282,7 +1361,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     }
     // Secrets the host uses itself (a webhook's signing key, a secret webhook URL): as given,
     // on replay too, with `{replay}` in a secret URL standing for the servers as in config.
-    for (k, v) in &opts.secrets {
+    for (k, v) in &secrets {
         let value = v.expose();
         ctx = ctx.with_secret(k, &rewrite_origins(value, &map));
         // A secret URL on a recorded host: its path is the secret part, and is what a
@@ -1305,10 +1384,34 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     };
     let mut auth_context = BTreeMap::new();
     match (&scheme, opts.record.as_deref()) {
+        (_, Some(upstream)) if integration.is_some() => {
+            let Some(i) = &integration else {
+                bail!("unreachable: no integration")
+            };
+            let creds = i.credentials.clone();
+            let token = creds.authorization().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "obtaining a token as integration {} (from its stored refresh token, for an authorization-code plugin): {e}; authorize it again with `proofpix integration authorize {}`",
+                    i.id,
+                    i.id
+                )
+            })?;
+            // The token is a secret too: never in a recording.
+            if let Some((_, value)) = token {
+                let value = value.expose().to_string();
+                let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.scrub.add(value.trim_start_matches("Bearer "));
+                s.scrub.add(&value);
+            }
+            auth_context = rebase(&creds.context(), upstream, REPLAY_PLACEHOLDER);
+            ctx = ctx.with_credentials(Arc::new(RecordingCredentials {
+                inner: creds,
+                map: map.clone(),
+            }));
+        }
         (AuthScheme::None, _) => {}
         (AuthScheme::ApiKey(k), _) => {
-            let key = opts
-                .secrets
+            let key = secrets
                 .iter()
                 .find(|(f, _)| *f == k.secret_field)
                 .map(|(_, s)| s.clone())
@@ -1317,11 +1420,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 ctx.with_credentials(Arc::new(StaticCredentials::new(&k.header, &k.prefix, &key)));
         }
         (AuthScheme::Oauth2AuthorizationCode(_), Some(_)) => bail!(
-            "this plugin signs in with the OAuth authorization-code flow, which needs a person at a browser; recording supports API keys and the client-credentials, password and JWT-bearer flows"
+            "this plugin signs in with the OAuth authorization-code flow, which needs a person at a browser: authorize an integration of it once (`proofpix integration add`, then `proofpix integration authorize NAME`) and record with its stored refresh token, `--integration NAME`; without one, recording supports API keys and the client-credentials, password and JWT-bearer flows"
         ),
         (_, Some(upstream)) => {
-            let creds =
-                record_credentials(&scheme, &fixture.config, upstream, &opts.secrets).await?;
+            let creds = record_credentials(&scheme, &fixture.config, upstream, &secrets).await?;
             // The token is a secret too: never in a recording.
             if let Ok(Some((_, value))) = creds.authorization().await {
                 let value = value.expose().to_string();
@@ -1331,7 +1433,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
             }
             auth_context = rebase(&creds.context(), upstream, REPLAY_PLACEHOLDER);
             ctx = ctx.with_credentials(Arc::new(RecordingCredentials {
-                inner: creds,
+                inner: Arc::new(creds),
                 map: map.clone(),
             }));
         }
