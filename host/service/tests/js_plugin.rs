@@ -69,17 +69,16 @@ fn componentize_js() -> PathBuf {
 /// Builds `source` as the example's README says (`npm run build`): the
 /// `connector` world, `http` and `fetch-event` disabled.
 fn build_js(source: &Path, out: &Path) -> Vec<u8> {
+    build_js_with(source, out, &["--disable", "http", "fetch-event"])
+}
+
+fn build_js_with(source: &Path, out: &Path, flags: &[&str]) -> Vec<u8> {
     let output = Command::new(componentize_js())
         .arg(source)
         .arg("--wit")
         .arg(workspace().join("wit/since_v0.2.0"))
-        .args([
-            "--world-name",
-            "connector",
-            "--disable",
-            "http",
-            "fetch-event",
-        ])
+        .args(["--world-name", "connector"])
+        .args(flags)
         .arg("-o")
         .arg(out)
         .output()
@@ -644,6 +643,35 @@ async fn a_manifest_missing_a_list_field_is_refused_naming_describe_and_the_fix(
              returns every field of `plugin-info`, with each list field present (`[]` when \
              empty): capabilities, config, endpoints, filesystem, remediations, and `choices` in \
              every config field; run with -v to see the plugin's log"
+        ),
+        "{error}"
+    );
+}
+
+/// Issue 12: componentize-js's default build imports `wasi:http` for `fetch()`, which the host
+/// does not link; the refusal says how to build without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_build_that_imports_wasi_http_is_refused_with_the_flags_to_build_without_it() {
+    let e = env().await;
+    let example = workspace().join("sdk/examples/js-webhook/app.js");
+    let wasm = build_js_with(&example, &e.tmp.path().join("with-http.wasm"), &[]);
+    let dev = InstallOptions {
+        allow_unsigned: true,
+        grants: vec!["all".into()],
+        repin: false,
+    };
+    let error = e
+        .host
+        .install_plugin(&wasm, &dev, "test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("cannot be linked"), "{error}");
+    assert!(
+        error.contains(
+            "The component imports wasi:http, which plugins do not get: make requests through \
+             the contract's `http` interface, and build a JavaScript plugin with `--disable \
+             http fetch-event` (see sdk/examples/js-webhook)"
         ),
         "{error}"
     );
