@@ -169,7 +169,11 @@ fn a_recording_replays() {
     let recorded: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("fixture.json")).unwrap()).unwrap();
     assert_eq!(recorded["config"]["base_url"], "{replay}");
-    assert_eq!(recorded["exchanges"][1]["body_hex"], "ffd8ffd9");
+    let body_file = recorded["exchanges"][1]["body_file"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(dir.join(body_file)).unwrap(),
+        [0xff, 0xd8, 0xff, 0xd9]
+    );
     drop(rt); // the service is gone; the replay needs only the fixture
     let replay = proofpix(
         &home,
@@ -279,7 +283,8 @@ fn a_recording_keeps_no_secret_in_paths_headers_or_bodies() {
         "{fixture}"
     );
     assert_eq!(
-        content["body_hex"], "ffd8ffd9",
+        std::fs::read(dir.join(content["body_file"].as_str().unwrap())).unwrap(),
+        [0xff, 0xd8, 0xff, 0xd9],
         "an image without the secret is kept as is"
     );
     drop(rt);
@@ -1036,5 +1041,106 @@ fn an_authorization_code_plugin_records_from_a_stored_refresh_token() {
     let again = replay(&home, proofpix_plugin_artifacts::DROPBOX, &dir, &[]);
     let out = text(&again);
     assert!(again.status.success(), "{out}");
+    assert!(!out.contains("no recorded answer"), "{out}");
+}
+
+/// A binary body is stored as the bytes themselves, in a file of its own named by its content
+/// (the same image served twice is stored once), not as hex twice its size in the JSON; a
+/// fixture of the old form, with `body_hex`, still replays.
+#[test]
+fn binary_bodies_are_stored_as_files_and_hex_fixtures_still_replay() {
+    // 256 KiB that is not UTF-8, as a photo is not.
+    let photo: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80)
+        .collect();
+    let served = photo.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = rt.block_on(async move {
+        let app = axum::Router::new()
+            .route(
+                "/files",
+                axum::routing::get(|| async {
+                    axum::Json(json!([
+                        {"id": "x", "name": "x.jpg", "etag": "7"},
+                        {"id": "y", "name": "copy of x.jpg", "etag": "7"}
+                    ]))
+                }),
+            )
+            .route(
+                "/files/{id}/content",
+                axum::routing::get(move || {
+                    let photo = served.clone();
+                    async move { ([("content-type", "image/jpeg")], photo) }
+                }),
+            )
+            .route("/writeback", axum::routing::post(|| async { "{}" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("photos");
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let rec = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+        ],
+    );
+    assert!(rec.status.success(), "{}", text(&rec));
+    drop(rt);
+    let fixture_text = std::fs::read_to_string(dir.join("fixture.json")).unwrap();
+    assert!(
+        fixture_text.len() < 8 * 1024,
+        "no body inline: {} bytes",
+        fixture_text.len()
+    );
+    let recorded: Value = serde_json::from_str(&fixture_text).unwrap();
+    let files: Vec<&str> = recorded["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["body_file"].as_str())
+        .collect();
+    assert_eq!(files.len(), 2, "{fixture_text}");
+    assert_eq!(files[0], files[1], "one file for the same bytes");
+    assert!(
+        files[0].starts_with("bodies/") && files[0].ends_with(".jpg"),
+        "{}",
+        files[0]
+    );
+    assert_eq!(std::fs::read(dir.join(files[0])).unwrap(), photo);
+    let stored: u64 = std::fs::read_dir(dir.join("bodies"))
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(stored, photo.len() as u64, "the bytes, once, nothing more");
+
+    let again = replay(&home, plugin, &dir, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+
+    // The old form: the same body as hex inline, no body files.
+    let mut old = recorded.clone();
+    for e in old["exchanges"].as_array_mut().unwrap() {
+        if e.get("body_file").is_some() {
+            e.as_object_mut().unwrap().remove("body_file");
+            e["body_hex"] = json!(hex::encode(&photo));
+        }
+    }
+    std::fs::remove_dir_all(dir.join("bodies")).unwrap();
+    std::fs::write(dir.join("fixture.json"), old.to_string()).unwrap();
+    let hex_replay = replay(&home, plugin, &dir, &[]);
+    let out = text(&hex_replay);
+    assert!(hex_replay.status.success(), "{out}");
     assert!(!out.contains("no recorded answer"), "{out}");
 }

@@ -9,7 +9,9 @@
 //!                 "headers": [["content-type", "application/json"]], "body": "[...]"}]}
 //! ```
 //!
-//! and, after the first run, `baseline.json` with the figures to hold the plugin to. The run
+//! (a body that is not UTF-8, an image, is stored as the bytes themselves in
+//! `bodies/<sha256 prefix>.<ext>` and named by `body_file`; the older `body_hex` is still
+//! read) and, after the first run, `baseline.json` with the figures to hold the plugin to. The run
 //! starts a local server that answers each request with the first unused recorded exchange of
 //! the same method and path (query included; the last one is reused when a request repeats),
 //! sets `{replay}` in the config to that server, and drives the plugin as a sync would:
@@ -92,7 +94,7 @@ const MAX_PAGES: usize = 1000;
 const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 
 /// One recorded request and its answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Exchange {
     /// The host it went to, when not the recorded service: one of [`Fixture::origins`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,20 +111,130 @@ pub struct Exchange {
     /// Response body as text, when it is UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// Response body as lowercase hex, when it is not.
+    /// Response body as lowercase hex, when it is not: how fixtures stored binary bodies
+    /// before `body_file` (twice their size); still read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_hex: Option<String>,
+    /// Response body in a file of its own, when it is not UTF-8 (an image): a path relative to
+    /// the fixture directory, `bodies/<sha256 prefix>.<ext>`, named by content so one body
+    /// served twice is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_file: Option<String>,
+    /// The bytes of `body_file`, read with the fixture, or kept until it is written.
+    #[serde(skip)]
+    pub body_raw: Option<Vec<u8>>,
 }
+
+/// Where binary bodies go, under the fixture directory.
+const BODIES_DIR: &str = "bodies";
 
 impl Exchange {
     fn body_bytes(&self) -> Vec<u8> {
         if let Some(t) = &self.body {
             return t.as_bytes().to_vec();
         }
+        if let Some(b) = &self.body_raw {
+            return b.clone();
+        }
         self.body_hex
             .as_deref()
             .and_then(|h| hex::decode(h).ok())
             .unwrap_or_default()
+    }
+
+    /// A body as recorded: text inline, anything else kept for a file of its own.
+    fn set_body(&mut self, bytes: Vec<u8>) {
+        match String::from_utf8(bytes) {
+            Ok(text) => self.body = Some(text),
+            Err(e) => self.body_raw = Some(e.into_bytes()),
+        }
+    }
+}
+
+impl Fixture {
+    /// Reads `dir/fixture.json` and the body files it names.
+    ///
+    /// # Errors
+    /// Unreadable or malformed files, and a body file named outside `bodies/`.
+    pub fn read(dir: &std::path::Path) -> anyhow::Result<Fixture> {
+        let path = dir.join("fixture.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut fixture: Fixture = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a fixture", path.display()))?;
+        for e in &mut fixture.exchanges {
+            let Some(name) = &e.body_file else { continue };
+            // A fixture is input: its body files stay inside the fixture directory.
+            let safe = name
+                .strip_prefix(BODIES_DIR)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|file| {
+                    !file.is_empty()
+                        && !file.starts_with('.')
+                        && file
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+                });
+            if !safe {
+                bail!(
+                    "{}: body_file {name:?} is not a file under {BODIES_DIR}/",
+                    path.display()
+                );
+            }
+            let file = dir.join(name);
+            e.body_raw = Some(
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
+            );
+        }
+        Ok(fixture)
+    }
+
+    /// Writes `dir/fixture.json`, and each binary body to `dir/bodies/` under a name taken
+    /// from its content.
+    ///
+    /// # Errors
+    /// Unwritable files.
+    pub fn write(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        use sha2::Digest;
+        std::fs::create_dir_all(dir)?;
+        // Bodies of an earlier recording into the same directory are not this one's.
+        let bodies = dir.join(BODIES_DIR);
+        if bodies.is_dir() {
+            std::fs::remove_dir_all(&bodies)
+                .with_context(|| format!("cannot replace {}", bodies.display()))?;
+        }
+        for e in &mut self.exchanges {
+            let Some(bytes) = &e.body_raw else { continue };
+            let digest = hex::encode(sha2::Sha256::digest(bytes));
+            let content_type = e
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .unwrap_or_default();
+            let ext = [
+                ("image/jpeg", "jpg"),
+                ("image/png", "png"),
+                ("image/gif", "gif"),
+                ("image/webp", "webp"),
+                ("image/heic", "heic"),
+                ("image/tiff", "tif"),
+                ("application/pdf", "pdf"),
+            ]
+            .iter()
+            .find(|(t, _)| content_type.starts_with(t))
+            .map_or("bin", |(_, x)| x);
+            let name = format!("{BODIES_DIR}/{}.{ext}", digest.get(..16).unwrap_or(&digest));
+            std::fs::create_dir_all(dir.join(BODIES_DIR))?;
+            std::fs::write(dir.join(&name), bytes)?;
+            e.body_file = Some(name);
+            e.body_hex = None;
+        }
+        std::fs::write(
+            dir.join("fixture.json"),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        Ok(())
     }
 }
 
@@ -666,7 +778,7 @@ async fn respond(
                 status,
                 headers: headers.clone(),
                 body: Some(body.clone()),
-                body_hex: None,
+                ..Exchange::default()
             });
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, headers, body.into_bytes())
@@ -792,24 +904,21 @@ async fn forward(
     // Secrets reach a recording through the request (a key in the path or query), the
     // response headers (a service that echoes them) and bodies: scrub all of them.
     let scrubbed = s.scrub.bytes(&bytes);
-    let (body, body_hex) = match String::from_utf8(scrubbed) {
-        Ok(text) => (Some(text), None),
-        Err(e) => (None, Some(hex::encode(e.as_bytes()))),
-    };
     let recorded_headers = resp_headers
         .iter()
         .map(|(k, v)| (k.clone(), s.scrub.text(v)))
         .collect();
     let recorded_path = s.scrub.text(path);
-    s.recorded.push(Exchange {
+    let mut exchange = Exchange {
         origin: listener.origin.clone(),
         method: method.as_str().to_string(),
         path: recorded_path,
         status,
         headers: recorded_headers,
-        body,
-        body_hex,
-    });
+        ..Exchange::default()
+    };
+    exchange.set_body(scrubbed);
+    s.recorded.push(exchange);
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         resp_headers,
@@ -1276,10 +1385,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     let mut fixture: Fixture = if opts.record.is_some() {
         Fixture::default()
     } else {
-        let text = std::fs::read_to_string(&fixture_path)
-            .with_context(|| format!("cannot read {}", fixture_path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a fixture", fixture_path.display()))?
+        Fixture::read(&opts.fixtures)?
     };
     for (k, v) in &opts.config {
         fixture.config.insert(k.clone(), v.clone());
@@ -1481,8 +1587,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     }
 
     if opts.record.is_some() {
-        std::fs::create_dir_all(&opts.fixtures)?;
-        let recorded = Fixture {
+        let mut recorded = Fixture {
             config: fixture
                 .config
                 .iter()
@@ -1514,7 +1619,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
                 })
                 .collect(),
         };
-        std::fs::write(&fixture_path, serde_json::to_string_pretty(&recorded)?)?;
+        recorded.write(&opts.fixtures)?;
         lines.push(format!(
             "recorded {} exchanges to {}",
             recorded.exchanges.len(),
