@@ -1144,3 +1144,53 @@ fn binary_bodies_are_stored_as_files_and_hex_fixtures_still_replay() {
     assert!(hex_replay.status.success(), "{out}");
     assert!(!out.contains("no recorded answer"), "{out}");
 }
+
+/// The baseline is written when the fixture is recorded, by a replay of the new fixture run
+/// straight after the recording: it holds what the replays in CI measure (a replay that
+/// rewrites it changes nothing), and the first replay already compares.
+#[test]
+fn the_baseline_is_written_at_recording_time() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = one_file_service(&rt);
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("fresh");
+    let plugin = proofpix_plugin_artifacts::TEST_WELL_BEHAVED;
+    let rec = proofpix(
+        &home,
+        &[
+            "plugin",
+            "test",
+            plugin,
+            "--fixtures",
+            dir.to_str().unwrap(),
+            "--record",
+            &base,
+            "-c",
+            "base_url={replay}",
+        ],
+    );
+    let out = text(&rec);
+    assert!(rec.status.success(), "{out}");
+    assert!(
+        out.contains("replayed offline:") && out.contains("baseline written to"),
+        "{out}"
+    );
+    drop(rt);
+    let written = std::fs::read_to_string(dir.join("baseline.json")).unwrap();
+
+    let first = replay(&home, plugin, &dir, &[]);
+    let out = text(&first);
+    assert!(first.status.success(), "{out}");
+    assert!(out.contains("within 10% of the baseline"), "{out}");
+    assert!(!out.contains("baseline written"), "{out}");
+
+    let rewrite = replay(&home, plugin, &dir, &["--update-baseline"]);
+    assert!(rewrite.status.success(), "{}", text(&rewrite));
+    let rewritten = std::fs::read_to_string(dir.join("baseline.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&rewritten).unwrap(),
+        serde_json::from_str::<Value>(&written).unwrap(),
+        "a replay measures exactly what the recording's baseline holds"
+    );
+}

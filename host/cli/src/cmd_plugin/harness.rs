@@ -11,7 +11,9 @@
 //!
 //! (a body that is not UTF-8, an image, is stored as the bytes themselves in
 //! `bodies/<sha256 prefix>.<ext>` and named by `body_file`; the older `body_hex` is still
-//! read) and, after the first run, `baseline.json` with the figures to hold the plugin to. The run
+//! read) and `baseline.json` with the figures to hold the plugin to, written when the fixture
+//! is recorded (by a replay of it, run straight after the recording) or, for a fixture written
+//! by hand, by its first replay. The run
 //! starts a local server that answers each request with the first unused recorded exchange of
 //! the same method and path (query included; the last one is reused when a request repeats),
 //! sets `{replay}` in the config to that server, and drives the plugin as a sync would:
@@ -402,7 +404,7 @@ impl Figures {
 }
 
 /// How the command was asked to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// The plugin file.
     pub plugin: PathBuf,
@@ -1371,12 +1373,42 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// Runs the command; returns the report lines, or an error that fails it.
+/// Runs the command; returns the report lines, or an error that fails it. A recording is
+/// replayed straight away, offline, and that replay's figures are written as the baseline: the
+/// baseline is what the replays in CI will measure, and a recording that does not replay
+/// fails here rather than in CI.
 ///
 /// # Errors
 /// Unreadable plugin or fixtures, requests without a recorded answer, failing calls,
 /// regressions over the threshold.
 pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
+    if opts.record.is_none() {
+        return run_once(opts).await;
+    }
+    let replay = Options {
+        record: None,
+        config: Vec::new(),
+        update_baseline: true,
+        inject: Vec::new(),
+        events: Vec::new(),
+        integration: None,
+        ..opts.clone()
+    };
+    let mut lines = run_once(opts).await?;
+    match run_once(replay).await {
+        Ok(replayed) => {
+            lines.push("replayed offline:".to_string());
+            lines.extend(replayed.iter().skip(1).map(|l| format!("  {l}")));
+            Ok(lines)
+        }
+        Err(e) => bail!(
+            "{}\nthe recording does not replay offline:\n{e}",
+            lines.join("\n")
+        ),
+    }
+}
+
+async fn run_once(opts: Options) -> anyhow::Result<Vec<String>> {
     let file = std::fs::read(&opts.plugin)
         .with_context(|| format!("cannot read {}", opts.plugin.display()))?;
     let (content, _) = proofpix_signing::split(&file)?;
