@@ -56,8 +56,9 @@ pub enum Command {
         #[arg(long)]
         update_baseline: bool,
         /// While recording, answer the first request with this method and path (query aside;
-        /// a trailing `*` makes it a prefix) with STATUS instead of forwarding it, and record
-        /// that answer: `GET /files=503`. Repeatable; records an error path.
+        /// `*` stands for any characters) with STATUS instead of forwarding it, and record that
+        /// answer: `GET /files=503`, `GET /files/*/content=429`. Repeatable; records an error
+        /// path.
         #[arg(long, value_name = "METHOD PATH=STATUS", requires = "record")]
         inject: Vec<String>,
         /// While recording, add this webhook request (a JSON file: method, path, query,

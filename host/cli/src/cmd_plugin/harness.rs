@@ -13,9 +13,9 @@
 //! `bodies/<sha256 prefix>.<ext>` and named by `body_file`; the older `body_hex` is still
 //! read) and `baseline.json` with the figures to hold the plugin to, written when the fixture
 //! is recorded (by a replay of it, run straight after the recording) or, for a fixture written
-//! by hand, by its first replay. The run
-//! starts a local server that answers each request with the first unused recorded exchange of
-//! the same method and path (query included; the last one is reused when a request repeats),
+//! by hand, by its first replay. The run starts a local server that answers each request with
+//! the first unused recorded exchange of the same origin, method and path (query included; the
+//! last one is reused when a request repeats),
 //! sets `{replay}` in the config to that server, and drives the plugin as a sync would:
 //! `check`, `discover` until the last page, `download` for every file (the host fetches the
 //! bytes from the replay server); then, as the plugin's capabilities say, `write-back` of each
@@ -44,10 +44,10 @@
 //! refresh and a retry. Every failed call is reported (`errors`, retried ones marked) and kept
 //! in the baseline: a replay whose calls fail differently fails.
 //!
-//! It fails when a request has no recorded answer, when calls fail otherwise than the
-//! baseline says, or when a figure exceeds
-//! the baseline by more than `--threshold` percent (component size, calls, fuel, peak memory,
-//! log bytes). `--update-baseline` writes the new figures instead.
+//! It fails when a request has no recorded answer, when calls fail or write-back, notify and
+//! events produce otherwise than the baseline says, or when a figure exceeds the baseline by
+//! more than `--threshold` percent (component size, calls, fuel, peak memory, log bytes, HTTP
+//! requests, files). `--update-baseline` writes the new figures instead.
 //!
 //! `--record URL` runs the same scenario against `URL` through a recording proxy and writes
 //! `fixture.json`. Credentials are injected by the host and never recorded (request headers
@@ -505,8 +505,30 @@ struct ServerState {
     inject: Vec<Injection>,
 }
 
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters (`/` too).
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = rest.get(i + part.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
 /// `--inject 'METHOD PATH=STATUS'`: the first request with that method and path (query
-/// aside; a `PATH` ending in `*` is a prefix) is answered with `STATUS` by the recording proxy
+/// aside; `*` in `PATH` stands for any characters) is answered with `STATUS` by the recording proxy
 /// instead of the service, and recorded like any other answer. This is how an error path is
 /// recorded against a service that will not fail on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -545,12 +567,7 @@ impl Injection {
 
     fn matches(&self, method: &Method, path: &str) -> bool {
         let path = path.split('?').next().unwrap_or_default();
-        !self.used
-            && self.method == method.as_str()
-            && match self.path.strip_suffix('*') {
-                Some(prefix) => path.starts_with(prefix),
-                None => path == self.path,
-            }
+        !self.used && self.method == method.as_str() && glob_matches(&self.path, path)
     }
 
     /// The made-up answer: a JSON error, with `Retry-After: 1` where a service would send one.
@@ -1775,6 +1792,81 @@ mod tests {
             now.regressions(&base, 10),
             ["fuel: 1100001, baseline 1000000 (more than 10% over)"]
         );
+    }
+
+    /// Origins are rewritten where a URL under them starts, raw or JSON-escaped, and only
+    /// where the origin ends: a longer host or another port is another origin. One pass, so a
+    /// server URL put in is never rewritten again.
+    #[test]
+    fn origins_are_rewritten_whole_and_once() {
+        let map = vec![
+            (
+                REPLAY_PLACEHOLDER.to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
+            (
+                "https://api.example.com".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
+            (
+                "http://127.0.0.1:1".to_string(),
+                "http://127.0.0.1:2".to_string(),
+            ),
+        ];
+        for (text, want) in [
+            (
+                r#"{"next":"https://api.example.com/files?page=2"}"#,
+                r#"{"next":"http://127.0.0.1:1/files?page=2"}"#,
+            ),
+            (
+                r#"{"next":"https:\/\/api.example.com\/x"}"#,
+                r#"{"next":"http:\/\/127.0.0.1:1\/x"}"#,
+            ),
+            (
+                "https://api.example.com.evil.net/x",
+                "https://api.example.com.evil.net/x",
+            ),
+            (
+                "https://api.example.com:8443/x",
+                "https://api.example.com:8443/x",
+            ),
+            ("https://api.example.com", "http://127.0.0.1:1"),
+            ("{replay}/token", "http://127.0.0.1:1/token"),
+            (
+                "http://127.0.0.1:1/a http://127.0.0.1:10/b",
+                "http://127.0.0.1:2/a http://127.0.0.1:10/b",
+            ),
+            (
+                "<https://api.example.com/p2>; rel=\"next\"",
+                "<http://127.0.0.1:1/p2>; rel=\"next\"",
+            ),
+        ] {
+            assert_eq!(rewrite_origins(text, &map), want, "{text}");
+        }
+    }
+
+    /// `--inject` takes `METHOD PATH=STATUS`, error statuses only, and matches the path with
+    /// the query aside, once.
+    #[test]
+    fn an_injection_matches_its_method_and_path_once() {
+        let mut i = Injection::parse("get /files/*/content=503").unwrap();
+        assert!(i.matches(&Method::GET, "/files/a/content?x=1"));
+        assert!(!i.matches(&Method::POST, "/files/a/content"));
+        assert!(!i.matches(&Method::GET, "/folders/a"));
+        i.used = true;
+        assert!(!i.matches(&Method::GET, "/files/a/content"));
+        let exact = Injection::parse("GET /files=429").unwrap();
+        assert!(exact.matches(&Method::GET, "/files?page=2"));
+        assert!(!exact.matches(&Method::GET, "/files/a"));
+        let prefix = Injection::parse("GET /v1.0/sites/*=401").unwrap();
+        assert!(prefix.matches(&Method::GET, "/v1.0/sites/a/drives"));
+        assert!(!prefix.matches(&Method::GET, "/v1.0/site"));
+        assert!(
+            Injection::parse("GET /files=200").is_err(),
+            "not an error status"
+        );
+        assert!(Injection::parse("GET files=500").is_err());
+        assert!(Injection::parse("/files=500").is_err());
     }
 
     /// A secret is scrubbed raw, percent-encoded in either case or in part, with `+` for a
