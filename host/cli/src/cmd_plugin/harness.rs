@@ -1400,32 +1400,55 @@ fn list_or_none(items: &[String]) -> String {
 /// regressions over the threshold.
 pub async fn run(opts: Options) -> anyhow::Result<Vec<String>> {
     if opts.record.is_none() {
-        return run_once(opts).await;
+        return run_once(opts).await.map(|r| r.lines);
     }
+    let recorded = run_once(opts.clone()).await?;
     let replay = Options {
         record: None,
         config: Vec::new(),
+        // The integration's secrets too: a signing key the host verifies webhooks with.
+        secrets: recorded.secrets.clone(),
         update_baseline: true,
         inject: Vec::new(),
         events: Vec::new(),
         integration: None,
-        ..opts.clone()
+        ..opts
     };
-    let mut lines = run_once(opts).await?;
-    match run_once(replay).await {
-        Ok(replayed) => {
-            lines.push("replayed offline:".to_string());
-            lines.extend(replayed.iter().skip(1).map(|l| format!("  {l}")));
-            Ok(lines)
-        }
+    let mut lines = recorded.lines;
+    let replayed = match run_once(replay).await {
+        Ok(r) => r,
         Err(e) => bail!(
             "{}\nthe recording does not replay offline:\n{e}",
             lines.join("\n")
         ),
+    };
+    lines.push("replayed offline:".to_string());
+    lines.extend(replayed.lines.iter().skip(1).map(|l| format!("  {l}")));
+    // The baseline is the replay's: it must have done what the recording did.
+    let (was, now) = (&recorded.figures, &replayed.figures);
+    if was.errors != now.errors || was.outcomes != now.outcomes || was.files != now.files {
+        bail!(
+            "{}\nFAILED:\n  the replay of the recording did not do what the recording did (a plugin that depends on the time or on randomness, or a secret the replay lacks: give it with --secret):\n    recorded: {} files; {}; {}\n    replayed: {} files; {}; {}",
+            lines.join("\n"),
+            was.files,
+            list_or_none(&was.errors),
+            list_or_none(was.outcomes.as_deref().unwrap_or_default()),
+            now.files,
+            list_or_none(&now.errors),
+            list_or_none(now.outcomes.as_deref().unwrap_or_default()),
+        );
     }
+    Ok(lines)
 }
 
-async fn run_once(opts: Options) -> anyhow::Result<Vec<String>> {
+/// One run's report, figures and the secrets it used.
+struct Ran {
+    lines: Vec<String>,
+    figures: Figures,
+    secrets: Vec<(String, Secret)>,
+}
+
+async fn run_once(opts: Options) -> anyhow::Result<Ran> {
     let file = std::fs::read(&opts.plugin)
         .with_context(|| format!("cannot read {}", opts.plugin.display()))?;
     let (content, _) = proofpix_signing::split(&file)?;
@@ -1674,7 +1697,11 @@ async fn run_once(opts: Options) -> anyhow::Result<Vec<String>> {
             recorded.exchanges.len(),
             fixture_path.display()
         ));
-        return finish(lines, problems);
+        return finish(lines, problems).map(|lines| Ran {
+            lines,
+            figures,
+            secrets,
+        });
     }
     if !s.misses.is_empty() {
         problems.push(format!(
@@ -1717,7 +1744,11 @@ async fn run_once(opts: Options) -> anyhow::Result<Vec<String>> {
             lines.push(format!("baseline written to {}", baseline_path.display()));
         }
     }
-    finish(lines, problems)
+    finish(lines, problems).map(|lines| Ran {
+        lines,
+        figures,
+        secrets,
+    })
 }
 
 /// The host's credentials for recording: the plugin's scheme resolved against the config with
