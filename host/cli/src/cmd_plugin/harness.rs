@@ -1561,11 +1561,8 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
         info.auth.clone()
     };
     let mut auth_context = BTreeMap::new();
-    match (&scheme, opts.record.as_deref()) {
-        (_, Some(upstream)) if integration.is_some() => {
-            let Some(i) = &integration else {
-                bail!("unreachable: no integration")
-            };
+    match (&scheme, opts.record.as_deref(), &integration) {
+        (_, Some(upstream), Some(i)) => {
             let creds = i.credentials.clone();
             let token = creds.authorization().await.map_err(|e| {
                 anyhow::anyhow!(
@@ -1587,8 +1584,8 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
                 map: map.clone(),
             }));
         }
-        (AuthScheme::None, _) => {}
-        (AuthScheme::ApiKey(k), _) => {
+        (AuthScheme::None, _, _) => {}
+        (AuthScheme::ApiKey(k), _, _) => {
             let key = secrets
                 .iter()
                 .find(|(f, _)| *f == k.secret_field)
@@ -1597,10 +1594,10 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
             ctx =
                 ctx.with_credentials(Arc::new(StaticCredentials::new(&k.header, &k.prefix, &key)));
         }
-        (AuthScheme::Oauth2AuthorizationCode(_), Some(_)) => bail!(
+        (AuthScheme::Oauth2AuthorizationCode(_), Some(_), None) => bail!(
             "this plugin signs in with the OAuth authorization-code flow, which needs a person at a browser: authorize an integration of it once (`proofpix integration add`, then `proofpix integration authorize NAME`) and record with its stored refresh token, `--integration NAME`; without one, recording supports API keys and the client-credentials, password and JWT-bearer flows"
         ),
-        (_, Some(upstream)) => {
+        (_, Some(upstream), None) => {
             let creds = record_credentials(&scheme, &fixture.config, upstream, &secrets).await?;
             // The token is a secret too: never in a recording.
             if let Ok(Some((_, value))) = creds.authorization().await {
@@ -1615,7 +1612,7 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
                 map: map.clone(),
             }));
         }
-        (_, None) => {
+        (_, None, _) => {
             ctx = ctx.with_credentials(Arc::new(ReplayCredentials {
                 token: Secret::new("Bearer test-token"),
                 context: fixture
