@@ -683,7 +683,7 @@
       h("dl", { class: "facts" },
         h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
-        h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}`),
+        h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}${i.stage_pending || i.stage_parked ? `; ${fmtInt(i.stage_pending)} waiting to be written back or notified${i.stage_parked ? `, ${fmtInt(i.stage_parked)} parked there` : ""}` : ""}`),
         i.last_batch ? [h("dt", {}, "Last run"), h("dd", {}, h("a", { href: `#/batches/${i.last_batch.id}` }, `${plural(i.last_batch.total, "file")}`), " ", riskChips(i.last_batch.by_risk))] : null),
       integrationActions(i));
   }

@@ -348,8 +348,12 @@ pub struct IntegrationView {
     syncing: bool,
     last_batch: Option<BatchView>,
     next_sync: Option<String>,
+    /// Files waiting to be fetched and analysed.
     queue_pending: u64,
     queue_parked: u64,
+    /// Items waiting in its write-back, remediation and (for a notifier) notification stages.
+    stage_pending: u64,
+    stage_parked: u64,
     created_at: String,
     updated_at: String,
 }
@@ -365,14 +369,15 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
     let plugin = state.host().plugin(&r.plugin_id);
     let id = r.id.clone();
     let created_at = r.created_at;
-    let (secrets_set, last_batch, depth) = blocking(state, move |s| {
+    let (secrets_set, last_batch, depth, stages) = blocking(state, move |s| {
         Ok((
             s.secret_fields(&id)?,
             s.recent_batches(Some(&id), 1)?
                 .into_iter()
                 .next()
                 .filter(|b| b.started_at >= created_at),
-            s.depth_with_stages(&id)?,
+            s.depth(&id)?,
+            s.stage_depth(&id)?,
         ))
     })
     .await?;
@@ -420,6 +425,8 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         last_batch: last_batch.as_ref().map(batch_view),
         queue_pending: depth.pending,
         queue_parked: depth.parked,
+        stage_pending: stages.pending,
+        stage_parked: stages.parked,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     })
@@ -1296,6 +1303,9 @@ pub struct Stats {
     by_risk: BTreeMap<String, u64>,
     queue_pending: u64,
     queue_parked: u64,
+    /// Items waiting in write-back, remediation and notification stages.
+    stage_pending: u64,
+    stage_parked: u64,
     syncing: Vec<String>,
     uptime_secs: u64,
 }
@@ -1320,12 +1330,14 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
             *by_risk.entry(k.clone()).or_insert(0) += v;
         }
     }
-    let (mut pending, mut parked) = (0, 0);
+    let (mut pending, mut parked, mut stage_pending, mut stage_parked) = (0, 0, 0, 0);
     for r in &records {
         let id = r.id.clone();
-        let d = blocking(&state, move |s| s.depth_with_stages(&id)).await?;
+        let (d, st) = blocking(&state, move |s| Ok((s.depth(&id)?, s.stage_depth(&id)?))).await?;
         pending += d.pending;
         parked += d.parked;
+        stage_pending += st.pending;
+        stage_parked += st.parked;
     }
     Ok(Json(Stats {
         integrations_total: records.len(),
@@ -1349,6 +1361,8 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
         by_risk,
         queue_pending: pending,
         queue_parked: parked,
+        stage_pending,
+        stage_parked,
         syncing: state.running(),
         uptime_secs: state.uptime().as_secs(),
     }))

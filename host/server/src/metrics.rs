@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use proofpix_store::WorkQueue;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -41,7 +42,18 @@ pub async fn metrics(
             .map(|v| v.into_iter().map(|r| r.id).collect())
             .unwrap_or_default();
         ids.into_iter()
-            .filter_map(|id| store.depth_with_stages(&id).ok().map(|d| (id, d)))
+            .flat_map(|id| {
+                let mut out = Vec::new();
+                if let Ok(d) = store.depth(&id) {
+                    out.push((id.clone(), "fetch", d));
+                }
+                for stage in proofpix_store::Stage::ALL {
+                    if let Ok(d) = store.depth(&proofpix_store::stage_queue(&id, stage)) {
+                        out.push((id.clone(), stage.as_str(), d));
+                    }
+                }
+                out
+            })
             .collect::<Vec<_>>()
     })
     .await
@@ -122,17 +134,23 @@ pub async fn metrics(
     metric(
         "proofpix_queue_depth",
         "gauge",
-        "Queued files per integration.",
+        "Queued items per integration and stage (fetch, writeback, remediate, notify).",
         depths
             .iter()
-            .flat_map(|(id, d)| {
+            .flat_map(|(id, stage, d)| {
                 [
                     (
-                        format!("{{integration=\"{}\",state=\"pending\"}}", escape(id)),
+                        format!(
+                            "{{integration=\"{}\",stage=\"{stage}\",state=\"pending\"}}",
+                            escape(id)
+                        ),
                         d.pending.to_string(),
                     ),
                     (
-                        format!("{{integration=\"{}\",state=\"parked\"}}", escape(id)),
+                        format!(
+                            "{{integration=\"{}\",stage=\"{stage}\",state=\"parked\"}}",
+                            escape(id)
+                        ),
                         d.parked.to_string(),
                     ),
                 ]

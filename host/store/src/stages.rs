@@ -388,16 +388,18 @@ impl Store {
         })
     }
 
-    /// An integration's work in every queue it owns: its fetch queue and its write-back,
-    /// remediation and notification stage queues, counted together (what an operator means by
-    /// "pending" for that integration).
+    /// An integration's work waiting in its stage queues (write-back, remediation and, for a
+    /// notifier, notification), counted together; its fetch queue is [`crate::WorkQueue::depth`].
     ///
     /// # Errors
     ///
     /// [`StoreError::Database`].
-    pub fn depth_with_stages(&self, integration: &str) -> Result<crate::QueueDepth, StoreError> {
+    pub fn stage_depth(&self, integration: &str) -> Result<crate::QueueDepth, StoreError> {
         use crate::WorkQueue as _;
-        let mut total = self.depth(integration)?;
+        let mut total = crate::QueueDepth {
+            pending: 0,
+            parked: 0,
+        };
         for stage in Stage::ALL {
             let d = self.depth(&stage_queue(integration, stage))?;
             total.pending += d.pending;

@@ -112,15 +112,16 @@ fn a_group_commits_results_files_acks_and_outbox_items_together() {
             parked: 1
         }
     );
-    // What an operator sees as the integration's pending work includes its stage queues
-    // (the notifier's queue belongs to the notifier).
+    // The integration's work in its stage queues (the notifier's queue belongs to the
+    // notifier).
     assert_eq!(
-        store.depth_with_stages("src").unwrap(),
+        store.stage_depth("src").unwrap(),
         QueueDepth {
-            pending: 2,
-            parked: 1
+            pending: 1,
+            parked: 0
         }
     );
+    assert_eq!(store.stage_depth("alerts").unwrap().pending, 1);
     assert_eq!(store.earliest_due(&alerts).unwrap(), Some(clock.now()));
     assert_eq!(store.earliest_due("nothing/notify").unwrap(), None);
 }
