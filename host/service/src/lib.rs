@@ -50,11 +50,11 @@ pub use remediation::{
     declared_actions,
 };
 
-/// Config keys the host reserves for itself; plugins never see them.
-pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY, PIXELS_KEY];
-
 /// Where an integration's "look at the pixels too" setting is kept (`on` when set).
 pub const PIXELS_KEY: &str = "proofpix.pixels";
+
+/// Config keys the host reserves for itself; plugins never see them.
+pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY, PIXELS_KEY];
 
 /// How a [`Host`] is set up.
 #[derive(Debug, Clone)]
@@ -654,10 +654,6 @@ impl Host {
         Ok((plugin, ctx))
     }
 
-    /// Forgets the integration's finished write-backs so each result is written again at its
-    /// next write-back (`integration sync --rewrite`); audited. Returns how many were forgotten.
-    ///
-    /// # Errors
     /// Whether syncs of `id` run the pixel stage (QR codes, personal data in OCR text).
     ///
     /// # Errors
@@ -696,6 +692,10 @@ impl Host {
         Ok(())
     }
 
+    /// Forgets the integration's finished write-backs so each result is written again at its
+    /// next write-back (`integration sync --rewrite`); audited. Returns how many were forgotten.
+    ///
+    /// # Errors
     ///
     /// An unknown integration; store errors.
     pub fn forget_writebacks(&self, id: &str, actor: &str) -> Result<u64, ServiceError> {
