@@ -356,7 +356,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     file.display()
                 )
             })?;
-            let runtime = Runtime::new(RuntimeConfig::default())?;
+            let runtime = authoring_runtime(RuntimeConfig::default())?;
             let plugin = runtime
                 .load(content)
                 .await

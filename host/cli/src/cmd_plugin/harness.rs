@@ -81,7 +81,7 @@ use axum::response::{IntoResponse, Response};
 use proofpix_policy::{Limits, OperatorGrant};
 use proofpix_runtime::contract::{AuthScheme, RemoteFile};
 use proofpix_runtime::{
-    BoxFuture, Content, CredentialProvider, HeaderPair, IntegrationContext, Runtime, RuntimeConfig,
+    BoxFuture, Content, CredentialProvider, HeaderPair, IntegrationContext, RuntimeConfig,
     StaticCredentials,
 };
 use proofpix_service::{AuthCredentials, auth_flow, credentials};
@@ -1474,7 +1474,9 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
         fixture.events.push(event);
     }
 
-    let runtime = Runtime::new(RuntimeConfig {
+    // Through the data directory's compile cache: the second run on the same component
+    // loads it in milliseconds instead of compiling it again.
+    let runtime = crate::cmd_plugin::authoring_runtime(RuntimeConfig {
         limits: Limits::default(),
         fuel: true,
         ..RuntimeConfig::default()
