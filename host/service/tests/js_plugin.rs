@@ -16,16 +16,14 @@
 //! then on `PATH`, and fails (it does not skip) with the command that installs
 //! it.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
@@ -34,36 +32,20 @@ use proofpix_runtime::contract::{
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
 use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, WorkQueue, stage_queue};
 use proofpix_vault::{MasterKey, Secret};
-use serde_json::Value;
 
 const SIGNING_KEY: &str = "whsec-js-test-41c9";
 const HOOK_PATH: &str = "/hooks/catch/123456/abcdef/";
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn componentize_js() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROOFPIX_COMPONENTIZE_JS") {
-        return p.into();
-    }
-    let local = workspace().join("target/tools/js/node_modules/.bin/componentize-js");
-    if local.exists() {
-        return local;
-    }
-    if Command::new("componentize-js")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return "componentize-js".into();
-    }
-    panic!(
-        "componentize-js not found; install it with `npm install --prefix target/tools/js \
-         @bytecodealliance/componentize-js@{COMPONENTIZE_JS_VERSION} @bytecodealliance/jco@1.35.0` \
-         (what ./test does), or set PROOFPIX_COMPONENTIZE_JS"
-    );
+    support::tool(
+        "PROOFPIX_COMPONENTIZE_JS",
+        "target/tools/js/node_modules/.bin/componentize-js",
+        "componentize-js",
+        &format!(
+            "`npm install --prefix target/tools/js @bytecodealliance/componentize-js@{COMPONENTIZE_JS_VERSION} @bytecodealliance/jco@1.35.0`"
+        ),
+    )
 }
 
 /// Builds `source` as the example's README says (`npm run build`): the
@@ -76,7 +58,7 @@ fn build_js_with(source: &Path, out: &Path, flags: &[&str]) -> Vec<u8> {
     let output = Command::new(componentize_js())
         .arg(source)
         .arg("--wit")
-        .arg(workspace().join("wit/since_v0.2.0"))
+        .arg(support::workspace().join("wit/since_v0.2.0"))
         .args(["--world-name", "connector"])
         .args(flags)
         .arg("-o")
@@ -91,72 +73,6 @@ fn build_js_with(source: &Path, out: &Path, flags: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read(out).expect("read the built component")
-}
-
-/// One request the receiver got: its path, headers and body.
-type Delivery = (String, HeaderMap, Vec<u8>);
-
-#[derive(Clone, Default)]
-struct Received {
-    requests: Arc<Mutex<Vec<Delivery>>>,
-}
-
-impl Received {
-    fn bodies(&self, path: &str) -> Vec<Value> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(p, _, _)| p == path)
-            .map(|(_, _, b)| serde_json::from_slice(b).unwrap())
-            .collect()
-    }
-}
-
-/// A receiver like a Zapier catch hook: 200 on the hook path and on `/outsider`,
-/// 410 for a deleted hook, 429 with Retry-After when told to slow down.
-async fn receiver() -> (String, Received) {
-    let received = Received::default();
-    let record = |path: &'static str| {
-        post(
-            move |State(r): State<Received>, headers: HeaderMap, body: axum::body::Bytes| async move {
-                r.requests
-                    .lock()
-                    .unwrap()
-                    .push((path.to_string(), headers, body.to_vec()));
-                (StatusCode::OK, r#"{"status":"success"}"#)
-            },
-        )
-    };
-    let app = Router::new()
-        .route(HOOK_PATH, record(HOOK_PATH))
-        .route("/outsider", record("/outsider"))
-        .route(
-            "/hooks/catch/deleted/",
-            post(|| async { (StatusCode::GONE, "hook deleted") }),
-        )
-        .route(
-            "/hooks/catch/busy/",
-            post(|| async {
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [("retry-after", "7")],
-                    "slow down",
-                )
-            }),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, received)
-}
-
-fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A host over a fresh store whose clock the test moves (`clock`: seconds added to now), with
@@ -332,7 +248,7 @@ fn alert() -> Notification {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_webhook_notifier_delivers_a_signed_digest_and_summary_of_a_sync() {
     let e = env().await;
-    let example = workspace().join("sdk/examples/js-webhook/app.js");
+    let example = support::workspace().join("sdk/examples/js-webhook/app.js");
     let wasm = build_js(&example, &e.tmp.path().join("webhook-js.wasm"));
     let report = e.install(&wasm).await;
     assert_eq!(report.plugin.contract_version(), "0.2.0");
@@ -340,7 +256,7 @@ async fn a_javascript_webhook_notifier_delivers_a_signed_digest_and_summary_of_a
     assert_eq!(info.id, "webhook-js");
     assert!(info.config.iter().any(|f| f.name == "url" && f.secret));
 
-    let (base, received) = receiver().await;
+    let (base, received) = support::receiver(&[HOOK_PATH, "/outsider"]).await;
     e.source().await;
     webhook(
         &e.host,
@@ -381,7 +297,10 @@ async fn a_javascript_webhook_notifier_delivers_a_signed_digest_and_summary_of_a
         message.extend_from_slice(body);
         assert_eq!(
             sig,
-            format!("v1={}", hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)),
+            format!(
+                "v1={}",
+                support::hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)
+            ),
             "the host signed exactly the body the plugin built"
         );
         assert!(
@@ -550,7 +469,7 @@ async fn outsider(host: &Host, base: &str, mode: &str, subs: Option<Subscription
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notifier_without_a_check_tests_as_not_applicable_and_upgrades() {
     let e = env().await;
-    let (base, _) = receiver().await;
+    let (base, _) = support::receiver(&[HOOK_PATH, "/outsider"]).await;
     e.install(&build_outsider(e.tmp.path(), "1.0.0", true))
         .await;
     outsider(&e.host, &base, "ok", None).await;
@@ -577,7 +496,7 @@ async fn a_notifier_without_a_check_tests_as_not_applicable_and_upgrades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notify_that_throws_is_kept_and_retried_and_the_error_says_how_to_see_why() {
     let e = env().await;
-    let (base, received) = receiver().await;
+    let (base, received) = support::receiver(&[HOOK_PATH, "/outsider"]).await;
     e.install(&build_outsider(e.tmp.path(), "1.0.0", true))
         .await;
     e.source().await;
@@ -653,7 +572,7 @@ async fn a_manifest_missing_a_list_field_is_refused_naming_describe_and_the_fix(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_default_build_that_imports_wasi_http_is_refused_with_the_flags_to_build_without_it() {
     let e = env().await;
-    let example = workspace().join("sdk/examples/js-webhook/app.js");
+    let example = support::workspace().join("sdk/examples/js-webhook/app.js");
     let wasm = build_js_with(&example, &e.tmp.path().join("with-http.wasm"), &[]);
     let dev = InstallOptions {
         allow_unsigned: true,

@@ -9,15 +9,12 @@
 //! `$PROOFPIX_COMPONENTIZE_PY`, then in `target/tools/py/bin`, then on
 //! `PATH`, and fails (it does not skip) with the command that installs it.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+mod support;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
     BatchSummary, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
@@ -30,95 +27,8 @@ use serde_json::Value;
 const SIGNING_KEY: &str = "whsec-python-test-7f3a";
 const HOOK_PATH: &str = "/hooks/catch/123456/abcdef/";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn componentize_py() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROOFPIX_COMPONENTIZE_PY") {
-        return p.into();
-    }
-    let local = workspace().join("target/tools/py/bin/componentize-py");
-    if local.exists() {
-        return local;
-    }
-    if Command::new("componentize-py")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return "componentize-py".into();
-    }
-    panic!(
-        "componentize-py not found; install it with `python3 -m venv target/tools/py && \
-         target/tools/py/bin/pip install componentize-py==0.25.1` (what ./test does), or set \
-         PROOFPIX_COMPONENTIZE_PY"
-    );
-}
-
 fn build_python_plugin(out: &Path) -> Vec<u8> {
-    let root = workspace();
-    let status = Command::new(componentize_py())
-        .arg("-d")
-        .arg(root.join("wit/since_v0.2.0"))
-        .args(["-w", "connector", "componentize", "app", "-p"])
-        .arg(root.join("sdk/examples/python-webhook"))
-        .arg("-o")
-        .arg(out)
-        .status()
-        .expect("run componentize-py");
-    assert!(status.success(), "componentize-py failed: {status}");
-    std::fs::read(out).expect("read the built component")
-}
-
-/// One request the receiver got: its headers and body.
-type Delivery = (HeaderMap, Vec<u8>);
-
-#[derive(Clone, Default)]
-struct Received {
-    requests: Arc<Mutex<Vec<Delivery>>>,
-}
-
-/// A receiver like a Zapier catch hook: 200 on the hook path, 410 for a
-/// deleted hook, 429 with Retry-After when told to slow down.
-async fn receiver() -> (String, Received) {
-    let received = Received::default();
-    let app = Router::new()
-        .route(
-            HOOK_PATH,
-            post(
-                |State(r): State<Received>, headers: HeaderMap, body: axum::body::Bytes| async move {
-                    r.requests.lock().unwrap().push((headers, body.to_vec()));
-                    (StatusCode::OK, r#"{"status":"success"}"#)
-                },
-            ),
-        )
-        .route(
-            "/hooks/catch/deleted/",
-            post(|| async { (StatusCode::GONE, "hook deleted") }),
-        )
-        .route(
-            "/hooks/catch/busy/",
-            post(|| async {
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [("retry-after", "7")],
-                    "slow down",
-                )
-            }),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, received)
-}
-
-fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    support::build_python_example("python-webhook", out)
 }
 
 fn alert() -> FileAlert {
@@ -211,7 +121,7 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
     assert_eq!(info.id, "webhook-python");
     assert!(info.config.iter().any(|f| f.name == "url" && f.secret));
 
-    let (base, received) = receiver().await;
+    let (base, received) = support::receiver(&[HOOK_PATH]).await;
 
     // A bad origin is refused at setup, naming the field.
     let bad = host
@@ -264,7 +174,13 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
     .await
     .unwrap();
 
-    let requests = received.requests.lock().unwrap().clone();
+    let requests = received
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, h, b)| (h.clone(), b.clone()))
+        .collect::<Vec<_>>();
     assert_eq!(requests.len(), 2, "one POST per notification");
     for (headers, body) in &requests {
         let ts = headers["x-proofpix-timestamp"].to_str().unwrap();
@@ -273,7 +189,10 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
         message.extend_from_slice(body);
         assert_eq!(
             sig,
-            format!("v1={}", hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)),
+            format!(
+                "v1={}",
+                support::hmac_sha256_hex(SIGNING_KEY.as_bytes(), &message)
+            ),
             "the host signed exactly the body the plugin built"
         );
         assert!(

@@ -9,9 +9,10 @@
 //! The images are the repository's `samples/`. componentize-py is found as
 //! in `python_plugin.rs` (`./test` installs it into `target/tools/py`).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,46 +38,9 @@ const READ_ONLY_KEY: &str = "pfk_live_readonly_0a1b2c";
 /// A key Pixfold does not know (and echoes back in its 401 message).
 const WRONG_KEY: &str = "pfk_live_revoked_9f8e7d";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn componentize_py() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROOFPIX_COMPONENTIZE_PY") {
-        return p.into();
-    }
-    let local = workspace().join("target/tools/py/bin/componentize-py");
-    if local.exists() {
-        return local;
-    }
-    if Command::new("componentize-py")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return "componentize-py".into();
-    }
-    panic!(
-        "componentize-py not found; install it with `python3 -m venv target/tools/py && \
-         target/tools/py/bin/pip install componentize-py==0.25.1` (what ./test does), or set \
-         PROOFPIX_COMPONENTIZE_PY"
-    );
-}
-
 /// Builds the example exactly as its README says.
 fn build_python_source(out: &Path) -> Vec<u8> {
-    let root = workspace();
-    let status = Command::new(componentize_py())
-        .arg("-d")
-        .arg(root.join("wit/since_v0.2.0"))
-        .args(["-w", "connector", "componentize", "app", "-p"])
-        .arg(root.join("sdk/examples/python-source"))
-        .arg("-o")
-        .arg(out)
-        .status()
-        .expect("run componentize-py");
-    assert!(status.success(), "componentize-py failed: {status}");
-    std::fs::read(out).expect("read the built component")
+    support::build_python_example("python-source", out)
 }
 
 // --- Pixfold, as its README documents it -------------------------------------
@@ -400,7 +364,7 @@ async fn pixfold() -> (String, Shared) {
         .lock()
         .unwrap()
         .insert(READ_ONLY_KEY.into(), vec!["photos:read"]);
-    let samples = workspace().join("samples");
+    let samples = support::workspace().join("samples");
     let mut files = Vec::new();
     for dir in std::fs::read_dir(&samples).unwrap() {
         let dir = dir.unwrap().path();
@@ -689,7 +653,7 @@ async fn a_python_source_connector_syncs_a_platform_the_host_has_never_heard_of(
     let new_id = pixfold.add(
         "site-visit",
         "IMG_0003.jpg",
-        std::fs::read(workspace().join("samples/site-visit/IMG_0001.jpg")).unwrap(),
+        std::fs::read(support::workspace().join("samples/site-visit/IMG_0001.jpg")).unwrap(),
     );
     {
         let seq = pixfold.next_seq();
