@@ -41,9 +41,6 @@ pub struct Args {
     jobs: Option<usize>,
 }
 
-/// Largest file the pixel stage reads whole; a larger one is reported as skipped.
-const PIXEL_MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
-
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let policy = load_policy(args.policy.as_ref())?;
@@ -158,10 +155,10 @@ fn look_at_pixels(
         ..Default::default()
     };
     let run = match std::fs::metadata(path) {
-        Ok(m) if m.len() > PIXEL_MAX_FILE_BYTES => skipped(format!(
+        Ok(m) if m.len() > proofpix_pixels::MAX_FILE_BYTES => skipped(format!(
             "the file is {} MiB, over the pixel stage's {} MiB",
             m.len() >> 20,
-            PIXEL_MAX_FILE_BYTES >> 20
+            proofpix_pixels::MAX_FILE_BYTES >> 20
         )),
         Ok(_) => match std::fs::read(path) {
             Ok(bytes) => {

@@ -1008,8 +1008,12 @@ impl Pipeline {
                 Content::Local { len, .. } => Some(*len),
                 Content::Remote(_) => size_hint,
             };
-            if size.is_none_or(|n| n <= self.options.max_file_bytes) {
-                return self.analyse_with_pixels(content).await;
+            let cap = self
+                .options
+                .max_file_bytes
+                .min(proofpix_pixels::MAX_FILE_BYTES);
+            if size.is_none_or(|n| n <= cap) {
+                return self.analyse_with_pixels(content, cap).await;
             }
             let (mut report, fetched) = Box::pin(self.analyse(content, size_hint, false)).await?;
             report.add_pixel_findings(
@@ -1017,7 +1021,7 @@ impl Pipeline {
                 proofpix_analysis::PixelRun {
                     skipped: Some(format!(
                         "the file is over the {} MiB the pixel stage reads",
-                        self.options.max_file_bytes >> 20
+                        cap >> 20
                     )),
                     ..Default::default()
                 },
@@ -1110,8 +1114,18 @@ impl Pipeline {
     }
 
     /// Reads the whole file and analyses its metadata and its pixels.
-    async fn analyse_with_pixels(&self, content: Content) -> Result<(Report, u64), FileFailure> {
-        let max = self.options.max_file_bytes;
+    async fn analyse_with_pixels(
+        &self,
+        content: Content,
+        max: u64,
+    ) -> Result<(Report, u64), FileFailure> {
+        // The permit first: it bounds the whole files held in memory, not only the decodes.
+        let _permit = self
+            .pixel_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| FileFailure::from((format!("pixel stage closed: {e}"), false)))?;
         let bytes = match content {
             Content::Local { file, .. } => tokio::task::spawn_blocking(move || {
                 use std::io::Read as _;
@@ -1121,18 +1135,34 @@ impl Pipeline {
             .await
             .map_err(|e| FileFailure::from((format!("read task failed: {e}"), false)))?
             .map_err(|e| FileFailure::from((format!("cannot read the file: {e}"), true)))?,
-            Content::Remote(remote) => remote.read_all(max).await.map_err(|e| FileFailure {
-                retryable: e.is_retryable(),
-                retry_after: e.retry_after(),
-                message: format!("download: {e}"),
-            })?,
+            Content::Remote(remote) => match remote.read_all(max).await {
+                Ok(bytes) => bytes,
+                // Larger than it said (or than nothing said): the metadata still counts.
+                Err(proofpix_runtime::FetchError::TooLarge(_)) => {
+                    drop(_permit);
+                    let (mut report, fetched) = self.analyse_remote(remote, None).await?;
+                    report.add_pixel_findings(
+                        Vec::new(),
+                        proofpix_analysis::PixelRun {
+                            skipped: Some(format!(
+                                "the file is over the {} MiB the pixel stage reads",
+                                max >> 20
+                            )),
+                            ..Default::default()
+                        },
+                        self.analyzer.policy(),
+                    );
+                    return Ok((report, fetched));
+                }
+                Err(e) => {
+                    return Err(FileFailure {
+                        retryable: e.is_retryable(),
+                        retry_after: e.retry_after(),
+                        message: format!("download: {e}"),
+                    });
+                }
+            },
         };
-        let _permit = self
-            .pixel_permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| FileFailure::from((format!("pixel stage closed: {e}"), false)))?;
         let analyzer = self.analyzer.clone();
         let stage = self.pixel_stage();
         tokio::task::spawn_blocking(move || {

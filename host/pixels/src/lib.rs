@@ -45,6 +45,10 @@ pub use ocr::{OcrError, Tesseract};
 
 use serde::Serialize;
 
+/// Largest file the stage reads whole (256 MiB); callers skip larger ones with a note. The
+/// decoder's own limits (pixel count, allocation) apply to what is read.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The steps of the stage, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
