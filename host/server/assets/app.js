@@ -684,6 +684,7 @@
         h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
         h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}${i.stage_pending || i.stage_parked ? `; ${fmtInt(i.stage_pending)} waiting to be written back or notified${i.stage_parked ? `, ${fmtInt(i.stage_parked)} parked there` : ""}` : ""}`),
+        h("dt", {}, "Pixel stage"), h("dd", {}, i.pixels ? "on: QR codes and text in the pictures are read too" : "off: metadata only"),
         i.last_batch ? [h("dt", {}, "Last run"), h("dd", {}, h("a", { href: `#/batches/${i.last_batch.id}` }, `${plural(i.last_batch.total, "file")}`), " ", riskChips(i.last_batch.by_risk))] : null),
       integrationActions(i));
   }

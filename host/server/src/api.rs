@@ -354,6 +354,8 @@ pub struct IntegrationView {
     /// Items waiting in its write-back, remediation and (for a notifier) notification stages.
     stage_pending: u64,
     stage_parked: u64,
+    /// Whether its syncs run the pixel stage.
+    pixels: bool,
     created_at: String,
     updated_at: String,
 }
@@ -427,6 +429,10 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         queue_parked: depth.parked,
         stage_pending: stages.pending,
         stage_parked: stages.parked,
+        pixels: r
+            .config
+            .get(proofpix_service::PIXELS_KEY)
+            .is_some_and(|v| v == "on"),
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     })
@@ -499,6 +505,9 @@ pub struct UpdateIntegration {
     /// A new schedule; an empty string removes it.
     #[serde(default)]
     schedule: Option<String>,
+    /// Turns the pixel stage (QR codes, personal data in OCR text) on or off for its syncs.
+    #[serde(default)]
+    pixels: Option<bool>,
 }
 
 fn check_schedule(s: &Option<String>) -> ApiResult<()> {
@@ -640,6 +649,10 @@ pub async fn update_integration(
         .host()
         .create_integration(spec, &caller.actor())
         .await?;
+    if let Some(on) = body.pixels {
+        state.host().set_pixels(&id, on, &caller.actor())?;
+        record = state.host().integration(&id)?;
+    }
     // create_integration keeps `enabled` and status from the stored record.
     record.enabled = current.enabled;
     if let Ok(mut s) = state.inner.scheduler.lock() {

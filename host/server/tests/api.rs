@@ -378,6 +378,31 @@ async fn a_remediation_policy_is_set_checked_against_the_plugin_and_removed() {
     let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;
     assert_eq!(v["policy"]["delay_secs"], 3600);
 
+    // The pixel stage is switched by PATCH, shown in the view (not in the config), and kept
+    // by a later PATCH that does not mention it.
+    let (_, i) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
+    assert_eq!(i["pixels"], false, "{i}");
+    let (status, i) = call(
+        &d,
+        "PATCH",
+        "/api/integrations/samples",
+        Some(ADMIN),
+        Some(json!({"pixels": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{i}");
+    assert_eq!(i["pixels"], true, "{i}");
+    assert!(i["config"].get("proofpix.pixels").is_none(), "{i}");
+    let (_, i) = call(
+        &d,
+        "PATCH",
+        "/api/integrations/samples",
+        Some(ADMIN),
+        Some(json!({"schedule": "45m"})),
+    )
+    .await;
+    assert_eq!(i["pixels"], true, "{i}");
+
     let (status, _) = call(&d, "DELETE", path, Some(ADMIN), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;

@@ -397,12 +397,14 @@ impl Host {
             ),
         };
         record.plugin_version = plugin.info().version.clone();
-        // The remediation policy is set on its own (`set_remediation`); an update keeps it.
-        let remediation = record.config.get(REMEDIATION_KEY).cloned();
+        // The remediation policy and the pixel setting are set on their own
+        // (`set_remediation`, `set_pixels`); an update keeps them.
+        let kept: Vec<(String, String)> = [REMEDIATION_KEY, PIXELS_KEY]
+            .iter()
+            .filter_map(|k| record.config.get(*k).map(|v| ((*k).to_string(), v.clone())))
+            .collect();
         record.config = config;
-        if let Some(policy) = remediation {
-            record.config.insert(REMEDIATION_KEY.into(), policy);
-        }
+        record.config.extend(kept);
         set_grant(&mut record, &spec.grant);
         if let Some(subs) = &spec.subscriptions {
             let subs = subs.clone().validated().map_err(invalid)?;

@@ -465,6 +465,24 @@ async fn a_risk_in_the_pixels_is_quarantined_not_sanitised() {
     let (host, _tmp) = host_with(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2, &base).await;
     host.set_pixels("wb", true, "test").unwrap();
     assert!(host.pixels("wb").unwrap());
+    // Updating the integration's form keeps the setting, as it keeps a remediation policy.
+    let record = host.integration("wb").unwrap();
+    host.create_integration(
+        IntegrationSpec {
+            id: "wb".into(),
+            plugin: "well-behaved".into(),
+            config: BTreeMap::from([("base_url".to_string(), base.clone())]),
+            grant: proofpix_pipeline::integration::grant_of(&record).unwrap(),
+            ..IntegrationSpec::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    assert!(
+        host.pixels("wb").unwrap(),
+        "an update keeps the pixel setting"
+    );
     host.set_remediation(
         "wb",
         Some(policy(
