@@ -583,7 +583,20 @@ pub fn sign(
 /// Unsigned, malformed, tampered, untrusted or badly signed files.
 pub fn verify(file: &[u8], trust: &TrustStore) -> Result<Verified, SigningError> {
     let (content, payload) = split(file)?;
-    let payload = payload.ok_or(SigningError::Unsigned)?;
+    let Some(payload) = payload else {
+        // A signed file with a changed section size can still parse to the end without
+        // meeting its signature section; it is a changed file, never an unsigned one (which
+        // a development install would accept).
+        if file
+            .windows(SECTION_NAME.len())
+            .any(|w| w == SECTION_NAME.as_bytes())
+        {
+            return Err(SigningError::Malformed(
+                "the file holds a signature section its structure no longer leads to; it was changed after signing".into(),
+            ));
+        }
+        return Err(SigningError::Unsigned);
+    };
     if payload.len() > MAX_SECTION_BYTES {
         return Err(SigningError::Malformed(
             "the signature section is too large".into(),
@@ -702,6 +715,22 @@ mod tests {
         // Re-signing replaces the section instead of stacking a second one.
         let again = sign(&signed, &k, serde_json::Value::Null).unwrap();
         assert!(verify(&again, &trust(&k)).is_ok());
+    }
+
+    /// A changed section size that swallows the signature section still parses to the end;
+    /// the file is reported changed, never unsigned (a development install takes unsigned
+    /// files).
+    #[test]
+    fn a_size_that_hides_the_signature_section_is_a_changed_file_not_an_unsigned_one() {
+        let k = KeyPair::generate("acme");
+        let signed = sign(&component(), &k, serde_json::Value::Null).unwrap();
+        let (_, n) = leb128(signed.get(9..).unwrap()).unwrap();
+        let rest = signed.get(9 + n..).unwrap();
+        let mut t = signed.get(..9).unwrap().to_vec();
+        write_leb128(rest.len(), &mut t);
+        t.extend_from_slice(rest);
+        let err = verify(&t, &trust(&k)).unwrap_err();
+        assert!(matches!(err, SigningError::Malformed(_)), "{err:?}");
     }
 
     #[test]
