@@ -587,10 +587,11 @@ pub fn verify(file: &[u8], trust: &TrustStore) -> Result<Verified, SigningError>
         // A signed file with a changed section size can still parse to the end without
         // meeting its signature section; it is a changed file, never an unsigned one (which
         // a development install would accept).
-        if file
-            .windows(SECTION_NAME.len())
-            .any(|w| w == SECTION_NAME.as_bytes())
-        {
+        // Our section's name as its header writes it (length byte, then the name), not the
+        // bare words, which a plugin may well contain (a webhook's signature header name).
+        let mut header = vec![SECTION_NAME.len() as u8];
+        header.extend_from_slice(SECTION_NAME.as_bytes());
+        if file.windows(header.len()).any(|w| w == header.as_slice()) {
             return Err(SigningError::Malformed(
                 "the file holds a signature section its structure no longer leads to; it was changed after signing".into(),
             ));
