@@ -383,6 +383,7 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         ))
     })
     .await?;
+    let pixels = proofpix_service::pixels_on(&r);
     let grant = proofpix_pipeline::integration::grant_of(&r).unwrap_or_default();
     let subscriptions = r
         .config
@@ -429,10 +430,7 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         queue_parked: depth.parked,
         stage_pending: stages.pending,
         stage_parked: stages.parked,
-        pixels: r
-            .config
-            .get(proofpix_service::PIXELS_KEY)
-            .is_some_and(|v| v == "on"),
+        pixels,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     })

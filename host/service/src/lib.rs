@@ -53,6 +53,11 @@ pub use remediation::{
 /// Where an integration's "look at the pixels too" setting is kept (`on` when set).
 pub const PIXELS_KEY: &str = "proofpix.pixels";
 
+/// Whether an integration's syncs run the pixel stage (its `PIXELS_KEY` setting).
+pub fn pixels_on(record: &IntegrationRecord) -> bool {
+    record.config.get(PIXELS_KEY).is_some_and(|v| v == "on")
+}
+
 /// Config keys the host reserves for itself; plugins never see them.
 pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY, PIXELS_KEY];
 
@@ -662,11 +667,7 @@ impl Host {
     ///
     /// An unknown integration.
     pub fn pixels(&self, id: &str) -> Result<bool, ServiceError> {
-        Ok(self
-            .integration(id)?
-            .config
-            .get(PIXELS_KEY)
-            .is_some_and(|v| v == "on"))
+        Ok(pixels_on(&self.integration(id)?))
     }
 
     /// Turns the pixel stage on or off for `id`'s syncs; audited. Files already analysed are
