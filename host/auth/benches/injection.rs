@@ -66,7 +66,10 @@ fn bench(c: &mut Criterion) {
             allow_loopback: true,
             ..Default::default()
         })
-        .platform("SharePoint")
+        .dialect(proofpix_auth::Dialect {
+            client_auth: proofpix_auth::ClientAuth::Body,
+            ..proofpix_auth::Dialect::named("Microsoft identity platform")
+        })
         .build()
         .expect("credentials");
     let warm = rt

@@ -24,12 +24,12 @@ use url::Url;
 
 use crate::authorize::{AuthorizationRequest, AuthorizationSessions};
 use crate::clock::{Clock, SystemClock};
+use crate::dialect::Dialect;
 use crate::error::{AuthError, GrantKind};
 use crate::grants::{ClientCredentials, Grant, GrantContext, token_set};
 use crate::http::TokenHttp;
 use crate::jwt::{AssertionClaims, SigningKey};
 use crate::persistence::TokenPersistence;
-use crate::provider::Provider;
 use crate::scheme::{AuthScheme, CredentialInputs, JwtBearerAuth, OAuth2Auth};
 use crate::token::{HeaderPair, TokenSet, TokenSummary};
 
@@ -41,12 +41,9 @@ pub struct CredentialOptions {
     pub refresh_skew: time::Duration,
     /// Timeout of one token request. Default 30 s.
     pub request_timeout: std::time::Duration,
-    /// Lifetime assumed for Salesforce access tokens, which come without `expires_in`: the org's
-    /// session timeout. Default 2 h (Salesforce's default); a shorter org timeout still works
-    /// because a 401 triggers a refresh.
-    pub salesforce_session_lifetime: time::Duration,
-    /// Lifetime assumed for other responses without `expires_in`. Default `None`: such tokens are
-    /// used until the platform rejects them.
+    /// Lifetime assumed for responses without `expires_in` when the plugin's dialect declares
+    /// none. Default `None`: such tokens are used until the platform rejects them, and a 401
+    /// triggers a refresh.
     pub assumed_token_lifetime: Option<time::Duration>,
     /// How long an authorization attempt may take in the browser. Default 10 min.
     pub authorization_lifetime: time::Duration,
@@ -57,7 +54,6 @@ impl Default for CredentialOptions {
         CredentialOptions {
             refresh_skew: time::Duration::seconds(60),
             request_timeout: std::time::Duration::from_secs(30),
-            salesforce_session_lifetime: time::Duration::hours(2),
             assumed_token_lifetime: None,
             authorization_lifetime: time::Duration::minutes(10),
         }
@@ -108,7 +104,7 @@ struct RefreshState {
 #[derive(Debug)]
 struct Inner {
     integration: String,
-    provider: Provider,
+    dialect: Dialect,
     flow: Flow,
     inputs: CredentialInputs,
     http: TokenHttp,
@@ -133,8 +129,7 @@ pub struct CredentialsBuilder {
     inputs: CredentialInputs,
     http: reqwest::Client,
     persistence: Arc<dyn TokenPersistence>,
-    platform: String,
-    provider: Option<Provider>,
+    dialect: Dialect,
     clock: Arc<dyn Clock>,
     options: CredentialOptions,
     sessions: AuthorizationSessions,
@@ -151,16 +146,10 @@ impl CredentialsBuilder {
         self
     }
 
-    /// The plugin's declared platform name (`plugin-info.platform`), used to recognise the
-    /// provider when the token URL's host does not (self-hosted, emulators).
-    pub fn platform(mut self, platform: &str) -> Self {
-        platform.clone_into(&mut self.platform);
-        self
-    }
-
-    /// Forces the provider instead of detecting it.
-    pub fn provider(mut self, provider: Provider) -> Self {
-        self.provider = Some(provider);
+    /// How the provider deviates from RFC 6749, as the plugin declares it (default: the RFC,
+    /// under the name "The OAuth2 provider").
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
         self
     }
 
@@ -187,10 +176,12 @@ impl CredentialsBuilder {
     /// # Errors
     ///
     /// [`AuthError::MissingField`] when a field the scheme needs has no value;
-    /// [`AuthError::InvalidConfig`] for an unusable URL or (Microsoft) a scope list that is not
-    /// exactly one `/.default` scope; [`AuthError::InvalidPrivateKey`] for a key that is not PEM.
+    /// [`AuthError::InvalidConfig`] for an unusable URL or dialect; [`AuthError::InvalidPrivateKey`]
+    /// for a key that is not PEM.
     pub fn build(self) -> Result<Credentials, AuthError> {
         let inputs = self.inputs;
+        let dialect = self.dialect;
+        dialect.validate()?;
         let parse = |what: &str, u: &str| -> Result<Url, AuthError> {
             let url = Url::parse(u).map_err(|e| AuthError::InvalidConfig {
                 reason: format!("the {what} URL '{u}' is not a URL ({e})"),
@@ -222,19 +213,6 @@ impl CredentialsBuilder {
                 auth: auth.clone(),
             })
         };
-        let token_url_of = |scheme: &AuthScheme| match scheme {
-            AuthScheme::OAuth2ClientCredentials(a) | AuthScheme::OAuth2AuthorizationCode(a) => {
-                Some(a.token_url.clone())
-            }
-            AuthScheme::OAuth2Password(p) => Some(p.oauth.token_url.clone()),
-            AuthScheme::JwtBearer(j) => Some(j.token_url.clone()),
-            _ => None,
-        };
-        let provider = self.provider.unwrap_or_else(|| {
-            token_url_of(&inputs.scheme)
-                .and_then(|u| Url::parse(&u).ok())
-                .map_or(Provider::Generic, |u| Provider::detect(&self.platform, &u))
-        });
         let flow = match &inputs.scheme {
             AuthScheme::None => Flow::None,
             AuthScheme::ApiKey(key) => {
@@ -248,18 +226,6 @@ impl CredentialsBuilder {
                 }
             }
             AuthScheme::OAuth2ClientCredentials(auth) => {
-                // Microsoft wants exactly one scope, `{resource}/.default` (reference §2.1); the
-                // server's AADSTS70011 would say the same less clearly, after a round trip.
-                if provider == Provider::Microsoft
-                    && !matches!(auth.scopes.as_slice(), [one] if one.ends_with("/.default"))
-                {
-                    return Err(AuthError::InvalidConfig {
-                        reason: format!(
-                            "Microsoft client credentials take exactly one scope ending in /.default (e.g. https://graph.microsoft.com/.default), not {:?}",
-                            auth.scopes
-                        ),
-                    });
-                }
                 Flow::ClientCredentials(oauth(auth, false)?)
             }
             AuthScheme::OAuth2AuthorizationCode(auth) => {
@@ -284,6 +250,14 @@ impl CredentialsBuilder {
                 if key.file_issuer.is_none() {
                     inputs.config_value(&j.issuer_field)?;
                 }
+                if dialect.jwt.client_in_body {
+                    if let Some(field) = &dialect.jwt.client_id_field {
+                        inputs.config_value(field)?;
+                    }
+                    if let Some(field) = &dialect.jwt.client_secret_field {
+                        inputs.secret(field)?;
+                    }
+                }
                 Flow::Jwt {
                     token_url: parse("token", &j.token_url)?,
                     auth: j.clone(),
@@ -293,7 +267,7 @@ impl CredentialsBuilder {
         Ok(Credentials {
             inner: Arc::new(Inner {
                 integration: self.integration,
-                provider,
+                dialect,
                 flow,
                 inputs,
                 http: TokenHttp::new(self.http, self.options.request_timeout, self.networks),
@@ -331,8 +305,7 @@ impl Credentials {
             inputs,
             http,
             persistence,
-            platform: String::new(),
-            provider: None,
+            dialect: Dialect::default(),
             clock: Arc::new(SystemClock),
             options: CredentialOptions::default(),
             sessions: AuthorizationSessions::default(),
@@ -345,9 +318,9 @@ impl Credentials {
         &self.inner.integration
     }
 
-    /// The provider whose quirks apply.
-    pub fn provider(&self) -> Provider {
-        self.inner.provider
+    /// The dialect the provider is spoken in.
+    pub fn dialect(&self) -> &Dialect {
+        &self.inner.dialect
     }
 
     /// The header to inject on requests to the integration's credentialed endpoints, or `None`
@@ -401,7 +374,7 @@ impl Credentials {
             tracing::debug!(integration = %self.inner.integration, "the rejected token was already replaced; reusing the new one");
             return Ok(current.header.clone());
         }
-        tracing::info!(integration = %self.inner.integration, provider = %self.inner.provider,
+        tracing::info!(integration = %self.inner.integration, provider = %self.inner.dialect.name(),
             "the platform rejected the token; obtaining a new one");
         Ok(self.obtain().await?.header.clone())
     }
@@ -467,26 +440,22 @@ impl Credentials {
                     reason: "the plugin declares no authorize URL".into(),
                 })?;
         let client_id = self.inner.inputs.config_value(&flow.auth.client_id_field)?;
-        let app = ClientCredentials {
-            id: client_id,
-            secret: None,
-            extra_params: &[],
-        };
-        let client = crate::grants::authorize_client(&app, &flow.token_url, authorize_url);
+        let client = crate::grants::authorize_client(client_id, &flow.token_url, authorize_url);
+        let dialect = &self.inner.dialect;
+        let extra = Dialect::expand_all(&dialect.authorize_params, &self.inner.inputs.config)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let redirect = oauth2::RedirectUrl::from_url(redirect_uri.clone());
-        let provider = self.inner.provider;
+        let provider = dialect.name();
         let mut request = client
             .authorize_url(CsrfToken::new_random)
             .set_redirect_uri(std::borrow::Cow::Borrowed(&redirect))
             .set_pkce_challenge(challenge);
         if !flow.auth.scopes.is_empty() {
-            request = request.add_scope(Scope::new(
-                flow.auth.scopes.join(provider.scope_separator()),
-            ));
+            request =
+                request.add_scope(Scope::new(flow.auth.scopes.join(&dialect.scope_separator)));
         }
-        for (k, v) in provider.authorize_params() {
-            request = request.add_extra_param(*k, *v);
+        for (k, v) in extra {
+            request = request.add_extra_param(k, v);
         }
         let (url, state) = request.url();
         let state = state.into_secret();
@@ -498,7 +467,7 @@ impl Credentials {
             self.inner.clock.now(),
             self.inner.options.authorization_lifetime,
         );
-        tracing::info!(integration = %self.inner.integration, provider = %provider, "authorization started");
+        tracing::info!(integration = %self.inner.integration, %provider, "authorization started");
         Ok(AuthorizationRequest { url, state })
     }
 
@@ -542,7 +511,7 @@ impl Credentials {
             .await?;
         refresh_state.loaded = true;
         let cached = self.store_and_publish(tokens).await?;
-        tracing::info!(integration = %self.inner.integration, provider = %self.inner.provider, "authorization completed");
+        tracing::info!(integration = %self.inner.integration, provider = %self.inner.dialect.name(), "authorization completed");
         Ok(cached.tokens.summary())
     }
 
@@ -642,8 +611,7 @@ impl Credentials {
                 suffix_field,
             } => {
                 let username = inputs.config_value(username_field)?;
-                // Salesforce's username-password flow takes the password immediately followed by
-                // the user's security token (reference §1.1).
+                // A declared suffix (a security token) follows the password immediately.
                 let mut password = inputs.secret(password_field)?.expose().to_owned();
                 if let Some(field) = suffix_field {
                     password.push_str(inputs.secret(field)?.expose());
@@ -669,8 +637,8 @@ impl Credentials {
                 };
                 let Some(refresh_token) = current.tokens.refresh_token.clone() else {
                     return Err(AuthError::ReauthorizationRequired {
-                        provider: self.inner.provider,
-                        hint: "the access token expired and the provider issued no refresh token (for Salesforce, request the refresh_token scope); authorize the integration again",
+                        provider: self.inner.dialect.name(),
+                        hint: "the access token expired and the provider issued no refresh token (some providers issue one only when a scope such as offline_access or refresh_token is requested, or an authorize parameter asks for offline access); authorize the integration again".to_owned(),
                         detail: "no refresh token".to_owned(),
                     });
                 };
@@ -715,17 +683,18 @@ impl Credentials {
             extra_params: &flow.auth.extra_params,
         };
         let ctx = GrantContext {
-            provider: self.inner.provider,
+            dialect: &self.inner.dialect,
             http: &self.inner.http,
             token_url: &flow.token_url,
+            config: &inputs.config,
             redact: self.redact_list(extra_secrets),
         };
         let kind = grant.kind();
         self.log_request(kind, &flow.token_url);
-        let issued = ctx.run(&app, grant).await;
+        let issued = ctx.run(Some(&app), grant).await;
         let issued = self.log_outcome(kind, issued)?;
         Ok(token_set(
-            self.inner.provider,
+            &self.inner.dialect,
             issued,
             self.inner.clock.now(),
             previous_refresh,
@@ -736,6 +705,7 @@ impl Credentials {
 
     async fn jwt(&self, token_url: &Url, auth: &JwtBearerAuth) -> Result<TokenSet, AuthError> {
         let inputs = &self.inner.inputs;
+        let dialect = &self.inner.dialect;
         let key = SigningKey::parse(
             &auth.private_key_field,
             inputs.secret(&auth.private_key_field)?,
@@ -744,23 +714,28 @@ impl Credentials {
             Ok(issuer) => issuer.to_owned(),
             Err(missing) => key.file_issuer.clone().ok_or(missing)?,
         };
-        let subject = match &auth.subject_field {
-            // Salesforce's assertion names the user; Google's `sub` is optional (delegation).
-            Some(field) if self.inner.provider == Provider::Salesforce => {
-                Some(inputs.config_value(field)?)
-            }
-            Some(field) => inputs
-                .config
-                .get(field)
-                .map(String::as_str)
-                .filter(|s| !s.is_empty()),
-            None => None,
-        };
+        // The subject is optional in RFC 7523 (Google's delegation); a declared field with no
+        // value sends none, and a provider that needs one says so in its error.
+        let subject = auth
+            .subject_field
+            .as_ref()
+            .and_then(|field| inputs.config.get(field))
+            .map(String::as_str)
+            .filter(|s| !s.trim().is_empty());
+        let extra_claims = Dialect::expand_all(&dialect.jwt.claims, &inputs.config)?;
+        let key_id = dialect
+            .jwt
+            .key_id_field
+            .as_deref()
+            .map(|f| inputs.config_value(f))
+            .transpose()?;
         let assertion = crate::jwt::sign(
             &auth.private_key_field,
             &key,
             &AssertionClaims {
-                provider: self.inner.provider,
+                dialect: &dialect.jwt,
+                extra_claims: &extra_claims,
+                key_id,
                 issuer: &issuer,
                 subject,
                 audience: &auth.audience,
@@ -768,17 +743,45 @@ impl Credentials {
                 now: self.inner.clock.now(),
             },
         )?;
+        let client_secret = dialect
+            .jwt
+            .client_secret_field
+            .as_deref()
+            .filter(|_| dialect.jwt.client_in_body)
+            .map(|f| inputs.secret(f))
+            .transpose()?;
+        let client_id = dialect
+            .jwt
+            .client_id_field
+            .as_deref()
+            .filter(|_| dialect.jwt.client_in_body)
+            .map(|f| inputs.config_value(f))
+            .transpose()?;
+        let app = client_id.map(|id| ClientCredentials {
+            id,
+            secret: client_secret,
+            extra_params: &[],
+        });
         let ctx = GrantContext {
-            provider: self.inner.provider,
+            dialect,
             http: &self.inner.http,
             token_url,
+            config: &inputs.config,
             redact: self.redact_list(&[assertion.expose()]),
         };
         self.log_request(GrantKind::JwtBearer, token_url);
-        let issued = ctx.run_jwt_bearer(&assertion).await;
+        let issued = ctx
+            .run(
+                app.as_ref(),
+                Grant::JwtBearer {
+                    assertion: &assertion,
+                    scopes: &auth.scopes,
+                },
+            )
+            .await;
         let issued = self.log_outcome(GrantKind::JwtBearer, issued)?;
         Ok(token_set(
-            self.inner.provider,
+            dialect,
             issued,
             self.inner.clock.now(),
             None,
@@ -790,7 +793,7 @@ impl Credentials {
     fn log_request(&self, grant: GrantKind, token_url: &Url) {
         tracing::debug!(
             integration = %self.inner.integration,
-            provider = %self.inner.provider,
+            provider = %self.inner.dialect.name(),
             %grant,
             host = token_url.host_str().unwrap_or_default(),
             "requesting a token"
@@ -804,11 +807,11 @@ impl Credentials {
     ) -> Result<T, AuthError> {
         match &outcome {
             Ok(_) => {
-                tracing::info!(integration = %self.inner.integration, provider = %self.inner.provider, %grant, "obtained a token")
+                tracing::info!(integration = %self.inner.integration, provider = %self.inner.dialect.name(), %grant, "obtained a token")
             }
             Err(err) => tracing::warn!(
                 integration = %self.inner.integration,
-                provider = %self.inner.provider,
+                provider = %self.inner.dialect.name(),
                 %grant,
                 error.type = err.kind(),
                 error = %err,

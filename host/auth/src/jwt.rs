@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::dialect::JwtDialect;
 use crate::error::AuthError;
-use crate::provider::Provider;
 
 /// The fields of a Google service-account key file we use.
 #[derive(Deserialize)]
@@ -67,7 +67,11 @@ impl SigningKey {
 
 /// The claims of one assertion.
 pub(crate) struct AssertionClaims<'a> {
-    pub(crate) provider: Provider,
+    pub(crate) dialect: &'a JwtDialect,
+    /// The dialect's extra claims, templates already expanded.
+    pub(crate) extra_claims: &'a [(String, String)],
+    /// The dialect's `kid` from config, used when the key file names none.
+    pub(crate) key_id: Option<&'a str>,
     pub(crate) issuer: &'a str,
     pub(crate) subject: Option<&'a str>,
     pub(crate) audience: &'a str,
@@ -86,17 +90,28 @@ pub(crate) fn sign(
         "iss": claims.issuer,
         "aud": claims.audience,
         "iat": iat,
-        "exp": iat + claims.provider.assertion_lifetime_secs(),
+        "exp": iat + i64::from(claims.dialect.lifetime_secs),
+        // A unique id per assertion (RFC 7519 §4.1.7): some providers refuse a replayed one.
+        "jti": jti(),
     });
     if let Some(sub) = claims.subject {
         body["sub"] = json!(sub);
     }
     // Google reads scopes from the `scope` claim, space-separated (reference §5.1).
-    if !claims.scopes.is_empty() {
+    if claims.dialect.scope_claim && !claims.scopes.is_empty() {
         body["scope"] = json!(claims.scopes.join(" "));
     }
+    for (name, value) in claims.extra_claims {
+        // The registered claims above are the host's; a dialect adds, never overrides.
+        if !matches!(
+            name.as_str(),
+            "iss" | "aud" | "iat" | "exp" | "jti" | "sub" | "nbf"
+        ) {
+            body[name.as_str()] = json!(value);
+        }
+    }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = key.kid.clone();
+    header.kid = key.kid.clone().or(claims.key_id.map(str::to_owned));
     let invalid = || AuthError::InvalidPrivateKey {
         field: field.to_owned(),
     };
@@ -105,4 +120,9 @@ pub(crate) fn sign(
     jsonwebtoken::encode(&header, &body, &encoding)
         .map(Secret::from)
         .map_err(|_| invalid())
+}
+
+/// 128 random bits, base64url (22 characters): unique per assertion.
+fn jti() -> String {
+    oauth2::CsrfToken::new_random().into_secret()
 }

@@ -6,8 +6,8 @@
 //! runs the flow, keeps the tokens ([`TokenPersistence`], sealed by the host's store), refreshes
 //! them before they expire and once more when the platform answers `unauthorized`, and hands the
 //! runtime a header to inject ([`HeaderPair`]) on requests to the integration's credentialed
-//! endpoints. Non-secret parts of a token response (Salesforce `instance_url`) reach the plugin as
-//! auth context ([`Credentials::context`]).
+//! endpoints. Non-secret parts of a token response that the dialect names (an `instance_url`)
+//! reach the plugin as auth context ([`Credentials::context`]).
 //!
 //! Neighbours: `proofpix-vault` provides [`Secret`](proofpix_vault::Secret), which every secret
 //! and token here is held in; `proofpix-runtime` converts the WIT scheme into [`AuthScheme`] and
@@ -19,9 +19,13 @@
 //! Main design decision: **one [`Credentials`] per integration, with the cache, the refresh lock
 //! and the flow inside.** The hot path is a read lock and a clone; every token request for an
 //! integration is serialized behind one async mutex, which is what makes single-use refresh
-//! tokens (Box, rotating Slack) safe under concurrency. Standard grants use the `oauth2` crate;
-//! what it cannot express (JWT bearer, Slack's `ok:false`, Salesforce's missing `expires_in`) is
-//! handled explicitly in the `grants` module, with the reference section cited.
+//! tokens safe under concurrency.
+//!
+//! Second decision: **this crate names no vendor.** Every grant is one form POST read one way,
+//! and what a provider does differently (client authentication, scope separator, extra
+//! parameters, single-use refresh tokens, the lifetime to assume, where its errors' code and
+//! description sit, an HTTP 200 that is an error, JWT claims and `kid`) is a [`Dialect`] the
+//! plugin declares. [`Dialect::default`] is plain RFC 6749.
 //!
 //! Threat model in one line per adversary: a *plugin* may declare a hostile token URL, so secrets
 //! go only to the declared URL, which the operator approves, and never across a redirect; a
@@ -62,12 +66,12 @@
 mod authorize;
 mod clock;
 mod credentials;
+mod dialect;
 mod error;
 mod grants;
 pub mod http;
 mod jwt;
 mod persistence;
-mod provider;
 mod scheme;
 mod token;
 
@@ -77,9 +81,12 @@ pub use authorize::{
 };
 pub use clock::{Clock, SystemClock};
 pub use credentials::{CredentialOptions, Credentials, CredentialsBuilder};
-pub use error::{AuthError, FieldKind, GrantKind, ProviderErrorBody};
+pub use dialect::{
+    ClientAuth, ContextField, Dialect, ErrorDialect, ErrorRule, Failure, JwtDialect,
+    RefreshRotation,
+};
+pub use error::{AuthError, FieldKind, GrantKind};
 pub use persistence::{MemoryPersistence, PersistFuture, PersistenceError, TokenPersistence};
-pub use provider::Provider;
 pub use scheme::{
     ApiKeyAuth, AuthScheme, CredentialInputs, JwtBearerAuth, OAuth2Auth, PasswordAuth,
 };

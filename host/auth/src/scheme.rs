@@ -107,6 +107,20 @@ pub struct CredentialInputs {
     pub secrets: BTreeMap<String, Secret>,
 }
 
+impl AuthScheme {
+    /// The token URL the scheme sends secrets to, for the schemes that have one.
+    pub fn token_url(&self) -> Option<&str> {
+        match self {
+            AuthScheme::OAuth2ClientCredentials(a) | AuthScheme::OAuth2AuthorizationCode(a) => {
+                Some(&a.token_url)
+            }
+            AuthScheme::OAuth2Password(p) => Some(&p.oauth.token_url),
+            AuthScheme::JwtBearer(j) => Some(&j.token_url),
+            AuthScheme::None | AuthScheme::ApiKey(_) => None,
+        }
+    }
+}
+
 impl CredentialInputs {
     /// A non-empty non-secret config value.
     ///

@@ -16,6 +16,7 @@
 
 pub mod auth_flow;
 pub mod credentials;
+mod legacy_dialect;
 mod notify;
 mod plugins;
 mod remediation;
@@ -574,6 +575,8 @@ impl Host {
                     ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
                 })?;
         let tokens = StoreTokens::new(self.store.clone(), &scheme);
+        let dialect =
+            legacy_dialect::for_legacy_plugin(&plugin.info().platform, scheme.token_url());
         let creds = Credentials::builder(
             &record.id,
             credentials::inputs(scheme, &ctx.config, &ctx.secrets),
@@ -581,7 +584,7 @@ impl Host {
             Arc::new(tokens),
         )
         .networks(networks)
-        .platform(&plugin.info().platform)
+        .dialect(dialect)
         .options(self.options.credentials.clone())
         .sessions(self.sessions.clone())
         .build()

@@ -46,6 +46,7 @@ async fn a_state_from_another_integration_or_an_old_attempt_is_refused() {
             box_com::fixtures::CLIENT_SECRET,
             &[],
         );
+        let dialect = common::dialect_for("Box", &inputs.scheme);
         Credentials::builder(
             name,
             inputs,
@@ -53,7 +54,7 @@ async fn a_state_from_another_integration_or_an_old_attempt_is_refused() {
             std::sync::Arc::new(MemoryPersistence::new()),
         )
         .networks(common::loopback())
-        .platform("Box")
+        .dialect(dialect)
         .clock(clock.clone())
         .sessions(sessions.clone())
         .build()

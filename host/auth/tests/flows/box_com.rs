@@ -1,6 +1,9 @@
 use std::sync::Arc;
 
-use proofpix_auth::{AuthError, AuthScheme, CredentialInputs};
+use proofpix_auth::{
+    AuthError, AuthScheme, ClientAuth, CredentialInputs, Credentials, Dialect, ErrorRule, Failure,
+    JwtBearerAuth, JwtDialect, MemoryPersistence, RefreshRotation,
+};
 use proofpix_emulators::box_com;
 use reqwest::Method;
 
@@ -185,4 +188,176 @@ async fn when_the_store_fails_the_new_tokens_still_work_and_the_operator_is_told
         200
     );
     common::finish(&[&b]);
+}
+
+/// What a Box plugin declares for the JWT grant (contract 0.3, `oauth-dialect`). The host's auth
+/// crate knows nothing of Box: the `kid` header, the `box_sub_type` claim, Box's 60-second limit
+/// on `exp` and the client credentials in the body are all this declaration.
+fn box_jwt_dialect() -> Dialect {
+    let mut d = Dialect::named("Box");
+    d.client_auth = ClientAuth::Body;
+    d.refresh_rotation = RefreshRotation::SingleUse;
+    d.jwt = JwtDialect {
+        key_id_field: Some("public_key_id".into()),
+        claims: vec![("box_sub_type".into(), "{config.subject_type}".into())],
+        lifetime_secs: 45,
+        client_in_body: true,
+        client_id_field: Some("client_id".into()),
+        client_secret_field: Some("client_secret".into()),
+        scope_claim: false,
+    };
+    d.errors.rules = vec![
+        ErrorRule::new(
+            "invalid_grant",
+            Failure::AssertionRejected,
+            "the private key does not match the public key id configured in the Box app; check the key pair under Configuration > Add and Manage Public Keys",
+        )
+        .when_description("kid"),
+    ];
+    d
+}
+
+fn jwt_inputs(b: &proofpix_emulators::Emulator, key: &str, subject: &str) -> CredentialInputs {
+    CredentialInputs {
+        scheme: AuthScheme::JwtBearer(JwtBearerAuth {
+            token_url: b.url(box_com::TOKEN_PATH).to_string(),
+            issuer_field: "client_id".into(),
+            subject_field: Some("subject_id".into()),
+            audience: "https://api.box.com/oauth2/token".into(),
+            private_key_field: "private_key".into(),
+            scopes: vec![],
+        }),
+        config: common::config(&[
+            ("client_id", box_com::fixtures::CLIENT_ID),
+            ("public_key_id", box_com::fixtures::JWT_KEY_ID),
+            ("subject_type", "enterprise"),
+            ("subject_id", subject),
+        ]),
+        secrets: common::secrets(&[
+            ("client_secret", box_com::fixtures::CLIENT_SECRET),
+            ("private_key", key),
+        ]),
+    }
+}
+
+fn jwt_credentials(inputs: CredentialInputs, clock: Arc<common::EmuClock>) -> Credentials {
+    Credentials::builder(
+        "box-jwt",
+        inputs,
+        common::http(),
+        Arc::new(MemoryPersistence::new()),
+    )
+    .networks(common::loopback())
+    .dialect(box_jwt_dialect())
+    .clock(clock)
+    .build()
+    .expect("valid inputs")
+}
+
+fn decode_segment(jwt: &str, n: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(n).expect("three segments");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_jwt_grant_works_from_a_declared_dialect_alone() {
+    let (b, clock) = start().await;
+    let creds = jwt_credentials(
+        jwt_inputs(
+            &b,
+            proofpix_emulators::keys::PRIVATE_KEY_A_PEM,
+            box_com::fixtures::ENTERPRISE_ID,
+        ),
+        clock,
+    );
+    let header = creds.authorization().await.unwrap().expect("a header");
+    assert_eq!(
+        call(Method::GET, b.url("/2.0/users/me"), &header).await.0,
+        200
+    );
+    let form = b.log().to_path(box_com::TOKEN_PATH)[0].form();
+    assert_eq!(form["client_id"], box_com::fixtures::CLIENT_ID);
+    assert_eq!(form["client_secret"], box_com::fixtures::CLIENT_SECRET);
+    let assertion = &form["assertion"];
+    assert_eq!(
+        decode_segment(assertion, 0)["kid"],
+        box_com::fixtures::JWT_KEY_ID
+    );
+    let claims = decode_segment(assertion, 1);
+    assert_eq!(claims["box_sub_type"], "enterprise");
+    assert_eq!(claims["sub"], box_com::fixtures::ENTERPRISE_ID);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        45
+    );
+    assert!(claims.get("scope").is_none(), "{claims}");
+
+    // A second token needs a second assertion: Box refuses a `jti` it has seen.
+    let again = creds.invalidate_and_refresh(&header.value).await.unwrap();
+    assert_eq!(
+        call(Method::GET, b.url("/2.0/users/me"), &again).await.0,
+        200
+    );
+    let second = b.log().to_path(box_com::TOKEN_PATH)[1].form();
+    assert_ne!(
+        decode_segment(&second["assertion"], 1)["jti"],
+        claims["jti"],
+        "every assertion carries a fresh jti"
+    );
+    common::finish(&[&b]);
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_match_the_key_id_is_explained_by_the_declared_rule() {
+    let (b, clock) = start().await;
+    let creds = jwt_credentials(
+        jwt_inputs(
+            &b,
+            proofpix_emulators::keys::PRIVATE_KEY_B_PEM,
+            box_com::fixtures::ENTERPRISE_ID,
+        ),
+        clock,
+    );
+    let err = creds.authorization().await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::AssertionRejected { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("Box refused the signed assertion"),
+        "{text}"
+    );
+    assert!(text.contains("Add and Manage Public Keys"), "{text}");
+    common::finish(&[&b]);
+}
+
+#[tokio::test]
+async fn a_dialect_cannot_place_a_secret_in_a_claim() {
+    let (b, clock) = start().await;
+    let mut dialect = box_jwt_dialect();
+    dialect
+        .jwt
+        .claims
+        .push(("leak".into(), "{secret.client_secret}".into()));
+    let err = Credentials::builder(
+        "box-jwt",
+        jwt_inputs(
+            &b,
+            proofpix_emulators::keys::PRIVATE_KEY_A_PEM,
+            box_com::fixtures::ENTERPRISE_ID,
+        ),
+        common::http(),
+        Arc::new(MemoryPersistence::new()),
+    )
+    .dialect(dialect)
+    .clock(clock)
+    .build()
+    .unwrap_err();
+    assert!(matches!(err, AuthError::InvalidConfig { .. }), "{err:?}");
+    assert!(b.log().all().is_empty());
 }

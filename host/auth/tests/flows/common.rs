@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use proofpix_auth::{
     AuthScheme, CredentialInputs, CredentialOptions, Credentials, JwtBearerAuth, LoopbackCallback,
-    MemoryPersistence, OAuth2Auth, PasswordAuth, Provider,
+    MemoryPersistence, OAuth2Auth, PasswordAuth,
 };
 use proofpix_emulators::{
     Emulator, Harness, box_com, dropbox, google, microsoft, salesforce, slack,
@@ -204,9 +204,10 @@ pub fn credentials_with(
     options: CredentialOptions,
 ) -> (Credentials, MemoryPersistence) {
     let store = MemoryPersistence::new();
+    let inputs_scheme = inputs.scheme.clone();
     let creds = Credentials::builder(integration, inputs, http(), Arc::new(store.clone()))
         .networks(loopback())
-        .platform(platform)
+        .dialect(dialect_for(platform, &inputs_scheme))
         .clock(clock)
         .options(options)
         .build()
@@ -364,5 +365,9 @@ pub async fn call(
     )
 }
 
-/// The provider Salesforce tests expect.
-pub const SALESFORCE: Provider = Provider::Salesforce;
+/// The dialect a plugin for `platform` gets: the host's table for plugins of contract 0.1/0.2
+/// (`host/service/src/legacy_dialect.rs`), which reproduces each vendor's quirks from the
+/// generic mechanism.
+pub fn dialect_for(platform: &str, scheme: &AuthScheme) -> proofpix_auth::Dialect {
+    crate::legacy_dialect::for_legacy_plugin(platform, scheme.token_url())
+}

@@ -3,6 +3,10 @@
 //! of every test so `secrets` can check none of them carries a secret.
 
 mod common;
+/// The host's dialect table for plugins of contract 0.1/0.2, compiled here so these tests run
+/// each vendor's flows through exactly the dialects the host applies.
+#[path = "../../../service/src/legacy_dialect.rs"]
+mod legacy_dialect;
 
 /// API keys and the `none` scheme.
 mod api_key;

@@ -1,4 +1,4 @@
-use proofpix_auth::{AuthError, AuthScheme, CredentialInputs, Credentials, MemoryPersistence};
+use proofpix_auth::{AuthError, AuthScheme, CredentialInputs};
 use proofpix_emulators::{ErrorReply, Fault, microsoft};
 use reqwest::Method;
 use serde_json::json;
@@ -128,30 +128,30 @@ async fn an_unknown_app_points_at_the_client_id_and_tenant() {
     common::finish(&[&ms]);
 }
 
+/// The host no longer checks Microsoft's one-`/.default`-scope rule itself (it names no vendor):
+/// the provider's AADSTS70011 answer, read by the declared rule, says what to change.
 #[tokio::test]
-async fn more_than_one_scope_is_refused_before_any_request() {
-    let (ms, _clock) = start().await;
-    let err = Credentials::builder(
+async fn more_than_one_scope_is_explained_by_the_declared_error_rule() {
+    let (ms, clock) = start().await;
+    let (creds, _) = credentials(
         "sp",
+        "SharePoint Online",
         inputs(
             &ms,
             microsoft::fixtures::CLIENT_SECRET,
             microsoft::fixtures::CLIENT_ID,
             &["https://graph.microsoft.com/.default", "offline_access"],
         ),
-        common::http(),
-        std::sync::Arc::new(MemoryPersistence::new()),
-    )
-    .platform("SharePoint Online")
-    .build()
-    .unwrap_err();
-    assert!(matches!(err, AuthError::InvalidConfig { .. }), "{err:?}");
+        clock,
+    );
+    let err = creds.authorization().await.unwrap_err();
+    assert!(matches!(err, AuthError::ScopeRejected { .. }), "{err:?}");
     assert!(
         err.to_string()
-            .contains("exactly one scope ending in /.default"),
+            .contains("exactly one scope of the form https://graph.microsoft.com/.default"),
         "{err}"
     );
-    assert!(ms.log().all().is_empty());
+    common::finish(&[&ms]);
 }
 
 #[tokio::test]

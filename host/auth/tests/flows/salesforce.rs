@@ -1,4 +1,4 @@
-use proofpix_auth::{AuthError, AuthScheme, CredentialInputs, Provider};
+use proofpix_auth::{AuthError, AuthScheme, CredentialInputs};
 use proofpix_emulators::{ErrorReply, Fault, keys, salesforce};
 use reqwest::Method;
 use serde_json::json;
@@ -31,7 +31,7 @@ async fn the_password_flow_sends_password_and_security_token_concatenated() {
         common::salesforce_password(&sf, salesforce::fixtures::SECURITY_TOKEN),
         clock,
     );
-    assert_eq!(creds.provider(), Provider::Salesforce);
+    assert_eq!(creds.dialect().provider_name, "Salesforce");
 
     let header = creds.authorization().await.unwrap().expect("a header");
     assert_eq!(header.name, "authorization");

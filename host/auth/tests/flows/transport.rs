@@ -187,13 +187,15 @@ async fn an_ip_literal_token_url_is_refused_without_allow_loopback() {
         Some("127.0.0.1"),
         "the emulator is on a literal"
     );
+    let inputs = ms_inputs(token_url);
+    let dialect = common::dialect_for("SharePoint", &inputs.scheme);
     let creds = proofpix_auth::Credentials::builder(
         "sp",
-        ms_inputs(token_url),
+        inputs,
         common::http(),
         std::sync::Arc::new(proofpix_auth::MemoryPersistence::new()),
     )
-    .platform("SharePoint")
+    .dialect(dialect)
     .clock(clock.clone())
     .build()
     .unwrap();

@@ -1,5 +1,8 @@
 //! Box OAuth 2.0: `POST /oauth2/token` for client credentials (`box_subject_type`/`box_subject_id`),
-//! authorization code and refresh with **single-use refresh tokens**, `GET /api/oauth2/authorize`,
+//! the JWT grant (RS256 assertion with `kid`, `box_sub_type`, a unique `jti` and `exp` at most
+//! 60 s ahead, plus client id and secret in the body; `developer.box.com`
+//! `guides/authentication/jwt/without-sdk.md`), authorization code and refresh with **single-use
+//! refresh tokens**, `GET /api/oauth2/authorize`,
 //! and `GET /2.0/users/me` as the smallest authenticated call (reference §6.1, §11).
 //!
 //! The trap this emulator reproduces: every refresh burns the refresh token it used and returns a
@@ -49,6 +52,19 @@ pub mod errors {
     pub const REFRESH_EXPIRED: &str = "box.refresh_expired";
     /// Code unknown, used or expired. Default: 400 `invalid_grant` / `Auth code doesn't exist or is invalid for the client`.
     pub const CODE_INVALID: &str = "box.code_invalid";
+    /// JWT assertion whose `kid` names no registered public key, or whose signature does not
+    /// verify. Default: 400 `invalid_grant` / `Signature verification error. The public key
+    /// identified by "kid" must correspond to the private key used for signing.`
+    pub const JWT_SIGNATURE: &str = "box.jwt_signature";
+    /// JWT `jti` missing, outside 16-128 characters, or used before. Default: 400
+    /// `invalid_grant` / `Please check the 'jti' claim. A unique 'jti' value is required.`
+    pub const JWT_JTI: &str = "box.jwt_jti";
+    /// JWT `exp` passed or more than 60 s ahead. Default: 400 `invalid_grant` /
+    /// `Please check the 'exp' claim.`
+    pub const JWT_EXP: &str = "box.jwt_exp";
+    /// JWT `iss`, `aud`, `sub` or `box_sub_type` wrong. Default: 400 `invalid_grant` /
+    /// `Please check the '{claim}' claim.`
+    pub const JWT_CLAIM: &str = "box.jwt_claim";
     /// API call with a bad token. Default: 401, empty body, `WWW-Authenticate: Bearer realm="Service", error="invalid_token", ...`.
     pub const API_UNAUTHORIZED: &str = "box.api_unauthorized";
 }
@@ -63,6 +79,8 @@ pub mod fixtures {
     pub const ENTERPRISE_ID: &str = "987654";
     /// User id of the consenting user.
     pub const USER_ID: &str = "22334455";
+    /// Id of the public key registered for the JWT grant (key A of [`crate::keys`]).
+    pub const JWT_KEY_ID: &str = "k8q2vz1m";
 }
 
 /// How the emulated Box app behaves.
@@ -84,6 +102,8 @@ pub struct BoxConfig {
     pub code_lifetime: time::Duration,
     /// Consent answer.
     pub consent: Consent,
+    /// Public keys registered for the JWT grant: (key id, SPKI or PKCS#1 PEM).
+    pub jwt_public_keys: Vec<(String, String)>,
 }
 
 impl Default for BoxConfig {
@@ -97,6 +117,10 @@ impl Default for BoxConfig {
             refresh_lifetime: time::Duration::days(60),
             code_lifetime: time::Duration::seconds(30),
             consent: Consent::Approve,
+            jwt_public_keys: vec![(
+                fixtures::JWT_KEY_ID.to_owned(),
+                crate::keys::PUBLIC_KEY_A_PEM.to_owned(),
+            )],
         }
     }
 }
@@ -106,6 +130,8 @@ struct BoxState {
     harness: Harness,
     tokens: Tokens,
     config: Arc<BoxConfig>,
+    /// `jti` values already used (Box refuses a replayed assertion).
+    seen_jti: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Starts a Box emulator on `127.0.0.1:0`.
@@ -119,6 +145,7 @@ pub async fn start(config: BoxConfig, harness: Harness) -> std::io::Result<Emula
             harness,
             tokens,
             config: Arc::new(config),
+            seen_jti: Arc::default(),
         })
     })
     .await
@@ -173,6 +200,7 @@ pub async fn start_with_files(
         harness: harness.clone(),
         tokens: tokens.clone(),
         config: Arc::new(config),
+        seen_jti: Arc::default(),
     })
     .merge(files::api_routes(content.clone()))
     .layer(from_fn_with_state(
@@ -234,6 +262,82 @@ impl BoxState {
     }
 }
 
+impl BoxState {
+    /// The JWT grant's checks, in the order Box documents its claims.
+    fn jwt_grant(&self, assertion: &str) -> Response {
+        let cfg = &self.config;
+        let signature = || {
+            self.fail(
+                Some(errors::JWT_SIGNATURE),
+                "invalid_grant",
+                "Signature verification error. The public key identified by \"kid\" must correspond to the private key used for signing.",
+            )
+        };
+        let claim = |name: &str| {
+            self.fail(
+                Some(errors::JWT_CLAIM),
+                "invalid_grant",
+                &format!("Please check the '{name}' claim."),
+            )
+        };
+        let Ok(header) = jsonwebtoken::decode_header(assertion) else {
+            return signature();
+        };
+        let Some((_, pem)) = cfg
+            .jwt_public_keys
+            .iter()
+            .find(|(id, _)| Some(id.as_str()) == header.kid.as_deref())
+        else {
+            return signature();
+        };
+        let Ok(claims) = common::verify_rs256(assertion, pem) else {
+            return signature();
+        };
+        if common::claim_str(&claims, "iss") != Some(cfg.client_id.as_str()) {
+            return claim("iss");
+        }
+        // Box wants its production token URL as the audience wherever the request is sent.
+        if common::claim_str(&claims, "aud") != Some("https://api.box.com/oauth2/token") {
+            return claim("aud");
+        }
+        let now = self.harness.clock.unix_seconds();
+        match common::claim_secs(&claims, "exp") {
+            Some(exp) if exp > now && exp <= now + 60 => {}
+            _ => {
+                return self.fail(
+                    Some(errors::JWT_EXP),
+                    "invalid_grant",
+                    "Please check the 'exp' claim.",
+                );
+            }
+        }
+        let jti = common::claim_str(&claims, "jti").unwrap_or_default();
+        let fresh = (16..=128).contains(&jti.len())
+            && self
+                .seen_jti
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(jti.to_owned());
+        if !fresh {
+            return self.fail(
+                Some(errors::JWT_JTI),
+                "invalid_grant",
+                "Please check the 'jti' claim. A unique 'jti' value is required.",
+            );
+        }
+        let sub = common::claim_str(&claims, "sub").unwrap_or_default();
+        let subject_ok = match common::claim_str(&claims, "box_sub_type") {
+            Some("enterprise") => sub == cfg.enterprise_id,
+            Some("user") => sub == cfg.user_id,
+            _ => return claim("box_sub_type"),
+        };
+        if !subject_ok {
+            return claim("sub");
+        }
+        self.issue(sub, false)
+    }
+}
+
 async fn token(State(s): State<BoxState>, headers: HeaderMap, body: Bytes) -> Response {
     let req = TokenRequest::parse(&headers, &body);
     let cfg = &s.config;
@@ -258,6 +362,16 @@ async fn token(State(s): State<BoxState>, headers: HeaderMap, body: Bytes) -> Re
                 );
             }
             s.issue(req.get("box_subject_id").unwrap_or_default(), false)
+        }
+        Some(common::JWT_BEARER) => {
+            if !client_ok {
+                return s.fail(
+                    Some(errors::BAD_CLIENT),
+                    "invalid_client",
+                    "The client credentials are invalid",
+                );
+            }
+            s.jwt_grant(req.get("assertion").unwrap_or_default())
         }
         Some("authorization_code") => {
             if !client_ok {
