@@ -305,6 +305,9 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                         if let Some(o) = v.as_object_mut() {
                             o.insert("id".into(), serde_json::json!(f.file.id));
                             o.insert("written_back".into(), serde_json::json!(f.written_back));
+                            if let Some(reason) = &f.write_back_skipped {
+                                o.insert("write_back_skipped".into(), serde_json::json!(reason));
+                            }
                             o.insert("pipeline_error".into(), serde_json::json!(f.error));
                         }
                         println!("{v}");
@@ -330,12 +333,20 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 }
                 let written = report.files.iter().filter(|f| f.written_back).count();
                 println!(
-                    "batch {}: {} listed, {} unchanged, {} analysed, {} written back, {} failed, {} retries; {:.2} s",
+                    "batch {}: {} listed, {} unchanged, {} analysed, {} written back{}, {} failed, {} retries; {:.2} s",
                     report.batch.id,
                     report.discovered,
                     report.unchanged,
                     report.batch.ok,
                     written,
+                    if report.write_backs_skipped > 0 {
+                        format!(
+                            " ({} skipped by the plugin: see the files' status)",
+                            report.write_backs_skipped
+                        )
+                    } else {
+                        String::new()
+                    },
                     report.batch.errors,
                     report.retries,
                     report.duration.as_secs_f64()

@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use proofpix_analysis::{Analyzer, FileSource, Report};
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile};
+use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, WriteResult};
 use proofpix_runtime::{
     Body, CallError, Content, IntegrationContext, Plugin, RemoteContent, Session,
 };
@@ -224,6 +224,9 @@ pub struct FileOutcome {
     pub result_id: Option<u64>,
     /// Whether its result was written back in this run.
     pub written_back: bool,
+    /// Why the plugin wrote nothing back for it in this run, when it said it skipped the
+    /// result on purpose (contract 0.3); not counted as written.
+    pub write_back_skipped: Option<String>,
     /// What failed, when something did.
     pub error: Option<String>,
     /// Bytes fetched from the platform or disk for this file.
@@ -258,6 +261,9 @@ pub struct SyncReport {
     pub duration: Duration,
     /// Items still queued (retry due later) when the run ended.
     pub still_queued: u64,
+    /// Results the plugin deliberately did not write back in this run (contract 0.3's
+    /// `write-result.skipped`), each with its reason on its file record.
+    pub write_backs_skipped: u64,
 }
 
 /// What a run lists and what it analyses.
@@ -304,6 +310,14 @@ pub enum Progress {
     },
     /// A result was written back.
     WrittenBack {
+        /// Integration.
+        integration: String,
+        /// Remote id.
+        remote_id: String,
+    },
+    /// The plugin deliberately wrote nothing back for a result (contract 0.3's
+    /// `write-result.skipped`): not a write.
+    WriteBackSkipped {
         /// Integration.
         integration: String,
         /// Remote id.
@@ -801,7 +815,7 @@ impl Pipeline {
                                 outcome: Err(e.to_string()),
                                 job,
                             },
-                            Ok(spec) => match fetcher.open(&spec).await {
+                            Ok(answer) => match fetcher.open_answer(&answer).await {
                                 Err(e) => Analysed {
                                     retryable: e.is_retryable(),
                                     retry_after: e.retry_after(),
@@ -957,6 +971,7 @@ impl Pipeline {
                         report: Some(report),
                         result_id,
                         written_back: false,
+                        write_back_skipped: None,
                         error: None,
                         bytes_fetched: fetched,
                         retried,
@@ -985,6 +1000,7 @@ impl Pipeline {
                         report: None,
                         result_id: None,
                         written_back: false,
+                        write_back_skipped: None,
                         error: Some(error),
                         bytes_fetched: 0,
                         retried,
@@ -1406,13 +1422,21 @@ impl Pipeline {
                     let now = self.store.now();
                     match outcome {
                         Ok(outcomes) => {
-                            let by_id: BTreeMap<&str, &Result<(), PluginError>> = outcomes
+                            let by_id: BTreeMap<&str, &Result<WriteResult, PluginError>> = outcomes
                                 .iter()
                                 .map(|o| (o.file_id.as_str(), &o.outcome))
                                 .collect();
                             for (lease, _, key) in chunk {
                                 let end = match by_id.get(key.remote_id.as_str()) {
-                                    Some(Ok(())) => WritebackEnd::Written,
+                                    Some(Ok(WriteResult::Written)) => WritebackEnd::Written,
+                                    Some(Ok(WriteResult::Skipped(reason))) => {
+                                        WritebackEnd::Skipped {
+                                            reason: proofpix_runtime::bounded_plugin_text(
+                                                reason,
+                                                MAX_SKIP_REASON_CHARS,
+                                            ),
+                                        }
+                                    }
                                     Some(Err(e)) => {
                                         let error = proofpix_runtime::describe_plugin_error(e);
                                         match e {
@@ -1607,6 +1631,16 @@ impl Run {
                     });
                 }
             }
+            WritebackEnd::Skipped { reason } => {
+                if let Some(o) = outcome {
+                    o.write_back_skipped = Some(reason.clone());
+                }
+                self.report.write_backs_skipped += 1;
+                pipeline.emit(Progress::WriteBackSkipped {
+                    integration: ctx.id.clone(),
+                    remote_id: w.key.remote_id.clone(),
+                });
+            }
             WritebackEnd::Retry { error, .. }
             | WritebackEnd::Failed { error }
             | WritebackEnd::Parked { reason: error } => {
@@ -1642,6 +1676,7 @@ fn empty_report(batch: BatchRecord) -> SyncReport {
         retries: 0,
         duration: Duration::ZERO,
         still_queued: 0,
+        write_backs_skipped: 0,
     }
 }
 
@@ -1678,6 +1713,9 @@ fn mark_removed(s: &Store, integration: &str, removed: &[String]) -> Result<u64,
     }
     Ok(n)
 }
+
+/// How much of a plugin's reason for skipping a write-back is kept.
+const MAX_SKIP_REASON_CHARS: usize = 300;
 
 /// Now as RFC 3339 UTC, second precision.
 pub fn now_rfc3339() -> String {

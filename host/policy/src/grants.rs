@@ -85,6 +85,10 @@ pub struct EffectiveGrants {
     pub egress: EgressPolicy,
     /// The subset of `egress.hosts` that receives credentials.
     pub credential_hosts: AllowedHosts,
+    /// Declared redirect targets covered by a grant (contract 0.3's
+    /// `endpoint.redirect-targets`): a response may redirect there, and the
+    /// hop is followed without credentials; never a request's first hop.
+    pub redirect_hosts: AllowedHosts,
     /// Filesystem mounts.
     pub mounts: Vec<Mount>,
     /// Declarations that no grant covers, as readable lines ("would deny"),
@@ -138,6 +142,24 @@ impl EffectiveGrants {
         config: &BTreeMap<String, String>,
         grant: &OperatorGrant,
     ) -> Result<Self, GrantError> {
+        Self::resolve_with_redirects(endpoints, &[], mounts, config, grant)
+    }
+
+    /// As [`EffectiveGrants::resolve`], with the endpoints' declared redirect
+    /// targets (`name` is the endpoint's, `credentials` is ignored: a
+    /// redirect target never receives credentials). A target the operator
+    /// did not grant is listed in `not_granted` and refused like any host.
+    ///
+    /// # Errors
+    /// As [`EffectiveGrants::resolve`]; a target that does not parse is a
+    /// [`GrantError::BadEndpoint`].
+    pub fn resolve_with_redirects(
+        endpoints: &[DeclaredEndpoint],
+        redirect_targets: &[DeclaredEndpoint],
+        mounts: &[DeclaredMount],
+        config: &BTreeMap<String, String>,
+        grant: &OperatorGrant,
+    ) -> Result<Self, GrantError> {
         let granted = grant
             .hosts
             .iter()
@@ -168,6 +190,24 @@ impl EffectiveGrants {
                 not_granted.push(format!(
                     "endpoint {} ({}) is declared but not granted",
                     ep.name, ep.url
+                ));
+            }
+        }
+
+        let mut redirect_hosts = Vec::new();
+        for t in redirect_targets {
+            let declared =
+                AllowedHost::parse(&t.url).map_err(|reason| GrantError::BadEndpoint {
+                    name: format!("{} (redirect target)", t.name),
+                    url: t.url.clone(),
+                    reason,
+                })?;
+            if granted.iter().any(|g| declared.is_covered_by(g)) {
+                redirect_hosts.push(declared);
+            } else {
+                not_granted.push(format!(
+                    "redirect target {} of endpoint {} is declared but not granted",
+                    t.url, t.name
                 ));
             }
         }
@@ -215,6 +255,7 @@ impl EffectiveGrants {
                 },
             },
             credential_hosts: AllowedHosts::from_entries(with_credentials),
+            redirect_hosts: AllowedHosts::from_entries(redirect_hosts),
             mounts: effective_mounts,
             not_granted,
         })
@@ -231,6 +272,41 @@ mod tests {
             url: url.into(),
             credentials,
         }
+    }
+
+    #[test]
+    fn redirect_targets_need_a_grant_and_never_take_credentials() {
+        let grant = OperatorGrant {
+            hosts: vec![
+                "https://api.example.com".into(),
+                "https://*.cdn.example.net".into(),
+            ],
+            ..OperatorGrant::default()
+        };
+        let g = EffectiveGrants::resolve_with_redirects(
+            &[ep("api", "https://api.example.com", true)],
+            &[
+                ep("api", "https://*.cdn.example.net", false),
+                ep("api", "https://files.other.example", false),
+            ],
+            &[],
+            &BTreeMap::new(),
+            &grant,
+        )
+        .unwrap();
+        let cdn = url::Url::parse("https://eu1.cdn.example.net/f").unwrap();
+        assert!(g.redirect_hosts.matches(&cdn));
+        assert!(!g.egress.hosts.matches(&cdn), "not a first hop");
+        assert!(!g.credential_hosts.matches(&cdn));
+        assert!(
+            !g.redirect_hosts
+                .matches(&url::Url::parse("https://files.other.example/x").unwrap())
+        );
+        assert!(
+            g.not_granted
+                .iter()
+                .any(|l| l.contains("redirect target https://files.other.example"))
+        );
     }
 
     #[test]

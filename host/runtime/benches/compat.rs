@@ -1,5 +1,8 @@
-//! Per-call cost of a contract 0.1 plugin running through the compatibility
-//! layer (`compat_v0_1`), next to a 0.2 plugin making the same call.
+//! Per-call cost of a contract 0.1 plugin running through its compatibility
+//! module (`since_v0_1`), next to a 0.2 plugin making the same call (itself
+//! through `since_v0_2` since the host serves 0.3). The figures in
+//! `BENCHMARKS.md` were measured with the serde round trip these typed
+//! conversions replaced.
 //!
 //! Run: `cargo bench -p proofpix-runtime --bench compat`
 //!
@@ -11,7 +14,7 @@
 //! is not in the loop). Groups, each with `v0.1-compat` and `v0.2`:
 //!
 //! - `describe`: the manifest; 0.1's is lifted and converted to the latest
-//!   types (through serde), 0.2's is lifted as is. The manifests differ
+//!   types (typed, field by field), 0.2's too. The manifests differ
 //!   (0.2's has more fields and endpoints), so this is not like for like.
 //! - `download`: no I/O; one file record in, one request out (both
 //!   converted for 0.1).

@@ -2,8 +2,10 @@
 //!
 //! Each released `wit/since_vX.Y.Z` package gets a `since_vX_Y_Z` module.
 //! The host works in terms of [`latest`]; an older version converts to and
-//! from `latest` at its own boundary (`compat_v0_1`) and nowhere else (see
-//! `wit/README.md`).
+//! from `latest` at its own boundary (`since_v0_1`, `since_v0_2`) and
+//! nowhere else (see `wit/README.md`). The serde derives are for the host's
+//! own storage of `latest` values (queue payloads, the plugin test harness,
+//! `plugin inspect --json`), never for converting between versions.
 #![allow(missing_docs, unsafe_code, clippy::all)]
 
 /// `proofpix:plugin@0.1.0`, frozen.
@@ -13,7 +15,6 @@ pub mod since_v0_1_0 {
         world: "connector",
         imports: { default: async | trappable },
         exports: { default: async },
-        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 
     /// Oldest contract version this module serves.
@@ -31,7 +32,6 @@ pub mod since_v0_2_0 {
         world: "connector",
         imports: { default: async | trappable },
         exports: { default: async },
-        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 
     /// Oldest contract version this module serves.
@@ -40,5 +40,23 @@ pub mod since_v0_2_0 {
     pub const MAX_VERSION: (u64, u64, u64) = (0, 2, u64::MAX);
 }
 
+/// `proofpix:plugin@0.3.0`: adds the OAuth dialect, `download-answer`
+/// (not ready yet), endpoint redirect targets, `plugin-error.egress-refused`,
+/// `write-result` (written or skipped) and notification digests with totals.
+pub mod since_v0_3_0 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.3.0",
+        world: "connector",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+
+    /// Oldest contract version this module serves.
+    pub const MIN_VERSION: (u64, u64, u64) = (0, 3, 0);
+    /// Newest contract version this module serves.
+    pub const MAX_VERSION: (u64, u64, u64) = (0, 3, u64::MAX);
+}
+
 /// The newest contract version; what the rest of the host uses.
-pub use since_v0_2_0 as latest;
+pub use since_v0_3_0 as latest;

@@ -226,6 +226,11 @@ pub fn checked_client(
 pub struct EgressHttp {
     http: IntegrationHttp,
     policy: Arc<EgressPolicy>,
+    /// `policy` widened by the granted redirect targets: what a hop after
+    /// the first may reach.
+    redirect_policy: Arc<EgressPolicy>,
+    /// The granted redirect targets alone: a hop there gets no credentials.
+    redirect_hosts: Arc<AllowedHosts>,
     credential_hosts: Arc<AllowedHosts>,
     credentials: Option<Arc<dyn CredentialProvider>>,
     /// Headers the guest may not set, beyond the fixed list (the scheme's
@@ -323,6 +328,8 @@ impl EgressHttp {
             .collect();
         EgressHttp {
             http,
+            redirect_policy: Arc::new(policy.clone()),
+            redirect_hosts: Arc::default(),
             policy: Arc::new(policy),
             credential_hosts: Arc::new(credential_hosts),
             credentials,
@@ -333,6 +340,21 @@ impl EgressHttp {
             secret_values: Arc::from(secrets.values),
             scrubber: Arc::new(std::sync::Mutex::new((None, scrubber))),
         }
+    }
+
+    /// Lets hops after the first reach `hosts` (the granted redirect targets
+    /// of the plugin's endpoints, contract 0.3), without credentials. A
+    /// request's first hop never goes there.
+    #[must_use]
+    pub fn with_redirect_hosts(mut self, hosts: AllowedHosts) -> Self {
+        let mut entries = self.policy.hosts.entries().to_vec();
+        entries.extend(hosts.entries().iter().cloned());
+        self.redirect_policy = Arc::new(EgressPolicy {
+            hosts: AllowedHosts::from_entries(entries),
+            networks: self.policy.networks,
+        });
+        self.redirect_hosts = Arc::new(hosts);
+        self
     }
 
     /// The scrubber for everything the guest receives: the integration's
@@ -510,14 +532,24 @@ impl EgressHttp {
                     redact_url(&url)
                 )));
             }
-            self.policy
+            // A redirect may lead to a declared-and-granted redirect target,
+            // which is reached without credentials; a first hop may not.
+            let policy = if hop == 0 {
+                &self.policy
+            } else {
+                &self.redirect_policy
+            };
+            policy
                 .check_url(&url)
                 .map_err(|d| HttpFailure::Denied(d.to_string()))?;
+            let redirect_target =
+                hop > 0 && self.redirect_hosts.matches(&url) && !self.policy.hosts.matches(&url);
             let mut builder = self.http.client.request(method.clone(), url.clone());
             for (name, value) in &req.headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
-            if self.credential_hosts.matches(&url)
+            if !redirect_target
+                && self.credential_hosts.matches(&url)
                 && let Some(creds) = &self.credentials
             {
                 let header = creds.authorization().await.map_err(HttpFailure::Denied)?;

@@ -134,6 +134,11 @@ impl Runtime {
             wasmtime::component::HasSelf<HostState>,
         >(&mut linker, |s| s)
         .map_err(|e| LoadError::Engine(e.to_string()))?;
+        crate::bindings::since_v0_2_0::Connector::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |s| s)
+        .map_err(|e| LoadError::Engine(e.to_string()))?;
         latest::Connector::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
             &mut linker,
             |s| s,

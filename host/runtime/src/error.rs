@@ -156,7 +156,8 @@ impl CallError {
     }
 
     /// Whether retrying later may succeed (transient and rate-limited plugin
-    /// errors, timeouts). Traps and limits are not retried blindly.
+    /// errors, timeouts). Traps and limits are not retried blindly, and an
+    /// egress refusal waits for the operator.
     pub fn is_retryable(&self) -> bool {
         match self {
             CallError::Plugin { error, .. } => matches!(
@@ -184,5 +185,55 @@ pub fn describe_plugin_error(e: &PluginError) -> String {
         },
         PluginError::Transient(m) => format!("temporary failure: {m}"),
         PluginError::Fatal(m) => m.clone(),
+        PluginError::EgressRefused(r) => format!(
+            "egress refused: the host's egress policy refused a request to {} ({}); the operator must grant the host to this integration (`integration add` with `--grant-host URL`), or the configuration points where it should not; not retried",
+            bounded_plugin_text(&r.url, MAX_REFUSED_URL_CHARS),
+            bounded_plugin_text(&r.reason, MAX_REFUSAL_REASON_CHARS)
+        ),
+    }
+}
+
+/// How much of a refused URL an error shows.
+const MAX_REFUSED_URL_CHARS: usize = 300;
+/// How much of a refusal's reason an error shows.
+const MAX_REFUSAL_REASON_CHARS: usize = 500;
+
+/// Plugin text in a host message: control and bidirectional characters
+/// escaped, cut to `max` characters (marked with `...`).
+pub fn bounded_plugin_text(s: &str, max: usize) -> String {
+    let escaped = crate::imports::escape_log_text(s);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let mut cut: String = escaped.chars().take(max).collect();
+    cut.push_str("...");
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::latest::proofpix::plugin::types::EgressRefusal;
+
+    #[test]
+    fn an_egress_refusal_names_the_url_is_escaped_bounded_and_not_retried() {
+        let e = CallError::Plugin {
+            plugin: "'x' 1.0.0".into(),
+            op: "discover",
+            error: PluginError::EgressRefused(EgressRefusal {
+                url: "https://files.example.net/a\n\u{202e}b".into(),
+                reason: format!("not granted\x1b[31m{}", "z".repeat(5000)),
+            }),
+        };
+        let text = e.to_string();
+        assert!(text.contains("https://files.example.net/a"), "{text}");
+        assert!(text.contains("must grant the host"), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(text.len() < 1200, "{}", text.len());
+        assert!(!e.is_retryable());
+        assert_eq!(e.retry_after(), None);
     }
 }

@@ -35,7 +35,9 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use proofpix_policy::Mount;
 use reqwest::Method;
 
-use crate::bindings::latest::exports::proofpix::plugin::source::{ContentLocation, DownloadSpec};
+use crate::bindings::latest::exports::proofpix::plugin::source::{
+    ContentLocation, DownloadAnswer, DownloadSpec,
+};
 use crate::bindings::latest::proofpix::plugin::http as wit_http;
 use crate::egress_http::{EgressHttp, HttpFailure, OutboundRequest};
 
@@ -77,6 +79,18 @@ pub enum FetchError {
         /// Final URL (without query).
         url: String,
         /// Retry-After in milliseconds, when given.
+        retry_after_ms: Option<u64>,
+    },
+    /// The plugin said the platform does not have the bytes yet (contract 0.3's
+    /// `download-answer.not-ready`): the same case as a `202 Accepted`, retried after
+    /// `retry_after_ms`, never recorded with a risk.
+    #[error("plugin {plugin}: the content is not ready yet: {reason}{}; will retry", retry_after_ms.map(|ms| format!(" (retry after {} s)", ms.div_ceil(1000))).unwrap_or_default())]
+    PluginNotReady {
+        /// Plugin label.
+        plugin: String,
+        /// The plugin's reason, escaped and bounded.
+        reason: String,
+        /// When to retry, in milliseconds, when the plugin said.
         retry_after_ms: Option<u64>,
     },
     /// The platform answered a content request with a web page (`text/html`) and a success
@@ -132,6 +146,10 @@ impl FetchError {
             | FetchError::NotReady {
                 retry_after_ms: Some(ms),
                 ..
+            }
+            | FetchError::PluginNotReady {
+                retry_after_ms: Some(ms),
+                ..
             } => Some(std::time::Duration::from_millis(*ms)),
             _ => None,
         }
@@ -145,6 +163,7 @@ impl FetchError {
             FetchError::Failed(_)
             | FetchError::Limited { .. }
             | FetchError::NotReady { .. }
+            | FetchError::PluginNotReady { .. }
             | FetchError::SignInPage { .. } => true,
             FetchError::Status { status, .. } => *status == 429 || *status == 408 || *status >= 500,
             _ => false,
@@ -193,6 +212,23 @@ impl ContentFetcher {
             http,
             mounts: Arc::new(mounts),
             plugin,
+        }
+    }
+
+    /// Opens the content a plugin's download answer points at; an answer that
+    /// the bytes are not ready yet is [`FetchError::PluginNotReady`], retried
+    /// like a platform's `202 Accepted`.
+    ///
+    /// # Errors
+    /// As [`ContentFetcher::open`], and not-ready answers.
+    pub async fn open_answer(&self, answer: &DownloadAnswer) -> Result<Content, FetchError> {
+        match answer {
+            DownloadAnswer::Ready(spec) => self.open(spec).await,
+            DownloadAnswer::NotReady(n) => Err(FetchError::PluginNotReady {
+                plugin: self.plugin.to_string(),
+                reason: not_ready_reason(&n.reason),
+                retry_after_ms: n.retry_after_ms,
+            }),
         }
     }
 
@@ -483,6 +519,14 @@ fn regular(file: File) -> Result<(File, u64), Beneath> {
         return Err(Beneath::NotRegular("a directory"));
     }
     Err(Beneath::NotRegular("an unknown kind of file"))
+}
+
+/// How much of a plugin's not-ready reason a message keeps.
+const MAX_NOT_READY_REASON_CHARS: usize = 300;
+
+/// A plugin's not-ready reason as host text: escaped, bounded.
+fn not_ready_reason(reason: &str) -> String {
+    crate::error::bounded_plugin_text(reason, MAX_NOT_READY_REASON_CHARS)
 }
 
 /// Whole-file downloads keep up to this many bytes in memory; the rest of a

@@ -18,8 +18,8 @@
 
 pub mod bindings;
 mod cache;
-mod compat_v0_1;
 mod context;
+mod conv;
 mod egress_http;
 mod engine;
 mod error;
@@ -29,6 +29,8 @@ mod imports;
 pub mod metrics;
 mod plugin;
 pub mod scrub;
+mod since_v0_1;
+mod since_v0_2;
 
 pub use cache::{CacheOutcome, ComponentCache, KEY_FILE as CACHE_KEY_FILE};
 pub use context::{
@@ -37,7 +39,7 @@ pub use context::{
 };
 pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest, checked_client};
 pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
-pub use error::{CallError, LoadError, describe_plugin_error};
+pub use error::{CallError, LoadError, bounded_plugin_text, describe_plugin_error};
 pub use fetch::{Body, Content, ContentFetcher, FetchError, MEMORY_BODY_BYTES, RemoteContent};
 pub use plugin::{Plugin, Session, SessionStats};
 pub use scrub::Scrubber;
@@ -48,23 +50,25 @@ pub mod contract {
         EventOutcome, InboundRequest, InboundResponse,
     };
     pub use crate::bindings::latest::exports::proofpix::plugin::manifest::{
-        ApiKeyAuth, AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess,
-        JwtBearerAuth, Oauth2Auth, PasswordAuth, PluginInfo,
+        ApiKeyAuth, AuthErrorDialect, AuthErrorRule, AuthFailure, AuthScheme, Capability,
+        ClientAuth, ConfigField, Endpoint, FieldKind, FilesystemAccess, GrantKind, JwtBearerAuth,
+        JwtDialect, Oauth2Auth, OauthDialect, PasswordAuth, PluginInfo, RefreshRotation,
     };
     pub use crate::bindings::latest::exports::proofpix::plugin::notifier::{
-        BatchSummary, FileAlert, Notification, Problem,
+        BatchSummary, Digest, FileAlert, Notification, Problem,
     };
     pub use crate::bindings::latest::exports::proofpix::plugin::remediation::{
         Action as RemediationAction, Outcome as RemediationOutcome,
     };
     pub use crate::bindings::latest::exports::proofpix::plugin::source::{
-        CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
+        CheckReport, ContentLocation, DownloadAnswer, DownloadSpec, NotReady, Page, WriteOutcome,
+        WriteResult,
     };
     pub use crate::bindings::latest::proofpix::plugin::http::{
         Method as HttpMethod, Request as HttpRequest,
     };
     pub use crate::bindings::latest::proofpix::plugin::types::{
-        ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemediationKind, RemoteFile,
-        RiskLevel,
+        ConfigProblem, EgressRefusal, FileResult, Finding, PluginError, RateLimit, RemediationKind,
+        RemoteFile, RiskLevel,
     };
 }

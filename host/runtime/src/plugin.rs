@@ -31,23 +31,25 @@ use crate::bindings::latest::exports::proofpix::plugin::manifest::{
 };
 use crate::bindings::latest::exports::proofpix::plugin::notifier::Notification;
 use crate::bindings::latest::exports::proofpix::plugin::source::{
-    CheckReport, DownloadSpec, Page, WriteOutcome,
+    CheckReport, DownloadAnswer, Page, WriteOutcome,
 };
 use crate::bindings::latest::proofpix::plugin::types::{FileResult, PluginError, RemoteFile};
-use crate::bindings::{latest, since_v0_1_0 as v01};
-use crate::compat_v0_1::{convert, manifest as manifest_v01};
+use crate::bindings::{latest, since_v0_1_0 as v01, since_v0_2_0 as v02};
+use crate::conv::Conv;
 
 /// A pre-linked component, per contract version.
 #[derive(Clone)]
 enum Pre {
     V0_1(v01::ConnectorPre<HostState>),
-    V0_2(latest::ConnectorPre<HostState>),
+    V0_2(v02::ConnectorPre<HostState>),
+    V0_3(latest::ConnectorPre<HostState>),
 }
 
 /// An instance's exports, per contract version.
 enum Bindings {
     V0_1(v01::Connector),
-    V0_2(latest::Connector),
+    V0_2(v02::Connector),
+    V0_3(latest::Connector),
 }
 use crate::cache::CacheOutcome;
 use crate::context::IntegrationContext;
@@ -131,16 +133,13 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let not_a_connector = |e: wasmtime::Error| LoadError::NotAConnector(format!("{e:#}"));
         let pre = if contract_version.starts_with("0.1.") {
-            Pre::V0_1(
-                v01::ConnectorPre::new(pre)
-                    .map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?,
-            )
+            Pre::V0_1(v01::ConnectorPre::new(pre).map_err(not_a_connector)?)
+        } else if contract_version.starts_with("0.2.") {
+            Pre::V0_2(v02::ConnectorPre::new(pre).map_err(not_a_connector)?)
         } else {
-            Pre::V0_2(
-                latest::ConnectorPre::new(pre)
-                    .map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?,
-            )
+            Pre::V0_3(latest::ConnectorPre::new(pre).map_err(not_a_connector)?)
         };
 
         // Describe in a throwaway instance with no grants and no config.
@@ -254,8 +253,28 @@ impl Plugin {
             .unwrap_or_default();
         let config = visible_config(&ctx.config, &self.inner.secret_fields);
         let mut endpoints = Vec::new();
+        let mut redirect_targets = Vec::new();
         let mut unresolved = Vec::new();
         for ep in &info.endpoints {
+            for target in &ep.redirect_targets {
+                match template::resolve(target, &config, &auth) {
+                    Ok(url) => redirect_targets.push(DeclaredEndpoint {
+                        name: ep.name.clone(),
+                        url,
+                        credentials: false,
+                    }),
+                    Err(TemplateError::Missing(what)) => unresolved.push(format!(
+                        "a redirect target of endpoint {} waits for {{{what}}}",
+                        ep.name
+                    )),
+                    Err(e) => {
+                        return Err(LoadError::Manifest {
+                            plugin: self.label().to_string(),
+                            reason: format!("redirect target of endpoint {}: {e}", ep.name),
+                        });
+                    }
+                }
+            }
             match template::resolve(&ep.url, &config, &auth) {
                 Ok(url) => endpoints.push(DeclaredEndpoint {
                     name: ep.name.clone(),
@@ -282,11 +301,17 @@ impl Plugin {
                 writable: m.writable,
             })
             .collect();
-        let mut grants = EffectiveGrants::resolve(&endpoints, &mounts, &config, &ctx.grant)
-            .map_err(|e| LoadError::Grant {
-                plugin: self.label().to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut grants = EffectiveGrants::resolve_with_redirects(
+            &endpoints,
+            &redirect_targets,
+            &mounts,
+            &config,
+            &ctx.grant,
+        )
+        .map_err(|e| LoadError::Grant {
+            plugin: self.label().to_string(),
+            reason: e.to_string(),
+        })?;
         grants.not_granted.extend(unresolved);
         Ok(grants)
     }
@@ -354,7 +379,8 @@ impl Plugin {
             injection_header,
             limits.max_redirects,
             plugin_secrets(&inner.info, ctx),
-        );
+        )
+        .with_redirect_hosts(grants.redirect_hosts.clone());
         let fetcher =
             ContentFetcher::new(egress.clone(), grants.mounts.clone(), inner.label.clone());
 
@@ -402,6 +428,7 @@ impl Plugin {
             Ok::<_, wasmtime::Error>(match &inner.pre {
                 Pre::V0_1(p) => Bindings::V0_1(p.instantiate_async(&mut store).await?),
                 Pre::V0_2(p) => Bindings::V0_2(p.instantiate_async(&mut store).await?),
+                Pre::V0_3(p) => Bindings::V0_3(p.instantiate_async(&mut store).await?),
             })
         })
         .await
@@ -629,19 +656,29 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => tokio::time::timeout(
+            Bindings::V0_3(b) => tokio::time::timeout(
                 limit,
                 b.proofpix_plugin_manifest().call_describe(&mut self.store),
             )
             .await
             .map(|r| r.map(Ok)),
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let info = b
+                        .proofpix_plugin_manifest()
+                        .call_describe(&mut self.store)
+                        .await?;
+                    Ok(Ok(info.conv()))
+                })
+                .await
+            }
             Bindings::V0_1(b) => {
                 tokio::time::timeout(limit, async {
                     let info = b
                         .proofpix_plugin_manifest()
                         .call_describe(&mut self.store)
                         .await?;
-                    manifest_v01(&info).map(Ok)
+                    Ok(Ok(info.conv()))
                 })
                 .await
             }
@@ -661,12 +698,20 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_manifest()
                         .call_validate_config(&mut self.store),
                 )
+                .await
+            }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_manifest()
+                        .call_validate_config(&mut self.store)
+                        .await)
+                })
                 .await
             }
             Bindings::V0_1(b) => {
@@ -698,11 +743,17 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_source().call_check(&mut self.store),
                 )
+                .await
+            }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_source().call_check(&mut self.store).await)
+                })
                 .await
             }
             Bindings::V0_1(b) => {
@@ -733,12 +784,20 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_source()
                         .call_discover(&mut self.store, cursor),
                 )
+                .await
+            }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    up(b.proofpix_plugin_source()
+                        .call_discover(&mut self.store, cursor)
+                        .await)
+                })
                 .await
             }
             Bindings::V0_1(b) => {
@@ -776,11 +835,13 @@ impl Session {
         Ok(page)
     }
 
-    /// `download`, retried once after a credential refresh on `unauthorized`.
+    /// `download`, retried once after a credential refresh on `unauthorized`:
+    /// where the bytes are, or (contract 0.3) that they are not ready yet.
+    /// Older plugins' answers are always ready.
     ///
     /// # Errors
     /// As the plugin reports them, and traps, limits and timeouts.
-    pub async fn download(&mut self, file: &RemoteFile) -> Result<DownloadSpec, CallError> {
+    pub async fn download(&mut self, file: &RemoteFile) -> Result<DownloadAnswer, CallError> {
         let r = self.download_once(file).await;
         if self.should_refresh(&r).await {
             self.download_once(file).await
@@ -789,11 +850,11 @@ impl Session {
         }
     }
 
-    async fn download_once(&mut self, file: &RemoteFile) -> Result<DownloadSpec, CallError> {
+    async fn download_once(&mut self, file: &RemoteFile) -> Result<DownloadAnswer, CallError> {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_source()
@@ -801,9 +862,18 @@ impl Session {
                 )
                 .await
             }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let file = file.clone().conv();
+                    up(b.proofpix_plugin_source()
+                        .call_download(&mut self.store, &file)
+                        .await)
+                })
+                .await
+            }
             Bindings::V0_1(b) => {
                 tokio::time::timeout(limit, async {
-                    let file = convert(file)?;
+                    let file = file.clone().conv();
                     up(b.proofpix_plugin_source()
                         .call_download(&mut self.store, &file)
                         .await)
@@ -839,7 +909,7 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_source()
@@ -847,9 +917,18 @@ impl Session {
                 )
                 .await
             }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let results: Vec<_> = results.to_vec().conv();
+                    up(b.proofpix_plugin_source()
+                        .call_write_back(&mut self.store, &results)
+                        .await)
+                })
+                .await
+            }
             Bindings::V0_1(b) => {
                 tokio::time::timeout(limit, async {
-                    let results: Vec<_> = convert(&results)?;
+                    let results: Vec<_> = results.to_vec().conv();
                     up(b.proofpix_plugin_source()
                         .call_write_back(&mut self.store, &results)
                         .await)
@@ -882,7 +961,7 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_notifier()
@@ -890,9 +969,18 @@ impl Session {
                 )
                 .await
             }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let event = event.clone().conv();
+                    up(b.proofpix_plugin_notifier()
+                        .call_notify(&mut self.store, &event)
+                        .await)
+                })
+                .await
+            }
             Bindings::V0_1(b) => {
                 tokio::time::timeout(limit, async {
-                    let event = convert(event)?;
+                    let event = event.clone().conv();
                     up(b.proofpix_plugin_notifier()
                         .call_notify(&mut self.store, &event)
                         .await)
@@ -915,7 +1003,7 @@ impl Session {
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_events()
@@ -923,9 +1011,18 @@ impl Session {
                 )
                 .await
             }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let request = request.clone().conv();
+                    up(b.proofpix_plugin_events()
+                        .call_handle(&mut self.store, &request)
+                        .await)
+                })
+                .await
+            }
             Bindings::V0_1(b) => {
                 tokio::time::timeout(limit, async {
-                    let request = convert(request)?;
+                    let request = request.clone().conv();
                     up(b.proofpix_plugin_events()
                         .call_handle(&mut self.store, &request)
                         .await)
@@ -959,13 +1056,13 @@ impl Session {
         size: u64,
         content_type: &str,
     ) -> Result<crate::contract::HttpRequest, CallError> {
-        if matches!(self.bindings, Bindings::V0_2(_)) {
+        if !matches!(self.bindings, Bindings::V0_1(_)) {
             self.require_declared(crate::contract::RemediationKind::ReplaceWithSanitised)?;
         }
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_remediation().call_upload(
@@ -975,6 +1072,15 @@ impl Session {
                         content_type,
                     ),
                 )
+                .await
+            }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let file = file.clone().conv();
+                    up(b.proofpix_plugin_remediation()
+                        .call_upload(&mut self.store, &file, size, content_type)
+                        .await)
+                })
                 .await
             }
             Bindings::V0_1(_) => return Err(self.not_in_contract("remediation")),
@@ -990,18 +1096,27 @@ impl Session {
         &mut self,
         action: &crate::contract::RemediationAction,
     ) -> Result<crate::contract::RemediationOutcome, CallError> {
-        if matches!(self.bindings, Bindings::V0_2(_)) {
+        if !matches!(self.bindings, Bindings::V0_1(_)) {
             self.require_declared(action.kind)?;
         }
         self.begin()?;
         let limit = self.limits.call_timeout;
         let raw = match &self.bindings {
-            Bindings::V0_2(b) => {
+            Bindings::V0_3(b) => {
                 tokio::time::timeout(
                     limit,
                     b.proofpix_plugin_remediation()
                         .call_remediate(&mut self.store, action),
                 )
+                .await
+            }
+            Bindings::V0_2(b) => {
+                tokio::time::timeout(limit, async {
+                    let action = action.clone().conv();
+                    up(b.proofpix_plugin_remediation()
+                        .call_remediate(&mut self.store, &action)
+                        .await)
+                })
                 .await
             }
             Bindings::V0_1(_) => return Err(self.not_in_contract("remediation")),
@@ -1097,14 +1212,11 @@ fn one_line(s: &str) -> String {
     truncate(&joined, 300)
 }
 
-/// A 0.1 call's result as the latest types.
-fn up<T: serde::Serialize, U: serde::de::DeserializeOwned, E: serde::Serialize>(
+/// An older version's call result as the latest types.
+fn up<T: Conv<U>, U, E: Conv<PluginError>>(
     r: wasmtime::Result<Result<T, E>>,
 ) -> wasmtime::Result<Result<U, PluginError>> {
-    Ok(match r? {
-        Ok(t) => Ok(convert(&t)?),
-        Err(e) => Err(convert(&e)?),
-    })
+    Ok(r?.conv())
 }
 
 fn json_len<T: serde::Serialize>(v: &T) -> usize {
@@ -1159,6 +1271,7 @@ fn contract_version(
     );
     let served = [
         (v01::MIN_VERSION, v01::MAX_VERSION),
+        (v02::MIN_VERSION, v02::MAX_VERSION),
         (latest::MIN_VERSION, latest::MAX_VERSION),
     ];
     if !served
@@ -1167,7 +1280,7 @@ fn contract_version(
     {
         return Err(LoadError::UnsupportedVersion {
             found: version,
-            supported: "0.1.x and 0.2.x".into(),
+            supported: "0.1.x, 0.2.x and 0.3.x".into(),
         });
     }
     Ok(version)
@@ -1188,6 +1301,7 @@ fn placeholder_info() -> PluginInfo {
         write_back_batch_size: 1,
         write_back_idempotent: false,
         remediations: Vec::new(),
+        oauth_dialect: None,
     }
 }
 

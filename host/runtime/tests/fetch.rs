@@ -139,7 +139,7 @@ async fn remote(base: &str, id: &str) -> RemoteContent {
         properties: vec![],
     };
     let spec = session.download(&file).await.unwrap();
-    match session.fetcher().open(&spec).await.unwrap() {
+    match session.fetcher().open_answer(&spec).await.unwrap() {
         Content::Remote(r) => r,
         other => panic!("expected remote content, got {other:?}"),
     }

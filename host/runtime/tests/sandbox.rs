@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{ContentLocation, PluginError, RemoteFile};
+use proofpix_runtime::contract::{ContentLocation, DownloadAnswer, PluginError, RemoteFile};
 use proofpix_runtime::{
     CallError, Content, IntegrationContext, LoadError, Plugin, Runtime, RuntimeConfig,
     StaticCredentials,
@@ -575,7 +575,9 @@ async fn a_download_redirect_drops_the_bearer_token_at_the_other_host() {
         path: None,
         properties: vec![],
     };
-    let spec = session.download(&file).await.unwrap();
+    let DownloadAnswer::Ready(spec) = session.download(&file).await.unwrap() else {
+        panic!("a 0.2 plugin's download is always ready")
+    };
     assert!(matches!(spec.location, ContentLocation::Http(_)));
     let Content::Remote(remote) = session.fetcher().open(&spec).await.unwrap() else {
         panic!("expected remote content")

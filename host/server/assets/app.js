@@ -1095,7 +1095,7 @@
     const integration = h("select", { id: "files-integration" }, option("", "All integrations", initial.integration),
       integrations.map((i) => option(i.id, `${i.id} (${i.platform || i.plugin})`, initial.integration)));
     const status = h("select", { id: "files-status" }, option("", "Any state", initial.status),
-      ["pending", "analysed", "written", "failed", "parked", "removed"].map((x) => option(x, x, initial.status)));
+      ["pending", "analysed", "written", "skipped", "failed", "parked", "removed"].map((x) => option(x, x, initial.status)));
     const from = h("input", { type: "date", id: "files-from", value: (initial.from || "").slice(0, 10) });
     const to = h("input", { type: "date", id: "files-to" });
     const sort = h("select", { id: "files-sort" }, option("risk", "Riskiest first", initial.sort),

@@ -1776,7 +1776,7 @@ pub struct InventoryPageView {
 
 const RISKS: &[&str] = &["none", "low", "medium", "high", "critical"];
 const STATUSES: &[&str] = &[
-    "pending", "analysed", "written", "failed", "parked", "removed",
+    "pending", "analysed", "written", "skipped", "failed", "parked", "removed",
 ];
 
 fn unprocessable(detail: String) -> ApiError {
@@ -1799,6 +1799,7 @@ fn file_status(s: &str) -> Option<proofpix_store::FileStatus> {
         "pending" => F::Pending,
         "analysed" => F::Analysed,
         "written" => F::Written,
+        "skipped" => F::Skipped,
         "failed" => F::Failed,
         "parked" => F::Parked,
         "removed" => F::Removed,

@@ -102,6 +102,15 @@ pub async fn metrics(
         )],
     );
     metric(
+        "proofpix_write_back_skipped_total",
+        "counter",
+        "Results the plugin deliberately did not write back (write-back off, nothing to mark); not counted as written.",
+        vec![(
+            String::new(),
+            c.write_back_skipped.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    metric(
         "proofpix_runs_total",
         "counter",
         "Sync runs finished, by outcome.",

@@ -67,6 +67,8 @@ pub struct Counters {
     pub retries: AtomicU64,
     /// Results written back.
     pub written_back: AtomicU64,
+    /// Results the plugin deliberately did not write back (contract 0.3's skipped).
+    pub write_back_skipped: AtomicU64,
     /// Runs finished, ok.
     pub runs_ok: AtomicU64,
     /// Runs failed.
@@ -93,6 +95,9 @@ impl Counters {
             }
             Progress::WrittenBack { .. } => {
                 self.written_back.fetch_add(1, Ordering::Relaxed);
+            }
+            Progress::WriteBackSkipped { .. } => {
+                self.write_back_skipped.fetch_add(1, Ordering::Relaxed);
             }
             Progress::Page { .. } => {}
         }

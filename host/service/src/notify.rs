@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 use proofpix_analysis::RiskLevel;
 use proofpix_pipeline::{StageItem, risk_from_contract, risk_to_contract};
-use proofpix_runtime::contract::{BatchSummary, Capability, FileAlert, Notification, Problem};
+use proofpix_runtime::contract::{
+    BatchSummary, Capability, Digest, FileAlert, Notification, Problem,
+};
 use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, WorkQueue, stage_queue};
 use serde::{Deserialize, Serialize};
 
@@ -364,7 +366,7 @@ impl Host {
         leases: Vec<Lease>,
     ) -> Result<Vec<QueuedMessage>, crate::ServiceError> {
         let min = subs.min_risk_level();
-        let mut alerts: Vec<(FileAlert, Lease)> = Vec::new();
+        let mut alerts: Vec<(FileAlert, String, Lease)> = Vec::new();
         let mut batches: BTreeMap<String, Vec<(u64, Lease)>> = BTreeMap::new();
         let mut dropped = Vec::new();
         for lease in leases {
@@ -382,6 +384,7 @@ impl Host {
                             summary: result.summary,
                             findings: result.findings,
                         },
+                        result.analysed_at,
                         lease,
                     ));
                 }
@@ -394,32 +397,31 @@ impl Host {
             }
         }
         let mut out: Vec<QueuedMessage> = Vec::new();
+        let now = proofpix_pipeline::now_rfc3339();
         if subs.digest {
-            let mut alerts = alerts.into_iter().peekable();
-            while alerts.peek().is_some() {
-                let chunk: Vec<(FileAlert, Lease)> =
-                    alerts.by_ref().take(MAX_ALERTS_PER_DIGEST).collect();
-                let (a, l): (Vec<FileAlert>, Vec<Lease>) = chunk.into_iter().unzip();
-                let mut sources: Vec<&str> = a.iter().map(|a| a.integration.as_str()).collect();
+            for (digest, l) in digests(alerts, &now, MAX_ALERTS_PER_DIGEST) {
+                let mut sources: Vec<&str> = digest
+                    .alerts
+                    .iter()
+                    .map(|a| a.integration.as_str())
+                    .collect();
                 sources.sort_unstable();
                 sources.dedup();
                 let sources = sources.join(",");
                 out.push((
                     "high-risk-digest",
-                    Notification::HighRiskFiles(a),
+                    Notification::HighRiskFiles(digest),
                     l,
                     sources,
                 ));
             }
         } else {
-            for (a, l) in alerts {
+            for (a, analysed_at, l) in alerts {
                 let source = a.integration.clone();
-                out.push((
-                    "high-risk",
-                    Notification::HighRiskFiles(vec![a]),
-                    vec![l],
-                    source,
-                ));
+                let (digest, l) = digests(vec![(a, analysed_at, l)], &now, 1)
+                    .pop()
+                    .expect("one alert makes one digest");
+                out.push(("high-risk", Notification::HighRiskFiles(digest), l, source));
             }
         }
         for (source, items) in batches {
@@ -655,4 +657,118 @@ fn messages_for(
         _ => {}
     }
     out
+}
+
+/// The digests of one delivery window: its alerts cut to `max` per message, and every
+/// message with the totals of the whole window (every file in it, per risk level) and the
+/// window itself, from the earliest analysis among its files to `now` (RFC 3339).
+fn digests<L>(alerts: Vec<(FileAlert, String, L)>, now: &str, max: usize) -> Vec<(Digest, Vec<L>)> {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let total = count(alerts.len());
+    let mut per_risk: BTreeMap<RiskLevel, usize> = BTreeMap::new();
+    for (a, _, _) in &alerts {
+        *per_risk.entry(risk_from_contract(a.risk)).or_default() += 1;
+    }
+    // Most severe first.
+    let by_risk: Vec<_> = per_risk
+        .into_iter()
+        .rev()
+        .map(|(r, n)| (risk_to_contract(r), count(n)))
+        .collect();
+    let window_start = alerts
+        .iter()
+        .map(|(_, at, _)| at.as_str())
+        .filter(|at| !at.is_empty())
+        .min()
+        .filter(|at| *at <= now)
+        .unwrap_or(now)
+        .to_string();
+    let mut out = Vec::new();
+    let mut alerts = alerts.into_iter().peekable();
+    while alerts.peek().is_some() {
+        let (a, l): (Vec<FileAlert>, Vec<L>) = alerts
+            .by_ref()
+            .take(max.max(1))
+            .map(|(a, _, l)| (a, l))
+            .unzip();
+        out.push((
+            Digest {
+                alerts: a,
+                total,
+                by_risk: by_risk.clone(),
+                window_start: window_start.clone(),
+                window_end: now.to_string(),
+            },
+            l,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proofpix_runtime::contract::{RemoteFile, RiskLevel as Wit};
+
+    fn alert(n: usize, risk: Wit) -> FileAlert {
+        FileAlert {
+            integration: "slack".into(),
+            file: RemoteFile {
+                id: format!("F{n}"),
+                name: format!("{n}.jpg"),
+                mime_type: None,
+                size: None,
+                modified: None,
+                version: "1".into(),
+                container: None,
+                web_url: None,
+                path: None,
+                properties: Vec::new(),
+            },
+            risk,
+            score: 90,
+            summary: String::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// 120 files over the level, cut to 50 alerts per message: three messages, each with
+    /// the window's totals (120, by risk) and the window from the earliest analysis.
+    #[test]
+    fn digest_totals_count_every_file_of_the_window_when_alerts_are_cut() {
+        let mut items = Vec::new();
+        for n in 0..120 {
+            let risk = if n % 3 == 0 { Wit::Critical } else { Wit::High };
+            let at = format!("2026-12-06T10:{:02}:00Z", 59 - n % 60);
+            items.push((alert(n, risk), at, n));
+        }
+        let now = "2026-12-06T11:00:00Z";
+        let out = digests(items, now, 50);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out.iter().map(|(d, _)| d.alerts.len()).collect::<Vec<_>>(),
+            vec![50, 50, 20]
+        );
+        assert_eq!(
+            out.iter().map(|(_, l)| l.len()).sum::<usize>(),
+            120,
+            "every lease rides with a message"
+        );
+        for (d, _) in &out {
+            assert_eq!(d.total, 120);
+            assert_eq!(d.by_risk, vec![(Wit::Critical, 40), (Wit::High, 80)]);
+            assert_eq!(d.window_start, "2026-12-06T10:00:00Z");
+            assert_eq!(d.window_end, now);
+        }
+    }
+
+    #[test]
+    fn a_single_alert_is_a_digest_of_one() {
+        let now = "2026-12-06T11:00:00Z";
+        let out = digests(vec![(alert(1, Wit::High), String::new(), ())], now, 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.total, 1);
+        assert_eq!(out[0].0.by_risk, vec![(Wit::High, 1)]);
+        assert_eq!(out[0].0.window_start, now);
+    }
 }

@@ -92,6 +92,10 @@ pub fn permissions(info: &PluginInfo) -> Vec<String> {
                 ""
             }
         ));
+        // Contract 0.3: hosts a response may redirect to, reached without credentials.
+        for t in &e.redirect_targets {
+            out.push(format!("network:{t} (redirect target)"));
+        }
     }
     for m in &info.filesystem {
         out.push(format!(

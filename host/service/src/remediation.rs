@@ -728,7 +728,12 @@ impl Runner<'_> {
             message: format!("download: {e}"),
             retry_after: e.retry_after(),
         };
-        let bytes = match session.fetcher().open(&spec).await.map_err(fetched)? {
+        let bytes = match session
+            .fetcher()
+            .open_answer(&spec)
+            .await
+            .map_err(fetched)?
+        {
             Content::Local { mut file, len, .. } => {
                 if len > proofpix_analysis::strip::MAX_STRIP_BYTES {
                     return Err(format!(

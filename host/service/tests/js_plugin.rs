@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
-    FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
+    Digest, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
 use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, WorkQueue, stage_queue};
@@ -218,31 +218,37 @@ async fn notify(host: &Host, id: &str, event: &Notification) -> Result<(), Plugi
 }
 
 fn alert() -> Notification {
-    Notification::HighRiskFiles(vec![FileAlert {
-        integration: "photos".into(),
-        file: RemoteFile {
-            id: "risky-0.jpg".into(),
-            name: "risky-0.jpg".into(),
-            mime_type: Some("image/jpeg".into()),
-            size: Some(1_000),
-            modified: None,
-            version: "1".into(),
-            container: None,
-            web_url: None,
-            path: None,
-            properties: vec![],
-        },
-        risk: RiskLevel::Critical,
-        score: 94,
-        summary: "GPS 52.37,4.90".into(),
-        findings: vec![Finding {
-            category: "gps".into(),
-            code: "gps.coordinates".into(),
-            severity: RiskLevel::Critical,
-            source: "exif:GPS/0x0002".into(),
-            value: "52.37, 4.90".into(),
+    Notification::HighRiskFiles(Digest {
+        total: 1,
+        by_risk: vec![(RiskLevel::Critical, 1)],
+        window_start: "2026-01-01T00:00:00Z".into(),
+        window_end: "2026-01-01T00:00:00Z".into(),
+        alerts: vec![FileAlert {
+            integration: "photos".into(),
+            file: RemoteFile {
+                id: "risky-0.jpg".into(),
+                name: "risky-0.jpg".into(),
+                mime_type: Some("image/jpeg".into()),
+                size: Some(1_000),
+                modified: None,
+                version: "1".into(),
+                container: None,
+                web_url: None,
+                path: None,
+                properties: vec![],
+            },
+            risk: RiskLevel::Critical,
+            score: 94,
+            summary: "GPS 52.37,4.90".into(),
+            findings: vec![Finding {
+                category: "gps".into(),
+                code: "gps.coordinates".into(),
+                severity: RiskLevel::Critical,
+                source: "exif:GPS/0x0002".into(),
+                value: "52.37, 4.90".into(),
+            }],
         }],
-    }])
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

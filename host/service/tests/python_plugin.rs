@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{
-    BatchSummary, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
+    BatchSummary, Digest, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
 use proofpix_store::Store;
@@ -29,6 +29,17 @@ const HOOK_PATH: &str = "/hooks/catch/123456/abcdef/";
 
 fn build_python_plugin(out: &Path) -> Vec<u8> {
     support::build_python_example("python-webhook", out)
+}
+
+/// A digest of one alert (the Python plugin is built against 0.2: it gets the alerts).
+fn digest(a: FileAlert) -> Digest {
+    Digest {
+        by_risk: vec![(a.risk, 1)],
+        alerts: vec![a],
+        total: 1,
+        window_start: "2026-01-01T00:00:00Z".into(),
+        window_end: "2026-01-01T00:00:00Z".into(),
+    }
 }
 
 fn alert() -> FileAlert {
@@ -152,7 +163,7 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
         "{connection}"
     );
 
-    notify(&host, "zap", &Notification::HighRiskFiles(vec![alert()]))
+    notify(&host, "zap", &Notification::HighRiskFiles(digest(alert())))
         .await
         .unwrap();
     notify(
@@ -223,7 +234,7 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
     match notify(
         &host,
         "deleted",
-        &Notification::HighRiskFiles(vec![alert()]),
+        &Notification::HighRiskFiles(digest(alert())),
     )
     .await
     {
@@ -234,7 +245,7 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
         other => panic!("expected invalid-config, got {other:?}"),
     }
     integration(&host, "busy", &base, "/hooks/catch/busy/", true).await;
-    match notify(&host, "busy", &Notification::HighRiskFiles(vec![alert()])).await {
+    match notify(&host, "busy", &Notification::HighRiskFiles(digest(alert()))).await {
         Err(PluginError::RateLimited(r)) => assert_eq!(r.retry_after_ms, Some(7_000)),
         other => panic!("expected rate-limited, got {other:?}"),
     }
@@ -253,7 +264,7 @@ async fn a_python_webhook_notifier_runs_in_the_sandbox_and_signs_through_the_hos
     let denied = notify(
         &host,
         "elsewhere",
-        &Notification::HighRiskFiles(vec![alert()]),
+        &Notification::HighRiskFiles(digest(alert())),
     )
     .await;
     assert!(

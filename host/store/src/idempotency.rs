@@ -81,7 +81,18 @@ pub enum Completion {
         /// The error, free of secrets.
         error: String,
     },
+    /// The plugin deliberately wrote nothing (contract 0.3's `write-result.skipped`): done,
+    /// like a write, so it is not repeated; the reason is kept as the row's note, prefixed
+    /// [`SKIPPED_PREFIX`].
+    Skipped {
+        /// The plugin's reason.
+        reason: String,
+    },
 }
+
+/// How a skipped write-back's reason starts in its record (no schema change: the record's
+/// note field holds it).
+pub const SKIPPED_PREFIX: &str = "skipped: ";
 
 /// What to do with an uncertain write-back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,8 +200,23 @@ pub(crate) fn complete_in(
             row.state = WbState::Failed;
             row.last_error = Some(error.clone());
         }
+        Completion::Skipped { reason } => {
+            row.state = WbState::Done;
+            row.last_error = Some(format!("{SKIPPED_PREFIX}{reason}"));
+        }
     }
     save(txn, key, &row)
+}
+
+/// The reason of a write-back done as skipped, if that is how it ended.
+pub(crate) fn skipped_reason_in(
+    txn: &WriteTransaction,
+    key: &WritebackKey,
+) -> Result<Option<String>, StoreError> {
+    Ok(load(txn, key)?
+        .filter(|r| r.state == WbState::Done)
+        .and_then(|r| r.last_error)
+        .and_then(|e| e.strip_prefix(SKIPPED_PREFIX).map(str::to_string)))
 }
 
 /// Records the intent to write back unless it is done, in flight in this run, or uncertain.
@@ -325,8 +351,13 @@ impl Store {
         self.write(|txn| {
             complete_in(txn, key, completion, now)?;
             let mut file = file.clone();
-            if *completion == Completion::Written {
-                file.status = FileStatus::Written;
+            match completion {
+                Completion::Written => file.status = FileStatus::Written,
+                Completion::Skipped { reason } => {
+                    file.status = FileStatus::Skipped;
+                    file.last_error = Some(format!("write-back skipped: {reason}"));
+                }
+                Completion::Failed { .. } => {}
             }
             file.updated_at = now;
             put_file_in(&mut txn.open_table(FILES)?, &file)

@@ -58,7 +58,9 @@ pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
 pub use check::IntegrityReport;
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
 pub use error::{OpenError, StoreError};
-pub use idempotency::{Begin, Completion, IdempotencyLog, Resolution, WritebackKey};
+pub use idempotency::{
+    Begin, Completion, IdempotencyLog, Resolution, SKIPPED_PREFIX, WritebackKey,
+};
 pub use inventory::{
     InventoryCursor, InventoryPage, InventoryQuery, InventoryRow, InventorySort, PurgedHistory,
     risk_rank,

@@ -159,6 +159,11 @@ pub enum FileStatus {
     /// reported it removed. Its results stay for the audit trail; if it comes back it is
     /// processed again.
     Removed,
+    /// Analysed, and the plugin deliberately wrote nothing back (contract 0.3's
+    /// `write-result.skipped`: write-back turned off, nothing to mark); the reason is in
+    /// `last_error` as `write-back skipped: ...`. Done for this version, never counted as
+    /// written. Appended last: the stored encoding is the variant's position.
+    Skipped,
 }
 
 /// What the store knows about one remote file.
@@ -193,7 +198,7 @@ impl FileRecord {
     pub fn is_done_for(&self, version: &str, writeback_needed: bool) -> bool {
         self.version == version
             && match self.status {
-                FileStatus::Written => true,
+                FileStatus::Written | FileStatus::Skipped => true,
                 FileStatus::Analysed => !writeback_needed,
                 _ => false,
             }

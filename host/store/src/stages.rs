@@ -128,6 +128,12 @@ pub enum Recorded {
 pub enum WritebackEnd {
     /// The platform accepted it: complete the intent, ack, mark the file written.
     Written,
+    /// The plugin deliberately wrote nothing (contract 0.3's `write-result.skipped`):
+    /// complete the intent as done, ack, mark the file skipped with the reason.
+    Skipped {
+        /// The plugin's reason.
+        reason: String,
+    },
     /// Done earlier: ack, mark the file written; no intent to complete.
     AlreadyDone,
     /// The call provably did not write and may work later: clear the intent, nack.
@@ -304,7 +310,9 @@ impl Store {
             let mut out = Vec::with_capacity(group.len());
             for w in group {
                 let queued = match &w.end {
-                    WritebackEnd::Written | WritebackEnd::AlreadyDone => ack_in(txn, &w.lease),
+                    WritebackEnd::Written
+                    | WritebackEnd::Skipped { .. }
+                    | WritebackEnd::AlreadyDone => ack_in(txn, &w.lease),
                     WritebackEnd::Retry { at, error } => {
                         nack_in(txn, &w.lease, *at, error, max_attempts).map(|_| ())
                     }
@@ -326,6 +334,16 @@ impl Store {
                 match &w.end {
                     WritebackEnd::Written => {
                         idempotency::complete_in(txn, &w.key, &Completion::Written, now)?;
+                    }
+                    WritebackEnd::Skipped { reason } => {
+                        idempotency::complete_in(
+                            txn,
+                            &w.key,
+                            &Completion::Skipped {
+                                reason: reason.clone(),
+                            },
+                            now,
+                        )?;
                     }
                     WritebackEnd::Retry { error, .. } | WritebackEnd::Failed { error } => {
                         idempotency::complete_in(
@@ -353,8 +371,23 @@ impl Store {
                 // The record of a newer version is left alone: this write-back was about an
                 // older one.
                 if let Some(mut file) = file.filter(|f| f.version == w.key.file_version) {
+                    // A write-back done earlier as skipped stays skipped.
+                    let skipped = match &w.end {
+                        WritebackEnd::Skipped { reason } => Some(reason.clone()),
+                        WritebackEnd::AlreadyDone => idempotency::skipped_reason_in(txn, &w.key)?,
+                        _ => None,
+                    };
                     match &w.end {
-                        WritebackEnd::Written | WritebackEnd::AlreadyDone => {
+                        WritebackEnd::Skipped { .. } | WritebackEnd::AlreadyDone
+                            if skipped.is_some() =>
+                        {
+                            file.status = FileStatus::Skipped;
+                            file.last_error =
+                                skipped.as_ref().map(|r| format!("write-back skipped: {r}"));
+                        }
+                        WritebackEnd::Written
+                        | WritebackEnd::AlreadyDone
+                        | WritebackEnd::Skipped { .. } => {
                             file.status = FileStatus::Written;
                             file.last_error = None;
                         }

@@ -1189,7 +1189,8 @@ fn fetch_retry(e: &proofpix_runtime::FetchError) -> Option<Option<std::time::Dur
         } if *status == 429 || *status >= 500 => {
             Some(retry_after_ms.map(std::time::Duration::from_millis))
         }
-        FetchError::NotReady { retry_after_ms, .. } => {
+        FetchError::NotReady { retry_after_ms, .. }
+        | FetchError::PluginNotReady { retry_after_ms, .. } => {
             Some(retry_after_ms.map(std::time::Duration::from_millis))
         }
         _ => None,
@@ -1246,7 +1247,7 @@ async fn drive(
         };
         let what = format!("fetch {}", f.id);
         for attempt in 1..=MAX_ATTEMPTS {
-            let result = match session.fetcher().open(&spec).await {
+            let result = match session.fetcher().open_answer(&spec).await {
                 Ok(Content::Remote(r)) => r.read_all(MAX_DOWNLOAD_BYTES).await.map(Some),
                 Ok(Content::Local { .. }) => Ok(None),
                 Err(e) => Err(e),
@@ -1273,10 +1274,11 @@ async fn drive(
     if source && !results.is_empty() {
         match retrying!(run, "write-back", session.write_back(&results).await) {
             Ok(outcomes) => {
-                let mut written = 0;
+                let (mut written, mut skipped) = (0, 0);
                 for o in &outcomes {
                     match &o.outcome {
-                        Ok(()) => written += 1,
+                        Ok(proofpix_runtime::contract::WriteResult::Written) => written += 1,
+                        Ok(proofpix_runtime::contract::WriteResult::Skipped(_)) => skipped += 1,
                         Err(e) => run.failed(
                             &format!("write-back {}", o.file_id),
                             &proofpix_runtime::describe_plugin_error(e),
@@ -1284,7 +1286,7 @@ async fn drive(
                     }
                 }
                 run.outcome(format!(
-                    "write-back: {written} of {} results written",
+                    "write-back: {written} of {} results written, {skipped} skipped",
                     results.len()
                 ));
             }
@@ -1334,7 +1336,7 @@ fn notifications(
     results: &[proofpix_runtime::contract::FileResult],
     failed: u32,
 ) -> Vec<(&'static str, proofpix_runtime::contract::Notification)> {
-    use proofpix_runtime::contract::{BatchSummary, FileAlert, Notification, RiskLevel};
+    use proofpix_runtime::contract::{BatchSummary, Digest, FileAlert, Notification, RiskLevel};
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut out = Vec::new();
     let alerts: Vec<FileAlert> = results
@@ -1349,9 +1351,6 @@ fn notifications(
             findings: r.findings.clone(),
         })
         .collect();
-    if !alerts.is_empty() {
-        out.push(("high-risk-files", Notification::HighRiskFiles(alerts)));
-    }
     let levels = [
         RiskLevel::None,
         RiskLevel::Low,
@@ -1359,6 +1358,24 @@ fn notifications(
         RiskLevel::High,
         RiskLevel::Critical,
     ];
+    if !alerts.is_empty() {
+        let by_risk = levels
+            .into_iter()
+            .rev()
+            .map(|l| (l, count(alerts.iter().filter(|a| a.risk == l).count())))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.push((
+            "high-risk-files",
+            Notification::HighRiskFiles(Digest {
+                total: count(alerts.len()),
+                alerts,
+                by_risk,
+                window_start: FIXED_TIME.to_string(),
+                window_end: FIXED_TIME.to_string(),
+            }),
+        ));
+    }
     let by_risk = levels
         .into_iter()
         .map(|l| (l, count(results.iter().filter(|r| r.risk == l).count())))
