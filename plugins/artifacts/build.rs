@@ -61,6 +61,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "proofpix-test-plugin-legacy-v0-1",
         "tests/plugins/legacy-v0-1",
     ),
+    (
+        "TEST_CONTRACT_V0_3",
+        "proofpix-test-plugin-contract-v0-3",
+        "tests/plugins/contract-v0-3",
+    ),
 ];
 
 /// The guests shipped inside the binary, signed with the first-party key.
