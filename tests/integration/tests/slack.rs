@@ -278,7 +278,10 @@ mod notifier {
         .unwrap();
         env.notify(
             "alerts",
-            &Notification::HighRiskFiles(vec![alert(1, RiskLevel::Critical)]),
+            &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                1,
+                RiskLevel::Critical,
+            )])),
         )
         .await
         .unwrap();
@@ -358,9 +361,12 @@ mod notifier {
                 )
             })
             .collect();
-        env.notify("alerts", &Notification::HighRiskFiles(alerts))
-            .await
-            .unwrap();
+        env.notify(
+            "alerts",
+            &Notification::HighRiskFiles(proofpix_integration_tests::digest(alerts)),
+        )
+        .await
+        .unwrap();
         let posted = env.posted();
         assert_eq!(posted.len(), 1, "one message for the whole digest");
         let blocks = posted[0].block_list();
@@ -600,7 +606,10 @@ mod notifier {
             .once(web::POST_MESSAGE_PATH, web::error_fault("invalid_blocks"));
         env.notify(
             "alerts",
-            &Notification::HighRiskFiles(vec![alert(3, RiskLevel::High)]),
+            &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                3,
+                RiskLevel::High,
+            )])),
         )
         .await
         .unwrap();
@@ -1703,11 +1712,16 @@ mod bench {
         let kinds: Vec<(&str, Notification)> = vec![
             (
                 "high-risk file",
-                Notification::HighRiskFiles(vec![alert(1, RiskLevel::High)]),
+                Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                    1,
+                    RiskLevel::High,
+                )])),
             ),
             (
                 "digest of 50",
-                Notification::HighRiskFiles((0..50).map(|i| alert(i, RiskLevel::High)).collect()),
+                Notification::HighRiskFiles(proofpix_integration_tests::digest(
+                    (0..50).map(|i| alert(i, RiskLevel::High)).collect(),
+                )),
             ),
             ("batch completed", Notification::BatchCompleted(batch())),
         ];

@@ -251,8 +251,10 @@ mod cards {
         let env = env().await;
         env.workflow("teams").await;
         let events = [
-            Notification::HighRiskFiles(vec![alert(3)]),
-            Notification::HighRiskFiles((0..75).map(alert).collect()),
+            Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(3)])),
+            Notification::HighRiskFiles(proofpix_integration_tests::digest(
+                (0..75).map(alert).collect(),
+            )),
             Notification::BatchCompleted(batch()),
             Notification::BatchFailed(Problem {
                 integration: "sp-library".into(),
@@ -343,9 +345,12 @@ mod cards {
         )
         .await
         .unwrap();
-        env.notify("teams", &Notification::HighRiskFiles(vec![alert(1)]))
-            .await
-            .unwrap();
+        env.notify(
+            "teams",
+            &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(1)])),
+        )
+        .await
+        .unwrap();
         let posted = env.teams.posted();
         assert_eq!(posted.len(), 1);
         let card = &posted[0].body;
@@ -600,7 +605,9 @@ mod errors {
         .unwrap();
         env.notify(
             "teams",
-            &Notification::HighRiskFiles((0..40).map(alert).collect()),
+            &Notification::HighRiskFiles(proofpix_integration_tests::digest(
+                (0..40).map(alert).collect(),
+            )),
         )
         .await
         .unwrap();
@@ -708,7 +715,12 @@ mod secrecy {
         let mut errors = Vec::new();
         for id in ["ok", "refused", "ungranted"] {
             if let Err(e) = env
-                .notify(id, &Notification::HighRiskFiles(vec![alert(1)]))
+                .notify(
+                    id,
+                    &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                        1,
+                    )])),
+                )
                 .await
             {
                 errors.push(proofpix_runtime::describe_plugin_error(&e));
@@ -793,11 +805,13 @@ mod bench {
             for (name, event) in [
                 (
                     "high-risk file",
-                    Notification::HighRiskFiles(vec![alert(1)]),
+                    Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(1)])),
                 ),
                 (
                     "digest of 50",
-                    Notification::HighRiskFiles((0..50).map(alert).collect()),
+                    Notification::HighRiskFiles(proofpix_integration_tests::digest(
+                        (0..50).map(alert).collect(),
+                    )),
                 ),
                 ("batch completed", Notification::BatchCompleted(batch())),
             ] {

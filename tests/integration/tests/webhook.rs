@@ -430,8 +430,10 @@ mod delivery {
             message: "the folder /input is not readable".into(),
         };
         let events = [
-            Notification::HighRiskFiles(vec![alert(1)]),
-            Notification::HighRiskFiles((0..3).map(alert).collect()),
+            Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(1)])),
+            Notification::HighRiskFiles(proofpix_integration_tests::digest(
+                (0..3).map(alert).collect(),
+            )),
             Notification::BatchCompleted(batch()),
             Notification::BatchFailed(problem.clone()),
             Notification::IntegrationUnhealthy(problem),
@@ -864,7 +866,12 @@ mod errors {
         env.create("ungranted", ungranted).await.unwrap();
         for id in ["elsewhere", "ungranted"] {
             let err = env
-                .notify(id, &Notification::HighRiskFiles(vec![alert(1)]))
+                .notify(
+                    id,
+                    &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                        1,
+                    )])),
+                )
                 .await
                 .unwrap_err();
             let PluginError::InvalidConfig(p) = &err else {
@@ -926,7 +933,12 @@ mod secrecy {
         let mut errors = Vec::new();
         for id in ["ok", "gone", "busy", "broken", "ungranted"] {
             if let Err(e) = env
-                .notify(id, &Notification::HighRiskFiles(vec![alert(1)]))
+                .notify(
+                    id,
+                    &Notification::HighRiskFiles(proofpix_integration_tests::digest(vec![alert(
+                        1,
+                    )])),
+                )
                 .await
             {
                 errors.push(proofpix_runtime::describe_plugin_error(&e));
