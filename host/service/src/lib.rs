@@ -16,6 +16,7 @@
 
 pub mod auth_flow;
 pub mod credentials;
+mod dialect;
 mod legacy_dialect;
 mod notify;
 mod plugins;
@@ -575,8 +576,7 @@ impl Host {
                     ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
                 })?;
         let tokens = StoreTokens::new(self.store.clone(), &scheme);
-        let dialect =
-            legacy_dialect::for_legacy_plugin(&plugin.info().platform, scheme.token_url());
+        let dialect = dialect::for_plugin(plugin, &scheme).map_err(|e| cred_err(e.into()))?;
         let creds = Credentials::builder(
             &record.id,
             credentials::inputs(scheme, &ctx.config, &ctx.secrets),
