@@ -351,3 +351,28 @@ impl AppState {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write-back the plugin skipped (contract 0.3) is counted apart, never as written.
+    #[test]
+    fn a_skipped_write_back_is_not_counted_as_written() {
+        let c = Counters::default();
+        c.record(&Progress::WrittenBack {
+            integration: "i".into(),
+            remote_id: "a".into(),
+        });
+        c.record(&Progress::WriteBackSkipped {
+            integration: "i".into(),
+            remote_id: "b".into(),
+        });
+        c.record(&Progress::WriteBackSkipped {
+            integration: "i".into(),
+            remote_id: "c".into(),
+        });
+        assert_eq!(c.written_back.load(Ordering::Relaxed), 1);
+        assert_eq!(c.write_back_skipped.load(Ordering::Relaxed), 2);
+    }
+}
