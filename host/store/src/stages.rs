@@ -372,25 +372,23 @@ impl Store {
                 // older one.
                 if let Some(mut file) = file.filter(|f| f.version == w.key.file_version) {
                     // A write-back done earlier as skipped stays skipped.
-                    let skipped = match &w.end {
-                        WritebackEnd::Skipped { reason } => Some(reason.clone()),
+                    let earlier_skip = match &w.end {
                         WritebackEnd::AlreadyDone => idempotency::skipped_reason_in(txn, &w.key)?,
                         _ => None,
                     };
+                    let skip = |file: &mut FileRecord, reason: &str| {
+                        file.status = FileStatus::Skipped;
+                        file.last_error = Some(format!("write-back skipped: {reason}"));
+                    };
                     match &w.end {
-                        WritebackEnd::Skipped { .. } | WritebackEnd::AlreadyDone
-                            if skipped.is_some() =>
-                        {
-                            file.status = FileStatus::Skipped;
-                            file.last_error =
-                                skipped.as_ref().map(|r| format!("write-back skipped: {r}"));
-                        }
-                        WritebackEnd::Written
-                        | WritebackEnd::AlreadyDone
-                        | WritebackEnd::Skipped { .. } => {
-                            file.status = FileStatus::Written;
-                            file.last_error = None;
-                        }
+                        WritebackEnd::Skipped { reason } => skip(&mut file, reason),
+                        WritebackEnd::Written | WritebackEnd::AlreadyDone => match &earlier_skip {
+                            Some(reason) => skip(&mut file, reason),
+                            None => {
+                                file.status = FileStatus::Written;
+                                file.last_error = None;
+                            }
+                        },
                         WritebackEnd::Retry { error, .. }
                         | WritebackEnd::Failed { error }
                         | WritebackEnd::Parked { reason: error } => {

@@ -228,6 +228,83 @@ fn write_back_groups_are_at_most_once_and_mark_the_files() {
     assert_eq!(again[1], Begin::Proceed);
 }
 
+/// A write-back the plugin skipped (contract 0.3) is acked and done, never repeated, and
+/// its file is `Skipped` with the reason, not `Written`, also when met again as done.
+#[test]
+fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(dir.path(), &MasterKey::generate(), &clock);
+    let fetch = enqueue(&store, &["s"]);
+    let wb = stage_queue("src", Stage::WriteBack);
+    store
+        .record_group(&[Record::Done {
+            lease: fetch[0].clone(),
+            file: file("s", clock.now()),
+            result: Some(result("s")),
+            outbox: vec![outbound(&wb, "s")],
+        }])
+        .unwrap();
+    let key = WritebackKey {
+        integration: "src".into(),
+        remote_id: "s".into(),
+        file_version: "v1".into(),
+        plugin_version: "1.0.0".into(),
+        policy_version: "p1".into(),
+    };
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(
+        store.begin_writebacks(std::slice::from_ref(&key)).unwrap(),
+        vec![Begin::Proceed]
+    );
+    let done = |lease: &Lease, end: WritebackEnd| WritebackDone {
+        lease: lease.clone(),
+        key: key.clone(),
+        end,
+    };
+    let skipped = WritebackEnd::Skipped {
+        reason: "write_back is off".into(),
+    };
+    assert_eq!(
+        store
+            .finish_writebacks(&[done(&leases[0], skipped)])
+            .unwrap(),
+        vec![true]
+    );
+    let f = store.file("src", "s").unwrap().unwrap();
+    assert_eq!(f.status, FileStatus::Skipped);
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some("write-back skipped: write_back is off")
+    );
+    assert!(f.is_done_for("v1", true), "done for its version");
+    assert_eq!(store.depth(&wb).unwrap(), QueueDepth::default());
+
+    // Met again (queued once more): done, and still skipped, not written.
+    let again = store.begin_writebacks(std::slice::from_ref(&key)).unwrap();
+    assert!(matches!(again[0], Begin::AlreadyDone { .. }), "{again:?}");
+    store
+        .enqueue(
+            &wb,
+            &[NewItem {
+                dedup_key: "s again".into(),
+                payload: b"s".to_vec(),
+            }],
+        )
+        .unwrap();
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(leases.len(), 1);
+    store
+        .finish_writebacks(&[done(&leases[0], WritebackEnd::AlreadyDone)])
+        .unwrap();
+    let f = store.file("src", "s").unwrap().unwrap();
+    assert_eq!(f.status, FileStatus::Skipped, "{f:?}");
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some("write-back skipped: write_back is off")
+    );
+}
+
 #[test]
 fn deleting_an_integration_deletes_its_stage_queues() {
     let dir = tempfile::tempdir().unwrap();
