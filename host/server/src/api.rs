@@ -81,6 +81,9 @@ pub struct EndpointView {
     url: String,
     credentials: bool,
     purpose: String,
+    /// Where a response from this endpoint may redirect (contract 0.3; `scheme://host`
+    /// patterns): followed without credentials, and only to a host the grant covers.
+    redirect_targets: Vec<String>,
 }
 
 /// A filesystem mount a plugin declares.
@@ -185,6 +188,7 @@ fn plugin_view(p: &proofpix_runtime::Plugin) -> PluginView {
                 url: e.url.clone(),
                 credentials: e.credentials,
                 purpose: e.purpose.clone(),
+                redirect_targets: e.redirect_targets.clone(),
             })
             .collect(),
         auth_urls: match &i.auth {
