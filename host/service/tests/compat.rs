@@ -1,5 +1,6 @@
 //! A plugin built against contract 0.1 (without the SDK, against the frozen
-//! `wit/since_v0.1.0`) runs unchanged on a host whose latest contract is 0.2.
+//! `wit/since_v0.1.0`) runs unchanged on a host whose latest contract is newer (0.3),
+//! through the typed conversions of `host/runtime/src/since_v0_1.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,7 @@ async fn platform() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 #[tokio::test]
-async fn a_plugin_built_against_0_1_runs_unchanged_on_the_0_2_host() {
+async fn a_plugin_built_against_0_1_runs_unchanged_on_a_newer_host() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(tmp.path(), &MasterKey::generate()).unwrap());
     let options = HostOptions {
@@ -66,9 +67,18 @@ async fn a_plugin_built_against_0_1_runs_unchanged_on_the_0_2_host() {
     assert_eq!(report.plugin.contract_version(), "0.1.0");
     assert!(
         !report.plugin.info().write_back_idempotent,
-        "0.1 manifests get 0.2's neutral values"
+        "0.1 manifests get the later versions' neutral values"
     );
     assert!(report.plugin.info().remediations.is_empty());
+    assert!(report.plugin.info().oauth_dialect.is_none());
+    assert!(
+        report
+            .plugin
+            .info()
+            .endpoints
+            .iter()
+            .all(|e| e.redirect_targets.is_empty())
+    );
 
     let (base, written) = platform().await;
     let spec = IntegrationSpec {
