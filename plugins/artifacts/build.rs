@@ -66,6 +66,11 @@ const GUESTS: &[(&str, &str, &str)] = &[
         "proofpix-test-plugin-contract-v0-3",
         "tests/plugins/contract-v0-3",
     ),
+    (
+        "TEST_CUSTOM_DIALECT",
+        "proofpix-test-plugin-custom-dialect",
+        "tests/plugins/custom-dialect",
+    ),
 ];
 
 /// The guests shipped inside the binary, signed with the first-party key.

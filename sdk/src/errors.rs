@@ -1,6 +1,6 @@
 //! Constructors for the contract's error variant.
 
-use crate::{ConfigProblem, PluginError, RateLimit};
+use crate::{ConfigProblem, EgressRefusal, PluginError, RateLimit};
 
 impl PluginError {
     /// A failure that retrying will not fix.
@@ -40,6 +40,17 @@ impl PluginError {
         })
     }
 
+    /// The host's egress policy refused a request to `url` (its query is
+    /// dropped): the operator must grant the host, or the configuration
+    /// points somewhere it should not. Never retried.
+    pub fn egress_refused(url: &str, reason: impl Into<String>) -> Self {
+        let url = url.split(['?', '#']).next().unwrap_or_default().to_owned();
+        PluginError::EgressRefused(EgressRefusal {
+            url,
+            reason: reason.into(),
+        })
+    }
+
     /// The default answer of a [`crate::Connector`] method the plugin does
     /// not implement.
     pub fn not_supported(operation: &str) -> Self {
@@ -55,6 +66,7 @@ impl PluginError {
             | PluginError::Fatal(m) => m,
             PluginError::RateLimited(r) => &r.message,
             PluginError::InvalidConfig(c) => &c.message,
+            PluginError::EgressRefused(e) => &e.reason,
         }
     }
 }

@@ -117,7 +117,8 @@ impl Request {
     /// Sends the request through the host.
     ///
     /// # Errors
-    /// A request the host refuses (egress, forbidden header) is `fatal`; a
+    /// A request the host's egress policy refuses is
+    /// [`PluginError::EgressRefused`] with the URL; an invalid one is `fatal`; a
     /// timeout or connection failure is `transient`. HTTP error statuses are
     /// not errors here: see [`Response::error_for_status`].
     pub fn send(self) -> Result<Response, PluginError> {
@@ -129,9 +130,7 @@ impl Request {
                 body: r.body,
                 url: r.url,
             }),
-            Err(host::Error::Denied(m)) => Err(PluginError::fatal(format!(
-                "request refused by the host: {m}"
-            ))),
+            Err(host::Error::Denied(m)) => Err(PluginError::egress_refused(&url, m)),
             Err(host::Error::InvalidRequest(m)) => Err(PluginError::fatal(format!(
                 "invalid request to {}: {m}",
                 host_of(&url)

@@ -1,8 +1,8 @@
 //! Builders for the manifest a plugin returns from `describe`.
 
 use crate::{
-    AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess, PluginInfo,
-    RemediationKind, RemoteFile,
+    AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess, OauthDialect,
+    PluginInfo, RemediationKind, RemoteFile,
 };
 
 /// Builds a [`PluginInfo`]; start with [`PluginInfo::builder`].
@@ -33,6 +33,7 @@ impl PluginInfo {
             write_back_batch_size: 50,
             write_back_idempotent: false,
             remediations: Vec::new(),
+            oauth_dialect: None,
         })
     }
 }
@@ -110,6 +111,14 @@ impl PluginInfoBuilder {
         if !self.0.remediations.contains(&kind) {
             self.0.remediations.push(kind);
         }
+        self
+    }
+
+    /// How the platform's OAuth2 server deviates from RFC 6749 (contract
+    /// 0.3): build it from [`OauthDialect::rfc`] and declare only the quirks.
+    /// Without one the host speaks plain RFC 6749.
+    pub fn oauth_dialect(mut self, dialect: OauthDialect) -> Self {
+        self.0.oauth_dialect = Some(dialect);
         self
     }
 
@@ -218,7 +227,17 @@ impl Endpoint {
             url: url.into(),
             credentials: false,
             purpose: String::new(),
+            redirect_targets: Vec::new(),
         }
+    }
+
+    /// A place responses from this endpoint may redirect to (`scheme://host`,
+    /// `*.` wildcard allowed), such as a content host that serves downloads.
+    /// The host follows such a redirect without credentials, and only when
+    /// the operator granted that host too.
+    pub fn redirect_to(mut self, target: &str) -> Self {
+        self.redirect_targets.push(target.into());
+        self
     }
 
     /// The host injects the integration's credentials on this endpoint.

@@ -64,7 +64,7 @@
 pub mod bindings {
     #![allow(missing_docs, clippy::all, unsafe_code)]
     wit_bindgen::generate!({
-        path: "../wit/since_v0.2.0",
+        path: "../wit/since_v0.3.0",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -73,6 +73,7 @@ pub mod bindings {
 }
 
 pub mod config;
+mod dialect;
 mod errors;
 pub mod http;
 mod info;
@@ -82,7 +83,7 @@ pub mod state;
 pub mod verify;
 
 /// The contract version this SDK targets (the WIT package version).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// The reserved config field that selects an authentication flow per integration.
 ///
@@ -100,33 +101,36 @@ pub use bindings::exports::proofpix::plugin::events::{
     EventOutcome, InboundRequest, InboundResponse,
 };
 pub use bindings::exports::proofpix::plugin::manifest::{
-    ApiKeyAuth, AuthScheme, Capability, ConfigField, Endpoint, FieldKind, FilesystemAccess,
-    JwtBearerAuth, Oauth2Auth, PasswordAuth, PluginInfo,
+    ApiKeyAuth, AuthErrorDialect, AuthErrorRule, AuthFailure, AuthScheme, Capability, ClientAuth,
+    ConfigField, Endpoint, FieldKind, FilesystemAccess, GrantKind, JwtBearerAuth, JwtDialect,
+    Oauth2Auth, OauthDialect, PasswordAuth, PluginInfo, RefreshRotation,
 };
 pub use bindings::exports::proofpix::plugin::notifier::{
-    BatchSummary, FileAlert, Notification, Problem,
+    BatchSummary, Digest, FileAlert, Notification, Problem,
 };
 pub use bindings::exports::proofpix::plugin::remediation::{
     Action as RemediationAction, Outcome as RemediationOutcome,
 };
 pub use bindings::exports::proofpix::plugin::source::{
-    CheckReport, ContentLocation, DownloadSpec, Page, WriteOutcome,
+    CheckReport, ContentLocation, DownloadAnswer, DownloadSpec, NotReady, Page, WriteOutcome,
+    WriteResult,
 };
 pub use bindings::proofpix::plugin::types::{
-    ConfigProblem, FileResult, Finding, PluginError, RateLimit, RemediationKind, RemoteFile,
-    RiskLevel,
+    ConfigProblem, EgressRefusal, FileResult, Finding, PluginError, RateLimit, RemediationKind,
+    RemoteFile, RiskLevel,
 };
 pub use info::PluginInfoBuilder;
 
 /// Everything a connector usually needs, for `use proofpix_sdk::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        ApiKeyAuth, AuthScheme, BatchSummary, Capability, CheckReport, ConfigField, Connector,
-        ContentLocation, DownloadSpec, Endpoint, EventOutcome, FieldKind, FileAlert, FileResult,
-        FilesystemAccess, Finding, InboundRequest, InboundResponse, JwtBearerAuth, Notification,
-        Oauth2Auth, Page, PasswordAuth, PluginError, PluginInfo, Problem, RemediationAction,
-        RemediationKind, RemediationOutcome, RemoteFile, RiskLevel, WriteOutcome, config,
-        export_connector, http, log, pagination, state, verify,
+        ApiKeyAuth, AuthFailure, AuthScheme, BatchSummary, Capability, CheckReport, ClientAuth,
+        ConfigField, Connector, ContentLocation, Digest, DownloadAnswer, DownloadSpec, Endpoint,
+        EventOutcome, FieldKind, FileAlert, FileResult, FilesystemAccess, Finding, GrantKind,
+        InboundRequest, InboundResponse, JwtBearerAuth, JwtDialect, Notification, Oauth2Auth,
+        OauthDialect, Page, PasswordAuth, PluginError, PluginInfo, Problem, RefreshRotation,
+        RemediationAction, RemediationKind, RemediationOutcome, RemoteFile, RiskLevel,
+        WriteOutcome, WriteResult, config, export_connector, http, log, pagination, state, verify,
     };
 }
 
@@ -158,13 +162,19 @@ pub trait Connector {
         Err(PluginError::not_supported("discover"))
     }
 
-    /// Says where the host fetches a file's bytes.
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+    /// Says where the host fetches a file's bytes (`Ok(spec.into())`), or
+    /// that the platform does not have them yet
+    /// ([`DownloadAnswer::not_ready`]): the host then retries the file later
+    /// and records no risk for it meanwhile.
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
         let _ = file;
         Err(PluginError::not_supported("download"))
     }
 
-    /// Writes a batch of results back to the platform.
+    /// Writes a batch of results back to the platform. Each outcome says
+    /// whether the result was [`WriteResult::Written`] or deliberately
+    /// skipped, with why ([`WriteOutcome::skipped`]): the host records and
+    /// shows which, and counts only what was written.
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
         let _ = results;
         Err(PluginError::not_supported("write-back"))
@@ -238,7 +248,7 @@ macro_rules! export_connector {
             }
             fn download(
                 file: $crate::RemoteFile,
-            ) -> ::core::result::Result<$crate::DownloadSpec, $crate::PluginError> {
+            ) -> ::core::result::Result<$crate::DownloadAnswer, $crate::PluginError> {
                 <$t as $crate::Connector>::download(file)
             }
             fn write_back(

@@ -127,5 +127,5 @@ fn a_scaffolded_plugin_passes_its_tests_builds_and_loads() {
     ok("plugin inspect", &inspect);
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("acme-drive"), "{text}");
-    assert!(text.contains("contract: proofpix:plugin@0.2.0"), "{text}");
+    assert!(text.contains("contract: proofpix:plugin@0.3.0"), "{text}");
 }

@@ -1,27 +1,28 @@
 //! Per-call cost of a contract 0.1 plugin running through its compatibility
-//! module (`since_v0_1`), next to a 0.2 plugin making the same call (itself
-//! through `since_v0_2` since the host serves 0.3). The figures in
+//! module (`since_v0_1`), next to a plugin on the newest contract (0.3, through
+//! the SDK, no conversion) making the same call. The figures in
 //! `BENCHMARKS.md` were measured with the serde round trip these typed
-//! conversions replaced.
+//! conversions replaced, against the SDK's plugin on 0.2.
 //!
 //! Run: `cargo bench -p proofpix-runtime --bench compat`
 //!
 //! Plugins: `tests/plugins/legacy-v0-1` (0.1, written without the SDK) and
-//! `tests/plugins/well-behaved-v2` (0.2, through the SDK). Both list
+//! `tests/plugins/well-behaved-v2` (0.3 since the SDK moved to it). Both list
 //! `{base_url}/files`, point `download` at `/files/{id}/content` and post the
 //! batch's ids to `/writeback`; the "platform" is a small axum server on
 //! loopback in the same process. One live session per plugin (instantiation
-//! is not in the loop). Groups, each with `v0.1-compat` and `v0.2`:
+//! is not in the loop). Groups, each with `v0.1-compat` and `v0.3`:
 //!
 //! - `describe`: the manifest; 0.1's is lifted and converted to the latest
-//!   types (typed, field by field), 0.2's too. The manifests differ
-//!   (0.2's has more fields and endpoints), so this is not like for like.
+//!   types (typed, field by field); 0.3's is the latest already. The
+//!   manifests differ (0.3's has more fields and endpoints), so this is not
+//!   like for like.
 //! - `download`: no I/O; one file record in, one request out (both
 //!   converted for 0.1).
 //! - `write_back_100`: 100 results in (converted for 0.1), one loopback POST,
 //!   100 outcomes out.
 //! - `discover_100`: one loopback GET of 100 files, 100 files out (converted
-//!   for 0.1). The 0.2 plugin also reads and writes one state key and logs a
+//!   for 0.1). The 0.3 plugin also reads and writes one state key and logs a
 //!   line in this call; the 0.1 plugin does not.
 //!
 //! The differences between the two lines of a group are the figure; the
@@ -126,14 +127,14 @@ fn bench(c: &mut Criterion) {
     let mut sessions: Vec<(&str, Session)> = Vec::new();
     for (name, path) in [
         ("v0.1-compat", proofpix_plugin_artifacts::TEST_LEGACY_V0_1),
-        ("v0.2", proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2),
+        ("v0.3", proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2),
     ] {
         let wasm = std::fs::read(path).expect("plugin built");
         let plugin = rt.block_on(runtime.load(&wasm)).expect("load");
         let contract = if name.starts_with("v0.1") {
             "0.1."
         } else {
-            "0.2."
+            "0.3."
         };
         assert!(
             plugin.contract_version().starts_with(contract),

@@ -140,12 +140,18 @@ async fn well_behaved_still_works(runtime: &Runtime) {
     assert_eq!(page.files.len(), 2);
 }
 
+/// The text of a plugin's failure. A refusal of the egress policy arrives typed (contract 0.3,
+/// `egress-refused`, from the SDK); it reads as the SDK's fatal text did before.
 fn plugin_message(err: &CallError) -> String {
     match err {
         CallError::Plugin {
             error: PluginError::Fatal(m),
             ..
         } => m.clone(),
+        CallError::Plugin {
+            error: PluginError::EgressRefused(r),
+            ..
+        } => format!("request refused by the host: {}", r.reason),
         other => panic!("expected a fatal plugin error, got {other:?}"),
     }
 }

@@ -34,11 +34,32 @@ pub fn per_integration(info: &PluginInfo) -> bool {
 /// The plugin cannot be described, or its second manifest differs from the first in more than
 /// `auth` or names undeclared fields; the message says which.
 pub async fn scheme_for(plugin: &Plugin, ctx: &IntegrationContext) -> Result<AuthScheme, String> {
+    auth_for(plugin, ctx).await.map(|chosen| chosen.scheme)
+}
+
+/// Like [`scheme_for`], with the OAuth dialect the same manifest declares.
+///
+/// # Errors
+/// As [`scheme_for`].
+pub async fn auth_for(plugin: &Plugin, ctx: &IntegrationContext) -> Result<ChosenAuth, String> {
     let mut session = plugin.session(ctx).await.map_err(|e| e.to_string())?;
     let info = session.describe().await.map_err(|e| e.to_string())?;
     check_same_but_auth(plugin.info(), &info)?;
     check_fields(&info)?;
-    Ok(info.auth)
+    Ok(ChosenAuth {
+        scheme: info.auth,
+        dialect: info.oauth_dialect,
+    })
+}
+
+/// The authentication an integration's own `describe` chose: the scheme, and (contract 0.3)
+/// how its provider talks, which may depend on the flow (a JWT grant's claims).
+#[derive(Clone, Debug)]
+pub struct ChosenAuth {
+    /// The scheme the host runs.
+    pub scheme: AuthScheme,
+    /// The OAuth dialect declared with it.
+    pub dialect: Option<proofpix_runtime::contract::OauthDialect>,
 }
 
 fn check_same_but_auth(first: &PluginInfo, second: &PluginInfo) -> Result<(), String> {

@@ -16,13 +16,18 @@ use proofpix_runtime::contract::{
     RefreshRotation as WitRotation,
 };
 
-/// The dialect for `plugin`'s credentials under `scheme`.
+/// The dialect for `plugin`'s credentials under `scheme`, from `declared` (the manifest that
+/// chose the scheme: the plugin's own, or the integration's for a per-integration flow).
 ///
 /// # Errors
 ///
 /// [`AuthError::InvalidConfig`] when a declared dialect cannot work (a context field that is not
 /// `NAME` or `NAME=/pointer`, an empty separator, a template that reads a secret, ...).
-pub(crate) fn for_plugin(plugin: &Plugin, scheme: &AuthScheme) -> Result<Dialect, AuthError> {
+pub fn for_plugin(
+    plugin: &Plugin,
+    declared: Option<&OauthDialect>,
+    scheme: &AuthScheme,
+) -> Result<Dialect, AuthError> {
     let info = plugin.info();
     if !declares_dialects(plugin.contract_version()) {
         return Ok(crate::legacy_dialect::for_legacy_plugin(
@@ -30,7 +35,7 @@ pub(crate) fn for_plugin(plugin: &Plugin, scheme: &AuthScheme) -> Result<Dialect
             scheme.token_url(),
         ));
     }
-    let mut dialect = match &info.oauth_dialect {
+    let mut dialect = match declared {
         Some(declared) => from_contract(declared)?,
         None => Dialect::default(),
     };

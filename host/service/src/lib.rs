@@ -17,6 +17,7 @@
 pub mod auth_flow;
 pub mod credentials;
 mod dialect;
+pub use dialect::for_plugin as oauth_dialect;
 mod legacy_dialect;
 mod notify;
 mod plugins;
@@ -207,7 +208,9 @@ pub struct Host {
     plugins: RwLock<BTreeMap<String, Plugin>>,
     credentials: Mutex<HashMap<String, Arc<AuthCredentials>>>,
     /// Schemes of integrations whose plugin chooses its flow per integration.
-    auth_schemes: Mutex<HashMap<String, WitScheme>>,
+    /// Per-integration authentication (scheme and OAuth dialect) of plugins that choose it by
+    /// the reserved `auth_flow` field.
+    auth_schemes: Mutex<HashMap<String, auth_flow::ChosenAuth>>,
     sessions: AuthorizationSessions,
     pipeline: Pipeline,
     options: HostOptions,
@@ -537,12 +540,18 @@ impl Host {
         plugin: &Plugin,
         ctx: &IntegrationContext,
     ) -> Result<Option<Arc<AuthCredentials>>, ServiceError> {
-        let auth = self
+        let chosen = self
             .auth_schemes
             .lock()
             .ok()
-            .and_then(|a| a.get(&record.id).cloned())
-            .unwrap_or_else(|| plugin.info().auth.clone());
+            .and_then(|a| a.get(&record.id).cloned());
+        let (auth, declared_dialect) = match chosen {
+            Some(c) => (c.scheme, c.dialect),
+            None => (
+                plugin.info().auth.clone(),
+                plugin.info().oauth_dialect.clone(),
+            ),
+        };
         if matches!(auth, WitScheme::None) {
             return Ok(None);
         }
@@ -576,7 +585,8 @@ impl Host {
                     ServiceError::Internal(format!("cannot build the HTTP client: {e}"))
                 })?;
         let tokens = StoreTokens::new(self.store.clone(), &scheme);
-        let dialect = dialect::for_plugin(plugin, &scheme).map_err(|e| cred_err(e.into()))?;
+        let dialect = dialect::for_plugin(plugin, declared_dialect.as_ref(), &scheme)
+            .map_err(|e| cred_err(e.into()))?;
         let creds = Credentials::builder(
             &record.id,
             credentials::inputs(scheme, &ctx.config, &ctx.secrets),
@@ -613,14 +623,14 @@ impl Host {
         {
             return Ok(());
         }
-        let scheme = auth_flow::scheme_for(plugin, ctx)
-            .await
-            .map_err(|problem| ServiceError::InvalidConfig {
+        let chosen = auth_flow::auth_for(plugin, ctx).await.map_err(|problem| {
+            ServiceError::InvalidConfig {
                 integration: record.id.clone(),
                 problem,
-            })?;
+            }
+        })?;
         if let Ok(mut a) = self.auth_schemes.lock() {
-            a.insert(record.id.clone(), scheme);
+            a.insert(record.id.clone(), chosen);
         }
         Ok(())
     }

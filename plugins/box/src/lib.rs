@@ -1,11 +1,14 @@
 //! The Box connector.
 //!
-//! - **Auth**: Box's Client Credentials Grant, run by the host
-//!   (`POST {api_url}/oauth2/token`, `box_subject_type` and `box_subject_id` as extra form
-//!   parameters). Whom the app acts for (its service account in an enterprise, or a managed
-//!   user) is the reserved `auth_flow` choice, so the host describes the plugin again with the
-//!   integration's config and this manifest's `describe` puts the subject into the scheme. The
-//!   plugin never sees the secret or the token.
+//! - **Auth**: Box's Client Credentials Grant or its JWT grant, run by the host
+//!   (`POST {api_url}/oauth2/token`). With client credentials, `box_subject_type` and
+//!   `box_subject_id` are extra form parameters; with JWT, they are the assertion's
+//!   `box_sub_type` claim and `sub`, signed with the app's key, whose id goes into the `kid`
+//!   header, and the client id and secret go in the body ([`oauth_dialect`]). Which grant, and
+//!   whom the app acts for (its service account in an enterprise, or a managed user), is the
+//!   reserved `auth_flow` choice, so the host describes the plugin again with the integration's
+//!   config and this manifest's `describe` puts the subject into the scheme and the dialect. The
+//!   plugin never sees the secret, the key or the token.
 //! - **discover**: the stream position first, then a recursive walk of the configured folders
 //!   (marker paging), then Box's `changes` event stream on later runs, de-duplicated and
 //!   filtered to the configured folders (see [`discover`]). Images are told by extension.
@@ -43,11 +46,33 @@ struct BoxConnector;
 impl Connector for BoxConnector {
     fn describe() -> PluginInfo {
         use settings::*;
-        let subject_type = match config::get(field::SUBJECT_TYPE).as_deref() {
-            Some(SUBJECT_USER) => SUBJECT_USER,
-            _ => SUBJECT_ENTERPRISE,
-        };
+        let (subject_type, jwt) = config::get(field::SUBJECT_TYPE)
+            .as_deref()
+            .and_then(flow_subject)
+            .unwrap_or((SUBJECT_ENTERPRISE, false));
         let subject_id = config::get(field::SUBJECT_ID).unwrap_or_default();
+        let auth = if jwt {
+            AuthScheme::JwtBearer(JwtBearerAuth {
+                token_url: "{config.api_url}/oauth2/token".into(),
+                issuer_field: field::CLIENT_ID.into(),
+                subject_field: Some(field::SUBJECT_ID.into()),
+                audience: JWT_AUDIENCE.into(),
+                private_key_field: field::JWT_PRIVATE_KEY.into(),
+                scopes: Vec::new(),
+            })
+        } else {
+            AuthScheme::Oauth2ClientCredentials(Oauth2Auth {
+                token_url: "{config.api_url}/oauth2/token".into(),
+                authorize_url: None,
+                scopes: Vec::new(),
+                client_id_field: field::CLIENT_ID.into(),
+                client_secret_field: Some(field::CLIENT_SECRET.into()),
+                extra_params: vec![
+                    ("box_subject_type".into(), subject_type.into()),
+                    ("box_subject_id".into(), subject_id),
+                ],
+            })
+        };
         PluginInfo::builder("box", env!("CARGO_PKG_VERSION"), "Box", "Box")
             .description("Scans the images in Box folders, then follows Box's event stream for changes, and writes each file's risk, score and findings into a metadata template instance on the file.")
             .capability(Capability::Source)
@@ -57,8 +82,16 @@ impl Connector for BoxConnector {
             )
             .field(ConfigField::secret(field::CLIENT_SECRET, "Client secret", "The Client Secret next to the Client ID (Fetch Client Secret needs two-factor verification)."))
             .field(
-                ConfigField::choice(field::SUBJECT_TYPE, "Act as", "enterprise: the app's service account (AutomationUser_…@boxdevedition.com), which sees only folders shared with it. user: a managed user, which needs the app's Generate user access tokens setting.", &[SUBJECT_ENTERPRISE, SUBJECT_USER])
+                ConfigField::choice(field::SUBJECT_TYPE, "Act as", "enterprise: the app's service account (AutomationUser_…@boxdevedition.com), which sees only folders shared with it. user: a managed user, which needs the app's Generate user access tokens setting. Both with the Client Credentials Grant; jwt-enterprise and jwt-user are the same with Server Authentication (with JWT), which needs the public key id and private key below.", &[SUBJECT_ENTERPRISE, SUBJECT_USER, JWT_ENTERPRISE, JWT_USER])
                     .default(SUBJECT_ENTERPRISE),
+            )
+            .field(
+                ConfigField::text(field::JWT_KEY_ID, "Public key ID", "JWT only: the ID Box shows for the public key you added (Developer Console → your app → Configuration → Add and Manage Public Keys).")
+                    .optional(),
+            )
+            .field(
+                ConfigField::secret(field::JWT_PRIVATE_KEY, "Private key", "JWT only: the private key of that key pair, as unencrypted PEM (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY). Box's generated config file holds it encrypted: decrypt it with `openssl pkcs8 -in key.pem -out plain.pem` and its passphrase.")
+                    .optional(),
             )
             .field(
                 ConfigField::text(field::SUBJECT_ID, "Enterprise or user ID", "With enterprise: your Enterprise ID (Admin Console → Account & Billing, or the app's General Settings). With user: the user's ID (Admin Console → Users and Groups).")
@@ -75,17 +108,8 @@ impl Connector for BoxConnector {
             .field(ConfigField::integer(field::PAGE_SIZE, "Page size", "Items asked per folder page while listing (1–1000).").default("1000"))
             .field(ConfigField::url(field::API_URL, "API URL", "Box's API address; the token endpoint is {api_url}/oauth2/token. Change it only for a local emulator.").default(DEFAULT_API_URL))
             .field(ConfigField::text(field::DOWNLOAD_HOST, "Download host", "Where Box redirects file downloads: pre-authenticated URLs that get no credentials.").default(DEFAULT_DOWNLOAD_HOST))
-            .auth(AuthScheme::Oauth2ClientCredentials(Oauth2Auth {
-                token_url: "{config.api_url}/oauth2/token".into(),
-                authorize_url: None,
-                scopes: Vec::new(),
-                client_id_field: field::CLIENT_ID.into(),
-                client_secret_field: Some(field::CLIENT_SECRET.into()),
-                extra_params: vec![
-                    ("box_subject_type".into(), subject_type.into()),
-                    ("box_subject_id".into(), subject_id),
-                ],
-            }))
+            .auth(auth)
+            .oauth_dialect(oauth_dialect(subject_type))
             .endpoint(
                 Endpoint::new("api", "{config.api_url}")
                     .with_credentials()
@@ -104,6 +128,13 @@ impl Connector for BoxConnector {
 
     fn validate_config() -> Result<(), PluginError> {
         config::require(field::CLIENT_ID)?;
+        let jwt = config::get(field::SUBJECT_TYPE)
+            .as_deref()
+            .and_then(settings::flow_subject)
+            .is_some_and(|(_, jwt)| jwt);
+        if jwt {
+            config::require(field::JWT_KEY_ID)?;
+        }
         Settings::load().map(|_| ())
     }
 
@@ -115,8 +146,8 @@ impl Connector for BoxConnector {
         discover::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        discover::download(file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        discover::download(file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
@@ -256,6 +287,36 @@ fn template_problem(template: &Value, key: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// How Box's OAuth2 server talks (contract 0.3; reference `saas-apis.md` §6.1): credentials in
+/// the body, refresh tokens that work once, and for the JWT grant an assertion with the public
+/// key's id as `kid`, `box_sub_type` naming whom `sub` is, at most 60 seconds of life (45 here,
+/// for clock skew), and the client id and secret beside it in the body.
+fn oauth_dialect(subject_type: &str) -> OauthDialect {
+    use AuthFailure as F;
+    use GrantKind as G;
+    use settings::field;
+    OauthDialect::rfc()
+        .client_auth(ClientAuth::Body)
+        .single_use_refresh_tokens()
+        .jwt(JwtDialect {
+            key_id_field: Some(field::JWT_KEY_ID.into()),
+            claims: vec![("box_sub_type".into(), subject_type.into())],
+            lifetime_secs: 45,
+            client_in_body: true,
+            client_id_field: Some(field::CLIENT_ID.into()),
+            client_secret_field: Some(field::CLIENT_SECRET.into()),
+            ..JwtDialect::rfc()
+        })
+        .error_rule("invalid_grant", &[G::Refresh], None, F::ReauthorizationRequired, "Box refresh tokens work once and for 60 days; this one was already used or has expired, so authorize the integration again")
+        .error_rule("invalid_grant", &[G::ClientCredentials], None, F::ClientRejected, "the client id or secret is wrong, or the app is not authorized in the Box Admin Console")
+        .error_rule("invalid_grant", &[G::AuthorizationCode], None, F::Rejected, "the authorization code was not accepted (Box codes expire after 30 seconds and work once); start the authorization again")
+        .error_rule("invalid_grant", &[G::JwtBearer], Some("kid"), F::AssertionRejected, "the private key does not match the public key id configured here; check the key pair under Configuration > Add and Manage Public Keys")
+        .error_rule("invalid_grant", &[G::JwtBearer], Some("'exp'"), F::AssertionRejected, "Box refused the assertion's expiry; the daemon's clock is probably wrong, sync it (NTP)")
+        .error_rule("invalid_grant", &[G::JwtBearer], Some("'sub'"), F::ConsentMissing, "the enterprise or user id is not one this app may act for; check it, and that an admin authorized the app")
+        .error_rule("invalid_client", &[], None, F::ClientRejected, "the client id or secret is wrong; copy both from the Box app's Configuration page again")
+        .error_rule("unauthorized_client", &[], None, F::ConsentMissing, "the app may not act for this box_subject_type; enable App + Enterprise Access (or 'Generate user access tokens') and have a Box admin re-authorize the app")
 }
 
 #[cfg(test)]

@@ -30,6 +30,10 @@ pub mod field {
     pub const PAGE_SIZE: &str = "page_size";
     pub const API_URL: &str = "api_url";
     pub const DOWNLOAD_HOST: &str = "download_host";
+    /// JWT flows: the id of the public key registered in the Box app.
+    pub const JWT_KEY_ID: &str = "jwt_public_key_id";
+    /// JWT flows: the matching private key, unencrypted PEM.
+    pub const JWT_PRIVATE_KEY: &str = "jwt_private_key";
 }
 
 pub const DEFAULT_API_URL: &str = "https://api.box.com";
@@ -41,6 +45,22 @@ pub const DEFAULT_PAGE_SIZE: i64 = 1000;
 /// `box_subject_type` values.
 pub const SUBJECT_ENTERPRISE: &str = "enterprise";
 pub const SUBJECT_USER: &str = "user";
+/// `auth_flow` values of the JWT grant (Box's Server Authentication with JWT), by subject.
+pub const JWT_ENTERPRISE: &str = "jwt-enterprise";
+pub const JWT_USER: &str = "jwt-user";
+/// What Box wants as every JWT assertion's audience, wherever the token request goes.
+pub const JWT_AUDIENCE: &str = "https://api.box.com/oauth2/token";
+
+/// The `box_subject_type` of an `auth_flow` value, and whether it is the JWT grant.
+pub fn flow_subject(flow: &str) -> Option<(&'static str, bool)> {
+    match flow {
+        SUBJECT_ENTERPRISE => Some((SUBJECT_ENTERPRISE, false)),
+        SUBJECT_USER => Some((SUBJECT_USER, false)),
+        JWT_ENTERPRISE => Some((SUBJECT_ENTERPRISE, true)),
+        JWT_USER => Some((SUBJECT_USER, true)),
+        _ => None,
+    }
+}
 
 /// Everything a call needs from the configuration.
 #[derive(Debug, Clone)]
@@ -104,16 +124,16 @@ impl RawConfig {
     /// # Errors
     /// The first invalid field, with what to write instead.
     pub fn check(self) -> Result<Settings, PluginError> {
-        let subject_type = self.subject_type.as_deref().unwrap_or(SUBJECT_ENTERPRISE);
-        if subject_type != SUBJECT_ENTERPRISE && subject_type != SUBJECT_USER {
+        let flow = self.subject_type.as_deref().unwrap_or(SUBJECT_ENTERPRISE);
+        let Some((subject_type, _jwt)) = flow_subject(flow) else {
             return Err(PluginError::invalid_config(
                 Some(field::SUBJECT_TYPE),
                 format!(
-                    "`{}` must be `enterprise` (the app's service account) or `user` (a managed user), got {subject_type:?}",
+                    "`{}` must be `enterprise` (the app's service account) or `user` (a managed user), with the Client Credentials Grant, or `jwt-enterprise` or `jwt-user` with the JWT grant; got {flow:?}",
                     field::SUBJECT_TYPE
                 ),
             ));
-        }
+        };
         match self.subject_id.as_deref().map(str::trim) {
             Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {}
             other => {

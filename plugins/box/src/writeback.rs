@@ -249,9 +249,11 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     if !settings.write_back {
         return Ok(results
             .into_iter()
-            .map(|r| WriteOutcome {
-                file_id: r.file.id,
-                outcome: Ok(()),
+            .map(|r| {
+                WriteOutcome::skipped(
+                    r.file.id,
+                    "write-back is off in the integration's settings (write_back)",
+                )
             })
             .collect());
     }
@@ -321,7 +323,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
         .zip(outcomes)
         .map(|(r, o)| WriteOutcome {
             file_id: r.file.id,
-            outcome: o.unwrap_or(Ok(())),
+            outcome: o.unwrap_or(Ok(())).map(|()| WriteResult::Written),
         })
         .collect())
 }

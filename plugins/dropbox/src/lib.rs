@@ -67,6 +67,7 @@ impl Connector for Dropbox {
             .field(ConfigField::url(field::API_URL, "API URL", "Dropbox's API address (RPC calls and tokens). Change it only for a local emulator.").default(DEFAULT_API_URL))
             .field(ConfigField::url(field::CONTENT_URL, "Content URL", "Dropbox's content address (downloads). Change it only for a local emulator.").default(DEFAULT_CONTENT_URL))
             .field(ConfigField::url(field::WWW_URL, "Website URL", "Where the browser authorizes the app. Change it only for a local emulator.").default(DEFAULT_WWW_URL))
+            .oauth_dialect(oauth_dialect())
             .auth(AuthScheme::Oauth2AuthorizationCode(Oauth2Auth {
                 token_url: "{config.api_url}/oauth2/token".into(),
                 authorize_url: Some("{config.www_url}/oauth2/authorize".into()),
@@ -74,7 +75,7 @@ impl Connector for Dropbox {
                 client_id_field: field::APP_KEY.into(),
                 client_secret_field: Some(field::APP_SECRET.into()),
                 // `token_access_type=offline` belongs on the authorize URL, not the token
-                // request; the host adds it there for Dropbox (provider quirk table).
+                // request: the dialect declares it there.
                 extra_params: Vec::new(),
             }))
             .endpoint(
@@ -107,8 +108,8 @@ impl Connector for Dropbox {
         discover::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        discover::download(file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        discover::download(file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
@@ -180,6 +181,21 @@ fn check() -> Result<CheckReport, PluginError> {
         account: Some(account),
         details,
     })
+}
+
+/// How Dropbox's OAuth2 server talks (contract 0.3; reference `saas-apis.md` §7.1): credentials
+/// in the body, `token_access_type=offline` on the authorize URL for a refresh token, and the
+/// account ids next to the token.
+fn oauth_dialect() -> OauthDialect {
+    use AuthFailure as F;
+    use GrantKind as G;
+    OauthDialect::rfc()
+        .client_auth(ClientAuth::Body)
+        .authorize_param("token_access_type", "offline")
+        .context_field("account_id")
+        .context_field("uid")
+        .error_rule("invalid_grant", &[G::Refresh], None, F::ReauthorizationRequired, "the refresh token was revoked (for example the user disconnected the app); authorize the integration again")
+        .error_rule("invalid_grant", &[G::AuthorizationCode], None, F::Rejected, "the authorization code was not accepted (expired or already used); start the authorization again")
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ impl Connector for GoogleDrive {
             .field(ConfigField::url(field::API_URL, "Drive API URL", "Google's API address. Change it only for a local emulator.").default(DEFAULT_API_URL))
             .field(ConfigField::url(field::TOKEN_URL, "Token URL", "Google's OAuth 2.0 token endpoint. Change it only for a local emulator.").default(DEFAULT_TOKEN_URL))
             .field(ConfigField::text(field::DOWNLOAD_HOST, "Download host", "Where Drive may redirect file downloads (307): Google's content hosts, which get no credentials. *.googleusercontent.com covers them; change it only for a local emulator.").default(DEFAULT_DOWNLOAD_HOST))
+            .oauth_dialect(oauth_dialect())
             .auth(AuthScheme::JwtBearer(JwtBearerAuth {
                 token_url: "{config.token_url}".into(),
                 issuer_field: field::EMAIL.into(),
@@ -102,8 +103,8 @@ impl Connector for GoogleDrive {
         discover::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        discover::download(file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        discover::download(file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
@@ -189,4 +190,30 @@ fn check() -> Result<CheckReport, PluginError> {
         account: Some(account),
         details,
     })
+}
+
+/// How Google's OAuth2 server talks (contract 0.3; reference `saas-apis.md` §5.1): credentials
+/// in the body, scopes in the assertion's `scope` claim, an hour of assertion lifetime, and
+/// `invalid_grant` told apart by description.
+fn oauth_dialect() -> OauthDialect {
+    use AuthFailure as F;
+    use GrantKind as G;
+    const CLOCK: &str = "the assertion's iat/exp times were refused; the daemon's clock is probably wrong, sync it (NTP)";
+    const REVOKED: &str = "the refresh token expired or was revoked (for example the user removed the app's access); authorize the integration again";
+    OauthDialect::rfc()
+        .client_auth(ClientAuth::Body)
+        .authorize_param("access_type", "offline")
+        .authorize_param("prompt", "consent")
+        .jwt(JwtDialect {
+            lifetime_secs: 3600,
+            scope_claim: true,
+            ..JwtDialect::rfc()
+        })
+        .error_rule("invalid_grant", &[], Some("Invalid JWT Signature"), F::AssertionRejected, "the signature does not match the service account's keys; the key may have been deleted or rotated, so create a new key file")
+        .error_rule("invalid_grant", &[], Some("short-lived"), F::AssertionRejected, CLOCK)
+        .error_rule("invalid_grant", &[], Some("iat"), F::AssertionRejected, CLOCK)
+        .error_rule("invalid_grant", &[], Some("account not found"), F::ClientRejected, "the service account does not exist (deleted?); check its e-mail or create a new key")
+        .error_rule("invalid_grant", &[G::Refresh], None, F::ReauthorizationRequired, REVOKED)
+        .error_rule("invalid_grant", &[], Some("expired or revoked"), F::ReauthorizationRequired, REVOKED)
+        .error_rule("unauthorized_client", &[], None, F::ConsentMissing, "domain-wide delegation is not granted for this service account and these scopes; add its client id and the scopes in the Google Admin console (Security > API controls > Domain-wide delegation)")
 }

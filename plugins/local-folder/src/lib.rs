@@ -170,7 +170,7 @@ impl Connector for LocalFolder {
         })
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
         if file.id.split('/').any(|c| c == ".." || c.is_empty()) {
             return Err(PluginError::fatal(format!(
                 "not a path inside the folder: {}",
@@ -180,16 +180,16 @@ impl Connector for LocalFolder {
         Ok(DownloadSpec {
             location: ContentLocation::File(format!("{INPUT}/{}", file.id)),
             supports_range: true,
-        })
+        }
+        .into())
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
         if !output_enabled() {
             return Ok(results
                 .into_iter()
-                .map(|r| WriteOutcome {
-                    file_id: r.file.id,
-                    outcome: Ok(()),
+                .map(|r| {
+                    WriteOutcome::skipped(r.file.id, "no output folder is configured (`output`)")
                 })
                 .collect());
         }
@@ -197,9 +197,13 @@ impl Connector for LocalFolder {
             .into_iter()
             .map(|r| {
                 let file_id = r.file.id.clone();
-                let outcome = write_report(&r).map_err(|e| {
-                    PluginError::transient(format!("cannot write the report for {file_id}: {e}"))
-                });
+                let outcome = write_report(&r)
+                    .map(|()| WriteResult::Written)
+                    .map_err(|e| {
+                        PluginError::transient(format!(
+                            "cannot write the report for {file_id}: {e}"
+                        ))
+                    });
                 WriteOutcome { file_id, outcome }
             })
             .collect())

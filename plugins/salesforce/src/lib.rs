@@ -46,6 +46,7 @@ impl Connector for Salesforce {
                     .with_credentials()
                     .purpose("the org's REST API: queries, file downloads, result records"),
             )
+            .oauth_dialect(oauth_dialect())
             .auth(settings::auth_scheme())
             .write_back_batch_size(writeback::MAX_RECORDS_PER_REQUEST as u32);
         for f in settings::fields() {
@@ -67,8 +68,8 @@ impl Connector for Salesforce {
         discovery::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        discovery::download(file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        discovery::download(file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
@@ -194,13 +195,77 @@ fn check() -> Result<CheckReport, PluginError> {
         details.push("write-back is off".into());
     }
 
-    let account = match (
-        config::auth_context("user_id"),
-        config::auth_context("organization_id"),
-    ) {
+    let account = match identity(config::auth_context("id").as_deref()) {
         (Some(u), Some(o)) => Some(format!("user {u} in org {o} ({} flow)", settings::flow())),
         (Some(u), None) => Some(format!("user {u}")),
         _ => None,
     };
     Ok(CheckReport { account, details })
+}
+
+/// The user and org ids at the end of Salesforce's identity URL (`.../id/{org}/{user}`).
+fn identity(id_url: Option<&str>) -> (Option<String>, Option<String>) {
+    let Some(url) = id_url else {
+        return (None, None);
+    };
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(user), Some(org), Some("id")) if !user.is_empty() && !org.is_empty() => {
+            (Some(user.to_owned()), Some(org.to_owned()))
+        }
+        _ => (None, None),
+    }
+}
+
+/// How Salesforce's OAuth2 server talks (contract 0.3; reference `saas-apis.md` §1.1): tokens
+/// without `expires_in` that last the org's session timeout (2 h by default; a shorter one still
+/// works, because a 401 refreshes), the org's `instance_url` and identity URL as auth context,
+/// assertions that must expire within about three minutes, and `invalid_grant` meaning six
+/// different things told apart by description.
+fn oauth_dialect() -> OauthDialect {
+    use AuthFailure as F;
+    use GrantKind as G;
+    const NOT_APPROVED: &str = "the user is not pre-authorized for the connected app; set 'Admin approved users are pre-authorized' and add the user's profile or permission set to the app";
+    OauthDialect::rfc()
+        .client_auth(ClientAuth::Body)
+        .default_lifetime_secs(7200)
+        .context_field("instance_url")
+        .context_field("id")
+        .context_field("issued_at")
+        .jwt(JwtDialect {
+            lifetime_secs: 180,
+            scope_claim: true,
+            ..JwtDialect::rfc()
+        })
+        .error_rule("invalid_client_id", &[], None, F::ClientRejected, "the consumer key is not known; copy the Consumer Key from the connected app, and check login vs test host (production vs sandbox)")
+        .error_rule("invalid_client", &[], None, F::ClientRejected, "the consumer secret is wrong; copy the Consumer Secret from the connected app again")
+        .error_rule("invalid_grant", &[], Some("hasn't approved"), F::ConsentMissing, NOT_APPROVED)
+        .error_rule("invalid_grant", &[], Some("not approved"), F::ConsentMissing, NOT_APPROVED)
+        .error_rule("invalid_grant", &[], Some("inactive user"), F::UserRejected, "the Salesforce user is inactive; activate it or configure another user")
+        .error_rule("invalid_grant", &[G::Password], Some("authentication failure"), F::UserRejected, "wrong username, password or security token; Salesforce wants the password followed by the user's current security token (reset it under Settings > Reset My Security Token), and the org must allow the username-password flow")
+        .error_rule("invalid_grant", &[], Some("authentication failure"), F::UserRejected, "the user's login was refused; check the username and that the user may log in")
+        .error_rule("invalid_grant", &[], Some("expired access/refresh token"), F::ReauthorizationRequired, "the refresh token expired or was revoked; authorize the integration again")
+        .error_rule("invalid_grant", &[G::JwtBearer], None, F::AssertionRejected, "check that the certificate uploaded to the connected app matches the private key, that the audience is https://login.salesforce.com (https://test.salesforce.com for sandboxes), that the username exists, and that the daemon's clock is correct")
+        .error_rule("invalid_grant", &[G::AuthorizationCode], None, F::Rejected, "the authorization code was not accepted (expired, already used, or a different redirect URL); start the authorization again")
+        .error_rule("unsupported_grant_type", &[], None, F::Rejected, "the org does not allow this OAuth flow for the connected app; enable it in the app's OAuth policies")
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::identity;
+
+    #[test]
+    fn the_identity_url_names_the_org_and_the_user() {
+        assert_eq!(
+            identity(Some(
+                "https://login.salesforce.com/id/00Dxx0000001gPL/005xx000001SwiU"
+            )),
+            (
+                Some("005xx000001SwiU".into()),
+                Some("00Dxx0000001gPL".into())
+            )
+        );
+        assert_eq!(identity(Some("https://example.com/other")), (None, None));
+        assert_eq!(identity(None), (None, None));
+    }
 }

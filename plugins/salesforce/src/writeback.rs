@@ -304,9 +304,11 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     if !s.write_results {
         return Ok(results
             .into_iter()
-            .map(|r| WriteOutcome {
-                file_id: r.file.id,
-                outcome: Ok(()),
+            .map(|r| {
+                WriteOutcome::skipped(
+                    r.file.id,
+                    "writing results is off in the integration's settings (write_results)",
+                )
             })
             .collect());
     }
@@ -361,7 +363,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             }
             outcomes.push(WriteOutcome {
                 file_id: r.file.id.clone(),
-                outcome: o.map_err(|(_, e)| e),
+                outcome: o.map(|()| WriteResult::Written).map_err(|(_, e)| e),
             });
         }
     }

@@ -79,6 +79,7 @@ impl Connector for SharePoint {
                 ConfigField::secret(field::CLIENT_STATE, "Notification client state", "For change notifications (optional): the clientState you give Graph when you create the subscription on each drive's root, with notificationUrl set to this integration's hook URL (/hooks/<integration>). Notifications that do not carry it are refused. Without notifications, changes are seen at each scheduled sync.")
                     .optional(),
             )
+            .oauth_dialect(oauth_dialect())
             .auth(AuthScheme::Oauth2ClientCredentials(Oauth2Auth {
                 token_url: "{config.login_url}/{config.tenant}/oauth2/v2.0/token".into(),
                 authorize_url: None,
@@ -119,8 +120,8 @@ impl Connector for SharePoint {
         discover::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        discover::download(file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        discover::download(file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
@@ -229,4 +230,57 @@ fn check_columns(settings: &Settings, lib: &libraries::Library) -> Result<(), Pl
         }
     }
     Ok(())
+}
+
+/// How the Microsoft identity platform talks (contract 0.3; reference `saas-apis.md` §2.1):
+/// credentials in the body, and errors identified by the AADSTS number every description starts
+/// with.
+fn oauth_dialect() -> OauthDialect {
+    use AuthFailure as F;
+    let aadsts = |d: OauthDialect, n: u64, kind: AuthFailure, hint: &str| {
+        d.error_rule("*", &[], Some(&format!("AADSTS{n}:")), kind, hint)
+    };
+    let d = OauthDialect::rfc().client_auth(ClientAuth::Body);
+    let d = aadsts(
+        d,
+        7_000_215,
+        F::ClientRejected,
+        "the client secret is wrong; paste the secret's Value (not its Secret ID) from the app registration's Certificates & secrets",
+    );
+    let d = aadsts(
+        d,
+        7_000_222,
+        F::ClientRejected,
+        "the client secret has expired; create a new one in the app registration",
+    );
+    let d = aadsts(
+        d,
+        7_000_218,
+        F::ClientRejected,
+        "no client secret was sent; set the integration's client secret",
+    );
+    let d = aadsts(
+        d,
+        700_016,
+        F::ClientRejected,
+        "no app with this client id exists in the tenant; check the Application (client) ID and the tenant, and that an administrator consented to the app there",
+    );
+    let d = aadsts(
+        d,
+        70_011,
+        F::ScopeRejected,
+        "client credentials need exactly one scope of the form https://graph.microsoft.com/.default",
+    );
+    let d = aadsts(
+        d,
+        500_011,
+        F::ScopeRejected,
+        "the scope names a resource this tenant does not know; check the scope URL",
+    );
+    aadsts(
+        d,
+        90_002,
+        F::Rejected,
+        "the tenant does not exist; check the tenant id or domain in the integration's settings",
+    )
 }

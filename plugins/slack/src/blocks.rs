@@ -64,10 +64,11 @@ impl Message {
 /// The message for a notification, showing at most `max_findings` findings per file.
 pub fn render(event: &Notification, max_findings: usize) -> Message {
     match event {
-        Notification::HighRiskFiles(alerts) if alerts.len() == 1 => alerts
+        Notification::HighRiskFiles(d) if d.total_files() == 1 => d
+            .alerts
             .first()
             .map_or_else(empty, |a| file_alert(a, max_findings)),
-        Notification::HighRiskFiles(alerts) => digest(alerts),
+        Notification::HighRiskFiles(d) => digest(d),
         Notification::BatchCompleted(b) => batch_completed(b),
         Notification::BatchFailed(p) => {
             problem(":x: Scan failed", p, "The run stopped before it finished.")
@@ -143,8 +144,10 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Message {
     }
 }
 
-fn digest(alerts: &[FileAlert]) -> Message {
-    let n = alerts.len();
+/// A window's alerts: its totals count every file, the lines show the worst the message holds.
+fn digest(d: &Digest) -> Message {
+    let alerts = &d.alerts;
+    let n = d.total_files();
     let mut blocks = vec![header(&format!(
         ":rotating_light: {n} high-risk images found"
     ))];
@@ -154,7 +157,7 @@ fn digest(alerts: &[FileAlert]) -> Message {
     let counts = [RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium]
         .iter()
         .filter_map(|&r| {
-            let c = alerts.iter().filter(|a| rank(a.risk) == rank(r)).count();
+            let c = d.count(r);
             (c > 0).then(|| format!("{} {c} {}", risk_emoji(r), risk_label(r).to_lowercase()))
         })
         .collect::<Vec<_>>()
@@ -200,10 +203,11 @@ fn digest(alerts: &[FileAlert]) -> Message {
         }
         blocks.push(section(&cut(&line, MAX_SECTION_CHARS)));
     }
-    if n > MAX_DIGEST_FILES {
+    let shown = alerts.len().min(MAX_DIGEST_FILES);
+    if n > shown {
         blocks.push(context(&[format!(
             "…and {} more high-risk images. See the ProofPix dashboard or `proofpix results` for the full list.",
-            n - MAX_DIGEST_FILES
+            n - shown
         )]));
     }
     debug_assert!(blocks.len() <= MAX_BLOCKS);
@@ -524,7 +528,7 @@ mod tests {
     #[test]
     fn a_single_alert_has_a_header_the_risk_and_findings_worst_first() {
         let m = render(
-            &Notification::HighRiskFiles(vec![alert("IMG_1.jpg", RiskLevel::High, 87)]),
+            &Notification::HighRiskFiles(Digest::of(vec![alert("IMG_1.jpg", RiskLevel::High, 87)])),
             5,
         );
         assert_eq!(m.blocks[0]["type"], "header");
@@ -549,7 +553,7 @@ mod tests {
             RiskLevel::Critical,
             99,
         );
-        let m = render(&Notification::HighRiskFiles(vec![a]), 5);
+        let m = render(&Notification::HighRiskFiles(Digest::of(vec![a])), 5);
         let all = texts(&m);
         assert!(!all.contains("<!channel>"), "{all}");
         assert!(all.contains("&lt;!channel&gt;"), "{all}");
@@ -570,7 +574,7 @@ mod tests {
                 )
             })
             .collect();
-        let m = render(&Notification::HighRiskFiles(alerts), 5);
+        let m = render(&Notification::HighRiskFiles(Digest::of(alerts)), 5);
         assert!(m.blocks.len() <= MAX_BLOCKS);
         assert_eq!(
             m.blocks[0]["text"]["text"],
@@ -607,7 +611,7 @@ mod tests {
                 value: format!("{i} {}", "z".repeat(500)),
             })
             .collect();
-        let m = render(&Notification::HighRiskFiles(vec![a]), 500);
+        let m = render(&Notification::HighRiskFiles(Digest::of(vec![a])), 500);
         for b in &m.blocks {
             let t = b["text"]["text"].as_str().unwrap_or_default();
             assert!(t.chars().count() <= MAX_SECTION_CHARS);

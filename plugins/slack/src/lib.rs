@@ -183,8 +183,8 @@ impl Connector for Plugin {
         source::discover(cursor)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
-        source::download(&file)
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
+        source::download(&file).map(Into::into)
     }
 
     fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {

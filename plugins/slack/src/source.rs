@@ -483,7 +483,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     let mut outcomes = Vec::with_capacity(results.len());
     for r in &results {
         let outcome = match write_one(&mode, r) {
-            Ok(()) => Ok(()),
+            Ok(done) => Ok(done),
             // Rate limited or a transient failure: fail the whole call so the host waits and
             // retries it. Reactions are idempotent (`already_reacted`) and thread replies are
             // remembered in state, so the retry does not write anything twice.
@@ -499,12 +499,14 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     Ok(outcomes)
 }
 
-fn write_one(mode: &str, r: &FileResult) -> Result<(), PluginError> {
+fn write_one(mode: &str, r: &FileResult) -> Result<WriteResult, PluginError> {
     // A result with an error is still written: a partial parse that found a risk (GPS read
     // before a broken preview IFD) is that risk, and an unreadable file is marked as such
     // rather than left looking unscanned.
     if mode == "off" {
-        return Ok(());
+        return Ok(WriteResult::Skipped(
+            "write-back is off in the integration's settings (write_back = off)".into(),
+        ));
     }
     let (Some(channel), Some(ts)) = (r.file.property("channel"), r.file.property("ts")) else {
         return Err(PluginError::fatal(format!(
@@ -513,13 +515,23 @@ fn write_one(mode: &str, r: &FileResult) -> Result<(), PluginError> {
         )));
     };
     let high = blocks::rank(r.risk) >= blocks::rank(RiskLevel::High);
+    let mut wrote = false;
     if matches!(mode, "reaction" | "thread-high") {
         react(channel, ts, mark_for(r))?;
+        wrote = true;
     }
     if mode == "thread" || (mode == "thread-high" && high) {
         reply(channel, ts, r)?;
+        wrote = true;
     }
-    Ok(())
+    Ok(if wrote {
+        WriteResult::Written
+    } else {
+        WriteResult::Skipped(format!(
+            "the write_back setting '{}' writes nothing for this result",
+            mode.chars().take(40).collect::<String>()
+        ))
+    })
 }
 
 /// The emoji that marks a result: its risk's, except that a file the analysis could not fully
@@ -580,7 +592,7 @@ pub fn result_message(r: &FileResult) -> blocks::Message {
         findings: r.findings.clone(),
     };
     let max = usize::try_from(config::integer("max_findings", 5).unwrap_or(5)).unwrap_or(5);
-    let mut m = blocks::render(&Notification::HighRiskFiles(vec![alert]), max);
+    let mut m = blocks::render(&Notification::HighRiskFiles(Digest::of(vec![alert])), max);
     // In a thread the header would shout; the first block is replaced by a plain line.
     if let Some(first) = m.blocks.first_mut() {
         *first = json!({"type": "section", "text": {"type": "mrkdwn", "text": reply_header(r)}});

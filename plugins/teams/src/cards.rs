@@ -78,11 +78,11 @@ impl Card {
     /// The card for a notification, listing at most `max_findings` findings per file.
     pub fn render(event: &Notification, max_findings: usize) -> Card {
         match event {
-            Notification::HighRiskFiles(alerts) if alerts.len() == 1 => match alerts.first() {
+            Notification::HighRiskFiles(d) if d.total_files() == 1 => match d.alerts.first() {
                 Some(a) => file_alert(a, max_findings),
-                None => digest(alerts),
+                None => digest(d),
             },
-            Notification::HighRiskFiles(alerts) => digest(alerts),
+            Notification::HighRiskFiles(d) => digest(d),
             Notification::BatchCompleted(b) => batch_completed(b),
             Notification::BatchFailed(p) => problem("Scan failed", p, Tone::Attention),
             Notification::IntegrationUnhealthy(p) => {
@@ -263,12 +263,14 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Card {
     }
 }
 
-fn digest(alerts: &[FileAlert]) -> Card {
-    let n = alerts.len();
+/// A window's alerts: its totals count every file, the lines show the worst the message holds.
+fn digest(d: &Digest) -> Card {
+    let alerts = &d.alerts;
+    let n = d.total_files();
     let counts = [RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium]
         .iter()
         .filter_map(|&r| {
-            let c = alerts.iter().filter(|a| rank(a.risk) == rank(r)).count();
+            let c = d.count(r);
             (c > 0).then(|| format!("{c} {}", risk_label(r).to_lowercase()))
         })
         .collect::<Vec<_>>()
@@ -311,10 +313,11 @@ fn digest(alerts: &[FileAlert]) -> Card {
         )));
         lines.push(l);
     }
-    if n > MAX_DIGEST_FILES {
+    let shown = alerts.len().min(MAX_DIGEST_FILES);
+    if n > shown {
         lines.push(vec![Span::Text(format!(
             "…and {} more. See the ProofPix dashboard or `proofpix results` for the full list.",
-            n - MAX_DIGEST_FILES
+            n - shown
         ))]);
     }
     Card {
@@ -551,7 +554,10 @@ mod tests {
 
     #[test]
     fn an_alert_is_an_adaptive_card_in_a_message_envelope() {
-        let card = Card::render(&Notification::HighRiskFiles(vec![alert("a.jpg")]), 5);
+        let card = Card::render(
+            &Notification::HighRiskFiles(Digest::of(vec![alert("a.jpg")])),
+            5,
+        );
         let v = card.adaptive_envelope();
         assert_eq!(v["type"], "message");
         assert_eq!(
@@ -576,7 +582,10 @@ mod tests {
 
     #[test]
     fn a_message_card_has_the_fields_the_legacy_connector_requires() {
-        let card = Card::render(&Notification::HighRiskFiles(vec![alert("a.jpg")]), 5);
+        let card = Card::render(
+            &Notification::HighRiskFiles(Digest::of(vec![alert("a.jpg")])),
+            5,
+        );
         let v = card.message_card();
         assert_eq!(v["@type"], "MessageCard");
         assert_eq!(v["@context"], "https://schema.org/extensions");
@@ -587,7 +596,9 @@ mod tests {
     #[test]
     fn untrusted_names_cannot_inject_links_or_html() {
         let card = Card::render(
-            &Notification::HighRiskFiles(vec![alert("[click](https://evil)<b>x</b>.jpg")]),
+            &Notification::HighRiskFiles(Digest::of(vec![alert(
+                "[click](https://evil)<b>x</b>.jpg",
+            )])),
             5,
         );
         let adaptive = card.adaptive_envelope().to_string();
@@ -599,7 +610,7 @@ mod tests {
     #[test]
     fn a_digest_of_many_files_lists_twenty_and_counts_the_rest() {
         let alerts: Vec<FileAlert> = (0..75).map(|i| alert(&format!("p{i}.jpg"))).collect();
-        let card = Card::render(&Notification::HighRiskFiles(alerts), 5);
+        let card = Card::render(&Notification::HighRiskFiles(Digest::of(alerts)), 5);
         assert_eq!(card.title, "75 high-risk images found");
         let lines = &card.paragraphs[0];
         assert_eq!(lines.len(), MAX_DIGEST_FILES + 1);
@@ -609,5 +620,32 @@ mod tests {
                 .contains("…and 55 more")
         );
         assert!(card.adaptive_envelope().to_string().len() < 28_000);
+    }
+
+    /// A window of 300 files whose message carries only 50: the card counts all 300 and says
+    /// how many it does not show.
+    #[test]
+    fn a_digest_counts_the_whole_window_not_only_the_alerts_it_carries() {
+        let alerts: Vec<FileAlert> = (0..50).map(|i| alert(&format!("p{i}.jpg"))).collect();
+        let digest = Digest {
+            alerts,
+            total: 300,
+            by_risk: vec![(RiskLevel::Critical, 120), (RiskLevel::High, 180)],
+            window_start: "2026-12-06T10:00:00Z".into(),
+            window_end: "2026-12-06T11:00:00Z".into(),
+        };
+        let card = Card::render(&Notification::HighRiskFiles(digest), 5);
+        assert_eq!(card.title, "300 high-risk images found");
+        assert!(
+            card.summary.contains("120 critical, 180 high"),
+            "{}",
+            card.summary
+        );
+        assert!(
+            card.adaptive_envelope()
+                .to_string()
+                .contains("…and 280 more"),
+            "twenty shown of 300"
+        );
     }
 }

@@ -50,11 +50,16 @@
 //!    "summary": "GPS 52.37,4.89 (±10 m); serial SN-4000****",
 //!    "findings": [{"category": "gps", "code": "gps.coordinates", "severity": "critical",
 //!                  "value": "52.37, 4.89"}],
-//!    "findings_total": 1}]}
+//!    "findings_total": 1}],
+//!  "files_total": 1, "files_by_risk": {"critical": 1},
+//!  "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}}
 //! ```
 //!
-//! `findings` lists at most `max_findings` findings, worst first (equal severities in the
-//! host's order); `findings_total` counts them all. `score` is 0 to 100. Finding values are masked by the host
+//! `files_total` and `files_by_risk` count every file of the delivery window, also when
+//! `files` holds fewer (a digest carries at most 50); `window` is when those files were
+//! analysed, RFC 3339 (absent when the host sent none). `findings` lists at most
+//! `max_findings` findings, worst first (equal severities in the host's order);
+//! `findings_total` counts them all. `score` is 0 to 100. Finding values are masked by the host
 //! unless the operator asked to show them. `container`, `path` and `web_url` may be `null`.
 //!
 //! `batch_completed`: a source integration's run finished.
@@ -347,16 +352,18 @@ fn extra_headers() -> Result<Vec<(String, String)>, PluginError> {
 /// A request the host refused (the sealed URL's origin is not declared or not granted) is a
 /// configuration problem, not a bug: say which settings decide it.
 fn refusal(e: PluginError) -> PluginError {
-    match &e {
-        PluginError::Fatal(m) if m.starts_with(HOST_REFUSAL) => PluginError::invalid_config(
-            Some("endpoint"),
-            format!(
-                "{m}; the webhook URL's origin must be hooks.zapier.com, a Power Automate host \
-                 or the one in `endpoint`, and the operator must grant it"
-            ),
+    let m = match &e {
+        PluginError::EgressRefused(r) => format!("{HOST_REFUSAL}: {}", r.reason),
+        PluginError::Fatal(m) if m.starts_with(HOST_REFUSAL) => m.clone(),
+        _ => return e,
+    };
+    PluginError::invalid_config(
+        Some("endpoint"),
+        format!(
+            "{m}; the webhook URL's origin must be hooks.zapier.com, a Power Automate host \
+             or the one in `endpoint`, and the operator must grant it"
         ),
-        _ => e,
-    }
+    )
 }
 
 /// Why `endpoint` is not an origin (`scheme://host[:port]`), if it is not.

@@ -34,9 +34,29 @@ pub fn document(event: &Notification, integration_id: &str, max_findings: usize)
     doc.insert("event".into(), event_name(event).into());
     doc.insert("integration_id".into(), integration_id.into());
     match event {
-        Notification::HighRiskFiles(alerts) => {
-            let files = alerts.iter().map(|a| alert(a, max_findings)).collect();
+        Notification::HighRiskFiles(d) => {
+            let files = d.alerts.iter().map(|a| alert(a, max_findings)).collect();
             doc.insert("files".into(), Value::Array(files));
+            // The window's totals count every file, also those a message could not carry.
+            let by_risk: Map<String, Value> = [
+                RiskLevel::Critical,
+                RiskLevel::High,
+                RiskLevel::Medium,
+                RiskLevel::Low,
+                RiskLevel::None,
+            ]
+            .into_iter()
+            .filter(|r| d.count(*r) > 0)
+            .map(|r| (risk(r).to_string(), Value::from(d.count(r))))
+            .collect();
+            doc.insert("files_total".into(), Value::from(d.total_files()));
+            doc.insert("files_by_risk".into(), Value::Object(by_risk));
+            if !d.window_start.is_empty() {
+                doc.insert(
+                    "window".into(),
+                    json!({"start": d.window_start, "end": d.window_end}),
+                );
+            }
         }
         Notification::BatchCompleted(b) => {
             let by_risk: Map<String, Value> = b
@@ -188,14 +208,20 @@ mod tests {
         }
     }
 
-    /// The exact bytes matter: they are what gets signed, and they match what the Python
-    /// example sends for the same alert (sorted keys, no spaces).
+    /// The exact bytes matter: they are what gets signed, and they are serialised as the Python
+    /// example serialises (sorted keys, no spaces). The example targets contract 0.2, whose
+    /// digest has no totals, so it sends the same document without `files_by_risk` and
+    /// `files_total`.
     #[test]
     fn a_high_risk_alert_is_compact_json_with_sorted_keys() {
-        let doc = document(&Notification::HighRiskFiles(vec![alert()]), "zap", 1);
+        let doc = document(
+            &Notification::HighRiskFiles(Digest::of(vec![alert()])),
+            "zap",
+            1,
+        );
         assert_eq!(
             String::from_utf8(body(&doc)).unwrap(),
-            r#"{"event":"high_risk_files","files":[{"file":{"container":"Case 00001042","id":"068000000000001","name":"damage \"photo\".jpg","path":null,"version":"3","web_url":null},"findings":[{"category":"gps","code":"gps.coordinates","severity":"critical","value":"52.37, 4.89"}],"findings_total":2,"integration":"sf-cases","risk":"critical","score":94,"summary":"GPS 52.37,4.89"}],"integration_id":"zap"}"#
+            r#"{"event":"high_risk_files","files":[{"file":{"container":"Case 00001042","id":"068000000000001","name":"damage \"photo\".jpg","path":null,"version":"3","web_url":null},"findings":[{"category":"gps","code":"gps.coordinates","severity":"critical","value":"52.37, 4.89"}],"findings_total":2,"integration":"sf-cases","risk":"critical","score":94,"summary":"GPS 52.37,4.89"}],"files_by_risk":{"critical":1},"files_total":1,"integration_id":"zap"}"#
         );
     }
 
@@ -209,7 +235,7 @@ mod tests {
             finding("gps.coordinates", RiskLevel::Critical),
             finding("serial.body", RiskLevel::High),
         ];
-        let doc = document(&Notification::HighRiskFiles(vec![a]), "zap", 3);
+        let doc = document(&Notification::HighRiskFiles(Digest::of(vec![a])), "zap", 3);
         let codes: Vec<&str> = doc["files"][0]["findings"]
             .as_array()
             .unwrap()
@@ -223,7 +249,7 @@ mod tests {
     #[test]
     fn a_digest_lists_every_file_and_zero_findings_keeps_the_count() {
         let doc = document(
-            &Notification::HighRiskFiles(vec![alert(), alert(), alert()]),
+            &Notification::HighRiskFiles(Digest::of(vec![alert(), alert(), alert()])),
             "zap",
             0,
         );

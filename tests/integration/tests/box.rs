@@ -112,6 +112,33 @@ impl Env {
             .map(|_| ())
     }
 
+    /// The JWT grant: the app's key pair instead of a subject in the form.
+    async fn integrate_with_jwt(&self, flow: &str, key: &str) -> Result<(), ServiceError> {
+        let mut secrets = BTreeMap::new();
+        secrets.insert(
+            "client_secret".to_string(),
+            Secret::new(fixtures::CLIENT_SECRET),
+        );
+        secrets.insert("jwt_private_key".to_string(), Secret::new(key));
+        self.host
+            .create_integration(
+                IntegrationSpec {
+                    id: ID.into(),
+                    plugin: "box".into(),
+                    config: self.config(&[
+                        ("auth_flow", flow),
+                        ("jwt_public_key_id", fixtures::JWT_KEY_ID),
+                    ]),
+                    secrets,
+                    grant: loopback_grant(),
+                    ..IntegrationSpec::default()
+                },
+                "operator:test",
+            )
+            .await
+            .map(|_| ())
+    }
+
     async fn integrate(&self, extra: &[(&str, &str)]) {
         self.try_integrate_with(extra, fixtures::CLIENT_SECRET)
             .await
@@ -250,6 +277,70 @@ async fn every_image_of_the_folder_tree_is_listed_over_many_pages_and_nothing_el
     let form = token.first().expect("token request").form();
     assert_eq!(form["box_subject_type"], "enterprise");
     assert_eq!(form["box_subject_id"], fixtures::ENTERPRISE_ID);
+}
+
+/// Box's JWT grant, declared by the plugin (contract 0.3 `oauth-dialect`): the host signs an
+/// assertion with the `kid`, `box_sub_type` and `sub` the integration chose, sends the client id
+/// and secret beside it, and the sync runs on the token. The host's auth crate knows no Box.
+#[tokio::test]
+async fn the_jwt_grant_runs_from_the_plugins_declared_dialect() {
+    let env = env().await;
+    env.integrate_with_jwt(
+        "jwt-enterprise",
+        proofpix_emulators::keys::PRIVATE_KEY_A_PEM,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create integration: {e}"));
+    let report = env.sync().await;
+    assert_eq!(report.files.len(), env.images().len());
+    assert!(errors(&report).is_empty(), "{:?}", errors(&report));
+    let token = env.b.log().to_path(box_com::TOKEN_PATH);
+    let form = token.first().expect("token request").form();
+    assert_eq!(
+        form["grant_type"],
+        "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    );
+    assert_eq!(form["client_id"], fixtures::CLIENT_ID);
+    assert!(!form.contains_key("box_subject_type"), "{form:?}");
+    let claims = jwt_segment(&form["assertion"], 1);
+    assert_eq!(claims["box_sub_type"], "enterprise");
+    assert_eq!(claims["sub"], fixtures::ENTERPRISE_ID);
+    assert_eq!(claims["aud"], "https://api.box.com/oauth2/token");
+    assert_eq!(
+        jwt_segment(&form["assertion"], 0)["kid"],
+        fixtures::JWT_KEY_ID
+    );
+}
+
+/// A key that does not belong to the configured key id fails the connection test's credentials
+/// step with the plugin's declared hint, not a generic OAuth message.
+#[tokio::test]
+async fn a_jwt_key_that_does_not_match_its_id_says_which_setting_to_check() {
+    let env = env().await;
+    env.integrate_with_jwt(
+        "jwt-enterprise",
+        proofpix_emulators::keys::PRIVATE_KEY_B_PEM,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create integration: {e}"));
+    let report = env.test().await;
+    let s = step(&report, "credentials");
+    assert!(!s.ok, "{report:?}");
+    assert!(
+        s.detail.contains("Add and Manage Public Keys"),
+        "{}",
+        s.detail
+    );
+    assert!(!s.detail.contains("PRIVATE KEY"), "no key in messages");
+}
+
+fn jwt_segment(jwt: &str, n: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(n).expect("three segments");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
 }
 
 /// A marker Box refuses in the middle of the walk restarts that folder; files already

@@ -476,6 +476,9 @@ mod delivery {
                     ],
                     "findings_total": 2,
                 }],
+                "files_total": 1,
+                "files_by_risk": {"critical": 1},
+                "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"},
             })
         );
         // Compact, sorted keys: the Python example's serialisation.

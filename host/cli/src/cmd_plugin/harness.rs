@@ -1578,12 +1578,13 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
             }
         }
     }
-    let scheme = if auth_flow::per_integration(&info) {
-        auth_flow::scheme_for(&plugin, &ctx)
+    let (scheme, declared_dialect) = if auth_flow::per_integration(&info) {
+        let chosen = auth_flow::auth_for(&plugin, &ctx)
             .await
-            .map_err(|e| anyhow::anyhow!("choosing the authentication flow: {e}"))?
+            .map_err(|e| anyhow::anyhow!("choosing the authentication flow: {e}"))?;
+        (chosen.scheme, chosen.dialect)
     } else {
-        info.auth.clone()
+        (info.auth.clone(), info.oauth_dialect.clone())
     };
     let mut auth_context = BTreeMap::new();
     match (&scheme, opts.record.as_deref(), &integration) {
@@ -1623,7 +1624,15 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
             "this plugin signs in with the OAuth authorization-code flow, which needs a person at a browser: authorize an integration of it once (`proofpix integration add`, then `proofpix integration authorize NAME`) and record with its stored refresh token, `--integration NAME`; without one, recording supports API keys and the client-credentials, password and JWT-bearer flows"
         ),
         (_, Some(upstream), None) => {
-            let creds = record_credentials(&scheme, &fixture.config, upstream, &secrets).await?;
+            let creds = record_credentials(
+                &plugin,
+                declared_dialect.as_ref(),
+                &scheme,
+                &fixture.config,
+                upstream,
+                &secrets,
+            )
+            .await?;
             // The token is a secret too: never in a recording.
             if let Ok(Some((_, value))) = creds.authorization().await {
                 let value = value.expose().to_string();
@@ -1777,6 +1786,8 @@ async fn run_once(opts: Options) -> anyhow::Result<Ran> {
 /// `{replay}` as the service's URL, and a token obtained now (so a wrong secret fails here, with
 /// the service's reason, rather than as a plugin error).
 async fn record_credentials(
+    plugin: &proofpix_runtime::Plugin,
+    declared_dialect: Option<&proofpix_runtime::contract::OauthDialect>,
     scheme: &AuthScheme,
     config: &BTreeMap<String, String>,
     upstream: &str,
@@ -1796,6 +1807,9 @@ async fn record_credentials(
     let http = proofpix_runtime::checked_client(networks, std::time::Duration::from_secs(30))
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
     let secrets: BTreeMap<String, Secret> = secrets.iter().cloned().collect();
+    // The plugin's declared OAuth dialect (or, for a plugin of contract 0.1/0.2, the host's
+    // table), as the daemon would use it.
+    let dialect = proofpix_service::oauth_dialect(plugin, declared_dialect, &resolved)?;
     let creds = proofpix_auth::Credentials::builder(
         "plugin-test",
         credentials::inputs(resolved, &config, &secrets),
@@ -1803,6 +1817,7 @@ async fn record_credentials(
         Arc::new(proofpix_auth::MemoryPersistence::new()),
     )
     .networks(networks)
+    .dialect(dialect)
     .build()?;
     creds
         .authorization()

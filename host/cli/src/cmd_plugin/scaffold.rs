@@ -208,13 +208,16 @@ impl Connector for {{ident}} {
         parse_page(&body)
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
         let base = config::require("base_url")?;
         let url = format!("{base}/files/{}/content", http::percent_encode(&file.id));
+        // A platform that is still processing a fresh upload would answer
+        // `DownloadAnswer::not_ready(retry_after_ms, reason)` instead.
         Ok(DownloadSpec {
             location: ContentLocation::Http(http::Request::get(&url).into_wit()),
             supports_range: false,
-        })
+        }
+        .into())
     }
 }
 

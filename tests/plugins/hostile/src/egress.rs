@@ -19,6 +19,10 @@ fn outcome(label: &str, r: Result<http::Response, PluginError>) -> String {
             r.headers,
             String::from_utf8_lossy(&r.body)
         ),
+        // The host's refusal arrives typed (contract 0.3); the line reads as before.
+        Err(PluginError::EgressRefused(r)) => {
+            format!("{label}: error request refused by the host: {}", r.reason)
+        }
         Err(e) => format!("{label}: error {}", e.message()),
     };
     line.chars().take(MAX_LINE).collect()

@@ -119,13 +119,14 @@ impl Connector for WellBehaved {
         })
     }
 
-    fn download(file: RemoteFile) -> Result<DownloadSpec, PluginError> {
+    fn download(file: RemoteFile) -> Result<DownloadAnswer, PluginError> {
         let base = config::require("base_url")?;
         let req = http::Request::get(&format!("{base}/files/{}/content", file.id));
         Ok(DownloadSpec {
             location: ContentLocation::Http(req.into_wit()),
             supports_range: true,
-        })
+        }
+        .into())
     }
 
     /// Posts the ids to `{base_url}/writeback` when a base URL is set, so a
@@ -140,10 +141,7 @@ impl Connector for WellBehaved {
         }
         Ok(results
             .into_iter()
-            .map(|r| WriteOutcome {
-                file_id: r.file.id,
-                outcome: Ok(()),
-            })
+            .map(|r| WriteOutcome::written(r.file.id))
             .collect())
     }
 
