@@ -7,7 +7,7 @@
 //! and the others find the fresh token when they get the lock. [`Credentials::invalidate_and_refresh`]
 //! is the path for a platform's 401: it compares the rejected header with the current one under the
 //! same mutex, so a burst of 401s for one expired token causes exactly one refresh. That matters
-//! beyond efficiency: Box and rotating Slack refresh tokens work once, so two concurrent refreshes
+//! beyond efficiency: single-use refresh tokens work once, so two concurrent refreshes
 //! would lock the integration out.
 //!
 //! Ordering on every new token: request → [`TokenPersistence::save`] → publish. A token is never

@@ -137,8 +137,7 @@ impl TokenHttp {
         builder.body(body).map_err(|_| HttpFailure::InvalidRequest)
     }
 
-    /// A form POST with optional HTTP Basic client credentials, for the grants the `oauth2` crate
-    /// does not model (JWT bearer, Slack).
+    /// A form POST with optional HTTP Basic client credentials: every token request.
     pub(crate) async fn post_form(
         &self,
         url: &Url,
@@ -147,18 +146,6 @@ impl TokenHttp {
     ) -> Result<HttpResponse, HttpFailure> {
         let request = form_request(url, params, basic)?;
         self.send(request).await
-    }
-}
-
-/// Lets the `oauth2` crate send through [`TokenHttp`].
-impl<'c> oauth2::AsyncHttpClient<'c> for TokenHttp {
-    type Error = HttpFailure;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<HttpResponse, HttpFailure>> + Send + 'c>,
-    >;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(self.send(request))
     }
 }
 

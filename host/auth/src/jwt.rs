@@ -1,9 +1,10 @@
-//! RS256 JWT bearer assertions (RFC 7523) for Salesforce and Google service accounts.
+//! RS256 JWT bearer assertions (RFC 7523).
 //!
 //! The assertion is a short-lived credential in its own right: anyone holding it can exchange it
 //! for a token until `exp`, so it is built right before the request, held as a [`Secret`], and
-//! never logged. Lifetimes follow the providers (reference §1.1: Salesforce ~3 min; §5.1: Google
-//! ≤ 1 h). The private key may be pasted as PEM (PKCS#8 `BEGIN PRIVATE KEY`, as in Google key files,
+//! never logged. Its lifetime, `kid`, extra claims and whether scopes go into a `scope` claim are
+//! the plugin's declared [`JwtDialect`](crate::JwtDialect); the registered claims (`iss`, `sub`,
+//! `aud`, `iat`, `exp`, `jti`) are always the host's, and `jti` is fresh per assertion. The private key may be pasted as PEM (PKCS#8 `BEGIN PRIVATE KEY`, as in Google key files,
 //! or PKCS#1 `BEGIN RSA PRIVATE KEY`, as `openssl genrsa` writes for Salesforce) or as a whole
 //! Google service-account key file (JSON with `private_key`, `private_key_id`, `client_email`).
 //!
