@@ -58,7 +58,7 @@ use std::time::Duration;
 pub use findings::{mask_email, mask_name};
 pub use model::{Category, Family, Finding, Format, PixelRun, Region, RiskLevel, Source};
 pub use policy::{Policy, PolicyError};
-pub use report::Report;
+pub use report::{Report, risk_from_pixels};
 pub use source::{ByteRange, ByteSource, FileSource, SourceError};
 pub use strip::{StripError, StripOptions, Stripped, strip};
 

@@ -220,6 +220,40 @@ pub enum Family {
     Pixels,
 }
 
+impl Family {
+    /// Every family.
+    pub const ALL: [Family; 8] = [
+        Self::Exif,
+        Self::Xmp,
+        Self::Iptc,
+        Self::Icc,
+        Self::MakerNote,
+        Self::Photoshop,
+        Self::Container,
+        Self::Pixels,
+    ];
+
+    /// The name used in JSON (`maker-note`) and in a finding's source label
+    /// (`maker-note:Canon/0x000c`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exif => "exif",
+            Self::Xmp => "xmp",
+            Self::Iptc => "iptc",
+            Self::Icc => "icc",
+            Self::MakerNote => "maker-note",
+            Self::Photoshop => "photoshop",
+            Self::Container => "container",
+            Self::Pixels => "pixels",
+        }
+    }
+
+    /// Parse the name [`Family::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
 /// Where a finding came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {

@@ -3,8 +3,25 @@
 
 use serde_json::json;
 
-use crate::model::{Finding, Format, PixelRun, RiskLevel};
+use crate::model::{Family, Finding, Format, PixelRun, RiskLevel};
 use crate::source::ByteRange;
+
+/// Whether a file at level `risk` owes it to what the picture shows, given its findings'
+/// families and severities: the level is above none and a finding of the pixel stage
+/// ([`Family::Pixels`]) is at it (or above it, which a scored report never has: its level is
+/// its highest severity). Stripping metadata cannot remove such a risk.
+///
+/// The one rule for a [`Report`] ([`Report::risk_from_pixels`]) and for the result a plugin
+/// is given, whose findings carry the family in their source label.
+pub fn risk_from_pixels(
+    risk: RiskLevel,
+    findings: impl IntoIterator<Item = (Family, RiskLevel)>,
+) -> bool {
+    risk > RiskLevel::None
+        && findings
+            .into_iter()
+            .any(|(family, severity)| family == Family::Pixels && severity >= risk)
+}
 
 /// What the analysis of one file found.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,14 +93,13 @@ impl Report {
         self.pixels = Some(run);
     }
 
-    /// Whether the file's risk level comes from what the picture shows (a pixel finding at
-    /// the level), which stripping metadata cannot remove.
+    /// Whether the file's risk level comes from what the picture shows, which stripping
+    /// metadata cannot remove: see [`risk_from_pixels`].
     pub fn risk_from_pixels(&self) -> bool {
-        self.risk > RiskLevel::None
-            && self
-                .findings
-                .iter()
-                .any(|f| f.source.family == crate::model::Family::Pixels && f.severity >= self.risk)
+        risk_from_pixels(
+            self.risk,
+            self.findings.iter().map(|f| (f.source.family, f.severity)),
+        )
     }
 
     /// One line for a reviewer: level, score, and the categories found.
@@ -123,5 +139,84 @@ impl Report {
             s.push(']');
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Category, Source};
+
+    fn finding(family: Family, category: Category, severity: RiskLevel) -> Finding {
+        Finding {
+            category,
+            code: format!("{}.test", category.code_prefix()),
+            severity,
+            source: Source {
+                family,
+                group: "G".into(),
+                tag: "T".into(),
+                name: "N".into(),
+                offset: None,
+            },
+            value: String::new(),
+            detail: None,
+            region: None,
+            confidence: None,
+        }
+    }
+
+    fn report(risk: RiskLevel, findings: Vec<Finding>) -> Report {
+        Report {
+            format: Format::Jpeg,
+            risk,
+            score: 0,
+            findings,
+            bytes_read: 0,
+            error: None,
+            needs: Vec::new(),
+            policy_version: String::new(),
+            pixels: None,
+        }
+    }
+
+    /// The rule: a pixel finding at the file's level or above it, the level above none;
+    /// never a metadata finding, never a pixel finding below the level.
+    #[test]
+    fn the_risk_is_in_the_pixels_when_a_pixel_finding_is_at_the_level_or_above() {
+        use RiskLevel::{Critical, High, Low, Medium, None};
+        let qr = |s| (Family::Pixels, s);
+        assert!(risk_from_pixels(High, [qr(High)]));
+        assert!(risk_from_pixels(High, [(Family::Exif, Low), qr(High)]));
+        assert!(
+            risk_from_pixels(Medium, [qr(High)]),
+            "above the level counts (a level set from outside the findings)"
+        );
+        assert!(!risk_from_pixels(High, [qr(Medium)]), "below the level");
+        assert!(!risk_from_pixels(
+            Critical,
+            [(Family::Exif, Critical), qr(High)]
+        ));
+        assert!(!risk_from_pixels(High, [(Family::Container, High)]));
+        assert!(!risk_from_pixels(None, [qr(None)]), "no risk, nowhere from");
+        assert!(!risk_from_pixels(Low, []));
+
+        let gps = finding(Family::Exif, Category::Gps, High);
+        let wifi = finding(Family::Pixels, Category::Barcode, High);
+        let text = finding(Family::Pixels, Category::TextPii, Medium);
+        assert!(report(High, vec![gps.clone(), wifi.clone()]).risk_from_pixels());
+        assert!(!report(High, vec![gps.clone(), text.clone()]).risk_from_pixels());
+        assert!(report(Medium, vec![text]).risk_from_pixels());
+        assert!(!report(High, vec![gps]).risk_from_pixels());
+    }
+
+    /// A family's name is its JSON name, so a source label's family parses back.
+    #[test]
+    fn family_names_are_their_json_names_and_parse_back() {
+        for f in Family::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+            assert_eq!(Family::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Family::parse("Pixels"), None);
     }
 }

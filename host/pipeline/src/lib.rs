@@ -61,7 +61,7 @@ use proofpix_store::{
 };
 use time::OffsetDateTime;
 
-pub use convert::{file_result, risk_from_contract, risk_to_contract};
+pub use convert::{file_result, risk_from_contract, risk_from_pixels, risk_to_contract};
 pub use sparse::SparseSource;
 
 /// How a run behaves.

@@ -28,10 +28,10 @@
 //! most [`MAX_ATTEMPTS`] times in all.
 
 use proofpix_analysis::{StripOptions, strip};
-use proofpix_pipeline::{StageItem, SyncMode, SyncReport};
+use proofpix_pipeline::{StageItem, SyncMode, SyncReport, risk_from_pixels};
 use proofpix_policy::{RemediationAction, RemediationPolicy, RiskThreshold};
 use proofpix_runtime::contract::{
-    FileResult, RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
+    RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
 };
 use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
 use proofpix_store::{
@@ -180,15 +180,6 @@ fn threshold(r: RiskLevel) -> RiskThreshold {
 
 /// The host's own key-value namespace for an integration's pending actions. Integration ids
 /// are `a-z0-9-`, so no plugin session is ever bound to it.
-/// Whether a result's risk level comes from the pixel stage's findings (`text-pii`,
-/// `barcode`): one of them is at the level.
-fn risk_from_pixels(result: &FileResult) -> bool {
-    result
-        .findings
-        .iter()
-        .any(|f| matches!(f.category.as_str(), "text-pii" | "barcode") && f.severity == result.risk)
-}
-
 fn namespace(id: &str) -> String {
     format!("~remediation/{id}")
 }
