@@ -322,6 +322,17 @@ pub struct PixelRun {
     pub skipped: Option<String>,
 }
 
+impl PixelRun {
+    /// The stage did not look at the image at all, for `reason` (too large to read whole,
+    /// unreadable): no step completed.
+    pub fn skipped(reason: impl Into<String>) -> Self {
+        PixelRun {
+            skipped: Some(reason.into()),
+            ..Default::default()
+        }
+    }
+}
+
 /// A detected container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

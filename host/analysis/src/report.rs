@@ -210,6 +210,20 @@ mod tests {
         assert!(!report(High, vec![gps]).risk_from_pixels());
     }
 
+    /// A skipped run completed no step, has no notes, and says why in the report's JSON.
+    #[test]
+    fn a_skipped_pixel_run_says_why_and_completed_nothing() {
+        let run = PixelRun::skipped("too large");
+        assert_eq!(run.skipped.as_deref(), Some("too large"));
+        assert!(run.completed.is_empty() && run.notes.is_empty());
+        let mut r = report(RiskLevel::None, Vec::new());
+        r.pixels = Some(PixelRun::skipped(format!("over {} MiB", 256)));
+        assert_eq!(
+            r.to_json("a.jpg")["pixels"],
+            serde_json::json!({"completed": [], "skipped": "over 256 MiB"})
+        );
+    }
+
     /// A family's name is its JSON name, so a source label's family parses back.
     #[test]
     fn family_names_are_their_json_names_and_parse_back() {

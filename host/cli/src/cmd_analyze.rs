@@ -150,10 +150,7 @@ fn look_at_pixels(
     path: &std::path::Path,
     report: &mut Report,
 ) {
-    let skipped = |why: String| proofpix_analysis::PixelRun {
-        skipped: Some(why),
-        ..Default::default()
-    };
+    let skipped = proofpix_analysis::PixelRun::skipped;
     let run = match std::fs::metadata(path) {
         Ok(m) if m.len() > proofpix_pixels::MAX_FILE_BYTES => skipped(format!(
             "the file is {} MiB, over the pixel stage's {} MiB",

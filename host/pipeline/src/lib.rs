@@ -1034,13 +1034,10 @@ impl Pipeline {
             let (mut report, fetched) = Box::pin(self.analyse(content, size_hint, false)).await?;
             report.add_pixel_findings(
                 Vec::new(),
-                proofpix_analysis::PixelRun {
-                    skipped: Some(format!(
-                        "the file is over the {} MiB the pixel stage reads",
-                        cap >> 20
-                    )),
-                    ..Default::default()
-                },
+                proofpix_analysis::PixelRun::skipped(format!(
+                    "the file is over the {} MiB the pixel stage reads",
+                    cap >> 20
+                )),
                 self.analyzer.policy(),
             );
             return Ok((report, fetched));
@@ -1159,13 +1156,10 @@ impl Pipeline {
                     let (mut report, fetched) = self.analyse_remote(remote, None).await?;
                     report.add_pixel_findings(
                         Vec::new(),
-                        proofpix_analysis::PixelRun {
-                            skipped: Some(format!(
-                                "the file is over the {} MiB the pixel stage reads",
-                                max >> 20
-                            )),
-                            ..Default::default()
-                        },
+                        proofpix_analysis::PixelRun::skipped(format!(
+                            "the file is over the {} MiB the pixel stage reads",
+                            max >> 20
+                        )),
                         self.analyzer.policy(),
                     );
                     return Ok((report, fetched));
