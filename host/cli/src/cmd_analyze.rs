@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use proofpix_analysis::{Analyzer, FileSource, Options, Report, RiskLevel};
+use proofpix_analysis::{Analyzer, FileSource, Options, PixelRun, Report, RiskLevel};
 
 use crate::output::{Row, by_risk, print_table};
 use crate::{Verdict, load_policy, walk};
@@ -116,10 +116,10 @@ fn analyse_all(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(i) else { break };
-                    let mut report = analyse_one(analyzer, path);
-                    if let Some(stage) = pixels {
-                        look_at_pixels(stage, analyzer, path, &mut report);
-                    }
+                    let report = match pixels {
+                        Some(stage) => analyse_with_pixels(stage, analyzer, path),
+                        None => analyse_one(analyzer, path),
+                    };
                     if let Ok(mut r) = results.lock()
                         && let Some(slot) = r.get_mut(i)
                     {
@@ -143,30 +143,57 @@ pub fn analyse_one(analyzer: &Analyzer, path: &std::path::Path) -> Report {
     }
 }
 
-/// Runs the pixel stage on the whole file and adds what it found to `report`.
-fn look_at_pixels(
+/// Analyses one file's metadata and pixels from one read of the whole file, as the pipeline
+/// does. A file over [`proofpix_pixels::MAX_FILE_BYTES`] is analysed for its metadata only, by
+/// the ranges the analysis reads, and its pixel run says why it was skipped.
+fn analyse_with_pixels(
     stage: &proofpix_pixels::PixelStage,
     analyzer: &Analyzer,
     path: &std::path::Path,
-    report: &mut Report,
-) {
-    let skipped = proofpix_analysis::PixelRun::skipped;
-    let run = match std::fs::metadata(path) {
-        Ok(m) if m.len() > proofpix_pixels::MAX_FILE_BYTES => skipped(format!(
-            "the file is {} MiB, over the pixel stage's {} MiB",
-            m.len() >> 20,
-            proofpix_pixels::MAX_FILE_BYTES >> 20
-        )),
-        Ok(_) => match std::fs::read(path) {
-            Ok(bytes) => {
-                stage.add_to_report(&bytes, report, analyzer.policy());
-                return;
-            }
-            Err(e) => skipped(format!("cannot read the file: {e}")),
-        },
-        Err(e) => skipped(format!("cannot read the file: {e}")),
+) -> Report {
+    use std::io::Read as _;
+    let max = proofpix_pixels::MAX_FILE_BYTES;
+    let unreadable = |e: std::io::Error| {
+        let why = format!("cannot read the file: {e}");
+        let mut report = error_report(analyzer, &why);
+        report.add_pixel_findings(Vec::new(), PixelRun::skipped(why), analyzer.policy());
+        report
     };
-    report.add_pixel_findings(Vec::new(), run, analyzer.policy());
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return unreadable(e),
+    };
+    let mut size = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return unreadable(e),
+    };
+    if size <= max {
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        match (&file).take(max + 1).read_to_end(&mut bytes) {
+            Ok(n) if n as u64 <= max => {
+                let mut report = analyzer.analyze(&bytes);
+                stage.add_to_report(&bytes, &mut report, analyzer.policy());
+                return report;
+            }
+            // It grew past the limit since its size was read: as a large file.
+            Ok(n) => size = size.max(n as u64),
+            Err(e) => return unreadable(e),
+        }
+    }
+    let mut report = match FileSource::new(file) {
+        Ok(src) => analyzer.analyze(&src),
+        Err(e) => return unreadable(e),
+    };
+    report.add_pixel_findings(
+        Vec::new(),
+        PixelRun::skipped(format!(
+            "the file is {} MiB, over the pixel stage's {} MiB",
+            size >> 20,
+            max >> 20
+        )),
+        analyzer.policy(),
+    );
+    report
 }
 
 fn error_report(analyzer: &Analyzer, msg: &str) -> Report {

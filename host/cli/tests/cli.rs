@@ -331,6 +331,43 @@ fn the_shipped_samples_are_what_the_generator_produces() {
     }
 }
 
+/// `analyze --pixels` on a file larger than the pixel stage reads whole (a sparse 257 MiB
+/// file, a phone photo and then zeros): its metadata is still analysed, by the ranges the
+/// analysis needs rather than the whole file, and its pixel run is skipped, saying why.
+#[test]
+fn analyze_pixels_skips_a_file_too_large_to_read_whole_and_keeps_its_metadata() {
+    let env = env();
+    let big = env._tmp.path().join("huge.jpg");
+    std::fs::copy(env.samples.join("site-visit/IMG_0001.jpg"), &big).unwrap();
+    let size = 257u64 << 20;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+
+    let out = proofpix(
+        &env,
+        &["analyze", "--json", "--pixels", big.to_str().unwrap()],
+    );
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["risk"], "critical", "the metadata counts: {report}");
+    assert!(categories(report).contains(&"gps".to_string()), "{report}");
+    assert_eq!(
+        report["pixels"]["skipped"], "the file is 257 MiB, over the pixel stage's 256 MiB",
+        "{report}"
+    );
+    assert!(
+        report["pixels"]["completed"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["bytes_read"].as_u64().unwrap() < 1 << 20,
+        "range reads, not the whole file: {report}"
+    );
+}
+
 /// What the picture shows: a Wi-Fi QR code in a photo without metadata is risk none to the
 /// metadata analysis and high with `--pixels`, in `analyze` and through the whole pipeline
 /// (`scan`), with the password masked and the code's box.
