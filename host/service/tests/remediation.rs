@@ -1,4 +1,4 @@
-//! Remediation end to end: the well-behaved test plugin at 2.0.0 (contract 0.2, built on the
+//! Remediation end to end: the well-behaved test plugin at 2.0.0 (contract 0.3, built on the
 //! SDK) declares replace-with-sanitised and quarantine; a small platform emulator holds the
 //! files, takes uploads and quarantines. 1.0.0 of the same plugin declares no remediation.
 

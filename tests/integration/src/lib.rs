@@ -150,7 +150,7 @@ pub async fn teams_notifier(host: &Host, source: &str) -> Teams {
 }
 
 /// A digest of these alerts, as the notify stage builds one (contract 0.3); the window is
-/// a fixed hour. First-party notifiers (contract 0.2) receive the alerts.
+/// a fixed hour.
 pub fn digest(
     alerts: Vec<proofpix_runtime::contract::FileAlert>,
 ) -> proofpix_runtime::contract::Digest {

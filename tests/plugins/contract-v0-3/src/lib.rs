@@ -1,5 +1,5 @@
 //! A source connector written straight against `wit/since_v0.3.0` with
-//! wit-bindgen (the SDK still targets 0.2), to exercise what contract 0.3
+//! wit-bindgen, without the SDK, to exercise what contract 0.3
 //! adds, each driven by the test platform's file ids:
 //! - `download` of a file whose id starts with `notready` answers
 //!   `download-answer.not-ready` (after asking `{base}/status/{id}`, so the
