@@ -168,6 +168,16 @@ pub enum StageItem {
         /// The batch id.
         batch: u64,
     },
+    /// A failed run or an unhealthy integration whose notification the notifier did not
+    /// accept when it happened: kept for redelivery, never dropped.
+    Problem {
+        /// The source integration.
+        source: String,
+        /// The subscription event: `batch-failed` or `unhealthy`.
+        event: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Default for PipelineOptions {
@@ -1293,7 +1303,7 @@ impl Pipeline {
                     for lease in leases {
                         match serde_json::from_slice::<StageItem>(&lease.payload) {
                             Ok(StageItem::File { result, .. }) => items.push((lease, *result)),
-                            Ok(StageItem::Batch { .. }) => {
+                            Ok(StageItem::Batch { .. } | StageItem::Problem { .. }) => {
                                 s.park(&lease, "not a write-back item")?;
                             }
                             Err(e) => s.park(&lease, &format!("unreadable queue item: {e}"))?,

@@ -202,7 +202,7 @@ impl Subscriptions {
 }
 
 /// A failure a source integration's run reports at once (results and summaries go through
-/// the notify queues instead).
+/// the notify queues instead; a failure notice joins them only when the notifier refused it).
 #[derive(Debug, Clone)]
 pub enum NotifyEvent {
     /// A run failed.
@@ -214,6 +214,10 @@ pub enum NotifyEvent {
 impl Host {
     /// Sends `event` of `source` to every notifier integration subscribed to
     /// it. Failures are logged and audited; they never fail the run.
+    ///
+    /// It is sent at once; a message the notifier does not accept (down, throttling, a
+    /// crash) goes to the notifier's queue and is delivered again by the notify stage, and
+    /// parked after the queue's attempts, like an alert. It is never lost.
     pub(crate) async fn notify_event(&self, source: &str, event: NotifyEvent) {
         for (notifier, subs) in self.notifiers(source) {
             let messages: Vec<_> = messages_for(source, &event, &subs)
@@ -223,7 +227,44 @@ impl Host {
             if messages.is_empty() {
                 continue;
             }
-            self.deliver(&notifier, messages).await;
+            let kinds: Vec<&'static str> = messages.iter().map(|(k, _, _)| *k).collect();
+            let outcomes = self.deliver(&notifier, messages).await;
+            for (kind, accepted) in kinds.into_iter().zip(outcomes) {
+                if !accepted {
+                    self.keep_for_redelivery(&notifier, source, kind, &event)
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Queues a problem notification the notifier did not accept, for the notify stage.
+    async fn keep_for_redelivery(
+        &self,
+        notifier: &str,
+        source: &str,
+        kind: &'static str,
+        event: &NotifyEvent,
+    ) {
+        let (NotifyEvent::Failed(message) | NotifyEvent::Unhealthy(message)) = event;
+        let item = StageItem::Problem {
+            source: source.to_string(),
+            event: kind.to_string(),
+            message: message.clone(),
+        };
+        let Ok(payload) = serde_json::to_vec(&item) else {
+            return;
+        };
+        let queue = stage_queue(notifier, Stage::Notify);
+        let dedup_key = format!(
+            "problem/{source}/{kind}/{}",
+            self.store.now().unix_timestamp_nanos()
+        );
+        let queued = self
+            .blocking(move |s| s.enqueue(&queue, &[proofpix_store::NewItem { dedup_key, payload }]))
+            .await;
+        if let Err(e) = queued {
+            tracing::error!(integration = %notifier, "a {kind} notification was not delivered and could not be queued: {e}");
         }
     }
 
@@ -369,6 +410,7 @@ impl Host {
         let mut alerts: Vec<(FileAlert, String, Lease)> = Vec::new();
         let mut batches: BTreeMap<String, Vec<(u64, Lease)>> = BTreeMap::new();
         let mut dropped = Vec::new();
+        let mut problems: Vec<QueuedMessage> = Vec::new();
         for lease in leases {
             match serde_json::from_slice::<StageItem>(&lease.payload) {
                 Ok(StageItem::File { source, result })
@@ -393,10 +435,24 @@ impl Host {
                 {
                     batches.entry(source).or_default().push((batch, lease));
                 }
+                Ok(StageItem::Problem {
+                    source,
+                    event,
+                    message,
+                }) => {
+                    let event = match event.as_str() {
+                        "batch-failed" => NotifyEvent::Failed(message),
+                        _ => NotifyEvent::Unhealthy(message),
+                    };
+                    match messages_for(&source, &event, subs).pop() {
+                        Some((kind, n)) => problems.push((kind, n, vec![lease], source)),
+                        None => dropped.push(lease),
+                    }
+                }
                 _ => dropped.push(lease),
             }
         }
-        let mut out: Vec<QueuedMessage> = Vec::new();
+        let mut out: Vec<QueuedMessage> = problems;
         let now = proofpix_pipeline::now_rfc3339();
         if subs.digest {
             for (digest, l) in digests(alerts, &now, MAX_ALERTS_PER_DIGEST) {

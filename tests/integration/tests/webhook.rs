@@ -664,6 +664,48 @@ mod delivery {
         assert!(env.audit("notify.sent", "other").is_empty());
     }
 
+    /// A run's failure reaches a notifier that refused it the first time: the message waits in
+    /// the notifier's queue and the notify stage delivers it, instead of it being lost.
+    #[tokio::test]
+    async fn a_failure_notice_the_notifier_refused_is_delivered_later_not_lost() {
+        let env = env().await;
+        env.folder_source("photos", 1).await;
+        let mut hook = env.hook("zap");
+        hook.subscriptions = Some(Subscriptions {
+            sources: vec!["photos".into()],
+            events: vec!["batch-failed".into(), "unhealthy".into()],
+            ..Subscriptions::default()
+        });
+        env.create("zap", hook).await.unwrap();
+        // The source's folder is gone: its run cannot happen.
+        std::fs::remove_dir_all(env.dir.path().join("photos")).unwrap();
+        // The receiver refuses the first notice (HTTP 400: not retried within the call).
+        env.receiver
+            .script("zap", [Reply::status(400, "busy deploying")]);
+
+        let err = env.host.sync("photos", SyncMode::Incremental).await;
+        assert!(err.is_err(), "{err:?}");
+        assert_eq!(env.receiver.attempts("zap"), 1, "one refused attempt");
+        assert!(env.receiver.deliveries("zap").is_empty());
+        assert_eq!(env.audit("notify.failed", "zap").len(), 1);
+
+        env.host.deliver_notifications(true).await;
+        let got = env.receiver.deliveries("zap");
+        assert_eq!(got.len(), 1, "delivered from the queue");
+        let doc = got[0].json();
+        assert!(
+            matches!(
+                doc["event"].as_str(),
+                Some("batch_failed" | "integration_unhealthy")
+            ),
+            "{doc}"
+        );
+        assert_eq!(doc["integration"], "photos", "{doc}");
+        // Delivered once: the queue is empty and a second drain sends nothing.
+        env.host.deliver_notifications(true).await;
+        assert_eq!(env.receiver.deliveries("zap").len(), 1);
+    }
+
     #[tokio::test]
     async fn setup_refuses_a_path_in_endpoint_and_credential_headers() {
         let env = env().await;
