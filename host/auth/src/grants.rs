@@ -293,12 +293,11 @@ impl GrantContext<'_> {
                 .and_then(serde_json::Value::as_str)
                 .filter(|s| !s.is_empty())
         };
+        // Serde-free on purpose: a message never quotes a value, which might be a token.
         let access_token = match value.get("access_token") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(_) => return Err(self.malformed(parse_problem("access_token", "malformed"))),
-            None => {
-                return Err(self.malformed(parse_problem(".", "missing field `access_token`")));
-            }
+            Some(_) => return Err(self.malformed("the field `access_token` is malformed")),
+            None => return Err(self.malformed("the field `access_token` is missing")),
         };
         // Numbers, and numbers sent as strings by some providers.
         let expires_in = match value.get("expires_in") {
@@ -326,20 +325,6 @@ impl GrantContext<'_> {
 
 fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// Describes a parse failure by field name only. Serde's messages can quote the offending value
-/// (`invalid type: string "..."`), which might be a token, so only "missing field" is passed on.
-fn parse_problem(path: &str, message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field: String = rest.chars().take_while(|c| *c != '`').collect();
-        return format!("the field `{field}` is missing");
-    }
-    if path.is_empty() || path == "." {
-        "the body is not the expected JSON object".to_owned()
-    } else {
-        format!("the field `{path}` is malformed")
-    }
 }
 
 /// Builds the [`TokenSet`] from a response.

@@ -113,7 +113,7 @@ const SIGNING_FIELD: &str = "signing_secret";
 const DEFAULT_MAX_FINDINGS: i64 = 5;
 /// Most findings per file `max_findings` accepts; a finding is about 100 bytes of JSON.
 const MAX_FINDINGS_LIMIT: i64 = 100;
-/// How the SDK words a request the host refused (egress, headers): see `http::Request::send`.
+/// How the webhook words a request the host refused (the typed egress refusal).
 const HOST_REFUSAL: &str = "request refused by the host";
 
 struct Plugin;
@@ -354,7 +354,6 @@ fn extra_headers() -> Result<Vec<(String, String)>, PluginError> {
 fn refusal(e: PluginError) -> PluginError {
     let m = match &e {
         PluginError::EgressRefused(r) => format!("{HOST_REFUSAL}: {}", r.reason),
-        PluginError::Fatal(m) if m.starts_with(HOST_REFUSAL) => m.clone(),
         _ => return e,
     };
     PluginError::invalid_config(
@@ -418,9 +417,10 @@ mod tests {
 
     #[test]
     fn a_host_refusal_becomes_a_problem_with_endpoint() {
-        let e = refusal(PluginError::fatal(format!(
-            "{HOST_REFUSAL}: {{secret.url}} is not in the allowed hosts"
-        )));
+        let e = refusal(PluginError::egress_refused(
+            "{secret.url}",
+            "{secret.url} is not in the allowed hosts",
+        ));
         assert!(
             matches!(&e, PluginError::InvalidConfig(p) if p.field.as_deref() == Some("endpoint")),
             "{e:?}"
