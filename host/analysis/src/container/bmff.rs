@@ -2,6 +2,22 @@
 //! through `iinf`/`iloc`), Canon CR3 (CMT1–CMT4 TIFF boxes, THMB), JPEG XL (`Exif`, `xml `
 //! boxes) and JPEG 2000 (`uuid` XMP/IPTC/Exif boxes, `xml `).
 //!
+//! HEIF items, as ISO/IEC 23008-12 defines them and ExifTool reads them:
+//!
+//! | item | finding |
+//! |---|---|
+//! | `Exif` (any item, primary or not) | the EXIF it holds (after its 4-byte header offset) |
+//! | `mime` `application/rdf+xml` (any item) | the XMP it holds |
+//! | `jpeg` (any item: Fujifilm/Sony HIF previews) | `ThumbnailImage` when 160 px on a side, `OtherImage` when 1920, else `PreviewImage` (ExifTool's rule) |
+//! | target of an `iref` `thmb` reference (HEVC, AV1 or JPEG coded) | `ThumbnailImage` |
+//!
+//! A `thmb` item coded as HEVC or AV1 is a real downscaled copy of the image it references, but
+//! ExifTool 12.57 does not extract it (it extracts only `jpeg` items); we report it, as a
+//! finding ExifTool misses. `auxl` items (alpha planes, depth maps, HDR gain maps) are
+//! auxiliary planes, not viewable copies, and are not reported; neither are `dimg` grid tiles
+//! (they are the primary image itself). Only an image item's first extent head is read (2 KiB,
+//! for a JPEG's frame size); its data never is.
+//!
 //! Threat model: box sizes (including 64-bit `largesize`) are checked against their parent;
 //! nesting goes through [`Ctx::enter`]; `iloc` item and extent counts are capped
 //! ([`MAX_ITEMS`], [`MAX_EXTENTS`]) and an item's total length is capped by the file size and
@@ -41,6 +57,21 @@ struct Item {
     content_type: String,
 }
 
+/// Most `iref` references kept (each names one source and up to [`MAX_REF_TARGETS`] targets).
+const MAX_REFS: usize = 4096;
+/// Most targets one `iref` reference may name.
+const MAX_REF_TARGETS: u16 = 256;
+/// Bytes of a JPEG item read to find its frame size (the SOF marker follows the tables).
+const JPEG_ITEM_HEAD: u64 = 2048;
+
+/// One `iref` single-item reference: `from` refers to each of `to` with this type.
+#[derive(Debug)]
+struct Ref {
+    typ: [u8; 4],
+    from: u32,
+    to: Vec<u32>,
+}
+
 #[derive(Debug, Default)]
 struct Loc {
     id: u32,
@@ -52,6 +83,8 @@ struct Loc {
 struct State {
     items: Vec<Item>,
     locs: Vec<Loc>,
+    refs: Vec<Ref>,
+    primary: Option<u32>,
     idat: Option<(u64, u64)>,
     boxes: u32,
 }
@@ -115,6 +148,16 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
             }
             b"iinf" => iinf(ctx, body, body_len, st, format),
             b"iloc" => iloc(ctx, body, body_len, st),
+            b"iref" => iref(ctx, body, body_len, st),
+            b"pitm" => {
+                if let Ok(b) = ctx.r.read(body, 8.min(body_len)) {
+                    st.primary = if b.first() == Some(&0) {
+                        be16(&b, 4).map(u32::from)
+                    } else {
+                        be32(&b, 4)
+                    };
+                }
+            }
             b"idat" => st.idat = Some((body, body_len)),
             b"ispe" => {
                 if let Ok(b) = ctx.r.read(body, 12.min(body_len))
@@ -405,7 +448,155 @@ fn iloc(ctx: &mut Ctx<'_>, body: u64, len: u64, st: &mut State) {
     }
 }
 
+/// `iref`: single-item references (ISO/IEC 14496-12 8.11.12), 16-bit ids in version 0 and
+/// 32-bit ids in version 1. Counts are capped; a reference that runs past its box ends the
+/// walk with an error, keeping the references read before it.
+fn iref(ctx: &mut Ctx<'_>, body: u64, len: u64, st: &mut State) {
+    let Ok(b) = ctx.r.read(body, len.min(1024 * 1024)) else {
+        ctx.error("HEIF: iref unreadable");
+        return;
+    };
+    let wide = b.first().copied().unwrap_or(0) >= 1;
+    let id_len: usize = if wide { 4 } else { 2 };
+    let id_at = |p: usize| {
+        if wide {
+            be32(&b, p)
+        } else {
+            be16(&b, p).map(u32::from)
+        }
+    };
+    let mut p = 4usize;
+    while p.saturating_add(8) <= b.len() && st.refs.len() < MAX_REFS {
+        let size = be32(&b, p).unwrap_or(0) as usize;
+        let end = p.saturating_add(size);
+        if size < 8 || end > b.len() {
+            ctx.error("HEIF: iref reference runs past its box");
+            break;
+        }
+        let typ: [u8; 4] = b
+            .get(p.saturating_add(4)..p.saturating_add(8))
+            .and_then(|x| x.try_into().ok())
+            .unwrap_or([0; 4]);
+        let q = p.saturating_add(8);
+        let (Some(from), Some(n)) = (id_at(q), be16(&b, q.saturating_add(id_len))) else {
+            ctx.error("HEIF: iref reference truncated");
+            break;
+        };
+        let mut to = Vec::new();
+        let mut t = q.saturating_add(id_len).saturating_add(2);
+        for _ in 0..n.min(MAX_REF_TARGETS) {
+            if t.saturating_add(id_len) > end {
+                ctx.error("HEIF: iref reference truncated");
+                break;
+            }
+            if let Some(id) = id_at(t) {
+                to.push(id);
+            }
+            t = t.saturating_add(id_len);
+        }
+        st.refs.push(Ref { typ, from, to });
+        p = end;
+    }
+}
+
+/// The bytes of an item's data in the file: (first extent's absolute offset, total length,
+/// number of extents), or `None` (and an error) when the item has no usable location.
+fn item_span(ctx: &mut Ctx<'_>, st: &State, id: u32) -> Option<(u64, u64, usize)> {
+    let Some(loc) = st.locs.iter().find(|l| l.id == id) else {
+        ctx.error(format!("HEIF: item {id} has no location"));
+        return None;
+    };
+    let mut first = None;
+    let mut total = 0u64;
+    for (o, l) in &loc.extents {
+        let abs = match loc.method {
+            0 => *o,
+            1 => match st.idat {
+                Some((io, il)) if o.saturating_add(*l) <= il => io.saturating_add(*o),
+                _ => {
+                    ctx.error(format!("HEIF: item {id} lies outside idat"));
+                    return None;
+                }
+            },
+            _ => {
+                ctx.error(format!(
+                    "HEIF: item {id} uses construction method {}; not read",
+                    loc.method
+                ));
+                return None;
+            }
+        };
+        let l = if *l == 0 {
+            ctx.r.len().saturating_sub(abs)
+        } else {
+            *l
+        };
+        if abs >= ctx.r.len() {
+            ctx.error(format!("HEIF: item {id} starts past the end of the file"));
+            return None;
+        }
+        first.get_or_insert(abs);
+        total = total.saturating_add(l);
+    }
+    first.map(|f| (f, total, loc.extents.len()))
+}
+
+/// Embedded images among the items: every `jpeg` item, and every item that is the source of
+/// a `thmb` reference (a thumbnail of the item it refers to).
+fn image_items(ctx: &mut Ctx<'_>, st: &State) {
+    let thumbs: Vec<u32> = st
+        .refs
+        .iter()
+        .filter(|r| &r.typ == b"thmb" && !r.to.is_empty())
+        .map(|r| r.from)
+        .collect();
+    for it in &st.items {
+        if !ctx.alive() {
+            break;
+        }
+        let is_jpeg = &it.typ == b"jpeg";
+        let is_thumb = thumbs.contains(&it.id);
+        if !(is_jpeg || is_thumb) || Some(it.id) == st.primary {
+            continue;
+        }
+        let Some((off, len, extents)) = item_span(ctx, st, it.id) else {
+            continue;
+        };
+        let mut name = if is_jpeg {
+            "PreviewImage"
+        } else {
+            "ThumbnailImage"
+        };
+        if is_jpeg {
+            let head = ctx.r.read(off, JPEG_ITEM_HEAD.min(len)).ok();
+            // ExifTool's naming of HIF JPEG items (from Fujifilm's three sizes): 160 pixels
+            // on a side is the thumbnail, 1920 a large preview, anything else the preview.
+            match head.as_deref().and_then(crate::checks::jpeg_dims) {
+                Some((w, h)) if w == 160 || h == 160 => name = "ThumbnailImage",
+                Some((w, h)) if w == 1920 || h == 1920 => name = "OtherImage",
+                _ if is_thumb => name = "ThumbnailImage",
+                _ => {}
+            }
+        }
+        let tag = String::from_utf8_lossy(&it.typ).into_owned();
+        ctx.image(
+            Family::Container,
+            "HEIF",
+            &tag,
+            name,
+            EmbeddedImage {
+                // Scattered extents are not one run of bytes: no offset to read them from.
+                offset: (extents == 1).then_some(off),
+                len,
+                data: None,
+                ..Default::default()
+            },
+        );
+    }
+}
+
 fn resolve_items(ctx: &mut Ctx<'_>, st: &State) {
+    image_items(ctx, st);
     for it in &st.items {
         let is_exif = &it.typ == b"Exif";
         let is_xmp = &it.typ == b"mime"
