@@ -37,7 +37,7 @@ use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
 use proofpix_server::{AppState, DaemonConfig};
 use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::{ApiTokenRecord, Store};
+use proofpix_store::ApiTokenRecord;
 use proofpix_vault::Secret;
 
 /// The port the demo asks for first (the daemon's default).
@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await?;
-    let token = admin_token(&store)?;
+    let token = admin_token(&host)?;
 
     let sandbox = Arc::new(
         Sandbox::start(Clock::new())
@@ -200,18 +200,18 @@ async fn bind(port: Option<u16>) -> anyhow::Result<tokio::net::TcpListener> {
 
 /// The bootstrap token of a new store, or a new admin token for a kept one (its bootstrap token
 /// was shown at the first start and is not stored in a readable form).
-fn admin_token(store: &Store) -> anyhow::Result<String> {
-    if let Some(token) = proofpix_server::bootstrap_admin_token(store)? {
+fn admin_token(host: &Host) -> anyhow::Result<String> {
+    if let Some(token) = proofpix_server::bootstrap_admin_token(host)? {
         return Ok(token);
     }
     let token = proofpix_server::auth::new_token();
     let record = ApiTokenRecord {
-        name: format!("demo-admin-{}", store.now().unix_timestamp()),
+        name: format!("demo-admin-{}", host.store().now().unix_timestamp()),
         role: "admin".into(),
         created_by: "proofpix demo".into(),
-        created_at: store.now(),
+        created_at: host.store().now(),
     };
-    store.put_api_token(&proofpix_server::auth::token_hash(&token), &record, ACTOR)?;
+    host.put_api_token(&proofpix_server::auth::token_hash(&token), &record, ACTOR)?;
     Ok(token)
 }
 
@@ -339,7 +339,7 @@ async fn configure(state: &AppState, sandbox: &Sandbox, base: &str) -> anyhow::R
         let id = spec.id.clone();
         // A kept data directory holds the previous demo's OAuth tokens, which name the old
         // emulators' instance URLs; updating an integration's config keeps stored tokens.
-        state.host().store().delete_tokens(&id, ACTOR)?;
+        state.host().delete_tokens(&id, ACTOR)?;
         state
             .host()
             .create_integration(spec, ACTOR)

@@ -8,21 +8,23 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use proofpix_analysis::{Analyzer, Options, RiskLevel};
-use proofpix_pipeline::integration::{context_for, set_grant};
-use proofpix_pipeline::{Pipeline, PipelineOptions, SyncMode};
+use proofpix_analysis::{Options, RiskLevel};
+use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::{Runtime, RuntimeConfig};
-use proofpix_store::{IntegrationRecord, Store};
+use proofpix_service::{Host, HostOptions, IntegrationSpec};
 use sha2::{Digest, Sha256};
 
 use crate::output::{Row, by_risk, print_table};
 use crate::{Verdict, load_policy};
+
+/// The built-in plugin a scan runs.
+const LOCAL_FOLDER: &str = "local-folder";
+/// Who the audit log says made a scan's changes.
+const ACTOR: &str = "cli";
 
 /// `scan` arguments.
 #[derive(Debug, clap::Args)]
@@ -70,8 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     let policy = load_policy(args.policy.as_ref())?;
 
     let data_dir = proofpix_store::data_dir()?;
-    let (store, _) = Store::open_default()?;
-    let store = Arc::new(store);
+    let store = std::sync::Arc::new(proofpix_store::Store::open_default()?.0);
     let scan_id = format!(
         "scan-{}",
         &hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()))[..12]
@@ -90,59 +91,62 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
         }
     };
 
-    let runtime = Runtime::new(RuntimeConfig {
+    // The same composition as the daemon: a host (store, runtime, pipeline, notification
+    // and remediation routing) with only the built-in local-folder plugin loaded, and the
+    // folder an integration of it. A notifier subscribed to this scan, or a remediation
+    // policy set on it, applies here as in the daemon.
+    let options = HostOptions {
         limits: Limits::from_env()?,
         cache_dir: Some(data_dir.join("cache").join("components")),
-        ..RuntimeConfig::default()
-    })?;
-    let local_folder = proofpix_plugin_artifacts::first_party_plugin("local-folder")
-        .context("the local-folder plugin is not built in")?;
-    // Verify the built-in plugin like any other, and load the component itself.
-    let mut trust = proofpix_signing::TrustStore::default();
-    trust.add(
-        proofpix_signing::PublicKey::from_line(proofpix_plugin_artifacts::FIRST_PARTY_PUBLIC_KEY)
-            .map_err(anyhow::Error::msg)?,
-    );
-    let verified = proofpix_signing::verify(local_folder, &trust)
-        .context("the built-in local-folder plugin failed verification")?;
-    let plugin = runtime
-        .load(&verified.content)
-        .await
-        .context("loading the built-in local-folder plugin")?;
-
-    let record = upsert_integration(
-        &store,
-        &scan_id,
-        plugin.info().version.as_str(),
-        &dir,
-        &reports,
-    )?;
-    let ctx = context_for(&store, &record, plugin.info(), None)?;
-
-    let options = PipelineOptions {
-        // Local files: the analysis is the work, so one file per core by default.
-        concurrency: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        wait_for_retries: Some(Duration::from_secs(30)),
-        retry_base: Duration::from_millis(200),
-        ..PipelineOptions::default()
-    };
-    let analyzer = Analyzer::new(
+        pipeline: PipelineOptions {
+            // Local files: the analysis is the work, so one file per core by default.
+            concurrency: args
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            wait_for_retries: Some(Duration::from_secs(30)),
+            retry_base: Duration::from_millis(200),
+            ..PipelineOptions::default()
+        },
         policy,
-        Options::default().with_show_values(args.show_values),
-    );
-    let pipeline = Pipeline::new(store.clone(), Arc::new(analyzer), options);
+        analysis: Options::default().with_show_values(args.show_values),
+        // The binary's own local-folder plugin, verified against the key built into the same
+        // binary; `scan` has always trusted it, development build or not.
+        trust_development_build: true,
+        data_dir: Some(data_dir.clone()),
+        only_plugins: Some(vec![LOCAL_FOLDER.to_string()]),
+        ..HostOptions::default()
+    };
+    let host = Host::new(store, options)
+        .await
+        .context("starting the host for the scan")?;
+    if host.plugin(LOCAL_FOLDER).is_none() {
+        bail!("the built-in local-folder plugin did not load; see the messages above");
+    }
+    let spec = IntegrationSpec {
+        id: scan_id.clone(),
+        plugin: LOCAL_FOLDER.into(),
+        config: BTreeMap::from([
+            ("folder".to_string(), dir.display().to_string()),
+            ("output".to_string(), reports.display().to_string()),
+        ]),
+        grant: OperatorGrant {
+            mounts: vec!["/input".into(), "/output".into()],
+            write: vec!["/output".into()],
+            ..OperatorGrant::default()
+        },
+        ..IntegrationSpec::default()
+    };
+    host.create_integration(spec, ACTOR)
+        .await
+        .with_context(|| format!("setting up the scan of {}", dir.display()))?;
+    host.set_pixels(&scan_id, args.pixels, ACTOR)?;
     let mode = if args.full {
         SyncMode::Reanalyse
     } else {
         SyncMode::Incremental
     };
-    let routes = proofpix_pipeline::Routes {
-        pixels: args.pixels,
-        ..proofpix_pipeline::Routes::default()
-    };
-    let report = pipeline.sync_routed(&plugin, &ctx, mode, &routes).await?;
+    let report = host.sync(&scan_id, mode).await?;
+    let known = host.file_count(&scan_id).unwrap_or(0);
 
     let mut worst = RiskLevel::None;
     let mut counts: BTreeMap<RiskLevel, u64> = BTreeMap::new();
@@ -200,7 +204,7 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
                 "folder": dir.display().to_string(),
                 "batch": report.batch.id,
                 "analysed": analysed,
-                "unchanged": store.file_count(&scan_id).unwrap_or(0).saturating_sub(report.files.len() as u64),
+                "unchanged": known.saturating_sub(report.files.len() as u64),
                 "failed": failed,
                 "by_risk": counts.iter().map(|(k, v)| (k.as_str(), *v)).collect::<BTreeMap<_, _>>(),
                 "bytes_read": fetched,
@@ -215,7 +219,6 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
             print_table(rows);
             println!();
         }
-        let known = store.file_count(&scan_id).unwrap_or(0);
         let earlier = known.saturating_sub(report.files.len() as u64);
         if report.files.is_empty() {
             println!(
@@ -242,34 +245,4 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     } else {
         Verdict::Clean
     })
-}
-
-/// Creates or updates the scan's integration record.
-fn upsert_integration(
-    store: &Store,
-    id: &str,
-    version: &str,
-    dir: &Path,
-    reports: &Path,
-) -> anyhow::Result<IntegrationRecord> {
-    let mut record = match store.integration(id)? {
-        Some(r) => r,
-        None => IntegrationRecord::new(id, "local-folder", version, store.now()),
-    };
-    record.plugin_version = version.to_string();
-    record
-        .config
-        .insert("folder".into(), dir.display().to_string());
-    record
-        .config
-        .insert("output".into(), reports.display().to_string());
-    let grant = OperatorGrant {
-        mounts: vec!["/input".into(), "/output".into()],
-        write: vec!["/output".into()],
-        ..OperatorGrant::default()
-    };
-    set_grant(&mut record, &grant);
-    record.updated_at = store.now();
-    store.put_integration(&record, "cli")?;
-    Ok(record)
 }

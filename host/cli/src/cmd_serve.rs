@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..HostOptions::default()
     };
     let host = Host::new(store.clone(), options).await?;
-    if let Some(token) = proofpix_server::bootstrap_admin_token(&store)? {
+    if let Some(token) = proofpix_server::bootstrap_admin_token(&host)? {
         println!("Bootstrap admin token (shown once, store it now):\n\n  {token}\n");
     }
     let listener = tokio::net::TcpListener::bind(config.listen())

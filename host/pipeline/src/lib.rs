@@ -41,7 +41,6 @@
 #![deny(missing_docs)]
 
 mod convert;
-pub mod integration;
 mod sparse;
 
 use std::collections::{BTreeMap, HashMap};

@@ -388,7 +388,7 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
     })
     .await?;
     let pixels = proofpix_service::pixels_on(&r);
-    let grant = proofpix_pipeline::integration::grant_of(&r).unwrap_or_default();
+    let grant = proofpix_service::integration::grant_of(&r).unwrap_or_default();
     let subscriptions = r
         .config
         .get(proofpix_service::SUBSCRIPTIONS_KEY)
@@ -514,7 +514,7 @@ pub struct UpdateIntegration {
 
 fn check_schedule(s: &Option<String>) -> ApiResult<()> {
     if let Some(s) = s.as_deref().filter(|s| !s.is_empty()) {
-        crate::schedule::Schedule::parse(s).map_err(|e| {
+        proofpix_service::schedule::Schedule::parse(s).map_err(|e| {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("schedule {e}"))
         })?;
     }
@@ -632,7 +632,7 @@ pub async fn update_integration(
         grant: match body.grant {
             Some(g) => g.into(),
             None => {
-                proofpix_pipeline::integration::grant_of(&current).map_err(ApiError::internal)?
+                proofpix_service::integration::grant_of(&current).map_err(ApiError::internal)?
             }
         },
         subscriptions: body.subscriptions.or_else(|| {
@@ -657,9 +657,7 @@ pub async fn update_integration(
     }
     // create_integration keeps `enabled` and status from the stored record.
     record.enabled = current.enabled;
-    if let Ok(mut s) = state.inner.scheduler.lock() {
-        s.reset(&id);
-    }
+    state.runs().reschedule(&id);
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok(Json(integration_view(&state, record).await?))
 }
@@ -685,7 +683,7 @@ pub async fn delete_integration(
         .await?;
     // Its results and batches go too: a later integration with the same id starts clean.
     let actor = caller.actor();
-    blocking(&state, move |s| s.purge_integration_history(&id, &actor)).await?;
+    state.host().purge_history(&id, &actor).await?;
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -927,17 +925,14 @@ pub async fn sync_integration(
             ));
         }
     };
-    let _ = blocking(&state, {
-        let (id, actor) = (id.clone(), caller.actor());
-        move |s| {
-            s.audit(&proofpix_store::AuditEvent::new(
-                &actor,
-                "integration.sync",
-                &id,
-            ))
-        }
-    })
-    .await?;
+    state
+        .host()
+        .audit(proofpix_store::AuditEvent::new(
+            caller.actor(),
+            "integration.sync",
+            &id,
+        ))
+        .await?;
     match state.trigger(&id, mode, "manual") {
         TriggerOutcome::Started => Ok((
             StatusCode::ACCEPTED,
@@ -963,23 +958,10 @@ async fn set_enabled(
     enabled: bool,
 ) -> ApiResult<Json<IntegrationView>> {
     caller.require(Role::Operator)?;
-    let mut r = state.host().integration(&id)?;
-    r.enabled = enabled;
-    r.updated_at = state.host().store().now();
-    let (rec, actor) = (r.clone(), caller.actor());
-    blocking(&state, move |s| {
-        s.put_integration(&rec, &actor)?;
-        s.set_integration_status(
-            &rec.id,
-            if enabled {
-                proofpix_store::IntegrationStatus::Healthy
-            } else {
-                proofpix_store::IntegrationStatus::Paused
-            },
-            None,
-        )
-    })
-    .await?;
+    state
+        .host()
+        .set_enabled(&id, enabled, &caller.actor())
+        .await?;
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     let r = state.host().integration(&id)?;
     Ok(Json(integration_view(&state, r).await?))
@@ -1301,8 +1283,10 @@ pub async fn put_settings(
     caller.require(Role::Admin)?;
     check_schedule(&body.default_schedule)?;
     let json = serde_json::to_string(&body).map_err(ApiError::internal)?;
-    let actor = caller.actor();
-    blocking(&state, move |s| s.put_setting("daemon", &json, &actor)).await?;
+    state
+        .host()
+        .put_setting("daemon", json, &caller.actor())
+        .await?;
     get_settings(State(state), caller).await
 }
 
@@ -1462,8 +1446,11 @@ pub async fn create_token(
         created_by: caller.actor(),
         created_at: state.host().store().now(),
     };
-    let (hash, actor) = (token_hash(&token), caller.actor());
-    if !blocking(&state, move |s| s.create_api_token(&hash, &record, &actor)).await? {
+    if !state
+        .host()
+        .create_api_token(&token_hash(&token), record, &caller.actor())
+        .await?
+    {
         return Err(ApiError::conflict(format!(
             "a token named {:?} exists; revoke it first (DELETE /api/tokens/{{name}}) or rotate its secret (POST /api/tokens/{{name}}/rotate)",
             body.name
@@ -1489,8 +1476,9 @@ pub async fn rotate_token(
 ) -> ApiResult<Json<CreatedToken>> {
     caller.require(Role::Admin)?;
     let token = new_token();
-    let (hash, actor, n) = (token_hash(&token), caller.actor(), name.clone());
-    let record = blocking(&state, move |s| s.rotate_api_token(&n, &hash, &actor))
+    let record = state
+        .host()
+        .rotate_api_token(&name, &token_hash(&token), &caller.actor())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no token named {name:?}")))?;
     let role = Role::parse(&record.role).ok_or_else(|| ApiError::internal("unknown role"))?;
@@ -1509,9 +1497,11 @@ pub async fn delete_token(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
-    let actor = caller.actor();
-    let n = name.clone();
-    if blocking(&state, move |s| s.delete_api_token(&n, &actor)).await? {
+    if state
+        .host()
+        .delete_api_token(&name, &caller.actor())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(
@@ -1557,13 +1547,11 @@ pub async fn create_session(
         created_at: now,
         expires_at: now + lifetime,
     };
-    let hash = session_hash(&id);
-    if !blocking(&state, move |s| {
-        // Sign-in is a good moment to drop sessions that expired.
-        s.expire_sessions()?;
-        s.put_session(&hash, &session)
-    })
-    .await?
+    // Sign-in is a good moment to drop sessions that expired (the service does).
+    if !state
+        .host()
+        .start_session(&session_hash(&id), session)
+        .await?
     {
         return Err(ApiError::unauthorized("this token is not valid"));
     }
@@ -1621,8 +1609,7 @@ pub async fn delete_session(
                 "changes made with the session cookie must carry the {CSRF_HEADER} header"
             )));
         }
-        let hash = session_hash(&id);
-        blocking(&state, move |s| s.delete_session(&hash)).await?;
+        state.host().end_session(&session_hash(&id)).await?;
     }
     let mut out = HeaderMap::new();
     out.insert(
@@ -1699,8 +1686,7 @@ pub async fn retry_parked(
 ) -> ApiResult<(StatusCode, Json<SyncAccepted>)> {
     caller.require(Role::Operator)?;
     state.host().integration(&id)?;
-    let integration = id.clone();
-    if !blocking(&state, move |s| s.requeue(&integration, item)).await? {
+    if !state.host().requeue(&id, item).await? {
         return Err(ApiError::not_found(format!(
             "item {item} is not a parked file of integration {id:?}"
         )));

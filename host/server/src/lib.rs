@@ -27,7 +27,7 @@ mod dashboard;
 pub mod error;
 mod hooks;
 mod metrics;
-pub mod schedule;
+pub use proofpix_service::schedule;
 pub mod state;
 
 use std::future::Future;
@@ -40,9 +40,8 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{any, get, post};
-use proofpix_pipeline::SyncMode;
-use proofpix_service::Host;
-use proofpix_store::{ApiTokenRecord, Store, WorkQueue};
+use proofpix_service::{Host, ServiceError};
+use proofpix_store::{ApiTokenRecord, Store};
 use serde::Deserialize;
 use utoipa::OpenApi;
 
@@ -365,8 +364,8 @@ fn html_escape(s: &str) -> String {
 ///
 /// # Errors
 /// Store failures.
-pub fn bootstrap_admin_token(store: &Store) -> Result<Option<String>, proofpix_store::StoreError> {
-    if !store.api_tokens()?.is_empty() {
+pub fn bootstrap_admin_token(host: &Host) -> Result<Option<String>, ServiceError> {
+    if !host.store().api_tokens()?.is_empty() {
         return Ok(None);
     }
     let token = auth::new_token();
@@ -374,9 +373,9 @@ pub fn bootstrap_admin_token(store: &Store) -> Result<Option<String>, proofpix_s
         name: "bootstrap-admin".into(),
         role: "admin".into(),
         created_by: "proofpix".into(),
-        created_at: store.now(),
+        created_at: host.store().now(),
     };
-    store.put_api_token(&auth::token_hash(&token), &record, "proofpix")?;
+    host.put_api_token(&auth::token_hash(&token), &record, "proofpix")?;
     Ok(Some(token))
 }
 
@@ -385,73 +384,23 @@ pub fn state(host: Host, config: DaemonConfig) -> AppState {
     AppState::new(host, config)
 }
 
-/// Runs the scheduler once at `now`: triggers every integration due.
-/// Returns the integrations triggered. The daemon calls this every second;
-/// tests call it with a controllable clock.
+/// Runs the scheduler once at `now` (see [`proofpix_service::runs::RunManager::tick`]) when
+/// automatic syncs are on in the settings and the configuration. Returns the integrations
+/// triggered. The daemon calls this every second; tests call it with a controllable clock.
 pub fn scheduler_tick(state: &AppState, now: time::OffsetDateTime) -> Vec<String> {
-    let store = state.host().store();
-    let settings = api::load_settings(store);
+    let settings = api::load_settings(state.host().store());
     if !settings.auto_sync || !state.config().scheduler.enabled {
         return Vec::new();
     }
-    let Ok(records) = store.integrations() else {
-        return Vec::new();
-    };
-    let mut schedules = Vec::new();
-    for r in records.into_iter().filter(|r| r.enabled) {
-        let Some(plugin) = state.host().plugin(&r.plugin_id) else {
-            continue;
-        };
-        if !plugin
-            .info()
-            .capabilities
-            .contains(&proofpix_runtime::contract::Capability::Source)
-        {
-            continue;
-        }
-        let Some(text) = r
-            .schedule
-            .clone()
-            .or_else(|| settings.default_schedule.clone())
-        else {
-            continue;
-        };
-        match schedule::Schedule::parse(&text) {
-            Ok(s) => schedules.push((r.id, s)),
-            Err(e) => tracing::warn!(integration = %r.id, "schedule ignored: {e}"),
-        }
-    }
-    let due = match state.inner.scheduler.lock() {
-        Ok(mut s) => s.due(now, &schedules),
-        Err(_) => return Vec::new(),
-    };
-    for id in &due {
-        state.trigger(id, SyncMode::Incremental, "schedule");
-    }
-    due
+    state.runs().tick(now, settings.default_schedule.as_deref())
 }
 
-/// Work to do when the daemon starts: reclaim the leases of a process that
-/// died, and resume every integration with queued work.
+/// Work to do when the daemon starts (see [`proofpix_service::runs::RunManager::resume`]).
 ///
 /// # Errors
 /// Store failures.
 pub fn resume(state: &AppState) -> Result<Vec<String>, proofpix_store::StoreError> {
-    let store = state.host().store();
-    let expired = store.expire_leases()?;
-    if expired > 0 {
-        tracing::info!(expired, "reclaimed the leases of an interrupted run");
-    }
-    let mut resumed = Vec::new();
-    for r in store.integrations()? {
-        // Work in the fetch queue, or results an interrupted run recorded but did not write back.
-        let writeback = proofpix_store::stage_queue(&r.id, proofpix_store::Stage::WriteBack);
-        if store.depth(&r.id)?.pending > 0 || store.depth(&writeback)?.pending > 0 {
-            state.trigger(&r.id, SyncMode::QueueOnly, "resume");
-            resumed.push(r.id);
-        }
-    }
-    Ok(resumed)
+    state.runs().resume()
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight runs within the
@@ -472,7 +421,7 @@ pub async fn serve(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                if state.inner.shutting_down.load(Ordering::SeqCst) {
+                if state.is_stopping() {
                     break;
                 }
                 let s = state.clone();
@@ -491,7 +440,7 @@ pub async fn serve(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                if state.inner.shutting_down.load(Ordering::SeqCst) {
+                if state.is_stopping() {
                     break;
                 }
                 state.host().deliver_notifications(false).await;
@@ -514,10 +463,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight runs");
-            drain_state
-                .inner
-                .shutting_down
-                .store(true, Ordering::SeqCst);
+            drain_state.runs().stop_accepting();
             drain_state.inner.ready.store(false, Ordering::SeqCst);
         })
         .await;
@@ -547,13 +493,9 @@ async fn compact(state: &AppState) {
     if retention.results.is_none() && retention.batches.is_none() && retention.audit.is_none() {
         return;
     }
-    let store = state.host().store().clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || store.compact(&retention, store.now(), "daemon")).await;
-    match outcome {
-        Ok(Ok(report)) => tracing::info!(?report, "retention applied"),
-        Ok(Err(e)) => tracing::error!("retention failed: {e}"),
-        Err(e) => tracing::error!("retention task failed: {e}"),
+    match state.host().compact(retention, "daemon").await {
+        Ok(report) => tracing::info!(?report, "retention applied"),
+        Err(e) => tracing::error!("retention failed: {e}"),
     }
 }
 

@@ -1,25 +1,22 @@
-//! Shared daemon state and the run manager.
-//!
-//! The run manager enforces one run per integration at a time (a scheduled
-//! tick, a webhook and a "sync now" for the same integration coalesce: the
-//! second asks for a follow-up run instead of starting a parallel one), caps
-//! runs across integrations, and tracks in-flight runs so a shutdown can
-//! drain them within a deadline.
+//! Shared daemon state: live events, counters and readiness. Runs are owned by
+//! the service's run manager ([`proofpix_service::runs`]); the daemon only
+//! triggers them and turns their events into live events and counters.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proofpix_pipeline::{Progress, SyncMode};
 use proofpix_service::Host;
+pub use proofpix_service::runs::TriggerOutcome;
+use proofpix_service::runs::{RunEvent, RunManager, RunOptions};
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 use crate::config::DaemonConfig;
-use crate::schedule::Scheduler;
 
 /// An event pushed to dashboards over server-sent events.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -105,19 +102,12 @@ impl Counters {
 }
 
 pub(crate) struct Inner {
-    pub(crate) host: Arc<Host>,
+    pub(crate) runs: RunManager,
     pub(crate) config: DaemonConfig,
     pub(crate) events: broadcast::Sender<LiveEvent>,
     pub(crate) counters: Arc<Counters>,
-    pub(crate) running: Mutex<HashSet<String>>,
-    pub(crate) rerun: Mutex<HashSet<String>>,
-    pub(crate) run_slots: Semaphore,
-    pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
-    pub(crate) scheduler: Mutex<Scheduler>,
-    pub(crate) shutting_down: AtomicBool,
     pub(crate) ready: AtomicBool,
     pub(crate) started: Instant,
-    pub(crate) last_runs: Mutex<BTreeMap<String, OffsetDateTime>>,
 }
 
 /// The daemon's shared state. Cheap to clone.
@@ -132,20 +122,9 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// Why a run could not start now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TriggerOutcome {
-    /// Started.
-    Started,
-    /// A run is in progress; a follow-up run will process what is new.
-    FollowUp,
-    /// The daemon is shutting down.
-    ShuttingDown,
-}
-
 impl AppState {
     /// State over a host, with the progress feed wired to counters and live
-    /// events.
+    /// events, and the service's run manager owning the runs.
     pub fn new(host: Host, config: DaemonConfig) -> Self {
         let (events, _) = broadcast::channel(1024);
         let counters = Arc::new(Counters::default());
@@ -167,30 +146,63 @@ impl AppState {
                 });
             }
         }));
-        let max_runs = config.pipeline.max_parallel_runs.max(1);
-        let jitter = Duration::from_secs(config.scheduler.max_jitter_secs);
+        let run_counters = counters.clone();
+        let run_events = events.clone();
+        let runs = RunManager::new(
+            Arc::new(host),
+            &RunOptions {
+                max_parallel_runs: config.pipeline.max_parallel_runs,
+                max_jitter: Duration::from_secs(config.scheduler.max_jitter_secs),
+            },
+            move |e| {
+                let live = match e {
+                    RunEvent::Started {
+                        integration,
+                        reason,
+                    } => LiveEvent::SyncStarted {
+                        integration,
+                        reason,
+                    },
+                    RunEvent::Finished {
+                        integration,
+                        outcome,
+                    } => {
+                        let counter = match outcome {
+                            Ok(_) => &run_counters.runs_ok,
+                            Err(_) => &run_counters.runs_failed,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        LiveEvent::SyncFinished {
+                            integration,
+                            batch: outcome.as_ref().ok().copied(),
+                            outcome: if outcome.is_ok() { "ok" } else { "failed" }.into(),
+                            error: outcome.err(),
+                        }
+                    }
+                };
+                let _ = run_events.send(live);
+            },
+        );
         AppState {
             inner: Arc::new(Inner {
-                host: Arc::new(host),
+                runs,
                 config,
                 events,
                 counters,
-                running: Mutex::default(),
-                rerun: Mutex::default(),
-                run_slots: Semaphore::new(max_runs),
-                tasks: Mutex::new(tokio::task::JoinSet::new()),
-                scheduler: Mutex::new(Scheduler::new(jitter)),
-                shutting_down: AtomicBool::new(false),
                 ready: AtomicBool::new(false),
                 started: Instant::now(),
-                last_runs: Mutex::default(),
             }),
         }
     }
 
     /// The host.
     pub fn host(&self) -> &Arc<Host> {
-        &self.inner.host
+        self.inner.runs.host()
+    }
+
+    /// The run manager (the service's owner of every sync run).
+    pub fn runs(&self) -> &RunManager {
+        &self.inner.runs
     }
 
     /// The configuration.
@@ -215,120 +227,35 @@ impl AppState {
 
     /// Whether a run of `id` is in progress.
     pub fn is_running(&self, id: &str) -> bool {
-        self.inner.running.lock().is_ok_and(|r| r.contains(id))
+        self.inner.runs.is_running(id)
     }
 
     /// Integrations with a run in progress.
     pub fn running(&self) -> Vec<String> {
-        self.inner
-            .running
-            .lock()
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
+        self.inner.runs.running()
     }
 
     /// When the scheduler runs `id` next.
     pub fn next_run(&self, id: &str) -> Option<OffsetDateTime> {
-        self.inner
-            .scheduler
-            .lock()
-            .ok()
-            .and_then(|s| s.next_run(id))
+        self.inner.runs.next_run(id)
     }
 
-    /// Starts a run of `id` unless one is in progress (then a follow-up is
-    /// requested) or the daemon is shutting down.
+    /// Starts a run of `id` through the run manager unless one is in progress (then a
+    /// follow-up is requested) or the daemon is shutting down.
     pub fn trigger(&self, id: &str, mode: SyncMode, reason: &str) -> TriggerOutcome {
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
-            return TriggerOutcome::ShuttingDown;
-        }
-        {
-            let Ok(mut running) = self.inner.running.lock() else {
-                return TriggerOutcome::ShuttingDown;
-            };
-            if running.contains(id) {
-                if let Ok(mut r) = self.inner.rerun.lock() {
-                    r.insert(id.to_string());
-                }
-                return TriggerOutcome::FollowUp;
-            }
-            running.insert(id.to_string());
-        }
-        let state = self.clone();
-        let id = id.to_string();
-        let reason = reason.to_string();
-        if let Ok(mut tasks) = self.inner.tasks.lock() {
-            tasks.spawn(async move { state.run_loop(id, mode, reason).await });
-        }
-        TriggerOutcome::Started
-    }
-
-    async fn run_loop(self, id: String, mut mode: SyncMode, mut reason: String) {
-        loop {
-            let Ok(_permit) = self.inner.run_slots.acquire().await else {
-                break;
-            };
-            self.publish(LiveEvent::SyncStarted {
-                integration: id.clone(),
-                reason: reason.clone(),
-            });
-            let result = self.inner.host.sync(&id, mode).await;
-            if let Ok(mut l) = self.inner.last_runs.lock() {
-                l.insert(id.clone(), OffsetDateTime::now_utc());
-            }
-            match &result {
-                Ok(report) => {
-                    self.inner.counters.runs_ok.fetch_add(1, Ordering::Relaxed);
-                    self.publish(LiveEvent::SyncFinished {
-                        integration: id.clone(),
-                        batch: Some(report.batch.id),
-                        outcome: "ok".into(),
-                        error: None,
-                    });
-                }
-                Err(e) => {
-                    self.inner
-                        .counters
-                        .runs_failed
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(integration = %id, "sync failed: {e}");
-                    self.publish(LiveEvent::SyncFinished {
-                        integration: id.clone(),
-                        batch: None,
-                        outcome: "failed".into(),
-                        error: Some(e.to_string()),
-                    });
-                }
-            }
-            let again = self
-                .inner
-                .rerun
-                .lock()
-                .map(|mut r| r.remove(&id))
-                .unwrap_or(false);
-            if !again || self.inner.shutting_down.load(Ordering::SeqCst) {
-                break;
-            }
-            // Follow-ups process what arrived meanwhile (webhook files).
-            mode = SyncMode::QueueOnly;
-            reason = "follow-up".into();
-        }
-        if let Ok(mut running) = self.inner.running.lock() {
-            running.remove(&id);
-        }
+        self.inner.runs.trigger(id, mode, reason)
     }
 
     /// Stops accepting runs and waits up to `deadline` for in-flight ones.
     /// Returns whether everything finished in time.
     pub async fn drain(&self, deadline: Duration) -> bool {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
         self.inner.ready.store(false, Ordering::SeqCst);
-        let mut tasks = match self.inner.tasks.lock() {
-            Ok(mut t) => std::mem::take(&mut *t),
-            Err(_) => return false,
-        };
-        let all = async { while tasks.join_next().await.is_some() {} };
-        tokio::time::timeout(deadline, all).await.is_ok()
+        self.inner.runs.drain(deadline).await
+    }
+
+    /// Whether the daemon is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.runs.is_stopping()
     }
 
     /// Whether the daemon is ready for traffic.

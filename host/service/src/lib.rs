@@ -17,20 +17,24 @@
 pub mod auth_flow;
 pub mod credentials;
 mod dialect;
+pub mod integration;
 pub use dialect::for_plugin as oauth_dialect;
+mod admin;
 mod legacy_dialect;
 mod notify;
 mod plugins;
 mod remediation;
+pub mod runs;
+pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use integration::{GRANT_KEY, context_for, grant_of, set_grant};
 use proofpix_analysis::RiskLevel;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
-use proofpix_pipeline::integration::{GRANT_KEY, context_for, grant_of, set_grant};
 use proofpix_pipeline::{
     BatchRoute, FileRoute, Pipeline, PipelineOptions, Routes, SyncMode, SyncReport,
 };
@@ -90,6 +94,9 @@ pub struct HostOptions {
     /// The data directory: installed plugins (`plugins/`) and trusted keys
     /// (`trust/`) live there. `None` keeps plugins in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Load only these plugins (built-in and installed); `None` loads all. `proofpix scan`
+    /// needs only the local-folder plugin, and compiling the others would cost its start.
+    pub only_plugins: Option<Vec<String>>,
 }
 
 impl Default for HostOptions {
@@ -104,6 +111,7 @@ impl Default for HostOptions {
             first_party_plugins: true,
             trust_development_build: false,
             data_dir: None,
+            only_plugins: None,
         }
     }
 }
@@ -148,7 +156,7 @@ pub enum ServiceError {
     Pipeline(#[from] proofpix_pipeline::PipelineError),
     /// Building an integration's context failed.
     #[error("{0}")]
-    Context(#[from] proofpix_pipeline::integration::ContextError),
+    Context(#[from] integration::ContextError),
     /// A plugin could not be installed, upgraded or used.
     #[error("{0}")]
     Plugin(String),
@@ -939,6 +947,28 @@ impl Host {
             });
         }
         routes
+    }
+
+    /// How many files of `id` the store knows (analysed now or earlier).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn file_count(&self, id: &str) -> Result<u64, ServiceError> {
+        Ok(self.store.file_count(id)?)
+    }
+
+    /// Applies the retention periods (results, batches, audit) as of now; audited as `actor`.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn compact(
+        &self,
+        retention: proofpix_store::Retention,
+        actor: &str,
+    ) -> Result<proofpix_store::CompactReport, ServiceError> {
+        let actor = actor.to_string();
+        self.blocking(move |s| s.compact(&retention, s.now(), &actor))
+            .await
     }
 
     /// The pipeline.

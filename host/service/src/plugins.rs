@@ -261,6 +261,9 @@ impl Host {
         }
         let trust = self.trust_store();
         for (id, file) in proofpix_plugin_artifacts::first_party() {
+            if !self.wants_plugin(id) {
+                continue;
+            }
             // A build whose embedded plugins do not match their signature fails
             // loudly instead of running unverified code.
             let verified = proofpix_signing::verify(file, &trust).map_err(|e| {
@@ -304,6 +307,14 @@ impl Host {
             }
         }
         Ok(())
+    }
+
+    /// Whether this host loads plugin `id` (see [`crate::HostOptions::only_plugins`]).
+    fn wants_plugin(&self, id: &str) -> bool {
+        self.options
+            .only_plugins
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == id))
     }
 
     fn plugins_dir(&self) -> Option<PathBuf> {
@@ -567,9 +578,10 @@ impl Host {
         let trust = self.trust_store();
         let mut loaded = Vec::new();
         for r in records {
-            if self
-                .plugin(&r.id)
-                .is_some_and(|p| p.content_hash() == r.content_hash)
+            if !self.wants_plugin(&r.id)
+                || self
+                    .plugin(&r.id)
+                    .is_some_and(|p| p.content_hash() == r.content_hash)
             {
                 continue;
             }
