@@ -222,3 +222,247 @@ fn a_lying_heif_iref_or_thumbnail_location_costs_an_error_not_the_exif() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Maker-note serials
+
+fn analyze_exif(ifd0: &[E], exif: &[E]) -> Report {
+    run(&jpeg(&[app1_exif(&tiff(ifd0, exif, &[], &[]))], 8, 8))
+}
+
+/// A Phase One directory: header (`IIII` + `tag4`, or `MMMM` + `tag4`), the entries at 12,
+/// then the values; every offset is relative to the directory's start. `entries` are
+/// (tag, value bytes); `entry_size` 16 (main, with a format word) or 12 (SensorCalibration).
+fn phaseone_dir(
+    le: bool,
+    tag4: &[u8; 4],
+    entry_size: usize,
+    entries: &[(u32, Vec<u8>)],
+) -> Vec<u8> {
+    let u32b = |x: u32| if le { x.to_le_bytes() } else { x.to_be_bytes() };
+    let mut d = if le {
+        b"IIII".to_vec()
+    } else {
+        b"MMMM".to_vec()
+    };
+    d.extend_from_slice(tag4);
+    d.extend_from_slice(&u32b(12));
+    d.extend_from_slice(&u32b(entries.len() as u32));
+    d.extend_from_slice(&u32b(0));
+    let mut values_at = 12 + 8 + entries.len() * entry_size;
+    let mut values = Vec::new();
+    for (tag, v) in entries {
+        d.extend_from_slice(&u32b(*tag));
+        if entry_size == 16 {
+            d.extend_from_slice(&u32b(1));
+        }
+        d.extend_from_slice(&u32b(v.len() as u32));
+        d.extend_from_slice(&u32b(values_at as u32));
+        values.extend_from_slice(v);
+        values_at += v.len();
+    }
+    d.extend_from_slice(&values);
+    d
+}
+
+fn phaseone_note(le: bool) -> Vec<u8> {
+    let (main_tag, cal_tag): (&[u8; 4], &[u8; 4]) = if le {
+        (b"\x01waR", b"\x01\0\0\0")
+    } else {
+        (b"Raw\x01", b"\0\0\0\x01")
+    };
+    let cal = phaseone_dir(
+        le,
+        cal_tag,
+        12,
+        &[(0x0400, vec![0; 8]), (0x0407, b"EH021337\0".to_vec())],
+    );
+    phaseone_dir(
+        le,
+        main_tag,
+        16,
+        &[
+            (0x0102, b"LD001234\0".to_vec()),
+            (0x0105, vec![100, 0, 0, 0, 0, 0, 0, 0]),
+            (0x0110, cal),
+        ],
+    )
+}
+
+#[test]
+fn phase_one_maker_note_serials_in_both_byte_orders() {
+    for le in [true, false] {
+        let r = analyze_exif(
+            &[ascii(0x010f, "Phase One")],
+            &[undefined(0x927c, &phaseone_note(le))],
+        );
+        let mut serials: Vec<String> = r
+            .findings
+            .iter()
+            .filter(|f| f.category.as_str() == "serial")
+            .map(|f| format!("{} {}", f.source.tag, f.value))
+            .collect();
+        serials.sort();
+        assert_eq!(
+            serials,
+            ["0x0102 LD001234", "0x0407 EH021337"],
+            "le {le}: {:#?}",
+            r.findings
+        );
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+}
+
+#[test]
+fn an_iiq_file_whose_exif_does_not_point_at_its_note_is_still_read() {
+    // TIFF header, the note at 8 (as IIQ files have it), then IFD0 with only a Make.
+    let note = phaseone_note(true);
+    let ifd_at = 8 + note.len() as u32;
+    let mut f = b"II*\0".to_vec();
+    f.extend_from_slice(&ifd_at.to_le_bytes());
+    f.extend_from_slice(&note);
+    let mut ifd = Vec::new();
+    write_ifd_based(&mut ifd, &[ascii(0x010f, "Phase One")], 0, ifd_at as usize);
+    f.extend_from_slice(&ifd);
+    let r = run(&f);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("LD001234"),
+        "{:#?}",
+        r.findings
+    );
+    // Read once, even though both paths could reach it.
+    assert_eq!(
+        r.findings.iter().filter(|f| f.value == "LD001234").count(),
+        1
+    );
+}
+
+#[test]
+fn a_lying_phase_one_note_costs_an_error_not_the_gps_fix() {
+    let gps = gps_entries((48, 51, 0), true, (2, 21, 0), true);
+    // 1. The SensorCalibration offset points far outside the note: the main serial stays.
+    let mut note = phaseone_note(true);
+    let cal_entry = 12 + 8 + 2 * 16;
+    note[cal_entry + 12..cal_entry + 16].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    let t = tiff(
+        &[ascii(0x010f, "Phase One")],
+        &[undefined(0x927c, &note)],
+        &gps,
+        &[],
+    );
+    let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+    assert_eq!(value(&r, "SerialNumber").as_deref(), Some("LD001234"));
+    assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("PhaseOne"),
+        "{:?}",
+        r.error
+    );
+    // 2. An entry count of 5000, and every truncation: partial results, no panic, GPS kept.
+    let mut note = phaseone_note(false);
+    note[12..16].copy_from_slice(&5000u32.to_be_bytes());
+    let t = tiff(
+        &[ascii(0x010f, "Phase One")],
+        &[undefined(0x927c, &note)],
+        &gps,
+        &[],
+    );
+    let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+    assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("entry count"),
+        "{:?}",
+        r.error
+    );
+    let note = phaseone_note(true);
+    for n in 0..note.len() {
+        let t = tiff(
+            &[ascii(0x010f, "Phase One")],
+            &[undefined(0x927c, &note[..n])],
+            &gps,
+            &[],
+        );
+        let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+        assert!(
+            r.findings.iter().any(|f| f.category.as_str() == "gps"),
+            "cut at {n}"
+        );
+    }
+}
+
+#[test]
+fn canon_5ds_lens_serial_from_camera_info_unknown() {
+    let mut info = vec![0u8; 0x200];
+    info[0x16b..0x170].copy_from_slice(&[0, 0, 0x98, 0x76, 0x54]);
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 5DS R")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut ifd = Vec::new();
+    write_ifd_based(&mut ifd, &[undefined(0x000d, &info)], 0, base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &ifd)]);
+    assert!(
+        value(&r, "LensSerialNumber").is_some_and(|v| v.contains("987654")),
+        "{:#?}",
+        r.findings
+    );
+    // A model with its own table (or none) does not read those bytes as a serial.
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS R5")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut ifd = Vec::new();
+    write_ifd_based(&mut ifd, &[undefined(0x000d, &info)], 0, base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &ifd)]);
+    assert!(value(&r, "LensSerialNumber").is_none(), "{:#?}", r.findings);
+    // A 5DS block cut before the serial: an error, the rest of the note still read.
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 5DS")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut ifd = Vec::new();
+    write_ifd_based(
+        &mut ifd,
+        &[undefined(0x000d, &info[..0x100]), ascii(0x0009, "Kim Ode")],
+        0,
+        base,
+    );
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &ifd)]);
+    assert_eq!(value(&r, "OwnerName").as_deref(), Some("Kim Ode"));
+    assert!(value(&r, "LensSerialNumber").is_none());
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("outside its block"),
+        "{:?}",
+        r.error
+    );
+}
+
+#[test]
+fn canon_5d_internal_serial_sits_nine_bytes_into_serial_info() {
+    let mut block = vec![0u8, 1, 0, 0, 0, 0, 0, 0, 0];
+    block.extend_from_slice(b"0620104488\0\0");
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 5D")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut ifd = Vec::new();
+    write_ifd_based(&mut ifd, &[undefined(0x0096, &block)], 0, base);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &ifd)]);
+    assert_eq!(
+        value(&r, "InternalSerialNumber").as_deref(),
+        Some("0620104488"),
+        "{:#?}",
+        r.findings
+    );
+    // Other models: the text itself, trailing 0xff padding dropped.
+    let ifd0 = [ascii(0x010f, "Canon"), ascii(0x0110, "Canon EOS 500D")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut ifd = Vec::new();
+    write_ifd_based(
+        &mut ifd,
+        &[undefined(0x0096, b"HA0123456\xff\xff\xff")],
+        0,
+        base,
+    );
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &ifd)]);
+    assert_eq!(
+        value(&r, "InternalSerialNumber").as_deref(),
+        Some("HA0123456")
+    );
+}

@@ -92,7 +92,11 @@ pub(crate) fn walk(ctx: &mut Ctx<'_>, format: Format) {
         Format::Tiff => {
             let len = ctx.r.len();
             tiff::parse(ctx, tiff::Data::File(0, len), tiff::Host::File);
-            if ctx.r.read(8, 4).is_ok_and(|m| m.as_slice() == b"IIII") {
+            if ctx
+                .r
+                .read(8, 4)
+                .is_ok_and(|m| matches!(m.as_slice(), b"IIII" | b"MMMM"))
+            {
                 raw::parse_phaseone(ctx);
             }
         }

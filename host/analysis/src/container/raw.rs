@@ -200,46 +200,14 @@ fn x3f_prop(ctx: &mut Ctx<'_>, off: u64, slen: u64) {
     }
 }
 
-/// Phase One IIQ: after the TIFF header, an "IIII" directory of 16-byte entries
-/// (tag, format, size, value-or-offset), offsets relative to byte 8.
+/// Phase One IIQ: the maker note sits right after the TIFF header (ExifTool writes it there
+/// too). The IFD walk reads it when EXIF's MakerNote tag points at it; an IIQ whose EXIF does
+/// not is read here, from byte 8.
 pub(crate) fn parse_phaseone(ctx: &mut Ctx<'_>) {
-    const BASE: u64 = 8;
-    let Some(dir) = ctx
-        .r
-        .read(BASE.saturating_add(8), 4)
-        .ok()
-        .and_then(|b| le32(&b, 0))
-    else {
+    const NOTE_START: u64 = 8;
+    if ctx.items.iter().any(|i| i.group == "PhaseOne") {
         return;
-    };
-    let dir = BASE.saturating_add(u64::from(dir));
-    let Some(count) = ctx.r.read(dir, 4).ok().and_then(|b| le32(&b, 0)) else {
-        return;
-    };
-    let Ok(ents) = ctx.r.read(
-        dir.saturating_add(8),
-        u64::from(count.min(1024)).saturating_mul(16),
-    ) else {
-        return;
-    };
-    for e in ents.chunks_exact(16) {
-        let (Some(tag), Some(size), Some(val)) = (le32(e, 0), le32(e, 8), le32(e, 12)) else {
-            continue;
-        };
-        if tag != 0x0102 {
-            continue;
-        }
-        let off = BASE.saturating_add(u64::from(val));
-        if let Ok(b) = ctx.r.read(off, u64::from(size).min(256)) {
-            let s = tiff::ascii(&b);
-            ctx.text(
-                Family::MakerNote,
-                "PhaseOne",
-                "0x0102",
-                "SerialNumber",
-                Some(off),
-                &s,
-            );
-        }
     }
+    let len = ctx.r.len().saturating_sub(NOTE_START);
+    crate::family::makernote::phaseone(ctx, Data::File(NOTE_START, len));
 }

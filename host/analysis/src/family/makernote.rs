@@ -107,6 +107,9 @@ enum Kind {
     Binary(&'static str, u64),
     /// Maker-specific decoders.
     CanonCameraInfo,
+    /// 0x0096: the internal serial as text, or (EOS 5D models) ExifTool's `Canon::SerialInfo`
+    /// block with the text at byte 9.
+    CanonSerial,
     CanonPreviewInfo,
     CanonLensInfo,
     PentaxCameraInfo,
@@ -130,7 +133,7 @@ const CANON: Table = &[
     (0x000c, "SerialNumber", Kind::Dec),
     (0x0028, "ImageUniqueID", Kind::Hex(16)),
     (0x0095, "LensModel", Kind::Text),
-    (0x0096, "InternalSerialNumber", Kind::Text),
+    (0x0096, "InternalSerialNumber", Kind::CanonSerial),
     (0x000d, "CameraInfo", Kind::CanonCameraInfo),
     (0x00b6, "PreviewImageInfo", Kind::CanonPreviewInfo),
     (0x4019, "LensInfo", Kind::CanonLensInfo),
@@ -477,6 +480,14 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
             return;
         }
     }
+    // Phase One: its own directory format (16-byte entries), in IIQ files and the TIFFs and
+    // JPEGs Capture One writes from them.
+    if head.starts_with(b"IIII") && head.get(5..8) == Some(b"waR") || head.starts_with(b"MMMMRaw") {
+        if let Some(note) = t.data.slice(e.value_off, e.size) {
+            phaseone(ctx, note);
+        }
+        return;
+    }
     if make.to_ascii_uppercase().contains("KODAK") && kodak(ctx, t, e, &head) {
         return;
     }
@@ -788,6 +799,11 @@ fn walk_note(
                     .any(|w| has_word(&model, w))
                 {
                     Some("Canon::CameraInfo450D")
+                } else if model.starts_with("Canon EOS 5DS") && !matches!(e.typ, 3 | 4 | 8 | 9) {
+                    // The 5DS and 5DS R have no table of their own: ExifTool reads their
+                    // byte-format block with CameraInfoUnknown (int16/int32 blocks go to
+                    // tables that hold nothing personal), whose lens serial is theirs alone.
+                    Some("Canon::CameraInfoUnknown")
                 } else {
                     None
                 };
@@ -796,6 +812,21 @@ fn walk_note(
                 }
             }
             Kind::CanonPreviewInfo => canon_preview(ctx, t, e, group),
+            Kind::CanonSerial => {
+                let model = ctx.facts.model.clone().unwrap_or_default();
+                let skip = if model.contains("EOS 5D") { 9 } else { 0 };
+                if let Some(v) = t.value(ctx, e) {
+                    let b = v.get(skip..).unwrap_or(&[]);
+                    // Trailing 0xff padding (Kiss X3) is not part of the serial.
+                    let end = b
+                        .iter()
+                        .rposition(|c| *c != 0xff)
+                        .map_or(0, |p| p.saturating_add(1));
+                    let text = ascii(b.get(..end).unwrap_or(&[]));
+                    let at = abs.and_then(|a| a.checked_add(skip as u64));
+                    ctx.text(Family::MakerNote, group, &tag_s, name, at, &text);
+                }
+            }
             Kind::CanonLensInfo => {
                 if let Some(v) = t.value(ctx, e)
                     && let Some(b) = v.get(..5)
@@ -1021,6 +1052,100 @@ fn looks_ucs2(b: &[u8]) -> bool {
         }
     }
     n > 0
+}
+
+/// Most entries of a Phase One directory (ExifTool refuses more than 300).
+const PHASEONE_MAX_ENTRIES: u32 = 300;
+
+/// A Phase One maker note (ExifTool's `PhaseOne::Main`): "IIII" or "MMMM", a 4-byte tag, the
+/// offset of a directory of 16-byte entries (tag, format, size, value or offset), every offset
+/// relative to the note's start. `SerialNumber` (0x0102) is read, and the `SensorCalibration`
+/// directory (0x0110; 12-byte entries, its own version header) for its `SerialNumber`
+/// (0x0407). A directory or value outside the note is an error; entries before it are kept.
+pub(crate) fn phaseone(ctx: &mut Ctx<'_>, note: Data<'_>) {
+    phaseone_dir(ctx, note, 16);
+}
+
+fn phaseone_dir(ctx: &mut Ctx<'_>, d: Data<'_>, entry_size: u64) {
+    let Ok(h) = d.get(ctx, 0, 12) else {
+        ctx.error("PhaseOne maker note: truncated header");
+        return;
+    };
+    let le = h.starts_with(b"IIII");
+    let ok = if entry_size == 16 {
+        (le && h.get(5..8) == Some(b"waR")) || h.starts_with(b"MMMMRaw")
+    } else {
+        h.get(..8) == Some(b"IIII\x01\0\0\0") || h.get(..8) == Some(b"MMMM\0\0\0\x01")
+    };
+    if !ok {
+        ctx.error("PhaseOne maker note: unrecognised directory header");
+        return;
+    }
+    let Some(dir) = u32_at(&h, 8, le).map(u64::from) else {
+        return;
+    };
+    let Some(n) = d.get(ctx, dir, 4).ok().and_then(|b| u32_at(&b, 0, le)) else {
+        ctx.error("PhaseOne maker note: directory outside the note");
+        return;
+    };
+    if !(2..=PHASEONE_MAX_ENTRIES).contains(&n) {
+        ctx.error(format!("PhaseOne maker note: implausible entry count {n}"));
+        return;
+    }
+    let first = dir.saturating_add(8);
+    let want = u64::from(n).saturating_mul(entry_size);
+    let avail = d.len().saturating_sub(first);
+    if want > avail {
+        ctx.error("PhaseOne maker note: directory truncated");
+    }
+    let whole = avail.saturating_sub(avail.checked_rem(entry_size).unwrap_or(0));
+    let Ok(ents) = d.get(ctx, first, want.min(whole)) else {
+        return;
+    };
+    let es = usize::try_from(entry_size).unwrap_or(16);
+    for ent in ents.chunks_exact(es) {
+        let (Some(tag), Some(size), Some(val)) = (
+            u32_at(ent, 0, le),
+            u32_at(ent, es.saturating_sub(8), le),
+            u32_at(ent, es.saturating_sub(4), le),
+        ) else {
+            continue;
+        };
+        let wanted = match (entry_size, tag) {
+            (16, 0x0102) | (12, 0x0407) => true,
+            (16, 0x0110) => false,
+            _ => continue,
+        };
+        if size <= 4 {
+            continue;
+        }
+        let (off, len) = (u64::from(val), u64::from(size));
+        if off.checked_add(len).is_none_or(|e| e > d.len()) {
+            ctx.error(format!(
+                "PhaseOne maker note: tag 0x{tag:04x} outside the note"
+            ));
+            continue;
+        }
+        if !wanted {
+            if let Some(sub) = d.slice(off, len)
+                && ctx.enter()
+            {
+                phaseone_dir(ctx, sub, 12);
+                ctx.leave();
+            }
+            continue;
+        }
+        if let Ok(b) = d.get(ctx, off, len.min(256)) {
+            ctx.text(
+                Family::MakerNote,
+                "PhaseOne",
+                &format!("0x{tag:04x}"),
+                "SerialNumber",
+                d.abs(off),
+                &ascii(&b),
+            );
+        }
+    }
 }
 
 /// Some cameras write maker-note value offsets a few bytes short (ExifTool's "fix by N"
