@@ -139,7 +139,9 @@ pub async fn run(args: Args) -> anyhow::Result<Verdict> {
     host.create_integration(spec, ACTOR)
         .await
         .with_context(|| format!("setting up the scan of {}", dir.display()))?;
-    host.set_pixels(&scan_id, args.pixels, ACTOR)?;
+    if host.pixels(&scan_id)? != args.pixels {
+        host.set_pixels(&scan_id, args.pixels, ACTOR)?;
+    }
     let mode = if args.full {
         SyncMode::Reanalyse
     } else {
