@@ -466,3 +466,243 @@ fn canon_5d_internal_serial_sits_nine_bytes_into_serial_info() {
         Some("HA0123456")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// RAW and maker-note previews
+
+/// A small JPEG standing for a preview (SOI, SOF0 64x48, padding, EOI).
+fn preview_bytes() -> Vec<u8> {
+    tiny_jpeg(64, 48, 200)
+}
+
+/// A maker note: `header`, an IFD, then a preview. `note_at` is the note's position relative
+/// to the origin its offsets count from (the TIFF header: the note's position in the EXIF; the
+/// note itself: 0); `entries(preview_offset, preview_len)` builds the IFD.
+fn note_with_preview(
+    header: &[u8],
+    note_at: isize,
+    entries: impl Fn(u32, u32) -> Vec<E>,
+) -> Vec<u8> {
+    let pv = preview_bytes();
+    let ifd_base = (note_at + header.len() as isize) as usize;
+    let mut probe = Vec::new();
+    write_ifd_based(&mut probe, &entries(0, 0), 0, ifd_base);
+    let at = (ifd_base + probe.len()) as u32;
+    let mut ifd = Vec::new();
+    write_ifd_based(&mut ifd, &entries(at, pv.len() as u32), 0, ifd_base);
+    assert_eq!(ifd.len(), probe.len());
+    let mut note = header.to_vec();
+    note.extend_from_slice(&ifd);
+    note.extend_from_slice(&pv);
+    note
+}
+
+fn previews(r: &Report) -> Vec<String> {
+    let mut v = names(r, "thumbnail");
+    v.sort();
+    v
+}
+
+#[test]
+fn olympus_and_pentax_preview_pointers_in_the_main_maker_note_ifd() {
+    // Old Olympus notes ("OLYMP\0", IFD at 8, TIFF-relative offsets): 0x1036/0x1037 and
+    // 0x0088/0x0089 are listed in the generated Olympus::Main rows, not the hand table.
+    for (start, len) in [(0x1036u16, 0x1037u16), (0x0088, 0x0089)] {
+        let ifd0 = [
+            ascii(0x010f, "OLYMPUS OPTICAL CO.,LTD"),
+            ascii(0x0110, "E-10"),
+        ];
+        let at = exif_values_at(&ifd0, 1) as isize;
+        let note = note_with_preview(b"OLYMP\0\x01\0", at, |o, l| {
+            vec![long(start, o), long(len, l)]
+        });
+        let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+        assert_eq!(
+            previews(&r),
+            ["Olympus:PreviewImage"],
+            "0x{start:04x}: {:#?}",
+            r.findings
+        );
+        assert!(r.error.is_none(), "{:?}", r.error);
+    }
+    // Pentax "AOC\0" notes: 0x0004 start, 0x0003 length, TIFF-relative.
+    let ifd0 = [
+        ascii(0x010f, "PENTAX Corporation"),
+        ascii(0x0110, "PENTAX K10D"),
+    ];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"AOC\0II", at, |o, l| {
+        vec![long(0x0004, o), long(0x0003, l)]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(previews(&r), ["Pentax:PreviewImage"], "{:#?}", r.findings);
+}
+
+#[test]
+fn sigma_notes_hold_two_preview_pairs_under_the_same_names() {
+    let ifd0 = [ascii(0x010f, "SIGMA"), ascii(0x0110, "SIGMA SD14")];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"SIGMA\0\0\0\x01\0", at, |o, l| {
+        vec![
+            long(0x001a, o),
+            long(0x001b, l),
+            // The second pair: the same image's second half.
+            long(0x001c, o + l / 2),
+            long(0x001d, l / 2),
+        ]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        previews(&r),
+        ["Sigma:PreviewImage", "Sigma:PreviewImage"],
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
+fn sony_ericsson_phone_note_preview() {
+    // "SEMC MS\0": IFD at 20, offsets relative to the note + 12.
+    let ifd0 = [ascii(0x010f, "Sony Ericsson"), ascii(0x0110, "K850i")];
+    let mut header = b"SEMC MS\0".to_vec();
+    header.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0]);
+    let note = note_with_preview(&header, -12, |o, l| vec![long(0x0201, o), long(0x0202, l)]);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(previews(&r), ["Sony:PreviewImage"], "{:#?}", r.findings);
+}
+
+#[test]
+fn ricoh_image_info_block_preview() {
+    // Ricoh::ImageInfo (tag 0x1001): int16u start at byte 28, length at 30, TIFF-relative.
+    let ifd0 = [ascii(0x010f, "RICOH"), ascii(0x0110, "Caplio RR30")];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"Ricoh\0\0\0", at, |o, l| {
+        let mut block = vec![0u8; 32];
+        block[28..30].copy_from_slice(&(o as u16).to_le_bytes());
+        block[30..32].copy_from_slice(&(l as u16).to_le_bytes());
+        vec![undefined(0x1001, &block)]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(previews(&r), ["Ricoh:PreviewImage"], "{:#?}", r.findings);
+    // The GR's 0x1001 is a single int16u (ExposureProgram): not a block, nothing read.
+    let note = note_with_preview(b"Ricoh\0\0\0", at, |_, _| vec![short(0x1001, 3)]);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert!(previews(&r).is_empty());
+    assert!(r.error.is_none(), "{:?}", r.error);
+}
+
+#[test]
+fn nikon_preview_ifd_inside_a_type3_note() {
+    // "Nikon\0\x02\x10\0\0", then the note's own TIFF header: PreviewIFD (0x0011) holds
+    // 0x0201/0x0202 relative to that header.
+    let pv = preview_bytes();
+    let mut inner = b"II*\0\x08\0\0\0".to_vec();
+    let main = |pifd: u32| vec![(0x0011u16, 13u16, 1u32, pifd.to_le_bytes().to_vec())];
+    let mut probe = Vec::new();
+    write_ifd_based(&mut probe, &main(0), 0, 8);
+    let pifd_at = 8 + probe.len();
+    write_ifd_based(&mut inner, &main(pifd_at as u32), 0, 8);
+    let pentries = |o: u32| vec![long(0x0201, o), long(0x0202, pv.len() as u32)];
+    let mut pprobe = Vec::new();
+    write_ifd_based(&mut pprobe, &pentries(0), 0, pifd_at);
+    let pv_at = pifd_at + pprobe.len();
+    write_ifd_based(&mut inner, &pentries(pv_at as u32), 0, pifd_at);
+    inner.extend_from_slice(&pv);
+    let mut note = b"Nikon\0\x02\x10\0\0".to_vec();
+    note.extend_from_slice(&inner);
+    let ifd0 = [
+        ascii(0x010f, "NIKON CORPORATION"),
+        ascii(0x0110, "NIKON D850"),
+    ];
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        previews(&r),
+        ["PreviewIFD:PreviewImage"],
+        "{:#?}",
+        r.findings
+    );
+}
+
+#[test]
+fn a_preview_pointer_outside_the_data_costs_an_error_not_the_gps_fix() {
+    let ifd0 = [
+        ascii(0x010f, "OLYMPUS OPTICAL CO.,LTD"),
+        ascii(0x0110, "E-10"),
+    ];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"OLYMP\0\x01\0", at, |_, _| {
+        vec![long(0x1036, 0x7fff_0000), long(0x1037, 5000)]
+    });
+    let gps = gps_entries((48, 51, 0), true, (2, 21, 0), true);
+    let t = tiff(&ifd0, &[undefined(0x927c, &note)], &gps, &[]);
+    let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+    assert!(previews(&r).is_empty(), "{:#?}", r.findings);
+    assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("outside"),
+        "{:?}",
+        r.error
+    );
+    // A start with no length, and a Sigma pair cut short by the note's end: no image, no panic.
+    let ifd0 = [ascii(0x010f, "SIGMA"), ascii(0x0110, "SIGMA SD14")];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"SIGMA\0\0\0\x01\0", at, |o, _| vec![long(0x001a, o)]);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert!(previews(&r).is_empty());
+    let note = note_with_preview(b"SIGMA\0\0\0\x01\0", at, |o, l| {
+        vec![long(0x001a, o), long(0x001b, l)]
+    });
+    for n in 0..note.len() {
+        let _ = analyze_exif(&ifd0, &[undefined(0x927c, &note[..n])]);
+    }
+}
+
+#[test]
+fn raw_ifd_previews_by_exiftool_names() {
+    // A DNG-like TIFF: IFD0 the reduced preview (JPEG strips), SubIFD1 the raw, SubIFD2 a lossy
+    // (34892) semantic matte that ExifTool calls OtherImage.
+    let t = tiff_image(&[long(0x00fe, 1), short(0x0103, 7), long(0x014a, 0)]);
+    let at = t.len() as u32;
+    let mut t = t;
+    // Two SubIFDs: the raw (SubfileType 0) and the matte.
+    let pix = [0u8; 64];
+    let sub = |strip: u32, subfile: u32, comp: u16| {
+        vec![
+            long(0x00fe, subfile),
+            long(0x0100, 4),
+            long(0x0101, 4),
+            short(0x0103, comp),
+            long(0x0111, strip),
+            long(0x0117, 32),
+        ]
+    };
+    let mut probe = Vec::new();
+    write_ifd_based(&mut probe, &sub(0, 0, 7), 0, 0);
+    let sub1_at = at + 8; // after the two-pointer array
+    let sub2_at = sub1_at + probe.len() as u32;
+    let pix_at = sub2_at + probe.len() as u32;
+    t.extend_from_slice(&sub1_at.to_le_bytes());
+    t.extend_from_slice(&sub2_at.to_le_bytes());
+    write_ifd_based(&mut t, &sub(pix_at, 0, 7), 0, 0);
+    write_ifd_based(&mut t, &sub(pix_at + 32, 4, 34892), 0, 0);
+    t.extend_from_slice(&pix);
+    // Point IFD0's SubIFDs entry (count 2) at the array.
+    let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+    for i in 0..n {
+        let p = 10 + 12 * i;
+        if u16::from_le_bytes([t[p], t[p + 1]]) == 0x014a {
+            t[p + 4..p + 8].copy_from_slice(&2u32.to_le_bytes());
+            t[p + 8..p + 12].copy_from_slice(&at.to_le_bytes());
+        }
+    }
+    let r = run(&t);
+    let got = previews(&r);
+    assert!(
+        got.contains(&"SubIFD2:OtherImage".to_owned()),
+        "{got:?} {:#?}",
+        r.findings
+    );
+    assert!(got.contains(&"IFD0:PreviewImage".to_owned()), "{got:?}");
+    // The full-resolution raw (SubfileType 0) is not a preview.
+    assert!(!got.iter().any(|g| g.starts_with("SubIFD1")), "{got:?}");
+}

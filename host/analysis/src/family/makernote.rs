@@ -225,6 +225,7 @@ const PENTAX: Table = &[
 const RICOH: Table = &[
     (0x0005, "SerialNumber", Kind::RicohSerial),
     (0x002c, "SerialInfo", Kind::Binary("Ricoh::SerialInfo", 1)),
+    (0x1001, "ImageInfo", Kind::Binary("Ricoh::ImageInfo", 1)),
 ];
 const SAMSUNG: Table = &[
     (0x0123, "FaceName", Kind::Text),
@@ -392,6 +393,19 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
         || head.starts_with(b"VHAB     \0")
     {
         return l(Maker::Sony, 12, None, None);
+    }
+    // Sony Ericsson phones: IFD at 20, offsets relative to the note + 12 (ExifTool's
+    // MakerNoteSonyEricsson: Start + 20, Base start - 8); its preview pair comes from the
+    // generated Sony::Ericsson rows.
+    if head.starts_with(b"SEMC MS\0") {
+        return Some(Layout {
+            maker: Maker::Sony,
+            ifd: 20,
+            base: Some(12),
+            le: None,
+            own_tiff: None,
+            table: Some(("Sony::Ericsson", &[])),
+        });
     }
     // Sony DSC-S650/S700/S750 and "PREMI" notes are Olympus-format IFDs.
     if head.starts_with(b"SONY PI\0") {
@@ -714,6 +728,9 @@ fn walk_note(
         return;
     };
     fix_base(&mut entries, off);
+    // Start/length pairs the generated data lists for `et` (Olympus 0x0088/0x1036, Sigma,
+    // Sony Ericsson...): (tag id, ExifTool name, value).
+    let mut pointers: Vec<(u32, &'static str, u64)> = Vec::new();
     let mut pv_start: Option<(u64, String)> = None;
     let mut pv_len: Option<u64> = None;
     for e in &entries {
@@ -723,7 +740,14 @@ fn walk_note(
         let tag_s = format!("0x{:04x}", e.tag);
         let abs = t.data.abs(e.value_off);
         let Some((_, name, kind)) = tab.iter().find(|(id, _, _)| *id == e.tag) else {
-            generic_tag(ctx, t, e, et, group, &tag_s);
+            match tagdata::lookup(et, u32::from(e.tag)) {
+                Some(info) if info.category == "thumbnail-pointer" => {
+                    if let Some(v) = t.uint(ctx, e) {
+                        pointers.push((u32::from(e.tag), info.name, v));
+                    }
+                }
+                _ => generic_tag(ctx, t, e, et, group, &tag_s),
+            }
             continue;
         };
         match *kind {
@@ -783,9 +807,13 @@ fn walk_note(
                     ctx.leave();
                 }
             }
+            // Ricoh's 0x1001 is the ImageInfo block except where it is one int16u (the GR's
+            // ExposureProgram), as ExifTool's condition says.
+            Kind::Binary("Ricoh::ImageInfo", _) if e.typ == 3 => {}
             Kind::Binary(sub_et, unit) => {
                 if let Some(v) = t.value(ctx, e) {
                     binary_table(ctx, &v, abs, sub_et, unit, t.le, group);
+                    binary_pointers(ctx, t, &v, sub_et, unit, group);
                 }
             }
             Kind::CanonCameraInfo => {
@@ -930,6 +958,90 @@ fn walk_note(
             len,
         );
     }
+    pointer_pairs(ctx, t, group, &pointers);
+}
+
+/// Images from start/length (or offset/length) tags: each start is paired with the length of
+/// the same stem (`PreviewImageStart` / `PreviewImageLength`, `ThumbnailOffset` /
+/// `ThumbnailLength`) whose id is nearest (Sigma lists two pairs under the same names). The
+/// start is relative to the view the maker's other offsets use.
+fn pointer_pairs(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, group: &str, ptrs: &[(u32, &str, u64)]) {
+    let stem = |n: &str| -> Option<(String, bool)> {
+        for (suffix, is_start) in [("Start", true), ("Offset", true), ("Length", false)] {
+            if let Some(s) = n.strip_suffix(suffix) {
+                return Some((s.to_owned(), is_start));
+            }
+        }
+        None
+    };
+    // Each length pairs with one start: the nearest one not taken yet, starts in id order.
+    let mut taken: Vec<u32> = Vec::new();
+    let mut starts: Vec<&(u32, &str, u64)> = ptrs.iter().collect();
+    starts.sort_by_key(|(id, _, _)| *id);
+    for (id, name, start) in starts {
+        let Some((s, true)) = stem(name) else {
+            continue;
+        };
+        let len = ptrs
+            .iter()
+            .filter(|(lid, n, _)| stem(n) == Some((s.clone(), false)) && !taken.contains(lid))
+            .min_by_key(|(lid, _, _)| lid.abs_diff(*id))
+            .map(|(lid, _, l)| (*lid, *l));
+        let len = len.map(|(lid, l)| {
+            taken.push(lid);
+            l
+        });
+        let image = match s.as_str() {
+            "Thumbnail" => "ThumbnailImage",
+            "PreviewImage" | "ThumbnailImage" | "JpgFromRaw" | "OtherImage" => s.as_str(),
+            _ => continue,
+        };
+        if let Some(len) = len {
+            let off = t.ptr(*start);
+            t.embedded_image(
+                ctx,
+                Family::MakerNote,
+                group,
+                &format!("0x{id:04x}"),
+                image,
+                off,
+                len,
+            );
+        }
+    }
+}
+
+/// The start/length pairs of a binary maker-note block `v` (ExifTool table `et`, ids counting
+/// `unit`-byte words) as images, relative to the view `t` (Ricoh's ImageInfo, Samsung's STMN).
+fn binary_pointers(
+    ctx: &mut Ctx<'_>,
+    t: &mut Tiff<'_>,
+    v: &[u8],
+    et: &str,
+    unit: u64,
+    group: &str,
+) {
+    let mut ptrs = Vec::new();
+    for (id, info) in tagdata::rows(et) {
+        if info.category != "thumbnail-pointer" {
+            continue;
+        }
+        let Ok(p) = usize::try_from(u64::from(id).saturating_mul(unit)) else {
+            continue;
+        };
+        let n = match info.typ {
+            "int16u" => u16_at(v, p, t.le).map(u64::from),
+            _ => u32_at(v, p, t.le).map(u64::from),
+        };
+        match n {
+            Some(n) => ptrs.push((id, info.name, n)),
+            None => ctx.error(format!(
+                "{group} maker note: {} outside its block",
+                info.name
+            )),
+        }
+    }
+    pointer_pairs(ctx, t, group, &ptrs);
 }
 
 /// A maker-note tag outside the hand table: decode it if the generated data says ExifTool's

@@ -796,6 +796,13 @@ fn image_tags(
     if img.strips == 0 {
         return;
     }
+    // Lossy DNG (compression 34892: Apple ProRAW's semantic mattes, lossy DNG proxies): ExifTool
+    // reads the strips of any such IFD as OtherImage.
+    if img.compression == Some(34892) {
+        let first = img.strip_len_first.unwrap_or(l);
+        t.embedded_image(ctx, Family::Exif, group, "0x0111", "OtherImage", o, first);
+        return;
+    }
     // JPEG (compression 7) strips in a TIFF file that are not marked as the
     // full-resolution image (SubfileType absent or non-zero): ExifTool reads them as a preview
     // (as JpgFromRaw in SubIFD2), in IFD0, any later IFD and every SubIFD. Only the first
