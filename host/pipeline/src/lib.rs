@@ -54,9 +54,9 @@ use proofpix_runtime::{
     Body, CallError, Content, IntegrationContext, Plugin, RemoteContent, Session,
 };
 use proofpix_store::{
-    AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IdempotencyLog,
-    IntegrationStatus, Lease, Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution,
-    Stage, Store, StoreError, WorkQueue, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
+    AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IntegrationStatus, Lease,
+    Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution, Stage, StageStore,
+    StoreError, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
 };
 use time::OffsetDateTime;
 
@@ -340,7 +340,7 @@ pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
 /// Runs syncs against one store with one analyzer.
 #[derive(Clone)]
 pub struct Pipeline {
-    store: Arc<Store>,
+    store: Arc<dyn StageStore>,
     analyzer: Arc<Analyzer>,
     options: PipelineOptions,
     owner: String,
@@ -396,7 +396,11 @@ impl From<(String, bool)> for FileFailure {
 
 impl Pipeline {
     /// A pipeline over a store.
-    pub fn new(store: Arc<Store>, analyzer: Arc<Analyzer>, options: PipelineOptions) -> Self {
+    pub fn new(
+        store: Arc<dyn StageStore>,
+        analyzer: Arc<Analyzer>,
+        options: PipelineOptions,
+    ) -> Self {
         let owner = format!(
             "proofpix-{}-{:x}",
             std::process::id(),
@@ -469,11 +473,6 @@ impl Pipeline {
         .await
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// The analyzer.
     pub fn analyzer(&self) -> &Arc<Analyzer> {
         &self.analyzer
@@ -482,10 +481,10 @@ impl Pipeline {
     async fn blocking<T, F>(&self, f: F) -> Result<T, PipelineError>
     where
         T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&dyn StageStore) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| PipelineError::Internal(e.to_string()))?
             .map_err(PipelineError::from)
@@ -1700,7 +1699,11 @@ fn plugin_writeback_is_idempotent(plugin: &Plugin) -> bool {
 }
 
 /// Marks the known files among `removed` as [`FileStatus::Removed`]; returns how many changed.
-fn mark_removed(s: &Store, integration: &str, removed: &[String]) -> Result<u64, StoreError> {
+fn mark_removed(
+    s: &dyn StageStore,
+    integration: &str,
+    removed: &[String],
+) -> Result<u64, StoreError> {
     let mut n = 0;
     for remote_id in removed {
         let Some(mut f) = s.file(integration, remote_id)? else {

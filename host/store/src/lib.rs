@@ -48,6 +48,7 @@ mod records;
 mod retention;
 mod rotation;
 pub mod schema;
+mod seams;
 mod sessions;
 pub mod stages;
 mod store;
@@ -73,6 +74,7 @@ pub use records::{
 };
 pub use retention::{CompactReport, Retention};
 pub use rotation::{NEXT_KEY_FILE_NAME, RotateReport, open_in_dir, rotate_key_file};
+pub use seams::StageStore;
 pub use sessions::SessionRecord;
 pub use stages::{Outbound, Record, Recorded, Stage, WritebackDone, WritebackEnd, stage_queue};
 pub use store::{Clock, DeletedCounts, Store, StoreOptions};

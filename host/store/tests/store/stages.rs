@@ -1,4 +1,9 @@
 //! The staged pipeline's operations: group commit with the outbox, write-back groups.
+//!
+//! The first tests are a conformance suite: each takes any [`StageStore`] (the seam the
+//! pipeline's stages use) and the clock it reads, so every backend runs the same
+//! behaviour. `redb` below runs them on the embedded store; a shared backend adds its own
+//! module calling the same functions (`conformance!`), not a copy of the tests.
 
 use std::time::Duration;
 
@@ -45,7 +50,7 @@ fn outbound(queue: &str, key: &str) -> Outbound {
     }
 }
 
-fn enqueue(store: &Store, ids: &[&str]) -> Vec<Lease> {
+fn enqueue(store: &dyn StageStore, ids: &[&str]) -> Vec<Lease> {
     let items: Vec<NewItem> = ids
         .iter()
         .map(|k| NewItem {
@@ -57,12 +62,11 @@ fn enqueue(store: &Store, ids: &[&str]) -> Vec<Lease> {
     store.claim("src", "w1", 100, LEASE).unwrap()
 }
 
-#[test]
-fn a_group_commits_results_files_acks_and_outbox_items_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    let leases = enqueue(&store, &["a", "b", "c"]);
+pub fn a_group_commits_results_files_acks_and_outbox_items_together(
+    store: &dyn StageStore,
+    clock: &TestClock,
+) {
+    let leases = enqueue(store, &["a", "b", "c"]);
     let wb = stage_queue("src", Stage::WriteBack);
     let alerts = stage_queue("alerts", Stage::Notify);
     let records = vec![
@@ -126,12 +130,8 @@ fn a_group_commits_results_files_acks_and_outbox_items_together() {
     assert_eq!(store.earliest_due("nothing/notify").unwrap(), None);
 }
 
-#[test]
-fn a_lost_lease_costs_that_file_not_the_group() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    let leases = enqueue(&store, &["a", "b"]);
+pub fn a_lost_lease_costs_that_file_not_the_group(store: &dyn StageStore, clock: &TestClock) {
+    let leases = enqueue(store, &["a", "b"]);
     // a's lease expires and another worker takes it.
     clock.advance(LEASE + Duration::from_secs(1));
     let taken = store.claim("src", "w2", 1, LEASE).unwrap();
@@ -154,12 +154,11 @@ fn a_lost_lease_costs_that_file_not_the_group() {
     assert_eq!(store.depth(&wb).unwrap().pending, 1);
 }
 
-#[test]
-fn write_back_groups_are_at_most_once_and_mark_the_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    let fetch = enqueue(&store, &["a", "b", "c"]);
+pub fn write_back_groups_are_at_most_once_and_mark_the_files(
+    store: &dyn StageStore,
+    clock: &TestClock,
+) {
+    let fetch = enqueue(store, &["a", "b", "c"]);
     let wb = stage_queue("src", Stage::WriteBack);
     let records: Vec<Record> = fetch
         .iter()
@@ -230,12 +229,11 @@ fn write_back_groups_are_at_most_once_and_mark_the_files() {
 
 /// A write-back the plugin skipped (contract 0.3) is acked and done, never repeated, and
 /// its file is `Skipped` with the reason, not `Written`, also when met again as done.
-#[test]
-fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    let fetch = enqueue(&store, &["s"]);
+pub fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason(
+    store: &dyn StageStore,
+    clock: &TestClock,
+) {
+    let fetch = enqueue(store, &["s"]);
     let wb = stage_queue("src", Stage::WriteBack);
     store
         .record_group(&[Record::Done {
@@ -302,6 +300,47 @@ fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason() {
     assert_eq!(
         f.last_error.as_deref(),
         Some("write-back skipped: write_back is off")
+    );
+}
+
+/// Runs the conformance functions on a backend made by `$open` (a `fn() -> Backend`).
+macro_rules! conformance {
+    ($open:path: $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let backend = $open();
+                super::$name(backend.store.as_ref(), &backend.clock);
+            }
+        )*
+    };
+}
+
+/// A store under test, the clock it reads, and what keeps it alive.
+pub struct Backend {
+    pub store: Box<dyn StageStore>,
+    pub clock: TestClock,
+    _dir: tempfile::TempDir,
+}
+
+/// The embedded store (redb) in a temporary directory.
+fn redb_backend() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::new();
+    let store = open(dir.path(), &MasterKey::generate(), &clock);
+    Backend {
+        store: Box::new(store),
+        clock,
+        _dir: dir,
+    }
+}
+
+mod redb {
+    conformance!(super::redb_backend:
+        a_group_commits_results_files_acks_and_outbox_items_together,
+        a_lost_lease_costs_that_file_not_the_group,
+        write_back_groups_are_at_most_once_and_mark_the_files,
+        a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason,
     );
 }
 

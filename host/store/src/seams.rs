@@ -1,0 +1,220 @@
+//! The seam between the pipeline's stages and the store.
+//!
+//! The stages (discover, fetch and analyse, record, write-back) reach the store
+//! only through [`StageStore`]: the queue and leases ([`WorkQueue`]), the
+//! write-back idempotency log ([`IdempotencyLog`]), and the handful of record,
+//! cursor and batch operations below. [`Store`] (redb) is the embedded
+//! implementation; a shared one (PostgreSQL, for several daemons) implements the
+//! same trait and the stages do not change.
+//!
+//! Each method is one transaction, and the group operations
+//! ([`StageStore::record_group`], [`StageStore::begin_writebacks`],
+//! [`StageStore::finish_writebacks`]) are one durability point per group: an
+//! implementation must keep that, or the pipeline's crash guarantees and its
+//! throughput go with it.
+
+use time::OffsetDateTime;
+
+use crate::idempotency::{Begin, IdempotencyLog, WritebackKey};
+use crate::queue::{Enqueued, NewItem, QueueDepth, WorkQueue};
+use crate::records::{AnalysisResult, BatchRecord, FileRecord, IntegrationStatus};
+use crate::stages::{Outbound, Record, Recorded, WritebackDone};
+use crate::{AuditEvent, Store, StoreError};
+
+/// What the pipeline's stages need of a store. See the module docs.
+pub trait StageStore:
+    WorkQueue<Error = StoreError> + IdempotencyLog<Error = StoreError> + Send + Sync + 'static
+{
+    /// The store's clock (tests set it).
+    fn now(&self) -> OffsetDateTime;
+
+    /// The discovery cursor of an integration.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn cursor(&self, integration: &str) -> Result<Option<String>, StoreError>;
+
+    /// What the store knows of one remote file.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn file(&self, integration: &str, remote_id: &str) -> Result<Option<FileRecord>, StoreError>;
+
+    /// Adds or replaces a file record.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn put_file(&self, file: &FileRecord) -> Result<(), StoreError>;
+
+    /// Whether this version of a file still needs analysing (or, with
+    /// `writeback_needed`, writing back).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn needs_processing(
+        &self,
+        integration: &str,
+        remote_id: &str,
+        version: &str,
+        writeback_needed: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Queues a discovery page's items and moves the cursor past the page in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn enqueue_page(
+        &self,
+        integration: &str,
+        items: &[NewItem],
+        next_cursor: Option<&str>,
+    ) -> Result<Vec<Enqueued>, StoreError>;
+
+    /// Opens a batch (one run) of an integration.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn start_batch(&self, integration: &str) -> Result<BatchRecord, StoreError>;
+
+    /// Records a group of files' outcomes with their outbox items, in one transaction.
+    ///
+    /// # Errors
+    /// The backend failed; nothing of the group is recorded then.
+    fn record_group(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError>;
+
+    /// Writes the intents of a group of write-backs, in one transaction.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn begin_writebacks(&self, keys: &[WritebackKey]) -> Result<Vec<Begin>, StoreError>;
+
+    /// Completes a group of write-backs with their files and leases, in one transaction.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn finish_writebacks(&self, group: &[WritebackDone]) -> Result<Vec<bool>, StoreError>;
+
+    /// Closes a batch and queues its summaries, in one transaction.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn finish_batch(&self, batch: &BatchRecord, outbox: &[Outbound]) -> Result<(), StoreError>;
+
+    /// Sets an integration's health after a run.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn set_integration_status(
+        &self,
+        id: &str,
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Appends to the audit log.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn audit(&self, event: &AuditEvent) -> Result<u64, StoreError>;
+
+    /// One analysis result.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn result(&self, id: u64) -> Result<Option<AnalysisResult>, StoreError>;
+
+    /// The work of an integration in its downstream stage queues (write-back, remediation).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn stage_depth(&self, integration: &str) -> Result<QueueDepth, StoreError>;
+
+    /// When the earliest pending item of a queue comes due (the notify stage's windows).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn earliest_due(&self, queue: &str) -> Result<Option<OffsetDateTime>, StoreError>;
+}
+
+impl StageStore for Store {
+    fn now(&self) -> OffsetDateTime {
+        Store::now(self)
+    }
+
+    fn cursor(&self, integration: &str) -> Result<Option<String>, StoreError> {
+        Store::cursor(self, integration)
+    }
+
+    fn file(&self, integration: &str, remote_id: &str) -> Result<Option<FileRecord>, StoreError> {
+        Store::file(self, integration, remote_id)
+    }
+
+    fn put_file(&self, file: &FileRecord) -> Result<(), StoreError> {
+        Store::put_file(self, file)
+    }
+
+    fn needs_processing(
+        &self,
+        integration: &str,
+        remote_id: &str,
+        version: &str,
+        writeback_needed: bool,
+    ) -> Result<bool, StoreError> {
+        Store::needs_processing(self, integration, remote_id, version, writeback_needed)
+    }
+
+    fn enqueue_page(
+        &self,
+        integration: &str,
+        items: &[NewItem],
+        next_cursor: Option<&str>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        Store::enqueue_page(self, integration, items, next_cursor)
+    }
+
+    fn start_batch(&self, integration: &str) -> Result<BatchRecord, StoreError> {
+        Store::start_batch(self, integration)
+    }
+
+    fn record_group(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError> {
+        Store::record_group(self, records)
+    }
+
+    fn begin_writebacks(&self, keys: &[WritebackKey]) -> Result<Vec<Begin>, StoreError> {
+        Store::begin_writebacks(self, keys)
+    }
+
+    fn finish_writebacks(&self, group: &[WritebackDone]) -> Result<Vec<bool>, StoreError> {
+        Store::finish_writebacks(self, group)
+    }
+
+    fn finish_batch(&self, batch: &BatchRecord, outbox: &[Outbound]) -> Result<(), StoreError> {
+        Store::finish_batch(self, batch, outbox)
+    }
+
+    fn set_integration_status(
+        &self,
+        id: &str,
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Store::set_integration_status(self, id, status, last_error)
+    }
+
+    fn audit(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+        Store::audit(self, event)
+    }
+
+    fn result(&self, id: u64) -> Result<Option<AnalysisResult>, StoreError> {
+        Store::result(self, id)
+    }
+
+    fn stage_depth(&self, integration: &str) -> Result<QueueDepth, StoreError> {
+        Store::stage_depth(self, integration)
+    }
+
+    fn earliest_due(&self, queue: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        Store::earliest_due(self, queue)
+    }
+}
