@@ -145,7 +145,7 @@ fn a_heif_thumbnail_item_and_jpeg_previews_are_reported_by_exiftool_names() {
         "{:#?}",
         r.findings
     );
-    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(r.error.is_none(), "{:?} {:#?}", r.error, r.findings);
     // Only the JPEG items' heads are read, never their data or the primary's.
     assert!(r.bytes_read < 16_000, "{}", r.bytes_read);
 }
@@ -309,7 +309,7 @@ fn phase_one_maker_note_serials_in_both_byte_orders() {
             "le {le}: {:#?}",
             r.findings
         );
-        assert!(r.error.is_none(), "{:?}", r.error);
+        assert!(r.error.is_none(), "{:?} {:#?}", r.error, r.findings);
     }
 }
 
@@ -523,7 +523,7 @@ fn olympus_and_pentax_preview_pointers_in_the_main_maker_note_ifd() {
             "0x{start:04x}: {:#?}",
             r.findings
         );
-        assert!(r.error.is_none(), "{:?}", r.error);
+        assert!(r.error.is_none(), "{:?} {:#?}", r.error, r.findings);
     }
     // Pentax "AOC\0" notes: 0x0004 start, 0x0003 length, TIFF-relative.
     let ifd0 = [
@@ -588,7 +588,7 @@ fn ricoh_image_info_block_preview() {
     let note = note_with_preview(b"Ricoh\0\0\0", at, |_, _| vec![short(0x1001, 3)]);
     let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
     assert!(previews(&r).is_empty());
-    assert!(r.error.is_none(), "{:?}", r.error);
+    assert!(r.error.is_none(), "{:?} {:#?}", r.error, r.findings);
 }
 
 #[test]
@@ -601,12 +601,12 @@ fn nikon_preview_ifd_inside_a_type3_note() {
     let mut probe = Vec::new();
     write_ifd_based(&mut probe, &main(0), 0, 8);
     let pifd_at = 8 + probe.len();
-    write_ifd_based(&mut inner, &main(pifd_at as u32), 0, 8);
+    write_ifd_based(&mut inner, &main(pifd_at as u32), 0, 0);
     let pentries = |o: u32| vec![long(0x0201, o), long(0x0202, pv.len() as u32)];
     let mut pprobe = Vec::new();
     write_ifd_based(&mut pprobe, &pentries(0), 0, pifd_at);
     let pv_at = pifd_at + pprobe.len();
-    write_ifd_based(&mut inner, &pentries(pv_at as u32), 0, pifd_at);
+    write_ifd_based(&mut inner, &pentries(pv_at as u32), 0, 0);
     inner.extend_from_slice(&pv);
     let mut note = b"Nikon\0\x02\x10\0\0".to_vec();
     note.extend_from_slice(&inner);
@@ -705,4 +705,91 @@ fn raw_ifd_previews_by_exiftool_names() {
     assert!(got.contains(&"IFD0:PreviewImage".to_owned()), "{got:?}");
     // The full-resolution raw (SubfileType 0) is not a preview.
     assert!(!got.iter().any(|g| g.starts_with("SubIFD1")), "{got:?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any bytes behind each new parser's signature: a Phase One directory (both kinds), a
+    /// HEIF `iref` box, a Sony Ericsson or Sigma note, a Ricoh ImageInfo block. No panic, and
+    /// the GPS fix beside the maker note survives.
+    #[test]
+    fn new_parsers_take_any_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), k in 0usize..5) {
+        let gps = gps_entries((48, 51, 0), true, (2, 21, 0), true);
+        let (make, head): (&str, &[u8]) = [
+            ("Phase One", &b"IIII\x01waR"[..]),
+            ("Phase One", &b"MMMMRaw\x01"[..]),
+            ("Sony Ericsson", &b"SEMC MS\0"[..]),
+            ("SIGMA", &b"SIGMA\0\0\0\x01\0"[..]),
+            ("RICOH", &b"Ricoh\0\0\0"[..]),
+        ][k];
+        let mut note = head.to_vec();
+        note.extend_from_slice(&body);
+        let t = tiff(&[ascii(0x010f, make)], &[undefined(0x927c, &note)], &gps, &[]);
+        let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+        proptest::prop_assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
+        let mut f = heif(&[(2, b"hvc1", vec![1; 8])], &[(b"thmb", 2, 1)]);
+        let p = f.windows(4).position(|w| w == b"iref").unwrap();
+        let end = p + 4 + u32::from_be_bytes([f[p - 4], f[p - 3], f[p - 2], f[p - 1]]) as usize - 8;
+        f.splice(p + 8..end, body.iter().copied());
+        let r = run(&f);
+        proptest::prop_assert!(!r.error.as_deref().unwrap_or("").contains("internal error"));
+    }
+}
+
+#[test]
+fn kodak_type8_camera_info_and_sub_ifd0_serials() {
+    let ifd0 = [
+        ascii(0x010f, "EASTMAN KODAK COMPANY"),
+        ascii(0x0110, "KODAK Z1015 IS"),
+    ];
+    let at = exif_values_at(&ifd0, 1);
+    // SubIFD0 held in place (UNDEFINED), its value offsets counted from its own start.
+    let mut sub0 = Vec::new();
+    write_ifd_based(&mut sub0, &[ascii(0xfa19, "KCKAM90123456")], 0, 0);
+    // The main IFD (MakerNoteKodak8a: a bare IFD, TIFF-relative offsets); CameraInfo
+    // (0xff00) points past it at an IFD holding 0xfa04.
+    let main = |ci: u32| vec![undefined(0xfc00, &sub0), long(0xff00, ci)];
+    let mut probe = Vec::new();
+    write_ifd_based(&mut probe, &main(0), 0, at);
+    let ci_at = at + probe.len();
+    let mut note = Vec::new();
+    write_ifd_based(&mut note, &main(ci_at as u32), 0, at);
+    write_ifd_based(&mut note, &[ascii(0xfa04, "KCXFF1234567")], 0, at);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    let mut serials: Vec<String> = r
+        .findings
+        .iter()
+        .filter(|f| f.category.as_str() == "serial")
+        .map(|f| f.value.clone())
+        .collect();
+    serials.sort();
+    assert_eq!(
+        serials,
+        ["KCKAM90123456", "KCXFF1234567"],
+        "{:?} {:#?}",
+        r.error,
+        r.findings
+    );
+
+    // MakerNoteKodak8c: the same IFD behind a TIFF header, offsets from the note's start.
+    let mut note = b"II*\0\x08\0\0\0".to_vec();
+    write_ifd_based(&mut note, &[undefined(0xfc00, &sub0)], 0, 0);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("KCKAM90123456"),
+        "{:#?}",
+        r.findings
+    );
+
+    // CameraInfo pointing outside the EXIF: an error; SubIFD0's serial and the GPS fix stay.
+    let mut note = Vec::new();
+    write_ifd_based(&mut note, &main(0x7fff_0000), 0, at);
+    let gps = gps_entries((48, 51, 0), true, (2, 21, 0), true);
+    let t = tiff(&ifd0, &[undefined(0x927c, &note)], &gps, &[]);
+    let r = run(&jpeg(&[app1_exif(&t)], 8, 8));
+    assert_eq!(value(&r, "SerialNumber").as_deref(), Some("KCKAM90123456"));
+    assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
+    assert!(r.error.is_some());
 }

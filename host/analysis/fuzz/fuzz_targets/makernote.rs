@@ -21,6 +21,9 @@ const MAKES: &[&str] = &[
     "LEICA",
     "Nintendo",
     "Kodak",
+    // Phase One notes are picked by their header, Sony Ericsson's by "SEMC MS".
+    "Phase One",
+    "Sony Ericsson",
 ];
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&k, rest)) = data.split_first() else {

@@ -102,6 +102,9 @@ enum Kind {
     Inline,
     /// A sub-IFD with its own table and ExifTool's name for that table.
     SubIfd(&'static str, &'static [(u16, &'static str, Kind)]),
+    /// A sub-IFD held in place (UNDEFINED) whose offsets count from its own start, or pointed
+    /// to (LONG/IFD) with the note's base (Kodak's 0xfc00 SubIFD0).
+    SubIfdOwnBase(&'static str),
     /// A binary sub-table (ExifTool's ProcessBinaryData): the generated data gives the
     /// positions, in units of the given number of bytes, types and lengths of its tags.
     Binary(&'static str, u64),
@@ -241,14 +244,23 @@ const SONY: Table = &[
     (0x9050, "Tag9050", Kind::Sony9050),
 ];
 
+/// Kodak's IFD-format notes (ExifTool's Kodak::Type8): the two sub-directories whose tables
+/// hold a serial number (SubIFD0 0xfa19, CameraInfo 0xfa04, from the generated data).
+const KODAK8: Table = &[
+    (0xfc00, "SubIFD0", Kind::SubIfdOwnBase("Kodak::SubIFD0")),
+    (0xfcff, "SubIFD255", Kind::SubIfd("Kodak::SubIFD0", &[])),
+    (0xff00, "CameraInfo", Kind::SubIfd("Kodak::CameraInfo", &[])),
+];
+
 fn table(m: Maker) -> Table {
     match m {
         Maker::Apple => APPLE,
         Maker::Canon => CANON,
         Maker::Casio => CASIO2,
         Maker::Fujifilm => FUJI,
-        // Leica and Kodak IFDs are read from the generated data alone.
-        Maker::Kodak | Maker::Leica => &[],
+        // Leica IFDs are read from the generated data alone.
+        Maker::Leica => &[],
+        Maker::Kodak => KODAK8,
         Maker::Minolta => MINOLTA,
         Maker::Motorola => MOTOROLA,
         Maker::Nikon => NIKON,
@@ -441,6 +453,18 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
         let le = (2..=0x7f).contains(&b(0)) && b(1) == 0 && (1..=12).contains(&b(4)) && b(5) == 0;
         if be || le {
             return l(Maker::Kodak, 0, None, Some(le));
+        }
+        // TIFF-format notes (MakerNoteKodak8c): a TIFF header, the IFD at 8, offsets from the
+        // note's start. Not the PixPro layouts whose counts are wider than TIFF's (8b: two
+        // extra bytes after a big-endian count; Type11: a 4-byte little-endian count), which
+        // ExifTool patches and this walker would misread.
+        // (A 2-byte count followed by tag 0x0000 is implausible; a 4-byte count looks so.)
+        let wide_count = head.get(9..12) == Some(&[0, 0, 0]);
+        if head.starts_with(b"MM\0*\0\0\0\x08") && head.get(10..12) != Some(&[0, 0]) {
+            return l(Maker::Kodak, 8, Some(0), Some(false));
+        }
+        if head.starts_with(b"II*\0\x08\0\0\0") && !wide_count {
+            return l(Maker::Kodak, 8, Some(0), Some(true));
         }
     }
     if mk == "NINTENDO" {
@@ -804,6 +828,23 @@ fn walk_note(
                 };
                 if ctx.enter() {
                     walk_note(ctx, t, sub_off, maker, (sub_et, sub_tab), group);
+                    ctx.leave();
+                }
+            }
+            Kind::SubIfdOwnBase(sub_et) if e.typ == 7 => {
+                if let Some(view) = t.data.slice(e.value_off, e.size)
+                    && ctx.enter()
+                {
+                    let mut sub = Tiff::with_order(view, t.le, Host::Embedded);
+                    sub.ifd_at_zero = true;
+                    walk_note(ctx, &mut sub, 0, maker, (sub_et, &[]), group);
+                    ctx.leave();
+                }
+            }
+            Kind::SubIfdOwnBase(sub_et) => {
+                let sub_off = t.ptr(u64::from(e.raw));
+                if ctx.enter() {
+                    walk_note(ctx, t, sub_off, maker, (sub_et, &[]), group);
                     ctx.leave();
                 }
             }
