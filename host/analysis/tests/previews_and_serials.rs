@@ -793,3 +793,28 @@ fn kodak_type8_camera_info_and_sub_ifd0_serials() {
     assert!(r.findings.iter().any(|f| f.category.as_str() == "gps"));
     assert!(r.error.is_some());
 }
+
+#[test]
+fn a_cr2_raw_ifd_with_slices_is_not_a_thumbnail() {
+    // IFD0 a full-size image; IFD1 lossless-JPEG (compression 6) strips carrying CR2Slice
+    // (0xc640): Canon's raw sensor data, which ExifTool does not extract as an image.
+    let page = |extra: &[E]| {
+        let t = tiff_image(&[]);
+        let mut ifd1: Vec<E> = vec![short(0x0103, 6), long(0x0111, 8), long(0x0117, 4)];
+        ifd1.extend_from_slice(extra);
+        let at = t.len();
+        let mut b = Vec::new();
+        write_ifd_based(&mut b, &ifd1, 0, at);
+        let mut t = t;
+        let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+        let p = 10 + 12 * n;
+        t[p..p + 4].copy_from_slice(&(at as u32).to_le_bytes());
+        t.extend_from_slice(&b);
+        t
+    };
+    let slices = (0xc640u16, 3u16, 3u32, vec![1, 0, 0x10, 0, 0x10, 0]);
+    let r = run(&page(&[slices]));
+    assert!(previews(&r).is_empty(), "{:#?}", r.findings);
+    // Without the slices, the same IFD stays a thumbnail as before.
+    assert_eq!(previews(&run(&page(&[]))), ["IFD1:ThumbnailImage"]);
+}

@@ -592,6 +592,8 @@ struct ImageTags {
     width: Option<u64>,
     height: Option<u64>,
     dng: bool,
+    /// Canon's CR2Slice (0xc640): the IFD is the raw sensor data, not an image to show.
+    cr2_slice: bool,
 }
 
 #[derive(Default)]
@@ -688,6 +690,7 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
             0x0100 | 0xa002 => img.width = t.uint(ctx, e),
             0x0101 | 0xa003 => img.height = t.uint(ctx, e),
             0xc612 => img.dng = true,
+            0xc640 => img.cr2_slice = true,
             // Panasonic RW2 embedded JPEG (with its own EXIF).
             0x002e if t.host == Host::File && ifd == Ifd::Main(0) => {
                 if e.size > 0 && e.size <= crate::source::MAX_READ_BYTES {
@@ -793,7 +796,7 @@ fn image_tags(
     let (Some(o), Some(l)) = (img.strip_off, img.strip_len) else {
         return;
     };
-    if img.strips == 0 {
+    if img.strips == 0 || img.cr2_slice {
         return;
     }
     // Lossy DNG (compression 34892: Apple ProRAW's semantic mattes, lossy DNG proxies): ExifTool
