@@ -14,9 +14,10 @@ use proofpix_vault::{KeyError, VaultError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// redb failed (I/O, corruption detected by its checksums, ...).
-    #[error("the store's database failed")]
-    Database(#[source] redb::Error),
+    /// redb failed (I/O, corruption detected by its checksums, ...). The message carries
+    /// redb's (it holds no record content), and says what to do when the disk is full.
+    #[error("{}", database_message(.0))]
+    Database(redb::Error),
     /// A stored record could not be decoded.
     #[error(
         "a record in table '{table}' cannot be decoded ({reason}); the store file may have \
@@ -97,6 +98,27 @@ macro_rules! from_redb {
         }
     )*};
 }
+/// Whether redb failed because the disk is full (ENOSPC, or Rust's `StorageFull`).
+fn disk_full(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(io) if io.kind() == io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+}
+
+fn database_message(e: &redb::Error) -> String {
+    if disk_full(e) {
+        format!(
+            "the disk holding the store is full ({e}): nothing was committed by this operation; \
+             free space on that disk, then restart ProofPix; work committed before is kept and \
+             the work in flight is done again"
+        )
+    } else if matches!(e, redb::Error::PreviousIo) {
+        "the store stopped after an earlier I/O error (for example a full disk); fix the disk, \
+         then restart ProofPix: work committed before is kept"
+            .to_string()
+    } else {
+        format!("the store's database failed: {e}")
+    }
+}
+
 from_redb!(
     redb::Error,
     redb::DatabaseError,

@@ -12,6 +12,7 @@
 //! - `model`: the work queue against an in-memory model (proptest).
 //! - `sessions`: dashboard sessions, their expiry and revocation with their token.
 //! - `stages`: group commit with the outbox, write-back groups, stage queues.
+//! - `full_disk`: a disk that fills under a backlog loses nothing acknowledged.
 
 mod common;
 
@@ -19,6 +20,7 @@ mod audit;
 mod basics;
 mod crash_backend;
 mod crash_kill;
+mod full_disk;
 mod leaks;
 mod model;
 mod pipeline;
