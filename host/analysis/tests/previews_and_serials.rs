@@ -818,3 +818,85 @@ fn a_cr2_raw_ifd_with_slices_is_not_a_thumbnail() {
     // Without the slices, the same IFD stays a thumbnail as before.
     assert_eq!(previews(&run(&page(&[]))), ["IFD1:ThumbnailImage"]);
 }
+
+#[test]
+fn olympus_camera_settings_preview_relative_to_the_note() {
+    // "OLYMPUS\0II\x03\0": IFD at 12, offsets from the note's start; CameraSettings (0x2020, an
+    // IFD pointer) holds PreviewImageStart/Length (0x0101/0x0102), as in ORF files.
+    let pv = preview_bytes();
+    let header = b"OLYMPUS\0II\x03\0".to_vec();
+    let main = |cs: u32| vec![(0x2020u16, 13u16, 1u32, cs.to_le_bytes().to_vec())];
+    let mut probe = Vec::new();
+    write_ifd_based(&mut probe, &main(0), 0, 12);
+    let cs_at = 12 + probe.len();
+    let settings = |o: u32| vec![long(0x0101, o), long(0x0102, pv.len() as u32)];
+    let mut probe2 = Vec::new();
+    write_ifd_based(&mut probe2, &settings(0), 0, cs_at);
+    let pv_at = cs_at + probe2.len();
+    let mut note = header;
+    write_ifd_based(&mut note, &main(cs_at as u32), 0, 0);
+    write_ifd_based(&mut note, &settings(pv_at as u32), 0, 0);
+    note.extend_from_slice(&pv);
+    let ifd0 = [
+        ascii(0x010f, "OLYMPUS IMAGING CORP."),
+        ascii(0x0110, "E-M5"),
+    ];
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(previews(&r), ["Olympus:PreviewImage"], "{:#?}", r.findings);
+    // The same note cut inside the preview: in EXIF (unlike a TIFF file's own IFDs) the missing
+    // bytes are not a truncated image but a pointer outside the data, so an error, no image.
+    let cut = &note[..note.len() - 50];
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, cut)]);
+    assert!(previews(&r).is_empty());
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("outside"),
+        "{:?}",
+        r.error
+    );
+}
+
+#[test]
+fn canon_preview_image_info_points_at_the_cr2_preview() {
+    // Canon notes have no header; offsets are TIFF-relative. 0x00b6 PreviewImageInfo: int32u
+    // words 1 quality, 2 length, 3 width, 4 height, 5 start.
+    let ifd0 = [
+        ascii(0x010f, "Canon"),
+        ascii(0x0110, "Canon EOS 350D DIGITAL"),
+    ];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"", at, |o, l| {
+        let mut words = Vec::new();
+        for w in [24u32, 3, l, 64, 48, o] {
+            words.extend_from_slice(&w.to_le_bytes());
+        }
+        vec![(0x00b6, 4, 6, words)]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(previews(&r), ["Canon:PreviewImage"], "{:#?}", r.findings);
+}
+
+#[test]
+fn panasonic_rw2_jpg_from_raw_and_its_own_exif() {
+    // RW2: a TIFF header with magic 0x55; IFD0 tag 0x002e holds a whole JPEG with its EXIF.
+    let inner = jpeg(
+        &[app1_exif(&tiff(&[ascii(0x013b, "Rui Ota")], &[], &[], &[]))],
+        8,
+        8,
+    );
+    let mut t = tiff(
+        &[ascii(0x010f, "Panasonic"), undefined(0x002e, &inner)],
+        &[],
+        &[],
+        &[],
+    );
+    t[2] = 0x55;
+    let r = run(&t);
+    assert_eq!(previews(&r), ["IFD0:JpgFromRaw"], "{:#?}", r.findings);
+    assert_eq!(value(&r, "Artist").as_deref(), Some("Rui Ota"));
+    // The tag's count claims more than the file holds: an error, no panic, Make still read.
+    let p = t.windows(2).position(|w| w == [0x2e, 0x00]).unwrap();
+    t[p + 4..p + 8].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+    let r = run(&t);
+    assert!(r.findings.iter().any(|f| f.source.name == "Make"));
+    assert!(r.error.is_some());
+}
