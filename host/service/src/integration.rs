@@ -110,7 +110,9 @@ pub fn context_for(
     let config: BTreeMap<String, String> = record
         .config
         .iter()
-        .filter(|(k, _)| k.as_str() != GRANT_KEY)
+        // The host's own settings (grant, subscriptions, remediation, pixels) never reach the
+        // plugin; this is the one place the config a plugin sees is filtered.
+        .filter(|(k, _)| !crate::RESERVED_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut ctx = IntegrationContext::new(&record.id)

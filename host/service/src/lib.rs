@@ -664,8 +664,6 @@ impl Host {
             )));
         }
         let mut ctx = context_for(&self.store, &record, plugin.info(), None)?;
-        ctx.config
-            .retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
         self.choose_auth_scheme(&record, &plugin, &ctx).await?;
         if let Some(creds) = self.credentials(&record, &plugin, &ctx)? {
             if prime {
