@@ -569,7 +569,8 @@
     ["integrations_total", "Integrations", (s) => fmtInt(s.integrations_total)],
     ["integrations_active", "Active", (s) => fmtInt(s.integrations_active)],
     ["files_processed", "Files processed", (s) => fmtInt(s.files_processed)],
-    ["success_rate", "Success rate", (s) => `${(s.success_rate * 100).toFixed(s.success_rate === 1 ? 0 : 1)}%`],
+    ["success_rate", "Success rate", (s) => `${(s.success_rate * 100).toFixed(s.success_rate === 1 || s.success_rate === 0 ? 0 : 1)}%`,
+      (s) => (s.runs_failed ? `${plural(s.runs_failed, "run")} failed of ${fmtInt(s.runs_total)}` : "")],
     ["high_risk", "High-risk files", (s) => fmtInt((s.by_risk.high || 0) + (s.by_risk.critical || 0))],
     ["integrations_failing", "Failing", (s) => fmtInt(s.integrations_failing)],
     ["queue", "Queued files", (s) => `${fmtInt(s.queue_pending)}${s.queue_parked ? ` (${fmtInt(s.queue_parked)} parked)` : ""}`],
@@ -583,14 +584,17 @@
           h("span", { class: "stat-label", id: `stat-label-${key}` }, label),
           key === "high_risk"
             ? h("a", { class: "stat-value", id: `stat-${key}`, href: "#/files?risk=high,critical", "aria-describedby": `stat-label-${key}` }, "…")
-            : h("span", { class: "stat-value", id: `stat-${key}`, "aria-describedby": `stat-label-${key}` }, "…")))));
+            : h("span", { class: "stat-value", id: `stat-${key}`, "aria-describedby": `stat-label-${key}` }, "…"),
+          h("span", { class: "stat-note", id: `stat-note-${key}` })))));
   }
 
   function fillStats(stats) {
     app.stats = stats;
-    for (const [key, , value] of STAT_CARDS) {
+    for (const [key, , value, note] of STAT_CARDS) {
       const el = document.getElementById(`stat-${key}`);
       if (el) el.textContent = value(stats);
+      const noteEl = document.getElementById(`stat-note-${key}`);
+      if (noteEl) noteEl.textContent = note ? note(stats) : "";
     }
   }
 
@@ -611,6 +615,16 @@
 
   function lastSyncOf(i) {
     return i.last_batch ? i.last_batch.finished_at || i.last_batch.started_at : null;
+  }
+
+  /// When it last synced and how that went: a failed run says so, not only its time.
+  function lastSyncText(i) {
+    const b = i.last_batch;
+    if (!b) return h("span", { class: "muted" }, isSource(i) ? "never" : "—");
+    return h("span", { "data-last-outcome": b.outcome },
+      b.outcome === "failed" ? [h("span", { class: "badge status status-failing" }, "failed"), " "] : null,
+      b.outcome === "running" ? [h("span", { class: "badge status status-syncing" }, "running"), " "] : null,
+      timeEl(lastSyncOf(i)));
   }
 
   function nextSyncText(i) {
@@ -678,10 +692,10 @@
         h("span", { class: `badge status status-${statusKey}`, "data-status": statusKey }, statusText)),
       h("p", { class: "muted card-sub" }, `${i.display_name || i.plugin || ""}${i.platform ? ` · ${i.platform}` : ""}`),
       live ? h("p", { class: "live-count", "data-live-count": i.id }, `${plural(app.liveFiles.get(i.id) || 0, "file")} analysed so far`) : null,
-      (i.status === "failing" || i.status === "needs-reauth") && i.last_error
+      (i.status === "failing" || i.status === "needs-reauth" || i.status === "paused") && i.last_error
         ? h("p", { class: "alert alert-error card-error" }, h("strong", {}, "Last error: "), i.last_error) : null,
       h("dl", { class: "facts" },
-        h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
+        h("dt", {}, "Last sync"), h("dd", {}, lastSyncText(i)),
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
         h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}${i.stage_pending || i.stage_parked ? `; ${fmtInt(i.stage_pending)} waiting to be written back or notified${i.stage_parked ? `, ${fmtInt(i.stage_parked)} parked there` : ""}` : ""}`),
         h("dt", {}, "Pixel stage"), h("dd", {}, i.pixels ? "on: QR codes and text in the pictures are read too" : "off: metadata only"),
@@ -861,7 +875,7 @@
       i.status === "needs-reauth" ? h("p", { class: "alert" }, "The platform refused the stored credentials. Update the secrets (Edit) or authorize again.") : null,
       h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", {}, statusOf(i)[1]),
-        h("dt", {}, "Last sync"), h("dd", {}, timeEl(lastSyncOf(i), "never")),
+        h("dt", {}, "Last sync"), h("dd", {}, lastSyncText(i)),
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
         h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending, ${fmtInt(i.queue_parked)} parked`)),
       integrationActions(i, { onDetail: true }),
@@ -1034,14 +1048,27 @@
         h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, n) => (n === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c))))))));
   }
 
+  /// A run's outcome: running, completed, or failed with its reason (the reason is the
+  /// platform's or the plugin's words, so text only).
+  function batchOutcome(b) {
+    if (b.outcome === "running" || !b.finished_at) return h("span", { class: "badge status status-syncing", "data-outcome": "running" }, "running");
+    if (b.outcome === "failed") {
+      return h("span", { class: "outcome-failed", "data-outcome": "failed" },
+        h("span", { class: "badge status status-failing" }, "failed"),
+        b.error ? h("span", { class: "small text-error outcome-error" }, ` ${b.error}`) : null);
+    }
+    return h("span", { class: "badge status status-healthy", "data-outcome": "ok" }, "completed");
+  }
+
   function batchTable(batches, caption) {
     if (!batches.length) return h("p", { class: "muted" }, "No batches yet: run a sync to create one.");
-    return scrollTable(caption, ["Batch", "Integration", "Started", "Duration", "Files", "OK", "Errors", "Risk"],
+    return scrollTable(caption, ["Batch", "Integration", "Started", "Outcome", "Duration", "Files", "OK", "Errors", "Risk"],
       batches.map((b) => [
         h("a", { href: `#/batches/${b.id}`, "data-batch": b.id }, `#${b.id}`),
         h("a", { href: `#/integrations/${encodeURIComponent(b.integration)}` }, b.integration),
         timeEl(b.started_at),
-        b.finished_at ? fmtDuration(b.duration_ms) : h("span", { class: "badge status status-syncing" }, "running"),
+        batchOutcome(b),
+        b.finished_at ? fmtDuration(b.duration_ms) : "—",
         fmtInt(b.total),
         fmtInt(b.ok),
         b.errors ? h("span", { class: "text-error" }, fmtInt(b.errors)) : "0",
@@ -1196,11 +1223,13 @@
     const findingsCount = (r) => (r.report && Array.isArray(r.report.findings) ? r.report.findings.length : 0);
     showPage(`Batch #${b.id}`, [
       backLink("#/batches", "Batch history"),
+      b.outcome === "failed" ? h("p", { class: "alert alert-error", id: "batch-error" }, h("strong", {}, "This run failed: "), b.error || "no reason was recorded") : null,
       h("section", { class: "card", "aria-label": "Summary" },
         h("dl", { class: "facts" },
           h("dt", {}, "Integration"), h("dd", {}, h("a", { href: `#/integrations/${encodeURIComponent(b.integration)}` }, b.integration)),
           h("dt", {}, "Started"), h("dd", {}, fmtTime(b.started_at)),
           h("dt", {}, "Finished"), h("dd", {}, b.finished_at ? fmtTime(b.finished_at) : "still running"),
+          h("dt", {}, "Outcome"), h("dd", {}, batchOutcome(b)),
           h("dt", {}, "Duration"), h("dd", {}, fmtDuration(b.duration_ms)),
           h("dt", {}, "Files"), h("dd", {}, `${fmtInt(b.total)} (${fmtInt(b.ok)} analysed, ${fmtInt(b.errors)} failed, ${fmtInt(b.retried)} retried)`),
           h("dt", {}, "Risk"), h("dd", {}, riskChips(b.by_risk)))),

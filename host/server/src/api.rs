@@ -22,7 +22,7 @@ use futures_util::Stream;
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
-use proofpix_service::{IntegrationSpec, RESERVED_KEYS, Subscriptions};
+use proofpix_service::{Host, IntegrationSpec, RESERVED_KEYS, Subscriptions};
 use proofpix_store::{
     ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord, WorkQueue,
 };
@@ -289,11 +289,17 @@ pub struct BatchView {
     started_at: String,
     finished_at: Option<String>,
     duration_ms: Option<u64>,
+    /// `running`, `ok` (it finished; some files may have failed, see `errors`) or `failed`
+    /// (the run itself failed: see `error`).
+    outcome: &'static str,
+    /// Why the run failed as a whole (credentials refused, a folder gone...), when it did.
+    error: Option<String>,
     total: u64,
     ok: u64,
     errors: u64,
     retried: u64,
     by_risk: BTreeMap<String, u64>,
+    /// The files that failed.
     failures: Vec<FailureView>,
 }
 
@@ -304,6 +310,17 @@ pub struct FailureView {
     error: String,
 }
 
+/// `running`, `ok` or `failed` (see [`BatchView`]'s `outcome`).
+fn batch_outcome(b: &BatchRecord) -> &'static str {
+    if b.finished_at.is_none() {
+        "running"
+    } else if Host::run_error(b).is_some() {
+        "failed"
+    } else {
+        "ok"
+    }
+}
+
 fn batch_view(b: &BatchRecord) -> BatchView {
     BatchView {
         id: b.id,
@@ -311,6 +328,8 @@ fn batch_view(b: &BatchRecord) -> BatchView {
         started_at: rfc3339(b.started_at),
         finished_at: b.finished_at.map(rfc3339),
         duration_ms: b.duration.map(|d| d.as_millis() as u64),
+        outcome: batch_outcome(b),
+        error: Host::run_error(b).map(str::to_string),
         total: b.total,
         ok: b.ok,
         errors: b.errors,
@@ -319,6 +338,7 @@ fn batch_view(b: &BatchRecord) -> BatchView {
         failures: b
             .failures
             .iter()
+            .filter(|f| f.remote_id != Host::RUN_FAILURE)
             .map(|f| FailureView {
                 remote_id: f.remote_id.clone(),
                 error: f.error.clone(),
@@ -344,9 +364,11 @@ pub struct IntegrationView {
     subscriptions: Option<serde_json::Value>,
     schedule: Option<String>,
     enabled: bool,
-    /// `new`, `healthy`, `failing`, `needs-reauth`, `paused`.
+    /// `new` (a source that has not run yet), `healthy`, `failing` (its last run failed, or a
+    /// notifier's last delivery), `needs-reauth` (the platform refused its credentials),
+    /// `paused`. Read from its last run, not only from what was stored when it was last changed.
     status: String,
-    /// What failed last, when the status is failing.
+    /// What failed last, when the status is failing or needs-reauth (and kept while paused).
     last_error: Option<String>,
     /// Whether a run is in progress.
     syncing: bool,
@@ -364,11 +386,42 @@ pub struct IntegrationView {
     updated_at: String,
 }
 
-fn status_name(r: &IntegrationRecord) -> String {
-    match format!("{:?}", r.status).as_str() {
-        "NeedsReauth" => "needs-reauth".into(),
-        other => other.to_lowercase(),
+/// The status an integration shows, and the error that goes with it, from its stored status
+/// and its last run: a source whose last run failed is failing (whatever resuming it stored),
+/// one that never ran is new (not a healthy one with no sync), a paused one is paused and keeps
+/// its error. Notifiers have no runs; their stored status is their last delivery's.
+fn true_status(
+    r: &IntegrationRecord,
+    last_batch: Option<&BatchRecord>,
+    source: bool,
+) -> (&'static str, Option<String>) {
+    use proofpix_store::IntegrationStatus as S;
+    let run_error = last_batch.and_then(Host::run_error).map(str::to_string);
+    if !r.enabled || r.status == S::Paused {
+        return ("paused", r.last_error.clone().or(run_error));
     }
+    match r.status {
+        S::NeedsReauth => return ("needs-reauth", r.last_error.clone().or(run_error)),
+        S::Failing => return ("failing", r.last_error.clone().or(run_error)),
+        _ => {}
+    }
+    if run_error.is_some() {
+        return ("failing", run_error);
+    }
+    if source && last_batch.is_none() {
+        return ("new", None);
+    }
+    match r.status {
+        S::New => ("new", None),
+        _ => ("healthy", None),
+    }
+}
+
+fn is_source(state: &AppState, r: &IntegrationRecord) -> bool {
+    state
+        .host()
+        .plugin(&r.plugin_id)
+        .is_some_and(|p| p.info().capabilities.contains(&Capability::Source))
 }
 
 async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<IntegrationView> {
@@ -388,6 +441,7 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
     })
     .await?;
     let pixels = proofpix_service::pixels_on(&r);
+    let (status, last_error) = true_status(&r, last_batch.as_ref(), is_source(state, &r));
     let grant = proofpix_service::integration::grant_of(&r).unwrap_or_default();
     let subscriptions = r
         .config
@@ -418,7 +472,8 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         } else {
             None
         },
-        status: status_name(&r),
+        status: status.to_string(),
+        last_error,
         id: r.id,
         plugin: r.plugin_id,
         plugin_version: r.plugin_version,
@@ -428,7 +483,6 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         subscriptions,
         schedule: r.schedule,
         enabled: r.enabled,
-        last_error: r.last_error,
         last_batch: last_batch.as_ref().map(batch_view),
         queue_pending: depth.pending,
         queue_parked: depth.parked,
@@ -1297,8 +1351,14 @@ pub struct Stats {
     integrations_active: usize,
     integrations_failing: usize,
     files_processed: u64,
-    /// Files analysed successfully over all recorded runs, 0 to 1.
+    /// Over the recorded runs, 0 to 1: files analysed successfully, out of those analysed,
+    /// those that failed, and the runs that failed as a whole (each counts as one failure, so
+    /// an integration whose every run is refused does not read as 100%).
     success_rate: f64,
+    /// Recorded runs (finished or running).
+    runs_total: u64,
+    /// Recorded runs that failed as a whole.
+    runs_failed: u64,
     by_risk: BTreeMap<String, u64>,
     queue_pending: u64,
     queue_parked: u64,
@@ -1321,10 +1381,17 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
     })
     .await?;
     let mut by_risk = BTreeMap::new();
-    let (mut ok, mut total) = (0u64, 0u64);
+    let (mut ok, mut total, mut runs_failed) = (0u64, 0u64, 0u64);
+    // Newest first: the first batch seen of an integration is its last run.
+    let mut last_runs: BTreeMap<&str, &BatchRecord> = BTreeMap::new();
     for b in &batches {
         ok += b.ok;
         total += b.ok + b.errors;
+        if Host::run_error(b).is_some() {
+            runs_failed += 1;
+            total += 1;
+        }
+        last_runs.entry(b.integration.as_str()).or_insert(b);
         for (k, v) in &b.by_risk {
             *by_risk.entry(k.clone()).or_insert(0) += v;
         }
@@ -1344,14 +1411,19 @@ pub async fn stats(State(state): State<AppState>, _caller: Caller) -> ApiResult<
         integrations_failing: records
             .iter()
             .filter(|r| {
+                let last = last_runs
+                    .get(r.id.as_str())
+                    .copied()
+                    .filter(|b| b.started_at >= r.created_at);
                 matches!(
-                    r.status,
-                    proofpix_store::IntegrationStatus::Failing
-                        | proofpix_store::IntegrationStatus::NeedsReauth
+                    true_status(r, last, is_source(&state, r)).0,
+                    "failing" | "needs-reauth"
                 )
             })
             .count(),
         files_processed: results,
+        runs_total: batches.len() as u64,
+        runs_failed,
         success_rate: if total == 0 {
             1.0
         } else {

@@ -122,6 +122,15 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The newest batch id of the store (0 when there is none).
+fn newest_batch(host: &Host) -> u64 {
+    host.store()
+        .recent_batches(None, 1)
+        .ok()
+        .and_then(|b| b.first().map(|b| b.id))
+        .unwrap_or(0)
+}
+
 impl AppState {
     /// State over a host, with the progress feed wired to counters and live
     /// events, and the service's run manager owning the runs.
@@ -148,8 +157,13 @@ impl AppState {
         }));
         let run_counters = counters.clone();
         let run_events = events.clone();
+        let host = Arc::new(host);
+        let run_host = host.clone();
+        // The newest batch id when each running sync started: a run that fails is recorded on
+        // the batch it made after that, or on one of its own (see `Host::record_failed_run`).
+        let started_after: Mutex<BTreeMap<String, u64>> = Mutex::default();
         let runs = RunManager::new(
-            Arc::new(host),
+            host,
             &RunOptions {
                 max_parallel_runs: config.pipeline.max_parallel_runs,
                 max_jitter: Duration::from_secs(config.scheduler.max_jitter_secs),
@@ -159,25 +173,62 @@ impl AppState {
                     RunEvent::Started {
                         integration,
                         reason,
-                    } => LiveEvent::SyncStarted {
-                        integration,
-                        reason,
-                    },
+                    } => {
+                        if let Ok(mut m) = started_after.lock() {
+                            m.insert(integration.clone(), newest_batch(&run_host));
+                        }
+                        LiveEvent::SyncStarted {
+                            integration,
+                            reason,
+                        }
+                    }
                     RunEvent::Finished {
                         integration,
-                        outcome,
+                        outcome: Ok(batch),
                     } => {
-                        let counter = match outcome {
-                            Ok(_) => &run_counters.runs_ok,
-                            Err(_) => &run_counters.runs_failed,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
+                        run_counters.runs_ok.fetch_add(1, Ordering::Relaxed);
                         LiveEvent::SyncFinished {
                             integration,
-                            batch: outcome.as_ref().ok().copied(),
-                            outcome: if outcome.is_ok() { "ok" } else { "failed" }.into(),
-                            error: outcome.err(),
+                            batch: Some(batch),
+                            outcome: "ok".into(),
+                            error: None,
                         }
+                    }
+                    RunEvent::Finished {
+                        integration,
+                        outcome: Err(error),
+                    } => {
+                        run_counters.runs_failed.fetch_add(1, Ordering::Relaxed);
+                        let since = started_after
+                            .lock()
+                            .ok()
+                            .and_then(|mut m| m.remove(&integration))
+                            .unwrap_or(0);
+                        // Taken now, before a follow-up run of the same integration can start
+                        // a batch of its own.
+                        let until = newest_batch(&run_host);
+                        let (host, events) = (run_host.clone(), run_events.clone());
+                        // The live event goes out once the failure is recorded, so a dashboard
+                        // that reloads on it reads the failed batch.
+                        tokio::spawn(async move {
+                            let batch = match host
+                                .record_failed_run(&integration, since, until, &error)
+                                .await
+                            {
+                                Ok(b) => Some(b),
+                                Err(e) => {
+                                    tracing::error!(integration = %integration, "cannot record a failed run: {e}");
+                                    None
+                                }
+                            };
+                            let _ = events.send(LiveEvent::SyncFinished {
+                                integration,
+                                batch,
+                                outcome: "failed".into(),
+                                error: Some(error),
+                            });
+                        });
+                        return;
                     }
                 };
                 let _ = run_events.send(live);

@@ -1817,3 +1817,160 @@ async fn a_plugin_lists_its_auth_urls_and_mounts_for_the_default_grant() {
     assert_eq!(v["mounts"][0]["config_field"], "folder", "{v}");
     assert!(v["auth_urls"].is_array());
 }
+
+/// A token endpoint that refuses every client, as a platform does when the secret is wrong.
+async fn refusing_token_server() -> String {
+    let app = Router::new().fallback(|| async {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Issue 17, item 3: an integration whose credentials are refused showed a green "Healthy"
+/// with "Last sync never"; a failed sync was a 0/0/0 batch with no error, and the success rate
+/// stayed at 100%.
+#[tokio::test]
+async fn issue_17_refused_credentials_and_failed_syncs_read_as_failing_with_the_reason() {
+    let d = daemon().await;
+    let login = refusing_token_server().await;
+    let body = json!({
+        "id": "field-sp",
+        "plugin": "sharepoint",
+        "config": {
+            "tenant": "contoso.onmicrosoft.com",
+            "client_id": "00000000-0000-0000-0000-000000000001",
+            "sites": "contoso.sharepoint.com/sites/Field",
+            "graph_url": login,
+            "login_url": login,
+            "download_host": login,
+        },
+        "secrets": {"client_secret": "wrong"},
+        "grant": {"hosts": ["http://127.0.0.1:*"], "allow_loopback": true},
+    });
+    let (status, v) = call(&d, "POST", "/api/integrations", Some(ADMIN), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    // Paused and resumed as the setup form does: resuming is not a sync, so it is not healthy.
+    for action in ["disable", "enable"] {
+        let (status, _) = call(
+            &d,
+            "POST",
+            &format!("/api/integrations/field-sp/{action}"),
+            Some(OPERATOR),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (_, v) = call(&d, "GET", "/api/integrations/field-sp", Some(VIEWER), None).await;
+    assert_eq!(v["status"], "new", "never synced: {v}");
+
+    let (status, _) = call(
+        &d,
+        "POST",
+        "/api/integrations/field-sp/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let batches = wait_for_batches(&d, "field-sp", 1).await;
+    assert_eq!(batches.len(), 1, "one failed run, one batch");
+    let (_, v) = call(&d, "GET", "/api/integrations/field-sp", Some(VIEWER), None).await;
+    assert_eq!(v["status"], "failing", "{v}");
+    let error = v["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("invalid_client") || error.contains("401"),
+        "the reason: {v}"
+    );
+    assert_eq!(v["last_batch"]["outcome"], "failed", "{v}");
+    assert_eq!(v["last_batch"]["error"], v["last_error"], "{v}");
+    let (_, v) = call(
+        &d,
+        "GET",
+        "/api/batches?integration=field-sp",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(v[0]["outcome"], "failed", "{v}");
+    assert!(v[0]["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    assert_eq!(v[0]["failures"], json!([]), "no file failed: {v}");
+    let id = v[0]["id"].as_u64().unwrap();
+    let (_, v) = call(&d, "GET", &format!("/api/batches/{id}"), Some(VIEWER), None).await;
+    assert_eq!(v["outcome"], "failed", "{v}");
+
+    // A sync that fails in the pipeline (the folder is gone) records the reason on its batch.
+    let folder = d.samples.parent().unwrap().join("gone");
+    std::fs::create_dir_all(&folder).unwrap();
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations",
+        Some(ADMIN),
+        Some(json!({
+            "id": "gone",
+            "plugin": "local-folder",
+            "config": {"folder": folder.to_str().unwrap()},
+            "grant": {"mounts": ["/input"]},
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    std::fs::remove_dir_all(&folder).unwrap();
+    call(
+        &d,
+        "POST",
+        "/api/integrations/gone/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    wait_for_batches(&d, "gone", 1).await;
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = call(&d, "GET", "/api/integrations/gone", Some(VIEWER), None)
+            .await
+            .1;
+        if last["last_batch"]["outcome"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["status"], "failing", "{last}");
+    assert_eq!(last["last_batch"]["outcome"], "failed", "{last}");
+    assert!(
+        last["last_batch"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{last}"
+    );
+
+    // Pausing keeps the reason; the headline numbers count the failures.
+    call(
+        &d,
+        "POST",
+        "/api/integrations/gone/disable",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    let (_, v) = call(&d, "GET", "/api/integrations/gone", Some(VIEWER), None).await;
+    assert_eq!(v["status"], "paused");
+    assert!(
+        v["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    let (_, stats) = call(&d, "GET", "/api/stats", Some(VIEWER), None).await;
+    assert_eq!(stats["runs_failed"], 2, "{stats}");
+    assert_eq!(stats["success_rate"], 0.0, "{stats}");
+    assert_eq!(
+        stats["integrations_failing"], 1,
+        "field-sp (gone is paused): {stats}"
+    );
+}

@@ -348,6 +348,42 @@ async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
         reason.starts_with("Last error:") && reason.len() > "Last error: ".len(),
         "the failing card says why: {reason:?}"
     );
+    // Issue 17: the failed run reads as failed (not a 0/0/0 batch), and counts in the rate.
+    assert!(
+        page.text("[data-integration='archive'] [data-last-outcome='failed']")
+            .await
+            .starts_with("failed"),
+        "the archive card's last sync says it failed"
+    );
+    page.wait_for(
+        "the failed run in the recent batches, with its reason",
+        "!!document.querySelector('#batch-table [data-outcome=\"failed\"] .outcome-error')",
+    )
+    .await;
+    assert_eq!(
+        page.text("#stat-success_rate").await,
+        "0%",
+        "a failed run is a failure in the success rate"
+    );
+    assert_eq!(
+        page.text("#stat-note-success_rate").await,
+        "1 run failed of 1"
+    );
+    let failed = daemon.latest_batch("archive");
+    page.click(&format!("#batch-table a[href=\"#/batches/{failed}\"]"))
+        .await;
+    page.wait_for(
+        "the failed batch's page with its reason",
+        "document.querySelector('#batch-error')?.textContent.startsWith('This run failed: ')",
+    )
+    .await;
+    shots.take(&page, "failed-batch").await;
+    page.click("nav a[data-nav='overview']").await;
+    page.wait_for(
+        "the overview again",
+        "document.querySelectorAll('#integrations [data-integration]').length === 3",
+    )
+    .await;
     page.wait_for(
         "the live connection",
         "document.querySelector('#live-state')?.textContent === 'Live'",

@@ -1,19 +1,105 @@
 //! The writes the daemon's API and the CLI ask for besides syncs: enabling an
 //! integration, settings, API tokens, sign-in sessions, a parked file's retry,
-//! an integration's history, audit entries.
+//! an integration's history, audit entries, and the record of a run that failed
+//! as a whole.
 //!
 //! The service is the one writer of the store: `server` and `cli` call these
 //! and never write the store themselves (`.ci/owners` checks it). Each is one
 //! store transaction on a blocking thread.
 
 use proofpix_store::{
-    ApiTokenRecord, AuditEvent, IntegrationStatus, PurgedHistory, SessionRecord, WorkQueue,
+    ApiTokenRecord, AuditEvent, BatchFailure, BatchRecord, IntegrationStatus, PurgedHistory,
+    SessionRecord, WorkQueue,
 };
 
 use crate::{Host, ServiceError};
 
+/// How many batches recorded while a run went on are searched for the run's own (each is one
+/// run of some integration; far more than run at once in practice).
+const MAX_BATCHES_DURING_A_RUN: u64 = 10_000;
+
 impl Host {
-    /// Turns scheduled runs of `id` on (its status back to healthy) or off (paused); audited.
+    /// The file id that marks a run's own failure among its batch's failures. A run that
+    /// failed as a whole (its credentials refused, its folder gone, listing that kept failing)
+    /// is recorded on its batch as a failure with this id, beside the per-file ones: the batch
+    /// record has no field of its own for it, and no platform names a file with an empty id.
+    pub const RUN_FAILURE: &'static str = "";
+
+    /// Why a finished run failed as a whole, if it did (see [`Host::RUN_FAILURE`]).
+    pub fn run_error(batch: &BatchRecord) -> Option<&str> {
+        batch
+            .failures
+            .iter()
+            .find(|f| f.remote_id == Self::RUN_FAILURE)
+            .map(|f| f.error.as_str())
+    }
+
+    /// Records that a run of `id` failed as a whole with `error`, so its batch and status say
+    /// so: on the batch the run recorded (the newest of `id` with an id in `(since, until]`,
+    /// the newest batch ids of the store when the run started and when it ended), or, when the
+    /// run failed before recording one (its settings or credentials were refused while it was
+    /// being set up), on a finished batch of its own with no files. In that second case nothing
+    /// else recorded the failure, so the integration's status becomes failing with the error
+    /// (a paused one stays paused, with the error kept). Returns the batch.
+    ///
+    /// # Errors
+    /// An unknown integration; store failures.
+    pub async fn record_failed_run(
+        &self,
+        id: &str,
+        since: u64,
+        until: u64,
+        error: &str,
+    ) -> Result<u64, ServiceError> {
+        let record = self.integration(id)?;
+        let (id, error) = (id.to_string(), error.to_string());
+        self.blocking(move |s| {
+            let first = since
+                .saturating_add(1)
+                .max(until.saturating_sub(MAX_BATCHES_DURING_A_RUN));
+            let mut found = None;
+            for n in (first..=until).rev() {
+                if let Some(b) = s.batch(n)?
+                    && b.integration == id
+                {
+                    found = Some(b);
+                    break;
+                }
+            }
+            let failure = BatchFailure {
+                remote_id: Self::RUN_FAILURE.to_string(),
+                error: error.clone(),
+            };
+            match found {
+                Some(mut b) => {
+                    if Self::run_error(&b).is_none() {
+                        b.failures.push(failure);
+                        s.put_batch(&b)?;
+                    }
+                    Ok(b.id)
+                }
+                None => {
+                    let mut b = s.start_batch(&id)?;
+                    let now = s.now();
+                    b.finished_at = Some(now);
+                    b.duration = Some((now - b.started_at).unsigned_abs());
+                    b.failures.push(failure);
+                    s.put_batch(&b)?;
+                    let status = if record.enabled {
+                        IntegrationStatus::Failing
+                    } else {
+                        IntegrationStatus::Paused
+                    };
+                    s.set_integration_status(&id, status, Some(&error))?;
+                    Ok(b.id)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Turns scheduled runs of `id` on (its status back to healthy) or off (paused, keeping the
+    /// last error so a paused failing integration still says why); audited.
     ///
     /// # Errors
     /// An unknown integration; store failures.
@@ -34,7 +120,12 @@ impl Host {
             } else {
                 IntegrationStatus::Paused
             };
-            s.set_integration_status(&record.id, status, None)
+            let last_error = if enabled {
+                None
+            } else {
+                record.last_error.as_deref()
+            };
+            s.set_integration_status(&record.id, status, last_error)
         })
         .await
     }
