@@ -711,10 +711,10 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// Any bytes behind each new parser's signature: a Phase One directory (both kinds), a
-    /// HEIF `iref` box, a Sony Ericsson or Sigma note, a Ricoh ImageInfo block. No panic, and
+    /// HEIF `iref` box, a Sony Ericsson or Sigma note, a Ricoh ImageInfo block, an HP text note. No panic, and
     /// the GPS fix beside the maker note survives.
     #[test]
-    fn new_parsers_take_any_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), k in 0usize..5) {
+    fn new_parsers_take_any_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), k in 0usize..6) {
         let gps = gps_entries((48, 51, 0), true, (2, 21, 0), true);
         let (make, head): (&str, &[u8]) = [
             ("Phase One", &b"IIII\x01waR"[..]),
@@ -722,6 +722,7 @@ proptest::proptest! {
             ("Sony Ericsson", &b"SEMC MS\0"[..]),
             ("SIGMA", &b"SIGMA\0\0\0\x01\0"[..]),
             ("RICOH", &b"Ricoh\0\0\0"[..]),
+            ("Hewlett-Packard", &b"610\0"[..]),
         ][k];
         let mut note = head.to_vec();
         note.extend_from_slice(&body);
@@ -899,4 +900,66 @@ fn panasonic_rw2_jpg_from_raw_and_its_own_exif() {
     let r = run(&t);
     assert!(r.findings.iter().any(|f| f.source.name == "Make"));
     assert!(r.error.is_some());
+}
+
+#[test]
+fn hp_type2_text_note_serial_and_preview() {
+    // "610\0" + text + a JPEG preview (ExifTool's MakerNoteHP2, read by scanning).
+    let mut note = b"610\0\0\0Lens Shading: 1\nSERIAL NUMBER:  SG6230B2XK\0\0\0".to_vec();
+    let mut pv = vec![0xff, 0xd8, 0xff, 0xdb, 0, 4, 0, 0];
+    pv.extend_from_slice(&[7u8; 100]);
+    pv.extend_from_slice(&[0xff, 0xd9]);
+    note.extend_from_slice(&pv);
+    note.extend_from_slice(&[0u8; 16]);
+    let ifd0 = [
+        ascii(0x010f, "Hewlett-Packard"),
+        ascii(0x0110, "HP PhotoSmart E427"),
+    ];
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("SG6230B2XK"),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(previews(&r), ["HP:PreviewImage"]);
+    // A preview with no end marker and no serial: nothing, and no panic.
+    let r = analyze_exif(
+        &ifd0,
+        &[undefined(0x927c, b"610\x01\xff\xd8\xff\xdb no end")],
+    );
+    assert!(previews(&r).is_empty() && value(&r, "SerialNumber").is_none());
+}
+
+#[test]
+fn kodak_dcr_textual_info_serial() {
+    // IFD0 tag 0x8290 points at a Kodak IFD whose 0x03f1 holds "key: value" lines.
+    let t = tiff_image(&[long(0x8290, 0)]);
+    let at = t.len();
+    let mut sub = Vec::new();
+    write_ifd_based(
+        &mut sub,
+        &[undefined(
+            0x03f1,
+            b"Camera: DCS Pro 14N\r\nSerial Number: K141234\r\nOwner:\0junk",
+        )],
+        0,
+        at,
+    );
+    let mut t = t;
+    let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+    for i in 0..n {
+        let p = 10 + 12 * i;
+        if u16::from_le_bytes([t[p], t[p + 1]]) == 0x8290 {
+            t[p + 8..p + 12].copy_from_slice(&(at as u32).to_le_bytes());
+        }
+    }
+    t.extend_from_slice(&sub);
+    let r = run(&t);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("K141234"),
+        "{:#?}",
+        r.findings
+    );
 }

@@ -109,6 +109,8 @@ enum Kind {
     /// positions, in units of the given number of bytes, types and lengths of its tags.
     Binary(&'static str, u64),
     /// Maker-specific decoders.
+    /// `key: value` text lines (Kodak TextualInfo); `Serial Number` is the serial.
+    KodakText,
     CanonCameraInfo,
     /// 0x0096: the internal serial as text, or (EOS 5D models) ExifTool's `Canon::SerialInfo`
     /// block with the text at byte 9.
@@ -506,6 +508,12 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
         reconyx(ctx, t, e, "Reconyx::Type3", 1);
         return;
     }
+    // HP PhotoSmart E427 and the BenQ, Mustek, Sanyo, Traveler and Vivitar models that share
+    // its notes (ExifTool's MakerNoteHP2: "610" and a byte 0-4): text, not an IFD.
+    if head.starts_with(b"610") && head.get(3).is_some_and(|b| *b <= 4) {
+        hp_text(ctx, t, e);
+        return;
+    }
     // HP PhotoSmart binary notes: "IIII" + type 4 or 6, fixed positions (HP::Type4/Type6).
     for (sig, table) in [
         (&b"IIII\x04\0"[..], "HP::Type4"),
@@ -534,6 +542,57 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     };
     let note = e.value_off;
     run(ctx, t.data, t.shift, t.le, note, e.size, lay);
+}
+
+/// HP::Type2 notes, read as ExifTool's ProcessHP does: the preview is the bytes from the first
+/// `FF D8 FF DB` to the last `FF D9`; `Serial Number:` (any case) is followed by blanks and
+/// the printable ASCII run that is the serial, searched before the preview.
+fn hp_text(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
+    let Some(v) = t.value(ctx, e) else { return };
+    let v = v.into_owned();
+    let mut text_end = v.len();
+    if let Some(start) = v.windows(4).position(|w| w == [0xff, 0xd8, 0xff, 0xdb])
+        && let Some(last) = v.windows(2).rposition(|w| w == [0xff, 0xd9])
+        && last > start
+    {
+        let len = (last.saturating_add(2).saturating_sub(start)) as u64;
+        t.embedded_image(
+            ctx,
+            Family::MakerNote,
+            "HP",
+            "PreviewImage",
+            "PreviewImage",
+            e.value_off.saturating_add(start as u64),
+            len,
+        );
+        text_end = start;
+    }
+    let text = v.get(..text_end).unwrap_or(&[]);
+    let key = b"serial number:";
+    let Some(at) = text
+        .windows(key.len())
+        .position(|w| w.eq_ignore_ascii_case(key))
+    else {
+        return;
+    };
+    let rest = text.get(at.saturating_add(key.len())..).unwrap_or(&[]);
+    let rest = rest
+        .get(rest.iter().take_while(|c| c.is_ascii_whitespace()).count()..)
+        .unwrap_or(&[]);
+    let n = rest
+        .iter()
+        .take_while(|c| (0x20..=0x7f).contains(*c))
+        .count();
+    let serial = ascii(rest.get(..n).unwrap_or(&[]));
+    let abs = t.data.abs(e.value_off.saturating_add(at as u64));
+    ctx.text(
+        Family::MakerNote,
+        "HP",
+        "Serial Number",
+        "SerialNumber",
+        abs,
+        &serial,
+    );
 }
 
 /// Kodak's binary maker notes. Returns false when the note is not one of them (Kodak's
@@ -712,11 +771,16 @@ pub(crate) fn walk_table(
     et: &'static str,
     group: &str,
 ) {
+    let hand: Table = if et == "Kodak::IFD" { KODAK_IFD } else { &[] };
     if ctx.enter() {
-        walk_note(ctx, t, off, Maker::Kodak, (et, &[]), group);
+        walk_note(ctx, t, off, Maker::Kodak, (et, hand), group);
         ctx.leave();
     }
 }
+
+/// Kodak's DCR IFD (0x8290): TextualInfo (0x03f1) is `key: value` lines, among them
+/// `Serial Number` (ExifTool's Kodak::TextualInfo).
+const KODAK_IFD: Table = &[(0x03f1, "TextualInfo", Kind::KodakText)];
 
 /// Pick the byte order under which the IFD's entry count is plausible.
 fn detect_order(ctx: &Ctx<'_>, t: &Tiff<'_>, off: u64, prefer_le: bool) -> bool {
@@ -881,6 +945,26 @@ fn walk_note(
                 }
             }
             Kind::CanonPreviewInfo => canon_preview(ctx, t, e, group),
+            Kind::KodakText => {
+                if let Some(v) = t.value(ctx, e) {
+                    // ExifTool cuts the text at the first NUL and splits it into lines.
+                    let text = ascii(&v);
+                    for line in text.split(['\n', '\r']) {
+                        if let Some((k, val)) = line.split_once(':')
+                            && k.trim() == "Serial Number"
+                        {
+                            ctx.text(
+                                Family::MakerNote,
+                                group,
+                                &tag_s,
+                                "SerialNumber",
+                                abs,
+                                val.trim(),
+                            );
+                        }
+                    }
+                }
+            }
             Kind::CanonSerial => {
                 let model = ctx.facts.model.clone().unwrap_or_default();
                 let skip = if model.contains("EOS 5D") { 9 } else { 0 };
