@@ -963,3 +963,38 @@ fn kodak_dcr_textual_info_serial() {
         r.findings
     );
 }
+
+#[test]
+fn sony_a7_ii_internal_serial_sits_at_0x7c_of_the_enciphered_block() {
+    // Tag9050a for the ILCE-7M2: int8u[4] at 0x7c, each byte enciphered as b^3 mod 249.
+    let enc = |b: u64| ((b * b * b) % 249) as u8;
+    let mut block = vec![0u8; 0x100];
+    for (i, b) in [0x12u64, 0x34, 0x56, 0x78].into_iter().enumerate() {
+        block[0x7c + i] = enc(b);
+    }
+    // Something else at 0x88, where newer bodies keep theirs.
+    block[0x88] = enc(0x99);
+    let ifd0 = [ascii(0x010f, "SONY"), ascii(0x0110, "ILCE-7M2")];
+    let at = exif_values_at(&ifd0, 1) as isize;
+    let note = note_with_preview(b"SONY DSC \0\0\0", at, |_, _| {
+        vec![undefined(0x9050, &block)]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "InternalSerialNumber").as_deref(),
+        Some("18 52 86 120"),
+        "{:#?}",
+        r.findings
+    );
+    // A block cut before the serial: an error, no serial.
+    let note = note_with_preview(b"SONY DSC \0\0\0", at, |_, _| {
+        vec![undefined(0x9050, &block[..0x70])]
+    });
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert!(value(&r, "InternalSerialNumber").is_none());
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("0x9050"),
+        "{:?}",
+        r.error
+    );
+}

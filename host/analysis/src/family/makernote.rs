@@ -1463,18 +1463,16 @@ fn nikon_preview(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64) {
 fn sony_9050(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, group: &str) {
     let Some(v) = t.value(ctx, e) else { return };
     let model = ctx.facts.model.clone().unwrap_or_default();
-    let pos: usize = if model.starts_with("ILCE-1") && !model.starts_with("ILCE-1 ") {
-        0x8a
-    } else if model.starts_with("ILCE-") || model.starts_with("ILME-") || model.starts_with("ZV-") {
-        0x88
-    } else if model.starts_with("SLT-") || model.starts_with("ILCA-") {
-        0xf0
-    } else if model.starts_with("NEX-") {
-        0x7c
-    } else {
+    let Some((table, pos)) = sony_9050_layout(&model) else {
         return;
     };
-    let Some(b) = v.get(pos..pos.saturating_add(6)) else {
+    // The serial's length (4, 5 or 6 bytes) comes from the generated row.
+    let n = tagdata::lookup(table, u32::try_from(pos).unwrap_or(0))
+        .map_or(6, |i| usize::try_from(i.count).unwrap_or(6));
+    let Some(b) = v.get(pos..pos.saturating_add(n)) else {
+        ctx.error(format!(
+            "{group} maker note: 0x9050 block too short for the serial"
+        ));
         return;
     };
     let dec = sony_decipher_table();
@@ -1491,6 +1489,48 @@ fn sony_9050(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, group: &str) {
         abs,
         &s.join(" "),
     );
+}
+
+/// Which of ExifTool's Tag9050 tables a model's 0x9050 block is read with, and where in it the
+/// internal serial is (ExifTool's conditions, tested in its order; the patterns are prefixes,
+/// as its unanchored regular expressions are). `None`: a model whose block holds no serial
+/// (DSC-, ZV- other than the ZV-E10, NEX-5N/7/VG20E, Lunar, Stellar).
+fn sony_9050_layout(model: &str) -> Option<(&'static str, usize)> {
+    let any = |ps: &[&str]| ps.iter().any(|p| model.starts_with(p));
+    const B: &[&str] = &[
+        "ILCE-6100",
+        "ILCE-6300",
+        "ILCE-6400",
+        "ILCE-6500",
+        "ILCE-6600",
+        "ILCE-7C",
+        "ILCE-7M3",
+        "ILCE-7RM2",
+        "ILCE-7RM3",
+        "ILCE-7RM4",
+        "ILCE-7SM2",
+        "ILCE-9",
+        "ILCA-99M2",
+    ];
+    const C: &[&str] = &["ILCE-1", "ILCE-7M4", "ILCE-7RM5", "ILCE-7SM3", "ILME-FX3"];
+    if any(&["DSC-", "Stellar", "ZV-"]) || any(B) || any(C) {
+        return if any(B) || model.starts_with("ZV-E10") {
+            Some(("Sony::Tag9050b", 0x88))
+        } else if model.starts_with("ILCE-1") {
+            Some(("Sony::Tag9050c", 0x8a))
+        } else if any(C) {
+            Some(("Sony::Tag9050c", 0x88))
+        } else {
+            None
+        };
+    }
+    if any(&["SLT-", "HV", "ILCA-"]) {
+        Some(("Sony::Tag9050a", 0xf0))
+    } else if any(&["Lunar", "NEX-5N", "NEX-7", "NEX-VG20E"]) {
+        None
+    } else {
+        Some(("Sony::Tag9050a", 0x7c))
+    }
 }
 
 fn sony_decipher_table() -> [u8; 256] {
@@ -1546,6 +1586,31 @@ fn fuji_faces(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, group: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ExifTool's Tag9050 choice by model: the common older bodies (A7 II, A6000) are Tag9050a
+    /// with the serial at 0x7c, not 0x88.
+    #[test]
+    fn sony_9050_tables_follow_exiftools_model_conditions() {
+        for (model, want) in [
+            ("ILCE-7M2", Some(("Sony::Tag9050a", 0x7c))),
+            ("ILCE-6000", Some(("Sony::Tag9050a", 0x7c))),
+            ("NEX-6", Some(("Sony::Tag9050a", 0x7c))),
+            ("NEX-7", None),
+            ("SLT-A99V", Some(("Sony::Tag9050a", 0xf0))),
+            ("ILCA-77M2", Some(("Sony::Tag9050a", 0xf0))),
+            ("ILCA-99M2", Some(("Sony::Tag9050b", 0x88))),
+            ("ILCE-7RM3A", Some(("Sony::Tag9050b", 0x88))),
+            ("ILCE-7M3", Some(("Sony::Tag9050b", 0x88))),
+            ("ZV-E10", Some(("Sony::Tag9050b", 0x88))),
+            ("ZV-1", None),
+            ("ILCE-7M4", Some(("Sony::Tag9050c", 0x88))),
+            ("ILME-FX3", Some(("Sony::Tag9050c", 0x88))),
+            ("ILCE-1", Some(("Sony::Tag9050c", 0x8a))),
+            ("DSC-RX100M7", None),
+        ] {
+            assert_eq!(sony_9050_layout(model), want, "{model}");
+        }
+    }
 
     #[test]
     #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
