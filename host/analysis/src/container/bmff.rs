@@ -9,14 +9,14 @@
 //! | `Exif` (any item, primary or not) | the EXIF it holds (after its 4-byte header offset) |
 //! | `mime` `application/rdf+xml` (any item) | the XMP it holds |
 //! | `jpeg` (any item: Fujifilm/Sony HIF previews) | `ThumbnailImage` when 160 px on a side, `OtherImage` when 1920, else `PreviewImage` (ExifTool's rule) |
-//! | target of an `iref` `thmb` reference (HEVC, AV1 or JPEG coded) | `ThumbnailImage` |
+//! | source of an `iref` `thmb` reference (the thumbnail, which refers to its master; HEVC, AV1 or JPEG coded) | `ThumbnailImage` |
 //!
 //! A `thmb` item coded as HEVC or AV1 is a real downscaled copy of the image it references, but
 //! ExifTool 12.57 does not extract it (it extracts only `jpeg` items); we report it, as a
 //! finding ExifTool misses. `auxl` items (alpha planes, depth maps, HDR gain maps) are
 //! auxiliary planes, not viewable copies, and are not reported; neither are `dimg` grid tiles
-//! (they are the primary image itself). Only an image item's first extent head is read (2 KiB,
-//! for a JPEG's frame size); its data never is.
+//! (they are the primary image itself). Of an image item only a JPEG item's head is read (its
+//! first [`JPEG_ITEM_HEAD`] bytes, for the frame size); the rest of its data never is.
 //!
 //! Threat model: box sizes (including 64-bit `largesize`) are checked against their parent;
 //! nesting goes through [`Ctx::enter`]; `iloc` item and extent counts are capped
