@@ -998,3 +998,50 @@ fn sony_a7_ii_internal_serial_sits_at_0x7c_of_the_enciphered_block() {
         r.error
     );
 }
+
+#[test]
+fn samsung_stmn_preview_in_the_jpeg_trailer() {
+    // STMN notes: int32u word 2 is the preview's offset in the file, word 3 its length.
+    let pv = preview_bytes();
+    let ifd0 = [
+        ascii(0x010f, "SAMSUNG TECHWIN"),
+        ascii(0x0110, "Digimax V4"),
+    ];
+    let build = |start: u32, len: u32| {
+        let mut note = b"STMN100\0".to_vec();
+        note.extend_from_slice(&start.to_le_bytes());
+        note.extend_from_slice(&len.to_le_bytes());
+        note.extend_from_slice(&[0u8; 32]);
+        jpeg(
+            &[app1_exif(&tiff(
+                &ifd0,
+                &[undefined(0x927c, &note)],
+                &[],
+                &[],
+            ))],
+            8,
+            8,
+        )
+    };
+    let at = build(0, 0).len() as u32;
+    let mut f = build(at, pv.len() as u32);
+    f.extend_from_slice(&pv);
+    let r = run(&f);
+    assert!(
+        previews(&r).contains(&"Samsung:PreviewImage".to_owned()),
+        "{:#?}",
+        r.findings
+    );
+    // Without a preview (MakerNoteSamsung1a: zero words) nothing; past the end, an error.
+    assert!(!previews(&run(&build(0, 0))).contains(&"Samsung:PreviewImage".to_owned()));
+    let r = run(&build(at, 0x7fff_0000));
+    assert!(!previews(&r).contains(&"Samsung:PreviewImage".to_owned()));
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("outside the file"),
+        "{:?}",
+        r.error
+    );
+}

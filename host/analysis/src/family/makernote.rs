@@ -12,7 +12,7 @@
 //! Only tags in the per-maker tables are decoded. Full maker-note coverage is ExifTool's job;
 //! this module covers what can identify a person or a device. Tag ids follow ExifTool's tables.
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff::{Data, Entry, Host, Tiff, ascii, looks_text, u16_at, u32_at};
 use crate::model::Family;
 use crate::tagdata;
@@ -508,6 +508,16 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
         reconyx(ctx, t, e, "Reconyx::Type3", 1);
         return;
     }
+    // Samsung's binary STMN notes: the preview start is a file offset (ExifTool's IsOffset 3;
+    // its writer keeps the preview in the JPEG trailer), the length next to it.
+    if head.starts_with(b"STMN")
+        && head
+            .get(4..7)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    {
+        samsung_stmn(ctx, t.le, &head);
+        return;
+    }
     // HP PhotoSmart E427 and the BenQ, Mustek, Sanyo, Traveler and Vivitar models that share
     // its notes (ExifTool's MakerNoteHP2: "610" and a byte 0-4): text, not an IFD.
     if head.starts_with(b"610") && head.get(3).is_some_and(|b| *b <= 4) {
@@ -542,6 +552,35 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
     };
     let note = e.value_off;
     run(ctx, t.data, t.shift, t.le, note, e.size, lay);
+}
+
+/// Samsung::Main (STMN): int32u words, 2 PreviewImageStart (absolute in the file) and 3
+/// PreviewImageLength; both zero in notes without a preview (MakerNoteSamsung1a).
+fn samsung_stmn(ctx: &mut Ctx<'_>, le: bool, head: &[u8]) {
+    let (Some(start), Some(len)) = (u32_at(head, 8, le), u32_at(head, 12, le)) else {
+        ctx.error("Samsung maker note: STMN header truncated");
+        return;
+    };
+    let (start, len) = (u64::from(start), u64::from(len));
+    if start == 0 || len == 0 {
+        return;
+    }
+    if start.checked_add(len).is_none_or(|end| end > ctx.r.len()) {
+        ctx.error("Samsung:PreviewImage points outside the file");
+        return;
+    }
+    ctx.image(
+        Family::MakerNote,
+        "Samsung",
+        "0x0002",
+        "PreviewImage",
+        EmbeddedImage {
+            offset: Some(start),
+            len,
+            data: None,
+            ..Default::default()
+        },
+    );
 }
 
 /// HP::Type2 notes, read as ExifTool's ProcessHP does: the preview is the bytes from the first
