@@ -5,7 +5,12 @@
 //! secrets and tokens, results, the audit log), the plugin runtime with the
 //! first-party plugins loaded, one credential cache per integration (so every
 //! session of an integration shares a token and a refresh), the pipeline, and
-//! notification routing to notifier integrations.
+//! notification routing to notifier integrations. [`runs::RunManager`] owns every sync run
+//! (one per integration, follow-ups, the drain, the scheduler's ticks).
+//!
+//! The service is the one writer of the store: the daemon and the CLI call [`Host`] (its
+//! admin operations are in `admin.rs`) and never write the store themselves; clippy refuses
+//! it in those crates (see `.ci/owners`).
 //!
 //! Operator input is validated here, once, against the plugin's config
 //! schema: unknown fields, missing required fields, secrets passed as plain
