@@ -507,6 +507,7 @@
     [/^batches\/(\d+)\/files\/(\d+)$/, (batch, result) => renderResult(result, batch)],
     [/^results\/(\d+)$/, (result) => renderResult(result, null)],
     [/^files(?:\?.*)?$/, () => renderFiles()],
+    [/^files\/([^/?]+)\/(.+)$/, (integration, remoteId) => renderFile(integration, remoteId)],
     [/^audit$/, () => renderAudit()],
     [/^settings$/, () => renderSettings()],
   ];
@@ -1156,8 +1157,7 @@
         append(box, [scrollTable("Files", ["File", "Risk", "Findings", "Integration", "State", "Analysed"],
           result.files.map((x) => [
             h("span", { class: "file-cell" },
-              x.result_id ? h("a", { href: `#/results/${x.result_id}`, class: "filename", "data-file": x.remote_id }, x.name || x.remote_id)
-                : h("span", { class: "filename", "data-file": x.remote_id }, x.name || x.remote_id),
+              h("a", { href: fileHref(x.integration, x.remote_id), class: "filename", "data-file": x.remote_id }, x.name || x.remote_id),
               h("span", { class: "muted small file-id" }, x.remote_id)),
             x.risk ? riskBadge(x.risk) : h("span", { class: "muted" }, "not analysed"),
             x.categories.length ? x.categories.join(", ") : h("span", { class: "muted" }, "—"),
@@ -1241,7 +1241,9 @@
         results.length === 0 ? h("p", { class: "muted" }, "No analysed files in this batch.")
           : scrollTable("Files, highest risk first", ["File", "Risk", "Score", "Findings", "Format"],
             results.map((r) => [
-              h("a", { href: `#/batches/${b.id}/files/${r.id}`, class: "filename", "data-result": r.id, "data-risk": r.risk }, r.remote_id),
+              h("span", { class: "file-cell" },
+                h("a", { href: `#/batches/${b.id}/files/${r.id}`, class: "filename", "data-result": r.id, "data-risk": r.risk }, fileNameOf(r)),
+                fileNameOf(r) !== r.remote_id ? h("span", { class: "muted small file-id" }, r.remote_id) : null),
               riskBadge(r.risk),
               fmtInt(r.score),
               fmtInt(findingsCount(r)),
@@ -1259,10 +1261,9 @@
   async function renderResult(id, batchId) {
     const r = await api("GET", `/api/results/${id}`);
     const report = r.report || {};
-    const findings = Array.isArray(report.findings) ? report.findings : [];
-    const sorted = [...findings].sort((a, b) => riskRank(b.severity) - riskRank(a.severity));
-    showPage(r.remote_id, [
+    showPage(fileNameOf(r), [
       batchId ? backLink(`#/batches/${batchId}`, `Batch #${batchId}`) : backLink("#/batches", "Batch history"),
+      h("p", {}, h("a", { href: fileHref(r.integration, r.remote_id), id: "file-page-link" }, "The file's page: its latest analysis and remediation")),
       h("section", { class: "card", "aria-label": "File summary" },
         h("dl", { class: "facts" },
           h("dt", {}, "Risk"), h("dd", { id: "file-risk" }, riskBadge(r.risk), ` score ${fmtInt(r.score)}`),
@@ -1270,21 +1271,137 @@
           h("dt", {}, "Format"), h("dd", {}, report.format || "—"),
           h("dt", {}, "Version"), h("dd", { class: "pre" }, r.file_version || "—"),
           h("dt", {}, "Analysed"), h("dd", {}, fmtTime(r.created_at)),
+          h("dt", {}, "Platform id"), h("dd", { class: "filename" }, r.remote_id),
           report.error ? [h("dt", {}, "Read problem"), h("dd", { class: "text-error" }, report.error)] : null)),
-      h("section", { "aria-labelledby": "findings-title" },
-        h("h2", { id: "findings-title" }, `Findings (${findings.length})`),
-        sorted.length === 0 ? h("p", { class: "muted" }, "No privacy findings in this file.")
-          : scrollTable("Findings, most severe first", ["Category", "Code", "Severity", "Source", "Value", "Detail"],
-            sorted.map((f) => [
-              String(f.category || "—"),
-              h("code", {}, String(f.code || "")),
-              riskBadge(f.severity),
-              sourceText(f.source),
-              h("span", { class: "value" }, String(f.value ?? "")),
-              f.detail ? String(f.detail) : "",
-            ]), { id: "findings-table" })),
-      h("p", { class: "muted" }, "Values are masked by the analysis unless the daemon was configured to show them."),
+      findingsSection(report),
     ]);
+  }
+
+  const fileHref = (integration, remoteId) => `#/files/${encodeURIComponent(integration)}/${encodeURIComponent(remoteId)}`;
+  /// A result's file name: the report keeps the name it was analysed under as its `path`.
+  const fileNameOf = (r) => (r.report && typeof r.report.path === "string" && r.report.path) || r.remote_id;
+
+  /// What each finding category is, why it matters and what to do, in plain words.
+  const CATEGORY_TEXT = {
+    "gps": ["Where the picture was taken (GPS coordinates)", "It can reveal a home, a client's site or someone's movements.", "Remove the location: a sanitised copy drops it."],
+    "location-text": ["A place written into the metadata (city, address, site name)", "It says where the picture was taken, even without GPS.", "Remove it with a sanitised copy."],
+    "owner": ["The camera or phone owner's name", "It identifies a person who may not want to be named.", "Remove it with a sanitised copy."],
+    "person": ["People named or tagged in the picture", "It identifies the people shown.", "Check the consent to publish; remove the tags with a sanitised copy."],
+    "contact": ["Contact details (e-mail, phone, address) in the metadata", "Anyone who gets the file can reach that person.", "Remove them with a sanitised copy."],
+    "author": ["The author or creator's name", "It identifies who made or edited the file.", "Remove it with a sanitised copy if it should not travel with the file."],
+    "serial": ["A device or lens serial number", "It links every picture taken with that device to the same person.", "Remove it with a sanitised copy."],
+    "device": ["The camera, phone or software used", "Usually harmless alone; combined with other data it narrows down who took it.", "Nothing, unless the device itself is sensitive."],
+    "unique-id": ["A unique id of the file or document", "It can link copies of the file across systems.", "Remove it with a sanitised copy if the file leaves the organisation."],
+    "thumbnail": ["An embedded preview image", "It can still show what was cropped or edited out of the picture.", "A sanitised copy drops the preview."],
+    "thumbnail-mismatch": ["A preview that differs from the picture", "What was cropped or blurred may still be visible in the preview.", "Replace the file with a sanitised copy before sharing."],
+    "history": ["Editing history", "It can reveal earlier versions, file paths and who edited.", "Remove it with a sanitised copy."],
+    "timestamp": ["When the picture was taken or edited", "Usually low risk; combined with a place it shows someone's routine.", "Nothing, unless the time itself is sensitive."],
+    "copyright": ["A copyright or rights notice", "Informational: it may name a person.", "Nothing in most cases."],
+    "text": ["Free text in the metadata (comments, descriptions)", "It can hold anything people typed: names, notes, case numbers.", "Read the value; remove it with a sanitised copy if it is personal."],
+    "trailer": ["Data hidden after the end of the image", "It can carry another file or a whole document unseen.", "Replace the file with a sanitised copy."],
+    "embedded-media": ["Another image or file inside this one", "It can show something other than the visible picture.", "Replace the file with a sanitised copy."],
+    "text-pii": ["Personal data written in the picture itself (card numbers, IBANs, ids, e-mails)", "Anyone who sees the picture can read it; removing metadata does not help.", "Restrict or quarantine the file, or redact and upload it again."],
+    "barcode": ["A QR code or barcode in the picture (Wi-Fi passwords, contacts, boarding passes, payments)", "Anyone who sees the picture can scan it.", "Restrict or quarantine the file; change a Wi-Fi password it shows."],
+    "face": ["Faces in the picture", "The people shown can be recognised.", "Check consent; restrict sharing if it is not given."],
+  };
+
+  /// The findings of a report, grouped by category in plain words first, then in detail.
+  function findingsSection(report) {
+    const findings = Array.isArray(report.findings) ? report.findings : [];
+    const sorted = [...findings].sort((a, b) => riskRank(b.severity) - riskRank(a.severity));
+    const groups = new Map();
+    for (const f of sorted) {
+      const c = String(f.category || "other");
+      const g = groups.get(c) || { severity: f.severity, count: 0 };
+      g.count += 1;
+      groups.set(c, g);
+    }
+    return h("section", { "aria-labelledby": "findings-title" },
+      h("h2", { id: "findings-title" }, `Findings (${findings.length})`),
+      sorted.length === 0 ? h("p", { class: "muted" }, "No privacy findings in this file.") : [
+        h("ul", { class: "why-list", id: "why-list" }, [...groups].map(([c, g]) => {
+          const [what, why, todo] = CATEGORY_TEXT[c] || [c, "", ""];
+          return h("li", { class: "why", "data-category": c },
+            riskBadge(g.severity), " ", h("strong", {}, what), g.count > 1 ? ` (${g.count})` : "",
+            why ? h("span", { class: "why-matters" }, ` Why it matters: ${why}`) : null,
+            todo ? h("span", { class: "why-todo" }, ` What to do: ${todo}`) : null);
+        })),
+        scrollTable("Findings, most severe first", ["Category", "Code", "Severity", "Source", "Value", "Detail"],
+          sorted.map((f) => [
+            String(f.category || "—"),
+            h("code", {}, String(f.code || "")),
+            riskBadge(f.severity),
+            sourceText(f.source),
+            h("span", { class: "value" }, String(f.value ?? "")),
+            f.detail ? String(f.detail) : "",
+          ]), { id: "findings-table" }),
+      ],
+      h("p", { class: "muted" }, "Values are masked by the analysis unless the daemon was configured to show them."));
+  }
+
+  const REMEDIATION_STATUS = {
+    "simulated": "simulated (nothing changed)",
+    "applied": "done on the platform",
+    "not-needed": "not needed",
+    "pending": "waiting",
+    "already-done": "done earlier",
+    "uncertain": "uncertain: an interrupted attempt; check on the platform",
+    "failed": "failed",
+    "not-applicable": "not applicable",
+  };
+
+  /// One file: what it is, its risk and why, and what remediation did and can do about it.
+  async function renderFile(integration, remoteId) {
+    const f = await api("GET", `/api/files/${encodeURIComponent(integration)}/${encodeURIComponent(remoteId)}`);
+    const r = f.result;
+    const report = (r && r.report) || {};
+    const rem = f.remediation;
+    const modeText = {
+      none: `No remediation policy: ProofPix reports this file and changes nothing on ${f.platform || "the platform"}.`,
+      simulate: "The policy runs in simulation: each action is reported and audited, nothing changes.",
+      act: `The policy acts on ${f.platform || "the platform"}.`,
+    }[rem.mode];
+    const actionRows = rem.actions.map((a) => [
+      h("span", { "data-file-action": a.action, "data-offered": a.offered ? "yes" : "no" }, actionLabel(a.action)),
+      a.offered ? (a.in_policy ? "enabled in the policy" : h("span", { class: "muted" }, "not in the policy"))
+        : h("span", { class: "text-error why-not" }, `Not offered for this file: ${a.why_not}`),
+      a.last ? h("span", {}, REMEDIATION_STATUS[a.last.status] || a.last.status, " ", timeEl(a.last.time),
+        a.last.detail ? h("span", { class: "muted small outcome-error" }, a.last.detail) : null)
+        : h("span", { class: "muted" }, "nothing recorded"),
+    ]);
+    showPage(f.name || f.remote_id, [
+      backLink("#/files", "Files"),
+      h("section", { class: "card", "aria-label": "File summary" },
+        h("dl", { class: "facts", id: "file-summary" },
+          h("dt", {}, "Name"), h("dd", { class: "filename", id: "file-name" }, f.name || "—"),
+          h("dt", {}, "Platform id"), h("dd", { class: "filename" }, f.remote_id),
+          h("dt", {}, "Integration"), h("dd", {}, h("a", { href: `#/integrations/${encodeURIComponent(f.integration)}` }, f.integration),
+            f.platform ? h("span", { class: "muted" }, ` · ${f.platform}`) : null),
+          h("dt", {}, "Risk"), h("dd", { id: "file-risk" }, r ? [riskBadge(r.risk), ` score ${fmtInt(r.score)}`] : h("span", { class: "muted" }, "not analysed yet")),
+          h("dt", {}, "State"), h("dd", {}, f.status),
+          h("dt", {}, "Version"), h("dd", { class: "pre" }, f.version || "—"),
+          r ? [h("dt", {}, "Analysed"), h("dd", {}, fmtTime(r.created_at))] : null,
+          report.format ? [h("dt", {}, "Format"), h("dd", {}, report.format)] : null,
+          f.last_error ? [h("dt", {}, "Last error"), h("dd", { class: "text-error" }, f.last_error)] : null,
+          report.error ? [h("dt", {}, "Read problem"), h("dd", { class: "text-error" }, report.error)] : null)),
+      f.risk_from_pixels ? h("p", { class: "alert", id: "pixel-risk" },
+        h("strong", {}, "The risk is in the picture itself. "),
+        "What makes this file risky is something the picture shows (text, a code or a face), so a copy without metadata would still show it: replacing it with a sanitised copy is not offered. Quarantine, restricted sharing or a label can act on it.") : null,
+      r ? findingsSection(report) : null,
+      h("section", { "aria-labelledby": "file-remediation-title", class: "card", id: "file-remediation" },
+        h("h2", { id: "file-remediation-title" }, "Remediation"),
+        h("p", { id: "file-remediation-mode", "data-mode": rem.mode }, modeText,
+          rem.policy ? (rem.policy_applies ? ` It applies to this file (${rem.policy.min_risk} risk or above).`
+            : ` It does not apply to this file: it acts from ${rem.policy.min_risk} risk.`) : ""),
+        rem.actions.length ? scrollTable("Actions for this file", ["Action", "For this file", "Latest"], actionRows, { id: "file-actions" })
+          : h("p", { class: "muted" }, "This plugin offers no remediation action."),
+        can("admin") ? h("p", {}, h("a", { href: `#/integrations/${encodeURIComponent(f.integration)}` }, "Change the integration's remediation policy")) : null,
+        h("h3", {}, "History"),
+        rem.history.length ? scrollTable("Remediation history", ["Time", "Action", "Outcome", "Detail"],
+          rem.history.map((e) => [fmtTime(e.time), actionLabel(e.action), REMEDIATION_STATUS[e.status] || e.status, e.detail || ""]), { id: "file-history" })
+          : h("p", { class: "muted" }, `No remediation recorded for this file (in the newest ${fmtInt(rem.history_scanned)} audit entries).`)),
+    ]);
+    app.view = { name: "file" };
   }
 
   // ----- audit trail ----------------------------------------------------------

@@ -2151,3 +2151,252 @@ pub async fn inventory_csv(
     )
         .into_response())
 }
+
+// ----- one file: its risk, why, and what can be done --------------------------
+
+/// How many of the newest audit entries a file page reads for the file's remediation history.
+/// Remediation outcomes are audit entries (there is no per-file index of them); a file whose
+/// last action is older than this many entries shows no history, and the page says how many it
+/// read.
+const FILE_HISTORY_AUDIT_SCAN: usize = 20_000;
+/// At most this many remediation events per file page, newest first.
+const FILE_HISTORY_MAX: usize = 50;
+
+/// Why a sanitised copy is not offered for a file whose risk is in its pixels (the words the
+/// remediation stage audits for the same case).
+const NOT_FROM_PIXELS: &str = "the risk comes from what the picture shows (text, a code or a face in the pixels), which a copy without metadata still shows; quarantine, restricted sharing or a label can act on it";
+
+/// One remediation event of a file, from the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemediationEventView {
+    /// When (RFC 3339).
+    time: String,
+    /// `replace-with-sanitised`, `restrict-sharing`, `apply-label`, `quarantine`, `notify-owner`.
+    action: String,
+    /// `simulated`, `applied`, `not-needed`, `pending`, `already-done`, `uncertain`, `failed`,
+    /// `not-applicable`.
+    status: String,
+    /// What was (or would be) done, or what failed: the plugin's or platform's words.
+    detail: String,
+    /// The file version acted on.
+    version: String,
+    /// Where a quarantined file or its tombstone is.
+    tombstone: Option<String>,
+}
+
+/// One action the plugin offers, for one file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileActionView {
+    /// The action (as in a remediation policy).
+    action: String,
+    /// Whether it can help with this file. A sanitised copy cannot when the risk comes from
+    /// the pixels.
+    offered: bool,
+    /// Why not, when it is not offered.
+    why_not: Option<String>,
+    /// Whether the integration's policy enables it.
+    in_policy: bool,
+    /// Its latest event for this file, if any.
+    last: Option<RemediationEventView>,
+}
+
+/// What remediation does, did and can do about one file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileRemediationView {
+    /// The integration's policy (`null`: none, nothing is ever changed on the platform).
+    #[schema(value_type = Option<Object>)]
+    policy: Option<RemediationPolicy>,
+    /// `none` (no policy), `simulate` or `act`.
+    mode: &'static str,
+    /// Whether the policy acts on this file: its latest risk is at the policy's level or above.
+    policy_applies: bool,
+    /// The actions the plugin offers, each with whether it can help here.
+    actions: Vec<FileActionView>,
+    /// The file's remediation events, newest first.
+    history: Vec<RemediationEventView>,
+    /// How many of the newest audit entries were read for the history.
+    history_scanned: u64,
+}
+
+/// One file: its name, state, latest analysis and remediation. Names, ids, errors and
+/// finding values come from the platform and the file: show them as text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileDetailView {
+    integration: String,
+    /// The platform of the integration's plugin.
+    platform: String,
+    remote_id: String,
+    name: String,
+    version: String,
+    /// `pending`, `analysed`, `written`, `skipped`, `failed`, `parked`, `removed`.
+    status: String,
+    last_error: Option<String>,
+    updated_at: String,
+    /// The latest analysis with its report; `null` until analysed.
+    result: Option<ResultView>,
+    /// Whether the latest risk comes from what the picture shows (a pixel finding at the file's
+    /// level), which a sanitised copy cannot remove.
+    risk_from_pixels: bool,
+    remediation: FileRemediationView,
+}
+
+/// The analysis core's rule for "the risk is in the pixels", applied to a stored report.
+fn report_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
+    use proofpix_analysis::{Family, RiskLevel};
+    let Some(risk) = RiskLevel::parse(risk) else {
+        return false;
+    };
+    let findings = report
+        .get("findings")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let family = f
+                .get("source")
+                .and_then(|s| s.get("family"))
+                .and_then(|s| s.as_str())
+                .and_then(Family::parse)?;
+            let severity = f
+                .get("severity")
+                .and_then(|s| s.as_str())
+                .and_then(RiskLevel::parse)?;
+            Some((family, severity))
+        });
+    proofpix_analysis::risk_from_pixels(risk, findings)
+}
+
+/// The remediation events of `remote_id` in the newest audit entries, newest first.
+fn remediation_history(
+    store: &proofpix_store::Store,
+    integration: &str,
+    remote_id: &str,
+) -> Result<(Vec<RemediationEventView>, u64), proofpix_store::StoreError> {
+    let entries = store.audit_latest(FILE_HISTORY_AUDIT_SCAN)?;
+    let scanned = entries.len() as u64;
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(action) = e.action.strip_prefix("remediation.") else {
+            continue;
+        };
+        if e.target != integration || action.starts_with("policy") {
+            continue;
+        }
+        let Ok(d) = serde_json::from_str::<serde_json::Value>(&e.details) else {
+            continue;
+        };
+        if d.get("file").and_then(|f| f.as_str()) != Some(remote_id) {
+            continue;
+        }
+        let text = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        out.push(RemediationEventView {
+            time: e.time,
+            action: action.to_string(),
+            status: text("status").unwrap_or_default(),
+            detail: text("detail").unwrap_or_default(),
+            version: text("version").unwrap_or_default(),
+            tombstone: text("tombstone"),
+        });
+        if out.len() >= FILE_HISTORY_MAX {
+            break;
+        }
+    }
+    Ok((out, scanned))
+}
+
+/// One file of an integration: its latest analysis (findings and why), whether its risk is in
+/// the pixels, and its remediation (the policy, the actions the plugin offers with whether each
+/// can help, and what was done, from the audit trail). Viewer.
+#[utoipa::path(get, path = "/api/files/{integration}/{remote_id}", tag = "files", params(("integration" = String, Path), ("remote_id" = String, Path, description = "The file's platform id (URL-encoded; it may contain /)")), responses((status = 200, body = FileDetailView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_file(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((integration, remote_id)): Path<(String, String)>,
+) -> ApiResult<Json<FileDetailView>> {
+    let record = state.host().integration(&integration)?;
+    let plugin = state.host().plugin(&record.plugin_id);
+    let (iid, rid) = (integration.clone(), remote_id.clone());
+    let (file, result, (history, scanned)) = blocking(&state, move |s| {
+        let Some(file) = s.file(&iid, &rid)? else {
+            return Ok((None, None, (Vec::new(), 0)));
+        };
+        let result = match file.last_result {
+            Some(id) => s.result(id)?,
+            None => None,
+        };
+        let history = remediation_history(s, &iid, &rid)?;
+        Ok((Some(file), result, history))
+    })
+    .await?;
+    let file = file.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "integration {integration:?} has no file {remote_id:?}"
+        ))
+    })?;
+    let result = result.map(result_view);
+    let from_pixels = result
+        .as_ref()
+        .is_some_and(|r| report_risk_from_pixels(&r.risk, &r.report));
+    let policy = state.host().remediation_policy(&integration)?;
+    let declared = plugin
+        .as_ref()
+        .map(proofpix_service::declared_actions)
+        .unwrap_or_default();
+    let policy_applies = match (&policy, &result) {
+        (Some(p), Some(r)) => {
+            proofpix_policy::RiskThreshold::parse(&r.risk).is_some_and(|level| p.applies_to(level))
+        }
+        _ => false,
+    };
+    let actions = declared
+        .iter()
+        .map(|a| {
+            let name = a.as_str();
+            let not_offered = from_pixels && *a == RemediationAction::ReplaceWithSanitised;
+            FileActionView {
+                action: name.to_string(),
+                offered: !not_offered,
+                why_not: not_offered.then(|| NOT_FROM_PIXELS.to_string()),
+                in_policy: policy.as_ref().is_some_and(|p| p.actions.contains(a)),
+                last: history
+                    .iter()
+                    .find(|e| e.action == name)
+                    .map(|e| RemediationEventView {
+                        time: e.time.clone(),
+                        action: e.action.clone(),
+                        status: e.status.clone(),
+                        detail: e.detail.clone(),
+                        version: e.version.clone(),
+                        tombstone: e.tombstone.clone(),
+                    }),
+            }
+        })
+        .collect();
+    Ok(Json(FileDetailView {
+        platform: plugin
+            .as_ref()
+            .map(|p| p.info().platform.clone())
+            .unwrap_or_default(),
+        status: format!("{:?}", file.status).to_lowercase(),
+        integration,
+        remote_id: file.remote_id,
+        name: file.name,
+        version: file.version,
+        last_error: file.last_error,
+        updated_at: rfc3339(file.updated_at),
+        result,
+        risk_from_pixels: from_pixels,
+        remediation: FileRemediationView {
+            mode: match &policy {
+                None => "none",
+                Some(p) if p.simulate => "simulate",
+                Some(_) => "act",
+            },
+            policy,
+            policy_applies,
+            actions,
+            history,
+            history_scanned: scanned,
+        },
+    }))
+}

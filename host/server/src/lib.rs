@@ -89,6 +89,7 @@ use crate::error::ApiError;
         api::rotate_token,
         api::list_inventory,
         api::inventory_csv,
+        api::get_file,
         api::create_session,
         api::get_session,
         api::delete_session,
@@ -165,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tokens/{name}/rotate", post(api::rotate_token))
         .route("/api/files", get(api::list_inventory))
         .route("/api/files.csv", get(api::inventory_csv))
+        .route("/api/files/{integration}/{*remote_id}", get(api::get_file))
         .route("/api/openapi.json", get(openapi))
         .route("/api/{*rest}", any(not_found))
         .layer(axum::middleware::map_response(

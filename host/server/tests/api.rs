@@ -1974,3 +1974,170 @@ async fn issue_17_refused_credentials_and_failed_syncs_read_as_failing_with_the_
         "field-sp (gone is paused): {stats}"
     );
 }
+
+/// A SharePoint integration (it offers replace-with-sanitised and other actions) that never
+/// reaches Graph: its addresses point at a closed loopback port.
+async fn add_sharepoint(d: &Daemon, id: &str) {
+    let body = json!({
+        "id": id,
+        "plugin": "sharepoint",
+        "config": {
+            "tenant": "contoso.onmicrosoft.com",
+            "client_id": "00000000-0000-0000-0000-000000000001",
+            "sites": "contoso.sharepoint.com/sites/Field",
+            "graph_url": "http://127.0.0.1:9",
+            "login_url": "http://127.0.0.1:9",
+            "download_host": "http://127.0.0.1:9",
+        },
+        "secrets": {"client_secret": "not-used"},
+        "grant": {"hosts": ["http://127.0.0.1:*"], "allow_loopback": true},
+    });
+    let (status, v) = call(d, "POST", "/api/integrations", Some(ADMIN), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+}
+
+/// Seeds an analysed file of `integration` whose findings are `findings` at `risk`.
+fn seed_file(
+    d: &Daemon,
+    integration: &str,
+    remote_id: &str,
+    name: &str,
+    risk: &str,
+    findings: Value,
+) {
+    use proofpix_store::{FileRecord, FileStatus, NewResult};
+    let store = d.state.host().store();
+    let result = store
+        .add_result(NewResult {
+            integration: integration.into(),
+            remote_id: remote_id.into(),
+            file_version: "v1".into(),
+            risk: risk.into(),
+            score: 80,
+            report_json:
+                json!({"path": name, "format": "jpeg", "risk": risk, "findings": findings})
+                    .to_string(),
+        })
+        .unwrap();
+    store
+        .put_file(&FileRecord {
+            integration: integration.into(),
+            remote_id: remote_id.into(),
+            version: "v1".into(),
+            name: name.into(),
+            content_hash: None,
+            last_result: Some(result),
+            status: FileStatus::Analysed,
+            attempts: 1,
+            last_error: None,
+            updated_at: store.now(),
+        })
+        .unwrap();
+}
+
+/// Issue 17 item 4 and issue 16's last bullet: a file's page names the file, its integration,
+/// its risk with the findings, what remediation did and what it can do, and does not offer a
+/// sanitised copy when the risk is in the pixels, saying why.
+#[tokio::test]
+async fn a_file_page_shows_its_risk_remediation_and_why_a_sanitised_copy_cannot_help() {
+    let d = daemon().await;
+    add_sharepoint(&d, "field-sp").await;
+    let (status, v) = call(
+        &d,
+        "PUT",
+        "/api/integrations/field-sp/remediation",
+        Some(ADMIN),
+        Some(json!({"actions": ["replace-with-sanitised"], "min_risk": "high"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let pixel = |code: &str, category: &str| {
+        json!({"category": category, "code": code, "severity": "high",
+               "source": {"family": "pixels", "group": "OCR", "tag": "", "name": "text"}, "value": "4111 **** **** 1111"})
+    };
+    let gps = json!({"category": "gps", "code": "gps.coordinates", "severity": "high",
+                     "source": {"family": "exif", "group": "GPS", "tag": "0x0002", "name": "GPSLatitude"}, "value": "52.3,4.9"});
+    // A site path with slashes, as SharePoint's drive item ids have.
+    let card = "b!LrEA/01QJ2L76";
+    seed_file(
+        &d,
+        "field-sp",
+        card,
+        "whiteboard.jpg",
+        "high",
+        json!([pixel("text_pii.card_number", "text-pii")]),
+    );
+    seed_file(
+        &d,
+        "field-sp",
+        "01GPS",
+        "site-visit.jpg",
+        "high",
+        json!([gps]),
+    );
+    d.state
+        .host()
+        .store()
+        .audit(
+            &proofpix_store::AuditEvent::new("system", "remediation.replace-with-sanitised", "field-sp")
+                .outcome("ok")
+                .details(json!({"file": card, "version": "v1", "status": "not-applicable",
+                                "detail": "the risk comes from what the picture shows", "tombstone": null})),
+        )
+        .unwrap();
+
+    let (status, v) = call(
+        &d,
+        "GET",
+        "/api/files/field-sp/b!LrEA%2F01QJ2L76",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "whiteboard.jpg");
+    assert_eq!(v["remote_id"], card);
+    assert_eq!(v["platform"], "SharePoint Online", "{v}");
+    assert_eq!(v["result"]["risk"], "high");
+    assert_eq!(v["result"]["report"]["findings"][0]["category"], "text-pii");
+    assert_eq!(v["risk_from_pixels"], true);
+    let r = &v["remediation"];
+    assert_eq!(r["mode"], "simulate");
+    assert_eq!(r["policy_applies"], true);
+    let replace = r["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "replace-with-sanitised")
+        .expect("SharePoint offers a sanitised copy");
+    assert_eq!(replace["offered"], false, "{r}");
+    assert_eq!(replace["in_policy"], true);
+    assert!(
+        replace["why_not"]
+            .as_str()
+            .unwrap()
+            .contains("what the picture shows"),
+        "{replace}"
+    );
+    assert_eq!(replace["last"]["status"], "not-applicable", "{replace}");
+    assert_eq!(r["history"].as_array().unwrap().len(), 1, "{r}");
+
+    // The same action is offered for a file whose risk is in its metadata.
+    let (_, v) = call(&d, "GET", "/api/files/field-sp/01GPS", Some(VIEWER), None).await;
+    assert_eq!(v["risk_from_pixels"], false);
+    let replace = v["remediation"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "replace-with-sanitised")
+        .cloned()
+        .unwrap();
+    assert_eq!(replace["offered"], true, "{replace}");
+    assert_eq!(replace["why_not"], Value::Null);
+    assert_eq!(v["remediation"]["history"], json!([]));
+
+    let (status, v) = call(&d, "GET", "/api/files/field-sp/nope", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _) = call(&d, "GET", "/api/files/field-sp/01GPS", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

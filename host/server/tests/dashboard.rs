@@ -775,6 +775,21 @@ async fn file_names_and_metadata_render_as_text_never_as_html() {
         page.eval("typeof window.__xss").await,
         serde_json::json!("undefined")
     );
+    // The file's own page (name, risk, why, remediation): the name is still text.
+    page.click("#file-page-link").await;
+    page.wait_for(
+        "the hostile file's page",
+        "!!document.querySelector('#file-remediation') && !!document.querySelector('#why-list')",
+    )
+    .await;
+    assert_eq!(page.text("#page-title").await, name);
+    assert_eq!(page.text("#file-name").await, name);
+    assert_eq!(
+        page.count("main img, main svg, main script").await,
+        0,
+        "no element came from the data on the file page"
+    );
+    shots.take(&page, "file-page").await;
     // The audit trail shows the same name as a target detail: still text.
     page.click("nav a[data-nav='audit']").await;
     page.wait_for(
@@ -1414,5 +1429,158 @@ async fn the_files_page_searches_filters_pages_and_shows_hostile_names_as_text()
     );
     shots.take(&page, "search").await;
     assert_no_problems(&page, "on the Files page");
+    daemon.stop().await;
+}
+
+/// Issue 16's last bullet and issue 17 item 4: a file whose risk is in its pixels is not
+/// offered a sanitised copy, and its page says why; the Files page leads to it by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_page_says_why_a_sanitised_copy_is_not_offered_for_pixel_risk() {
+    use proofpix_store::{FileRecord, FileStatus, NewResult};
+    let daemon = Daemon::start("file-page").await;
+    let config: BTreeMap<String, String> = [
+        ("tenant", "contoso.onmicrosoft.com"),
+        ("client_id", "00000000-0000-0000-0000-000000000001"),
+        ("sites", "contoso.sharepoint.com/sites/Field"),
+        ("graph_url", "http://127.0.0.1:9"),
+        ("login_url", "http://127.0.0.1:9"),
+        ("download_host", "http://127.0.0.1:9"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let host = daemon.state.host();
+    host.create_integration(
+        IntegrationSpec {
+            id: "field-sp".into(),
+            plugin: "sharepoint".into(),
+            config,
+            secrets: [(
+                "client_secret".to_string(),
+                proofpix_vault::Secret::new("not-used"),
+            )]
+            .into_iter()
+            .collect(),
+            grant: OperatorGrant {
+                hosts: vec!["http://127.0.0.1:*".into()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            ..IntegrationSpec::default()
+        },
+        "operator:test",
+    )
+    .await
+    .expect("sharepoint integration");
+    host.set_remediation(
+        "field-sp",
+        Some(
+            proofpix_policy::RemediationPolicy::from_json(
+                r#"{"actions": ["replace-with-sanitised"], "min_risk": "high"}"#,
+            )
+            .expect("policy"),
+        ),
+        "operator:test",
+    )
+    .await
+    .expect("policy");
+    let remote_id = "b!LrEA/01QJ2L76";
+    let result = daemon
+        .store
+        .add_result(NewResult {
+            integration: "field-sp".into(),
+            remote_id: remote_id.into(),
+            file_version: "v1".into(),
+            risk: "high".into(),
+            score: 80,
+            report_json: serde_json::json!({
+                "path": "whiteboard.jpg", "format": "jpeg", "risk": "high",
+                "findings": [{"category": "text-pii", "code": "text_pii.card_number", "severity": "high",
+                              "source": {"family": "pixels", "group": "OCR", "tag": "", "name": "text"},
+                              "value": "4111 **** **** 1111"}],
+            })
+            .to_string(),
+        })
+        .expect("result");
+    daemon
+        .store
+        .put_file(&FileRecord {
+            integration: "field-sp".into(),
+            remote_id: remote_id.into(),
+            version: "v1".into(),
+            name: "whiteboard.jpg".into(),
+            content_hash: None,
+            last_result: Some(result),
+            status: FileStatus::Analysed,
+            attempts: 1,
+            last_error: None,
+            updated_at: daemon.store.now(),
+        })
+        .expect("file");
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("file-page");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    page.click("nav a[data-nav='files']").await;
+    page.wait_for(
+        "the file in the inventory, by name",
+        "document.querySelector('#files-table .filename')?.textContent === 'whiteboard.jpg'",
+    )
+    .await;
+    page.click("#files-table .filename").await;
+    page.wait_for(
+        "the file's page",
+        "document.querySelector('#page-title')?.textContent === 'whiteboard.jpg' && !!document.querySelector('#file-actions')",
+    )
+    .await;
+    assert!(page.text("#file-summary").await.contains("SharePoint"));
+    assert!(page.text("#file-summary").await.contains(remote_id));
+    assert!(
+        page.text("#pixel-risk")
+            .await
+            .starts_with("The risk is in the picture itself."),
+        "the page says why"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-file-action=\"replace-with-sanitised\"]').dataset.offered")
+            .await,
+        serde_json::json!("no")
+    );
+    assert!(
+        page.text("#file-actions .why-not")
+            .await
+            .contains("what the picture shows"),
+        "the action row says why it is not offered"
+    );
+    assert!(
+        page.text("#why-list").await.contains("Why it matters"),
+        "the finding is explained"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#file-remediation-mode').dataset.mode")
+            .await,
+        serde_json::json!("simulate")
+    );
+    shots.take(&page, "pixel-risk").await;
+    // A phone: the page fits, and the findings' Risk and Value columns stay reachable.
+    page.viewport(390, 844, true).await;
+    page.reload().await;
+    page.wait_for(
+        "the file's page on a phone",
+        "!!document.querySelector('#findings-table')",
+    )
+    .await;
+    let overflow = page
+        .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert_eq!(
+        overflow,
+        serde_json::json!(0),
+        "no sideways scrolling at 390 px"
+    );
+    shots.take(&page, "pixel-risk-390").await;
+    assert_no_problems(&page, "on a file's page");
     daemon.stop().await;
 }
