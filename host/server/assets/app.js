@@ -682,6 +682,21 @@
     return h("div", { class: "actions" }, buttons);
   }
 
+  /// Its files now by the risk of their latest analysis, riskiest first, each count leading to
+  /// those files; not the last run's, which a quiet run leaves at zero.
+  function currentRisk(i) {
+    const byRisk = i.current_risk || {};
+    const total = Object.values(byRisk).reduce((a, b) => a + b, 0);
+    if (!total) return h("span", { class: "muted" }, i.not_analysed ? `${plural(i.not_analysed, "file")} not analysed yet` : "no files yet");
+    const risky = RISKS.slice(1).reverse().filter((r) => byRisk[r]);
+    return h("span", { class: "chips" },
+      risky.length ? risky.map((r) => h("a", {
+        class: `badge risk risk-${r}`,
+        href: `#/files?${fileQuery({ integration: i.id, risk: r })}`,
+      }, `${fmtInt(byRisk[r])} ${r}`)) : h("span", {}, "no risk found"),
+      h("span", { class: "muted small" }, ` of ${plural(total, "file")}`));
+  }
+
   function integrationCard(i) {
     const [statusKey, statusText] = statusOf(i);
     const title = `card-title-${i.id}`;
@@ -699,6 +714,7 @@
         h("dt", {}, "Last sync"), h("dd", {}, lastSyncText(i)),
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
         h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending${i.queue_parked ? `, ${fmtInt(i.queue_parked)} parked` : ""}${i.stage_pending || i.stage_parked ? `; ${fmtInt(i.stage_pending)} waiting to be written back or notified${i.stage_parked ? `, ${fmtInt(i.stage_parked)} parked there` : ""}` : ""}`),
+        isSource(i) ? [h("dt", {}, "Current risk"), h("dd", { "data-current-risk": i.id }, currentRisk(i))] : null,
         h("dt", {}, "Pixel stage"), h("dd", {}, i.pixels ? "on: QR codes and text in the pictures are read too" : "off: metadata only"),
         i.last_batch ? [h("dt", {}, "Last run"), h("dd", {}, h("a", { href: `#/batches/${i.last_batch.id}` }, `${plural(i.last_batch.total, "file")}`), " ", riskChips(i.last_batch.by_risk))] : null),
       integrationActions(i));
@@ -1117,6 +1133,7 @@
     const risk = h("select", { id: "files-risk" },
       option("", "Any risk", initial.risk), option("critical", "Critical", initial.risk),
       option("high,critical", "High or critical", initial.risk), option("medium,high,critical", "Medium or above", initial.risk),
+      option("high", "High", initial.risk), option("medium", "Medium", initial.risk),
       option("low", "Low", initial.risk), option("none", "None", initial.risk));
     const category = h("select", { id: "files-category" }, option("", "Any finding", initial.category),
       FILE_CATEGORIES.map((c) => option(c, c, initial.category)));
@@ -1199,8 +1216,10 @@
       h("option", { value: "" }, "All integrations"),
       integrations.map((i) => h("option", { value: i.id }, i.id)));
     const box = h("div", {});
+    const exportLink = h("a", { class: "button", id: "batches-export", download: "proofpix-batches.csv", href: "/api/batches.csv" }, "Export CSV");
     const load = async () => {
       const q = select.value ? `&integration=${encodeURIComponent(select.value)}` : "";
+      exportLink.setAttribute("href", `/api/batches.csv${select.value ? `?integration=${encodeURIComponent(select.value)}` : ""}`);
       const batches = await api("GET", `/api/batches?limit=100${q}`);
       if (app.view !== view) return;
       clear(box);
@@ -1210,6 +1229,7 @@
     showPage("Batch history", [
       h("p", { class: "muted" }, "Every run, newest first. Open one to see each file's risk and findings."),
       h("div", { class: "field inline" }, h("label", { for: "batch-filter" }, "Integration"), select),
+      h("div", { class: "actions" }, exportLink),
       box,
     ]);
     const view = { name: "batches", refresh: (e) => { if (e.type !== "file") load().catch(() => {}); } };
@@ -1431,6 +1451,7 @@
     more.addEventListener("click", () => act(more, load));
     showPage("Audit trail", [
       h("p", { class: "muted" }, "Every change and every sync request, with who made it. Newest first."),
+      h("div", { class: "actions" }, h("a", { class: "button", id: "audit-export", download: "proofpix-audit.csv", href: "/api/audit.csv" }, "Export CSV (every entry, oldest first)")),
       h("div", { class: "table-wrap", role: "region", "aria-label": "Audit trail", tabindex: "0" },
         h("table", { id: "audit-table" },
           h("caption", { class: "visually-hidden" }, "Audit trail"),

@@ -382,6 +382,11 @@ pub struct IntegrationView {
     stage_parked: u64,
     /// Whether its syncs run the pixel stage.
     pixels: bool,
+    /// Its files now, by the risk of their latest analysis (whatever run analysed them; removed
+    /// files left out): what a quiet last run with no new file does not show.
+    current_risk: BTreeMap<String, u64>,
+    /// Its files not analysed (pending, failed or parked).
+    not_analysed: u64,
     created_at: String,
     updated_at: String,
 }
@@ -442,6 +447,14 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
     .await?;
     let pixels = proofpix_service::pixels_on(&r);
     let (status, last_error) = true_status(&r, last_batch.as_ref(), is_source(state, &r));
+    let risk = current_risk(
+        state,
+        &r.id,
+        last_batch
+            .as_ref()
+            .map_or((0, true), |b| (b.id, b.finished_at.is_some())),
+    )
+    .await?;
     let grant = proofpix_service::integration::grant_of(&r).unwrap_or_default();
     let subscriptions = r
         .config
@@ -489,9 +502,63 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
         stage_pending: stages.pending,
         stage_parked: stages.parked,
         pixels,
+        current_risk: risk.by_risk,
+        not_analysed: risk.not_analysed,
         created_at: rfc3339(r.created_at),
         updated_at: rfc3339(r.updated_at),
     })
+}
+
+/// An integration's current risk: from the cache while its newest batch is the one it was
+/// computed for, else one pass over its files in key order (a page of 1,000 at a time).
+async fn current_risk(
+    state: &AppState,
+    id: &str,
+    as_of: (u64, bool),
+) -> ApiResult<crate::state::RiskSummary> {
+    if let Some(hit) = state
+        .inner
+        .risk_cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(id).filter(|s| s.as_of == as_of).cloned())
+    {
+        return Ok(hit);
+    }
+    let integration = id.to_string();
+    let summary = blocking(state, move |s| {
+        let mut q = proofpix_store::InventoryQuery {
+            integrations: vec![integration],
+            sort: proofpix_store::InventorySort::Key,
+            limit: 1000,
+            ..proofpix_store::InventoryQuery::default()
+        };
+        let mut out = crate::state::RiskSummary {
+            as_of,
+            ..Default::default()
+        };
+        loop {
+            let page = s.inventory(&q)?;
+            for row in page.rows {
+                if row.status == proofpix_store::FileStatus::Removed {
+                    continue;
+                }
+                match row.risk {
+                    Some(r) => *out.by_risk.entry(r).or_default() += 1,
+                    None => out.not_analysed += 1,
+                }
+            }
+            match page.next {
+                Some(next) => q.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    })
+    .await?;
+    if let Ok(mut c) = state.inner.risk_cache.lock() {
+        c.insert(id.to_string(), summary.clone());
+    }
+    Ok(summary)
 }
 
 /// Every integration.
@@ -738,6 +805,9 @@ pub async fn delete_integration(
     // Its results and batches go too: a later integration with the same id starts clean.
     let actor = caller.actor();
     state.host().purge_history(&id, &actor).await?;
+    if let Ok(mut c) = state.inner.risk_cache.lock() {
+        c.remove(&id);
+    }
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -2399,4 +2469,172 @@ pub async fn get_file(
             history_scanned: scanned,
         },
     }))
+}
+
+// ----- reports: batches and the audit trail as CSV ------------------------------
+
+/// Streams a CSV document named `filename`: `header`, then what each call of `next_chunk`
+/// returns (lines ending in CRLF) until it returns `None`. It runs on a blocking thread, one
+/// chunk in memory at a time, and stops when the client goes away. A store failure after the
+/// header ends the body with an error (a truncated transfer, never a silently short file).
+fn stream_csv(
+    state: &AppState,
+    filename: &'static str,
+    header: &'static str,
+    mut next_chunk: impl FnMut(
+        &proofpix_store::Store,
+    ) -> Result<Option<String>, proofpix_store::StoreError>
+    + Send
+    + 'static,
+) -> Response {
+    let store = state.host().store().clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(header.to_string())).is_err() {
+            return;
+        }
+        loop {
+            match next_chunk(&store) {
+                Ok(Some(chunk)) => {
+                    if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = ApiError::internal(&e);
+                    let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));
+                    return;
+                }
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+const BATCHES_CSV_HEADER: &str = "id,integration,started_at,finished_at,duration_ms,outcome,error,files,ok,errors,retried,critical,high,medium,low,none\r\n";
+
+fn batch_csv_line(b: &BatchRecord) -> String {
+    let v = batch_view(b);
+    let risk = |k: &str| v.by_risk.get(k).copied().unwrap_or(0).to_string();
+    let cells = [
+        v.id.to_string(),
+        csv_cell(&v.integration),
+        csv_cell(&v.started_at),
+        csv_cell(v.finished_at.as_deref().unwrap_or("")),
+        v.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        csv_cell(v.outcome),
+        csv_cell(v.error.as_deref().unwrap_or("")),
+        v.total.to_string(),
+        v.ok.to_string(),
+        v.errors.to_string(),
+        v.retried.to_string(),
+        risk("critical"),
+        risk("high"),
+        risk("medium"),
+        risk("low"),
+        risk("none"),
+    ];
+    let mut line = cells.join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// Which batches to export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BatchCsvQuery {
+    /// Only this integration's.
+    integration: Option<String>,
+}
+
+/// How many batch ids the batch export reads per chunk.
+const BATCH_CSV_CHUNK: u64 = 1000;
+
+/// Every recorded run as CSV, newest first (optionally one integration's): outcome and the
+/// reason of a failed run, file counts, files by risk. Streamed; cells are formula-safe.
+/// Viewer.
+#[utoipa::path(get, path = "/api/batches.csv", tag = "batches", params(BatchCsvQuery), responses((status = 200, description = "text/csv, one row per run", content_type = "text/csv")))]
+pub async fn batches_csv(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<BatchCsvQuery>,
+) -> ApiResult<Response> {
+    let newest = blocking(&state, |s| {
+        Ok(s.recent_batches(None, 1)?.first().map_or(0, |b| b.id))
+    })
+    .await?;
+    // Ids are assigned in order; retention leaves gaps, read as nothing.
+    let mut next = newest;
+    let only = q.integration.filter(|i| !i.is_empty());
+    Ok(stream_csv(
+        &state,
+        "proofpix-batches.csv",
+        BATCHES_CSV_HEADER,
+        move |s| {
+            if next == 0 {
+                return Ok(None);
+            }
+            let low = next.saturating_sub(BATCH_CSV_CHUNK - 1).max(1);
+            let mut chunk = String::new();
+            for id in (low..=next).rev() {
+                if let Some(b) = s.batch(id)?
+                    && only.as_deref().is_none_or(|i| i == b.integration)
+                {
+                    chunk.push_str(&batch_csv_line(&b));
+                }
+            }
+            next = low - 1;
+            Ok(Some(chunk))
+        },
+    ))
+}
+
+const AUDIT_CSV_HEADER: &str = "seq,time,actor,action,target,outcome,details\r\n";
+
+/// The whole audit trail as CSV, oldest first (the order the hash chain runs), with each
+/// entry's details as its JSON text. Streamed; cells are formula-safe. Viewer.
+#[utoipa::path(get, path = "/api/audit.csv", tag = "audit", responses((status = 200, description = "text/csv, one row per audit entry", content_type = "text/csv")))]
+pub async fn audit_csv(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+    let mut from = 0u64;
+    Ok(stream_csv(
+        &state,
+        "proofpix-audit.csv",
+        AUDIT_CSV_HEADER,
+        move |s| {
+            let entries = s.audit_entries(from, 1000)?;
+            let Some(last) = entries.last() else {
+                return Ok(None);
+            };
+            from = last.seq + 1;
+            let mut chunk = String::new();
+            for e in &entries {
+                let cells = [
+                    e.seq.to_string(),
+                    csv_cell(&e.time),
+                    csv_cell(&e.actor),
+                    csv_cell(&e.action),
+                    csv_cell(&e.target),
+                    csv_cell(&e.outcome),
+                    csv_cell(&e.details),
+                ];
+                chunk.push_str(&cells.join(","));
+                chunk.push_str("\r\n");
+            }
+            Ok(Some(chunk))
+        },
+    ))
 }

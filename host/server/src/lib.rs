@@ -90,6 +90,8 @@ use crate::error::ApiError;
         api::list_inventory,
         api::inventory_csv,
         api::get_file,
+        api::batches_csv,
+        api::audit_csv,
         api::create_session,
         api::get_session,
         api::delete_session,
@@ -167,6 +169,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/files", get(api::list_inventory))
         .route("/api/files.csv", get(api::inventory_csv))
         .route("/api/files/{integration}/{*remote_id}", get(api::get_file))
+        .route("/api/batches.csv", get(api::batches_csv))
+        .route("/api/audit.csv", get(api::audit_csv))
         .route("/api/openapi.json", get(openapi))
         .route("/api/{*rest}", any(not_found))
         .layer(axum::middleware::map_response(

@@ -101,8 +101,22 @@ impl Counters {
     }
 }
 
+/// An integration's current risk, computed for the run it was last analysed by.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RiskSummary {
+    /// The integration's newest batch (id, finished) when it was computed.
+    pub(crate) as_of: (u64, bool),
+    /// Files by the risk of their latest analysis.
+    pub(crate) by_risk: BTreeMap<String, u64>,
+    /// Files not analysed (yet, or never: failed, parked).
+    pub(crate) not_analysed: u64,
+}
+
 pub(crate) struct Inner {
     pub(crate) runs: RunManager,
+    /// Current risk per integration, recomputed when its newest batch changes (a run starts
+    /// or ends): one pass over its files, not one per dashboard load.
+    pub(crate) risk_cache: Mutex<BTreeMap<String, RiskSummary>>,
     pub(crate) config: DaemonConfig,
     pub(crate) events: broadcast::Sender<LiveEvent>,
     pub(crate) counters: Arc<Counters>,
@@ -237,6 +251,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 runs,
+                risk_cache: Mutex::default(),
                 config,
                 events,
                 counters,

@@ -2141,3 +2141,168 @@ async fn a_file_page_shows_its_risk_remediation_and_why_a_sanitised_copy_cannot_
     let (status, _) = call(&d, "GET", "/api/files/field-sp/01GPS", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Issue 17 item 6: after a quiet sync (nothing new) a card showed "0 files" from the last run;
+/// an integration reports its files by their current risk, whatever run analysed them.
+#[tokio::test]
+async fn an_integration_reports_its_current_risk_after_a_quiet_sync() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    let first = wait_for_batches(&d, "samples", 1).await;
+    let (_, v) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
+    let current = v["current_risk"].clone();
+    let total: u64 = current
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, first[0].ok, "every analysed file counted once: {v}");
+    let mut expected = serde_json::Map::new();
+    for (k, n) in &first[0].by_risk {
+        expected.insert(k.clone(), json!(n));
+    }
+    assert_eq!(current, Value::Object(expected), "{v}");
+
+    // A second sync finds nothing new: its batch is empty, the current risk is unchanged.
+    call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    wait_for_batches(&d, "samples", 2).await;
+    let (_, v) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
+    assert_eq!(v["last_batch"]["total"], 0, "a quiet run: {v}");
+    assert_eq!(v["current_risk"], current, "{v}");
+    assert_eq!(v["not_analysed"], 0);
+    let (_, list) = call(&d, "GET", "/api/integrations", Some(VIEWER), None).await;
+    assert_eq!(list[0]["current_risk"], current);
+}
+
+/// Issue 17 item 6: batches and the audit trail export as CSV, streamed and formula-safe.
+#[tokio::test]
+async fn batches_and_the_audit_trail_export_as_formula_safe_csv() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(OPERATOR),
+        None,
+    )
+    .await;
+    let batches = wait_for_batches(&d, "samples", 1).await;
+    // A failed run of another integration, with a reason a spreadsheet would run as a formula.
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations",
+        Some(ADMIN),
+        Some(json!({"id": "other", "plugin": "local-folder",
+                    "config": {"folder": d.samples.to_str().unwrap()}, "grant": {"mounts": ["/input"]}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    d.state
+        .host()
+        .record_failed_run("other", batches[0].id, batches[0].id, "=cmd|' /C calc'!A0")
+        .await
+        .unwrap();
+
+    let (status, headers, body) =
+        full_call(&d, "GET", "/api/batches.csv", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("proofpix-batches.csv")
+    );
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "header and two runs, newest first: {body}");
+    assert!(
+        lines[0].starts_with("id,integration,started_at,finished_at,duration_ms,outcome,error,")
+    );
+    assert!(
+        lines[1].contains("\"other\"") && lines[1].contains("\"failed\""),
+        "{body}"
+    );
+    assert!(
+        lines[1].contains("\"'=cmd|' /C calc'!A0\""),
+        "the reason is defused: {body}"
+    );
+    let b = &batches[0];
+    assert!(
+        lines[2].starts_with(&format!("{},\"samples\",", b.id))
+            && lines[2].contains(&format!(",\"ok\",\"\",{},{},", b.total, b.ok)),
+        "{body}"
+    );
+    let (_, _, body) = full_call(
+        &d,
+        "GET",
+        "/api/batches.csv?integration=other",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(
+        body.split("\r\n").filter(|l| !l.is_empty()).count(),
+        2,
+        "{body}"
+    );
+
+    // The audit trail, oldest first, with an entry whose target is a formula.
+    d.state
+        .host()
+        .store()
+        .audit(&proofpix_store::AuditEvent::new(
+            "test",
+            "probe",
+            "=HYPERLINK(\"http://x\")",
+        ))
+        .unwrap();
+    let (status, headers, body) = full_call(&d, "GET", "/api/audit.csv", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("proofpix-audit.csv")
+    );
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "seq,time,actor,action,target,outcome,details");
+    let (_, all) = call(&d, "GET", "/api/audit?limit=1000", Some(VIEWER), None).await;
+    assert_eq!(
+        lines.len() - 1,
+        all.as_array().unwrap().len(),
+        "every entry once"
+    );
+    assert!(lines[1].starts_with("1,"), "oldest first: {}", lines[1]);
+    assert!(
+        body.contains("\"'=HYPERLINK(\"\"http://x\"\")\""),
+        "the formula is defused and quotes doubled"
+    );
+    assert!(
+        body.contains("\"integration.sync\""),
+        "the sync request is there"
+    );
+    for path in ["/api/audit.csv", "/api/batches.csv"] {
+        assert_eq!(
+            full_call(&d, "GET", path, None, None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

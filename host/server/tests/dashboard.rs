@@ -451,6 +451,20 @@ async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
         "the stats changed without a page reload"
     );
     shots.take(&page, "overview-after-sync").await;
+    // Issue 17 item 6: each source's card shows its files by current risk, each count a link
+    // to those files.
+    page.wait_for(
+        "the current risk on the site-photos card",
+        "[...document.querySelectorAll(\"[data-current-risk='site-photos'] a.badge\")].some((a) => /^\\d+ (critical|high)$/.test(a.textContent))",
+    )
+    .await;
+    assert!(
+        page.eval("document.querySelector(\"[data-current-risk='site-photos'] a.badge\").getAttribute('href')")
+            .await
+            .as_str()
+            .is_some_and(|h| h.starts_with("#/files?integration=site-photos&risk=")),
+        "a count leads to the files"
+    );
 
     // Batch history → the site-photos batch → its riskiest file.
     let batch = daemon.latest_batch("site-photos");
@@ -662,6 +676,34 @@ async fn viewers_and_operators_see_only_the_actions_their_role_allows() {
         "a viewer cannot change settings"
     );
     assert_eq!(page.count("#settings-form button[type=submit]").await, 0);
+    // Reports: a viewer exports the batches and the audit trail as CSV.
+    page.click("nav a[data-nav='audit']").await;
+    page.wait_for(
+        "the audit export",
+        "!!document.querySelector('#audit-export')",
+    )
+    .await;
+    let csv = page
+        .eval("fetch(document.querySelector('#audit-export').href).then((r) => r.text())")
+        .await;
+    assert!(
+        csv.as_str()
+            .is_some_and(|c| c.starts_with("seq,time,actor,action,target,outcome,details\r\n1,")),
+        "the audit CSV downloads with the session: {csv}"
+    );
+    page.click("nav a[data-nav='batches']").await;
+    page.wait_for(
+        "the batch export",
+        "document.querySelector('#batches-export')?.getAttribute('href') === '/api/batches.csv'",
+    )
+    .await;
+    page.eval("const s = document.querySelector('#batch-filter'); s.value = 'site-photos'; s.dispatchEvent(new Event('change'))")
+        .await;
+    page.wait_for(
+        "the export filtered like the list",
+        "document.querySelector('#batches-export')?.getAttribute('href') === '/api/batches.csv?integration=site-photos'",
+    )
+    .await;
     assert_eq!(
         page.count("#tokens-title").await,
         0,
