@@ -208,18 +208,23 @@
     return h("div", { class: "alert alert-error", role: "alert" }, err instanceof Error ? err.message : String(err));
   }
 
-  /// Runs an action from a button: disables it meanwhile, reports failure.
+  /// Runs an action from a button: marks it busy meanwhile (a second press does nothing),
+  /// reports failure. The button is `aria-disabled`, not `disabled`: a disabled button drops
+  /// keyboard focus to the page body, and "Sync now", "Pause" or "Resume" must keep it.
   async function act(button, fn) {
+    if (isBusy(button)) return;
     app.opener = button;
-    if (button) button.disabled = true;
+    if (button) button.setAttribute("aria-disabled", "true");
     try {
       await fn();
     } catch (e) {
       if (!(e instanceof ApiFailure && e.status === 401)) toast(e.message, "error");
     } finally {
-      if (button && button.isConnected) button.disabled = false;
+      if (button && button.isConnected && !button.hasAttribute("data-stays-busy")) button.removeAttribute("aria-disabled");
     }
   }
+
+  const isBusy = (button) => !!button && button.getAttribute("aria-disabled") === "true";
 
   // ----- theme --------------------------------------------------------------
 
@@ -649,7 +654,8 @@
           class: "button primary",
           "data-action": "sync",
           "data-focus": "sync",
-          disabled: i.syncing,
+          "aria-disabled": i.syncing ? "true" : null,
+          "data-stays-busy": i.syncing ? "true" : null,
           on: { click: (ev) => act(ev.currentTarget, () => syncNow(i)) },
         }, i.syncing ? "Syncing…" : "Sync now", h("span", { class: "visually-hidden" }, ` ${i.id}`)));
       }
@@ -1055,14 +1061,18 @@
 
   // ----- tables -------------------------------------------------------------
 
-  /// A table in a horizontally scrollable, keyboard-focusable region (narrow
-  /// screens scroll the table, not the page).
+  /// A table in a keyboard-focusable region. On a wide screen it scrolls sideways inside its
+  /// box; on a phone each row becomes a block with every cell labelled by its column (CSS,
+  /// `data-label`), so no column (a file's Risk, a finding's Value) is off screen. The explicit
+  /// roles keep it a table for screen readers when CSS changes its display.
   function scrollTable(caption, headers, rows, { id = null } = {}) {
-    return h("div", { class: "table-wrap", role: "region", "aria-label": caption, tabindex: "0" },
-      h("table", { id },
+    return h("div", { class: "table-wrap stack", role: "region", "aria-label": caption, tabindex: "0" },
+      h("table", { id, role: "table" },
         h("caption", { class: "visually-hidden" }, caption),
-        h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-        h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, n) => (n === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c))))))));
+        h("thead", { role: "rowgroup" }, h("tr", { role: "row" }, headers.map((x) => h("th", { scope: "col", role: "columnheader" }, x)))),
+        h("tbody", { role: "rowgroup" }, rows.map((cells) => h("tr", { role: "row" }, cells.map((c, n) => (n === 0
+          ? h("th", { scope: "row", role: "rowheader" }, c)
+          : h("td", { role: "cell", "data-label": headers[n] }, c))))))));
   }
 
   /// A run's outcome: running, completed, or failed with its reason (the reason is the
@@ -1390,7 +1400,7 @@
         : h("span", { class: "muted" }, "nothing recorded"),
     ]);
     showPage(f.name || f.remote_id, [
-      backLink("#/files", "Files"),
+      h("p", { class: "back" }, h("a", { href: "#/files", class: "back-files" }, "← Files")),
       h("section", { class: "card", "aria-label": "File summary" },
         h("dl", { class: "facts", id: "file-summary" },
           h("dt", {}, "Name"), h("dd", { class: "filename", id: "file-name" }, f.name || "—"),
@@ -1485,7 +1495,7 @@
         schedule,
         schedulePresets(),
         h("p", { class: "help", id: "default-schedule-help" },
-          "For integrations without their own schedule: 15m to 24h (e.g. 1h), or cron <expression> [time zone], e.g. cron 0 2 * * * Europe/Paris. Empty: only integrations with their own schedule run.")),
+          "For integrations without their own schedule: an interval from 5 minutes to 24 hours (5m, 15m, 1h, 24h), or cron <expression> [time zone], e.g. cron 0 2 * * * Europe/Paris. Empty: only integrations with their own schedule run.")),
       h("h3", {}, "Set in the configuration file"),
       h("p", { class: "help" }, "These come from proofpix.toml ([pipeline]) and change only there, followed by a restart."),
       h("dl", { class: "facts" },
@@ -1516,7 +1526,7 @@
 
   function schedulePresets() {
     return h("datalist", { id: "schedule-presets" },
-      ["15m", "30m", "1h", "2h", "6h", "12h", "24h", "cron 0 2 * * * UTC"].map((v) => h("option", { value: v })));
+      ["5m", "15m", "30m", "1h", "2h", "6h", "12h", "24h", "cron 0 2 * * * UTC"].map((v) => h("option", { value: v })));
   }
 
   function pluginCard(p) {
@@ -1789,7 +1799,11 @@
             h("label", { for: "schedule" }, "Sync interval or cron"),
             scheduleInput,
             schedulePresets(),
-            h("p", { class: "help", id: "schedule-help" }, "15m to 24h, or cron <expression> [time zone]. Empty: the default schedule from Settings."))),
+            h("p", { class: "help", id: "schedule-help" }, "An interval from 5 minutes to 24 hours (5m, 15m, 1h, 24h), or cron <expression> [time zone]. Empty: the default schedule from Settings."))),
+      !canSource ? null : h("fieldset", { class: "card" },
+          h("legend", {}, "Pixel stage"),
+          checkField("pixels", "Read the pictures too: QR codes and personal data in text (OCR)", editing ? !!current.pixels : false,
+            "Off by default. Each file is read whole and looked at, so syncs are much slower. Files already analysed are looked at again only by a sync that re-analyses.")),
       errors,
       h("div", { class: "actions" },
         submit,
@@ -1823,7 +1837,10 @@
       };
       const notify = canNotify && (!canSource || $("#notify-enabled", form).checked);
       if (notify) body.subscriptions = readSubscriptions(form);
-      if (canSource) body.schedule = scheduleInput.value.trim();
+      if (canSource) {
+        body.schedule = scheduleInput.value.trim();
+        body.pixels = $("#pixels", form).checked;
+      }
       act(submit, async () => {
         try {
           if (editing) {

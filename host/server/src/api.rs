@@ -605,9 +605,12 @@ pub struct CreateIntegration {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     subscriptions: Option<Subscriptions>,
-    /// `15m`, `6h`, or `cron <expr> [time zone]`.
+    /// An interval from `5m` to `24h` (`15m`, `6h`), or `cron <expr> [time zone]`.
     #[serde(default)]
     schedule: Option<String>,
+    /// Runs the pixel stage (QR codes, personal data in OCR text) in its syncs (default off).
+    #[serde(default)]
+    pixels: Option<bool>,
 }
 
 /// Changes to an integration; absent fields stay as they are.
@@ -625,7 +628,8 @@ pub struct UpdateIntegration {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     subscriptions: Option<Subscriptions>,
-    /// A new schedule; an empty string removes it.
+    /// A new schedule (an interval from `5m` to `24h`, or `cron <expr> [time zone]`); an empty
+    /// string removes it.
     #[serde(default)]
     schedule: Option<String>,
     /// Turns the pixel stage (QR codes, personal data in OCR text) on or off for its syncs.
@@ -709,10 +713,14 @@ pub async fn create_integration(
         subscriptions: body.subscriptions,
         schedule: body.schedule.filter(|s| !s.is_empty()),
     };
-    let record = state
+    let mut record = state
         .host()
         .create_integration(spec, &caller.actor())
         .await?;
+    if body.pixels == Some(true) {
+        state.host().set_pixels(&body.id, true, &caller.actor())?;
+        record = state.host().integration(&body.id)?;
+    }
     state.publish(crate::state::LiveEvent::IntegrationsChanged);
     Ok((
         StatusCode::CREATED,
@@ -1340,7 +1348,8 @@ pub async fn list_audit(
 pub struct Settings {
     /// Run scheduled syncs.
     pub auto_sync: bool,
-    /// Schedule for integrations without their own (`1h`, `cron ...`).
+    /// Schedule for integrations without their own: an interval from `5m` to `24h` (`1h`), or
+    /// `cron <expr> [time zone]`.
     #[serde(default)]
     pub default_schedule: Option<String>,
 }

@@ -2306,3 +2306,60 @@ async fn batches_and_the_audit_trail_export_as_formula_safe_csv() {
         );
     }
 }
+
+/// Issue 17 item 9: the product promises intervals from 5 minutes to 24 hours; the API holds
+/// both ends (settings and an integration's own schedule), and a new integration can have the
+/// pixel stage on from the start.
+#[tokio::test]
+async fn intervals_run_from_5_minutes_to_24_hours_and_pixels_can_be_on_from_the_start() {
+    let d = daemon().await;
+    for (schedule, ok) in [("4m", false), ("5m", true), ("24h", true), ("25h", false)] {
+        let (status, v) = call(
+            &d,
+            "PUT",
+            "/api/settings",
+            Some(ADMIN),
+            Some(json!({"auto_sync": true, "default_schedule": schedule})),
+        )
+        .await;
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(status, want, "default schedule {schedule}: {v}");
+        if !ok {
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("between 5 minutes and 24 hours"),
+                "{v}"
+            );
+        }
+    }
+    let body = |id: &str, schedule: &str| {
+        json!({"id": id, "plugin": "local-folder", "config": {"folder": d.samples.to_str().unwrap()},
+               "grant": {"mounts": ["/input"]}, "schedule": schedule, "pixels": true})
+    };
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations",
+        Some(ADMIN),
+        Some(body("too-often", "4m")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations",
+        Some(ADMIN),
+        Some(body("every-5", "5m")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["pixels"], true, "{v}");
+    assert_eq!(v["schedule"], "5m");
+}

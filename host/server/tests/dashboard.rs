@@ -445,6 +445,12 @@ async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
         "document.querySelector(\"[data-integration='field-team'] [data-status]\")?.dataset.status === 'healthy'",
     )
     .await;
+    // Issue 17 item 8: through the run and its live re-renders, the focus stayed on Sync now.
+    page.wait_for(
+        "the focus to stay on field-team's Sync now",
+        "document.activeElement?.dataset.action === 'sync' && !!document.activeElement.closest(\"[data-integration='field-team']\")",
+    )
+    .await;
     assert_eq!(
         page.eval("window.__sameDocument").await,
         serde_json::json!("yes"),
@@ -676,6 +682,12 @@ async fn viewers_and_operators_see_only_the_actions_their_role_allows() {
         "a viewer cannot change settings"
     );
     assert_eq!(page.count("#settings-form button[type=submit]").await, 0);
+    assert_eq!(
+        page.count("#tokens-title").await,
+        0,
+        "no token list for a viewer"
+    );
+    shots.take(&page, "viewer-settings").await;
     // Reports: a viewer exports the batches and the audit trail as CSV.
     page.click("nav a[data-nav='audit']").await;
     page.wait_for(
@@ -704,12 +716,6 @@ async fn viewers_and_operators_see_only_the_actions_their_role_allows() {
         "document.querySelector('#batches-export')?.getAttribute('href') === '/api/batches.csv?integration=site-photos'",
     )
     .await;
-    assert_eq!(
-        page.count("#tokens-title").await,
-        0,
-        "no token list for a viewer"
-    );
-    shots.take(&page, "viewer-settings").await;
 
     // Sign out, then in as an operator: sync, test and pause, but no edit or delete.
     page.click("#sign-out").await;
@@ -728,8 +734,28 @@ async fn viewers_and_operators_see_only_the_actions_their_role_allows() {
         "document.querySelector(\"[data-integration='site-photos'] [data-status]\")?.dataset.status === 'paused'",
     )
     .await;
+    // Issue 17 item 8: the keyboard focus stays on the button (now Resume), not the page body.
+    page.wait_for(
+        "the focus to stay on the pause button, now Resume",
+        "document.activeElement?.dataset.action === 'enable' && !!document.activeElement.closest(\"[data-integration='site-photos']\")",
+    )
+    .await;
     assert!(
         !daemon
+            .store
+            .integration("site-photos")
+            .expect("store")
+            .expect("integration")
+            .enabled
+    );
+    page.press("Enter").await;
+    page.wait_for(
+        "Enter on Resume to resume, focus still there",
+        "document.querySelector(\"[data-integration='site-photos'] [data-status]\")?.dataset.status !== 'paused' && document.activeElement?.dataset.action === 'disable'",
+    )
+    .await;
+    assert!(
+        daemon
             .store
             .integration("site-photos")
             .expect("store")
@@ -954,6 +980,12 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
     }
     page.type_into("[data-field='folder']", &folder.display().to_string())
         .await;
+    // The pixel stage is a setting of its own, off unless ticked.
+    assert_eq!(
+        page.eval("document.querySelector('#pixels').checked").await,
+        serde_json::json!(false)
+    );
+    page.click("#pixels").await;
     page.click("#setup-form button[type=submit]").await;
     page.wait_for(
         "the connection test's steps",
@@ -972,6 +1004,10 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
         .expect("created");
     assert!(!stored.enabled, "paused until the operator activates it");
     assert_eq!(stored.schedule.as_deref(), Some("6h"));
+    assert!(
+        proofpix_service::pixels_on(&stored),
+        "the pixel stage is on, as ticked"
+    );
     shots.take(&page, "tested").await;
     page.click("#activate").await;
     page.wait_for(
@@ -1622,7 +1658,30 @@ async fn a_file_page_says_why_a_sanitised_copy_is_not_offered_for_pixel_risk() {
         serde_json::json!(0),
         "no sideways scrolling at 390 px"
     );
+    // Issue 17 item 7: every column is on screen, the finding's Severity and Value included.
+    let visible = "(sel) => { const r = document.querySelector(sel).getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; }";
+    assert_eq!(
+        page.eval(&format!("({visible})('#findings-table td[data-label=\"Severity\"]') && ({visible})('#findings-table td[data-label=\"Value\"]')"))
+            .await,
+        serde_json::json!(true),
+        "the Severity and Value columns are on screen at 390 px"
+    );
     shots.take(&page, "pixel-risk-390").await;
+    page.click("a.back-files").await;
+    page.wait_for(
+        "the Files page on a phone",
+        "!!document.querySelector('#files-table')",
+    )
+    .await;
+    assert_eq!(
+        page.eval(&format!(
+            "({visible})('#files-table td[data-label=\"Risk\"]')"
+        ))
+        .await,
+        serde_json::json!(true),
+        "the Risk column is on screen at 390 px"
+    );
+    shots.take(&page, "files-390").await;
     assert_no_problems(&page, "on a file's page");
     daemon.stop().await;
 }
