@@ -159,6 +159,7 @@ pub(crate) fn code_for(item: &Item) -> &'static str {
         // their own codes.
         Category::TextPii => "text_pii.email",
         Category::Barcode => "barcode.text",
+        Category::Face => "face.frontal",
     }
 }
 
@@ -219,7 +220,7 @@ fn default_severity(item: &Item, code: &str, policy: &Policy) -> (RiskLevel, Opt
                 | Category::LocationText
                 | Category::Thumbnail => Medium,
                 Category::Device | Category::Copyright | Category::Text => Low,
-                Category::TextPii | Category::Barcode => Medium,
+                Category::TextPii | Category::Barcode | Category::Face => Medium,
             },
             None,
         ),

@@ -99,11 +99,13 @@ pub enum Category {
     TextPii,
     /// A QR code or barcode the picture shows, and what its payload carries (the pixel stage).
     Barcode,
+    /// A person's face the picture shows (the pixel stage).
+    Face,
 }
 
 impl Category {
     /// Every category, in report order.
-    pub const ALL: [Category; 19] = [
+    pub const ALL: [Category; 20] = [
         Self::Gps,
         Self::Serial,
         Self::Owner,
@@ -123,6 +125,7 @@ impl Category {
         Self::EmbeddedMedia,
         Self::TextPii,
         Self::Barcode,
+        Self::Face,
     ];
 
     /// The vocabulary name (`location-text`).
@@ -147,6 +150,7 @@ impl Category {
             Self::EmbeddedMedia => "embedded-media",
             Self::TextPii => "text-pii",
             Self::Barcode => "barcode",
+            Self::Face => "face",
         }
     }
 

@@ -93,6 +93,8 @@ pub const CODES: &[(&str, Category)] = &[
     ("barcode.payment", Category::Barcode),
     ("barcode.url", Category::Barcode),
     ("barcode.text", Category::Barcode),
+    ("face.frontal", Category::Face),
+    ("face.with_text_pii", Category::Face),
 ];
 
 /// Default GPS precision threshold in metres.

@@ -2,7 +2,12 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, GrayImage, ImageReader, Limits, imageops::FilterType};
+use image::{
+    DynamicImage, GrayImage, ImageDecoder, ImageReader, Limits, imageops::FilterType,
+    metadata::Orientation,
+};
+
+use crate::finding::BBox;
 
 use crate::budget::Budget;
 
@@ -52,6 +57,9 @@ pub struct Decoded {
     pub luma: GrayImage,
     /// Original pixels per analysis pixel (1.0 when not downscaled).
     pub scale: f64,
+    /// How a viewer turns the stored pixels upright (EXIF orientation); boxes stay in the
+    /// stored pixels' coordinates, detectors that need upright content use [`upright`].
+    pub orientation: Orientation,
 }
 
 fn format_name(f: image::ImageFormat) -> &'static str {
@@ -95,9 +103,11 @@ pub fn decode(bytes: &[u8], budget: &Budget) -> Result<Decoded, Skip> {
     limits.max_image_height = Some(height);
     limits.max_alloc = Some(budget.max_alloc);
     reader.limits(limits);
-    let img = reader
-        .decode()
+    let mut decoder = reader
+        .into_decoder()
         .map_err(|e| Skip::Undecodable(e.to_string()))?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| Skip::Undecodable(e.to_string()))?;
     // The decoder may still disagree with the header it reported (a lying header): trust
     // only what was decoded.
     let (dw, dh) = (img.width(), img.height());
@@ -115,7 +125,48 @@ pub fn decode(bytes: &[u8], budget: &Budget) -> Result<Decoded, Skip> {
         height: dh,
         luma,
         scale,
+        orientation,
     })
+}
+
+/// The image as a viewer shows it (EXIF orientation applied).
+pub fn upright(img: &GrayImage, o: Orientation) -> GrayImage {
+    use image::imageops::{flip_horizontal, flip_vertical, rotate90, rotate180, rotate270};
+    match o {
+        Orientation::NoTransforms => img.clone(),
+        Orientation::Rotate90 => rotate90(img),
+        Orientation::Rotate180 => rotate180(img),
+        Orientation::Rotate270 => rotate270(img),
+        Orientation::FlipHorizontal => flip_horizontal(img),
+        Orientation::FlipVertical => flip_vertical(img),
+        Orientation::Rotate90FlipH => flip_horizontal(&rotate90(img)),
+        Orientation::Rotate270FlipH => flip_horizontal(&rotate270(img)),
+    }
+}
+
+/// A box found in the [`upright`] view (`uw` x `uh`) mapped back to the stored pixels.
+pub fn unorient(b: BBox, o: Orientation, uw: u32, uh: u32) -> BBox {
+    // Stored size: the upright size, swapped when the orientation turns by 90 degrees.
+    let (sw, sh) = match o {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (uh, uw),
+        _ => (uw, uh),
+    };
+    let BBox { x: u, y: v, w, h } = b;
+    let back = |a: u32, len: u32, extent: u32| extent.saturating_sub(a.saturating_add(len));
+    let (x, y, w2, h2) = match o {
+        Orientation::NoTransforms => (u, v, w, h),
+        Orientation::Rotate90 => (v, back(u, w, sh), h, w),
+        Orientation::Rotate180 => (back(u, w, sw), back(v, h, sh), w, h),
+        Orientation::Rotate270 => (back(v, h, sw), u, h, w),
+        Orientation::FlipHorizontal => (back(u, w, sw), v, w, h),
+        Orientation::FlipVertical => (u, back(v, h, sh), w, h),
+        Orientation::Rotate90FlipH => (v, u, h, w),
+        Orientation::Rotate270FlipH => (back(v, h, sw), back(u, w, sh), h, w),
+    };
+    BBox { x, y, w: w2, h: h2 }
 }
 
 fn to_luma(img: DynamicImage) -> GrayImage {
@@ -149,4 +200,59 @@ pub fn downscale(img: GrayImage, max_side: u32) -> (GrayImage, f64) {
     let nh = ((f64::from(h) / scale).round() as u32).max(1);
     let small = image::imageops::resize(&img, nw, nh, FilterType::Triangle);
     (small, scale)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// For every orientation, a one-pixel-wide box around a marked pixel in the upright view
+    /// maps back onto the same pixel in the stored image.
+    #[test]
+    fn boxes_found_upright_map_back_to_stored_pixels() {
+        let (w, h) = (7u32, 4u32);
+        for o in [
+            Orientation::NoTransforms,
+            Orientation::Rotate90,
+            Orientation::Rotate180,
+            Orientation::Rotate270,
+            Orientation::FlipHorizontal,
+            Orientation::FlipVertical,
+            Orientation::Rotate90FlipH,
+            Orientation::Rotate270FlipH,
+        ] {
+            for (sx, sy) in [(0, 0), (5, 1), (6, 3), (2, 2)] {
+                let mut img = GrayImage::new(w, h);
+                img.put_pixel(sx, sy, image::Luma([255]));
+                let up = upright(&img, o);
+                let (ux, uy) = up
+                    .enumerate_pixels()
+                    .find(|p| p.2.0[0] == 255)
+                    .map(|p| (p.0, p.1))
+                    .unwrap();
+                let b = unorient(
+                    BBox {
+                        x: ux,
+                        y: uy,
+                        w: 1,
+                        h: 1,
+                    },
+                    o,
+                    up.width(),
+                    up.height(),
+                );
+                assert_eq!(
+                    b,
+                    BBox {
+                        x: sx,
+                        y: sy,
+                        w: 1,
+                        h: 1
+                    },
+                    "{o:?}"
+                );
+            }
+        }
+    }
 }

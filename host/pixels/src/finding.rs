@@ -2,7 +2,7 @@
 //!
 //! The fields mirror `proofpix_analysis::Finding` (category, code, severity, value masked
 //! unless asked, detail) and add what only pixels have: where in the picture, and how sure
-//! the detector is. The categories are the vocabulary's `text-pii` and `barcode`;
+//! the detector is. The categories are the vocabulary's `text-pii`, `barcode` and `face`;
 //! [`PixelFinding::into_finding`] makes an analysis finding of one.
 
 use proofpix_analysis::RiskLevel;
@@ -16,6 +16,8 @@ pub enum PixelCategory {
     TextPii,
     /// A QR code or barcode and what its payload carries.
     Barcode,
+    /// A person's face.
+    Face,
 }
 
 impl PixelCategory {
@@ -24,6 +26,7 @@ impl PixelCategory {
         match self {
             Self::TextPii => "text-pii",
             Self::Barcode => "barcode",
+            Self::Face => "face",
         }
     }
 }
@@ -77,7 +80,7 @@ impl BBox {
 /// One privacy-relevant thing seen in the pixels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PixelFinding {
-    /// `text-pii` or `barcode`.
+    /// `text-pii`, `barcode` or `face`.
     pub category: PixelCategory,
     /// Stable code (`text_pii.card_number`, `barcode.wifi`).
     pub code: String,
@@ -96,13 +99,14 @@ pub struct PixelFinding {
 }
 
 impl PixelFinding {
-    /// This finding as an analysis finding (family `pixels`, group `OCR` or `QR`), its
+    /// This finding as an analysis finding (family `pixels`, group `OCR`, `QR` or `Faces`), its
     /// severity under `policy`.
     pub fn into_finding(self, policy: &proofpix_analysis::Policy) -> proofpix_analysis::Finding {
         use proofpix_analysis::{Category, Family, Finding, Region, Source};
         let (category, group, name) = match self.category {
             PixelCategory::TextPii => (Category::TextPii, "OCR", "TextInImage"),
             PixelCategory::Barcode => (Category::Barcode, "QR", "CodeInImage"),
+            PixelCategory::Face => (Category::Face, "Faces", "FaceInImage"),
         };
         Finding {
             category,

@@ -8,8 +8,13 @@
 //!    without allocating), bounded decode with the `image` crate, one downscale.
 //! 2. [`codes`]: QR codes found and decoded (`rqrr`), payloads classified (Wi-Fi, contact,
 //!    boarding pass, payment, URL).
-//! 3. [`ocr`]: text read by Debian's tesseract in a subprocess with a timeout.
-//! 4. [`text`]: personal data in that text (cards, IBANs, national ids, e-mail, phone).
+//! 3. [`faces`]: upright frontal faces, found with OpenCV's Haar cascade from Debian's
+//!    `opencv-data`, evaluated in pure Rust on the upright (EXIF-oriented) view.
+//! 4. [`ocr`]: text read by Debian's tesseract in a subprocess with a timeout.
+//! 5. [`text`]: personal data in that text (cards, IBANs, national ids, e-mail, phone).
+//!
+//! A face shown together with personal data in text (an identity document, a badge) is
+//! raised to high (`face.with_text_pii`).
 //!
 //! Nothing panics on hostile input: each step runs under `catch_unwind`, and a failure becomes
 //! a note in the [`PixelReport`], with the findings of the steps that did run.
@@ -33,13 +38,16 @@ pub mod budget;
 pub mod codes;
 pub mod decode;
 pub mod deskew;
+pub mod faces;
 pub mod finding;
 pub mod ocr;
 pub mod text;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 pub use budget::{Budget, Clock, MonotonicClock};
+pub use faces::{CascadeError, FaceDetector};
 pub use finding::{BBox, PixelCategory, PixelFinding};
 pub use ocr::{OcrError, Tesseract};
 
@@ -57,6 +65,8 @@ pub enum Step {
     Decode,
     /// QR codes.
     Codes,
+    /// Faces.
+    Faces,
     /// OCR and text detectors.
     Text,
 }
@@ -90,7 +100,7 @@ pub struct PixelReport {
 impl PixelReport {
     /// True when every step ran (the absence of findings then means something).
     pub fn complete(&self) -> bool {
-        self.skipped.is_none() && self.completed.len() == 3
+        self.skipped.is_none() && self.completed.len() == 4
     }
 
     /// The findings as the analysis report's, with severities under `policy` (a code
@@ -105,18 +115,7 @@ impl PixelReport {
             .map(|f| f.into_finding(policy))
             .collect();
         let run = proofpix_analysis::PixelRun {
-            completed: self
-                .completed
-                .iter()
-                .map(|s| {
-                    match s {
-                        Step::Decode => "decode",
-                        Step::Codes => "codes",
-                        Step::Text => "text",
-                    }
-                    .to_owned()
-                })
-                .collect(),
+            completed: self.completed.iter().map(|s| s.name().to_owned()).collect(),
             notes: self.notes,
             skipped: self.skipped,
         };
@@ -124,23 +123,45 @@ impl PixelReport {
     }
 }
 
-/// The pixel stage: a budget, an OCR engine (or why there is none), and whether values are
-/// shown unmasked.
+impl Step {
+    /// The name reports use (`codes`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Decode => "decode",
+            Step::Codes => "codes",
+            Step::Faces => "faces",
+            Step::Text => "text",
+        }
+    }
+}
+
+/// The pixel stage: a budget, an OCR engine and a face cascade (or why there is none), and
+/// whether values are shown unmasked.
 #[derive(Debug, Clone)]
 pub struct PixelStage {
     budget: Budget,
     ocr: Result<Tesseract, OcrError>,
+    faces: Result<Arc<FaceDetector>, CascadeError>,
     show_values: bool,
     keep_text: bool,
 }
 
 impl PixelStage {
-    /// A stage with tesseract located on this machine (see [`Tesseract::locate`]). When it
-    /// is missing, every report says "ocr unavailable" and why.
+    /// A stage with tesseract and the face cascade located on this machine (see
+    /// [`Tesseract::locate`], [`FaceDetector::locate`]). When one is missing, every report
+    /// says so in a note ("ocr unavailable: ...", "skipped: cascade not installed ...").
     pub fn new(budget: Budget) -> Self {
+        let faces = FaceDetector::locate().map(|d| {
+            let params = faces::FaceParams {
+                max_side: budget.face_max_side,
+                ..d.params().clone()
+            };
+            Arc::new(d.with_params(params))
+        });
         Self {
             budget,
             ocr: Tesseract::locate(),
+            faces,
             show_values: false,
             keep_text: false,
         }
@@ -151,6 +172,20 @@ impl PixelStage {
         self.ocr = Err(OcrError::Unavailable(
             "switched off for this stage".to_owned(),
         ));
+        self
+    }
+
+    /// Run without the face search; reports say it was switched off.
+    pub fn without_faces(mut self) -> Self {
+        self.faces = Err(CascadeError::Invalid(
+            "face search switched off for this stage".to_owned(),
+        ));
+        self
+    }
+
+    /// Use this face detector (or report this reason for having none).
+    pub fn with_faces(mut self, faces: Result<FaceDetector, CascadeError>) -> Self {
+        self.faces = faces.map(Arc::new);
         self
     }
 
@@ -213,18 +248,14 @@ impl PixelStage {
         report.completed.push(Step::Decode);
         let place = |b: BBox| b.scaled(decoded.scale, decoded.width, decoded.height);
 
-        let steps = [Step::Codes, Step::Text];
+        let steps = [Step::Codes, Step::Faces, Step::Text];
         for (k, step) in steps.iter().enumerate() {
             if clock.elapsed() >= self.budget.time {
                 let left: Vec<&str> = steps
                     .get(k..)
                     .unwrap_or(&[])
                     .iter()
-                    .map(|s| match s {
-                        Step::Decode => "decode",
-                        Step::Codes => "codes",
-                        Step::Text => "text",
-                    })
+                    .map(|s| s.name())
                     .collect();
                 report.notes.push(format!(
                     "time budget of {:?} spent; not run: {}",
@@ -257,6 +288,44 @@ impl PixelStage {
                         report.completed.push(Step::Codes);
                     }
                     Err(panic) => report.notes.push(format!("QR search failed: {panic}")),
+                },
+                Step::Faces => match &self.faces {
+                    Err(e) => report.notes.push(e.to_string()),
+                    Ok(detector) => {
+                        let left = self.budget.time.saturating_sub(clock.elapsed());
+                        match guarded(|| {
+                            let upright = decode::upright(&decoded.luma, decoded.orientation);
+                            let found = detector.detect_within(&upright, left);
+                            (found, upright.dimensions())
+                        }) {
+                            Ok((found, (uw, uh))) => {
+                                let total = found.faces.len();
+                                for (k, f) in found.faces.iter().enumerate() {
+                                    let stored =
+                                        decode::unorient(f.bbox, decoded.orientation, uw, uh);
+                                    report.findings.push(PixelFinding {
+                                        category: PixelCategory::Face,
+                                        code: "face.frontal".to_owned(),
+                                        severity: proofpix_analysis::RiskLevel::Medium,
+                                        bbox: place(stored),
+                                        confidence: f.confidence,
+                                        value: format!("face {} of {total}", k + 1),
+                                        detail: Some(format!(
+                                            "frontal face, about {} px wide ({} overlapping detections)",
+                                            (f64::from(f.bbox.w) * decoded.scale).round(),
+                                            f.neighbors
+                                        )),
+                                    });
+                                }
+                                if let Some(n) = found.note {
+                                    report.notes.push(n);
+                                } else {
+                                    report.completed.push(Step::Faces);
+                                }
+                            }
+                            Err(panic) => report.notes.push(format!("face search failed: {panic}")),
+                        }
+                    }
                 },
                 Step::Text => match &self.ocr {
                     Err(e) => report.notes.push(e.to_string()),
@@ -307,7 +376,29 @@ impl PixelStage {
                 },
             }
         }
+        raise_faces_with_personal_text(&mut report.findings);
         report
+    }
+}
+
+/// A face shown together with personal data in text is most likely an identity document, a
+/// badge or a card: each face becomes `face.with_text_pii`, high.
+fn raise_faces_with_personal_text(findings: &mut [PixelFinding]) {
+    if !findings
+        .iter()
+        .any(|f| f.category == PixelCategory::TextPii)
+    {
+        return;
+    }
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.category == PixelCategory::Face)
+    {
+        f.code = "face.with_text_pii".to_owned();
+        f.severity = proofpix_analysis::RiskLevel::High;
+        if let Some(d) = f.detail.as_mut() {
+            d.push_str("; shown with personal data in text (an identity document or card?)");
+        }
     }
 }
 
@@ -319,4 +410,66 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".to_owned())
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proofpix_analysis::RiskLevel;
+
+    fn finding(category: PixelCategory, code: &str, severity: RiskLevel) -> PixelFinding {
+        PixelFinding {
+            category,
+            code: code.to_owned(),
+            severity,
+            bbox: BBox::default(),
+            confidence: 0.9,
+            value: String::new(),
+            detail: Some("frontal face".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_face_with_personal_text_is_raised_to_high() {
+        let mut alone = vec![finding(
+            PixelCategory::Face,
+            "face.frontal",
+            RiskLevel::Medium,
+        )];
+        raise_faces_with_personal_text(&mut alone);
+        assert_eq!(alone[0].severity, RiskLevel::Medium);
+        assert_eq!(alone[0].code, "face.frontal");
+
+        let mut id_card = vec![
+            finding(PixelCategory::Face, "face.frontal", RiskLevel::Medium),
+            finding(
+                PixelCategory::TextPii,
+                "text_pii.national_id.uk_nino",
+                RiskLevel::High,
+            ),
+            finding(PixelCategory::Barcode, "barcode.url", RiskLevel::Low),
+        ];
+        raise_faces_with_personal_text(&mut id_card);
+        assert_eq!(id_card[0].code, "face.with_text_pii");
+        assert_eq!(id_card[0].severity, RiskLevel::High);
+        assert!(
+            id_card[0]
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("identity document")
+        );
+        assert_eq!(id_card[2].severity, RiskLevel::Low);
+    }
+
+    #[test]
+    fn a_face_finding_is_an_analysis_finding_in_the_face_category() {
+        let f = finding(PixelCategory::Face, "face.frontal", RiskLevel::Medium)
+            .into_finding(&proofpix_analysis::Policy::default());
+        assert_eq!(f.category, proofpix_analysis::Category::Face);
+        assert_eq!(f.category.as_str(), "face");
+        assert_eq!(f.severity, RiskLevel::Medium);
+        assert_eq!(f.source.group, "Faces");
+    }
 }

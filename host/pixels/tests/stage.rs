@@ -6,7 +6,10 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use proofpix_analysis::RiskLevel;
-use proofpix_pixels::{Budget, Clock, MonotonicClock, PixelStage, Step, Tesseract};
+use proofpix_pixels::{
+    Budget, CascadeError, Clock, FaceDetector, MonotonicClock, PixelCategory, PixelStage, Step,
+    Tesseract,
+};
 use support::*;
 
 /// A clock that moves `step` every time it is read.
@@ -24,7 +27,9 @@ impl Clock for SteppingClock {
 }
 
 fn codes_only() -> PixelStage {
-    PixelStage::new(Budget::default()).without_ocr()
+    PixelStage::new(Budget::default())
+        .without_ocr()
+        .without_faces()
 }
 
 #[test]
@@ -95,7 +100,7 @@ fn the_time_budget_is_checked_between_steps() {
     assert!(report.findings.is_empty());
     assert_eq!(
         report.notes,
-        ["time budget of 1s spent; not run: codes, text"]
+        ["time budget of 1s spent; not run: codes, faces, text"]
     );
 }
 
@@ -168,10 +173,12 @@ fn truncated_and_lying_images_are_skipped_with_the_reason() {
 
 #[test]
 fn a_missing_tesseract_is_reported_not_passed() {
-    let stage = PixelStage::new(Budget::default()).with_ocr(Tesseract::with_program(
-        std::path::Path::new("/nonexistent/tesseract"),
-        "eng",
-    ));
+    let stage = PixelStage::new(Budget::default())
+        .with_ocr(Tesseract::with_program(
+            std::path::Path::new("/nonexistent/tesseract"),
+            "eng",
+        ))
+        .without_faces();
     let report = stage.analyze(&png(&qr("x", 4)), &MonotonicClock::start());
     assert_eq!(report.completed, [Step::Decode, Step::Codes]);
     assert!(
@@ -240,5 +247,132 @@ fn an_ocr_timeout_is_a_note_and_the_codes_still_count() {
             .any(|n| n.starts_with("ocr stopped after")),
         "{:?}",
         report.notes
+    );
+}
+
+fn face_detector() -> FaceDetector {
+    FaceDetector::locate().unwrap_or_else(|e| {
+        panic!("{e} (the face tests need Debian's opencv-data; ./test installs it)")
+    })
+}
+
+/// Rendered text, a QR code and a flat margin, as PNG and as JPEG: the face search runs to
+/// completion and finds no face (no false positive on what documents and screenshots are
+/// made of). Real faces are measured by `examples/face_eval.rs`, not committed images.
+#[test]
+fn rendered_text_and_codes_show_no_face() {
+    let font = font();
+    let lines: Vec<String> = [
+        "Invoice 2024-117  Due 14.03.2025",
+        "Jane Miller, 42 Harbour Road, Leeds",
+        "jane.miller52@example.com  +44 20 7946 0958",
+        "IBAN GB33BUKB20201555555555",
+        "Card 4111 1111 1111 1111  exp 09/27",
+        "Thank you for your order!",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for px in [20.0, 36.0] {
+        let mut page = render_lines(&font, &lines, px);
+        let code = qr("WIFI:T:WPA;S:Office;P:hunter22;;", 5);
+        let (w, h) = page.dimensions();
+        let mut canvas = image::GrayImage::from_pixel(
+            w.max(code.width()) + 40,
+            h + code.height() + 40,
+            image::Luma([255]),
+        );
+        image::imageops::overlay(&mut canvas, &page, 20, 20);
+        image::imageops::overlay(&mut canvas, &code, 20, i64::from(h) + 20);
+        page = canvas;
+        let stage = PixelStage::new(Budget::default())
+            .without_ocr()
+            .with_faces(Ok(face_detector()));
+        for bytes in [png(&page), jpeg(&page, 60)] {
+            let report = stage.analyze(&bytes, &MonotonicClock::start());
+            assert!(report.completed.contains(&Step::Faces), "{report:?}");
+            let faces: Vec<_> = report
+                .findings
+                .iter()
+                .filter(|f| f.category == PixelCategory::Face)
+                .collect();
+            assert!(faces.is_empty(), "false faces at {px} px: {faces:?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_cascade_is_reported_and_the_rest_still_runs() {
+    let stage = PixelStage::new(Budget::default())
+        .without_ocr()
+        .with_faces(Err(CascadeError::NotInstalled(
+            "/usr/share/opencv4/...".into(),
+        )));
+    let report = stage.analyze(
+        &png(&qr("WIFI:T:WPA;S:x;P:y;;", 5)),
+        &MonotonicClock::start(),
+    );
+    assert_eq!(report.completed, [Step::Decode, Step::Codes]);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("skipped: cascade not installed (apt install opencv-data)")),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(report.findings.len(), 1, "the QR code is still found");
+}
+
+/// The face search gets what is left of the image's time budget and says which face sizes it
+/// did not search when that runs out; the next step is then not started.
+#[test]
+fn the_face_search_stops_at_the_time_budget_with_a_reason() {
+    let page = image::GrayImage::from_pixel(900, 700, image::Luma([200]));
+    let stage = PixelStage::new(Budget {
+        time: Duration::from_secs(3),
+        ..Budget::default()
+    })
+    .without_ocr()
+    .with_faces(Ok(face_detector()));
+    let clock = SteppingClock {
+        now: Cell::new(Duration::ZERO),
+        step: Duration::from_secs(1),
+    };
+    let report = stage.analyze(&png(&page), &clock);
+    assert_eq!(report.completed, [Step::Decode, Step::Codes]);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("face search stopped by the time budget after 0 of")),
+        "{:?}",
+        report.notes
+    );
+    assert!(
+        report.notes.iter().any(|n| n.ends_with("not run: text")),
+        "{:?}",
+        report.notes
+    );
+}
+
+/// An image over the pixel budget is skipped before decoding, faces included, with the reason.
+#[test]
+fn an_image_over_the_pixel_budget_is_skipped_before_the_face_search() {
+    let page = image::GrayImage::from_pixel(400, 300, image::Luma([200]));
+    let stage = PixelStage::new(Budget {
+        max_pixels: 100_000,
+        ..Budget::default()
+    })
+    .without_ocr()
+    .with_faces(Ok(face_detector()));
+    let report = stage.analyze(&png(&page), &MonotonicClock::start());
+    assert!(report.completed.is_empty());
+    assert!(
+        report
+            .skipped
+            .as_deref()
+            .is_some_and(|s| s.contains("over the pixel budget")),
+        "{report:?}"
     );
 }
