@@ -839,7 +839,8 @@
       api("GET", `/api/batches?integration=${encodeURIComponent(id)}&limit=20`),
     ]);
     const header = integrationHeader(i);
-    const batchBox = h("div", {}, batchTable(batches, `Batches of ${id}`));
+    const batchBox = h("div", {}, isSource(i) ? batchTable(batches, `Batches of ${id}`)
+      : h("p", { class: "muted" }, "A notifier does not sync: it sends what its sources' runs find, as their batches finish."));
     const parkedBox = h("div", { id: "parked" });
     const remediationBox = h("div", { id: "remediation", "aria-busy": "true" });
     showPage(id, [
@@ -883,7 +884,7 @@
           badge.className = `badge status status-${statusOf(fresh)[0]}`;
           badge.textContent = statusOf(fresh)[1];
         }
-        replaceKeepingFocus(batchBox.firstChild, batchTable(bs, `Batches of ${id}`));
+        if (isSource(fresh)) replaceKeepingFocus(batchBox.firstChild, batchTable(bs, `Batches of ${id}`));
       },
     };
     app.view = view;
@@ -1396,7 +1397,7 @@
       a.offered ? (a.in_policy ? "enabled in the policy" : h("span", { class: "muted" }, "not in the policy"))
         : h("span", { class: "text-error why-not" }, `Not offered for this file: ${a.why_not}`),
       a.last ? h("span", {}, REMEDIATION_STATUS[a.last.status] || a.last.status, " ", timeEl(a.last.time),
-        a.last.detail ? h("span", { class: "muted small outcome-error" }, a.last.detail) : null)
+        a.last.detail ? h("span", { class: "muted small outcome-error" }, readableText(a.last.detail)) : null)
         : h("span", { class: "muted" }, "nothing recorded"),
     ]);
     showPage(f.name || f.remote_id, [
@@ -1428,7 +1429,7 @@
         can("admin") ? h("p", {}, h("a", { href: `#/integrations/${encodeURIComponent(f.integration)}` }, "Change the integration's remediation policy")) : null,
         h("h3", {}, "History"),
         rem.history.length ? scrollTable("Remediation history", ["Time", "Action", "Outcome", "Detail"],
-          rem.history.map((e) => [fmtTime(e.time), actionLabel(e.action), REMEDIATION_STATUS[e.status] || e.status, e.detail || ""]), { id: "file-history" })
+          rem.history.map((e) => [fmtTime(e.time), actionLabel(e.action), REMEDIATION_STATUS[e.status] || e.status, readableText(e.detail || "")]), { id: "file-history" })
           : h("p", { class: "muted" }, `No remediation recorded for this file (in the newest ${fmtInt(rem.history_scanned)} audit entries).`)),
     ]);
     app.view = { name: "file" };
@@ -1436,9 +1437,35 @@
 
   // ----- audit trail ----------------------------------------------------------
 
+  // A time as RFC 3339 (`2026-01-31T09:30:00Z`) or as Rust's `time` crate prints one
+  // (`2026-01-31 9:30:00.0 +00:00:00`), alone or inside a sentence.
+  const TIME_IN_TEXT = /\b(\d{4}-\d{2}-\d{2})[T ](\d{1,2}:\d{2}:\d{2})(?:\.\d+)?(?: ?(Z|[+-]\d{2}:\d{2})(?::\d{2})?)?/g;
+
+  /// Text with every time in it written for people (the browser's locale), not `+00:00:00`.
+  function readableText(text) {
+    return String(text).replace(TIME_IN_TEXT, (all, day, clock, zone) => {
+      const [hh, mm, ss] = clock.split(":");
+      const iso = `${day}T${hh.padStart(2, "0")}:${mm}:${ss}${!zone || zone === "Z" ? "Z" : zone}`;
+      const d = new Date(iso);
+      return Number.isNaN(d.getTime()) ? all : dateFmt.format(d);
+    });
+  }
+
+  /// An audit entry's details as `key: value` lines instead of raw JSON (values are text).
+  function detailsView(details) {
+    if (details === null || details === undefined) return "";
+    if (typeof details !== "object" || Array.isArray(details)) return h("span", { class: "details" }, readableText(JSON.stringify(details)));
+    const entries = Object.entries(details).filter(([, v]) => v !== null && v !== undefined && v !== "");
+    if (!entries.length) return "";
+    return h("ul", { class: "details plain-list" }, entries.map(([k, v]) => h("li", {},
+      h("span", { class: "muted" }, `${k.replace(/_/g, " ")}: `),
+      typeof v === "object" ? readableText(Array.isArray(v) && v.every((x) => typeof x !== "object") ? v.join(", ") : JSON.stringify(v))
+        : readableText(v))));
+  }
+
   async function renderAudit() {
     const PAGE = 50;
-    const tbody = h("tbody", {});
+    const tbody = h("tbody", { role: "rowgroup" });
     const more = h("button", { type: "button", class: "button", id: "audit-more" }, "Older entries");
     let oldest = null;
     const load = async () => {
@@ -1446,14 +1473,14 @@
       let entries = await api("GET", `/api/audit?${q}`);
       if (oldest !== null) entries = entries.filter((e) => e.seq < oldest);
       for (const e of entries) {
-        tbody.append(h("tr", {},
-          h("th", { scope: "row" }, fmtInt(e.seq)),
-          h("td", {}, fmtTime(e.time)),
-          h("td", {}, e.actor),
-          h("td", {}, h("code", {}, e.action)),
-          h("td", { class: "filename" }, e.target),
-          h("td", {}, h("span", { class: e.outcome === "ok" ? "" : "text-error" }, e.outcome)),
-          h("td", {}, e.details === null || e.details === undefined ? "" : h("code", { class: "details" }, JSON.stringify(e.details)))));
+        tbody.append(h("tr", { role: "row" },
+          h("th", { scope: "row", role: "rowheader" }, fmtInt(e.seq)),
+          h("td", { role: "cell", "data-label": "Time" }, fmtTime(e.time)),
+          h("td", { role: "cell", "data-label": "Actor" }, e.actor),
+          h("td", { role: "cell", "data-label": "Action" }, h("code", { class: "action" }, e.action)),
+          h("td", { class: "filename", role: "cell", "data-label": "Target" }, e.target),
+          h("td", { role: "cell", "data-label": "Outcome" }, h("span", { class: e.outcome === "ok" ? "" : "text-error" }, e.outcome)),
+          h("td", { role: "cell", "data-label": "Details" }, detailsView(e.details))));
       }
       if (entries.length) oldest = entries[entries.length - 1].seq;
       more.hidden = entries.length === 0 || oldest <= 1;
@@ -1462,10 +1489,10 @@
     showPage("Audit trail", [
       h("p", { class: "muted" }, "Every change and every sync request, with who made it. Newest first."),
       h("div", { class: "actions" }, h("a", { class: "button", id: "audit-export", download: "proofpix-audit.csv", href: "/api/audit.csv" }, "Export CSV (every entry, oldest first)")),
-      h("div", { class: "table-wrap", role: "region", "aria-label": "Audit trail", tabindex: "0" },
-        h("table", { id: "audit-table" },
+      h("div", { class: "table-wrap stack", role: "region", "aria-label": "Audit trail", tabindex: "0" },
+        h("table", { id: "audit-table", role: "table" },
           h("caption", { class: "visually-hidden" }, "Audit trail"),
-          h("thead", {}, h("tr", {}, ["#", "Time", "Actor", "Action", "Target", "Outcome", "Details"].map((x) => h("th", { scope: "col" }, x)))),
+          h("thead", { role: "rowgroup" }, h("tr", { role: "row" }, ["#", "Time", "Actor", "Action", "Target", "Outcome", "Details"].map((x) => h("th", { scope: "col", role: "columnheader" }, x)))),
           tbody)),
       h("div", { class: "actions" }, more),
     ]);

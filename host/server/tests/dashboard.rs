@@ -800,6 +800,14 @@ async fn file_names_and_metadata_render_as_text_never_as_html() {
         .await;
     daemon.sync_and_wait("uploads").await;
     let batch = daemon.latest_batch("uploads");
+    // A detail with a time as Rust's `time` prints it (as a remediation's "done at" does).
+    daemon
+        .store
+        .audit(
+            &proofpix_store::AuditEvent::new("system", "remediation.quarantine", "uploads")
+                .details(serde_json::json!({"file": "x.jpg", "detail": "done at 2026-01-31 9:30:00.0 +00:00:00; not done again"})),
+        )
+        .expect("audit");
 
     let browser = Browser::launch().await;
     let page = browser.new_page().await;
@@ -866,6 +874,24 @@ async fn file_names_and_metadata_render_as_text_never_as_html() {
     )
     .await;
     assert_eq!(page.count("main img, main svg").await, 0);
+    // Issue 17 item 7: details read as `key: value`, not JSON, and times as people write them.
+    let audit = page.text("#audit-table").await;
+    assert!(
+        !audit.contains("{\""),
+        "no raw JSON in the audit trail: {audit}"
+    );
+    assert!(
+        audit.contains("not done again") && !audit.contains("+00:00:00"),
+        "the time in a detail is readable: {audit}"
+    );
+    assert!(audit.contains("batch: "), "{audit}");
+    assert_eq!(
+        page.eval("[...document.querySelector('#audit-table tbody tr').children].map((c) => c.dataset.label || 'seq')")
+            .await,
+        serde_json::json!(["seq", "Time", "Actor", "Action", "Target", "Outcome", "Details"]),
+        "one cell per column"
+    );
+    shots.take(&page, "audit").await;
     assert!(
         page.dialogs().is_empty(),
         "no dialog opened: {:?}",
