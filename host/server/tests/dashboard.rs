@@ -1488,9 +1488,11 @@ async fn the_files_page_searches_filters_pages_and_shows_hostile_names_as_text()
     // Every file from the nav link; the hostile name is text in its row.
     page.click("nav a[data-nav='files']").await;
     // Rows and their names together: a live update may re-render the table between two reads.
+    // The unfiltered page, not the risk-filtered one still shown until it renders (both have
+    // seven rows here).
     page.wait_for(
         "all seven files",
-        "document.querySelectorAll('#files-table tbody tr').length === 7 && document.querySelectorAll('#files-table .filename').length === 7",
+        "location.hash === '#/files' && document.querySelector('#files-risk')?.value === '' && document.querySelectorAll('#files-table tbody tr').length === 7 && document.querySelectorAll('#files-table .filename').length === 7",
     )
     .await;
     let names = page
