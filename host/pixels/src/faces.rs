@@ -627,49 +627,101 @@ pub fn resize_bilinear(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
     GrayImage::from_raw(nw, nh, out).unwrap_or_else(|| GrayImage::new(nw, nh))
 }
 
-/// Evaluate the cascade on the window whose top-left corner is at offset `base` of the
-/// integral. `Ok(())` when every stage accepts, `Err(stage)` at the first rejecting stage.
-fn run_window(
-    c: &Cascade,
-    feats: &[OptFeature],
-    ii: &Integral,
-    x: usize,
-    y: usize,
-) -> Result<(), usize> {
+/// One tree node with its feature's rects baked in as offsets into one level's integral.
+#[derive(Debug, Clone, Copy)]
+struct FlatNode {
+    rects: OptFeature,
+    threshold: f32,
+    left: i32,
+    right: i32,
+}
+
+/// The cascade laid out flat for one integral stride: stages index trees, trees index nodes
+/// and leaves, nodes carry their rects (no lookups through the feature table per window).
+#[derive(Debug, Clone)]
+struct Flat {
+    /// (first tree, end of trees, threshold - 1e-5).
+    stages: Vec<(usize, usize, f32)>,
+    /// (first node, number of nodes, first leaf).
+    trees: Vec<(usize, usize, usize)>,
+    nodes: Vec<FlatNode>,
+    leaves: Vec<f32>,
+    /// Inner rectangle of the window (variance normalisation), and its area.
+    norm: (usize, usize, f64),
+}
+
+impl Flat {
+    fn new(c: &Cascade, stride: usize) -> Self {
+        let feats = opt_features(c, stride);
+        let empty = [OptRect {
+            p: [0; 4],
+            weight: 0.0,
+        }; 3];
+        let mut f = Flat {
+            stages: Vec::with_capacity(c.stages.len()),
+            trees: Vec::new(),
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            norm: (
+                c.width as usize - 2,
+                c.height as usize - 2,
+                f64::from(c.width - 2) * f64::from(c.height - 2),
+            ),
+        };
+        for stage in &c.stages {
+            let first = f.trees.len();
+            for w in &stage.weak {
+                f.trees.push((f.nodes.len(), w.nodes.len(), f.leaves.len()));
+                for n in &w.nodes {
+                    f.nodes.push(FlatNode {
+                        rects: feats.get(n.feature as usize).copied().unwrap_or(empty),
+                        threshold: n.threshold,
+                        left: n.left,
+                        right: n.right,
+                    });
+                }
+                f.leaves.extend_from_slice(&w.leaves);
+            }
+            // OpenCV subtracts 1e-5 from each stage threshold when it reads the file.
+            f.stages
+                .push((first, f.trees.len(), stage.threshold - 1e-5));
+        }
+        f
+    }
+}
+
+/// Evaluate the cascade on the window whose top-left corner is (x, y) of the integral.
+/// `Ok(())` when every stage accepts, `Err(stage)` at the first rejecting stage.
+fn run_window(flat: &Flat, ii: &Integral, x: usize, y: usize) -> Result<(), usize> {
     let base = y * ii.stride + x;
-    // Variance normalisation over the window's inner rectangle, as OpenCV does.
-    let (nw, nh) = (c.width as usize - 2, c.height as usize - 2);
-    let area = (nw * nh) as f64;
+    // Variance normalisation over the window's inner rectangle, as OpenCV does: a feature
+    // value v passes a node when v / sd < threshold, tested here as v < threshold * sd.
+    let (nw, nh, area) = flat.norm;
     let s = f64::from(ii.rect_sum(x + 1, y + 1, nw, nh));
     let q = ii.rect_sq(x + 1, y + 1, nw, nh) as f64;
     let nf = area * q - s * s;
-    let inv = if nf > 0.0 { 1.0 / nf.sqrt() } else { 1.0 };
-    let at = |o: usize| ii.sum.get(base + o).copied().unwrap_or(0);
-    let feature = |fi: u32| -> f64 {
-        let Some(f) = feats.get(fi as usize) else {
-            return 0.0;
-        };
-        let mut v = 0.0f64;
-        for r in f {
-            let s = at(r.p[3])
-                .wrapping_sub(at(r.p[1]))
-                .wrapping_sub(at(r.p[2]))
-                .wrapping_add(at(r.p[0]));
-            v += f64::from(r.weight) * f64::from(s);
-        }
-        v * inv
-    };
-    for (si, stage) in c.stages.iter().enumerate() {
-        let mut total = 0.0f64;
-        for w in &stage.weak {
+    let sd = if nf > 0.0 { nf.sqrt() as f32 } else { 1.0 };
+    let window = ii.sum.get(base..).unwrap_or(&[]);
+    let at = |o: usize| window.get(o).copied().unwrap_or(0);
+    for (si, &(t0, t1, threshold)) in flat.stages.iter().enumerate() {
+        let mut total = 0.0f32;
+        for &(first, len, leaf) in flat.trees.get(t0..t1).unwrap_or(&[]) {
             let mut idx: i32 = 0;
-            // The parse checked that children point forward, so this ends within nodes.len()
+            // The parse checked that children point forward, so this ends within `len`
             // steps; the bound is belt and braces.
-            for _ in 0..=w.nodes.len() {
-                let Some(node) = w.nodes.get(idx as usize) else {
+            for _ in 0..=len {
+                let Some(node) = flat.nodes.get(first + idx as usize) else {
                     return Err(si);
                 };
-                idx = if feature(node.feature) < f64::from(node.threshold) {
+                let mut v = 0.0f32;
+                for r in &node.rects {
+                    let rs = at(r.p[3])
+                        .wrapping_sub(at(r.p[1]))
+                        .wrapping_sub(at(r.p[2]))
+                        .wrapping_add(at(r.p[0]));
+                    v += r.weight * rs as f32;
+                }
+                idx = if v < node.threshold * sd {
                     node.left
                 } else {
                     node.right
@@ -678,15 +730,13 @@ fn run_window(
                     break;
                 }
             }
-            total += f64::from(
-                w.leaves
-                    .get(idx.unsigned_abs() as usize)
-                    .copied()
-                    .unwrap_or(0.0),
-            );
+            total += flat
+                .leaves
+                .get(leaf + idx.unsigned_abs() as usize)
+                .copied()
+                .unwrap_or(0.0);
         }
-        // OpenCV subtracts 1e-5 from each stage threshold when it reads the file.
-        if total < f64::from(stage.threshold) - 1e-5 {
+        if total < threshold {
             return Err(si);
         }
     }
@@ -861,7 +911,7 @@ impl FaceDetector {
                 resize_bilinear(work.as_ref(), sw, sh)
             };
             let ii = Integral::new(&level);
-            let feats = opt_features(&self.cascade, ii.stride);
+            let flat = Flat::new(&self.cascade, ii.stride);
             let step = if f > 2.0 { 1 } else { 2 };
             let win_w = (f64::from(ww) * f).round() as u32;
             let win_h = (f64::from(wh) * f).round() as u32;
@@ -869,7 +919,7 @@ impl FaceDetector {
             while y + wh <= sh {
                 let mut x = 0u32;
                 while x + ww <= sw {
-                    match run_window(&self.cascade, &feats, &ii, x as usize, y as usize) {
+                    match run_window(&flat, &ii, x as usize, y as usize) {
                         Ok(()) => {
                             raw.push(BBox {
                                 x: (f64::from(x) * f).round() as u32,
@@ -1080,11 +1130,11 @@ mod tests {
         // left-bright: feature = -all + 2*left = left - right > 0 after normalisation.
         let img = GrayImage::from_fn(4, 4, |x, _| image::Luma([if x < 2 { 200 } else { 20 }]));
         let ii = Integral::new(&img);
-        let feats = opt_features(&c, ii.stride);
-        assert_eq!(run_window(&c, &feats, &ii, 0, 0), Ok(()));
+        let flat = Flat::new(&c, ii.stride);
+        assert_eq!(run_window(&flat, &ii, 0, 0), Ok(()));
         let img = GrayImage::from_fn(4, 4, |x, _| image::Luma([if x < 2 { 20 } else { 200 }]));
         let ii = Integral::new(&img);
-        assert_eq!(run_window(&c, &feats, &ii, 0, 0), Err(0));
+        assert_eq!(run_window(&flat, &ii, 0, 0), Err(0));
     }
 
     #[test]

@@ -151,12 +151,16 @@ impl PixelStage {
     /// [`Tesseract::locate`], [`FaceDetector::locate`]). When one is missing, every report
     /// says so in a note ("ocr unavailable: ...", "skipped: cascade not installed ...").
     pub fn new(budget: Budget) -> Self {
-        let faces = FaceDetector::locate().map(|d| {
-            let params = faces::FaceParams {
-                max_side: budget.face_max_side,
-                ..d.params().clone()
-            };
-            Arc::new(d.with_params(params))
+        let faces = located_faces().map(|d| {
+            if d.params().max_side == budget.face_max_side {
+                d
+            } else {
+                let params = faces::FaceParams {
+                    max_side: budget.face_max_side,
+                    ..d.params().clone()
+                };
+                Arc::new((*d).clone().with_params(params))
+            }
         });
         Self {
             budget,
@@ -400,6 +404,16 @@ fn raise_faces_with_personal_text(findings: &mut [PixelFinding]) {
             d.push_str("; shown with personal data in text (an identity document or card?)");
         }
     }
+}
+
+/// The face cascade located on this machine, read once per process (the XML is half a
+/// megabyte; stages are made per integration and per command).
+fn located_faces() -> Result<Arc<FaceDetector>, CascadeError> {
+    static FACES: std::sync::OnceLock<Result<Arc<FaceDetector>, CascadeError>> =
+        std::sync::OnceLock::new();
+    FACES
+        .get_or_init(|| FaceDetector::locate().map(Arc::new))
+        .clone()
 }
 
 /// Run `f`, turning a panic into its message.
