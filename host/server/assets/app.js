@@ -900,6 +900,7 @@
       h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", {}, statusOf(i)[1]),
         h("dt", {}, "Last sync"), h("dd", {}, lastSyncText(i)),
+        isSource(i) ? [h("dt", {}, "Current risk"), h("dd", { "data-current-risk": i.id }, currentRisk(i))] : null,
         h("dt", {}, "Next sync"), h("dd", {}, nextSyncText(i)),
         h("dt", {}, "Queue"), h("dd", {}, `${fmtInt(i.queue_pending)} pending, ${fmtInt(i.queue_parked)} parked`)),
       integrationActions(i, { onDetail: true }),

@@ -407,6 +407,11 @@ async fn an_admin_signs_in_syncs_and_drills_into_a_high_risk_file() {
         "!!document.querySelector('#batch-table [data-batch]') && document.querySelector('#detail-status')?.textContent === 'Healthy'",
     )
     .await;
+    page.wait_for(
+        "the current risk on the integration page",
+        "!!document.querySelector(\"#integration-status [data-current-risk='site-photos'] a.badge\")",
+    )
+    .await;
     shots.take(&page, "integration-synced").await;
 
     // Back to the overview through the menu, then sync from a card and watch
