@@ -336,7 +336,13 @@ impl Plugin {
             .stderr(CapturedStream(stdout.clone()))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            // A granted mount is a local folder: its file operations (open, a small write,
+            // rename) run on the calling thread instead of a hand-off to the blocking pool and
+            // back for each one, which cost more than the operation itself (issue 13's
+            // profile: 83 futex calls per file through local-folder). A mount on a slow
+            // network filesystem then holds a runtime thread for each operation.
+            .allow_blocking_current_thread(!grants.mounts.is_empty());
         for m in &grants.mounts {
             if !m.host_path.is_dir() {
                 return Err(LoadError::Grant {
