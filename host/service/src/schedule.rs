@@ -69,27 +69,44 @@ impl Schedule {
             let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
                 format!("{t:?}: unknown time zone {tz:?} (use an IANA name like Europe/Berlin)")
             })?;
-            return Ok(Schedule::Cron {
+            let schedule = Schedule::Cron {
                 cron: Box::new(cron),
                 tz,
                 text: t.to_string(),
-            });
+            };
+            // The same bounds as intervals: no two runs closer than 5 minutes (over the next
+            // 64 runs, which covers an hour's worth of `0,1 * * * *`-style lists).
+            let mut prev = schedule.next_after(OffsetDateTime::now_utc());
+            for _ in 0..64 {
+                let (Some(a), Some(b)) = (prev, prev.and_then(|p| schedule.next_after(p))) else {
+                    break;
+                };
+                if b - a < MIN_INTERVAL {
+                    return Err(format!(
+                        "{t:?}: runs would come less than 5 minutes apart (the shortest gap is 5 minutes)"
+                    ));
+                }
+                prev = Some(b);
+            }
+            return Ok(schedule);
         }
         let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
         let n: u64 = num.parse().map_err(|_| {
             format!("{t:?}: use an interval like 15m or 6h, or `cron <expression> [time zone]`")
         })?;
-        let every = match unit.trim() {
-            "m" | "min" | "minutes" => Duration::from_secs(n * 60),
-            "h" | "hours" => Duration::from_secs(n * 3600),
-            "d" | "day" => Duration::from_secs(n * 86_400),
+        let unit_secs: u64 = match unit.trim() {
+            "m" | "min" | "minutes" => 60,
+            "h" | "hours" => 3600,
+            "d" | "day" => 86_400,
             _ => return Err(format!("{t:?}: the unit must be m, h or d")),
         };
-        if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&every) {
+        // A number too large to multiply is out of bounds like any other.
+        let every = n.checked_mul(unit_secs).map(Duration::from_secs);
+        let Some(every) = every.filter(|e| (MIN_INTERVAL..=MAX_INTERVAL).contains(e)) else {
             return Err(format!(
                 "{t:?}: the interval must be between 5 minutes and 24 hours"
             ));
-        }
+        };
         Ok(Schedule::Every(every))
     }
 
@@ -184,6 +201,35 @@ impl Scheduler {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn an_interval_too_large_to_compute_is_out_of_bounds_not_a_panic() {
+        assert_eq!(
+            Schedule::parse("999999999999999999m").unwrap_err(),
+            "\"999999999999999999m\": the interval must be between 5 minutes and 24 hours"
+        );
+        assert!(Schedule::parse("18446744073709551615d").is_err());
+    }
+
+    #[test]
+    fn a_cron_schedule_runs_at_most_every_five_minutes() {
+        for too_often in [
+            "cron * * * * *",
+            "cron */2 * * * *",
+            "cron 0,1 * * * *",
+            "cron * * * * * *",
+        ] {
+            let e = Schedule::parse(too_often).unwrap_err();
+            assert!(e.contains("less than 5 minutes apart"), "{too_often}: {e}");
+        }
+        for fine in [
+            "cron */5 * * * *",
+            "cron 0 */6 * * *",
+            "cron 30 8 * * 1-5 Europe/Berlin",
+        ] {
+            assert!(Schedule::parse(fine).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn intervals_are_bounded_to_five_minutes_and_a_day() {
