@@ -330,9 +330,6 @@ fn sort_key(name: &str, is_dir: bool) -> String {
 
 fn write_report(r: &FileResult) -> std::io::Result<()> {
     let path = Path::new(OUTPUT).join(format!("{}.proofpix.json", r.file.id));
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
     let report = serde_json::json!({
         "file": r.file.id,
         "version": r.file.version,
@@ -354,8 +351,28 @@ fn write_report(r: &FileResult) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
     // Write to a temporary name and rename, so a crash never leaves half a report.
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, bytes)?;
+    // Each folder is created once per session, not before every report (every file
+    // operation is a host call); one removed meanwhile is created again.
+    let parent = path.parent().unwrap_or(Path::new(OUTPUT)).to_path_buf();
+    let known = CREATED_DIRS.with(|d| d.borrow().contains(&parent));
+    if !known {
+        fs::create_dir_all(&parent)?;
+    }
+    match fs::write(&tmp, &bytes) {
+        Err(e) if known && e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(&parent)?;
+            fs::write(&tmp, &bytes)?;
+        }
+        other => other?,
+    }
+    CREATED_DIRS.with(|d| d.borrow_mut().insert(parent));
     fs::rename(&tmp, &path)
+}
+
+thread_local! {
+    /// Report folders this instance has created (or found) under `/output`.
+    static CREATED_DIRS: std::cell::RefCell<std::collections::HashSet<std::path::PathBuf>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 fn risk_name(r: RiskLevel) -> &'static str {
