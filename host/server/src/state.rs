@@ -136,15 +136,6 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The newest batch id of the store (0 when there is none).
-fn newest_batch(host: &Host) -> u64 {
-    host.store()
-        .recent_batches(None, 1)
-        .ok()
-        .and_then(|b| b.first().map(|b| b.id))
-        .unwrap_or(0)
-}
-
 impl AppState {
     /// State over a host, with the progress feed wired to counters and live
     /// events, and the service's run manager owning the runs.
@@ -173,9 +164,6 @@ impl AppState {
         let run_events = events.clone();
         let host = Arc::new(host);
         let run_host = host.clone();
-        // The newest batch id when each running sync started: a run that fails is recorded on
-        // the batch it made after that, or on one of its own (see `Host::record_failed_run`).
-        let started_after: Mutex<BTreeMap<String, u64>> = Mutex::default();
         let runs = RunManager::new(
             host,
             &RunOptions {
@@ -187,15 +175,10 @@ impl AppState {
                     RunEvent::Started {
                         integration,
                         reason,
-                    } => {
-                        if let Ok(mut m) = started_after.lock() {
-                            m.insert(integration.clone(), newest_batch(&run_host));
-                        }
-                        LiveEvent::SyncStarted {
-                            integration,
-                            reason,
-                        }
-                    }
+                    } => LiveEvent::SyncStarted {
+                        integration,
+                        reason,
+                    },
                     RunEvent::Finished {
                         integration,
                         outcome: Ok(batch),
@@ -213,36 +196,20 @@ impl AppState {
                         outcome: Err(error),
                     } => {
                         run_counters.runs_failed.fetch_add(1, Ordering::Relaxed);
-                        let since = started_after
-                            .lock()
+                        // The service recorded the failed run as a batch before this event
+                        // (`Host::sync_and_remediate`), so a dashboard that reloads on it reads
+                        // the failed batch.
+                        let batch = run_host
+                            .store()
+                            .recent_batches(Some(&integration), 1)
                             .ok()
-                            .and_then(|mut m| m.remove(&integration))
-                            .unwrap_or(0);
-                        // Taken now, before a follow-up run of the same integration can start
-                        // a batch of its own.
-                        let until = newest_batch(&run_host);
-                        let (host, events) = (run_host.clone(), run_events.clone());
-                        // The live event goes out once the failure is recorded, so a dashboard
-                        // that reloads on it reads the failed batch.
-                        tokio::spawn(async move {
-                            let batch = match host
-                                .record_failed_run(&integration, since, until, &error)
-                                .await
-                            {
-                                Ok(b) => Some(b),
-                                Err(e) => {
-                                    tracing::error!(integration = %integration, "cannot record a failed run: {e}");
-                                    None
-                                }
-                            };
-                            let _ = events.send(LiveEvent::SyncFinished {
-                                integration,
-                                batch,
-                                outcome: "failed".into(),
-                                error: Some(error),
-                            });
-                        });
-                        return;
+                            .and_then(|b| b.first().map(|b| b.id));
+                        LiveEvent::SyncFinished {
+                            integration,
+                            batch,
+                            outcome: "failed".into(),
+                            error: Some(error),
+                        }
                     }
                 };
                 let _ = run_events.send(live);

@@ -34,6 +34,16 @@ impl Host {
             .map(|f| f.error.as_str())
     }
 
+    /// The id of the newest batch of any integration (0 when there is none): where a run's
+    /// own batches start.
+    pub(crate) fn newest_batch_id(&self) -> u64 {
+        self.store
+            .recent_batches(None, 1)
+            .ok()
+            .and_then(|b| b.first().map(|b| b.id))
+            .unwrap_or(0)
+    }
+
     /// Records that a run of `id` failed as a whole with `error`, so its batch and status say
     /// so: on the batch the run recorded (the newest of `id` with an id in `(since, until]`,
     /// the newest batch ids of the store when the run started and when it ended), or, when the

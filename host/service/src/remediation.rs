@@ -272,7 +272,22 @@ impl Host {
         id: &str,
         mode: SyncMode,
     ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
-        let report = self.sync_only(id, mode).await?;
+        // A run that fails is a failed batch with its reason, whoever ran it (the daemon's
+        // run manager or `proofpix integration sync`): see `Host::record_failed_run`.
+        let since = self.newest_batch_id();
+        let report = match self.sync_only(id, mode).await {
+            Ok(report) => report,
+            Err(e) => {
+                let until = self.newest_batch_id();
+                if let Err(not_recorded) = self
+                    .record_failed_run(id, since, until, &e.to_string())
+                    .await
+                {
+                    tracing::error!(integration = %id, "cannot record a failed run: {not_recorded}");
+                }
+                return Err(e);
+            }
+        };
         let remediations = match self.remediate(id).await {
             Ok(r) => r,
             Err(e) => {
