@@ -45,11 +45,16 @@ async fn env_with(workspace: web::WorkspaceConfig) -> Env {
 
 /// An environment without the log capture (benchmarks: trace-level capture costs time).
 async fn env_inner(workspace: web::WorkspaceConfig) -> Env {
+    env_concurrent(workspace, 2).await
+}
+
+/// [`env_inner`] with `concurrency` files fetched and analysed at once.
+async fn env_concurrent(workspace: web::WorkspaceConfig, concurrency: usize) -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("store"), &MasterKey::generate()).expect("store");
     let options = HostOptions {
         pipeline: PipelineOptions {
-            concurrency: 2,
+            concurrency,
             retry_base: Duration::from_millis(20),
             retry_max: Duration::from_secs(2),
             wait_for_retries: Some(Duration::from_secs(10)),
@@ -1755,9 +1760,15 @@ mod bench {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark"]
     async fn bench_slack_source() {
-        let env = env_inner(web::WorkspaceConfig::default()).await;
+        // `BENCH_FILES` photos (default 300), `BENCH_CONCURRENCY` files in flight (default 2,
+        // as the tests; the daemon's default is 16).
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+        let n = var("BENCH_FILES").unwrap_or(N);
+        let concurrency = var("BENCH_CONCURRENCY").unwrap_or(2);
+        println!("{n} photos, {concurrency} files in flight");
+        let env = env_concurrent(web::WorkspaceConfig::default(), concurrency).await;
         let ws = env.slack.workspace();
-        let photos: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(N as u32).collect();
+        let photos: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(n as u32).collect();
         let total_bytes: usize = photos.iter().map(|(_, b)| b.len()).sum();
         for (i, (_, bytes)) in photos.iter().enumerate() {
             ws.share_image(
@@ -1786,17 +1797,17 @@ mod bench {
             .await
             .unwrap();
         let total = started.elapsed();
-        assert_eq!(report.files.len(), N);
+        assert_eq!(report.files.len(), n);
         assert!(report.files.iter().all(|f| f.written_back));
         let requests = env.slack.log().all().len();
         println!(
-            "sync: {N} files in {:.2} s = {:.0} files/s; {:.2} requests/file ({} history pages); {:.0} bytes downloaded/file of {:.0} bytes/file",
+            "sync: {n} files in {:.2} s = {:.0} files/s; {:.2} requests/file ({} history pages); {:.0} bytes downloaded/file of {:.0} bytes/file",
             total.as_secs_f64(),
-            per_sec(N, total),
-            requests as f64 / N as f64,
+            per_sec(n, total),
+            requests as f64 / n as f64,
             env.slack.log().count(web::HISTORY_PATH),
-            ws.bytes_served() as f64 / N as f64,
-            total_bytes as f64 / N as f64,
+            ws.bytes_served() as f64 / n as f64,
+            total_bytes as f64 / n as f64,
         );
 
         // The plugin's calls alone, on one session, against their native replay.
@@ -1845,16 +1856,16 @@ mod bench {
             "plugin calls: discover {:.1} ms, download {:.1} ms ({:.1} µs/file), write-back {:.1} ms; native replay of the same HTTP: history {:.1} ms, reactions {:.1} ms",
             discover.as_secs_f64() * 1e3,
             download.as_secs_f64() * 1e3,
-            download.as_secs_f64() * 1e6 / N as f64,
+            download.as_secs_f64() * 1e6 / n as f64,
             write_back.as_secs_f64() * 1e3,
             native_history.as_secs_f64() * 1e3,
             native_reactions.as_secs_f64() * 1e3,
         );
         println!(
             "per file: sync {:.2} ms, plugin calls {:.3} ms, of which beyond native HTTP {:.3} ms = {:.1}% of the sync time",
-            total.as_secs_f64() * 1e3 / N as f64,
-            plugin_total.as_secs_f64() * 1e3 / N as f64,
-            (plugin_total.saturating_sub(native_total)).as_secs_f64() * 1e3 / N as f64,
+            total.as_secs_f64() * 1e3 / n as f64,
+            plugin_total.as_secs_f64() * 1e3 / n as f64,
+            (plugin_total.saturating_sub(native_total)).as_secs_f64() * 1e3 / n as f64,
             100.0 * plugin_total.saturating_sub(native_total).as_secs_f64() / total.as_secs_f64()
         );
     }
