@@ -130,6 +130,37 @@ impl AuditEntry {
         out
     }
 
+    /// The entry that follows the one numbered `prev_seq` with hash `prev_hash` (0 and
+    /// [`AuditEntry::GENESIS_HASH`] for the first): numbered, timed and chained. Every
+    /// backend appends through this, so a chain verifies the same whichever stored it.
+    pub fn following(
+        prev_seq: u64,
+        prev_hash: &[u8; 32],
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> AuditEntry {
+        let mut entry = AuditEntry {
+            seq: prev_seq + 1,
+            time: rfc3339(now).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into()),
+            actor: event.actor.clone(),
+            action: event.action.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.clone(),
+            details: event.details.to_string(),
+            hash: GENESIS,
+        };
+        entry.hash = entry.chain_hash(prev_hash);
+        entry
+    }
+
+    /// The hash the first entry chains from.
+    pub const GENESIS_HASH: [u8; 32] = GENESIS;
+
+    /// Whether this entry's hash is the chain hash of its content after `prev_hash`.
+    pub fn chains_from(&self, prev_hash: &[u8; 32]) -> bool {
+        self.hash == self.chain_hash(prev_hash)
+    }
+
     fn chain_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(prev);
@@ -238,17 +269,7 @@ pub(crate) fn append(
         hash: GENESIS,
         checkpoint: GENESIS,
     });
-    let mut entry = AuditEntry {
-        seq: head.seq + 1,
-        time: rfc3339(now).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into()),
-        actor: event.actor.clone(),
-        action: event.action.clone(),
-        target: event.target.clone(),
-        outcome: event.outcome.clone(),
-        details: event.details.to_string(),
-        hash: GENESIS,
-    };
-    entry.hash = entry.chain_hash(&head.hash);
+    let entry = AuditEntry::following(head.seq, &head.hash, now, event);
     txn.open_table(AUDIT)?
         .insert(entry.seq, encode(&entry).as_slice())?;
     write_head(

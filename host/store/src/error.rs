@@ -87,6 +87,16 @@ pub enum StoreError {
     /// Writing the new key file after a key rotation failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A shared backend (PostgreSQL, in cluster mode) failed. The message says what failed
+    /// and on which database (its URL with the password masked), and what to do next.
+    #[error("{message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The backend's error, when there is one (it holds no password).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 macro_rules! from_redb {

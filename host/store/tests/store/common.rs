@@ -1,18 +1,15 @@
-//! Shared helpers: a settable clock, a populated store, a logical dump for comparisons.
+//! Shared helpers: a populated store, a logical dump for comparisons (the settable clock is
+//! the conformance suite's, re-exported).
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proofpix_store::*;
 use proofpix_vault::{MasterKey, Secret};
 use time::OffsetDateTime;
-use time::macros::datetime;
-
-pub const T0: OffsetDateTime = datetime!(2026-01-05 09:00:00 UTC);
 
 /// The secrets the tests store; the leak tests grep for each of them.
 pub const CLIENT_SECRET: &str = "cs-7f3a9c1e-NEVER-IN-LOGS";
@@ -21,27 +18,7 @@ pub const ACCESS_TOKEN: &str = "at-00D5g000004-NEVER-IN-LOGS";
 pub const REFRESH_TOKEN: &str = "rt-5Aep861-NEVER-IN-LOGS";
 pub const ALL_SECRETS: [&str; 4] = [CLIENT_SECRET, PASSWORD, ACCESS_TOKEN, REFRESH_TOKEN];
 
-#[derive(Clone)]
-pub struct TestClock(Arc<Mutex<OffsetDateTime>>);
-
-impl TestClock {
-    pub fn new() -> Self {
-        TestClock(Arc::new(Mutex::new(T0)))
-    }
-    pub fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-    pub fn now(&self) -> OffsetDateTime {
-        *self.0.lock().unwrap()
-    }
-    pub fn options(&self) -> StoreOptions {
-        let c = self.0.clone();
-        StoreOptions {
-            clock: Arc::new(move || *c.lock().unwrap()),
-            ..StoreOptions::default()
-        }
-    }
-}
+pub use crate::conformance::{T0, TestClock};
 
 pub fn open(dir: &Path, key: &MasterKey, clock: &TestClock) -> Store {
     Store::open_with(dir, key, clock.options()).unwrap()

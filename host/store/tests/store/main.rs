@@ -11,10 +11,14 @@
 //! - `leaks`: secrets never reach logs, errors, exports or the file in clear.
 //! - `model`: the work queue against an in-memory model (proptest).
 //! - `sessions`: dashboard sessions, their expiry and revocation with their token.
+//! - `conformance`: the stage store suite every backend passes (redb here, PostgreSQL in
+//!   `host/store-pg`), run on redb by `stages`.
 //! - `stages`: group commit with the outbox, write-back groups, stage queues.
 //! - `full_disk`: a disk that fills under a backlog loses nothing acknowledged.
 
 mod common;
+// Before the modules that run it: the suite every stage store backend passes.
+mod conformance;
 
 mod audit;
 mod basics;

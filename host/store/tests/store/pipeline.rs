@@ -1,4 +1,6 @@
-//! The work queue and the write-back idempotency log.
+//! The work queue and the write-back idempotency log: what only the embedded store has
+//! (`complete_item`, `fail_item`, `forget_writebacks`, `complete_writeback_with_file`). The
+//! behaviour every backend shares is in the conformance suite (`conformance.rs`).
 
 use std::time::Duration;
 
@@ -16,146 +18,6 @@ fn items(keys: &[&str]) -> Vec<NewItem> {
             payload: k.as_bytes().to_vec(),
         })
         .collect()
-}
-
-#[test]
-fn enqueue_skips_duplicates_until_the_item_is_acked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
-    let first = store.enqueue("i", &items(&["a@1", "b@1"])).unwrap();
-    assert!(matches!(first[..], [Enqueued::New(_), Enqueued::New(_)]));
-    let again = store.enqueue("i", &items(&["a@1", "c@1"])).unwrap();
-    assert_eq!(
-        again[0],
-        Enqueued::Duplicate(match first[0] {
-            Enqueued::New(id) => id,
-            _ => 0,
-        })
-    );
-    assert!(matches!(again[1], Enqueued::New(_)));
-    assert_eq!(
-        store.depth("i").unwrap(),
-        QueueDepth {
-            pending: 3,
-            parked: 0
-        }
-    );
-    let leases = store.claim("i", "w1", 10, LEASE).unwrap();
-    assert_eq!(leases.len(), 3);
-    store.ack(&leases[0]).unwrap();
-    assert!(matches!(
-        store.enqueue("i", &items(&["a@1"])).unwrap()[0],
-        Enqueued::New(_)
-    ));
-}
-
-#[test]
-fn a_claimed_item_is_not_claimed_again_until_its_lease_expires() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    store.enqueue("i", &items(&["a@1"])).unwrap();
-    let l1 = store.claim("i", "w1", 10, LEASE).unwrap();
-    assert_eq!(l1.len(), 1);
-    assert!(store.claim("i", "w2", 10, LEASE).unwrap().is_empty());
-    clock.advance(LEASE + Duration::from_secs(1));
-    let l2 = store.claim("i", "w2", 10, LEASE).unwrap();
-    assert_eq!((l2[0].item, l2[0].attempt), (l1[0].item, 2));
-    // The first worker's late ack is refused: the item now belongs to w2.
-    assert!(matches!(
-        store.ack(&l1[0]).unwrap_err(),
-        StoreError::LeaseLost { .. }
-    ));
-    store.ack(&l2[0]).unwrap();
-    assert_eq!(store.depth("i").unwrap(), QueueDepth::default());
-}
-
-#[test]
-fn nacked_items_wait_for_their_retry_time_and_park_after_the_last_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    store.enqueue("i", &items(&["a@1"])).unwrap();
-    for attempt in 1..=5u32 {
-        let lease = store.claim("i", "w", 1, LEASE).unwrap().pop().unwrap();
-        assert_eq!(lease.attempt, attempt);
-        let retry_at = clock.now() + Duration::from_secs(30);
-        let outcome = store
-            .nack(&lease, retry_at, "HTTP 503 from the remote")
-            .unwrap();
-        if attempt < 5 {
-            assert_eq!(outcome, Nacked::RetryAt(retry_at));
-            assert!(
-                store.claim("i", "w", 1, LEASE).unwrap().is_empty(),
-                "not due yet"
-            );
-            clock.advance(Duration::from_secs(31));
-        } else {
-            assert_eq!(outcome, Nacked::Parked);
-        }
-    }
-    assert_eq!(
-        store.depth("i").unwrap(),
-        QueueDepth {
-            pending: 0,
-            parked: 1
-        }
-    );
-    let parked = store.parked("i", 10).unwrap();
-    assert_eq!(
-        parked[0].last_error.as_deref(),
-        Some("HTTP 503 from the remote")
-    );
-    assert_eq!(parked[0].attempts, 5);
-    // Only the integration the item belongs to can requeue it.
-    assert!(!store.requeue("other", parked[0].item).unwrap());
-    assert_eq!(store.depth("i").unwrap().parked, 1);
-    assert!(store.requeue("i", parked[0].item).unwrap());
-    assert_eq!(
-        store.depth("i").unwrap(),
-        QueueDepth {
-            pending: 1,
-            parked: 0
-        }
-    );
-    assert_eq!(store.claim("i", "w", 1, LEASE).unwrap()[0].attempt, 1);
-}
-
-#[test]
-fn an_item_whose_worker_keeps_dying_is_parked_instead_of_looping() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = TestClock::new();
-    let store = open(dir.path(), &MasterKey::generate(), &clock);
-    store.enqueue("i", &items(&["poison@1"])).unwrap();
-    for _ in 0..5 {
-        let leases = store.claim("i", "w", 1, LEASE).unwrap();
-        assert_eq!(leases[0].dedup_key, "poison@1");
-        clock.advance(LEASE + Duration::from_secs(1)); // the worker died holding it
-    }
-    store.enqueue("i", &items(&["fine@1"])).unwrap();
-    let leases = store.claim("i", "w", 10, LEASE).unwrap();
-    assert_eq!(leases.len(), 1);
-    assert_eq!(leases[0].dedup_key, "fine@1");
-    let parked = store.parked("i", 10).unwrap();
-    assert_eq!(parked[0].dedup_key, "poison@1");
-    assert!(
-        parked[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("lease expired")
-    );
-}
-
-#[test]
-fn a_page_and_its_cursor_commit_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
-    store
-        .enqueue_page("i", &items(&["a@1", "b@1"]), Some("page-2"))
-        .unwrap();
-    assert_eq!(store.cursor("i").unwrap().as_deref(), Some("page-2"));
-    assert_eq!(store.depth("i").unwrap().pending, 2);
 }
 
 #[test]
@@ -217,48 +79,6 @@ fn wb_key() -> WritebackKey {
         plugin_version: "0.1.0".into(),
         policy_version: "2026-01".into(),
     }
-}
-
-#[test]
-fn a_write_back_happens_at_most_once_per_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
-    let key = wb_key();
-    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
-    assert!(matches!(
-        store.begin_writeback(&key).unwrap(),
-        Begin::InFlight { .. }
-    ));
-    store
-        .complete_writeback(&key, &Completion::Written)
-        .unwrap();
-    assert!(store.is_done(&key).unwrap());
-    assert!(matches!(
-        store.begin_writeback(&key).unwrap(),
-        Begin::AlreadyDone { .. }
-    ));
-    // Any other version of the key is separate work.
-    let mut other = key.clone();
-    other.policy_version = "2026-02".into();
-    assert_eq!(store.begin_writeback(&other).unwrap(), Begin::Proceed);
-}
-
-#[test]
-fn a_failed_write_back_may_be_tried_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
-    let key = wb_key();
-    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
-    store
-        .complete_writeback(
-            &key,
-            &Completion::Failed {
-                error: "HTTP 400 INVALID_FIELD".into(),
-            },
-        )
-        .unwrap();
-    assert!(!store.is_done(&key).unwrap());
-    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
 }
 
 /// An operator's "write everything again": finished write-backs of that integration (and of
@@ -330,17 +150,4 @@ fn an_intent_left_by_a_crashed_run_is_uncertain_after_restart() {
         FileStatus::Written
     );
     assert!(store.uncertain("sf-prod").unwrap().is_empty());
-}
-
-#[test]
-fn completing_without_an_intent_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), &MasterKey::generate(), &TestClock::new());
-    let err = store
-        .complete_writeback(&wb_key(), &Completion::Written)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "no write-back intent is recorded for '068A' of integration 'sf-prod'; call begin_writeback first"
-    );
 }

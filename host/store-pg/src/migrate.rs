@@ -1,0 +1,222 @@
+//! Versioned migrations, applied once however many nodes start at the same moment.
+//!
+//! | database | this build | what happens |
+//! |---|---|---|
+//! | empty | any | every migration runs in **one** transaction, then the version is recorded and a `store.create` audit entry appended |
+//! | older | newer | the missing migrations run in one transaction, with a `store.migrate` entry |
+//! | same | same | nothing |
+//! | newer | older | [`OpenError::NewerSchema`]: the node refuses to start rather than write rows it does not understand |
+//!
+//! The transaction first takes `pg_advisory_xact_lock` on a key made of ProofPix's name and
+//! the schema, so a second node starting at the same moment waits, then finds the work done.
+//! DDL is transactional in PostgreSQL: a migration that fails leaves the schema as it was.
+//! The lock is released at commit or rollback, and never held by a node that died.
+//!
+//! A migration is never edited once released; a change is a new migration with the next
+//! version.
+
+use crate::error::OpenError;
+use crate::{PgStore, ms, records};
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+struct Migration {
+    version: i64,
+    sql: &'static str,
+}
+
+/// Version 1: the stage store (issue 14's first slice). Times are milliseconds since the
+/// Unix epoch, as redb stores them, so both backends read back the same values.
+const V1: &str = r#"
+CREATE TABLE integrations (
+    id             text PRIMARY KEY,
+    plugin_id      text NOT NULL,
+    plugin_version text NOT NULL,
+    config         jsonb NOT NULL DEFAULT '{}',
+    schedule       text,
+    enabled        boolean NOT NULL,
+    status         text NOT NULL,
+    last_error     text,
+    created_ms     bigint NOT NULL,
+    updated_ms     bigint NOT NULL
+);
+
+CREATE TABLE cursors (
+    integration text PRIMARY KEY,
+    cursor      text NOT NULL
+);
+
+CREATE TABLE files (
+    integration  text NOT NULL,
+    remote_id    text NOT NULL,
+    version      text NOT NULL,
+    name         text NOT NULL,
+    content_hash text,
+    last_result  bigint,
+    status       text NOT NULL,
+    attempts     bigint NOT NULL,
+    last_error   text,
+    updated_ms   bigint NOT NULL,
+    PRIMARY KEY (integration, remote_id)
+);
+
+CREATE TABLE results (
+    id           bigserial PRIMARY KEY,
+    integration  text NOT NULL,
+    remote_id    text NOT NULL,
+    file_version text NOT NULL,
+    risk         text NOT NULL,
+    score        bigint NOT NULL,
+    report_json  text NOT NULL,
+    created_ms   bigint NOT NULL
+);
+CREATE INDEX results_file ON results (integration, remote_id);
+
+CREATE TABLE batches (
+    id          bigserial PRIMARY KEY,
+    integration text NOT NULL,
+    started_ms  bigint NOT NULL,
+    finished_ms bigint,
+    record      jsonb NOT NULL
+);
+CREATE INDEX batches_integration ON batches (integration, id);
+
+-- The work queue of every integration and stage. `queue` is an integration id (its fetch
+-- queue) or a stage queue (`<id>/writeback`, ...). An item is ready, leased (due_ms is when
+-- the lease expires) or parked; acking deletes it, which frees its dedup key.
+CREATE TABLE queue_items (
+    id          bigserial PRIMARY KEY,
+    queue       text NOT NULL,
+    dedup_key   text NOT NULL,
+    payload     bytea NOT NULL,
+    attempts    bigint NOT NULL DEFAULT 0,
+    state       text NOT NULL CHECK (state IN ('ready', 'leased', 'parked')),
+    due_ms      bigint NOT NULL,
+    owner       text,
+    last_error  text,
+    enqueued_ms bigint NOT NULL,
+    UNIQUE (queue, dedup_key)
+);
+CREATE INDEX queue_items_due ON queue_items (queue, due_ms, id) WHERE state <> 'parked';
+CREATE INDEX queue_items_parked ON queue_items (queue, id) WHERE state = 'parked';
+
+CREATE TABLE writebacks (
+    integration    text NOT NULL,
+    remote_id      text NOT NULL,
+    file_version   text NOT NULL,
+    plugin_version text NOT NULL,
+    policy_version text NOT NULL,
+    state          text NOT NULL CHECK (state IN ('intent', 'done', 'failed')),
+    at_ms          bigint NOT NULL,
+    run_id         bigint NOT NULL,
+    attempts       bigint NOT NULL,
+    last_error     text,
+    PRIMARY KEY (integration, remote_id, file_version, plugin_version, policy_version)
+);
+
+-- The hash-chained audit log (the chain is proofpix-store's `AuditEntry::following`);
+-- appends are serialised by an advisory lock.
+CREATE TABLE audit (
+    seq     bigint PRIMARY KEY,
+    time    text NOT NULL,
+    actor   text NOT NULL,
+    action  text NOT NULL,
+    target  text NOT NULL,
+    outcome text NOT NULL,
+    details text NOT NULL,
+    hash    bytea NOT NULL
+);
+"#;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: V1,
+}];
+
+/// The first advisory-lock key: ProofPix's migrations (the second is the schema's).
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext('proofpix.migrate'), \
+                        hashtext(coalesce($1::text, current_schema(), '')))";
+
+pub(crate) async fn migrate(store: &PgStore, schema: Option<&str>) -> Result<(), OpenError> {
+    let url = store.url.clone();
+    let unreachable_db = |source: tokio_postgres::Error| OpenError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let mut conn = store.pool.get().await.map_err(unreachable_db)?;
+    let failed = |version: i64| {
+        let url = url.clone();
+        move |source: tokio_postgres::Error| OpenError::Migration {
+            url,
+            version,
+            source,
+        }
+    };
+    let txn = conn.begin().await.map_err(unreachable_db)?;
+    txn.execute(LOCK_SQL, &[&schema])
+        .await
+        .map_err(failed(SCHEMA_VERSION))?;
+    if let Some(schema) = schema {
+        // Checked by `PgStore::open`: a plain identifier.
+        txn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .map_err(failed(SCHEMA_VERSION))?;
+    }
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    bigint PRIMARY KEY,
+             applied_ms bigint NOT NULL,
+             applied_by text NOT NULL
+         )",
+    )
+    .await
+    .map_err(failed(SCHEMA_VERSION))?;
+    let found: i64 = txn
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .await
+        .map_err(failed(SCHEMA_VERSION))?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::NewerSchema {
+            url: url.clone(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        // Nothing to do; the transaction only held the lock.
+        txn.commit().await.map_err(failed(SCHEMA_VERSION))?;
+        return Ok(());
+    }
+    let now = store.now();
+    let by = format!("proofpix {}", env!("CARGO_PKG_VERSION"));
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        txn.batch_execute(m.sql).await.map_err(failed(m.version))?;
+        txn.execute(
+            "INSERT INTO schema_version (version, applied_ms, applied_by) VALUES ($1, $2, $3)",
+            &[&m.version, &ms(now), &by],
+        )
+        .await
+        .map_err(failed(m.version))?;
+    }
+    let event = if found == 0 {
+        proofpix_store::AuditEvent::new("proofpix", "store.create", "store").details(
+            serde_json::json!({ "schema_version": SCHEMA_VERSION, "backend": "postgresql" }),
+        )
+    } else {
+        proofpix_store::AuditEvent::new("proofpix", "store.migrate", "store").details(
+            serde_json::json!({ "from": found, "to": SCHEMA_VERSION, "backend": "postgresql" }),
+        )
+    };
+    records::append_audit(&txn, now, &event)
+        .await
+        .map_err(failed(SCHEMA_VERSION))?;
+    txn.commit().await.map_err(failed(SCHEMA_VERSION))?;
+    tracing::info!(
+        from = found,
+        to = SCHEMA_VERSION,
+        "migrated the PostgreSQL store"
+    );
+    Ok(())
+}

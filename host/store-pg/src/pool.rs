@@ -1,0 +1,145 @@
+//! A small connection pool with a prepared-statement cache per connection.
+//!
+//! Each store call takes one connection for the length of its transaction. Statements are
+//! prepared once per connection (the first call that needs one pays a round trip) and then
+//! only executed, so a statement costs one round trip, or a share of one when pipelined.
+//! A connection whose socket closed (the server restarted, a network cut) is dropped instead
+//! of being returned; the next call opens a new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio_postgres::{Client, NoTls, Statement, Transaction};
+
+use crate::Counters;
+
+pub(crate) struct Pool {
+    config: tokio_postgres::Config,
+    handle: tokio::runtime::Handle,
+    idle: Mutex<Vec<Conn>>,
+    permits: tokio::sync::Semaphore,
+    counters: Arc<Counters>,
+}
+
+pub(crate) struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// A connection taken from the pool; it goes back when dropped (unless it closed).
+pub(crate) struct Pooled<'a> {
+    conn: Option<Conn>,
+    pool: &'a Pool,
+    _permit: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        handle: tokio::runtime::Handle,
+        max: usize,
+        counters: Arc<Counters>,
+    ) -> Pool {
+        Pool {
+            config,
+            handle,
+            idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(max),
+            counters,
+        }
+    }
+
+    /// A connection: an idle one, or a new one while fewer than the maximum are out.
+    pub(crate) async fn get(&self) -> Result<Pooled<'_>, tokio_postgres::Error> {
+        // The semaphore is never closed, so acquiring only waits.
+        let permit = self.permits.acquire().await.ok();
+        let idle = loop {
+            let next = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match next {
+                Some(c) if c.client.is_closed() => continue,
+                other => break other,
+            }
+        };
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                // Called under the store's runtime context (`PgStore::block_on`), so the
+                // socket registers with the runtime that then drives it.
+                let (client, connection) = self.config.connect(NoTls).await?;
+                self.counters.waited(0);
+                self.handle.spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::warn!(error = %e, "a PostgreSQL connection ended with an error");
+                    }
+                });
+                Conn {
+                    client,
+                    statements: HashMap::new(),
+                }
+            }
+        };
+        Ok(Pooled {
+            conn: Some(conn),
+            pool: self,
+            _permit: permit,
+        })
+    }
+
+    /// Drops the idle connections (the store is closing).
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !conn.client.is_closed()
+        {
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+        }
+    }
+}
+
+impl Pooled<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        // Only `drop` takes it out.
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until dropped")
+    }
+
+    /// The prepared statements for `sql`, preparing the ones this connection has not seen.
+    pub(crate) async fn prepare<const N: usize>(
+        &mut self,
+        sql: [&'static str; N],
+    ) -> Result<[Statement; N], tokio_postgres::Error> {
+        let counters = self.pool.counters.clone();
+        let conn = self.conn();
+        for s in sql {
+            if !conn.statements.contains_key(s) {
+                let st = conn.client.prepare(s).await?;
+                counters.waited(0);
+                conn.statements.insert(s, st);
+            }
+        }
+        Ok(sql.map(|s| conn.statements[&s].clone()))
+    }
+
+    /// The connection's client, for statements outside a transaction.
+    pub(crate) fn client(&mut self) -> &Client {
+        &self.conn().client
+    }
+
+    /// Begins a transaction (one round trip).
+    pub(crate) async fn begin(&mut self) -> Result<Transaction<'_>, tokio_postgres::Error> {
+        let counters = self.pool.counters.clone();
+        let txn = self.conn().client.transaction().await?;
+        counters.waited(1);
+        Ok(txn)
+    }
+}

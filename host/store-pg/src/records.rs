@@ -1,0 +1,454 @@
+//! Records the stages read and write: cursors, file records, results, batches, integration
+//! status and the audit log.
+
+use std::collections::BTreeMap;
+
+use proofpix_store::{
+    AnalysisResult, AuditEntry, AuditEvent, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
+    IntegrationStatus, StoreError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use tokio_postgres::{GenericClient, Row, Statement, Transaction};
+
+use crate::error::corrupt;
+use crate::{PgStore, from_ms, ms};
+
+/// An enum as the text its serde name gives (`Analysed`, `Healthy`, ...).
+pub(crate) fn enum_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The enum a stored text names.
+pub(crate) fn enum_parse<T: DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|e| corrupt(table, format!("unknown value '{text}': {e}")))
+}
+
+/// A file record from a row of [`GET_FILE`]'s columns.
+pub(crate) fn file_from_row(
+    integration: &str,
+    remote_id: &str,
+    row: &Row,
+) -> Result<FileRecord, StoreError> {
+    let status: String = row.get(4);
+    Ok(FileRecord {
+        integration: integration.to_owned(),
+        remote_id: remote_id.to_owned(),
+        version: row.get(0),
+        name: row.get(1),
+        content_hash: row.get(2),
+        last_result: row.get::<_, Option<i64>>(3).map(|id| id as u64),
+        status: enum_parse::<FileStatus>("files", &status)?,
+        attempts: u32::try_from(row.get::<_, i64>(5)).unwrap_or(u32::MAX),
+        last_error: row.get(6),
+        updated_at: from_ms(row.get(7)),
+    })
+}
+
+/// Inserts or replaces a file record (the record's own `updated_at`).
+pub(crate) const PUT_FILE: &str = "INSERT INTO files (integration, remote_id, version, name, \
+     content_hash, last_result, status, attempts, last_error, updated_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (integration, remote_id) DO UPDATE SET version = EXCLUDED.version, \
+     name = EXCLUDED.name, content_hash = EXCLUDED.content_hash, \
+     last_result = EXCLUDED.last_result, status = EXCLUDED.status, \
+     attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, \
+     updated_ms = EXCLUDED.updated_ms";
+
+const GET_FILE: &str = "SELECT version, name, content_hash, last_result, status, attempts, \
+     last_error, updated_ms FROM files WHERE integration = $1 AND remote_id = $2";
+
+const GET_RESULT: &str = "SELECT integration, remote_id, file_version, risk, score, \
+     report_json, created_ms FROM results WHERE id = $1";
+
+const NEXT_BATCH_ID: &str = "SELECT nextval(pg_get_serial_sequence('batches', 'id'))";
+
+pub(crate) const PUT_BATCH: &str = "INSERT INTO batches (id, integration, started_ms, finished_ms, record) \
+     VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (id) DO UPDATE SET \
+     integration = EXCLUDED.integration, started_ms = EXCLUDED.started_ms, \
+     finished_ms = EXCLUDED.finished_ms, record = EXCLUDED.record";
+
+const GET_BATCH: &str = "SELECT record::text FROM batches WHERE id = $1";
+
+const SET_STATUS: &str = "UPDATE integrations SET status = $2, last_error = $3, updated_ms = $4 \
+     WHERE id = $1";
+
+const PUT_INTEGRATION: &str = "INSERT INTO integrations (id, plugin_id, plugin_version, config, \
+     schedule, enabled, status, last_error, created_ms, updated_ms) \
+     VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (id) DO UPDATE SET plugin_id = EXCLUDED.plugin_id, \
+     plugin_version = EXCLUDED.plugin_version, config = EXCLUDED.config, \
+     schedule = EXCLUDED.schedule, enabled = EXCLUDED.enabled, status = EXCLUDED.status, \
+     last_error = EXCLUDED.last_error, updated_ms = EXCLUDED.updated_ms";
+
+const GET_INTEGRATION: &str = "SELECT plugin_id, plugin_version, config::text, schedule, \
+     enabled, status, last_error, created_ms, updated_ms FROM integrations WHERE id = $1";
+
+pub(crate) const SET_CURSOR: &str = "INSERT INTO cursors (integration, cursor) VALUES ($1, $2) \
+     ON CONFLICT (integration) DO UPDATE SET cursor = EXCLUDED.cursor";
+pub(crate) const CLEAR_CURSOR: &str = "DELETE FROM cursors WHERE integration = $1";
+const GET_CURSOR: &str = "SELECT cursor FROM cursors WHERE integration = $1";
+
+const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('proofpix.audit'), \
+     hashtext(coalesce(current_schema(), '')))";
+const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+const AUDIT_INSERT: &str = "INSERT INTO audit (seq, time, actor, action, target, outcome, \
+     details, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const AUDIT_ENTRIES: &str = "SELECT seq, time, actor, action, target, outcome, details, hash \
+     FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// Sets or clears a cursor inside a transaction (`set` and `clear` are [`SET_CURSOR`] and
+/// [`CLEAR_CURSOR`], prepared).
+pub(crate) async fn set_cursor_in(
+    store: &PgStore,
+    txn: &Transaction<'_>,
+    [set, clear]: &[Statement; 2],
+    integration: &str,
+    cursor: Option<&str>,
+) -> Result<(), StoreError> {
+    match cursor {
+        Some(c) => store.query(txn, set, &[&integration, &c]).await?,
+        None => store.query(txn, clear, &[&integration]).await?,
+    };
+    Ok(())
+}
+
+/// Appends an audit entry inside `txn`: takes the audit lock (so appends from every node
+/// form one chain), reads the head, inserts the next entry. Returns its sequence number.
+pub(crate) async fn append_audit(
+    txn: &Transaction<'_>,
+    now: OffsetDateTime,
+    event: &AuditEvent,
+) -> Result<u64, tokio_postgres::Error> {
+    txn.execute(AUDIT_LOCK, &[]).await?;
+    let head = txn.query_opt(AUDIT_HEAD, &[]).await?;
+    let (seq, hash) = match head {
+        Some(row) => {
+            let seq: i64 = row.get(0);
+            let bytes: Vec<u8> = row.get(1);
+            let mut hash = [0u8; 32];
+            if bytes.len() == 32 {
+                hash.copy_from_slice(&bytes);
+            }
+            (seq as u64, hash)
+        }
+        None => (0, AuditEntry::GENESIS_HASH),
+    };
+    let entry = AuditEntry::following(seq, &hash, now, event);
+    txn.execute(
+        AUDIT_INSERT,
+        &[
+            &(entry.seq as i64),
+            &entry.time,
+            &entry.actor,
+            &entry.action,
+            &entry.target,
+            &entry.outcome,
+            &entry.details,
+            &entry.hash.as_slice(),
+        ],
+    )
+    .await?;
+    Ok(entry.seq)
+}
+
+fn batch_json(batch: &BatchRecord) -> String {
+    // A plain struct of strings, numbers and maps: serialising it cannot fail.
+    serde_json::to_string(batch).unwrap_or_default()
+}
+
+/// Saves a batch (`st` is [`PUT_BATCH`], prepared).
+pub(crate) async fn put_batch_in(
+    store: &PgStore,
+    client: &impl GenericClient,
+    st: &Statement,
+    batch: &BatchRecord,
+) -> Result<(), StoreError> {
+    store
+        .query(
+            client,
+            st,
+            &[
+                &(batch.id as i64),
+                &batch.integration,
+                &ms(batch.started_at),
+                &batch.finished_at.map(ms),
+                &batch_json(batch),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// The discovery cursor of an integration.
+    pub(crate) fn cursor_of(&self, integration: &str) -> Result<Option<String>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([GET_CURSOR]).await.map_err(|e| self.err(e))?;
+            let rows = self.query(conn.client(), &st, &[&integration]).await?;
+            Ok(rows.first().map(|r| r.get(0)))
+        })
+    }
+
+    /// A file record.
+    ///
+    /// # Errors
+    ///
+    /// A database failure, or a stored status this build does not know.
+    pub fn file_record(
+        &self,
+        integration: &str,
+        remote_id: &str,
+    ) -> Result<Option<FileRecord>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([GET_FILE]).await.map_err(|e| self.err(e))?;
+            let rows = self
+                .query(conn.client(), &st, &[&integration, &remote_id])
+                .await?;
+            rows.first()
+                .map(|r| file_from_row(integration, remote_id, r))
+                .transpose()
+        })
+    }
+
+    pub(crate) fn put_file_record(&self, f: &FileRecord) -> Result<(), StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([PUT_FILE]).await.map_err(|e| self.err(e))?;
+            self.query(
+                conn.client(),
+                &st,
+                &[
+                    &f.integration,
+                    &f.remote_id,
+                    &f.version,
+                    &f.name,
+                    &f.content_hash,
+                    &f.last_result.map(|id| id as i64),
+                    &enum_text(&f.status),
+                    &i64::from(f.attempts),
+                    &f.last_error,
+                    &ms(f.updated_at),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn result_by_id(&self, id: u64) -> Result<Option<AnalysisResult>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([GET_RESULT]).await.map_err(|e| self.err(e))?;
+            let rows = self.query(conn.client(), &st, &[&(id as i64)]).await?;
+            Ok(rows.first().map(|r| AnalysisResult {
+                id,
+                integration: r.get(0),
+                remote_id: r.get(1),
+                file_version: r.get(2),
+                risk: r.get(3),
+                score: u32::try_from(r.get::<_, i64>(4)).unwrap_or(u32::MAX),
+                report_json: r.get(5),
+                created_at: from_ms(r.get(6)),
+            }))
+        })
+    }
+
+    pub(crate) fn start_batch_for(&self, integration: &str) -> Result<BatchRecord, StoreError> {
+        let now = self.now();
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [next, put] = conn
+                .prepare([NEXT_BATCH_ID, PUT_BATCH])
+                .await
+                .map_err(|e| self.err(e))?;
+            let id: i64 = self.query(conn.client(), &next, &[]).await?[0].get(0);
+            let batch = BatchRecord {
+                id: id as u64,
+                integration: integration.to_owned(),
+                started_at: now,
+                finished_at: None,
+                duration: None,
+                total: 0,
+                ok: 0,
+                errors: 0,
+                retried: 0,
+                by_risk: BTreeMap::new(),
+                result_ids: Vec::new(),
+                failures: Vec::new(),
+            };
+            put_batch_in(self, conn.client(), &put, &batch).await?;
+            Ok(batch)
+        })
+    }
+
+    /// A batch by id.
+    ///
+    /// # Errors
+    ///
+    /// A database failure, or a stored batch that does not decode.
+    pub fn batch(&self, id: u64) -> Result<Option<BatchRecord>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([GET_BATCH]).await.map_err(|e| self.err(e))?;
+            let rows = self.query(conn.client(), &st, &[&(id as i64)]).await?;
+            rows.first()
+                .map(|r| {
+                    serde_json::from_str(r.get::<_, &str>(0))
+                        .map_err(|e| corrupt("batches", e.to_string()))
+                })
+                .transpose()
+        })
+    }
+
+    pub(crate) fn set_status(
+        &self,
+        id: &str,
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn.prepare([SET_STATUS]).await.map_err(|e| self.err(e))?;
+            let client = conn.client();
+            let n = client
+                .execute(&st, &[&id, &enum_text(&status), &last_error, &ms(now)])
+                .await;
+            self.counters.waited(1);
+            if n.map_err(|e| self.err(e))? == 0 {
+                return Err(StoreError::NoSuchIntegration(id.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Creates or replaces an integration's record. Cluster mode's full integration API
+    /// (audited, with secrets) is not here yet: this is what the stages' status updates need.
+    ///
+    /// # Errors
+    ///
+    /// A database failure.
+    pub fn put_integration(&self, rec: &IntegrationRecord) -> Result<(), StoreError> {
+        let config = serde_json::to_string(&rec.config).unwrap_or_else(|_| "{}".into());
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn
+                .prepare([PUT_INTEGRATION])
+                .await
+                .map_err(|e| self.err(e))?;
+            self.query(
+                conn.client(),
+                &st,
+                &[
+                    &rec.id,
+                    &rec.plugin_id,
+                    &rec.plugin_version,
+                    &config,
+                    &rec.schedule,
+                    &rec.enabled,
+                    &enum_text(&rec.status),
+                    &rec.last_error,
+                    &ms(rec.created_at),
+                    &ms(rec.updated_at),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// An integration's record.
+    ///
+    /// # Errors
+    ///
+    /// A database failure, or a stored value this build does not know.
+    pub fn integration(&self, id: &str) -> Result<Option<IntegrationRecord>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn
+                .prepare([GET_INTEGRATION])
+                .await
+                .map_err(|e| self.err(e))?;
+            let rows = self.query(conn.client(), &st, &[&id]).await?;
+            rows.first()
+                .map(|r| {
+                    Ok(IntegrationRecord {
+                        id: id.to_owned(),
+                        plugin_id: r.get(0),
+                        plugin_version: r.get(1),
+                        config: serde_json::from_str(r.get::<_, &str>(2))
+                            .map_err(|e| corrupt("integrations", e.to_string()))?,
+                        schedule: r.get(3),
+                        enabled: r.get(4),
+                        status: enum_parse("integrations", r.get::<_, &str>(5))?,
+                        last_error: r.get(6),
+                        created_at: from_ms(r.get(7)),
+                        updated_at: from_ms(r.get(8)),
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    pub(crate) fn append_audit_event(&self, event: &AuditEvent) -> Result<u64, StoreError> {
+        let now = self.now();
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let txn = conn.begin().await.map_err(|e| self.err(e))?;
+            let seq = append_audit(&txn, now, event)
+                .await
+                .map_err(|e| self.err(e))?;
+            self.counters.add(3, 3);
+            self.commit(txn).await?;
+            Ok(seq)
+        })
+    }
+
+    /// Up to `limit` audit entries after sequence number `after`, in order.
+    ///
+    /// # Errors
+    ///
+    /// A database failure.
+    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn
+                .prepare([AUDIT_ENTRIES])
+                .await
+                .map_err(|e| self.err(e))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self
+                .query(conn.client(), &st, &[&(after as i64), &limit])
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let bytes: Vec<u8> = r.get(7);
+                    let hash: [u8; 32] = bytes
+                        .try_into()
+                        .map_err(|_| corrupt("audit", "a hash is not 32 bytes"))?;
+                    Ok(AuditEntry {
+                        seq: r.get::<_, i64>(0) as u64,
+                        time: r.get(1),
+                        actor: r.get(2),
+                        action: r.get(3),
+                        target: r.get(4),
+                        outcome: r.get(5),
+                        details: r.get(6),
+                        hash,
+                    })
+                })
+                .collect()
+        })
+    }
+}

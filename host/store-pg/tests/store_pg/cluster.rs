@@ -1,0 +1,172 @@
+//! What only a shared database shows: group-commit round trips, one audit chain written
+//! by two stores, and calls from async code.
+
+use std::time::Duration;
+
+use proofpix_store::*;
+use proofpix_store_pg::PgStore;
+
+use crate::conformance::{TestClock, file, outbound, result};
+use crate::support::{SchemaGuard, database_url, fresh_schema, options};
+
+struct Fixture {
+    store: PgStore,
+    clock: TestClock,
+    _guard: SchemaGuard,
+}
+
+fn fixture() -> Fixture {
+    let url = database_url();
+    let schema = fresh_schema();
+    let guard = SchemaGuard {
+        url: url.to_string(),
+        schema: schema.clone(),
+    };
+    let clock = TestClock::new();
+    let store = PgStore::open(url, options(&schema, &clock)).unwrap();
+    Fixture {
+        store,
+        clock,
+        _guard: guard,
+    }
+}
+
+/// A group of `n` analysed files with one outbox item each, on fresh leases.
+fn group(f: &Fixture, start: usize, n: usize) -> Vec<Record> {
+    let ids: Vec<String> = (start..start + n).map(|i| format!("f{i}")).collect();
+    let items: Vec<NewItem> = ids
+        .iter()
+        .map(|id| NewItem {
+            dedup_key: format!("{id}@v1"),
+            payload: id.as_bytes().to_vec(),
+        })
+        .collect();
+    f.store.enqueue("src", &items).unwrap();
+    let leases = f
+        .store
+        .claim("src", "w1", n, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(leases.len(), n);
+    let wb = stage_queue("src", Stage::WriteBack);
+    leases
+        .into_iter()
+        .zip(&ids)
+        .map(|(lease, id)| Record::Done {
+            lease,
+            file: file(id, f.clock.now()),
+            result: Some(result(id)),
+            outbox: vec![outbound(&wb, id)],
+        })
+        .collect()
+}
+
+/// A group commit of 128 files is `BEGIN`, one pipelined round trip for the files, and
+/// `COMMIT` (once the connection has its statements prepared).
+#[test]
+fn a_group_of_128_files_commits_in_three_round_trips() {
+    let f = fixture();
+    let warm = group(&f, 0, 128);
+    f.store.record_group(&warm).unwrap();
+    let records = group(&f, 128, 128);
+    let before = f.store.stats();
+    let out = f.store.record_group(&records).unwrap();
+    let after = f.store.stats();
+    assert!(out.iter().all(|r| matches!(r, Recorded::Done(Some(_)))));
+    assert_eq!(
+        after.round_trips - before.round_trips,
+        3,
+        "{before:?} {after:?}"
+    );
+    assert_eq!(after.statements - before.statements, 130);
+    assert_eq!(
+        f.store
+            .depth(&stage_queue("src", Stage::WriteBack))
+            .unwrap()
+            .pending,
+        256
+    );
+}
+
+/// Two stores (two nodes) appending at once write one chain: numbered without gaps, each
+/// entry hashed over the one before.
+#[test]
+fn two_nodes_append_to_one_audit_chain() {
+    let f = fixture();
+    let url = database_url();
+    let schema = f._guard.schema.clone();
+    let other = PgStore::open(url, options(&schema, &f.clock)).unwrap();
+    std::thread::scope(|s| {
+        for (n, store) in [(0, &f.store), (1, &other)] {
+            s.spawn(move || {
+                for i in 0..25 {
+                    store
+                        .audit(&AuditEvent::new(
+                            format!("node{n}"),
+                            "sync.start",
+                            format!("i{i}"),
+                        ))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let entries = f.store.audit_entries(0, 1000).unwrap();
+    assert_eq!(entries.len(), 51); // and the store's creation
+    let mut prev = AuditEntry::GENESIS_HASH;
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        assert!(e.chains_from(&prev), "entry {} does not chain", e.seq);
+        prev = e.hash;
+    }
+}
+
+/// The pipeline calls the store from `spawn_blocking`; a call from an async task by
+/// mistake blocks that worker but does not panic (the sync `postgres` crate would).
+#[test]
+fn calls_from_blocking_threads_and_async_tasks_both_work() {
+    let f = fixture();
+    let store: std::sync::Arc<dyn StageStore> = std::sync::Arc::new(f.store);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = store.clone();
+    let blocking = rt
+        .block_on(rt.spawn_blocking(move || s.depth("src")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(blocking, QueueDepth::default());
+    let s = store.clone();
+    let in_task = rt
+        .block_on(rt.spawn(async move { s.depth("src") }))
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_task, QueueDepth::default());
+    rt.shutdown_timeout(Duration::from_secs(5));
+    // Dropped last, outside any runtime: the store's own runtime shuts down quietly.
+    drop(store);
+}
+
+/// An integration's status is kept per integration, as the dashboard reads it.
+#[test]
+fn integration_status_is_set_on_the_shared_record() {
+    let f = fixture();
+    let now = f.clock.now();
+    f.store
+        .put_integration(&IntegrationRecord::new(
+            "sf-prod",
+            "salesforce",
+            "0.1.0",
+            now,
+        ))
+        .unwrap();
+    f.store
+        .set_integration_status("sf-prod", IntegrationStatus::Failing, Some("HTTP 401"))
+        .unwrap();
+    let rec = f.store.integration("sf-prod").unwrap().unwrap();
+    assert_eq!(rec.status, IntegrationStatus::Failing);
+    assert_eq!(rec.last_error.as_deref(), Some("HTTP 401"));
+    let batch = f.store.start_batch("sf-prod").unwrap();
+    assert_eq!(f.store.batch(batch.id).unwrap(), Some(batch));
+}

@@ -1,0 +1,814 @@
+//! The stage store conformance suite: what every [`StageStore`] backend must do, written
+//! once and run against each.
+//!
+//! Each test is a function over a [`Backend`] (a store, the clock it reads, and a way to
+//! restart it as a new process would), and [`stage_store_conformance!`] makes one `#[test]`
+//! per function for a backend. The embedded store runs it from `stages.rs` in this test
+//! binary; the PostgreSQL store (`host/store-pg/tests/conformance.rs`) includes this very
+//! file with `#[path]` and runs the same functions, so a behaviour added here is required of
+//! both, and no backend has a copy of the tests that could drift.
+//!
+//! Only the [`StageStore`] seam is used here: a backend-only API (redb's
+//! `complete_writeback_with_file`, PostgreSQL's migrations) is tested in its own crate.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proofpix_store::*;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// The time every test starts at.
+pub const T0: OffsetDateTime = datetime!(2026-01-05 09:00:00 UTC);
+
+const LEASE: Duration = Duration::from_secs(60);
+
+/// A settable clock shared by a test and the store under test.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<OffsetDateTime>>);
+
+impl TestClock {
+    pub fn new() -> Self {
+        TestClock(Arc::new(Mutex::new(T0)))
+    }
+    pub fn advance(&self, d: Duration) {
+        *self.0.lock().unwrap() += d;
+    }
+    pub fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+    /// The clock as a store reads it.
+    pub fn clock(&self) -> Clock {
+        let c = self.0.clone();
+        Arc::new(move || *c.lock().unwrap())
+    }
+    /// redb options reading this clock.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            clock: self.clock(),
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// Opens the backend's store (again, for [`Backend::restart`]).
+pub type Opener = Box<dyn Fn() -> Box<dyn StageStore>>;
+
+/// A store under test, the clock it reads, and what keeps its storage alive.
+pub struct Backend {
+    store: Option<Box<dyn StageStore>>,
+    open: Opener,
+    pub clock: TestClock,
+    /// Dropped last: the temporary directory, or the database schema to drop.
+    _guard: Box<dyn std::any::Any>,
+}
+
+impl Backend {
+    /// Opens a store with `open` and keeps `guard` until the backend is dropped.
+    pub fn new(clock: TestClock, open: Opener, guard: Box<dyn std::any::Any>) -> Self {
+        Backend {
+            store: Some(open()),
+            open,
+            clock,
+            _guard: guard,
+        }
+    }
+
+    pub fn store(&self) -> &dyn StageStore {
+        self.store.as_deref().expect("open")
+    }
+
+    /// Closes the store and opens it again, as a new process (a new run) would.
+    pub fn restart(&mut self) {
+        self.store = None;
+        self.store = Some((self.open)());
+    }
+}
+
+/// One `#[test]` per conformance function, on the backend `$open()` returns.
+#[macro_export]
+macro_rules! stage_store_conformance {
+    ($open:path) => {
+        $crate::stage_store_conformance!($open:
+            a_group_commits_results_files_acks_and_outbox_items_together,
+            a_lost_lease_costs_that_file_not_the_group,
+            write_back_groups_are_at_most_once_and_mark_the_files,
+            a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason,
+            enqueue_skips_duplicates_until_the_item_is_acked,
+            a_claimed_item_is_not_claimed_again_until_its_lease_expires,
+            nacked_items_wait_for_their_retry_time_and_park_after_the_last_attempt,
+            an_item_whose_worker_keeps_dying_is_parked_instead_of_looping,
+            an_item_that_lost_its_worker_is_delivered_alone,
+            a_page_and_its_cursor_commit_together,
+            a_write_back_happens_at_most_once_per_key,
+            a_failed_write_back_may_be_tried_again,
+            completing_without_an_intent_is_an_error,
+            an_intent_left_by_a_previous_run_is_uncertain_after_a_restart,
+            file_records_read_back_as_written,
+            a_finished_batch_and_its_summaries_commit_together,
+            the_status_of_an_unknown_integration_is_refused,
+            audit_entries_are_numbered_without_gaps,
+            concurrent_claims_never_share_an_item,
+        );
+    };
+    ($open:path: $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let mut backend = $open();
+                $crate::conformance::$name(&mut backend);
+            }
+        )*
+    };
+}
+
+// ----- helpers ------------------------------------------------------------------------------
+
+pub fn file(id: &str, now: OffsetDateTime) -> FileRecord {
+    FileRecord {
+        integration: "src".into(),
+        remote_id: id.into(),
+        version: "v1".into(),
+        name: format!("{id}.jpg"),
+        content_hash: None,
+        last_result: None,
+        status: FileStatus::Analysed,
+        attempts: 1,
+        last_error: None,
+        updated_at: now,
+    }
+}
+
+pub fn result(id: &str) -> NewResult {
+    NewResult {
+        integration: "src".into(),
+        remote_id: id.into(),
+        file_version: "v1".into(),
+        risk: "high".into(),
+        score: 80,
+        report_json: "{}".into(),
+    }
+}
+
+pub fn outbound(queue: &str, key: &str) -> Outbound {
+    Outbound {
+        queue: queue.into(),
+        item: NewItem {
+            dedup_key: key.into(),
+            payload: key.as_bytes().to_vec(),
+        },
+    }
+}
+
+pub fn items(keys: &[&str]) -> Vec<NewItem> {
+    keys.iter()
+        .map(|k| NewItem {
+            dedup_key: (*k).into(),
+            payload: k.as_bytes().to_vec(),
+        })
+        .collect()
+}
+
+pub fn enqueue(store: &dyn StageStore, ids: &[&str]) -> Vec<Lease> {
+    let items: Vec<NewItem> = ids
+        .iter()
+        .map(|k| NewItem {
+            dedup_key: format!("{k}@v1"),
+            payload: k.as_bytes().to_vec(),
+        })
+        .collect();
+    store.enqueue("src", &items).unwrap();
+    store.claim("src", "w1", 100, LEASE).unwrap()
+}
+
+pub fn wb_key() -> WritebackKey {
+    WritebackKey {
+        integration: "sf-prod".into(),
+        remote_id: "068A".into(),
+        file_version: "v3".into(),
+        plugin_version: "0.1.0".into(),
+        policy_version: "2026-01".into(),
+    }
+}
+
+// ----- group commit and the outbox ------------------------------------------------------------
+
+pub fn a_group_commits_results_files_acks_and_outbox_items_together(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let leases = enqueue(store, &["a", "b", "c"]);
+    let wb = stage_queue("src", Stage::WriteBack);
+    let alerts = stage_queue("alerts", Stage::Notify);
+    let records = vec![
+        Record::Done {
+            lease: leases[0].clone(),
+            file: file("a", clock.now()),
+            result: Some(result("a")),
+            outbox: vec![outbound(&wb, "a"), outbound(&alerts, "src:a")],
+        },
+        Record::Retry {
+            lease: leases[1].clone(),
+            file: file("b", clock.now()),
+            retry_at: clock.now() + Duration::from_secs(30),
+            error: "download: timed out".into(),
+        },
+        Record::Park {
+            lease: leases[2].clone(),
+            file: file("c", clock.now()),
+            error: "not an image".into(),
+        },
+    ];
+    let out = store.record_group(&records).unwrap();
+    let Recorded::Done(Some(rid)) = out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(matches!(out[1], Recorded::Nacked(Nacked::RetryAt(_))));
+    assert_eq!(out[2], Recorded::Parked);
+    assert_eq!(
+        store.file("src", "a").unwrap().unwrap().last_result,
+        Some(rid)
+    );
+    let stored = store.result(rid).unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.remote_id.as_str(),
+            stored.risk.as_str(),
+            stored.score
+        ),
+        ("a", "high", 80)
+    );
+    assert_eq!(stored.created_at, clock.now());
+    let b_file = store.file("src", "b").unwrap().unwrap();
+    assert_eq!(b_file.status, FileStatus::Failed);
+    assert_eq!(b_file.last_error.as_deref(), Some("download: timed out"));
+    assert_eq!(
+        store.file("src", "c").unwrap().unwrap().status,
+        FileStatus::Parked
+    );
+    assert_eq!(store.depth(&wb).unwrap().pending, 1);
+    assert_eq!(store.depth(&alerts).unwrap().pending, 1);
+    assert_eq!(
+        store.depth("src").unwrap(),
+        QueueDepth {
+            pending: 1,
+            parked: 1
+        }
+    );
+    // The integration's work in its stage queues (the notifier's queue belongs to the
+    // notifier).
+    assert_eq!(
+        store.stage_depth("src").unwrap(),
+        QueueDepth {
+            pending: 1,
+            parked: 0
+        }
+    );
+    assert_eq!(store.stage_depth("alerts").unwrap().pending, 1);
+    assert_eq!(store.earliest_due(&alerts).unwrap(), Some(clock.now()));
+    assert_eq!(store.earliest_due("nothing/notify").unwrap(), None);
+    // The outbox item carries its payload to the stage that claims it.
+    let wb_leases = store.claim(&wb, "w2", 10, LEASE).unwrap();
+    assert_eq!(wb_leases.len(), 1);
+    assert_eq!(
+        (
+            wb_leases[0].dedup_key.as_str(),
+            wb_leases[0].payload.as_slice()
+        ),
+        ("a", b"a".as_slice())
+    );
+}
+
+pub fn a_lost_lease_costs_that_file_not_the_group(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let leases = enqueue(store, &["a", "b"]);
+    // a's lease expires and another worker takes it.
+    clock.advance(LEASE + Duration::from_secs(1));
+    let taken = store.claim("src", "w2", 1, LEASE).unwrap();
+    assert_eq!(taken[0].item, leases[0].item);
+    let wb = stage_queue("src", Stage::WriteBack);
+    let done = |l: &Lease, id: &str| Record::Done {
+        lease: l.clone(),
+        file: file(id, clock.now()),
+        result: Some(result(id)),
+        outbox: vec![outbound(&wb, id)],
+    };
+    let out = store
+        .record_group(&[done(&leases[0], "a"), done(&leases[1], "b")])
+        .unwrap();
+    assert_eq!(out[0], Recorded::LeaseLost);
+    assert!(matches!(out[1], Recorded::Done(Some(_))));
+    // Nothing of a was written; b and its outbox item were.
+    assert!(store.file("src", "a").unwrap().is_none());
+    assert!(store.file("src", "b").unwrap().is_some());
+    assert_eq!(store.depth(&wb).unwrap().pending, 1);
+}
+
+pub fn write_back_groups_are_at_most_once_and_mark_the_files(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let fetch = enqueue(store, &["a", "b", "c"]);
+    let wb = stage_queue("src", Stage::WriteBack);
+    let records: Vec<Record> = fetch
+        .iter()
+        .zip(["a", "b", "c"])
+        .map(|(l, id)| Record::Done {
+            lease: l.clone(),
+            file: file(id, clock.now()),
+            result: Some(result(id)),
+            outbox: vec![outbound(&wb, id)],
+        })
+        .collect();
+    store.record_group(&records).unwrap();
+    let key = |id: &str| WritebackKey {
+        integration: "src".into(),
+        remote_id: id.into(),
+        file_version: "v1".into(),
+        plugin_version: "1.0.0".into(),
+        policy_version: "p1".into(),
+    };
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(leases.len(), 3);
+    let begins = store
+        .begin_writebacks(&[key("a"), key("b"), key("c")])
+        .unwrap();
+    assert!(begins.iter().all(|b| *b == Begin::Proceed), "{begins:?}");
+    let ends = vec![
+        WritebackDone {
+            lease: leases[0].clone(),
+            key: key("a"),
+            end: WritebackEnd::Written,
+        },
+        WritebackDone {
+            lease: leases[1].clone(),
+            key: key("b"),
+            end: WritebackEnd::Retry {
+                at: clock.now() + Duration::from_secs(5),
+                error: "temporary failure: 503".into(),
+            },
+        },
+        WritebackDone {
+            lease: leases[2].clone(),
+            key: key("c"),
+            end: WritebackEnd::Failed {
+                error: "not found: the record was deleted".into(),
+            },
+        },
+    ];
+    assert_eq!(store.finish_writebacks(&ends).unwrap(), vec![true; 3]);
+    assert_eq!(
+        store.file("src", "a").unwrap().unwrap().status,
+        FileStatus::Written
+    );
+    let b = store.file("src", "b").unwrap().unwrap();
+    assert_eq!(b.status, FileStatus::Analysed);
+    assert!(b.last_error.unwrap().contains("503"));
+    assert_eq!(
+        store.depth(&wb).unwrap(),
+        QueueDepth {
+            pending: 1,
+            parked: 1
+        }
+    );
+    // a is done: a second begin says so; b's failed intent may be tried again.
+    let again = store.begin_writebacks(&[key("a"), key("b")]).unwrap();
+    assert!(matches!(again[0], Begin::AlreadyDone { .. }));
+    assert_eq!(again[1], Begin::Proceed);
+    // A write-back whose lease was taken over is skipped, not recorded.
+    assert_eq!(
+        store
+            .finish_writebacks(&[WritebackDone {
+                lease: leases[0].clone(),
+                key: key("a"),
+                end: WritebackEnd::Written,
+            }])
+            .unwrap(),
+        vec![false]
+    );
+}
+
+/// A write-back the plugin skipped (contract 0.3) is acked and done, never repeated, and
+/// its file is `Skipped` with the reason, not `Written`, also when met again as done.
+pub fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let fetch = enqueue(store, &["s"]);
+    let wb = stage_queue("src", Stage::WriteBack);
+    store
+        .record_group(&[Record::Done {
+            lease: fetch[0].clone(),
+            file: file("s", clock.now()),
+            result: Some(result("s")),
+            outbox: vec![outbound(&wb, "s")],
+        }])
+        .unwrap();
+    let key = WritebackKey {
+        integration: "src".into(),
+        remote_id: "s".into(),
+        file_version: "v1".into(),
+        plugin_version: "1.0.0".into(),
+        policy_version: "p1".into(),
+    };
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(
+        store.begin_writebacks(std::slice::from_ref(&key)).unwrap(),
+        vec![Begin::Proceed]
+    );
+    let done = |lease: &Lease, end: WritebackEnd| WritebackDone {
+        lease: lease.clone(),
+        key: key.clone(),
+        end,
+    };
+    let skipped = WritebackEnd::Skipped {
+        reason: "write_back is off".into(),
+    };
+    assert_eq!(
+        store
+            .finish_writebacks(&[done(&leases[0], skipped)])
+            .unwrap(),
+        vec![true]
+    );
+    let f = store.file("src", "s").unwrap().unwrap();
+    assert_eq!(f.status, FileStatus::Skipped);
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some("write-back skipped: write_back is off")
+    );
+    assert!(f.is_done_for("v1", true), "done for its version");
+    assert_eq!(store.depth(&wb).unwrap(), QueueDepth::default());
+
+    // Met again (queued once more): done, and still skipped, not written.
+    let again = store.begin_writebacks(std::slice::from_ref(&key)).unwrap();
+    assert!(matches!(again[0], Begin::AlreadyDone { .. }), "{again:?}");
+    store
+        .enqueue(
+            &wb,
+            &[NewItem {
+                dedup_key: "s again".into(),
+                payload: b"s".to_vec(),
+            }],
+        )
+        .unwrap();
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(leases.len(), 1);
+    store
+        .finish_writebacks(&[done(&leases[0], WritebackEnd::AlreadyDone)])
+        .unwrap();
+    let f = store.file("src", "s").unwrap().unwrap();
+    assert_eq!(f.status, FileStatus::Skipped, "{f:?}");
+    assert_eq!(
+        f.last_error.as_deref(),
+        Some("write-back skipped: write_back is off")
+    );
+}
+
+// ----- the work queue -------------------------------------------------------------------------
+
+pub fn enqueue_skips_duplicates_until_the_item_is_acked(b: &mut Backend) {
+    let store = b.store();
+    let first = store.enqueue("i", &items(&["a@1", "b@1"])).unwrap();
+    assert!(matches!(first[..], [Enqueued::New(_), Enqueued::New(_)]));
+    let again = store.enqueue("i", &items(&["a@1", "c@1"])).unwrap();
+    assert_eq!(
+        again[0],
+        Enqueued::Duplicate(match first[0] {
+            Enqueued::New(id) => id,
+            _ => 0,
+        })
+    );
+    assert!(matches!(again[1], Enqueued::New(_)));
+    // A key twice in one call is added once.
+    let twice = store.enqueue("i", &items(&["d@1", "d@1"])).unwrap();
+    let Enqueued::New(d) = twice[0] else {
+        panic!("{twice:?}")
+    };
+    assert_eq!(twice[1], Enqueued::Duplicate(d));
+    assert_eq!(
+        store.depth("i").unwrap(),
+        QueueDepth {
+            pending: 4,
+            parked: 0
+        }
+    );
+    let leases = store.claim("i", "w1", 10, LEASE).unwrap();
+    assert_eq!(leases.len(), 4);
+    // Claimed in the order they were queued.
+    let keys: Vec<&str> = leases.iter().map(|l| l.dedup_key.as_str()).collect();
+    assert_eq!(keys, ["a@1", "b@1", "c@1", "d@1"]);
+    store.ack(&leases[0]).unwrap();
+    assert!(matches!(
+        store.enqueue("i", &items(&["a@1"])).unwrap()[0],
+        Enqueued::New(_)
+    ));
+}
+
+pub fn a_claimed_item_is_not_claimed_again_until_its_lease_expires(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store.enqueue("i", &items(&["a@1"])).unwrap();
+    let l1 = store.claim("i", "w1", 10, LEASE).unwrap();
+    assert_eq!(l1.len(), 1);
+    assert_eq!(l1[0].until, clock.now() + LEASE);
+    assert!(store.claim("i", "w2", 10, LEASE).unwrap().is_empty());
+    clock.advance(LEASE + Duration::from_secs(1));
+    let l2 = store.claim("i", "w2", 10, LEASE).unwrap();
+    assert_eq!((l2[0].item, l2[0].attempt), (l1[0].item, 2));
+    // The first worker's late ack is refused: the item now belongs to w2.
+    assert!(matches!(
+        store.ack(&l1[0]).unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+    store.ack(&l2[0]).unwrap();
+    assert_eq!(store.depth("i").unwrap(), QueueDepth::default());
+}
+
+pub fn nacked_items_wait_for_their_retry_time_and_park_after_the_last_attempt(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store.enqueue("i", &items(&["a@1"])).unwrap();
+    for attempt in 1..=5u32 {
+        let lease = store.claim("i", "w", 1, LEASE).unwrap().pop().unwrap();
+        assert_eq!(lease.attempt, attempt);
+        let retry_at = clock.now() + Duration::from_secs(30);
+        let outcome = store
+            .nack(&lease, retry_at, "HTTP 503 from the remote")
+            .unwrap();
+        if attempt < 5 {
+            assert_eq!(outcome, Nacked::RetryAt(retry_at));
+            assert!(
+                store.claim("i", "w", 1, LEASE).unwrap().is_empty(),
+                "not due yet"
+            );
+            clock.advance(Duration::from_secs(31));
+        } else {
+            assert_eq!(outcome, Nacked::Parked);
+        }
+    }
+    assert_eq!(
+        store.depth("i").unwrap(),
+        QueueDepth {
+            pending: 0,
+            parked: 1
+        }
+    );
+    let parked = store.parked("i", 10).unwrap();
+    assert_eq!(
+        parked[0].last_error.as_deref(),
+        Some("HTTP 503 from the remote")
+    );
+    assert_eq!(parked[0].attempts, 5);
+    // Only the integration the item belongs to can requeue it.
+    assert!(!store.requeue("other", parked[0].item).unwrap());
+    assert_eq!(store.depth("i").unwrap().parked, 1);
+    assert!(store.requeue("i", parked[0].item).unwrap());
+    assert_eq!(
+        store.depth("i").unwrap(),
+        QueueDepth {
+            pending: 1,
+            parked: 0
+        }
+    );
+    assert_eq!(store.claim("i", "w", 1, LEASE).unwrap()[0].attempt, 1);
+}
+
+pub fn an_item_whose_worker_keeps_dying_is_parked_instead_of_looping(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store.enqueue("i", &items(&["poison@1"])).unwrap();
+    for _ in 0..5 {
+        let leases = store.claim("i", "w", 1, LEASE).unwrap();
+        assert_eq!(leases[0].dedup_key, "poison@1");
+        clock.advance(LEASE + Duration::from_secs(1)); // the worker died holding it
+    }
+    store.enqueue("i", &items(&["fine@1"])).unwrap();
+    let leases = store.claim("i", "w", 10, LEASE).unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].dedup_key, "fine@1");
+    let parked = store.parked("i", 10).unwrap();
+    assert_eq!(parked[0].dedup_key, "poison@1");
+    assert!(
+        parked[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("lease expired")
+    );
+}
+
+/// A group whose worker died is not delivered as a group again: each of its items comes
+/// alone, so the one that crashes workers is charged its deliveries, not its neighbours.
+pub fn an_item_that_lost_its_worker_is_delivered_alone(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store.enqueue("i", &items(&["a@1", "b@1", "c@1"])).unwrap();
+    assert_eq!(store.claim("i", "w1", 10, LEASE).unwrap().len(), 3);
+    clock.advance(LEASE + Duration::from_secs(1));
+    for key in ["a@1", "b@1", "c@1"] {
+        let alone = store.claim("i", "w2", 10, LEASE).unwrap();
+        assert_eq!(alone.len(), 1, "{key}");
+        assert_eq!((alone[0].dedup_key.as_str(), alone[0].attempt), (key, 2));
+    }
+    assert!(store.claim("i", "w2", 10, LEASE).unwrap().is_empty());
+}
+
+pub fn a_page_and_its_cursor_commit_together(b: &mut Backend) {
+    let store = b.store();
+    assert_eq!(store.cursor("i").unwrap(), None);
+    store
+        .enqueue_page("i", &items(&["a@1", "b@1"]), Some("page-2"))
+        .unwrap();
+    assert_eq!(store.cursor("i").unwrap().as_deref(), Some("page-2"));
+    assert_eq!(store.depth("i").unwrap().pending, 2);
+    // The last page clears the cursor.
+    store.enqueue_page("i", &items(&["c@1"]), None).unwrap();
+    assert_eq!(store.cursor("i").unwrap(), None);
+    assert_eq!(store.depth("i").unwrap().pending, 3);
+}
+
+// ----- the write-back log ---------------------------------------------------------------------
+
+pub fn a_write_back_happens_at_most_once_per_key(b: &mut Backend) {
+    let store = b.store();
+    let key = wb_key();
+    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
+    assert!(matches!(
+        store.begin_writeback(&key).unwrap(),
+        Begin::InFlight { .. }
+    ));
+    store
+        .complete_writeback(&key, &Completion::Written)
+        .unwrap();
+    assert!(store.is_done(&key).unwrap());
+    assert!(matches!(
+        store.begin_writeback(&key).unwrap(),
+        Begin::AlreadyDone { .. }
+    ));
+    // Any other version of the key is separate work.
+    let mut other = key.clone();
+    other.policy_version = "2026-02".into();
+    assert_eq!(store.begin_writeback(&other).unwrap(), Begin::Proceed);
+}
+
+pub fn a_failed_write_back_may_be_tried_again(b: &mut Backend) {
+    let store = b.store();
+    let key = wb_key();
+    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
+    store
+        .complete_writeback(
+            &key,
+            &Completion::Failed {
+                error: "HTTP 400 INVALID_FIELD".into(),
+            },
+        )
+        .unwrap();
+    assert!(!store.is_done(&key).unwrap());
+    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
+}
+
+pub fn completing_without_an_intent_is_an_error(b: &mut Backend) {
+    let err = b
+        .store()
+        .complete_writeback(&wb_key(), &Completion::Written)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no write-back intent is recorded for '068A' of integration 'sf-prod'; call begin_writeback first"
+    );
+}
+
+/// The crash case: an intent recorded by a run that stopped before completing is reported
+/// as uncertain after a restart, never silently retried.
+pub fn an_intent_left_by_a_previous_run_is_uncertain_after_a_restart(b: &mut Backend) {
+    let wb = wb_key();
+    assert_eq!(b.store().begin_writeback(&wb).unwrap(), Begin::Proceed);
+    // The process dies here, during the remote call.
+    b.restart();
+    b.clock.advance(Duration::from_secs(5));
+    let store = b.store();
+    assert_eq!(
+        store.begin_writeback(&wb).unwrap(),
+        Begin::Uncertain { since: T0 }
+    );
+    assert_eq!(store.uncertain("sf-prod").unwrap(), vec![(wb.clone(), T0)]);
+    assert!(store.uncertain("sf-prod2").unwrap().is_empty());
+    assert!(!store.is_done(&wb).unwrap());
+
+    store.resolve_uncertain(&wb, Resolution::Retry).unwrap();
+    assert!(matches!(
+        store.begin_writeback(&wb).unwrap(),
+        Begin::InFlight { .. }
+    ));
+    store.complete_writeback(&wb, &Completion::Written).unwrap();
+    assert!(store.is_done(&wb).unwrap());
+    assert!(store.uncertain("sf-prod").unwrap().is_empty());
+
+    // Marked written by an operator who checked the platform.
+    let mut other = wb.clone();
+    other.remote_id = "068B".into();
+    assert_eq!(store.begin_writeback(&other).unwrap(), Begin::Proceed);
+    b.restart();
+    let store = b.store();
+    store
+        .resolve_uncertain(&other, Resolution::MarkWritten)
+        .unwrap();
+    assert!(store.is_done(&other).unwrap());
+}
+
+// ----- records, batches, status, audit --------------------------------------------------------
+
+pub fn file_records_read_back_as_written(b: &mut Backend) {
+    let store = b.store();
+    let mut f = file("x", T0 + Duration::from_millis(1234));
+    f.content_hash = Some("ab".repeat(32));
+    f.last_result = Some(42);
+    f.status = FileStatus::Written;
+    f.attempts = 3;
+    f.last_error = Some("an earlier failure".into());
+    store.put_file(&f).unwrap();
+    assert_eq!(store.file("src", "x").unwrap(), Some(f.clone()));
+    assert_eq!(store.file("src", "y").unwrap(), None);
+    assert!(!store.needs_processing("src", "x", "v1", true).unwrap());
+    assert!(store.needs_processing("src", "x", "v2", true).unwrap());
+    assert!(store.needs_processing("src", "y", "v1", false).unwrap());
+    f.status = FileStatus::Removed;
+    f.last_error = None;
+    store.put_file(&f).unwrap();
+    assert_eq!(store.file("src", "x").unwrap(), Some(f));
+}
+
+pub fn a_finished_batch_and_its_summaries_commit_together(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let first = store.start_batch("src").unwrap();
+    let mut batch = store.start_batch("src").unwrap();
+    assert!(batch.id > first.id);
+    assert_eq!(
+        (batch.integration.as_str(), batch.started_at),
+        ("src", clock.now())
+    );
+    batch.total = 3;
+    batch.ok = 2;
+    batch.errors = 1;
+    batch.by_risk.insert("high".into(), 2);
+    batch.finished_at = Some(clock.now() + Duration::from_secs(2));
+    batch.duration = Some(Duration::from_secs(2));
+    let summaries = stage_queue("teams", Stage::Notify);
+    store
+        .finish_batch(&batch, &[outbound(&summaries, "batch:2")])
+        .unwrap();
+    assert_eq!(store.depth(&summaries).unwrap().pending, 1);
+}
+
+pub fn the_status_of_an_unknown_integration_is_refused(b: &mut Backend) {
+    let err = b
+        .store()
+        .set_integration_status("nobody", IntegrationStatus::Healthy, None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchIntegration(id) if id == "nobody"),
+        "{err}"
+    );
+}
+
+/// Appends are numbered one after another (the store's own creation entry may come first).
+pub fn audit_entries_are_numbered_without_gaps(b: &mut Backend) {
+    let store = b.store();
+    let seqs: Vec<u64> = (0..3)
+        .map(|i| {
+            store
+                .audit(&AuditEvent::new("daemon", "sync.start", format!("src{i}")))
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs[0] >= 1, "{seqs:?}");
+    assert_eq!(seqs, [seqs[0], seqs[0] + 1, seqs[0] + 2]);
+}
+
+/// Workers claiming from one queue at once each get their own items: none is delivered
+/// twice, none is lost.
+pub fn concurrent_claims_never_share_an_item(b: &mut Backend) {
+    let store = b.store();
+    let keys: Vec<String> = (0..200).map(|i| format!("f{i}@1")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    store.enqueue("i", &items(&refs)).unwrap();
+    let claimed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let claimed = &claimed;
+            s.spawn(move || {
+                loop {
+                    let leases = store.claim("i", &format!("w{w}"), 7, LEASE).unwrap();
+                    if leases.is_empty() {
+                        break;
+                    }
+                    for l in &leases {
+                        store.ack(l).unwrap();
+                    }
+                    claimed
+                        .lock()
+                        .unwrap()
+                        .extend(leases.into_iter().map(|l| l.dedup_key));
+                }
+            });
+        }
+    });
+    let mut claimed = claimed.into_inner().unwrap();
+    claimed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(claimed, expected);
+    assert_eq!(store.depth("i").unwrap(), QueueDepth::default());
+}
