@@ -1762,7 +1762,11 @@ mod bench {
     async fn bench_slack_source() {
         // `BENCH_FILES` photos (default 300), `BENCH_CONCURRENCY` files in flight (default 2,
         // as the tests; the daemon's default is 16).
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+        };
         let n = var("BENCH_FILES").unwrap_or(N);
         let concurrency = var("BENCH_CONCURRENCY").unwrap_or(2);
         println!("{n} photos, {concurrency} files in flight");
