@@ -40,8 +40,11 @@
 
 #![deny(missing_docs)]
 
+mod connector;
 mod convert;
 mod sparse;
+
+pub use connector::{Connector, ConnectorInfo, ConnectorSession};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,9 +53,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use proofpix_analysis::{Analyzer, FileSource, Report};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, WriteResult};
-use proofpix_runtime::{
-    Body, CallError, Content, IntegrationContext, Plugin, RemoteContent, Session,
-};
+use proofpix_runtime::{Body, CallError, Content, IntegrationContext, RemoteContent};
 use proofpix_store::{
     AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IntegrationStatus, Lease,
     Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution, Stage, StageStore,
@@ -496,9 +497,9 @@ impl Pipeline {
     /// # Errors
     /// Store failures, a plugin that cannot start, and discovery that keeps
     /// failing. Per-file failures are reported in the result, not here.
-    pub async fn sync(
+    pub async fn sync<C: Connector>(
         &self,
-        plugin: &Plugin,
+        plugin: &C,
         ctx: &IntegrationContext,
         mode: SyncMode,
     ) -> Result<SyncReport, PipelineError> {
@@ -511,9 +512,9 @@ impl Pipeline {
     ///
     /// # Errors
     /// As [`Pipeline::sync`].
-    pub async fn sync_routed(
+    pub async fn sync_routed<C: Connector>(
         &self,
-        plugin: &Plugin,
+        plugin: &C,
         ctx: &IntegrationContext,
         mode: SyncMode,
         routes: &Routes,
@@ -536,7 +537,7 @@ impl Pipeline {
 
         let mut run = Run {
             report: empty_report(batch),
-            writeback_needed: plugin_writes_back(plugin),
+            writeback_needed: plugin.info().writes_back,
             routes: routes.clone(),
             collect: self.options.collect_outcomes,
             collected: HashMap::new(),
@@ -620,9 +621,9 @@ impl Pipeline {
         result.map(|()| report)
     }
 
-    async fn run(
+    async fn run<C: Connector>(
         &self,
-        plugin: &Plugin,
+        plugin: &C,
         ctx: &IntegrationContext,
         mode: SyncMode,
         run: &mut Run,
@@ -696,10 +697,10 @@ impl Pipeline {
     }
 
     /// Items waiting for a retry: a one-shot run waits for them, bounded.
-    async fn wait_for_retries(
+    async fn wait_for_retries<C: Connector>(
         &self,
-        session: &mut Session,
-        plugin: &Plugin,
+        session: &mut C::Session,
+        plugin: &C,
         ctx: &IntegrationContext,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
@@ -723,10 +724,10 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn discover_with_retries(
+    async fn discover_with_retries<C: Connector>(
         &self,
-        session: &mut Session,
-        plugin: &Plugin,
+        session: &mut C::Session,
+        plugin: &C,
         ctx: &IntegrationContext,
         cursor: Option<&str>,
         run: &mut Run,
@@ -763,10 +764,10 @@ impl Pipeline {
 
     /// Processes every due item of the fetch queue, a group at a time, and the
     /// write-back queue after each group.
-    async fn drain(
+    async fn drain<C: Connector>(
         &self,
-        session: &mut Session,
-        plugin: &Plugin,
+        session: &mut C::Session,
+        plugin: &C,
         ctx: &IntegrationContext,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
@@ -1241,10 +1242,10 @@ impl Pipeline {
 
     /// One write-back call, retried in place on transient failures (up to the discovery
     /// attempts, honouring Retry-After). Returns the call's outcome and the retries it took.
-    async fn write_chunk(
+    async fn write_chunk<C: Connector>(
         &self,
-        session: &mut Session,
-        plugin: &Plugin,
+        session: &mut C::Session,
+        plugin: &C,
         ctx: &IntegrationContext,
         results: &[FileResult],
     ) -> Result<
@@ -1277,10 +1278,10 @@ impl Pipeline {
     /// at most once per key. The plugin's batches go out in waves of up to
     /// [`PipelineOptions::writeback_concurrency`] calls; a wave's intents are recorded in one
     /// transaction before its calls and its completions in one after them.
-    async fn drain_writebacks(
+    async fn drain_writebacks<C: Connector>(
         &self,
-        session: &mut Session,
-        plugin: &Plugin,
+        session: &mut C::Session,
+        plugin: &C,
         ctx: &IntegrationContext,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
@@ -1289,8 +1290,9 @@ impl Pipeline {
         }
         let queue = stage_queue(&ctx.id, Stage::WriteBack);
         let group = self.options.group_size.max(1);
-        let batch_size = plugin.info().write_back_batch_size.max(1) as usize;
-        let plugin_version = plugin.info().version.clone();
+        let info = plugin.info();
+        let batch_size = info.write_back_batch_size.max(1) as usize;
+        let plugin_version = info.version;
         loop {
             let (items, keys) = {
                 let (queue, owner, lease) = (queue.clone(), self.owner.clone(), self.options.lease);
@@ -1385,7 +1387,7 @@ impl Pipeline {
                 } else {
                     // A plain loop over FuturesUnordered rather than a stream combinator with a
                     // closure: the closure's borrows would make the run's future not `Send`.
-                    let mut idle: Vec<Session> = Vec::new();
+                    let mut idle: Vec<C::Session> = Vec::new();
                     let mut in_flight = futures_util::stream::FuturesUnordered::new();
                     let mut next = 0usize;
                     let mut out = Vec::with_capacity(chunks.len());
@@ -1513,9 +1515,9 @@ impl Pipeline {
 
     /// Write-backs a crashed run left uncertain: retried for plugins whose
     /// write-back overwrites (idempotent), otherwise left for an operator.
-    async fn resolve_uncertain(
+    async fn resolve_uncertain<C: Connector>(
         &self,
-        plugin: &Plugin,
+        plugin: &C,
         id: &str,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
@@ -1527,7 +1529,7 @@ impl Pipeline {
             return Ok(());
         }
         let idempotent =
-            self.options.retry_uncertain_idempotent && plugin_writeback_is_idempotent(plugin);
+            self.options.retry_uncertain_idempotent && plugin.info().write_back_idempotent;
         for (key, since) in pending {
             if idempotent {
                 // Retry: the file is re-analysed and written again; the write
@@ -1680,22 +1682,6 @@ fn empty_report(batch: BatchRecord) -> SyncReport {
         still_queued: 0,
         write_backs_skipped: 0,
     }
-}
-
-/// Whether the plugin writes results back (declares the source capability;
-/// a plugin with no write-back answers "not supported" and is skipped).
-fn plugin_writes_back(plugin: &Plugin) -> bool {
-    plugin
-        .info()
-        .capabilities
-        .contains(&proofpix_runtime::contract::Capability::Source)
-}
-
-/// Whether the plugin declares its write-back idempotent (contract 0.2's
-/// `write-back-idempotent`; 0.1 plugins read as not idempotent), so
-/// repeating it after a crash is harmless.
-fn plugin_writeback_is_idempotent(plugin: &Plugin) -> bool {
-    plugin.info().write_back_idempotent
 }
 
 /// Marks the known files among `removed` as [`FileStatus::Removed`]; returns how many changed.

@@ -215,6 +215,31 @@ impl ContentFetcher {
         }
     }
 
+    /// A fetcher that reads below `mounts` and reaches no network (an empty egress
+    /// allow-list denies every host): for a connector written in Rust, such as the
+    /// pipeline's test connector, under the same path rules as a plugin's mounts.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot initialise (its TLS backend).
+    pub fn local(mounts: Vec<Mount>, label: &str) -> Result<Self, String> {
+        use crate::egress_http::{IntegrationHttp, PluginSecrets};
+        use proofpix_policy::egress::{AllowedHosts, BlockedNetworks, EgressPolicy};
+        let client = IntegrationHttp::new(
+            BlockedNetworks::default(),
+            std::time::Duration::from_secs(5),
+        )?;
+        let http = EgressHttp::new(
+            client,
+            EgressPolicy::default(),
+            AllowedHosts::default(),
+            None,
+            None,
+            0,
+            PluginSecrets::default(),
+        );
+        Ok(ContentFetcher::new(http, mounts, Arc::from(label)))
+    }
+
     /// Opens the content a plugin's download answer points at; an answer that
     /// the bytes are not ready yet is [`FetchError::PluginNotReady`], retried
     /// like a platform's `202 Accepted`.
