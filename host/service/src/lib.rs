@@ -48,7 +48,7 @@ use proofpix_runtime::contract::{
     AuthScheme as WitScheme, Capability, FieldKind, PluginError, PluginInfo,
 };
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
-use proofpix_store::{AuditEvent, IntegrationRecord, Store};
+use proofpix_store::{AuditEvent, DownstreamStore, IntegrationRecord, Store};
 use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
@@ -217,6 +217,10 @@ impl TestReport {
 /// The ProofPix host.
 pub struct Host {
     store: Arc<Store>,
+    /// The same store, as the seam the stages use: the pipeline's stages and the
+    /// downstream ones (notify, remediate) reach the store only through it, so a shared
+    /// backend (PostgreSQL) replaces it without a change to them.
+    stages: Arc<dyn DownstreamStore>,
     runtime: Runtime,
     plugins: RwLock<BTreeMap<String, Plugin>>,
     credentials: Mutex<HashMap<String, Arc<AuthCredentials>>>,
@@ -257,9 +261,11 @@ impl Host {
             // Large downloads are spooled next to the store, not in memory.
             pipeline_options.spool_dir = options.data_dir.as_ref().map(|d| d.join("tmp"));
         }
-        let pipeline = Pipeline::new(store.clone(), analyzer, pipeline_options);
+        let stages: Arc<dyn DownstreamStore> = store.clone();
+        let pipeline = Pipeline::new(stages.clone(), analyzer, pipeline_options);
         let host = Host {
             store,
+            stages,
             runtime,
             plugins: RwLock::default(),
             credentials: Mutex::default(),
@@ -361,6 +367,19 @@ impl Host {
     {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)
+    }
+
+    /// [`Host::blocking`] for the stages: `f` sees only the store seam.
+    async fn stage_blocking<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn DownstreamStore) -> Result<T, proofpix_store::StoreError> + Send + 'static,
+    {
+        let stages = self.stages.clone();
+        tokio::task::spawn_blocking(move || f(stages.as_ref()))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(ServiceError::from)

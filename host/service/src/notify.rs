@@ -23,7 +23,7 @@ use proofpix_pipeline::{StageItem, risk_from_contract, risk_to_contract};
 use proofpix_runtime::contract::{
     BatchSummary, Capability, Digest, FileAlert, Notification, Problem,
 };
-use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, WorkQueue, stage_queue};
+use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, stage_queue};
 use serde::{Deserialize, Serialize};
 
 use crate::Host;
@@ -258,10 +258,12 @@ impl Host {
         let queue = stage_queue(notifier, Stage::Notify);
         let dedup_key = format!(
             "problem/{source}/{kind}/{}",
-            self.store.now().unix_timestamp_nanos()
+            self.stages.now().unix_timestamp_nanos()
         );
         let queued = self
-            .blocking(move |s| s.enqueue(&queue, &[proofpix_store::NewItem { dedup_key, payload }]))
+            .stage_blocking(move |s| {
+                s.enqueue(&queue, &[proofpix_store::NewItem { dedup_key, payload }])
+            })
             .await;
         if let Err(e) = queued {
             tracing::error!(integration = %notifier, "a {kind} notification was not delivered and could not be queued: {e}");
@@ -280,7 +282,7 @@ impl Host {
 
     /// Every enabled notifier integration with its subscriptions.
     fn all_notifiers(&self) -> Vec<(String, Subscriptions)> {
-        let Ok(records) = self.store.integrations() else {
+        let Ok(records) = self.stages.integrations() else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -344,10 +346,10 @@ impl Host {
     ) -> Result<(), crate::ServiceError> {
         let queue = stage_queue(notifier, Stage::Notify);
         let q = queue.clone();
-        let Some(oldest) = self.blocking(move |s| s.earliest_due(&q)).await? else {
+        let Some(oldest) = self.stage_blocking(move |s| s.earliest_due(&q)).await? else {
             return Ok(());
         };
-        let now = self.store.now();
+        let now = self.stages.now();
         let window = Duration::from_secs(subs.window_secs);
         if !flush && oldest > now - window {
             return Ok(());
@@ -356,7 +358,7 @@ impl Host {
         loop {
             let (q, o) = (queue.clone(), owner.clone());
             let leases = self
-                .blocking(move |s| s.claim(&q, &o, NOTIFY_GROUP, Duration::from_secs(300)))
+                .stage_blocking(move |s| s.claim(&q, &o, NOTIFY_GROUP, Duration::from_secs(300)))
                 .await?;
             if leases.is_empty() {
                 return Ok(());
@@ -380,9 +382,9 @@ impl Host {
                     failed.extend(leases);
                 }
             }
-            let again = self.store.now() + REDELIVER_AFTER;
+            let again = self.stages.now() + REDELIVER_AFTER;
             let stop = !failed.is_empty();
-            self.blocking(move |s| {
+            self.stage_blocking(move |s| {
                 for l in &done {
                     s.ack(l)?;
                 }
@@ -492,7 +494,7 @@ impl Host {
                 .map(|p| p.info().platform.clone())
                 .unwrap_or_default();
             let records = self
-                .blocking(move |s| {
+                .stage_blocking(move |s| {
                     let mut v = Vec::new();
                     for id in ids {
                         if let Some(b) = s.batch(id)? {
@@ -511,7 +513,7 @@ impl Host {
             Some(first) => first.2.extend(dropped),
             None if !dropped.is_empty() => {
                 let ids = dropped;
-                self.blocking(move |s| {
+                self.stage_blocking(move |s| {
                     for l in &ids {
                         s.ack(l)?;
                     }
@@ -540,7 +542,7 @@ impl Host {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(integration = %notifier, "cannot notify: {e}");
-                let _ = self.store.audit(
+                let _ = self.stages.audit(
                     &AuditEvent::new("system", "notify.failed", notifier)
                         .outcome("failed")
                         .details(serde_json::json!({"source": source, "error": e.to_string()})),
@@ -599,7 +601,7 @@ impl Host {
                         .details(serde_json::json!({"source": source, "kind": kind, "error": e}))
                 }
             };
-            let _ = self.store.audit(&event);
+            let _ = self.stages.audit(&event);
             delivered.push(outcome.is_ok());
             // A notifier never syncs: its health is that of its last delivery, so the
             // dashboard shows it working (or failing, with why) instead of "new".
@@ -607,7 +609,7 @@ impl Host {
                 Ok(_) => (IntegrationStatus::Healthy, None),
                 Err(e) => (IntegrationStatus::Failing, Some(e.as_str())),
             };
-            if let Err(e) = self.store.set_integration_status(notifier, status, error) {
+            if let Err(e) = self.stages.set_integration_status(notifier, status, error) {
                 tracing::warn!(integration = %notifier, "cannot record the notifier's status: {e}");
             }
         }

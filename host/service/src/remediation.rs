@@ -34,9 +34,7 @@ use proofpix_runtime::contract::{
     RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
 };
 use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
-use proofpix_store::{
-    AuditEvent, Begin, Completion, IdempotencyLog, Stage, WorkQueue, WritebackKey, stage_queue,
-};
+use proofpix_store::{AuditEvent, Begin, Completion, Stage, WritebackKey, stage_queue};
 use serde::{Deserialize, Serialize};
 
 use crate::{Host, ServiceError};
@@ -229,14 +227,14 @@ impl Host {
                 record.config.remove(REMEDIATION_KEY);
             }
         }
-        record.updated_at = self.store.now();
+        record.updated_at = self.stages.now();
         let actor = actor.to_string();
         let event = match &policy {
             Some(p) => AuditEvent::new(&actor, "remediation.policy.set", id)
                 .details(serde_json::from_str(&p.to_json()).unwrap_or(serde_json::Value::Null)),
             None => AuditEvent::new(&actor, "remediation.policy.remove", id),
         };
-        self.blocking(move |s| {
+        self.stage_blocking(move |s| {
             s.put_integration(&record, &actor)?;
             s.audit(&event).map(|_| ())
         })
@@ -312,7 +310,9 @@ impl Host {
         loop {
             let (q, owner) = (queue.clone(), format!("remediate-{}", std::process::id()));
             let leases = self
-                .blocking(move |s| s.claim(&q, &owner, 500, std::time::Duration::from_secs(600)))
+                .stage_blocking(move |s| {
+                    s.claim(&q, &owner, 500, std::time::Duration::from_secs(600))
+                })
                 .await?;
             if leases.is_empty() {
                 break;
@@ -362,7 +362,7 @@ impl Host {
                         risk: result.risk,
                         reason: result.summary.clone(),
                         action: *action,
-                        due: self.store.now().unix_timestamp()
+                        due: self.stages.now().unix_timestamp()
                             + i64::try_from(policy.delay_secs).unwrap_or(i64::MAX),
                         attempts: 0,
                     });
@@ -382,7 +382,7 @@ impl Host {
                 None => self.context(id, true).await?,
             };
             let actions = policy.effective(&declared_actions(&plugin));
-            let now = self.store.now().unix_timestamp();
+            let now = self.stages.now().unix_timestamp();
             let due: Vec<Pending> = self
                 .due_pending(id, now)
                 .await?
@@ -395,7 +395,7 @@ impl Host {
     }
 
     async fn ack_all(&self, leases: Vec<proofpix_store::Lease>) -> Result<(), ServiceError> {
-        self.blocking(move |s| {
+        self.stage_blocking(move |s| {
             for l in &leases {
                 s.ack(l)?;
             }
@@ -429,7 +429,7 @@ impl Host {
             policy,
             session: None,
         };
-        let now = self.store.now().unix_timestamp();
+        let now = self.stages.now().unix_timestamp();
         for p in work {
             if policy.simulate {
                 out.push(runner.simulate(&p).await);
@@ -448,7 +448,7 @@ impl Host {
         let value = serde_json::to_vec(p).unwrap_or_default();
         let ns = namespace(id);
         let stored = self
-            .blocking(move |s| s.kv_set(&ns, &key, &value, None).map(|_| ()))
+            .stage_blocking(move |s| s.kv_set(&ns, &key, &value, None).map(|_| ()))
             .await;
         let (status, detail) = match stored {
             Ok(()) => (RemediationStatus::Pending, why.to_string()),
@@ -472,7 +472,7 @@ impl Host {
     async fn due_pending(&self, id: &str, now: i64) -> Result<Vec<Pending>, ServiceError> {
         let ns = namespace(id);
         let integration = id.to_string();
-        self.blocking(move |s| {
+        self.stage_blocking(move |s| {
             let mut due = Vec::new();
             for key in s.kv_keys(&ns, PENDING_PREFIX)? {
                 // kv_keys lists by prefix; a key of another namespace reads as None here.
@@ -501,7 +501,7 @@ impl Host {
     pub(crate) async fn forget_remediation(&self, id: &str) {
         let ns = namespace(id);
         let r = self
-            .blocking(move |s| {
+            .stage_blocking(move |s| {
                 for key in s.kv_keys(&ns, PENDING_PREFIX)? {
                     s.kv_delete(&ns, &key)?;
                 }
@@ -528,7 +528,10 @@ impl Host {
                 "detail": r.detail,
                 "tombstone": r.tombstone,
             }));
-        if let Err(e) = self.blocking(move |s| s.audit(&event).map(|_| ())).await {
+        if let Err(e) = self
+            .stage_blocking(move |s| s.audit(&event).map(|_| ()))
+            .await
+        {
             tracing::error!("cannot append to the audit log: {e}");
         }
     }
@@ -615,7 +618,7 @@ impl Runner<'_> {
         let host = self.host;
         let key = log_key(self.id, &p.file, p.action);
         let k = key.clone();
-        let begin = host.blocking(move |s| s.begin_writeback(&k)).await;
+        let begin = host.stage_blocking(move |s| s.begin_writeback(&k)).await;
         let r = match begin {
             Err(e) => Self::result(
                 &p,
@@ -648,7 +651,7 @@ impl Runner<'_> {
                 };
                 let k = key.clone();
                 if let Err(e) = host
-                    .blocking(move |s| s.complete_writeback(&k, &completion))
+                    .stage_blocking(move |s| s.complete_writeback(&k, &completion))
                     .await
                 {
                     tracing::error!(integration = %self.id, "cannot record a remediation outcome: {e}");
@@ -672,7 +675,7 @@ impl Runner<'_> {
                             // Not before the platform's Retry-After (or the back-off): the
                             // first sync after that runs it.
                             let wait = e.wait_secs(p.attempts);
-                            p.due = host.store.now().unix_timestamp().saturating_add(wait);
+                            p.due = host.stages.now().unix_timestamp().saturating_add(wait);
                             let why = format!(
                                 "{}; retried in {wait} s or more, at the first sync after that",
                                 e.message

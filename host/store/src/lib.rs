@@ -74,7 +74,7 @@ pub use records::{
 };
 pub use retention::{CompactReport, Retention};
 pub use rotation::{NEXT_KEY_FILE_NAME, RotateReport, open_in_dir, rotate_key_file};
-pub use seams::StageStore;
+pub use seams::{DownstreamStore, StageStore};
 pub use sessions::SessionRecord;
 pub use stages::{Outbound, Record, Recorded, Stage, WritebackDone, WritebackEnd, stage_queue};
 pub use store::{Clock, DeletedCounts, Store, StoreOptions};

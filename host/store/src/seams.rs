@@ -7,6 +7,10 @@
 //! implementation; a shared one (PostgreSQL, for several daemons) implements the
 //! same trait and the stages do not change.
 //!
+//! The stages downstream of `record` that the service runs (notify, remediate) reach the
+//! store through [`DownstreamStore`], which adds the batches, integration records and
+//! key-value namespace they read to [`StageStore`].
+//!
 //! Each method is one transaction, and the group operations
 //! ([`StageStore::record_group`], [`StageStore::begin_writebacks`],
 //! [`StageStore::finish_writebacks`]) are one durability point per group: an
@@ -17,7 +21,9 @@ use time::OffsetDateTime;
 
 use crate::idempotency::{Begin, IdempotencyLog, WritebackKey};
 use crate::queue::{Enqueued, NewItem, QueueDepth, WorkQueue};
-use crate::records::{AnalysisResult, BatchRecord, FileRecord, IntegrationStatus};
+use crate::records::{
+    AnalysisResult, BatchRecord, FileRecord, IntegrationRecord, IntegrationStatus,
+};
 use crate::stages::{Outbound, Record, Recorded, WritebackDone};
 use crate::{AuditEvent, Store, StoreError};
 
@@ -216,5 +222,104 @@ impl StageStore for Store {
 
     fn earliest_due(&self, queue: &str) -> Result<Option<OffsetDateTime>, StoreError> {
         Store::earliest_due(self, queue)
+    }
+}
+
+/// What the stages downstream of `record` (notify and remediate, run by the service) need
+/// beyond [`StageStore`]: the batches a summary is built from, the integration records that
+/// hold subscriptions and remediation policies, and the host's key-value namespace where
+/// delayed remediation actions wait. Their queues and at-most-once log are the
+/// [`WorkQueue`] and [`IdempotencyLog`] of [`StageStore`].
+pub trait DownstreamStore: StageStore {
+    /// A batch by id.
+    ///
+    /// # Errors
+    /// The backend failed, or the record does not decode.
+    fn batch(&self, id: u64) -> Result<Option<BatchRecord>, StoreError>;
+
+    /// Every integration record.
+    ///
+    /// # Errors
+    /// The backend failed, or a record does not decode.
+    fn integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError>;
+
+    /// Creates or replaces an integration record, audited as `actor`'s.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn put_integration(
+        &self,
+        integration: &IntegrationRecord,
+        actor: &str,
+    ) -> Result<(), StoreError>;
+
+    /// A value of a key-value namespace.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets a value; returns the namespace's usage in bytes (refused over `cap`).
+    ///
+    /// # Errors
+    /// The backend failed, or the namespace would exceed `cap`.
+    fn kv_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        cap: Option<u64>,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes a key; returns the namespace's usage in bytes.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<u64, StoreError>;
+
+    /// The keys of a namespace that start with `prefix`.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn kv_keys(&self, namespace: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+impl DownstreamStore for Store {
+    fn batch(&self, id: u64) -> Result<Option<BatchRecord>, StoreError> {
+        Store::batch(self, id)
+    }
+
+    fn integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError> {
+        Store::integrations(self)
+    }
+
+    fn put_integration(
+        &self,
+        integration: &IntegrationRecord,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        Store::put_integration(self, integration, actor)
+    }
+
+    fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Store::kv_get(self, namespace, key)
+    }
+
+    fn kv_set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        cap: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        Store::kv_set(self, namespace, key, value, cap)
+    }
+
+    fn kv_delete(&self, namespace: &str, key: &str) -> Result<u64, StoreError> {
+        Store::kv_delete(self, namespace, key)
+    }
+
+    fn kv_keys(&self, namespace: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Store::kv_keys(self, namespace, prefix)
     }
 }
