@@ -199,7 +199,8 @@ async fn a_new_version_of_one_file_is_analysed_and_written_back_again() {
 async fn a_trap_costs_the_calls_it_crashed_and_a_fresh_session_does_the_rest() {
     let e = env(40);
     let crashed = "id-d05/photo-00005.jpg";
-    e.connector.fail_next(&format!("download:{crashed}"), Fault::Trap);
+    e.connector
+        .fail_next(&format!("download:{crashed}"), Fault::Trap);
     e.connector.fail_next("write", Fault::Trap);
     let report = e.sync(SyncMode::Incremental).await;
 
@@ -220,7 +221,11 @@ async fn a_trap_costs_the_calls_it_crashed_and_a_fresh_session_does_the_rest() {
         .iter()
         .filter(|f| f.error.starts_with("write-back failed") && f.error.contains("crashed"))
         .collect();
-    assert_eq!(failed_writes.len(), 25, "one write-back call of 25: {failures:?}");
+    assert_eq!(
+        failed_writes.len(),
+        25,
+        "one write-back call of 25: {failures:?}"
+    );
     assert_eq!(report.batch.ok + report.batch.errors, 40);
     let counts = e.connector.write_counts();
     assert_eq!(counts.len(), 40 - 1 - 25);
@@ -240,7 +245,11 @@ async fn a_trap_costs_the_calls_it_crashed_and_a_fresh_session_does_the_rest() {
     );
     assert_eq!(e.status_of(crashed).0, FileStatus::Parked);
     e.sync(SyncMode::FullListing).await;
-    assert_eq!(e.connector.write_counts().len(), 14, "nothing written twice or on its own");
+    assert_eq!(
+        e.connector.write_counts().len(),
+        14,
+        "nothing written twice or on its own"
+    );
     assert!(e.connector.write_counts().values().all(|&n| n == 1));
 }
 
