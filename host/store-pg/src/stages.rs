@@ -9,21 +9,21 @@
 //! read and written back, so pipelined statements for the same file apply in order, as
 //! one-by-one statements would.
 //!
-//! Write-back groups ([`StageStore::finish_writebacks`]) are done item by item inside their
-//! transaction (a few round trips per item): each item reads the outcome of the one before
-//! (the same file may appear twice), and they follow calls to the platform that cost far
-//! more than the round trips.
+//! Write-back groups ([`StageStore::finish_writebacks`]) work the same way: one statement per
+//! write-back (its queue item, its intent's completion and its file record), pipelined in one
+//! transaction. A file is changed in SQL, never read into the node and written back, so two
+//! write-backs of one file in a group apply in order.
 
 use proofpix_store::{
-    AnalysisResult, AuditEvent, BatchRecord, Begin, Enqueued, FileRecord, FileStatus,
+    AnalysisResult, AuditEvent, BatchRecord, Begin, Completion, Enqueued, FileRecord, FileStatus,
     IntegrationStatus, Lease, NewItem, Outbound, QueueDepth, Record, Recorded, SKIPPED_PREFIX,
     Stage, StageStore, StoreError, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
-use crate::idempotency::{COMPLETE, STATE, completion_row, no_intent};
-use crate::queue::{ACK, ENQUEUE, LeaseParams, NACK, PARK, enqueue_in, leased, nacked};
+use crate::idempotency::{completion_row, no_intent};
+use crate::queue::{ENQUEUE, LeaseParams, enqueue_in, leased, nacked};
 use crate::records::{PUT_BATCH, enum_text, put_batch_in};
 use crate::{PgStore, from_ms, ms};
 
@@ -101,13 +101,6 @@ const RECORD_PARK: &str = concat!(
     " RETURNING 1) \
      SELECT id FROM p"
 );
-
-/// A write-back's file, when the record is still of the version written back: `$4` the new
-/// status (`NULL`: unchanged), `$5` whether to set the note, `$6` the note, `$7` now.
-const WRITEBACK_FILE: &str = "UPDATE files SET status = coalesce($4::text, status), \
-     last_error = CASE WHEN $5::boolean THEN $6::text ELSE last_error END, \
-     updated_ms = $7::bigint \
-     WHERE integration = $1 AND remote_id = $2 AND version = $3";
 
 const EARLIEST_DUE: &str =
     "SELECT min(due_ms) FROM queue_items WHERE queue = $1 AND state <> 'parked'";
@@ -214,6 +207,127 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
     }
 }
 
+/// One write-back of a group: its queue item acked, nacked or parked (`$4` says which, under
+/// the lease `$1..$3`; `$5` the attempt limit, `$6` when to retry, `$7` the error), its intent
+/// completed (`$13` the state, `$14` the note; `NULL`: no completion), and its file record
+/// updated when it is still of that version (`$16` how: `written`, `skipped`, `already`,
+/// `failed` or `later`; `$17` the reason; `$18`/`$19` the written and skipped status names;
+/// `$20` the skipped prefix), all only if the lease was held. `$8..$12` the key, `$15` now.
+/// Answers whether the lease was held and whether an intent was completed.
+///
+/// `prior` reads the row as it was before this statement: for a write-back met again as
+/// done, whether it was done as skipped.
+const FINISH_WRITEBACK: &str = concat!(
+    "WITH del AS (DELETE FROM queue_items WHERE $4::text = 'ack' AND ",
+    leased!(),
+    " RETURNING id), \
+     upd AS (UPDATE queue_items SET \
+       state = CASE WHEN $4::text = 'park' OR attempts >= $5::bigint THEN 'parked' ELSE 'ready' END, \
+       due_ms = CASE WHEN $4::text = 'park' OR attempts >= $5::bigint THEN due_ms ELSE $6::bigint END, \
+       owner = NULL, last_error = $7::text \
+       WHERE $4::text <> 'ack' AND ",
+    leased!(),
+    " RETURNING id), \
+     q AS (SELECT id FROM del UNION ALL SELECT id FROM upd), \
+     prior AS (SELECT last_error FROM writebacks WHERE integration = $8 AND remote_id = $9 \
+       AND file_version = $10 AND plugin_version = $11 AND policy_version = $12 \
+       AND state = 'done'), \
+     done AS (UPDATE writebacks SET state = $13::text, at_ms = $15::bigint, last_error = $14::text \
+       WHERE integration = $8 AND remote_id = $9 AND file_version = $10 \
+       AND plugin_version = $11 AND policy_version = $12 AND state = 'intent' \
+       AND $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM q) RETURNING 1), \
+     skip AS (SELECT substr(last_error, length($20::text) + 1) AS reason FROM prior \
+       WHERE starts_with(last_error, $20::text)), \
+     fil AS (UPDATE files SET \
+       status = CASE $16::text \
+         WHEN 'written' THEN $18::text \
+         WHEN 'skipped' THEN $19::text \
+         WHEN 'already' THEN CASE WHEN EXISTS (SELECT 1 FROM skip) THEN $19::text ELSE $18::text END \
+         ELSE status END, \
+       last_error = CASE $16::text \
+         WHEN 'written' THEN NULL \
+         WHEN 'skipped' THEN 'write-back skipped: ' || $17::text \
+         WHEN 'already' THEN (SELECT 'write-back skipped: ' || reason FROM skip) \
+         WHEN 'failed' THEN 'write-back failed: ' || $17::text \
+         ELSE last_error END, \
+       updated_ms = $15::bigint \
+       WHERE integration = $8 AND remote_id = $9 AND version = $10 \
+       AND EXISTS (SELECT 1 FROM q) RETURNING 1) \
+     SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM done)"
+);
+
+/// The intent completion a write-back's end records, if any.
+fn completion(end: &WritebackEnd) -> Option<Completion> {
+    match end {
+        WritebackEnd::Written => Some(Completion::Written),
+        WritebackEnd::Skipped { reason } => Some(Completion::Skipped {
+            reason: reason.clone(),
+        }),
+        WritebackEnd::Retry { error, .. } | WritebackEnd::Failed { error } => {
+            Some(Completion::Failed {
+                error: error.clone(),
+            })
+        }
+        WritebackEnd::AlreadyDone | WritebackEnd::Later { .. } | WritebackEnd::Parked { .. } => {
+            None
+        }
+    }
+}
+
+/// The parameters of [`FINISH_WRITEBACK`] for one write-back.
+fn writeback_params(w: &WritebackDone, now_ms: i64, max_attempts: i64) -> Params {
+    let (op, max, at, queue_error): (&str, i64, i64, String) = match &w.end {
+        WritebackEnd::Written | WritebackEnd::Skipped { .. } | WritebackEnd::AlreadyDone => {
+            ("ack", 0, 0, String::new())
+        }
+        WritebackEnd::Retry { at, error } => ("nack", max_attempts, ms(*at), error.clone()),
+        // Not an attempt of the item's: a later run looks again.
+        WritebackEnd::Later { at, reason } => {
+            ("nack", i64::from(u32::MAX), ms(*at), reason.clone())
+        }
+        WritebackEnd::Failed { error: why } | WritebackEnd::Parked { reason: why } => {
+            ("park", 0, 0, why.clone())
+        }
+    };
+    let (state, note) = match completion(&w.end) {
+        Some(c) => {
+            let (state, note) = completion_row(&c);
+            (Some(state.to_string()), note)
+        }
+        None => (None, None),
+    };
+    let (mode, reason): (&str, String) = match &w.end {
+        WritebackEnd::Written => ("written", String::new()),
+        WritebackEnd::Skipped { reason } => ("skipped", reason.clone()),
+        WritebackEnd::AlreadyDone => ("already", String::new()),
+        WritebackEnd::Retry { error, .. }
+        | WritebackEnd::Failed { error }
+        | WritebackEnd::Parked { reason: error } => ("failed", error.clone()),
+        WritebackEnd::Later { .. } => ("later", String::new()),
+    };
+    let k = &w.key;
+    let mut p: Params = Vec::with_capacity(20);
+    p.extend(lease_params(&w.lease));
+    p.push(Box::new(op.to_string()));
+    p.push(Box::new(max));
+    p.push(Box::new(at));
+    p.push(Box::new(queue_error));
+    p.push(Box::new(k.integration.clone()));
+    p.push(Box::new(k.remote_id.clone()));
+    p.push(Box::new(k.file_version.clone()));
+    p.push(Box::new(k.plugin_version.clone()));
+    p.push(Box::new(k.policy_version.clone()));
+    p.push(Box::new(state));
+    p.push(Box::new(note));
+    p.push(Box::new(now_ms));
+    p.push(Box::new(mode.to_string()));
+    p.push(Box::new(reason));
+    p.push(Box::new(enum_text(&FileStatus::Written)));
+    p.push(Box::new(enum_text(&FileStatus::Skipped)));
+    p.push(Box::new(SKIPPED_PREFIX.to_string()));
+    p
+}
+
 impl PgStore {
     fn record_group_in(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError> {
         if records.is_empty() {
@@ -284,121 +398,45 @@ impl PgStore {
     }
 
     fn finish_writebacks_in(&self, group: &[WritebackDone]) -> Result<Vec<bool>, StoreError> {
-        let now = self.now();
-        let now_ms = ms(now);
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_ms = ms(self.now());
         let max_attempts = i64::from(self.queue_max_attempts);
+        let statements: Vec<Params> = group
+            .iter()
+            .map(|w| writeback_params(w, now_ms, max_attempts))
+            .collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> = statements
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                    .collect()
+            })
+            .collect();
         self.block_on(async {
             let mut conn = self.conn().await?;
-            let [ack, nack, park, complete, state, file] = conn
-                .prepare([ACK, NACK, PARK, COMPLETE, STATE, WRITEBACK_FILE])
+            let [finish] = conn
+                .prepare([FINISH_WRITEBACK])
                 .await
                 .map_err(|e| self.err(e))?;
             let txn = conn.begin().await.map_err(|e| self.err(e))?;
+            let rows = self
+                .pipelined(refs.iter().map(|p| txn.query(&finish, p)).collect())
+                .await?;
             let mut out = Vec::with_capacity(group.len());
-            for w in group {
-                let l = LeaseParams::of(&w.lease);
-                let lease: [&(dyn ToSql + Sync); 3] = [&l.item, &l.owner, &l.attempt];
-                let queued = match &w.end {
-                    WritebackEnd::Written
-                    | WritebackEnd::Skipped { .. }
-                    | WritebackEnd::AlreadyDone => self.query(&txn, &ack, &lease).await?,
-                    WritebackEnd::Retry { at, error } => {
-                        let p: [&(dyn ToSql + Sync); 6] =
-                            [lease[0], lease[1], lease[2], &max_attempts, error, &ms(*at)];
-                        self.query(&txn, &nack, &p).await?
-                    }
-                    WritebackEnd::Later { at, reason } => {
-                        // Not an attempt of the item's: a later run looks again.
-                        let unlimited = i64::from(u32::MAX);
-                        let p: [&(dyn ToSql + Sync); 6] =
-                            [lease[0], lease[1], lease[2], &unlimited, reason, &ms(*at)];
-                        self.query(&txn, &nack, &p).await?
-                    }
-                    WritebackEnd::Failed { error: why } | WritebackEnd::Parked { reason: why } => {
-                        let p: [&(dyn ToSql + Sync); 4] = [lease[0], lease[1], lease[2], why];
-                        self.query(&txn, &park, &p).await?
-                    }
-                };
-                if queued.is_empty() {
+            for (w, rows) in group.iter().zip(&rows) {
+                let (queued, completed): (i64, i64) =
+                    rows.first().map_or((0, 0), |r| (r.get(0), r.get(1)));
+                if queued == 0 {
                     out.push(false);
                     continue;
                 }
-                let k = &w.key;
-                let key: [&(dyn ToSql + Sync); 5] = [
-                    &k.integration,
-                    &k.remote_id,
-                    &k.file_version,
-                    &k.plugin_version,
-                    &k.policy_version,
-                ];
-                let completion = match &w.end {
-                    WritebackEnd::Written => Some(proofpix_store::Completion::Written),
-                    WritebackEnd::Skipped { reason } => Some(proofpix_store::Completion::Skipped {
-                        reason: reason.clone(),
-                    }),
-                    WritebackEnd::Retry { error, .. } | WritebackEnd::Failed { error } => {
-                        Some(proofpix_store::Completion::Failed {
-                            error: error.clone(),
-                        })
-                    }
-                    WritebackEnd::AlreadyDone
-                    | WritebackEnd::Later { .. }
-                    | WritebackEnd::Parked { .. } => None,
-                };
-                if let Some(c) = completion {
-                    let (st, note) = completion_row(&c);
-                    let p: [&(dyn ToSql + Sync); 8] =
-                        [key[0], key[1], key[2], key[3], key[4], &st, &now_ms, &note];
-                    let n = txn.execute(&complete, &p).await;
-                    self.counters.waited(1);
-                    if n.map_err(|e| self.err(e))? == 0 {
-                        return Err(no_intent(k));
-                    }
+                if completion(&w.end).is_some() && completed == 0 {
+                    // Nothing of the group is committed: the transaction is rolled back.
+                    return Err(no_intent(&w.key));
                 }
-                // A write-back done earlier as skipped stays skipped.
-                let earlier_skip = match &w.end {
-                    WritebackEnd::AlreadyDone => {
-                        let rows = self.query(&txn, &state, &key).await?;
-                        rows.first()
-                            .filter(|r| r.get::<_, &str>(0) == "done")
-                            .and_then(|r| r.get::<_, Option<String>>(3))
-                            .and_then(|n| n.strip_prefix(SKIPPED_PREFIX).map(str::to_string))
-                    }
-                    _ => None,
-                };
-                let skipped = |reason: &str| {
-                    (
-                        Some(enum_text(&FileStatus::Skipped)),
-                        true,
-                        Some(format!("write-back skipped: {reason}")),
-                    )
-                };
-                let (status, set_note, note): (Option<String>, bool, Option<String>) = match &w.end
-                {
-                    WritebackEnd::Skipped { reason } => skipped(reason),
-                    WritebackEnd::Written | WritebackEnd::AlreadyDone => match &earlier_skip {
-                        Some(reason) => skipped(reason),
-                        None => (Some(enum_text(&FileStatus::Written)), true, None),
-                    },
-                    WritebackEnd::Retry { error, .. }
-                    | WritebackEnd::Failed { error }
-                    | WritebackEnd::Parked { reason: error } => {
-                        (None, true, Some(format!("write-back failed: {error}")))
-                    }
-                    WritebackEnd::Later { .. } => (None, false, None),
-                };
-                // The record of a newer version is left alone: this write-back was about an
-                // older one.
-                let p: [&(dyn ToSql + Sync); 7] = [
-                    &k.integration,
-                    &k.remote_id,
-                    &k.file_version,
-                    &status,
-                    &set_note,
-                    &note,
-                    &now_ms,
-                ];
-                self.query(&txn, &file, &p).await?;
                 out.push(true);
             }
             self.commit(txn).await?;

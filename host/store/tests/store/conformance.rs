@@ -96,6 +96,7 @@ macro_rules! stage_store_conformance {
             a_lost_lease_costs_that_file_not_the_group,
             write_back_groups_are_at_most_once_and_mark_the_files,
             a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason,
+            later_and_parked_write_backs_keep_their_intents_and_a_missing_intent_fails_the_group,
             enqueue_skips_duplicates_until_the_item_is_acked,
             a_claimed_item_is_not_claimed_again_until_its_lease_expires,
             nacked_items_wait_for_their_retry_time_and_park_after_the_last_attempt,
@@ -457,6 +458,112 @@ pub fn a_skipped_write_back_is_done_and_marks_the_file_skipped_with_its_reason(b
     assert_eq!(
         f.last_error.as_deref(),
         Some("write-back skipped: write_back is off")
+    );
+}
+
+/// A write-back put back for later is not charged an attempt and keeps its intent; one
+/// parked for an operator notes why on its file; completing a write-back that has no intent
+/// fails the whole group, which then leaves nothing written.
+pub fn later_and_parked_write_backs_keep_their_intents_and_a_missing_intent_fails_the_group(
+    b: &mut Backend,
+) {
+    let (store, clock) = (b.store(), &b.clock);
+    let fetch = enqueue(store, &["a", "b"]);
+    let wb = stage_queue("src", Stage::WriteBack);
+    let records: Vec<Record> = fetch
+        .iter()
+        .zip(["a", "b"])
+        .map(|(l, id)| Record::Done {
+            lease: l.clone(),
+            file: file(id, clock.now()),
+            result: Some(result(id)),
+            outbox: vec![outbound(&wb, id)],
+        })
+        .collect();
+    store.record_group(&records).unwrap();
+    let key = |id: &str| WritebackKey {
+        integration: "src".into(),
+        remote_id: id.into(),
+        file_version: "v1".into(),
+        plugin_version: "1.0.0".into(),
+        policy_version: "p1".into(),
+    };
+    let leases = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(
+        store.begin_writebacks(&[key("a")]).unwrap(),
+        vec![Begin::Proceed]
+    );
+    let ends = vec![
+        WritebackDone {
+            lease: leases[0].clone(),
+            key: key("a"),
+            end: WritebackEnd::Later {
+                at: clock.now() + Duration::from_secs(10),
+                reason: "in flight elsewhere".into(),
+            },
+        },
+        WritebackDone {
+            lease: leases[1].clone(),
+            key: key("b"),
+            end: WritebackEnd::Parked {
+                reason: "uncertain: a crash left its intent".into(),
+            },
+        },
+    ];
+    assert_eq!(store.finish_writebacks(&ends).unwrap(), vec![true, true]);
+    assert_eq!(
+        store.depth(&wb).unwrap(),
+        QueueDepth {
+            pending: 1,
+            parked: 1
+        }
+    );
+    let a = store.file("src", "a").unwrap().unwrap();
+    assert_eq!((a.status, a.last_error), (FileStatus::Analysed, None));
+    let b_file = store.file("src", "b").unwrap().unwrap();
+    assert_eq!(b_file.status, FileStatus::Analysed);
+    assert_eq!(
+        b_file.last_error.as_deref(),
+        Some("write-back failed: uncertain: a crash left its intent")
+    );
+    // a's intent still guards it, and it comes back when due, its delivery not charged.
+    assert!(matches!(
+        store.begin_writebacks(&[key("a")]).unwrap()[0],
+        Begin::InFlight { .. }
+    ));
+    assert!(store.claim(&wb, "w1", 10, LEASE).unwrap().is_empty());
+    clock.advance(Duration::from_secs(11));
+    let again = store.claim(&wb, "w1", 10, LEASE).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].dedup_key.as_str(), again[0].attempt), ("a", 2));
+
+    // Written without an intent: an error, and the group's other changes are not kept.
+    let err = store
+        .finish_writebacks(&[WritebackDone {
+            lease: again[0].clone(),
+            key: key("zz"),
+            end: WritebackEnd::Written,
+        }])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoWritebackIntent { .. }), "{err}");
+    assert_eq!(
+        store.depth(&wb).unwrap().pending,
+        1,
+        "the item was not acked"
+    );
+    assert_eq!(
+        store
+            .finish_writebacks(&[WritebackDone {
+                lease: again[0].clone(),
+                key: key("a"),
+                end: WritebackEnd::Written,
+            }])
+            .unwrap(),
+        vec![true]
+    );
+    assert_eq!(
+        store.file("src", "a").unwrap().unwrap().status,
+        FileStatus::Written
     );
 }
 
