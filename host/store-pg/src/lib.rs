@@ -104,6 +104,9 @@ pub struct PgOptions {
     /// How long to wait for a connection when the URL does not say (`connect_timeout`).
     /// Default 10 s.
     pub connect_timeout: Duration,
+    /// The `application_name` the connections report (`pg_stat_activity`). Default
+    /// `proofpix`; a node name here tells the nodes of a cluster apart.
+    pub application_name: String,
     /// The clock. Default: `OffsetDateTime::now_utc`.
     pub clock: Clock,
 }
@@ -115,6 +118,7 @@ impl Default for PgOptions {
             max_connections: 8,
             queue_max_attempts: 5,
             connect_timeout: Duration::from_secs(10),
+            application_name: "proofpix".to_string(),
             clock: Arc::new(OffsetDateTime::now_utc),
         }
     }
@@ -127,6 +131,7 @@ impl fmt::Debug for PgOptions {
             .field("max_connections", &self.max_connections)
             .field("queue_max_attempts", &self.queue_max_attempts)
             .field("connect_timeout", &self.connect_timeout)
+            .field("application_name", &self.application_name)
             .finish_non_exhaustive()
     }
 }
@@ -232,7 +237,9 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
-        config.application_name("proofpix");
+        if config.get_application_name().is_none() {
+            config.application_name(&options.application_name);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("proofpix-pg")

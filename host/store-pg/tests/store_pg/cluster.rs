@@ -170,3 +170,64 @@ fn integration_status_is_set_on_the_shared_record() {
     let batch = f.store.start_batch("sf-prod").unwrap();
     assert_eq!(f.store.batch(batch.id).unwrap(), Some(batch));
 }
+
+/// A connection the server drops (a restart, a failover, an operator's terminate) costs at
+/// most the call in flight, with a message that says so; the next call opens a new one.
+#[test]
+fn a_dropped_connection_is_replaced_by_the_next_call() {
+    let url = database_url();
+    let schema = fresh_schema();
+    let _guard = SchemaGuard {
+        url: url.to_string(),
+        schema: schema.clone(),
+    };
+    let clock = TestClock::new();
+    let name = format!("proofpix-{schema}");
+    let store = PgStore::open(
+        url,
+        proofpix_store_pg::PgOptions {
+            application_name: name.clone(),
+            ..options(&schema, &clock)
+        },
+    )
+    .unwrap();
+    store
+        .enqueue(
+            "src",
+            &[NewItem {
+                dedup_key: "a@1".into(),
+                payload: b"a".to_vec(),
+            }],
+        )
+        .unwrap();
+    let killed = crate::support::admin_value(
+        url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid))::text FROM pg_stat_activity \
+             WHERE application_name = '{name}'"
+        ),
+    )
+    .unwrap();
+    assert_ne!(
+        killed.as_deref(),
+        Some("0"),
+        "the store's connections were found"
+    );
+    // The call that meets the dead connection may fail, and says why.
+    match store.depth("src") {
+        Ok(d) => assert_eq!(d.pending, 1),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("PostgreSQL database postgres://"),
+                "{message}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(store.depth("src").unwrap().pending, 1);
+    let leases = store
+        .claim("src", "w1", 10, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+}

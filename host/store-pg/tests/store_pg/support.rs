@@ -9,6 +9,9 @@
 //!    and started on a free loopback port (as user `postgres` when the tests run as root,
 //!    which initdb refuses), and stopped and removed when the test process exits;
 //! 4. otherwise every test fails with a message saying what to install.
+//!
+//! `PROOFPIX_TEST_PRIVATE_POSTGRES=1` skips step 2 (to test step 3 on a machine that has a
+//! server).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -91,9 +94,12 @@ fn find_database() -> Result<String, String> {
             )
         });
     }
-    for url in DEFAULT_URLS {
-        if admin(url, "SELECT 1").is_ok() {
-            return Ok(url.to_string());
+    // PROOFPIX_TEST_PRIVATE_POSTGRES=1 skips the shared server, to test the private one.
+    if std::env::var("PROOFPIX_TEST_PRIVATE_POSTGRES").as_deref() != Ok("1") {
+        for url in DEFAULT_URLS {
+            if admin(url, "SELECT 1").is_ok() {
+                return Ok(url.to_string());
+            }
         }
     }
     start_private_server()
