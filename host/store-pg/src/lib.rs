@@ -1,5 +1,6 @@
-//! The PostgreSQL stage store: the pipeline's [`StageStore`] seam on a database several
-//! daemons share (cluster mode, issue 14).
+//! The PostgreSQL stage store: the pipeline's [`StageStore`] seam, and the notify and
+//! remediation stages' `DownstreamStore` (integration records, key-value namespaces), on a
+//! database several daemons share (cluster mode, issue 14).
 //!
 //! Its neighbours: [`proofpix_store`] defines the seam, the record types and the embedded
 //! implementation (redb), and `proofpix-pipeline` drives any
@@ -63,6 +64,7 @@
 
 mod error;
 mod idempotency;
+mod kv;
 mod migrate;
 mod pool;
 mod queue;

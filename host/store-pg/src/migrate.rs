@@ -19,7 +19,7 @@ use crate::error::OpenError;
 use crate::{PgStore, ms, records};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 struct Migration {
     version: i64,
@@ -129,10 +129,28 @@ CREATE TABLE audit (
 );
 "#;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: V1,
-}];
+/// Version 2: the key-value namespaces the notify and remediation stages keep state in
+/// (proofpix-store's `DownstreamStore`). Usage is counted as redb counts it: key plus value
+/// bytes per namespace.
+const V2: &str = r#"
+CREATE TABLE kv (
+    namespace text NOT NULL,
+    key       text NOT NULL,
+    value     bytea NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"#;
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        sql: V2,
+    },
+];
 
 /// The first advisory-lock key: ProofPix's migrations (the second is the schema's).
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext('proofpix.migrate'), \

@@ -87,10 +87,15 @@ const PUT_INTEGRATION: &str = "INSERT INTO integrations (id, plugin_id, plugin_v
      ON CONFLICT (id) DO UPDATE SET plugin_id = EXCLUDED.plugin_id, \
      plugin_version = EXCLUDED.plugin_version, config = EXCLUDED.config, \
      schedule = EXCLUDED.schedule, enabled = EXCLUDED.enabled, status = EXCLUDED.status, \
-     last_error = EXCLUDED.last_error, updated_ms = EXCLUDED.updated_ms";
+     last_error = EXCLUDED.last_error, created_ms = EXCLUDED.created_ms, \
+     updated_ms = EXCLUDED.updated_ms RETURNING (xmax = 0)";
 
 const GET_INTEGRATION: &str = "SELECT plugin_id, plugin_version, config::text, schedule, \
      enabled, status, last_error, created_ms, updated_ms FROM integrations WHERE id = $1";
+
+const ALL_INTEGRATIONS: &str = "SELECT plugin_id, plugin_version, config::text, schedule, \
+     enabled, status, last_error, created_ms, updated_ms, id FROM integrations \
+     ORDER BY id COLLATE \"C\"";
 
 pub(crate) const SET_CURSOR: &str = "INSERT INTO cursors (integration, cursor) VALUES ($1, $2) \
      ON CONFLICT (integration) DO UPDATE SET cursor = EXCLUDED.cursor";
@@ -158,6 +163,22 @@ pub(crate) async fn append_audit(
     )
     .await?;
     Ok(entry.seq)
+}
+
+fn integration_from_row(id: String, r: &Row) -> Result<IntegrationRecord, StoreError> {
+    Ok(IntegrationRecord {
+        id,
+        plugin_id: r.get(0),
+        plugin_version: r.get(1),
+        config: serde_json::from_str(r.get::<_, &str>(2))
+            .map_err(|e| corrupt("integrations", e.to_string()))?,
+        schedule: r.get(3),
+        enabled: r.get(4),
+        status: enum_parse("integrations", r.get::<_, &str>(5))?,
+        last_error: r.get(6),
+        created_at: from_ms(r.get(7)),
+        updated_at: from_ms(r.get(8)),
+    })
 }
 
 fn batch_json(batch: &BatchRecord) -> String {
@@ -333,41 +354,6 @@ impl PgStore {
         })
     }
 
-    /// Creates or replaces an integration's record. Cluster mode's full integration API
-    /// (audited, with secrets) is not here yet: this is what the stages' status updates need.
-    ///
-    /// # Errors
-    ///
-    /// A database failure.
-    pub fn put_integration(&self, rec: &IntegrationRecord) -> Result<(), StoreError> {
-        let config = serde_json::to_string(&rec.config).unwrap_or_else(|_| "{}".into());
-        self.block_on(async {
-            let mut conn = self.conn().await?;
-            let [st] = conn
-                .prepare([PUT_INTEGRATION])
-                .await
-                .map_err(|e| self.err(e))?;
-            self.query(
-                conn.client(),
-                &st,
-                &[
-                    &rec.id,
-                    &rec.plugin_id,
-                    &rec.plugin_version,
-                    &config,
-                    &rec.schedule,
-                    &rec.enabled,
-                    &enum_text(&rec.status),
-                    &rec.last_error,
-                    &ms(rec.created_at),
-                    &ms(rec.updated_at),
-                ],
-            )
-            .await?;
-            Ok(())
-        })
-    }
-
     /// An integration's record.
     ///
     /// # Errors
@@ -382,22 +368,76 @@ impl PgStore {
                 .map_err(|e| self.err(e))?;
             let rows = self.query(conn.client(), &st, &[&id]).await?;
             rows.first()
-                .map(|r| {
-                    Ok(IntegrationRecord {
-                        id: id.to_owned(),
-                        plugin_id: r.get(0),
-                        plugin_version: r.get(1),
-                        config: serde_json::from_str(r.get::<_, &str>(2))
-                            .map_err(|e| corrupt("integrations", e.to_string()))?,
-                        schedule: r.get(3),
-                        enabled: r.get(4),
-                        status: enum_parse("integrations", r.get::<_, &str>(5))?,
-                        last_error: r.get(6),
-                        created_at: from_ms(r.get(7)),
-                        updated_at: from_ms(r.get(8)),
-                    })
-                })
+                .map(|r| integration_from_row(id.to_owned(), r))
                 .transpose()
+        })
+    }
+
+    /// Every integration record, by id.
+    pub(crate) fn all_integrations(&self) -> Result<Vec<IntegrationRecord>, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn
+                .prepare([ALL_INTEGRATIONS])
+                .await
+                .map_err(|e| self.err(e))?;
+            let rows = self.query(conn.client(), &st, &[]).await?;
+            rows.iter()
+                .map(|r| integration_from_row(r.get(9), r))
+                .collect()
+        })
+    }
+
+    /// Creates or replaces an integration record with its audit entry, in one transaction.
+    pub(crate) fn put_integration_audited(
+        &self,
+        rec: &IntegrationRecord,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let config = serde_json::to_string(&rec.config).unwrap_or_else(|_| "{}".into());
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            let [st] = conn
+                .prepare([PUT_INTEGRATION])
+                .await
+                .map_err(|e| self.err(e))?;
+            let txn = conn.begin().await.map_err(|e| self.err(e))?;
+            let rows = self
+                .query(
+                    &txn,
+                    &st,
+                    &[
+                        &rec.id,
+                        &rec.plugin_id,
+                        &rec.plugin_version,
+                        &config,
+                        &rec.schedule,
+                        &rec.enabled,
+                        &enum_text(&rec.status),
+                        &rec.last_error,
+                        &ms(rec.created_at),
+                        &ms(rec.updated_at),
+                    ],
+                )
+                .await?;
+            let created = rows.first().is_some_and(|r| r.get::<_, bool>(0));
+            let action = if created {
+                "integration.create"
+            } else {
+                "integration.update"
+            };
+            let event = AuditEvent::new(actor, action, &rec.id).details(serde_json::json!({
+                "plugin": rec.plugin_id,
+                "plugin_version": rec.plugin_version,
+                "enabled": rec.enabled,
+            }));
+            append_audit(&txn, now, &event)
+                .await
+                .map_err(|e| self.err(e))?;
+            self.counters.add(3, 3);
+            self.commit(txn).await?;
+            Ok(())
         })
     }
 

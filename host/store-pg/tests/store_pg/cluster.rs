@@ -154,12 +154,10 @@ fn integration_status_is_set_on_the_shared_record() {
     let f = fixture();
     let now = f.clock.now();
     f.store
-        .put_integration(&IntegrationRecord::new(
-            "sf-prod",
-            "salesforce",
-            "0.1.0",
-            now,
-        ))
+        .put_integration(
+            &IntegrationRecord::new("sf-prod", "salesforce", "0.1.0", now),
+            "operator:ada",
+        )
         .unwrap();
     f.store
         .set_integration_status("sf-prod", IntegrationStatus::Failing, Some("HTTP 401"))

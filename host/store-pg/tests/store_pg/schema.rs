@@ -41,9 +41,10 @@ fn nodes_starting_together_migrate_once() {
         &format!("SELECT count(*)::text || ':' || max(version)::text FROM {schema}.schema_version"),
     )
     .unwrap();
+    // One row per migration (versions 1..=SCHEMA_VERSION), each applied once.
     assert_eq!(
         versions.as_deref(),
-        Some(format!("1:{SCHEMA_VERSION}").as_str())
+        Some(format!("{SCHEMA_VERSION}:{SCHEMA_VERSION}").as_str())
     );
     let entries = stores[0].audit_entries(0, 100).unwrap();
     let created: Vec<_> = entries
@@ -149,4 +150,40 @@ fn a_bad_url_or_schema_name_is_refused_before_connecting() {
     )
     .unwrap_err();
     assert!(matches!(err, OpenError::InvalidSchema { .. }), "{err:?}");
+}
+
+/// A database left at version 1 (before the key-value namespaces) is brought to the current
+/// version by the next node that opens it, with a `store.migrate` audit entry.
+#[test]
+fn an_older_database_is_migrated_in_place() {
+    use proofpix_store::DownstreamStore;
+
+    let url = database_url();
+    let schema = fresh_schema();
+    let _guard = SchemaGuard {
+        url: url.to_string(),
+        schema: schema.clone(),
+    };
+    let clock = TestClock::new();
+    drop(PgStore::open(url, options(&schema, &clock)).unwrap());
+    admin(
+        url,
+        &format!("DROP TABLE {schema}.kv; DELETE FROM {schema}.schema_version WHERE version > 1"),
+    )
+    .unwrap();
+    let store = PgStore::open(url, options(&schema, &clock)).unwrap();
+    assert_eq!(store.kv_set("n", "k", b"v", None).unwrap(), 2);
+    let entries = store.audit_entries(0, 100).unwrap();
+    let migrated: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "store.migrate")
+        .collect();
+    assert_eq!(migrated.len(), 1, "{entries:?}");
+    assert!(
+        migrated[0]
+            .details
+            .contains(&format!("\"to\":{SCHEMA_VERSION}")),
+        "{}",
+        migrated[0].details
+    );
 }

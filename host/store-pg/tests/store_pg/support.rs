@@ -289,7 +289,7 @@ pub fn backend() -> Backend {
         clock,
         Box::new(move || {
             Box::new(PgStore::open(url, opts.clone()).unwrap())
-                as Box<dyn proofpix_store::StageStore>
+                as Box<dyn proofpix_store::DownstreamStore>
         }),
         Box::new(guard),
     )

@@ -8,7 +8,8 @@
 //! file with `#[path]` and runs the same functions, so a behaviour added here is required of
 //! both, and no backend has a copy of the tests that could drift.
 //!
-//! Only the [`StageStore`] seam is used here: a backend-only API (redb's
+//! Only the seams are used here ([`StageStore`], and [`DownstreamStore`] which adds what the
+//! notify and remediation stages need): a backend-only API (redb's
 //! `complete_writeback_with_file`, PostgreSQL's migrations) is tested in its own crate.
 
 #![allow(dead_code)]
@@ -54,11 +55,11 @@ impl TestClock {
 }
 
 /// Opens the backend's store (again, for [`Backend::restart`]).
-pub type Opener = Box<dyn Fn() -> Box<dyn StageStore>>;
+pub type Opener = Box<dyn Fn() -> Box<dyn DownstreamStore>>;
 
 /// A store under test, the clock it reads, and what keeps its storage alive.
 pub struct Backend {
-    store: Option<Box<dyn StageStore>>,
+    store: Option<Box<dyn DownstreamStore>>,
     open: Opener,
     pub clock: TestClock,
     /// Dropped last: the temporary directory, or the database schema to drop.
@@ -76,7 +77,7 @@ impl Backend {
         }
     }
 
-    pub fn store(&self) -> &dyn StageStore {
+    pub fn store(&self) -> &dyn DownstreamStore {
         self.store.as_deref().expect("open")
     }
 
@@ -112,6 +113,8 @@ macro_rules! stage_store_conformance {
             the_status_of_an_unknown_integration_is_refused,
             audit_entries_are_numbered_without_gaps,
             concurrent_claims_never_share_an_item,
+            key_value_namespaces_count_usage_and_keep_their_cap,
+            integration_records_are_listed_and_their_changes_audited,
         );
     };
     ($open:path: $($name:ident),* $(,)?) => {
@@ -857,6 +860,8 @@ pub fn a_finished_batch_and_its_summaries_commit_together(b: &mut Backend) {
         .finish_batch(&batch, &[outbound(&summaries, "batch:2")])
         .unwrap();
     assert_eq!(store.depth(&summaries).unwrap().pending, 1);
+    assert_eq!(store.batch(batch.id).unwrap(), Some(batch));
+    assert_eq!(store.batch(first.id + 1000).unwrap(), None);
 }
 
 pub fn the_status_of_an_unknown_integration_is_refused(b: &mut Backend) {
@@ -918,4 +923,85 @@ pub fn concurrent_claims_never_share_an_item(b: &mut Backend) {
     expected.sort();
     assert_eq!(claimed, expected);
     assert_eq!(store.depth("i").unwrap(), QueueDepth::default());
+}
+
+// ----- what the notify and remediation stages add (DownstreamStore) ---------------------------
+
+/// Key-value namespaces: usage counts keys and values, a cap refuses what would exceed it,
+/// keys list by prefix in order, and namespaces are kept apart.
+pub fn key_value_namespaces_count_usage_and_keep_their_cap(b: &mut Backend) {
+    let store = b.store();
+    assert_eq!(store.kv_set("remediate", "due/2", b"abc", None).unwrap(), 8);
+    assert_eq!(
+        store
+            .kv_set("remediate", "due/1", b"xy", Some(100))
+            .unwrap(),
+        15
+    );
+    // Replacing a value counts the new one only.
+    assert_eq!(store.kv_set("remediate", "due/2", b"a", None).unwrap(), 13);
+    let err = store
+        .kv_set("remediate", "other", &[0u8; 100], Some(50))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::KvQuotaExceeded {
+                would_be: 118,
+                cap: 50,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.kv_get("remediate", "other").unwrap(), None);
+    store.kv_set("notify", "due/9", b"n", None).unwrap();
+    assert_eq!(
+        store.kv_keys("remediate", "due/").unwrap(),
+        ["due/1", "due/2"]
+    );
+    assert_eq!(
+        store.kv_get("remediate", "due/2").unwrap().as_deref(),
+        Some(b"a".as_slice())
+    );
+    assert_eq!(store.kv_delete("remediate", "due/1").unwrap(), 6);
+    assert_eq!(
+        store.kv_delete("remediate", "due/1").unwrap(),
+        6,
+        "nothing left to delete"
+    );
+    assert_eq!(store.kv_keys("remediate", "").unwrap(), ["due/2"]);
+}
+
+/// Integration records (the subscriptions and remediation policies live in them) are listed
+/// by id, read back as written, and each change is an audit entry.
+pub fn integration_records_are_listed_and_their_changes_audited(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let mut rec = IntegrationRecord::new("sp-main", "sharepoint", "0.3.0", clock.now());
+    rec.config.insert("site".into(), "contoso".into());
+    rec.schedule = Some("every 15m".into());
+    let mark = || store.audit(&AuditEvent::new("test", "mark", "x")).unwrap();
+    let before = mark();
+    store.put_integration(&rec, "operator:ada").unwrap();
+    store
+        .put_integration(
+            &IntegrationRecord::new("box", "box", "0.3.0", clock.now()),
+            "operator:ada",
+        )
+        .unwrap();
+    rec.enabled = false;
+    store.put_integration(&rec, "operator:ada").unwrap();
+    assert_eq!(mark(), before + 4, "one entry per change");
+    let all = store.integrations().unwrap();
+    let ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["box", "sp-main"]);
+    assert_eq!(all[1], rec);
+    store
+        .set_integration_status("sp-main", IntegrationStatus::NeedsReauth, Some("HTTP 401"))
+        .unwrap();
+    let sp = store.integrations().unwrap().pop().unwrap();
+    assert_eq!(
+        (sp.status, sp.last_error.as_deref()),
+        (IntegrationStatus::NeedsReauth, Some("HTTP 401"))
+    );
 }

@@ -17,7 +17,8 @@ fn redb_backend() -> Backend {
     Backend::new(
         clock,
         Box::new(move || {
-            Box::new(Store::open_with(&path, &key, options.clone()).unwrap()) as Box<dyn StageStore>
+            Box::new(Store::open_with(&path, &key, options.clone()).unwrap())
+                as Box<dyn DownstreamStore>
         }),
         Box::new(dir),
     )
