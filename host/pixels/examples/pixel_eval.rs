@@ -2,7 +2,13 @@
 //!
 //! ```text
 //! cargo run --release -p proofpix-pixels --example pixel-eval -- [--n 10] [--out DIR] [--corpus DIR --limit 200]
+//! cargo run --release -p proofpix-pixels --example pixel-eval -- --qr-only [--ablate] [--corpus DIR --limit 400]
 //! ```
+//!
+//! `--qr-only` runs the QR grid alone (no tesseract needed), before and after the harder
+//! passes, and with `--corpus` times both searches on real photos and lists every code they
+//! decode there (false findings, unless a photo shows a code). `--ablate` also scores each
+//! harder pass alone.
 //!
 //! Text: documents with one value per PII kind plus decoys (Luhn-failing 16-digit runs, dates,
 //! order numbers) rendered in DejaVu Sans at 20 and 32 px (clean), and rotated 3 and 6
@@ -23,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
+use proofpix_pixels::codes::{Pass, QrOutcome, QrSearch};
 use proofpix_pixels::text::{self, TextKind};
 use proofpix_pixels::{Budget, MonotonicClock, PixelStage, Tesseract, codes, decode};
 use support::*;
@@ -312,6 +319,19 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&out).expect("output dir");
+    if args.iter().any(|a| a == "--qr-only") {
+        let mut t_qr = Timing::default();
+        let ablate = args.iter().any(|a| a == "--ablate");
+        println!("{}", qr_grid(&out, &mut t_qr, ablate));
+        if let Some(dir) = arg("--corpus") {
+            let limit: usize = arg("--limit").and_then(|v| v.parse().ok()).unwrap_or(200);
+            qr_corpus(Path::new(&dir), limit);
+        }
+        if arg("--out").is_none() {
+            drop(tmp);
+        }
+        return;
+    }
     let font = font();
     let tesseract = Tesseract::locate().unwrap_or_else(|e| panic!("{e}"));
     let stage = PixelStage::new(Budget::default())
@@ -418,90 +438,7 @@ fn main() {
     }
 
     // --- QR -------------------------------------------------------------------------------
-    let payloads: &[(&str, &str)] = &[
-        (
-            "WIFI:T:WPA;S:Office 3F;P:correct horse battery;;",
-            "barcode.wifi",
-        ),
-        (
-            "MECARD:N:Doe,Jane;TEL:+15552345678;EMAIL:jane@example.com;;",
-            "barcode.contact",
-        ),
-        (
-            "https://example.com/invite?token=8f14e45fceea167a5a36dedd4bea2543",
-            "barcode.url",
-        ),
-        (
-            "M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0",
-            "barcode.boarding_pass",
-        ),
-        (
-            "BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50",
-            "barcode.payment",
-        ),
-        (
-            "bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=0.01",
-            "barcode.payment",
-        ),
-    ];
-    let qr_stage = PixelStage::new(Budget::default())
-        .without_ocr()
-        .show_values(true);
-    let mut qr_by: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    let mut qr_total = (0u32, 0u32);
-    let mut qr_wrong_class = 0u32;
-    for (k, (payload, code)) in payloads.iter().enumerate() {
-        for module in [2u32, 3, 5] {
-            for rot in [0.0f32, 20.0, 45.0] {
-                for sigma in [0.0f32, 1.0] {
-                    for jq in [None, Some(50u8)] {
-                        let base = qr(payload, module);
-                        let mut canvas = GrayImage::from_pixel(
-                            base.width() + 200,
-                            base.height() + 120,
-                            image::Luma([235]),
-                        );
-                        image::imageops::overlay(&mut canvas, &base, 100, 60);
-                        let img = blur(&rotate(&canvas, rot), sigma);
-                        let bytes = encode(&img, jq);
-                        let t0 = Instant::now();
-                        let r = qr_stage.analyze(&bytes, &MonotonicClock::start());
-                        let dt = t0.elapsed();
-                        t_qr.add(dt, img.width(), img.height());
-                        let ok = r.findings.iter().any(|f| f.code == *code);
-                        if !ok
-                            && r.findings
-                                .iter()
-                                .any(|f| f.category == proofpix_pixels::PixelCategory::Barcode)
-                        {
-                            qr_wrong_class += 1;
-                        }
-                        let key = format!("module {module}px");
-                        for key in [
-                            key,
-                            format!("rotation {rot}deg"),
-                            format!("blur {sigma}"),
-                            (if jq.is_some() { "jpeg q50" } else { "png" }).to_owned(),
-                        ] {
-                            let e = qr_by.entry(key).or_default();
-                            e.0 += u32::from(ok);
-                            e.1 += 1;
-                        }
-                        qr_total.0 += u32::from(ok);
-                        qr_total.1 += 1;
-                        if !ok {
-                            let p = out.join(format!(
-                                "qr-miss-{k}-{module}-{rot}-{sigma}-{}.{}",
-                                jq.unwrap_or(0),
-                                if jq.is_some() { "jpg" } else { "png" }
-                            ));
-                            std::fs::write(p, &bytes).expect("write");
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let qr_report = qr_grid(&out, &mut t_qr, false);
 
     // --- report ---------------------------------------------------------------------------
     println!(
@@ -559,19 +496,7 @@ fn main() {
     for (name, s) in &per_variant {
         println!("| {name} | {:.3} | {:.3} |", s.precision(), s.recall());
     }
-    println!(
-        "\n## QR decode: {}/{} = {:.3} (wrong class: {qr_wrong_class})\n",
-        qr_total.0,
-        qr_total.1,
-        f64::from(qr_total.0) / f64::from(qr_total.1.max(1))
-    );
-    println!("| condition | decoded |\n| --- | --- |");
-    for (k, (ok, all)) in &qr_by {
-        println!(
-            "| {k} | {ok}/{all} = {:.3} |",
-            f64::from(*ok) / f64::from((*all).max(1))
-        );
-    }
+    println!("{qr_report}");
     println!("\n## Throughput, one core (OMP_THREAD_LIMIT=1 for tesseract)\n");
     println!("| detector | images | ms/image | images/s | MP/s |\n| --- | --- | --- | --- | --- |");
     println!("{}", t_decode.line("decode + downscale"));
@@ -603,7 +528,343 @@ fn main() {
     }
 }
 
-fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
+/// One image of the QR grid and its truth.
+struct QrCase {
+    bytes: Vec<u8>,
+    payload: &'static str,
+    code: &'static str,
+    /// Conditions it counts under ("module 2 px", "blur σ 1", ...).
+    keys: Vec<String>,
+    name: String,
+    w: u32,
+    h: u32,
+}
+
+/// The QR grid: six payloads x module 2/3/5 px x rotation 0/20/45 degrees x blur sigma 0/1 x
+/// PNG/JPEG q50, each code on a grey margin.
+fn qr_cases() -> Vec<QrCase> {
+    let payloads: &[(&str, &str)] = &[
+        (
+            "WIFI:T:WPA;S:Office 3F;P:correct horse battery;;",
+            "barcode.wifi",
+        ),
+        (
+            "MECARD:N:Doe,Jane;TEL:+15552345678;EMAIL:jane@example.com;;",
+            "barcode.contact",
+        ),
+        (
+            "https://example.com/invite?token=8f14e45fceea167a5a36dedd4bea2543",
+            "barcode.url",
+        ),
+        (
+            "M1DOE/JANE            EABC123 JFKLHRBA 0117 123Y014C0001 147>5180      0",
+            "barcode.boarding_pass",
+        ),
+        (
+            "BCD\n002\n1\nSCT\nCOBADEFFXXX\nJane Doe\nDE89370400440532013000\nEUR12.50",
+            "barcode.payment",
+        ),
+        (
+            "bitcoin:1BoatSLRHtKNngkdXEeobR76b53LETtpyT?amount=0.01",
+            "barcode.payment",
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (k, (payload, code)) in payloads.iter().enumerate() {
+        for module in [2u32, 3, 5] {
+            for rot in [0.0f32, 20.0, 45.0] {
+                for sigma in [0.0f32, 1.0] {
+                    for jq in [None, Some(50u8)] {
+                        let base = qr(payload, module);
+                        let mut canvas = GrayImage::from_pixel(
+                            base.width() + 200,
+                            base.height() + 120,
+                            image::Luma([235]),
+                        );
+                        image::imageops::overlay(&mut canvas, &base, 100, 60);
+                        let img = blur(&rotate(&canvas, rot), sigma);
+                        cases.push(QrCase {
+                            bytes: encode(&img, jq),
+                            payload,
+                            code,
+                            keys: vec![
+                                format!("module {module} px"),
+                                format!("rotation {rot}°"),
+                                format!("blur σ {sigma}"),
+                                (if jq.is_some() { "JPEG q50" } else { "PNG" }).to_owned(),
+                                format!("module {module} px, blur σ {sigma}"),
+                            ],
+                            name: format!(
+                                "{k}-{module}-{rot}-{sigma}-{}.{}",
+                                jq.unwrap_or(0),
+                                if jq.is_some() { "jpg" } else { "png" }
+                            ),
+                            w: img.width(),
+                            h: img.height(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    cases
+}
+
+/// How one search did on the grid.
+#[derive(Default)]
+struct QrScore {
+    ok: u32,
+    all: u32,
+    /// Decoded codes whose payload or class is not the truth.
+    wrong: u32,
+    by: BTreeMap<String, (u32, u32)>,
+    time: Timing,
+    /// Images where the harder passes ran, and how many passes.
+    extra: (u32, usize),
+    /// Misses with the gate closed / with the passes run.
+    misses_gate: u32,
+    misses_passes: u32,
+    /// Per case: read or not.
+    read: Vec<bool>,
+}
+
+fn score_qr(cases: &[QrCase], search: &QrSearch, name: &str, out: &Path) -> QrScore {
+    let mut sc = QrScore::default();
+    for c in cases {
+        let t0 = Instant::now();
+        let d = decode::decode(&c.bytes, &Budget::default()).expect("decodes");
+        let found: QrOutcome = codes::search(&d.luma, search);
+        sc.time.add(t0.elapsed(), c.w, c.h);
+        let right = |p: &str| p == c.payload && codes::classify(p, true).code == c.code;
+        let ok = found.codes.iter().any(|f| right(&f.payload));
+        sc.wrong += found.codes.iter().filter(|f| !right(&f.payload)).count() as u32;
+        for key in &c.keys {
+            let e = sc.by.entry(key.clone()).or_default();
+            e.0 += u32::from(ok);
+            e.1 += 1;
+        }
+        sc.ok += u32::from(ok);
+        sc.all += 1;
+        if found.extra_passes > 0 {
+            sc.extra.0 += 1;
+            sc.extra.1 += found.extra_passes;
+        }
+        if !ok {
+            if search.gate && found.finder_candidates < codes::MIN_FINDERS && found.undecoded == 0 {
+                sc.misses_gate += 1;
+            } else {
+                sc.misses_passes += 1;
+            }
+            std::fs::write(out.join(format!("qr-miss-{name}-{}", c.name)), &c.bytes)
+                .expect("write");
+        }
+        sc.read.push(ok);
+    }
+    sc
+}
+
+/// The QR grid searched the old way ("before": `rqrr`, then the whole image at 2x) and the
+/// pixel stage's way ("after"); with `ablate`, also each harder pass alone. A code counts
+/// when its payload equals the truth and it is classified as the payload's kind; any other
+/// decoded code counts as wrong. Returns the report; adds the "after" times to `t_qr`.
+fn qr_grid(out: &Path, t_qr: &mut Timing, ablate: bool) -> String {
+    use std::fmt::Write as _;
+    let cases = qr_cases();
+    let before = score_qr(&cases, &QrSearch::rqrr_2x(), "before", out);
+    let after = score_qr(&cases, &QrSearch::default(), "after", out);
+    t_qr.total += after.time.total;
+    t_qr.megapixels += after.time.megapixels;
+    t_qr.images += after.time.images;
+
+    // The stage itself reads what the "after" search reads.
+    let stage = PixelStage::new(Budget::default())
+        .without_ocr()
+        .without_faces()
+        .show_values(true);
+    let disagree = cases
+        .iter()
+        .zip(&after.read)
+        .filter(|(c, ok)| {
+            let r = stage.analyze(&c.bytes, &MonotonicClock::start());
+            r.findings.iter().any(|f| f.code == c.code) != **ok
+        })
+        .count();
+
+    let ratio = |ok: u32, all: u32| f64::from(ok) / f64::from(all.max(1));
+    let mut r = String::new();
+    let _ = writeln!(r, "## QR decode\n");
+    for (name, s) in [
+        ("before (rqrr, then the whole image at 2x)", &before),
+        ("after (rqrr with grey re-read, then gated passes)", &after),
+    ] {
+        let _ = writeln!(
+            r,
+            "{name}: {}/{} = {:.3}, wrong: {}; harder passes ran on {} images ({} passes)",
+            s.ok,
+            s.all,
+            ratio(s.ok, s.all),
+            s.wrong,
+            s.extra.0,
+            s.extra.1
+        );
+    }
+    let _ = writeln!(
+        r,
+        "after: misses with the gate closed (< {} finder candidates, no located grid): {}; misses with the passes run: {}\nthe pixel stage disagreed with the after search on {disagree} images\n",
+        codes::MIN_FINDERS,
+        after.misses_gate,
+        after.misses_passes
+    );
+    let _ = writeln!(r, "| condition | before | after |\n| --- | --- | --- |");
+    for (k, b) in &before.by {
+        let a = after.by.get(k).copied().unwrap_or_default();
+        let _ = writeln!(
+            r,
+            "| {k} | {}/{} = {:.3} | {}/{} = {:.3} |",
+            b.0,
+            b.1,
+            ratio(b.0, b.1),
+            a.0,
+            a.1,
+            ratio(a.0, a.1)
+        );
+    }
+    let _ = writeln!(
+        r,
+        "\n| QR search on the grid (decode included) | images | ms/image | images/s | MP/s |\n| --- | --- | --- | --- | --- |\n{}\n{}",
+        before.time.line("before"),
+        after.time.line("after")
+    );
+    if ablate {
+        let _ = writeln!(
+            r,
+            "\n| search (ablation) | read | wrong | ms/image |\n| --- | --- | --- | --- |"
+        );
+        let mut configs: Vec<(String, QrSearch)> = vec![(
+            "rqrr + grey re-read only".to_owned(),
+            QrSearch {
+                passes: Vec::new(),
+                ..QrSearch::default()
+            },
+        )];
+        for p in [
+            Pass::Finders,
+            Pass::Upscale(2),
+            Pass::Upscale(3),
+            Pass::Upscale(4),
+            Pass::SharpenUpscale(3),
+            Pass::Binarise(3),
+        ] {
+            configs.push((
+                format!("re-read + gated {p:?} alone"),
+                QrSearch {
+                    passes: vec![p],
+                    ..QrSearch::default()
+                },
+            ));
+        }
+        configs.push((
+            "all passes, no re-read".to_owned(),
+            QrSearch {
+                grey_reread: false,
+                ..QrSearch::default()
+            },
+        ));
+        configs.push((
+            "all passes, gate off (whole image)".to_owned(),
+            QrSearch {
+                gate: false,
+                ..QrSearch::default()
+            },
+        ));
+        for (name, search) in &configs {
+            let s = score_qr(&cases, search, "ablate", out);
+            let _ = writeln!(
+                r,
+                "| {name} | {}/{} = {:.3} | {} | {:.1} |",
+                s.ok,
+                s.all,
+                ratio(s.ok, s.all),
+                s.wrong,
+                1e3 * s.time.total.as_secs_f64() / f64::from(s.time.images.max(1))
+            );
+        }
+    }
+    r
+}
+
+/// Photos without codes: every decoded code is a false finding. Both searches, timed on the
+/// decoded (downscaled) image, and how often the gate let the harder passes run.
+fn qr_corpus(dir: &Path, limit: usize) {
+    let files = list_images(dir, limit);
+    let searches = [
+        ("before", QrSearch::rqrr_2x()),
+        ("after", QrSearch::default()),
+    ];
+    let mut times = [Timing::default(), Timing::default()];
+    let mut found: Vec<String> = Vec::new();
+    let (mut analysed, mut gated, mut passes) = (0u32, 0u32, 0usize);
+    let mut worst = (Duration::ZERO, String::new());
+    for p in &files {
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        // A decoder panic on a hostile file is caught as the stage catches it.
+        let Ok(Ok(d)) = std::panic::catch_unwind(|| decode::decode(&bytes, &Budget::default()))
+        else {
+            continue;
+        };
+        analysed += 1;
+        let (w, h) = d.luma.dimensions();
+        for (s, (name, search)) in searches.iter().enumerate() {
+            let t0 = Instant::now();
+            let o = codes::search(&d.luma, search);
+            let dt = t0.elapsed();
+            times[s].add(dt, w, h);
+            if s == 1 {
+                if o.extra_passes > 0 {
+                    gated += 1;
+                    passes += o.extra_passes;
+                }
+                if dt > worst.0 {
+                    worst = (dt, format!("{} ({w}x{h})", p.display()));
+                }
+            }
+            for c in &o.codes {
+                found.push(format!(
+                    "{name}: {}: {} ({})",
+                    p.display(),
+                    codes::classify(&c.payload, false).code,
+                    c.payload.chars().count()
+                ));
+            }
+        }
+    }
+    println!(
+        "\n## QR on photos: {analysed} decoded of {} files under {}\n",
+        files.len(),
+        dir.display()
+    );
+    println!(
+        "codes found (false unless the photo shows one): {}",
+        found.len()
+    );
+    for f in &found {
+        println!("- {f}");
+    }
+    println!(
+        "harder passes ran on {gated} of {analysed} photos ({passes} region passes); slowest: {:.0} ms, {}",
+        worst.0.as_secs_f64() * 1e3,
+        worst.1
+    );
+    println!(
+        "\n| QR search on photos (decoded image) | images | ms/image | images/s | MP/s |\n| --- | --- | --- | --- | --- |"
+    );
+    println!("{}", times[0].line("before"));
+    println!("{}", times[1].line("after"));
+}
+
+fn list_images(dir: &Path, limit: usize) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -625,6 +886,11 @@ fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
         }
     }
     files.truncate(limit);
+    files
+}
+
+fn corpus(dir: &Path, limit: usize, stage: &PixelStage) {
+    let files = list_images(dir, limit);
     let mut by_code: BTreeMap<String, u32> = BTreeMap::new();
     let (mut analysed, mut skipped) = (0u32, 0u32);
     let mut cards = Vec::new();

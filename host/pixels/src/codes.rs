@@ -1,5 +1,8 @@
 //! QR codes: found and decoded with `rqrr`, payloads classified.
 //!
+//! How codes are searched (`rqrr` first, harder passes gated on finder-pattern candidates) is
+//! described in [`mod@search`].
+//!
 //! Why `rqrr`: pure Rust (no C toolchain, builds for every target ProofPix ships), MIT or
 //! Apache-2.0, small (one dependency beyond `image`-free code), and it decodes QR only, the
 //! code that carries Wi-Fi credentials, contacts and payment requests. `rxing` (a ZXing port,
@@ -13,6 +16,12 @@ use proofpix_analysis::{RiskLevel, mask_name};
 use crate::finding::BBox;
 use crate::text::mask_alnum;
 
+pub mod search;
+
+pub use search::{
+    MAX_REGIONS, MAX_UPSCALED_PIXELS, MIN_FINDERS, Pass, QrOutcome, QrSearch, search,
+};
+
 /// A decoded code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Code {
@@ -25,87 +34,16 @@ pub struct Code {
 /// Most codes decoded per image (a sheet of stickers is still finite).
 pub const MAX_CODES: usize = 64;
 
-/// Find and decode QR codes. Grids that are found but do not decode are counted in the
-/// second value (a code too blurred or damaged to read is still worth a note).
+/// Find and decode QR codes with the pixel stage's search ([`QrSearch::default`]). Grids
+/// that are found but do not decode are counted in the second value (a code too blurred or
+/// damaged to read is still worth a note).
 pub fn find_qr(img: &GrayImage) -> (Vec<Code>, usize) {
-    let (found, failed) = find_qr_once(img);
-    // rqrr needs about 4 pixels per module; small images (a screenshot, a downscaled photo)
-    // get a second pass at twice the size when the first finds nothing.
-    let (w, h) = img.dimensions();
-    if !found.is_empty() || w.max(h) > UPSCALE_MAX_SIDE {
-        return (found, failed);
-    }
-    let big = image::imageops::resize(
-        img,
-        w.saturating_mul(2),
-        h.saturating_mul(2),
-        image::imageops::FilterType::Triangle,
-    );
-    let (found2, failed2) = find_qr_once(&big);
-    if found2.is_empty() {
-        return (found, failed.max(failed2));
-    }
-    let half = |b: BBox| BBox {
-        x: b.x / 2,
-        y: b.y / 2,
-        w: b.w / 2,
-        h: b.h / 2,
-    };
-    (
-        found2
-            .into_iter()
-            .map(|c| Code {
-                bbox: half(c.bbox),
-                ..c
-            })
-            .collect(),
-        failed2,
-    )
+    let out = search(img, &QrSearch::default());
+    (out.codes, out.undecoded)
 }
 
-/// Longest side of an image that gets the upscaled second QR pass.
+/// Longest side of an image that gets the whole-image 2x pass of [`QrSearch::rqrr_2x`].
 pub const UPSCALE_MAX_SIDE: u32 = 1600;
-
-fn find_qr_once(img: &GrayImage) -> (Vec<Code>, usize) {
-    let (w, h) = img.dimensions();
-    let (Ok(wu), Ok(hu)) = (usize::try_from(w), usize::try_from(h)) else {
-        return (Vec::new(), 0);
-    };
-    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(wu, hu, |x, y| {
-        let (x, y) = (u32::try_from(x).unwrap_or(0), u32::try_from(y).unwrap_or(0));
-        img.get_pixel_checked(x, y).map_or(255, |p| p.0[0])
-    });
-    let grids = prepared.detect_grids();
-    let mut out = Vec::new();
-    let mut failed = 0usize;
-    for g in grids.iter().take(MAX_CODES) {
-        let xs = g
-            .bounds
-            .iter()
-            .map(|p| p.x.clamp(0, i32::try_from(w).unwrap_or(i32::MAX)));
-        let ys = g
-            .bounds
-            .iter()
-            .map(|p| p.y.clamp(0, i32::try_from(h).unwrap_or(i32::MAX)));
-        let (x0, x1) = (xs.clone().min().unwrap_or(0), xs.max().unwrap_or(0));
-        let (y0, y1) = (ys.clone().min().unwrap_or(0), ys.max().unwrap_or(0));
-        let bbox = BBox {
-            x: u32::try_from(x0).unwrap_or(0),
-            y: u32::try_from(y0).unwrap_or(0),
-            w: u32::try_from(x1.saturating_sub(x0)).unwrap_or(0),
-            h: u32::try_from(y1.saturating_sub(y0)).unwrap_or(0),
-        };
-        let mut bytes = Vec::new();
-        match g.decode_to(&mut bytes) {
-            Ok(_) => out.push(Code {
-                payload: String::from_utf8_lossy(&bytes).into_owned(),
-                bbox,
-            }),
-            Err(_) => failed = failed.saturating_add(1),
-        }
-    }
-    (out, failed)
-}
 
 /// What a payload is, with its finding code, severity and masked value.
 #[derive(Debug, Clone, PartialEq)]

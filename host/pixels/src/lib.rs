@@ -6,8 +6,9 @@
 //!
 //! 1. [`decode`]: header dimensions checked before decoding (decompression bombs are refused
 //!    without allocating), bounded decode with the `image` crate, one downscale.
-//! 2. [`codes`]: QR codes found and decoded (`rqrr`), payloads classified (Wi-Fi, contact,
-//!    boarding pass, payment, URL).
+//! 2. [`codes`]: QR codes found and decoded (`rqrr`, then passes of our own for small,
+//!    blurred codes, gated on finder-pattern candidates), payloads classified (Wi-Fi,
+//!    contact, boarding pass, payment, URL).
 //! 3. [`faces`]: upright frontal faces, found with OpenCV's Haar cascade from Debian's
 //!    `opencv-data`, evaluated in pure Rust on the upright (EXIF-oriented) view.
 //! 4. [`ocr`]: text read by Debian's tesseract in a subprocess with a timeout.

@@ -62,6 +62,93 @@ fn a_wifi_qr_code_is_a_high_finding_with_its_password_masked_and_its_box() {
     );
 }
 
+/// A contact card printed small (3 px per module), turned 20 degrees, blurred (sigma 1) and
+/// saved as JPEG quality 50 on a photo-sized page: `rqrr` alone does not read it (the
+/// harder passes around finder candidates do), and it is classified and masked like a sharp one.
+#[test]
+fn a_small_rotated_blurred_jpeg_qr_code_is_read_and_classified() {
+    let payload = "MECARD:N:Doe,Jane;TEL:+15552345678;EMAIL:jane@example.com;;";
+    let code = qr(payload, 3);
+    let mut page = image::GrayImage::from_pixel(1400, 1000, image::Luma([235]));
+    image::imageops::overlay(&mut page, &rotate(&code, 20.0), 700, 420);
+    let page = blur(&page, 1.0);
+    let bytes = jpeg(&page, 50);
+
+    let decoded = proofpix_pixels::decode::decode(&bytes, &Budget::default()).unwrap();
+    let plain =
+        proofpix_pixels::codes::search(&decoded.luma, &proofpix_pixels::codes::QrSearch::rqrr_2x());
+    assert!(
+        plain.codes.is_empty(),
+        "the old search reads it now: {plain:?}"
+    );
+
+    let report = codes_only().analyze(&bytes, &MonotonicClock::start());
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.category == PixelCategory::Barcode)
+        .unwrap_or_else(|| panic!("no code read: {report:?}"));
+    assert_eq!(f.code, "barcode.contact");
+    assert_eq!(f.severity, RiskLevel::High);
+    assert_eq!(f.value, "D** J***");
+    // The rotated code's box: it was pasted at (700, 420), its canvas is about 1.28x the
+    // code's side; the quiet zone is excluded.
+    let side = rotate(&code, 20.0).width();
+    assert!(
+        f.bbox.x >= 700
+            && f.bbox.x <= 700 + side / 3
+            && f.bbox.y >= 420
+            && f.bbox.y <= 420 + side / 3,
+        "{:?}",
+        f.bbox
+    );
+    assert!(
+        f.bbox.w >= code.width() / 2 && f.bbox.w <= side,
+        "{:?}",
+        f.bbox
+    );
+}
+
+/// Text, a chequerboard (finder-like runs on every row) and noise: the harder passes may run,
+/// but nothing is decoded from them.
+#[test]
+fn pages_without_a_code_give_no_barcode_finding() {
+    let font = font();
+    let lines: Vec<String> = (0..12)
+        .map(|k| format!("Invoice {k}: 4111 1111 1111 1111 jane@example.com ###"))
+        .collect();
+    let text = render_lines(&font, &lines, 18.0);
+    let mut page = image::GrayImage::from_pixel(1200, 900, image::Luma([240]));
+    image::imageops::overlay(&mut page, &text, 20, 20);
+    let mut rng = Rng(7);
+    for y in 600..880u32 {
+        for x in 0..1200u32 {
+            let v = if x < 600 {
+                if ((x / 3) + (y / 3)) % 2 == 0 {
+                    20
+                } else {
+                    230
+                }
+            } else {
+                rng.below(256) as u8
+            };
+            page.put_pixel(x, y, image::Luma([v]));
+        }
+    }
+    for bytes in [png(&page), jpeg(&blur(&page, 1.0), 50)] {
+        let report = codes_only().analyze(&bytes, &MonotonicClock::start());
+        assert!(
+            !report
+                .findings
+                .iter()
+                .any(|f| f.category == PixelCategory::Barcode),
+            "{:?}",
+            report.findings
+        );
+        assert!(report.completed.contains(&Step::Codes));
+    }
+}
+
 #[test]
 fn large_images_are_downscaled_and_boxes_map_back_to_the_original() {
     let mut page = image::GrayImage::from_pixel(6000, 3000, image::Luma([255]));
