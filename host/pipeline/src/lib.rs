@@ -762,8 +762,10 @@ impl Pipeline {
         capped.mul_f64(1.0 + jitter)
     }
 
-    /// Processes every due item of the fetch queue, a group at a time, and the
-    /// write-back queue after each group.
+    /// Processes every due item of the fetch queue, a group at a time. A recorded group is
+    /// written back on a session of its own while the next group is claimed, fetched and
+    /// analysed, so the platform's write-back calls and the analysis overlap instead of
+    /// taking turns.
     async fn drain<C: Connector>(
         &self,
         session: &mut C::Session,
@@ -771,93 +773,133 @@ impl Pipeline {
         ctx: &IntegrationContext,
         run: &mut Run,
     ) -> Result<(), PipelineError> {
-        let group = self.options.group_size.max(1);
+        let pixels = run.routes.pixels;
+        // The write-back session, opened on first use so it can run beside the fetch one.
+        let mut writer: Option<C::Session> = None;
+        let mut next = self.claim_and_analyse(session, plugin, ctx, pixels).await?;
         loop {
-            let jobs = {
-                let (id, owner, lease) = (ctx.id.clone(), self.owner.clone(), self.options.lease);
-                self.blocking(move |s| {
-                    let leases = s.claim(&id, &owner, group, lease)?;
-                    // Prior records are read in one read transaction per group.
-                    let mut jobs = Vec::with_capacity(leases.len());
-                    let mut unreadable = Vec::new();
-                    for lease in leases {
-                        match serde_json::from_slice::<RemoteFile>(&lease.payload) {
-                            Ok(file) => {
-                                let prior = s.file(&id, &file.id)?;
-                                jobs.push(Job { lease, file, prior });
-                            }
-                            Err(e) => unreadable.push((lease, e.to_string())),
-                        }
-                    }
-                    for (lease, e) in unreadable {
-                        s.park(&lease, &format!("unreadable queue item: {e}"))?;
-                    }
-                    Ok(jobs)
-                })
-                .await?
-            };
-            if jobs.is_empty() {
-                return self.drain_writebacks(session, plugin, ctx, run).await;
-            }
-
-            // Download specs come from the plugin, one call each (cheap: no I/O).
-            let mut specs = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                if session.is_poisoned() {
-                    *session = plugin.session(ctx).await?;
+            let Some(analysed) = next.take() else {
+                if !run.writeback_needed {
+                    return Ok(());
                 }
-                let spec = session.download(&job.file).await;
-                specs.push((job, spec));
+                // Nothing left to fetch: what is still queued for write-back goes out now
+                // (work an interrupted run left, or retries that came due).
+                return self.drain_writebacks(session, plugin, ctx, run).await;
+            };
+            self.record(ctx, analysed, run).await?;
+            if !run.writeback_needed {
+                next = self.claim_and_analyse(session, plugin, ctx, pixels).await?;
+                continue;
             }
-            let fetcher = session.fetcher().clone();
+            if writer.is_none() {
+                writer = Some(plugin.session(ctx).await?);
+            }
+            let Some(w) = writer.as_mut() else {
+                unreachable!("the write-back session was opened above")
+            };
+            let (written, upcoming) = tokio::join!(
+                self.drain_writebacks(w, plugin, ctx, run),
+                self.claim_and_analyse(session, plugin, ctx, pixels),
+            );
+            written?;
+            next = upcoming?;
+            if next.is_none() {
+                return Ok(());
+            }
+        }
+    }
 
-            // Fetch and analyse concurrently.
-            let run_pixels = run.routes.pixels;
-            let analysed: Vec<Analysed> = futures_util::stream::iter(specs)
-                .map(|(job, spec)| {
-                    let fetcher = fetcher.clone();
-                    async move {
-                        match spec {
+    /// Claims the next group of the fetch queue and fetches and analyses it; `None` when
+    /// nothing is due.
+    async fn claim_and_analyse<C: Connector>(
+        &self,
+        session: &mut C::Session,
+        plugin: &C,
+        ctx: &IntegrationContext,
+        run_pixels: bool,
+    ) -> Result<Option<Vec<Analysed>>, PipelineError> {
+        let group = self.options.group_size.max(1);
+        let jobs = {
+            let (id, owner, lease) = (ctx.id.clone(), self.owner.clone(), self.options.lease);
+            self.blocking(move |s| {
+                let leases = s.claim(&id, &owner, group, lease)?;
+                // Prior records are read in one read transaction per group.
+                let mut jobs = Vec::with_capacity(leases.len());
+                let mut unreadable = Vec::new();
+                for lease in leases {
+                    match serde_json::from_slice::<RemoteFile>(&lease.payload) {
+                        Ok(file) => {
+                            let prior = s.file(&id, &file.id)?;
+                            jobs.push(Job { lease, file, prior });
+                        }
+                        Err(e) => unreadable.push((lease, e.to_string())),
+                    }
+                }
+                for (lease, e) in unreadable {
+                    s.park(&lease, &format!("unreadable queue item: {e}"))?;
+                }
+                Ok(jobs)
+            })
+            .await?
+        };
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+
+        // Download specs come from the plugin, one call each (cheap: no I/O).
+        let mut specs = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if session.is_poisoned() {
+                *session = plugin.session(ctx).await?;
+            }
+            let spec = session.download(&job.file).await;
+            specs.push((job, spec));
+        }
+        let fetcher = session.fetcher().clone();
+
+        // Fetch and analyse concurrently.
+        let analysed: Vec<Analysed> = futures_util::stream::iter(specs)
+            .map(|(job, spec)| {
+                let fetcher = fetcher.clone();
+                async move {
+                    match spec {
+                        Err(e) => Analysed {
+                            retryable: e.is_retryable(),
+                            retry_after: e.retry_after(),
+                            outcome: Err(e.to_string()),
+                            job,
+                        },
+                        Ok(answer) => match fetcher.open_answer(&answer).await {
                             Err(e) => Analysed {
                                 retryable: e.is_retryable(),
                                 retry_after: e.retry_after(),
-                                outcome: Err(e.to_string()),
+                                outcome: Err(format!("download: {e}")),
                                 job,
                             },
-                            Ok(answer) => match fetcher.open_answer(&answer).await {
-                                Err(e) => Analysed {
-                                    retryable: e.is_retryable(),
-                                    retry_after: e.retry_after(),
-                                    outcome: Err(format!("download: {e}")),
-                                    job,
-                                },
-                                Ok(content) => {
-                                    match self.analyse(content, job.file.size, run_pixels).await {
-                                        Ok(done) => Analysed {
-                                            retryable: false,
-                                            retry_after: None,
-                                            outcome: Ok(done),
-                                            job,
-                                        },
-                                        Err(f) => Analysed {
-                                            retryable: f.retryable,
-                                            retry_after: f.retry_after,
-                                            outcome: Err(f.message),
-                                            job,
-                                        },
-                                    }
+                            Ok(content) => {
+                                match self.analyse(content, job.file.size, run_pixels).await {
+                                    Ok(done) => Analysed {
+                                        retryable: false,
+                                        retry_after: None,
+                                        outcome: Ok(done),
+                                        job,
+                                    },
+                                    Err(f) => Analysed {
+                                        retryable: f.retryable,
+                                        retry_after: f.retry_after,
+                                        outcome: Err(f.message),
+                                        job,
+                                    },
                                 }
-                            },
-                        }
+                            }
+                        },
                     }
-                })
-                .buffer_unordered(self.options.concurrency.max(1))
-                .collect()
-                .await;
-
-            self.record(ctx, analysed, run).await?;
-            self.drain_writebacks(session, plugin, ctx, run).await?;
-        }
+                }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        Ok(Some(analysed))
     }
 
     /// Records a group of analysed files in one transaction (group commit): results, file
