@@ -1,8 +1,6 @@
 //! Records the stages read and write: cursors, file records, results, batches, integration
 //! status and the audit log.
 
-use std::collections::BTreeMap;
-
 use proofpix_store::{
     AnalysisResult, AuditEntry, AuditEvent, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
     IntegrationStatus, StoreError,
@@ -294,20 +292,7 @@ impl PgStore {
                 .await
                 .map_err(|e| self.err(e))?;
             let id: i64 = self.query(conn.client(), &next, &[]).await?[0].get(0);
-            let batch = BatchRecord {
-                id: id as u64,
-                integration: integration.to_owned(),
-                started_at: now,
-                finished_at: None,
-                duration: None,
-                total: 0,
-                ok: 0,
-                errors: 0,
-                retried: 0,
-                by_risk: BTreeMap::new(),
-                result_ids: Vec::new(),
-                failures: Vec::new(),
-            };
+            let batch = BatchRecord::started(id as u64, integration, now);
             put_batch_in(self, conn.client(), &put, &batch).await?;
             Ok(batch)
         })

@@ -327,3 +327,23 @@ pub struct BatchRecord {
     /// The per-file failures.
     pub failures: Vec<BatchFailure>,
 }
+
+impl BatchRecord {
+    /// A batch of `integration` that started at `started_at` and has counted nothing yet.
+    pub fn started(id: u64, integration: &str, started_at: OffsetDateTime) -> Self {
+        BatchRecord {
+            id,
+            integration: integration.to_owned(),
+            started_at,
+            finished_at: None,
+            duration: None,
+            total: 0,
+            ok: 0,
+            errors: 0,
+            retried: 0,
+            by_risk: BTreeMap::new(),
+            result_ids: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+}

@@ -10,7 +10,6 @@
 //! compaction) append their audit entry inside that same transaction, so the audit log
 //! never misses a change that happened, nor records one that did not.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -923,20 +922,7 @@ impl Store {
         let now = self.now();
         self.write(|txn| {
             let id = next_id(txn, "batch")?;
-            let batch = BatchRecord {
-                id,
-                integration: integration.to_owned(),
-                started_at: now,
-                finished_at: None,
-                duration: None,
-                total: 0,
-                ok: 0,
-                errors: 0,
-                retried: 0,
-                by_risk: BTreeMap::new(),
-                result_ids: Vec::new(),
-                failures: Vec::new(),
-            };
+            let batch = BatchRecord::started(id, integration, now);
             txn.open_table(BATCHES)?
                 .insert(id, encode(&batch).as_slice())?;
             Ok(batch)

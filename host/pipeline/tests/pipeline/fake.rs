@@ -6,7 +6,7 @@
 //! Faults are scripted per file or per call, so a test can say exactly what the platform
 //! did.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -62,11 +62,11 @@ pub struct FakeConnector {
 impl FakeConnector {
     /// A connector over `root`, listing every regular file below it at version "1".
     pub fn over(root: &Path) -> Self {
-        let mut files = BTreeMap::new();
+        let mut files = BTreeSet::new();
         list(root, root, &mut files);
         let platform = Platform {
             files: files
-                .into_keys()
+                .into_iter()
                 .map(|name| (format!("id-{name}"), (name, "1".to_string())))
                 .collect(),
             page_size: 50,
@@ -105,7 +105,7 @@ impl FakeConnector {
     }
 }
 
-fn list(root: &Path, dir: &Path, out: &mut BTreeMap<String, ()>) {
+fn list(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -114,7 +114,7 @@ fn list(root: &Path, dir: &Path, out: &mut BTreeMap<String, ()>) {
         if p.is_dir() {
             list(root, &p, out);
         } else if let Ok(rel) = p.strip_prefix(root) {
-            out.insert(rel.to_string_lossy().into_owned(), ());
+            out.insert(rel.to_string_lossy().into_owned());
         }
     }
 }
