@@ -212,7 +212,8 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
 /// completed (`$13` the state, `$14` the note; `NULL`: no completion), and its file record
 /// updated when it is still of that version (`$16` how: `written`, `skipped`, `already`,
 /// `failed` or `later`; `$17` the reason; `$18`/`$19` the written and skipped status names;
-/// `$20` the skipped prefix), all only if the lease was held. `$8..$12` the key, `$15` now.
+/// `$20` the skipped prefix; `$21` the parked status name, set when a failure parks the
+/// item), all only if the lease was held. `$8..$12` the key, `$15` now.
 /// Answers whether the lease was held and whether an intent was completed.
 ///
 /// `prior` reads the row as it was before this statement: for a write-back met again as
@@ -227,7 +228,7 @@ const FINISH_WRITEBACK: &str = concat!(
        owner = NULL, last_error = $7::text \
        WHERE $4::text <> 'ack' AND ",
     leased!(),
-    " RETURNING id), \
+    " RETURNING id, state), \
      q AS (SELECT id FROM del UNION ALL SELECT id FROM upd), \
      prior AS (SELECT last_error FROM writebacks WHERE integration = $8 AND remote_id = $9 \
        AND file_version = $10 AND plugin_version = $11 AND policy_version = $12 \
@@ -243,6 +244,8 @@ const FINISH_WRITEBACK: &str = concat!(
          WHEN 'written' THEN $18::text \
          WHEN 'skipped' THEN $19::text \
          WHEN 'already' THEN CASE WHEN EXISTS (SELECT 1 FROM skip) THEN $19::text ELSE $18::text END \
+         WHEN 'failed' THEN CASE WHEN EXISTS (SELECT 1 FROM upd WHERE state = 'parked') \
+           THEN $21::text ELSE status END \
          ELSE status END, \
        last_error = CASE $16::text \
          WHEN 'written' THEN NULL \
@@ -306,7 +309,7 @@ fn writeback_params(w: &WritebackDone, now_ms: i64, max_attempts: i64) -> Params
         WritebackEnd::Later { .. } => ("later", String::new()),
     };
     let k = &w.key;
-    let mut p: Params = Vec::with_capacity(20);
+    let mut p: Params = Vec::with_capacity(21);
     p.extend(lease_params(&w.lease));
     p.push(Box::new(op.to_string()));
     p.push(Box::new(max));
@@ -325,6 +328,8 @@ fn writeback_params(w: &WritebackDone, now_ms: i64, max_attempts: i64) -> Params
     p.push(Box::new(enum_text(&FileStatus::Written)));
     p.push(Box::new(enum_text(&FileStatus::Skipped)));
     p.push(Box::new(SKIPPED_PREFIX.to_string()));
+    // A write-back parked for an operator shows on its file, as in the redb store.
+    p.push(Box::new(enum_text(&FileStatus::Parked)));
     p
 }
 

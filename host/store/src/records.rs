@@ -192,13 +192,14 @@ pub struct FileRecord {
 }
 
 impl FileRecord {
-    /// Whether this record shows `version` as fully processed (analysed with write-back done or
-    /// not needed is the pipeline's call: `Written` always counts, `Analysed` counts when
-    /// `writeback_needed` is false).
+    /// Whether a listing should leave this version alone: processed (`Written` or `Skipped`
+    /// always; `Analysed` when `writeback_needed` is false), or `Parked`, waiting for an
+    /// operator with its error (its parked queue item, analysis or write-back, is what a
+    /// requeue runs again; analysing it anew would record it as fine and hide why it stopped).
     pub fn is_done_for(&self, version: &str, writeback_needed: bool) -> bool {
         self.version == version
             && match self.status {
-                FileStatus::Written | FileStatus::Skipped => true,
+                FileStatus::Written | FileStatus::Skipped | FileStatus::Parked => true,
                 FileStatus::Analysed => !writeback_needed,
                 _ => false,
             }

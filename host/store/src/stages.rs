@@ -309,28 +309,33 @@ impl Store {
         self.write(|txn| {
             let mut out = Vec::with_capacity(group.len());
             for w in group {
+                // Whether the item ends up parked: its file then shows `Parked` with the
+                // write-back's error, so a listing does not analyse it again and hide why.
                 let queued = match &w.end {
                     WritebackEnd::Written
                     | WritebackEnd::Skipped { .. }
-                    | WritebackEnd::AlreadyDone => ack_in(txn, &w.lease),
+                    | WritebackEnd::AlreadyDone => ack_in(txn, &w.lease).map(|()| false),
                     WritebackEnd::Retry { at, error } => {
-                        nack_in(txn, &w.lease, *at, error, max_attempts).map(|_| ())
+                        nack_in(txn, &w.lease, *at, error, max_attempts)
+                            .map(|n| matches!(n, Nacked::Parked))
                     }
                     WritebackEnd::Later { at, reason } => {
                         // Not an attempt of the item's: a later run looks again.
-                        nack_in(txn, &w.lease, *at, reason, u32::MAX).map(|_| ())
+                        nack_in(txn, &w.lease, *at, reason, u32::MAX).map(|_| false)
                     }
-                    WritebackEnd::Failed { error } => park_in(txn, &w.lease, error),
-                    WritebackEnd::Parked { reason } => park_in(txn, &w.lease, reason),
+                    WritebackEnd::Failed { error } => park_in(txn, &w.lease, error).map(|()| true),
+                    WritebackEnd::Parked { reason } => {
+                        park_in(txn, &w.lease, reason).map(|()| true)
+                    }
                 };
-                match queued {
+                let parked = match queued {
                     Err(e) if lost(&e) => {
                         out.push(false);
                         continue;
                     }
                     Err(e) => return Err(e),
-                    Ok(()) => {}
-                }
+                    Ok(parked) => parked,
+                };
                 match &w.end {
                     WritebackEnd::Written => {
                         idempotency::complete_in(txn, &w.key, &Completion::Written, now)?;
@@ -392,6 +397,9 @@ impl Store {
                         WritebackEnd::Retry { error, .. }
                         | WritebackEnd::Failed { error }
                         | WritebackEnd::Parked { reason: error } => {
+                            if parked {
+                                file.status = FileStatus::Parked;
+                            }
                             file.last_error = Some(format!("write-back failed: {error}"));
                         }
                         WritebackEnd::Later { .. } => {}

@@ -244,13 +244,47 @@ async fn a_trap_costs_the_calls_it_crashed_and_a_fresh_session_does_the_rest() {
             .all(|p| p.last_error.as_deref().unwrap_or("").contains("crashed"))
     );
     assert_eq!(e.status_of(crashed).0, FileStatus::Parked);
-    e.sync(SyncMode::FullListing).await;
+    let parked_ids: Vec<String> = parked
+        .iter()
+        .map(|p| {
+            serde_json::from_slice::<StageItem>(&p.payload)
+                .map(|i| match i {
+                    StageItem::File { result, .. } => result.file.id,
+                    other => panic!("not a file item: {other:?}"),
+                })
+                .unwrap()
+        })
+        .collect();
+    let again = e.sync(SyncMode::FullListing).await;
     assert_eq!(
         e.connector.write_counts().len(),
         14,
         "nothing written twice or on its own"
     );
     assert!(e.connector.write_counts().values().all(|&n| n == 1));
+    // A listing leaves parked files to the operator: not analysed again, and each still
+    // shows why it stopped (before, a re-analysis recorded them as fine).
+    assert!(again.files.is_empty(), "{:?}", again.files.len());
+    assert_eq!(again.unchanged, 40);
+    for id in &parked_ids {
+        let (status, error) = e.status_of(id);
+        assert_eq!(status, FileStatus::Parked, "{id}");
+        let error = error.unwrap_or_default();
+        assert!(
+            error.starts_with("write-back failed") && error.contains("crashed"),
+            "{id}: {error}"
+        );
+    }
+    // The operator requeues one: the next run writes it back, once.
+    let item = parked[0].item;
+    assert!(
+        e.store
+            .requeue(&stage_queue(ID, Stage::WriteBack), item)
+            .unwrap()
+    );
+    e.sync(SyncMode::Incremental).await;
+    assert_eq!(e.status_of(&parked_ids[0]).0, FileStatus::Written);
+    assert_eq!(e.connector.write_counts().get(&parked_ids[0]), Some(&1));
 }
 
 #[tokio::test]
