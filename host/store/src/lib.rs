@@ -12,7 +12,10 @@
 //!
 //! The pipeline talks to the queue and the write-back log through the [`WorkQueue`] and
 //! [`IdempotencyLog`] traits, so a NATS JetStream implementation can take over when one
-//! daemon is not enough; [`Store`] is the redb implementation of both.
+//! daemon is not enough; [`Store`] is the redb implementation of both. The service, API and
+//! CLI reach it through [`ControlStore`], and a daemon holds its store as one
+//! `Arc<dyn` [`Backend`]`>` (control plane and stages), which `proofpix-store-pg` also
+//! implements.
 //!
 //! ```
 //! use proofpix_store::{AuditEvent, IntegrationRecord, Store};
@@ -38,6 +41,7 @@ mod access;
 mod audit;
 mod check;
 mod codec;
+mod control;
 mod data_dir;
 mod error;
 pub mod idempotency;
@@ -57,6 +61,7 @@ mod token_admin;
 pub use access::ApiTokenRecord;
 pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
 pub use check::IntegrityReport;
+pub use control::{Backend, ControlStore};
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
 pub use error::{OpenError, StoreError};
 pub use idempotency::{
