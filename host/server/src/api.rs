@@ -23,9 +23,7 @@ use proofpix_pipeline::SyncMode;
 use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_service::{Host, IntegrationSpec, RESERVED_KEYS, Subscriptions};
-use proofpix_store::{
-    ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord, WorkQueue,
-};
+use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt as _;
@@ -48,10 +46,12 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 
 async fn blocking<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&proofpix_store::Store) -> Result<T, proofpix_store::StoreError> + Send + 'static,
+    f: impl FnOnce(&dyn proofpix_store::Backend) -> Result<T, proofpix_store::StoreError>
+    + Send
+    + 'static,
 ) -> ApiResult<T> {
     let store = state.host().store().clone();
-    tokio::task::spawn_blocking(move || f(&store))
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::from)
@@ -1364,7 +1364,7 @@ impl Default for Settings {
 }
 
 /// Reads the stored settings.
-pub fn load_settings(store: &proofpix_store::Store) -> Settings {
+pub fn load_settings(store: &dyn proofpix_store::Backend) -> Settings {
     store
         .setting("daemon")
         .ok()
@@ -2347,7 +2347,7 @@ fn report_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
 
 /// The remediation events of `remote_id` in the newest audit entries, newest first.
 fn remediation_history(
-    store: &proofpix_store::Store,
+    store: &dyn proofpix_store::Backend,
     integration: &str,
     remote_id: &str,
 ) -> Result<(Vec<RemediationEventView>, u64), proofpix_store::StoreError> {
@@ -2491,7 +2491,7 @@ fn stream_csv(
     filename: &'static str,
     header: &'static str,
     mut next_chunk: impl FnMut(
-        &proofpix_store::Store,
+        &dyn proofpix_store::Backend,
     ) -> Result<Option<String>, proofpix_store::StoreError>
     + Send
     + 'static,
@@ -2503,7 +2503,7 @@ fn stream_csv(
             return;
         }
         loop {
-            match next_chunk(&store) {
+            match next_chunk(store.as_ref()) {
                 Ok(Some(chunk)) => {
                     if !chunk.is_empty() && tx.blocking_send(Ok(chunk)).is_err() {
                         return;

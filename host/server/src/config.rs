@@ -55,6 +55,28 @@ pub struct DaemonConfig {
     /// `[plugins]`.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the daemon keeps what it knows. Unset, the embedded redb file in the
+/// data directory (one daemon); a PostgreSQL URL makes the database the system of record
+/// that several daemons share (cluster mode).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database` (also `PROOFPIX_DATABASE_URL`, which
+    /// wins). Default: none, the embedded store.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The PostgreSQL schema the tables live in, created if missing (also
+    /// `PROOFPIX_DATABASE_SCHEMA`). Default: the connection's `search_path`.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// The most connections this daemon opens. Default 8.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 /// `[plugins]`.
@@ -233,7 +255,36 @@ impl DaemonConfig {
         if let Some(v) = env("PROOFPIX_PUBLIC_URL") {
             config.server.public_url = Some(v);
         }
+        if let Some(v) = env("PROOFPIX_DATABASE_URL").filter(|v| !v.is_empty()) {
+            config.store.url = Some(v);
+        }
+        if let Some(v) = env("PROOFPIX_DATABASE_SCHEMA").filter(|v| !v.is_empty()) {
+            config.store.schema = Some(v);
+        }
         let mut problems = Vec::new();
+        if let Some(u) = &config.store.url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            // The URL may hold a password: the message names only its scheme.
+            let scheme = u
+                .split("://")
+                .next()
+                .filter(|s| s.len() < u.len())
+                .unwrap_or("");
+            problems.push(ConfigProblem {
+                line: find_key_line(text, "url"),
+                message: format!(
+                    "store.url must be a PostgreSQL URL (postgres://user@host:5432/database), not {}",
+                    if scheme.is_empty() { "this value".to_string() } else { format!("a {scheme}:// URL") }
+                ),
+            });
+        }
+        if config.store.max_connections == Some(0) {
+            problems.push(ConfigProblem {
+                line: find_key_line(text, "max_connections"),
+                message: "store.max_connections must be at least 1".into(),
+            });
+        }
         if let Some(v) = env("PROOFPIX_CONCURRENCY") {
             match v.parse() {
                 Ok(n) => config.pipeline.concurrency = Some(n),
@@ -403,5 +454,34 @@ mod tests {
         let c = DaemonConfig::parse("[server]\nlisten = \"127.0.0.1:1\"\n", env)
             .unwrap_or_else(|p| panic!("{p:?}"));
         assert_eq!(c.listen().to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_a_postgresql_url_is_given() {
+        let c = DaemonConfig::parse("", no_env).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.store.url, None);
+        let text = "[store]\nurl = \"postgres://pp@db:5432/proofpix\"\nschema = \"pp\"\n";
+        let c = DaemonConfig::parse(text, no_env).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(
+            c.store.url.as_deref(),
+            Some("postgres://pp@db:5432/proofpix")
+        );
+        assert_eq!(c.store.schema.as_deref(), Some("pp"));
+        // The environment wins over the file.
+        let env = |k: &str| {
+            (k == "PROOFPIX_DATABASE_URL").then(|| "postgresql://other@db2/x".to_string())
+        };
+        let c = DaemonConfig::parse(text, env).unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.store.url.as_deref(), Some("postgresql://other@db2/x"));
+    }
+
+    #[test]
+    fn a_store_url_that_is_not_postgresql_is_refused_without_echoing_it() {
+        let text = "[store]\nurl = \"mysql://root:hunter2@db/x\"\n";
+        let problems = DaemonConfig::parse(text, no_env).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, Some(2));
+        assert!(problems[0].message.contains("mysql://"), "{}", problems[0]);
+        assert!(!problems[0].message.contains("hunter2"), "{}", problems[0]);
     }
 }

@@ -394,7 +394,7 @@ pub fn state(host: Host, config: DaemonConfig) -> AppState {
 /// automatic syncs are on in the settings and the configuration. Returns the integrations
 /// triggered. The daemon calls this every second; tests call it with a controllable clock.
 pub fn scheduler_tick(state: &AppState, now: time::OffsetDateTime) -> Vec<String> {
-    let settings = api::load_settings(state.host().store());
+    let settings = api::load_settings(state.host().store().as_ref());
     if !settings.auto_sync || !state.config().scheduler.enabled {
         return Vec::new();
     }

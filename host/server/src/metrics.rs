@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use proofpix_store::WorkQueue;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;

@@ -1087,7 +1087,7 @@ async fn an_unknown_hook_is_indistinguishable_from_a_failing_one() {
 
 #[tokio::test]
 async fn a_parked_file_is_retried_only_through_its_own_integration() {
-    use proofpix_store::{NewItem, WorkQueue};
+    use proofpix_store::NewItem;
     let d = daemon().await;
     add_samples_integration(&d, "samples").await;
     add_samples_integration(&d, "other").await;
@@ -1537,7 +1537,7 @@ async fn the_openapi_document_declares_problem_errors_security_and_constraints()
 /// Seeds integrations, files and results straight into the store.
 fn seed_inventory(d: &Daemon) -> Vec<(String, String, String, &'static str)> {
     use proofpix_store::{FileRecord, FileStatus, IntegrationRecord, NewResult};
-    let store = d.state.host().store();
+    let store = d.state.host().local_store().expect("an embedded store");
     let files: Vec<(String, String, String, &'static str)> = vec![
         (
             "sp".into(),
@@ -2006,7 +2006,7 @@ fn seed_file(
     findings: Value,
 ) {
     use proofpix_store::{FileRecord, FileStatus, NewResult};
-    let store = d.state.host().store();
+    let store = d.state.host().local_store().expect("an embedded store");
     let result = store
         .add_result(NewResult {
             integration: integration.into(),

@@ -1155,7 +1155,7 @@ async fn an_admin_sets_up_an_integration_from_its_plugin_form() {
         "document.querySelector('#toast')?.textContent === 'Settings saved.'",
     )
     .await;
-    let settings = proofpix_server::api::load_settings(&daemon.store);
+    let settings = proofpix_server::api::load_settings(daemon.store.as_ref());
     assert!(!settings.auto_sync);
     assert_eq!(
         settings.default_schedule.as_deref(),

@@ -9,7 +9,7 @@
 
 use proofpix_store::{
     ApiTokenRecord, AuditEvent, BatchFailure, BatchRecord, IntegrationStatus, PurgedHistory,
-    SessionRecord, WorkQueue,
+    SessionRecord,
 };
 
 use crate::{Host, ServiceError};

@@ -19,7 +19,7 @@ use proofpix_policy::template;
 use proofpix_policy::{AllowedHost, OperatorGrant};
 use proofpix_runtime::contract::AuthScheme as WitScheme;
 use proofpix_runtime::{BoxFuture, CredentialProvider, HeaderPair};
-use proofpix_store::Store;
+use proofpix_store::Backend;
 use proofpix_vault::Secret;
 use time::OffsetDateTime;
 
@@ -70,18 +70,26 @@ impl CredentialProvider for AuthCredentials {
 /// tokens from the old one are not sent to the new server (nor the old
 /// `instance_url` used); the next call authenticates afresh. Tokens stored
 /// without a mark (before marks existed) are kept.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreTokens {
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     issuer: String,
 }
 
 /// The context key the issuer mark is kept under; never shown to plugins.
 const ISSUER_KEY: &str = "proofpix.issuer";
 
+impl std::fmt::Debug for StoreTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTokens")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StoreTokens {
     /// Tokens of integrations authenticated with `scheme`.
-    pub fn new(store: Arc<Store>, scheme: &AuthScheme) -> Self {
+    pub fn new(store: Arc<dyn Backend>, scheme: &AuthScheme) -> Self {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(format!("{scheme:?}").as_bytes());
         StoreTokens {

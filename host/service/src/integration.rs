@@ -11,14 +11,20 @@ use std::sync::Arc;
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::PluginInfo;
 use proofpix_runtime::{CredentialProvider, IntegrationContext, StateError, StateStore};
-use proofpix_store::{IntegrationRecord, Store, StoreError};
+use proofpix_store::{Backend, IntegrationRecord, StoreError};
 
 /// Config key holding the operator's grant, as JSON.
 pub const GRANT_KEY: &str = "grant";
 
 /// Plugin state kept in the store's per-integration key-value table.
-#[derive(Debug, Clone)]
-pub struct StoreState(pub Arc<Store>);
+#[derive(Clone)]
+pub struct StoreState(pub Arc<dyn Backend>);
+
+impl std::fmt::Debug for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreState")
+    }
+}
 
 impl StateStore for StoreState {
     fn get(&self, integration: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
@@ -101,7 +107,7 @@ pub fn set_grant(record: &mut IntegrationRecord, grant: &OperatorGrant) {
 /// # Errors
 /// An invalid grant or a store/vault failure.
 pub fn context_for(
-    store: &Arc<Store>,
+    store: &Arc<dyn Backend>,
     record: &IntegrationRecord,
     info: &PluginInfo,
     credentials: Option<Arc<dyn CredentialProvider>>,

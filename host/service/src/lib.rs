@@ -48,7 +48,7 @@ use proofpix_runtime::contract::{
     AuthScheme as WitScheme, Capability, FieldKind, PluginError, PluginInfo,
 };
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
-use proofpix_store::{AuditEvent, DownstreamStore, IntegrationRecord, Store};
+use proofpix_store::{AuditEvent, Backend, DownstreamStore, IntegrationRecord, Store};
 use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
@@ -168,6 +168,9 @@ pub enum ServiceError {
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The operation works on the embedded store's file and this daemon runs on PostgreSQL.
+    #[error("{0} works on the embedded store only; this daemon's store is PostgreSQL ({1})")]
+    EmbeddedOnly(&'static str, &'static str),
 }
 
 /// What an operator asks for when creating an integration.
@@ -216,10 +219,14 @@ impl TestReport {
 
 /// The ProofPix host.
 pub struct Host {
-    store: Arc<Store>,
+    /// The store, whichever engine is under it: the embedded redb file, or PostgreSQL
+    /// shared by several daemons (cluster mode).
+    store: Arc<dyn Backend>,
+    /// The embedded store, when that is the backend: what works on the redb file itself
+    /// (compaction, key rotation, the page check) needs it.
+    local: Option<Arc<Store>>,
     /// The same store, as the seam the stages use: the pipeline's stages and the
-    /// downstream ones (notify, remediate) reach the store only through it, so a shared
-    /// backend (PostgreSQL) replaces it without a change to them.
+    /// downstream ones (notify, remediate) reach the store only through it.
     stages: Arc<dyn DownstreamStore>,
     runtime: Runtime,
     plugins: RwLock<BTreeMap<String, Plugin>>,
@@ -242,11 +249,32 @@ impl std::fmt::Debug for Host {
 }
 
 impl Host {
-    /// A host over an open store.
+    /// A host over an open embedded store.
     ///
     /// # Errors
     /// The runtime cannot start or a first-party plugin fails to load.
     pub async fn new(store: Arc<Store>, options: HostOptions) -> Result<Self, ServiceError> {
+        let backend: Arc<dyn Backend> = store.clone();
+        Host::build(backend, Some(store), options).await
+    }
+
+    /// A host over any backend (PostgreSQL in cluster mode). What needs the embedded file
+    /// ([`Host::local_store`]) is then unavailable.
+    ///
+    /// # Errors
+    /// As [`Host::new`].
+    pub async fn with_backend(
+        store: Arc<dyn Backend>,
+        options: HostOptions,
+    ) -> Result<Self, ServiceError> {
+        Host::build(store, None, options).await
+    }
+
+    async fn build(
+        store: Arc<dyn Backend>,
+        local: Option<Arc<Store>>,
+        options: HostOptions,
+    ) -> Result<Self, ServiceError> {
         let runtime = Runtime::new(RuntimeConfig {
             limits: options.limits.clone(),
             cache_dir: options.cache_dir.clone(),
@@ -265,6 +293,7 @@ impl Host {
         let pipeline = Pipeline::new(stages.clone(), analyzer, pipeline_options);
         let host = Host {
             store,
+            local,
             stages,
             runtime,
             plugins: RwLock::default(),
@@ -314,8 +343,13 @@ impl Host {
     }
 
     /// The store.
-    pub fn store(&self) -> &Arc<Store> {
+    pub fn store(&self) -> &Arc<dyn Backend> {
         &self.store
+    }
+
+    /// The embedded store, when that is the backend (`None` on PostgreSQL).
+    pub fn local_store(&self) -> Option<&Arc<Store>> {
+        self.local.as_ref()
     }
 
     /// The runtime.
@@ -363,10 +397,10 @@ impl Host {
     async fn blocking<T, F>(&self, f: F) -> Result<T, ServiceError>
     where
         T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, proofpix_store::StoreError> + Send + 'static,
+        F: FnOnce(&dyn Backend) -> Result<T, proofpix_store::StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(ServiceError::from)
@@ -989,8 +1023,16 @@ impl Host {
         actor: &str,
     ) -> Result<proofpix_store::CompactReport, ServiceError> {
         let actor = actor.to_string();
-        self.blocking(move |s| s.compact(&retention, s.now(), &actor))
+        let Some(store) = self.local.clone() else {
+            return Err(ServiceError::EmbeddedOnly(
+                "retention compaction",
+                "PostgreSQL's own retention is not built yet: delete old rows of results, batches and audit with SQL",
+            ));
+        };
+        tokio::task::spawn_blocking(move || store.compact(&retention, store.now(), &actor))
             .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)
     }
 
     /// The pipeline.

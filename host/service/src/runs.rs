@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use proofpix_pipeline::SyncMode;
 use proofpix_runtime::contract::Capability;
-use proofpix_store::{Stage, StoreError, WorkQueue, stage_queue};
+use proofpix_store::{Stage, StoreError, stage_queue};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 

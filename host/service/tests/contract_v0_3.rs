@@ -24,7 +24,7 @@ use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::{Digest, Notification, PluginError, RiskLevel};
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
-use proofpix_store::{FileStatus, Store, WorkQueue};
+use proofpix_store::{FileStatus, Store};
 use proofpix_vault::MasterKey;
 use serde_json::{Value, json};
 

@@ -30,7 +30,7 @@ use proofpix_runtime::contract::{
     Digest, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, WorkQueue, stage_queue};
+use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, stage_queue};
 use proofpix_vault::{MasterKey, Secret};
 
 const SIGNING_KEY: &str = "whsec-js-test-41c9";

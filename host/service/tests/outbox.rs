@@ -12,7 +12,7 @@ use proofpix_pipeline::PipelineOptions;
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
-use proofpix_store::{Stage, Store, WorkQueue, stage_queue};
+use proofpix_store::{Stage, Store, stage_queue};
 use proofpix_vault::{MasterKey, Secret};
 
 const RISKY: u32 = 3;

@@ -17,7 +17,7 @@ use axum::routing::get;
 use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
-use proofpix_store::{Store, WorkQueue};
+use proofpix_store::Store;
 use proofpix_vault::MasterKey;
 use serde_json::json;
 
