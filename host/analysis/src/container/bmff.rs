@@ -87,7 +87,28 @@ struct State {
     primary: Option<u32>,
     idat: Option<(u64, u64)>,
     boxes: u32,
+    /// `trak` boxes seen so far (ExifTool's Track1, Track2... groups count them).
+    traks: u32,
+    /// The track being walked.
+    track: Option<Track>,
 }
+
+/// What one `trak` says about its first sample (CR3's JpgFromRaw track).
+#[derive(Debug, Default, Clone, Copy)]
+struct Track {
+    index: u32,
+    /// `hdlr` handler type `vide`.
+    video: bool,
+    /// The first sample entry holds a `JPEG` box: Canon's flag for the full-size JPEG track.
+    jpeg: bool,
+    /// First chunk offset (`stco` / `co64`).
+    chunk: Option<u64>,
+    /// First sample size (`stsz`).
+    size: Option<u64>,
+}
+
+/// Bytes of a sample entry read to find its child boxes.
+const SAMPLE_ENTRY_HEAD: u64 = 4096;
 
 fn be_n(b: &[u8], p: usize, n: u8) -> Option<u64> {
     match n {
@@ -142,8 +163,23 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
         let body_end = pos.saturating_add(size);
         match &typ {
             b"meta" => boxes(ctx, body.saturating_add(4), body_end, st, format),
-            b"iprp" | b"ipco" | b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"dinf"
-            | b"jp2h" | b"res " => {
+            b"trak" => {
+                st.traks = st.traks.saturating_add(1);
+                let outer = st.track.replace(Track {
+                    index: st.traks,
+                    ..Track::default()
+                });
+                boxes(ctx, body, body_end, st, format);
+                if let Some(tr) = st.track.take() {
+                    jpeg_track(ctx, tr);
+                }
+                st.track = outer;
+            }
+            b"hdlr" | b"stsd" | b"stsz" | b"stco" | b"co64" if st.track.is_some() => {
+                track_box(ctx, &typ, body, body_len, st);
+            }
+            b"iprp" | b"ipco" | b"moov" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"jp2h"
+            | b"res " => {
                 boxes(ctx, body, body_end, st, format);
             }
             b"iinf" => iinf(ctx, body, body_len, st, format),
@@ -202,6 +238,131 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
         }
     }
     ctx.leave();
+}
+
+/// The sample-table boxes of a track that locate its first sample, and the handler and sample
+/// entry that say what the sample is.
+fn track_box(ctx: &mut Ctx<'_>, typ: &[u8; 4], body: u64, len: u64, st: &mut State) {
+    let Some(tr) = st.track.as_mut() else { return };
+    let want = if typ == b"stsd" {
+        SAMPLE_ENTRY_HEAD.saturating_add(8)
+    } else {
+        16
+    };
+    let Ok(b) = ctx.r.read(body, want.min(len)) else {
+        ctx.error(format!(
+            "Track{}: '{}' box unreadable",
+            tr.index,
+            String::from_utf8_lossy(typ)
+        ));
+        return;
+    };
+    match typ {
+        // Full box: version/flags, pre_defined, handler type.
+        b"hdlr" => tr.video = b.get(8..12) == Some(b"vide"),
+        // Full box: version/flags, entry count, then the first sample entry.
+        b"stsd" => {
+            let entry = b.get(8..).unwrap_or(&[]);
+            let size = be32(entry, 0).map_or(0, |x| x as usize).min(entry.len());
+            let mut p = sample_entry_children(entry.get(..size).unwrap_or(&[]));
+            while let Some(at) = p {
+                let n = be32(entry, at).map_or(0, |x| x as usize);
+                if entry.get(at.saturating_add(4)..at.saturating_add(8)) == Some(b"JPEG") {
+                    tr.jpeg = true;
+                    break;
+                }
+                p = (n >= 8 && at.saturating_add(n).saturating_add(8) <= size)
+                    .then(|| at.saturating_add(n));
+            }
+        }
+        // Full box: version/flags, sample size (0: a table of sizes follows the count).
+        b"stsz" => {
+            tr.size = match be32(&b, 4) {
+                Some(0) => be32(&b, 12).map(u64::from),
+                s => s.map(u64::from),
+            };
+            if tr.size.is_none() {
+                ctx.error(format!("Track{}: stsz truncated", tr.index));
+            }
+        }
+        // Full box: version/flags, entry count, then 32- or 64-bit chunk offsets.
+        b"stco" | b"co64" => {
+            let n = be32(&b, 4).unwrap_or(0);
+            let first = if typ == b"co64" {
+                be64(&b, 8)
+            } else {
+                be32(&b, 8).map(u64::from)
+            };
+            match first {
+                Some(o) if n > 0 => tr.chunk = Some(o),
+                _ => ctx.error(format!("Track{}: chunk offsets truncated", tr.index)),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where the child boxes of a sample entry start, found as ExifTool finds them: the first
+/// position after the 8-byte header from which a chain of boxes with word-character types
+/// ends exactly at the end of the entry (Canon's CRAW entry has 4 bytes more than ISO/IEC
+/// 14496-12's VisualSampleEntry before its children).
+fn sample_entry_children(entry: &[u8]) -> Option<usize> {
+    let end = entry.len();
+    let mut pos = 8usize;
+    let mut at = pos;
+    while pos.saturating_add(8) <= end {
+        let typ_ok = entry
+            .get(at.saturating_add(4)..at.saturating_add(8))
+            .is_some_and(|t| {
+                t.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b' '))
+            });
+        let size = be32(entry, at).map_or(0, |x| x as usize);
+        if !typ_ok {
+            pos = pos.saturating_add(1);
+            at = pos;
+            continue;
+        }
+        if at.saturating_add(size) == end && size >= 8 {
+            return Some(pos);
+        }
+        if size < 8 || at.saturating_add(size) > end.saturating_sub(8) {
+            pos = pos.saturating_add(1);
+            at = pos;
+        } else {
+            at = at.saturating_add(size);
+        }
+    }
+    None
+}
+
+/// A video track whose sample entry carries Canon's `JPEG` box holds the full-size JPEG of a
+/// CR3 (ExifTool's `TrackN:JpgFromRaw`): its first sample, located by the sample tables.
+fn jpeg_track(ctx: &mut Ctx<'_>, tr: Track) {
+    if !(tr.video && tr.jpeg) {
+        return;
+    }
+    let group = format!("Track{}", tr.index);
+    let (Some(off), Some(len)) = (tr.chunk, tr.size) else {
+        ctx.error(format!("{group}:JpgFromRaw has no sample location"));
+        return;
+    };
+    if off.checked_add(len).is_none_or(|e| e > ctx.r.len()) {
+        ctx.error(format!("{group}:JpgFromRaw points outside the file"));
+        return;
+    }
+    ctx.image(
+        Family::Container,
+        &group,
+        "JPEG",
+        "JpgFromRaw",
+        EmbeddedImage {
+            offset: Some(off),
+            len,
+            data: None,
+            ..Default::default()
+        },
+    );
 }
 
 fn exif_payload(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>, with_offset: bool) {

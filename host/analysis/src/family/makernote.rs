@@ -124,6 +124,9 @@ enum Kind {
     RicohSerial,
     NikonPreviewIfd,
     NikonLocation,
+    /// Minolta 0x0020 of the Sony DSLR-A100 (ExifTool's `Minolta::WBInfoA100`, its condition:
+    /// the model is exactly `DSLR-A100`): a binary block with the internal serial at 0x49dc.
+    MinoltaWbA100,
 }
 
 type Table = &'static [(u16, &'static str, Kind)];
@@ -153,6 +156,7 @@ const FUJI: Table = &[
     (0x4282, "FaceRecInfo", Kind::FujiFaceRec),
 ];
 const MINOLTA: Table = &[
+    (0x0020, "WBInfoA100", Kind::MinoltaWbA100),
     (0x0081, "ThumbnailImage", Kind::Inline),
     (0x0088, "PreviewImageStart", Kind::PreviewStart),
     (0x0089, "PreviewImageLength", Kind::PreviewLen),
@@ -244,6 +248,13 @@ const SIGMA: Table = &[
 const SONY: Table = &[
     (0x2031, "SerialNumber", Kind::Text),
     (0x9050, "Tag9050", Kind::Sony9050),
+    // The DSLR-A100 keeps a Minolta maker-note IFD (ExifTool's Sony 0xb028, read with
+    // Minolta::Main; a zero value means it is absent), offsets as the Sony note's own.
+    (
+        0xb028,
+        "MinoltaMakerNote",
+        Kind::SubIfd("Minolta::Main", MINOLTA),
+    ),
 ];
 
 /// Kodak's IFD-format notes (ExifTool's Kodak::Type8): the two sub-directories whose tables
@@ -457,9 +468,9 @@ fn layout(head: &[u8], make: &str) -> Option<Layout> {
             return l(Maker::Kodak, 0, None, Some(le));
         }
         // TIFF-format notes (MakerNoteKodak8c): a TIFF header, the IFD at 8, offsets from the
-        // note's start. Not the PixPro layouts whose counts are wider than TIFF's (8b: two
-        // extra bytes after a big-endian count; Type11: a 4-byte little-endian count), which
-        // ExifTool patches and this walker would misread.
+        // note's start. The PixPro layouts whose counts are wider than TIFF's (8b: two extra
+        // bytes after a big-endian count; Type11/12: a 4-byte count) never reach here: they
+        // are read by `kodak_patched` first, as ExifTool patches them.
         // (A 2-byte count followed by tag 0x0000 is implausible; a 4-byte count looks so.)
         let wide_count = head.get(9..12) == Some(&[0, 0, 0]);
         if head.starts_with(b"MM\0*\0\0\0\x08") && head.get(10..12) != Some(&[0, 0]) {
@@ -542,6 +553,11 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, e: &Entry) {
         if let Some(note) = t.data.slice(e.value_off, e.size) {
             phaseone(ctx, note);
         }
+        return;
+    }
+    let model = ctx.facts.model.clone().unwrap_or_default();
+    if let Some((le, et)) = kodak_patched_layout(&head, &make, &model) {
+        kodak_patched(ctx, t, e, le, et);
         return;
     }
     if make.to_ascii_uppercase().contains("KODAK") && kodak(ctx, t, e, &head) {
@@ -673,6 +689,60 @@ fn kodak(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, head: &[u8]) -> bool {
         return true;
     }
     false
+}
+
+/// Kodak's notes whose IFD entry count is wider than TIFF's (ExifTool's MakerNoteKodak8b,
+/// Kodak11 and Kodak12, read with its ProcessKodakPatch): a TIFF header, then at offset 8 a
+/// 2-byte count followed by two zero bytes (8b: PixPro AZ251/AZ361/AZ262/AZ521, Make "Kodak",
+/// big-endian, ExifTool's Kodak::Type8 table) or a 4-byte count (11: PixPro S-1, little-endian;
+/// 12: PixPro AZ901, big-endian; Make "JK Imaging, Ltd.", so the Model names Kodak or PixPro;
+/// Kodak::Type11 table, whose LensSerialNumber is 0x0308). Returns the byte order and table.
+/// ExifTool tests these in this order, 8b before 8c (a plain TIFF-format note).
+fn kodak_patched_layout(head: &[u8], make: &str, model: &str) -> Option<(bool, &'static str)> {
+    let b = |i: usize| head.get(i).copied();
+    let tiff_mm = head.starts_with(b"MM\0*\0\0\0\x08");
+    let tiff_ii = head.starts_with(b"II*\0\x08\0\0\0");
+    let kodak_make = make.to_ascii_lowercase().contains("kodak");
+    let model_lc = model.to_ascii_lowercase();
+    let kodak_model = model_lc.contains("kodak") || model_lc.contains("pixpro");
+    if kodak_make && tiff_mm && b(8) == Some(0) && b(10) == Some(0) && b(11) == Some(0) {
+        return Some((false, "Kodak::Type8"));
+    }
+    if kodak_make && (tiff_mm || tiff_ii) {
+        // MakerNoteKodak8c (a plain TIFF-format note) comes first for a Kodak make.
+        return None;
+    }
+    if kodak_model && tiff_ii && head.get(9..12) == Some(&[0, 0, 0]) {
+        return Some((true, "Kodak::Type11"));
+    }
+    if kodak_model && tiff_mm && head.get(8..11) == Some(&[0, 0, 0]) {
+        return Some((false, "Kodak::Type11"));
+    }
+    None
+}
+
+/// Walk a Kodak note with a widened entry count as ExifTool's ProcessKodakPatch does: the
+/// non-zero half of the 4 bytes at offset 8 becomes a 2-byte count just before the first
+/// entry (offset 10), and the IFD is read there; value offsets count from the note's start.
+fn kodak_patched(ctx: &mut Ctx<'_>, t: &Tiff<'_>, e: &Entry, le: bool, et: &'static str) {
+    let Some(v) = t.value(ctx, e) else { return };
+    let mut note = v.into_owned();
+    let (Some(t1), Some(t2)) = (u16_at(&note, 8, le), u16_at(&note, 10, le)) else {
+        ctx.error("Kodak maker note: truncated entry count");
+        return;
+    };
+    let n = if t1 != 0 { t1 } else { t2 };
+    let bytes = if le { n.to_le_bytes() } else { n.to_be_bytes() };
+    if let Some(slot) = note.get_mut(10..12) {
+        slot.copy_from_slice(&bytes);
+    }
+    let hand: Table = if et == "Kodak::Type8" { KODAK8 } else { &[] };
+    let data = Data::Mem(&note, t.data.abs(e.value_off));
+    let mut sub = Tiff::with_order(data, le, Host::Embedded);
+    if ctx.enter() {
+        walk_note(ctx, &mut sub, 10, Maker::Kodak, (et, hand), "Kodak");
+        ctx.leave();
+    }
 }
 
 fn kodak7_serial(h: &[u8]) -> Option<String> {
@@ -929,6 +999,9 @@ fn walk_note(
                 } else {
                     e.value_off
                 };
+                if matches!(e.typ, 4 | 13) && e.raw == 0 {
+                    continue;
+                }
                 if ctx.enter() {
                     walk_note(ctx, t, sub_off, maker, (sub_et, sub_tab), group);
                     ctx.leave();
@@ -1107,6 +1180,13 @@ fn walk_note(
             Kind::NikonPreviewIfd => {
                 let p = t.ptr(u64::from(e.raw));
                 nikon_preview(ctx, t, p);
+            }
+            Kind::MinoltaWbA100 => {
+                if ctx.facts.model.as_deref().map(str::trim) == Some("DSLR-A100")
+                    && let Some(v) = t.value(ctx, e)
+                {
+                    binary_table(ctx, &v, abs, "Minolta::WBInfoA100", 1, false, "Minolta");
+                }
             }
         }
     }

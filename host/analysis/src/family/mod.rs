@@ -3,6 +3,7 @@
 pub(crate) mod icc;
 pub(crate) mod iptc;
 pub(crate) mod irb;
+pub(crate) mod leaf;
 pub(crate) mod makernote;
 pub(crate) mod tiff;
 pub(crate) mod xmp;

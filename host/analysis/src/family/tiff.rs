@@ -674,6 +674,8 @@ pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) 
                 }
             }
             0xc634 => dng_private(ctx, t, e),
+            // Leaf MOS records (ExifTool's LeafData, found in IFD0).
+            0x8606 => crate::family::leaf::parse(ctx, t, e),
             0x0201 => img.jpeg_off = t.uint(ctx, e).map(|x| t.ptr(x)),
             0x0202 => img.jpeg_len = t.uint(ctx, e),
             0x0111 => {
