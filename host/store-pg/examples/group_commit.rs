@@ -169,6 +169,7 @@ fn main() {
     let schema = format!("pp_bench_{}", std::process::id());
     let pg = PgStore::open(
         &url,
+        &MasterKey::generate(),
         PgOptions {
             schema: Some(schema.clone()),
             ..PgOptions::default()

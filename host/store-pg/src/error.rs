@@ -70,6 +70,22 @@ pub enum OpenError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The database's secrets are sealed under another master key than this node's.
+    #[error(
+        "this node's master key differs from the cluster's: the PostgreSQL database {url} \
+         was set up with master key {cluster_key_id} and this node has key {node_key_id}; \
+         give this node the cluster's key (PROOFPIX_MASTER_KEY or its key file) instead of \
+         starting it with another, which would seal secrets no other node can open"
+    )]
+    KeyMismatch {
+        /// The URL, password masked.
+        url: String,
+        /// The public id of this node's key.
+        node_key_id: String,
+        /// The public id of the key the database's canary was sealed with (`unknown` when
+        /// it was not recorded).
+        cluster_key_id: String,
+    },
     /// The store's own runtime (the thread that drives the connections) could not start.
     #[error("cannot start the PostgreSQL store's connection thread")]
     Runtime(#[source] std::io::Error),

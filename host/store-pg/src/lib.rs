@@ -1,6 +1,8 @@
-//! The PostgreSQL stage store: the pipeline's [`StageStore`] seam, and the notify and
-//! remediation stages' `DownstreamStore` (integration records, key-value namespaces), on a
-//! database several daemons share (cluster mode, issue 14).
+//! The PostgreSQL store: the pipeline's [`StageStore`] seam, the notify and remediation
+//! stages' `DownstreamStore` (integration records, key-value namespaces), and the control
+//! plane's `ControlStore` (sealed secrets and tokens, plugins, API tokens and sessions,
+//! settings, the inventory, the audit log), so a `proofpix_store::Backend`, on a database
+//! several daemons share (cluster mode, issue 14).
 //!
 //! Its neighbours: [`proofpix_store`] defines the seam, the record types and the embedded
 //! implementation (redb), and `proofpix-pipeline` drives any
@@ -24,6 +26,11 @@
 //!   only a failed earlier attempt may overwrite, so two nodes can never both proceed with
 //!   one key, and an intent left by another run (a crashed node) is uncertain, never retried
 //!   on its own: write-backs are never done twice.
+//! - **Secrets and the master key**: secrets and OAuth tokens are sealed with the master key
+//!   by proofpix-vault exactly as redb seals them. Every node opens a canary sealed by the
+//!   first one; a node with another key refuses to start ([`OpenError::KeyMismatch`]).
+//! - **The audit log**: appends take an advisory lock, so every node's entries form one
+//!   hash chain, whose head is MACed with the master key as in redb (`audit` module).
 //! - **Schema**: versioned migrations applied in one transaction under
 //!   `pg_advisory_xact_lock`, so nodes starting together apply each once; a node whose build
 //!   knows an older version than the database refuses to start ([`OpenError::NewerSchema`]).
@@ -54,7 +61,8 @@
 //! use proofpix_store::WorkQueue;
 //! use proofpix_store_pg::{PgOptions, PgStore};
 //!
-//! let store = PgStore::open("postgres://proofpix@127.0.0.1/proofpix", PgOptions::default())?;
+//! let key = proofpix_vault::MasterKey::generate();
+//! let store = PgStore::open("postgres://proofpix@127.0.0.1/proofpix", &key, PgOptions::default())?;
 //! let depth = store.depth("sf-prod")?;
 //! println!("{} items pending", depth.pending);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -62,6 +70,8 @@
 
 #![deny(missing_docs)]
 
+mod audit;
+mod control;
 mod error;
 mod idempotency;
 mod kv;
@@ -81,6 +91,7 @@ use std::time::Duration;
 #[cfg(doc)]
 use proofpix_store::StageStore;
 use proofpix_store::{Clock, StoreError};
+use proofpix_vault::MasterKey;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Statement, Transaction};
@@ -177,6 +188,9 @@ pub struct PgStore {
     pub(crate) run_id: i64,
     pub(crate) queue_max_attempts: u32,
     pub(crate) counters: Arc<Counters>,
+    /// Seals secrets and tokens, and MACs the audit head; checked against the database's
+    /// canary at open.
+    pub(crate) key: MasterKey,
     /// Drives the connections. `Option` so that drop can shut it down without blocking
     /// (dropping a runtime from an async context would panic).
     runtime: Option<tokio::runtime::Runtime>,
@@ -211,14 +225,17 @@ fn valid_schema(name: &str) -> bool {
 impl PgStore {
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, or libpq's
     /// key-value form), applies pending migrations (once, whichever node gets there first)
-    /// and returns the store.
+    /// checks `key` against the cluster's (the canary the first node sealed) and returns the
+    /// store. Secrets and OAuth tokens are sealed with `key`, as the embedded store seals
+    /// them, so every node of a cluster needs the same master key.
     ///
     /// # Errors
     ///
     /// [`OpenError`]: an invalid URL or schema name, a database that cannot be reached, a
-    /// database on a newer schema than this build knows, or a failed migration; each names
-    /// the database by its URL with the password masked.
-    pub fn open(url: &str, options: PgOptions) -> Result<PgStore, OpenError> {
+    /// database on a newer schema than this build knows, a failed migration, or a master key
+    /// other than the cluster's ([`OpenError::KeyMismatch`]); each names the database by its
+    /// URL with the password masked.
+    pub fn open(url: &str, key: &MasterKey, options: PgOptions) -> Result<PgStore, OpenError> {
         let masked = masked_url(url);
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(|e| OpenError::InvalidUrl {
@@ -265,6 +282,7 @@ impl PgStore {
             run_id: i64::from_le_bytes(run_id),
             queue_max_attempts: options.queue_max_attempts.max(1),
             counters,
+            key: key.clone(),
             runtime: Some(runtime),
         };
         store.block_on(migrate::migrate(&store, options.schema.as_deref()))?;

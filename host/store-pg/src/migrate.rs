@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | empty | any | every migration runs in **one** transaction, then the version is recorded and a `store.create` audit entry appended |
 //! | older | newer | the missing migrations run in one transaction, with a `store.migrate` entry |
-//! | same | same | nothing |
+//! | same | same | nothing (but the master key check below) |
 //! | newer | older | [`OpenError::NewerSchema`]: the node refuses to start rather than write rows it does not understand |
 //!
 //! The transaction first takes `pg_advisory_xact_lock` on a key made of ProofPix's name and
@@ -12,14 +12,18 @@
 //! DDL is transactional in PostgreSQL: a migration that fails leaves the schema as it was.
 //! The lock is released at commit or rollback, and never held by a node that died.
 //!
+//! In the same transaction, every open checks this node's master key against the sealed
+//! canary in `meta` (written by the first node): a node with another key refuses to start
+//! ([`OpenError::KeyMismatch`]) rather than seal secrets the other nodes cannot open.
+//!
 //! A migration is never edited once released; a change is a new migration with the next
 //! version.
 
 use crate::error::OpenError;
-use crate::{PgStore, ms, records};
+use crate::{PgStore, audit, ms};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 struct Migration {
     version: i64,
@@ -141,6 +145,70 @@ CREATE TABLE kv (
 );
 "#;
 
+/// Version 3: the control plane (proofpix-store's `ControlStore`): sealed secrets and OAuth
+/// tokens (sealed with the master key by proofpix-vault, as redb seals them: nothing in clear),
+/// plugin records, API tokens (by their SHA-256), dashboard sessions (by theirs), settings,
+/// per-integration sync leases, and `meta`: the master key's sealed canary and the audit
+/// chain's authenticated head and genesis marker.
+const V3: &str = r#"
+CREATE TABLE meta (
+    key   text PRIMARY KEY,
+    value bytea NOT NULL
+);
+
+CREATE TABLE secrets (
+    integration text NOT NULL,
+    field       text NOT NULL,
+    sealed      bytea NOT NULL,
+    PRIMARY KEY (integration, field)
+);
+
+CREATE TABLE tokens (
+    integration text PRIMARY KEY,
+    access      bytea NOT NULL,
+    refresh     bytea,
+    expires_ms  bigint,
+    scope       text,
+    context     jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE plugins (
+    id     text PRIMARY KEY,
+    record jsonb NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    token_sha256 text PRIMARY KEY,
+    name         text NOT NULL UNIQUE,
+    role         text NOT NULL,
+    created_by   text NOT NULL,
+    created_ms   bigint NOT NULL
+);
+
+CREATE TABLE sessions (
+    session_sha256 text PRIMARY KEY,
+    token_sha256   text NOT NULL,
+    token_name     text NOT NULL,
+    created_ms     bigint NOT NULL,
+    expires_ms     bigint NOT NULL
+);
+CREATE INDEX sessions_token ON sessions (token_sha256);
+
+CREATE TABLE settings (
+    name text PRIMARY KEY,
+    json text NOT NULL
+);
+
+CREATE TABLE sync_leases (
+    integration text PRIMARY KEY,
+    node        text NOT NULL,
+    expires_ms  bigint NOT NULL
+);
+
+CREATE INDEX files_last_result ON files (last_result);
+CREATE INDEX results_integration ON results (integration, id);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -149,6 +217,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: V2,
+    },
+    Migration {
+        version: 3,
+        sql: V3,
     },
 ];
 
@@ -202,11 +274,6 @@ pub(crate) async fn migrate(store: &PgStore, schema: Option<&str>) -> Result<(),
             supported: SCHEMA_VERSION,
         });
     }
-    if found == SCHEMA_VERSION {
-        // Nothing to do; the transaction only held the lock.
-        txn.commit().await.map_err(failed(SCHEMA_VERSION))?;
-        return Ok(());
-    }
     let now = store.now();
     let by = format!("proofpix {}", env!("CARGO_PKG_VERSION"));
     for m in MIGRATIONS.iter().filter(|m| m.version > found) {
@@ -218,6 +285,20 @@ pub(crate) async fn migrate(store: &PgStore, schema: Option<&str>) -> Result<(),
         .await
         .map_err(failed(m.version))?;
     }
+    // Under the same lock, so that nodes starting together agree on one key and one genesis.
+    audit::check_key(&txn, &store.key, &url).await?;
+    if found == SCHEMA_VERSION {
+        // Nothing to migrate; the transaction held the lock and checked the key.
+        txn.commit().await.map_err(failed(SCHEMA_VERSION))?;
+        return Ok(());
+    }
+    if found < 3 {
+        // The genesis marker: `created` for a new database; `migrated` for one whose chain
+        // was written before heads were authenticated (the chain is vouched for from here).
+        audit::write_genesis_in(&txn, &store.key, now, found > 0)
+            .await
+            .map_err(failed(3))?;
+    }
     let event = if found == 0 {
         proofpix_store::AuditEvent::new("proofpix", "store.create", "store").details(
             serde_json::json!({ "schema_version": SCHEMA_VERSION, "backend": "postgresql" }),
@@ -227,7 +308,7 @@ pub(crate) async fn migrate(store: &PgStore, schema: Option<&str>) -> Result<(),
             serde_json::json!({ "from": found, "to": SCHEMA_VERSION, "backend": "postgresql" }),
         )
     };
-    records::append_audit(&txn, now, &event)
+    audit::append_audit(&txn, &store.key, now, &event)
         .await
         .map_err(failed(SCHEMA_VERSION))?;
     txn.commit().await.map_err(failed(SCHEMA_VERSION))?;

@@ -2,12 +2,11 @@
 //! status and the audit log.
 
 use proofpix_store::{
-    AnalysisResult, AuditEntry, AuditEvent, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
+    AnalysisResult, AuditEvent, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
     IntegrationStatus, StoreError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
 use tokio_postgres::{GenericClient, Row, Statement, Transaction};
 
 use crate::error::corrupt;
@@ -100,14 +99,6 @@ pub(crate) const SET_CURSOR: &str = "INSERT INTO cursors (integration, cursor) V
 pub(crate) const CLEAR_CURSOR: &str = "DELETE FROM cursors WHERE integration = $1";
 const GET_CURSOR: &str = "SELECT cursor FROM cursors WHERE integration = $1";
 
-const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('proofpix.audit'), \
-     hashtext(coalesce(current_schema(), '')))";
-const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
-const AUDIT_INSERT: &str = "INSERT INTO audit (seq, time, actor, action, target, outcome, \
-     details, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-const AUDIT_ENTRIES: &str = "SELECT seq, time, actor, action, target, outcome, details, hash \
-     FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2";
-
 /// Sets or clears a cursor inside a transaction (`set` and `clear` are [`SET_CURSOR`] and
 /// [`CLEAR_CURSOR`], prepared).
 pub(crate) async fn set_cursor_in(
@@ -122,45 +113,6 @@ pub(crate) async fn set_cursor_in(
         None => store.query(txn, clear, &[&integration]).await?,
     };
     Ok(())
-}
-
-/// Appends an audit entry inside `txn`: takes the audit lock (so appends from every node
-/// form one chain), reads the head, inserts the next entry. Returns its sequence number.
-pub(crate) async fn append_audit(
-    txn: &Transaction<'_>,
-    now: OffsetDateTime,
-    event: &AuditEvent,
-) -> Result<u64, tokio_postgres::Error> {
-    txn.execute(AUDIT_LOCK, &[]).await?;
-    let head = txn.query_opt(AUDIT_HEAD, &[]).await?;
-    let (seq, hash) = match head {
-        Some(row) => {
-            let seq: i64 = row.get(0);
-            let bytes: Vec<u8> = row.get(1);
-            let mut hash = [0u8; 32];
-            if bytes.len() == 32 {
-                hash.copy_from_slice(&bytes);
-            }
-            (seq as u64, hash)
-        }
-        None => (0, AuditEntry::GENESIS_HASH),
-    };
-    let entry = AuditEntry::following(seq, &hash, now, event);
-    txn.execute(
-        AUDIT_INSERT,
-        &[
-            &(entry.seq as i64),
-            &entry.time,
-            &entry.actor,
-            &entry.action,
-            &entry.target,
-            &entry.outcome,
-            &entry.details,
-            &entry.hash.as_slice(),
-        ],
-    )
-    .await?;
-    Ok(entry.seq)
 }
 
 fn integration_from_row(id: String, r: &Row) -> Result<IntegrationRecord, StoreError> {
@@ -417,7 +369,7 @@ impl PgStore {
                 "plugin_version": rec.plugin_version,
                 "enabled": rec.enabled,
             }));
-            append_audit(&txn, now, &event)
+            crate::audit::append_audit(&txn, &self.key, now, &event)
                 .await
                 .map_err(|e| self.err(e))?;
             self.counters.add(3, 3);
@@ -431,49 +383,12 @@ impl PgStore {
         self.block_on(async {
             let mut conn = self.conn().await?;
             let txn = conn.begin().await.map_err(|e| self.err(e))?;
-            let seq = append_audit(&txn, now, event)
+            let seq = crate::audit::append_audit(&txn, &self.key, now, event)
                 .await
                 .map_err(|e| self.err(e))?;
             self.counters.add(3, 3);
             self.commit(txn).await?;
             Ok(seq)
-        })
-    }
-
-    /// Up to `limit` audit entries after sequence number `after`, in order.
-    ///
-    /// # Errors
-    ///
-    /// A database failure.
-    pub fn audit_entries(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.block_on(async {
-            let mut conn = self.conn().await?;
-            let [st] = conn
-                .prepare([AUDIT_ENTRIES])
-                .await
-                .map_err(|e| self.err(e))?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = self
-                .query(conn.client(), &st, &[&(after as i64), &limit])
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let bytes: Vec<u8> = r.get(7);
-                    let hash: [u8; 32] = bytes
-                        .try_into()
-                        .map_err(|_| corrupt("audit", "a hash is not 32 bytes"))?;
-                    Ok(AuditEntry {
-                        seq: r.get::<_, i64>(0) as u64,
-                        time: r.get(1),
-                        actor: r.get(2),
-                        action: r.get(3),
-                        target: r.get(4),
-                        outcome: r.get(5),
-                        details: r.get(6),
-                        hash,
-                    })
-                })
-                .collect()
         })
     }
 }

@@ -7,7 +7,7 @@ use proofpix_store::*;
 use proofpix_store_pg::PgStore;
 
 use crate::conformance::{TestClock, file, outbound, result};
-use crate::support::{SchemaGuard, database_url, fresh_schema, options};
+use crate::support::{SchemaGuard, database_url, fresh_schema, key, options};
 
 struct Fixture {
     store: PgStore,
@@ -23,7 +23,7 @@ fn fixture() -> Fixture {
         schema: schema.clone(),
     };
     let clock = TestClock::new();
-    let store = PgStore::open(url, options(&schema, &clock)).unwrap();
+    let store = PgStore::open(url, key(), options(&schema, &clock)).unwrap();
     Fixture {
         store,
         clock,
@@ -87,36 +87,48 @@ fn a_group_of_128_files_commits_in_three_round_trips() {
     );
 }
 
-/// Two stores (two nodes) appending at once write one chain: numbered without gaps, each
-/// entry hashed over the one before.
+/// Two stores (two nodes), each used by two threads, appending at once (plain entries and
+/// audited changes) write one chain: numbered without gaps, each entry hashed over the one
+/// before, and `audit_verify` passes from either node.
 #[test]
 fn two_nodes_append_to_one_audit_chain() {
     let f = fixture();
     let url = database_url();
     let schema = f._guard.schema.clone();
-    let other = PgStore::open(url, options(&schema, &f.clock)).unwrap();
+    let other = PgStore::open(url, key(), options(&schema, &f.clock)).unwrap();
     std::thread::scope(|s| {
-        for (n, store) in [(0, &f.store), (1, &other)] {
+        for (n, store) in [(0, &f.store), (1, &other), (2, &f.store), (3, &other)] {
             s.spawn(move || {
                 for i in 0..25 {
-                    store
-                        .audit(&AuditEvent::new(
-                            format!("node{n}"),
-                            "sync.start",
-                            format!("i{i}"),
-                        ))
-                        .unwrap();
+                    if i % 5 == 0 {
+                        store
+                            .put_setting(&format!("n{n}"), &format!("{{\"i\":{i}}}"), "op")
+                            .unwrap();
+                    } else {
+                        store
+                            .audit(&AuditEvent::new(
+                                format!("node{n}"),
+                                "sync.start",
+                                format!("i{i}"),
+                            ))
+                            .unwrap();
+                    }
                 }
             });
         }
     });
     let entries = f.store.audit_entries(0, 1000).unwrap();
-    assert_eq!(entries.len(), 51); // and the store's creation
+    assert_eq!(entries.len(), 101); // and the store's creation
     let mut prev = AuditEntry::GENESIS_HASH;
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1);
         assert!(e.chains_from(&prev), "entry {} does not chain", e.seq);
         prev = e.hash;
+    }
+    for store in [&f.store, &other] {
+        let report = store.audit_verify().unwrap();
+        assert!(report.is_ok(), "{report}");
+        assert_eq!((report.entries, report.last_seq), (101, Some(101)));
     }
 }
 
@@ -183,6 +195,7 @@ fn a_dropped_connection_is_replaced_by_the_next_call() {
     let name = format!("proofpix-{schema}");
     let store = PgStore::open(
         url,
+        key(),
         proofpix_store_pg::PgOptions {
             application_name: name.clone(),
             ..options(&schema, &clock)

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proofpix_store_pg::{PgOptions, PgStore, masked_url};
+use proofpix_vault::MasterKey;
 
 use crate::conformance::{Backend, TestClock};
 
@@ -265,6 +266,13 @@ impl Drop for SchemaGuard {
     }
 }
 
+/// The master key of the tests' "cluster": every store a test opens on one schema uses it,
+/// as the nodes of a cluster share one.
+pub fn key() -> &'static MasterKey {
+    static KEY: OnceLock<MasterKey> = OnceLock::new();
+    KEY.get_or_init(MasterKey::generate)
+}
+
 /// Options for a store in `schema`, reading `clock`.
 pub fn options(schema: &str, clock: &TestClock) -> PgOptions {
     PgOptions {
@@ -285,11 +293,12 @@ pub fn backend() -> Backend {
         schema: schema.clone(),
     };
     let opts = options(&schema, &clock);
+    let key = MasterKey::generate();
     Backend::new(
         clock,
         Box::new(move || {
-            Box::new(PgStore::open(url, opts.clone()).unwrap())
-                as Box<dyn proofpix_store::DownstreamStore>
+            Box::new(PgStore::open(url, &key, opts.clone()).unwrap())
+                as Box<dyn proofpix_store::Backend>
         }),
         Box::new(guard),
     )

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proofpix_store::*;
+use proofpix_vault::Secret;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -55,11 +56,11 @@ impl TestClock {
 }
 
 /// Opens the backend's store (again, for [`Backend::restart`]).
-pub type Opener = Box<dyn Fn() -> Box<dyn DownstreamStore>>;
+pub type Opener = Box<dyn Fn() -> Box<dyn proofpix_store::Backend>>;
 
 /// A store under test, the clock it reads, and what keeps its storage alive.
 pub struct Backend {
-    store: Option<Box<dyn DownstreamStore>>,
+    store: Option<Box<dyn proofpix_store::Backend>>,
     open: Opener,
     pub clock: TestClock,
     /// Dropped last: the temporary directory, or the database schema to drop.
@@ -77,7 +78,7 @@ impl Backend {
         }
     }
 
-    pub fn store(&self) -> &dyn DownstreamStore {
+    pub fn store(&self) -> &dyn proofpix_store::Backend {
         self.store.as_deref().expect("open")
     }
 
@@ -115,6 +116,16 @@ macro_rules! stage_store_conformance {
             concurrent_claims_never_share_an_item,
             key_value_namespaces_count_usage_and_keep_their_cap,
             integration_records_are_listed_and_their_changes_audited,
+            control_secrets_and_tokens_read_back_and_are_audited_without_values,
+            control_plugins_are_installed_listed_and_removed,
+            control_api_tokens_and_sessions_end_together,
+            control_settings_read_back_and_are_audited,
+            control_deleting_an_integration_removes_what_it_owned,
+            control_batches_and_file_pages,
+            control_the_audit_chain_verifies_lists_and_exports,
+            control_the_inventory_filters_sorts_and_pages,
+            control_forgetting_write_backs_keeps_intents,
+            control_expired_leases_are_released,
         );
     };
     ($open:path: $($name:ident),* $(,)?) => {
@@ -1015,4 +1026,727 @@ pub fn integration_records_are_listed_and_their_changes_audited(b: &mut Backend)
         (sp.status, sp.last_error.as_deref()),
         (IntegrationStatus::NeedsReauth, Some("HTTP 401"))
     );
+}
+
+// ----- the control plane (ControlStore): what the service, the API and the CLI need -------
+
+fn integration_rec(id: &str, now: OffsetDateTime) -> IntegrationRecord {
+    IntegrationRecord::new(id, "salesforce", "0.3.0", now)
+}
+
+/// The actions of the audit entries after `after`, oldest first.
+fn actions_after(store: &dyn proofpix_store::Backend, after: u64) -> Vec<String> {
+    store
+        .audit_entries(after + 1, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+fn mark(store: &dyn proofpix_store::Backend) -> u64 {
+    store.audit(&AuditEvent::new("test", "mark", "x")).unwrap()
+}
+
+/// Secrets and OAuth tokens: refused for an unknown integration, read back as set, listed
+/// by field name only, removed, and each change audited without its value.
+pub fn control_secrets_and_tokens_read_back_and_are_audited_without_values(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let err = store
+        .set_secret("nobody", "client_secret", &Secret::new("x"), "op")
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NoSuchIntegration(id) if id == "nobody"),
+        "{err}"
+    );
+    store
+        .put_integration(&integration_rec("sf", clock.now()), "op")
+        .unwrap();
+    let before = mark(store);
+    store
+        .set_secret("sf", "password", &Secret::new("hunter2"), "operator:ada")
+        .unwrap();
+    store
+        .set_secret(
+            "sf",
+            "client_secret",
+            &Secret::new("s3cr3t"),
+            "operator:ada",
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .secret("sf", "client_secret")
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "s3cr3t"
+    );
+    assert!(store.secret("sf", "nothing").unwrap().is_none());
+    assert_eq!(
+        store.secret_fields("sf").unwrap(),
+        ["client_secret", "password"]
+    );
+    assert!(
+        store
+            .delete_secret("sf", "password", "operator:ada")
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_secret("sf", "password", "operator:ada")
+            .unwrap()
+    );
+    assert_eq!(store.secret_fields("sf").unwrap(), ["client_secret"]);
+
+    let expires = clock.now() + Duration::from_secs(3600);
+    let tokens = TokenSet {
+        access_token: Secret::new("at-1"),
+        refresh_token: Some(Secret::new("rt-1")),
+        expires_at: Some(expires),
+        scope: Some("api refresh_token".into()),
+        context: [("instance_url".to_string(), "https://x.example".to_string())].into(),
+    };
+    assert!(matches!(
+        store.set_tokens("nobody", &tokens, "op").unwrap_err(),
+        StoreError::NoSuchIntegration(_)
+    ));
+    store.set_tokens("sf", &tokens, "oauth").unwrap();
+    let back = store.tokens("sf").unwrap().unwrap();
+    assert_eq!(back.access_token.expose(), "at-1");
+    assert_eq!(
+        back.refresh_token.as_ref().map(Secret::expose),
+        Some("rt-1")
+    );
+    assert_eq!(back.expires_at, Some(expires));
+    assert_eq!(back.scope.as_deref(), Some("api refresh_token"));
+    assert_eq!(back.context, tokens.context);
+    // Replacing drops what the new set does not have.
+    let access_only = TokenSet {
+        refresh_token: None,
+        expires_at: None,
+        scope: None,
+        context: Default::default(),
+        access_token: Secret::new("at-2"),
+    };
+    store.set_tokens("sf", &access_only, "oauth").unwrap();
+    let back = store.tokens("sf").unwrap().unwrap();
+    assert_eq!(back.access_token.expose(), "at-2");
+    assert!(back.refresh_token.is_none() && back.expires_at.is_none());
+    assert!(store.delete_tokens("sf", "op").unwrap());
+    assert!(!store.delete_tokens("sf", "op").unwrap());
+    assert!(store.tokens("sf").unwrap().is_none());
+
+    assert_eq!(
+        actions_after(store, before),
+        [
+            "secret.set",
+            "secret.set",
+            "secret.delete",
+            "tokens.set",
+            "tokens.set",
+            "tokens.delete"
+        ]
+    );
+    let entries = store.audit_entries(before + 1, 100).unwrap();
+    assert_eq!(entries[0].target, "sf/password");
+    for e in &entries {
+        for value in ["hunter2", "s3cr3t", "at-1", "rt-1", "at-2"] {
+            assert!(!e.details.contains(value), "{e:?}");
+        }
+    }
+}
+
+/// Plugin records: installed (or upgraded), read, listed by id, removed; audited.
+pub fn control_plugins_are_installed_listed_and_removed(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let plugin = |id: &str, version: &str| PluginRecord {
+        id: id.into(),
+        version: version.into(),
+        content_hash: format!("sha256:{id}{version}"),
+        capabilities: vec!["http:api.example".into()],
+        installed_at: clock.now(),
+        signer: Some("ProofPix".into()),
+        key_id: None,
+        previous_version: None,
+        quarantined: None,
+    };
+    let before = mark(store);
+    store.put_plugin(&plugin("slack", "0.1.0"), "op").unwrap();
+    store.put_plugin(&plugin("box", "0.2.0"), "op").unwrap();
+    let mut upgraded = plugin("slack", "0.2.0");
+    upgraded.previous_version = Some("0.1.0".into());
+    store.put_plugin(&upgraded, "op").unwrap();
+    assert_eq!(store.plugin("slack").unwrap(), Some(upgraded.clone()));
+    assert_eq!(store.plugin("nothing").unwrap(), None);
+    let ids: Vec<String> = store.plugins().unwrap().into_iter().map(|p| p.id).collect();
+    assert_eq!(ids, ["box", "slack"]);
+    assert!(store.remove_plugin("box", "op").unwrap());
+    assert!(!store.remove_plugin("box", "op").unwrap());
+    assert_eq!(store.plugins().unwrap(), [upgraded]);
+    assert_eq!(
+        actions_after(store, before),
+        [
+            "plugin.install",
+            "plugin.install",
+            "plugin.install",
+            "plugin.remove"
+        ]
+    );
+}
+
+fn token_rec(name: &str, role: &str, now: OffsetDateTime) -> ApiTokenRecord {
+    ApiTokenRecord {
+        name: name.into(),
+        role: role.into(),
+        created_by: "bootstrap".into(),
+        created_at: now,
+    }
+}
+
+/// API tokens by their SHA-256 and the dashboard sessions opened with them: names stay
+/// unique, a session lives until its expiry or its token's revocation or rotation.
+pub fn control_api_tokens_and_sessions_end_together(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let before = mark(store);
+    store
+        .put_api_token("h-admin", &token_rec("admin", "admin", clock.now()), "op")
+        .unwrap();
+    assert!(
+        store
+            .create_api_token(
+                "h-viewer",
+                &token_rec("viewer", "viewer", clock.now()),
+                "op"
+            )
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_api_token("h-other", &token_rec("viewer", "admin", clock.now()), "op")
+            .unwrap(),
+        "a name is not taken twice"
+    );
+    assert_eq!(store.api_token("h-other").unwrap(), None);
+    assert_eq!(store.api_token("h-viewer").unwrap().unwrap().role, "viewer");
+    let mut names: Vec<String> = store
+        .api_tokens()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["admin", "viewer"]);
+
+    let session = |token: &str, name: &str, secs: u64| SessionRecord {
+        token_sha256: token.into(),
+        token_name: name.into(),
+        created_at: clock.now(),
+        expires_at: clock.now() + Duration::from_secs(secs),
+    };
+    assert!(
+        !store
+            .put_session("s-ghost", &session("h-nobody", "x", 60))
+            .unwrap(),
+        "a session of no token is not opened"
+    );
+    assert!(
+        store
+            .put_session("s-1", &session("h-viewer", "viewer", 60))
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_session("s-2", &session("h-viewer", "viewer", 3600))
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_session("s-3", &session("h-admin", "admin", 3600))
+            .unwrap()
+    );
+    let (s, t) = store.session("s-1").unwrap().unwrap();
+    assert_eq!(
+        (s.token_name.as_str(), t.role.as_str()),
+        ("viewer", "viewer")
+    );
+    assert_eq!(store.session("s-ghost").unwrap(), None);
+    assert_eq!(store.session_count().unwrap(), 3);
+
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(store.session("s-1").unwrap(), None, "expired");
+    assert_eq!(store.expire_sessions().unwrap(), 1);
+    assert_eq!(store.session_count().unwrap(), 2);
+
+    // Rotation: same name and role, the old secret and its sessions stop working.
+    let rotated = store
+        .rotate_api_token("viewer", "h-viewer-2", "op")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rotated.name.as_str(), rotated.role.as_str()),
+        ("viewer", "viewer")
+    );
+    assert_eq!(rotated.created_at, clock.now());
+    assert_eq!(store.api_token("h-viewer").unwrap(), None);
+    assert_eq!(store.api_token("h-viewer-2").unwrap(), Some(rotated));
+    assert_eq!(store.session("s-2").unwrap(), None);
+    assert_eq!(store.rotate_api_token("nobody", "h", "op").unwrap(), None);
+
+    // Replacing a token by name ends the replaced token's sessions.
+    store
+        .put_api_token("h-admin-2", &token_rec("admin", "admin", clock.now()), "op")
+        .unwrap();
+    assert_eq!(store.api_token("h-admin").unwrap(), None);
+    assert_eq!(store.session("s-3").unwrap(), None);
+
+    assert!(
+        store
+            .put_session("s-4", &session("h-admin-2", "admin", 60))
+            .unwrap()
+    );
+    assert!(store.delete_session("s-4").unwrap());
+    assert!(!store.delete_session("s-4").unwrap());
+    assert!(
+        store
+            .put_session("s-5", &session("h-admin-2", "admin", 60))
+            .unwrap()
+    );
+    assert!(store.delete_api_token("admin", "op").unwrap());
+    assert!(!store.delete_api_token("admin", "op").unwrap());
+    assert_eq!(store.session("s-5").unwrap(), None);
+    assert_eq!(store.session_count().unwrap(), 0);
+    assert_eq!(
+        actions_after(store, before),
+        [
+            "api-token.create",
+            "api-token.create",
+            "session.create",
+            "session.create",
+            "session.create",
+            "api-token.rotate",
+            "api-token.create",
+            "session.create",
+            "session.delete",
+            "session.create",
+            "api-token.delete",
+        ]
+    );
+}
+
+/// Settings are JSON text, read back as written; a change is audited with its value.
+pub fn control_settings_read_back_and_are_audited(b: &mut Backend) {
+    let store = b.store();
+    assert_eq!(store.setting("retention").unwrap(), None);
+    let before = mark(store);
+    store
+        .put_setting("retention", r#"{"days":30}"#, "op")
+        .unwrap();
+    store
+        .put_setting("retention", r#"{"days":90}"#, "op")
+        .unwrap();
+    assert_eq!(
+        store.setting("retention").unwrap().as_deref(),
+        Some(r#"{"days":90}"#)
+    );
+    let entries = store.audit_entries(before + 1, 10).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].action, "settings.update");
+    assert_eq!(entries[1].details, r#"{"days":90}"#);
+}
+
+/// Deleting an integration removes what it owned (secrets, tokens, its key-value
+/// namespace, files, queue items of its own and stage queues, cursor, write-back records)
+/// in one audited change; its results and batches go only with a purge of its history.
+pub fn control_deleting_an_integration_removes_what_it_owned(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store
+        .put_integration(&integration_rec("src", clock.now()), "op")
+        .unwrap();
+    store
+        .put_integration(&integration_rec("other", clock.now()), "op")
+        .unwrap();
+    store
+        .set_secret("src", "password", &Secret::new("pw"), "op")
+        .unwrap();
+    store
+        .set_secret("other", "password", &Secret::new("pw2"), "op")
+        .unwrap();
+    store
+        .set_tokens(
+            "src",
+            &TokenSet {
+                access_token: Secret::new("at"),
+                refresh_token: None,
+                expires_at: None,
+                scope: None,
+                context: Default::default(),
+            },
+            "op",
+        )
+        .unwrap();
+    store.kv_set("src", "state", b"v", None).unwrap();
+    store.kv_set("other", "state", b"v", None).unwrap();
+    let batch = store.start_batch("src").unwrap();
+    store
+        .enqueue_page("src", &items(&["a@v1", "b@v1"]), Some("page-2"))
+        .unwrap();
+    let leases = store.claim("src", "w1", 1, LEASE).unwrap();
+    let wb = stage_queue("src", Stage::WriteBack);
+    store
+        .record_group(&[Record::Done {
+            lease: leases[0].clone(),
+            file: file("a", clock.now()),
+            result: Some(result("a")),
+            outbox: vec![outbound(&wb, "a")],
+        }])
+        .unwrap();
+    let mut key = wb_key();
+    key.integration = "src".into();
+    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
+    store.finish_batch(&batch, &[]).unwrap();
+    let results_before = store.result_count().unwrap();
+    assert_eq!(store.file_count("src").unwrap(), 1);
+
+    let before = mark(store);
+    let counts = store.delete_integration("src", "operator:ada").unwrap();
+    assert_eq!(
+        counts,
+        DeletedCounts {
+            secrets: 1,
+            tokens: 1,
+            kv_entries: 1,
+            files: 1,
+            queue_items: 2,
+            writebacks: 1,
+        }
+    );
+    assert_eq!(actions_after(store, before), ["integration.delete"]);
+    assert_eq!(store.integration("src").unwrap(), None);
+    assert!(store.secret("src", "password").unwrap().is_none());
+    assert!(store.tokens("src").unwrap().is_none());
+    assert_eq!(store.kv_get("src", "state").unwrap(), None);
+    assert_eq!(store.file_count("src").unwrap(), 0);
+    assert_eq!(store.cursor("src").unwrap(), None);
+    assert_eq!(store.depth("src").unwrap(), QueueDepth::default());
+    assert_eq!(store.depth(&wb).unwrap(), QueueDepth::default());
+    assert_eq!(store.begin_writeback(&key).unwrap(), Begin::Proceed);
+    // The other integration keeps everything.
+    assert!(store.integration("other").unwrap().is_some());
+    assert_eq!(
+        store.secret("other", "password").unwrap().unwrap().expose(),
+        "pw2"
+    );
+    assert!(store.kv_get("other", "state").unwrap().is_some());
+    assert!(matches!(
+        store.delete_integration("src", "op").unwrap_err(),
+        StoreError::NoSuchIntegration(_)
+    ));
+
+    // History stays until purged.
+    assert_eq!(store.result_count().unwrap(), results_before);
+    assert_eq!(store.recent_batches(Some("src"), 10).unwrap().len(), 1);
+    let purged = store.purge_integration_history("src", "op").unwrap();
+    assert_eq!(
+        purged,
+        PurgedHistory {
+            results: 1,
+            batches: 1
+        }
+    );
+    assert_eq!(store.result_count().unwrap(), results_before - 1);
+    assert!(store.recent_batches(Some("src"), 10).unwrap().is_empty());
+    assert_eq!(
+        store.audit_latest(1).unwrap()[0].action,
+        "integration.purge-history"
+    );
+}
+
+/// Batches newest first (of one integration or all), saved progress read back; file records
+/// paged in remote id order.
+pub fn control_batches_and_file_pages(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let b1 = store.start_batch("a").unwrap();
+    let b2 = store.start_batch("b").unwrap();
+    let mut b3 = store.start_batch("a").unwrap();
+    b3.total = 7;
+    b3.finished_at = Some(clock.now());
+    store.put_batch(&b3).unwrap();
+    let ids = |v: Vec<BatchRecord>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.recent_batches(None, 2).unwrap()), [b3.id, b2.id]);
+    assert_eq!(
+        ids(store.recent_batches(Some("a"), 10).unwrap()),
+        [b3.id, b1.id]
+    );
+    assert_eq!(store.recent_batches(None, 10).unwrap()[0], b3);
+    assert_eq!(store.batch(b3.id).unwrap(), Some(b3));
+
+    for id in ["c", "a", "b", "d", "e"] {
+        store.put_file(&file(id, clock.now())).unwrap();
+    }
+    let mut other = file("a", clock.now());
+    other.integration = "zzz".into();
+    store.put_file(&other).unwrap();
+    let page = |after: Option<&str>| -> Vec<String> {
+        store
+            .files("src", after, 2)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.remote_id)
+            .collect()
+    };
+    assert_eq!(page(None), ["a", "b"]);
+    assert_eq!(page(Some("b")), ["c", "d"]);
+    assert_eq!(page(Some("d")), ["e"]);
+    assert_eq!(
+        store.files("src", None, 1).unwrap()[0],
+        file("a", clock.now())
+    );
+    assert_eq!(store.file_count("src").unwrap(), 5);
+    assert_eq!(store.file_count("zzz").unwrap(), 1);
+}
+
+/// The audit chain verifies, and lists and exports the same entries.
+pub fn control_the_audit_chain_verifies_lists_and_exports(b: &mut Backend) {
+    let store = b.store();
+    let first = mark(store);
+    for i in 0..5 {
+        store
+            .audit(&AuditEvent::new("daemon", "sync.start", format!("i{i}")).outcome("ok"))
+            .unwrap();
+    }
+    let report = store.audit_verify().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert!(report.head_authenticated);
+    assert_eq!(report.last_seq, Some(first + 5));
+    assert_eq!(
+        report.genesis.as_ref().map(|g| g.kind.as_str()),
+        Some("created")
+    );
+    let latest = store.audit_latest(2).unwrap();
+    assert_eq!(
+        latest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [first + 5, first + 4]
+    );
+    let from = store.audit_entries(first + 1, 2).unwrap();
+    assert_eq!(
+        from.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+        ["i0", "i1"]
+    );
+    let mut out = Vec::new();
+    let n = store.audit_export(&mut out).unwrap();
+    assert_eq!(n, first + 5);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, n);
+    let last = lines.last().unwrap();
+    assert_eq!(last["target"], "i4");
+    let hex: String = latest[0].hash.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(last["hash"], hex.as_str());
+    assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
+}
+
+/// The inventory: files with their latest results, filtered, sorted and paged with a
+/// keyset cursor that neither repeats nor skips a row.
+pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let specs = [
+        (
+            "a",
+            "Beach.JPG",
+            "high",
+            80,
+            r#"{"findings":[{"category":"location"},{"category":"device"}]}"#,
+        ),
+        ("b", "cat.png", "low", 10, r#"{"findings":[]}"#),
+        (
+            "c",
+            "Dog.jpg",
+            "critical",
+            95,
+            r#"{"findings":[{"category":"person"}]}"#,
+        ),
+        (
+            "d",
+            "beach-2.jpg",
+            "high",
+            70,
+            r#"{"findings":[{"category":"location"}]}"#,
+        ),
+    ];
+    let ids: Vec<&str> = specs.iter().map(|s| s.0).collect();
+    let leases = enqueue(store, &ids);
+    let mut records = Vec::new();
+    for (lease, (id, name, risk, score, report)) in leases.into_iter().zip(specs) {
+        let mut f = file(id, clock.now());
+        f.name = name.into();
+        records.push(Record::Done {
+            lease,
+            file: f,
+            result: Some(NewResult {
+                risk: risk.into(),
+                score,
+                report_json: report.into(),
+                ..result(id)
+            }),
+            outbox: vec![],
+        });
+        clock.advance(Duration::from_secs(1));
+    }
+    store.record_group(&records).unwrap();
+    // A file never analysed.
+    let mut pending = file("e", clock.now());
+    pending.status = FileStatus::Pending;
+    pending.name = "new.jpg".into();
+    store.put_file(&pending).unwrap();
+
+    let query = |f: &dyn Fn(&mut InventoryQuery)| {
+        let mut q = InventoryQuery {
+            limit: 100,
+            sort: InventorySort::Key,
+            ..InventoryQuery::default()
+        };
+        f(&mut q);
+        store.inventory(&q).unwrap()
+    };
+    let ids_of = |p: &InventoryPage| {
+        p.rows
+            .iter()
+            .map(|r| r.remote_id.clone())
+            .collect::<Vec<_>>()
+    };
+
+    // Risk, highest first; the unanalysed file last.
+    let all = query(&|q| {
+        q.sort = InventorySort::Risk;
+        q.descending = true;
+    });
+    assert_eq!(ids_of(&all), ["c", "a", "d", "b", "e"]);
+    assert_eq!(all.next, None);
+    let a = &all.rows[1];
+    assert_eq!(
+        (a.risk.as_deref(), a.score, a.name.as_str()),
+        (Some("high"), Some(80), "Beach.JPG")
+    );
+    assert_eq!(a.categories, ["device", "location"]);
+    assert!(a.result_id.is_some() && a.analysed_at.is_some());
+    assert_eq!(all.rows[4].risk, None);
+
+    // The same order, two rows a page.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = query(&|q| {
+            q.sort = InventorySort::Risk;
+            q.descending = true;
+            q.limit = 2;
+            q.after = after.clone();
+        });
+        seen.extend(ids_of(&page));
+        match page.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["c", "a", "d", "b", "e"]);
+
+    // Name order (byte order: capitals first), ascending.
+    assert_eq!(
+        ids_of(&query(&|q| q.sort = InventorySort::Name)),
+        ["a", "c", "d", "b", "e"]
+    );
+    // Key order pages.
+    let first = query(&|q| {
+        q.sort = InventorySort::Key;
+        q.limit = 3;
+    });
+    assert_eq!(ids_of(&first), ["a", "b", "c"]);
+    let rest = query(&|q| {
+        q.sort = InventorySort::Key;
+        q.limit = 3;
+        q.after = first.next.clone();
+    });
+    assert_eq!(ids_of(&rest), ["d", "e"]);
+    assert_eq!(rest.next, None);
+    // Analysis time, newest first.
+    assert_eq!(
+        ids_of(&query(&|q| {
+            q.sort = InventorySort::AnalysedAt;
+            q.descending = true;
+        })),
+        ["d", "c", "b", "a", "e"],
+        "one group: one analysis time, then the identity order (reversed too)"
+    );
+
+    // Filters.
+    assert_eq!(
+        ids_of(&query(&|q| q.search = Some("BEACH".into()))),
+        ["a", "d"]
+    );
+    assert_eq!(
+        ids_of(&query(&|q| q.risks = vec!["high".into(), "critical".into()])),
+        ["a", "c", "d"]
+    );
+    assert_eq!(
+        ids_of(&query(&|q| q.category = Some("location".into()))),
+        ["a", "d"]
+    );
+    assert_eq!(
+        ids_of(&query(&|q| q.statuses = vec![FileStatus::Pending])),
+        ["e"]
+    );
+    assert_eq!(
+        ids_of(&query(&|q| q.integrations = vec!["elsewhere".into()])),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids_of(&query(&|q| {
+            q.analysed_from = Some(clock.now() - Duration::from_secs(3600));
+            q.analysed_to = Some(clock.now() + Duration::from_secs(3600));
+        })),
+        ["a", "b", "c", "d"]
+    );
+}
+
+/// Forgetting an integration's write-backs lets finished ones be written again; intents
+/// (in flight, or uncertain after a crash) keep guarding theirs.
+pub fn control_forgetting_write_backs_keeps_intents(b: &mut Backend) {
+    let store = b.store();
+    let done = wb_key();
+    let mut in_flight = wb_key();
+    in_flight.remote_id = "068B".into();
+    assert_eq!(store.begin_writeback(&done).unwrap(), Begin::Proceed);
+    store
+        .complete_writeback(&done, &Completion::Written)
+        .unwrap();
+    assert_eq!(store.begin_writeback(&in_flight).unwrap(), Begin::Proceed);
+    assert_eq!(store.forget_writebacks("sf-prod").unwrap(), 1);
+    assert_eq!(store.forget_writebacks("sf-prod").unwrap(), 0);
+    assert_eq!(store.begin_writeback(&done).unwrap(), Begin::Proceed);
+    assert_ne!(store.begin_writeback(&in_flight).unwrap(), Begin::Proceed);
+}
+
+/// Leases past their expiry are counted and their items claimable again at once (each
+/// alone, as an item that lost its worker is).
+pub fn control_expired_leases_are_released(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store.enqueue("q", &items(&["a", "b"])).unwrap();
+    assert_eq!(store.claim("q", "dead-node", 2, LEASE).unwrap().len(), 2);
+    clock.advance(LEASE + Duration::from_secs(1));
+    assert_eq!(store.expire_leases().unwrap(), 2);
+    let mut claimed: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        claimed.extend(
+            store
+                .claim("q", "w2", 10, LEASE)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.dedup_key),
+        );
+    }
+    claimed.sort();
+    assert_eq!(claimed, ["a", "b"]);
 }

@@ -18,7 +18,7 @@ fn redb_backend() -> Backend {
         clock,
         Box::new(move || {
             Box::new(Store::open_with(&path, &key, options.clone()).unwrap())
-                as Box<dyn DownstreamStore>
+                as Box<dyn proofpix_store::Backend>
         }),
         Box::new(dir),
     )
