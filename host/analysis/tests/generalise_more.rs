@@ -417,3 +417,64 @@ fn a_cr3_track_pointing_outside_the_file_costs_an_error_not_the_artist() {
         let _ = run(&whole[..n]);
     }
 }
+
+/// Ricoh's APP5 RMETA: byte order, block 0, the directory at 10 (field count), and from 20 the
+/// sections: names (1), text values (2), numbers (3), each size counting 2 header bytes.
+fn rmeta(names: &[&str], texts: &[&str], nums: &[u16], nums_size: Option<u16>) -> Vec<u8> {
+    let mut d = b"RMETA\0".to_vec();
+    let mut body = b"II\0\0\0\0\0\0".to_vec();
+    body.extend_from_slice(&10u16.to_le_bytes());
+    body.extend_from_slice(&(names.len() as u16).to_le_bytes());
+    body.extend_from_slice(&[0; 8]);
+    let section = |typ: u16, data: &[u8], size: Option<u16>| {
+        let mut s = typ.to_le_bytes().to_vec();
+        s.extend_from_slice(&size.unwrap_or(data.len() as u16 + 2).to_le_bytes());
+        s.extend_from_slice(data);
+        s
+    };
+    body.extend(section(1, names.join("\0").as_bytes(), None));
+    body.extend(section(2, texts.join("\0").as_bytes(), None));
+    let n: Vec<u8> = nums.iter().flat_map(|x| x.to_le_bytes()).collect();
+    body.extend(section(3, &n, nums_size));
+    d.extend(body);
+    seg(0xe5, &d)
+}
+
+#[test]
+fn ricoh_rmeta_fields_are_named_as_exiftool_names_them() {
+    let exif = app1_exif(&tiff(&[ascii(0x013b, "Jane Roe")], &[], &[], &[]));
+    let seg5 = rmeta(&["Sign type", "Location"], &["", "Pier 39"], &[3, 4], None);
+    let r = run(&jpeg(&[exif.clone(), seg5], 8, 8));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "Location")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(f.category.as_str(), "location-text");
+    assert_eq!(f.value, "Pier 39");
+    assert_eq!(f.source.group, "RMETA");
+    assert!(r.error.is_none(), "{:?}", r.error);
+    // A numbers section that claims more than the segment: the fields read so far stay, with
+    // an error, and the EXIF artist is untouched.
+    let lying = rmeta(&["Location"], &["Pier 39"], &[4], Some(0x7fff));
+    let r = run(&jpeg(&[exif.clone(), lying.clone()], 8, 8));
+    assert_eq!(value(&r, "Location").as_deref(), Some("Pier 39"));
+    assert_eq!(value(&r, "Artist").as_deref(), Some("Jane Roe"));
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("RMETA"),
+        "{:?}",
+        r.error
+    );
+    // Every cut of the segment's body: no panic, the artist kept.
+    for n in 4..lying.len() {
+        let mut cut = lying[..n].to_vec();
+        let l = (n - 2) as u16;
+        cut[2..4].copy_from_slice(&l.to_be_bytes());
+        let r = run(&jpeg(&[exif.clone(), cut], 8, 8));
+        assert_eq!(
+            value(&r, "Artist").as_deref(),
+            Some("Jane Roe"),
+            "cut at {n}"
+        );
+    }
+}

@@ -325,6 +325,15 @@ fn segment(
                 }
             }
         }
+        0xe5 if head.starts_with(b"RMETA\0") => {
+            if let Some(b) = full(ctx) {
+                rmeta(
+                    ctx,
+                    b.get(6..).unwrap_or(&[]),
+                    abs.and_then(|a| a.checked_add(6)),
+                );
+            }
+        }
         0xec if head.starts_with(b"Ducky") => {
             if let Some(b) = full(ctx) {
                 ducky(ctx, &b, abs);
@@ -628,6 +637,125 @@ fn ducky(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
         }
         p = end;
     }
+}
+
+/// Most fields an RMETA directory may declare (ExifTool refuses more than 100).
+const RMETA_MAX_FIELDS: usize = 100;
+
+/// Ricoh's APP5 "RMETA" segment (ExifTool's `Ricoh::RMETA`): fields a Caplio Pro G3 user
+/// defines (`Location`, `Sign type`...). After the signature: the byte order (`II`, `MM`, or
+/// zeros for the container's, taken as big-endian), the block number at 4 (non-zero blocks
+/// carry audio or barcodes, not fields), the directory's offset at 8; there the field count,
+/// and from 10 bytes on, sections (type, size counting 2 bytes of its header): 1 the field
+/// names, 2 or 18 their text values, 3 their numbers (menu choices), all NUL-separated or
+/// 16-bit. A field is named as ExifTool names it (words capitalised, spaces dropped) and its
+/// value is the text or, without text, the number. A section that runs past the segment ends
+/// the walk with an error; fields read before it are kept.
+fn rmeta(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
+    if d.len() < 20 {
+        ctx.error("Ricoh RMETA: truncated");
+        return;
+    }
+    let le = match d.get(..2) {
+        Some(b"II") => true,
+        Some(b"MM") | Some([0, 0]) => false,
+        _ => {
+            ctx.error("Ricoh RMETA: bad byte order");
+            return;
+        }
+    };
+    let r16 = |p: usize| crate::bytes::u16_at(d, p, le).map(usize::from);
+    if r16(4) != Some(0) {
+        return;
+    }
+    let Some(dir) = r16(8) else { return };
+    let Some(n) = r16(dir) else {
+        ctx.error("Ricoh RMETA: directory outside the segment");
+        return;
+    };
+    if n > RMETA_MAX_FIELDS {
+        ctx.error(format!("Ricoh RMETA: implausible field count {n}"));
+        return;
+    }
+    let mut names: Vec<&[u8]> = Vec::new();
+    let mut texts: Vec<&[u8]> = Vec::new();
+    let mut nums: Vec<u16> = Vec::new();
+    let mut pos = dir.saturating_add(10);
+    while pos.saturating_add(4) <= d.len() {
+        let (Some(typ), Some(size)) = (r16(pos), r16(pos.saturating_add(2))) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        pos = pos.saturating_add(4);
+        let Some(body) = size
+            .checked_sub(2)
+            .and_then(|n| d.get(pos..pos.saturating_add(n)))
+        else {
+            ctx.error("Ricoh RMETA: corrupted section");
+            break;
+        };
+        match typ {
+            1 => names = body.splitn(n.saturating_add(1), |c| *c == 0).collect(),
+            2 | 18 => texts = body.splitn(n.saturating_add(1), |c| *c == 0).collect(),
+            3 if body.len() >= n.saturating_mul(2) => {
+                nums = body
+                    .chunks_exact(2)
+                    .take(n)
+                    .filter_map(|c| crate::bytes::u16_at(c, 0, le))
+                    .collect();
+            }
+            3 => ctx.error("Ricoh RMETA: truncated numbers section"),
+            _ => {}
+        }
+        pos = pos.saturating_add(body.len());
+    }
+    for i in 0..n {
+        let tag = names.get(i).map(|b| tiff::ascii(b)).unwrap_or_default();
+        let text = texts.get(i).map(|b| tiff::ascii(b)).unwrap_or_default();
+        if tag.is_empty() && text.is_empty() {
+            continue;
+        }
+        let name = if tag.is_empty() {
+            "RMETA_Unknown".to_owned()
+        } else {
+            rmeta_name(&tag)
+        };
+        let value = match nums.get(i) {
+            _ if !text.is_empty() => text,
+            Some(v) => v.to_string(),
+            None => continue,
+        };
+        ctx.text(Family::Container, "RMETA", &tag, &name, abs, &value);
+    }
+}
+
+/// ExifTool's name for an RMETA field: every word capitalised, spaces before word characters
+/// dropped (`Sign type` is `SignType`).
+fn rmeta_name(tag: &str) -> String {
+    let mut out = String::new();
+    let mut boundary = true;
+    let mut space = false;
+    for c in tag.chars() {
+        let word = c.is_alphanumeric() || c == '_';
+        if c == ' ' {
+            space = true;
+            boundary = true;
+            continue;
+        }
+        if space && !word {
+            out.push(' ');
+        }
+        space = false;
+        if boundary && word {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        boundary = !word;
+    }
+    out
 }
 
 /// APP12 "[picture info]" text (Olympus, Agfa, some Fujifilm): `key=value` lines.
