@@ -212,8 +212,9 @@ impl PgStore {
             sql += &format!(" AND r.created_ms < {}", p(Box::new(ms(to))));
         }
         let descending = q.descending && q.sort != InventorySort::Key;
-        let key = "(k_number, k_text COLLATE \"C\", f.integration COLLATE \"C\", \
-                   f.remote_id COLLATE \"C\")";
+        // `f` is the filtered rows with their sort key; the cursor compares as a row value.
+        let key = "(k_number, k_text COLLATE \"C\", integration COLLATE \"C\", \
+                   remote_id COLLATE \"C\")";
         let mut outer = format!("SELECT * FROM ({sql}) f WHERE true");
         if let Some(after) = &q.after {
             let cursor = format!(
@@ -230,11 +231,6 @@ impl PgStore {
             " ORDER BY k_number {dir}, k_text COLLATE \"C\" {dir}, integration COLLATE \"C\" {dir}, \
              remote_id COLLATE \"C\" {dir} LIMIT {}",
             p(Box::new(clamp(limit + 1)))
-        );
-        let outer = outer.replace(
-            "f.integration COLLATE \"C\", \
-                   f.remote_id COLLATE \"C\")",
-            "integration COLLATE \"C\", remote_id COLLATE \"C\")",
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
