@@ -10,6 +10,7 @@
 //! value moved to another record does not open.
 
 use std::io::Write;
+use std::time::Duration;
 
 use proofpix_store::{
     ApiTokenRecord, AuditEntry, AuditEvent, BatchRecord, ControlStore, DeletedCounts, FileRecord,
@@ -1041,5 +1042,39 @@ impl ControlStore for PgStore {
             &[&now],
         )?;
         Ok(rows[0].get::<_, i64>(0) as u64)
+    }
+
+    fn try_acquire_sync(
+        &self,
+        integration: &str,
+        node_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let expires = ms(now + ttl);
+        // One statement: the row is inserted, or updated only when this node holds it or its
+        // holder's expired; concurrent claims of one row wait for each other on its lock.
+        let rows = self.rows(
+            "INSERT INTO sync_leases (integration, node, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (integration) DO UPDATE SET node = EXCLUDED.node, \
+             expires_ms = EXCLUDED.expires_ms \
+             WHERE sync_leases.node = EXCLUDED.node OR sync_leases.expires_ms <= $4 \
+             RETURNING 1",
+            &[&integration, &node_id, &expires, &ms(now)],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
+    fn release_sync(&self, integration: &str, node_id: &str) -> Result<bool, StoreError> {
+        self.block_on(async {
+            let mut conn = self.conn().await?;
+            self.x(
+                conn.client(),
+                "DELETE FROM sync_leases WHERE integration = $1 AND node = $2",
+                &[&integration, &node_id],
+            )
+            .await
+        })
+        .map(|n| n > 0)
     }
 }

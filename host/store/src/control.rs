@@ -21,11 +21,19 @@
 //! (re-seals the file under a new key file), `check` (redb's page checksums), `path`,
 //! `schema_version` and `key_id`.
 //!
+//! [`ControlStore::try_acquire_sync`] and [`ControlStore::release_sync`] (one sync per
+//! integration, cluster-wide) have no inherent twin.
+//!
 //! One method differs from its inherent twin: [`ControlStore::audit_export`] takes
 //! `&mut dyn Write` where [`Store::audit_export`] takes `impl Write` (a generic method
 //! cannot be called through a trait object).
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use crate::records::{BatchRecord, FileRecord, IntegrationRecord, PluginRecord, TokenSet};
 use crate::seams::DownstreamStore;
@@ -353,6 +361,68 @@ pub trait ControlStore: Send + Sync {
     /// # Errors
     /// The backend failed.
     fn expire_leases(&self) -> Result<u64, StoreError>;
+
+    // ----- one sync per integration, cluster-wide ---------------------------------------
+
+    /// Takes (or renews) the sync lease of `integration` for `node_id` until `ttl` from the
+    /// store's clock. `true` when `node_id` holds it now: there was none, the holder's expired,
+    /// or `node_id` held it already (renewed). `false` when another node holds a live one:
+    /// that node is syncing the integration. A node renews well within `ttl` while it syncs,
+    /// so the lease of a node that died runs out and another takes over. redb, held by one
+    /// daemon, keeps its leases in memory; PostgreSQL in a row claimed with a conditional
+    /// update, so two nodes never both hold one.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn try_acquire_sync(
+        &self,
+        integration: &str,
+        node_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `node_id`'s sync lease of `integration` (after its sync). Returns whether
+    /// `node_id` held it; another node's lease is left alone.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn release_sync(&self, integration: &str, node_id: &str) -> Result<bool, StoreError>;
+}
+
+/// redb's sync leases: integration -> (node, expiry).
+#[derive(Debug, Default)]
+pub(crate) struct SyncLeases(Mutex<HashMap<String, (String, OffsetDateTime)>>);
+
+impl SyncLeases {
+    fn acquire(
+        &self,
+        integration: &str,
+        node_id: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> bool {
+        let mut leases = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match leases.get(integration) {
+            Some((holder, expires)) if holder != node_id && *expires > now => false,
+            _ => {
+                leases.insert(integration.to_owned(), (node_id.to_owned(), now + ttl));
+                true
+            }
+        }
+    }
+
+    fn release(&self, integration: &str, node_id: &str) -> bool {
+        let mut leases = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if leases
+            .get(integration)
+            .is_some_and(|(holder, _)| holder == node_id)
+        {
+            leases.remove(integration);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Everything a daemon needs of its store: the control plane ([`ControlStore`]) and the
@@ -570,6 +640,21 @@ impl ControlStore for Store {
 
     fn expire_leases(&self) -> Result<u64, StoreError> {
         Store::expire_leases(self)
+    }
+
+    fn try_acquire_sync(
+        &self,
+        integration: &str,
+        node_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .sync_leases
+            .acquire(integration, node_id, self.now(), ttl))
+    }
+
+    fn release_sync(&self, integration: &str, node_id: &str) -> Result<bool, StoreError> {
+        Ok(self.sync_leases.release(integration, node_id))
     }
 }
 

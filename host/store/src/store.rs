@@ -91,6 +91,9 @@ pub struct Store {
     /// Random per open; tells a write-back intent left by a crashed run from one in flight now.
     pub(crate) run_id: u64,
     pub(crate) queue_max_attempts: u32,
+    /// The sync leases of this daemon's integrations (see `ControlStore::try_acquire_sync`):
+    /// in memory, since a redb file is held by one process.
+    pub(crate) sync_leases: crate::control::SyncLeases,
 }
 
 impl fmt::Debug for Store {
@@ -212,6 +215,7 @@ impl Store {
             clock: options.clock.clone(),
             run_id: u64::from_le_bytes(run_id),
             queue_max_attempts: options.queue_max_attempts.max(1),
+            sync_leases: crate::control::SyncLeases::default(),
         };
         migrate::open_schema(&store, &options.extra_migrations)?;
         Ok(store)

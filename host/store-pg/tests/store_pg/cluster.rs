@@ -242,3 +242,37 @@ fn a_dropped_connection_is_replaced_by_the_next_call() {
         .unwrap();
     assert_eq!(leases.len(), 1);
 }
+
+/// Eight threads on two stores (two nodes) race for one integration's sync lease: exactly
+/// one wins, and after it releases, exactly one of the others.
+#[test]
+fn racing_nodes_get_one_sync_lease() {
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let f = fixture();
+    let other = PgStore::open(database_url(), key(), options(&f._guard.schema, &f.clock)).unwrap();
+    let ttl = Duration::from_secs(60);
+    for round in 0..2 {
+        let barrier = Barrier::new(8);
+        let winners = AtomicUsize::new(0);
+        let winner = std::sync::Mutex::new(String::new());
+        std::thread::scope(|s| {
+            for n in 0..8 {
+                let store = if n % 2 == 0 { &f.store } else { &other };
+                let (barrier, winners, winner) = (&barrier, &winners, &winner);
+                s.spawn(move || {
+                    barrier.wait();
+                    let node = format!("node-{round}-{n}");
+                    if store.try_acquire_sync("sf", &node, ttl).unwrap() {
+                        winners.fetch_add(1, Ordering::SeqCst);
+                        *winner.lock().unwrap() = node;
+                    }
+                });
+            }
+        });
+        assert_eq!(winners.load(Ordering::SeqCst), 1, "round {round}");
+        let node = winner.into_inner().unwrap();
+        assert!(other.release_sync("sf", &node).unwrap());
+    }
+}

@@ -126,6 +126,7 @@ macro_rules! stage_store_conformance {
             control_the_inventory_filters_sorts_and_pages,
             control_forgetting_write_backs_keeps_intents,
             control_expired_leases_are_released,
+            control_one_node_holds_an_integrations_sync_lease,
         );
     };
     ($open:path: $($name:ident),* $(,)?) => {
@@ -1749,4 +1750,41 @@ pub fn control_expired_leases_are_released(b: &mut Backend) {
     }
     claimed.sort();
     assert_eq!(claimed, ["a", "b"]);
+}
+
+/// One node at a time holds an integration's sync lease: renewed by its holder, taken over
+/// once it expires, released only by its holder; integrations are independent.
+pub fn control_one_node_holds_an_integrations_sync_lease(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let ttl = Duration::from_secs(60);
+    assert!(store.try_acquire_sync("sf", "node-1", ttl).unwrap());
+    assert!(!store.try_acquire_sync("sf", "node-2", ttl).unwrap());
+    assert!(
+        store.try_acquire_sync("box", "node-2", ttl).unwrap(),
+        "another integration"
+    );
+    clock.advance(Duration::from_secs(50));
+    assert!(
+        store.try_acquire_sync("sf", "node-1", ttl).unwrap(),
+        "renewed"
+    );
+    clock.advance(Duration::from_secs(50));
+    assert!(
+        !store.try_acquire_sync("sf", "node-2", ttl).unwrap(),
+        "the renewal runs 60 s from its own time"
+    );
+    clock.advance(Duration::from_secs(11));
+    assert!(
+        store.try_acquire_sync("sf", "node-2", ttl).unwrap(),
+        "expired: taken over"
+    );
+    assert!(!store.try_acquire_sync("sf", "node-1", ttl).unwrap());
+    assert!(
+        !store.release_sync("sf", "node-1").unwrap(),
+        "not node-1's any more"
+    );
+    assert!(!store.try_acquire_sync("sf", "node-1", ttl).unwrap());
+    assert!(store.release_sync("sf", "node-2").unwrap());
+    assert!(!store.release_sync("sf", "node-2").unwrap());
+    assert!(store.try_acquire_sync("sf", "node-1", ttl).unwrap());
 }
