@@ -1,5 +1,5 @@
-//! The stage store conformance suite: what every [`StageStore`] backend must do, written
-//! once and run against each.
+//! The store conformance suite: what every backend must do (the stages' [`StageStore`] and
+//! the control plane's [`ControlStore`]), written once and run against each.
 //!
 //! Each test is a function over a [`Backend`] (a store, the clock it reads, and a way to
 //! restart it as a new process would), and [`stage_store_conformance!`] makes one `#[test]`
@@ -8,8 +8,9 @@
 //! file with `#[path]` and runs the same functions, so a behaviour added here is required of
 //! both, and no backend has a copy of the tests that could drift.
 //!
-//! Only the seams are used here ([`StageStore`], and [`DownstreamStore`] which adds what the
-//! notify and remediation stages need): a backend-only API (redb's
+//! Only the seams are used here ([`StageStore`], [`DownstreamStore`] which adds what the
+//! notify and remediation stages need, and [`ControlStore`], the service's, API's and CLI's;
+//! a backend is a `proofpix_store::Backend`, all three): a backend-only API (redb's
 //! `complete_writeback_with_file`, PostgreSQL's migrations) is tested in its own crate.
 
 #![allow(dead_code)]
