@@ -478,3 +478,109 @@ fn ricoh_rmeta_fields_are_named_as_exiftool_names_them() {
         );
     }
 }
+
+/// One GPMF record: FourCC, type, structure size, repeat (big-endian), data padded to 4.
+fn klv(key: &[u8; 4], typ: u8, size: u8, count: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = key.to_vec();
+    v.push(typ);
+    v.push(size);
+    v.extend_from_slice(&count.to_be_bytes());
+    v.extend_from_slice(data);
+    while !v.len().is_multiple_of(4) {
+        v.push(0);
+    }
+    v
+}
+
+fn gopro_gpmf() -> Vec<u8> {
+    let scal: Vec<u8> = [10_000_000i32, 10_000_000, 1000, 1000, 100]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
+    let gps5: Vec<u8> = [488_500_000i32, 23_500_000, 35_000, 0, 0]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
+    let mut strm = klv(b"SCAL", b'l', 4, 5, &scal);
+    strm.extend(klv(b"GPS5", b'l', 20, 1, &gps5));
+    let mut devc = klv(b"CASN", b'c', 1, 14, b"C3221324657219");
+    devc.extend(klv(b"STRM", 0, 4, (strm.len() / 4) as u16, &strm));
+    klv(b"DEVC", 0, 4, (devc.len() / 4) as u16, &devc)
+}
+
+#[test]
+fn gopro_gpmf_camera_serial_and_gps_fix_in_app6() {
+    let mut p = b"GoPro\0".to_vec();
+    p.extend(gopro_gpmf());
+    let r = run(&jpeg(&[seg(0xe6, &p)], 8, 8));
+    assert_eq!(
+        value(&r, "CameraSerialNumber").as_deref(),
+        Some("C3221324657219"),
+        "{:#?}",
+        r.findings
+    );
+    let g = r
+        .findings
+        .iter()
+        .find(|f| f.category.as_str() == "gps")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(g.source.group, "GoPro");
+    assert!(g.value.starts_with("48.85"), "{}", g.value);
+    assert!(r.error.is_none(), "{:?}", r.error);
+    // The stream list claims 4 KB more than the segment: the serial before it stays, with an
+    // error; the EXIF artist in another segment is untouched; any cut is no panic.
+    let mut lying = gopro_gpmf();
+    lying[8 + 24 + 6..8 + 24 + 8].copy_from_slice(&1000u16.to_be_bytes());
+    let mut p = b"GoPro\0".to_vec();
+    p.extend(&lying);
+    let exif = app1_exif(&tiff(&[ascii(0x013b, "Jane Roe")], &[], &[], &[]));
+    let r = run(&jpeg(&[exif.clone(), seg(0xe6, &p)], 8, 8));
+    assert_eq!(
+        value(&r, "CameraSerialNumber").as_deref(),
+        Some("C3221324657219")
+    );
+    assert_eq!(value(&r, "Artist").as_deref(), Some("Jane Roe"));
+    assert!(!has(&r, "gps"));
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("GPMF"),
+        "{:?}",
+        r.error
+    );
+    for n in 0..p.len() {
+        let r = run(&jpeg(&[exif.clone(), seg(0xe6, &p[..n])], 8, 8));
+        assert_eq!(
+            value(&r, "Artist").as_deref(),
+            Some("Jane Roe"),
+            "cut at {n}"
+        );
+    }
+}
+
+#[test]
+fn hp_tdhd_serial_in_app6() {
+    let rec = |tag: &[u8; 4], typ: u32, data: &[u8]| {
+        let mut v = tag.to_vec();
+        v.extend_from_slice(&typ.to_le_bytes());
+        v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    };
+    let mut inner = rec(b"FWRV", 0, b"1.0\0");
+    inner.extend(rec(b"CMSN", 0, b"CN63712345\0"));
+    // TDHD and LSLV are directories by name (their type word is 1, as ExifTool's signature
+    // "TDHD\x01\0\0\0" says); other directories have type 0x10001.
+    let mut lslv = rec(b"LSLV", 1, &inner);
+    lslv.extend(rec(b"XTRA", 0x10001, &rec(b"CMSN", 0, b"CN00000002\0")));
+    let tdhd = rec(b"TDHD", 1, &lslv);
+    let r = run(&jpeg(&[seg(0xe6, &tdhd)], 8, 8));
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("CN63712345"),
+        "{:#?}",
+        r.findings
+    );
+    assert!(r.findings.iter().any(|f| f.value == "CN00000002"));
+    for n in 0..tdhd.len() {
+        let _ = run(&jpeg(&[seg(0xe6, &tdhd[..n])], 8, 8));
+    }
+}
