@@ -42,7 +42,7 @@ for root, _, files in os.walk(src):
             h = hashlib.sha1(seg).hexdigest()[:16]
             if m == 0xe1 and seg.startswith(b'Exif\0'):
                 open(os.path.join(out, 'exif', h), 'wb').write(seg[6:])
-                open(os.path.join(out, 'makernote', h), 'wb').write(b'\0' + seg[6:])
+                open(os.path.join(out, 'makernote', h), 'wb').write(b'\0\0' + seg[6:])
             if m == 0xe1 and seg.startswith(b'http://ns.adobe.com/xap/1.0/\0'):
                 open(os.path.join(out, 'xmp', h), 'wb').write(seg[29:])
             if m == 0xda:

@@ -34,6 +34,16 @@ pub fn parse_exif_with_make(make: &str, data: &[u8]) {
     });
 }
 
+/// EXIF with a given camera make and model first (layouts picked by the model: Kodak PixPro
+/// Type11/12, the Sony DSLR-A100's Minolta block, Canon's CameraInfo tables).
+pub fn parse_exif_with_make_model(make: &str, model: &str, data: &[u8]) {
+    with_ctx(|ctx| {
+        ctx.facts.make = Some(make.to_owned());
+        ctx.facts.model = Some(model.to_owned());
+        let _ = crate::family::tiff::parse(ctx, Data::Mem(data, Some(0)), Host::Embedded);
+    });
+}
+
 /// A FLIR FFF/AFF record file (as assembled from JPEG APP1 "FLIR" segments).
 pub fn parse_flir(data: &[u8]) {
     with_ctx(|ctx| crate::container::jpeg::flir(ctx, data, Some(0)));

@@ -584,3 +584,43 @@ fn hp_tdhd_serial_in_app6() {
         let _ = run(&jpeg(&[seg(0xe6, &tdhd[..n])], 8, 8));
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any bytes behind each new layout's header: a PixPro note (8b, 11, 12), an A100 Minolta
+    /// block, Leaf PKTS data, a CR3 track's sample tables, RMETA, GPMF and TDHD segments. No
+    /// panic, and the GPS fix or artist elsewhere in the file survives.
+    #[test]
+    fn the_new_layouts_take_any_bytes(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700), k in 0usize..3) {
+        let (head, make, model): (&[u8], &str, &str) = [
+            (&b"MM\0*\0\0\0\x08\0"[..], "Kodak", "PIXPRO AZ251"),
+            (&b"II*\0\x08\0\0\0"[..], "JK Imaging, Ltd.", "KODAK PIXPRO S-1"),
+            (&b"MM\0*\0\0\0\x08\0\0\0"[..], "JK Imaging, Ltd.", "KODAK PIXPRO AZ901"),
+        ][k];
+        let mut note = head.to_vec();
+        note.extend_from_slice(&body);
+        let r = run(&with_note(&[ascii(0x010f, make), ascii(0x0110, model)], &note));
+        proptest::prop_assert!(has(&r, "gps"));
+        let r = run(&sony_a100("DSLR-A100", &body));
+        proptest::prop_assert!(has(&r, "gps"));
+        let mut leaf = b"PKTS\0\0\0\x01".to_vec();
+        leaf.extend_from_slice(&body);
+        let r = run(&tiff_image(&[ascii(0x013b, "Jane Roe"), undefined(0x8606, &leaf)]));
+        proptest::prop_assert!(value(&r, "Artist").as_deref() == Some("Jane Roe"));
+        let mut trak = bx(b"hdlr", b"\0\0\0\0\0\0\0\0vide\0\0\0\0");
+        trak.extend(bx(b"stbl", &body));
+        let mut f = bx(b"ftyp", b"crx \0\0\0\x01crx isom");
+        f.extend(bx(b"moov", &bx(b"trak", &bx(b"mdia", &trak))));
+        let _ = run(&f);
+        let exif = app1_exif(&tiff(&[ascii(0x013b, "Jane Roe")], &[], &[], &[]));
+        let cut = &body[..body.len().min(600)];
+        for sig in [&b"RMETA\0II\0\0\0\0\0\0\x0a\0"[..], b"GoPro\0", b"TDHD\x01\0\0\0"] {
+            let mut p = sig.to_vec();
+            p.extend_from_slice(cut);
+            let marker = if sig.starts_with(b"RMETA") { 0xe5 } else { 0xe6 };
+            let r = run(&jpeg(&[exif.clone(), seg(marker, &p)], 8, 8));
+            proptest::prop_assert!(value(&r, "Artist").as_deref() == Some("Jane Roe"));
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! already start with them; they are then doubled, which is harmless).
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let magic: &[u8] = b"\\xff\\xd8\\xff";
+    let magic: &[u8] = b"\xff\xd8\xff";
     let mut v = if data.starts_with(magic) {
         Vec::new()
     } else {
