@@ -1,7 +1,6 @@
 //! `proofpix audit verify|export|check`.
 
 use anyhow::bail;
-use proofpix_store::Store;
 
 /// Audit subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -16,9 +15,12 @@ pub enum Command {
     Check,
 }
 
-/// Runs the command.
+/// Runs the command: on the store the daemon's configuration names (the shared database in
+/// cluster mode, where `verify` and `export` read the one chain every node appends to).
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let (mut store, _) = Store::open_default()?;
+    let (config, _) = crate::cmd_serve::load_config(None)?;
+    let opened = crate::backend::open(&config.store)?;
+    let store = opened.backend;
     match command {
         Command::Verify => {
             let report = store.audit_verify()?;
@@ -30,7 +32,16 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Check => {
-            let report = store.check()?;
+            if opened.local.is_none() {
+                bail!(
+                    "`audit check` reads the embedded store's file (redb's page checksums); this daemon's store is PostgreSQL at {}: use `audit verify`, and PostgreSQL's own checks (pg_amcheck) for the database",
+                    opened.shown
+                );
+            }
+            // The check takes the store for itself.
+            drop((store, opened.local));
+            let (mut local, _) = proofpix_store::Store::open_default()?;
+            let report = local.check()?;
             println!("{report}");
             if report.is_ok() {
                 Ok(())
@@ -40,7 +51,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Export => {
             let stdout = std::io::stdout();
-            let n = store.audit_export(stdout.lock())?;
+            let n = store.audit_export(&mut stdout.lock())?;
             eprintln!("exported {n} audit entries");
             Ok(())
         }

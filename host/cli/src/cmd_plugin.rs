@@ -1,7 +1,6 @@
 //! `proofpix plugin ...`: keys, signing, installing and inspecting plugins.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use proofpix_runtime::contract::{AuthScheme, Capability};
@@ -562,7 +561,10 @@ pub async fn open_host(
     pipeline: proofpix_pipeline::PipelineOptions,
 ) -> anyhow::Result<Host> {
     let data_dir = proofpix_store::data_dir()?;
-    let (store, _) = proofpix_store::Store::open_default()?;
+    // The store the daemon's configuration names, so that a command changes what the
+    // daemons see (in cluster mode, the shared database).
+    let (config, _) = crate::cmd_serve::load_config(None)?;
+    let opened = crate::backend::open(&config.store)?;
     let options = HostOptions {
         limits: proofpix_policy::Limits::from_env()?,
         cache_dir: cache.then(|| data_dir.join("cache").join("components")),
@@ -571,7 +573,10 @@ pub async fn open_host(
         pipeline,
         ..HostOptions::default()
     };
-    Ok(Host::new(Arc::new(store), options).await?)
+    Ok(match opened.local {
+        Some(store) => Host::new(store, options).await?,
+        None => Host::with_backend(opened.backend, options).await?,
+    })
 }
 
 /// Whether `PROOFPIX_TRUST_DEVELOPMENT_BUILD` is set to `1` or `true`: the

@@ -6,7 +6,6 @@
 //! serves until SIGTERM or Ctrl-C, then drains in-flight runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use proofpix_server::DaemonConfig;
@@ -65,11 +64,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let data_dir = proofpix_store::data_dir()?;
-    let (store, _) = proofpix_store::Store::open_default()?;
-    let store = Arc::new(store);
+    let opened = crate::backend::open(&config.store)?;
+    if opened.local.is_none() {
+        println!("Store: PostgreSQL at {}", opened.shown);
+    }
     let mut pipeline = proofpix_pipeline::PipelineOptions::default();
     if let Some(c) = config.pipeline.concurrency {
         pipeline.concurrency = c;
+    }
+    if let Some(secs) = config.pipeline.lease_secs {
+        pipeline.lease = std::time::Duration::from_secs(secs);
     }
     // A daemon keeps no per-file outcomes in memory: the stages read their queues, so a
     // backlog's size never becomes its memory.
@@ -84,7 +88,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             || crate::cmd_plugin::trust_development_build_from_env(),
         ..HostOptions::default()
     };
-    let host = Host::new(store.clone(), options).await?;
+    let host = match opened.local {
+        Some(store) => Host::new(store, options).await?,
+        None => Host::with_backend(opened.backend, options).await?,
+    };
     if let Some(token) = proofpix_server::bootstrap_admin_token(&host)? {
         println!("Bootstrap admin token (shown once, store it now):\n\n  {token}\n");
     }

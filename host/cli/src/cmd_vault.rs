@@ -28,6 +28,13 @@ const NEW_KEY_ENV: &str = "PROOFPIX_NEW_MASTER_KEY";
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::RotateKey => {
+            let (config, _) = crate::cmd_serve::load_config(None)?;
+            if let Some(url) = &config.store.url {
+                bail!(
+                    "`vault rotate-key` re-seals the embedded store's file; this daemon's store is PostgreSQL at {}, where key rotation is not built yet (every node must keep the current key)",
+                    proofpix_store_pg::masked_url(url)
+                );
+            }
             let dir = proofpix_store::data_dir()?;
             let (mut store, source): (Store, KeySource) = Store::open_default()?;
             let report = match source {

@@ -5,6 +5,7 @@
 //! found, 1 when something was, 2 on an error that stopped the command.
 //! Errors go to stderr as one chain, once; results go to stdout.
 
+mod backend;
 mod cmd_analyze;
 mod cmd_audit;
 #[cfg(feature = "demo")]

@@ -474,6 +474,11 @@ impl Pipeline {
         .await
     }
 
+    /// The name this pipeline's claims are held under (one per process).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// The analyzer.
     pub fn analyzer(&self) -> &Arc<Analyzer> {
         &self.analyzer

@@ -152,6 +152,12 @@ pub struct PipelineConfig {
     /// Runs at once across integrations. Default 4.
     #[serde(default = "default_runs")]
     pub max_parallel_runs: usize,
+    /// How long a claim on work (a file's queue item, an integration's sync) lasts before
+    /// another run may take it over, in seconds (also `PROOFPIX_LEASE_SECS`). A daemon that
+    /// dies holding claims delays that work by at most this long; a claim is released as
+    /// soon as its work is done. Default 300.
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
 }
 
 impl Default for PipelineConfig {
@@ -159,6 +165,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             concurrency: None,
             max_parallel_runs: default_runs(),
+            lease_secs: None,
         }
     }
 }
@@ -283,6 +290,25 @@ impl DaemonConfig {
             problems.push(ConfigProblem {
                 line: find_key_line(text, "max_connections"),
                 message: "store.max_connections must be at least 1".into(),
+            });
+        }
+        if let Some(v) = env("PROOFPIX_LEASE_SECS") {
+            match v.parse() {
+                Ok(n) => config.pipeline.lease_secs = Some(n),
+                Err(_) => problems.push(ConfigProblem {
+                    line: None,
+                    message: format!("PROOFPIX_LEASE_SECS={v:?} is not a whole number"),
+                }),
+            }
+        }
+        if config
+            .pipeline
+            .lease_secs
+            .is_some_and(|n| !(5..=86_400).contains(&n))
+        {
+            problems.push(ConfigProblem {
+                line: find_key_line(text, "lease_secs"),
+                message: "pipeline.lease_secs must be between 5 and 86400".into(),
             });
         }
         if let Some(v) = env("PROOFPIX_CONCURRENCY") {

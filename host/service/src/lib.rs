@@ -168,6 +168,11 @@ pub enum ServiceError {
     /// A background task failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Another run (on this daemon or another sharing the store) is syncing the integration.
+    #[error(
+        "integration {0} is being synced by another run (on this node or another sharing the store); this one was skipped"
+    )]
+    SyncElsewhere(String),
     /// The operation works on the embedded store's file and this daemon runs on PostgreSQL.
     #[error("{0} works on the embedded store only; this daemon's store is PostgreSQL ({1})")]
     EmbeddedOnly(&'static str, &'static str),

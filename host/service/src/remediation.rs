@@ -270,6 +270,58 @@ impl Host {
         id: &str,
         mode: SyncMode,
     ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
+        // One sync of an integration at a time across every daemon sharing the store, and
+        // within this one (each run holds the lease under a name of its own).
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let holder = format!(
+            "{}#{}",
+            self.pipeline().owner(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ttl = self.options.pipeline.lease;
+        let (integration, name) = (id.to_string(), holder.clone());
+        if !self
+            .blocking(move |s| s.try_acquire_sync(&integration, &name, ttl))
+            .await?
+        {
+            return Err(ServiceError::SyncElsewhere(id.to_string()));
+        }
+        // Renewed while the run lasts, so only a node that stops renewing (dead, or cut off
+        // from the store) loses it.
+        let renew = {
+            let (store, integration, name) = (self.store().clone(), id.to_string(), holder.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    let (store, i, n) = (store.clone(), integration.clone(), name.clone());
+                    let held =
+                        tokio::task::spawn_blocking(move || store.try_acquire_sync(&i, &n, ttl))
+                            .await;
+                    if !matches!(held, Ok(Ok(true))) {
+                        tracing::warn!(integration = %integration, "the sync lease could not be renewed; another node may start a run of it");
+                    }
+                }
+            })
+        };
+        let out = self.sync_and_remediate_held(id, mode).await;
+        renew.abort();
+        let integration = id.to_string();
+        if let Err(e) = self
+            .blocking(move |s| s.release_sync(&integration, &holder))
+            .await
+        {
+            // The lease then runs out on its own; until it does, other runs skip this
+            // integration.
+            tracing::warn!(integration = %id, "cannot release the sync lease: {e}");
+        }
+        out
+    }
+
+    async fn sync_and_remediate_held(
+        &self,
+        id: &str,
+        mode: SyncMode,
+    ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
         // A run that fails is a failed batch with its reason, whoever ran it (the daemon's
         // run manager or `proofpix integration sync`): see `Host::record_failed_run`.
         let since = self.newest_batch_id();

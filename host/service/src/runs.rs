@@ -187,6 +187,12 @@ impl RunManager {
             });
             let outcome = match self.inner.host.sync(&id, mode).await {
                 Ok(report) => Ok(report.batch.id),
+                Err(e @ crate::ServiceError::SyncElsewhere(_)) => {
+                    // Not a failure: the node holding the lease processes the queues,
+                    // including what this trigger was about.
+                    tracing::info!(integration = %id, "{e}");
+                    Err(e.to_string())
+                }
                 Err(e) => {
                     tracing::warn!(integration = %id, "sync failed: {e}");
                     Err(e.to_string())

@@ -181,3 +181,29 @@ async fn a_file_that_keeps_failing_is_parked_with_its_error_and_runs_again_when_
     assert!(host.store().parked("wb", 10).unwrap().is_empty());
     assert_eq!(host.store().depth("wb").unwrap().parked, 0);
 }
+
+/// One sync of an integration at a time, whoever asks: a second sync started while one
+/// runs is refused with its reason (on a cluster, by whichever node holds the lease), and
+/// the lease is free again when the first ends.
+#[tokio::test]
+async fn a_second_sync_of_the_same_integration_while_one_runs_is_refused_until_it_ends() {
+    let (base, _platform) = platform().await;
+    let (host, _tmp) = host(&base).await;
+
+    let (first, second) = tokio::join!(
+        host.sync("wb", SyncMode::Incremental),
+        host.sync("wb", SyncMode::Incremental)
+    );
+    let (ran, refused) = match (first, second) {
+        (Ok(r), Err(e)) | (Err(e), Ok(r)) => (r, e),
+        (a, b) => panic!("one sync runs and one is refused: {a:?} / {b:?}"),
+    };
+    assert!(
+        matches!(refused, proofpix_service::ServiceError::SyncElsewhere(ref id) if id == "wb"),
+        "{refused}"
+    );
+    assert_eq!(ran.batch.total, 3, "{ran:?}");
+    // Released: the next sync runs (and finds nothing new).
+    let next = host.sync("wb", SyncMode::Incremental).await.unwrap();
+    assert_eq!(next.unchanged, 3, "{next:?}");
+}

@@ -309,9 +309,15 @@ impl PgStore {
 
     /// Waits for `fut` on this thread, with the store's runtime as the context for anything
     /// it spawns or times. See the crate docs for why this never panics.
+    ///
+    /// `unconstrained`: called from a task on a tokio worker thread (an API handler, the run
+    /// manager), the task's cooperative budget can be spent; a tokio resource (the pool's
+    /// semaphore, a socket) then answers `Pending` and defers its wake-up to when the task
+    /// yields to its scheduler, which this thread, blocked here, never does. The daemon
+    /// hung that way in the cluster test (a notifier's audit append, parked for good).
     pub(crate) fn block_on<T>(&self, fut: impl Future<Output = T>) -> T {
         let _context = self.runtime.as_ref().map(|rt| rt.enter());
-        futures_executor::block_on(fut)
+        futures_executor::block_on(tokio::task::unconstrained(fut))
     }
 
     pub(crate) fn err(&self, e: tokio_postgres::Error) -> StoreError {
