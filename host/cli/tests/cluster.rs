@@ -264,3 +264,117 @@ fn all_recorded(schema: &proofpix_test_postgres::SchemaGuard, key: &MasterKey) -
         })
     })
 }
+
+/// Throughput of 1, 2 or 3 nodes (`CLUSTER_NODES`) on one database: three integrations of
+/// `CLUSTER_FILES` files each (default 300), every download taking `CLUSTER_DELAY_MS`
+/// (default 50) as against a real SaaS API. Prints files/s from the first sync request to
+/// the last file written back, and the database's bytes per file. A measurement, not a
+/// check: `cargo test --release -p proofpix --test cluster -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: run it by name"]
+fn cluster_throughput() {
+    let var = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n_nodes, files, delay) = (
+        var("CLUSTER_NODES", 3) as usize,
+        var("CLUSTER_FILES", 300) as usize,
+        var("CLUSTER_DELAY_MS", 50),
+    );
+    let schema = proofpix_test_postgres::SchemaGuard::fresh();
+    let key = MasterKey::generate();
+    let env: Vec<(&str, String)> = vec![
+        ("PROOFPIX_DATABASE_URL", schema.url.clone()),
+        ("PROOFPIX_DATABASE_SCHEMA", schema.schema.clone()),
+        ("PROOFPIX_MASTER_KEY", key.to_hex().to_string()),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let platforms: BTreeMap<&str, support::Platform> = INTEGRATIONS
+        .iter()
+        .map(|id| {
+            (
+                *id,
+                rt.block_on(platform(files, Duration::from_millis(delay))),
+            )
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let homes: Vec<_> = (0..n_nodes)
+        .map(|i| tmp.path().join(format!("node{i}")))
+        .collect();
+    for home in &homes {
+        drop_plugin_with(home, &env);
+    }
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let (first, token) = start_with(&homes[0], &env);
+    let token = token.unwrap();
+    let mut nodes = vec![first];
+    for home in &homes[1..] {
+        nodes.push(start_with(home, &env).0);
+    }
+    for id in INTEGRATIONS {
+        let base = &platforms[id].base;
+        api(
+            &client,
+            &nodes[0],
+            &token,
+            "POST",
+            "/api/integrations",
+            Some(json!({
+                "id": id, "plugin": "well-behaved", "config": {"base_url": base},
+                "secrets": {"token": "t"}, "grant": {"hosts": [base], "allow_loopback": true},
+            })),
+        );
+    }
+    let started = Instant::now();
+    for (i, id) in INTEGRATIONS.iter().enumerate() {
+        // Each integration asked of a different node, as schedules spread them.
+        api(
+            &client,
+            &nodes[i % n_nodes],
+            &token,
+            "POST",
+            &format!("/api/integrations/{id}/sync"),
+            None,
+        );
+    }
+    let total = files * INTEGRATIONS.len();
+    loop {
+        let written: usize = platforms
+            .values()
+            .map(|p| p.counts.lock().unwrap().len())
+            .sum();
+        if written >= total {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "{written}/{total}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let bytes = proofpix_test_postgres::admin_value(
+        &schema.url,
+        &format!(
+            "SELECT sum(pg_total_relation_size(c.oid))::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{}' AND c.relkind = 'r'",
+            schema.schema
+        ),
+    )
+    .unwrap()
+    .and_then(|v| v.parse::<f64>().ok())
+    .unwrap_or(0.0);
+    eprintln!(
+        "cluster: {n_nodes} node(s), {total} files, {delay} ms per download: {secs:.1} s, {:.0} files/s; database {:.0} bytes per file (tables with indexes and TOAST)",
+        total as f64 / secs,
+        bytes / total as f64
+    );
+}

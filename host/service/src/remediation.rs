@@ -287,12 +287,17 @@ impl Host {
             return Err(ServiceError::SyncElsewhere(id.to_string()));
         }
         // Renewed while the run lasts, so only a node that stops renewing (dead, or cut off
-        // from the store) loses it.
+        // from the store) loses it. Stopped, and waited for, before the release: a renewal
+        // landing after it would hold the lease for a run that has ended.
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let renew = {
             let (store, integration, name) = (self.store().clone(), id.to_string(), holder.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(ttl / 3).await;
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        () = tokio::time::sleep(ttl / 3) => {}
+                    }
                     let (store, i, n) = (store.clone(), integration.clone(), name.clone());
                     let held =
                         tokio::task::spawn_blocking(move || store.try_acquire_sync(&i, &n, ttl))
@@ -304,7 +309,8 @@ impl Host {
             })
         };
         let out = self.sync_and_remediate_held(id, mode).await;
-        renew.abort();
+        let _ = stop.send(());
+        let _ = renew.await;
         let integration = id.to_string();
         if let Err(e) = self
             .blocking(move |s| s.release_sync(&integration, &holder))
