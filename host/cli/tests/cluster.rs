@@ -21,90 +21,146 @@ use support::{Daemon, api, drop_plugin_with, kill9, platform, start_with};
 const INTEGRATIONS: [&str; 3] = ["alpha", "bravo", "charlie"];
 const FILES: usize = 120;
 
+/// A cluster on loopback: a fresh schema, one master key, a platform per integration, `n`
+/// nodes started (each with the test plugin installed) and the integrations created on the
+/// first.
+struct Cluster {
+    schema: proofpix_test_postgres::SchemaGuard,
+    key: MasterKey,
+    env: Vec<(&'static str, String)>,
+    platforms: BTreeMap<&'static str, support::Platform>,
+    homes: Vec<std::path::PathBuf>,
+    tmp: std::path::PathBuf,
+    nodes: Vec<Daemon>,
+    token: String,
+    client: reqwest::blocking::Client,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn start(n: usize, files: usize, delay: Duration, extra: &[(&'static str, String)]) -> Self {
+        let schema = proofpix_test_postgres::SchemaGuard::fresh();
+        let key = MasterKey::generate();
+        let mut env: Vec<(&'static str, String)> = vec![
+            ("PROOFPIX_DATABASE_URL", schema.url.clone()),
+            ("PROOFPIX_DATABASE_SCHEMA", schema.schema.clone()),
+            ("PROOFPIX_MASTER_KEY", key.to_hex().to_string()),
+        ];
+        env.extend_from_slice(extra);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let platforms: BTreeMap<&str, support::Platform> = INTEGRATIONS
+            .iter()
+            .map(|id| (*id, rt.block_on(platform(files, delay))))
+            .collect();
+        // Kept when a test fails, with each node's log in node<N>/serve.log.
+        let tmp = tempfile::Builder::new()
+            .prefix("proofpix-cluster-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        eprintln!("nodes' data and logs under {}", tmp.display());
+        let homes: Vec<_> = (0..n).map(|i| tmp.join(format!("node{i}"))).collect();
+        // Plugin files live on each node's disk (their records in the database): install on
+        // every node, as an operator does.
+        for home in &homes {
+            drop_plugin_with(home, &env);
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let (first, token) = start_with(&homes[0], &env);
+        let token = token.expect("the first node of a new cluster prints a bootstrap token");
+        let mut nodes: Vec<Daemon> = vec![first];
+        for home in &homes[1..] {
+            let (node, again) = start_with(home, &env);
+            assert_eq!(again, None, "the cluster has an admin token already");
+            nodes.push(node);
+        }
+        let cluster = Cluster {
+            schema,
+            key,
+            env,
+            platforms,
+            homes,
+            tmp,
+            nodes,
+            token,
+            client,
+            _rt: rt,
+        };
+        // Created on one node.
+        for id in INTEGRATIONS {
+            let base = &cluster.platforms[id].base;
+            let created = cluster.api(
+                0,
+                "POST",
+                "/api/integrations",
+                Some(json!({
+                    "id": id,
+                    "plugin": "well-behaved",
+                    "config": {"base_url": base},
+                    "secrets": {"token": "t"},
+                    "grant": {"hosts": [base], "allow_loopback": true},
+                })),
+            );
+            assert_eq!(created["id"], id, "{created}");
+        }
+        cluster
+    }
+
+    fn api(&self, node: usize, method: &str, path: &str, body: Option<Value>) -> Value {
+        api(
+            &self.client,
+            &self.nodes[node],
+            &self.token,
+            method,
+            path,
+            body,
+        )
+    }
+
+    fn sync(&self, node: usize, id: &str) {
+        self.api(node, "POST", &format!("/api/integrations/{id}/sync"), None);
+    }
+}
+
 #[test]
 fn three_nodes_share_one_database_and_lose_nothing_when_one_is_killed() {
-    let schema = proofpix_test_postgres::SchemaGuard::fresh();
-    let key = MasterKey::generate();
-    let env: Vec<(&str, String)> = vec![
-        ("PROOFPIX_DATABASE_URL", schema.url.clone()),
-        ("PROOFPIX_DATABASE_SCHEMA", schema.schema.clone()),
-        ("PROOFPIX_MASTER_KEY", key.to_hex().to_string()),
-        // A killed node's claims pass to the others after 10 s, not the default 5 minutes.
-        ("PROOFPIX_LEASE_SECS", "10".into()),
-        ("PROOFPIX_LOG", "info".into()),
-    ];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let platforms: BTreeMap<&str, support::Platform> = INTEGRATIONS
-        .iter()
-        .map(|id| (*id, rt.block_on(platform(FILES, Duration::from_millis(5)))))
-        .collect();
-    // Kept when the test fails, with each node's log in node<N>/serve.log.
-    let tmp = tempfile::Builder::new()
-        .prefix("proofpix-cluster-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    eprintln!("nodes' data and logs under {}", tmp.display());
-    let homes: Vec<_> = (0..3).map(|i| tmp.join(format!("node{i}"))).collect();
-    // Plugin files live on each node's disk (their records in the database): install on
-    // every node, as an operator does.
-    for home in &homes {
-        drop_plugin_with(home, &env);
-    }
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-
-    let (first, token) = start_with(&homes[0], &env);
-    let token = token.expect("the first node of a new cluster prints a bootstrap token");
-    let mut nodes: Vec<Daemon> = vec![first];
-    for home in &homes[1..] {
-        let (node, again) = start_with(home, &env);
-        assert_eq!(again, None, "the cluster has an admin token already");
-        nodes.push(node);
-    }
+    let mut c = Cluster::start(
+        3,
+        FILES,
+        // Downloads slow enough (about 2.4 s a sync) for the kill to land mid-run.
+        Duration::from_millis(40),
+        &[
+            // A killed node's claims pass to the others after 10 s, not the default 5 minutes.
+            ("PROOFPIX_LEASE_SECS", "10".into()),
+            ("PROOFPIX_LOG", "info".into()),
+        ],
+    );
     // Created on one node, seen by all.
-    for id in INTEGRATIONS {
-        let base = &platforms[id].base;
-        let created = api(
-            &client,
-            &nodes[0],
-            &token,
-            "POST",
-            "/api/integrations",
-            Some(json!({
-                "id": id,
-                "plugin": "well-behaved",
-                "config": {"base_url": base},
-                "secrets": {"token": "t"},
-                "grant": {"hosts": [base], "allow_loopback": true},
-            })),
-        );
-        assert_eq!(created["id"], id, "{created}");
-    }
-    for node in &nodes {
-        let listed = api(&client, node, &token, "GET", "/api/integrations", None);
-        assert_eq!(ids(&listed), INTEGRATIONS, "{}: {listed}", node.base);
+    for node in 0..3 {
+        let listed = c.api(node, "GET", "/api/integrations", None);
+        assert_eq!(ids(&listed), INTEGRATIONS, "node {node}: {listed}");
     }
 
-    // Every node asks for every sync: one run per integration takes the lease.
-    for node in &nodes {
+    // Node 1 starts two syncs, node 0 the third; then every node asks for every sync, and
+    // each is skipped where another run holds the integration's lease.
+    c.sync(1, "alpha");
+    c.sync(1, "bravo");
+    c.sync(0, "charlie");
+    std::thread::sleep(Duration::from_millis(200));
+    for node in 0..3 {
         for id in INTEGRATIONS {
-            api(
-                &client,
-                node,
-                &token,
-                "POST",
-                &format!("/api/integrations/{id}/sync"),
-                None,
-            );
+            c.sync(node, id);
         }
     }
     std::thread::sleep(Duration::from_millis(600));
-    kill9(&mut nodes[1]);
+    let running = c.api(1, "GET", "/api/integrations/alpha", None);
+    assert_eq!(running["syncing"], true, "node 1 is mid-run: {running}");
+    kill9(&mut c.nodes[1]);
     std::thread::sleep(Duration::from_secs(2));
-    nodes[1] = start_with(&homes[1], &env).0;
+    c.nodes[1] = start_with(&c.homes[1], &c.env).0;
 
     // Wait for quiet, asking again now and then: a lease the killed node held passes on
     // when it expires.
@@ -112,21 +168,14 @@ fn three_nodes_share_one_database_and_lose_nothing_when_one_is_killed() {
     let mut last_ask = Instant::now();
     loop {
         let settled = INTEGRATIONS.iter().all(|id| {
-            nodes.iter().all(|n| {
-                let v = api(
-                    &client,
-                    n,
-                    &token,
-                    "GET",
-                    &format!("/api/integrations/{id}"),
-                    None,
-                );
+            (0..3).all(|n| {
+                let v = c.api(n, "GET", &format!("/api/integrations/{id}"), None);
                 v["syncing"] == false
                     && v["queue_pending"] == 0
                     && v["last_batch"]["finished_at"].is_string()
                     && v["last_batch"]["total"].as_u64().is_some()
             })
-        }) && all_recorded(&schema, &key);
+        }) && all_recorded(&c.schema, &c.key);
         if settled {
             break;
         }
@@ -136,14 +185,7 @@ fn three_nodes_share_one_database_and_lose_nothing_when_one_is_killed() {
         );
         if last_ask.elapsed() > Duration::from_secs(3) {
             for (i, id) in INTEGRATIONS.iter().enumerate() {
-                api(
-                    &client,
-                    &nodes[i % nodes.len()],
-                    &token,
-                    "POST",
-                    &format!("/api/integrations/{id}/sync"),
-                    None,
-                );
+                c.sync(i % 3, id);
             }
             last_ask = Instant::now();
         }
@@ -151,21 +193,20 @@ fn three_nodes_share_one_database_and_lose_nothing_when_one_is_killed() {
     }
 
     // Every node's API answers the same.
-    let views: Vec<Value> = nodes
-        .iter()
-        .map(|n| shared_view(&api(&client, n, &token, "GET", "/api/integrations", None)))
+    let views: Vec<Value> = (0..3)
+        .map(|n| shared_view(&c.api(n, "GET", "/api/integrations", None)))
         .collect();
     assert!(views.windows(2).all(|w| w[0] == w[1]), "{views:#?}");
 
     // Account for every file, from the database and from each platform's count.
-    let store = open(&schema, &key);
+    let store = open(&c.schema, &c.key);
     for id in INTEGRATIONS {
         let uncertain: Vec<String> = IdempotencyLog::uncertain(&store, id)
             .unwrap()
             .into_iter()
             .map(|(k, _)| k.remote_id)
             .collect();
-        let counts = platforms[id].counts.lock().unwrap().clone();
+        let counts = c.platforms[id].counts.lock().unwrap().clone();
         for i in 0..FILES {
             let file = format!("f{i:03}");
             let n = counts.get(&file).copied().unwrap_or(0);
@@ -206,10 +247,8 @@ fn three_nodes_share_one_database_and_lose_nothing_when_one_is_killed() {
         store.audit_verify().unwrap().is_ok(),
         "one audit chain across the nodes"
     );
-    for mut node in nodes {
-        kill9(&mut node);
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
+    c.nodes.clear();
+    let _ = std::fs::remove_dir_all(&c.tmp);
 }
 
 /// The integrations' ids in a `GET /api/integrations` answer.
@@ -284,69 +323,16 @@ fn cluster_throughput() {
         var("CLUSTER_FILES", 300) as usize,
         var("CLUSTER_DELAY_MS", 50),
     );
-    let schema = proofpix_test_postgres::SchemaGuard::fresh();
-    let key = MasterKey::generate();
-    let env: Vec<(&str, String)> = vec![
-        ("PROOFPIX_DATABASE_URL", schema.url.clone()),
-        ("PROOFPIX_DATABASE_SCHEMA", schema.schema.clone()),
-        ("PROOFPIX_MASTER_KEY", key.to_hex().to_string()),
-    ];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let platforms: BTreeMap<&str, support::Platform> = INTEGRATIONS
-        .iter()
-        .map(|id| {
-            (
-                *id,
-                rt.block_on(platform(files, Duration::from_millis(delay))),
-            )
-        })
-        .collect();
-    let tmp = tempfile::tempdir().unwrap();
-    let homes: Vec<_> = (0..n_nodes)
-        .map(|i| tmp.path().join(format!("node{i}")))
-        .collect();
-    for home in &homes {
-        drop_plugin_with(home, &env);
-    }
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let (first, token) = start_with(&homes[0], &env);
-    let token = token.unwrap();
-    let mut nodes = vec![first];
-    for home in &homes[1..] {
-        nodes.push(start_with(home, &env).0);
-    }
-    for id in INTEGRATIONS {
-        let base = &platforms[id].base;
-        api(
-            &client,
-            &nodes[0],
-            &token,
-            "POST",
-            "/api/integrations",
-            Some(json!({
-                "id": id, "plugin": "well-behaved", "config": {"base_url": base},
-                "secrets": {"token": "t"}, "grant": {"hosts": [base], "allow_loopback": true},
-            })),
-        );
-    }
+    let c = Cluster::start(n_nodes, files, Duration::from_millis(delay), &[]);
     let started = Instant::now();
     for (i, id) in INTEGRATIONS.iter().enumerate() {
         // Each integration asked of a different node, as schedules spread them.
-        api(
-            &client,
-            &nodes[i % n_nodes],
-            &token,
-            "POST",
-            &format!("/api/integrations/{id}/sync"),
-            None,
-        );
+        c.sync(i % n_nodes, id);
     }
     let total = files * INTEGRATIONS.len();
     loop {
-        let written: usize = platforms
+        let written: usize = c
+            .platforms
             .values()
             .map(|p| p.counts.lock().unwrap().len())
             .sum();
@@ -361,12 +347,12 @@ fn cluster_throughput() {
     }
     let secs = started.elapsed().as_secs_f64();
     let bytes = proofpix_test_postgres::admin_value(
-        &schema.url,
+        &c.schema.url,
         &format!(
             "SELECT sum(pg_total_relation_size(c.oid))::text FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = '{}' AND c.relkind = 'r'",
-            schema.schema
+            c.schema.schema
         ),
     )
     .unwrap()
@@ -377,4 +363,5 @@ fn cluster_throughput() {
         total as f64 / secs,
         bytes / total as f64
     );
+    let _ = std::fs::remove_dir_all(&c.tmp);
 }
