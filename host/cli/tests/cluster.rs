@@ -306,7 +306,8 @@ fn all_recorded(schema: &proofpix_test_postgres::SchemaGuard, key: &MasterKey) -
 
 /// Throughput of 1, 2 or 3 nodes (`CLUSTER_NODES`) on one database: three integrations of
 /// `CLUSTER_FILES` files each (default 300), every download taking `CLUSTER_DELAY_MS`
-/// (default 50) as against a real SaaS API. Prints files/s from the first sync request to
+/// (default 50) as against a real SaaS API, `CLUSTER_CONCURRENCY` fetches at once per run
+/// (default 16, the daemon's). Prints files/s from the first sync request to
 /// the last file written back, and the database's bytes per file. A measurement, not a
 /// check: `cargo test --release -p proofpix --test cluster -- --ignored --nocapture`.
 #[test]
@@ -323,7 +324,24 @@ fn cluster_throughput() {
         var("CLUSTER_FILES", 300) as usize,
         var("CLUSTER_DELAY_MS", 50),
     );
-    let c = Cluster::start(n_nodes, files, Duration::from_millis(delay), &[]);
+    let concurrency = var("CLUSTER_CONCURRENCY", 16);
+    let c = Cluster::start(
+        n_nodes,
+        files,
+        Duration::from_millis(delay),
+        &[("PROOFPIX_CONCURRENCY", concurrency.to_string())],
+    );
+    // Transactions committed in the database (every client's: run it on a quiet server).
+    let commits = || {
+        proofpix_test_postgres::admin_value(
+            &c.schema.url,
+            "SELECT xact_commit::text FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .unwrap()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+    };
+    let commits_before = commits();
     let started = Instant::now();
     for (i, id) in INTEGRATIONS.iter().enumerate() {
         // Each integration asked of a different node, as schedules spread them.
@@ -346,6 +364,7 @@ fn cluster_throughput() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let secs = started.elapsed().as_secs_f64();
+    let committed = commits() - commits_before;
     let bytes = proofpix_test_postgres::admin_value(
         &c.schema.url,
         &format!(
@@ -359,8 +378,9 @@ fn cluster_throughput() {
     .and_then(|v| v.parse::<f64>().ok())
     .unwrap_or(0.0);
     eprintln!(
-        "cluster: {n_nodes} node(s), {total} files, {delay} ms per download: {secs:.1} s, {:.0} files/s; database {:.0} bytes per file (tables with indexes and TOAST)",
+        "cluster: {n_nodes} node(s), {total} files, {delay} ms per download, {concurrency} fetches per run: {secs:.1} s, {:.0} files/s; {:.2} database transactions and {:.0} bytes stored per file (tables with indexes and TOAST)",
         total as f64 / secs,
+        committed / total as f64,
         bytes / total as f64
     );
     let _ = std::fs::remove_dir_all(&c.tmp);
