@@ -424,15 +424,27 @@ pub async fn serve(
     }
     let ticker = {
         let state = state.clone();
+        // On a shared store (cluster mode) this node also joins the backlogs other nodes are
+        // draining, every few seconds.
+        let shared = state.host().local_store().is_none();
         tokio::spawn(async move {
+            let mut ticks = 0u64;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if state.is_stopping() {
                     break;
                 }
+                ticks += 1;
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
-                    scheduler_tick(&s, time::OffsetDateTime::now_utc())
+                    let now = time::OffsetDateTime::now_utc();
+                    scheduler_tick(&s, now);
+                    if shared
+                        && ticks.is_multiple_of(3)
+                        && let Err(e) = s.runs().join_backlogs(now)
+                    {
+                        tracing::warn!("cannot look for backlogs to join: {e}");
+                    }
                 })
                 .await;
             }

@@ -270,8 +270,13 @@ impl Host {
         id: &str,
         mode: SyncMode,
     ) -> Result<(SyncReport, Vec<Remediation>), ServiceError> {
-        // One sync of an integration at a time across every daemon sharing the store, and
-        // within this one (each run holds the lease under a name of its own).
+        // A queue-only run lists nothing: it claims queued items beside whatever other run
+        // works the integration (on a cluster, the other nodes'), so it takes no lease.
+        if mode == SyncMode::QueueOnly {
+            return self.sync_and_remediate_held(id, mode).await;
+        }
+        // One sync (listing) of an integration at a time across every daemon sharing the
+        // store, and within this one (each run holds the lease under a name of its own).
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let holder = format!(
             "{}#{}",

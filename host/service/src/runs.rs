@@ -278,6 +278,36 @@ impl RunManager {
         Ok(resumed)
     }
 
+    /// Joins the work on backlogs other nodes of a cluster are draining: for every
+    /// integration with queued work due now (files to fetch, results to write back) and no run
+    /// here, starts a queue-only run, which claims items beside the other nodes' runs (claims
+    /// are exclusive per item, write-backs guarded by the idempotency log). Listing stays one
+    /// run per integration across the cluster (the sync lease). Returns the integrations
+    /// joined. The daemon calls this every few seconds when its store is shared.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn join_backlogs(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        let store = self.inner.host.store();
+        let mut joined = Vec::new();
+        for r in store.integrations()? {
+            if !r.enabled || self.is_running(&r.id) {
+                continue;
+            }
+            let writeback = stage_queue(&r.id, Stage::WriteBack);
+            // Due items only: a queue whose items are all leased by other nodes' runs has
+            // nothing to take (and an empty run would only add an empty batch).
+            let due = |q: &str| -> Result<bool, StoreError> {
+                Ok(store.earliest_due(q)?.is_some_and(|at| at <= now))
+            };
+            if due(&r.id)? || due(&writeback)? {
+                self.trigger(&r.id, SyncMode::QueueOnly, "backlog");
+                joined.push(r.id);
+            }
+        }
+        Ok(joined)
+    }
+
     /// Stops accepting runs (a trigger answers [`TriggerOutcome::ShuttingDown`]).
     pub fn stop_accepting(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,20 +22,30 @@ pub type Counts = Arc<Mutex<BTreeMap<String, u32>>>;
 pub struct Platform {
     pub base: String,
     pub counts: Counts,
+    /// The most file listings that were in progress at once.
+    pub max_listings: Arc<AtomicUsize>,
 }
 
 pub async fn platform(files: usize, delay: Duration) -> Platform {
     let counts: Counts = Arc::default();
+    let max_listings = Arc::new(AtomicUsize::new(0));
     #[derive(Clone)]
     struct S {
         counts: Counts,
         files: usize,
         delay: Duration,
+        listings: Arc<AtomicUsize>,
+        max_listings: Arc<AtomicUsize>,
     }
     let app = Router::new()
         .route(
             "/files",
             get(|State(s): State<S>| async move {
+                // A listing takes as long as a download, so two at once would be seen.
+                let now = s.listings.fetch_add(1, Ordering::SeqCst) + 1;
+                s.max_listings.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(s.delay).await;
+                s.listings.fetch_sub(1, Ordering::SeqCst);
                 axum::Json((0..s.files).map(|i| json!({"id": format!("f{i:03}"), "name": format!("f{i:03}.jpg"), "etag": "v1"})).collect::<Vec<_>>())
             }),
         )
@@ -63,11 +74,21 @@ pub async fn platform(files: usize, delay: Duration) -> Platform {
                 "ok"
             }),
         )
-        .with_state(S { counts: counts.clone(), files, delay });
+        .with_state(S {
+            counts: counts.clone(),
+            files,
+            delay,
+            listings: Arc::default(),
+            max_listings: max_listings.clone(),
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Platform { base, counts }
+    Platform {
+        base,
+        counts,
+        max_listings,
+    }
 }
 
 pub struct Daemon {
