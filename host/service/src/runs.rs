@@ -278,9 +278,9 @@ impl RunManager {
         Ok(resumed)
     }
 
-    /// Joins the work on backlogs other nodes of a cluster are draining: for every
-    /// integration with queued work due now (files to fetch, results to write back) and no run
-    /// here, starts a queue-only run, which claims items beside the other nodes' runs (claims
+    /// Joins the work on backlogs other nodes of a cluster are draining, when this node has no
+    /// run of its own: for every integration with queued work due now (files to fetch, results
+    /// to write back), starts a queue-only run, which claims items beside the other nodes' runs (claims
     /// are exclusive per item, write-backs guarded by the idempotency log). Listing stays one
     /// run per integration across the cluster (the sync lease). Returns the integrations
     /// joined. The daemon calls this every few seconds when its store is shared.
@@ -288,6 +288,13 @@ impl RunManager {
     /// # Errors
     /// Store failures.
     pub fn join_backlogs(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
+        // Only a node with no run of its own joins: measured on 2 nodes and 3 integrations,
+        // busy nodes joining each other's backlogs halved the throughput (361 against 683
+        // files/s), while idle nodes joining one large backlog scaled it (251, 388, 478 files/s
+        // on 1, 2, 3 nodes).
+        if !self.running().is_empty() {
+            return Ok(Vec::new());
+        }
         let store = self.inner.host.store();
         let mut joined = Vec::new();
         for r in store.integrations()? {
