@@ -26,13 +26,14 @@ const FILES: usize = 120;
 /// nodes started (each with the test plugin installed) and the integrations created on the
 /// first.
 struct Cluster {
+    // Dropped first (fields drop in order): the nodes are killed before their schema is.
+    nodes: Vec<Daemon>,
     schema: proofpix_test_postgres::SchemaGuard,
     key: MasterKey,
     env: Vec<(&'static str, String)>,
     platforms: BTreeMap<&'static str, support::Platform>,
     homes: Vec<std::path::PathBuf>,
     tmp: std::path::PathBuf,
-    nodes: Vec<Daemon>,
     token: String,
     client: reqwest::blocking::Client,
     _rt: tokio::runtime::Runtime,
