@@ -938,6 +938,7 @@ impl Pipeline {
                 attempts: job.lease.attempt,
                 last_error: None,
                 updated_at: now,
+                web_url: job.file.web_url.clone(),
             };
             let record = match &outcome {
                 Ok((report, _)) => {

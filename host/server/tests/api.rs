@@ -1625,6 +1625,7 @@ fn seed_inventory(d: &Daemon) -> Vec<(String, String, String, &'static str)> {
                 attempts: 1,
                 last_error: None,
                 updated_at: store.now(),
+                web_url: None,
             })
             .unwrap();
     }
@@ -2031,6 +2032,7 @@ fn seed_file(
             attempts: 1,
             last_error: None,
             updated_at: store.now(),
+            web_url: None,
         })
         .unwrap();
 }

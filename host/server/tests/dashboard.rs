@@ -1626,6 +1626,7 @@ async fn a_file_page_says_why_a_sanitised_copy_is_not_offered_for_pixel_risk() {
             attempts: 1,
             last_error: None,
             updated_at: daemon.store.now(),
+            web_url: None,
         })
         .expect("file");
 

@@ -98,6 +98,7 @@ fn run(store: &dyn StageStore, stats: &dyn Fn() -> Option<PgStats>, groups: usiz
                     attempts: 1,
                     last_error: None,
                     updated_at: now,
+                    web_url: None,
                 },
                 result: Some(NewResult {
                     integration: "src".into(),

@@ -58,7 +58,7 @@ fn token_from_row(r: &Row, at: usize) -> ApiTokenRecord {
 const TOKEN_COLUMNS: &str = "name, role, created_by, created_ms";
 
 const FILE_COLUMNS: &str = "version, name, content_hash, last_result, status, attempts, \
-     last_error, updated_ms";
+     last_error, updated_ms, web_url";
 
 impl PgStore {
     /// One statement, its rows.
@@ -152,7 +152,7 @@ impl PgStore {
         let limit = q.limit.max(1);
         let mut sql = String::from(
             "SELECT f.integration, f.remote_id, f.name, f.version, f.status, f.last_error, \
-             f.updated_ms, r.id, r.risk, r.score, r.created_ms, r.report_json, ",
+             f.updated_ms, r.id, r.risk, r.score, r.created_ms, r.report_json, f.web_url, ",
         );
         // The sort key as redb computes it: a number, a text, then the file's identity.
         sql.push_str(match q.sort {
@@ -252,6 +252,7 @@ impl PgStore {
                 status: enum_parse("files", r.get::<_, &str>(4))?,
                 last_error: r.get(5),
                 updated_at: from_ms(r.get(6)),
+                web_url: r.get(12),
                 result_id: result_id.map(|id| id as u64),
                 risk: r.get(8),
                 score: r
@@ -260,8 +261,8 @@ impl PgStore {
                 analysed_at: r.get::<_, Option<i64>>(10).map(from_ms),
                 categories: report.as_deref().map(categories_of).unwrap_or_default(),
                 cursor: InventoryCursor {
-                    number: r.get(12),
-                    text: r.get(13),
+                    number: r.get(13),
+                    text: r.get(14),
                     integration: r.get(0),
                     remote_id: r.get(1),
                 },
@@ -979,7 +980,7 @@ impl ControlStore for PgStore {
             &[&integration, &after, &clamp(limit)],
         )?;
         rows.iter()
-            .map(|r| file_from_row(integration, r.get::<_, &str>(8), r))
+            .map(|r| file_from_row(integration, r.get::<_, &str>(9), r))
             .collect()
     }
 

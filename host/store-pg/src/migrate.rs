@@ -23,7 +23,7 @@ use crate::error::OpenError;
 use crate::{PgStore, audit, ms};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 struct Migration {
     version: i64,
@@ -209,6 +209,10 @@ CREATE INDEX files_last_result ON files (last_result);
 CREATE INDEX results_integration ON results (integration, id);
 "#;
 
+/// Version 4: each file's web link as the plugin listed it (untrusted; rendered as a link
+/// only when it is http or https). Existing rows have none until their file is listed again.
+const V4: &str = "ALTER TABLE files ADD COLUMN web_url text;";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -221,6 +225,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: V3,
+    },
+    Migration {
+        version: 4,
+        sql: V4,
     },
 ];
 

@@ -47,21 +47,22 @@ pub(crate) fn file_from_row(
         attempts: u32::try_from(row.get::<_, i64>(5)).unwrap_or(u32::MAX),
         last_error: row.get(6),
         updated_at: from_ms(row.get(7)),
+        web_url: row.get(8),
     })
 }
 
 /// Inserts or replaces a file record (the record's own `updated_at`).
 pub(crate) const PUT_FILE: &str = "INSERT INTO files (integration, remote_id, version, name, \
-     content_hash, last_result, status, attempts, last_error, updated_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     content_hash, last_result, status, attempts, last_error, updated_ms, web_url) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (integration, remote_id) DO UPDATE SET version = EXCLUDED.version, \
      name = EXCLUDED.name, content_hash = EXCLUDED.content_hash, \
      last_result = EXCLUDED.last_result, status = EXCLUDED.status, \
      attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, \
-     updated_ms = EXCLUDED.updated_ms";
+     updated_ms = EXCLUDED.updated_ms, web_url = EXCLUDED.web_url";
 
 const GET_FILE: &str = "SELECT version, name, content_hash, last_result, status, attempts, \
-     last_error, updated_ms FROM files WHERE integration = $1 AND remote_id = $2";
+     last_error, updated_ms, web_url FROM files WHERE integration = $1 AND remote_id = $2";
 
 const GET_RESULT: &str = "SELECT integration, remote_id, file_version, risk, score, \
      report_json, created_ms FROM results WHERE id = $1";
@@ -210,6 +211,7 @@ impl PgStore {
                     &i64::from(f.attempts),
                     &f.last_error,
                     &ms(f.updated_at),
+                    &f.web_url,
                 ],
             )
             .await?;

@@ -34,13 +34,14 @@ macro_rules! file_upsert {
          name = EXCLUDED.name, content_hash = EXCLUDED.content_hash, \
          last_result = EXCLUDED.last_result, status = EXCLUDED.status, \
          attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error, \
-         updated_ms = EXCLUDED.updated_ms"
+         updated_ms = EXCLUDED.updated_ms, web_url = EXCLUDED.web_url"
     };
 }
 
 /// A file analysed (or finished without a result). `$1..$3` the lease; `$4` whether there
 /// is a result, `$5..$10` the result; `$11` now; `$12..$20` the file record; `$21..$23` the
-/// outbox (queues, keys, payloads). Answers whether the lease was held and the result id.
+/// outbox (queues, keys, payloads); `$24` the file's web link. Answers whether the lease was
+/// held and the result id.
 const RECORD_DONE: &str = concat!(
     "WITH acked AS (DELETE FROM queue_items WHERE ",
     leased!(),
@@ -50,10 +51,10 @@ const RECORD_DONE: &str = concat!(
        SELECT $5::text, $6::text, $7::text, $8::text, $9::bigint, $10::text, $11::bigint \
        FROM acked WHERE $4::boolean RETURNING id), \
      fil AS (INSERT INTO files (integration, remote_id, version, name, content_hash, \
-       last_result, status, attempts, last_error, updated_ms) \
+       last_result, status, attempts, last_error, updated_ms, web_url) \
        SELECT $12::text, $13::text, $14::text, $15::text, $16::text, \
        coalesce((SELECT id FROM res), $17::bigint), $18::text, $19::bigint, $20::text, \
-       $11::bigint FROM acked",
+       $11::bigint, $24::text FROM acked",
     file_upsert!(),
     " RETURNING 1), \
      outbox AS (INSERT INTO queue_items (queue, dedup_key, payload, attempts, state, due_ms, \
@@ -67,7 +68,8 @@ const RECORD_DONE: &str = concat!(
 
 /// A failure to retry. `$1..$3` the lease; `$4` the attempt limit, `$5` when to retry, `$6`
 /// the error, `$7` now; `$8..$13` the file record; `$14` the delivery number; `$15`/`$16`
-/// the parked and failed status names. Answers the item's new state (no row: lease lost).
+/// the parked and failed status names; `$17` the file's web link. Answers the item's new state
+/// (no row: lease lost).
 const RECORD_RETRY: &str = concat!(
     "WITH n AS (UPDATE queue_items SET \
        state = CASE WHEN attempts >= $4::bigint THEN 'parked' ELSE 'ready' END, \
@@ -76,27 +78,27 @@ const RECORD_RETRY: &str = concat!(
     leased!(),
     " RETURNING state), \
      fil AS (INSERT INTO files (integration, remote_id, version, name, content_hash, \
-       last_result, status, attempts, last_error, updated_ms) \
+       last_result, status, attempts, last_error, updated_ms, web_url) \
        SELECT $8::text, $9::text, $10::text, $11::text, $12::text, $13::bigint, \
        CASE WHEN n.state = 'parked' THEN $15::text ELSE $16::text END, $14::bigint, \
-       $6::text, $7::bigint FROM n",
+       $6::text, $7::bigint, $17::text FROM n",
     file_upsert!(),
     " RETURNING 1) \
      SELECT state FROM n"
 );
 
 /// A permanent failure. `$1..$3` the lease; `$4` the error, `$5` now; `$6..$11` the file
-/// record; `$12` the delivery number; `$13` the parked status name. Answers a row when the
-/// lease was held.
+/// record; `$12` the delivery number; `$13` the parked status name; `$14` the file's web
+/// link. Answers a row when the lease was held.
 const RECORD_PARK: &str = concat!(
     "WITH p AS (UPDATE queue_items SET state = 'parked', owner = NULL, last_error = $4::text \
        WHERE ",
     leased!(),
     " RETURNING id), \
      fil AS (INSERT INTO files (integration, remote_id, version, name, content_hash, \
-       last_result, status, attempts, last_error, updated_ms) \
+       last_result, status, attempts, last_error, updated_ms, web_url) \
        SELECT $6::text, $7::text, $8::text, $9::text, $10::text, $11::bigint, $13::text, \
-       $12::bigint, $4::text, $5::bigint FROM p",
+       $12::bigint, $4::text, $5::bigint, $14::text FROM p",
     file_upsert!(),
     " RETURNING 1) \
      SELECT id FROM p"
@@ -129,7 +131,7 @@ fn lease_params(l: &Lease) -> [Box<dyn ToSql + Sync + Send>; 3] {
 
 /// The statement and parameters recording one file of a group.
 fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str, Params) {
-    let mut p: Params = Vec::with_capacity(23);
+    let mut p: Params = Vec::with_capacity(24);
     match r {
         Record::Done {
             lease,
@@ -176,6 +178,7 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
                     .map(|o| o.item.payload.clone())
                     .collect::<Vec<_>>(),
             ));
+            p.push(Box::new(file.web_url.clone()));
             (RECORD_DONE, p)
         }
         Record::Retry {
@@ -193,6 +196,7 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
             p.push(Box::new(i64::from(lease.attempt)));
             p.push(Box::new(enum_text(&FileStatus::Parked)));
             p.push(Box::new(enum_text(&FileStatus::Failed)));
+            p.push(Box::new(file.web_url.clone()));
             (RECORD_RETRY, p)
         }
         Record::Park { lease, file, error } => {
@@ -202,6 +206,7 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
             p.extend(file_params(file));
             p.push(Box::new(i64::from(lease.attempt)));
             p.push(Box::new(enum_text(&FileStatus::Parked)));
+            p.push(Box::new(file.web_url.clone()));
             (RECORD_PARK, p)
         }
     }

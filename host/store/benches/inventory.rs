@@ -77,6 +77,7 @@ fn seed(store: &Store) {
                 attempts: 1,
                 last_error: None,
                 updated_at: now,
+                web_url: None,
             })
             .collect();
         store.put_files(&files).unwrap();

@@ -50,6 +50,7 @@ fn file(integration: &str, i: u64) -> FileRecord {
         attempts: 1,
         last_error: None,
         updated_at: time::OffsetDateTime::now_utc(),
+        web_url: None,
     }
 }
 

@@ -99,6 +99,8 @@ pub struct InventoryRow {
     pub last_error: Option<String>,
     /// When the file record last changed.
     pub updated_at: OffsetDateTime,
+    /// The plugin's link to the file (untrusted, any scheme: see [`crate::FileRecord::web_url`]).
+    pub web_url: Option<String>,
     /// The latest result id.
     pub result_id: Option<u64>,
     /// The latest risk level.
@@ -149,6 +151,8 @@ struct FileRowRef<'a> {
     last_error: Option<&'a str>,
     #[serde(with = "ts")]
     updated_at: OffsetDateTime,
+    #[serde(borrow)]
+    web_url: Option<&'a str>,
 }
 
 /// `AnalysisResult`, borrowed.
@@ -467,6 +471,7 @@ impl Store {
                     status: f.status,
                     last_error: f.last_error.map(str::to_owned),
                     updated_at: f.updated_at,
+                    web_url: f.web_url.map(str::to_owned),
                     result_id: if needs_result {
                         result.as_ref().and(f.last_result)
                     } else {

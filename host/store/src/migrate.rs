@@ -61,7 +61,48 @@ const BUILTIN: &[Migration] = &[
         name: "add the dashboard sessions table",
         run: v3_to_v4,
     },
+    Migration {
+        from: 4,
+        name: "keep each file's web link",
+        run: v4_to_v5,
+    },
 ];
+
+/// v5 appends the plugin's `web-url` to file records; existing rows are re-encoded without
+/// one (the next listing of each file fills it in).
+fn v4_to_v5(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use crate::codec::{decode, encode};
+    use crate::records::{FileRow, FileRowV4};
+    let mut t = txn.open_table(schema::FILES)?;
+    let rows: Vec<((String, String), Vec<u8>)> = t
+        .iter()?
+        .map(|e| {
+            e.map(|(k, v)| {
+                let (i, r) = k.value();
+                ((i.to_owned(), r.to_owned()), v.value().to_vec())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for ((integration, remote_id), bytes) in rows {
+        let old: FileRowV4 = decode("files", &bytes)?;
+        let new = FileRow {
+            version: old.version,
+            name: old.name,
+            content_hash: old.content_hash,
+            last_result: old.last_result,
+            status: old.status,
+            attempts: old.attempts,
+            last_error: old.last_error,
+            updated_at: old.updated_at,
+            web_url: None,
+        };
+        t.insert(
+            (integration.as_str(), remote_id.as_str()),
+            encode(&new).as_slice(),
+        )?;
+    }
+    Ok(())
+}
 
 /// v4 adds the dashboard's server-side sessions; existing data is untouched
 /// (cookies issued before held the raw token and are no longer accepted, so

@@ -189,6 +189,10 @@ pub struct FileRecord {
     pub last_error: Option<String>,
     /// Last changed.
     pub updated_at: OffsetDateTime,
+    /// The link a person opens the file with, as the plugin listed it (`web-url`). Untrusted:
+    /// any scheme can arrive here; whoever renders it checks it (the API serves only http and
+    /// https links).
+    pub web_url: Option<String>,
 }
 
 impl FileRecord {
@@ -218,6 +222,22 @@ pub(crate) struct FileRow {
     pub last_error: Option<String>,
     #[serde(with = "ts")]
     pub updated_at: OffsetDateTime,
+    /// Appended last in schema 5 (postcard is positional; schema 4 rows are re-encoded).
+    pub web_url: Option<String>,
+}
+
+/// A file row as schema 4 stored it (before `web_url`), for the migration.
+#[derive(Deserialize)]
+pub(crate) struct FileRowV4 {
+    pub version: String,
+    pub name: String,
+    pub content_hash: Option<String>,
+    pub last_result: Option<u64>,
+    pub status: FileStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "ts")]
+    pub updated_at: OffsetDateTime,
 }
 
 impl FileRow {
@@ -233,6 +253,7 @@ impl FileRow {
             attempts: self.attempts,
             last_error: self.last_error,
             updated_at: self.updated_at,
+            web_url: self.web_url,
         }
     }
 
@@ -246,6 +267,7 @@ impl FileRow {
             attempts: r.attempts,
             last_error: r.last_error.clone(),
             updated_at: r.updated_at,
+            web_url: r.web_url.clone(),
         }
     }
 }

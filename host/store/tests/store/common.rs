@@ -58,6 +58,7 @@ pub fn file(integration: &str, remote_id: &str, version: &str) -> FileRecord {
         attempts: 0,
         last_error: None,
         updated_at: T0,
+        web_url: None,
     }
 }
 

@@ -155,6 +155,7 @@ pub fn file(id: &str, now: OffsetDateTime) -> FileRecord {
         attempts: 1,
         last_error: None,
         updated_at: now,
+        web_url: None,
     }
 }
 
@@ -217,22 +218,26 @@ pub fn a_group_commits_results_files_acks_and_outbox_items_together(b: &mut Back
     let leases = enqueue(store, &["a", "b", "c"]);
     let wb = stage_queue("src", Stage::WriteBack);
     let alerts = stage_queue("alerts", Stage::Notify);
+    let linked = |id: &str, url: &str| FileRecord {
+        web_url: Some(url.into()),
+        ..file(id, clock.now())
+    };
     let records = vec![
         Record::Done {
             lease: leases[0].clone(),
-            file: file("a", clock.now()),
+            file: linked("a", "https://files.example/a"),
             result: Some(result("a")),
             outbox: vec![outbound(&wb, "a"), outbound(&alerts, "src:a")],
         },
         Record::Retry {
             lease: leases[1].clone(),
-            file: file("b", clock.now()),
+            file: linked("b", "https://files.example/b"),
             retry_at: clock.now() + Duration::from_secs(30),
             error: "download: timed out".into(),
         },
         Record::Park {
             lease: leases[2].clone(),
-            file: file("c", clock.now()),
+            file: linked("c", "javascript:alert(1)"),
             error: "not an image".into(),
         },
     ];
@@ -263,6 +268,15 @@ pub fn a_group_commits_results_files_acks_and_outbox_items_together(b: &mut Back
         store.file("src", "c").unwrap().unwrap().status,
         FileStatus::Parked
     );
+    // Every outcome keeps the file's link as the plugin gave it.
+    for (id, url) in [
+        ("a", "https://files.example/a"),
+        ("b", "https://files.example/b"),
+        ("c", "javascript:alert(1)"),
+    ] {
+        let f = store.file("src", id).unwrap().unwrap();
+        assert_eq!(f.web_url.as_deref(), Some(url), "file {id}");
+    }
     assert_eq!(store.depth(&wb).unwrap().pending, 1);
     assert_eq!(store.depth(&alerts).unwrap().pending, 1);
     assert_eq!(
@@ -852,6 +866,7 @@ pub fn file_records_read_back_as_written(b: &mut Backend) {
     f.status = FileStatus::Written;
     f.attempts = 3;
     f.last_error = Some("an earlier failure".into());
+    f.web_url = Some("https://files.example/x y".into());
     store.put_file(&f).unwrap();
     assert_eq!(store.file("src", "x").unwrap(), Some(f.clone()));
     assert_eq!(store.file("src", "y").unwrap(), None);
@@ -1585,6 +1600,8 @@ pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
     for (lease, (id, name, risk, score, report)) in leases.into_iter().zip(specs) {
         let mut f = file(id, clock.now());
         f.name = name.into();
+        // The plugin's link, kept as listed (any scheme: checking it is the renderer's job).
+        f.web_url = Some(format!("https://files.example/{id}?a=1&b=\"2\""));
         records.push(Record::Done {
             lease,
             file: f,
@@ -1635,6 +1652,10 @@ pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
     );
     assert_eq!(a.categories, ["device", "location"]);
     assert!(a.result_id.is_some() && a.analysed_at.is_some());
+    assert_eq!(
+        a.web_url.as_deref(),
+        Some("https://files.example/a?a=1&b=\"2\"")
+    );
     assert_eq!(all.rows[4].risk, None);
 
     // The same order, two rows a page.

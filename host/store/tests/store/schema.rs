@@ -372,3 +372,37 @@ fn a_v2_plugin_record_migrates_to_v3() {
     );
     assert_eq!((p.signer, p.quarantined), (None, None));
 }
+
+/// Schema 5 appended the plugin's web link to file records (postcard is positional, so a
+/// schema 4 row has one field fewer): a schema 4 store opens with its files intact and no
+/// link, and its audit chain still verifies.
+#[test]
+fn a_v4_store_migrates_its_file_records_to_v5_without_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let clock = TestClock::new();
+    let before = {
+        let store = open(dir.path(), &key, &clock);
+        let f = file("src", "IMG_1", "v1");
+        store.put_file(&f).unwrap();
+        f
+    };
+    {
+        // The schema 4 encoding of the same row: without the trailing `None` (one zero byte).
+        let db = redb::Database::open(dir.path().join(STORE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            use redb::ReadableTable;
+            let mut t = txn.open_table(schema::FILES).unwrap();
+            let mut bytes = t.get(("src", "IMG_1")).unwrap().unwrap().value().to_vec();
+            assert_eq!(bytes.pop(), Some(0));
+            t.insert(("src", "IMG_1"), bytes.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    set_version(dir.path(), 4);
+    let store = open(dir.path(), &key, &clock);
+    assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
+    assert_eq!(store.file("src", "IMG_1").unwrap(), Some(before));
+    assert!(store.audit_verify().unwrap().is_ok());
+}

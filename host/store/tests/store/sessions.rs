@@ -146,7 +146,7 @@ fn a_v3_store_migrates_to_v4_with_a_sessions_table() {
         txn.commit().unwrap();
     }
     let store = open(dir.path(), &key, &clock);
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
     assert!(
         store
             .put_session("s", &session(&store, "tok-a", "ada", 12))
