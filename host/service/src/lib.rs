@@ -58,8 +58,8 @@ pub use plugins::{
     explain_load_error, permissions,
 };
 pub use remediation::{
-    MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, REMEDIATION_KEY, Remediation, RemediationStatus,
-    declared_actions,
+    FileAction, MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, NOT_FROM_PIXELS, REMEDIATION_KEY,
+    Remediation, RemediationStatus, declared_actions, stored_risk_from_pixels,
 };
 
 /// Where an integration's "look at the pixels too" setting is kept (`on` when set).
@@ -173,6 +173,22 @@ pub enum ServiceError {
         "integration {0} is being synced by another run (on this node or another sharing the store); this one was skipped"
     )]
     SyncElsewhere(String),
+    /// The integration has no such file.
+    #[error("integration {integration:?} has no file {remote_id:?}")]
+    NoFile {
+        /// Integration.
+        integration: String,
+        /// The file's platform id.
+        remote_id: String,
+    },
+    /// An operator's action on a file was refused before anything ran.
+    #[error("integration {integration}: {problem}")]
+    ActionRefused {
+        /// Integration.
+        integration: String,
+        /// Why, and what to do instead.
+        problem: String,
+    },
     /// The operation works on the embedded store's file and this daemon runs on PostgreSQL.
     #[error("{0} works on the embedded store only; this daemon's store is PostgreSQL ({1})")]
     EmbeddedOnly(&'static str, &'static str),

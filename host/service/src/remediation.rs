@@ -21,6 +21,15 @@
 //!   and records nothing in the at-most-once log, so turning simulation off later acts for
 //!   real.
 //!
+//! **One file, by hand** ([`Host::remediate_file`]): an operator runs one action the plugin
+//! declares on one file (the dashboard's file page), simulated or for real, whatever the
+//! integration's policy says. The real run goes through the same at-most-once log and is
+//! audited under the operator's name; a failure is reported, never kept for a retry (the
+//! operator sees it and decides). The host keeps no copy of the listed file beyond its record,
+//! so the plugin is handed the file as recorded: id, name, version and web link, a MIME type
+//! from the analysed format, and no `properties`, `container` or `path` (a plugin that needs
+//! its private properties to act fails with its own error and nothing changes).
+//!
 //! Delayed actions wait in the store (the host's own key-value namespace `~remediation/<id>`,
 //! which no plugin session can read) with the file as it was analysed; each sync runs those
 //! that are due, if the file is still at that version. A failed action waits for the platform's
@@ -194,6 +203,105 @@ fn log_key(id: &str, file: &RemoteFile, action: RemediationAction) -> WritebackK
 
 fn pending_key(file: &RemoteFile, action: RemediationAction) -> String {
     format!("{PENDING_PREFIX}{}/{}", action.as_str(), file.id)
+}
+
+/// Why a sanitised copy cannot help a file whose risk is in its pixels (audited, and shown on
+/// the file page).
+pub const NOT_FROM_PIXELS: &str = "the risk comes from what the picture shows (text, a code or a face in the pixels), which a copy without metadata still shows; quarantine, restricted sharing or a label can act on it";
+
+/// An operator's request to run one action on one file ([`Host::remediate_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileAction {
+    /// The action; the plugin must declare it.
+    pub action: RemediationAction,
+    /// Only report what would be done.
+    pub simulate: bool,
+    /// The label `apply-label` applies (`None`: the policy's).
+    pub label: Option<String>,
+}
+
+/// The analysis core's rule for "the risk is in the pixels" ([`proofpix_analysis::risk_from_pixels`])
+/// applied to a stored report: its risk level and each finding's source family and severity.
+pub fn stored_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
+    use proofpix_analysis::{Family, RiskLevel as Level};
+    let Some(risk) = Level::parse(risk) else {
+        return false;
+    };
+    let findings = report
+        .get("findings")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            let family = f
+                .get("source")
+                .and_then(|s| s.get("family"))
+                .and_then(|s| s.as_str())
+                .and_then(Family::parse)?;
+            let severity = f
+                .get("severity")
+                .and_then(|s| s.as_str())
+                .and_then(Level::parse)?;
+            Some((family, severity))
+        });
+    proofpix_analysis::risk_from_pixels(risk, findings)
+}
+
+/// A stored risk level in the contract's terms (an unknown name reads as none).
+fn contract_risk(risk: &str) -> RiskLevel {
+    match risk {
+        "low" => RiskLevel::Low,
+        "medium" => RiskLevel::Medium,
+        "high" => RiskLevel::High,
+        "critical" => RiskLevel::Critical,
+        _ => RiskLevel::None,
+    }
+}
+
+/// The file as the store recorded it, for a plugin call: see the module doc for what is not
+/// kept.
+fn recorded_file(f: &proofpix_store::FileRecord, report: &serde_json::Value) -> RemoteFile {
+    let mime = match report.get("format").and_then(|v| v.as_str()) {
+        Some("jpeg") => Some("image/jpeg"),
+        Some("png") => Some("image/png"),
+        Some("webp") => Some("image/webp"),
+        Some("tiff") => Some("image/tiff"),
+        Some("gif") => Some("image/gif"),
+        Some("heif" | "heic") => Some("image/heic"),
+        Some("avif") => Some("image/avif"),
+        _ => None,
+    };
+    RemoteFile {
+        id: f.remote_id.clone(),
+        name: f.name.clone(),
+        mime_type: mime.map(String::from),
+        size: None,
+        modified: None,
+        version: f.version.clone(),
+        container: None,
+        web_url: f.web_url.clone(),
+        path: None,
+        properties: Vec::new(),
+    }
+}
+
+/// Why the file is risky, in a line for the plugin (`high risk: gps, owner`): categories only,
+/// never the values.
+fn reason_of(risk: &str, report: &serde_json::Value) -> String {
+    let mut categories: Vec<&str> = report
+        .get("findings")
+        .and_then(|f| f.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.get("category").and_then(|c| c.as_str()))
+        .collect();
+    categories.sort_unstable();
+    categories.dedup();
+    if categories.is_empty() {
+        format!("{risk} risk")
+    } else {
+        format!("{risk} risk: {}", categories.join(", "))
+    }
 }
 
 impl Host {
@@ -410,13 +518,10 @@ impl Host {
                             file_version: result.file.version.clone(),
                             action: *action,
                             status: RemediationStatus::NotApplicable,
-                            detail: "the risk comes from what the picture shows (text or a code \
-                                     in the pixels), which a copy without metadata still shows; \
-                                     quarantine, restricted sharing or a label can act on it"
-                                .to_string(),
+                            detail: NOT_FROM_PIXELS.to_string(),
                             tombstone: None,
                         };
-                        self.audit_remediation(id, &r).await;
+                        self.audit_remediation(id, &r, "system").await;
                         out.push(r);
                         continue;
                     }
@@ -457,6 +562,128 @@ impl Host {
         Ok(out)
     }
 
+    /// Runs one action the plugin declares on one file, as an operator asks from the file's
+    /// page: `simulate` reports what would be done and changes nothing; otherwise the action
+    /// is done at most once per file version (the same log as the policy's), whatever the
+    /// integration's policy says (a policy is not needed). Audited under `actor`. A failure is
+    /// returned as a [`RemediationStatus::Failed`] outcome, not kept for a retry.
+    ///
+    /// `label` is the label `apply-label` applies (else the policy's). A sanitised copy of a
+    /// file whose risk is in its pixels is [`RemediationStatus::NotApplicable`], as in the
+    /// policy's runs.
+    ///
+    /// # Errors
+    /// Unknown integration or file ([`ServiceError::NoIntegration`], [`ServiceError::NoFile`]);
+    /// [`ServiceError::ActionRefused`] for an action the plugin does not offer, a file that is
+    /// not analysed or was deleted on the platform, or `apply-label` without a label; a plugin
+    /// that cannot be started.
+    pub async fn remediate_file(
+        &self,
+        id: &str,
+        remote_id: &str,
+        request: FileAction,
+        actor: &str,
+    ) -> Result<Remediation, ServiceError> {
+        let record = self.integration(id)?;
+        let plugin = self.require_plugin(&record.plugin_id)?;
+        let refused = |problem: String| ServiceError::ActionRefused {
+            integration: id.to_string(),
+            problem,
+        };
+        let action = request.action;
+        if !declared_actions(&plugin).contains(&action) {
+            return Err(refused(format!(
+                "plugin {} does not offer the action {}",
+                plugin.info().id,
+                action.as_str()
+            )));
+        }
+        let (iid, rid) = (id.to_string(), remote_id.to_string());
+        let (file, result) = self
+            .stage_blocking(move |s| {
+                let Some(file) = s.file(&iid, &rid)? else {
+                    return Ok((None, None));
+                };
+                let result = match file.last_result {
+                    Some(r) => s.result(r)?,
+                    None => None,
+                };
+                Ok((Some(file), result))
+            })
+            .await?;
+        let file = file.ok_or_else(|| ServiceError::NoFile {
+            integration: id.to_string(),
+            remote_id: remote_id.to_string(),
+        })?;
+        if file.status == proofpix_store::FileStatus::Removed {
+            return Err(refused(format!(
+                "the platform reported file {remote_id:?} deleted; there is nothing to act on"
+            )));
+        }
+        let Some(result) = result.filter(|r| r.integration == id) else {
+            return Err(refused(format!(
+                "file {remote_id:?} has not been analysed yet; act on it after its analysis"
+            )));
+        };
+        let policy = self.remediation_policy(id)?;
+        let label = request
+            .label
+            .filter(|l| !l.trim().is_empty())
+            .or_else(|| policy.as_ref().and_then(|p| p.label.clone()));
+        if action == RemediationAction::ApplyLabel && label.is_none() {
+            return Err(refused(
+                "apply-label needs a label: give one, or set it in the integration's remediation policy".into(),
+            ));
+        }
+        let report: serde_json::Value =
+            serde_json::from_str(&result.report_json).unwrap_or(serde_json::Value::Null);
+        let risk = contract_risk(&result.risk);
+        let pending = Pending {
+            file: recorded_file(&file, &report),
+            risk,
+            reason: reason_of(&result.risk, &report),
+            action,
+            due: 0,
+            attempts: 0,
+        };
+        if action == RemediationAction::ReplaceWithSanitised
+            && stored_risk_from_pixels(&result.risk, &report)
+        {
+            let r = Runner::result(
+                &pending,
+                RemediationStatus::NotApplicable,
+                NOT_FROM_PIXELS.to_string(),
+                None,
+            );
+            self.audit_remediation(id, &r, actor).await;
+            return Ok(r);
+        }
+        // The operator's request as a one-action policy: no delay, their label.
+        let one = RemediationPolicy {
+            actions: vec![action],
+            min_risk: RiskThreshold::None,
+            delay_secs: 0,
+            simulate: request.simulate,
+            label,
+        };
+        let (plugin, ctx) = self.context(id, true).await?;
+        let mut runner = Runner {
+            host: self,
+            id,
+            plugin: &plugin,
+            ctx: &ctx,
+            policy: &one,
+            session: None,
+            actor,
+            retry: false,
+        };
+        Ok(if request.simulate {
+            runner.simulate(&pending).await
+        } else {
+            runner.run(pending).await
+        })
+    }
+
     async fn ack_all(&self, leases: Vec<proofpix_store::Lease>) -> Result<(), ServiceError> {
         self.stage_blocking(move |s| {
             for l in &leases {
@@ -491,6 +718,8 @@ impl Host {
             ctx,
             policy,
             session: None,
+            actor: "system",
+            retry: true,
         };
         let now = self.stages.now().unix_timestamp();
         for p in work {
@@ -576,13 +805,13 @@ impl Host {
         }
     }
 
-    async fn audit_remediation(&self, id: &str, r: &Remediation) {
+    async fn audit_remediation(&self, id: &str, r: &Remediation, actor: &str) {
         let outcome = match r.status {
             RemediationStatus::Failed => "failed",
             RemediationStatus::Uncertain => "uncertain",
             _ => "ok",
         };
-        let event = AuditEvent::new("system", format!("remediation.{}", r.action.as_str()), id)
+        let event = AuditEvent::new(actor, format!("remediation.{}", r.action.as_str()), id)
             .outcome(outcome)
             .details(serde_json::json!({
                 "file": r.file_id,
@@ -608,6 +837,11 @@ struct Runner<'a> {
     ctx: &'a IntegrationContext,
     policy: &'a RemediationPolicy,
     session: Option<Session>,
+    /// Who the audit entries name: `system` for the policy, the operator for a file-page run.
+    actor: &'a str,
+    /// Whether a failed action is kept for a retry by a later sync (the policy's runs), or only
+    /// reported (an operator's).
+    retry: bool,
 }
 
 impl Runner<'_> {
@@ -672,7 +906,7 @@ impl Runner<'_> {
                 Err(e) => Self::result(p, RemediationStatus::Failed, e.message, None),
             },
         };
-        self.host.audit_remediation(self.id, &r).await;
+        self.host.audit_remediation(self.id, &r, self.actor).await;
         r
     }
 
@@ -734,7 +968,7 @@ impl Runner<'_> {
                     ),
                     Err(e) => {
                         p.attempts += 1;
-                        if p.attempts < MAX_ATTEMPTS {
+                        if self.retry && p.attempts < MAX_ATTEMPTS {
                             // Not before the platform's Retry-After (or the back-off): the
                             // first sync after that runs it.
                             let wait = e.wait_secs(p.attempts);
@@ -744,20 +978,20 @@ impl Runner<'_> {
                                 e.message
                             );
                             let parked = host.park(self.id, &p, &why).await;
-                            host.audit_remediation(self.id, &parked).await;
+                            host.audit_remediation(self.id, &parked, self.actor).await;
                             return parked;
                         }
-                        Self::result(
-                            &p,
-                            RemediationStatus::Failed,
-                            format!("{}; given up after {} attempts", e.message, p.attempts),
-                            None,
-                        )
+                        let detail = if self.retry {
+                            format!("{}; given up after {} attempts", e.message, p.attempts)
+                        } else {
+                            e.message
+                        };
+                        Self::result(&p, RemediationStatus::Failed, detail, None)
                     }
                 }
             }
         };
-        host.audit_remediation(self.id, &r).await;
+        host.audit_remediation(self.id, &r, self.actor).await;
         r
     }
 
