@@ -1892,6 +1892,9 @@ pub struct InventoryFileView {
     platform: String,
     remote_id: String,
     name: String,
+    /// Where a person opens the file on the platform, as the plugin listed it: an absolute
+    /// `http` or `https` URL, normalised; `null` when the plugin gave none or anything else.
+    web_url: Option<String>,
     version: String,
     /// `pending`, `analysed`, `written`, `failed`, `parked`, `removed`.
     status: String,
@@ -2109,6 +2112,7 @@ fn inventory_view(
         integration: row.integration,
         remote_id: row.remote_id,
         name: row.name,
+        web_url: safe_web_url(row.web_url.as_deref()),
         version: row.version,
         last_error: row.last_error,
         updated_at: rfc3339(row.updated_at),
@@ -2241,9 +2245,7 @@ const FILE_HISTORY_AUDIT_SCAN: usize = 20_000;
 /// At most this many remediation events per file page, newest first.
 const FILE_HISTORY_MAX: usize = 50;
 
-/// Why a sanitised copy is not offered for a file whose risk is in its pixels (the words the
-/// remediation stage audits for the same case).
-const NOT_FROM_PIXELS: &str = "the risk comes from what the picture shows (text, a code or a face in the pixels), which a copy without metadata still shows; quarantine, restricted sharing or a label can act on it";
+use proofpix_service::{NOT_FROM_PIXELS, stored_risk_from_pixels};
 
 /// One remediation event of a file, from the audit trail.
 #[derive(Debug, Serialize, ToSchema)]
@@ -2306,6 +2308,9 @@ pub struct FileDetailView {
     platform: String,
     remote_id: String,
     name: String,
+    /// Where a person opens the file on the platform: an absolute `http` or `https` URL,
+    /// normalised; `null` when the plugin gave none or anything else.
+    web_url: Option<String>,
     version: String,
     /// `pending`, `analysed`, `written`, `skipped`, `failed`, `parked`, `removed`.
     status: String,
@@ -2317,32 +2322,6 @@ pub struct FileDetailView {
     /// level), which a sanitised copy cannot remove.
     risk_from_pixels: bool,
     remediation: FileRemediationView,
-}
-
-/// The analysis core's rule for "the risk is in the pixels", applied to a stored report.
-fn report_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
-    use proofpix_analysis::{Family, RiskLevel};
-    let Some(risk) = RiskLevel::parse(risk) else {
-        return false;
-    };
-    let findings = report
-        .get("findings")
-        .and_then(|f| f.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            let family = f
-                .get("source")
-                .and_then(|s| s.get("family"))
-                .and_then(|s| s.as_str())
-                .and_then(Family::parse)?;
-            let severity = f
-                .get("severity")
-                .and_then(|s| s.as_str())
-                .and_then(RiskLevel::parse)?;
-            Some((family, severity))
-        });
-    proofpix_analysis::risk_from_pixels(risk, findings)
 }
 
 /// The remediation events of `remote_id` in the newest audit entries, newest first.
@@ -2415,7 +2394,7 @@ pub async fn get_file(
     let result = result.map(result_view);
     let from_pixels = result
         .as_ref()
-        .is_some_and(|r| report_risk_from_pixels(&r.risk, &r.report));
+        .is_some_and(|r| stored_risk_from_pixels(&r.risk, &r.report));
     let policy = state.host().remediation_policy(&integration)?;
     let declared = plugin
         .as_ref()
@@ -2459,6 +2438,7 @@ pub async fn get_file(
         status: format!("{:?}", file.status).to_lowercase(),
         integration,
         remote_id: file.remote_id,
+        web_url: safe_web_url(file.web_url.as_deref()),
         name: file.name,
         version: file.version,
         last_error: file.last_error,
@@ -2477,6 +2457,131 @@ pub async fn get_file(
             history,
             history_scanned: scanned,
         },
+    }))
+}
+
+/// The longest web link served (longer ones are left out): Chromium's own display limit for a
+/// URL is 2 MB, but no platform's file link comes near 2,048 bytes and a page of 200 rows
+/// should not carry megabytes a plugin chose.
+const MAX_WEB_URL_BYTES: usize = 2_048;
+
+/// A plugin's `web-url` as it may be served to a browser, or `None`.
+///
+/// The value is hostile: a plugin (or the platform behind it) chooses it, and a dashboard puts
+/// it in an `href`. Only an absolute `http` or `https` URL with a host passes; it is served in
+/// its normalised form (the WHATWG parser's: quotes, spaces and angle brackets
+/// percent-encoded), so what a browser follows is what was checked. `javascript:`, `data:`,
+/// `vbscript:`, relative links, credentials in the URL (`https://user@host`, used to disguise
+/// the real host) and anything with control characters are left out: the page then shows the
+/// name without a link.
+pub fn safe_web_url(raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    if raw.len() > MAX_WEB_URL_BYTES || raw.chars().any(char::is_control) {
+        return None;
+    }
+    let url = url::Url::parse(raw).ok()?;
+    let ok = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none();
+    ok.then(|| url.to_string())
+}
+
+/// One action on one file, as the file page asks for it (admin).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileActionRequest {
+    /// The file's platform id (as in `/api/files/{integration}/{remote_id}`).
+    #[schema(min_length = 1, max_length = 1024)]
+    file: String,
+    /// The action; only one the integration's plugin offers.
+    #[schema(value_type = RemediationActionDoc)]
+    action: RemediationAction,
+    /// Only report what would be done (default `true`): acting on the platform takes an
+    /// explicit `false`.
+    #[serde(default = "default_true")]
+    simulate: bool,
+    /// The label `apply-label` applies (default: the policy's).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    label: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What became of one action on one file.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileActionOutcome {
+    /// The file's platform id.
+    file: String,
+    /// The file version acted on.
+    version: String,
+    /// The action.
+    action: String,
+    /// Whether it was only simulated.
+    simulate: bool,
+    /// `simulated`, `applied`, `not-needed`, `already-done`, `uncertain`, `failed`,
+    /// `not-applicable`.
+    status: String,
+    /// What was (or would be) done, or what failed: the plugin's or platform's words.
+    detail: String,
+    /// Where a quarantined file or its tombstone is.
+    tombstone: Option<String>,
+}
+
+/// Runs one remediation action the plugin offers on one file, simulated (the default) or for
+/// real with `"simulate": false` (admin). Whatever the integration's policy says: the policy
+/// decides what happens to every risky file after a sync, this acts on one file now. A real
+/// action is done at most once per file version (again: `already-done`) and every run,
+/// simulated or not, is audited under the caller's token. A failure is a `failed` outcome
+/// (200), not retried. Refused (422) for an action the plugin does not offer, a file not yet
+/// analysed or deleted on the platform, and `apply-label` without a label.
+#[utoipa::path(post, path = "/api/integrations/{id}/remediation/actions", tag = "integrations", params(("id" = String, Path)), request_body = FileActionRequest, responses((status = 200, body = FileActionOutcome), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem), (status = 502, body = crate::error::Problem)))]
+pub async fn run_file_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<FileActionRequest>,
+) -> ApiResult<Json<FileActionOutcome>> {
+    caller.require(Role::Admin)?;
+    if request.file.is_empty() || request.file.len() > 1024 {
+        return Err(unprocessable(
+            "file: give the file's platform id (1 to 1024 bytes)".into(),
+        ));
+    }
+    if let Some(label) = &request.label
+        && (label.trim().is_empty() || label.chars().count() > 128)
+    {
+        return Err(unprocessable("label: 1 to 128 characters".into()));
+    }
+    let simulate = request.simulate;
+    let r = state
+        .host()
+        .remediate_file(
+            &id,
+            &request.file,
+            proofpix_service::FileAction {
+                action: request.action,
+                simulate,
+                label: request.label,
+            },
+            &caller.actor(),
+        )
+        .await?;
+    state.publish(crate::state::LiveEvent::IntegrationsChanged);
+    Ok(Json(FileActionOutcome {
+        status: serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        file: r.file_id,
+        version: r.file_version,
+        action: r.action.as_str().to_string(),
+        simulate,
+        detail: r.detail,
+        tombstone: r.tombstone,
     }))
 }
 
@@ -2646,4 +2751,46 @@ pub async fn audit_csv(State(state): State<AppState>, _caller: Caller) -> ApiRes
             Ok(Some(chunk))
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_web_url;
+
+    /// A plugin's link goes into an `href`: only absolute http(s) links with a host pass, in
+    /// their normalised form, and everything a browser would run or that hides the real host
+    /// is left out.
+    #[test]
+    fn only_absolute_http_links_are_served_normalised() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "https://contoso.sharepoint.com/sites/f/a.jpg",
+                Some("https://contoso.sharepoint.com/sites/f/a.jpg"),
+            ),
+            ("HTTP://Example.com/x", Some("http://example.com/x")),
+            (
+                "https://x.example/a b\"><script>",
+                Some("https://x.example/a%20b%22%3E%3Cscript%3E"),
+            ),
+            ("javascript:alert(1)", None),
+            ("JaVaScRiPt:alert(1)", None),
+            (" javascript:alert(1)", None),
+            ("java\tscript:alert(1)", None),
+            ("data:text/html,<script>alert(1)</script>", None),
+            ("vbscript:msgbox(1)", None),
+            ("file:///etc/passwd", None),
+            ("//evil.example/x", None),
+            ("/relative/path", None),
+            ("https://user:pw@evil.example/", None),
+            ("https://good.example@evil.example/", None),
+            ("https://x.example/\nSet-Cookie: a", None),
+            ("", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(safe_web_url(Some(raw)).as_deref(), *want, "web-url {raw:?}");
+        }
+        assert_eq!(safe_web_url(None), None);
+        let long = format!("https://x.example/{}", "a".repeat(2_100));
+        assert_eq!(safe_web_url(Some(&long)), None, "over the length limit");
+    }
 }

@@ -111,8 +111,13 @@ impl From<proofpix_service::ServiceError> for ApiError {
     fn from(e: proofpix_service::ServiceError) -> Self {
         use proofpix_service::ServiceError as S;
         match e {
-            S::NoIntegration(_) | S::NoPlugin(..) => ApiError::not_found(e.to_string()),
-            S::InvalidConfig { .. } | S::Credentials { .. } | S::Context(_) => {
+            S::NoIntegration(_) | S::NoPlugin(..) | S::NoFile { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+            S::InvalidConfig { .. }
+            | S::Credentials { .. }
+            | S::Context(_)
+            | S::ActionRefused { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             S::Call(_) | S::Load(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),

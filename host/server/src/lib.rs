@@ -74,6 +74,7 @@ use crate::error::ApiError;
         api::get_remediation,
         api::put_remediation,
         api::delete_remediation,
+        api::run_file_action,
         api::list_parked,
         api::retry_parked,
         api::get_result,
@@ -137,6 +138,10 @@ pub fn router(state: AppState) -> Router {
             get(api::get_remediation)
                 .put(api::put_remediation)
                 .delete(api::delete_remediation),
+        )
+        .route(
+            "/api/integrations/{id}/remediation/actions",
+            post(api::run_file_action),
         )
         .route("/api/integrations/{id}/files", get(api::list_files))
         .route("/api/integrations/{id}/parked", get(api::list_parked))

@@ -256,6 +256,12 @@ fn routes() -> Vec<(&'static str, String, Option<Value>, &'static str)> {
         ),
         ("GET", "/api/files?q=x&risk=high".into(), None, "viewer"),
         ("GET", "/api/files.csv".into(), None, "viewer"),
+        (
+            "POST",
+            "/api/integrations/samples/remediation/actions".into(),
+            Some(json!({"file": "nope.jpg", "action": "quarantine"})),
+            "admin",
+        ),
     ]
 }
 
@@ -2364,4 +2370,343 @@ async fn intervals_run_from_5_minutes_to_24_hours_and_pixels_can_be_on_from_the_
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(v["pixels"], true, "{v}");
     assert_eq!(v["schedule"], "5m");
+}
+
+/// A platform for the well-behaved plugin at 2.0.0 (it offers a sanitised copy and
+/// quarantine): serves a photo with GPS, and counts uploads and quarantines.
+async fn remediation_platform() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use axum::extract::Path;
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (uploads, quarantines) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (u, q) = (uploads.clone(), quarantines.clone());
+    let photo = || {
+        proofpix_fixtures::jpeg(&proofpix_fixtures::JpegSpec {
+            width: 32,
+            height: 32,
+            seed: 7,
+            exif: Some(proofpix_fixtures::phone_photo(
+                7,
+                proofpix_fixtures::Gps {
+                    lat: 48.8584,
+                    lon: 2.2945,
+                    alt: None,
+                },
+            )),
+            ..Default::default()
+        })
+    };
+    let app = Router::new()
+        .route("/files", get(|| async { axum::Json(json!([])) }))
+        .route(
+            "/files/{id}/content",
+            get(move || async move { photo() }).put(move || async move {
+                u.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }),
+        )
+        .route(
+            "/files/{id}/quarantine",
+            post(move |Path(id): Path<String>| async move {
+                q.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"tombstone": format!("/quarantine/{id}")}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), uploads, quarantines)
+}
+
+/// Sets the web link of a seeded file, as a plugin's listing would have.
+fn set_web_url(d: &Daemon, integration: &str, remote_id: &str, url: &str) {
+    let store = d.state.host().local_store().expect("an embedded store");
+    let mut f = store.file(integration, remote_id).unwrap().unwrap();
+    f.web_url = Some(url.into());
+    store.put_file(&f).unwrap();
+}
+
+/// Issue 17 ("each row names the file as the platform does and links to it"): the plugin's
+/// `web-url` is served on the inventory and the file page, but only as an absolute http(s)
+/// link, normalised; `javascript:`, `data:` and disguised hosts are left out (`null`), so a
+/// client that links whatever it is given still links nothing hostile.
+#[tokio::test]
+async fn a_files_web_link_is_served_only_when_it_is_http_or_https() {
+    let d = daemon().await;
+    add_sharepoint(&d, "field-sp").await;
+    let gps = json!([{"category": "gps", "code": "gps.coordinates", "severity": "high",
+                      "source": {"family": "exif", "group": "GPS", "tag": "0x0002", "name": "GPSLatitude"}, "value": "52.3,4.9"}]);
+    let cases = [
+        (
+            "01OK",
+            "https://contoso.sharepoint.com/sites/field/Shared%20Documents/site.jpg",
+            Some("https://contoso.sharepoint.com/sites/field/Shared%20Documents/site.jpg"),
+        ),
+        (
+            "01QUOTE",
+            "https://contoso.sharepoint.com/a b\"><img src=x onerror=alert(1)>",
+            Some("https://contoso.sharepoint.com/a%20b%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E"),
+        ),
+        ("01JS", "javascript:alert(document.cookie)", None),
+        (
+            "01DATA",
+            "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+            None,
+        ),
+        (
+            "01USER",
+            "https://contoso.sharepoint.com@evil.example/",
+            None,
+        ),
+    ];
+    for (id, url, _) in &cases {
+        seed_file(
+            &d,
+            "field-sp",
+            id,
+            &format!("{id}.jpg"),
+            "high",
+            gps.clone(),
+        );
+        set_web_url(&d, "field-sp", id, url);
+    }
+    seed_file(&d, "field-sp", "01NONE", "none.jpg", "high", gps.clone());
+
+    let (status, page) = call(
+        &d,
+        "GET",
+        "/api/files?integration=field-sp&sort=name",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rows = page["files"].as_array().unwrap();
+    assert_eq!(rows.len(), cases.len() + 1, "{page}");
+    for (id, raw, want) in &cases {
+        let row = rows.iter().find(|r| r["remote_id"] == *id).unwrap();
+        assert_eq!(row["web_url"].as_str(), *want, "inventory row for {raw:?}");
+        let (_, file) = call(
+            &d,
+            "GET",
+            &format!("/api/files/field-sp/{id}"),
+            Some(VIEWER),
+            None,
+        )
+        .await;
+        assert_eq!(file["web_url"].as_str(), *want, "file page for {raw:?}");
+    }
+    let none = rows.iter().find(|r| r["remote_id"] == "01NONE").unwrap();
+    assert_eq!(none["web_url"], Value::Null);
+}
+
+/// Issue 17 item 4: the file page's actions. An admin simulates an action the plugin offers
+/// on one file (nothing changes on the platform), then applies it: done once, done never
+/// again for that version, each step audited under the admin's token. Viewers and operators
+/// are refused (403); bad requests are 422 problem documents; unknown files 404.
+#[tokio::test]
+async fn a_file_action_is_simulated_then_applied_once_by_an_admin_and_audited() {
+    use std::sync::atomic::Ordering;
+    let d = daemon().await;
+    d.state
+        .host()
+        .add_plugin(&std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2).unwrap())
+        .await
+        .unwrap();
+    let (base, uploads, quarantines) = remediation_platform().await;
+    let body = json!({
+        "id": "wb",
+        "plugin": "well-behaved",
+        "config": {"base_url": base},
+        "secrets": {"token": "t", "signing_secret": "s"},
+        "grant": {"hosts": [base], "allow_loopback": true},
+    });
+    let (status, v) = call(&d, "POST", "/api/integrations", Some(ADMIN), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let gps = json!([{"category": "gps", "code": "gps.coordinates", "severity": "critical",
+                      "source": {"family": "exif", "group": "GPS", "tag": "0x0002", "name": "GPSLatitude"}, "value": "48.86,2.29"}]);
+    seed_file(&d, "wb", "photo-1", "site visit.jpg", "critical", gps);
+
+    // The page lists what the plugin offers for this file; no policy is needed.
+    let (_, page) = call(&d, "GET", "/api/files/wb/photo-1", Some(VIEWER), None).await;
+    let offered: Vec<&str> = page["remediation"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["replace-with-sanitised", "quarantine"], "{page}");
+    assert_eq!(page["remediation"]["mode"], "none");
+
+    let path = "/api/integrations/wb/remediation/actions";
+    let quarantine = json!({"file": "photo-1", "action": "quarantine"});
+    for token in [VIEWER, OPERATOR] {
+        let (status, v) = call(&d, "POST", path, Some(token), Some(quarantine.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("needs the admin role"),
+            "{v}"
+        );
+    }
+    let (status, _) = call(&d, "POST", path, None, Some(quarantine.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Bad input: a problem document naming what is wrong.
+    for (body, words) in [
+        (
+            json!({"file": "photo-1", "action": "explode"}),
+            "unknown variant",
+        ),
+        (
+            json!({"file": "photo-1", "action": "quarantine", "simulate": "no"}),
+            "expected a boolean",
+        ),
+        (
+            json!({"file": "photo-1", "action": "quarantine", "force": true}),
+            "unknown field",
+        ),
+        (json!({"action": "quarantine"}), "missing field `file`"),
+        (json!({"file": "", "action": "quarantine"}), "file"),
+        (json!(["photo-1", "quarantine"]), "object"),
+        (
+            json!({"file": "photo-1", "action": "restrict-sharing"}),
+            "does not offer the action restrict-sharing",
+        ),
+        (
+            json!({"file": "photo-1", "action": "quarantine", "label": " "}),
+            "label",
+        ),
+    ] {
+        let (status, v) = call(&d, "POST", path, Some(ADMIN), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_eq!(v["status"], 422, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(words), "{body}: {v}");
+    }
+    let (status, v) = call(
+        &d,
+        "POST",
+        path,
+        Some(ADMIN),
+        Some(json!({"file": "nope", "action": "quarantine"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations/nope/remediation/actions",
+        Some(ADMIN),
+        Some(quarantine.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+
+    // Simulation is the default: the plugin says what it would do, the platform sees nothing.
+    let (status, v) = call(&d, "POST", path, Some(ADMIN), Some(quarantine.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["simulate"].as_bool(),
+            v["detail"].as_str()
+        ),
+        (
+            Some("simulated"),
+            Some(true),
+            Some("would move photo-1 to quarantine")
+        ),
+        "{v}"
+    );
+    // A sanitised copy is produced and measured, not uploaded.
+    let (status, v) = call(
+        &d,
+        "POST",
+        path,
+        Some(ADMIN),
+        Some(json!({"file": "photo-1", "action": "replace-with-sanitised", "simulate": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "simulated", "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("would replace the file with a sanitised copy of "),
+        "{v}"
+    );
+    assert_eq!(
+        (
+            uploads.load(Ordering::SeqCst),
+            quarantines.load(Ordering::SeqCst)
+        ),
+        (0, 0)
+    );
+
+    // Applied once, with an explicit `simulate: false`; again, it is not done twice.
+    let apply = json!({"file": "photo-1", "action": "quarantine", "simulate": false});
+    let (status, v) = call(&d, "POST", path, Some(ADMIN), Some(apply.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["detail"].as_str(),
+            v["tombstone"].as_str(),
+            v["version"].as_str()
+        ),
+        (
+            Some("applied"),
+            Some("moved photo-1 to quarantine"),
+            Some("/quarantine/photo-1"),
+            Some("v1")
+        ),
+        "{v}"
+    );
+    let (_, v) = call(&d, "POST", path, Some(ADMIN), Some(apply)).await;
+    assert_eq!(v["status"], "already-done", "{v}");
+    assert_eq!(quarantines.load(Ordering::SeqCst), 1, "done at most once");
+
+    // Audited under the admin's token, and shown in the file's history, newest first.
+    let (_, audit) = call(&d, "GET", "/api/audit?limit=50", Some(ADMIN), None).await;
+    let mine: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("remediation."))
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(mine.len(), 4, "{audit}");
+    assert!(
+        mine.iter().all(|(actor, _)| actor == "token:test-admin"),
+        "{mine:?}"
+    );
+    let (_, page) = call(&d, "GET", "/api/files/wb/photo-1", Some(VIEWER), None).await;
+    let history: Vec<(&str, &str)> = page["remediation"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("quarantine", "already-done"),
+            ("quarantine", "applied"),
+            ("replace-with-sanitised", "simulated"),
+            ("quarantine", "simulated"),
+        ],
+        "{page}"
+    );
 }
