@@ -180,6 +180,7 @@
     // reaches the skip link).
     focusHeading: false,
     opener: null, // the button whose action runs now
+    fileAction: null, // {integration, remoteId, result}: the outcome a file page shows once
   };
 
   const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -1187,7 +1188,11 @@
           result.files.map((x) => [
             h("span", { class: "file-cell" },
               h("a", { href: fileHref(x.integration, x.remote_id), class: "filename", "data-file": x.remote_id }, x.name || x.remote_id),
-              h("span", { class: "muted small file-id" }, x.remote_id)),
+              h("span", { class: "muted small file-id" }, x.remote_id),
+              platformLink(x.web_url, `Open in ${x.platform || "the platform"}`, {
+                class: "small platform-link", "data-platform-link": x.remote_id,
+                "aria-label": `Open ${x.name || x.remote_id} in ${x.platform || "the platform"} (new tab)`,
+              })),
             x.risk ? riskBadge(x.risk) : h("span", { class: "muted" }, "not analysed"),
             x.categories.length ? x.categories.join(", ") : h("span", { class: "muted" }, "—"),
             h("span", {}, h("a", { href: `#/integrations/${encodeURIComponent(x.integration)}` }, x.integration),
@@ -1310,6 +1315,23 @@
   }
 
   const fileHref = (integration, remoteId) => `#/files/${encodeURIComponent(integration)}/${encodeURIComponent(remoteId)}`;
+
+  /// A link to the file on its platform, from the plugin's `web_url`: hostile, so a link only
+  /// when it is an absolute http(s) URL with a host and no user name (the API serves nothing
+  /// else; checked again here because it is the plugin's value). The href is the parsed,
+  /// normalised URL; it opens in a new tab that cannot reach this page (`noopener`) and is
+  /// not told where it came from (`noreferrer`). Anything else: `null`, and the name stays text.
+  function platformLink(url, text, props = {}) {
+    if (typeof url !== "string" || url.length > 2048) return null;
+    let u;
+    try {
+      u = new URL(url);
+    } catch (e) {
+      return null;
+    }
+    if ((u.protocol !== "https:" && u.protocol !== "http:") || !u.hostname || u.username || u.password) return null;
+    return h("a", { ...props, href: u.href, target: "_blank", rel: "noopener noreferrer" }, text);
+  }
   /// A result's file name: the report keeps the name it was analysed under as its `path`.
   const fileNameOf = (r) => (r.report && typeof r.report.path === "string" && r.report.path) || r.remote_id;
 
@@ -1393,6 +1415,29 @@
       simulate: "The policy runs in simulation: each action is reported and audited, nothing changes.",
       act: `The policy acts on ${f.platform || "the platform"}.`,
     }[rem.mode];
+    const admin = can("admin");
+    const platform = f.platform || "the platform";
+    const fileLabel = f.name || f.remote_id;
+    const outcome = app.fileAction && app.fileAction.integration === integration && app.fileAction.remoteId === remoteId
+      ? app.fileAction : null;
+    app.fileAction = null;
+    // Runs one action on this file: a simulation at once; the real thing after a confirmation
+    // that names the file, the platform and the action. Then the page is read again (history).
+    const run = (a, simulate) => async (e) => {
+      const button = e.currentTarget;
+      await act(button, async () => {
+        if (!simulate && !await confirmDialog("Apply on the platform",
+          `ProofPix will do this on ${platform} now, for ${fileLabel}: ${actionLabel(a.action)}. It is done once for this version of the file and recorded in the audit trail. Simulate first to see what it would do.`,
+          "Apply for real", true)) return;
+        const r = await api("POST", `/api/integrations/${encodeURIComponent(integration)}/remediation/actions`,
+          { file: remoteId, action: a.action, simulate });
+        app.fileAction = { integration, remoteId, result: r };
+        await renderFile(integration, remoteId);
+        const box = $("#file-action-result");
+        if (box) box.focus();
+        announce(`${actionLabel(r.action)}: ${REMEDIATION_STATUS[r.status] || r.status}`);
+      });
+    };
     const actionRows = rem.actions.map((a) => [
       h("span", { "data-file-action": a.action, "data-offered": a.offered ? "yes" : "no" }, actionLabel(a.action)),
       a.offered ? (a.in_policy ? "enabled in the policy" : h("span", { class: "muted" }, "not in the policy"))
@@ -1400,12 +1445,32 @@
       a.last ? h("span", {}, REMEDIATION_STATUS[a.last.status] || a.last.status, " ", timeEl(a.last.time),
         a.last.detail ? h("span", { class: "muted small outcome-error" }, readableText(a.last.detail)) : null)
         : h("span", { class: "muted" }, "nothing recorded"),
-    ]);
+      admin ? (a.offered && r && f.status !== "removed"
+        ? h("span", { class: "run-actions" },
+          h("button", { type: "button", class: "button", "data-simulate": a.action, "data-focus": `simulate-${a.action}`,
+            "aria-label": `Simulate: ${actionLabel(a.action)}`, on: { click: run(a, true) } }, "Simulate"),
+          h("button", { type: "button", class: "button danger", "data-apply": a.action, "data-focus": `apply-${a.action}`,
+            "aria-label": `Apply: ${actionLabel(a.action)}`, on: { click: run(a, false) } }, "Apply…"))
+        : h("span", { class: "muted" }, "—")) : null,
+    ].filter((c) => c !== null));
+    const outcomeBox = outcome ? h("div", { class: "card action-result", id: "file-action-result", tabindex: "-1", role: "status",
+      "data-status": outcome.result.status, "data-simulate": outcome.result.simulate ? "yes" : "no" },
+      h("h3", {}, outcome.result.simulate ? "Simulation: what would happen (nothing changed)" : "What was done"),
+      scrollTable(outcome.result.simulate ? "Simulation result" : "Action result", ["Action", "Outcome", "Detail", "Version"], [[
+        actionLabel(outcome.result.action),
+        REMEDIATION_STATUS[outcome.result.status] || outcome.result.status,
+        h("span", {}, readableText(outcome.result.detail || ""),
+          outcome.result.tombstone ? h("span", { class: "muted small" }, ` Tombstone: ${outcome.result.tombstone}`) : null),
+        h("span", { class: "pre" }, outcome.result.version),
+      ]], { id: "file-action-table" })) : null;
     showPage(f.name || f.remote_id, [
       h("p", { class: "back" }, h("a", { href: "#/files", class: "back-files" }, "← Files")),
       h("section", { class: "card", "aria-label": "File summary" },
         h("dl", { class: "facts", id: "file-summary" },
           h("dt", {}, "Name"), h("dd", { class: "filename", id: "file-name" }, f.name || "—"),
+          h("dt", {}, `On ${f.platform || "the platform"}`), h("dd", { id: "file-platform-link" },
+            platformLink(f.web_url, `Open ${f.name || f.remote_id} in ${f.platform || "the platform"}`, { class: "platform-link" })
+              || h("span", { class: "muted" }, "The plugin gave no link to this file.")),
           h("dt", {}, "Platform id"), h("dd", { class: "filename" }, f.remote_id),
           h("dt", {}, "Integration"), h("dd", {}, h("a", { href: `#/integrations/${encodeURIComponent(f.integration)}` }, f.integration),
             f.platform ? h("span", { class: "muted" }, ` · ${f.platform}`) : null),
@@ -1425,8 +1490,12 @@
         h("p", { id: "file-remediation-mode", "data-mode": rem.mode }, modeText,
           rem.policy ? (rem.policy_applies ? ` It applies to this file (${rem.policy.min_risk} risk or above).`
             : ` It does not apply to this file: it acts from ${rem.policy.min_risk} risk.`) : ""),
-        rem.actions.length ? scrollTable("Actions for this file", ["Action", "For this file", "Latest"], actionRows, { id: "file-actions" })
+        rem.actions.length ? scrollTable("Actions for this file", ["Action", "For this file", "Latest", admin ? "Run" : null].filter(Boolean), actionRows, { id: "file-actions" })
           : h("p", { class: "muted" }, "This plugin offers no remediation action."),
+        rem.actions.length ? h("p", { class: "muted small", id: "file-actions-help" }, admin
+          ? `Simulate reports what the plugin would do and changes nothing; Apply asks first, then acts on ${platform} once for this version of the file, whatever the policy says. Both are audited under your token.`
+          : "Only an admin can simulate or apply these actions.") : null,
+        outcomeBox,
         can("admin") ? h("p", {}, h("a", { href: `#/integrations/${encodeURIComponent(f.integration)}` }, "Change the integration's remediation policy")) : null,
         h("h3", {}, "History"),
         rem.history.length ? scrollTable("Remediation history", ["Time", "Action", "Outcome", "Detail"],

@@ -26,6 +26,10 @@
 //!   webhook answer is an HTML page whose script reads `document.cookie` and
 //!   mints an admin token; a signed-in admin opens the hook link and the page
 //!   shows as text, no script runs and no token is minted.
+//! - `a_file_links_to_its_platform_and_its_page_simulates_then_applies_an_action`:
+//!   a plugin's hostile `web-url` becomes a normalised http(s) link in a new tab
+//!   (`noopener noreferrer`) or no link at all; an admin simulates an action on
+//!   a file, cancels and then confirms it (done once); a viewer gets no buttons.
 //!
 //! Screenshots, named by scenario and step, go to
 //! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
@@ -1717,5 +1721,309 @@ async fn a_file_page_says_why_a_sanitised_copy_is_not_offered_for_pixel_risk() {
     );
     shots.take(&page, "files-390").await;
     assert_no_problems(&page, "on a file's page");
+    daemon.stop().await;
+}
+
+/// A platform for the well-behaved plugin at 2.0.0: serves a photo with GPS and counts the
+/// quarantines it is asked for.
+async fn quarantine_platform() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let quarantines = Arc::new(AtomicUsize::new(0));
+    let q = quarantines.clone();
+    let app = axum::Router::new()
+        .route(
+            "/files",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
+        .route(
+            "/files/{id}/content",
+            get(|| async {
+                proofpix_fixtures::jpeg(&JpegSpec {
+                    width: 32,
+                    height: 32,
+                    seed: 3,
+                    exif: Some(proofpix_fixtures::phone_photo(
+                        3,
+                        Gps {
+                            lat: 48.8584,
+                            lon: 2.2945,
+                            alt: None,
+                        },
+                    )),
+                    ..Default::default()
+                })
+            }),
+        )
+        .route(
+            "/files/{id}/quarantine",
+            post(
+                move |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    q.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(serde_json::json!({"tombstone": format!("/quarantine/{id}")}))
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), quarantines)
+}
+
+/// Issue 17: every file row and the file page name the file as the platform does and link to
+/// it, and the file page runs the plugin's actions. The plugin's `web-url` is hostile: a link
+/// with markup in it becomes a normalised https link opening in a new tab without opener or
+/// referrer, and a `javascript:` link is no link at all. An admin simulates quarantine (the
+/// platform sees nothing), cancels the confirmation (nothing), then confirms (done once, in
+/// the history); a viewer sees the actions without the buttons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_links_to_its_platform_and_its_page_simulates_then_applies_an_action() {
+    use proofpix_store::{FileRecord, FileStatus, NewResult};
+    use std::sync::atomic::Ordering;
+    let daemon = Daemon::start("file-actions").await;
+    let host = daemon.state.host();
+    host.add_plugin(&std::fs::read(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2).expect("v2"))
+        .await
+        .expect("well-behaved 2.0.0");
+    let (base, quarantines) = quarantine_platform().await;
+    host.create_integration(
+        IntegrationSpec {
+            id: "wb".into(),
+            plugin: "well-behaved".into(),
+            config: [("base_url".to_string(), base.clone())]
+                .into_iter()
+                .collect(),
+            secrets: [
+                ("token".to_string(), proofpix_vault::Secret::new("t")),
+                (
+                    "signing_secret".to_string(),
+                    proofpix_vault::Secret::new("s"),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            grant: OperatorGrant {
+                hosts: vec![base.clone()],
+                allow_loopback: true,
+                ..OperatorGrant::default()
+            },
+            ..IntegrationSpec::default()
+        },
+        "operator:test",
+    )
+    .await
+    .expect("well-behaved integration");
+    let hostile_link = "https://files.example/site visit.jpg?x=\"><img src=x onerror=alert(1)>";
+    let seed = |id: &str, name: &str, web_url: &str| {
+        let result = daemon
+            .store
+            .add_result(NewResult {
+                integration: "wb".into(),
+                remote_id: id.into(),
+                file_version: "v1".into(),
+                risk: "critical".into(),
+                score: 90,
+                report_json: serde_json::json!({
+                    "path": name, "format": "jpeg", "risk": "critical",
+                    "findings": [{"category": "gps", "code": "gps.coordinates", "severity": "critical",
+                                  "source": {"family": "exif", "group": "GPS", "tag": "0x0002", "name": "GPSLatitude"},
+                                  "value": "48.86, 2.29"}],
+                })
+                .to_string(),
+            })
+            .expect("result");
+        daemon
+            .store
+            .put_file(&FileRecord {
+                integration: "wb".into(),
+                remote_id: id.into(),
+                version: "v1".into(),
+                name: name.into(),
+                content_hash: None,
+                last_result: Some(result),
+                status: FileStatus::Analysed,
+                attempts: 1,
+                last_error: None,
+                updated_at: daemon.store.now(),
+                web_url: Some(web_url.into()),
+            })
+            .expect("file");
+    };
+    seed("photo-1", "site visit.jpg", hostile_link);
+    seed(
+        "photo-2",
+        "payload.jpg",
+        "javascript:alert(document.cookie)",
+    );
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("file-actions");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    page.click("nav a[data-nav='files']").await;
+    page.wait_for(
+        "both files in the inventory",
+        "document.querySelectorAll('#files-table .filename').length === 2",
+    )
+    .await;
+    let link = |sel: &str| {
+        format!(
+            "(() => {{ const a = document.querySelector({}); return a && [a.getAttribute('href'), a.target, a.rel]; }})()",
+            js_str(sel)
+        )
+    };
+    let expected = serde_json::json!([
+        "https://files.example/site%20visit.jpg?x=%22%3E%3Cimg%20src=x%20onerror=alert(1)%3E",
+        "_blank",
+        "noopener noreferrer"
+    ]);
+    assert_eq!(
+        page.eval(&link("#files-table a[data-platform-link='photo-1']"))
+            .await,
+        expected,
+        "the row links to the file on its platform, normalised, in a new tab"
+    );
+    assert_eq!(
+        page.count("#files-table a[data-platform-link='photo-2']")
+            .await,
+        0,
+        "a javascript: link is no link"
+    );
+    let unsafe_links = "[...document.querySelectorAll('a[href]')].filter((a) => !/^(https?:|#|\\/)/i.test(a.getAttribute('href'))).map((a) => a.getAttribute('href'))";
+    assert_eq!(
+        page.eval(unsafe_links).await,
+        serde_json::json!([]),
+        "no link other than http(s), in-page or same-origin"
+    );
+    assert_eq!(
+        page.count("#files-table img").await,
+        0,
+        "markup in a link is not markup"
+    );
+    shots.take(&page, "files-with-platform-links").await;
+
+    // The file page: the name, a link to the platform, and the plugin's actions.
+    page.click("#files-table a.filename[data-file='photo-1']")
+        .await;
+    page.wait_for(
+        "the file's page with its actions",
+        "document.querySelector('#page-title')?.textContent === 'site visit.jpg' && !!document.querySelector('#file-actions [data-simulate=\"quarantine\"]')",
+    )
+    .await;
+    assert_eq!(page.eval(&link("#file-platform-link a")).await, expected);
+    assert!(
+        page.text("#file-platform-link")
+            .await
+            .contains("Open site visit.jpg in"),
+        "the link says where it goes"
+    );
+    shots.take(&page, "file-page-actions").await;
+
+    // Simulate: the plugin says what it would do; the platform is not called.
+    page.click("#file-actions [data-simulate='quarantine']")
+        .await;
+    page.wait_for(
+        "the simulation's result",
+        "document.querySelector('#file-action-result')?.dataset.status === 'simulated'",
+    )
+    .await;
+    assert!(
+        page.text("#file-action-result")
+            .await
+            .contains("would move photo-1 to quarantine"),
+        "{}",
+        page.text("#file-action-result").await
+    );
+    assert_eq!(quarantines.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        page.eval("document.activeElement?.id").await,
+        serde_json::json!("file-action-result"),
+        "focus moves to the result"
+    );
+    shots.take(&page, "simulated").await;
+
+    // Apply asks first; Cancel does nothing.
+    page.click("#file-actions [data-apply='quarantine']").await;
+    page.wait_for(
+        "the confirmation before acting",
+        "document.querySelector('#dialog').open && document.querySelector('#dialog-body').textContent.includes('for site visit.jpg')",
+    )
+    .await;
+    shots.take(&page, "confirm-apply").await;
+    page.click("#dialog-body .dialog-actions button:not(.danger)")
+        .await;
+    page.wait_for(
+        "the dialog to close",
+        "!document.querySelector('#dialog').open",
+    )
+    .await;
+    assert_eq!(
+        quarantines.load(Ordering::SeqCst),
+        0,
+        "cancelled: nothing done"
+    );
+
+    page.click("#file-actions [data-apply='quarantine']").await;
+    page.wait_for(
+        "the confirmation again",
+        "document.querySelector('#dialog').open",
+    )
+    .await;
+    page.click("#dialog-body .dialog-actions button.danger")
+        .await;
+    page.wait_for(
+        "the applied action, in the result and the history",
+        "document.querySelector('#file-action-result')?.dataset.status === 'applied' && document.querySelector('#file-history')?.textContent.includes('done on the platform')",
+    )
+    .await;
+    assert_eq!(quarantines.load(Ordering::SeqCst), 1);
+    assert!(
+        page.text("#file-action-result")
+            .await
+            .contains("/quarantine/photo-1"),
+        "the tombstone is shown"
+    );
+    shots.take(&page, "applied").await;
+    assert_no_problems(&page, "running a file's action");
+
+    // The javascript: link is shown as no link at all.
+    page.goto(&format!("{}#/files/wb/photo-2", daemon.base))
+        .await;
+    page.wait_for(
+        "the other file's page",
+        "document.querySelector('#page-title')?.textContent === 'payload.jpg'",
+    )
+    .await;
+    assert_eq!(page.count("#file-platform-link a").await, 0);
+    assert!(
+        page.text("#file-platform-link")
+            .await
+            .contains("gave no link")
+    );
+
+    // A viewer sees the actions and their history, not the buttons.
+    let viewer = daemon.token("file-viewer", "viewer");
+    page.click("#sign-out").await;
+    page.wait_for("the sign-in form", "!!document.querySelector('#sign-in')")
+        .await;
+    sign_in(&page, &daemon.base, &viewer).await;
+    page.goto(&format!("{}#/files/wb/photo-1", daemon.base))
+        .await;
+    page.wait_for(
+        "the file's page as a viewer",
+        "!!document.querySelector('#file-actions') && !!document.querySelector('#file-actions-help')",
+    )
+    .await;
+    assert_eq!(page.count("[data-simulate], [data-apply]").await, 0);
+    assert!(
+        page.text("#file-actions-help")
+            .await
+            .contains("Only an admin")
+    );
+    shots.take(&page, "viewer").await;
+    assert_no_problems(&page, "a viewer on a file's page");
     daemon.stop().await;
 }
