@@ -15,7 +15,7 @@ use std::time::Duration;
 use proofpix_store::{
     ApiTokenRecord, AuditEntry, AuditEvent, BatchRecord, ControlStore, DeletedCounts, FileRecord,
     IntegrationRecord, InventoryCursor, InventoryPage, InventoryQuery, InventoryRow, InventorySort,
-    PluginRecord, PurgedHistory, SessionRecord, Stage, StoreError, TokenSet, VerifyReport,
+    PluginRecord, PurgedHistory, SessionRecord, Signal, Stage, StoreError, TokenSet, VerifyReport,
     stage_queue,
 };
 use proofpix_vault::{Aad, Sealed, Secret};
@@ -343,6 +343,8 @@ impl ControlStore for PgStore {
             self.x(t, "DELETE FROM cursors WHERE integration = $1", &[&id])
                 .await?;
             self.x(t, "DELETE FROM sync_leases WHERE integration = $1", &[&id])
+                .await?;
+            self.x(t, "DELETE FROM schedules WHERE integration = $1", &[&id])
                 .await?;
             self.audit_in(
                 t,
@@ -1077,5 +1079,57 @@ impl ControlStore for PgStore {
             .await
         })
         .map(|n| n > 0)
+    }
+
+    fn schedule_next(&self, integration: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        let rows = self.rows(
+            "SELECT next_ms FROM schedules WHERE integration = $1",
+            &[&integration],
+        )?;
+        Ok(rows.first().map(|r| from_ms(r.get(0))))
+    }
+
+    fn advance_schedule(
+        &self,
+        integration: &str,
+        expected: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        // Times are kept in milliseconds; `expected` is one this store returned (or a time
+        // truncated the same way), so comparing in milliseconds is exact.
+        let rows = match (expected, next) {
+            (None, Some(next)) => self.rows(
+                "INSERT INTO schedules (integration, next_ms) VALUES ($1, $2) \
+                 ON CONFLICT (integration) DO NOTHING RETURNING 1",
+                &[&integration, &ms(next)],
+            )?,
+            (Some(expected), Some(next)) => self.rows(
+                "UPDATE schedules SET next_ms = $3 WHERE integration = $1 AND next_ms = $2 \
+                 RETURNING 1",
+                &[&integration, &ms(expected), &ms(next)],
+            )?,
+            (Some(expected), None) => self.rows(
+                "DELETE FROM schedules WHERE integration = $1 AND next_ms = $2 RETURNING 1",
+                &[&integration, &ms(expected)],
+            )?,
+            (None, None) => {
+                return Ok(self.schedule_next(integration)?.is_none());
+            }
+        };
+        Ok(!rows.is_empty())
+    }
+
+    fn signal(&self, message: &str) -> Result<(), StoreError> {
+        crate::signals::check_len(message)?;
+        self.rows(
+            "SELECT pg_notify($1, $2)",
+            &[&self.channel.as_str(), &message],
+        )
+        .map(|_| ())
+    }
+
+    fn listen(&self, on: Box<dyn Fn(Signal) + Send + Sync>) -> Result<bool, StoreError> {
+        crate::signals::listen(self, on);
+        Ok(true)
     }
 }

@@ -79,6 +79,7 @@ mod migrate;
 mod pool;
 mod queue;
 mod records;
+mod signals;
 mod stages;
 
 use std::fmt;
@@ -191,6 +192,8 @@ pub struct PgStore {
     /// Seals secrets and tokens, and MACs the audit head; checked against the database's
     /// canary at open.
     pub(crate) key: MasterKey,
+    /// The `NOTIFY` channel of the nodes sharing this schema (`signals`).
+    pub(crate) channel: String,
     /// Drives the connections. `Option` so that drop can shut it down without blocking
     /// (dropping a runtime from an async context would panic).
     runtime: Option<tokio::runtime::Runtime>,
@@ -283,6 +286,7 @@ impl PgStore {
             queue_max_attempts: options.queue_max_attempts.max(1),
             counters,
             key: key.clone(),
+            channel: signals::channel(options.schema.as_deref()),
             runtime: Some(runtime),
         };
         store.block_on(migrate::migrate(&store, options.schema.as_deref()))?;

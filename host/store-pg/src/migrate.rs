@@ -23,7 +23,7 @@ use crate::error::OpenError;
 use crate::{PgStore, audit, ms};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 struct Migration {
     version: i64,
@@ -213,6 +213,15 @@ CREATE INDEX results_integration ON results (integration, id);
 /// only when it is http or https). Existing rows have none until their file is listed again.
 const V4: &str = "ALTER TABLE files ADD COLUMN web_url text;";
 
+/// Version 5: when each integration's schedule fires next, agreed by every node (a
+/// compare-and-set on `next_ms`, so a due time fires once cluster-wide).
+const V5: &str = r#"
+CREATE TABLE schedules (
+    integration text PRIMARY KEY,
+    next_ms     bigint NOT NULL
+);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -229,6 +238,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         sql: V4,
+    },
+    Migration {
+        version: 5,
+        sql: V5,
     },
 ];
 

@@ -4,17 +4,32 @@
 //! prepared once per connection (the first call that needs one pays a round trip) and then
 //! only executed, so a statement costs one round trip, or a share of one when pipelined.
 //! A connection whose socket closed (the server restarted, a network cut) is dropped instead
-//! of being returned; the next call opens a new one.
+//! of being returned; the next call opens a new one. While the server cannot be reached,
+//! new connections are tried with back-off (0.1 s doubling to 2 s between attempts, one
+//! schedule for the whole pool): a call waits for the next attempt instead of adding to a
+//! storm of connects, then fails with the connection error if that attempt fails too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
 use crate::Counters;
 
+/// The shortest and longest wait between connection attempts while the server is away.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+
+/// When the next connection may be tried, and the wait after that one fails.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    next_try: Instant,
+    wait: Duration,
+}
+
 pub(crate) struct Pool {
     config: tokio_postgres::Config,
+    backoff: Mutex<Option<Backoff>>,
     handle: tokio::runtime::Handle,
     idle: Mutex<Vec<Conn>>,
     permits: tokio::sync::Semaphore,
@@ -42,6 +57,7 @@ impl Pool {
     ) -> Pool {
         Pool {
             config,
+            backoff: Mutex::new(None),
             handle,
             idle: Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(max),
@@ -65,7 +81,7 @@ impl Pool {
             None => {
                 // Called under the store's runtime context (`PgStore::block_on`), so the
                 // socket registers with the runtime that then drives it.
-                let (client, connection) = self.config.connect(NoTls).await?;
+                let (client, connection) = self.connect().await?;
                 self.counters.waited(0);
                 self.handle.spawn(async move {
                     if let Err(e) = connection.await {
@@ -83,6 +99,48 @@ impl Pool {
             pool: self,
             _permit: permit,
         })
+    }
+
+    /// A new connection, after the back-off of earlier failed attempts.
+    async fn connect(
+        &self,
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        tokio_postgres::Error,
+    > {
+        let pending = *self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = pending {
+            tokio::time::sleep_until(b.next_try.into()).await;
+        }
+        let result = self.config.connect(NoTls).await;
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(_) => *backoff = None,
+            Err(e) => {
+                let wait = backoff.map_or(BACKOFF.0, |b| (b.wait * 2).min(BACKOFF.1));
+                if backoff.is_none() {
+                    tracing::warn!(error = %e, "cannot connect to PostgreSQL; retrying with back-off");
+                }
+                *backoff = Some(Backoff {
+                    next_try: Instant::now() + wait,
+                    wait,
+                });
+            }
+        }
+        result
+    }
+
+    /// The connection settings (for a connection outside the pool, such as a listener's).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The runtime that drives the connections.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 
     /// Drops the idle connections (the store is closing).

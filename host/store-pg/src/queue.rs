@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use proofpix_store::{
-    Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, StoreError, WorkQueue,
+    Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, StoreError, WORK_SIGNAL, WorkQueue,
 };
 use time::OffsetDateTime;
 use tokio_postgres::{Statement, Transaction};
@@ -190,6 +190,18 @@ impl PgStore {
             let out = enqueue_in(self, &txn, &[enqueue, look_up], queue, items, now).await?;
             if let Some(cursor) = cursor {
                 crate::records::set_cursor_in(self, &txn, &[set, clear], queue, cursor).await?;
+            }
+            if out.iter().any(|e| matches!(e, Enqueued::New(_))) {
+                // Wakes idle nodes to help (`ControlStore::listen`), delivered on commit.
+                let message = format!("{WORK_SIGNAL}{queue}");
+                if message.len() <= proofpix_store::MAX_SIGNAL_BYTES {
+                    self.x(
+                        &txn,
+                        "SELECT pg_notify($1, $2)",
+                        &[&self.channel.as_str(), &message],
+                    )
+                    .await?;
+                }
             }
             self.commit(txn).await?;
             Ok(out)

@@ -387,6 +387,103 @@ pub trait ControlStore: Send + Sync {
     /// # Errors
     /// The backend failed.
     fn release_sync(&self, integration: &str, node_id: &str) -> Result<bool, StoreError>;
+
+    // ----- schedules that fire once, cluster-wide ---------------------------------------
+
+    /// When `integration`'s schedule fires next, as the nodes sharing this store agreed
+    /// (`None`: not planned yet).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn schedule_next(&self, integration: &str) -> Result<Option<OffsetDateTime>, StoreError>;
+
+    /// Moves `integration`'s next firing from `expected` to `next` (`None` forgets it) when
+    /// nobody moved it since, and says whether it did: a compare-and-set, so of several
+    /// schedulers that saw the same due time exactly one fires it. redb, held by one daemon,
+    /// keeps these in memory (a restart plans every schedule afresh); PostgreSQL in a row
+    /// (a cluster restart fires what came due while it was down, once).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn advance_schedule(
+        &self,
+        integration: &str,
+        expected: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
+
+    // ----- signals between the nodes sharing a store -------------------------------------
+
+    /// Sends `message` (at most [`MAX_SIGNAL_BYTES`]) to every listener on every node sharing
+    /// this store, this one included, after the statement commits. A store no other node
+    /// shares has nobody to tell and does nothing (the default).
+    ///
+    /// # Errors
+    /// The backend failed, or `message` is too long.
+    fn signal(&self, message: &str) -> Result<(), StoreError> {
+        let _ = message;
+        Ok(())
+    }
+
+    /// Calls `on` with every [`Signal`] from now on (PostgreSQL's `LISTEN`, on a connection
+    /// of its own that reconnects with back-off after a loss). Returns `false` when the store
+    /// is not shared and so no signal ever comes (the default).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn listen(&self, on: Box<dyn Fn(Signal) + Send + Sync>) -> Result<bool, StoreError> {
+        let _ = on;
+        Ok(false)
+    }
+}
+
+/// The longest [`ControlStore::signal`] message (PostgreSQL's `NOTIFY` payload limit is
+/// 8,000 bytes).
+pub const MAX_SIGNAL_BYTES: usize = 7_900;
+
+/// The start of the signal a shared store sends itself, followed by the queue's name, when
+/// a queue gets new items: idle nodes wake to help drain it.
+pub const WORK_SIGNAL: &str = "work ";
+
+/// What a [`ControlStore::listen`] callback hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A message some node sent with [`ControlStore::signal`].
+    Message(String),
+    /// The listening connection was lost and is back: messages sent meanwhile are lost, so
+    /// whatever they would have told must be looked up in the store.
+    Reconnected,
+}
+
+/// redb's schedule plan: integration -> next firing. In memory, like [`SyncLeases`].
+#[derive(Debug, Default)]
+pub(crate) struct SchedulePlan(Mutex<HashMap<String, OffsetDateTime>>);
+
+impl SchedulePlan {
+    fn get(&self, integration: &str) -> Option<OffsetDateTime> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(integration)
+            .copied()
+    }
+
+    fn advance(
+        &self,
+        integration: &str,
+        expected: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+    ) -> bool {
+        let mut plan = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if plan.get(integration).copied() != expected {
+            return false;
+        }
+        match next {
+            Some(at) => plan.insert(integration.to_owned(), at),
+            None => plan.remove(integration),
+        };
+        true
+    }
 }
 
 /// redb's sync leases: integration -> (node, expiry).
@@ -655,6 +752,19 @@ impl ControlStore for Store {
 
     fn release_sync(&self, integration: &str, node_id: &str) -> Result<bool, StoreError> {
         Ok(self.sync_leases.release(integration, node_id))
+    }
+
+    fn schedule_next(&self, integration: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(self.schedule_plan.get(integration))
+    }
+
+    fn advance_schedule(
+        &self,
+        integration: &str,
+        expected: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.schedule_plan.advance(integration, expected, next))
     }
 }
 

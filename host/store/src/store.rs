@@ -94,6 +94,8 @@ pub struct Store {
     /// The sync leases of this daemon's integrations (see `ControlStore::try_acquire_sync`):
     /// in memory, since a redb file is held by one process.
     pub(crate) sync_leases: crate::control::SyncLeases,
+    /// When each schedule fires next (see `ControlStore::advance_schedule`): in memory too.
+    pub(crate) schedule_plan: crate::control::SchedulePlan,
 }
 
 impl fmt::Debug for Store {
@@ -216,6 +218,7 @@ impl Store {
             run_id: u64::from_le_bytes(run_id),
             queue_max_attempts: options.queue_max_attempts.max(1),
             sync_leases: crate::control::SyncLeases::default(),
+            schedule_plan: crate::control::SchedulePlan::default(),
         };
         migrate::open_schema(&store, &options.extra_migrations)?;
         Ok(store)

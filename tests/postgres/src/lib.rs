@@ -143,94 +143,163 @@ fn as_server_user(root: bool, program: &Path) -> Command {
 }
 
 fn start_private_server() -> Result<String, String> {
-    let Some(initdb) = find_initdb() else {
-        return Err(
-            "no PostgreSQL for the tests: set PROOFPIX_TEST_DATABASE_URL, run a server \
-                    on 127.0.0.1:5432 that lets user postgres in, or install PostgreSQL's \
-                    server programs (Debian/Ubuntu: `apt-get install postgresql`; ./test \
-                    installs it) so the tests can start a private one"
-                .to_string(),
-        );
-    };
-    let bin = initdb.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let root = is_root();
-    let dir = tempfile::Builder::new()
-        .prefix("proofpix-pg-")
-        .tempdir()
-        .map_err(|e| format!("cannot make a directory for a private PostgreSQL: {e}"))?
-        .keep();
-    let data = dir.join("data");
-    if root {
-        let ok = Command::new("chown")
-            .args(["-R", "postgres:"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
+    // Left running for the rest of the process (its watchdog stops it afterwards).
+    PrivateServer::start().map(|s| s.url)
+}
+
+/// A PostgreSQL server of one test's own, in a temporary directory on a free loopback port:
+/// for tests that stop and start the server under running daemons. Stopped and removed when
+/// the test process exits.
+#[derive(Debug, Clone)]
+pub struct PrivateServer {
+    /// Its URL (user `postgres`, database `postgres`, trust authentication).
+    pub url: String,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    root: bool,
+}
+
+impl PrivateServer {
+    /// Creates and starts one, when PostgreSQL's server programs are installed.
+    ///
+    /// # Errors
+    /// What is missing or what failed, in words.
+    pub fn start() -> Result<PrivateServer, String> {
+        let Some(initdb) = find_initdb() else {
+            return Err(
+                "no PostgreSQL for the tests: set PROOFPIX_TEST_DATABASE_URL, run a server \
+                 on 127.0.0.1:5432 that lets user postgres in, or install PostgreSQL's \
+                 server programs (Debian/Ubuntu: `apt-get install postgresql`; ./test \
+                 installs it) so the tests can start a private one"
+                    .to_string(),
+            );
+        };
+        let bin = initdb.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let root = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("proofpix-pg-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a directory for a private PostgreSQL: {e}"))?
+            .keep();
+        let data = dir.join("data");
+        if root {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!(
+                    "the tests run as root, and a private PostgreSQL must run as user postgres, \
+                     but {} cannot be given to it (is there a postgres user? installing the \
+                     Debian package postgresql creates it)",
+                    dir.display()
+                ));
+            }
+        }
+        let out = as_server_user(root, &initdb)
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", initdb.display()))?;
+        if !out.status.success() {
             return Err(format!(
-                "the tests run as root, and a private PostgreSQL must run as user postgres, \
-                 but {} cannot be given to it (is there a postgres user? installing the \
-                 Debian package postgresql creates it)",
-                dir.display()
+                "{} failed: {}",
+                initdb.display(),
+                String::from_utf8_lossy(&out.stderr)
             ));
         }
+        let server = PrivateServer {
+            url: String::new(),
+            pg_ctl: bin.join("pg_ctl"),
+            data,
+            dir,
+            port: free_port()?,
+            root,
+        };
+        let server = PrivateServer {
+            url: format!("postgres://postgres@127.0.0.1:{}/postgres", server.port),
+            ..server
+        };
+        server.start_again()?;
+        // Stops the server and removes its directory once this test process has exited.
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            runas = if root { "runuser -u postgres -- " } else { "" },
+            pg_ctl = server.pg_ctl.display(),
+            data = server.data.display(),
+            dir = server.dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the private server's watchdog: {e}"))?;
+        admin(&server.url, "SELECT 1")
+            .map_err(|e| format!("the private PostgreSQL does not answer: {e}"))?;
+        Ok(server)
     }
-    let out = as_server_user(root, &initdb)
-        .args(["-D"])
-        .arg(&data)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", initdb.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            initdb.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+
+    /// Starts the server again (after [`PrivateServer::crash`]), on the same port and data,
+    /// and waits until it accepts connections.
+    ///
+    /// # Errors
+    /// `pg_ctl start` failed; its log is in the message.
+    pub fn start_again(&self) -> Result<(), String> {
+        let out = as_server_user(self.root, &self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                self.port,
+                self.dir.display()
+            ))
+            .args(["-w", "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.pg_ctl.display()))?;
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            return Err(format!(
+                "{} start failed: {}{log}",
+                self.pg_ctl.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
-    let port = free_port()?;
-    let pg_ctl = bin.join("pg_ctl");
-    let out = as_server_user(root, &pg_ctl)
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .arg("-o")
-        .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.display()
-        ))
-        .args(["-w", "start"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", pg_ctl.display()))?;
-    if !out.status.success() {
-        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        return Err(format!(
-            "{} start failed: {}{log}",
-            pg_ctl.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`: every connection cut,
+    /// no shutdown checkpoint; the next start recovers from the write-ahead log).
+    ///
+    /// # Errors
+    /// `pg_ctl stop` failed.
+    pub fn crash(&self) -> Result<(), String> {
+        let out = as_server_user(self.root, &self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.pg_ctl.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} stop failed: {}",
+                self.pg_ctl.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
-    // Stops the server and removes its directory once this test process has exited.
-    let stop = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
-        pid = std::process::id(),
-        runas = if root { "runuser -u postgres -- " } else { "" },
-        pg_ctl = pg_ctl.display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &stop])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the private server's watchdog: {e}"))?;
-    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    admin(&url, "SELECT 1").map_err(|e| format!("the private PostgreSQL does not answer: {e}"))?;
-    Ok(url)
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -260,8 +329,14 @@ impl SchemaGuard {
     /// A fresh schema in the tests' database ([`database_url`], [`fresh_schema`]), dropped
     /// with the guard.
     pub fn fresh() -> Self {
+        Self::fresh_in(database_url())
+    }
+
+    /// A fresh schema in the database at `url` (a [`PrivateServer`]'s), dropped with the
+    /// guard.
+    pub fn fresh_in(url: &str) -> Self {
         SchemaGuard {
-            url: database_url().to_string(),
+            url: url.to_string(),
             schema: fresh_schema(),
         }
     }

@@ -276,3 +276,88 @@ fn racing_nodes_get_one_sync_lease() {
         assert!(other.release_sync("sf", &node).unwrap());
     }
 }
+
+/// A signal reaches every listener of the schema, the sender's own store included; a
+/// listener of another schema hears nothing; new queue items signal `work <queue>` by
+/// themselves; a message over NOTIFY's limit is refused, not truncated.
+#[test]
+fn signals_reach_every_node_of_the_schema_and_no_other() {
+    let f = fixture();
+    let url = database_url();
+    let other_node = PgStore::open(url, key(), options(&f._guard.schema, &f.clock)).unwrap();
+    let other_schema = fresh_schema();
+    let _other_guard = SchemaGuard {
+        url: url.to_string(),
+        schema: other_schema.clone(),
+    };
+    let stranger = PgStore::open(url, key(), options(&other_schema, &f.clock)).unwrap();
+
+    let heard = |store: &PgStore| {
+        let (tx, rx) = std::sync::mpsc::channel::<Signal>();
+        let tx = std::sync::Mutex::new(tx);
+        assert!(
+            store
+                .listen(Box::new(move |s| {
+                    let _ = tx.lock().unwrap().send(s);
+                }))
+                .unwrap()
+        );
+        rx
+    };
+    let mine = heard(&f.store);
+    let theirs = heard(&other_node);
+    let strangers = heard(&stranger);
+    // LISTEN runs on a connection of its own: wait until both listeners hear a probe.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        f.store.signal("probe").unwrap();
+        let got = |rx: &std::sync::mpsc::Receiver<Signal>| {
+            rx.recv_timeout(Duration::from_millis(200)).is_ok()
+        };
+        if got(&mine) && got(&theirs) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listeners never heard a probe"
+        );
+    }
+    let drain = |rx: &std::sync::mpsc::Receiver<Signal>| while rx.try_recv().is_ok() {};
+    std::thread::sleep(Duration::from_millis(200));
+    drain(&mine);
+    drain(&theirs);
+
+    f.store.signal("hello").unwrap();
+    for rx in [&mine, &theirs] {
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Signal::Message("hello".into())
+        );
+    }
+    let item = NewItem {
+        dedup_key: "a@v1".into(),
+        payload: b"a".to_vec(),
+    };
+    WorkQueue::enqueue(&other_node, "sf", std::slice::from_ref(&item)).unwrap();
+    assert_eq!(
+        theirs.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Signal::Message(format!("{WORK_SIGNAL}sf"))
+    );
+    // A duplicate adds nothing and wakes nobody.
+    WorkQueue::enqueue(&other_node, "sf", std::slice::from_ref(&item)).unwrap();
+    f.store.signal("after").unwrap();
+    assert_eq!(
+        mine.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Signal::Message(format!("{WORK_SIGNAL}sf"))
+    );
+    assert_eq!(
+        mine.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Signal::Message("after".into())
+    );
+    assert!(
+        strangers.recv_timeout(Duration::from_millis(500)).is_err(),
+        "another schema's cluster heard this one"
+    );
+    let too_long = "x".repeat(MAX_SIGNAL_BYTES + 1);
+    assert!(f.store.signal(&too_long).is_err());
+}

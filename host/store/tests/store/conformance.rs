@@ -128,6 +128,7 @@ macro_rules! stage_store_conformance {
             control_forgetting_write_backs_keeps_intents,
             control_expired_leases_are_released,
             control_one_node_holds_an_integrations_sync_lease,
+            control_a_schedule_advances_once_for_one_due_time,
         );
     };
     ($open:path: $($name:ident),* $(,)?) => {
@@ -1809,4 +1810,48 @@ pub fn control_one_node_holds_an_integrations_sync_lease(b: &mut Backend) {
     assert!(store.release_sync("sf", "node-2").unwrap());
     assert!(!store.release_sync("sf", "node-2").unwrap());
     assert!(store.try_acquire_sync("sf", "node-1", ttl).unwrap());
+}
+
+/// A schedule's next firing is a compare-and-set: of two schedulers that saw the same due
+/// time, one advances it (and fires); the other's stale `expected` is refused. Forgetting
+/// works the same way, and integrations are independent.
+pub fn control_a_schedule_advances_once_for_one_due_time(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    // Whole seconds: PostgreSQL keeps milliseconds.
+    let t0 = time::OffsetDateTime::from_unix_timestamp(clock.now().unix_timestamp()).unwrap();
+    let t1 = t0 + Duration::from_secs(900);
+    let t2 = t1 + Duration::from_secs(900);
+    assert_eq!(store.schedule_next("sf").unwrap(), None);
+    assert!(
+        store.advance_schedule("sf", None, Some(t1)).unwrap(),
+        "planned"
+    );
+    assert!(
+        !store.advance_schedule("sf", None, Some(t2)).unwrap(),
+        "planned by another node already"
+    );
+    assert_eq!(store.schedule_next("sf").unwrap(), Some(t1));
+    assert!(
+        store.advance_schedule("sf", Some(t1), Some(t2)).unwrap(),
+        "fired"
+    );
+    assert!(
+        !store.advance_schedule("sf", Some(t1), Some(t2)).unwrap(),
+        "the same due time fires once"
+    );
+    assert_eq!(store.schedule_next("sf").unwrap(), Some(t2));
+    assert_eq!(
+        store.schedule_next("box").unwrap(),
+        None,
+        "another integration"
+    );
+    assert!(
+        !store.advance_schedule("sf", Some(t1), None).unwrap(),
+        "stale"
+    );
+    assert!(
+        store.advance_schedule("sf", Some(t2), None).unwrap(),
+        "forgotten"
+    );
+    assert_eq!(store.schedule_next("sf").unwrap(), None);
 }
