@@ -414,6 +414,13 @@ pub fn resume(state: &AppState) -> Result<Vec<String>, proofpix_store::StoreErro
     state.runs().resume()
 }
 
+/// On a shared store: the least time between two looks for backlogs to join when signals
+/// wake this node, and the longest without a signal.
+const JOIN_DEBOUNCE: Duration = Duration::from_millis(500);
+const JOIN_POLL: Duration = Duration::from_secs(5);
+/// How often this node's live events are signalled to the other nodes.
+const LIVE_FLUSH: Duration = Duration::from_millis(250);
+
 /// Serves until `shutdown` resolves, then drains in-flight runs within the
 /// configured deadline. Starts the scheduler and the daily retention pass.
 ///
@@ -427,28 +434,85 @@ pub async fn serve(
     if let Err(e) = resume(&state) {
         tracing::error!("cannot resume queued work: {e}");
     }
+    // On a shared store (cluster mode) this node also joins the backlogs other nodes are
+    // draining: woken by their signals (a queue got new items, PostgreSQL's NOTIFY), and every
+    // few seconds in case a signal was lost (signals are hints; the queues are the record).
+    // Other nodes' live events reach this node's dashboards the same way.
+    let shared = state.host().local_store().is_none();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if shared {
+        let (live, wake) = (state.inner.live.clone(), wake.clone());
+        let listening = state.host().listen(move |signal| match signal {
+            proofpix_store::Signal::Message(m) if m.starts_with(proofpix_store::WORK_SIGNAL) => {
+                wake.notify_one();
+            }
+            proofpix_store::Signal::Message(m) => {
+                live.receive(&m);
+            }
+            proofpix_store::Signal::Reconnected => {
+                // Signals sent while the connection was down are lost: look at the queues,
+                // and have dashboards reload.
+                wake.notify_one();
+                live.local(LiveEvent::IntegrationsChanged);
+            }
+        });
+        if let Err(e) = listening {
+            tracing::warn!("cannot listen for the other nodes' signals (polling instead): {e}");
+        }
+    }
     let ticker = {
-        let state = state.clone();
-        // On a shared store (cluster mode) this node also joins the backlogs other nodes are
-        // draining, every few seconds.
-        let shared = state.host().local_store().is_none();
+        let (state, wake) = (state.clone(), wake.clone());
         tokio::spawn(async move {
-            let mut ticks = 0u64;
+            let mut last_tick = std::time::Instant::now();
+            let mut last_join = std::time::Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let woken = tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    () = wake.notified() => true,
+                };
                 if state.is_stopping() {
                     break;
                 }
-                ticks += 1;
+                let tick = last_tick.elapsed() >= Duration::from_secs(1);
+                let join = shared
+                    && ((woken && last_join.elapsed() >= JOIN_DEBOUNCE)
+                        || last_join.elapsed() >= JOIN_POLL);
+                if tick {
+                    last_tick = std::time::Instant::now();
+                }
+                if join {
+                    last_join = std::time::Instant::now();
+                }
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     let now = time::OffsetDateTime::now_utc();
-                    scheduler_tick(&s, now);
-                    if shared
-                        && ticks.is_multiple_of(3)
-                        && let Err(e) = s.runs().join_backlogs(now)
-                    {
+                    if tick {
+                        scheduler_tick(&s, now);
+                    }
+                    if join && let Err(e) = s.runs().join_backlogs(now) {
                         tracing::warn!("cannot look for backlogs to join: {e}");
+                    }
+                })
+                .await;
+            }
+        })
+    };
+    // This node's live events, batched into signals for the other nodes' dashboards.
+    let relay = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LIVE_FLUSH).await;
+                let messages = state.inner.live.outbound_messages();
+                if messages.is_empty() {
+                    continue;
+                }
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for m in messages {
+                        if let Err(e) = s.host().signal(&m) {
+                            tracing::debug!("live events not relayed to the other nodes: {e}");
+                        }
                     }
                 })
                 .await;
@@ -491,6 +555,7 @@ pub async fn serve(
         })
         .await;
     ticker.abort();
+    relay.abort();
     notifier.abort();
     retention.abort();
     let deadline = state.config().drain_timeout();

@@ -11,7 +11,7 @@ use proofpix_pipeline::{Progress, SyncMode};
 use proofpix_service::Host;
 pub use proofpix_service::runs::TriggerOutcome;
 use proofpix_service::runs::{RunEvent, RunManager, RunOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::config::DaemonConfig;
 
 /// An event pushed to dashboards over server-sent events.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum LiveEvent {
     /// A run started.
@@ -51,6 +51,138 @@ pub enum LiveEvent {
     },
     /// Integrations changed (created, updated, deleted, enabled...).
     IntegrationsChanged,
+}
+
+/// Where live events go: this node's dashboards, and on a store several daemons share,
+/// every other node's (batched into store signals, see [`Live::outbound_messages`]).
+#[derive(Debug)]
+pub(crate) struct Live {
+    events: broadcast::Sender<LiveEvent>,
+    /// This process, so that it ignores its own signals.
+    node: String,
+    /// Events of this node waiting to be signalled to the others (`None`: no others).
+    outbound: Option<Mutex<Vec<LiveEvent>>>,
+    /// Events not signalled because the outbound buffer was full.
+    pub(crate) dropped: AtomicU64,
+}
+
+/// The start of a live-events signal: `live <node> <JSON array of LiveEvent>`.
+const LIVE_SIGNAL: &str = "live ";
+/// Outbound events kept at most between two flushes; more are dropped (and counted).
+const MAX_OUTBOUND: usize = 10_000;
+/// The longest run error relayed to other nodes' dashboards (bytes; the batch has it all).
+const MAX_RELAYED_ERROR: usize = 1_000;
+
+impl Live {
+    fn new(shared: bool) -> Live {
+        let (events, _) = broadcast::channel(1024);
+        let mut id = [0u8; 8];
+        let _ = getrandom::getrandom(&mut id);
+        Live {
+            events,
+            node: hex::encode(id),
+            outbound: shared.then(Mutex::default),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// An event of this node: to its dashboards now, and to the other nodes' at the next
+    /// flush.
+    pub(crate) fn emit(&self, e: LiveEvent) {
+        if let Some(outbound) = &self.outbound
+            && let Ok(mut o) = outbound.lock()
+        {
+            if o.len() < MAX_OUTBOUND {
+                o.push(e.clone());
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let _ = self.events.send(e);
+    }
+
+    /// An event for this node's dashboards only (about this node's own view, such as its
+    /// reconnection to the store).
+    pub(crate) fn local(&self, e: LiveEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// The signals that carry this node's events since the last call to the other nodes:
+    /// as many events per message as fit in a signal.
+    pub(crate) fn outbound_messages(&self) -> Vec<String> {
+        let Some(outbound) = &self.outbound else {
+            return Vec::new();
+        };
+        let events = match outbound.lock() {
+            Ok(mut o) => std::mem::take(&mut *o),
+            Err(_) => return Vec::new(),
+        };
+        let head = format!("{LIVE_SIGNAL}{} ", self.node);
+        let mut messages = Vec::new();
+        let mut batch: Vec<String> = Vec::new();
+        let mut len = head.len() + 2;
+        for mut e in events {
+            // A run's error can be long (a plugin's message); other nodes get its start.
+            if let LiveEvent::SyncFinished {
+                error: Some(error), ..
+            } = &mut e
+                && error.len() > MAX_RELAYED_ERROR
+            {
+                let mut end = MAX_RELAYED_ERROR;
+                while !error.is_char_boundary(end) {
+                    end -= 1;
+                }
+                error.truncate(end);
+                error.push('…');
+            }
+            let Ok(json) = serde_json::to_string(&e) else {
+                continue;
+            };
+            if head.len() + 2 + json.len() > proofpix_store::MAX_SIGNAL_BYTES {
+                // One event too large for a signal: not relayed.
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if len + json.len() + 1 > proofpix_store::MAX_SIGNAL_BYTES {
+                messages.push(format!("{head}[{}]", batch.join(",")));
+                batch.clear();
+                len = head.len() + 2;
+            }
+            len += json.len() + 1;
+            batch.push(json);
+        }
+        if !batch.is_empty() {
+            messages.push(format!("{head}[{}]", batch.join(",")));
+        }
+        messages
+    }
+
+    /// A signal from the store: another node's events go to this node's dashboards (never
+    /// back out). Returns how many events it carried; anything else is ignored.
+    pub(crate) fn receive(&self, message: &str) -> usize {
+        let Some(rest) = message.strip_prefix(LIVE_SIGNAL) else {
+            return 0;
+        };
+        let Some((node, json)) = rest.split_once(' ') else {
+            return 0;
+        };
+        if node == self.node {
+            return 0;
+        }
+        match serde_json::from_str::<Vec<LiveEvent>>(json) {
+            Ok(events) => {
+                let n = events.len();
+                for e in events {
+                    let _ = self.events.send(e);
+                }
+                n
+            }
+            Err(e) => {
+                tracing::debug!("a live-events signal did not decode: {e}");
+                0
+            }
+        }
+    }
 }
 
 /// Counters for `/metrics`.
@@ -118,7 +250,7 @@ pub(crate) struct Inner {
     /// or ends): one pass over its files, not one per dashboard load.
     pub(crate) risk_cache: Mutex<BTreeMap<String, RiskSummary>>,
     pub(crate) config: DaemonConfig,
-    pub(crate) events: broadcast::Sender<LiveEvent>,
+    pub(crate) live: Arc<Live>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) ready: AtomicBool,
     pub(crate) started: Instant,
@@ -140,10 +272,11 @@ impl AppState {
     /// State over a host, with the progress feed wired to counters and live
     /// events, and the service's run manager owning the runs.
     pub fn new(host: Host, config: DaemonConfig) -> Self {
-        let (events, _) = broadcast::channel(1024);
+        // On a store other daemons share, this node's events reach their dashboards too.
+        let live = Arc::new(Live::new(host.local_store().is_none()));
         let counters = Arc::new(Counters::default());
         let sink_counters = counters.clone();
-        let sink_events = events.clone();
+        let sink_events = live.clone();
         let host = host.with_progress(Arc::new(move |p: &Progress| {
             sink_counters.record(p);
             if let Progress::File {
@@ -153,7 +286,7 @@ impl AppState {
                 ..
             } = p
             {
-                let _ = sink_events.send(LiveEvent::File {
+                sink_events.emit(LiveEvent::File {
                     integration: integration.clone(),
                     risk: risk.map(|r| r.as_str().to_string()),
                     failed: error.is_some(),
@@ -161,7 +294,7 @@ impl AppState {
             }
         }));
         let run_counters = counters.clone();
-        let run_events = events.clone();
+        let run_events = live.clone();
         let host = Arc::new(host);
         let run_host = host.clone();
         let runs = RunManager::new(
@@ -212,7 +345,7 @@ impl AppState {
                         }
                     }
                 };
-                let _ = run_events.send(live);
+                run_events.emit(live);
             },
         );
         AppState {
@@ -220,7 +353,7 @@ impl AppState {
                 runs,
                 risk_cache: Mutex::default(),
                 config,
-                events,
+                live,
                 counters,
                 ready: AtomicBool::new(false),
                 started: Instant::now(),
@@ -250,12 +383,12 @@ impl AppState {
 
     /// Publishes a live event.
     pub fn publish(&self, e: LiveEvent) {
-        let _ = self.inner.events.send(e);
+        self.inner.live.emit(e);
     }
 
     /// Subscribes to live events.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.inner.events.subscribe()
+        self.inner.live.events.subscribe()
     }
 
     /// Whether a run of `id` is in progress.
@@ -315,6 +448,82 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(i: usize) -> LiveEvent {
+        LiveEvent::File {
+            integration: format!("integration-{i}"),
+            risk: Some("high".into()),
+            failed: false,
+        }
+    }
+
+    /// A node's events reach another node's subscribers in signals that each fit NOTIFY's
+    /// limit, in order, none lost; a node ignores its own signals and anything that is not a
+    /// live-events signal; an embedded store relays nothing.
+    #[test]
+    fn live_events_cross_nodes_in_signals_that_fit() {
+        let (a, b) = (Live::new(true), Live::new(true));
+        let mut heard = b.events.subscribe();
+        let sent: Vec<LiveEvent> = (0..500).map(file).collect();
+        for e in &sent {
+            a.emit(e.clone());
+        }
+        let messages = a.outbound_messages();
+        assert!(messages.len() > 1, "500 events take several signals");
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.len() <= proofpix_store::MAX_SIGNAL_BYTES)
+        );
+        assert!(a.outbound_messages().is_empty(), "taken once");
+        let mut received = 0;
+        for m in &messages {
+            assert_eq!(a.receive(m), 0, "a node's own signal is not replayed to it");
+            received += b.receive(m);
+        }
+        assert_eq!(received, 500);
+        let got: Vec<LiveEvent> = (0..500).map(|_| heard.try_recv().unwrap()).collect();
+        assert_eq!(got, sent);
+        for junk in [
+            "work sf",
+            "live",
+            "live x",
+            "live other-node [{\"type\":\"no-such\"}]",
+            "live other-node <script>",
+        ] {
+            assert_eq!(b.receive(junk), 0, "{junk}");
+        }
+        assert!(heard.try_recv().is_err());
+        let embedded = Live::new(false);
+        embedded.emit(file(1));
+        assert!(embedded.outbound_messages().is_empty());
+    }
+
+    /// A run's long error (a plugin's message, multi-byte text) is shortened for the other
+    /// nodes, never split into a signal that does not decode; the event still goes.
+    #[test]
+    fn a_long_run_error_is_shortened_for_other_nodes() {
+        let a = Live::new(true);
+        a.emit(LiveEvent::SyncFinished {
+            integration: "i".into(),
+            batch: None,
+            outcome: "failed".into(),
+            error: Some("é".repeat(20_000)),
+        });
+        a.emit(file(1));
+        let messages = a.outbound_messages();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(a.dropped.load(Ordering::Relaxed), 0);
+        let b = Live::new(true);
+        let mut heard = b.events.subscribe();
+        assert_eq!(b.receive(&messages[0]), 2);
+        match heard.try_recv().unwrap() {
+            LiveEvent::SyncFinished {
+                error: Some(error), ..
+            } => assert!(error.len() <= MAX_RELAYED_ERROR + 3 && error.ends_with('…')),
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// A write-back the plugin skipped (contract 0.3) is counted apart, never as written.
     #[test]

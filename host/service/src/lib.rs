@@ -48,7 +48,7 @@ use proofpix_runtime::contract::{
     AuthScheme as WitScheme, Capability, FieldKind, PluginError, PluginInfo,
 };
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
-use proofpix_store::{AuditEvent, Backend, DownstreamStore, IntegrationRecord, Store};
+use proofpix_store::{AuditEvent, Backend, DownstreamStore, IntegrationRecord, Store, StoreError};
 use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
@@ -371,6 +371,30 @@ impl Host {
     /// The embedded store, when that is the backend (`None` on PostgreSQL).
     pub fn local_store(&self) -> Option<&Arc<Store>> {
         self.local.as_ref()
+    }
+
+    /// Sends `message` to every node sharing this host's store, this one included (see
+    /// [`proofpix_store::ControlStore::signal`]); on an embedded store nobody else is
+    /// there and nothing is sent.
+    ///
+    /// # Errors
+    /// The store failed, or the message is too long.
+    pub fn signal(&self, message: &str) -> Result<(), StoreError> {
+        self.store.signal(message)
+    }
+
+    /// Calls `on` with every signal from the nodes sharing this host's store (see
+    /// [`proofpix_store::ControlStore::listen`]). `on` runs on the store's own thread: it
+    /// must hand the signal on (a channel, a `Notify`), never call the store. Returns
+    /// `false` on an embedded store, where no signal ever comes.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn listen(
+        &self,
+        on: impl Fn(proofpix_store::Signal) + Send + Sync + 'static,
+    ) -> Result<bool, StoreError> {
+        self.store.listen(Box::new(on))
     }
 
     /// The runtime.

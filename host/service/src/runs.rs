@@ -70,7 +70,7 @@ struct Inner {
     rerun: Mutex<HashSet<String>>,
     run_slots: Semaphore,
     tasks: Mutex<tokio::task::JoinSet<()>>,
-    scheduler: Mutex<Scheduler>,
+    scheduler: Scheduler,
     stopping: AtomicBool,
 }
 
@@ -103,7 +103,7 @@ impl RunManager {
                 rerun: Mutex::default(),
                 run_slots: Semaphore::new(options.max_parallel_runs.max(1)),
                 tasks: Mutex::new(tokio::task::JoinSet::new()),
-                scheduler: Mutex::new(Scheduler::new(options.max_jitter)),
+                scheduler: Scheduler::new(options.max_jitter),
                 stopping: AtomicBool::new(false),
             }),
         }
@@ -130,18 +130,12 @@ impl RunManager {
 
     /// When the scheduler runs `id` next.
     pub fn next_run(&self, id: &str) -> Option<OffsetDateTime> {
-        self.inner
-            .scheduler
-            .lock()
-            .ok()
-            .and_then(|s| s.next_run(id))
+        Scheduler::next_run(self.inner.host.store().as_ref(), id)
     }
 
     /// Forgets when `id` runs next (its schedule changed); the next tick plans it again.
     pub fn reschedule(&self, id: &str) {
-        if let Ok(mut s) = self.inner.scheduler.lock() {
-            s.reset(id);
-        }
+        Scheduler::reset(self.inner.host.store().as_ref(), id);
     }
 
     /// Whether the manager has stopped accepting runs.
@@ -245,10 +239,11 @@ impl RunManager {
                 Err(e) => tracing::warn!(integration = %r.id, "schedule ignored: {e}"),
             }
         }
-        let due = match self.inner.scheduler.lock() {
-            Ok(mut s) => s.due(now, &schedules),
-            Err(_) => return Vec::new(),
-        };
+        // Claimed in the store: on a shared one, each due time fires on one node only.
+        let due = self
+            .inner
+            .scheduler
+            .due(now, &schedules, host.store().as_ref());
         for id in &due {
             self.trigger(id, SyncMode::Incremental, "schedule");
         }

@@ -11,14 +11,16 @@
 //! on `1h` spread over several minutes instead of firing together, and a
 //! given integration still runs at the same offset every time.
 //!
-//! The scheduler itself is a pure function of "now" ([`Scheduler::due`]), so
-//! tests drive it with a controllable clock.
+//! [`Scheduler::due`] is a function of "now" and of the plan of next firings the store keeps,
+//! so tests drive it with a controllable clock. On a store several daemons share (cluster
+//! mode) every node ticks, and a firing is claimed in the store: each due time fires once
+//! cluster-wide.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::TimeZone as _;
+use proofpix_store::ControlStore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -147,53 +149,82 @@ pub fn jitter(id: &str, gap: Duration, cap: Duration) -> Duration {
     (gap / 10).min(cap).mul_f64(fraction)
 }
 
-/// Keeps the next due time of each scheduled integration.
+/// Decides which schedules fire. The next firing of each integration is kept in the
+/// store ([`ControlStore::schedule_next`]), and a firing is claimed with a compare-and-set
+/// ([`ControlStore::advance_schedule`]): on a store several daemons share, every node's
+/// scheduler ticks, and exactly one of them fires each due time.
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    next: BTreeMap<String, OffsetDateTime>,
     max_jitter: Duration,
 }
 
 impl Scheduler {
     /// A scheduler with a jitter cap.
     pub fn new(max_jitter: Duration) -> Self {
-        Scheduler {
-            next: BTreeMap::new(),
-            max_jitter,
-        }
+        Scheduler { max_jitter }
     }
 
-    /// The integrations due at `now`, given each one's schedule; advances
-    /// their next time. Integrations seen for the first time are scheduled
-    /// from `now` (a restart does not fire everything at once).
-    pub fn due(&mut self, now: OffsetDateTime, schedules: &[(String, Schedule)]) -> Vec<String> {
-        self.next
-            .retain(|id, _| schedules.iter().any(|(s, _)| s == id));
+    /// The integrations due at `now`, given each one's schedule, that this call claimed:
+    /// their next time is advanced in `plan`, so another scheduler on the same plan does not
+    /// fire them again. Integrations not planned yet are planned from `now` (a first start
+    /// does not fire everything at once). An integration the plan cannot be read or written
+    /// for is skipped (and logged) until a later tick.
+    pub fn due(
+        &self,
+        now: OffsetDateTime,
+        schedules: &[(String, Schedule)],
+        plan: &dyn ControlStore,
+    ) -> Vec<String> {
         let mut due = Vec::new();
         for (id, schedule) in schedules {
             let j = jitter(id, schedule.typical_gap(now), self.max_jitter);
-            let entry = self
-                .next
-                .entry(id.clone())
-                .or_insert_with(|| schedule.next_after(now).map_or(now, |t| t + j));
-            if *entry <= now {
-                due.push(id.clone());
-                *entry = schedule
-                    .next_after(now)
-                    .map_or(now + MAX_INTERVAL, |t| t + j);
+            let claimed = match plan.schedule_next(id) {
+                Ok(None) => {
+                    let first = schedule.next_after(now).map_or(now, |t| t + j);
+                    plan.advance_schedule(id, None, Some(first)).map(|_| false)
+                }
+                Ok(Some(at)) if at <= now => {
+                    let next = schedule
+                        .next_after(now)
+                        .map_or(now + MAX_INTERVAL, |t| t + j);
+                    plan.advance_schedule(id, Some(at), Some(next))
+                }
+                Ok(Some(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match claimed {
+                Ok(true) => due.push(id.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(integration = %id, "cannot read or advance its schedule: {e}")
+                }
             }
         }
         due
     }
 
     /// When an integration runs next.
-    pub fn next_run(&self, id: &str) -> Option<OffsetDateTime> {
-        self.next.get(id).copied()
+    pub fn next_run(plan: &dyn ControlStore, id: &str) -> Option<OffsetDateTime> {
+        plan.schedule_next(id).ok().flatten()
     }
 
-    /// Forgets an integration (its schedule changed).
-    pub fn reset(&mut self, id: &str) {
-        self.next.remove(id);
+    /// Forgets an integration's next time (its schedule changed); the next tick plans it
+    /// again.
+    pub fn reset(plan: &dyn ControlStore, id: &str) {
+        for _ in 0..3 {
+            match plan.schedule_next(id) {
+                Ok(None) => return,
+                Ok(Some(at)) => {
+                    if plan.advance_schedule(id, Some(at), None).unwrap_or(false) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(integration = %id, "cannot reset its schedule: {e}");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -268,9 +299,18 @@ mod tests {
         );
     }
 
+    /// A store for the plan (redb keeps it in memory).
+    fn plan() -> (proofpix_store::Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = proofpix_store::Store::open(dir.path(), &proofpix_vault::MasterKey::generate())
+            .unwrap();
+        (store, dir)
+    }
+
     #[test]
     fn a_hundred_integrations_on_the_same_interval_do_not_fire_together() {
-        let mut s = Scheduler::new(Duration::from_secs(300));
+        let (plan, _dir) = plan();
+        let s = Scheduler::new(Duration::from_secs(300));
         let t0 = datetime!(2026-11-26 00:00 UTC);
         let schedules: Vec<(String, Schedule)> = (0..100)
             .map(|i| {
@@ -281,13 +321,13 @@ mod tests {
             })
             .collect();
         assert!(
-            s.due(t0, &schedules).is_empty(),
+            s.due(t0, &schedules, &plan).is_empty(),
             "a start does not fire everything"
         );
         let mut firing_minutes = std::collections::BTreeSet::new();
         for minute in 0..=70 {
             let now = t0 + time::Duration::minutes(minute);
-            for _ in s.due(now, &schedules) {
+            for _ in s.due(now, &schedules, &plan) {
                 firing_minutes.insert(minute);
             }
         }
@@ -303,15 +343,71 @@ mod tests {
 
     #[test]
     fn each_integration_runs_once_per_interval() {
-        let mut s = Scheduler::new(Duration::ZERO);
+        let (plan, _dir) = plan();
+        let s = Scheduler::new(Duration::ZERO);
         let t0 = datetime!(2026-11-26 00:00 UTC);
         let schedules = vec![("a".to_string(), Schedule::Every(Duration::from_secs(900)))];
         let mut runs = 0;
         for minute in 0..=60 {
             runs += s
-                .due(t0 + time::Duration::minutes(minute), &schedules)
+                .due(t0 + time::Duration::minutes(minute), &schedules, &plan)
                 .len();
         }
         assert_eq!(runs, 4, "at 15, 30, 45 and 60 minutes");
+    }
+
+    /// Three nodes' schedulers on one plan (as on a shared store), ticking one after another
+    /// at slightly different clocks: every due time fires once in all, not once per node.
+    #[test]
+    fn schedulers_sharing_a_plan_fire_each_due_time_once() {
+        let (plan, _dir) = plan();
+        let nodes = [
+            Scheduler::new(Duration::from_secs(60)),
+            Scheduler::new(Duration::from_secs(60)),
+            Scheduler::new(Duration::from_secs(60)),
+        ];
+        let t0 = datetime!(2026-11-26 00:00 UTC);
+        let schedules = vec![
+            ("a".to_string(), Schedule::Every(Duration::from_secs(900))),
+            ("b".to_string(), Schedule::parse("cron 0 * * * *").unwrap()),
+        ];
+        // Every 7 s each node ticks, one after another, a different node first each time.
+        let mut fired: Vec<(usize, String, i64)> = Vec::new();
+        for (step, second) in (0..=2 * 3600 + 120).step_by(7).enumerate() {
+            for k in 0..3 {
+                let n = (step + k) % 3;
+                let at = second + k as i64;
+                let now = t0 + time::Duration::seconds(at);
+                fired.extend(
+                    nodes[n]
+                        .due(now, &schedules, &plan)
+                        .into_iter()
+                        .map(|id| (n, id, at)),
+                );
+            }
+        }
+        let times = |id: &str| -> Vec<i64> {
+            fired
+                .iter()
+                .filter(|(_, f, _)| f == id)
+                .map(|(_, _, at)| *at)
+                .collect()
+        };
+        // Once per due time: never two firings closer than the interval, whichever nodes
+        // ticked (each lands up to one tick plus the jitter late, so 7 or 8 in two hours).
+        let a = times("a");
+        assert!((7..=8).contains(&a.len()), "every 15 minutes: {fired:?}");
+        assert!(a.windows(2).all(|w| w[1] - w[0] >= 900), "{a:?}");
+        let b = times("b");
+        assert_eq!(b.len(), 2, "at 01:00 and 02:00 (plus jitter): {fired:?}");
+        assert!(b[1] - b[0] >= 3600 - 60, "{b:?}");
+        let by: std::collections::BTreeSet<usize> = fired.iter().map(|(n, _, _)| *n).collect();
+        assert!(by.len() > 1, "whichever node ticks first fires: {fired:?}");
+        // A reset (the schedule changed) plans afresh on the next tick, without firing.
+        Scheduler::reset(&plan, "a");
+        assert_eq!(Scheduler::next_run(&plan, "a"), None);
+        let later = t0 + time::Duration::hours(3);
+        assert!(nodes[0].due(later, &schedules[..1], &plan).is_empty());
+        assert!(Scheduler::next_run(&plan, "a").is_some_and(|t| t > later));
     }
 }
