@@ -2546,13 +2546,15 @@ pub async fn run_file_action(
     ApiJson(request): ApiJson<FileActionRequest>,
 ) -> ApiResult<Json<FileActionOutcome>> {
     caller.require(Role::Admin)?;
-    if request.file.is_empty() || request.file.len() > 1024 {
+    // The schema's bounds, in characters as JSON Schema counts them. A label of only spaces
+    // is no label (the policy's is used), not an error the schema could not predict.
+    if request.file.is_empty() || request.file.chars().count() > 1024 {
         return Err(unprocessable(
-            "file: give the file's platform id (1 to 1024 bytes)".into(),
+            "file: give the file's platform id (1 to 1024 characters)".into(),
         ));
     }
     if let Some(label) = &request.label
-        && (label.trim().is_empty() || label.chars().count() > 128)
+        && (label.is_empty() || label.chars().count() > 128)
     {
         return Err(unprocessable("label: 1 to 128 characters".into()));
     }

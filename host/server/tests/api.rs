@@ -2580,7 +2580,7 @@ async fn a_file_action_is_simulated_then_applied_once_by_an_admin_and_audited() 
             "does not offer the action restrict-sharing",
         ),
         (
-            json!({"file": "photo-1", "action": "quarantine", "label": " "}),
+            json!({"file": "photo-1", "action": "quarantine", "label": ""}),
             "label",
         ),
     ] {
@@ -2595,6 +2595,16 @@ async fn a_file_action_is_simulated_then_applied_once_by_an_admin_and_audited() 
         path,
         Some(ADMIN),
         Some(json!({"file": "nope", "action": "quarantine"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    // An unknown file is a 404 whatever the action (the file is looked up first).
+    let (status, v) = call(
+        &d,
+        "POST",
+        path,
+        Some(ADMIN),
+        Some(json!({"file": "nope", "action": "restrict-sharing"})),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");

@@ -591,13 +591,7 @@ impl Host {
             problem,
         };
         let action = request.action;
-        if !declared_actions(&plugin).contains(&action) {
-            return Err(refused(format!(
-                "plugin {} does not offer the action {}",
-                plugin.info().id,
-                action.as_str()
-            )));
-        }
+        // The file first: an unknown file is a 404 whatever the action asked for.
         let (iid, rid) = (id.to_string(), remote_id.to_string());
         let (file, result) = self
             .stage_blocking(move |s| {
@@ -615,6 +609,13 @@ impl Host {
             integration: id.to_string(),
             remote_id: remote_id.to_string(),
         })?;
+        if !declared_actions(&plugin).contains(&action) {
+            return Err(refused(format!(
+                "plugin {} does not offer the action {}",
+                plugin.info().id,
+                action.as_str()
+            )));
+        }
         if file.status == proofpix_store::FileStatus::Removed {
             return Err(refused(format!(
                 "the platform reported file {remote_id:?} deleted; there is nothing to act on"
