@@ -86,11 +86,9 @@ impl Cluster {
             .keep();
         eprintln!("nodes' data and logs under {}", tmp.display());
         let homes: Vec<_> = (0..n).map(|i| tmp.join(format!("node{i}"))).collect();
-        // Plugin files live on each node's disk (their records in the database): install on
-        // every node, as an operator does.
-        for home in &homes {
-            drop_plugin_with(home, &env);
-        }
+        // Installed once, through the first node's data directory: the file goes into the
+        // database, and the other nodes load it from there.
+        drop_plugin_with(&homes[0], &env);
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -261,7 +259,8 @@ fn the_nodes_ride_out_a_postgresql_crash_and_lose_nothing() {
 
 /// A dashboard on one node sees the runs of another, live: node 1's `/api/events` stream
 /// carries the start, files and end of a sync node 0 runs (relayed through the database's
-/// NOTIFY), and the scheduler's plan is one for the whole cluster.
+/// NOTIFY); a plugin installed through node 0 is loaded by node 1 from the database; and the
+/// scheduler's plan is one for the whole cluster.
 #[test]
 fn a_dashboard_on_any_node_sees_every_nodes_runs_live() {
     let mut c = Cluster::start(
@@ -317,6 +316,32 @@ fn a_dashboard_on_any_node_sees_every_nodes_runs_live() {
             _ => {}
         }
     }
+    // A plugin installed through one node (the CLI, beside the running daemons) is loaded
+    // by the other from the database, told by a signal.
+    let plugin_ids = |n: usize| -> Vec<String> {
+        c.api(n, "GET", "/api/plugins", None)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(!plugin_ids(1).contains(&"contract-v03".to_string()));
+    support::install_plugin_with(
+        &c.homes[0],
+        &c.env,
+        proofpix_plugin_artifacts::TEST_CONTRACT_V0_3,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !plugin_ids(1).contains(&"contract-v03".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 never loaded the plugin installed through node 0: {:?}",
+            plugin_ids(1)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // One plan: both nodes name the same next run.
     let next =
         |n: usize| c.api(n, "GET", &format!("/api/integrations/{id}"), None)["next_sync"].clone();

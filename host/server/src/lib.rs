@@ -440,19 +440,29 @@ pub async fn serve(
     // Other nodes' live events reach this node's dashboards the same way.
     let shared = state.host().local_store().is_none();
     let wake = Arc::new(tokio::sync::Notify::new());
+    // A plugin installed, upgraded or removed on any node: load what the store records.
+    let plugins_changed = Arc::new(tokio::sync::Notify::new());
     if shared {
-        let (live, wake) = (state.inner.live.clone(), wake.clone());
+        let (live, wake, plugins) = (
+            state.inner.live.clone(),
+            wake.clone(),
+            plugins_changed.clone(),
+        );
         let listening = state.host().listen(move |signal| match signal {
             proofpix_store::Signal::Message(m) if m.starts_with(proofpix_store::WORK_SIGNAL) => {
                 wake.notify_one();
+            }
+            proofpix_store::Signal::Message(m) if m == proofpix_store::PLUGINS_SIGNAL => {
+                plugins.notify_one();
             }
             proofpix_store::Signal::Message(m) => {
                 live.receive(&m);
             }
             proofpix_store::Signal::Reconnected => {
-                // Signals sent while the connection was down are lost: look at the queues,
-                // and have dashboards reload.
+                // Signals sent while the connection was down are lost: look at the queues
+                // and the plugins, and have dashboards reload.
                 wake.notify_one();
+                plugins.notify_one();
                 live.local(LiveEvent::IntegrationsChanged);
             }
         });
@@ -494,6 +504,19 @@ pub async fn serve(
                     }
                 })
                 .await;
+            }
+        })
+    };
+    let plugin_loader = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                plugins_changed.notified().await;
+                let loaded = state.host().load_installed_plugins().await;
+                if !loaded.is_empty() {
+                    tracing::info!(?loaded, "loaded plugins installed on another node");
+                }
+                state.inner.live.local(LiveEvent::IntegrationsChanged);
             }
         })
     };
@@ -556,6 +579,7 @@ pub async fn serve(
         .await;
     ticker.abort();
     relay.abort();
+    plugin_loader.abort();
     notifier.abort();
     retention.abort();
     let deadline = state.config().drain_timeout();

@@ -453,6 +453,10 @@ impl Host {
                 ServiceError::Internal(format!("cannot store the plugin file: {e}"))
             })?;
         }
+        // On a store other nodes share, they load the file from there (before the record
+        // names it, so no node ever reads a record whose file is missing).
+        self.store
+            .put_plugin_file(&info.id, plugin.content_hash(), file)?;
         let granted = if all {
             asked.clone()
         } else {
@@ -496,6 +500,7 @@ impl Host {
                     }),
                 ));
         }
+        self.tell_other_nodes_about_plugins();
         let _ = self.store.audit(
             &AuditEvent::new(
                 actor,
@@ -569,15 +574,19 @@ impl Host {
         Ok(())
     }
 
-    /// Loads the plugins recorded as installed, from the plugins folder,
-    /// re-verifying each file's hash. Returns the ids loaded.
+    /// Loads the plugins recorded as installed that are not loaded at their recorded
+    /// version: from the plugins folder, else (a plugin installed on another node of a
+    /// cluster) from the store, whose copy is then written to the folder. Each file's
+    /// signature and hash are checked again, against the pinned key. Plugins other nodes
+    /// removed are unloaded. Returns the ids loaded. Called at start, and on a cluster
+    /// whenever a node signals a plugin change.
     pub async fn load_installed_plugins(&self) -> Vec<String> {
-        let (Some(dir), Ok(records)) = (self.plugins_dir(), self.store.plugins()) else {
+        let Ok(records) = self.store.plugins() else {
             return Vec::new();
         };
-        let trust = self.trust_store();
+        let dir = self.plugins_dir();
         let mut loaded = Vec::new();
-        for r in records {
+        for r in &records {
             if !self.wants_plugin(&r.id)
                 || self
                     .plugin(&r.id)
@@ -585,36 +594,81 @@ impl Host {
             {
                 continue;
             }
-            let path = dir.join(format!("{}.wasm", r.id));
-            let Ok(file) = std::fs::read(&path) else {
-                continue;
+            let local = dir
+                .as_ref()
+                .and_then(|d| std::fs::read(d.join(format!("{}.wasm", r.id))).ok());
+            let mut plugin = match local {
+                Some(file) => self.load_recorded(r, &file).await,
+                None => Err("no file in the plugins folder".to_string()),
             };
-            let content = match proofpix_signing::verify(&file, &trust) {
-                Ok(v) if r.key_id.as_ref().is_some_and(|k| *k != v.key_id) => {
-                    tracing::error!(plugin = %r.id, "not loaded: the file is signed by key {} but the plugin is pinned to key {}", v.key_id, r.key_id.as_deref().unwrap_or_default());
-                    continue;
+            if plugin.is_err()
+                && let Ok(Some(file)) = self.store.plugin_file(&r.id, &r.content_hash)
+            {
+                plugin = self.load_recorded(r, &file).await;
+                if plugin.is_ok()
+                    && let Some(dir) = &dir
+                {
+                    let write = || -> std::io::Result<()> {
+                        std::fs::create_dir_all(dir)?;
+                        let tmp = dir.join(format!(".{}.wasm.tmp", r.id));
+                        std::fs::write(&tmp, &file)?;
+                        std::fs::rename(&tmp, dir.join(format!("{}.wasm", r.id)))
+                    };
+                    if let Err(e) = write() {
+                        tracing::warn!(plugin = %r.id, "loaded from the store, but not kept in the plugins folder: {e}");
+                    }
                 }
-                Ok(v) => v.content,
-                Err(_) if r.signer.is_none() => proofpix_signing::split(&file)
-                    .map(|(c, _)| c.to_vec())
-                    .unwrap_or_default(),
-                Err(e) => {
-                    tracing::error!(plugin = %r.id, "not loaded: {e}");
-                    continue;
-                }
-            };
-            match self.runtime.load(&content).await {
-                Ok(p) if p.content_hash() == r.content_hash => {
+            }
+            match plugin {
+                Ok(p) => {
                     self.swap_plugin(p);
-                    loaded.push(r.id);
-                }
-                Ok(_) => {
-                    tracing::error!(plugin = %r.id, "not loaded: the file does not match the installed version's hash")
+                    loaded.push(r.id.clone());
                 }
                 Err(e) => tracing::error!(plugin = %r.id, "not loaded: {e}"),
             }
         }
+        // Removed on another node: unloaded here too (first-party plugins always stay).
+        // (Only when the records did not change meanwhile: a plugin installed on this node
+        // since the first read is not one another node removed.)
+        let ids = |rs: &[PluginRecord]| -> std::collections::BTreeSet<String> {
+            rs.iter().map(|r| r.id.clone()).collect()
+        };
+        if self
+            .store
+            .plugins()
+            .is_ok_and(|now| ids(&now) == ids(&records))
+            && let Ok(mut map) = self.plugins.write()
+        {
+            map.retain(|id, _| {
+                records.iter().any(|r| &r.id == id)
+                    || proofpix_plugin_artifacts::first_party_plugin(id).is_some()
+            });
+        }
         loaded
+    }
+
+    /// A plugin file checked against its record: the signature (pinned to the record's
+    /// key; an unsigned file only for a record installed unsigned) and the content hash.
+    async fn load_recorded(&self, r: &PluginRecord, file: &[u8]) -> Result<Plugin, String> {
+        let content = match proofpix_signing::verify(file, &self.trust_store()) {
+            Ok(v) if r.key_id.as_ref().is_some_and(|k| *k != v.key_id) => {
+                return Err(format!(
+                    "the file is signed by key {} but the plugin is pinned to key {}",
+                    v.key_id,
+                    r.key_id.as_deref().unwrap_or_default()
+                ));
+            }
+            Ok(v) => v.content,
+            Err(_) if r.signer.is_none() => proofpix_signing::split(file)
+                .map(|(c, _)| c.to_vec())
+                .map_err(|e| e.to_string())?,
+            Err(e) => return Err(e.to_string()),
+        };
+        match self.runtime.load(&content).await {
+            Ok(p) if p.content_hash() == r.content_hash => Ok(p),
+            Ok(_) => Err("the file does not match the installed version's hash".into()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The circuit breaker, run after each run: a plugin version with too
@@ -729,6 +783,16 @@ impl Host {
         if let Ok(mut map) = self.plugins.write() {
             map.remove(plugin_id);
         }
+        self.tell_other_nodes_about_plugins();
         Ok(())
+    }
+
+    /// Signals the nodes sharing the store to load what it records now (see
+    /// [`Host::load_installed_plugins`]); nothing on an embedded store. A lost signal only
+    /// delays them until their next start or signal, so a failure is logged.
+    fn tell_other_nodes_about_plugins(&self) {
+        if let Err(e) = self.store.signal(proofpix_store::PLUGINS_SIGNAL) {
+            tracing::warn!("the other nodes were not told about the plugin change: {e}");
+        }
     }
 }

@@ -135,7 +135,9 @@ impl RunManager {
 
     /// Forgets when `id` runs next (its schedule changed); the next tick plans it again.
     pub fn reschedule(&self, id: &str) {
-        Scheduler::reset(self.inner.host.store().as_ref(), id);
+        self.inner
+            .scheduler
+            .reset(self.inner.host.store().as_ref(), id);
     }
 
     /// Whether the manager has stopped accepting runs.

@@ -16,8 +16,10 @@
 //! mode) every node ticks, and a firing is claimed in the store: each due time fires once
 //! cluster-wide.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::TimeZone as _;
 use proofpix_store::ControlStore;
@@ -153,15 +155,43 @@ pub fn jitter(id: &str, gap: Duration, cap: Duration) -> Duration {
 /// store ([`ControlStore::schedule_next`]), and a firing is claimed with a compare-and-set
 /// ([`ControlStore::advance_schedule`]): on a store several daemons share, every node's
 /// scheduler ticks, and exactly one of them fires each due time.
+///
+/// Each scheduler remembers the next times it read, and asks the store again only when one
+/// comes due, or after [`PLAN_REFRESH`] (another node may have re-planned it): an idle
+/// cluster does not query the database for every integration every second.
 #[derive(Debug, Default)]
 pub struct Scheduler {
     max_jitter: Duration,
+    seen: Mutex<HashMap<String, (OffsetDateTime, Instant)>>,
 }
+
+/// How long a scheduler trusts a next time it read from the store.
+pub const PLAN_REFRESH: Duration = Duration::from_secs(60);
 
 impl Scheduler {
     /// A scheduler with a jitter cap.
     pub fn new(max_jitter: Duration) -> Self {
-        Scheduler { max_jitter }
+        Scheduler {
+            max_jitter,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// Whether the next time of `id` last read is still ahead of `now` and fresh.
+    fn not_due_yet(&self, id: &str, now: OffsetDateTime) -> bool {
+        self.seen.lock().is_ok_and(|seen| {
+            seen.get(id)
+                .is_some_and(|(next, read)| *next > now && read.elapsed() < PLAN_REFRESH)
+        })
+    }
+
+    fn remember(&self, id: &str, next: Option<OffsetDateTime>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            match next {
+                Some(at) => seen.insert(id.to_owned(), (at, Instant::now())),
+                None => seen.remove(id),
+            };
+        }
     }
 
     /// The integrations due at `now`, given each one's schedule, that this call claimed:
@@ -177,19 +207,37 @@ impl Scheduler {
     ) -> Vec<String> {
         let mut due = Vec::new();
         for (id, schedule) in schedules {
+            if self.not_due_yet(id, now) {
+                continue;
+            }
             let j = jitter(id, schedule.typical_gap(now), self.max_jitter);
+            // Whatever this node planned or fired, or saw another node plan, it remembers;
+            // after a lost compare-and-set it reads the store again at the next tick.
             let claimed = match plan.schedule_next(id) {
                 Ok(None) => {
                     let first = schedule.next_after(now).map_or(now, |t| t + j);
-                    plan.advance_schedule(id, None, Some(first)).map(|_| false)
+                    plan.advance_schedule(id, None, Some(first)).map(|won| {
+                        if won {
+                            self.remember(id, Some(first));
+                        }
+                        false
+                    })
                 }
                 Ok(Some(at)) if at <= now => {
                     let next = schedule
                         .next_after(now)
                         .map_or(now + MAX_INTERVAL, |t| t + j);
                     plan.advance_schedule(id, Some(at), Some(next))
+                        .inspect(|won| {
+                            if *won {
+                                self.remember(id, Some(next));
+                            }
+                        })
                 }
-                Ok(Some(_)) => Ok(false),
+                Ok(Some(at)) => {
+                    self.remember(id, Some(at));
+                    Ok(false)
+                }
                 Err(e) => Err(e),
             };
             match claimed {
@@ -208,9 +256,10 @@ impl Scheduler {
         plan.schedule_next(id).ok().flatten()
     }
 
-    /// Forgets an integration's next time (its schedule changed); the next tick plans it
-    /// again.
-    pub fn reset(plan: &dyn ControlStore, id: &str) {
+    /// Forgets an integration's next time (its schedule changed), here and in the store;
+    /// the next tick plans it again. Other nodes notice within [`PLAN_REFRESH`].
+    pub fn reset(&self, plan: &dyn ControlStore, id: &str) {
+        self.remember(id, None);
         for _ in 0..3 {
             match plan.schedule_next(id) {
                 Ok(None) => return,
@@ -404,7 +453,7 @@ mod tests {
         let by: std::collections::BTreeSet<usize> = fired.iter().map(|(n, _, _)| *n).collect();
         assert!(by.len() > 1, "whichever node ticks first fires: {fired:?}");
         // A reset (the schedule changed) plans afresh on the next tick, without firing.
-        Scheduler::reset(&plan, "a");
+        nodes[0].reset(&plan, "a");
         assert_eq!(Scheduler::next_run(&plan, "a"), None);
         let later = t0 + time::Duration::hours(3);
         assert!(nodes[0].due(later, &schedules[..1], &plan).is_empty());

@@ -593,6 +593,8 @@ impl ControlStore for PgStore {
             let n = self
                 .x(t, "DELETE FROM plugins WHERE id = $1", &[&id])
                 .await?;
+            self.x(t, "DELETE FROM plugin_files WHERE id = $1", &[&id])
+                .await?;
             if n > 0 {
                 self.audit_in(t, &AuditEvent::new(actor, "plugin.remove", id))
                     .await?;
@@ -1131,5 +1133,37 @@ impl ControlStore for PgStore {
     fn listen(&self, on: Box<dyn Fn(Signal) + Send + Sync>) -> Result<bool, StoreError> {
         crate::signals::listen(self, on);
         Ok(true)
+    }
+
+    fn put_plugin_file(&self, id: &str, content_hash: &str, file: &[u8]) -> Result<(), StoreError> {
+        let now = ms(self.now());
+        self.transact(async |t| {
+            self.x(
+                t,
+                "INSERT INTO plugin_files (id, content_hash, file, stored_ms) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id, content_hash) DO UPDATE SET stored_ms = EXCLUDED.stored_ms",
+                &[&id, &content_hash, &file, &now],
+            )
+            .await?;
+            // The newest two: this one and the one before it (a rollback's).
+            self.x(
+                t,
+                "DELETE FROM plugin_files WHERE id = $1 AND content_hash NOT IN \
+                 (SELECT content_hash FROM plugin_files WHERE id = $1 \
+                  ORDER BY stored_ms DESC, content_hash LIMIT 2)",
+                &[&id],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn plugin_file(&self, id: &str, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.rows(
+            "SELECT file FROM plugin_files WHERE id = $1 AND content_hash = $2",
+            &[&id, &content_hash],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
     }
 }

@@ -23,7 +23,7 @@ use crate::error::OpenError;
 use crate::{PgStore, audit, ms};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 struct Migration {
     version: i64,
@@ -222,6 +222,18 @@ CREATE TABLE schedules (
 );
 "#;
 
+/// Version 6: installed plugins' files (signature included), so every node loads what was
+/// installed on any node; the newest two per plugin are kept.
+const V6: &str = r#"
+CREATE TABLE plugin_files (
+    id           text NOT NULL,
+    content_hash text NOT NULL,
+    file         bytea NOT NULL,
+    stored_ms    bigint NOT NULL,
+    PRIMARY KEY (id, content_hash)
+);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -242,6 +254,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 5,
         sql: V5,
+    },
+    Migration {
+        version: 6,
+        sql: V6,
     },
 ];
 

@@ -412,6 +412,31 @@ pub trait ControlStore: Send + Sync {
         next: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError>;
 
+    // ----- plugin files, for the nodes sharing a store ----------------------------------
+
+    /// Keeps an installed plugin's file (the component as installed, signature included) so
+    /// every node sharing this store can load it: each verifies the signature again and
+    /// compiles it into its own cache. The newest two files of a plugin are kept (the
+    /// current one and the one before, for a rollback). An embedded store keeps nothing
+    /// (the default): its one daemon has the file in its plugins folder.
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn put_plugin_file(&self, id: &str, content_hash: &str, file: &[u8]) -> Result<(), StoreError> {
+        let _ = (id, content_hash, file);
+        Ok(())
+    }
+
+    /// The file [`ControlStore::put_plugin_file`] kept for plugin `id` at `content_hash`
+    /// (`None` when there is none, always on an embedded store).
+    ///
+    /// # Errors
+    /// The backend failed.
+    fn plugin_file(&self, id: &str, content_hash: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = (id, content_hash);
+        Ok(None)
+    }
+
     // ----- signals between the nodes sharing a store -------------------------------------
 
     /// Sends `message` (at most [`MAX_SIGNAL_BYTES`]) to every listener on every node sharing
@@ -440,6 +465,10 @@ pub trait ControlStore: Send + Sync {
 /// The longest [`ControlStore::signal`] message (PostgreSQL's `NOTIFY` payload limit is
 /// 8,000 bytes).
 pub const MAX_SIGNAL_BYTES: usize = 7_900;
+
+/// The signal the service sends when a plugin was installed, upgraded or removed: every
+/// node loads what the store records ([`ControlStore::plugin_file`]).
+pub const PLUGINS_SIGNAL: &str = "plugins";
 
 /// The start of the signal a shared store sends itself, followed by the queue's name, when
 /// a queue gets new items: idle nodes wake to help drain it.

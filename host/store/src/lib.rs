@@ -61,7 +61,7 @@ mod token_admin;
 pub use access::ApiTokenRecord;
 pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
 pub use check::IntegrityReport;
-pub use control::{Backend, ControlStore, MAX_SIGNAL_BYTES, Signal, WORK_SIGNAL};
+pub use control::{Backend, ControlStore, MAX_SIGNAL_BYTES, PLUGINS_SIGNAL, Signal, WORK_SIGNAL};
 pub use data_dir::{HOME_ENV, STORE_FILE_NAME, data_dir, ensure_data_dir, resolve_data_dir};
 pub use error::{OpenError, StoreError};
 pub use idempotency::{

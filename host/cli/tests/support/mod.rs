@@ -192,6 +192,12 @@ pub fn drop_plugin(home: &std::path::Path) {
 
 /// [`drop_plugin`] with more environment.
 pub fn drop_plugin_with(home: &std::path::Path, env: &[(&str, String)]) {
+    install_plugin_with(home, env, proofpix_plugin_artifacts::TEST_WELL_BEHAVED);
+}
+
+/// Installs the plugin file at `path` (unsigned, with the development flag, every permission
+/// granted) with `proofpix plugin install`.
+pub fn install_plugin_with(home: &std::path::Path, env: &[(&str, String)], path: &str) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_proofpix"));
     command
         .env_remove("PROOFPIX_MASTER_KEY")
@@ -206,7 +212,7 @@ pub fn drop_plugin_with(home: &std::path::Path, env: &[(&str, String)]) {
             "--allow-unsigned",
             "--grant",
             "all",
-            proofpix_plugin_artifacts::TEST_WELL_BEHAVED,
+            path,
         ])
         .env("PROOFPIX_HOME", home)
         .output()

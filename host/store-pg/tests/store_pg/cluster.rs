@@ -361,3 +361,46 @@ fn signals_reach_every_node_of_the_schema_and_no_other() {
     let too_long = "x".repeat(MAX_SIGNAL_BYTES + 1);
     assert!(f.store.signal(&too_long).is_err());
 }
+
+/// A plugin file kept by one node is read by another; the newest two files of a plugin are
+/// kept (the current one and a rollback's), and removing the plugin removes its files.
+#[test]
+fn plugin_files_are_shared_and_the_newest_two_kept() {
+    let f = fixture();
+    let other_node =
+        PgStore::open(database_url(), key(), options(&f._guard.schema, &f.clock)).unwrap();
+    for (i, hash) in ["h1", "h2", "h3"].iter().enumerate() {
+        f.store
+            .put_plugin_file("acme", hash, format!("file {i}").as_bytes())
+            .unwrap();
+        f.clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        other_node.plugin_file("acme", "h1").unwrap(),
+        None,
+        "the oldest went"
+    );
+    assert_eq!(
+        other_node.plugin_file("acme", "h2").unwrap().as_deref(),
+        Some(b"file 1".as_slice())
+    );
+    assert_eq!(
+        other_node.plugin_file("acme", "h3").unwrap().as_deref(),
+        Some(b"file 2".as_slice())
+    );
+    assert_eq!(other_node.plugin_file("other", "h3").unwrap(), None);
+    let record = PluginRecord {
+        id: "acme".into(),
+        version: "1.0.0".into(),
+        content_hash: "h3".into(),
+        capabilities: vec![],
+        installed_at: f.clock.now(),
+        signer: None,
+        key_id: None,
+        previous_version: None,
+        quarantined: None,
+    };
+    f.store.put_plugin(&record, "test").unwrap();
+    assert!(other_node.remove_plugin("acme", "test").unwrap());
+    assert_eq!(f.store.plugin_file("acme", "h3").unwrap(), None);
+}

@@ -176,7 +176,7 @@ fn an_older_database_is_migrated_in_place() {
         url,
         &format!(
             "DROP TABLE {s}.kv, {s}.meta, {s}.secrets, {s}.tokens, {s}.plugins, \
-             {s}.api_tokens, {s}.sessions, {s}.settings, {s}.sync_leases, {s}.schedules; \
+             {s}.api_tokens, {s}.sessions, {s}.settings, {s}.sync_leases, {s}.schedules, {s}.plugin_files; \
              DROP INDEX {s}.files_last_result, {s}.results_integration; \
              ALTER TABLE {s}.files DROP COLUMN web_url; \
              DELETE FROM {s}.schema_version WHERE version > 1"
