@@ -415,8 +415,10 @@ pub fn resume(state: &AppState) -> Result<Vec<String>, proofpix_store::StoreErro
 }
 
 /// On a shared store: the least time between two looks for backlogs to join when signals
-/// wake this node, and the longest without a signal.
+/// wake this node.
 const JOIN_DEBOUNCE: Duration = Duration::from_millis(500);
+/// On a shared store: the longest time between two looks for backlogs to join (a signal
+/// may be lost).
 const JOIN_POLL: Duration = Duration::from_secs(5);
 /// How often this node's live events are signalled to the other nodes.
 const LIVE_FLUSH: Duration = Duration::from_millis(250);
@@ -475,8 +477,10 @@ pub async fn serve(
         tokio::spawn(async move {
             let mut last_tick = std::time::Instant::now();
             let mut last_join = std::time::Instant::now();
+            // A signal heard within the debounce is kept for the next pass, not dropped.
+            let mut signalled = false;
             loop {
-                let woken = tokio::select! {
+                signalled |= tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => false,
                     () = wake.notified() => true,
                 };
@@ -485,13 +489,14 @@ pub async fn serve(
                 }
                 let tick = last_tick.elapsed() >= Duration::from_secs(1);
                 let join = shared
-                    && ((woken && last_join.elapsed() >= JOIN_DEBOUNCE)
+                    && ((signalled && last_join.elapsed() >= JOIN_DEBOUNCE)
                         || last_join.elapsed() >= JOIN_POLL);
                 if tick {
                     last_tick = std::time::Instant::now();
                 }
                 if join {
                     last_join = std::time::Instant::now();
+                    signalled = false;
                 }
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || {
