@@ -32,8 +32,9 @@ pub enum OpenError {
     },
     /// No connection could be made.
     #[error(
-        "cannot connect to the PostgreSQL database {url}; check that it runs, that it accepts \
-         connections from this host, and the URL's host, port, user and database"
+        "cannot connect to the PostgreSQL database {url} ({source}); check that it runs, that \
+         it accepts connections from this host, the URL's host, port, user and database, and \
+         for TLS its sslmode and sslrootcert (the CA that issued the server's certificate)"
     )]
     Unreachable {
         /// The URL, password masked.

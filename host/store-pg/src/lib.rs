@@ -81,6 +81,7 @@ mod queue;
 mod records;
 mod signals;
 mod stages;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -240,11 +241,16 @@ impl PgStore {
     /// URL with the password masked.
     pub fn open(url: &str, key: &MasterKey, options: PgOptions) -> Result<PgStore, OpenError> {
         let masked = masked_url(url);
+        let (url, tls, ssl_mode) = tls::from_url(url).map_err(|reason| OpenError::InvalidUrl {
+            url: masked.clone(),
+            reason,
+        })?;
         let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|e| OpenError::InvalidUrl {
+            tokio_postgres::Config::from_str(&url).map_err(|e| OpenError::InvalidUrl {
                 url: masked.clone(),
                 reason: e.to_string(),
             })?;
+        config.ssl_mode(ssl_mode);
         if let Some(schema) = &options.schema {
             if !valid_schema(schema) {
                 return Err(OpenError::InvalidSchema {
@@ -271,6 +277,7 @@ impl PgStore {
         let counters = Arc::new(Counters::default());
         let pool = Pool::new(
             config,
+            tls,
             runtime.handle().clone(),
             options.max_connections.max(1),
             counters.clone(),

@@ -13,7 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls, Statement, Transaction};
+use std::pin::Pin;
+
+use futures_util::Stream;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Statement, Transaction};
+
+use crate::tls::Tls;
 
 use crate::Counters;
 
@@ -27,8 +32,40 @@ struct Backoff {
     wait: Duration,
 }
 
+/// What a connection delivers besides query results (notifications, notices); polling it
+/// to its end drives the connection.
+pub(crate) type Messages =
+    Pin<Box<dyn Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Send>>;
+
+/// Opens one connection with `tls`.
+pub(crate) async fn connect_raw(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+) -> Result<(Client, Messages), tokio_postgres::Error> {
+    fn messages<S, T>(mut connection: tokio_postgres::Connection<S, T>) -> Messages
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            connection.poll_message(cx)
+        }))
+    }
+    match tls {
+        Tls::Plain => {
+            let (client, connection) = config.connect(NoTls).await?;
+            Ok((client, messages(connection)))
+        }
+        Tls::Verified(make) => {
+            let (client, connection) = config.connect(make.clone()).await?;
+            Ok((client, messages(connection)))
+        }
+    }
+}
+
 pub(crate) struct Pool {
     config: tokio_postgres::Config,
+    tls: Tls,
     backoff: Mutex<Option<Backoff>>,
     handle: tokio::runtime::Handle,
     idle: Mutex<Vec<Conn>>,
@@ -51,12 +88,14 @@ pub(crate) struct Pooled<'a> {
 impl Pool {
     pub(crate) fn new(
         config: tokio_postgres::Config,
+        tls: Tls,
         handle: tokio::runtime::Handle,
         max: usize,
         counters: Arc<Counters>,
     ) -> Pool {
         Pool {
             config,
+            tls,
             backoff: Mutex::new(None),
             handle,
             idle: Mutex::new(Vec::new()),
@@ -81,11 +120,15 @@ impl Pool {
             None => {
                 // Called under the store's runtime context (`PgStore::block_on`), so the
                 // socket registers with the runtime that then drives it.
-                let (client, connection) = self.connect().await?;
+                let (client, mut messages) = self.connect().await?;
                 self.counters.waited(0);
                 self.handle.spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!(error = %e, "a PostgreSQL connection ended with an error");
+                    use futures_util::StreamExt as _;
+                    while let Some(m) = messages.next().await {
+                        if let Err(e) = m {
+                            tracing::warn!(error = %e, "a PostgreSQL connection ended with an error");
+                            break;
+                        }
                     }
                 });
                 Conn {
@@ -102,20 +145,12 @@ impl Pool {
     }
 
     /// A new connection, after the back-off of earlier failed attempts.
-    async fn connect(
-        &self,
-    ) -> Result<
-        (
-            Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-        ),
-        tokio_postgres::Error,
-    > {
+    async fn connect(&self) -> Result<(Client, Messages), tokio_postgres::Error> {
         let pending = *self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = pending {
             tokio::time::sleep_until(b.next_try.into()).await;
         }
-        let result = self.config.connect(NoTls).await;
+        let result = connect_raw(&self.config, &self.tls).await;
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         match &result {
             Ok(_) => *backoff = None,
@@ -136,6 +171,11 @@ impl Pool {
     /// The connection settings (for a connection outside the pool, such as a listener's).
     pub(crate) fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// How connections are made (plain or TLS).
+    pub(crate) fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// The runtime that drives the connections.

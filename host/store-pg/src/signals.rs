@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::poll_fn;
+use futures_util::StreamExt as _;
 use proofpix_store::{MAX_SIGNAL_BYTES, Signal, StoreError};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::PgStore;
 
@@ -45,6 +45,7 @@ pub(crate) fn check_len(message: &str) -> Result<(), StoreError> {
 /// Starts a listener on the store's runtime; it runs until the store is dropped.
 pub(crate) fn listen(store: &PgStore, on: Box<dyn Fn(Signal) + Send + Sync>) {
     let config = store.pool.config().clone();
+    let tls = store.pool.tls().clone();
     // The channel is a quoted identifier: `valid_schema` allows only [a-z0-9_] in it.
     let statement = format!("LISTEN \"{}\"", store.channel);
     let url = store.url.clone();
@@ -53,12 +54,12 @@ pub(crate) fn listen(store: &PgStore, on: Box<dyn Fn(Signal) + Send + Sync>) {
         let mut backoff = BACKOFF.0;
         let mut listened_before = false;
         loop {
-            match config.connect(NoTls).await {
-                Ok((client, mut connection)) => {
+            match crate::pool::connect_raw(&config, &tls).await {
+                Ok((client, mut messages)) => {
                     let relay = on.clone();
                     let driver = tokio::spawn(async move {
                         loop {
-                            match poll_fn(|cx| connection.poll_message(cx)).await {
+                            match messages.next().await {
                                 Some(Ok(AsyncMessage::Notification(n))) => {
                                     relay(Signal::Message(n.payload().to_owned()));
                                 }

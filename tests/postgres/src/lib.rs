@@ -159,6 +159,8 @@ pub struct PrivateServer {
     dir: PathBuf,
     port: u16,
     root: bool,
+    /// Extra server settings (`-c name=value`), such as TLS's.
+    settings: Vec<String>,
 }
 
 impl PrivateServer {
@@ -167,6 +169,22 @@ impl PrivateServer {
     /// # Errors
     /// What is missing or what failed, in words.
     pub fn start() -> Result<PrivateServer, String> {
+        Self::start_configured(false)
+    }
+
+    /// As [`PrivateServer::start`], accepting TCP connections over TLS only (`hostssl` in
+    /// `pg_hba.conf`), with a certificate for `127.0.0.1` and `localhost` issued by a test CA
+    /// made here. Returns the server and the CA certificate's path (for `sslrootcert`).
+    ///
+    /// # Errors
+    /// As [`PrivateServer::start`], or `openssl` failed.
+    pub fn start_tls_only() -> Result<(PrivateServer, PathBuf), String> {
+        let server = Self::start_configured(true)?;
+        let ca = server.dir.join("ca.crt");
+        Ok((server, ca))
+    }
+
+    fn start_configured(tls_only: bool) -> Result<PrivateServer, String> {
         let Some(initdb) = find_initdb() else {
             return Err(
                 "no PostgreSQL for the tests: set PROOFPIX_TEST_DATABASE_URL, run a server \
@@ -212,6 +230,26 @@ impl PrivateServer {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
+        let mut settings = Vec::new();
+        if tls_only {
+            make_certificates(&dir)?;
+            for f in ["server.crt", "server.key"] {
+                let target = data.join(f);
+                std::fs::copy(dir.join(f), &target).map_err(|e| format!("{f}: {e}"))?;
+                if root {
+                    let _ = Command::new("chown").arg("postgres:").arg(&target).status();
+                }
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("{f}: {e}"))?;
+            }
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .map_err(|e| format!("pg_hba.conf: {e}"))?;
+            settings.push("-c ssl=on".to_string());
+        }
         let server = PrivateServer {
             url: String::new(),
             pg_ctl: bin.join("pg_ctl"),
@@ -219,6 +257,7 @@ impl PrivateServer {
             dir,
             port: free_port()?,
             root,
+            settings,
         };
         let server = PrivateServer {
             url: format!("postgres://postgres@127.0.0.1:{}/postgres", server.port),
@@ -241,8 +280,10 @@ impl PrivateServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start the private server's watchdog: {e}"))?;
-        admin(&server.url, "SELECT 1")
-            .map_err(|e| format!("the private PostgreSQL does not answer: {e}"))?;
+        if !tls_only {
+            admin(&server.url, "SELECT 1")
+                .map_err(|e| format!("the private PostgreSQL does not answer: {e}"))?;
+        }
         Ok(server)
     }
 
@@ -259,9 +300,10 @@ impl PrivateServer {
             .arg(self.dir.join("server.log"))
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 {}",
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                self.settings.join(" ")
             ))
             .args(["-w", "start"])
             .stdin(Stdio::null())
@@ -300,6 +342,77 @@ impl PrivateServer {
         }
         Ok(())
     }
+}
+
+/// A test CA (`ca.crt`) and a server certificate it issued for 127.0.0.1 and localhost
+/// (`server.crt`, `server.key`), made with `openssl` in `dir`.
+fn make_certificates(dir: &Path) -> Result<(), String> {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=proofpix-test-ca",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("cannot run openssl (install it): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {} failed: {}",
+                args[0],
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -404,3 +404,61 @@ fn plugin_files_are_shared_and_the_newest_two_kept() {
     assert!(other_node.remove_plugin("acme", "test").unwrap());
     assert_eq!(f.store.plugin_file("acme", "h3").unwrap(), None);
 }
+
+/// TLS: a database that takes TLS connections only is reached with `sslmode=verify-full` and
+/// its CA (`sslrootcert`), signals included; without the CA (the web PKI roots) the
+/// connection is refused with the certificate problem named; in plain text the server
+/// refuses it. No message shows the URL's password.
+#[test]
+fn a_tls_only_database_is_reached_with_its_ca_and_refused_without() {
+    let (server, ca) = proofpix_test_postgres::PrivateServer::start_tls_only()
+        .unwrap_or_else(|e| panic!("this test needs PostgreSQL's server programs: {e}"));
+    let schema = fresh_schema();
+    let clock = crate::conformance::TestClock::new();
+    let with_password = server.url.replace("postgres@", "postgres:hunter2@");
+    let url = format!(
+        "{with_password}?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    );
+    let store = PgStore::open(&url, key(), options(&schema, &clock)).unwrap();
+    let item = NewItem {
+        dedup_key: "a@v1".into(),
+        payload: b"a".to_vec(),
+    };
+    WorkQueue::enqueue(&store, "sf", std::slice::from_ref(&item)).unwrap();
+    assert_eq!(store.depth("sf").unwrap().pending, 1);
+    let (tx, rx) = std::sync::mpsc::channel::<Signal>();
+    let tx = std::sync::Mutex::new(tx);
+    assert!(
+        store
+            .listen(Box::new(move |s| {
+                let _ = tx.lock().unwrap().send(s);
+            }))
+            .unwrap()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        store.signal("over tls").unwrap();
+        if rx.recv_timeout(Duration::from_millis(300)).is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no signal over TLS");
+    }
+
+    let refused = |url: String| -> String {
+        let e = PgStore::open(&url, key(), options(&schema, &clock)).unwrap_err();
+        let text = format!("{e}");
+        assert!(!text.contains("hunter2"), "{text}");
+        text
+    };
+    let untrusted = refused(format!("{with_password}?sslmode=require"));
+    assert!(
+        untrusted.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+    let plain = refused(with_password.clone());
+    assert!(
+        plain.contains("pg_hba.conf") || plain.to_lowercase().contains("ssl"),
+        "{plain}"
+    );
+}
