@@ -603,7 +603,7 @@ pub struct CreateIntegration {
     grant: GrantView,
     /// For notifiers: `{sources, events, min_risk, digest, dashboard_url}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<SubscriptionsDoc>)]
     subscriptions: Option<Subscriptions>,
     /// An interval from `5m` to `24h` (`15m`, `6h`), or `cron <expr> [time zone]`.
     #[serde(default)]
@@ -611,6 +611,75 @@ pub struct CreateIntegration {
     /// Runs the pixel stage (QR codes, personal data in OCR text) in its syncs (default off).
     #[serde(default)]
     pixels: Option<bool>,
+}
+
+/// A notifier's subscriptions (documentation of [`Subscriptions`], which reads them with the
+/// same fields and checks the events and `min_risk`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SubscriptionsDoc {
+    /// Source integrations to listen to; `*` for all (the default).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    sources: Option<Vec<String>>,
+    /// The events to send (default: all of them).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    events: Option<Vec<NotifyEventDoc>>,
+    /// Lowest file risk that raises an alert (default `high`).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    min_risk: Option<AlertRiskDoc>,
+    /// Send alerts as digests (up to 50 files a message).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    digest: Option<bool>,
+    /// Seconds an alert or summary may wait so that later ones join it (0, the default:
+    /// when the run ends).
+    #[serde(default)]
+    #[schema(nullable = false)]
+    window_secs: Option<u64>,
+    /// Send a summary for runs that processed no file too.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    empty_batches: Option<bool>,
+    /// A dashboard link to put in batch summaries.
+    #[serde(default)]
+    dashboard_url: Option<String>,
+}
+
+/// A notifier event (the contract's `high-risk-files` and `integration-unhealthy` are
+/// accepted for `high-risk` and `unhealthy`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum NotifyEventDoc {
+    /// A file at or above `min_risk`.
+    HighRisk,
+    /// A summary of each run of a source.
+    BatchCompleted,
+    /// A run of a source failed.
+    BatchFailed,
+    /// A source cannot run.
+    Unhealthy,
+    /// The contract's name for `high-risk`.
+    HighRiskFiles,
+    /// The contract's name for `unhealthy`.
+    IntegrationUnhealthy,
+}
+
+/// The lowest risk that raises an alert.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AlertRiskDoc {
+    /// Medium and above.
+    Medium,
+    /// High and above.
+    High,
+    /// Critical only.
+    Critical,
 }
 
 /// Changes to an integration; absent fields stay as they are.
@@ -626,7 +695,7 @@ pub struct UpdateIntegration {
     #[serde(default)]
     grant: Option<GrantView>,
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<SubscriptionsDoc>)]
     subscriptions: Option<Subscriptions>,
     /// A new schedule (an interval from `5m` to `24h`, or `cron <expr> [time zone]`); an empty
     /// string removes it.
@@ -854,19 +923,22 @@ pub struct RemediationPolicyDoc {
     /// The actions to take, each at most once; only actions the plugin offers.
     #[serde(default)]
     actions: Vec<RemediationActionDoc>,
-    /// Act on files at this risk level or above (default `high`).
+    /// Act on files at this risk level or above (default `high`; absent, not `null`).
     #[serde(default)]
+    #[schema(nullable = false)]
     min_risk: Option<MinRiskDoc>,
     /// Seconds to wait after the analysis before acting (0: at the end of the sync; at most 30 days).
     #[serde(default)]
-    #[schema(minimum = 0, maximum = 2_592_000)]
+    #[schema(minimum = 0, maximum = 2_592_000, nullable = false)]
     delay_secs: Option<u64>,
-    /// Only report what would be done (default `true`).
+    /// Only report what would be done (default `true`; absent, not `null`).
     #[serde(default)]
+    #[schema(nullable = false)]
     simulate: Option<bool>,
-    /// The label `apply-label` applies (required with it; at most 128 characters).
+    /// The label `apply-label` applies (required with it, and then not blank; at most 128
+    /// characters).
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 128)]
+    #[schema(max_length = 128)]
     label: Option<String>,
 }
 
@@ -1872,8 +1944,10 @@ pub struct InventoryParams {
     /// Analysed before this time (RFC 3339).
     to: Option<String>,
     /// `risk` (default), `name` or `analysed`.
+    #[param(value_type = Option<InventorySortDoc>, inline)]
     sort: Option<String>,
     /// `desc` (default for `risk` and `analysed`) or `asc` (default for `name`).
+    #[param(value_type = Option<SortOrderDoc>, inline)]
     order: Option<String>,
     /// The `next` of the previous page.
     #[param(max_length = 4096)]
@@ -1881,6 +1955,31 @@ pub struct InventoryParams {
     /// At most this many rows (default 50, 1-1000).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+/// The inventory's orders (documentation of `sort`: the handler reads the word and refuses
+/// any other with 422).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum InventorySortDoc {
+    /// Highest risk first.
+    Risk,
+    /// By file name.
+    Name,
+    /// By analysis time.
+    Analysed,
+}
+
+/// A direction (documentation of `order`).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SortOrderDoc {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
 }
 
 /// One file of the inventory. Names and ids come from the platform and the file: show them
@@ -2044,23 +2143,29 @@ fn inventory_query(p: &InventoryParams, csv: bool) -> ApiResult<proofpix_store::
     if search.is_some_and(|q| q.chars().count() > 200) {
         return Err(unprocessable("q is longer than 200 characters".into()));
     }
-    let sort = match (csv, p.sort.as_deref()) {
-        (true, _) => S::Key,
-        (false, None | Some("risk")) => S::Risk,
-        (false, Some("name")) => S::Name,
-        (false, Some("analysed")) => S::AnalysedAt,
-        (false, Some(other)) => {
+    let sort = match p.sort.as_deref() {
+        None | Some("risk") => S::Risk,
+        Some("name") => S::Name,
+        Some("analysed") => S::AnalysedAt,
+        Some(other) => {
             return Err(unprocessable(format!(
                 "sort {other:?} is not risk, name or analysed"
             )));
         }
     };
+    // The CSV is in key order whatever `sort` says; a word that is not an order is refused
+    // there too, as the schema (one parameter list for both) says.
+    let sort = if csv { S::Key } else { sort };
     let descending = match p.order.as_deref() {
         None => sort != S::Name,
         Some("desc") => true,
         Some("asc") => false,
         Some(other) => return Err(unprocessable(format!("order {other:?} is not asc or desc"))),
     };
+    // The CSV has no pages and reads no cursor, but an over-long one is refused there too.
+    if p.after.as_ref().is_some_and(|a| a.chars().count() > 4096) {
+        return Err(unprocessable("after is longer than 4096 characters".into()));
+    }
     let limit = p.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(unprocessable(format!(

@@ -315,8 +315,17 @@ pub fn complete_openapi(doc: &mut serde_json::Value) {
                         }
                     }
                 }
-                if is_sign_in {
+                // Signing in needs no credentials, and neither does signing out: it clears the
+                // cookie (and ends its session when the request carries one), so without one it
+                // is 204 as well.
+                if is_sign_in || (path == "/api/session" && method == "delete") {
                     op.insert("security".into(), json!([]));
+                }
+                // A sync's body is optional: none (or only whitespace) is an incremental sync.
+                if path == "/api/integrations/{id}/sync"
+                    && let Some(body) = op.get_mut("requestBody").and_then(Value::as_object_mut)
+                {
+                    body.insert("required".into(), json!(false));
                 }
             }
         }
