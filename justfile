@@ -24,6 +24,12 @@ lint:
     python3 .ci/owners --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The API contract as CI checks it: schemathesis (pinned, into target/tools/schemathesis)
+# against a seeded daemon's /api/openapi.json, every check and the stateful phase, fixed seed
+# and budget, as admin, viewer and no token.
+api-contract:
+    .ci/api-contract
+
 # Everything CI checks, in CI's order.
 ci:
     .ci/run
