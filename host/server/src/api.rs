@@ -1199,12 +1199,21 @@ pub async fn disable_integration(
 pub struct Page {
     /// Return items after this key.
     after: Option<String>,
-    /// At most this many (default 100, max 1000).
+    /// At most this many (default 100, 1-1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-fn limit(p: Option<usize>) -> usize {
-    p.unwrap_or(100).clamp(1, 1000)
+/// A list's `limit` (default 100): 1-1000, as the schema says; anything else is a 422.
+fn limit(p: Option<usize>) -> ApiResult<usize> {
+    let n = p.unwrap_or(100);
+    if (1..=1000).contains(&n) {
+        Ok(n)
+    } else {
+        Err(unprocessable(format!(
+            "limit {n} is not between 1 and 1000"
+        )))
+    }
 }
 
 /// A file as the store knows it.
@@ -1243,7 +1252,7 @@ pub async fn list_files(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Vec<FileView>>> {
     state.host().integration(&id)?;
-    let n = limit(page.limit);
+    let n = limit(page.limit)?;
     let files = blocking(&state, move |s| s.files(&id, page.after.as_deref(), n)).await?;
     Ok(Json(files.into_iter().map(file_view).collect()))
 }
@@ -1294,7 +1303,8 @@ pub async fn get_result(
 pub struct BatchQuery {
     /// Only this integration's.
     integration: Option<String>,
-    /// At most this many, newest first (default 50).
+    /// At most this many, newest first (default 50, 1-1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -1305,7 +1315,7 @@ pub async fn list_batches(
     _caller: Caller,
     Query(q): Query<BatchQuery>,
 ) -> ApiResult<Json<Vec<BatchView>>> {
-    let n = q.limit.unwrap_or(50).clamp(1, 1000);
+    let n = limit(Some(q.limit.unwrap_or(50)))?;
     let batches = blocking(&state, move |s| {
         s.recent_batches(q.integration.as_deref(), n)
     })
@@ -1369,7 +1379,8 @@ pub struct AuditQuery {
     /// From this sequence number on (default: the newest). Newest first.
     #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64, format = Int64)]
     from: Option<u64>,
-    /// At most this many (default 100).
+    /// At most this many (default 100, 1-1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -1380,7 +1391,7 @@ pub async fn list_audit(
     _caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditView>>> {
-    let n = limit(q.limit);
+    let n = limit(q.limit)?;
     if q.from.is_some_and(|f| f > i64::MAX as u64) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
