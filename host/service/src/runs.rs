@@ -286,9 +286,9 @@ impl RunManager {
     /// Store failures.
     pub fn join_backlogs(&self, now: OffsetDateTime) -> Result<Vec<String>, StoreError> {
         // Only a node with no run of its own joins: measured on 2 nodes and 3 integrations,
-        // busy nodes joining each other's backlogs halved the throughput (361 against 683
-        // files/s), while idle nodes joining one large backlog scaled it (251, 388, 478 files/s
-        // on 1, 2, 3 nodes).
+        // busy nodes joining each other's backlogs halved the throughput (361 against 675
+        // files/s), while idle nodes joining one large backlog scaled it (257, 430, 630 files/s
+        // on 1, 2, 3 nodes, BENCHMARKS.md "Cluster mode").
         if !self.running().is_empty() {
             return Ok(Vec::new());
         }
