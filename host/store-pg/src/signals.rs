@@ -72,7 +72,8 @@ pub(crate) fn listen(store: &PgStore, on: Box<dyn Fn(Signal) + Send + Sync>) {
                             }
                         }
                     });
-                    match client.batch_execute(&statement).await {
+                    let listening = client.batch_execute(&statement).await;
+                    let client = match listening {
                         Ok(()) => {
                             if listened_before {
                                 tracing::info!(database = %url, "listening again for other nodes' signals");
@@ -80,11 +81,15 @@ pub(crate) fn listen(store: &PgStore, on: Box<dyn Fn(Signal) + Send + Sync>) {
                             }
                             listened_before = true;
                             backoff = BACKOFF.0;
+                            Some(client)
                         }
                         Err(e) => {
                             tracing::warn!(database = %url, error = %e, "cannot listen for other nodes' signals");
+                            // Dropping the client closes the connection, which ends the driver:
+                            // tried again after the back-off.
+                            None
                         }
-                    }
+                    };
                     // Until the connection ends; the client is kept alive as long.
                     let _ = driver.await;
                     drop(client);
