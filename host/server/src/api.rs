@@ -516,12 +516,20 @@ async fn current_risk(
     id: &str,
     as_of: (u64, bool),
 ) -> ApiResult<crate::state::RiskSummary> {
+    // On a shared store other nodes' runs add results under a batch this node already saw
+    // finished: there a summary is recomputed after a short time as well.
+    let shared = state.host().local_store().is_none();
+    let fresh = |s: &crate::state::RiskSummary| {
+        !shared
+            || s.computed
+                .is_some_and(|at| at.elapsed() < crate::state::SHARED_RISK_TTL)
+    };
     if let Some(hit) = state
         .inner
         .risk_cache
         .lock()
         .ok()
-        .and_then(|c| c.get(id).filter(|s| s.as_of == as_of).cloned())
+        .and_then(|c| c.get(id).filter(|s| s.as_of == as_of && fresh(s)).cloned())
     {
         return Ok(hit);
     }
@@ -535,6 +543,7 @@ async fn current_risk(
         };
         let mut out = crate::state::RiskSummary {
             as_of,
+            computed: Some(std::time::Instant::now()),
             ..Default::default()
         };
         loop {

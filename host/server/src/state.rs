@@ -242,7 +242,14 @@ pub(crate) struct RiskSummary {
     pub(crate) by_risk: BTreeMap<String, u64>,
     /// Files not analysed (yet, or never: failed, parked).
     pub(crate) not_analysed: u64,
+    /// When it was computed: on a store other nodes share, their runs record results
+    /// without changing this node's view of the newest batch, so a summary is trusted for
+    /// [`SHARED_RISK_TTL`] only.
+    pub(crate) computed: Option<Instant>,
 }
+
+/// How long a current-risk summary is trusted on a shared store (cluster mode).
+pub(crate) const SHARED_RISK_TTL: Duration = Duration::from_secs(2);
 
 pub(crate) struct Inner {
     pub(crate) runs: RunManager,
