@@ -292,18 +292,7 @@ fn signals_reach_every_node_of_the_schema_and_no_other() {
     };
     let stranger = PgStore::open(url, key(), options(&other_schema, &f.clock)).unwrap();
 
-    let heard = |store: &PgStore| {
-        let (tx, rx) = std::sync::mpsc::channel::<Signal>();
-        let tx = std::sync::Mutex::new(tx);
-        assert!(
-            store
-                .listen(Box::new(move |s| {
-                    let _ = tx.lock().unwrap().send(s);
-                }))
-                .unwrap()
-        );
-        rx
-    };
+    let heard = listener;
     let mine = heard(&f.store);
     let theirs = heard(&other_node);
     let strangers = heard(&stranger);
@@ -427,15 +416,7 @@ fn a_tls_only_database_is_reached_with_its_ca_and_refused_without() {
     };
     WorkQueue::enqueue(&store, "sf", std::slice::from_ref(&item)).unwrap();
     assert_eq!(store.depth("sf").unwrap().pending, 1);
-    let (tx, rx) = std::sync::mpsc::channel::<Signal>();
-    let tx = std::sync::Mutex::new(tx);
-    assert!(
-        store
-            .listen(Box::new(move |s| {
-                let _ = tx.lock().unwrap().send(s);
-            }))
-            .unwrap()
-    );
+    let rx = listener(&store);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         store.signal("over tls").unwrap();
@@ -461,4 +442,19 @@ fn a_tls_only_database_is_reached_with_its_ca_and_refused_without() {
         plain.contains("pg_hba.conf") || plain.to_lowercase().contains("ssl"),
         "{plain}"
     );
+}
+
+/// Listens on `store`; every signal it hears arrives on the returned channel.
+fn listener(store: &PgStore) -> std::sync::mpsc::Receiver<Signal> {
+    let (tx, rx) = std::sync::mpsc::channel::<Signal>();
+    let tx = std::sync::Mutex::new(tx);
+    assert!(
+        store
+            .listen(Box::new(move |s| {
+                let _ = tx.lock().unwrap().send(s);
+            }))
+            .unwrap(),
+        "a shared store listens"
+    );
+    rx
 }
