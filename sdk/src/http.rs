@@ -274,6 +274,40 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes, as in a URL path segment copied from a browser's address bar
+/// (`Shared%20Documents`). An escape that is not two hex digits stays as it is, `+` stays a
+/// `+` (replace it first where a form encoding means a space), and bytes that are not UTF-8
+/// after decoding become U+FFFD.
+///
+/// # Examples
+///
+/// ```
+/// use proofpix_sdk::http::percent_decode;
+///
+/// assert_eq!(percent_decode("Photos%202026"), "Photos 2026");
+/// assert_eq!(percent_decode("%C3%A9t%C3%A9"), "été");
+/// assert_eq!(percent_decode("100%"), "100%");
+/// ```
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && hex.bytes().all(|h| h.is_ascii_hexdigit())
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +321,29 @@ mod tests {
             r.url(),
             "https://x.example/q?q=SELECT%20Id%20FROM%20Case&a%26b=%C3%A9"
         );
+    }
+
+    /// Broken escapes, multi-byte characters split across escapes, and escapes that are not
+    /// UTF-8: decoded where they can be, kept or replaced where they cannot, never a panic.
+    #[test]
+    fn percent_decoding_keeps_what_it_cannot_decode() {
+        for (given, want) in [
+            ("Shared%20Documents", "Shared Documents"),
+            ("%e6%97%a5", "日"),
+            ("a+b", "a+b"),
+            ("100%", "100%"),
+            ("%zz", "%zz"),
+            ("%4", "%4"),
+            ("%+1", "%+1"),
+            ("%", "%"),
+            ("é%", "é%"),
+            ("%é", "%é"),
+            ("%ff", "\u{fffd}"),
+            ("%00", "\u{0}"),
+        ] {
+            assert_eq!(percent_decode(given), want, "{given:?}");
+        }
+        assert_eq!(percent_decode(&percent_encode("é &/%")), "é &/%");
     }
 
     #[test]

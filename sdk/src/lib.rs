@@ -53,6 +53,13 @@
 //! export_connector!(Hello);
 //! ```
 //!
+//! What most plugins write again is here once: [`results`] (risk words, the
+//! findings summary, category labels), [`text`] (cutting to a platform's
+//! limit on a character boundary), [`writeback`] (a memo of final outcomes
+//! across the host's retry), [`settings`] (checks that name the field and
+//! say what to write) and [`notify`] (the plain text of alerts, digests and
+//! batch summaries).
+//!
 //! Start a new plugin with `proofpix plugin new NAME`, build it with
 //! `cargo build --target wasm32-wasip2 --release`, sign it with
 //! `proofpix plugin sign` and install it with `proofpix plugin install`.
@@ -78,9 +85,14 @@ mod errors;
 pub mod http;
 mod info;
 pub mod log;
+pub mod notify;
 pub mod pagination;
+pub mod results;
+pub mod settings;
 pub mod state;
+pub mod text;
 pub mod verify;
+pub mod writeback;
 
 /// The contract version this SDK targets (the WIT package version).
 pub const CONTRACT_VERSION: &str = "0.3.0";
