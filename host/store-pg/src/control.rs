@@ -954,6 +954,29 @@ impl ControlStore for PgStore {
         .collect()
     }
 
+    fn batches_since(
+        &self,
+        integration: Option<&str>,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BatchRecord>, StoreError> {
+        // As redb does: down the ids to the first batch that started before `since` (the
+        // subquery walks the primary key backwards and stops at that batch), `result_ids`
+        // emptied in the database so they never cross the wire.
+        self.rows(
+            "SELECT jsonb_set(record, '{result_ids}', '[]'::jsonb)::text FROM batches \
+             WHERE id > COALESCE((SELECT max(id) FROM batches WHERE started_ms < $2), 0) \
+             AND ($1::text IS NULL OR integration = $1) \
+             ORDER BY id DESC LIMIT $3",
+            &[&integration, &ms(since), &clamp(limit)],
+        )?
+        .iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| corrupt("batches", e.to_string()))
+        })
+        .collect()
+    }
+
     fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {
         self.block_on(async {
             let mut conn = self.conn().await?;

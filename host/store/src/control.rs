@@ -302,6 +302,21 @@ pub trait ControlStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<BatchRecord>, StoreError>;
 
+    /// Batches that started at or after `since`, newest first, at most `limit`, optionally
+    /// of one integration: what a trend over time reads. Each comes with its `result_ids`
+    /// left empty (a trend needs the counts, and a big run's ids would cost memory for
+    /// nothing); `failures` are kept, since they tell a failed run. The read stops at the
+    /// first batch (by id, downwards) that started before `since`, as ids follow start order.
+    ///
+    /// # Errors
+    /// The backend failed, or a record does not decode.
+    fn batches_since(
+        &self,
+        integration: Option<&str>,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BatchRecord>, StoreError>;
+
     /// Saves a batch (progress or its final state).
     ///
     /// # Errors
@@ -725,6 +740,15 @@ impl ControlStore for Store {
         limit: usize,
     ) -> Result<Vec<BatchRecord>, StoreError> {
         Store::recent_batches(self, integration, limit)
+    }
+
+    fn batches_since(
+        &self,
+        integration: Option<&str>,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BatchRecord>, StoreError> {
+        Store::batches_since(self, integration, since, limit)
     }
 
     fn put_batch(&self, batch: &BatchRecord) -> Result<(), StoreError> {

@@ -988,6 +988,41 @@ impl Store {
         })
     }
 
+    /// Batches that started at or after `since`, newest first, at most `limit`, optionally of
+    /// one integration, each with its `result_ids` left empty (see
+    /// [`crate::ControlStore::batches_since`]). The read walks ids downwards and stops at the
+    /// first batch that started before `since`: ids are assigned as runs start, so nothing
+    /// after it is newer.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] or [`StoreError::Corrupt`].
+    pub fn batches_since(
+        &self,
+        integration: Option<&str>,
+        since: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<BatchRecord>, StoreError> {
+        self.read(|txn| {
+            let t = txn.open_table(BATCHES)?;
+            let mut out = Vec::new();
+            for e in t.iter()?.rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let mut b: BatchRecord = decode("batches", e?.1.value())?;
+                if b.started_at < since {
+                    break;
+                }
+                if integration.is_none_or(|i| i == b.integration) {
+                    b.result_ids = Vec::new();
+                    out.push(b);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     // ----- audit ---------------------------------------------------------------------------
 
     /// Appends an audit entry on its own.

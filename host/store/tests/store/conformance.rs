@@ -123,6 +123,7 @@ macro_rules! stage_store_conformance {
             control_settings_read_back_and_are_audited,
             control_deleting_an_integration_removes_what_it_owned,
             control_batches_and_file_pages,
+            control_batches_since_read_down_to_the_first_older_run_without_result_ids,
             control_the_audit_chain_verifies_lists_and_exports,
             control_the_inventory_filters_sorts_and_pages,
             control_forgetting_write_backs_keeps_intents,
@@ -1477,6 +1478,68 @@ pub fn control_deleting_an_integration_removes_what_it_owned(b: &mut Backend) {
     assert_eq!(
         store.audit_latest(1).unwrap()[0].action,
         "integration.purge-history"
+    );
+}
+
+/// A trend's read: the batches that started at or after a time, newest first, of one
+/// integration or all, capped, each without its result ids (a big run's ids would be carried
+/// for nothing) but with its counts and failures, which tell a failed run.
+pub fn control_batches_since_read_down_to_the_first_older_run_without_result_ids(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    let old = store.start_batch("a").unwrap();
+    clock.advance(Duration::from_secs(3600));
+    let since = clock.now();
+    let mut b1 = store.start_batch("a").unwrap();
+    b1.total = 2;
+    b1.ok = 1;
+    b1.errors = 1;
+    b1.result_ids = vec![41, 42];
+    b1.by_risk.insert("high".into(), 1);
+    b1.failures.push(BatchFailure {
+        remote_id: "x.jpg".into(),
+        error: "unreadable".into(),
+    });
+    b1.finished_at = Some(clock.now());
+    b1.duration = Some(Duration::from_millis(1500));
+    store.put_batch(&b1).unwrap();
+    clock.advance(Duration::from_secs(60));
+    let b2 = store.start_batch("b").unwrap();
+    let b3 = store.start_batch("a").unwrap();
+    let ids = |v: Vec<BatchRecord>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.batches_since(None, since, 10).unwrap()),
+        [b3.id, b2.id, b1.id],
+        "the run before `since` is left out"
+    );
+    assert_eq!(
+        ids(store.batches_since(Some("a"), since, 10).unwrap()),
+        [b3.id, b1.id]
+    );
+    assert_eq!(
+        ids(store.batches_since(None, since, 2).unwrap()),
+        [b3.id, b2.id]
+    );
+    assert_eq!(
+        ids(store.batches_since(Some("a"), T0, 10).unwrap()),
+        [b3.id, b1.id, old.id],
+        "from the start of time, every run"
+    );
+    assert!(
+        store
+            .batches_since(None, clock.now() + Duration::from_secs(1), 10)
+            .unwrap()
+            .is_empty()
+    );
+    let read = store
+        .batches_since(Some("a"), since, 10)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let mut want = b1.clone();
+    want.result_ids.clear();
+    assert_eq!(
+        read, want,
+        "counts, timings and failures kept; result ids left out"
     );
 }
 
