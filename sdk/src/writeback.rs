@@ -13,41 +13,9 @@
 //! is used for one retry: the memo saved when a call stops holds only that call's final
 //! outcomes, and a call that finishes deletes it.
 //!
-//! ```no_run
-//! use proofpix_sdk::prelude::*;
-//! use proofpix_sdk::writeback::{self, WriteMemo};
-//!
-//! fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
-//!     let memo = WriteMemo::load();
-//!     let mut outcomes: Vec<Option<Result<(), PluginError>>> = vec![None; results.len()];
-//!     let mut digests = Vec::new();
-//!     let mut stop = None;
-//!     for (i, r) in results.iter().enumerate() {
-//!         let digest = writeback::digest(format!("{}|{}|{}", r.file.id, r.risk.label(), r.score));
-//!         digests.push(digest.clone());
-//!         if let Some(done) = memo.recall(&r.file.id, &digest) {
-//!             outcomes[i] = Some(done);
-//!             continue;
-//!         }
-//!         if stop.is_some() {
-//!             continue;
-//!         }
-//!         match write_one(r) {
-//!             Ok(()) => outcomes[i] = Some(Ok(())),
-//!             Err(e @ (PluginError::RateLimited(_) | PluginError::Transient(_))) => stop = Some(e),
-//!             Err(e) => outcomes[i] = Some(Err(e)),
-//!         }
-//!     }
-//!     if let Some(e) = stop {
-//!         let ids = results.iter().map(|r| r.file.id.as_str());
-//!         WriteMemo::of(ids.zip(&digests).zip(&outcomes)).save()?;
-//!         return Err(e);
-//!     }
-//!     WriteMemo::clear();
-//!     Ok(writeback::outcomes(results, outcomes))
-//! }
-//! # fn write_one(_: &FileResult) -> Result<(), PluginError> { Ok(()) }
-//! ```
+//! [`WriteBatch`] is the usual way in: it loads the memo, answers from it, collects the call's
+//! answers and saves or clears the memo (its documentation has a whole `write_back`). Use
+//! [`WriteMemo`] directly when a call's shape does not fit.
 
 use std::collections::BTreeMap;
 
@@ -136,11 +104,6 @@ impl WriteMemo {
         }
     }
 
-    /// The digest remembered for `file_id`, whatever its outcome.
-    pub fn digest_of(&self, file_id: &str) -> Option<&str> {
-        self.done.get(file_id).map(|(d, _)| d.as_str())
-    }
-
     /// Remembers `outcome` of the write `digest` to `file_id` when it is final; returns whether
     /// it was.
     pub fn remember(
@@ -159,23 +122,6 @@ impl WriteMemo {
         }
     }
 
-    /// A memo of the final outcomes among `((file id, digest), outcome)`; files with no outcome
-    /// yet (`None`) or one that is not final are left out.
-    pub fn of<'a, I, S, D>(entries: I) -> Self
-    where
-        I: IntoIterator<Item = ((S, D), &'a Option<Result<(), PluginError>>)>,
-        S: AsRef<str>,
-        D: AsRef<str>,
-    {
-        let mut memo = WriteMemo::default();
-        for ((file_id, digest), outcome) in entries {
-            if let Some(outcome) = outcome {
-                memo.remember(file_id.as_ref(), digest.as_ref(), outcome);
-            }
-        }
-        memo
-    }
-
     /// How many outcomes the memo holds.
     pub fn len(&self) -> usize {
         self.done.len()
@@ -184,6 +130,130 @@ impl WriteMemo {
     /// Whether the memo holds no outcome.
     pub fn is_empty(&self) -> bool {
         self.done.is_empty()
+    }
+}
+
+/// One `write-back` call's outcomes, answered from the [`WriteMemo`] where the call before it
+/// (the one the host is retrying) already got a final answer.
+///
+/// Start it with the call's results, tell it each result's [`digest`] before writing
+/// ([`WriteBatch::recall`] answers it from the memo when it can), record each answer with
+/// [`WriteBatch::done`], then either [`WriteBatch::save`] and fail the call (something must be
+/// sent again) or [`WriteBatch::finish`].
+///
+/// ```no_run
+/// use proofpix_sdk::prelude::*;
+/// use proofpix_sdk::writeback::{self, WriteBatch};
+///
+/// fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
+///     let mut batch = WriteBatch::start(&results);
+///     let mut stop = None;
+///     for (i, r) in results.iter().enumerate() {
+///         let value = format!("{}|{}", r.risk.label(), r.score);
+///         if batch.recall(i, writeback::digest(format!("{}|{value}", r.file.id))) || stop.is_some() {
+///             continue;
+///         }
+///         match write_one(r, &value) {
+///             Err(e @ (PluginError::RateLimited(_) | PluginError::Transient(_))) => stop = Some(e),
+///             outcome => batch.done(i, outcome),
+///         }
+///     }
+///     if let Some(e) = stop {
+///         batch.save()?;
+///         return Err(e);
+///     }
+///     Ok(batch.finish(results))
+/// }
+/// # fn write_one(_: &FileResult, _: &str) -> Result<(), PluginError> { Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WriteBatch {
+    memo: WriteMemo,
+    ids: Vec<String>,
+    digests: Vec<Option<String>>,
+    outcomes: Vec<Option<Result<(), PluginError>>>,
+}
+
+impl WriteBatch {
+    /// A batch for `results`, with the memo the previous call saved.
+    pub fn start(results: &[FileResult]) -> Self {
+        WriteBatch::with_memo(results, WriteMemo::load())
+    }
+
+    /// A batch for `results` with the given memo (for tests, and plugins that keep their own).
+    pub fn with_memo(results: &[FileResult], memo: WriteMemo) -> Self {
+        WriteBatch {
+            memo,
+            ids: results.iter().map(|r| r.file.id.clone()).collect(),
+            digests: vec![None; results.len()],
+            outcomes: vec![None; results.len()],
+        }
+    }
+
+    /// Notes the digest of result `index`'s write. When the previous call got a final answer to
+    /// exactly this write, that answer becomes the outcome and this returns `true`: do not send
+    /// it again.
+    pub fn recall(&mut self, index: usize, digest: String) -> bool {
+        let Some(id) = self.ids.get(index) else {
+            return false;
+        };
+        let remembered = self.memo.recall(id, &digest);
+        if let Some(slot) = self.digests.get_mut(index) {
+            *slot = Some(digest);
+        }
+        match (remembered, self.outcomes.get_mut(index)) {
+            (Some(outcome), Some(slot)) => {
+                *slot = Some(outcome);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records result `index`'s answer. Only final ones are remembered if the call stops; a
+    /// result answered without a write (no digest, such as a file with no platform id) is not.
+    pub fn done(&mut self, index: usize, outcome: Result<(), PluginError>) {
+        if let Some(slot) = self.outcomes.get_mut(index) {
+            *slot = Some(outcome);
+        }
+    }
+
+    /// Result `index`'s answer so far.
+    pub fn outcome(&self, index: usize) -> Option<&Result<(), PluginError>> {
+        self.outcomes.get(index).and_then(Option::as_ref)
+    }
+
+    /// How many results have no answer yet.
+    pub fn unanswered(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.is_none()).count()
+    }
+
+    /// Saves the final answers of this call (those from the memo included) for the host's
+    /// retry, replacing the previous memo.
+    ///
+    /// # Errors
+    /// The host refused the state write; fail the call with it.
+    pub fn save(&self) -> Result<(), PluginError> {
+        self.to_memo().save()
+    }
+
+    /// The memo [`WriteBatch::save`] stores.
+    fn to_memo(&self) -> WriteMemo {
+        let mut memo = WriteMemo::default();
+        for ((id, digest), outcome) in self.ids.iter().zip(&self.digests).zip(&self.outcomes) {
+            if let (Some(digest), Some(outcome)) = (digest, outcome) {
+                memo.remember(id, digest, outcome);
+            }
+        }
+        memo
+    }
+
+    /// The call is over: deletes the memo and gives the outcomes in the order of `results`
+    /// (the same results the batch started with). A result with no answer counts as written,
+    /// so finish only when [`WriteBatch::unanswered`] is 0.
+    pub fn finish(self, results: Vec<FileResult>) -> Vec<WriteOutcome> {
+        WriteMemo::clear();
+        outcomes(results, self.outcomes)
     }
 }
 
@@ -215,16 +285,19 @@ pub fn skip_all(results: Vec<FileResult>, reason: &str) -> Vec<WriteOutcome> {
         .collect()
 }
 
-/// The reason [`skip_all`] gives when the integration's `field` (a boolean setting such as
-/// `write_back`) turned write-back off.
-pub fn off_in_settings(field: &str) -> String {
-    format!("write-back is off in the integration's settings ({field})")
+/// Every result skipped because the integration's `field` (a boolean setting such as
+/// `write_back`) turned write-back off: "write-back is off in the integration's settings
+/// (write_back)".
+pub fn turned_off(results: Vec<FileResult>, field: &str) -> Vec<WriteOutcome> {
+    skip_all(
+        results,
+        &format!("write-back is off in the integration's settings ({field})"),
+    )
 }
 
 /// The call's outcomes, one per result in order: `Ok(())` as written, an error as that file's
-/// failure. A result with no outcome counts as written, so call this only when every write was
-/// answered (or answered from the memo).
-pub fn outcomes(
+/// failure, none as written.
+fn outcomes(
     results: Vec<FileResult>,
     outcomes: Vec<Option<Result<(), PluginError>>>,
 ) -> Vec<WriteOutcome> {
@@ -283,7 +356,6 @@ mod tests {
         assert!(memo.recall("f", &digest("f|High")).is_some());
         assert!(memo.recall("f", &digest("f|Low")).is_none());
         assert!(memo.recall("other", &digest("f|High")).is_none());
-        assert_eq!(memo.digest_of("f"), Some(digest("f|High").as_str()));
     }
 
     /// The stored form is the one earlier plugin versions wrote, so an upgrade between a stop
@@ -300,18 +372,68 @@ mod tests {
         assert_eq!(serde_json::to_string(&memo).unwrap(), stored);
     }
 
-    /// `of` keeps final outcomes only and skips files with no answer yet, including an empty call.
+    fn result(id: &str) -> FileResult {
+        FileResult {
+            file: crate::RemoteFile {
+                id: id.into(),
+                ..crate::RemoteFile::default()
+            },
+            format: String::new(),
+            risk: crate::RiskLevel::None,
+            score: 0,
+            findings: vec![],
+            summary: String::new(),
+            error: None,
+            analysed_at: String::new(),
+            policy_version: String::new(),
+        }
+    }
+
+    /// A retried call: the file written before is answered from the memo, the file whose write
+    /// changed and the file throttled last time are sent, and what is saved on a second stop
+    /// holds every final answer of this call, recalled ones included.
     #[test]
-    fn a_memo_of_a_stopped_call_keeps_its_final_outcomes_only() {
-        let ids = ["a", "b", "c"];
-        let digests = ["1".to_string(), "2".to_string(), "3".to_string()];
-        let outcomes = [Some(Ok(())), None, Some(Err(PluginError::transient("t")))];
-        let memo = WriteMemo::of(ids.iter().zip(&digests).zip(&outcomes));
-        assert_eq!(memo.len(), 1);
-        assert!(memo.recall("a", "1").is_some());
-        let none: [Option<Result<(), PluginError>>; 0] = [];
-        let empty = WriteMemo::of(ids.iter().zip(&digests).zip(&none));
-        assert!(empty.is_empty());
+    fn a_batch_answers_from_the_memo_and_saves_what_is_final() {
+        let mut memo = WriteMemo::default();
+        memo.remember("a", "da", &Ok(()));
+        memo.remember("b", "old", &Ok(()));
+        memo.remember("gone", "dg", &Ok(()));
+        let results = [result("a"), result("b"), result("c"), result("d")];
+        let mut batch = WriteBatch::with_memo(&results, memo);
+        assert!(batch.recall(0, "da".into()));
+        assert!(!batch.recall(1, "new".into()));
+        assert!(!batch.recall(2, "dc".into()));
+        assert!(!batch.recall(9, "x".into()), "an index past the results");
+        batch.done(1, Err(PluginError::not_found("b is gone")));
+        batch.done(3, Err(PluginError::fatal("no id")));
+        assert_eq!(batch.unanswered(), 1);
+        assert!(matches!(batch.outcome(0), Some(Ok(()))));
+        assert!(batch.outcome(2).is_none());
+        let saved = batch.to_memo();
+        assert!(
+            saved.recall("a", "da").is_some(),
+            "recalled, kept for the next retry"
+        );
+        assert!(matches!(
+            saved.recall("b", "new"),
+            Some(Err(PluginError::NotFound(_)))
+        ));
+        assert!(
+            saved.recall("gone", "dg").is_none(),
+            "not in this call: dropped"
+        );
+        assert!(
+            !format!("{saved:?}").contains("no id"),
+            "answered without a write: not kept"
+        );
+        assert_eq!(saved.len(), 2);
+    }
+
+    /// An empty call has nothing to answer and nothing to save.
+    #[test]
+    fn an_empty_batch_is_answered() {
+        let batch = WriteBatch::with_memo(&[], WriteMemo::default());
+        assert_eq!(batch.unanswered(), 0);
     }
 
     /// FNV-1a's published test vectors.
@@ -325,27 +447,13 @@ mod tests {
     /// Skipped and final outcomes in the order of the results.
     #[test]
     fn outcomes_follow_the_results() {
-        let r = |id: &str| FileResult {
-            file: crate::RemoteFile {
-                id: id.into(),
-                ..crate::RemoteFile::default()
-            },
-            format: String::new(),
-            risk: crate::RiskLevel::None,
-            score: 0,
-            findings: vec![],
-            summary: String::new(),
-            error: None,
-            analysed_at: String::new(),
-            policy_version: String::new(),
-        };
         let out = outcomes(
-            vec![r("a"), r("b")],
+            vec![result("a"), result("b")],
             vec![Some(Ok(())), Some(Err(PluginError::not_found("gone")))],
         );
         assert!(matches!(out[0].outcome, Ok(WriteResult::Written)));
         assert!(matches!(out[1].outcome, Err(PluginError::NotFound(_))));
-        let skipped = skip_all(vec![r("a")], &off_in_settings("write_back"));
+        let skipped = turned_off(vec![result("a")], "write_back");
         assert!(matches!(
             &skipped[0].outcome,
             Ok(WriteResult::Skipped(why)) if why == "write-back is off in the integration's settings (write_back)"
