@@ -14,6 +14,7 @@
 //! so a paging link or redirect can be checked against them exactly.
 
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::settings::{base_url, fingerprint, in_range};
 
 /// Config field names.
 pub mod field {
@@ -99,10 +100,12 @@ impl Settings {
     /// A fingerprint of what decides which files are listed; a cursor made under another
     /// configuration starts a new enumeration.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{:016x}",
-            fnv1a(format!("{}|{}|{}", self.api, self.folders.join(","), self.recursive).as_bytes())
-        )
+        fingerprint(format!(
+            "{}|{}|{}",
+            self.api,
+            self.folders.join(","),
+            self.recursive
+        ))
     }
 }
 
@@ -152,23 +155,12 @@ impl RawConfig {
                 ));
             }
         }
-        if let Some(v) = &self.api_url {
-            let rest = v.split_once("://").map(|(_, r)| r).unwrap_or(v);
-            if !v.contains("://") || rest.contains('/') || rest.is_empty() {
-                return Err(PluginError::invalid_config(
-                    Some(field::API_URL),
-                    format!(
-                        "`{}` must be a scheme and host only, like https://api.box.com, without /2.0 or a trailing slash; got {v:?}",
-                        field::API_URL
-                    ),
-                ));
-            }
-        }
-        let api = self
-            .api_url
-            .unwrap_or_else(|| DEFAULT_API_URL.to_string())
-            .trim_end_matches('/')
-            .to_string();
+        let api = base_url(
+            field::API_URL,
+            self.api_url.as_deref(),
+            DEFAULT_API_URL,
+            Some("/2.0"),
+        )?;
         if self.folders.is_empty() {
             return Err(PluginError::invalid_config(
                 Some(field::FOLDERS),
@@ -201,34 +193,21 @@ impl RawConfig {
                 ),
             ));
         }
-        if !(16..=10_000).contains(&self.summary_max) {
-            return Err(PluginError::invalid_config(
-                Some(field::SUMMARY_MAX),
-                format!(
-                    "`{}` must be between 16 and 10000, got {}",
-                    field::SUMMARY_MAX,
-                    self.summary_max
-                ),
-            ));
-        }
-        if !(1..=1000).contains(&self.page_size) {
-            return Err(PluginError::invalid_config(
-                Some(field::PAGE_SIZE),
-                format!(
-                    "`{}` must be between 1 and 1000 (Box's largest page), got {}",
-                    field::PAGE_SIZE,
-                    self.page_size
-                ),
-            ));
-        }
+        let summary_max = in_range(field::SUMMARY_MAX, self.summary_max, 16..=10_000, None)?;
+        let page_size = in_range(
+            field::PAGE_SIZE,
+            self.page_size,
+            1..=1000,
+            Some("Box's largest page"),
+        )?;
         Ok(Settings {
             api,
             folders,
             recursive: self.recursive,
             write_back: self.write_back,
             template_key,
-            summary_max: usize::try_from(self.summary_max).unwrap_or(1000),
-            page_size: u32::try_from(self.page_size).unwrap_or(1000),
+            summary_max,
+            page_size,
         })
     }
 }
@@ -263,16 +242,6 @@ pub fn parse_folder(raw: &str) -> Result<String, String> {
             "{s:?} is not a Box folder id; folders are given by id, the number at the end of the folder's address in the Box web app (app.box.com/folder/123456789), not by name"
         ))
     }
-}
-
-/// FNV-1a, 64 bit: small, stable, enough to notice a changed value.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -15,22 +15,20 @@
 //!
 //! **Throttling.** A plugin cannot wait, and the host retries a whole `write-back` call (after
 //! the Retry-After it is given) but never one file. So a 429, 5xx or refused token stops the
-//! call; the outcomes already final are remembered in the plugin's state under [`MEMO_KEY`],
-//! keyed by file and by a digest of the exact values, and the host's retry answers them from the
-//! memo without a request. Each file's metadata is written once.
-
-use std::collections::BTreeMap;
+//! call; the outcomes already final are remembered in the plugin's state (the SDK's
+//! [`WriteBatch`]), keyed by file and by a digest of the exact values, and the host's retry
+//! answers them from the memo without a request. Each file's metadata is written once.
 
 use proofpix_sdk::http::{Request, Response};
 use proofpix_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
+use proofpix_sdk::results;
+use proofpix_sdk::text::truncate_chars;
+use proofpix_sdk::writeback::{self, WriteBatch};
 use serde_json::{Map, Value, json};
 
 use crate::api::{self, BoxError};
-use crate::settings::{Settings, field, fnv1a};
+use crate::settings::{Settings, field};
 
-/// State key of the outcomes remembered across a retried call.
-pub const MEMO_KEY: &str = "write-back-memo";
 /// Results per `write-back` call: each is one or two requests.
 pub const BATCH_SIZE: u32 = 25;
 /// Template field keys.
@@ -41,84 +39,14 @@ pub mod key {
     pub const ANALYSED_AT: &str = "analysedAt";
 }
 
-/// A final outcome, as remembered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Remembered {
-    Written,
-    NotFound(String),
-    InvalidConfig(Option<String>, String),
-    Fatal(String),
-}
-
-impl Remembered {
-    fn into_outcome(self) -> Result<(), PluginError> {
-        match self {
-            Remembered::Written => Ok(()),
-            Remembered::NotFound(m) => Err(PluginError::not_found(m)),
-            Remembered::InvalidConfig(f, m) => Err(PluginError::invalid_config(f.as_deref(), m)),
-            Remembered::Fatal(m) => Err(PluginError::fatal(m)),
-        }
-    }
-
-    fn of(outcome: &Result<(), PluginError>) -> Option<Self> {
-        match outcome {
-            Ok(()) => Some(Remembered::Written),
-            Err(PluginError::NotFound(m)) => Some(Remembered::NotFound(m.clone())),
-            Err(PluginError::InvalidConfig(p)) => Some(Remembered::InvalidConfig(
-                p.field.clone(),
-                p.message.clone(),
-            )),
-            Err(PluginError::Fatal(m)) => Some(Remembered::Fatal(m.clone())),
-            Err(_) => None,
-        }
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Memo {
-    /// file id → (digest of the values, outcome).
-    done: BTreeMap<String, (String, Remembered)>,
-}
-
-fn risk_word(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
-}
-
-/// Cuts `s` to `max` characters, ending in `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// The instance values for one result.
 pub fn values_for(settings: &Settings, r: &FileResult) -> Map<String, Value> {
-    let mut summary = r.summary.clone();
-    if let Some(e) = &r.error {
-        summary = if summary.is_empty() {
-            format!("Not fully readable: {e}")
-        } else {
-            format!("{summary} (not fully readable: {e})")
-        };
-    }
-    if summary.is_empty() {
-        summary = "No privacy findings".to_string();
-    }
     let mut m = Map::new();
-    m.insert(key::RISK.into(), json!(risk_word(r.risk)));
+    m.insert(key::RISK.into(), json!(r.risk.label()));
     m.insert(key::SCORE.into(), json!(f64::from(r.score)));
     m.insert(
         key::FINDINGS.into(),
-        json!(truncate(&summary, settings.summary_max)),
+        json!(truncate_chars(&results::summary(r), settings.summary_max)),
     );
     if !r.analysed_at.is_empty() {
         m.insert(key::ANALYSED_AT.into(), json!(r.analysed_at));
@@ -247,42 +175,19 @@ fn write_one(
 pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
     let settings = Settings::load()?;
     if !settings.write_back {
-        return Ok(results
-            .into_iter()
-            .map(|r| {
-                WriteOutcome::skipped(
-                    r.file.id,
-                    "write-back is off in the integration's settings (write_back)",
-                )
-            })
-            .collect());
+        return Ok(writeback::turned_off(results, field::WRITE_BACK));
     }
-    let memo: Memo = state::get_json(MEMO_KEY).unwrap_or_default();
-    let mut outcomes: Vec<Option<Result<(), PluginError>>> = results.iter().map(|_| None).collect();
-    let mut digests: Vec<String> = Vec::with_capacity(results.len());
+    let mut batch = WriteBatch::start(&results);
     let mut stop: Option<PluginError> = None;
     for (index, r) in results.iter().enumerate() {
         let values = values_for(&settings, r);
-        let digest = format!(
-            "{:016x}",
-            fnv1a(
-                format!(
-                    "{}|{}|{}",
-                    settings.template_key,
-                    r.file.id,
-                    Value::Object(values.clone())
-                )
-                .as_bytes()
-            )
-        );
-        digests.push(digest.clone());
-        if let Some((d, outcome)) = memo.done.get(&r.file.id)
-            && *d == digest
-        {
-            outcomes[index] = Some(outcome.clone().into_outcome());
-            continue;
-        }
-        if stop.is_some() {
+        let digest = writeback::digest(format!(
+            "{}|{}|{}",
+            settings.template_key,
+            r.file.id,
+            Value::Object(values.clone())
+        ));
+        if batch.recall(index, digest) || stop.is_some() {
             continue;
         }
         let label = if r.file.name.is_empty() {
@@ -291,20 +196,13 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             &r.file.name
         };
         match write_one(&settings, &r.file.id, label, &values) {
-            FileOutcome::Done(o) => outcomes[index] = Some(o),
+            FileOutcome::Done(o) => batch.done(index, o),
             FileOutcome::Stop(e) => stop = Some(e),
         }
     }
     if let Some(e) = stop {
-        let mut memo = Memo::default();
-        for ((r, outcome), digest) in results.iter().zip(&outcomes).zip(&digests) {
-            if let Some(remembered) = outcome.as_ref().and_then(Remembered::of) {
-                memo.done
-                    .insert(r.file.id.clone(), (digest.clone(), remembered));
-            }
-        }
-        state::set_json(MEMO_KEY, &memo)?;
-        let left = outcomes.iter().filter(|o| o.is_none()).count();
+        batch.save()?;
+        let left = batch.unanswered();
         let message = format!(
             "{left} metadata write(s) must be sent again: {}",
             e.message()
@@ -317,15 +215,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             _ => PluginError::transient(message),
         });
     }
-    state::delete(MEMO_KEY);
-    Ok(results
-        .into_iter()
-        .zip(outcomes)
-        .map(|(r, o)| WriteOutcome {
-            file_id: r.file.id,
-            outcome: o.unwrap_or(Ok(())).map(|()| WriteResult::Written),
-        })
-        .collect())
+    Ok(batch.finish(results))
 }
 
 #[cfg(test)]
@@ -439,18 +329,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn final_outcomes_round_trip_through_the_memo() {
-        for o in [
-            Ok(()),
-            Err(PluginError::not_found("gone")),
-            Err(PluginError::invalid_config(Some("x"), "m")),
-        ] {
-            let r = Remembered::of(&o).unwrap();
-            assert_eq!(format!("{:?}", r.into_outcome()), format!("{o:?}"));
-        }
-        assert!(Remembered::of(&Err(PluginError::transient("t"))).is_none());
     }
 }
