@@ -13,7 +13,9 @@
 //! Every problem names the field and what to write instead (an operator's typo is the threat
 //! here); base URLs must be a scheme and host only, since routes are appended to them.
 
+use proofpix_sdk::http::percent_decode;
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::settings::{base_url, fingerprint, in_range};
 
 /// Config field names.
 pub mod field {
@@ -72,10 +74,7 @@ impl Settings {
     /// A fingerprint of what decides what is listed; a cursor made under another configuration
     /// starts a new full listing.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{:016x}",
-            fnv1a(format!("{}|{}", self.api, self.folder.to_lowercase()).as_bytes())
-        )
+        fingerprint(format!("{}|{}", self.api, self.folder.to_lowercase()))
     }
 
     /// How the folder reads in messages.
@@ -104,9 +103,24 @@ impl RawConfig {
     /// # Errors
     /// The first invalid field, with what to write instead.
     pub fn check(self) -> Result<Settings, PluginError> {
-        let api = base_url(field::API_URL, self.api_url, DEFAULT_API_URL)?;
-        let content = base_url(field::CONTENT_URL, self.content_url, DEFAULT_CONTENT_URL)?;
-        base_url(field::WWW_URL, self.www_url, DEFAULT_WWW_URL)?;
+        let api = base_url(
+            field::API_URL,
+            self.api_url.as_deref(),
+            DEFAULT_API_URL,
+            Some("/2"),
+        )?;
+        let content = base_url(
+            field::CONTENT_URL,
+            self.content_url.as_deref(),
+            DEFAULT_CONTENT_URL,
+            Some("/2"),
+        )?;
+        base_url(
+            field::WWW_URL,
+            self.www_url.as_deref(),
+            DEFAULT_WWW_URL,
+            None,
+        )?;
         let folder = normalise_folder(self.folder.as_deref().unwrap_or(""))
             .map_err(|m| PluginError::invalid_config(Some(field::FOLDER), m))?;
         let template_id = match self.template_id.map(|t| t.trim().to_string()) {
@@ -129,45 +143,21 @@ impl RawConfig {
                 Some(t)
             }
         };
-        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            return Err(PluginError::invalid_config(
-                Some(field::PAGE_SIZE),
-                format!(
-                    "`{}` must be between 1 and {MAX_PAGE_SIZE} (Dropbox's list_folder limit), got {}",
-                    field::PAGE_SIZE,
-                    self.page_size
-                ),
-            ));
-        }
+        let page_size = in_range(
+            field::PAGE_SIZE,
+            self.page_size,
+            1..=MAX_PAGE_SIZE,
+            Some("Dropbox's list_folder limit"),
+        )?;
         Ok(Settings {
             api,
             content,
             folder,
             write_back: self.write_back,
             template_id,
-            page_size: u32::try_from(self.page_size).unwrap_or(500),
+            page_size,
         })
     }
-}
-
-fn base_url(name: &str, value: Option<String>, default: &str) -> Result<String, PluginError> {
-    let v = value.unwrap_or_else(|| default.to_string());
-    let v = v.trim();
-    let Some((scheme, rest)) = v.split_once("://") else {
-        return Err(PluginError::invalid_config(
-            Some(name),
-            format!("`{name}` must start with https://, like {default}; got {v:?}"),
-        ));
-    };
-    if !matches!(scheme, "https" | "http") || rest.is_empty() || rest.contains(['/', '?', '#']) {
-        return Err(PluginError::invalid_config(
-            Some(name),
-            format!(
-                "`{name}` must be a scheme and host only, like {default}, without a path or trailing slash; got {v:?}"
-            ),
-        ));
-    }
-    Ok(v.to_string())
 }
 
 /// Turns what the operator typed into an API path.
@@ -184,7 +174,8 @@ pub fn normalise_folder(raw: &str) -> Result<String, String> {
         let after_host = rest.split_once('/').map_or("", |(_, p)| p);
         let after_host = after_host.split(['?', '#']).next().unwrap_or_default();
         match after_host.strip_prefix("home") {
-            Some(p) if p.is_empty() || p.starts_with('/') => url_decode(p),
+            // The address bar writes a space as %20, and some links as +.
+            Some(p) if p.is_empty() || p.starts_with('/') => percent_decode(&p.replace('+', " ")),
             _ => {
                 return Err(format!(
                     "`folder` {s:?} is not a folder address; write a path like /Photos (as the Dropbox website shows it after /home), or leave it empty for the whole Dropbox"
@@ -209,36 +200,6 @@ pub fn normalise_folder(raw: &str) -> Result<String, String> {
         return Ok(String::new());
     }
     Ok(format!("/{}", segments.join("/")))
-}
-
-/// Decodes `%XX` escapes (invalid escapes stay as they are).
-pub fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(if b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// FNV-1a, 64 bit: small, stable, enough to notice a changed value.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -10,101 +10,32 @@
 //! **Throttling.** Dropbox has no batch route for properties, and a plugin cannot wait. When a
 //! write is throttled (429), fails transiently or meets an expired token, the call stops and
 //! fails as a whole (the host waits the Retry-After, or refreshes the token, and sends the same
-//! results again); the outcomes already final are remembered in the plugin's state under
-//! [`MEMO_KEY`], keyed by file and a digest of the exact write, and answered from there on the
+//! results again); the outcomes already final are remembered in the plugin's state (the SDK's
+//! [`WriteBatch`]), keyed by file and a digest of the exact write, and answered from there on the
 //! retry without a request. So each property write is applied once.
 
-use std::collections::BTreeMap;
-
 use proofpix_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
+use proofpix_sdk::results;
+use proofpix_sdk::text::truncate_bytes;
+use proofpix_sdk::writeback::{self, WriteBatch};
 use serde_json::{Value, json};
 
 use crate::api::{self, DbxError};
-use crate::settings::{Settings, field, fnv1a};
+use crate::settings::{Settings, field};
 use crate::template::{self, FIELD_ANALYSED_AT, FIELD_FINDINGS, FIELD_RISK, FIELD_SCORE, Origin};
 
 /// Longest property value Dropbox accepts, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1024;
-/// State key of the outcomes remembered across a retried call.
-pub const MEMO_KEY: &str = "write-back-memo";
-
-/// A final outcome, as remembered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Remembered {
-    Written,
-    NotFound(String),
-    Fatal(String),
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Memo {
-    /// file id → (digest of the write, outcome).
-    done: BTreeMap<String, (String, Remembered)>,
-}
-
-impl Remembered {
-    fn into_outcome(self) -> Result<(), PluginError> {
-        match self {
-            Remembered::Written => Ok(()),
-            Remembered::NotFound(m) => Err(PluginError::not_found(m)),
-            Remembered::Fatal(m) => Err(PluginError::fatal(m)),
-        }
-    }
-
-    fn of(outcome: &Result<(), PluginError>) -> Option<Self> {
-        match outcome {
-            Ok(()) => Some(Remembered::Written),
-            Err(PluginError::NotFound(m)) => Some(Remembered::NotFound(m.clone())),
-            Err(PluginError::Fatal(m)) => Some(Remembered::Fatal(m.clone())),
-            Err(_) => None,
-        }
-    }
-}
-
-fn risk_word(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary, ending in `…` when cut.
-pub fn truncate_bytes(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let budget = max.saturating_sub('…'.len_utf8());
-    let mut end = 0;
-    for (i, c) in s.char_indices() {
-        if i + c.len_utf8() > budget {
-            break;
-        }
-        end = i + c.len_utf8();
-    }
-    format!("{}…", s.get(..end).unwrap_or_default())
-}
 
 /// The property values for one result.
 pub fn fields_for(r: &FileResult) -> Vec<(&'static str, String)> {
-    let mut summary = r.summary.clone();
-    if let Some(e) = &r.error {
-        summary = if summary.is_empty() {
-            format!("Not fully readable: {e}")
-        } else {
-            format!("{summary} (not fully readable: {e})")
-        };
-    }
-    if summary.is_empty() {
-        summary = "No privacy findings".to_string();
-    }
     vec![
-        (FIELD_RISK, risk_word(r.risk).to_string()),
+        (FIELD_RISK, r.risk.label().to_string()),
         (FIELD_SCORE, r.score.to_string()),
-        (FIELD_FINDINGS, truncate_bytes(&summary, MAX_VALUE_BYTES)),
+        (
+            FIELD_FINDINGS,
+            truncate_bytes(&results::summary(r), MAX_VALUE_BYTES),
+        ),
         (
             FIELD_ANALYSED_AT,
             truncate_bytes(&r.analysed_at, MAX_VALUE_BYTES),
@@ -181,43 +112,32 @@ pub fn answer(status: u16, body: &[u8], retry_after_ms: Option<u64>, label: &str
 pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
     let settings = Settings::load()?;
     if !settings.write_back {
-        return Ok(results
-            .into_iter()
-            .map(|r| {
-                WriteOutcome::skipped(
-                    r.file.id,
-                    "write-back is off in the integration's settings (write_back)",
-                )
-            })
-            .collect());
+        return Ok(writeback::turned_off(results, field::WRITE_BACK));
     }
-    let memo: Memo = state::get_json(MEMO_KEY).unwrap_or_default();
-    let mut outcomes: Vec<Option<Result<(), PluginError>>> = results.iter().map(|_| None).collect();
-    let mut digests: Vec<String> = Vec::with_capacity(results.len());
+    let mut batch = WriteBatch::start(&results);
     let mut template: Option<(String, Origin)> = None;
     let mut stop: Option<PluginError> = None;
 
     for (index, r) in results.iter().enumerate() {
         let fields = fields_for(r);
-        let digest = format!(
-            "{:016x}",
-            fnv1a(format!("{}|{fields:?}", r.file.id).as_bytes())
-        );
-        digests.push(digest.clone());
+        // After a stop nothing more is answered, from the memo either: the retry asks again.
         if stop.is_some() {
             continue;
         }
-        if let Some((d, outcome)) = memo.done.get(&r.file.id)
-            && *d == digest
-        {
-            outcomes[index] = Some(outcome.clone().into_outcome());
+        if batch.recall(
+            index,
+            writeback::digest(format!("{}|{fields:?}", r.file.id)),
+        ) {
             continue;
         }
         if !r.file.id.starts_with("id:") {
-            outcomes[index] = Some(Err(PluginError::fatal(format!(
-                "file {} has no Dropbox id; reset the integration's cursor to list again",
-                r.file.id
-            ))));
+            batch.done(
+                index,
+                Err(PluginError::fatal(format!(
+                    "file {} has no Dropbox id; reset the integration's cursor to list again",
+                    r.file.id
+                ))),
+            );
             continue;
         }
         let (template_id, origin) = match &template {
@@ -252,7 +172,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             }
         };
         match answer(resp.status, &resp.body, resp.retry_after_ms(), label) {
-            Answer::Done(o) => outcomes[index] = Some(o),
+            Answer::Done(o) => batch.done(index, o),
             Answer::Stop(e) => stop = Some(e),
             Answer::TemplateGone(e) => {
                 stop = Some(match origin {
@@ -276,34 +196,11 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     }
 
     if let Some(e) = stop {
-        remember(&results, &digests, &outcomes)?;
+        // The final outcomes of this call, for the host's retry.
+        batch.save()?;
         return Err(e);
     }
-    state::delete(MEMO_KEY);
-    Ok(results
-        .into_iter()
-        .zip(outcomes)
-        .map(|(r, o)| WriteOutcome {
-            file_id: r.file.id,
-            outcome: o.unwrap_or(Ok(())).map(|()| WriteResult::Written),
-        })
-        .collect())
-}
-
-/// Saves the final outcomes of this call for the host's retry.
-fn remember(
-    results: &[FileResult],
-    digests: &[String],
-    outcomes: &[Option<Result<(), PluginError>>],
-) -> Result<(), PluginError> {
-    let mut memo = Memo::default();
-    for ((r, digest), outcome) in results.iter().zip(digests).zip(outcomes) {
-        if let Some(remembered) = outcome.as_ref().and_then(Remembered::of) {
-            memo.done
-                .insert(r.file.id.clone(), (digest.clone(), remembered));
-        }
-    }
-    state::set_json(MEMO_KEY, &memo)
+    Ok(batch.finish(results))
 }
 
 #[cfg(test)]
@@ -395,18 +292,5 @@ mod tests {
             answer(502, b"", None, "/a.jpg"),
             Answer::Stop(PluginError::Transient(_))
         ));
-    }
-
-    #[test]
-    fn final_outcomes_round_trip_through_the_memo() {
-        for o in [
-            Ok(()),
-            Err(PluginError::not_found("gone")),
-            Err(PluginError::fatal("no")),
-        ] {
-            let r = Remembered::of(&o).unwrap();
-            assert_eq!(format!("{:?}", r.into_outcome()), format!("{o:?}"));
-        }
-        assert!(Remembered::of(&Err(PluginError::transient("t"))).is_none());
     }
 }
