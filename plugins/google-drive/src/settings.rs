@@ -12,6 +12,7 @@
 //! its id. Every mistake names the field and what to write.
 
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::settings::{base_url, fingerprint, in_range, problem};
 
 /// Config field names.
 pub mod field {
@@ -101,10 +102,7 @@ impl Settings {
     /// A fingerprint of what decides which files are listed; a cursor made under another
     /// configuration starts a full listing.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{:016x}",
-            fnv1a(format!("{}|{:?}", self.api, self.corpus).as_bytes())
-        )
+        fingerprint(format!("{}|{:?}", self.api, self.corpus))
     }
 
     /// `{api}/drive/v3/{path}`.
@@ -127,33 +125,16 @@ pub struct RawConfig {
     pub page_size: i64,
 }
 
-fn problem(field: &str, message: String) -> PluginError {
-    PluginError::invalid_config(Some(field), message)
-}
-
 impl RawConfig {
     /// # Errors
     /// The first invalid field, with what to write instead.
     pub fn check(self) -> Result<Settings, PluginError> {
+        // Google's own samples end the base URL in a slash: accepted, and dropped.
         let api = self
             .api_url
-            .unwrap_or_else(|| DEFAULT_API_URL.to_string())
-            .trim()
-            .trim_end_matches('/')
-            .to_string();
-        let rest = api.split_once("://").map(|(_, r)| r).unwrap_or("");
-        if !(api.starts_with("https://") || api.starts_with("http://"))
-            || rest.is_empty()
-            || rest.contains('/')
-        {
-            return Err(problem(
-                field::API_URL,
-                format!(
-                    "`{}` must be a scheme and host only, like {DEFAULT_API_URL}, without a path such as /drive/v3; got {api:?}",
-                    field::API_URL
-                ),
-            ));
-        }
+            .as_deref()
+            .map(|v| v.trim().trim_end_matches('/'));
+        let api = base_url(field::API_URL, api, DEFAULT_API_URL, Some("/drive/v3"))?;
         if let Some(t) = &self.token_url {
             let path = t
                 .split_once("://")
@@ -216,22 +197,18 @@ impl RawConfig {
                 ),
             ));
         }
-        if !(1..=1000).contains(&self.page_size) {
-            return Err(problem(
-                field::PAGE_SIZE,
-                format!(
-                    "`{}` must be between 1 and 1000 (Drive's limit), got {}",
-                    field::PAGE_SIZE,
-                    self.page_size
-                ),
-            ));
-        }
+        let page_size = in_range(
+            field::PAGE_SIZE,
+            self.page_size,
+            1..=1000,
+            Some("Drive's limit"),
+        )?;
         Ok(Settings {
             api,
             corpus,
             write_back: self.write_back,
             prefix,
-            page_size: u32::try_from(self.page_size).unwrap_or(100),
+            page_size,
         })
     }
 }
@@ -273,16 +250,6 @@ pub fn shared_drive_id(raw: &str) -> Result<String, PluginError> {
             ),
         ))
     }
-}
-
-/// FNV-1a, 64 bit: small, stable, enough to notice a changed value.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

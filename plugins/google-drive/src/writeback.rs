@@ -19,20 +19,22 @@
 //! `insufficientFilePermissions` (the account may only read it) fails that file with what to
 //! share. Quota answers (403 `userRateLimitExceeded`/`rateLimitExceeded`, 429) and 5xx stop the
 //! call: the host retries it after the Retry-After Google sent, or backs off when none came.
-//! The outcomes already final are remembered in the plugin's state under [`MEMO_KEY`], keyed by
-//! file and by a digest of the exact update, so the retry sends only what is left and every
-//! property update is applied once.
+//! The outcomes already final are remembered in the plugin's state (the SDK's [`WriteBatch`]),
+//! keyed by file and by a digest of the exact update, so the retry sends only what is left and
+//! every property update is applied once.
 
 use std::collections::BTreeMap;
 
 use proofpix_sdk::http::{Request, Response};
 use proofpix_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
+use proofpix_sdk::results;
+use proofpix_sdk::text::truncate_bytes;
+use proofpix_sdk::writeback::{self, WriteBatch};
 use serde_json::json;
 
 use crate::discover::file_url;
 use crate::google::GoogleError;
-use crate::settings::{Settings, fnv1a};
+use crate::settings::{Settings, field};
 
 /// Longest key plus value of one property, bytes of UTF-8.
 pub const MAX_PROPERTY_BYTES: usize = 124;
@@ -41,92 +43,21 @@ pub const MAX_APP_PROPERTIES: usize = 30;
 /// Properties written per file.
 const PROPERTY_COUNT: usize = 4;
 const _: () = assert!(PROPERTY_COUNT <= MAX_APP_PROPERTIES);
-/// State key of the outcomes remembered across a retried call.
-pub const MEMO_KEY: &str = "write-back-memo";
-
-/// A final outcome, as remembered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Remembered {
-    Written,
-    NotFound(String),
-    InvalidConfig(Option<String>, String),
-    Fatal(String),
-}
-
-impl Remembered {
-    fn into_outcome(self) -> Result<(), PluginError> {
-        match self {
-            Remembered::Written => Ok(()),
-            Remembered::NotFound(m) => Err(PluginError::not_found(m)),
-            Remembered::InvalidConfig(f, m) => Err(PluginError::invalid_config(f.as_deref(), m)),
-            Remembered::Fatal(m) => Err(PluginError::fatal(m)),
-        }
-    }
-
-    fn of(outcome: &Result<(), PluginError>) -> Option<Self> {
-        match outcome {
-            Ok(()) => Some(Remembered::Written),
-            Err(PluginError::NotFound(m)) => Some(Remembered::NotFound(m.clone())),
-            Err(PluginError::InvalidConfig(p)) => Some(Remembered::InvalidConfig(
-                p.field.clone(),
-                p.message.clone(),
-            )),
-            Err(PluginError::Fatal(m)) => Some(Remembered::Fatal(m.clone())),
-            Err(_) => None,
-        }
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Memo {
-    /// file id → (digest of the update, outcome).
-    done: BTreeMap<String, (String, Remembered)>,
-}
-
-fn risk_word(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
-}
 
 /// `value`, cut on a character boundary so that `key` and it fit in [`MAX_PROPERTY_BYTES`],
 /// ending in `…` when cut.
 pub fn fit(key: &str, value: &str) -> String {
-    let budget = MAX_PROPERTY_BYTES.saturating_sub(key.len());
-    if value.len() <= budget {
-        return value.to_string();
-    }
-    const ELLIPSIS: &str = "…";
-    let mut end = budget.saturating_sub(ELLIPSIS.len());
-    while end > 0 && !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ELLIPSIS}", value.get(..end).unwrap_or_default())
+    truncate_bytes(value, MAX_PROPERTY_BYTES.saturating_sub(key.len()))
 }
 
 /// The properties written for one result.
 pub fn properties_for(settings: &Settings, r: &FileResult) -> BTreeMap<String, String> {
-    let mut summary = r.summary.clone();
-    if let Some(e) = &r.error {
-        summary = if summary.is_empty() {
-            format!("Not fully readable: {e}")
-        } else {
-            format!("{summary} (not fully readable: {e})")
-        };
-    }
-    if summary.is_empty() {
-        summary = "No privacy findings".to_string();
-    }
     let p = &settings.prefix;
     let mut m = BTreeMap::new();
     for (suffix, value) in [
-        ("Risk", risk_word(r.risk).to_string()),
+        ("Risk", r.risk.label().to_string()),
         ("Score", r.score.to_string()),
-        ("Findings", summary),
+        ("Findings", results::summary(r)),
         ("AnalysedAt", r.analysed_at.clone()),
     ] {
         let key = format!("{p}{suffix}");
@@ -194,35 +125,15 @@ pub fn answer_of(resp: &Response, label: &str) -> FileAnswer {
 pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
     let settings = Settings::load()?;
     if !settings.write_back {
-        return Ok(results
-            .into_iter()
-            .map(|r| {
-                WriteOutcome::skipped(
-                    r.file.id,
-                    "write-back is off in the integration's settings (write_back)",
-                )
-            })
-            .collect());
+        return Ok(writeback::turned_off(results, field::WRITE_BACK));
     }
-    let memo: Memo = state::get_json(MEMO_KEY).unwrap_or_default();
-    let mut outcomes: Vec<Option<Result<(), PluginError>>> = results.iter().map(|_| None).collect();
-    let mut digests: Vec<String> = Vec::with_capacity(results.len());
+    let mut batch = WriteBatch::start(&results);
     let mut retry: Option<(Option<u64>, String)> = None;
     let mut stop: Option<PluginError> = None;
     for (index, r) in results.iter().enumerate() {
         let props = properties_for(&settings, r);
-        let digest = format!(
-            "{:016x}",
-            fnv1a(format!("{}|{}", r.file.id, json!(props)).as_bytes())
-        );
-        digests.push(digest.clone());
-        if let Some((d, remembered)) = memo.done.get(&r.file.id)
-            && *d == digest
-        {
-            outcomes[index] = Some(remembered.clone().into_outcome());
-            continue;
-        }
-        if stop.is_some() || retry.is_some() {
+        let digest = writeback::digest(format!("{}|{}", r.file.id, json!(props)));
+        if batch.recall(index, digest) || stop.is_some() || retry.is_some() {
             continue;
         }
         let url = Request::get(&file_url(&settings, &r.file.id))
@@ -241,7 +152,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             }
         };
         match answer_of(&resp, &r.file.name) {
-            FileAnswer::Done(o) => outcomes[index] = Some(o),
+            FileAnswer::Done(o) => batch.done(index, o),
             FileAnswer::Retry(ms, why) => retry = Some((ms, why)),
             FileAnswer::Unauthorized(m) => {
                 stop = Some(PluginError::unauthorized(format!(
@@ -251,9 +162,9 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
         }
     }
 
-    let left = outcomes.iter().filter(|o| o.is_none()).count();
+    let left = batch.unanswered();
     if left > 0 {
-        remember(&results, &digests, &outcomes)?;
+        batch.save()?;
         if let Some(e) = stop {
             return Err(e);
         }
@@ -265,31 +176,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
             None => PluginError::transient(message),
         });
     }
-    state::delete(MEMO_KEY);
-    Ok(results
-        .into_iter()
-        .zip(outcomes)
-        .map(|(r, o)| WriteOutcome {
-            file_id: r.file.id,
-            outcome: o.unwrap_or(Ok(())).map(|()| WriteResult::Written),
-        })
-        .collect())
-}
-
-/// Saves the final outcomes of this call (remembered ones included) for the host's retry.
-fn remember(
-    results: &[FileResult],
-    digests: &[String],
-    outcomes: &[Option<Result<(), PluginError>>],
-) -> Result<(), PluginError> {
-    let mut memo = Memo::default();
-    for ((r, digest), outcome) in results.iter().zip(digests).zip(outcomes) {
-        if let Some(remembered) = outcome.as_ref().and_then(Remembered::of) {
-            memo.done
-                .insert(r.file.id.clone(), (digest.clone(), remembered));
-        }
-    }
-    state::set_json(MEMO_KEY, &memo)
+    Ok(batch.finish(results))
 }
 
 #[cfg(test)]
@@ -359,7 +246,9 @@ mod tests {
         assert!(key.len() + v.len() <= MAX_PROPERTY_BYTES);
         assert!(v.ends_with('…'));
         assert_eq!(fit("k", "short"), "short");
-        assert_eq!(fit(&"k".repeat(130), "v"), "…");
+        // A key that leaves no room gets an empty value, not a lone `…` over the limit (the
+        // prefix check keeps keys far shorter; `proofpix_sdk::text::truncate_bytes`).
+        assert_eq!(fit(&"k".repeat(130), "v"), "");
     }
 
     #[test]
@@ -394,19 +283,5 @@ mod tests {
             answer_of(&response(200, "{}", None), "a.jpg"),
             FileAnswer::Done(Ok(()))
         ));
-    }
-
-    #[test]
-    fn final_outcomes_round_trip_through_the_memo() {
-        for o in [
-            Ok(()),
-            Err(PluginError::not_found("gone")),
-            Err(PluginError::invalid_config(Some("x"), "m")),
-            Err(PluginError::fatal("f")),
-        ] {
-            let r = Remembered::of(&o).unwrap();
-            assert_eq!(format!("{:?}", r.into_outcome()), format!("{o:?}"));
-        }
-        assert!(Remembered::of(&Err(PluginError::transient("t"))).is_none());
     }
 }
