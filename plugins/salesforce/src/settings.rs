@@ -20,6 +20,7 @@
 //! missing secret shows up in the connection test's credentials step, named by the host.
 
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::settings::in_range;
 
 /// Production login host (and JWT audience).
 pub const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
@@ -304,15 +305,12 @@ impl Settings {
                 format!("{bad:?} is not a file extension; list extensions like jpg, png"),
             ));
         }
-        let page_size = config::integer("page_size", 2000)?;
-        if !(200..=2000).contains(&page_size) {
-            return Err(PluginError::invalid_config(
-                Some("page_size"),
-                format!(
-                    "`page_size` must be between 200 and 2000 (Salesforce's batchSize range), got {page_size}"
-                ),
-            ));
-        }
+        let page_size = in_range(
+            "page_size",
+            config::integer("page_size", 2000)?,
+            200..=2000,
+            Some("Salesforce's batchSize range"),
+        )?;
         Ok(Settings {
             api_version,
             scope_object,
@@ -321,7 +319,7 @@ impl Settings {
             extensions,
             write_results: config::flag("write_results", true),
             result_object,
-            page_size: page_size as u32,
+            page_size,
             range_requests: config::flag("range_requests", false),
         })
     }

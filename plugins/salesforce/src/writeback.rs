@@ -5,7 +5,8 @@
 //! The result object's fields are read once with a describe call and cached in plugin state, so
 //! a write-back costs one request per 200 results. Required fields that are missing are reported
 //! as a configuration problem naming them; optional ones are written only when they exist. Text is
-//! cut to each field's length so one long summary never costs the record.
+//! cut to each field's length (ending in `…` when cut) so one long summary never costs the
+//! record.
 //!
 //! Outcomes are per file: Salesforce answers a SaveResult per record, in request order, and this
 //! module turns each into that file's outcome. A record refused with `UNABLE_TO_LOCK_ROW` (a
@@ -20,6 +21,8 @@ use std::collections::BTreeMap;
 
 use proofpix_sdk::http::Request;
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::text::truncate_chars;
+use proofpix_sdk::writeback;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -152,16 +155,6 @@ pub fn object_info(s: &Settings, fresh: bool) -> Result<ObjectInfo, PluginError>
     Ok(info)
 }
 
-fn risk_name(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "none",
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-    }
-}
-
 /// The findings summary: the host's one-liner, then one line per finding without its value (the
 /// values are what the scan is about; the one-liner already shows them masked).
 fn summary(r: &FileResult) -> String {
@@ -173,18 +166,19 @@ fn summary(r: &FileResult) -> String {
         out.push_str(&format!(
             "\n- {} ({}), from {}",
             f.code,
-            risk_name(f.severity),
+            f.severity.keyword(),
             f.source
         ));
     }
     out
 }
 
+/// `s` cut to a text field's length; 0 is what describe says of a field that is not text.
 fn cut(s: &str, max: u32) -> String {
-    if max == 0 {
-        return s.to_string();
+    match usize::try_from(max) {
+        Ok(0) | Err(_) => s.to_string(),
+        Ok(max) => truncate_chars(s, max),
     }
-    s.chars().take(max as usize).collect()
 }
 
 /// The record for one result.
@@ -211,7 +205,7 @@ pub fn record(info: &ObjectInfo, r: &FileResult) -> Value {
         "Related_Record__c",
         json!(r.file.container.clone().unwrap_or_default()),
     );
-    put("Risk_Level__c", json!(risk_name(r.risk)));
+    put("Risk_Level__c", json!(r.risk.keyword()));
     put("Risk_Score__c", json!(r.score));
     put("Findings_Summary__c", json!(summary(r)));
     put("Analysed_At__c", json!(r.analysed_at));
@@ -302,15 +296,10 @@ fn post(s: &Settings, records: Vec<Value>) -> Result<Vec<Value>, PluginError> {
 pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
     let s = Settings::load()?;
     if !s.write_results {
-        return Ok(results
-            .into_iter()
-            .map(|r| {
-                WriteOutcome::skipped(
-                    r.file.id,
-                    "writing results is off in the integration's settings (write_results)",
-                )
-            })
-            .collect());
+        return Ok(writeback::skip_all(
+            results,
+            "writing results is off in the integration's settings (write_results)",
+        ));
     }
     let info = object_info(&s, false)?;
     let mut outcomes: Vec<WriteOutcome> = Vec::with_capacity(results.len());
