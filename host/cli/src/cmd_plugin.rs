@@ -489,10 +489,7 @@ fn inspect_source(target: &str) -> anyhow::Result<(Vec<u8>, PathBuf, Option<Stri
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         return Ok((bytes, path, None));
     }
-    let is_id = !target.is_empty()
-        && target
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let is_id = proofpix_policy::manifest::is_id(target);
     let plugins = proofpix_store::data_dir().ok().map(|d| d.join("plugins"));
     if is_id {
         if let Some(dir) = &plugins {

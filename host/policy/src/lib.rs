@@ -20,6 +20,7 @@
 pub mod egress;
 pub mod grants;
 pub mod limits;
+pub mod manifest;
 pub mod remediation;
 pub mod template;
 
@@ -30,6 +31,7 @@ pub use grants::{
     DeclaredEndpoint, DeclaredMount, EffectiveGrants, GrantError, Mount, OperatorGrant,
 };
 pub use limits::{Limits, LimitsError};
+pub use manifest::{FieldShape, ManifestShape, MountShape};
 pub use remediation::{
     RemediationAction, RemediationPolicy, RemediationPolicyError, RiskThreshold,
 };

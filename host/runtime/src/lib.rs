@@ -29,6 +29,7 @@ mod imports;
 pub mod metrics;
 mod plugin;
 pub mod scrub;
+mod session;
 mod since_v0_1;
 mod since_v0_2;
 
@@ -41,8 +42,9 @@ pub use egress_http::{BufferedResponse, HttpFailure, OutboundRequest, checked_cl
 pub use engine::{Allocation, EPOCH_TICK, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError, bounded_plugin_text, describe_plugin_error};
 pub use fetch::{Body, Content, ContentFetcher, FetchError, MEMORY_BODY_BYTES, RemoteContent};
-pub use plugin::{Plugin, Session, SessionStats};
+pub use plugin::Plugin;
 pub use scrub::Scrubber;
+pub use session::{Session, SessionStats};
 
 /// The contract's types, at the newest version, for the rest of the host.
 pub mod contract {

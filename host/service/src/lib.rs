@@ -479,16 +479,11 @@ impl Host {
             integration: spec.id.clone(),
             problem,
         };
-        if spec.id.is_empty()
-            || spec.id.len() > 64
-            || !spec
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(invalid(
-                "the name must be 1-64 characters of a-z, 0-9 and -".into(),
-            ));
+        if !proofpix_policy::manifest::is_id(&spec.id) {
+            return Err(invalid(format!(
+                "the name must be {}",
+                proofpix_policy::manifest::ID_RULE
+            )));
         }
         // Secrets already in the vault satisfy required secret fields on an
         // update; only the ones given are written.

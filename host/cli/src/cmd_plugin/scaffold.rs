@@ -56,13 +56,10 @@ impl SdkSource {
 /// # Errors
 /// A message saying what the name may contain.
 pub fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
+    // The host's id rule, and a crate name too: a letter first, no dash last.
+    let ok = proofpix_policy::manifest::is_id(name)
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && !name.ends_with('-');
     if !ok {
         bail!(
             "{name:?} cannot be a plugin id: use 1-64 characters of a-z, 0-9 and -, starting with a letter (e.g. acme-drive)"
