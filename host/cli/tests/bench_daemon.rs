@@ -21,6 +21,11 @@
 //! under capacity) for the latency a single file sees. `PROOFPIX_BENCH_BURST` and
 //! `PROOFPIX_BENCH_PACED` override the file counts (default 500 and 200), `PROOFPIX_BENCH_RATE`
 //! the paced rate (default 20 files/s).
+//!
+//! `PROOFPIX_BENCH_BACKLOG=N` adds a third load (issue 13): a local-folder integration with N
+//! generated photos starts its first sync, and the paced stream is sent again while that
+//! backlog drains, so the latency is the one a webhook sees behind a large first scan. The
+//! backlog's files done during the stream are printed beside it.
 
 #![cfg(feature = "demo")]
 
@@ -198,6 +203,70 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Writes `backlog` photos to a local folder, starts a local-folder integration's first
+    /// sync over them, waits until it is under way, then sends the paced stream. Returns the
+    /// stream's figures and how many backlog files were recorded while it ran.
+    async fn paced_behind_backlog(
+        &mut self,
+        dir: &std::path::Path,
+        backlog: usize,
+        paced: usize,
+        rate: u64,
+    ) -> (Figures, u64) {
+        let photos = dir.join("backlog");
+        for (name, bytes) in proofpix_fixtures::photo_set(backlog as u32) {
+            let path = photos.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let host = self.state.host().clone();
+        host.create_integration(
+            IntegrationSpec {
+                id: "backlog".into(),
+                plugin: "local-folder".into(),
+                config: [("folder".to_string(), photos.display().to_string())].into(),
+                grant: OperatorGrant {
+                    mounts: vec!["/input".into()],
+                    ..OperatorGrant::default()
+                },
+                ..IntegrationSpec::default()
+            },
+            "operator:bench",
+        )
+        .await
+        .unwrap();
+        // Results recorded so far by both integrations, less the Slack ones before the backlog.
+        let base = host.store().result_count().unwrap();
+        let done = || host.store().result_count().unwrap() - base;
+        self.state
+            .trigger("backlog", SyncMode::Incremental, "bench");
+        // Under way: a few thousand files recorded, so discovery is past its first pages and
+        // the fetch and record stages are full.
+        while done() < 2_000.min(backlog as u64 / 10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let before = done();
+        let prepared: Vec<_> = (0..paced).map(|_| self.share()).collect();
+        let watcher = self.watch(prepared.iter().map(|(ts, _)| ts.clone()).collect());
+        let mut sent = HashMap::new();
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let start = Instant::now();
+        for (i, (ts, req)) in prepared.into_iter().enumerate() {
+            tokio::time::sleep_until((start + interval * i as u32).into()).await;
+            sent.insert(ts, Instant::now());
+            Bench::post(&self.client, &self.hook, &req).await;
+        }
+        let stream_done = watcher.await.unwrap();
+        let during = (done() - before).saturating_sub(paced as u64);
+        assert!(
+            during < backlog as u64 - before,
+            "the backlog finished during the stream: use a larger PROOFPIX_BENCH_BACKLOG"
+        );
+        (Figures::new(&sent, &stream_done), during)
+    }
+}
+
 struct Figures {
     files: usize,
     wall: Duration,
@@ -296,6 +365,17 @@ async fn bench_webhook_to_write_back() {
         .recent_batches(Some(ID), 100_000)
         .unwrap()
         .len();
+    let backlog = env_or("PROOFPIX_BENCH_BACKLOG", 0) as usize;
+    let backlog_figures = if backlog > 0 {
+        Some(
+            bench
+                .paced_behind_backlog(dir.path(), backlog, paced, rate)
+                .await,
+        )
+    } else {
+        None
+    };
+
     println!("| load | files | files/s | p50 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|---:|");
     println!(
@@ -303,6 +383,14 @@ async fn bench_webhook_to_write_back() {
         burst_figures.row(&format!("burst, {SENDERS} senders"))
     );
     println!("{}", paced_figures.row(&format!("paced, {rate} files/s")));
+    if let Some((figures, during)) = backlog_figures {
+        println!(
+            "{}",
+            figures.row(&format!(
+                "paced, {rate} files/s, while a {backlog}-file backlog drains ({during} of its files done during the stream)"
+            ))
+        );
+    }
     println!("batches recorded, first sync included: {runs}");
     let _ = stop.send(());
 }
