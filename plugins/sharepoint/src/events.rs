@@ -13,10 +13,11 @@
 //! answered with the decoded token as `text/plain`, as Graph requires; it carries no secret and
 //! queues nothing.
 
+use proofpix_sdk::http::percent_decode;
 use proofpix_sdk::prelude::*;
 use serde_json::Value;
 
-use crate::settings::{field, url_decode};
+use crate::settings::field;
 
 /// Longest validation token echoed back; Graph's are well under this.
 const MAX_TOKEN_CHARS: usize = 1024;
@@ -110,7 +111,7 @@ fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .find(|(k, _)| *k == name)
         // A form value: `+` is a space, then `%XX` escapes (so `%2B` stays a `+`).
-        .map(|(_, v)| url_decode(&v.replace('+', " ")))
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
 }
 
 #[cfg(test)]
@@ -132,8 +133,8 @@ mod tests {
             query_param("validationToken=a%2Bb+c", "validationToken").as_deref(),
             Some("a+b c")
         );
-        assert_eq!(url_decode("100%"), "100%");
-        assert_eq!(url_decode("%zz"), "%zz");
-        assert_eq!(url_decode("%4"), "%4");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
     }
 }

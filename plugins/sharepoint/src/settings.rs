@@ -14,8 +14,9 @@
 //! (`Shared Documents`), or by drive id (`b!…`). An empty list means every document library of
 //! every configured site.
 
-use proofpix_sdk::http::percent_encode;
+use proofpix_sdk::http::{percent_decode, percent_encode};
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::settings::{base_url, fingerprint, in_range};
 
 /// Config field names.
 pub mod field {
@@ -166,30 +167,10 @@ impl LibraryRef {
                     .rsplit('/')
                     .next()
                     .unwrap_or_default();
-                n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(&url_decode(last))
+                n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(&percent_decode(last))
             }
         }
     }
-}
-
-/// Decodes `%XX` escapes in a URL segment.
-pub fn url_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The columns results go to (internal names).
@@ -257,10 +238,12 @@ impl Settings {
     pub fn fingerprint(&self) -> String {
         let sites: Vec<String> = self.sites.iter().map(SiteRef::display).collect();
         let libs: Vec<&str> = self.libraries.iter().map(LibraryRef::display).collect();
-        format!(
-            "{:016x}",
-            fnv1a(format!("{}|{}|{}", self.graph, sites.join(","), libs.join(",")).as_bytes())
-        )
+        fingerprint(format!(
+            "{}|{}|{}",
+            self.graph,
+            sites.join(","),
+            libs.join(",")
+        ))
     }
 }
 
@@ -296,27 +279,18 @@ impl RawConfig {
                 ));
             }
         }
-        for (name, value) in [
-            (field::GRAPH_URL, &self.graph_url),
-            (field::LOGIN_URL, &self.login_url),
-        ] {
-            if let Some(v) = value {
-                let rest = v.split_once("://").map(|(_, r)| r).unwrap_or(v);
-                if rest.contains('/') {
-                    return Err(PluginError::invalid_config(
-                        Some(name),
-                        format!(
-                            "`{name}` must be a scheme and host only, like https://graph.microsoft.com, without a path or trailing slash; got {v:?}"
-                        ),
-                    ));
-                }
-            }
-        }
-        let graph = self
-            .graph_url
-            .unwrap_or_else(|| DEFAULT_GRAPH_URL.to_string())
-            .trim_end_matches('/')
-            .to_string();
+        let graph = base_url(
+            field::GRAPH_URL,
+            self.graph_url.as_deref(),
+            DEFAULT_GRAPH_URL,
+            Some("/v1.0"),
+        )?;
+        base_url(
+            field::LOGIN_URL,
+            self.login_url.as_deref(),
+            DEFAULT_LOGIN_URL,
+            None,
+        )?;
         if self.sites.is_empty() {
             return Err(PluginError::invalid_config(
                 Some(field::SITES),
@@ -353,34 +327,21 @@ impl RawConfig {
                 None => None,
             },
         };
-        if !(16..=63_999).contains(&self.summary_max) {
-            return Err(PluginError::invalid_config(
-                Some(field::SUMMARY_MAX),
-                format!(
-                    "`{}` must be between 16 and 63999 (255 for a single line of text column), got {}",
-                    field::SUMMARY_MAX,
-                    self.summary_max
-                ),
-            ));
-        }
-        if !(1..=999).contains(&self.page_size) {
-            return Err(PluginError::invalid_config(
-                Some(field::PAGE_SIZE),
-                format!(
-                    "`{}` must be between 1 and 999, got {}",
-                    field::PAGE_SIZE,
-                    self.page_size
-                ),
-            ));
-        }
+        let summary_max = in_range(
+            field::SUMMARY_MAX,
+            self.summary_max,
+            16..=63_999,
+            Some("255 for a single line of text column"),
+        )?;
+        let page_size = in_range(field::PAGE_SIZE, self.page_size, 1..=999, None)?;
         Ok(Settings {
             graph,
             sites,
             libraries,
             columns,
             write_back: self.write_back,
-            summary_max: usize::try_from(self.summary_max).unwrap_or(255),
-            page_size: u32::try_from(self.page_size).unwrap_or(200),
+            summary_max,
+            page_size,
         })
     }
 }
@@ -400,16 +361,6 @@ fn check_column_name(field: &str, name: &str) -> Result<(), PluginError> {
             ),
         ))
     }
-}
-
-/// FNV-1a, 64 bit: small, stable, enough to notice a changed value.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

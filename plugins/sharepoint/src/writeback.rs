@@ -9,66 +9,26 @@
 //! call (after the Retry-After it is given) but never a single file's outcome. So when any update
 //! was throttled or failed transiently, the call fails as a whole with the longest Retry-After
 //! Graph sent, and the outcomes already final (written, or failed for good) are remembered in the
-//! plugin's state under [`MEMO_KEY`], keyed by file and by a digest of the exact update. The
-//! host's retry sends the same results; the remembered ones are answered from the memo without a
-//! request, so each column update is applied once. A memo entry is used only for the same file
-//! with the same update, and dropped after one use or when a call no longer includes the file.
-
-use std::collections::BTreeMap;
+//! plugin's state (the SDK's [`WriteBatch`]), keyed by file and by a digest of the exact update.
+//! The host's retry sends the same results; the remembered ones are answered from the memo
+//! without a request, so each column update is applied once. A memo entry is used only for the
+//! same file with the same update, and dropped after one use or when a call no longer includes
+//! the file.
 
 use proofpix_sdk::http::Request;
 use proofpix_sdk::prelude::*;
-use serde::{Deserialize, Serialize};
+use proofpix_sdk::results;
+use proofpix_sdk::text::truncate_chars;
+use proofpix_sdk::writeback::{self, WriteBatch};
 use serde_json::{Map, Value, json};
 
 use crate::discover::{ids_of, prop};
 use crate::graph::{self, GraphError};
 use crate::own_write;
-use crate::settings::{Settings, fnv1a};
+use crate::settings::{Settings, field};
 
 /// Sub-requests per `$batch`: Graph's limit.
 pub const BATCH_LIMIT: usize = 20;
-/// State key of the outcomes remembered across a retried call.
-pub const MEMO_KEY: &str = "write-back-memo";
-
-/// A final outcome, as remembered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-enum Remembered {
-    Written,
-    NotFound(String),
-    InvalidConfig(Option<String>, String),
-    Fatal(String),
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Memo {
-    /// file id → (digest of the update, outcome).
-    done: BTreeMap<String, (String, Remembered)>,
-}
-
-impl Remembered {
-    fn into_outcome(self) -> Result<(), PluginError> {
-        match self {
-            Remembered::Written => Ok(()),
-            Remembered::NotFound(m) => Err(PluginError::not_found(m)),
-            Remembered::InvalidConfig(f, m) => Err(PluginError::invalid_config(f.as_deref(), m)),
-            Remembered::Fatal(m) => Err(PluginError::fatal(m)),
-        }
-    }
-
-    fn of(outcome: &Result<(), PluginError>) -> Option<Self> {
-        match outcome {
-            Ok(()) => Some(Remembered::Written),
-            Err(PluginError::NotFound(m)) => Some(Remembered::NotFound(m.clone())),
-            Err(PluginError::InvalidConfig(p)) => Some(Remembered::InvalidConfig(
-                p.field.clone(),
-                p.message.clone(),
-            )),
-            Err(PluginError::Fatal(m)) => Some(Remembered::Fatal(m.clone())),
-            Err(_) => None,
-        }
-    }
-}
 
 /// One column update to send.
 #[derive(Debug, Clone)]
@@ -79,49 +39,17 @@ pub struct Update {
     /// Relative URL for the batch.
     pub url: String,
     pub fields: Map<String, Value>,
-    pub digest: String,
-}
-
-fn risk_word(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
-}
-
-/// Cuts `s` to `max` characters, ending in `…` when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// The column values for one result.
 pub fn fields_for(settings: &Settings, r: &FileResult) -> Map<String, Value> {
     let c = &settings.columns;
-    let mut summary = r.summary.clone();
-    if let Some(e) = &r.error {
-        summary = if summary.is_empty() {
-            format!("Not fully readable: {e}")
-        } else {
-            format!("{summary} (not fully readable: {e})")
-        };
-    }
-    if summary.is_empty() {
-        summary = "No privacy findings".to_string();
-    }
     let mut m = Map::new();
-    m.insert(c.risk.clone(), json!(risk_word(r.risk)));
+    m.insert(c.risk.clone(), json!(r.risk.label()));
     m.insert(c.score.clone(), json!(r.score));
     m.insert(
         c.summary.clone(),
-        json!(truncate(&summary, settings.summary_max)),
+        json!(truncate_chars(&results::summary(r), settings.summary_max)),
     );
     if let Some(col) = &c.analysed_at {
         m.insert(col.clone(), json!(r.analysed_at));
@@ -245,43 +173,30 @@ pub fn sub_outcome(
 pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginError> {
     let settings = Settings::load()?;
     if !settings.write_back {
-        return Ok(results
-            .into_iter()
-            .map(|r| {
-                WriteOutcome::skipped(
-                    r.file.id,
-                    "write-back is off in the integration's settings (write_back)",
-                )
-            })
-            .collect());
+        return Ok(writeback::turned_off(results, field::WRITE_BACK));
     }
-    let memo: Memo = state::get_json(MEMO_KEY).unwrap_or_default();
-    let mut outcomes: Vec<Option<Result<(), PluginError>>> = results.iter().map(|_| None).collect();
+    let mut batch = WriteBatch::start(&results);
     let mut pending: Vec<Update> = Vec::new();
     for (index, r) in results.iter().enumerate() {
         let Some(url) = fields_url(&r.file) else {
-            outcomes[index] = Some(Err(PluginError::fatal(format!(
-                "file {} has no SharePoint ids; run a full listing",
-                r.file.id
-            ))));
+            batch.done(
+                index,
+                Err(PluginError::fatal(format!(
+                    "file {} has no SharePoint ids; run a full listing",
+                    r.file.id
+                ))),
+            );
             continue;
         };
         let fields = fields_for(&settings, r);
-        let digest = format!(
-            "{:016x}",
-            fnv1a(format!("{url}|{}", Value::Object(fields.clone())).as_bytes())
-        );
-        match memo.done.get(&r.file.id) {
-            Some((d, outcome)) if *d == digest => {
-                outcomes[index] = Some(outcome.clone().into_outcome())
-            }
-            _ => pending.push(Update {
+        let digest = writeback::digest(format!("{url}|{}", Value::Object(fields.clone())));
+        if !batch.recall(index, digest) {
+            pending.push(Update {
                 index,
                 file_id: r.file.id.clone(),
                 url,
                 fields,
-                digest,
-            }),
+            });
         }
     }
 
@@ -331,7 +246,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
                 .get(update.index)
                 .map_or(update.file_id.as_str(), |r| r.file.name.as_str());
             match sub_outcome(&settings, status, &sub["headers"], &sub["body"], label) {
-                SubOutcome::Done(o) => outcomes[update.index] = Some(o),
+                SubOutcome::Done(o) => batch.done(update.index, o),
                 SubOutcome::Retry(ms, why) => {
                     let longest = match &retry {
                         Some((prev, _)) => prev.max(&ms).to_owned(),
@@ -357,64 +272,27 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
         }
     }
 
-    let unfinished = outcomes.iter().any(Option::is_none);
+    let unfinished = batch.unanswered() > 0;
     if let Some(e) = stop.filter(|_| unfinished) {
-        remember(&results, &pending, &outcomes)?;
+        batch.save()?;
         return Err(e);
     }
     if unfinished {
-        remember(&results, &pending, &outcomes)?;
+        batch.save()?;
         let (ms, why) = retry.unwrap_or((None, "some column updates got no answer".into()));
-        let n = outcomes.iter().filter(|o| o.is_none()).count();
+        let n = batch.unanswered();
         let message = format!("{n} column update(s) must be sent again ({why})");
         return Err(match ms {
             Some(ms) => PluginError::rate_limited(Some(ms), message),
             None => PluginError::transient(message),
         });
     }
-    state::delete(MEMO_KEY);
-    for (r, o) in results.iter().zip(&outcomes) {
-        if matches!(o, Some(Ok(()))) {
+    for (index, r) in results.iter().enumerate() {
+        if matches!(batch.outcome(index), Some(Ok(()))) {
             own_write::remember(&settings.graph, &r.file);
         }
     }
-    Ok(results
-        .into_iter()
-        .zip(outcomes)
-        .map(|(r, o)| WriteOutcome {
-            file_id: r.file.id,
-            outcome: o.unwrap_or(Ok(())).map(|()| WriteResult::Written),
-        })
-        .collect())
-}
-
-/// Saves the final outcomes of this call (remembered ones included) for the host's retry.
-fn remember(
-    results: &[FileResult],
-    pending: &[Update],
-    outcomes: &[Option<Result<(), PluginError>>],
-) -> Result<(), PluginError> {
-    let mut memo = Memo::default();
-    let digests: BTreeMap<usize, &str> = pending
-        .iter()
-        .map(|u| (u.index, u.digest.as_str()))
-        .collect();
-    let previous: Memo = state::get_json(MEMO_KEY).unwrap_or_default();
-    for (index, (r, outcome)) in results.iter().zip(outcomes).enumerate() {
-        let Some(remembered) = outcome.as_ref().and_then(Remembered::of) else {
-            continue;
-        };
-        let digest = match digests.get(&index) {
-            Some(d) => (*d).to_string(),
-            // Answered from the memo in this call: keep its digest.
-            None => match previous.done.get(&r.file.id) {
-                Some((d, _)) => d.clone(),
-                None => continue,
-            },
-        };
-        memo.done.insert(r.file.id.clone(), (digest, remembered));
-    }
-    state::set_json(MEMO_KEY, &memo)
+    Ok(batch.finish(results))
 }
 
 #[cfg(test)]
@@ -493,7 +371,6 @@ mod tests {
             file_id: format!("f{index}"),
             url: "/x".into(),
             fields: Map::new(),
-            digest: String::new(),
         };
         let body = batch_body(&[u(0), u(5)]);
         assert_eq!(body["requests"][0]["id"], "1");
@@ -525,18 +402,5 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn final_outcomes_round_trip_through_the_memo() {
-        for o in [
-            Ok(()),
-            Err(PluginError::not_found("gone")),
-            Err(PluginError::invalid_config(Some("x"), "m")),
-        ] {
-            let r = Remembered::of(&o).unwrap();
-            assert_eq!(format!("{:?}", r.into_outcome()), format!("{o:?}"));
-        }
-        assert!(Remembered::of(&Err(PluginError::transient("t"))).is_none());
     }
 }
