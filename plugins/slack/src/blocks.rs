@@ -14,7 +14,10 @@
 //! boundary, with `…`), and a digest of many files lists the first [`MAX_DIGEST_FILES`] and
 //! summarises the rest, so a batch of 500 risky files is one message that Slack accepts.
 
+use proofpix_sdk::notify;
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::results::{self, category_label};
+use proofpix_sdk::text::truncate_chars;
 use serde_json::{Value, json};
 
 /// Most blocks Slack accepts in one message.
@@ -29,9 +32,8 @@ pub const MAX_FIELD_CHARS: usize = 2000;
 pub const MAX_FALLBACK_CHARS: usize = 3000;
 /// Files listed one by one in a digest; the rest are counted. 20 file sections plus the
 /// header, summary, divider and footer stay well under [`MAX_BLOCKS`].
-pub const MAX_DIGEST_FILES: usize = 20;
-/// Findings named per file in a digest line.
-const DIGEST_FINDINGS_PER_FILE: usize = 3;
+pub const MAX_DIGEST_FILES: usize = notify::DIGEST_FILES;
+const _: () = assert!(MAX_DIGEST_FILES + 4 <= MAX_BLOCKS);
 /// Longest finding value quoted.
 const MAX_VALUE_CHARS: usize = 120;
 
@@ -84,10 +86,10 @@ pub fn render(event: &Notification, max_findings: usize) -> Message {
 /// A minimal message (header and one short section) for when Slack refused the rich one.
 pub fn compact(event: &Notification) -> Message {
     let full = render(event, 0);
-    let text = cut(&full.text, MAX_SECTION_CHARS);
+    let text = truncate_chars(&full.text, MAX_SECTION_CHARS);
     Message {
         blocks: vec![
-            header(&cut(&full.text, MAX_HEADER_CHARS)),
+            header(&truncate_chars(&full.text, MAX_HEADER_CHARS)),
             section(&escape(&text)),
         ],
         text,
@@ -102,7 +104,7 @@ fn empty() -> Message {
 }
 
 fn file_alert(a: &FileAlert, max_findings: usize) -> Message {
-    let level = risk_label(a.risk);
+    let level = a.risk.label();
     let title = format!("{} {level}-risk image found", risk_emoji(a.risk));
     let mut intro = format!("*{}*", link(a.file.web_url.as_deref(), &a.file.name));
     if !a.summary.trim().is_empty() {
@@ -125,73 +127,50 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Message {
     }
     let mut blocks = vec![
         header(&title),
-        json!({"type": "section", "text": mrkdwn(&cut(&intro, MAX_SECTION_CHARS)), "fields": fields}),
+        json!({"type": "section", "text": mrkdwn(&truncate_chars(&intro, MAX_SECTION_CHARS)), "fields": fields}),
     ];
     if max_findings > 0 && !a.findings.is_empty() {
         blocks.push(section(&findings_text(&a.findings, max_findings)));
     }
     blocks.push(context(&[
         "Found by ProofPix · personal values are masked".into(),
-        format!("File ID `{}`", escape(&cut(&a.file.id, 100))),
+        format!("File ID `{}`", escape(&truncate_chars(&a.file.id, 100))),
     ]));
-    let text = format!(
-        "{level}-risk image: {} (score {}/100) in {}",
-        a.file.name, a.score, a.integration
-    );
     Message {
-        text: cut(&text, MAX_FALLBACK_CHARS),
+        text: truncate_chars(&notify::alert_line(a), MAX_FALLBACK_CHARS),
         blocks,
     }
 }
 
 /// A window's alerts: its totals count every file, the lines show the worst the message holds.
 fn digest(d: &Digest) -> Message {
-    let alerts = &d.alerts;
     let n = d.total_files();
     let mut blocks = vec![header(&format!(
         ":rotating_light: {n} high-risk images found"
     ))];
-    let mut integrations: Vec<&str> = alerts.iter().map(|a| a.integration.as_str()).collect();
-    integrations.sort_unstable();
-    integrations.dedup();
-    let counts = [RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium]
+    let counts = notify::digest_counts(d)
         .iter()
-        .filter_map(|&r| {
-            let c = d.count(r);
-            (c > 0).then(|| format!("{} {c} {}", risk_emoji(r), risk_label(r).to_lowercase()))
-        })
+        .map(|&(r, c)| format!("{} {c} {}", risk_emoji(r), r.keyword()))
         .collect::<Vec<_>>()
         .join(" · ");
-    let sources = integrations
+    let sources = notify::digest_integrations(d)
         .iter()
         .map(|i| format!("*{}*", escape(i)))
         .collect::<Vec<_>>()
         .join(", ");
-    blocks.push(section(&cut(
+    blocks.push(section(&truncate_chars(
         &format!("{counts}\nFrom {sources}"),
         MAX_SECTION_CHARS,
     )));
     blocks.push(json!({"type": "divider"}));
-    let mut sorted: Vec<&FileAlert> = alerts.iter().collect();
     // Worst first; the order within a level is the run's.
-    sorted.sort_by_key(|a| std::cmp::Reverse((rank(a.risk), a.score)));
-    for a in sorted.iter().take(MAX_DIGEST_FILES) {
-        let mut findings: Vec<&Finding> = a.findings.iter().collect();
-        findings.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
-        let mut named: Vec<String> = Vec::new();
-        for f in findings {
-            let label = category_label(&f.category);
-            if !named.iter().any(|n| n == label) {
-                named.push(label.to_string());
-            }
-        }
-        let extra = named.len().saturating_sub(DIGEST_FINDINGS_PER_FILE);
-        named.truncate(DIGEST_FINDINGS_PER_FILE);
+    for a in notify::digest_files(d) {
+        let (named, extra) = results::category_labels(&a.findings, notify::DIGEST_CATEGORIES);
         let mut line = format!(
             "*{}* — {} {} · {}/100",
             link(a.file.web_url.as_deref(), &a.file.name),
             risk_emoji(a.risk),
-            risk_label(a.risk),
+            a.risk.label(),
             a.score
         );
         if !named.is_empty() {
@@ -201,52 +180,29 @@ fn digest(d: &Digest) -> Message {
                 line.push_str(&format!(" and {extra} more"));
             }
         }
-        blocks.push(section(&cut(&line, MAX_SECTION_CHARS)));
+        blocks.push(section(&truncate_chars(&line, MAX_SECTION_CHARS)));
     }
-    let shown = alerts.len().min(MAX_DIGEST_FILES);
-    if n > shown {
+    let more = notify::more_files(d);
+    if more > 0 {
         blocks.push(context(&[format!(
-            "…and {} more high-risk images. See the ProofPix dashboard or `proofpix results` for the full list.",
-            n - shown
+            "…and {more} more high-risk images. See the ProofPix dashboard or `proofpix results` for the full list."
         )]));
     }
     debug_assert!(blocks.len() <= MAX_BLOCKS);
-    let text = format!(
-        "ProofPix found {n} high-risk images ({counts_plain})",
-        counts_plain = plain_counts(alerts)
-    );
     Message {
-        text: cut(&text, MAX_FALLBACK_CHARS),
+        text: truncate_chars(&notify::digest_line(d), MAX_FALLBACK_CHARS),
         blocks,
     }
 }
 
-fn plain_counts(alerts: &[FileAlert]) -> String {
-    [RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium]
-        .iter()
-        .filter_map(|&r| {
-            let c = alerts.iter().filter(|a| rank(a.risk) == rank(r)).count();
-            (c > 0).then(|| format!("{c} {}", risk_label(r).to_lowercase()))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn batch_completed(b: &BatchSummary) -> Message {
-    let risky: u32 = b
-        .by_risk
-        .iter()
-        .filter(|(r, _)| rank(*r) >= rank(RiskLevel::High))
-        .map(|(_, c)| *c)
-        .sum();
-    let title = if b.files_failed > 0 {
-        format!(
-            ":warning: Scan finished with {} failed: {}",
-            b.files_failed, b.integration
-        )
+    let risky = notify::batch_high_risk(b);
+    let emoji = if b.files_failed > 0 {
+        ":warning:"
     } else {
-        format!(":white_check_mark: Scan finished: {}", b.integration)
+        ":white_check_mark:"
     };
+    let title = format!("{emoji} {}", notify::batch_title(b));
     let mut fields = vec![
         field(&format!("*Files*\n{}", b.files_total)),
         field(&format!("*Analysed*\n{}", b.files_ok)),
@@ -260,25 +216,14 @@ fn batch_completed(b: &BatchSummary) -> Message {
         header(&title),
         json!({"type": "section", "text": mrkdwn(&format!("*{}*", escape(&b.integration))), "fields": fields}),
     ];
-    let by_risk = [
-        RiskLevel::Critical,
-        RiskLevel::High,
-        RiskLevel::Medium,
-        RiskLevel::Low,
-        RiskLevel::None,
-    ]
-    .iter()
-    .map(|&r| {
-        let c: u32 = b
-            .by_risk
-            .iter()
-            .filter(|(k, _)| rank(*k) == rank(r))
-            .map(|(_, c)| *c)
-            .sum();
-        format!("{} {} *{c}*", risk_emoji(r), risk_label(r))
-    })
-    .collect::<Vec<_>>()
-    .join("   ");
+    let by_risk = RiskLevel::WORST_FIRST
+        .iter()
+        .map(|&r| {
+            let c = notify::batch_count(b, r);
+            format!("{} {} *{c}*", risk_emoji(r), r.label())
+        })
+        .collect::<Vec<_>>()
+        .join("   ");
     blocks.push(section(&format!("*By risk*\n{by_risk}")));
     if let Some(url) = b.dashboard_url.as_deref() {
         blocks.push(section(&link(
@@ -286,7 +231,7 @@ fn batch_completed(b: &BatchSummary) -> Message {
             "Open this batch in the ProofPix dashboard",
         )));
     }
-    let mut when = format!("Batch `{}`", escape(&cut(&b.batch_id, 80)));
+    let mut when = format!("Batch `{}`", escape(&truncate_chars(&b.batch_id, 80)));
     if !b.started_at.is_empty() {
         when.push_str(&format!(" · started {}", escape(&b.started_at)));
     }
@@ -294,12 +239,8 @@ fn batch_completed(b: &BatchSummary) -> Message {
         when.push_str(&format!(" · finished {}", escape(&b.finished_at)));
     }
     blocks.push(context(&[when]));
-    let text = format!(
-        "Scan finished: {}: {} files, {risky} high-risk, {} failed",
-        b.integration, b.files_total, b.files_failed
-    );
     Message {
-        text: cut(&text, MAX_FALLBACK_CHARS),
+        text: truncate_chars(&notify::batch_line(b), MAX_FALLBACK_CHARS),
         blocks,
     }
 }
@@ -307,7 +248,7 @@ fn batch_completed(b: &BatchSummary) -> Message {
 fn problem(title: &str, p: &Problem, consequence: &str) -> Message {
     let blocks = vec![
         header(&format!("{title}: {}", p.integration)),
-        section(&cut(&escape(&p.message), MAX_SECTION_CHARS)),
+        section(&truncate_chars(&escape(&p.message), MAX_SECTION_CHARS)),
         context(&[format!(
             "{consequence} Diagnose with `proofpix integration test {}`.",
             escape(&p.integration)
@@ -315,7 +256,7 @@ fn problem(title: &str, p: &Problem, consequence: &str) -> Message {
     ];
     let plain_title = title.split_once(' ').map_or(title, |(_, t)| t);
     Message {
-        text: cut(
+        text: truncate_chars(
             &format!("{plain_title}: {}: {}", p.integration, p.message),
             MAX_FALLBACK_CHARS,
         ),
@@ -324,22 +265,23 @@ fn problem(title: &str, p: &Problem, consequence: &str) -> Message {
 }
 
 fn findings_text(findings: &[Finding], max: usize) -> String {
-    let mut sorted: Vec<&Finding> = findings.iter().collect();
-    sorted.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
     let mut out = String::from("*Findings*");
     let mut shown = 0;
-    for f in sorted.iter().take(max) {
+    for f in results::worst_first(findings).iter().take(max) {
         let mut line = format!(
             "\n• *{}* ({})",
             category_label(&f.category),
-            risk_label(f.severity).to_lowercase()
+            f.severity.keyword()
         );
         let value = f.value.trim();
         if !value.is_empty() {
-            line.push_str(&format!(": {}", escape(&cut(value, MAX_VALUE_CHARS))));
+            line.push_str(&format!(
+                ": {}",
+                escape(&truncate_chars(value, MAX_VALUE_CHARS))
+            ));
         }
         if !f.source.is_empty() {
-            line.push_str(&format!(" — _{}_", escape(&cut(&f.source, 60))));
+            line.push_str(&format!(" — _{}_", escape(&truncate_chars(&f.source, 60))));
         }
         // Leave room for the "and N more" line.
         if out.chars().count() + line.chars().count() > MAX_SECTION_CHARS - 60 {
@@ -350,58 +292,9 @@ fn findings_text(findings: &[Finding], max: usize) -> String {
     }
     let rest = findings.len() - shown;
     if rest > 0 {
-        out.push_str(&format!(
-            "\n_…and {rest} more finding{}_",
-            if rest == 1 { "" } else { "s" }
-        ));
+        out.push_str(&format!("\n_{}_", notify::more_findings(rest)));
     }
     out
-}
-
-/// A reviewer-readable name for a finding category.
-pub fn category_label(category: &str) -> &str {
-    match category {
-        "gps" => "GPS location",
-        "serial" => "Serial number",
-        "owner" => "Camera owner",
-        "person" => "Person named",
-        "contact" => "Contact details",
-        "author" => "Author",
-        "location-text" => "Place name",
-        "thumbnail" => "Embedded thumbnail",
-        "unique-id" => "Unique ID",
-        "history" => "Editing history",
-        "timestamp" => "Timestamp",
-        "device" => "Device",
-        "copyright" => "Copyright",
-        "text" => "Text",
-        "trailer" => "Hidden trailing data",
-        "thumbnail-mismatch" => "Thumbnail differs from image",
-        "embedded-media" => "Embedded media",
-        other => other,
-    }
-}
-
-/// Orders risk levels (the generated enum's order is not part of the contract).
-pub fn rank(r: RiskLevel) -> u8 {
-    match r {
-        RiskLevel::None => 0,
-        RiskLevel::Low => 1,
-        RiskLevel::Medium => 2,
-        RiskLevel::High => 3,
-        RiskLevel::Critical => 4,
-    }
-}
-
-/// `High`, `Critical`, ...
-pub fn risk_label(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
 }
 
 fn risk_emoji(r: RiskLevel) -> &'static str {
@@ -415,15 +308,15 @@ fn risk_emoji(r: RiskLevel) -> &'static str {
 }
 
 fn header(text: &str) -> Value {
-    json!({"type": "header", "text": {"type": "plain_text", "text": cut(text, MAX_HEADER_CHARS), "emoji": true}})
+    json!({"type": "header", "text": {"type": "plain_text", "text": truncate_chars(text, MAX_HEADER_CHARS), "emoji": true}})
 }
 
 fn section(text: &str) -> Value {
-    json!({"type": "section", "text": mrkdwn(&cut(text, MAX_SECTION_CHARS))})
+    json!({"type": "section", "text": mrkdwn(&truncate_chars(text, MAX_SECTION_CHARS))})
 }
 
 fn field(text: &str) -> Value {
-    mrkdwn(&cut(text, MAX_FIELD_CHARS))
+    mrkdwn(&truncate_chars(text, MAX_FIELD_CHARS))
 }
 
 fn mrkdwn(text: &str) -> Value {
@@ -434,7 +327,7 @@ fn context(elements: &[String]) -> Value {
     let elements: Vec<Value> = elements
         .iter()
         .take(10)
-        .map(|e| mrkdwn(&cut(e, MAX_FIELD_CHARS)))
+        .map(|e| mrkdwn(&truncate_chars(e, MAX_FIELD_CHARS)))
         .collect();
     json!({"type": "context", "elements": elements})
 }
@@ -455,7 +348,7 @@ pub fn escape(s: &str) -> String {
 
 /// `<url|text>` for http(s) URLs, the escaped text alone otherwise.
 pub fn link(url: Option<&str>, text: &str) -> String {
-    let text = escape(&cut(text, 200)).replace('|', "¦");
+    let text = escape(&truncate_chars(text, 200)).replace('|', "¦");
     match url.map(str::trim) {
         Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
             let mut safe = String::with_capacity(u.len());
@@ -473,16 +366,6 @@ pub fn link(url: Option<&str>, text: &str) -> String {
         }
         _ => text,
     }
-}
-
-/// `s` cut to at most `max` characters, ending in `…` when cut.
-pub fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]
@@ -662,11 +545,5 @@ mod tests {
             m.text,
             "Scan finished: cases: 10 files, 3 high-risk, 1 failed"
         );
-    }
-
-    #[test]
-    fn cut_respects_character_boundaries() {
-        assert_eq!(cut("ééé", 2), "é…");
-        assert_eq!(cut("abc", 3), "abc");
     }
 }

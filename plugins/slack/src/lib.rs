@@ -166,13 +166,7 @@ impl Connector for Plugin {
             ));
         }
         let max = config::integer("max_findings", DEFAULT_MAX_FINDINGS)?;
-        if !(0..=50).contains(&max) {
-            return Err(PluginError::invalid_config(
-                Some("max_findings"),
-                format!("`max_findings` must be between 0 and 50, got {max}"),
-            ));
-        }
-        Ok(())
+        proofpix_sdk::settings::in_range::<u8>("max_findings", max, 0..=50, None).map(|_| ())
     }
 
     fn check() -> Result<CheckReport, PluginError> {

@@ -26,6 +26,7 @@
 use std::collections::BTreeMap;
 
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::text::truncate_chars;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -514,7 +515,7 @@ fn write_one(mode: &str, r: &FileResult) -> Result<WriteResult, PluginError> {
             r.file.id
         )));
     };
-    let high = blocks::rank(r.risk) >= blocks::rank(RiskLevel::High);
+    let high = r.risk.rank() >= RiskLevel::High.rank();
     let mut wrote = false;
     if matches!(mode, "reaction" | "thread-high") {
         react(channel, ts, mark_for(r))?;
@@ -537,7 +538,7 @@ fn write_one(mode: &str, r: &FileResult) -> Result<WriteResult, PluginError> {
 /// The emoji that marks a result: its risk's, except that a file the analysis could not fully
 /// read and found nothing worse than low in gets a question mark, never a check mark.
 pub fn mark_for(r: &FileResult) -> &'static str {
-    if r.error.is_some() && blocks::rank(r.risk) < blocks::rank(RiskLevel::Medium) {
+    if r.error.is_some() && r.risk.rank() < RiskLevel::Medium.rank() {
         "grey_question"
     } else {
         reaction_for(r.risk)
@@ -609,13 +610,13 @@ pub fn reply_header(r: &FileResult) -> String {
         .map(|e| {
             format!(
                 " (the file could not be read in full: {})",
-                blocks::escape(&blocks::cut(e, 200))
+                blocks::escape(&truncate_chars(e, 200))
             )
         })
         .unwrap_or_default();
     format!(
         "*ProofPix:* {} risk, score {}/100{note}",
-        blocks::risk_label(r.risk),
+        r.risk.label(),
         r.score
     )
 }
