@@ -11,11 +11,14 @@
 //! [`MAX_DIGEST_FILES`] files and counts the rest, and every string is cut, so a card stays a few
 //! kilobytes; the caller still falls back to [`Card::compact`] on a 413.
 
+use proofpix_sdk::notify;
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::results::{self, category_label};
+use proofpix_sdk::text::truncate_chars;
 use serde_json::{Value, json};
 
 /// Files listed one by one in a digest; the rest are counted.
-pub const MAX_DIGEST_FILES: usize = 20;
+pub const MAX_DIGEST_FILES: usize = notify::DIGEST_FILES;
 /// Longest single text (title, fact, line).
 const MAX_TEXT_CHARS: usize = 1000;
 /// Longest finding value quoted.
@@ -113,13 +116,13 @@ impl Card {
         let d = Dialect::Adaptive;
         let mut body = vec![json!({
             "type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": true,
-            "color": color, "text": escape(&cut(&self.title, MAX_TEXT_CHARS), d),
+            "color": color, "text": escape(&truncate_chars(&self.title, MAX_TEXT_CHARS), d),
         })];
         if !self.facts.is_empty() {
             let facts: Vec<Value> = self
                 .facts
                 .iter()
-                .map(|(k, v)| json!({"title": escape(k, d), "value": escape(&cut(v, MAX_TEXT_CHARS), d)}))
+                .map(|(k, v)| json!({"title": escape(k, d), "value": escape(&truncate_chars(v, MAX_TEXT_CHARS), d)}))
                 .collect();
             body.push(json!({"type": "FactSet", "facts": facts}));
         }
@@ -167,7 +170,7 @@ impl Card {
             let facts: Vec<Value> = self
                 .facts
                 .iter()
-                .map(|(k, v)| json!({"name": escape(k, d), "value": escape(&cut(v, MAX_TEXT_CHARS), d)}))
+                .map(|(k, v)| json!({"name": escape(k, d), "value": escape(&truncate_chars(v, MAX_TEXT_CHARS), d)}))
                 .collect();
             sections.push(json!({"facts": facts, "markdown": true}));
         }
@@ -182,10 +185,10 @@ impl Card {
             "@context": "https://schema.org/extensions",
             // `summary` is shown as plain text (notification previews): no markdown to escape,
             // but no HTML either.
-            "summary": cut(&self.summary, 200).replace('<', "‹").replace('>', "›"),
+            "summary": truncate_chars(&self.summary, 200).replace('<', "‹").replace('>', "›"),
             "themeColor": theme,
-            "title": escape(&cut(&self.title, MAX_TEXT_CHARS), d),
-            "text": escape(&cut(&self.summary, MAX_TEXT_CHARS), d),
+            "title": escape(&truncate_chars(&self.title, MAX_TEXT_CHARS), d),
+            "text": escape(&truncate_chars(&self.summary, MAX_TEXT_CHARS), d),
             "sections": sections,
         });
         let actions: Vec<Value> = self
@@ -204,7 +207,7 @@ impl Card {
 }
 
 fn file_alert(a: &FileAlert, max_findings: usize) -> Card {
-    let level = risk_label(a.risk);
+    let level = a.risk.label();
     let mut facts = vec![
         ("File".to_string(), a.file.name.clone()),
         ("Risk".to_string(), format!("{level} ({}/100)", a.score)),
@@ -218,29 +221,24 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Card {
         paragraphs.push(vec![vec![Span::Text(a.summary.trim().to_string())]]);
     }
     if max_findings > 0 && !a.findings.is_empty() {
-        let mut sorted: Vec<&Finding> = a.findings.iter().collect();
-        sorted.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
         let mut lines = vec![vec![Span::Bold("Findings".into())]];
-        for f in sorted.iter().take(max_findings) {
+        for f in results::worst_first(&a.findings).iter().take(max_findings) {
             let mut l = vec![
                 Span::Text("- ".into()),
                 Span::Bold(category_label(&f.category).into()),
-                Span::Text(format!(" ({})", risk_label(f.severity).to_lowercase())),
+                Span::Text(format!(" ({})", f.severity.keyword())),
             ];
             if !f.value.trim().is_empty() {
                 l.push(Span::Text(format!(
                     ": {}",
-                    cut(f.value.trim(), MAX_VALUE_CHARS)
+                    truncate_chars(f.value.trim(), MAX_VALUE_CHARS)
                 )));
             }
             lines.push(l);
         }
         let rest = a.findings.len().saturating_sub(max_findings);
         if rest > 0 {
-            lines.push(vec![Span::Text(format!(
-                "…and {rest} more finding{}",
-                if rest == 1 { "" } else { "s" }
-            ))]);
+            lines.push(vec![Span::Text(notify::more_findings(rest))]);
         }
         paragraphs.push(lines);
     }
@@ -251,11 +249,11 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Card {
         .map(|u| ("Open file".to_string(), u.clone()))
         .collect();
     Card {
-        title: format!("{level}-risk image found: {}", cut(&a.file.name, 200)),
-        summary: format!(
-            "{level}-risk image: {} (score {}/100) in {}",
-            a.file.name, a.score, a.integration
+        title: format!(
+            "{level}-risk image found: {}",
+            truncate_chars(&a.file.name, 200)
         ),
+        summary: notify::alert_line(a),
         tone: Tone::Attention,
         facts,
         paragraphs,
@@ -265,34 +263,12 @@ fn file_alert(a: &FileAlert, max_findings: usize) -> Card {
 
 /// A window's alerts: its totals count every file, the lines show the worst the message holds.
 fn digest(d: &Digest) -> Card {
-    let alerts = &d.alerts;
     let n = d.total_files();
-    let counts = [RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium]
-        .iter()
-        .filter_map(|&r| {
-            let c = d.count(r);
-            (c > 0).then(|| format!("{c} {}", risk_label(r).to_lowercase()))
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut integrations: Vec<&str> = alerts.iter().map(|a| a.integration.as_str()).collect();
-    integrations.sort_unstable();
-    integrations.dedup();
-    let mut sorted: Vec<&FileAlert> = alerts.iter().collect();
-    sorted.sort_by_key(|a| std::cmp::Reverse((rank(a.risk), a.score)));
+    let counts = notify::digest_counts_text(d);
     let mut lines = Vec::new();
-    for a in sorted.iter().take(MAX_DIGEST_FILES) {
-        let mut labels: Vec<&str> = Vec::new();
-        let mut findings: Vec<&Finding> = a.findings.iter().collect();
-        findings.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
-        for f in findings {
-            let l = category_label(&f.category);
-            if !labels.contains(&l) {
-                labels.push(l);
-            }
-        }
-        labels.truncate(3);
-        let name = cut(&a.file.name, 200);
+    for a in notify::digest_files(d) {
+        let (labels, _) = results::category_labels(&a.findings, notify::DIGEST_CATEGORIES);
+        let name = truncate_chars(&a.file.name, 200);
         let mut l = vec![Span::Text("- ".into())];
         l.push(match &a.file.web_url {
             Some(u) => Span::Link {
@@ -303,7 +279,7 @@ fn digest(d: &Digest) -> Card {
         });
         l.push(Span::Text(format!(
             " — {} ({}/100){}",
-            risk_label(a.risk),
+            a.risk.label(),
             a.score,
             if labels.is_empty() {
                 String::new()
@@ -313,20 +289,22 @@ fn digest(d: &Digest) -> Card {
         )));
         lines.push(l);
     }
-    let shown = alerts.len().min(MAX_DIGEST_FILES);
-    if n > shown {
+    let more = notify::more_files(d);
+    if more > 0 {
         lines.push(vec![Span::Text(format!(
-            "…and {} more. See the ProofPix dashboard or `proofpix results` for the full list.",
-            n - shown
+            "…and {more} more. See the ProofPix dashboard or `proofpix results` for the full list."
         ))]);
     }
     Card {
         title: format!("{n} high-risk images found"),
-        summary: format!("ProofPix found {n} high-risk images ({counts})"),
+        summary: notify::digest_line(d),
         tone: Tone::Attention,
         facts: vec![
             ("Images".to_string(), counts),
-            ("Integrations".to_string(), integrations.join(", ")),
+            (
+                "Integrations".to_string(),
+                notify::digest_integrations(d).join(", "),
+            ),
         ],
         paragraphs: vec![lines],
         links: vec![],
@@ -334,25 +312,12 @@ fn digest(d: &Digest) -> Card {
 }
 
 fn batch_completed(b: &BatchSummary) -> Card {
-    let count = |r: RiskLevel| -> u32 {
-        b.by_risk
-            .iter()
-            .filter(|(k, _)| rank(*k) == rank(r))
-            .map(|(_, c)| *c)
-            .sum()
-    };
-    let risky = count(RiskLevel::High) + count(RiskLevel::Critical);
-    let by_risk = [
-        RiskLevel::Critical,
-        RiskLevel::High,
-        RiskLevel::Medium,
-        RiskLevel::Low,
-        RiskLevel::None,
-    ]
-    .iter()
-    .map(|&r| format!("{} {}", risk_label(r), count(r)))
-    .collect::<Vec<_>>()
-    .join(" · ");
+    let risky = notify::batch_high_risk(b);
+    let by_risk = RiskLevel::WORST_FIRST
+        .iter()
+        .map(|&r| format!("{} {}", r.label(), notify::batch_count(b, r)))
+        .collect::<Vec<_>>()
+        .join(" · ");
     let mut facts = vec![("Integration".to_string(), b.integration.clone())];
     if !b.platform.is_empty() {
         facts.push(("Platform".to_string(), b.platform.clone()));
@@ -368,25 +333,14 @@ fn batch_completed(b: &BatchSummary) -> Card {
     if !b.finished_at.is_empty() {
         facts.push(("Finished".to_string(), b.finished_at.clone()));
     }
-    let (title, tone) = if b.files_failed > 0 {
-        (
-            format!(
-                "Scan finished with {} failed: {}",
-                b.files_failed, b.integration
-            ),
-            Tone::Warning,
-        )
-    } else if risky > 0 {
-        (format!("Scan finished: {}", b.integration), Tone::Warning)
+    let tone = if b.files_failed > 0 || risky > 0 {
+        Tone::Warning
     } else {
-        (format!("Scan finished: {}", b.integration), Tone::Good)
+        Tone::Good
     };
     Card {
-        summary: format!(
-            "Scan finished: {}: {} files, {risky} high-risk, {} failed",
-            b.integration, b.files_total, b.files_failed
-        ),
-        title,
+        summary: notify::batch_line(b),
+        title: notify::batch_title(b),
         tone,
         facts,
         paragraphs: vec![],
@@ -401,11 +355,15 @@ fn batch_completed(b: &BatchSummary) -> Card {
 fn problem(title: &str, p: &Problem, tone: Tone) -> Card {
     Card {
         title: format!("{title}: {}", p.integration),
-        summary: format!("{title}: {}: {}", p.integration, cut(&p.message, 300)),
+        summary: format!(
+            "{title}: {}: {}",
+            p.integration,
+            truncate_chars(&p.message, 300)
+        ),
         tone,
         facts: vec![],
         paragraphs: vec![
-            vec![vec![Span::Text(cut(&p.message, MAX_TEXT_CHARS))]],
+            vec![vec![Span::Text(truncate_chars(&p.message, MAX_TEXT_CHARS))]],
             vec![vec![Span::Text(format!(
                 "Diagnose with: proofpix integration test {}",
                 p.integration
@@ -419,8 +377,8 @@ fn line(spans: &[Span], d: Dialect) -> String {
     spans
         .iter()
         .map(|s| match s {
-            Span::Text(t) => escape(&cut(t, MAX_TEXT_CHARS), d),
-            Span::Bold(t) => format!("**{}**", escape(&cut(t, MAX_TEXT_CHARS), d)),
+            Span::Text(t) => escape(&truncate_chars(t, MAX_TEXT_CHARS), d),
+            Span::Bold(t) => format!("**{}**", escape(&truncate_chars(t, MAX_TEXT_CHARS), d)),
             Span::Link { text, url } if is_web_url(url) => {
                 format!("[{}]({})", escape(text, d), safe_url(url))
             }
@@ -470,59 +428,6 @@ fn safe_url(u: &str) -> String {
             c => out.push(c),
         }
     }
-    out
-}
-
-/// A reviewer-readable name for a finding category.
-pub fn category_label(category: &str) -> &str {
-    match category {
-        "gps" => "GPS location",
-        "serial" => "Serial number",
-        "owner" => "Camera owner",
-        "person" => "Person named",
-        "contact" => "Contact details",
-        "author" => "Author",
-        "location-text" => "Place name",
-        "thumbnail" => "Embedded thumbnail",
-        "unique-id" => "Unique ID",
-        "history" => "Editing history",
-        "timestamp" => "Timestamp",
-        "device" => "Device",
-        "copyright" => "Copyright",
-        "text" => "Text",
-        "trailer" => "Hidden trailing data",
-        "thumbnail-mismatch" => "Thumbnail differs from image",
-        "embedded-media" => "Embedded media",
-        other => other,
-    }
-}
-
-fn rank(r: RiskLevel) -> u8 {
-    match r {
-        RiskLevel::None => 0,
-        RiskLevel::Low => 1,
-        RiskLevel::Medium => 2,
-        RiskLevel::High => 3,
-        RiskLevel::Critical => 4,
-    }
-}
-
-fn risk_label(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "None",
-        RiskLevel::Low => "Low",
-        RiskLevel::Medium => "Medium",
-        RiskLevel::High => "High",
-        RiskLevel::Critical => "Critical",
-    }
-}
-
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
     out
 }
 

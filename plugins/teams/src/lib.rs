@@ -115,13 +115,7 @@ impl Connector for Plugin {
 
     fn validate_config() -> Result<(), PluginError> {
         let max = config::integer("max_findings", DEFAULT_MAX_FINDINGS)?;
-        if !(0..=30).contains(&max) {
-            return Err(PluginError::invalid_config(
-                Some("max_findings"),
-                format!("`max_findings` must be between 0 and 30, got {max}"),
-            ));
-        }
-        Ok(())
+        proofpix_sdk::settings::in_range::<u8>("max_findings", max, 0..=30, None).map(|_| ())
     }
 
     fn check() -> Result<CheckReport, PluginError> {
