@@ -334,7 +334,7 @@ fn write_report(r: &FileResult) -> std::io::Result<()> {
         "file": r.file.id,
         "version": r.file.version,
         "format": r.format,
-        "risk": risk_name(r.risk),
+        "risk": r.risk.keyword(),
         "score": r.score,
         "summary": r.summary,
         "error": r.error,
@@ -343,7 +343,7 @@ fn write_report(r: &FileResult) -> std::io::Result<()> {
         "findings": r.findings.iter().map(|f| serde_json::json!({
             "category": f.category,
             "code": f.code,
-            "severity": risk_name(f.severity),
+            "severity": f.severity.keyword(),
             "source": f.source,
             "value": f.value,
         })).collect::<Vec<_>>(),
@@ -373,16 +373,6 @@ thread_local! {
     /// Report folders this instance has created (or found) under `/output`.
     static CREATED_DIRS: std::cell::RefCell<std::collections::HashSet<std::path::PathBuf>> =
         std::cell::RefCell::new(std::collections::HashSet::new());
-}
-
-fn risk_name(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::None => "none",
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-    }
 }
 
 fn mime_of(name: &str) -> Option<&'static str> {

@@ -335,13 +335,7 @@ fn signing_enabled() -> bool {
 
 fn max_findings() -> Result<i64, PluginError> {
     let max = config::integer("max_findings", DEFAULT_MAX_FINDINGS)?;
-    if !(0..=MAX_FINDINGS_LIMIT).contains(&max) {
-        return Err(PluginError::invalid_config(
-            Some("max_findings"),
-            format!("`max_findings` must be between 0 and {MAX_FINDINGS_LIMIT}, got {max}"),
-        ));
-    }
-    Ok(max)
+    proofpix_sdk::settings::in_range("max_findings", max, 0..=MAX_FINDINGS_LIMIT, None)
 }
 
 fn extra_headers() -> Result<Vec<(String, String)>, PluginError> {

@@ -15,6 +15,7 @@
 //! example, which keeps the host's order), so a short `max_findings` keeps what matters.
 
 use proofpix_sdk::prelude::*;
+use proofpix_sdk::results;
 use serde_json::{Map, Value, json};
 
 /// The value of `event` for each kind of notification.
@@ -38,17 +39,11 @@ pub fn document(event: &Notification, integration_id: &str, max_findings: usize)
             let files = d.alerts.iter().map(|a| alert(a, max_findings)).collect();
             doc.insert("files".into(), Value::Array(files));
             // The window's totals count every file, also those a message could not carry.
-            let by_risk: Map<String, Value> = [
-                RiskLevel::Critical,
-                RiskLevel::High,
-                RiskLevel::Medium,
-                RiskLevel::Low,
-                RiskLevel::None,
-            ]
-            .into_iter()
-            .filter(|r| d.count(*r) > 0)
-            .map(|r| (risk(r).to_string(), Value::from(d.count(r))))
-            .collect();
+            let by_risk: Map<String, Value> = RiskLevel::WORST_FIRST
+                .into_iter()
+                .filter(|r| d.count(*r) > 0)
+                .map(|r| (r.keyword().to_string(), Value::from(d.count(r))))
+                .collect();
             doc.insert("files_total".into(), Value::from(d.total_files()));
             doc.insert("files_by_risk".into(), Value::Object(by_risk));
             if !d.window_start.is_empty() {
@@ -62,7 +57,7 @@ pub fn document(event: &Notification, integration_id: &str, max_findings: usize)
             let by_risk: Map<String, Value> = b
                 .by_risk
                 .iter()
-                .map(|(level, n)| (risk(*level).to_string(), Value::from(*n)))
+                .map(|(level, n)| (level.keyword().to_string(), Value::from(*n)))
                 .collect();
             doc.insert(
                 "batch".into(),
@@ -104,30 +99,17 @@ pub fn signed_message(timestamp: &str, body: &[u8]) -> Vec<u8> {
     message
 }
 
-/// The contract's risk level as the payload spells it.
-pub fn risk(level: RiskLevel) -> &'static str {
-    match level {
-        RiskLevel::None => "none",
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-    }
-}
-
 fn alert(a: &FileAlert, max_findings: usize) -> Value {
     // Worst first, so a short list keeps the GPS position rather than the camera make; the
     // sort is stable, so equal severities keep the host's order.
-    let mut worst_first: Vec<&Finding> = a.findings.iter().collect();
-    worst_first.sort_by_key(|f| std::cmp::Reverse(severity_rank(f.severity)));
-    let findings: Vec<Value> = worst_first
+    let findings: Vec<Value> = results::worst_first(&a.findings)
         .into_iter()
         .take(max_findings)
         .map(|f| {
             json!({
                 "category": f.category,
                 "code": f.code,
-                "severity": risk(f.severity),
+                "severity": f.severity.keyword(),
                 "value": f.value,
             })
         })
@@ -144,20 +126,10 @@ fn alert(a: &FileAlert, max_findings: usize) -> Value {
         "findings": findings,
         "findings_total": a.findings.len(),
         "integration": a.integration,
-        "risk": risk(a.risk),
+        "risk": a.risk.keyword(),
         "score": a.score,
         "summary": a.summary,
     })
-}
-
-fn severity_rank(level: RiskLevel) -> u8 {
-    match level {
-        RiskLevel::None => 0,
-        RiskLevel::Low => 1,
-        RiskLevel::Medium => 2,
-        RiskLevel::High => 3,
-        RiskLevel::Critical => 4,
-    }
 }
 
 /// `value` with every object's keys in sorted order, whatever map type serde_json was built
