@@ -1049,6 +1049,82 @@ async fn metrics_need_a_token_unless_made_public() {
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
+/// `/metrics` after a sync, read as a scraper reads it: OpenMetrics text, counters with
+/// `_total`, per-risk counts that add up to the files analysed, a histogram whose `+Inf`
+/// bucket is its count, and an `# EOF` line.
+#[tokio::test]
+async fn metrics_are_openmetrics_text_whose_numbers_match_the_work_done() {
+    let d = daemon().await;
+    add_samples_integration(&d, "samples").await;
+    let (status, v) = call(
+        &d,
+        "POST",
+        "/api/integrations/samples/sync",
+        Some(ADMIN),
+        Some(json!({})),
+    )
+    .await;
+    assert!(status.is_success(), "{v}");
+    let batch = wait_for_batches(&d, "samples", 1).await.remove(0);
+    assert!(batch.total > 0, "{batch:?}");
+    let (_, headers, text) = full(
+        &d,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        header_str(&headers, "content-type").starts_with("application/openmetrics-text"),
+        "{headers:?}"
+    );
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    let sample = |name: &str| -> Vec<(String, f64)> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let metric = series.split('{').next()?;
+                (metric == name).then(|| (series.to_string(), value.parse().unwrap()))
+            })
+            .collect()
+    };
+    assert!(
+        text.contains("# TYPE proofpix_files_processed counter"),
+        "{text}"
+    );
+    let by_risk = sample("proofpix_files_processed_total");
+    assert!(
+        by_risk.iter().all(|(s, _)| s.contains("risk=\"")),
+        "{by_risk:?}"
+    );
+    let analysed: f64 = by_risk.iter().map(|(_, v)| v).sum();
+    assert_eq!(analysed as u64, batch.ok, "{text}");
+    let runs = sample("proofpix_runs_total");
+    assert!(
+        runs.contains(&("proofpix_runs_total{outcome=\"ok\"}".into(), 1.0)),
+        "{runs:?}"
+    );
+    let calls = sample("proofpix_plugin_call_seconds_count");
+    assert_eq!(calls.len(), 1, "{text}");
+    assert!(calls[0].1 > 0.0, "{text}");
+    let inf = sample("proofpix_plugin_call_seconds_bucket")
+        .into_iter()
+        .find(|(s, _)| s.contains("le=\"+Inf\""))
+        .expect("a +Inf bucket");
+    assert_eq!(inf.1, calls[0].1, "{text}");
+    let depth = sample("proofpix_queue_depth");
+    assert!(
+        depth
+            .iter()
+            .any(|(s, _)| s.contains("integration=\"samples\"")
+                && s.contains("stage=\"fetch\"")
+                && s.contains("state=\"pending\"")),
+        "{depth:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_hook_is_indistinguishable_from_a_failing_one() {
     let d = daemon().await;
