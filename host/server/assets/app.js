@@ -243,7 +243,9 @@
   function applyTheme() {
     const stored = storedTheme();
     const dark = stored ? stored === "dark" : systemDark.matches;
+    const before = document.documentElement.getAttribute("data-theme");
     document.documentElement.setAttribute("data-theme", dark ? "dark" : "light");
+    if (before && before !== (dark ? "dark" : "light") && app.view && app.view.onTheme) app.view.onTheme();
     const button = $("#theme-toggle");
     button.setAttribute("aria-pressed", dark ? "true" : "false");
     button.textContent = "Dark mode";
@@ -730,6 +732,7 @@
   async function renderOverview() {
     const list = h("ul", { class: "cards", id: "integrations", "aria-busy": "true" });
     const recent = h("div", { id: "recent-batches" });
+    const trends = h("div", { id: "trends", class: "trends", "aria-busy": "true" });
     showPage("Integrations", [
       statsSection(),
       h("section", { "aria-labelledby": "integrations-title" },
@@ -737,13 +740,14 @@
           h("h2", { id: "integrations-title" }, "Connected systems"),
           can("admin") ? h("a", { class: "button primary", href: "#/new", id: "add-integration" }, "Add integration") : null),
         list),
+      trendsSection(trends, "Trends over the last 30 days"),
       h("section", { "aria-labelledby": "recent-title" },
         h("div", { class: "section-head" },
           h("h2", { id: "recent-title" }, "Recent batches"),
           h("a", { href: "#/batches" }, "All batches")),
         recent),
     ]);
-    const view = { name: "overview" };
+    const view = { name: "overview", onTheme: () => fillTrends(trends, null).catch(() => {}) };
     app.view = view;
     const load = async () => {
       const [stats, integrations, batches] = await Promise.all([
@@ -756,6 +760,7 @@
       app.integrations = integrations;
       fillIntegrationCards(list, integrations);
       replaceKeepingFocus(recent.firstChild || recent.appendChild(h("div")), batchTable(batches, "Recent batches"));
+      await fillTrends(trends, null);
     };
     view.refresh = (event) => {
       if (event.type === "file") {
@@ -765,6 +770,56 @@
       }
     };
     await load();
+  }
+
+  // ----- trends ---------------------------------------------------------------
+
+  const TREND_CHARTS = ["risk", "throughput", "duration"];
+
+  function trendsSection(box, title) {
+    return h("section", { "aria-labelledby": "trends-title" },
+      h("div", { class: "section-head" }, h("h2", { id: "trends-title" }, title)),
+      box);
+  }
+
+  /// The trends of the last 30 days (of one integration, or all): the daemon
+  /// draws each picture (SVG, shown as an image from a `data:` address, so it
+  /// runs nothing and loads nothing), with its description as the caption and
+  /// the numbers as a table.
+  async function fillTrends(box, integration) {
+    const theme = document.documentElement.getAttribute("data-theme") === "dark" ? "dark" : "light";
+    const q = `days=30&theme=${theme}${integration ? `&integration=${encodeURIComponent(integration)}` : ""}`;
+    const t = await api("GET", `/api/trends?${q}`);
+    if (!box.isConnected) return;
+    const open = !!box.querySelector("details[open]");
+    const withRuns = t.days.filter((d) => d.runs > 0).reverse();
+    const next = h("div", { class: "trend-body" },
+      h("div", { class: "trend-grid" },
+        TREND_CHARTS.map((key) => {
+          const c = t.charts[key];
+          return h("figure", { class: "chart", "data-chart": key },
+            h("img", { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(c.svg)}`, alt: c.title, width: "640", height: "260" }),
+            h("figcaption", { class: "small muted" }, c.desc));
+        })),
+      t.truncated ? h("p", { class: "alert" }, "More runs started in these days than a trend reads: the oldest days are incomplete.") : null,
+      h("details", { class: "trend-table", open },
+        h("summary", {}, "The numbers, day by day"),
+        withRuns.length
+          ? scrollTable(`Runs per day, ${t.from} to ${t.to}`,
+            ["Day", "Runs", "Failed", "Files", "Critical", "High", "Medium", "Low", "None", "Files/s", "Mean run time", "Longest run"],
+            withRuns.map((d) => [
+              d.day,
+              fmtInt(d.runs),
+              fmtInt(d.runs_failed),
+              fmtInt(d.files),
+              ...["critical", "high", "medium", "low", "none"].map((r) => fmtInt(d.by_risk[r] || 0)),
+              d.files_per_sec === null ? "—" : d.files_per_sec.toFixed(1),
+              d.runs_finished ? fmtDuration(Math.round(d.duration_ms / d.runs_finished)) : "—",
+              d.runs_finished ? fmtDuration(d.max_duration_ms) : "—",
+            ]), { id: "trend-table" })
+          : h("p", { class: "muted" }, "No run in these days.")));
+    box.setAttribute("aria-busy", "false");
+    replaceKeepingFocus(box.firstChild || box.appendChild(h("div")), next);
   }
 
   function fillIntegrationCards(list, integrations) {
@@ -844,12 +899,15 @@
       : h("p", { class: "muted" }, "A notifier does not sync: it sends what its sources' runs find, as their batches finish."));
     const parkedBox = h("div", { id: "parked" });
     const remediationBox = h("div", { id: "remediation", "aria-busy": "true" });
+    const trends = h("div", { id: "trends", class: "trends", "aria-busy": "true" });
     showPage(id, [
       backLink("#/", "All integrations"),
       header,
       h("section", { "aria-labelledby": "config-title", class: "card" },
         h("h2", { id: "config-title" }, "Configuration"),
         integrationFacts(i)),
+      isSource(i) ? reportSection(id) : null,
+      isSource(i) ? trendsSection(trends, "Trends over the last 30 days") : null,
       h("section", { "aria-labelledby": "batches-title" },
         h("h2", { id: "batches-title" }, "Batches"), batchBox),
       isSource(i) ? h("section", { "aria-labelledby": "parked-title" },
@@ -857,11 +915,13 @@
       isSource(i) ? h("section", { "aria-labelledby": "remediation-title", class: "card" },
         h("h2", { id: "remediation-title" }, "Remediation"), remediationBox) : null,
     ], { headingExtra: h("span", { class: `badge status status-${statusOf(i)[0]}`, id: "detail-status" }, statusOf(i)[1]) });
+    if (isSource(i)) fillTrends(trends, id).catch((e) => append(clear(trends), [errorBox(e)]));
     if (isSource(i)) fillParked(parkedBox, id).catch((e) => append(clear(parkedBox), [errorBox(e)]));
     if (isSource(i)) fillRemediation(remediationBox, id, i.platform).catch((e) => append(clear(remediationBox), [errorBox(e)]));
     let current = header;
     const view = {
       name: "integration",
+      onTheme: () => { if (isSource(i)) fillTrends(trends, id).catch(() => {}); },
       refresh: async (event) => {
         if (event.integration && event.integration !== id) return;
         if (event.type === "file") {
@@ -886,9 +946,27 @@
           badge.textContent = statusOf(fresh)[1];
         }
         if (isSource(fresh)) replaceKeepingFocus(batchBox.firstChild, batchTable(bs, `Batches of ${id}`));
+        if (isSource(fresh)) fillTrends(trends, id).catch(() => {});
       },
     };
     app.view = view;
+  }
+
+  /// The printable compliance report of a period: a plain form whose GET
+  /// opens the daemon's report page (the session cookie authenticates it).
+  function reportSection(id) {
+    const day = (d) => d.toISOString().slice(0, 10);
+    const today = new Date();
+    const monthAgo = new Date(today.getTime() - 29 * 86400000);
+    return h("section", { "aria-labelledby": "report-title", class: "card" },
+      h("h2", { id: "report-title" }, "Compliance report"),
+      h("p", { class: "muted" }, "A printable page for a period: files by risk and privacy category, the top risks with links, the actions taken and the audit chain's verification. Print it, or save it as PDF from the print dialog."),
+      h("form", { method: "get", action: `/api/integrations/${encodeURIComponent(id)}/report`, id: "report-form", class: "report-form" },
+        h("div", { class: "field" }, h("label", { for: "report-from" }, "From"),
+          h("input", { type: "date", id: "report-from", name: "from", value: day(monthAgo), required: true })),
+        h("div", { class: "field" }, h("label", { for: "report-to" }, "To (included)"),
+          h("input", { type: "date", id: "report-to", name: "to", value: day(today), required: true })),
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "button", id: "open-report" }, "Open the report"))));
   }
 
   function integrationHeader(i) {

@@ -37,14 +37,14 @@ use crate::auth::{
 use crate::error::{ApiError, ApiJson};
 use crate::state::{AppState, TriggerOutcome};
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&dyn proofpix_store::Backend) -> Result<T, proofpix_store::StoreError>
     + Send
@@ -2042,7 +2042,7 @@ const STATUSES: &[&str] = &[
     "pending", "analysed", "written", "skipped", "failed", "parked", "removed",
 ];
 
-fn unprocessable(detail: String) -> ApiError {
+pub(crate) fn unprocessable(detail: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
 }
 

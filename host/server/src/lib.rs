@@ -16,17 +16,21 @@
 //! Layout: `api` (one function per route), `auth` (tokens, roles, session
 //! cookie), `error` (problem documents), `hooks` (platform webhooks),
 //! `metrics`, `schedule`, `state` (shared state and the run manager),
-//! `config` (the TOML file) and `dashboard` (static assets).
+//! `config` (the TOML file), `dashboard` (static assets), `reports` (trends
+//! and the printable compliance report) and `charts` (the SVG pictures they
+//! draw).
 
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod auth;
+mod charts;
 pub mod config;
 mod dashboard;
 pub mod error;
 mod hooks;
 mod metrics;
+pub mod reports;
 pub use proofpix_service::schedule;
 pub mod state;
 
@@ -93,6 +97,8 @@ use crate::error::ApiError;
         api::get_file,
         api::batches_csv,
         api::audit_csv,
+        reports::trends,
+        reports::integration_report,
         api::create_session,
         api::get_session,
         api::delete_session,
@@ -144,6 +150,10 @@ pub fn router(state: AppState) -> Router {
             post(api::run_file_action),
         )
         .route("/api/integrations/{id}/files", get(api::list_files))
+        .route(
+            "/api/integrations/{id}/report",
+            get(reports::integration_report),
+        )
         .route("/api/integrations/{id}/parked", get(api::list_parked))
         .route(
             "/api/integrations/{id}/parked/{item}/retry",
@@ -176,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/files/{integration}/{*remote_id}", get(api::get_file))
         .route("/api/batches.csv", get(api::batches_csv))
         .route("/api/audit.csv", get(api::audit_csv))
+        .route("/api/trends", get(reports::trends))
         .route("/api/openapi.json", get(openapi))
         .route("/api/{*rest}", any(not_found))
         .layer(axum::middleware::map_response(

@@ -30,6 +30,13 @@
 //!   a plugin's hostile `web-url` becomes a normalised http(s) link in a new tab
 //!   (`noopener noreferrer`) or no link at all; an admin simulates an action on
 //!   a file, cancels and then confirms it (done once); a viewer gets no buttons.
+//! - `the_overview_charts_risk_throughput_and_run_time_by_day`: the trends the
+//!   daemon draws (SVG images with captions and a table), dark mode, one
+//!   integration's trends, 390 px, and the API's refusals.
+//! - `a_viewer_prints_a_compliance_report_with_counts_top_risks_actions_and_the_chain`:
+//!   the printable report of a period, opened from the integration's form by a
+//!   viewer: counts, a hostile name as text, actions, the audit chain, print
+//!   media, no CSP violation.
 //!
 //! Screenshots, named by scenario and step, go to
 //! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
@@ -2025,5 +2032,318 @@ async fn a_file_links_to_its_platform_and_its_page_simulates_then_applies_an_act
     );
     shots.take(&page, "viewer").await;
     assert_no_problems(&page, "a viewer on a file's page");
+    daemon.stop().await;
+}
+
+// ----- trends, the compliance report and the accessibility audit (issue 17) -----------------
+
+/// Waits until the overview's (or an integration's) trend pictures have been drawn and shown.
+async fn wait_for_trends(page: &Page<'_>) {
+    page.wait_for(
+        "the three trend pictures, drawn",
+        "document.querySelector('#trends')?.getAttribute('aria-busy') === 'false' && [...document.querySelectorAll('#trends figure[data-chart] img')].filter((i) => i.complete && i.naturalWidth > 0).length === 3",
+    )
+    .await;
+}
+
+/// Issue 17, overview: files by risk, throughput and run time per day as pictures the daemon
+/// draws (SVG shown as images from `data:` addresses, so nothing in them runs), each with a
+/// title and a description in words, and the numbers as a table; redrawn in the dark palette
+/// when the theme changes; the same for one integration on its page, next to the report form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_charts_risk_throughput_and_run_time_by_day() {
+    let daemon = Daemon::start("trends").await;
+    daemon
+        .folder_source(
+            "site-photos",
+            proofpix_fixtures::samples()
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b)),
+        )
+        .await;
+    daemon
+        .folder_source("field-team", proofpix_fixtures::photo_set(6))
+        .await;
+    daemon.sync_and_wait("site-photos").await;
+    daemon.sync_and_wait("field-team").await;
+    let runs = daemon.store.recent_batches(None, 10).expect("batches");
+    let files: u64 = runs.iter().map(|b| b.total).sum();
+    let analysed: u64 = runs.iter().flat_map(|b| b.by_risk.values()).sum();
+    let high: u64 = runs
+        .iter()
+        .map(|b| b.by_risk.get("high").copied().unwrap_or(0))
+        .sum();
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("trends");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    wait_for_trends(&page).await;
+    let pictures = page
+        .eval("[...document.querySelectorAll('#trends figure[data-chart]')].map((f) => ({chart: f.dataset.chart, src: f.querySelector('img').getAttribute('src').slice(0, 19), alt: f.querySelector('img').alt, caption: f.querySelector('figcaption').textContent}))")
+        .await;
+    let pictures = pictures.as_array().expect("pictures");
+    let charts: Vec<&str> = pictures
+        .iter()
+        .map(|p| p["chart"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(charts, ["risk", "throughput", "duration"]);
+    for p in pictures {
+        assert_eq!(p["src"], "data:image/svg+xml;", "{p}");
+        assert!(p["alt"].as_str().is_some_and(|a| !a.is_empty()), "{p}");
+    }
+    let risk_caption = pictures[0]["caption"].as_str().unwrap_or_default();
+    assert!(
+        risk_caption.starts_with(&format!(
+            "{analysed} files analysed of every integration over 30 days"
+        )) && risk_caption.contains(&format!("{high} high")),
+        "the risk picture says its numbers in words: {risk_caption:?}"
+    );
+    // The table: today's row counts both runs and every file.
+    page.click("#trends details summary").await;
+    let today = page
+        .eval("[...document.querySelectorAll('#trend-table tbody tr')][0].innerText")
+        .await;
+    let today = today.as_str().unwrap_or_default().to_string();
+    let cells: Vec<&str> = today.split('\t').map(str::trim).collect();
+    assert_eq!(cells.get(1), Some(&"2"), "two runs today: {cells:?}");
+    assert_eq!(cells.get(3), Some(&files.to_string().as_str()), "{cells:?}");
+    shots.take(&page, "overview-trends").await;
+
+    // Dark mode redraws the pictures in the dark palette (the dark surface colour).
+    page.click("#theme-toggle").await;
+    page.wait_for(
+        "the pictures in the dark palette",
+        "[...document.querySelectorAll('#trends img')].every((i) => i.getAttribute('src').includes('%231a1e24'))",
+    )
+    .await;
+    wait_for_trends(&page).await;
+    shots.take(&page, "overview-trends-dark").await;
+    page.click("#theme-toggle").await;
+
+    // One integration's trends, on its page, with the report form.
+    page.click("[data-integration='field-team'] h3 a").await;
+    page.wait_for(
+        "field-team's page",
+        "document.querySelector('#page-title')?.textContent === 'field-team'",
+    )
+    .await;
+    wait_for_trends(&page).await;
+    let caption = page
+        .text("#trends figure[data-chart='risk'] figcaption")
+        .await;
+    assert!(
+        caption.starts_with("6 files analysed of field-team"),
+        "{caption:?}"
+    );
+    assert_eq!(page.count("#report-form input[type=date]").await, 2);
+    shots.take(&page, "integration-trends").await;
+
+    // 390 px: the pictures shrink to the column, the page does not scroll sideways.
+    page.viewport(390, 844, true).await;
+    page.click("nav a[data-nav='overview']").await;
+    wait_for_trends(&page).await;
+    assert_eq!(
+        page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        serde_json::json!(true),
+        "no sideways scrolling at 390 px"
+    );
+    shots.take(&page, "overview-trends-390").await;
+
+    // The API refuses what it cannot answer, with a problem document.
+    let statuses = page
+        .eval("Promise.all(['/api/trends?days=0', '/api/trends?days=91', '/api/trends?integration=nope', '/api/trends?theme=blue', '/api/trends?days=7&theme=dark'].map((u) => fetch(u).then((r) => r.status)))")
+        .await;
+    assert_eq!(statuses, serde_json::json!([422, 422, 404, 400, 200]));
+    assert_no_problems(&page, "showing the trends");
+    daemon.stop().await;
+}
+
+/// Issue 17, reports: a viewer opens an integration's printable report for a period from its
+/// page. It counts the period's files by risk, by privacy category and by state, draws files
+/// per day by risk, lists the riskiest files (a hostile name shown as text, linked to its
+/// page), the remediation actions from the audit trail and the audit chain's verification;
+/// it runs no script and loads nothing (any CSP violation fails the test), and prints without
+/// its toolbar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_prints_a_compliance_report_with_counts_top_risks_actions_and_the_chain() {
+    let daemon = Daemon::start("report").await;
+    let hostile = format!("{HOSTILE}.jpg");
+    let gps_image = proofpix_fixtures::jpeg(&JpegSpec {
+        width: 32,
+        height: 32,
+        seed: 5,
+        exif: Some(Exif {
+            artist: Some("Jane Roe".into()),
+            gps: Some(Gps {
+                lat: 48.858_37,
+                lon: 2.294_48,
+                alt: None,
+            }),
+            ..Exif::default()
+        }),
+        ..JpegSpec::default()
+    });
+    let mut files: Vec<(String, Vec<u8>)> = proofpix_fixtures::photo_set(4).collect();
+    files.push((hostile.clone(), gps_image));
+    daemon.folder_source("uploads", files).await;
+    daemon.sync_and_wait("uploads").await;
+    let batch = daemon
+        .store
+        .recent_batches(Some("uploads"), 1)
+        .expect("batches")
+        .remove(0);
+    // Actions taken in the period, as the remediation stage audits them.
+    for (action, outcome) in [
+        ("remediation.quarantine", "ok"),
+        ("remediation.restrict-sharing", "failed"),
+    ] {
+        daemon
+            .store
+            .audit(
+                &proofpix_store::AuditEvent::new("system", action, "uploads")
+                    .outcome(outcome)
+                    .details(
+                        serde_json::json!({"file": hostile, "status": "done", "detail": HOSTILE}),
+                    ),
+            )
+            .expect("audit");
+    }
+    let viewer = daemon.token("auditor", "viewer");
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("report");
+    sign_in(&page, &daemon.base, &viewer).await;
+    page.goto(&format!("{}#/integrations/uploads", daemon.base))
+        .await;
+    page.wait_for(
+        "the report form",
+        "!!document.querySelector('#report-form')",
+    )
+    .await;
+    shots.take(&page, "integration-report-form").await;
+    page.click("#open-report").await;
+    page.wait_for(
+        "the report",
+        "document.title.startsWith('Compliance report: uploads') && document.readyState === 'complete'",
+    )
+    .await;
+    assert!(
+        page.eval("location.pathname").await == "/api/integrations/uploads/report",
+        "the form opened the report"
+    );
+    let headings = page
+        .eval("[...document.querySelectorAll('h2')].map((h) => h.textContent)")
+        .await;
+    assert_eq!(
+        headings,
+        serde_json::json!([
+            "Files analysed in the period",
+            "Files analysed per day",
+            "Top risks",
+            "Actions taken",
+            "Audit chain verification"
+        ])
+    );
+    // Counts by risk add up to the run's analysed files; the GPS file counts under gps.
+    let by_risk: u64 = serde_json::from_value::<Vec<String>>(
+        page.eval("[...document.querySelectorAll('section:first-of-type table:first-of-type tbody td.n')].map((t) => t.textContent)")
+            .await,
+    )
+    .expect("counts")
+    .iter()
+    .map(|n| n.parse::<u64>().expect("a count"))
+    .sum();
+    assert_eq!(by_risk, batch.ok);
+    assert!(
+        page.eval("[...document.querySelectorAll('td')].some((t) => t.textContent === 'gps')")
+            .await
+            == serde_json::json!(true),
+        "the gps category is counted"
+    );
+    // The hostile name is text in the top risks, linked to its page in the dashboard.
+    let top = page
+        .eval("(() => { const a = [...document.querySelector('#top-title').parentElement.querySelectorAll('td.name a')].find((a) => a.textContent.startsWith('<img')); return a ? {text: a.textContent, href: a.getAttribute('href')} : null; })()")
+        .await;
+    assert_eq!(top["text"], serde_json::json!(hostile));
+    assert!(
+        top["href"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("/#/files/uploads/%3Cimg")),
+        "{top}"
+    );
+    assert_eq!(page.count("img").await, 0, "no element from a hostile name");
+    assert_eq!(
+        page.eval("window.__xss === undefined").await,
+        serde_json::json!(true)
+    );
+    // Actions from the audit trail, counted by outcome and listed.
+    let actions = page.text("#actions-title + p").await;
+    assert!(
+        actions.starts_with("1 sync in the period, 0 failed"),
+        "{actions:?}"
+    );
+    let listed = page
+        .eval("[...document.querySelectorAll('#actions-title ~ table tbody tr')].map((r) => r.innerText.split('\\t').slice(0, 3).join(' '))")
+        .await;
+    let listed: Vec<String> = serde_json::from_value(listed).expect("rows");
+    assert!(
+        listed.contains(&"remediation.quarantine ok 1".to_string())
+            && listed.contains(&"remediation.restrict-sharing failed 1".to_string()),
+        "{listed:?}"
+    );
+    let chain = page.text("#chain-title + p").await;
+    assert!(chain.starts_with("audit chain intact"), "{chain:?}");
+    assert_eq!(
+        page.eval("document.querySelector('svg[role=img] title')?.textContent")
+            .await,
+        serde_json::json!("Files analysed per day by risk, of uploads")
+    );
+    shots.take(&page, "report").await;
+
+    // Printed: no toolbar; the tables stay.
+    page.cmd(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": "print"}),
+    )
+    .await;
+    assert_eq!(
+        page.eval("getComputedStyle(document.querySelector('.toolbar')).display")
+            .await,
+        serde_json::json!("none")
+    );
+    shots.take(&page, "report-print").await;
+    page.cmd(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": ""}),
+    )
+    .await;
+    assert_no_problems(&page, "showing the report");
+
+    // The file link leads back into the dashboard.
+    // (A long name wraps; a person clicks its first line, so the link is followed by its href.)
+    let href = top["href"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    page.goto(&format!("{}{href}", daemon.base)).await;
+    page.wait_for(
+        "the hostile file's page in the dashboard",
+        &format!(
+            "document.querySelector('#page-title')?.textContent === {}",
+            js_str(&hostile)
+        ),
+    )
+    .await;
+    // A period the daemon cannot read is a problem document.
+    let statuses = page
+        .eval("Promise.all(['?from=2026-02-30', '?to=', '?from=2026-03-02&to=2026-03-01', '?from=2000-01-01&to=2026-01-01', '?to=2026-01-31'].map((q) => fetch('/api/integrations/uploads/report' + q).then((r) => r.status)).concat([fetch('/api/integrations/nope/report').then((r) => r.status)]))")
+        .await;
+    assert_eq!(statuses, serde_json::json!([422, 422, 422, 422, 200, 404]));
+    assert_no_problems(&page, "following a report's link");
     daemon.stop().await;
 }
