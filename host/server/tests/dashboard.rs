@@ -37,6 +37,10 @@
 //!   the printable report of a period, opened from the integration's form by a
 //!   viewer: counts, a hostile name as text, actions, the audit chain, print
 //!   media, no CSP violation.
+//! - `every_page_passes_the_axe_core_audit_light_and_dark_at_1366_and_390_px`:
+//!   axe-core (installed by `./test`; its absence fails the test) over every
+//!   page and the report: no critical or serious WCAG 2.1 AA or best-practice
+//!   violation.
 //!
 //! Screenshots, named by scenario and step, go to
 //! `<target dir>/dashboard-screenshots/<scenario>/NN-step.png`; a failed
@@ -2346,4 +2350,182 @@ async fn a_viewer_prints_a_compliance_report_with_counts_top_risks_actions_and_t
     assert_eq!(statuses, serde_json::json!([422, 422, 422, 422, 200, 404]));
     assert_no_problems(&page, "following a report's link");
     daemon.stop().await;
+}
+
+/// `$PROOFPIX_AXE_CORE`, else `<target>/tools/axe/node_modules/axe-core/axe.min.js` (where
+/// `./test` installs it). Missing axe-core fails the test and says how to get it: an audit
+/// that silently does not run would pass for nothing.
+fn axe_core_source() -> String {
+    let path = std::env::var_os("PROOFPIX_AXE_CORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            tmp.parent()
+                .unwrap_or(tmp)
+                .join("tools/axe/node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is missing ({}: {e}): run `./test --provision-only` (installs the pinned axe-core from npm into target/tools/axe), or set PROOFPIX_AXE_CORE to an axe.min.js",
+            path.display()
+        )
+    })
+}
+
+/// The rules audited: WCAG 2.0 and 2.1, A and AA, and axe's best practices.
+const AXE_TAGS: &str = "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']";
+
+/// Runs axe-core over the page as it is and returns its critical and serious violations, one
+/// line each with the elements that fail (empty when there are none).
+async fn axe_violations(page: &Page<'_>, axe: &str) -> Vec<String> {
+    if page.eval("typeof window.axe").await != serde_json::json!("object") {
+        // Through CDP, not `eval`: a failure must not print 600 KB of script.
+        let r = page
+            .cmd(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": axe, "returnByValue": true}),
+            )
+            .await;
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "axe-core did not load: {}",
+            r["exceptionDetails"]["text"]
+        );
+    }
+    let found = page
+        .eval(&format!(
+            "axe.run(document, {{runOnly: {{type: 'tag', values: {AXE_TAGS}}}, resultTypes: ['violations']}}).then((r) => ({{rules: r.passes.length + r.violations.length + r.incomplete.length, violations: r.violations.filter((v) => v.impact === 'critical' || v.impact === 'serious').map((v) => `${{v.impact}} ${{v.id}}: ${{v.help}} (${{v.nodes.slice(0, 4).map((n) => n.target.join(' ')).join(' | ')}})`)}}))"
+        ))
+        .await;
+    // An audit that checked nothing would pass for nothing.
+    let rules = found["rules"].as_u64().unwrap_or(0);
+    assert!(rules >= 20, "axe-core applied only {rules} rules: {found}");
+    serde_json::from_value(found["violations"].clone()).expect("axe's violations")
+}
+
+/// Issue 17 item 8: every page of the dashboard, and the printable report, passes axe-core's
+/// WCAG 2.1 AA and best-practice rules with no critical or serious violation, in the light and
+/// the dark theme, at 1366 px and 390 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_the_axe_core_audit_light_and_dark_at_1366_and_390_px() {
+    let axe = axe_core_source();
+    let daemon = Daemon::start("axe").await;
+    daemon
+        .folder_source(
+            "site-photos",
+            proofpix_fixtures::samples()
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b)),
+        )
+        .await;
+    daemon.sync_and_wait("site-photos").await;
+    let batch = daemon.latest_batch("site-photos");
+    let riskiest = daemon
+        .store
+        .inventory(&proofpix_store::InventoryQuery {
+            sort: proofpix_store::InventorySort::Risk,
+            descending: true,
+            limit: 1,
+            ..proofpix_store::InventoryQuery::default()
+        })
+        .expect("inventory")
+        .rows
+        .remove(0);
+    let file_hash = format!(
+        "#/files/site-photos/{}",
+        js_encode_uri_component(&riskiest.remote_id)
+    );
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.prefers_color_scheme("light").await;
+    let mut shots = Shots::new("axe");
+    sign_in(&page, &daemon.base, &daemon.admin_token).await;
+    // The audit works: an image planted without a text alternative is a critical violation.
+    page.eval("document.querySelector('main').append(Object.assign(document.createElement('img'), {src: 'data:,', id: 'planted'}))")
+        .await;
+    let planted = axe_violations(&page, &axe).await;
+    assert!(
+        planted
+            .iter()
+            .any(|v| v.starts_with("critical image-alt") && v.contains("#planted")),
+        "axe-core reports the planted image: {planted:?}"
+    );
+    page.eval("document.querySelector('#planted').remove()")
+        .await;
+    // (name, address, the condition that says it has loaded)
+    let pages: Vec<(&str, String, String)> = vec![
+        ("overview", "#/".into(), "document.querySelector('#page-title')?.textContent === 'Integrations' && document.querySelector('#trends')?.getAttribute('aria-busy') === 'false' && document.querySelector('#integrations')?.getAttribute('aria-busy') === 'false'".into()),
+        ("files", "#/files".into(), "document.querySelector('#page-title')?.textContent === 'Files' && document.querySelectorAll('main tbody tr').length > 0".into()),
+        ("file", file_hash, format!("document.querySelector('#page-title')?.textContent === {} && !!document.querySelector('#findings-table, .findings')", js_str(&riskiest.name))),
+        ("integration", "#/integrations/site-photos".into(), "document.querySelector('#page-title')?.textContent === 'site-photos' && document.querySelector('#trends')?.getAttribute('aria-busy') === 'false' && document.querySelector('#remediation')?.getAttribute('aria-busy') === 'false'".into()),
+        ("batches", "#/batches".into(), "document.querySelector('#page-title')?.textContent === 'Batch history' && !!document.querySelector('#batch-table')".into()),
+        ("batch", format!("#/batches/{batch}"), "(document.querySelector('#page-title')?.textContent || '').startsWith('Batch #') && !!document.querySelector('#file-table')".into()),
+        ("audit", "#/audit".into(), "document.querySelector('#page-title')?.textContent === 'Audit trail' && document.querySelectorAll('main tbody tr').length > 0".into()),
+        ("settings", "#/settings".into(), "document.querySelector('#page-title')?.textContent === 'Settings' && !!document.querySelector('#auto-sync')".into()),
+        ("new", "#/new".into(), "document.querySelector('#page-title')?.textContent === 'Add an integration'".into()),
+        ("setup", "#/new/local-folder".into(), "(document.querySelector('#page-title')?.textContent || '').startsWith('Set up')".into()),
+    ];
+    let report = format!("{}api/integrations/site-photos/report", daemon.base);
+    let mut failures = Vec::new();
+    for theme in ["light", "dark"] {
+        for (width, height, mobile) in [(1366, 900, false), (390, 844, true)] {
+            page.viewport(width, height, mobile).await;
+            page.goto(&daemon.base).await;
+            page.eval(&format!(
+                "localStorage.setItem('proofpix-theme', '{theme}')"
+            ))
+            .await;
+            page.reload().await;
+            for (name, hash, ready) in &pages {
+                page.eval(&format!("location.hash = {}", js_str(hash)))
+                    .await;
+                page.wait_for(&format!("the {name} page ({theme}, {width} px)"), ready)
+                    .await;
+                assert_eq!(
+                    page.eval("document.documentElement.dataset.theme").await,
+                    serde_json::json!(theme)
+                );
+                for v in axe_violations(&page, &axe).await {
+                    failures.push(format!("{name} ({theme}, {width} px): {v}"));
+                }
+                if (theme, width) == ("light", 1366) || (theme, width) == ("dark", 390) {
+                    shots.take(&page, &format!("{name}-{theme}-{width}")).await;
+                }
+            }
+            // The report is one printable page, light whatever the theme.
+            if theme == "light" {
+                page.goto(&report).await;
+                page.wait_for(
+                    "the report",
+                    "document.title.startsWith('Compliance report')",
+                )
+                .await;
+                for v in axe_violations(&page, &axe).await {
+                    failures.push(format!("report ({width} px): {v}"));
+                }
+                shots.take(&page, &format!("report-{width}")).await;
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "axe-core found critical or serious violations:\n{}",
+        failures.join("\n")
+    );
+    assert_no_problems(&page, "the accessibility audit");
+    daemon.stop().await;
+}
+
+/// JavaScript's `encodeURIComponent`, for a dashboard address.
+fn js_encode_uri_component(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
