@@ -305,4 +305,96 @@ macro_rules! shared_conversions {
     };
 }
 
-pub(crate) use {enum_cases, record, shared_conversions, variant_cases};
+/// The import interfaces (`types`, `http`, `state`, `log`, `config`, `verify`) of an older
+/// contract version, implemented by converting to the latest types and delegating to the
+/// latest implementation. Expands in a module that names the older bindings `old` and the
+/// latest `new`; `$extra` are further `verify` functions that version has (0.2's
+/// `hmac-sign`).
+macro_rules! delegated_imports {
+    ($($extra:item)*) => {
+        impl old::types::Host for HostState {}
+
+        impl old::http::Host for HostState {
+            async fn send(
+                &mut self,
+                request: old::http::Request,
+            ) -> wasmtime::Result<Result<old::http::Response, old::http::Error>> {
+                Ok(<HostState as new::http::Host>::send(self, request.conv())
+                    .await?
+                    .conv())
+            }
+        }
+
+        impl old::state::Host for HostState {
+            async fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+                <HostState as new::state::Host>::get(self, key).await
+            }
+            async fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+            ) -> wasmtime::Result<Result<(), String>> {
+                <HostState as new::state::Host>::set(self, key, value).await
+            }
+            async fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+                <HostState as new::state::Host>::delete(self, key).await
+            }
+        }
+
+        impl old::log::Host for HostState {
+            async fn log(
+                &mut self,
+                level: old::log::Level,
+                message: String,
+                fields: Vec<(String, String)>,
+            ) -> wasmtime::Result<()> {
+                <HostState as new::log::Host>::log(self, level.conv(), message, fields).await
+            }
+        }
+
+        impl old::config::Host for HostState {
+            async fn get(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+                <HostState as new::config::Host>::get(self, name).await
+            }
+            async fn auth_context(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+                <HostState as new::config::Host>::auth_context(self, name).await
+            }
+            async fn integration_id(&mut self) -> wasmtime::Result<String> {
+                <HostState as new::config::Host>::integration_id(self).await
+            }
+        }
+
+        impl old::verify::Host for HostState {
+            async fn hmac_matches(
+                &mut self,
+                secret_field: String,
+                a: old::verify::HmacAlgorithm,
+                message: Vec<u8>,
+                expected: Vec<u8>,
+            ) -> wasmtime::Result<bool> {
+                <HostState as new::verify::Host>::hmac_matches(
+                    self,
+                    secret_field,
+                    a.conv(),
+                    message,
+                    expected,
+                )
+                .await
+            }
+            async fn secret_matches(
+                &mut self,
+                secret_field: String,
+                candidate: String,
+            ) -> wasmtime::Result<bool> {
+                <HostState as new::verify::Host>::secret_matches(self, secret_field, candidate)
+                    .await
+            }
+            async fn now_ms(&mut self) -> wasmtime::Result<u64> {
+                <HostState as new::verify::Host>::now_ms(self).await
+            }
+            $($extra)*
+        }
+    };
+}
+
+pub(crate) use {delegated_imports, enum_cases, record, shared_conversions, variant_cases};
