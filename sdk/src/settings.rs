@@ -126,6 +126,30 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
+/// A list of file extensions as the operator typed them (`JPG`, `.heic`), lower case without the
+/// dot; `default` (comma-separated, such as `jpg,jpeg,png`) when the list is empty. Checking
+/// what is left (length, characters) is the caller's.
+///
+/// # Examples
+///
+/// ```
+/// use proofpix_sdk::settings::extensions;
+///
+/// assert_eq!(extensions(vec![".JPG".into(), "heic".into()], "png"), ["jpg", "heic"]);
+/// assert_eq!(extensions(vec![], "jpg,png"), ["jpg", "png"]);
+/// ```
+pub fn extensions(typed: Vec<String>, default: &str) -> Vec<String> {
+    let typed = if typed.is_empty() {
+        default.split(',').map(String::from).collect()
+    } else {
+        typed
+    };
+    typed
+        .into_iter()
+        .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+        .collect()
+}
+
 /// A problem with `field`: `invalid-config` naming it, for checks this module does not have.
 pub fn problem(field: &str, message: impl Display) -> PluginError {
     PluginError::invalid_config(Some(field), message.to_string())
@@ -227,6 +251,17 @@ mod tests {
             m.contains("without a path or trailing slash (so without /v2)"),
             "{m}"
         );
+    }
+
+    /// Dots and case go; an empty list is the default; what is left is not judged here.
+    #[test]
+    fn extensions_are_lower_case_without_the_dot() {
+        assert_eq!(
+            extensions(vec!["..JPG".into(), "Tif".into(), "".into()], "x"),
+            ["jpg", "tif", ""]
+        );
+        assert_eq!(extensions(vec![], ""), [""]);
+        assert_eq!(extensions(vec![], "jpg,jpeg"), ["jpg", "jpeg"]);
     }
 
     /// The fingerprint is the writeback digest: stable across versions, so a stored cursor's

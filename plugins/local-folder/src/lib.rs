@@ -114,17 +114,8 @@ impl Connector for LocalFolder {
 
     fn discover(cursor: Option<String>) -> Result<Page, PluginError> {
         let mut cursor: Cursor = pagination::decode(cursor.as_deref())?.unwrap_or_default();
-        let extensions: Vec<String> = {
-            let l = config::list("extensions");
-            let l = if l.is_empty() {
-                DEFAULT_EXTENSIONS.split(',').map(String::from).collect()
-            } else {
-                l
-            };
-            l.into_iter()
-                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-                .collect()
-        };
+        let extensions =
+            proofpix_sdk::settings::extensions(config::list("extensions"), DEFAULT_EXTENSIONS);
         let recursive = config::flag("recursive", true);
 
         let mut walker = Walker {

@@ -20,7 +20,7 @@
 //! missing secret shows up in the connection test's credentials step, named by the host.
 
 use proofpix_sdk::prelude::*;
-use proofpix_sdk::settings::in_range;
+use proofpix_sdk::settings::{extensions, in_range};
 
 /// Production login host (and JWT audience).
 pub const PRODUCTION_LOGIN: &str = "https://login.salesforce.com";
@@ -285,17 +285,7 @@ impl Settings {
             .trim()
             .to_string();
         check_api_name("result_object", &result_object)?;
-        let extensions: Vec<String> = {
-            let l = config::list("file_extensions");
-            let l = if l.is_empty() {
-                DEFAULT_EXTENSIONS.split(',').map(String::from).collect()
-            } else {
-                l
-            };
-            l.into_iter()
-                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-                .collect()
-        };
+        let extensions = extensions(config::list("file_extensions"), DEFAULT_EXTENSIONS);
         if let Some(bad) = extensions
             .iter()
             .find(|e| e.is_empty() || e.len() > 10 || !e.bytes().all(|b| b.is_ascii_alphanumeric()))
