@@ -71,6 +71,14 @@ pub fn fields_url(file: &RemoteFile) -> Option<String> {
     }
 }
 
+/// A file listed without the ids a column update needs (an old cursor's listing).
+fn no_ids(file: &RemoteFile) -> PluginError {
+    PluginError::fatal(format!(
+        "file {} has no SharePoint ids; run a full listing",
+        file.id
+    ))
+}
+
 /// The `$batch` body for up to [`BATCH_LIMIT`] updates; sub-request ids are `index + 1`.
 pub fn batch_body(updates: &[Update]) -> Value {
     json!({
@@ -179,13 +187,7 @@ pub fn write_back(results: Vec<FileResult>) -> Result<Vec<WriteOutcome>, PluginE
     let mut pending: Vec<Update> = Vec::new();
     for (index, r) in results.iter().enumerate() {
         let Some(url) = fields_url(&r.file) else {
-            batch.done(
-                index,
-                Err(PluginError::fatal(format!(
-                    "file {} has no SharePoint ids; run a full listing",
-                    r.file.id
-                ))),
-            );
+            batch.done(index, Err(no_ids(&r.file)));
             continue;
         };
         let fields = fields_for(&settings, r);
