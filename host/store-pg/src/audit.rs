@@ -25,7 +25,10 @@
 
 use std::io::Write;
 
-use proofpix_store::{AuditEntry, AuditEvent, AuditProblem, Genesis, StoreError, VerifyReport};
+use proofpix_store::audit_chain::{
+    ChainWalk, Head, authenticated_genesis, export_line, genesis_mac_input,
+};
+use proofpix_store::{AuditEntry, AuditEvent, Genesis, StoreError, VerifyReport};
 use proofpix_vault::{Aad, KeyPurpose, MasterKey, Sealed, Secret};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -62,49 +65,6 @@ mod meta {
 const CANARY_TEXT: &str = "proofpix cluster master key canary v1";
 const CANARY_AAD: (&str, &str) = ("proofpix", "meta/key-canary");
 
-/// The head, encoded and MACed exactly as redb encodes and MACs its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    seq: u64,
-    hash: [u8; 32],
-    checkpoint: [u8; 32],
-}
-
-impl Head {
-    const LEN: usize = 8 + 32 + 32;
-
-    fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..8].copy_from_slice(&self.seq.to_be_bytes());
-        out[8..40].copy_from_slice(&self.hash);
-        out[40..].copy_from_slice(&self.checkpoint);
-        out
-    }
-
-    fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN {
-            return None;
-        }
-        Some(Head {
-            seq: u64::from_be_bytes(b[..8].try_into().ok()?),
-            hash: b[8..40].try_into().ok()?,
-            checkpoint: b[40..].try_into().ok()?,
-        })
-    }
-
-    fn mac_input(self) -> Vec<u8> {
-        let mut v = b"proofpix-audit-head-v1\n".to_vec();
-        v.extend_from_slice(&self.to_bytes());
-        v
-    }
-}
-
-fn genesis_mac_input(bytes: &[u8]) -> Vec<u8> {
-    let mut v = b"proofpix-audit-genesis-v1\n".to_vec();
-    v.extend_from_slice(bytes);
-    v
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
@@ -136,7 +96,7 @@ async fn write_head(
     head: Head,
 ) -> Result<(), tokio_postgres::Error> {
     meta_put(txn, meta::HEAD, &head.to_bytes()).await?;
-    let mac = key.mac(KeyPurpose::AuditHead, &head.mac_input());
+    let mac = head.mac(key);
     meta_put(txn, meta::HEAD_MAC, &mac).await
 }
 
@@ -354,33 +314,10 @@ impl PgStore {
                 let txn = &txn;
                 async move { meta_get(txn, k).await.map_err(|e| self.err(e)) }
             };
-            let mut report = VerifyReport {
-                entries: 0,
-                first_seq: None,
-                last_seq: None,
-                checkpoints: 0,
-                head_authenticated: false,
-                genesis: None,
-                problem: None,
-            };
-            let genesis_bytes = get(meta::GENESIS).await?;
-            let genesis_mac = get(meta::GENESIS_MAC).await?;
-            report.genesis = match (genesis_bytes, genesis_mac) {
-                (Some(bytes), Some(tag))
-                    if self.key.verify_mac(
-                        KeyPurpose::AuditHead,
-                        &genesis_mac_input(&bytes),
-                        &tag,
-                    ) =>
-                {
-                    serde_json::from_slice::<Genesis>(&bytes).ok()
-                }
+            let genesis = match (get(meta::GENESIS).await?, get(meta::GENESIS_MAC).await?) {
+                (Some(bytes), Some(tag)) => authenticated_genesis(&self.key, &bytes, &tag),
                 _ => None,
             };
-            if report.genesis.is_none() {
-                report.problem = Some(AuditProblem::GenesisMissing);
-                return Ok(report);
-            }
             let head = match get(meta::HEAD).await? {
                 None => None,
                 Some(b) => Some(
@@ -388,69 +325,36 @@ impl PgStore {
                         .ok_or_else(|| corrupt("meta", "the audit head has the wrong length"))?,
                 ),
             };
-            let Some(head) = head else {
-                report.problem = Some(AuditProblem::HeadMissing);
-                return Ok(report);
-            };
             let mac = get(meta::HEAD_MAC).await?;
-            report.head_authenticated = mac.as_deref().is_some_and(|tag| {
-                self.key
-                    .verify_mac(KeyPurpose::AuditHead, &head.mac_input(), tag)
-            });
-            if head.checkpoint != ZERO {
-                report.problem = Some(AuditProblem::Checkpoint(0));
-                return Ok(report);
-            }
+            let walk = ChainWalk::begin(&self.key, genesis, head, mac.as_deref())
+                // No checkpoints here: the cluster store does not compact its trail.
+                .and_then(|walk| walk.after_checkpoints(0, 0, ZERO, ZERO));
+            let mut walk = match walk {
+                Ok(walk) => walk,
+                Err(report) => return Ok(*report),
+            };
             let sql = format!("SELECT {COLUMNS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2");
             let st = txn.prepare(&sql).await.map_err(|e| self.err(e))?;
-            let (mut expected, mut prev) = (1u64, ZERO);
+            let mut after = 0i64;
             loop {
                 let rows = txn
-                    .query(&st, &[&(expected as i64 - 1), &PAGE])
+                    .query(&st, &[&after, &PAGE])
                     .await
                     .map_err(|e| self.err(e))?;
                 self.counters.waited(1);
-                let n = rows.len();
                 for r in &rows {
-                    let seq = r.get::<_, i64>(0) as u64;
-                    if seq != expected {
-                        report.problem = Some(AuditProblem::Removed(expected));
-                        return Ok(report);
+                    let seq = r.get::<_, i64>(0);
+                    let entry = entry_from_row(r).ok();
+                    if let Err(problem) = walk.entry(seq as u64, entry.as_ref()) {
+                        return Ok(walk.broken(problem));
                     }
-                    let Ok(entry) = entry_from_row(r) else {
-                        report.problem = Some(AuditProblem::Undecodable(seq));
-                        return Ok(report);
-                    };
-                    if !entry.chains_from(&prev) {
-                        report.problem = Some(AuditProblem::Edited(seq));
-                        return Ok(report);
-                    }
-                    report.first_seq.get_or_insert(seq);
-                    report.last_seq = Some(seq);
-                    report.entries += 1;
-                    prev = entry.hash;
-                    expected += 1;
+                    after = seq;
                 }
-                if (n as i64) < PAGE {
+                if (rows.len() as i64) < PAGE {
                     break;
                 }
             }
-            let last = expected - 1;
-            if last != head.seq || prev != head.hash {
-                report.problem = Some(if last < head.seq {
-                    AuditProblem::Truncated {
-                        found: last,
-                        head: head.seq,
-                    }
-                } else {
-                    AuditProblem::Edited(last)
-                });
-                return Ok(report);
-            }
-            if !report.head_authenticated {
-                report.problem = Some(AuditProblem::HeadNotAuthenticated);
-            }
-            Ok(report)
+            Ok(walk.finish())
         })
     }
 
@@ -462,19 +366,7 @@ impl PgStore {
         loop {
             let entries = self.audit_entries(from, PAGE as usize)?;
             for entry in &entries {
-                let details: serde_json::Value = serde_json::from_str(&entry.details)
-                    .unwrap_or(serde_json::Value::String(entry.details.clone()));
-                let line = serde_json::json!({
-                    "seq": entry.seq,
-                    "time": entry.time,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "target": entry.target,
-                    "outcome": entry.outcome,
-                    "details": details,
-                    "prev_hash": hex(&prev),
-                    "hash": hex(&entry.hash),
-                });
+                let line = export_line(entry, &prev);
                 serde_json::to_writer(&mut *out, &line)
                     .map_err(|e| StoreError::Export(e.into()))?;
                 out.write_all(b"\n").map_err(StoreError::Export)?;
@@ -493,8 +385,4 @@ impl PgStore {
 
 fn clamp(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::audit_chain::{ChainWalk, Head, authenticated_genesis, export_line, genesis_mac_input};
 use crate::codec::{decode, encode};
 use crate::schema::{AUDIT, AUDIT_CHECKPOINTS, META, meta};
 use crate::{Store, StoreError};
@@ -194,43 +195,6 @@ impl CheckpointRow {
     }
 }
 
-/// The head kept in the meta table: last seq, last entry hash, newest checkpoint hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub seq: u64,
-    pub hash: [u8; 32],
-    pub checkpoint: [u8; 32],
-}
-
-impl Head {
-    const LEN: usize = 8 + 32 + 32;
-
-    fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..8].copy_from_slice(&self.seq.to_be_bytes());
-        out[8..40].copy_from_slice(&self.hash);
-        out[40..].copy_from_slice(&self.checkpoint);
-        out
-    }
-
-    fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN {
-            return None;
-        }
-        Some(Head {
-            seq: u64::from_be_bytes(b[..8].try_into().ok()?),
-            hash: b[8..40].try_into().ok()?,
-            checkpoint: b[40..].try_into().ok()?,
-        })
-    }
-
-    fn mac_input(self) -> Vec<u8> {
-        let mut v = b"proofpix-audit-head-v1\n".to_vec();
-        v.extend_from_slice(&self.to_bytes());
-        v
-    }
-}
-
 pub(crate) fn rfc3339(t: OffsetDateTime) -> Result<String, time::error::Format> {
     t.to_offset(time::UtcOffset::UTC).format(&Rfc3339)
 }
@@ -252,8 +216,7 @@ fn read_head(
 fn write_head(txn: &WriteTransaction, key: &MasterKey, head: Head) -> Result<(), StoreError> {
     let mut m = txn.open_table(META)?;
     m.insert(meta::AUDIT_HEAD, head.to_bytes().as_slice())?;
-    let mac = key.mac(KeyPurpose::AuditHead, &head.mac_input());
-    m.insert(meta::AUDIT_HEAD_MAC, mac.as_slice())?;
+    m.insert(meta::AUDIT_HEAD_MAC, head.mac(key).as_slice())?;
     Ok(())
 }
 
@@ -296,14 +259,6 @@ pub struct Genesis {
     pub seq: u64,
 }
 
-impl Genesis {
-    fn mac_input(bytes: &[u8]) -> Vec<u8> {
-        let mut v = b"proofpix-audit-genesis-v1\n".to_vec();
-        v.extend_from_slice(bytes);
-        v
-    }
-}
-
 fn write_genesis(
     txn: &WriteTransaction,
     key: &MasterKey,
@@ -315,7 +270,7 @@ fn write_genesis(
     })?;
     let mut m = txn.open_table(META)?;
     m.insert(meta::AUDIT_GENESIS, bytes.as_slice())?;
-    let mac = key.mac(KeyPurpose::AuditHead, &Genesis::mac_input(&bytes));
+    let mac = key.mac(KeyPurpose::AuditHead, &genesis_mac_input(&bytes));
     m.insert(meta::AUDIT_GENESIS_MAC, mac.as_slice())?;
     Ok(())
 }
@@ -353,9 +308,9 @@ pub(crate) fn migrate_genesis(
         let Some(head) = read_head(&m)? else {
             return Ok(false);
         };
-        let genuine = m.get(meta::AUDIT_HEAD_MAC)?.is_some_and(|tag| {
-            key.verify_mac(KeyPurpose::AuditHead, &head.mac_input(), tag.value())
-        });
+        let genuine = m
+            .get(meta::AUDIT_HEAD_MAC)?
+            .is_some_and(|tag| head.authenticated_by(key, tag.value()));
         if !genuine {
             return Ok(false);
         }
@@ -390,18 +345,8 @@ fn read_genesis(
     let Some(bytes) = m.get(meta::AUDIT_GENESIS)?.map(|v| v.value().to_vec()) else {
         return Ok(None);
     };
-    let ok = m.get(meta::AUDIT_GENESIS_MAC)?.is_some_and(|tag| {
-        key.verify_mac(
-            KeyPurpose::AuditHead,
-            &Genesis::mac_input(&bytes),
-            tag.value(),
-        )
-    });
-    Ok(if ok {
-        serde_json::from_slice(&bytes).ok()
-    } else {
-        None
-    })
+    Ok(m.get(meta::AUDIT_GENESIS_MAC)?
+        .and_then(|tag| authenticated_genesis(key, &bytes, tag.value())))
 }
 
 /// Recomputes the head MAC under a new key (key rotation).
@@ -411,7 +356,7 @@ pub(crate) fn remac_head(txn: &WriteTransaction, new_key: &MasterKey) -> Result<
         .get(meta::AUDIT_GENESIS)?
         .map(|v| v.value().to_vec());
     if let Some(bytes) = genesis {
-        let mac = new_key.mac(KeyPurpose::AuditHead, &Genesis::mac_input(&bytes));
+        let mac = new_key.mac(KeyPurpose::AuditHead, &genesis_mac_input(&bytes));
         txn.open_table(META)?
             .insert(meta::AUDIT_GENESIS_MAC, mac.as_slice())?;
     }
@@ -604,108 +549,51 @@ impl Store {
     pub fn audit_verify(&self) -> Result<VerifyReport, StoreError> {
         self.read(|txn| {
             let m = txn.open_table(META)?;
-            let head = read_head(&m)?;
             let mac = m.get(meta::AUDIT_HEAD_MAC)?.map(|v| v.value().to_vec());
-            let mut report = VerifyReport {
-                entries: 0,
-                first_seq: None,
-                last_seq: None,
-                checkpoints: 0,
-                head_authenticated: false,
-                genesis: None,
-                problem: None,
+            let walk = match ChainWalk::begin(
+                &self.key,
+                read_genesis(&m, &self.key)?,
+                read_head(&m)?,
+                mac.as_deref(),
+            ) {
+                Ok(walk) => walk,
+                Err(report) => return Ok(*report),
             };
-            // Fail closed: a store has a genesis marker from creation (or migration) and
-            // a head from its first entry, so a missing one was deleted.
-            report.genesis = read_genesis(&m, &self.key)?;
-            if report.genesis.is_none() {
-                report.problem = Some(AuditProblem::GenesisMissing);
-                return Ok(report);
-            }
-            let Some(head) = head else {
-                report.problem = Some(AuditProblem::HeadMissing);
-                return Ok(report);
-            };
-            report.head_authenticated = mac.as_deref().is_some_and(|tag| {
-                self.key
-                    .verify_mac(KeyPurpose::AuditHead, &head.mac_input(), tag)
-            });
 
-            // Checkpoints.
-            let mut cp_prev = GENESIS;
-            let mut start = (0u64, GENESIS);
+            // Checkpoints, each chained to the one before.
+            let (mut tip, mut start, mut count) = (GENESIS, (0u64, GENESIS), 0u64);
             for e in txn.open_table(AUDIT_CHECKPOINTS)?.iter()? {
                 let (k, v) = e?;
-                let cp: CheckpointRow = match decode("audit_checkpoints", v.value()) {
-                    Ok(cp) => cp,
-                    Err(_) => {
-                        report.problem = Some(AuditProblem::Checkpoint(k.value()));
-                        return Ok(report);
+                let cp = decode::<CheckpointRow>("audit_checkpoints", v.value()).ok();
+                match cp {
+                    Some(cp)
+                        if cp.seq == k.value()
+                            && cp.prev == tip
+                            && cp.compute_hash() == cp.hash =>
+                    {
+                        tip = cp.hash;
+                        start = (cp.seq, cp.entry_hash);
+                        count += 1;
                     }
-                };
-                if cp.seq != k.value() || cp.prev != cp_prev || cp.compute_hash() != cp.hash {
-                    report.problem = Some(AuditProblem::Checkpoint(k.value()));
-                    return Ok(report);
+                    _ => {
+                        let problem = AuditProblem::Checkpoint(k.value());
+                        return Ok(walk.with_checkpoints(count).broken(problem));
+                    }
                 }
-                cp_prev = cp.hash;
-                start = (cp.seq, cp.entry_hash);
-                report.checkpoints += 1;
             }
-            if cp_prev != head.checkpoint {
-                report.problem = Some(AuditProblem::Checkpoint(start.0));
-                return Ok(report);
-            }
+            let mut walk = match walk.after_checkpoints(count, start.0, start.1, tip) {
+                Ok(walk) => walk,
+                Err(report) => return Ok(*report),
+            };
 
-            // Entries.
-            let (mut expected, mut prev) = (start.0 + 1, start.1);
             for e in txn.open_table(AUDIT)?.iter()? {
                 let (k, v) = e?;
-                let seq = k.value();
-                if seq < expected {
-                    report.problem = Some(AuditProblem::BeforeCheckpoint(seq));
-                    return Ok(report);
+                let entry = decode::<AuditEntry>("audit", v.value()).ok();
+                if let Err(problem) = walk.entry(k.value(), entry.as_ref()) {
+                    return Ok(walk.broken(problem));
                 }
-                if seq != expected {
-                    report.problem = Some(AuditProblem::Removed(expected));
-                    return Ok(report);
-                }
-                let entry: AuditEntry = match decode("audit", v.value()) {
-                    Ok(entry) => entry,
-                    Err(_) => {
-                        report.problem = Some(AuditProblem::Undecodable(seq));
-                        return Ok(report);
-                    }
-                };
-                if entry.seq != seq {
-                    report.problem = Some(AuditProblem::Reordered(seq));
-                    return Ok(report);
-                }
-                if entry.chain_hash(&prev) != entry.hash {
-                    report.problem = Some(AuditProblem::Edited(seq));
-                    return Ok(report);
-                }
-                report.first_seq.get_or_insert(seq);
-                report.last_seq = Some(seq);
-                report.entries += 1;
-                prev = entry.hash;
-                expected += 1;
             }
-            let last = expected - 1;
-            if last != head.seq || prev != head.hash {
-                report.problem = Some(if last < head.seq {
-                    AuditProblem::Truncated {
-                        found: last,
-                        head: head.seq,
-                    }
-                } else {
-                    AuditProblem::Edited(last)
-                });
-                return Ok(report);
-            }
-            if !report.head_authenticated {
-                report.problem = Some(AuditProblem::HeadNotAuthenticated);
-            }
-            Ok(report)
+            Ok(walk.finish())
         })
     }
 
@@ -729,19 +617,7 @@ impl Store {
             let mut n = 0;
             for e in txn.open_table(AUDIT)?.iter()? {
                 let entry: AuditEntry = decode("audit", e?.1.value())?;
-                let details: serde_json::Value = serde_json::from_str(&entry.details)
-                    .unwrap_or(serde_json::Value::String(entry.details.clone()));
-                let line = serde_json::json!({
-                    "seq": entry.seq,
-                    "time": entry.time,
-                    "actor": entry.actor,
-                    "action": entry.action,
-                    "target": entry.target,
-                    "outcome": entry.outcome,
-                    "details": details,
-                    "prev_hash": hex::encode(prev),
-                    "hash": hex::encode(entry.hash),
-                });
+                let line = export_line(&entry, &prev);
                 serde_json::to_writer(&mut out, &line).map_err(|e| StoreError::Export(e.into()))?;
                 out.write_all(b"\n").map_err(StoreError::Export)?;
                 prev = entry.hash;

@@ -39,6 +39,7 @@
 
 mod access;
 mod audit;
+pub mod audit_chain;
 mod check;
 mod codec;
 mod control;
