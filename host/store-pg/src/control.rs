@@ -131,6 +131,41 @@ impl PgStore {
         Ok(())
     }
 
+    /// Stores a token record under its hash; returns the rows written (0 when `KeepName`
+    /// met a token of that name).
+    async fn put_api_token(
+        &self,
+        txn: &Transaction<'_>,
+        token_sha256: &str,
+        record: &ApiTokenRecord,
+        on_conflict: TokenConflict,
+    ) -> Result<u64, StoreError> {
+        let sql = match on_conflict {
+            TokenConflict::KeepName => {
+                "INSERT INTO api_tokens (token_sha256, name, role, created_by, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING"
+            }
+            TokenConflict::Replace => {
+                "INSERT INTO api_tokens (token_sha256, name, role, created_by, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_sha256) DO UPDATE SET \
+                 name = EXCLUDED.name, role = EXCLUDED.role, created_by = EXCLUDED.created_by, \
+                 created_ms = EXCLUDED.created_ms"
+            }
+        };
+        self.x(
+            txn,
+            sql,
+            &[
+                &token_sha256,
+                &record.name,
+                &record.role,
+                &record.created_by,
+                &ms(record.created_at),
+            ],
+        )
+        .await
+    }
+
     /// Removes the sessions opened with any of `tokens`; returns how many.
     async fn end_sessions_of(
         &self,
@@ -772,21 +807,8 @@ impl ControlStore for PgStore {
                 .map(|r| r.get(0))
                 .filter(|k: &String| k != token_sha256)
                 .collect();
-            self.x(
-                t,
-                "INSERT INTO api_tokens (token_sha256, name, role, created_by, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_sha256) DO UPDATE SET \
-                 name = EXCLUDED.name, role = EXCLUDED.role, created_by = EXCLUDED.created_by, \
-                 created_ms = EXCLUDED.created_ms",
-                &[
-                    &token_sha256,
-                    &record.name,
-                    &record.role,
-                    &record.created_by,
-                    &ms(record.created_at),
-                ],
-            )
-            .await?;
+            self.put_api_token(t, token_sha256, record, TokenConflict::Replace)
+                .await?;
             // A replaced token's dashboard sessions end with it.
             self.end_sessions_of(t, &stale).await?;
             self.audit_in(
@@ -807,18 +829,7 @@ impl ControlStore for PgStore {
     ) -> Result<bool, StoreError> {
         self.transact(async |t| {
             let inserted = self
-                .x(
-                    t,
-                    "INSERT INTO api_tokens (token_sha256, name, role, created_by, created_ms) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
-                    &[
-                        &token_sha256,
-                        &record.name,
-                        &record.role,
-                        &record.created_by,
-                        &ms(record.created_at),
-                    ],
-                )
+                .put_api_token(t, token_sha256, record, TokenConflict::KeepName)
                 .await?;
             if inserted == 0 {
                 return Ok(false);
@@ -856,21 +867,8 @@ impl ControlStore for PgStore {
             let old: String = r.get(0);
             let mut record = token_from_row(r, 1);
             record.created_at = now;
-            self.x(
-                t,
-                "INSERT INTO api_tokens (token_sha256, name, role, created_by, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_sha256) DO UPDATE SET \
-                 name = EXCLUDED.name, role = EXCLUDED.role, created_by = EXCLUDED.created_by, \
-                 created_ms = EXCLUDED.created_ms",
-                &[
-                    &new_token_sha256,
-                    &record.name,
-                    &record.role,
-                    &record.created_by,
-                    &ms(record.created_at),
-                ],
-            )
-            .await?;
+            self.put_api_token(t, new_token_sha256, &record, TokenConflict::Replace)
+                .await?;
             // The old secret's dashboard sessions end with it.
             let sessions = self.end_sessions_of(t, &[old]).await?;
             self.audit_in(
@@ -1189,4 +1187,13 @@ impl ControlStore for PgStore {
         )?;
         Ok(rows.first().map(|r| r.get(0)))
     }
+}
+
+/// What storing a token does when one is already there.
+#[derive(Clone, Copy)]
+enum TokenConflict {
+    /// A token of the same name stays; nothing is written (create).
+    KeepName,
+    /// The record under the same hash is replaced (import, rotation).
+    Replace,
 }
