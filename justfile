@@ -16,7 +16,8 @@ analyze +PATHS:
     cargo run --release -p proofpix -- analyze {{PATHS}}
 
 # Formatting, lints and the dependency rules: crates on floors, pure crates without an async
-# runtime, wasm engine, database or HTTP stack (.ci/layers); the daemon and the CLI never write
+# runtime, wasm engine, database or HTTP stack, each crate's top doc stating its rules
+# (.ci/layers); the daemon and the CLI never write
 # the store (clippy refuses it by the files .ci/owners writes).
 lint:
     cargo fmt --all --check

@@ -65,6 +65,8 @@
 //! `proofpix plugin sign` and install it with `proofpix plugin install`.
 //! `sdk/README.md` is the full tutorial, with the table of which hosts load
 //! which SDK versions.
+//!
+//! Layering (checked by .ci/layers): uses no host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
 
 #[doc(hidden)]

@@ -27,6 +27,8 @@
 //! assert_eq!(report.findings[0].value, "A** S****");
 //! assert_eq!(report.risk, RiskLevel::Low);
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
 #![warn(
     clippy::unwrap_used,

@@ -60,6 +60,8 @@
 //! let header = creds.authorization().await?; // Some(("authorization", "Bearer …"))
 //! # Ok(()) }
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

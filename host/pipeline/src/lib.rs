@@ -37,6 +37,8 @@
 //! one group. [`PipelineOptions::collect_outcomes`] keeps per-file outcomes in
 //! the [`SyncReport`] for callers that print them (tests, small one-shot runs);
 //! the daemon turns it off.
+//!
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, even transitively.
 
 #![deny(missing_docs)]
 

@@ -9,6 +9,8 @@
 //! Every check fails closed: an empty allow-list denies everything, an
 //! unparsable grant is an error at load time, and a value that fits no rule
 //! is refused.
+//!
+//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
 #![warn(
     clippy::unwrap_used,

@@ -14,6 +14,8 @@
 //! [`Plugin`] (compiled once, pre-linked, described), which opens a
 //! [`Session`] per integration. Policy decisions come from
 //! `proofpix-policy`; this crate is the mechanism.
+//!
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, even transitively.
 #![deny(missing_docs)]
 
 pub mod bindings;

@@ -759,7 +759,7 @@
       fillStats(stats);
       app.integrations = integrations;
       fillIntegrationCards(list, integrations);
-      replaceKeepingFocus(recent.firstChild || recent.appendChild(h("div")), batchTable(batches, "Recent batches"));
+      replaceKeepingFocus(recent.firstChild || recent.appendChild(h("div")), batchTable(batches, "The five newest batches"));
       await fillTrends(trends, null);
     };
     view.refresh = (event) => {
@@ -1730,7 +1730,7 @@
     const load = async () => {
       const tokens = await api("GET", "/api/tokens");
       clear(box);
-      append(box, [scrollTable("API tokens", ["Name", "Role", "Created by", "Created", "Action"], tokens.map((t) => [
+      append(box, [scrollTable("Every API token", ["Name", "Role", "Created by", "Created", "Action"], tokens.map((t) => [
         t.name, t.role, t.created_by, fmtTime(t.created_at),
         h("button", {
           type: "button",

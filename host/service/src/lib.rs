@@ -16,6 +16,8 @@
 //! schema: unknown fields, missing required fields, secrets passed as plain
 //! config (or the reverse) and values of the wrong kind are refused with a
 //! message naming the field. Secrets go straight to the vault.
+//!
+//! Layering (checked by .ci/layers): floor 3, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault); never pulls in axum, even transitively.
 
 #![deny(missing_docs)]
 

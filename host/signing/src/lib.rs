@@ -54,6 +54,8 @@
 //! assert_eq!(v.signer, "acme");
 //! assert_eq!(v.content, component);
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

@@ -67,6 +67,8 @@
 //! println!("{} items pending", depth.pending);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, hyper, reqwest, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

@@ -34,6 +34,8 @@
 //! assert_eq!(store.secret("sf-prod", "client_secret").unwrap().unwrap().expose(), "s3cr3t");
 //! assert!(store.audit_verify().unwrap().is_ok());
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, hyper, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

@@ -25,6 +25,8 @@
 //! let sealed = seal(&key, &aad, &Secret::new("s3cr3t")).unwrap();
 //! assert_eq!(format!("{:?}", open(&key, &aad, &sealed).unwrap()), "[redacted]");
 //! ```
+//!
+//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

@@ -3,6 +3,8 @@
 //! `build.rs` compiles each guest crate to `wasm32-wasip2`; this crate exposes
 //! their paths, and the first-party plugins' bytes for embedding in the
 //! `proofpix` binary.
+//!
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault).
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
