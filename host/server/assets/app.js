@@ -760,7 +760,8 @@
       app.integrations = integrations;
       fillIntegrationCards(list, integrations);
       replaceKeepingFocus(recent.firstChild || recent.appendChild(h("div")), batchTable(batches, "The five newest batches"));
-      await fillTrends(trends, null);
+      // A trend that cannot be drawn says so in its place; the rest of the overview stands.
+      await fillTrends(trends, null).catch((e) => append(clear(trends), [errorBox(e)]));
     };
     view.refresh = (event) => {
       if (event.type === "file") {
