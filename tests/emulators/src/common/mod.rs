@@ -1,8 +1,10 @@
 //! Pieces every emulated vendor uses: the [`Clock`], the [`Harness`] (request log, faults, error
 //! overrides), the loopback server, the token book, and the request-parsing and authorize-step
-//! helpers that are the same across OAuth2 providers.
+//! helpers that are the same across OAuth2 providers. The file platforms (Graph, Drive, Box,
+//! Dropbox) also share the route-class fault book of [`faults`].
 
 pub mod clock;
+pub mod faults;
 pub mod harness;
 pub mod server;
 pub mod tokens;

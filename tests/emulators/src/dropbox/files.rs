@@ -46,6 +46,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::common::faults::{self, mix, recorded};
 use crate::common::harness::MAX_BODY_BYTES;
 use crate::common::server::RunningServer;
 use crate::common::{AccessProblem, Emulator, ErrorReply, Harness, Tokens};
@@ -233,21 +234,9 @@ impl DbxFault {
 }
 
 /// Random faults on a share of requests.
-#[derive(Clone, Debug)]
-pub struct Chaos {
-    /// Share of requests faulted, in percent.
-    pub percent: u8,
-    /// Seed of the pseudo-random choice.
-    pub seed: u64,
-    /// Route classes it applies to.
-    pub routes: Vec<Route>,
-    /// Faults to pick from.
-    pub faults: Vec<DbxFault>,
-    /// Never fault the same request (same [`Exchange::key`]) twice.
-    pub once_per_key: bool,
-}
+pub type Chaos = faults::Chaos<Route, DbxFault>;
 
-impl Chaos {
+impl faults::Chaos<Route, DbxFault> {
     /// `percent`% of every file route and the content host (not the token endpoint), answered
     /// 429 with `Retry-After: retry_after_secs`, or 500, 502 or 503, each request key at most
     /// once.
@@ -316,29 +305,10 @@ pub struct Exchange {
     pub body: Vec<u8>,
 }
 
+recorded!(Exchange);
+
 /// A `Retry-After` the emulator sent, and when the same request came back.
-#[derive(Clone, Debug)]
-pub struct RetryFollowUp {
-    /// The throttled exchange.
-    pub throttled: Exchange,
-    /// The next exchange with the same key, if any.
-    pub next: Option<Exchange>,
-}
-
-impl RetryFollowUp {
-    /// How long the client waited, when it came back.
-    pub fn waited(&self) -> Option<Duration> {
-        self.next
-            .as_ref()
-            .map(|n| n.at.saturating_duration_since(self.throttled.at))
-    }
-
-    /// Whether the client came back no earlier than `Retry-After` said (or never came back).
-    pub fn respected(&self) -> bool {
-        let wanted = Duration::from_secs(self.throttled.retry_after_secs.unwrap_or(0));
-        self.waited().is_none_or(|w| w >= wanted)
-    }
-}
+pub type RetryFollowUp = faults::RetryFollowUp<Exchange>;
 
 /// A property write the emulator applied.
 #[derive(Clone, Debug)]
@@ -432,58 +402,7 @@ struct Account {
 }
 
 /// Rules, chaos state, the clock plan and the request counter.
-#[derive(Debug, Default)]
-struct FaultBook {
-    /// (route, fault, uses left, matching requests to let through first).
-    rules: Vec<(Route, DbxFault, Option<u32>, u32)>,
-    chaos: Option<Chaos>,
-    chaos_keys: HashSet<String>,
-    counter: u64,
-    clock_plan: Vec<(u64, time::Duration)>,
-}
-
-impl FaultBook {
-    fn take(&mut self, n: u64, route: Route, key: &str) -> Option<DbxFault> {
-        if let Some(rule) = self
-            .rules
-            .iter_mut()
-            .find(|(r, _, left, _)| *r == route && *left != Some(0))
-        {
-            if rule.3 > 0 {
-                rule.3 -= 1;
-                return None;
-            }
-            if let Some(left) = rule.2.as_mut() {
-                *left -= 1;
-            }
-            return Some(rule.1.clone());
-        }
-        let chaos = self.chaos.as_ref()?;
-        if !chaos.routes.contains(&route) || chaos.faults.is_empty() {
-            return None;
-        }
-        if chaos.once_per_key && self.chaos_keys.contains(key) {
-            return None;
-        }
-        let roll = mix(chaos.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        if roll % 100 >= u64::from(chaos.percent) {
-            return None;
-        }
-        let pick = ((roll / 100) % chaos.faults.len() as u64) as usize;
-        let fault = chaos.faults.get(pick)?.clone();
-        if chaos.once_per_key {
-            self.chaos_keys.insert(key.to_owned());
-        }
-        Some(fault)
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+type FaultBook = faults::FaultBook<Route, DbxFault>;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -832,24 +751,7 @@ impl Dropbox {
 
     /// Every `Retry-After` sent (on 429 and 503), each with the next exchange of the same key.
     pub fn retry_follow_ups(&self) -> Vec<RetryFollowUp> {
-        let exchanges = self.exchanges();
-        let mut out = Vec::new();
-        for (i, e) in exchanges.iter().enumerate() {
-            if e.retry_after_secs.is_none() || !(e.status == 429 || e.status == 503) {
-                continue;
-            }
-            let next = exchanges
-                .iter()
-                .skip(i + 1)
-                .filter(|x| x.at >= e.at)
-                .find(|x| x.key == e.key)
-                .cloned();
-            out.push(RetryFollowUp {
-                throttled: e.clone(),
-                next,
-            });
-        }
-        out
+        faults::follow_ups(&self.exchanges(), &[429, 503])
     }
 
     /// Forgets recorded exchanges and property writes.
@@ -944,14 +846,12 @@ impl Dropbox {
 
     /// Lets `skip` requests of `route` through, then applies `fault` to the next `times`.
     pub fn inject_after(&self, route: Route, skip: u32, fault: DbxFault, times: u32) {
-        lock(&self.0.faults)
-            .rules
-            .push((route, fault, Some(times), skip));
+        lock(&self.0.faults).add_after(route, fault, Some(times), false, skip);
     }
 
     /// Applies `fault` to every request of `route` until [`Dropbox::clear_faults`].
     pub fn inject_always(&self, route: Route, fault: DbxFault) {
-        lock(&self.0.faults).rules.push((route, fault, None, 0));
+        lock(&self.0.faults).add(route, fault, None, false);
     }
 
     /// Answers the next `list_folder/continue` with 409 `reset`: the mid-pagination cursor
@@ -962,9 +862,7 @@ impl Dropbox {
 
     /// Faults a random share of requests; `None` stops.
     pub fn chaos(&self, chaos: Option<Chaos>) {
-        let mut book = lock(&self.0.faults);
-        book.chaos = chaos;
-        book.chaos_keys.clear();
+        lock(&self.0.faults).set_chaos(chaos);
     }
 
     /// When exchange number `after` arrives (counting from the start), moves the emulated clock
@@ -980,24 +878,11 @@ impl Dropbox {
 
     /// Removes every rule, the chaos and the clock plan.
     pub fn clear_faults(&self) {
-        let mut book = lock(&self.0.faults);
-        book.rules.clear();
-        book.chaos = None;
-        book.chaos_keys.clear();
-        book.clock_plan.clear();
+        lock(&self.0.faults).clear();
     }
 
     fn next_number(&self) -> u64 {
-        let mut book = lock(&self.0.faults);
-        book.counter += 1;
-        let n = book.counter;
-        let due: Vec<time::Duration> = book
-            .clock_plan
-            .iter()
-            .filter(|(at, _)| *at == n)
-            .map(|(_, by)| *by)
-            .collect();
-        drop(book);
+        let (n, due) = lock(&self.0.faults).next_number();
         for by in due {
             self.0.harness.clock.advance(by);
         }
@@ -1005,11 +890,7 @@ impl Dropbox {
     }
 
     fn record(&self, exchange: Exchange) {
-        let mut t = lock(&self.0.traffic);
-        if t.len() >= crate::common::harness::MAX_RECORDED_REQUESTS {
-            t.remove(0);
-        }
-        t.push(exchange);
+        faults::record(&mut lock(&self.0.traffic), exchange);
     }
 }
 
@@ -1200,7 +1081,7 @@ pub(crate) async fn observe(
         api_arg.as_deref().unwrap_or_default(),
         range.as_deref().unwrap_or_default()
     );
-    let fault = lock(&dropbox.0.faults).take(n, route, &key);
+    let fault = lock(&dropbox.0.faults).take(n, route, &key, false);
     let label = fault.as_ref().map(DbxFault::label);
     let mut truncate = false;
     let response = match &fault {

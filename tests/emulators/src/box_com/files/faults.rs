@@ -2,19 +2,19 @@
 //!
 //! Faults are keyed by route class ([`Route`]) because Box paths carry ids: "the next two
 //! events pages answer 429" is one rule. They come on top of the shared
-//! [`Faults`](crate::Faults) (exact path). [`Chaos`] faults a seeded share of requests, each
-//! request key at most once, so a client that retries always gets through and a test under
-//! chaos ends.
+//! [`Faults`](crate::Faults) (exact path). The rules, [`Chaos`] and the `retry-after`
+//! follow-ups are the shared [`common::faults`](crate::common::faults) book; what a [`BoxFault`]
+//! answers is Box's.
 //!
 //! Every request either server receives becomes an [`Exchange`] with its *real* arrival time:
 //! Retry-After is a promise in real seconds, and the emulated clock is frozen in tests.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use crate::common::ErrorReply;
+use crate::common::faults::{self, recorded};
 
 /// The route class a request hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,21 +110,9 @@ impl BoxFault {
 }
 
 /// Random faults on a share of requests.
-#[derive(Clone, Debug)]
-pub struct Chaos {
-    /// Share of requests faulted, in percent.
-    pub percent: u8,
-    /// Seed of the pseudo-random choice.
-    pub seed: u64,
-    /// Route classes it applies to.
-    pub routes: Vec<Route>,
-    /// Faults to pick from.
-    pub faults: Vec<BoxFault>,
-    /// Never fault the same request (same [`Exchange::key`]) twice.
-    pub once_per_key: bool,
-}
+pub type Chaos = faults::Chaos<Route, BoxFault>;
 
-impl Chaos {
+impl faults::Chaos<Route, BoxFault> {
     /// `percent`% of every API route and the download host (not the token endpoint), answered
     /// 429 or 503 with `retry-after: retry_after_secs`, or 500 or 502, each key at most once.
     pub fn throttling_and_errors(percent: u8, retry_after_secs: u64, seed: u64) -> Self {
@@ -187,144 +175,17 @@ pub struct Exchange {
     pub range: Option<String>,
 }
 
+recorded!(Exchange);
+
 /// A `retry-after` the emulator sent, and when the same request came back.
-#[derive(Clone, Debug)]
-pub struct RetryFollowUp {
-    /// The throttled exchange.
-    pub throttled: Exchange,
-    /// The next exchange with the same key, if any.
-    pub next: Option<Exchange>,
-}
-
-impl RetryFollowUp {
-    /// How long the client waited, when it came back.
-    pub fn waited(&self) -> Option<Duration> {
-        self.next
-            .as_ref()
-            .map(|n| n.at.saturating_duration_since(self.throttled.at))
-    }
-
-    /// Whether the client came back no earlier than `retry-after` said (or never came back).
-    pub fn respected(&self) -> bool {
-        let wanted = Duration::from_secs(self.throttled.retry_after_secs.unwrap_or(0));
-        self.waited().is_none_or(|w| w >= wanted)
-    }
-}
-
-#[derive(Debug)]
-struct Rule {
-    route: Route,
-    /// Matching requests still let through before the fault applies.
-    skip: u32,
-    fault: BoxFault,
-    remaining: Option<u32>,
-}
+pub type RetryFollowUp = faults::RetryFollowUp<Exchange>;
 
 /// Rules, chaos state, the clock plan and the request counter.
-#[derive(Debug, Default)]
-pub(crate) struct FaultBook {
-    rules: Vec<Rule>,
-    chaos: Option<Chaos>,
-    chaos_keys: HashSet<String>,
-    pub(crate) counter: u64,
-    /// (at this exchange number, advance the emulated clock by).
-    pub(crate) clock_plan: Vec<(u64, time::Duration)>,
-}
+pub(crate) type FaultBook = faults::FaultBook<Route, BoxFault>;
 
-impl FaultBook {
-    pub(crate) fn add(&mut self, route: Route, fault: BoxFault, remaining: Option<u32>) {
-        self.add_after(route, 0, fault, remaining);
-    }
-
-    pub(crate) fn add_after(
-        &mut self,
-        route: Route,
-        skip: u32,
-        fault: BoxFault,
-        remaining: Option<u32>,
-    ) {
-        self.rules.push(Rule {
-            route,
-            skip,
-            fault,
-            remaining,
-        });
-    }
-
-    pub(crate) fn set_chaos(&mut self, chaos: Option<Chaos>) {
-        self.chaos = chaos;
-        self.chaos_keys.clear();
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.rules.clear();
-        self.chaos = None;
-        self.chaos_keys.clear();
-        self.clock_plan.clear();
-    }
-
-    /// The fault for request number `n`, if any: explicit rules first, then chaos.
-    pub(crate) fn take(&mut self, n: u64, route: Route, key: &str) -> Option<BoxFault> {
-        if let Some(rule) = self
-            .rules
-            .iter_mut()
-            .find(|r| r.route == route && r.remaining != Some(0))
-        {
-            if rule.skip > 0 {
-                rule.skip -= 1;
-                return None;
-            }
-            if let Some(left) = rule.remaining.as_mut() {
-                *left -= 1;
-            }
-            return Some(rule.fault.clone());
-        }
-        let chaos = self.chaos.as_ref()?;
-        if !chaos.routes.contains(&route) || chaos.faults.is_empty() {
-            return None;
-        }
-        if chaos.once_per_key && self.chaos_keys.contains(key) {
-            return None;
-        }
-        let roll = mix(chaos.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        if roll % 100 >= u64::from(chaos.percent) {
-            return None;
-        }
-        let pick = ((roll / 100) % chaos.faults.len() as u64) as usize;
-        let fault = chaos.faults.get(pick)?.clone();
-        if chaos.once_per_key {
-            self.chaos_keys.insert(key.to_owned());
-        }
-        Some(fault)
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Pairs every `retry-after` sent on 429/503 with the next exchange of the same key.
+/// Pairs every `retry-after` sent on 202/429/503 with the next exchange of the same key.
 pub(crate) fn follow_ups(exchanges: &[Exchange]) -> Vec<RetryFollowUp> {
-    let mut out = Vec::new();
-    for (i, e) in exchanges.iter().enumerate() {
-        if e.retry_after_secs.is_none() || !matches!(e.status, 202 | 429 | 503) {
-            continue;
-        }
-        let next = exchanges
-            .iter()
-            .skip(i + 1)
-            .filter(|x| x.at >= e.at)
-            .find(|x| x.key == e.key)
-            .cloned();
-        out.push(RetryFollowUp {
-            throttled: e.clone(),
-            next,
-        });
-    }
-    out
+    faults::follow_ups(exchanges, &[202, 429, 503])
 }
 
 #[cfg(test)]
@@ -336,14 +197,20 @@ mod tests {
         let mut book = FaultBook::default();
         book.set_chaos(Some(Chaos::throttling_and_errors(25, 1, 42)));
         let hit: Vec<u64> = (0..4000u64)
-            .filter(|n| book.take(*n, Route::Items, &format!("k{n}")).is_some())
+            .filter(|n| {
+                book.take(*n, Route::Items, &format!("k{n}"), false)
+                    .is_some()
+            })
             .collect();
         assert!((800..1200).contains(&hit.len()), "{} of 4000", hit.len());
         let again = hit
             .iter()
-            .filter(|n| book.take(**n, Route::Items, &format!("k{n}")).is_some())
+            .filter(|n| {
+                book.take(**n, Route::Items, &format!("k{n}"), false)
+                    .is_some()
+            })
             .count();
         assert_eq!(again, 0);
-        assert!(book.take(1, Route::Token, "t").is_none());
+        assert!(book.take(1, Route::Token, "t", false).is_none());
     }
 }

@@ -253,16 +253,7 @@ impl BoxFiles {
     }
 
     fn next_number(&self) -> u64 {
-        let mut book = lock(&self.0.faults);
-        book.counter += 1;
-        let n = book.counter;
-        let due: Vec<time::Duration> = book
-            .clock_plan
-            .iter()
-            .filter(|(at, _)| *at == n)
-            .map(|(_, by)| *by)
-            .collect();
-        drop(book);
+        let (n, due) = lock(&self.0.faults).next_number();
         for by in due {
             self.0.harness.clock.advance(by);
         }
@@ -270,11 +261,7 @@ impl BoxFiles {
     }
 
     fn record(&self, exchange: Exchange) {
-        let mut t = lock(&self.0.traffic);
-        if t.len() >= crate::common::harness::MAX_RECORDED_REQUESTS {
-            t.remove(0);
-        }
-        t.push(exchange);
+        crate::common::faults::record(&mut lock(&self.0.traffic), exchange);
     }
 
     // ----- inspection -------------------------------------------------------------------------
@@ -467,12 +454,12 @@ impl BoxFiles {
 
     /// Applies `fault` to the next `times` requests of route class `route`.
     pub fn inject(&self, route: Route, fault: BoxFault, times: u32) {
-        lock(&self.0.faults).add(route, fault, Some(times));
+        lock(&self.0.faults).add(route, fault, Some(times), false);
     }
 
     /// Applies `fault` to `times` requests of route class `route`, after letting `skip` through.
     pub fn inject_after(&self, route: Route, skip: u32, fault: BoxFault, times: u32) {
-        lock(&self.0.faults).add_after(route, skip, fault, Some(times));
+        lock(&self.0.faults).add_after(route, fault, Some(times), false, skip);
     }
 
     /// Faults a random share of requests; `None` stops.
@@ -588,7 +575,7 @@ pub(crate) async fn observe(
         Server::Api => api::classify(&method, &path),
     };
     let key = api::retry_key(&files, route, &method, &path, &query);
-    let fault = lock(&files.0.faults).take(n, route, &key);
+    let fault = lock(&files.0.faults).take(n, route, &key, false);
     let label = fault.as_ref().map(BoxFault::label);
     let mut truncate = false;
     let mut malformed = false;

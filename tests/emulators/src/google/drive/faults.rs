@@ -8,17 +8,17 @@
 //! `userRateLimitExceeded` or `rateLimitExceeded`, and 429 "Too many requests"; neither promises
 //! a `Retry-After`. [`DriveFault::Throttle`] sends either, with or without one.
 //!
-//! [`Chaos`] faults a share of requests at random (seeded), never the same request twice when
-//! `once_per_key` is set, so a client that retries always gets through and a test under chaos
-//! ends. Every exchange is recorded with the *real* time it arrived: Retry-After is a promise in
-//! real seconds, while the emulated clock is frozen.
+//! The rules, [`Chaos`] and the `Retry-After` follow-ups are the shared
+//! [`common::faults`](crate::common::faults) book; what a [`DriveFault`] answers is Google's.
+//! Every exchange is recorded with the *real* time it arrived: Retry-After is a promise in real
+//! seconds, while the emulated clock is frozen.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::common::faults::{self, recorded};
 use crate::common::{ErrorReply, Harness};
 
 /// The route class a request hit.
@@ -99,21 +99,9 @@ impl DriveFault {
 }
 
 /// Random faults on a share of requests.
-#[derive(Clone, Debug)]
-pub struct Chaos {
-    /// Share of requests faulted, in percent.
-    pub percent: u8,
-    /// Seed of the pseudo-random choice.
-    pub seed: u64,
-    /// Route classes it applies to.
-    pub routes: Vec<Route>,
-    /// Faults to pick from.
-    pub faults: Vec<DriveFault>,
-    /// Never fault the same request (same [`Exchange::key`]) twice.
-    pub once_per_key: bool,
-}
+pub type Chaos = faults::Chaos<Route, DriveFault>;
 
-impl Chaos {
+impl faults::Chaos<Route, DriveFault> {
     /// `percent`% of every Drive route (not the token endpoint), answered 429 or 403
     /// `userRateLimitExceeded` with `Retry-After: retry_after_secs`, or 500 or 503, each
     /// request key at most once.
@@ -182,28 +170,17 @@ pub struct Exchange {
     pub bytes: u64,
 }
 
+recorded!(Exchange);
+
 /// A `Retry-After` the emulator sent, and when the same request came back.
-#[derive(Clone, Debug)]
-pub struct RetryFollowUp {
-    /// The throttled exchange.
-    pub throttled: Exchange,
-    /// The next exchange with the same key, if any.
-    pub next: Option<Exchange>,
-}
+pub type RetryFollowUp = faults::RetryFollowUp<Exchange>;
 
-impl RetryFollowUp {
-    /// How long the client waited, when it came back.
-    pub fn waited(&self) -> Option<Duration> {
-        self.next
-            .as_ref()
-            .map(|n| n.at.saturating_duration_since(self.throttled.at))
-    }
+/// Rules, chaos state, the clock plan and the request counter.
+pub(crate) type FaultBook = faults::FaultBook<Route, DriveFault>;
 
-    /// Whether the client came back no earlier than `Retry-After` said (or never came back).
-    pub fn respected(&self) -> bool {
-        let wanted = Duration::from_secs(self.throttled.retry_after_secs.unwrap_or(0));
-        self.waited().is_none_or(|w| w >= wanted)
-    }
+/// Pairs every `Retry-After` sent on 403/429/503 with the next exchange of the same key.
+pub(crate) fn follow_ups(exchanges: &[Exchange]) -> Vec<RetryFollowUp> {
+    faults::follow_ups(exchanges, &[403, 429, 503])
 }
 
 pub(crate) fn classify(method: &str, path: &str, query: &str) -> Route {
@@ -354,135 +331,6 @@ pub(crate) fn reply(harness: &Harness, fault: &DriveFault) -> ErrorReply {
         DriveFault::Reply(r) => r.clone(),
         DriveFault::Slow(_) | DriveFault::Truncated => ErrorReply::empty(500),
     }
-}
-
-#[derive(Debug)]
-struct Rule {
-    route: Route,
-    fault: DriveFault,
-    remaining: Option<u32>,
-    continuation_only: bool,
-    /// Matching requests to let through before the rule applies.
-    skip: u32,
-}
-
-/// Rules, chaos state, the clock plan and the request counter.
-#[derive(Debug, Default)]
-pub(crate) struct FaultBook {
-    rules: Vec<Rule>,
-    chaos: Option<Chaos>,
-    chaos_keys: HashSet<String>,
-    pub(crate) counter: u64,
-    /// (at this request number, advance the emulated clock by).
-    pub(crate) clock_plan: Vec<(u64, time::Duration)>,
-}
-
-impl FaultBook {
-    pub(crate) fn add(
-        &mut self,
-        route: Route,
-        fault: DriveFault,
-        remaining: Option<u32>,
-        continuation_only: bool,
-    ) {
-        self.add_after(route, fault, remaining, continuation_only, 0);
-    }
-
-    pub(crate) fn add_after(
-        &mut self,
-        route: Route,
-        fault: DriveFault,
-        remaining: Option<u32>,
-        continuation_only: bool,
-        skip: u32,
-    ) {
-        self.rules.push(Rule {
-            route,
-            fault,
-            remaining,
-            continuation_only,
-            skip,
-        });
-    }
-
-    pub(crate) fn set_chaos(&mut self, chaos: Option<Chaos>) {
-        self.chaos = chaos;
-        self.chaos_keys.clear();
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.rules.clear();
-        self.chaos = None;
-        self.chaos_keys.clear();
-        self.clock_plan.clear();
-    }
-
-    /// The fault for request number `n`, if any: explicit rules first, then chaos.
-    pub(crate) fn take(
-        &mut self,
-        n: u64,
-        route: Route,
-        key: &str,
-        continuation: bool,
-    ) -> Option<DriveFault> {
-        if let Some(rule) = self.rules.iter_mut().find(|r| {
-            r.route == route && r.remaining != Some(0) && (!r.continuation_only || continuation)
-        }) {
-            if rule.skip > 0 {
-                rule.skip -= 1;
-                return None;
-            }
-            if let Some(left) = rule.remaining.as_mut() {
-                *left -= 1;
-            }
-            return Some(rule.fault.clone());
-        }
-        let chaos = self.chaos.as_ref()?;
-        if !chaos.routes.contains(&route) || chaos.faults.is_empty() {
-            return None;
-        }
-        if chaos.once_per_key && self.chaos_keys.contains(key) {
-            return None;
-        }
-        let roll = mix(chaos.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        if roll % 100 >= u64::from(chaos.percent) {
-            return None;
-        }
-        let pick = ((roll / 100) % chaos.faults.len() as u64) as usize;
-        let fault = chaos.faults.get(pick)?.clone();
-        if chaos.once_per_key {
-            self.chaos_keys.insert(key.to_owned());
-        }
-        Some(fault)
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Pairs every `Retry-After` sent with the next exchange of the same key.
-pub(crate) fn follow_ups(exchanges: &[Exchange]) -> Vec<RetryFollowUp> {
-    let mut out = Vec::new();
-    for (i, e) in exchanges.iter().enumerate() {
-        if e.retry_after_secs.is_none() || !matches!(e.status, 403 | 429 | 503) {
-            continue;
-        }
-        let next = exchanges
-            .iter()
-            .skip(i + 1)
-            .filter(|x| x.at >= e.at)
-            .find(|x| x.key == e.key)
-            .cloned();
-        out.push(RetryFollowUp {
-            throttled: e.clone(),
-            next,
-        });
-    }
-    out
 }
 
 #[cfg(test)]

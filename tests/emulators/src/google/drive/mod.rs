@@ -541,16 +541,7 @@ impl Drive {
     }
 
     fn next_number(&self) -> u64 {
-        let mut book = lock(&self.0.faults);
-        book.counter += 1;
-        let n = book.counter;
-        let due: Vec<time::Duration> = book
-            .clock_plan
-            .iter()
-            .filter(|(at, _)| *at == n)
-            .map(|(_, by)| *by)
-            .collect();
-        drop(book);
+        let (n, due) = lock(&self.0.faults).next_number();
         for by in due {
             self.0.harness.clock.advance(by);
         }
@@ -890,11 +881,6 @@ pub(crate) async fn observe(State(drive): State<Drive>, request: Request, next: 
         range,
         bytes: bytes_out,
     };
-    let mut t = lock(&drive.0.traffic);
-    if t.len() >= crate::common::harness::MAX_RECORDED_REQUESTS {
-        t.remove(0);
-    }
-    t.push(exchange);
-    drop(t);
+    crate::common::faults::record(&mut lock(&drive.0.traffic), exchange);
     response
 }

@@ -4,22 +4,20 @@
 //! carry item ids: "the next two delta pages answer 429" is one rule. They come on top of the
 //! shared [`Faults`](crate::Faults) (exact path), which still work on every route.
 //!
-//! [`Chaos`] faults a share of requests at random (seeded), but never the same request twice
-//! when `once_per_key` is set: a client that retries after a fault always gets through on the
-//! next try of that request, so a test under chaos terminates and every file can still be
-//! processed exactly once.
+//! The rules, [`Chaos`] and the `Retry-After` follow-ups are the shared
+//! [`common::faults`](crate::common::faults) book; what a [`GraphFault`] answers is Graph's.
 //!
 //! Every request either server receives, and every `$batch` sub-request, becomes an
 //! [`Exchange`] with the *real* time it arrived and what was answered (status, `Retry-After`,
 //! bytes). The shared request log uses the emulated clock, which a test freezes; Retry-After is
 //! a promise in real seconds, so checking that a client honoured it needs real time.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use crate::common::ErrorReply;
+use crate::common::faults::{self, recorded};
 
 /// The route class a request hit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,22 +110,10 @@ impl GraphFault {
     }
 }
 
-/// Random faults on a share of requests.
-#[derive(Clone, Debug)]
-pub struct Chaos {
-    /// Share of requests faulted, in percent.
-    pub percent: u8,
-    /// Seed of the pseudo-random choice.
-    pub seed: u64,
-    /// Route classes it applies to (`BatchItem` faults `$batch` sub-requests one by one).
-    pub routes: Vec<Route>,
-    /// Faults to pick from.
-    pub faults: Vec<GraphFault>,
-    /// Never fault the same request (same [`Exchange::key`]) twice.
-    pub once_per_key: bool,
-}
+/// Random faults on a share of requests (`BatchItem` faults `$batch` sub-requests one by one).
+pub type Chaos = faults::Chaos<Route, GraphFault>;
 
-impl Chaos {
+impl faults::Chaos<Route, GraphFault> {
     /// `percent`% of every Graph route, the download host and `$batch` sub-requests (not the
     /// token endpoint), answered 429 or 503 with `Retry-After: retry_after_secs`, or 500 or 502,
     /// each request key at most once.
@@ -204,140 +190,17 @@ pub struct Exchange {
     pub batch: Option<u64>,
 }
 
+recorded!(Exchange);
+
 /// A `Retry-After` the emulator sent, and when the same request came back.
-#[derive(Clone, Debug)]
-pub struct RetryFollowUp {
-    /// The throttled exchange.
-    pub throttled: Exchange,
-    /// The next exchange with the same key, if any.
-    pub next: Option<Exchange>,
-}
-
-impl RetryFollowUp {
-    /// How long the client waited, when it came back.
-    pub fn waited(&self) -> Option<Duration> {
-        self.next
-            .as_ref()
-            .map(|n| n.at.saturating_duration_since(self.throttled.at))
-    }
-
-    /// Whether the client came back no earlier than `Retry-After` said (or never came back).
-    pub fn respected(&self) -> bool {
-        let wanted = Duration::from_secs(self.throttled.retry_after_secs.unwrap_or(0));
-        self.waited().is_none_or(|w| w >= wanted)
-    }
-}
-
-#[derive(Debug)]
-struct Rule {
-    route: Route,
-    fault: GraphFault,
-    remaining: Option<u32>,
-    /// Delta rules only: apply to continuation pages (a nextLink), not to first pages.
-    continuation_only: bool,
-}
+pub type RetryFollowUp = faults::RetryFollowUp<Exchange>;
 
 /// Rules, chaos state, the clock plan and the request counter.
-#[derive(Debug, Default)]
-pub(crate) struct FaultBook {
-    rules: Vec<Rule>,
-    chaos: Option<Chaos>,
-    chaos_keys: HashSet<String>,
-    pub(crate) counter: u64,
-    /// (after this many requests, advance the emulated clock by).
-    pub(crate) clock_plan: Vec<(u64, time::Duration)>,
-}
+pub(crate) type FaultBook = faults::FaultBook<Route, GraphFault>;
 
-impl FaultBook {
-    pub(crate) fn add(
-        &mut self,
-        route: Route,
-        fault: GraphFault,
-        remaining: Option<u32>,
-        continuation_only: bool,
-    ) {
-        self.rules.push(Rule {
-            route,
-            fault,
-            remaining,
-            continuation_only,
-        });
-    }
-
-    pub(crate) fn set_chaos(&mut self, chaos: Option<Chaos>) {
-        self.chaos = chaos;
-        self.chaos_keys.clear();
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.rules.clear();
-        self.chaos = None;
-        self.chaos_keys.clear();
-        self.clock_plan.clear();
-    }
-
-    /// The fault for request number `n`, if any: explicit rules first, then chaos.
-    pub(crate) fn take(
-        &mut self,
-        n: u64,
-        route: Route,
-        key: &str,
-        continuation: bool,
-    ) -> Option<GraphFault> {
-        if let Some(rule) = self.rules.iter_mut().find(|r| {
-            r.route == route && r.remaining != Some(0) && (!r.continuation_only || continuation)
-        }) {
-            if let Some(left) = rule.remaining.as_mut() {
-                *left -= 1;
-            }
-            return Some(rule.fault.clone());
-        }
-        let chaos = self.chaos.as_ref()?;
-        if !chaos.routes.contains(&route) || chaos.faults.is_empty() {
-            return None;
-        }
-        if chaos.once_per_key && self.chaos_keys.contains(key) {
-            return None;
-        }
-        let roll = mix(chaos.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        if roll % 100 >= u64::from(chaos.percent) {
-            return None;
-        }
-        let pick = ((roll / 100) % chaos.faults.len() as u64) as usize;
-        let fault = chaos.faults.get(pick)?.clone();
-        if chaos.once_per_key {
-            self.chaos_keys.insert(key.to_owned());
-        }
-        Some(fault)
-    }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Pairs every `Retry-After` sent with the next exchange of the same key.
+/// Pairs every `Retry-After` sent on 429/503 with the next exchange of the same key.
 pub(crate) fn follow_ups(exchanges: &[Exchange]) -> Vec<RetryFollowUp> {
-    let mut out = Vec::new();
-    for (i, e) in exchanges.iter().enumerate() {
-        if e.retry_after_secs.is_none() || !(e.status == 429 || e.status == 503) {
-            continue;
-        }
-        let next = exchanges
-            .iter()
-            .skip(i + 1)
-            .filter(|x| x.at >= e.at)
-            .find(|x| x.key == e.key)
-            .cloned();
-        out.push(RetryFollowUp {
-            throttled: e.clone(),
-            next,
-        });
-    }
-    out
+    faults::follow_ups(exchanges, &[429, 503])
 }
 
 #[cfg(test)]

@@ -301,16 +301,7 @@ impl Graph {
 
     /// The next exchange number; runs the clock plan.
     pub(crate) fn next_number(&self) -> u64 {
-        let mut book = lock(&self.0.faults);
-        book.counter += 1;
-        let n = book.counter;
-        let due: Vec<time::Duration> = book
-            .clock_plan
-            .iter()
-            .filter(|(at, _)| *at == n)
-            .map(|(_, by)| *by)
-            .collect();
-        drop(book);
+        let (n, due) = lock(&self.0.faults).next_number();
         for by in due {
             self.0.harness.clock.advance(by);
         }
@@ -328,11 +319,7 @@ impl Graph {
     }
 
     pub(crate) fn record(&self, exchange: Exchange) {
-        let mut t = lock(&self.0.traffic);
-        if t.len() >= crate::common::harness::MAX_RECORDED_REQUESTS {
-            t.remove(0);
-        }
-        t.push(exchange);
+        crate::common::faults::record(&mut lock(&self.0.traffic), exchange);
     }
 
     // ----- inspection -------------------------------------------------------------------------
