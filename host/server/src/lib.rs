@@ -323,7 +323,7 @@ async fn oauth_callback(
             status,
             Html(format!(
                 "<!doctype html><meta charset=utf-8><title>ProofPix</title><p>{}</p>",
-                html_escape(msg)
+                charts::xml_escape(msg)
             )),
         )
     };
@@ -374,13 +374,6 @@ async fn oauth_callback(
         ),
         Err(e) => page(StatusCode::BAD_REQUEST, &e.to_string()),
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Creates an admin token if the store has none, and returns it (to print

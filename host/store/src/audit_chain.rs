@@ -255,6 +255,14 @@ mod tests {
         out
     }
 
+    fn created() -> Genesis {
+        Genesis {
+            kind: "created".into(),
+            at: "1970-01-01T00:00:00Z".into(),
+            seq: 0,
+        }
+    }
+
     fn walk(key: &MasterKey, entries: &[AuditEntry]) -> ChainWalk {
         let last = entries.last().expect("entries");
         let head = Head {
@@ -262,11 +270,7 @@ mod tests {
             hash: last.hash,
             checkpoint: [0; 32],
         };
-        let genesis = Genesis {
-            kind: "created".into(),
-            at: "1970-01-01T00:00:00Z".into(),
-            seq: 0,
-        };
+        let genesis = created();
         ChainWalk::begin(key, Some(genesis), Some(head), Some(&head.mac(key)))
             .and_then(|w| w.after_checkpoints(0, 0, [0; 32], [0; 32]))
             .expect("a walk")
@@ -321,11 +325,7 @@ mod tests {
             hash: last.hash,
             checkpoint: [7; 32],
         };
-        let genesis = Genesis {
-            kind: "created".into(),
-            at: "1970-01-01T00:00:00Z".into(),
-            seq: 0,
-        };
+        let genesis = created();
         let report = ChainWalk::begin(
             &key,
             Some(genesis.clone()),
