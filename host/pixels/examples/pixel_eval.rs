@@ -3,7 +3,13 @@
 //! ```text
 //! cargo run --release -p proofpix-pixels --example pixel-eval -- [--n 10] [--out DIR] [--corpus DIR --limit 200]
 //! cargo run --release -p proofpix-pixels --example pixel-eval -- --qr-only [--ablate] [--corpus DIR --limit 400]
+//! cargo run --release -p proofpix-pixels --example pixel-eval -- --qr-set heldout [--seed 1] [--qr-n 300] [--corpus DIR] [--compare]
 //! ```
+//!
+//! `--qr-set heldout` scores the pixel stage's QR search on a second generated set that it was
+//! never tuned on (see `qr_sets/heldout.rs`): seeded (`--seed`), with photos from `--corpus`
+//! as backgrounds for a third of the images (without `--corpus`, a gradient instead).
+//! `--compare` also scores the search as it was before the held-out set was looked at.
 //!
 //! `--qr-only` runs the QR grid alone (no tesseract needed), before and after the harder
 //! passes, and with `--corpus` times both searches on real photos and lists every code they
@@ -21,6 +27,8 @@
 //! Generated images are written to `--out` (default: a temp dir, removed at exit) so a
 //! failure can be looked at.
 
+#[path = "qr_sets/heldout.rs"]
+mod heldout;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -319,6 +327,64 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&out).expect("output dir");
+    if let Some(i) = args.iter().position(|a| a == "--qr-files") {
+        // What the search did on each file (for looking at misses).
+        for f in args.iter().skip(i + 1) {
+            let bytes = std::fs::read(f).expect("read");
+            let d = decode::decode(&bytes, &Budget::default()).expect("decodes");
+            let o = codes::search(&d.luma, &QrSearch::default());
+            println!(
+                "{f}: {} codes {:?}, undecoded {}, finder candidates {}, extra passes {}",
+                o.codes.len(),
+                o.codes
+                    .iter()
+                    .map(|c| c.payload.chars().take(20).collect::<String>())
+                    .collect::<Vec<_>>(),
+                o.undecoded,
+                o.finder_candidates,
+                o.extra_passes
+            );
+        }
+        return;
+    }
+    if arg("--qr-set").as_deref() == Some("heldout") {
+        let seed: u64 = arg("--seed").and_then(|v| v.parse().ok()).unwrap_or(1);
+        let count: usize = arg("--qr-n").and_then(|v| v.parse().ok()).unwrap_or(300);
+        let photos = match arg("--corpus") {
+            Some(dir) => heldout::backgrounds(&list_images(Path::new(&dir), 400), 24),
+            None => Vec::new(),
+        };
+        let cases = heldout::cases(seed, count, &photos);
+        let title = format!(
+            "held-out set, seed {seed}, {count} images, {} photo backgrounds",
+            photos.len()
+        );
+        println!(
+            "{}",
+            heldout::score(&cases, &QrSearch::default(), &out, &title)
+        );
+        if args.iter().any(|a| a == "--compare") {
+            // The search as tuned on the grid, before the held-out set was looked at.
+            let tuned = QrSearch {
+                variants: false,
+                more_codes: false,
+                ..QrSearch::default()
+            };
+            println!(
+                "{}",
+                heldout::score(
+                    &cases,
+                    &tuned,
+                    &out,
+                    &format!("{title}, search before the held-out changes")
+                )
+            );
+        }
+        if arg("--out").is_none() {
+            drop(tmp);
+        }
+        return;
+    }
     if args.iter().any(|a| a == "--qr-only") {
         let mut t_qr = Timing::default();
         let ablate = args.iter().any(|a| a == "--ablate");
