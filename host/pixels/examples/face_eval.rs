@@ -6,6 +6,14 @@
 //!     [--scale 1.1] [--neighbors 4] [--max-side 1280] [--upscale-below 800]
 //!     [--cascade FILE] [--verbose]
 //! cargo run --release -p proofpix-pixels --example face-eval -- \
+//!     --corpus ../shared/corpus --engine net|haar [--model FILE] [--threshold 0.75] [--sizes 256,512,1024]
+//! ```
+//!
+//! `--engine` picks the detector: `net` (BlazeFace, `facenet.rs`) or `haar` (the cascade);
+//! by default the one the pixel stage uses (the network when its model is installed).
+//!
+//! ```text
+//! cargo run --release -p proofpix-pixels --example face-eval -- \
 //!     --corpus ../shared/corpus --sheets OUT_DIR FILE...    # contact sheets for labelling
 //! cargo run --release -p proofpix-pixels --example face-eval -- \
 //!     --corpus ../shared/corpus --draw OUT_DIR              # detections drawn on each image
@@ -24,7 +32,8 @@ use std::time::Instant;
 
 use image::{GrayImage, Rgb, RgbImage};
 use proofpix_pixels::decode;
-use proofpix_pixels::faces::{FaceDetector, FaceParams};
+use proofpix_pixels::facenet::{FaceNet, NetParams};
+use proofpix_pixels::faces::{FaceDetector, FaceParams, FaceSearch};
 use proofpix_pixels::{BBox, Budget};
 
 fn main() {
@@ -63,15 +72,53 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(defaults.upscale_below),
     };
-    let detector = match arg("--cascade") {
-        Some(p) => FaceDetector::from_file(Path::new(&p)),
-        None => FaceDetector::locate(),
-    }
-    .unwrap_or_else(|e| {
+    let exit = |e: proofpix_pixels::CascadeError| -> ! {
         eprintln!("{e}");
         std::process::exit(2)
-    })
-    .with_params(params.clone());
+    };
+    // `--engine net`: the BlazeFace network (facenet.rs) instead of the Haar cascade.
+    let net_defaults = NetParams::default();
+    let net_params = NetParams {
+        threshold: arg("--threshold")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(net_defaults.threshold),
+        sizes: arg("--sizes")
+            .map(|s| s.split(',').filter_map(|v| v.parse().ok()).collect())
+            .unwrap_or(net_defaults.sizes.clone()),
+        ..net_defaults
+    };
+    // The stage's choice by default: the network when its model is installed.
+    let engine = arg("--engine").unwrap_or_else(|| {
+        if FaceNet::locate().is_ok() {
+            "net".to_owned()
+        } else {
+            "haar".to_owned()
+        }
+    });
+    let (detector, net) = if engine == "net" {
+        let net = match arg("--model") {
+            Some(p) => FaceNet::from_file(Path::new(&p)),
+            None => FaceNet::locate(),
+        }
+        .unwrap_or_else(|e| exit(e))
+        .with_params(net_params.clone());
+        (None, Some(net))
+    } else {
+        let d = match arg("--cascade") {
+            Some(p) => FaceDetector::from_file(Path::new(&p)),
+            None => FaceDetector::locate_cascade(),
+        }
+        .unwrap_or_else(|e| exit(e))
+        .with_params(params.clone());
+        (Some(d), None)
+    };
+    let detect = |img: &GrayImage| -> FaceSearch {
+        match (&detector, &net) {
+            (Some(d), _) => d.detect(img, None),
+            (_, Some(n)) => n.detect(img, None),
+            _ => FaceSearch::default(),
+        }
+    };
     let labels_path = arg("--labels").unwrap_or_else(|| "host/pixels/eval/faces.tsv".into());
     let labels = std::fs::read_to_string(&labels_path).unwrap_or_else(|e| {
         eprintln!("{labels_path}: {e}");
@@ -118,11 +165,22 @@ fn main() {
         };
         let t = Instant::now();
         let up = decode::upright(&d.luma, d.orientation);
-        let found = detector.detect(&up, None);
+        let found = detect(&up);
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let (uw, uh) = up.dimensions();
         let long = uw.max(uh);
-        let searched = if long < params.upscale_below {
+        let searched = if let Some(n) = &net {
+            // Pixels given to the network: every search size's tiles.
+            f64::from(
+                n.params()
+                    .sizes
+                    .iter()
+                    .filter(|&&s| s <= 256.max(2 * long))
+                    .max()
+                    .copied()
+                    .unwrap_or(256),
+            )
+        } else if long < params.upscale_below {
             2.0 * f64::from(long)
         } else {
             f64::from(long.min(params.max_side))
@@ -151,8 +209,8 @@ fn main() {
                     .faces
                     .iter()
                     .map(|f| format!(
-                        " [{},{} {}x{} n={}]",
-                        f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h, f.neighbors
+                        " [{},{} {}x{} n={} c={:.2}]",
+                        f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h, f.neighbors, f.confidence
                     ))
                     .collect::<String>()
             );
@@ -172,14 +230,23 @@ fn main() {
         }
     };
     println!();
-    println!(
-        "params: scale {} neighbours {} max side {} upscale below {} cascade {}",
-        params.scale_factor,
-        params.min_neighbors,
-        params.max_side,
-        params.upscale_below,
-        detector.source().display()
-    );
+    match (&detector, &net) {
+        (Some(d), _) => println!(
+            "params: scale {} neighbours {} max side {} upscale below {} cascade {}",
+            params.scale_factor,
+            params.min_neighbors,
+            params.max_side,
+            params.upscale_below,
+            d.source().display()
+        ),
+        (_, Some(n)) => println!(
+            "params: BlazeFace threshold {} sizes {:?} model {}",
+            n.params().threshold,
+            n.params().sizes,
+            n.source().display()
+        ),
+        _ => {}
+    }
     println!(
         "images: {n} ({} with faces, {} without)",
         itp + ifn,

@@ -1,4 +1,7 @@
-//! Faces: OpenCV's boosted Haar cascades, evaluated in pure Rust.
+//! Faces: MediaPipe's BlazeFace network when its model is installed ([`crate::facenet`],
+//! the default since it measured precision 1.00 against the cascade's 0.67 at the same recall,
+//! in a third of the time; BENCHMARKS.md, "Faces"), else OpenCV's boosted Haar cascades,
+//! evaluated in pure Rust ([`FaceDetector`] holds either).
 //!
 //! Why this and not a binding or a neural model: Debian's `opencv-data` package ships the
 //! trained cascades as XML (frontal faces among them) under Intel's BSD-style licence, so
@@ -21,10 +24,12 @@
 //! every count is bounded and every index checked when the file is read.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::{GrayImage, imageops::FilterType};
 
+use crate::facenet::FaceNet;
 use crate::finding::BBox;
 
 /// Where Debian's `opencv-data` puts the frontal face cascade used (and older layouts).
@@ -748,10 +753,13 @@ fn run_window(flat: &Flat, ii: &Integral, x: usize, y: usize) -> Result<(), usiz
 pub struct Face {
     /// Where.
     pub bbox: BBox,
-    /// How many raw window hits were merged into this face (OpenCV's "neighbours").
+    /// How many raw window hits were merged into this face (OpenCV's "neighbours"; for the
+    /// network, the overlapping detections merged).
     pub neighbors: u32,
-    /// 0..=1, rising with `neighbors`: `n / (n + 4)`, so the weakest face reported by
-    /// default (6 hits) is 0.6 and 20 hits 0.83. A ranking, not a calibrated probability.
+    /// 0..=1. Cascade: rising with `neighbors`, `n / (n + 4)`, so the weakest face reported
+    /// by default (6 hits) is 0.6 and 20 hits 0.83. Network: its best score among the merged
+    /// detections (at least the threshold, 0.75 by default). A ranking, not a calibrated
+    /// probability.
     pub confidence: f32,
 }
 
@@ -790,18 +798,77 @@ pub struct FaceSearch {
     pub note: Option<String>,
 }
 
-/// A loaded cascade and the settings it runs with.
+/// A loaded face detector and the settings it runs with: the BlazeFace network when its model
+/// is installed ([`crate::facenet`]), else the Haar cascade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceDetector {
-    cascade: Cascade,
+    engine: Engine,
     params: FaceParams,
     source: PathBuf,
+    /// Why the network is not used although one was configured (then the cascade runs).
+    fallback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Engine {
+    Haar(Cascade),
+    Net(Arc<FaceNet>),
 }
 
 impl FaceDetector {
+    /// The face network ([`FaceNet::locate`]: `PROOFPIX_FACE_MODEL` or the provisioned model)
+    /// when it loads; else the Haar cascade ([`locate_cascade`](Self::locate_cascade)). A
+    /// network that is configured (`PROOFPIX_FACE_MODEL` set) but does not load falls back to
+    /// the cascade and says why in [`fallback`](Self::fallback).
+    pub fn locate() -> Result<Self, CascadeError> {
+        let configured = std::env::var_os(crate::facenet::MODEL_ENV).is_some();
+        Self::net_or_cascade(FaceNet::locate(), configured)
+    }
+
+    /// The network when `net` loaded, else the cascade, with the reason when the network was
+    /// `configured`.
+    fn net_or_cascade(
+        net: Result<FaceNet, CascadeError>,
+        configured: bool,
+    ) -> Result<Self, CascadeError> {
+        match net {
+            Ok(net) => Ok(Self::from_net(net)),
+            Err(e) => {
+                let mut d = Self::locate_cascade()?;
+                if configured {
+                    d.fallback = Some(format!(
+                        "face network not used ({e}); the Haar cascade searched instead"
+                    ));
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    /// A detector running the face network.
+    pub fn from_net(net: FaceNet) -> Self {
+        let source = net.source().to_owned();
+        Self {
+            engine: Engine::Net(Arc::new(net)),
+            params: FaceParams::default(),
+            source,
+            fallback: None,
+        }
+    }
+
+    /// Whether this detector runs the network (else the Haar cascade).
+    pub fn is_net(&self) -> bool {
+        matches!(self.engine, Engine::Net(_))
+    }
+
+    /// Why a configured network is not used, if so.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
     /// The cascade named by `PROOFPIX_FACE_CASCADE`, else the first of
     /// [`CASCADE_CANDIDATES`] that exists. `Err(CascadeError::NotInstalled)` when none does.
-    pub fn locate() -> Result<Self, CascadeError> {
+    pub fn locate_cascade() -> Result<Self, CascadeError> {
         if let Some(p) = std::env::var_os(CASCADE_ENV) {
             return Self::from_file(Path::new(&p));
         }
@@ -818,18 +885,20 @@ impl FaceDetector {
     /// A detector for the cascade in `path`, with default settings.
     pub fn from_file(path: &Path) -> Result<Self, CascadeError> {
         Ok(Self {
-            cascade: Cascade::from_file(path)?,
+            engine: Engine::Haar(Cascade::from_file(path)?),
             params: FaceParams::default(),
             source: path.to_owned(),
+            fallback: None,
         })
     }
 
     /// A detector for a cascade already read.
     pub fn new(cascade: Cascade, params: FaceParams) -> Self {
         Self {
-            cascade,
+            engine: Engine::Haar(cascade),
             params,
             source: PathBuf::new(),
+            fallback: None,
         }
     }
 
@@ -852,9 +921,21 @@ impl FaceDetector {
     /// Find faces in `img`. The search stops at `deadline` (between pyramid levels, largest
     /// faces first) and says which face sizes it did not search.
     pub fn detect(&self, img: &GrayImage, deadline: Option<Instant>) -> FaceSearch {
+        match &self.engine {
+            Engine::Haar(cascade) => self.detect_haar(cascade, img, deadline),
+            Engine::Net(net) => net.detect_capped(img, deadline, self.params.max_side),
+        }
+    }
+
+    fn detect_haar(
+        &self,
+        cascade: &Cascade,
+        img: &GrayImage,
+        deadline: Option<Instant>,
+    ) -> FaceSearch {
         let (w0, h0) = img.dimensions();
         let long = w0.max(h0);
-        let max_side = self.params.max_side.max(self.cascade.width);
+        let max_side = self.params.max_side.max(cascade.width);
         let (work, pre) = if long > max_side {
             let s = f64::from(long) / f64::from(max_side);
             let nw = ((f64::from(w0) / s).round() as u32).max(1);
@@ -876,7 +957,7 @@ impl FaceDetector {
             (std::borrow::Cow::Borrowed(img), 1.0)
         };
         let (w, h) = work.dimensions();
-        let (ww, wh) = self.cascade.window();
+        let (ww, wh) = cascade.window();
         let sf = self.params.scale_factor.clamp(1.01, 4.0);
         // Pyramid levels, largest factor (biggest faces, smallest image) first, so a deadline
         // leaves out the small faces and not the big ones.
@@ -911,7 +992,7 @@ impl FaceDetector {
                 resize_bilinear(work.as_ref(), sw, sh)
             };
             let ii = Integral::new(&level);
-            let flat = Flat::new(&self.cascade, ii.stride);
+            let flat = Flat::new(cascade, ii.stride);
             let step = if f > 2.0 { 1 } else { 2 };
             let win_w = (f64::from(ww) * f).round() as u32;
             let win_h = (f64::from(wh) * f).round() as u32;
@@ -1275,6 +1356,24 @@ mod tests {
 
     /// The installed frontal-face cascade (opencv-data) reads with its 20 x 20 window and 20
     /// stages, and the other upright frontal cascades read too.
+    #[test]
+    fn a_configured_network_that_does_not_load_falls_back_to_the_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("model.onnx");
+        std::fs::write(&bad, b"not onnx").unwrap();
+        let Ok(d) = FaceDetector::net_or_cascade(FaceNet::from_file(&bad), true) else {
+            eprintln!("cascade not installed; skipped");
+            return;
+        };
+        assert!(!d.is_net());
+        let why = d.fallback().unwrap();
+        assert!(why.starts_with("face network not used ("), "{why}");
+        assert!(why.ends_with("the Haar cascade searched instead"), "{why}");
+        // Not configured (no model provisioned): the cascade, silently.
+        let d = FaceDetector::net_or_cascade(FaceNet::from_file(&bad), false).unwrap();
+        assert!(d.fallback().is_none());
+    }
+
     #[test]
     fn the_installed_cascade_reads_when_present() {
         let Some(p) = CASCADE_CANDIDATES

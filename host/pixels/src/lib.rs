@@ -9,8 +9,9 @@
 //! 2. [`codes`]: QR codes found and decoded (`rqrr`, then passes of our own for small,
 //!    blurred codes, gated on finder-pattern candidates), payloads classified (Wi-Fi,
 //!    contact, boarding pass, payment, URL).
-//! 3. [`faces`]: upright frontal faces, found with OpenCV's Haar cascade from Debian's
-//!    `opencv-data`, evaluated in pure Rust on the upright (EXIF-oriented) view.
+//! 3. [`faces`]: faces on the upright (EXIF-oriented) view, found by MediaPipe's BlazeFace
+//!    network run with `tract-onnx` ([`facenet`], its model provisioned from npm) or, when
+//!    that model is absent, OpenCV's Haar cascade from Debian's `opencv-data`, in pure Rust.
 //! 4. [`ocr`]: text read by Debian's tesseract in a subprocess with a timeout.
 //! 5. [`text`]: personal data in that text (cards, IBANs, national ids, e-mail, phone).
 //!
@@ -41,6 +42,7 @@ pub mod budget;
 pub mod codes;
 pub mod decode;
 pub mod deskew;
+pub mod facenet;
 pub mod faces;
 pub mod finding;
 pub mod ocr;
@@ -299,6 +301,9 @@ impl PixelStage {
                 Step::Faces => match &self.faces {
                     Err(e) => report.notes.push(e.to_string()),
                     Ok(detector) => {
+                        if let Some(why) = detector.fallback() {
+                            report.notes.push(why.to_owned());
+                        }
                         let left = self.budget.time.saturating_sub(clock.elapsed());
                         match guarded(|| {
                             let upright = decode::upright(&decoded.luma, decoded.orientation);
@@ -317,11 +322,19 @@ impl PixelStage {
                                         bbox: place(stored),
                                         confidence: f.confidence,
                                         value: format!("face {} of {total}", k + 1),
-                                        detail: Some(format!(
-                                            "frontal face, about {} px wide ({} overlapping detections)",
-                                            (f64::from(f.bbox.w) * decoded.scale).round(),
-                                            f.neighbors
-                                        )),
+                                        detail: Some(if detector.is_net() {
+                                            format!(
+                                                "face, about {} px wide (face network score {:.2})",
+                                                (f64::from(f.bbox.w) * decoded.scale).round(),
+                                                f.confidence
+                                            )
+                                        } else {
+                                            format!(
+                                                "frontal face, about {} px wide ({} overlapping detections)",
+                                                (f64::from(f.bbox.w) * decoded.scale).round(),
+                                                f.neighbors
+                                            )
+                                        }),
                                     });
                                 }
                                 if let Some(n) = found.note {
