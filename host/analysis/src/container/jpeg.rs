@@ -17,7 +17,7 @@
 use crate::bytes::be16;
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff::{self, Data, Host, MAX_KEPT_IMAGE_BYTES};
-use crate::family::{icc, irb, xmp};
+use crate::family::{fpxr, icc, irb, xmp};
 use crate::model::{Category, Family};
 
 /// Most segments walked before the scan.
@@ -51,6 +51,8 @@ struct Assembly {
     ext_xmp: Vec<ExtXmp>,
     flir: Vec<u8>,
     flir_off: Option<u64>,
+    /// FlashPix streams from APP2 `FPXR` segments.
+    fpxr: fpxr::Fpxr,
     /// A vendor preview JPEG split over APP segments: (APP marker it started in, absolute
     /// offset of its first byte, bytes so far, the markers that continue it).
     vendor_preview: Option<(u8, Option<u64>, u64, &'static [u8])>,
@@ -305,6 +307,11 @@ fn segment(
                 asm.icc.extend_from_slice(b.get(14..).unwrap_or(&[]));
             }
         }
+        0xe2 if head.starts_with(b"FPXR\0") => {
+            if let Some(b) = full(ctx) {
+                asm.fpxr.segment(ctx, &b);
+            }
+        }
         0xe2 if head.starts_with(b"MPF\0") && top => {
             if let Some(b) = full(ctx) {
                 mpf(ctx, &b, off.saturating_add(4), w);
@@ -546,6 +553,7 @@ fn finish_assembly(ctx: &mut Ctx<'_>, mut asm: Assembly) {
     if !asm.flir.is_empty() {
         flir(ctx, &asm.flir, asm.flir_off);
     }
+    std::mem::take(&mut asm.fpxr).finish(ctx);
     if !asm.icc.is_empty() {
         icc::parse(ctx, &asm.icc, None);
     }

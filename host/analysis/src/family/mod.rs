@@ -1,5 +1,6 @@
 //! Metadata families: EXIF/TIFF, maker notes, XMP, IPTC-IIM, Photoshop resources, ICC.
 
+pub(crate) mod fpxr;
 pub(crate) mod icc;
 pub(crate) mod iptc;
 pub(crate) mod irb;
