@@ -167,7 +167,7 @@ impl Analyzer {
         if head.is_ok() {
             if format == Format::Unsupported {
                 ctx.error(
-                    "unsupported format: not JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3, JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW or X3F",
+                    "unsupported format: not JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3, JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW, X3F or QuickTime/MP4",
                 );
             } else {
                 container::walk(&mut ctx, format);

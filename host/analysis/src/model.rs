@@ -370,6 +370,8 @@ pub enum Format {
     X3f,
     /// Windows BMP (no metadata families).
     Bmp,
+    /// QuickTime/MP4 video (MOV, MP4, M4V, 3GP): the vendor tables of its user data only.
+    QuickTime,
     /// Anything else: reported as unsupported, never guessed.
     Unsupported,
 }
@@ -392,6 +394,7 @@ impl Format {
             Self::Mrw => "mrw",
             Self::X3f => "x3f",
             Self::Bmp => "bmp",
+            Self::QuickTime => "quicktime",
             Self::Unsupported => "unsupported",
         }
     }

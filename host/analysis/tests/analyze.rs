@@ -426,7 +426,7 @@ fn the_unsupported_format_message_is_exact() {
     assert_eq!(
         r.error.as_deref(),
         Some(
-            "unsupported format: not JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3, JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW or X3F"
+            "unsupported format: not JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3, JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW, X3F or QuickTime/MP4"
         )
     );
 }

@@ -25,6 +25,7 @@
 //! attacker-sized-allocation vector). Media data (`mdat`) is never read except the metadata
 //! extents `iloc` points to.
 
+use super::qt;
 use crate::bytes::{be16, be32, be64};
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::makernote;
@@ -162,7 +163,16 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
         let body_len = size.saturating_sub(hdr);
         let body_end = pos.saturating_add(size);
         match &typ {
-            b"meta" => boxes(ctx, body.saturating_add(4), body_end, st, format),
+            b"meta" => {
+                // ISO `meta` is a full box (4 bytes of version and flags before its children);
+                // QuickTime's `moov/meta` is not: its `hdlr` child starts at once.
+                let plain = ctx
+                    .r
+                    .read(body, 8.min(body_len))
+                    .is_ok_and(|b| b.get(4..8) == Some(b"hdlr"));
+                let first = if plain { body } else { body.saturating_add(4) };
+                boxes(ctx, first, body_end, st, format);
+            }
             b"trak" => {
                 st.traks = st.traks.saturating_add(1);
                 let outer = st.track.replace(Track {
@@ -175,7 +185,10 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
                 }
                 st.track = outer;
             }
-            b"hdlr" | b"stsd" | b"stsz" | b"stco" | b"co64" if st.track.is_some() => {
+            // CR3's JpgFromRaw track; a video's tracks hold no metadata we read.
+            b"hdlr" | b"stsd" | b"stsz" | b"stco" | b"co64"
+                if st.track.is_some() && format != Format::QuickTime =>
+            {
                 track_box(ctx, &typ, body, body_len, st);
             }
             b"iprp" | b"ipco" | b"moov" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"jp2h"
@@ -230,6 +243,9 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
                 ctx.error("JPEG XL: Brotli-compressed metadata box not decoded");
             }
             b"uuid" => uuid_box(ctx, body, body_len),
+            // QuickTime/MP4 user data and Kodak's `free` atoms: vendor tables (`qt.rs`).
+            b"udta" => qt::udta(ctx, body, body_end),
+            b"free" => qt::kodak_free(ctx, body, body_len),
             _ => {}
         }
         pos = body_end;

@@ -9,6 +9,7 @@ pub(crate) mod gif;
 pub(crate) mod jpeg;
 pub(crate) mod png;
 pub(crate) mod psd;
+pub(crate) mod qt;
 pub(crate) mod raw;
 pub(crate) mod riff;
 
@@ -73,6 +74,60 @@ pub fn detect(head: &[u8]) -> Format {
         {
             return Format::Heif;
         }
+        // QuickTime, MP4, M4V, 3GP and camera video brands (user-data vendor tables), as
+        // major brand or, for MP4 variants, among the compatible brands.
+        let video = |b: &[u8]| {
+            matches!(
+                b,
+                b"qt  "
+                    | b"mp41"
+                    | b"mp42"
+                    | b"mp71"
+                    | b"avc1"
+                    | b"M4V "
+                    | b"M4VH"
+                    | b"M4VP"
+                    | b"M4A "
+                    | b"M4B "
+                    | b"XAVC"
+                    | b"CAEP"
+                    | b"caqv"
+                    | b"niko"
+                    | b"NDAS"
+                    | b"MSNV"
+                    | b"mqt "
+                    | b"F4V "
+                    | b"dash"
+                    | b"kddi"
+                    | b"KDDI"
+            ) || (b.starts_with(b"iso")
+                && b.get(3).is_some_and(|c| *c == b'm' || c.is_ascii_digit()))
+                || b.starts_with(b"3gp")
+                || b.starts_with(b"3g2")
+        };
+        if video(brand)
+            || compat
+                .chunks_exact(4)
+                .take(16)
+                .any(|b| matches!(b, b"qt  " | b"isom" | b"mp41" | b"mp42"))
+        {
+            return Format::QuickTime;
+        }
+    }
+    // QuickTime movies from before `ftyp`: a top-level atom ExifTool also accepts first.
+    if [
+        &b"moov"[..],
+        b"mdat",
+        b"wide",
+        b"free",
+        b"skip",
+        b"pnot",
+        b"udta",
+    ]
+    .iter()
+    .any(|t| at(4, t))
+    {
+        return Format::QuickTime;
     }
     if at(0, b"BM") && head.len() >= 26 {
         return Format::Bmp;
@@ -88,7 +143,7 @@ pub(crate) fn walk(ctx: &mut Ctx<'_>, format: Format) {
         Format::Webp => riff::parse(ctx),
         Format::Gif => gif::parse(ctx),
         Format::Psd => psd::parse(ctx),
-        Format::Heif | Format::Jp2 | Format::Jxl => bmff::parse(ctx, format),
+        Format::Heif | Format::Jp2 | Format::Jxl | Format::QuickTime => bmff::parse(ctx, format),
         Format::Tiff => {
             let len = ctx.r.len();
             tiff::parse(ctx, tiff::Data::File(0, len), tiff::Host::File);
