@@ -49,6 +49,41 @@ pub fn parse_flir(data: &[u8]) {
     with_ctx(|ctx| crate::container::jpeg::flir(ctx, data, Some(0)));
 }
 
+/// FlashPix APP2 `FPXR` segments: `data` is a run of records, each a 16-bit big-endian length
+/// and that many bytes (what follows `FPXR\0` in one segment), reassembled as in a JPEG walk.
+pub fn parse_fpxr(data: &[u8]) {
+    with_ctx(|ctx| {
+        let mut f = crate::family::fpxr::Fpxr::default();
+        let mut rest = data;
+        while let [a, b, tail @ ..] = rest {
+            let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+            let (one, more) = tail.split_at(n);
+            let mut seg = b"FPXR\0".to_vec();
+            seg.extend_from_slice(one);
+            f.segment(ctx, &seg);
+            rest = more;
+        }
+        f.finish(ctx);
+    });
+}
+
+/// The QuickTime/MP4 vendor tables, each fed the same bytes: Nikon `NCTG` records, Pentax
+/// `PENT` binary data, a FLIR user-data `uuid` box (serial and GPS) and Kodak `free` atoms.
+pub fn parse_quicktime_tables(data: &[u8]) {
+    with_ctx(|ctx| {
+        use crate::container::qt;
+        qt::nctg(ctx, data, Some(0));
+        qt::pent_data(ctx, data, Some(0), data.len() as u64);
+        qt::flir_table(ctx, data, Some(0));
+        for uuid in [qt::UUID_FLIR_SERIAL, qt::UUID_FLIR_GPS] {
+            let mut b = uuid.to_vec();
+            b.extend_from_slice(data);
+            qt::flir_table(ctx, &b, Some(0));
+        }
+        qt::kodak_free_data(ctx, data, Some(0));
+    });
+}
+
 /// An XMP packet.
 pub fn parse_xmp(data: &[u8]) {
     with_ctx(|ctx| crate::family::xmp::parse(ctx, data, None));
