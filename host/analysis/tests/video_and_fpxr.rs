@@ -551,6 +551,60 @@ fn fpxr_serials_author_and_screen_nail() {
 }
 
 #[test]
+fn fujifilm_fpxr_previews_with_and_without_a_contents_list() {
+    let j = jpeg(&[], 320, 240);
+    let mut stream = vec![0x55u8; 47];
+    stream.extend_from_slice(&j);
+    let f = jpeg(
+        &[
+            fpxr_contents(&[(stream.len() as u32, "/Preview")]),
+            fpxr_data(0, 0, &stream),
+        ],
+        640,
+        480,
+    );
+    let r = run(&f);
+    assert_eq!(r.error, None);
+    assert_eq!(
+        value(&r, "PreviewImage").as_deref(),
+        Some(format!("{}-byte embedded image", j.len()).as_str())
+    );
+    if let Some(et) = exiftool("fuji1.jpg", &f) {
+        assert!(
+            et["FlashPix:PreviewImage"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("{} bytes", j.len())),
+            "{et}"
+        );
+    }
+    // No contents list: index 512, the JPEG 60 bytes into each segment, split over two.
+    let half = j.len() / 2;
+    let fuji = |part: &[u8]| {
+        let mut d = vec![0x66u8; 47];
+        d.extend_from_slice(part);
+        fpxr_data(512, 0, &d)
+    };
+    let f = jpeg(&[fuji(&j[..half]), fuji(&j[half..])], 640, 480);
+    let r = run(&f);
+    assert_eq!(r.error, None);
+    assert_eq!(
+        value(&r, "PreviewImage").as_deref(),
+        Some(format!("{}-byte embedded image", j.len()).as_str())
+    );
+    if let Some(et) = exiftool("fuji2.jpg", &f) {
+        let v = et
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.ends_with(":PreviewImage"))
+            .map(|(_, v)| v.as_str().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        assert!(v.contains(&format!("{} bytes", j.len())), "{et}");
+    }
+}
+
+#[test]
 fn a_cut_or_lying_fpxr_keeps_the_rest() {
     let s = fpxr_streams();
     let exif = app1_exif(&tiff(

@@ -19,7 +19,8 @@
 //! serial number, ExifTool's `FlashPix::ImageInfo`), `\x05SummaryInformation` (`Author`),
 //! `\x05Screen Nail` (a preview picture for the camera's LCD: `ScreenNail`, and the JPEG in it
 //! as `PreviewImage`, ExifTool's composite rule) and `Preview` (Fujifilm: a 47-byte header, then
-//! a JPEG). The property sets are parsed only as far as the tag ids of those tables: the
+//! a JPEG). Fujifilm also writes its preview with no contents list at all, in segments of index
+//! 512 whose data starts 60 bytes in with a JPEG; those are joined into `PreviewImage` too. The property sets are parsed only as far as the tag ids of those tables: the
 //! generated data (`FlashPix::ImageInfo`, `FlashPix::SummaryInfo`) names them.
 //!
 //! Threat model: counts, sizes and offsets come from the file. At most [`MAX_ENTRIES`] entries
@@ -66,6 +67,9 @@ struct Entry {
 pub(crate) struct Fpxr {
     entries: Option<Vec<Entry>>,
     kept: usize,
+    /// Fujifilm's preview stored without a contents list (index 512, a 47-byte header after
+    /// the segment's 13, then a JPEG), concatenated as ExifTool does.
+    fuji: Option<Vec<u8>>,
 }
 
 /// The stream's base name: the path's last component without ExifTool's suffixes (an instance
@@ -202,9 +206,29 @@ impl Fpxr {
         let (Some(index), Some(offset)) = (be16(seg, 7), be32(seg, 9)) else {
             return;
         };
+        let listed = self
+            .entries
+            .as_ref()
+            .is_some_and(|e| usize::from(index) < e.len());
+        if !listed
+            && index == 512
+            && seg.len() > 60
+            && (self.fuji.is_some() || seg.get(60..64) == Some(b"\xff\xd8\xff\xdb"))
+        {
+            let more = seg.get(60..).unwrap_or(&[]);
+            if self.kept.saturating_add(more.len()) > MAX_STREAM_BYTES {
+                ctx.error("FPXR: Fujifilm preview larger than the assembly cap; cut");
+                return;
+            }
+            self.kept = self.kept.saturating_add(more.len());
+            self.fuji
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(more);
+            return;
+        }
         let Some(entries) = self.entries.as_mut() else {
-            // Kodak marks a free segment with index 255; Fujifilm's contents-less preview uses 512.
-            if index != 255 && index != 512 {
+            // Kodak marks a free segment with index 255.
+            if index != 255 {
                 ctx.error(format!(
                     "FPXR: stream segment {index} before any contents list"
                 ));
@@ -254,6 +278,9 @@ impl Fpxr {
 
     /// After the last segment: read the kept streams.
     pub(crate) fn finish(self, ctx: &mut Ctx<'_>) {
+        if let Some(j) = &self.fuji {
+            jpeg(ctx, j);
+        }
         let Some(entries) = self.entries else {
             return;
         };
