@@ -9,7 +9,7 @@
 //!
 //! Layers:
 //! - [`container`]: magic-byte detection and walkers for JPEG, TIFF/RAW, PNG, WebP, HEIF/AVIF/CR3,
-//!   JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW and X3F.
+//!   JPEG 2000, JPEG XL, GIF, PSD, CRW, RAF, MRW and X3F; QuickTime/MP4 user data (vendor tables).
 //! - `family`: EXIF/TIFF IFDs, maker notes (privacy subset), XMP, IPTC-IIM, Photoshop
 //!   resources, ICC.
 //! - [`classify`]: the data table that maps ExifTool-style tag names to privacy categories.
