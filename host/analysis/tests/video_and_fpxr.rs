@@ -53,6 +53,8 @@ fn exiftool(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
         .arg(&p)
         .output()
         .unwrap();
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir(&dir);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     Some(v[0].clone())
 }
