@@ -111,6 +111,34 @@ fn a_small_rotated_blurred_jpeg_qr_code_is_read_and_classified() {
 
 /// Text, a chequerboard (finder-like runs on every row) and noise: the harder passes may run,
 /// but nothing is decoded from them.
+/// Codes `rqrr` alone cannot read (held-out set, BENCHMARKS.md): light modules on dark, and a
+/// low-contrast code whose grey quiet zone sits on lighter paper.
+#[test]
+fn inverted_and_low_contrast_codes_are_read() {
+    let code = qr("WIFI:T:WEP;S:Lab-7;P:plover42;;", 5);
+    let (w, h) = code.dimensions();
+    let mut inverted = image::GrayImage::from_pixel(w + 80, h + 80, image::Luma([20]));
+    let mut dark_code = code.clone();
+    image::imageops::invert(&mut dark_code);
+    image::imageops::overlay(&mut inverted, &dark_code, 40, 40);
+    let mut low = image::GrayImage::from_pixel(w + 80, h + 80, image::Luma([205]));
+    let grey = image::GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([if code.get_pixel(x, y).0[0] < 128 {
+            100
+        } else {
+            170
+        }])
+    });
+    image::imageops::overlay(&mut low, &grey, 40, 40);
+    for (name, img) in [("inverted", &inverted), ("low contrast", &low)] {
+        let report = codes_only().analyze(&png(img), &MonotonicClock::start());
+        assert!(
+            report.findings.iter().any(|f| f.code == "barcode.wifi"),
+            "{name}: {report:?}"
+        );
+    }
+}
+
 #[test]
 fn pages_without_a_code_give_no_barcode_finding() {
     let font = font();

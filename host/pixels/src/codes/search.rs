@@ -139,22 +139,40 @@ pub const MIN_FINDERS: usize = 2;
 
 /// Search `img` for QR codes as `opts` says.
 pub fn search(img: &GrayImage, opts: &QrSearch) -> QrOutcome {
-    let mut out = search_as_is(img, opts);
+    // One deadline for the harder passes of every variant.
+    let deadline = Instant::now() + MAX_EXTRA_TIME;
+    let mut out = search_as_is(img, opts, deadline);
     if !opts.variants || !out.codes.is_empty() {
         return out;
     }
-    if let Some(s) = stretched(img, false) {
-        out.absorb(search_as_is(&s, opts));
+    // The variants only where the gate saw finder-like structures (a photo without any
+    // costs one more gate scan): for the stretched image those of the image as it is, for the
+    // inverted one those or its own (an inverted code's finders can show in either).
+    let structures = out.finder_candidates >= MIN_FINDERS || out.undecoded > 0;
+    if let Some(s) = stretched(img, false).filter(|_| structures) {
+        if Instant::now() >= deadline {
+            out.timed_out = true;
+            return out;
+        }
+        out.absorb(search_as_is(&s, opts, deadline));
         if !out.codes.is_empty() {
             return out;
         }
+    }
+    if Instant::now() >= deadline {
+        out.timed_out = true;
+        return out;
     }
     let inv = stretched(img, true).unwrap_or_else(|| {
         let mut i = img.clone();
         imageops::invert(&mut i);
         i
     });
-    out.absorb(search_as_is(&inv, opts));
+    let (w, h) = inv.dimensions();
+    let dark = local_threshold(&inv, gate_radius(w, h), 0);
+    if structures || finder_candidates(&inv, &dark).len() >= MIN_FINDERS {
+        out.absorb(search_as_is(&inv, opts, deadline));
+    }
     out
 }
 
@@ -225,7 +243,7 @@ fn stretched(img: &GrayImage, invert: bool) -> Option<GrayImage> {
 }
 
 /// One search of `img` as it is: `rqrr`, then the gated passes.
-fn search_as_is(img: &GrayImage, opts: &QrSearch) -> QrOutcome {
+fn search_as_is(img: &GrayImage, opts: &QrSearch, deadline: Instant) -> QrOutcome {
     let (codes, located) = rqrr_pass(img, None, opts.grey_reread);
     let mut out = QrOutcome {
         codes,
@@ -272,7 +290,6 @@ fn search_as_is(img: &GrayImage, opts: &QrSearch) -> QrOutcome {
     if opts.gate && !enough && located.is_empty() {
         return out;
     }
-    let deadline = Instant::now() + MAX_EXTRA_TIME;
     if opts.passes.contains(&Pass::Finders) && enough {
         out.extra_passes = out.extra_passes.saturating_add(1);
         let before = out.codes.len();
@@ -720,8 +737,9 @@ const MIN_TIMING_CONTRAST: f64 = 15.0;
 /// Most triples given the refinement and a read per image (each costs about a millisecond).
 const MAX_TRIPLES: usize = 24;
 
-/// Time the harder passes may take on one image, after which the search returns what it has
-/// (the stage's own budget is checked only between steps).
+/// Time the harder passes may take on one image, all variants (stretched, inverted)
+/// together, after which the search returns what it has (the stage's own budget is checked
+/// only between steps).
 pub const MAX_EXTRA_TIME: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// The modules every code of `n` modules has, and whether each is dark: the three finder
