@@ -44,6 +44,7 @@
 
 mod connector;
 mod convert;
+mod lane;
 mod sparse;
 
 pub use connector::{Connector, ConnectorInfo, ConnectorSession};
@@ -64,6 +65,7 @@ use proofpix_store::{
 use time::OffsetDateTime;
 
 pub use convert::{file_result, risk_from_contract, risk_from_pixels, risk_to_contract};
+pub use lane::{current_lane, in_lane, run_in_lane};
 pub use sparse::SparseSource;
 
 /// How a run behaves.
@@ -492,7 +494,8 @@ impl Pipeline {
         F: FnOnce(&dyn StageStore) -> Result<T, StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
+        let lane = current_lane();
+        tokio::task::spawn_blocking(move || run_in_lane(lane, || f(store.as_ref())))
             .await
             .map_err(|e| PipelineError::Internal(e.to_string()))?
             .map_err(PipelineError::from)

@@ -554,13 +554,18 @@ pub async fn serve(
         })
     };
     // The notify stage: alerts and summaries wait in each notifier's queue until the
-    // subscription's window passes; runs deliver what is due when they end, and this delivers
-    // what comes due between runs.
+    // subscription's window passes. Runs wake this task when they end (they never deliver
+    // inline here: a run must not wait on a queue other runs keep filling), and it also
+    // delivers what comes due between runs.
     let notifier = {
         let state = state.clone();
+        let woken = state.host().background_notify_stage();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    () = woken.notified() => {}
+                }
                 if state.is_stopping() {
                     break;
                 }

@@ -261,6 +261,9 @@ pub struct Host {
     sessions: AuthorizationSessions,
     pipeline: Pipeline,
     options: HostOptions,
+    /// Set once a background notify stage (the daemon's) owns delivery: a run then wakes it
+    /// instead of delivering inline, so a run never waits on other integrations' alerts.
+    notify_stage: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -325,6 +328,7 @@ impl Host {
             sessions: AuthorizationSessions::new(),
             pipeline,
             options,
+            notify_stage: std::sync::OnceLock::new(),
         };
         if host.options.first_party_plugins {
             host.install_first_party().await?;
@@ -348,6 +352,14 @@ impl Host {
     /// # Errors
     /// Unknown integration, a plugin without events, verification failures.
     pub async fn handle_webhook(
+        &self,
+        id: &str,
+        request: proofpix_runtime::contract::InboundRequest,
+    ) -> Result<(proofpix_runtime::contract::InboundResponse, usize, bool), ServiceError> {
+        proofpix_pipeline::in_lane(id, self.handle_webhook_in_lane(id, request)).await
+    }
+
+    async fn handle_webhook_in_lane(
         &self,
         id: &str,
         request: proofpix_runtime::contract::InboundRequest,
@@ -447,10 +459,13 @@ impl Host {
         F: FnOnce(&dyn Backend) -> Result<T, proofpix_store::StoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(ServiceError::from)
+        let lane = proofpix_pipeline::current_lane();
+        tokio::task::spawn_blocking(move || {
+            proofpix_pipeline::run_in_lane(lane, || f(store.as_ref()))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::from)
     }
 
     /// [`Host::blocking`] for the stages: `f` sees only the store seam.
@@ -460,10 +475,13 @@ impl Host {
         F: FnOnce(&dyn DownstreamStore) -> Result<T, proofpix_store::StoreError> + Send + 'static,
     {
         let stages = self.stages.clone();
-        tokio::task::spawn_blocking(move || f(stages.as_ref()))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?
-            .map_err(ServiceError::from)
+        let lane = proofpix_pipeline::current_lane();
+        tokio::task::spawn_blocking(move || {
+            proofpix_pipeline::run_in_lane(lane, || f(stages.as_ref()))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(ServiceError::from)
     }
 
     /// Creates (or replaces) an integration after validating its config
@@ -962,7 +980,9 @@ impl Host {
     /// # Errors
     /// As [`Pipeline::sync`], plus setup errors.
     pub async fn sync(&self, id: &str, mode: SyncMode) -> Result<SyncReport, ServiceError> {
-        self.sync_and_remediate(id, mode).await.map(|(r, _)| r)
+        proofpix_pipeline::in_lane(id, self.sync_and_remediate(id, mode))
+            .await
+            .map(|(r, _)| r)
     }
 
     /// The sync and its notifications, without remediation.
@@ -995,8 +1015,12 @@ impl Host {
         match outcome {
             Ok(report) => {
                 // Alerts and summaries went to the notifiers' queues with the results; what is
-                // due (per each subscription's window) is delivered now.
-                self.deliver_notifications(false).await;
+                // due (per each subscription's window) is delivered now, by the background
+                // notify stage when there is one, else here.
+                match self.notify_stage.get() {
+                    Some(stage) => stage.notify_one(),
+                    None => self.deliver_notifications(false).await,
+                }
                 Ok(report)
             }
             Err(e) => {

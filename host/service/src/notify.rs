@@ -326,13 +326,27 @@ impl Host {
             })
     }
 
+    /// Hands delivery to a background notify stage: from now on a sync wakes the returned
+    /// handle when it ends instead of delivering inline, and the caller's task (one loop, so
+    /// deliveries never overlap) calls [`Host::deliver_notifications`] when woken. Without it
+    /// a sync delivers before it returns, as the CLI's one-shot commands want; with it a run
+    /// never waits on a notifier's queue, which other integrations' runs may keep filling
+    /// (measured: a webhook run waited 25-95 s behind a 20,000-file backlog's alerts).
+    pub fn background_notify_stage(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.notify_stage
+            .get_or_init(|| std::sync::Arc::new(tokio::sync::Notify::new()))
+            .clone()
+    }
+
     /// The notify stage: for every notifier whose queue holds something due (its oldest item
     /// has waited the subscription's window, or at once with `flush`), delivers the queued
     /// alerts as digests or single messages and the queued batches as one summary per
     /// source, then acks what was delivered. Failures are logged and audited, never raised.
     pub async fn deliver_notifications(&self, flush: bool) {
         for (notifier, subs) in self.all_notifiers() {
-            if let Err(e) = self.drain_notifier(&notifier, &subs, flush).await {
+            let lane = format!("notify/{notifier}");
+            let drained = self.drain_notifier(&notifier, &subs, flush);
+            if let Err(e) = proofpix_pipeline::in_lane(&lane, drained).await {
                 tracing::error!(integration = %notifier, "notifications not delivered: {e}");
             }
         }

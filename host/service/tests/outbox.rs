@@ -158,6 +158,30 @@ async fn alerts_wait_in_the_notifiers_queue_while_it_is_down_and_nothing_is_lost
     assert_eq!(waiting(&e.host, &queue), u64::from(RISKY) + 1);
 }
 
+/// In the daemon, runs leave delivery to the notify stage's own task and wake it: a run must
+/// not wait on a notifier's queue, which other integrations' runs may keep filling (a webhook
+/// run once waited out a whole backlog that way).
+#[tokio::test]
+async fn with_a_background_notify_stage_a_run_wakes_it_instead_of_delivering() {
+    let e = env(false).await;
+    subscribe(&e.host, "high").await;
+    let woken = e.host.background_notify_stage();
+    let queue = stage_queue("alerts", Stage::Notify);
+    e.host.sync("photos", SyncMode::Incremental).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), woken.notified())
+        .await
+        .expect("the run woke the notify stage");
+    // Nothing was tried: every alert and the summary are still due now (a failed delivery
+    // would have put them back for later).
+    assert_eq!(waiting(&e.host, &queue), u64::from(RISKY) + 1);
+    let due = |host: &Host| host.store().earliest_due(&queue).unwrap().unwrap();
+    assert!(due(&e.host) <= e.host.store().now());
+    // The stage's own delivery tries them; the notifier being down, they wait for a later try.
+    e.host.deliver_notifications(false).await;
+    assert_eq!(waiting(&e.host, &queue), u64::from(RISKY) + 1);
+    assert!(due(&e.host) > e.host.store().now());
+}
+
 #[tokio::test]
 async fn the_alert_floor_is_the_subscriptions() {
     let e = env(false).await;

@@ -66,6 +66,7 @@ mod sessions;
 pub mod stages;
 mod store;
 mod token_admin;
+mod writer;
 
 pub use access::ApiTokenRecord;
 pub use audit::{AuditEntry, AuditEvent, AuditProblem, Genesis, VerifyReport};
@@ -92,3 +93,4 @@ pub use seams::{DownstreamStore, StageStore};
 pub use sessions::SessionRecord;
 pub use stages::{Outbound, Record, Recorded, Stage, WritebackDone, WritebackEnd, stage_queue};
 pub use store::{Clock, DeletedCounts, Store, StoreOptions};
+pub use writer::in_write_lane;

@@ -97,6 +97,8 @@ pub struct Store {
     pub(crate) sync_leases: crate::control::SyncLeases,
     /// When each schedule fires next (see `ControlStore::advance_schedule`): in memory too.
     pub(crate) schedule_plan: crate::control::SchedulePlan,
+    /// Turns at redb's one writer, round robin between integrations (see `writer.rs`).
+    pub(crate) writer: crate::writer::WriterGate,
 }
 
 impl fmt::Debug for Store {
@@ -220,6 +222,7 @@ impl Store {
             queue_max_attempts: options.queue_max_attempts.max(1),
             sync_leases: crate::control::SyncLeases::default(),
             schedule_plan: crate::control::SchedulePlan::default(),
+            writer: crate::writer::WriterGate::default(),
         };
         migrate::open_schema(&store, &options.extra_migrations)?;
         Ok(store)
@@ -254,6 +257,7 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _turn = self.writer.enter();
         let txn = self.db.begin_write()?;
         // Dropping an uncommitted transaction aborts it, so an error leaves no trace.
         let out = f(&txn)?;
