@@ -5,7 +5,7 @@
 //! CSP), inline in the report, or opened on its own.
 //!
 //! Text in a picture can come from outside: an integration id is operator data, and callers
-//! may put anything into a title or a label. Every text is written through [`xml_escape`],
+//! may put anything into a title or a label. Every text is written through [`xml_escape`](crate::escape::xml_escape),
 //! attribute values included, so no input can open an element or an attribute. Numbers are
 //! formatted by us. A picture is accessible on its own (`role="img"`, a `<title>` and a
 //! `<desc>` that says what it shows in words); callers also give the numbers as a table.
@@ -14,6 +14,8 @@
 //! [`MAX_BARS`] of them (a trend's longest period).
 
 use std::fmt::Write as _;
+
+use crate::escape::xml_escape;
 
 /// The most bars a chart draws (90 days); callers bound their periods to it.
 pub const MAX_BARS: usize = 90;
@@ -24,26 +26,6 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 28.0;
-
-/// Escapes text for XML content and attribute values (`&`, `<`, `>`, `"`, `'`), and drops
-/// characters XML 1.0 does not allow (control characters other than tab, newline and
-/// carriage return), which would make the whole picture fail to parse.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The two palettes: a picture is drawn for the theme it is shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,7 @@ mod charts;
 pub mod config;
 mod dashboard;
 pub mod error;
+mod escape;
 mod hooks;
 mod metrics;
 pub mod reports;
@@ -323,7 +324,7 @@ async fn oauth_callback(
             status,
             Html(format!(
                 "<!doctype html><meta charset=utf-8><title>ProofPix</title><p>{}</p>",
-                charts::xml_escape(msg)
+                escape::xml_escape(msg)
             )),
         )
     };

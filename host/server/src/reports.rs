@@ -35,7 +35,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{ApiResult, blocking, safe_web_url, unprocessable};
 use crate::auth::Caller;
-use crate::charts::{self, BarChart, Series, Theme, xml_escape};
+use crate::charts::{self, BarChart, Series, Theme};
+use crate::escape::xml_escape;
 use crate::state::AppState;
 
 /// The most runs a trend or a report reads. A run is read without its result ids (a few
