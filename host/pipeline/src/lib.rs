@@ -531,19 +531,19 @@ impl Pipeline {
     ) -> Result<SyncReport, PipelineError> {
         let started = Instant::now();
         let id = ctx.id.clone();
+        // The batch and its audit entry in one commit.
         let batch = {
             let id = id.clone();
-            self.blocking(move |s| s.start_batch(&id)).await?
+            self.blocking(move |s| {
+                s.start_batch_audited(&id, &|batch| {
+                    AuditEvent::new("system", "sync.started", &batch.integration)
+                        .outcome("ok")
+                        .details(serde_json::json!({"batch": batch.id}))
+                })
+            })
+            .await?
         };
         tracing::info!(integration = %id, batch = batch.id, plugin = %plugin.label(), "sync started");
-        self.audit(
-            "system",
-            "sync.started",
-            &id,
-            "ok",
-            serde_json::json!({"batch": batch.id}),
-        )
-        .await;
 
         let mut run = Run {
             report: empty_report(batch),
@@ -588,8 +588,6 @@ impl Pipeline {
         } else {
             Vec::new()
         };
-        self.blocking(move |s| s.finish_batch(&batch, &outbox))
-            .await?;
         let (status, last_error, outcome) = match &result {
             Ok(()) => (IntegrationStatus::Healthy, None, "ok".to_string()),
             Err(PipelineError::Call(e))
@@ -607,26 +605,19 @@ impl Pipeline {
                 "failed".to_string(),
             ),
         };
-        {
-            let (id, last_error) = (id.clone(), last_error.clone());
-            // An integration created outside the store (a test context) has no
-            // record to update; that is not an error of the run.
-            let _ = self
-                .blocking(move |s| s.set_integration_status(&id, status, last_error.as_deref()))
-                .await;
-        }
-        self.audit(
-            "system",
-            "sync.completed",
-            &id,
-            &outcome,
-            serde_json::json!({
+        let event = AuditEvent::new("system", "sync.completed", &id)
+            .outcome(&outcome)
+            .details(serde_json::json!({
                 "batch": report.batch.id, "total": report.batch.total, "ok": report.batch.ok,
                 "errors": report.batch.errors, "unchanged": report.unchanged,
                 "removed": report.removed, "error": last_error,
-            }),
-        )
-        .await;
+            }));
+        // The batch, its summaries for the notifiers' queues, the integration's health and the
+        // audit entry: one commit.
+        self.blocking(move |s| {
+            s.close_batch(&batch, &outbox, status, last_error.as_deref(), &event)
+        })
+        .await?;
         tracing::info!(integration = %id, batch = report.batch.id, total = report.batch.total, errors = report.batch.errors, unchanged = report.unchanged, "sync finished");
         result.map(|()| report)
     }
@@ -1606,22 +1597,6 @@ impl Pipeline {
             }
         }
         Ok(())
-    }
-
-    async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        outcome: &str,
-        details: serde_json::Value,
-    ) {
-        let event = AuditEvent::new(actor, action, target)
-            .outcome(outcome)
-            .details(details);
-        if let Err(e) = self.blocking(move |s| s.audit(&event)).await {
-            tracing::error!("cannot append to the audit log: {e}");
-        }
     }
 }
 

@@ -124,6 +124,48 @@ pub trait StageStore:
     /// The backend failed.
     fn audit(&self, event: &AuditEvent) -> Result<u64, StoreError>;
 
+    /// Opens a batch and appends the audit entry `audit` makes of it. The embedded store does
+    /// both in one transaction (one durable commit, not two: a small run, such as a webhook's
+    /// file, is a handful of commits, and each waits its turn at the writer); the default does
+    /// them one after the other, and an audit failure there is logged, as it always was.
+    ///
+    /// # Errors
+    /// The backend failed; on the embedded store nothing is written then.
+    fn start_batch_audited(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+    ) -> Result<BatchRecord, StoreError> {
+        let batch = self.start_batch(integration)?;
+        if let Err(e) = self.audit(&audit(&batch)) {
+            tracing::error!(integration, "cannot append to the audit log: {e}");
+        }
+        Ok(batch)
+    }
+
+    /// Closes a run: [`StageStore::finish_batch`], the integration's health after it
+    /// ([`StageStore::set_integration_status`]; an integration with no record, as in a test
+    /// context, is not an error) and the audit entry `audit`. One transaction on the embedded
+    /// store; the default does them one after the other, logging a failed audit append.
+    ///
+    /// # Errors
+    /// Closing the batch failed (the embedded store: anything failed, and nothing is written).
+    fn close_batch(
+        &self,
+        batch: &BatchRecord,
+        outbox: &[Outbound],
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.finish_batch(batch, outbox)?;
+        let _ = self.set_integration_status(&batch.integration, status, last_error);
+        if let Err(e) = self.audit(audit) {
+            tracing::error!(integration = %batch.integration, "cannot append to the audit log: {e}");
+        }
+        Ok(())
+    }
+
     /// One analysis result.
     ///
     /// # Errors
@@ -210,6 +252,25 @@ impl StageStore for Store {
 
     fn audit(&self, event: &AuditEvent) -> Result<u64, StoreError> {
         Store::audit(self, event)
+    }
+
+    fn start_batch_audited(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+    ) -> Result<BatchRecord, StoreError> {
+        Store::start_batch_audited(self, integration, audit)
+    }
+
+    fn close_batch(
+        &self,
+        batch: &BatchRecord,
+        outbox: &[Outbound],
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        Store::close_batch(self, batch, outbox, status, last_error, audit)
     }
 
     fn result(&self, id: u64) -> Result<Option<AnalysisResult>, StoreError> {

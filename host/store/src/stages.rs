@@ -28,10 +28,10 @@ use time::OffsetDateTime;
 use crate::codec::{decode, encode};
 use crate::idempotency::{self, Begin, Completion, WritebackKey};
 use crate::queue::{Nacked, NewItem, ack_in, enqueue_in, nack_in, park_in};
-use crate::records::{BatchRecord, FileRecord, FileRow};
-use crate::schema::{BATCHES, FILES, QUEUE_DUE};
+use crate::records::{BatchRecord, FileRecord, FileRow, IntegrationStatus};
+use crate::schema::{BATCHES, FILES, INTEGRATIONS, QUEUE_DUE};
 use crate::store::{add_result_in, put_file_in};
-use crate::{FileStatus, Lease, NewResult, Store, StoreError};
+use crate::{AuditEvent, FileStatus, Lease, NewResult, Store, StoreError};
 
 /// A stage after `record`, fed by the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -424,6 +424,61 @@ impl Store {
             txn.open_table(BATCHES)?
                 .insert(batch.id, encode(batch).as_slice())?;
             enqueue_outbox(txn, outbox, now)
+        })
+    }
+
+    /// [`crate::StageStore::start_batch_audited`] in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`]; nothing is written then.
+    pub fn start_batch_audited(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+    ) -> Result<BatchRecord, StoreError> {
+        let now = self.now();
+        self.write(|txn| {
+            let id = crate::store::next_id(txn, "batch")?;
+            let batch = BatchRecord::started(id, integration, now);
+            txn.open_table(BATCHES)?
+                .insert(id, encode(&batch).as_slice())?;
+            self.audit_in(txn, &audit(&batch))?;
+            Ok(batch)
+        })
+    }
+
+    /// [`crate::StageStore::close_batch`] in one transaction: the batch, its outbox items, the
+    /// integration's health (when it has a record) and the audit entry.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`]; nothing is written then.
+    pub fn close_batch(
+        &self,
+        batch: &BatchRecord,
+        outbox: &[Outbound],
+        status: IntegrationStatus,
+        last_error: Option<&str>,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        self.write(|txn| {
+            txn.open_table(BATCHES)?
+                .insert(batch.id, encode(batch).as_slice())?;
+            enqueue_outbox(txn, outbox, now)?;
+            {
+                let mut t = txn.open_table(INTEGRATIONS)?;
+                let record = crate::store::get_integration(&t, &batch.integration)?;
+                if let Some(mut rec) = record {
+                    rec.status = status;
+                    rec.last_error = last_error.map(str::to_owned);
+                    rec.updated_at = now;
+                    t.insert(batch.integration.as_str(), encode(&rec).as_slice())?;
+                }
+            }
+            self.audit_in(txn, audit)?;
+            Ok(())
         })
     }
 

@@ -112,6 +112,7 @@ macro_rules! stage_store_conformance {
             an_intent_left_by_a_previous_run_is_uncertain_after_a_restart,
             file_records_read_back_as_written,
             a_finished_batch_and_its_summaries_commit_together,
+            a_run_opens_and_closes_with_its_audit_entries_and_health,
             the_status_of_an_unknown_integration_is_refused,
             audit_entries_are_numbered_without_gaps,
             concurrent_claims_never_share_an_item,
@@ -903,6 +904,81 @@ pub fn a_finished_batch_and_its_summaries_commit_together(b: &mut Backend) {
     assert_eq!(store.depth(&summaries).unwrap().pending, 1);
     assert_eq!(store.batch(batch.id).unwrap(), Some(batch));
     assert_eq!(store.batch(first.id + 1000).unwrap(), None);
+}
+
+/// A run's first and last store writes: the batch with its `sync.started` entry, and the
+/// finished batch with its summaries, the integration's health and its `sync.completed` entry
+/// (one commit each on the embedded store). An integration without a record (a test context)
+/// still closes its batch.
+pub fn a_run_opens_and_closes_with_its_audit_entries_and_health(b: &mut Backend) {
+    let (store, clock) = (b.store(), &b.clock);
+    store
+        .put_integration(&integration_rec("src", clock.now()), "op")
+        .unwrap();
+    let before = store.audit_entries(1, 10_000).unwrap().len();
+    let mut batch = store
+        .start_batch_audited("src", &|batch| {
+            AuditEvent::new("system", "sync.started", &batch.integration)
+                .details(serde_json::json!({ "batch": batch.id }))
+        })
+        .unwrap();
+    assert_eq!(store.batch(batch.id).unwrap(), Some(batch.clone()));
+    let entries = store.audit_entries(1, 10_000).unwrap();
+    assert_eq!(entries.len(), before + 1);
+    let started = entries.last().unwrap();
+    assert_eq!(
+        (started.action.as_str(), started.target.as_str()),
+        ("sync.started", "src")
+    );
+    assert!(
+        started.details.contains(&format!("{}", batch.id)),
+        "{}",
+        started.details
+    );
+
+    batch.total = 1;
+    batch.errors = 1;
+    batch.finished_at = Some(clock.now());
+    let summaries = stage_queue("teams", Stage::Notify);
+    store
+        .close_batch(
+            &batch,
+            &[outbound(&summaries, "batch:1")],
+            IntegrationStatus::Failing,
+            Some("the platform said no"),
+            &AuditEvent::new("system", "sync.completed", "src").outcome("failed"),
+        )
+        .unwrap();
+    assert_eq!(store.batch(batch.id).unwrap(), Some(batch));
+    assert_eq!(store.depth(&summaries).unwrap().pending, 1);
+    let rec = store.integration("src").unwrap().unwrap();
+    assert_eq!(rec.status, IntegrationStatus::Failing);
+    assert_eq!(rec.last_error.as_deref(), Some("the platform said no"));
+    let entries = store.audit_entries(1, 10_000).unwrap();
+    assert_eq!(entries.len(), before + 2);
+    let completed = entries.last().unwrap();
+    assert_eq!(
+        (completed.action.as_str(), completed.outcome.as_str()),
+        ("sync.completed", "failed")
+    );
+
+    // No record: the batch still closes, and the run is still audited.
+    let other = store
+        .start_batch_audited("ghost", &|b| {
+            AuditEvent::new("system", "sync.started", &b.integration)
+        })
+        .unwrap();
+    store
+        .close_batch(
+            &other,
+            &[],
+            IntegrationStatus::Healthy,
+            None,
+            &AuditEvent::new("system", "sync.completed", "ghost"),
+        )
+        .unwrap();
+    assert_eq!(store.batch(other.id).unwrap(), Some(other));
+    assert_eq!(store.audit_entries(1, 10_000).unwrap().len(), before + 4);
 }
 
 pub fn the_status_of_an_unknown_integration_is_refused(b: &mut Backend) {
