@@ -276,18 +276,26 @@ fn the_demo_syncs_every_platform_and_alerts_slack() {
         "the message is about high-risk files: {text}"
     );
 
-    // Teams got a card per finished run: the delivery is in the audit trail.
-    let audit = demo.get(&c, "/api/audit?limit=1000");
-    let to_teams = audit
-        .as_array()
-        .expect("audit")
-        .iter()
-        .filter(|e| e["action"] == "notify.sent" && e["target"] == "teams")
-        .count();
-    assert!(
-        to_teams >= SOURCES.len(),
-        "a Teams card per finished run: {audit:#}"
-    );
+    // Teams got a card per finished run: the delivery is in the audit trail. The daemon's
+    // notify stage delivers after the runs end (runs wake it, they do not deliver), so wait.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let audit = demo.get(&c, "/api/audit?limit=1000");
+        let to_teams = audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .filter(|e| e["action"] == "notify.sent" && e["target"] == "teams")
+            .count();
+        if to_teams >= SOURCES.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a Teams card per finished run: {audit:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     let data = demo.data.clone();
     assert!(data.is_dir(), "{}", demo.stdout.join("\n"));
