@@ -45,6 +45,7 @@ pub mod deskew;
 pub mod facenet;
 pub mod faces;
 pub mod finding;
+pub mod fuzzing;
 pub mod ocr;
 pub mod text;
 
