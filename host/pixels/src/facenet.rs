@@ -112,18 +112,7 @@ impl FaceNet {
     /// Load and check a BlazeFace ONNX file: one 1 × 256 × 256 × 3 input and the four
     /// outputs of the back-camera model (scores and boxes for 512 + 384 anchors).
     pub fn from_file(path: &Path) -> Result<Self, CascadeError> {
-        let io = |e: std::io::Error| CascadeError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_MODEL_BYTES {
-            return Err(CascadeError::Invalid(format!(
-                "{}: {len} bytes, more than the {MAX_MODEL_BYTES} read",
-                path.display()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = crate::read_bounded(path, MAX_MODEL_BYTES)?;
         let plan = std::panic::catch_unwind(|| load(&bytes))
             .map_err(|_| {
                 CascadeError::Invalid(format!("{}: the model loader panicked", path.display()))

@@ -210,18 +210,11 @@ impl Cascade {
 
     /// Read a cascade file (at most [`MAX_CASCADE_BYTES`]).
     pub fn from_file(path: &Path) -> Result<Self, CascadeError> {
-        let io = |e: std::io::Error| CascadeError::Io {
+        let bytes = crate::read_bounded(path, MAX_CASCADE_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|e| CascadeError::Io {
             path: path.display().to_string(),
-            message: e.to_string(),
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_CASCADE_BYTES {
-            return Err(CascadeError::Io {
-                path: path.display().to_string(),
-                message: format!("{len} bytes is over the {MAX_CASCADE_BYTES}-byte limit"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+            message: format!("not UTF-8 text: {e}"),
+        })?;
         Self::from_xml(&text)
     }
 

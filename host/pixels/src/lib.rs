@@ -433,6 +433,32 @@ fn located_faces() -> Result<Arc<FaceDetector>, CascadeError> {
         .clone()
 }
 
+/// Read the file at `path` whole, refusing one longer than `max` bytes: a model or cascade
+/// file named by an environment variable may be anything (a huge file, `/dev/zero`), so the
+/// length is checked first and the read stops at `max + 1` bytes whatever the length said.
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64) -> Result<Vec<u8>, CascadeError> {
+    use std::io::Read;
+    let io = |message: String| CascadeError::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let over = |len: u64| io(format!("{len} bytes is over the {max}-byte limit"));
+    let file = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+    let len = file.metadata().map_err(|e| io(e.to_string()))?.len();
+    if len > max {
+        return Err(over(len));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io(e.to_string()))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > max {
+        return Err(over(read));
+    }
+    Ok(bytes)
+}
+
 /// Run `f`, turning a panic into its message.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
@@ -444,7 +470,7 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proofpix_analysis::RiskLevel;
@@ -492,6 +518,30 @@ mod tests {
                 .contains("identity document")
         );
         assert_eq!(id_card[2].severity, RiskLevel::Low);
+    }
+
+    #[test]
+    fn a_bounded_read_refuses_long_files_and_endless_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model");
+        std::fs::write(&p, [7u8; 100]).unwrap();
+        assert_eq!(read_bounded(&p, 100).unwrap(), vec![7u8; 100]);
+        let over = read_bounded(&p, 99).unwrap_err().to_string();
+        assert!(
+            over.contains("100 bytes is over the 99-byte limit"),
+            "{over}"
+        );
+        let missing = read_bounded(&dir.path().join("absent"), 99).unwrap_err();
+        assert!(matches!(missing, CascadeError::Io { .. }), "{missing:?}");
+        // A character device says it is empty and never ends.
+        let zero = std::path::Path::new("/dev/zero");
+        if zero.exists() {
+            let endless = read_bounded(zero, 1000).unwrap_err().to_string();
+            assert!(
+                endless.contains("1001 bytes is over the 1000-byte limit"),
+                "{endless}"
+            );
+        }
     }
 
     #[test]
