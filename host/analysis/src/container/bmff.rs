@@ -166,12 +166,11 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
             b"meta" => {
                 // ISO `meta` is a full box (4 bytes of version and flags before its children);
                 // QuickTime's `moov/meta` is not: its `hdlr` child starts at once.
-                let plain = ctx
-                    .r
-                    .read(body, 8.min(body_len))
-                    .is_ok_and(|b| b.get(4..8) == Some(b"hdlr"));
-                let first = if plain { body } else { body.saturating_add(4) };
-                boxes(ctx, first, body_end, st, format);
+                // A `hdlr` of `mdta` or `mdir` makes it QuickTime metadata (`keys`/`ilst`).
+                let first = qt::meta_first_child(ctx, body, body_end);
+                if !qt::meta(ctx, first, body_end) {
+                    boxes(ctx, first, body_end, st, format);
+                }
             }
             b"trak" => {
                 st.traks = st.traks.saturating_add(1);

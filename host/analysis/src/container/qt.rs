@@ -11,6 +11,11 @@
 //! | `udta`/`XMP_` | QuickTime | XMP | the XMP packet, read as everywhere else |
 //! | `udta`/`uuid` | FLIR MP4 (a top-level `udta`) | `FLIR::UserData`, `FLIR::SerialNums`, `FLIR::GPS_UUID` | by the box's UUID: the camera serial (a 9-byte string at 0x7e), GPS (big-endian floats 1 and 2), a JPEG thumbnail after 4 bytes |
 //!
+//! The same file also reads QuickTime's own metadata, where phones put a video's place and
+//! device (see the table before [`meta`]): Apple's `keys`/`ilst` (`Keys:GPSCoordinates`,
+//! `Keys:Make`...), iTunes item lists, user-data text atoms (`UserData:GPSCoordinates` from
+//! `©xyz`) and 3GPP `loci`.
+//!
 //! Offsets and names come from the generated data (`data/privacy-tags.tsv`) where ExifTool's ids
 //! are numbers; Kodak's four-letter atom names are not in its index and are named here.
 //!
@@ -18,10 +23,11 @@
 //! per parent; record tables are read into memory capped at [`MAX_TABLE_BYTES`]; images are
 //! never read, only measured (and their first bytes checked for a JPEG SOI).
 
-use crate::bytes::be32;
+use crate::bytes::{be16, be32};
+use crate::classify::classify;
 use crate::ctx::{Ctx, EmbeddedImage};
 use crate::family::tiff;
-use crate::model::Family;
+use crate::model::{Category, Family};
 
 /// Most children walked in one user-data box.
 const MAX_CHILDREN: u32 = 1024;
@@ -100,6 +106,12 @@ pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64) {
             b"NCDT" => ncdt(ctx, off, off.saturating_add(len)),
             b"PENT" => pent(ctx, off, len),
             b"uuid" => flir_uuid(ctx, off, len),
+            b"meta" => {
+                let end = off.saturating_add(len);
+                let first = meta_first_child(ctx, off, end);
+                meta(ctx, first, end);
+            }
+            t if t == b"loci" || atom_name(t).is_some() => udta_text(ctx, t, off, len),
             // QuickTime's XMP packet (ExifTool's UserData `XMP_`).
             b"XMP_" => {
                 if let Some(b) = read_table(ctx, "QuickTime XMP", off, len.min(MAX_TABLE_BYTES)) {
@@ -463,5 +475,578 @@ pub(crate) fn kodak_free_data(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
             }
         }
         pos = pos.saturating_add(size);
+    }
+}
+
+// ---- QuickTime metadata: `meta` (`hdlr` mdta + `keys` + `ilst`, or iTunes `mdir` + `ilst`),
+// ---- user-data text atoms (`©xyz`, `©mak`...), 3GPP `loci`/`auth` --------------------------
+//
+// | where | layout (Apple QuickTime File Format; 3GPP TS 26.244) | ExifTool group |
+// |---|---|---|
+// | `moov`/`meta`, `moov`/`udta`/`meta`, `trak`/`meta` with `hdlr` `mdta` | `keys`: version/flags, entry count, then (size, namespace, key name); `ilst`: items whose box type is the 1-based key index (big-endian u32), each holding a `data` box (type indicator, locale, value) | `Keys` |
+// | `udta`/`meta` with `hdlr` `mdir` (iTunes) | `ilst` items named by their four-character code (`©ART`, `©xyz`...) | `ItemList` |
+// | `udta`/`©xxx` | international text: repeated (16-bit length, 16-bit language, text) | `UserData` |
+// | `udta`/`auth`, `cprt`, `titl`, `dscp` | full box, 16-bit language, text to NUL (UTF-8, or UTF-16 after a BOM) | `UserData` |
+// | `udta`/`loci` | full box, language, place name, role (u8), longitude, latitude, altitude (16.16 fixed), body, notes | `UserData:LocationInformation` |
+//
+// Threat model: every value is read capped at [`MAX_TEXT`] bytes; `keys` is read whole only up
+// to [`MAX_TABLE_BYTES`] and at most [`MAX_KEYS`] names are kept; item boxes are walked with
+// [`children`] (sizes checked against the parent); nothing else in `ilst` (artwork) is read.
+
+/// Most bytes of one text value read.
+const MAX_TEXT: u64 = 64 * 1024;
+/// Most key names kept from one `keys` box.
+const MAX_KEYS: usize = 4096;
+/// Most entries read from one international-text atom.
+const MAX_LANG_ENTRIES: usize = 16;
+
+/// `com.apple.quicktime.` keys (prefix removed, as ExifTool removes it) and ExifTool's names.
+const KEY_NAMES: &[(&str, &str)] = &[
+    ("location.ISO6709", "GPSCoordinates"),
+    ("make", "Make"),
+    ("model", "Model"),
+    ("software", "Software"),
+    ("creationdate", "CreationDate"),
+    ("author", "Author"),
+    ("artist", "Artist"),
+    ("location.name", "LocationName"),
+    ("location.body", "LocationBody"),
+    ("location.note", "LocationNote"),
+    ("location.date", "LocationDate"),
+    ("displayname", "DisplayName"),
+    ("copyright", "Copyright"),
+    ("description", "Description"),
+    ("comment", "Comment"),
+    ("title", "Title"),
+    ("keywords", "Keywords"),
+    ("information", "Information"),
+    ("camera.identifier", "CameraIdentifier"),
+    ("content.identifier", "ContentIdentifier"),
+];
+
+/// User-data atoms and iTunes items (four-character codes, `©` as 0xa9) and ExifTool's names
+/// (its `UserData` and `ItemList` tables).
+const ATOM_NAMES: &[(&[u8; 4], &str)] = &[
+    (b"\xa9xyz", "GPSCoordinates"),
+    (b"@xyz", "GPSCoordinates"),
+    (b"\xa9mak", "Make"),
+    (b"@mak", "Make"),
+    (b"manu", "Make"),
+    (b"\xa9mod", "Model"),
+    (b"@mod", "Model"),
+    (b"modl", "Model"),
+    (b"\xa9swr", "SoftwareVersion"),
+    (b"@swr", "SoftwareVersion"),
+    (b"\xa9aut", "Author"),
+    (b"auth", "Author"),
+    (b"\xa9ART", "Artist"),
+    (b"\xa9day", "ContentCreateDate"),
+    (b"@day", "ContentCreateDate"),
+    (b"\xa9cpy", "Copyright"),
+    (b"cprt", "Copyright"),
+    (b"\xa9nam", "Title"),
+    (b"titl", "Title"),
+    (b"\xa9cmt", "Comment"),
+    (b"\xa9des", "Description"),
+    (b"dscp", "Description"),
+    (b"slno", "SerialNumber"),
+    (b"SNum", "SerialNumber"),
+    (b"LENS", "LensSerialNumber"),
+];
+
+fn atom_name(typ: &[u8; 4]) -> Option<&'static str> {
+    ATOM_NAMES.iter().find(|(t, _)| *t == typ).map(|(_, n)| *n)
+}
+
+/// ExifTool's name for a `keys` entry: the table's, an item-list code's, or the key in
+/// camel case (`content.identifier` → `ContentIdentifier`).
+fn key_name(key: &str) -> String {
+    let short = key
+        .strip_prefix("com.apple.quicktime.")
+        .or_else(|| key.strip_prefix("com."))
+        .unwrap_or(key);
+    if let Some((_, n)) = KEY_NAMES.iter().find(|(k, _)| *k == short) {
+        return (*n).to_owned();
+    }
+    if let Ok(t) = <[u8; 4]>::try_from(short.as_bytes())
+        && let Some(n) = atom_name(&t)
+    {
+        return n.to_owned();
+    }
+    let mut out = String::new();
+    for part in short.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut cs = part.chars();
+        if let Some(c) = cs.next() {
+            out.push(c.to_ascii_uppercase());
+            out.extend(cs);
+        }
+    }
+    out
+}
+
+/// The category of a QuickTime tag: the corpus table's, or for the names it leaves out the
+/// kind of fact they are (a software version is device, a creation date a timestamp, a place
+/// name location text).
+fn category(name: &str) -> Option<Category> {
+    match name {
+        "SoftwareVersion" => Some(Category::Device),
+        "CreationDate" | "ContentCreateDate" | "LocationDate" => Some(Category::Timestamp),
+        "LocationName" | "LocationBody" | "LocationInformation" => Some(Category::LocationText),
+        _ => classify(name),
+    }
+}
+
+/// Parse an ISO 6709 point (`+37.3349-122.0090+012.345/`): latitude `±DD.D`, `±DDMM.M` or
+/// `±DDMMSS.S`, longitude `±DDD.D`, `±DDDMM.M` or `±DDDMMSS.S`, told apart by the number of
+/// integer digits, then an optional altitude and CRS. Returns latitude, longitude and the
+/// resolution in metres the last digit stands for.
+pub(crate) fn iso6709(s: &str) -> Option<(f64, f64, f64)> {
+    let s = s.trim();
+    let (s1, i1, f1, e1) = iso_component(s, 0)?;
+    let (s2, i2, f2, _) = iso_component(s, e1)?;
+    let (lat, r1) = iso_value(s1, i1, f1, 2)?;
+    let (lon, r2) = iso_value(s2, i2, f2, 3)?;
+    if lat.abs() > 90.0 || lon.abs() > 180.0 {
+        return None;
+    }
+    Some((lat, lon, r1.max(r2)))
+}
+
+/// One signed ISO 6709 component at `start`: sign, integer digits, fraction digits, its end.
+fn iso_component(s: &str, start: usize) -> Option<(f64, &str, &str, usize)> {
+    let b = s.as_bytes();
+    let sign = match b.get(start)? {
+        b'+' => 1.0,
+        b'-' => -1.0,
+        _ => return None,
+    };
+    let digits_from = |mut p: usize| {
+        while b.get(p).is_some_and(u8::is_ascii_digit) {
+            p = p.saturating_add(1);
+        }
+        p
+    };
+    let p = digits_from(start.saturating_add(1));
+    let int = s.get(start.saturating_add(1)..p)?;
+    let (frac, end) = if b.get(p) == Some(&b'.') {
+        let q = digits_from(p.saturating_add(1));
+        (s.get(p.saturating_add(1)..q)?, q)
+    } else {
+        ("", p)
+    };
+    Some((sign, int, frac, end))
+}
+
+/// A component's value in degrees and the metres its last digit stands for: `deg_digits`
+/// integer digits or fewer are degrees, two more are degrees and minutes, four more degrees,
+/// minutes and seconds.
+fn iso_value(sign: f64, int: &str, frac: &str, deg_digits: usize) -> Option<(f64, f64)> {
+    let num = |t: &str| t.parse::<f64>().ok();
+    let fr = if frac.is_empty() {
+        0.0
+    } else {
+        num(&format!("0.{frac}"))?
+    };
+    let unit = 0.1f64.powi(i32::try_from(frac.len()).ok()?);
+    let n = int.len();
+    let (v, m) = if (1..=deg_digits).contains(&n) {
+        (num(int)? + fr, 111_320.0)
+    } else if n == deg_digits.saturating_add(2) {
+        let (d, mi) = int.split_at(deg_digits);
+        let mi = num(mi)? + fr;
+        if mi >= 60.0 {
+            return None;
+        }
+        (num(d)? + mi / 60.0, 1_855.0)
+    } else if n == deg_digits.saturating_add(4) {
+        let (d, rest) = int.split_at(deg_digits);
+        let (mi, se) = rest.split_at(2);
+        let (mi, se) = (num(mi)?, num(se)? + fr);
+        if mi >= 60.0 || se >= 60.0 {
+            return None;
+        }
+        (num(d)? + mi / 60.0 + se / 3600.0, 30.9)
+    } else {
+        return None;
+    };
+    Some((sign * v, m * unit))
+}
+
+/// One QuickTime value under its ExifTool name: coordinates are parsed, the rest kept as text
+/// when its category is privacy-relevant.
+fn emit(ctx: &mut Ctx<'_>, group: &str, tag: &str, name: &str, at: Option<u64>, v: &str) {
+    if name == "GPSCoordinates" {
+        match iso6709(v) {
+            Some((lat, lon, res)) => {
+                ctx.gps(Family::Container, group, tag, name, at, lat, lon, res);
+            }
+            None => ctx.error(format!("{group}:{name}: not an ISO 6709 point")),
+        }
+        return;
+    }
+    if let Some(c) = category(name) {
+        ctx.text_as(c, Family::Container, group, tag, name, at, v);
+    }
+}
+
+/// Text up to the first NUL: UTF-16 (big-endian, or little-endian after its BOM) when it
+/// starts with a byte-order mark, else UTF-8 (invalid bytes replaced).
+fn text_to_nul(b: &[u8]) -> (String, usize) {
+    if b.starts_with(&[0xfe, 0xff]) || b.starts_with(&[0xff, 0xfe]) {
+        let le = b.first() == Some(&0xff);
+        let body = b.get(2..).unwrap_or(&[]);
+        let units: Vec<u16> = body
+            .chunks_exact(2)
+            .map(|c| {
+                let p = [
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ];
+                if le {
+                    u16::from_le_bytes(p)
+                } else {
+                    u16::from_be_bytes(p)
+                }
+            })
+            .take_while(|u| *u != 0)
+            .collect();
+        let used = units.len().saturating_mul(2).saturating_add(4).min(b.len());
+        (String::from_utf16_lossy(&units), used)
+    } else {
+        let n = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+        let s = String::from_utf8_lossy(b.get(..n).unwrap_or(&[])).into_owned();
+        (s, n.saturating_add(1).min(b.len()))
+    }
+}
+
+/// Read a box body capped at [`MAX_TEXT`].
+fn read_text_body(ctx: &mut Ctx<'_>, what: &str, off: u64, len: u64) -> Option<Vec<u8>> {
+    match ctx.r.read(off, len.min(MAX_TEXT)) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            ctx.read_error(what, &e);
+            None
+        }
+    }
+}
+
+/// A `meta` box of QuickTime metadata: `first` is where its children start (after the
+/// version/flags of a full box, or at once for Apple's `moov/meta`). False when its handler is
+/// not `mdta` or `mdir` (an ISO `meta` for the caller to walk).
+pub(crate) fn meta(ctx: &mut Ctx<'_>, first: u64, end: u64) -> bool {
+    let Ok(h) = ctx.r.read(first, 20.min(end.saturating_sub(first))) else {
+        return false;
+    };
+    if h.get(4..8) != Some(b"hdlr") {
+        return false;
+    }
+    let keyed = match h.get(16..20) {
+        Some(b"mdta") => true,
+        Some(b"mdir") => false,
+        _ => return false,
+    };
+    if !ctx.enter() {
+        return true;
+    }
+    let kids = children(ctx, "QuickTime meta", first, end);
+    let mut keys: Vec<String> = Vec::new();
+    for (typ, off, len) in &kids {
+        if typ == b"keys"
+            && let Some(b) = read_table(ctx, "QuickTime keys", *off, *len)
+        {
+            keys = parse_keys(ctx, &b);
+        }
+    }
+    for (typ, off, len) in kids {
+        if typ == *b"ilst" && ctx.alive() {
+            ilst(
+                ctx,
+                off,
+                off.saturating_add(len),
+                keyed.then_some(keys.as_slice()),
+            );
+        }
+    }
+    ctx.leave();
+    true
+}
+
+/// Whether a `meta` box starting at `body` is a full box (ISO, iTunes) or Apple's plain
+/// `moov/meta`, and so where its children start.
+pub(crate) fn meta_first_child(ctx: &Ctx<'_>, body: u64, end: u64) -> u64 {
+    let plain = ctx
+        .r
+        .read(body, 8.min(end.saturating_sub(body)))
+        .is_ok_and(|b| b.get(4..8) == Some(b"hdlr"));
+    if plain { body } else { body.saturating_add(4) }
+}
+
+/// The `keys` box in memory: version/flags, entry count, then (size, namespace, name) entries.
+pub(crate) fn parse_keys(ctx: &mut Ctx<'_>, b: &[u8]) -> Vec<String> {
+    let count = be32(b, 4).unwrap_or(0) as usize;
+    let mut out = Vec::new();
+    let mut pos = 8usize;
+    while out.len() < count.min(MAX_KEYS) {
+        let Some(size) = be32(b, pos).map(|s| s as usize) else {
+            ctx.error("QuickTime keys: fewer entries than announced");
+            break;
+        };
+        let Some(entry) = b.get(pos..pos.saturating_add(size)).filter(|_| size >= 8) else {
+            ctx.error("QuickTime keys: entry with a bad size");
+            break;
+        };
+        let name = entry.get(8..).unwrap_or(&[]);
+        let n = name.iter().position(|c| *c == 0).unwrap_or(name.len());
+        out.push(String::from_utf8_lossy(name.get(..n).unwrap_or(&[])).into_owned());
+        pos = pos.saturating_add(size);
+    }
+    out
+}
+
+/// The item list: each child is an item whose type is a key index (`keys` given) or a
+/// four-character code, holding `data` boxes.
+fn ilst(ctx: &mut Ctx<'_>, start: u64, end: u64, keys: Option<&[String]>) {
+    let group = if keys.is_some() { "Keys" } else { "ItemList" };
+    for (typ, off, len) in children(ctx, "QuickTime ilst", start, end) {
+        if !ctx.alive() {
+            break;
+        }
+        let (tag, name) = match keys {
+            Some(k) => {
+                let i = u32::from_be_bytes(typ) as usize;
+                let Some(key) = i.checked_sub(1).and_then(|i| k.get(i)) else {
+                    ctx.error(format!("QuickTime ilst: item {i} has no key"));
+                    continue;
+                };
+                (key.clone(), key_name(key))
+            }
+            None => match atom_name(&typ) {
+                Some(n) => (String::from_utf8_lossy(&typ).into_owned(), n.to_owned()),
+                None => continue,
+            },
+        };
+        for (dt, doff, dlen) in children(ctx, "QuickTime ilst item", off, off.saturating_add(len)) {
+            if dt != *b"data" {
+                continue;
+            }
+            if let Some(b) = read_text_body(ctx, "QuickTime data", doff, dlen)
+                && let Some(v) = data_value(&b)
+            {
+                emit(ctx, group, &tag, &name, doff.checked_add(8), &v);
+            }
+        }
+    }
+}
+
+/// The value of a `data` atom (type indicator, locale, value) when it is text: well-known
+/// types 1 (UTF-8), 2 (UTF-16BE), 4 and 5 (their sort forms).
+pub(crate) fn data_value(b: &[u8]) -> Option<String> {
+    let typ = be32(b, 0)? & 0x00ff_ffff;
+    let v = b.get(8..)?;
+    match typ {
+        1 | 4 => Some(String::from_utf8_lossy(v).into_owned()),
+        2 | 5 => {
+            let units: Vec<u16> = v
+                .chunks_exact(2)
+                .filter_map(|c| c.try_into().ok().map(u16::from_be_bytes))
+                .collect();
+            Some(String::from_utf16_lossy(&units))
+        }
+        _ => None,
+    }
+}
+
+/// A user-data atom with a name in [`ATOM_NAMES`] or `loci`, its body at `off`.
+fn udta_text(ctx: &mut Ctx<'_>, typ: &[u8; 4], off: u64, len: u64) {
+    let Some(b) = read_text_body(ctx, "QuickTime UserData", off, len) else {
+        return;
+    };
+    udta_text_data(ctx, typ, &b, Some(off));
+}
+
+/// A user-data text atom in memory (see [`udta_text`]).
+pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Option<u64>) {
+    let at = |p: usize| abs.and_then(|a| a.checked_add(p as u64));
+    let tag = String::from_utf8_lossy(typ).into_owned();
+    if typ == b"loci" {
+        loci(ctx, b, abs);
+        return;
+    }
+    let Some(name) = atom_name(typ) else { return };
+    match typ {
+        // 3GPP: full box, 16-bit language, text.
+        b"auth" | b"cprt" | b"titl" | b"dscp" => {
+            let (s, _) = text_to_nul(b.get(6..).unwrap_or(&[]));
+            emit(ctx, "UserData", &tag, name, at(6), &s);
+        }
+        // Plain strings (Canon's manu/modl have 6 bytes first: four zeros and a language).
+        b"slno" | b"SNum" | b"LENS" | b"manu" | b"modl" => {
+            let v = if b.starts_with(&[0, 0, 0, 0]) {
+                b.get(6..).unwrap_or(&[])
+            } else {
+                b
+            };
+            let (s, _) = text_to_nul(v);
+            emit(ctx, "UserData", &tag, name, abs, &s);
+        }
+        _ => {
+            // Some writers put an iTunes `data` box here instead of international text.
+            if b.get(4..8) == Some(b"data") {
+                let n = be32(b, 0).map_or(0, |n| n as usize).min(b.len());
+                if let Some(v) = b.get(8..n).and_then(data_value) {
+                    emit(ctx, "UserData", &tag, name, at(16), &v);
+                }
+                return;
+            }
+            // International text: (16-bit length, 16-bit language, text) entries.
+            let mut pos = 0usize;
+            let mut n = 0usize;
+            while n < MAX_LANG_ENTRIES {
+                n = n.saturating_add(1);
+                let (Some(l), Some(_lang)) = (be16(b, pos), be16(b, pos.saturating_add(2))) else {
+                    break;
+                };
+                let s0 = pos.saturating_add(4);
+                let Some(v) = b.get(s0..s0.saturating_add(usize::from(l))) else {
+                    ctx.error(format!("UserData:{name}: text runs past its atom"));
+                    break;
+                };
+                let (s, _) = text_to_nul(v);
+                emit(ctx, "UserData", &tag, name, at(s0), &s);
+                pos = s0.saturating_add(usize::from(l));
+            }
+        }
+    }
+}
+
+/// 3GPP `loci` (ExifTool's `UserData:LocationInformation`): the coordinates and the place name.
+pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
+    let at = |p: usize| abs.and_then(|a| a.checked_add(p as u64));
+    let rest = b.get(6..).unwrap_or(&[]);
+    let (place, used) = text_to_nul(rest);
+    let p = 6usize.saturating_add(used);
+    let fixed = |o: usize| {
+        b.get(o..o.saturating_add(4))
+            .and_then(|x| x.try_into().ok())
+            .map(|x| f64::from(i32::from_be_bytes(x)) / 65536.0)
+    };
+    let (Some(lon), Some(lat)) = (fixed(p.saturating_add(1)), fixed(p.saturating_add(5))) else {
+        ctx.error("UserData:LocationInformation: truncated");
+        emit(
+            ctx,
+            "UserData",
+            "loci",
+            "LocationInformation",
+            at(6),
+            &place,
+        );
+        return;
+    };
+    if lat.abs() <= 90.0 && lon.abs() <= 180.0 {
+        ctx.gps(
+            Family::Container,
+            "UserData",
+            "loci",
+            "LocationInformation",
+            at(p.saturating_add(1)),
+            lat,
+            lon,
+            // 16.16 fixed point: 1/65536 degree.
+            2.0,
+        );
+    } else {
+        ctx.error("UserData:LocationInformation: coordinates out of range");
+    }
+    emit(
+        ctx,
+        "UserData",
+        "loci",
+        "LocationInformation",
+        at(6),
+        &place,
+    );
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn close(a: (f64, f64, f64), lat: f64, lon: f64) -> bool {
+        (a.0 - lat).abs() < 1e-9 && (a.1 - lon).abs() < 1e-9
+    }
+
+    #[test]
+    fn iso6709_degrees_minutes_and_seconds_forms() {
+        let p = iso6709("+37.3349-122.0090+012.345/").unwrap();
+        assert!(close(p, 37.3349, -122.009));
+        assert!((p.2 - 11.132).abs() < 1e-6, "{}", p.2);
+        assert!(close(
+            iso6709("+48.8584+002.2945/").unwrap(),
+            48.8584,
+            2.2945
+        ));
+        assert!(close(
+            iso6709("-33.8568+151.2153").unwrap(),
+            -33.8568,
+            151.2153
+        ));
+        // DDMM.M and DDMMSS.S
+        assert!(close(
+            iso6709("+4851.5-00217.7/").unwrap(),
+            48.858_333_333_333_33,
+            -2.295
+        ));
+        assert!(close(
+            iso6709("+485130+0021740/").unwrap(),
+            48.0 + 51.0 / 60.0 + 30.0 / 3600.0,
+            2.0 + 17.0 / 60.0 + 40.0 / 3600.0
+        ));
+        assert!(close(iso6709("+40-075CRSWGS_84/").unwrap(), 40.0, -75.0));
+        for bad in [
+            "",
+            "/",
+            "37.3-122.0",
+            "+91.0+000.0/",
+            "+45.0+181.0/",
+            "+4861.0+00200.0/",
+            "+123-45",
+            "+1.5",
+            "++1+2",
+            "+.5+.5/",
+        ] {
+            assert!(iso6709(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_names_follow_exiftool() {
+        assert_eq!(
+            key_name("com.apple.quicktime.location.ISO6709"),
+            "GPSCoordinates"
+        );
+        assert_eq!(key_name("com.apple.quicktime.make"), "Make");
+        assert_eq!(
+            key_name("com.apple.quicktime.content.identifier"),
+            "ContentIdentifier"
+        );
+        assert_eq!(key_name("com.android.version"), "AndroidVersion");
+        assert_eq!(category("SoftwareVersion"), Some(Category::Device));
+        assert_eq!(category("LocationName"), Some(Category::LocationText));
+        assert_eq!(category("Author"), Some(Category::Author));
+    }
+
+    #[test]
+    fn data_values_by_type_indicator() {
+        assert_eq!(
+            data_value(b"\0\0\0\x01\0\0\0\0Apple").as_deref(),
+            Some("Apple")
+        );
+        assert_eq!(
+            data_value(b"\0\0\0\x02\0\0\0\0\0A\0b").as_deref(),
+            Some("Ab")
+        );
+        assert_eq!(data_value(b"\0\0\0\x0d\0\0\0\0\xff\xd8"), None);
+        assert_eq!(data_value(b"\0\0\0\x01\0\0"), None);
     }
 }
