@@ -161,20 +161,7 @@ fn x3f_prop(ctx: &mut Ctx<'_>, off: u64, slen: u64) {
     let chars_start = 24usize.saturating_add(n.saturating_mul(8));
     let chars = b.get(chars_start..).unwrap_or(&[]);
     let utf16_at = |idx: usize| -> String {
-        let units: Vec<u16> = chars
-            .get(idx.saturating_mul(2)..)
-            .unwrap_or(&[])
-            .chunks_exact(2)
-            .map(|c| {
-                u16::from_le_bytes([
-                    c.first().copied().unwrap_or(0),
-                    c.get(1).copied().unwrap_or(0),
-                ])
-            })
-            .take_while(|u| *u != 0)
-            .take(1024)
-            .collect();
-        String::from_utf16_lossy(&units)
+        crate::bytes::utf16le_to_nul(chars.get(idx.saturating_mul(2)..).unwrap_or(&[]), 1024)
     };
     for i in 0..n {
         let p = 24usize.saturating_add(i.saturating_mul(8));

@@ -116,18 +116,9 @@ fn le32(b: &[u8], p: usize) -> Option<u32> {
         .map(u32::from_le_bytes)
 }
 
+/// UTF-16LE to the first NUL (the crate's one decoder, uncapped here: the slices are bounded).
 fn utf16le(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| {
-            u16::from_le_bytes([
-                c.first().copied().unwrap_or(0),
-                c.get(1).copied().unwrap_or(0),
-            ])
-        })
-        .take_while(|u| *u != 0)
-        .collect();
-    String::from_utf16_lossy(&units)
+    crate::bytes::utf16le_to_nul(b, usize::MAX)
 }
 
 impl Fpxr {
