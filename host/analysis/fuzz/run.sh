@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 secs=${1:-60}
 cd "$here"
 [ -d corpus ] || bash seed.sh
-for t in analyze jpeg png webp tiff bmff exif makernote vendor flir xmp iptc_irb_icc strip; do
+for t in analyze jpeg png webp tiff bmff exif makernote vendor flir quicktime fpxr xmp iptc_irb_icc strip; do
   mkdir -p "corpus/$t"
   echo "== $t (${secs}s)"
   cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 2>&1 \

@@ -21,8 +21,16 @@ mkdir -p "$here/corpus/analyze" "$here/corpus/strip"
 find "$src" -type f -size -1024k -not -path '*/golden/*' | while read -r f; do
   h=$(sha1sum "$f" | cut -c1-16); cp -f "$f" "$here/corpus/analyze/$h"; cp -f "$f" "$here/corpus/strip/$h"
 done
-# EXIF/XMP seeds: the APP1 payloads of the corpus JPEGs.
-mkdir -p "$here/corpus/exif" "$here/corpus/xmp" "$here/corpus/makernote"
+# QuickTime seeds: every ISO-BMFF file (ftyp at 4), with a 0 first byte (the target's
+# "top-level boxes" wrapper).
+mkdir -p "$here/corpus/quicktime"
+find "$src" -type f -size -2048k | while read -r f; do
+  if [ "$(head -c 8 "$f" | tail -c 4 | xxd -p)" = "66747970" ]; then
+    { printf '\000'; cat "$f"; } > "$here/corpus/quicktime/$(sha1sum "$f" | cut -c1-16)"
+  fi
+done
+# EXIF/XMP seeds: the APP1 payloads of the corpus JPEGs; FPXR seeds: their APP2 FPXR records.
+mkdir -p "$here/corpus/exif" "$here/corpus/xmp" "$here/corpus/makernote" "$here/corpus/fpxr"
 python3 - "$src" "$here/corpus" <<'PY'
 import os, sys, hashlib
 src, out = sys.argv[1], sys.argv[2]
@@ -36,6 +44,7 @@ for root, _, files in os.walk(src):
         if not d.startswith(b'\xff\xd8'):
             continue
         i = 2
+        fpxr = []
         while i + 4 <= len(d) and d[i] == 0xff:
             m, l = d[i + 1], int.from_bytes(d[i + 2:i + 4], 'big')
             seg = d[i + 4:i + 2 + l]
@@ -45,8 +54,14 @@ for root, _, files in os.walk(src):
                 open(os.path.join(out, 'makernote', h), 'wb').write(b'\0\0' + seg[6:])
             if m == 0xe1 and seg.startswith(b'http://ns.adobe.com/xap/1.0/\0'):
                 open(os.path.join(out, 'xmp', h), 'wb').write(seg[29:])
+            if m == 0xe2 and seg.startswith(b'FPXR\0'):
+                fpxr.append(len(seg) - 5)
+                fpxr.append(seg[5:])
             if m == 0xda:
                 break
             i += 2 + l
+        if fpxr:
+            rec = b''.join(x.to_bytes(2, 'big') if isinstance(x, int) else x for x in fpxr)
+            open(os.path.join(out, 'fpxr', hashlib.sha1(rec).hexdigest()[:16]), 'wb').write(rec)
 PY
 echo "seeded: $(ls "$here/corpus" | tr '\n' ' ')"

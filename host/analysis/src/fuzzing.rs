@@ -84,6 +84,21 @@ pub fn parse_quicktime_tables(data: &[u8]) {
     });
 }
 
+/// The QuickTime metadata parsers in memory, each fed the same bytes: a `keys` box, a `data`
+/// atom's value, every user-data text atom kind (international text, 3GPP text, plain
+/// strings, `loci`) and the ISO 6709 point parser.
+pub fn parse_quicktime_meta(data: &[u8]) {
+    with_ctx(|ctx| {
+        use crate::container::qt;
+        let _ = qt::parse_keys(ctx, data);
+        let _ = qt::data_value(data);
+        for typ in [b"\xa9xyz", b"auth", b"slno", b"modl", b"loci"] {
+            qt::udta_text_data(ctx, typ, data, Some(0));
+        }
+        let _ = qt::iso6709(&String::from_utf8_lossy(data));
+    });
+}
+
 /// An XMP packet.
 pub fn parse_xmp(data: &[u8]) {
     with_ctx(|ctx| crate::family::xmp::parse(ctx, data, None));
