@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::egress::{AllowedHost, AllowedHosts, BlockedNetworks, EgressPolicy, EntryError};
 
@@ -43,7 +43,7 @@ pub struct DeclaredMount {
 }
 
 /// The operator's grant for one integration (`[grant]` in its config).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorGrant {
     /// Allow-list entries (see [`crate::egress`] for the syntax).

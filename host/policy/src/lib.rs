@@ -24,6 +24,7 @@ pub mod grants;
 pub mod limits;
 pub mod manifest;
 pub mod remediation;
+pub mod subscriptions;
 pub mod template;
 
 pub use egress::{
@@ -37,3 +38,4 @@ pub use manifest::{FieldShape, ManifestShape, MountShape};
 pub use remediation::{
     RemediationAction, RemediationPolicy, RemediationPolicyError, RiskThreshold,
 };
+pub use subscriptions::{EVENT_ALIASES, EVENTS, Subscriptions};

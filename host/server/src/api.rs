@@ -22,7 +22,7 @@ use futures_util::Stream;
 use proofpix_pipeline::SyncMode;
 use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
-use proofpix_service::{Host, IntegrationSpec, RESERVED_KEYS, Subscriptions};
+use proofpix_service::{Host, IntegrationSpec, Subscriptions};
 use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
@@ -455,17 +455,12 @@ async fn integration_view(state: &AppState, r: IntegrationRecord) -> ApiResult<I
             .map_or((0, true), |b| (b.id, b.finished_at.is_some())),
     )
     .await?;
-    let grant = proofpix_service::integration::grant_of(&r).unwrap_or_default();
+    let grant = r.grant.clone();
     let subscriptions = r
-        .config
-        .get(proofpix_service::SUBSCRIPTIONS_KEY)
-        .and_then(|j| serde_json::from_str(j).ok());
-    let config = r
-        .config
-        .iter()
-        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+        .subscriptions
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok());
+    let config = r.config.clone();
     Ok(IntegrationView {
         platform: plugin
             .as_ref()
@@ -820,16 +815,10 @@ pub async fn update_integration(
     if let (Some(plugin), Some(grant)) = (state.host().plugin(&current.plugin_id), &body.grant) {
         check_grant(&plugin, grant)?;
     }
-    let current_config: BTreeMap<String, String> = current
-        .config
-        .iter()
-        .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let spec = IntegrationSpec {
         id: id.clone(),
         plugin: current.plugin_id.clone(),
-        config: body.config.unwrap_or(current_config),
+        config: body.config.unwrap_or_else(|| current.config.clone()),
         secrets: body
             .secrets
             .unwrap_or_default()
@@ -838,16 +827,9 @@ pub async fn update_integration(
             .collect(),
         grant: match body.grant {
             Some(g) => g.into(),
-            None => {
-                proofpix_service::integration::grant_of(&current).map_err(ApiError::internal)?
-            }
+            None => current.grant.clone(),
         },
-        subscriptions: body.subscriptions.or_else(|| {
-            current
-                .config
-                .get(proofpix_service::SUBSCRIPTIONS_KEY)
-                .and_then(|j| serde_json::from_str(j).ok())
-        }),
+        subscriptions: body.subscriptions.or_else(|| current.subscriptions.clone()),
         schedule: match body.schedule {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),

@@ -2,19 +2,15 @@
 //! integration: non-secret config, sealed secrets, the operator's grant, and
 //! plugin state kept in the store.
 //!
-//! The grant is stored as JSON under the config key [`GRANT_KEY`]; it is the
-//! operator's side of the two-sided grant and is never shown to the plugin.
+//! The grant is a typed field of the integration's record
+//! ([`IntegrationRecord::grant`]); it is the operator's side of the two-sided grant and is
+//! never shown to the plugin, whose config map holds its own configuration only.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use proofpix_policy::OperatorGrant;
 use proofpix_runtime::contract::PluginInfo;
 use proofpix_runtime::{CredentialProvider, IntegrationContext, StateError, StateStore};
 use proofpix_store::{Backend, IntegrationRecord, StoreError};
-
-/// Config key holding the operator's grant, as JSON.
-pub const GRANT_KEY: &str = "grant";
 
 /// Plugin state kept in the store's per-integration key-value table.
 #[derive(Clone)]
@@ -53,14 +49,6 @@ impl StateStore for StoreState {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
-    /// The stored grant is not valid JSON of the grant's shape.
-    #[error("integration {integration}: the grant is invalid: {reason}")]
-    BadGrant {
-        /// Integration.
-        integration: String,
-        /// Why.
-        reason: String,
-    },
     /// The store failed (or a secret would not unseal).
     #[error("integration {integration}: {source}")]
     Store {
@@ -71,60 +59,21 @@ pub enum ContextError {
     },
 }
 
-/// Reads the grant out of an integration's config.
+/// The session context for a stored integration: its config, every secret field the plugin
+/// declares (unsealed), the grant, state in the store, and the given credentials.
 ///
 /// # Errors
-/// A grant that does not parse.
-pub fn grant_of(record: &IntegrationRecord) -> Result<OperatorGrant, ContextError> {
-    match record.config.get(GRANT_KEY) {
-        None => Ok(OperatorGrant::default()),
-        Some(json) => serde_json::from_str(json).map_err(|e| ContextError::BadGrant {
-            integration: record.id.clone(),
-            reason: e.to_string(),
-        }),
-    }
-}
-
-/// Stores a grant into an integration's config.
-pub fn set_grant(record: &mut IntegrationRecord, grant: &OperatorGrant) {
-    let json = serde_json::json!({
-        "hosts": grant.hosts,
-        "mounts": grant.mounts,
-        "write": grant.write,
-        "allow_loopback": grant.allow_loopback,
-        "allow_private": grant.allow_private,
-        "allow_link_local": grant.allow_link_local,
-    });
-    record
-        .config
-        .insert(GRANT_KEY.to_string(), json.to_string());
-}
-
-/// The session context for a stored integration: config without the grant,
-/// every secret field the plugin declares (unsealed), the grant, state in the
-/// store, and the given credentials.
-///
-/// # Errors
-/// An invalid grant or a store/vault failure.
+/// A store/vault failure.
 pub fn context_for(
     store: &Arc<dyn Backend>,
     record: &IntegrationRecord,
     info: &PluginInfo,
     credentials: Option<Arc<dyn CredentialProvider>>,
 ) -> Result<IntegrationContext, ContextError> {
-    let grant = grant_of(record)?;
-    let config: BTreeMap<String, String> = record
-        .config
-        .iter()
-        // The host's own settings (grant, subscriptions, remediation, pixels) never reach the
-        // plugin; this is the one place the config a plugin sees is filtered.
-        .filter(|(k, _)| !crate::RESERVED_KEYS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let mut ctx = IntegrationContext::new(&record.id)
-        .with_grant(grant)
+        .with_grant(record.grant.clone())
         .with_state(Arc::new(StoreState(store.clone())));
-    ctx.config = config;
+    ctx.config = record.config.clone();
     for field in info.config.iter().filter(|f| f.secret) {
         let secret =
             store

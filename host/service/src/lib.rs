@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use integration::{GRANT_KEY, context_for, grant_of, set_grant};
+use integration::context_for;
 use proofpix_analysis::RiskLevel;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
@@ -54,26 +54,21 @@ use proofpix_store::{AuditEvent, Backend, DownstreamStore, IntegrationRecord, St
 use proofpix_vault::Secret;
 
 pub use credentials::{AuthCredentials, StoreTokens};
-pub use notify::{EVENTS, NotifyEvent, SUBSCRIPTIONS_KEY, Subscriptions};
+pub use notify::NotifyEvent;
 pub use plugins::{
     BREAKER_FAILURES, BREAKER_WINDOW, InstallOptions, InstallReport, PLUGIN_LOG_HINT,
     explain_load_error, permissions,
 };
+pub use proofpix_policy::{EVENTS, Subscriptions};
 pub use remediation::{
-    FileAction, MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, NOT_FROM_PIXELS, REMEDIATION_KEY,
-    Remediation, RemediationStatus, declared_actions, stored_risk_from_pixels,
+    FileAction, MAX_ATTEMPTS as MAX_REMEDIATION_ATTEMPTS, NOT_FROM_PIXELS, Remediation,
+    RemediationStatus, declared_actions, stored_risk_from_pixels,
 };
 
-/// Where an integration's "look at the pixels too" setting is kept (`on` when set).
-pub const PIXELS_KEY: &str = "proofpix.pixels";
-
-/// Whether an integration's syncs run the pixel stage (its `PIXELS_KEY` setting).
+/// Whether an integration's syncs run the pixel stage.
 pub fn pixels_on(record: &IntegrationRecord) -> bool {
-    record.config.get(PIXELS_KEY).is_some_and(|v| v == "on")
+    record.pixels
 }
-
-/// Config keys the host reserves for itself; plugins never see them.
-pub const RESERVED_KEYS: &[&str] = &[GRANT_KEY, SUBSCRIPTIONS_KEY, REMEDIATION_KEY, PIXELS_KEY];
 
 /// How a [`Host`] is set up.
 #[derive(Debug, Clone)]
@@ -535,19 +530,10 @@ impl Host {
         record.plugin_version = plugin.info().version.clone();
         // The remediation policy and the pixel setting are set on their own
         // (`set_remediation`, `set_pixels`); an update keeps them.
-        let kept: Vec<(String, String)> = [REMEDIATION_KEY, PIXELS_KEY]
-            .iter()
-            .filter_map(|k| record.config.get(*k).map(|v| ((*k).to_string(), v.clone())))
-            .collect();
         record.config = config;
-        record.config.extend(kept);
-        set_grant(&mut record, &spec.grant);
+        record.grant = spec.grant.clone();
         if let Some(subs) = &spec.subscriptions {
-            let subs = subs.clone().validated().map_err(invalid)?;
-            record.config.insert(
-                SUBSCRIPTIONS_KEY.into(),
-                serde_json::to_string(&subs).unwrap_or_default(),
-            );
+            record.subscriptions = Some(subs.clone().validated().map_err(invalid)?);
         }
         record.schedule = spec.schedule.clone();
         record.updated_at = self.store.now();
@@ -815,13 +801,7 @@ impl Host {
     /// An unknown integration; store errors.
     pub fn set_pixels(&self, id: &str, on: bool, actor: &str) -> Result<(), ServiceError> {
         let mut record = self.integration(id)?;
-        if on {
-            record
-                .config
-                .insert(PIXELS_KEY.to_string(), "on".to_string());
-        } else {
-            record.config.remove(PIXELS_KEY);
-        }
+        record.pixels = on;
         record.updated_at = self.store.now();
         self.store.put_integration(&record, actor)?;
         self.store.audit(
@@ -1044,7 +1024,7 @@ impl Host {
             if subs.wants(id, "high-risk") {
                 routes.files.push(FileRoute {
                     queue: queue.clone(),
-                    min_risk: subs.min_risk_level(),
+                    min_risk: notify::min_risk_level(&subs),
                 });
             }
             if subs.wants(id, "batch-completed") {
@@ -1109,9 +1089,9 @@ impl Host {
     /// Grant stored for an integration.
     ///
     /// # Errors
-    /// Unknown integration or an invalid stored grant.
+    /// Unknown integration.
     pub fn grant(&self, id: &str) -> Result<OperatorGrant, ServiceError> {
-        Ok(grant_of(&self.integration(id)?)?)
+        Ok(self.integration(id)?.grant)
     }
 }
 
@@ -1126,9 +1106,6 @@ pub fn validate_config(
 ) -> Result<BTreeMap<String, String>, String> {
     let names: Vec<&str> = info.config.iter().map(|f| f.name.as_str()).collect();
     for key in config.keys() {
-        if RESERVED_KEYS.contains(&key.as_str()) {
-            return Err(format!("{key:?} is reserved by the host"));
-        }
         match info.config.iter().find(|f| f.name == *key) {
             None => {
                 return Err(format!(

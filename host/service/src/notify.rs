@@ -20,17 +20,15 @@ use std::collections::BTreeMap;
 
 use proofpix_analysis::RiskLevel;
 use proofpix_pipeline::{StageItem, risk_from_contract, risk_to_contract};
+use proofpix_policy::Subscriptions;
 use proofpix_runtime::contract::{
     BatchSummary, Capability, Digest, FileAlert, Notification, Problem,
 };
 use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, stage_queue};
-use serde::{Deserialize, Serialize};
 
 use crate::Host;
 use crate::plugins::PLUGIN_LOG_HINT;
 
-/// Config key of a notifier integration's subscriptions (JSON).
-pub const SUBSCRIPTIONS_KEY: &str = "subscriptions";
 /// Alerts per digest message; a larger window sends several digests.
 const MAX_ALERTS_PER_DIGEST: usize = 50;
 /// Queue items the stage takes at once for one notifier.
@@ -45,160 +43,9 @@ const TRAP_ATTEMPTS: u32 = 2;
 /// Longest wait for a Retry-After during delivery.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
-/// What a notifier integration receives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Subscriptions {
-    /// Source integrations to listen to; `*` for all.
-    #[serde(default = "all_sources")]
-    pub sources: Vec<String>,
-    /// Events: `high-risk`, `batch-completed`, `batch-failed`, `unhealthy`.
-    #[serde(default = "default_events")]
-    pub events: Vec<String>,
-    /// Lowest file risk that raises an alert: `medium`, `high` or `critical`.
-    #[serde(default = "default_min_risk")]
-    pub min_risk: String,
-    /// Send alerts as digests (up to 50 files a message) instead of one message per file.
-    #[serde(default)]
-    pub digest: bool,
-    /// Seconds an alert or summary may wait so that later ones join it: one digest (and one
-    /// summary per source) per window, across runs. 0, the default, delivers when the run
-    /// that found it ends.
-    #[serde(default)]
-    pub window_secs: u64,
-    /// Send a batch summary for runs that processed no file too (default: only runs that
-    /// did something).
-    #[serde(default)]
-    pub empty_batches: bool,
-    /// A dashboard link to put in batch summaries.
-    #[serde(default)]
-    pub dashboard_url: Option<String>,
-}
-
-fn all_sources() -> Vec<String> {
-    vec!["*".into()]
-}
-fn default_events() -> Vec<String> {
-    vec![
-        "high-risk".into(),
-        "batch-completed".into(),
-        "batch-failed".into(),
-        "unhealthy".into(),
-    ]
-}
-fn default_min_risk() -> String {
-    "high".into()
-}
-
-impl Default for Subscriptions {
-    fn default() -> Self {
-        Subscriptions {
-            sources: all_sources(),
-            events: default_events(),
-            min_risk: default_min_risk(),
-            digest: false,
-            window_secs: 0,
-            empty_batches: false,
-            dashboard_url: None,
-        }
-    }
-}
-
-/// The events a subscription can name, with what each sends. `sdk/README.md`, "Notifier
-/// subscriptions", lists the same.
-pub const EVENTS: &[(&str, &str)] = &[
-    (
-        "high-risk",
-        "a file at or above min_risk (one message each, or digests)",
-    ),
-    ("batch-completed", "a summary of each run of a source"),
-    ("batch-failed", "a run of a source failed"),
-    ("unhealthy", "a source cannot run (credentials, config)"),
-];
-
-/// The contract's names for the same events (`notifier.notification`'s cases), accepted in
-/// subscriptions and stored as the names above.
-const EVENT_ALIASES: &[(&str, &str)] = &[
-    ("high-risk-files", "high-risk"),
-    ("integration-unhealthy", "unhealthy"),
-];
-
-impl Subscriptions {
-    /// The subscriptions with every event name checked and written the host's way (the WIT's
-    /// `integration-unhealthy` becomes `unhealthy`), and `min_risk` checked.
-    ///
-    /// # Errors
-    /// An unknown event name or risk level, with the valid ones.
-    pub fn validated(mut self) -> Result<Self, String> {
-        for event in &mut self.events {
-            if let Some((_, name)) = EVENT_ALIASES.iter().find(|(alias, _)| alias == event) {
-                *event = (*name).to_string();
-            } else if !EVENTS.iter().any(|(name, _)| name == event) {
-                return Err(format!(
-                    "unknown event {event:?} in the subscriptions; the events are {} (the \
-                     contract's {} are accepted too)",
-                    EVENTS
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    EVENT_ALIASES
-                        .iter()
-                        .map(|(a, _)| *a)
-                        .collect::<Vec<_>>()
-                        .join(" and "),
-                ));
-            }
-        }
-        self.events.dedup();
-        if !matches!(self.min_risk.as_str(), "medium" | "high" | "critical") {
-            return Err(format!(
-                "unknown min_risk {:?} in the subscriptions; give medium, high or critical",
-                self.min_risk
-            ));
-        }
-        Ok(self)
-    }
-
-    /// One line for listings: `high-risk, batch-completed from * (min risk high, digest)`.
-    pub fn summary(&self) -> String {
-        let events = if self.events.is_empty() {
-            "no events".to_string()
-        } else {
-            self.events.join(", ")
-        };
-        // Names come from the operator's JSON: escaped, so a listing stays one line.
-        let sources: Vec<String> = self
-            .sources
-            .iter()
-            .map(|s| s.escape_debug().to_string())
-            .collect();
-        let mut extra = vec![format!("min risk {}", self.min_risk)];
-        if self.digest {
-            extra.push("digest".into());
-        }
-        if self.window_secs > 0 {
-            extra.push(format!("window {} s", self.window_secs));
-        }
-        if self.empty_batches {
-            extra.push("empty batches".into());
-        }
-        format!(
-            "{events} from {} ({})",
-            sources.join(", "),
-            extra.join(", ")
-        )
-    }
-
-    pub(crate) fn wants(&self, source: &str, event: &str) -> bool {
-        self.sources.iter().any(|s| s == "*" || s == source)
-            && self.events.iter().any(|e| e == event)
-    }
-
-    /// The lowest risk that raises an alert (`min_risk`; an unknown word reads as high).
-    pub fn min_risk_level(&self) -> RiskLevel {
-        RiskLevel::parse(&self.min_risk).unwrap_or(RiskLevel::High)
-    }
+/// The lowest risk that raises an alert (`min_risk`; an unknown word reads as high).
+pub(crate) fn min_risk_level(subs: &Subscriptions) -> RiskLevel {
+    RiskLevel::parse(&subs.min_risk).unwrap_or(RiskLevel::High)
 }
 
 /// A failure a source integration's run reports at once (results and summaries go through
@@ -293,12 +140,8 @@ impl Host {
             if !plugin.info().capabilities.contains(&Capability::Notifier) {
                 continue;
             }
-            match subscriptions_of(&record) {
-                Ok(subs) => out.push((record.id, subs)),
-                Err(e) => {
-                    tracing::error!(integration = %record.id, "invalid subscriptions, no notifications sent: {e}");
-                }
-            }
+            let subs = subscriptions_of(&record);
+            out.push((record.id, subs));
         }
         out
     }
@@ -308,22 +151,17 @@ impl Host {
     /// even while the plugin is not loaded.
     ///
     /// # Errors
-    /// Unknown integration; stored subscriptions that do not parse.
+    /// Unknown integration.
     pub fn subscriptions(&self, id: &str) -> Result<Option<Subscriptions>, crate::ServiceError> {
         let record = self.integration(id)?;
-        let notifier = record.config.contains_key(SUBSCRIPTIONS_KEY)
+        let notifier = record.subscriptions.is_some()
             || self
                 .plugin(&record.plugin_id)
                 .is_some_and(|p| p.info().capabilities.contains(&Capability::Notifier));
         if !notifier {
             return Ok(None);
         }
-        subscriptions_of(&record)
-            .map(Some)
-            .map_err(|problem| crate::ServiceError::InvalidConfig {
-                integration: id.into(),
-                problem,
-            })
+        Ok(Some(subscriptions_of(&record)))
     }
 
     /// Hands delivery to a background notify stage: from now on a sync wakes the returned
@@ -422,7 +260,7 @@ impl Host {
         subs: &Subscriptions,
         leases: Vec<Lease>,
     ) -> Result<Vec<QueuedMessage>, crate::ServiceError> {
-        let min = subs.min_risk_level();
+        let min = min_risk_level(subs);
         let mut alerts: Vec<(FileAlert, String, Lease)> = Vec::new();
         let mut batches: BTreeMap<String, Vec<(u64, Lease)>> = BTreeMap::new();
         let mut dropped = Vec::new();
@@ -634,17 +472,11 @@ impl Host {
 /// The stored subscriptions of an integration, or the defaults. Names stored before they
 /// were checked are read leniently: aliases are mapped, and an unknown event name only
 /// matches nothing.
-fn subscriptions_of(record: &proofpix_store::IntegrationRecord) -> Result<Subscriptions, String> {
-    let Some(json) = record.config.get(SUBSCRIPTIONS_KEY) else {
-        return Ok(Subscriptions::default());
-    };
-    let mut subs: Subscriptions = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    for event in &mut subs.events {
-        if let Some((_, name)) = EVENT_ALIASES.iter().find(|(alias, _)| alias == event) {
-            *event = (*name).to_string();
-        }
-    }
-    Ok(subs)
+fn subscriptions_of(record: &proofpix_store::IntegrationRecord) -> Subscriptions {
+    record
+        .subscriptions
+        .clone()
+        .map_or_else(Subscriptions::default, Subscriptions::with_aliases_mapped)
 }
 
 /// A message for a notifier: its kind, the notification, the queue items it covers, and the

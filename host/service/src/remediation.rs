@@ -48,8 +48,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Host, ServiceError};
 
-/// Config key holding an integration's remediation policy, as JSON.
-pub const REMEDIATION_KEY: &str = "remediation";
 /// Attempts per action before it is given up (and reported).
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Prefix of pending (delayed or retried) actions in the host's namespace.
@@ -322,19 +320,12 @@ impl Host {
             integration: id.to_string(),
             problem,
         };
-        match &policy {
-            Some(p) => {
-                p.validate().map_err(|e| invalid(e.to_string()))?;
-                p.check_declared(&plugin.info().id, &declared_actions(&plugin))
-                    .map_err(|e| invalid(e.to_string()))?;
-                record
-                    .config
-                    .insert(REMEDIATION_KEY.to_string(), p.to_json());
-            }
-            None => {
-                record.config.remove(REMEDIATION_KEY);
-            }
+        if let Some(p) = &policy {
+            p.validate().map_err(|e| invalid(e.to_string()))?;
+            p.check_declared(&plugin.info().id, &declared_actions(&plugin))
+                .map_err(|e| invalid(e.to_string()))?;
         }
+        record.remediation.clone_from(&policy);
         record.updated_at = self.stages.now();
         let actor = actor.to_string();
         let event = match &policy {
@@ -354,17 +345,7 @@ impl Host {
     /// # Errors
     /// Unknown integration, or a stored policy that no longer parses.
     pub fn remediation_policy(&self, id: &str) -> Result<Option<RemediationPolicy>, ServiceError> {
-        let record = self.integration(id)?;
-        record
-            .config
-            .get(REMEDIATION_KEY)
-            .map(|json| {
-                RemediationPolicy::from_json(json).map_err(|e| ServiceError::InvalidConfig {
-                    integration: id.to_string(),
-                    problem: e.to_string(),
-                })
-            })
-            .transpose()
+        Ok(self.integration(id)?.remediation)
     }
 
     /// Runs a sync ([`Host::sync`]'s work) and then the remediation its policy asks for: on

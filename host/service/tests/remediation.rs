@@ -472,7 +472,7 @@ async fn a_risk_in_the_pixels_is_quarantined_not_sanitised() {
             id: "wb".into(),
             plugin: "well-behaved".into(),
             config: BTreeMap::from([("base_url".to_string(), base.clone())]),
-            grant: proofpix_service::integration::grant_of(&record).unwrap(),
+            grant: record.grant.clone(),
             ..IntegrationSpec::default()
         },
         "test",

@@ -23,7 +23,7 @@ use crate::error::OpenError;
 use crate::{PgStore, audit, ms};
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 struct Migration {
     version: i64,
@@ -234,6 +234,25 @@ CREATE TABLE plugin_files (
 );
 "#;
 
+/// Version 7: the host's own settings of an integration (the operator's grant, a notifier's
+/// subscriptions, the remediation policy, the pixel setting) get columns of their own; until
+/// now they were JSON strings under reserved keys of the plugin's `config`, which now holds
+/// the plugin's configuration only. A stored value that is not JSON fails the migration,
+/// which then changes nothing.
+const V7: &str = r#"
+ALTER TABLE integrations
+    ADD COLUMN operator_grant jsonb NOT NULL DEFAULT '{}',
+    ADD COLUMN subscriptions  jsonb,
+    ADD COLUMN remediation    jsonb,
+    ADD COLUMN pixels         boolean NOT NULL DEFAULT false;
+UPDATE integrations SET
+    operator_grant = COALESCE((config->>'grant')::jsonb, '{}'),
+    subscriptions  = (config->>'subscriptions')::jsonb,
+    remediation    = (config->>'remediation')::jsonb,
+    pixels         = COALESCE(config->>'proofpix.pixels' = 'on', false),
+    config         = config - 'grant' - 'subscriptions' - 'remediation' - 'proofpix.pixels';
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -258,6 +277,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 6,
         sql: V6,
+    },
+    Migration {
+        version: 7,
+        sql: V7,
     },
 ];
 

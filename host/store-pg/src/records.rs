@@ -80,19 +80,25 @@ const SET_STATUS: &str = "UPDATE integrations SET status = $2, last_error = $3, 
      WHERE id = $1";
 
 const PUT_INTEGRATION: &str = "INSERT INTO integrations (id, plugin_id, plugin_version, config, \
-     schedule, enabled, status, last_error, created_ms, updated_ms) \
-     VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
+     schedule, enabled, status, last_error, created_ms, updated_ms, operator_grant, \
+     subscriptions, remediation, pixels) \
+     VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10, $11::text::jsonb, \
+     $12::text::jsonb, $13::text::jsonb, $14) \
      ON CONFLICT (id) DO UPDATE SET plugin_id = EXCLUDED.plugin_id, \
      plugin_version = EXCLUDED.plugin_version, config = EXCLUDED.config, \
      schedule = EXCLUDED.schedule, enabled = EXCLUDED.enabled, status = EXCLUDED.status, \
      last_error = EXCLUDED.last_error, created_ms = EXCLUDED.created_ms, \
-     updated_ms = EXCLUDED.updated_ms RETURNING (xmax = 0)";
+     updated_ms = EXCLUDED.updated_ms, operator_grant = EXCLUDED.operator_grant, \
+     subscriptions = EXCLUDED.subscriptions, remediation = EXCLUDED.remediation, \
+     pixels = EXCLUDED.pixels RETURNING (xmax = 0)";
 
 const GET_INTEGRATION: &str = "SELECT plugin_id, plugin_version, config::text, schedule, \
-     enabled, status, last_error, created_ms, updated_ms FROM integrations WHERE id = $1";
+     enabled, status, last_error, created_ms, updated_ms, operator_grant::text, \
+     subscriptions::text, remediation::text, pixels FROM integrations WHERE id = $1";
 
 const ALL_INTEGRATIONS: &str = "SELECT plugin_id, plugin_version, config::text, schedule, \
-     enabled, status, last_error, created_ms, updated_ms, id FROM integrations \
+     enabled, status, last_error, created_ms, updated_ms, operator_grant::text, \
+     subscriptions::text, remediation::text, pixels, id FROM integrations \
      ORDER BY id COLLATE \"C\"";
 
 pub(crate) const SET_CURSOR: &str = "INSERT INTO cursors (integration, cursor) VALUES ($1, $2) \
@@ -129,7 +135,16 @@ fn integration_from_row(id: String, r: &Row) -> Result<IntegrationRecord, StoreE
         last_error: r.get(6),
         created_at: from_ms(r.get(7)),
         updated_at: from_ms(r.get(8)),
+        grant: json_column(r.get(9))?,
+        subscriptions: r.get::<_, Option<&str>>(10).map(json_column).transpose()?,
+        remediation: r.get::<_, Option<&str>>(11).map(json_column).transpose()?,
+        pixels: r.get(12),
     })
+}
+
+/// A typed setting from its jsonb column.
+fn json_column<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt("integrations", e.to_string()))
 }
 
 fn batch_json(batch: &BatchRecord) -> String {
@@ -322,7 +337,7 @@ impl PgStore {
                 .map_err(|e| self.err(e))?;
             let rows = self.query(conn.client(), &st, &[]).await?;
             rows.iter()
-                .map(|r| integration_from_row(r.get(9), r))
+                .map(|r| integration_from_row(r.get(13), r))
                 .collect()
         })
     }
@@ -334,7 +349,17 @@ impl PgStore {
         actor: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
+        // Plain structs of strings, numbers and lists: serialising them cannot fail.
         let config = serde_json::to_string(&rec.config).unwrap_or_else(|_| "{}".into());
+        let grant = serde_json::to_string(&rec.grant).unwrap_or_else(|_| "{}".into());
+        let subscriptions = rec
+            .subscriptions
+            .as_ref()
+            .and_then(|s| serde_json::to_string(s).ok());
+        let remediation = rec
+            .remediation
+            .as_ref()
+            .and_then(|r| serde_json::to_string(r).ok());
         self.block_on(async {
             let mut conn = self.conn().await?;
             let [st] = conn
@@ -357,6 +382,10 @@ impl PgStore {
                         &rec.last_error,
                         &ms(rec.created_at),
                         &ms(rec.updated_at),
+                        &grant,
+                        &subscriptions,
+                        &remediation,
+                        &rec.pixels,
                     ],
                 )
                 .await?;

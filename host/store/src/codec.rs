@@ -43,6 +43,28 @@ pub(crate) fn decode<T: DeserializeOwned>(
 }
 
 /// Timestamps are stored as milliseconds since the Unix epoch (UTC).
+/// A typed value kept as JSON text inside a postcard record: the host's policy types
+/// (grants, subscriptions, remediation) use serde attributes postcard cannot carry
+/// (`skip_serializing_if`, defaults for missing fields), and as JSON they can gain a field
+/// without a store migration.
+pub(crate) mod json_text {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(v).map_err(S::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}
+
 pub(crate) mod ts {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;

@@ -66,7 +66,29 @@ const BUILTIN: &[Migration] = &[
         name: "keep each file's web link",
         run: v4_to_v5,
     },
+    Migration {
+        from: 5,
+        name: "lift each integration's grant, subscriptions, remediation and pixel setting out of its config",
+        run: v5_to_v6,
+    },
 ];
+
+/// v6 gives integration records typed fields for the host's own settings, which schemas
+/// 1-5 kept as JSON strings under reserved keys of the plugin's config map.
+fn v5_to_v6(txn: &WriteTransaction) -> Result<(), StoreError> {
+    use crate::codec::{decode, encode};
+    use crate::records::IntegrationRecordV5;
+    let mut t = txn.open_table(schema::INTEGRATIONS)?;
+    let rows: Vec<(String, Vec<u8>)> = t
+        .iter()?
+        .map(|e| e.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+        .collect::<Result<_, _>>()?;
+    for (id, bytes) in rows {
+        let old: IntegrationRecordV5 = decode("integrations", &bytes)?;
+        t.insert(id.as_str(), encode(&old.lift()).as_slice())?;
+    }
+    Ok(())
+}
 
 /// v5 appends the plugin's `web-url` to file records; existing rows are re-encoded without
 /// one (the next listing of each file fills it in).

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proofpix_policy::{OperatorGrant, RemediationPolicy, Subscriptions};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::codec::ts;
+use crate::codec::{json_text, ts};
 
 /// An installed plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,8 +73,9 @@ pub struct IntegrationRecord {
     pub plugin_id: String,
     /// The plugin version it was configured with.
     pub plugin_version: String,
-    /// Non-secret configuration (instance URL, site id, folder...). Secrets go through
-    /// [`crate::Store::set_secret`] instead.
+    /// The plugin's non-secret configuration (instance URL, site id, folder...), exactly
+    /// what the plugin sees: the host's own settings are the typed fields at the end. Secrets go
+    /// through [`crate::Store::set_secret`] instead.
     pub config: BTreeMap<String, String>,
     /// The schedule expression, if it runs on a schedule.
     pub schedule: Option<String>,
@@ -89,6 +91,96 @@ pub struct IntegrationRecord {
     /// Last changed.
     #[serde(with = "ts")]
     pub updated_at: OffsetDateTime,
+    // The host's own settings, appended in schema 6 (postcard is positional).
+    /// The operator's side of the grant (hosts, mounts, write access); never shown to the
+    /// plugin.
+    #[serde(with = "json_text")]
+    pub grant: OperatorGrant,
+    /// A notifier's subscriptions, when set.
+    #[serde(with = "json_text")]
+    pub subscriptions: Option<Subscriptions>,
+    /// The remediation policy, when set.
+    #[serde(with = "json_text")]
+    pub remediation: Option<RemediationPolicy>,
+    /// Whether syncs run the pixel stage (faces, text, codes).
+    pub pixels: bool,
+}
+
+/// An integration as schemas 1-5 stored it: the host's settings (grant, subscriptions,
+/// remediation, pixels) were JSON strings under reserved keys of `config`. For the
+/// migration to schema 6, which lifts them into typed fields.
+#[derive(Deserialize)]
+pub(crate) struct IntegrationRecordV5 {
+    pub id: String,
+    pub plugin_id: String,
+    pub plugin_version: String,
+    pub config: BTreeMap<String, String>,
+    pub schedule: Option<String>,
+    pub enabled: bool,
+    pub status: IntegrationStatus,
+    pub last_error: Option<String>,
+    #[serde(with = "ts")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "ts")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl IntegrationRecordV5 {
+    /// The record with its settings lifted out of `config`. A stored setting that does not
+    /// parse (they were checked when set, so only a hand-edited file has one) is dropped,
+    /// which fails closed (no grant, no subscriptions, no remediation), and the integration
+    /// is marked failing with a last error that names the setting and says to set it again.
+    pub(crate) fn lift(mut self) -> IntegrationRecord {
+        fn setting<T: serde::de::DeserializeOwned>(
+            config: &mut BTreeMap<String, String>,
+            key: &str,
+            problems: &mut Vec<String>,
+        ) -> Option<T> {
+            let json = config.remove(key)?;
+            serde_json::from_str(&json)
+                .map_err(|e| problems.push(format!("{key} ({e})")))
+                .ok()
+        }
+        let id = self.id.clone();
+        let mut problems: Vec<String> = Vec::new();
+        let grant: Option<OperatorGrant> = setting(&mut self.config, "grant", &mut problems);
+        let subscriptions: Option<Subscriptions> =
+            setting(&mut self.config, "subscriptions", &mut problems);
+        let remediation: Option<RemediationPolicy> =
+            setting(&mut self.config, "remediation", &mut problems);
+        let pixels = self
+            .config
+            .remove("proofpix.pixels")
+            .is_some_and(|v| v == "on");
+        let (status, last_error) = if problems.is_empty() {
+            (self.status, self.last_error)
+        } else {
+            (
+                IntegrationStatus::Failing,
+                Some(format!(
+                    "integration {id}: the store's upgrade to schema 6 could not read its stored \
+                     {}; that setting was dropped (failing closed): set it again",
+                    problems.join(", ")
+                )),
+            )
+        };
+        IntegrationRecord {
+            id: self.id,
+            plugin_id: self.plugin_id,
+            plugin_version: self.plugin_version,
+            config: self.config,
+            grant: grant.unwrap_or_default(),
+            subscriptions: subscriptions.map(Subscriptions::with_aliases_mapped),
+            remediation,
+            pixels,
+            schedule: self.schedule,
+            enabled: self.enabled,
+            status,
+            last_error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 impl IntegrationRecord {
@@ -104,6 +196,10 @@ impl IntegrationRecord {
             plugin_id: plugin_id.into(),
             plugin_version: plugin_version.into(),
             config: BTreeMap::new(),
+            grant: OperatorGrant::default(),
+            subscriptions: None,
+            remediation: None,
+            pixels: false,
             schedule: None,
             enabled: true,
             status: IntegrationStatus::New,

@@ -28,7 +28,7 @@
 use redb::TableDefinition;
 
 /// The schema version this build writes. Opening an older file migrates it; a newer one is refused.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Store-wide values: `schema_version`, `key_check`, `created_at`, `audit.head`, `audit.head_mac`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

@@ -179,11 +179,41 @@ fn an_older_database_is_migrated_in_place() {
              {s}.api_tokens, {s}.sessions, {s}.settings, {s}.sync_leases, {s}.schedules, {s}.plugin_files; \
              DROP INDEX {s}.files_last_result, {s}.results_integration; \
              ALTER TABLE {s}.files DROP COLUMN web_url; \
+             ALTER TABLE {s}.integrations DROP COLUMN operator_grant, \
+                 DROP COLUMN subscriptions, DROP COLUMN remediation, DROP COLUMN pixels; \
              DELETE FROM {s}.schema_version WHERE version > 1"
         ),
     )
     .unwrap();
+    // An integration as versions 1-6 kept it: the host's settings as JSON strings under
+    // reserved keys of the plugin's config.
+    admin(
+        url,
+        &format!(
+            r#"INSERT INTO {s}.integrations (id, plugin_id, plugin_version, config, schedule,
+                 enabled, status, last_error, created_ms, updated_ms)
+               VALUES ('old', 'teams', '0.2.0', '{{"team": "ops",
+                 "grant": "{{\"hosts\": [\"https://graph.microsoft.com\"]}}",
+                 "subscriptions": "{{\"events\": [\"high-risk\"], \"min_risk\": \"critical\"}}",
+                 "remediation": "{{\"actions\": [\"quarantine\"]}}",
+                 "proofpix.pixels": "on"}}', NULL, true, 'New', NULL, 0, 0)"#
+        ),
+    )
+    .unwrap();
     let store = PgStore::open(url, key(), options(&schema, &clock)).unwrap();
+    let old = store.integration("old").unwrap().unwrap();
+    assert_eq!(old.config.keys().collect::<Vec<_>>(), ["team"], "{old:?}");
+    assert_eq!(old.grant.hosts, ["https://graph.microsoft.com"]);
+    let subs = old.subscriptions.unwrap();
+    assert_eq!(
+        (subs.events, subs.min_risk.as_str()),
+        (vec!["high-risk".to_string()], "critical")
+    );
+    assert_eq!(
+        old.remediation.unwrap().actions,
+        [proofpix_policy::RemediationAction::Quarantine]
+    );
+    assert!(old.pixels);
     assert_eq!(store.kv_set("n", "k", b"v", None).unwrap(), 2);
     let entries = store.audit_entries(0, 100).unwrap();
     let migrated: Vec<_> = entries

@@ -118,6 +118,7 @@ macro_rules! stage_store_conformance {
             concurrent_claims_never_share_an_item,
             key_value_namespaces_count_usage_and_keep_their_cap,
             integration_records_are_listed_and_their_changes_audited,
+            integration_settings_are_typed_fields_apart_from_the_plugins_config,
             control_secrets_and_tokens_read_back_and_are_audited_without_values,
             control_plugins_are_installed_listed_and_removed,
             control_api_tokens_and_sessions_end_together,
@@ -1120,6 +1121,79 @@ pub fn integration_records_are_listed_and_their_changes_audited(b: &mut Backend)
     assert_eq!(
         (sp.status, sp.last_error.as_deref()),
         (IntegrationStatus::NeedsReauth, Some("HTTP 401"))
+    );
+}
+
+/// The host's own settings of an integration (grant, subscriptions, remediation, pixels)
+/// are typed fields that read back as written, and never appear in the plugin's config.
+pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &mut Backend) {
+    use proofpix_policy::{
+        OperatorGrant, RemediationAction, RemediationPolicy, RiskThreshold, Subscriptions,
+    };
+    let (store, clock) = (b.store(), &b.clock);
+    let mut rec = IntegrationRecord::new("teams", "teams", "0.3.0", clock.now());
+    rec.config.insert("team".into(), "field-ops".into());
+    rec.grant = OperatorGrant {
+        hosts: vec!["https://graph.microsoft.com".into()],
+        mounts: vec!["/input".into()],
+        write: vec!["/input".into()],
+        allow_loopback: true,
+        ..OperatorGrant::default()
+    };
+    rec.subscriptions = Some(Subscriptions {
+        sources: vec!["sp-main".into()],
+        min_risk: "critical".into(),
+        digest: true,
+        window_secs: 300,
+        dashboard_url: Some("https://proofpix.example/".into()),
+        ..Subscriptions::default()
+    });
+    rec.remediation = Some(RemediationPolicy {
+        actions: vec![RemediationAction::Quarantine],
+        min_risk: RiskThreshold::Critical,
+        delay_secs: 60,
+        simulate: false,
+        label: None,
+    });
+    rec.pixels = true;
+    store.put_integration(&rec, "operator:ada").unwrap();
+    let back = store.integration("teams").unwrap().unwrap();
+    assert_eq!(back, rec);
+    assert_eq!(
+        back.config.keys().collect::<Vec<_>>(),
+        ["team"],
+        "only the plugin's config"
+    );
+    assert_eq!(store.integrations().unwrap(), vec![rec.clone()]);
+    // A status change keeps the settings.
+    store
+        .set_integration_status("teams", IntegrationStatus::Healthy, None)
+        .unwrap();
+    let after = store.integration("teams").unwrap().unwrap();
+    assert_eq!(
+        (
+            &after.grant,
+            &after.subscriptions,
+            &after.remediation,
+            after.pixels
+        ),
+        (&rec.grant, &rec.subscriptions, &rec.remediation, true)
+    );
+    // And clearing them clears them.
+    rec.subscriptions = None;
+    rec.remediation = None;
+    rec.pixels = false;
+    rec.grant = OperatorGrant::default();
+    store.put_integration(&rec, "operator:ada").unwrap();
+    let cleared = store.integration("teams").unwrap().unwrap();
+    assert_eq!(
+        (
+            cleared.grant,
+            cleared.subscriptions,
+            cleared.remediation,
+            cleared.pixels
+        ),
+        (OperatorGrant::default(), None, None, false)
     );
 }
 

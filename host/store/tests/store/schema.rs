@@ -406,3 +406,116 @@ fn a_v4_store_migrates_its_file_records_to_v5_without_a_link() {
     assert_eq!(store.file("src", "IMG_1").unwrap(), Some(before));
     assert!(store.audit_verify().unwrap().is_ok());
 }
+
+/// Schema 6 moved the host's settings of an integration (grant, subscriptions, remediation,
+/// pixels) out of the plugin's config map, where schemas 1-5 kept them as JSON strings under
+/// reserved keys, into typed fields. A setting that no longer parses is dropped (failing
+/// closed) and the integration says so in its last error; nothing else is lost.
+#[test]
+fn a_v5_store_lifts_integration_settings_out_of_the_config() {
+    use std::collections::BTreeMap;
+    #[derive(serde::Serialize)]
+    struct OldIntegration {
+        id: String,
+        plugin_id: String,
+        plugin_version: String,
+        config: BTreeMap<String, String>,
+        schedule: Option<String>,
+        enabled: bool,
+        status: IntegrationStatus,
+        last_error: Option<String>,
+        created_at: i64,
+        updated_at: i64,
+    }
+    let old = |id: &str, config: &[(&str, &str)]| OldIntegration {
+        id: id.into(),
+        plugin_id: "teams".into(),
+        plugin_version: "0.2.0".into(),
+        config: config
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+        schedule: Some("every 15m".into()),
+        enabled: true,
+        status: IntegrationStatus::Healthy,
+        last_error: None,
+        created_at: 1_700_000_000_000,
+        updated_at: 1_700_000_000_000,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let clock = TestClock::new();
+    drop(open(dir.path(), &key, &clock));
+    {
+        let db = redb::Database::open(dir.path().join(STORE_FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(schema::INTEGRATIONS).unwrap();
+            for rec in [
+                old(
+                    "ok",
+                    &[
+                        ("team", "ops"),
+                        (
+                            "grant",
+                            r#"{"hosts":["https://graph.microsoft.com"],"allow_loopback":true}"#,
+                        ),
+                        (
+                            "subscriptions",
+                            r#"{"events":["high-risk-files"],"min_risk":"critical","digest":true}"#,
+                        ),
+                        (
+                            "remediation",
+                            r#"{"actions":["quarantine"],"simulate":false}"#,
+                        ),
+                        ("proofpix.pixels", "on"),
+                    ],
+                ),
+                old("bad", &[("team", "ops"), ("grant", "{not json")]),
+            ] {
+                let mut bytes = vec![1u8];
+                bytes.extend(postcard::to_stdvec(&rec).unwrap());
+                t.insert(rec.id.as_str(), bytes.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    set_version(dir.path(), 5);
+    let store = open(dir.path(), &key, &clock);
+    assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
+
+    let ok = store.integration("ok").unwrap().unwrap();
+    assert_eq!(ok.config.keys().collect::<Vec<_>>(), ["team"], "{ok:?}");
+    assert_eq!(
+        (ok.grant.hosts.as_slice(), ok.grant.allow_loopback),
+        (["https://graph.microsoft.com".to_string()].as_slice(), true)
+    );
+    let subs = ok.subscriptions.clone().unwrap();
+    // The contract's alias is stored under the host's name.
+    assert_eq!(
+        (subs.events, subs.min_risk.as_str(), subs.digest),
+        (vec!["high-risk".to_string()], "critical", true)
+    );
+    let policy = ok.remediation.clone().unwrap();
+    assert_eq!(
+        (policy.actions.len(), policy.simulate),
+        (1, false),
+        "{policy:?}"
+    );
+    assert!(ok.pixels);
+    assert_eq!(
+        (ok.schedule.as_deref(), ok.status, ok.last_error.as_deref()),
+        (Some("every 15m"), IntegrationStatus::Healthy, None)
+    );
+
+    let bad = store.integration("bad").unwrap().unwrap();
+    assert_eq!(bad.config.keys().collect::<Vec<_>>(), ["team"]);
+    assert_eq!(bad.grant, proofpix_policy::OperatorGrant::default());
+    assert_eq!(bad.status, IntegrationStatus::Failing);
+    let why = bad.last_error.unwrap();
+    assert!(
+        why.contains("grant") && why.contains("set it again"),
+        "{why}"
+    );
+    assert!(store.audit_verify().unwrap().is_ok());
+}
