@@ -368,8 +368,8 @@ async fn a_remediation_policy_is_set_checked_against_the_plugin_and_removed() {
     );
     let (_, v) = call(&d, "GET", path, Some(VIEWER), None).await;
     assert_eq!(v["policy"]["min_risk"], "critical");
-    // The integration's other settings are untouched by the policy, and its config does not
-    // show the reserved key.
+    // The integration's other settings are untouched by the policy, and the policy is not in
+    // its config (the plugin's own settings only).
     let (_, i) = call(&d, "GET", "/api/integrations/samples", Some(VIEWER), None).await;
     assert_eq!(i["schedule"], "15m");
     assert!(i["config"].get("remediation").is_none(), "{i}");
