@@ -930,20 +930,8 @@ pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
             .and_then(|x| x.try_into().ok())
             .map(|x| f64::from(i32::from_be_bytes(x)) / 65536.0)
     };
-    let (Some(lon), Some(lat)) = (fixed(p.saturating_add(1)), fixed(p.saturating_add(5))) else {
-        ctx.error("UserData:LocationInformation: truncated");
-        emit(
-            ctx,
-            "UserData",
-            "loci",
-            "LocationInformation",
-            at(6),
-            &place,
-        );
-        return;
-    };
-    if lat.abs() <= 90.0 && lon.abs() <= 180.0 {
-        ctx.gps(
+    match (fixed(p.saturating_add(1)), fixed(p.saturating_add(5))) {
+        (Some(lon), Some(lat)) if lat.abs() <= 90.0 && lon.abs() <= 180.0 => ctx.gps(
             Family::Container,
             "UserData",
             "loci",
@@ -953,9 +941,9 @@ pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
             lon,
             // 16.16 fixed point: 1/65536 degree.
             2.0,
-        );
-    } else {
-        ctx.error("UserData:LocationInformation: coordinates out of range");
+        ),
+        (Some(_), Some(_)) => ctx.error("UserData:LocationInformation: coordinates out of range"),
+        _ => ctx.error("UserData:LocationInformation: truncated"),
     }
     emit(
         ctx,
