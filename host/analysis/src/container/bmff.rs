@@ -168,7 +168,7 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
                 // QuickTime's `moov/meta` is not: its `hdlr` child starts at once.
                 // A `hdlr` of `mdta` or `mdir` makes it QuickTime metadata (`keys`/`ilst`).
                 let first = qt::meta_first_child(ctx, body, body_end);
-                if !qt::meta(ctx, first, body_end) {
+                if !qt::meta(ctx, first, body_end, st.track.map(|t| t.index)) {
                     boxes(ctx, first, body_end, st, format);
                 }
             }
@@ -243,7 +243,7 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
             }
             b"uuid" => uuid_box(ctx, body, body_len),
             // QuickTime/MP4 user data and Kodak's `free` atoms: vendor tables (`qt.rs`).
-            b"udta" => qt::udta(ctx, body, body_end),
+            b"udta" => qt::udta(ctx, body, body_end, st.track.map(|t| t.index)),
             b"free" => qt::kodak_free(ctx, body, body_len),
             _ => {}
         }

@@ -93,8 +93,9 @@ fn read_table(ctx: &mut Ctx<'_>, what: &str, off: u64, len: u64) -> Option<Vec<u
     }
 }
 
-/// A `udta` box (in `moov`, a `trak`, or at the top of a FLIR file).
-pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64) {
+/// A `udta` box (in `moov`, a `trak`, or at the top of a FLIR file). `track` is the number of
+/// the `trak` it is in (ExifTool's `Track1`... group for what it holds).
+pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64, track: Option<u32>) {
     if !ctx.enter() {
         return;
     }
@@ -109,9 +110,12 @@ pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64) {
             b"meta" => {
                 let end = off.saturating_add(len);
                 let first = meta_first_child(ctx, off, end);
-                meta(ctx, first, end);
+                meta(ctx, first, end, track);
             }
-            t if t == b"loci" || atom_name(t).is_some() => udta_text(ctx, t, off, len),
+            t if t == b"loci" || atom_name(t).is_some() => {
+                let group = track.map_or_else(|| "UserData".to_owned(), track_group);
+                udta_text(ctx, &group, t, off, len);
+            }
             // QuickTime's XMP packet (ExifTool's UserData `XMP_`).
             b"XMP_" => {
                 if let Some(b) = read_table(ctx, "QuickTime XMP", off, len.min(MAX_TABLE_BYTES)) {
@@ -483,11 +487,22 @@ pub(crate) fn kodak_free_data(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
 //
 // | where | layout (Apple QuickTime File Format; 3GPP TS 26.244) | ExifTool group |
 // |---|---|---|
-// | `moov`/`meta`, `moov`/`udta`/`meta`, `trak`/`meta` with `hdlr` `mdta` | `keys`: version/flags, entry count, then (size, namespace, key name); `ilst`: items whose box type is the 1-based key index (big-endian u32), each holding a `data` box (type indicator, locale, value) | `Keys` |
+// | `moov`/`meta`, `moov`/`udta`/`meta` with `hdlr` `mdta` | `keys`: version/flags, entry count, then (size, namespace, key); `ilst`: items whose box type is the 1-based key index (big-endian u32), each holding a `data` box (type indicator, locale, value) | `Keys` |
+// | the same inside a `trak` (`trak`/`meta`, `trak`/`udta`/`meta`) | as above | `Track1`, `Track2`... (the `trak`'s number in the file) |
 // | `udta`/`meta` with `hdlr` `mdir` (iTunes) | `ilst` items named by their four-character code (`©ART`, `©xyz`...) | `ItemList` |
-// | `udta`/`©xxx` | international text: repeated (16-bit length, 16-bit language, text) | `UserData` |
+// | `udta`/`©xxx` | international text: repeated (16-bit length, 16-bit language, text) | `UserData` (`Track1`... in a track's `udta`) |
 // | `udta`/`auth`, `cprt`, `titl`, `dscp` | full box, 16-bit language, text to NUL (UTF-8, or UTF-16 after a BOM) | `UserData` |
 // | `udta`/`loci` | full box, language, place name, role (u8), longitude, latitude, altitude (16.16 fixed), body, notes | `UserData:LocationInformation` |
+//
+// A key's namespace decides only whether its `com.apple.quicktime.` domain is removed (`mdta`);
+// keys of other namespaces (`udta`, `mdir`) are Mac-encoded four-character codes (`©xyz`) and
+// take the user-data or item-list name, as in ExifTool's ProcessKeys ([`resolve_key`]).
+// `data` values are text or numbers by their type indicator ([`data_value`]).
+//
+// ExifTool (12.57) files everything found inside the Nth `trak` box under group `TrackN`. It
+// reads a track's `udta` text atoms under a name with the track prefixed (`Track3Make`) and
+// does not decode their international text; we read them as `TrackN:Make`... (true findings its
+// scorer does not count).
 //
 // Threat model: every value is read capped at [`MAX_TEXT`] bytes; `keys` is read whole only up
 // to [`MAX_TABLE_BYTES`] and at most [`MAX_KEYS`] names are kept; item boxes are walked with
@@ -556,32 +571,6 @@ const ATOM_NAMES: &[(&[u8; 4], &str)] = &[
 
 fn atom_name(typ: &[u8; 4]) -> Option<&'static str> {
     ATOM_NAMES.iter().find(|(t, _)| *t == typ).map(|(_, n)| *n)
-}
-
-/// ExifTool's name for a `keys` entry: the table's, an item-list code's, or the key in
-/// camel case (`content.identifier` → `ContentIdentifier`).
-fn key_name(key: &str) -> String {
-    let short = key
-        .strip_prefix("com.apple.quicktime.")
-        .or_else(|| key.strip_prefix("com."))
-        .unwrap_or(key);
-    if let Some((_, n)) = KEY_NAMES.iter().find(|(k, _)| *k == short) {
-        return (*n).to_owned();
-    }
-    if let Ok(t) = <[u8; 4]>::try_from(short.as_bytes())
-        && let Some(n) = atom_name(&t)
-    {
-        return n.to_owned();
-    }
-    let mut out = String::new();
-    for part in short.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let mut cs = part.chars();
-        if let Some(c) = cs.next() {
-            out.push(c.to_ascii_uppercase());
-            out.extend(cs);
-        }
-    }
-    out
 }
 
 /// The category of a QuickTime tag: the corpus table's, or for the names it leaves out the
@@ -733,7 +722,7 @@ fn read_text_body(ctx: &mut Ctx<'_>, what: &str, off: u64, len: u64) -> Option<V
 /// A `meta` box of QuickTime metadata: `first` is where its children start (after the
 /// version/flags of a full box, or at once for Apple's `moov/meta`). False when its handler is
 /// not `mdta` or `mdir` (an ISO `meta` for the caller to walk).
-pub(crate) fn meta(ctx: &mut Ctx<'_>, first: u64, end: u64) -> bool {
+pub(crate) fn meta(ctx: &mut Ctx<'_>, first: u64, end: u64, track: Option<u32>) -> bool {
     let Ok(h) = ctx.r.read(first, 20.min(end.saturating_sub(first))) else {
         return false;
     };
@@ -749,7 +738,13 @@ pub(crate) fn meta(ctx: &mut Ctx<'_>, first: u64, end: u64) -> bool {
         return true;
     }
     let kids = children(ctx, "QuickTime meta", first, end);
-    let mut keys: Vec<String> = Vec::new();
+    // ExifTool files what a track holds under the track (`Track1`...), else Keys or ItemList.
+    let group = match track {
+        Some(n) => track_group(n),
+        None if keyed => "Keys".to_owned(),
+        None => "ItemList".to_owned(),
+    };
+    let mut keys: Vec<Key> = Vec::new();
     for (typ, off, len) in &kids {
         if typ == b"keys"
             && let Some(b) = read_table(ctx, "QuickTime keys", *off, *len)
@@ -764,11 +759,17 @@ pub(crate) fn meta(ctx: &mut Ctx<'_>, first: u64, end: u64) -> bool {
                 off,
                 off.saturating_add(len),
                 keyed.then_some(keys.as_slice()),
+                &group,
             );
         }
     }
     ctx.leave();
     true
+}
+
+/// ExifTool's group for the tags of the `n`th `trak` box: `Track1`, `Track2`...
+fn track_group(n: u32) -> String {
+    format!("Track{n}")
 }
 
 /// Whether a `meta` box starting at `body` is a full box (ISO, iTunes) or Apple's plain
@@ -781,8 +782,17 @@ pub(crate) fn meta_first_child(ctx: &Ctx<'_>, body: u64, end: u64) -> u64 {
     if plain { body } else { body.saturating_add(4) }
 }
 
-/// The `keys` box in memory: version/flags, entry count, then (size, namespace, name) entries.
-pub(crate) fn parse_keys(ctx: &mut Ctx<'_>, b: &[u8]) -> Vec<String> {
+/// One `keys` entry as ExifTool reads it: its id (the key as written, for the finding's tag)
+/// and ExifTool's name for it, `None` when ExifTool gives it none (it then shows the item as
+/// `ItemList:Unknown_0x…`, never a privacy tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+}
+
+/// The `keys` box in memory: version/flags, entry count, then (size, namespace, key) entries.
+pub(crate) fn parse_keys(ctx: &mut Ctx<'_>, b: &[u8]) -> Vec<Key> {
     let count = be32(b, 4).unwrap_or(0) as usize;
     let mut out = Vec::new();
     let mut pos = 8usize;
@@ -795,18 +805,152 @@ pub(crate) fn parse_keys(ctx: &mut Ctx<'_>, b: &[u8]) -> Vec<String> {
             ctx.error("QuickTime keys: entry with a bad size");
             break;
         };
-        let name = entry.get(8..).unwrap_or(&[]);
-        let n = name.iter().position(|c| *c == 0).unwrap_or(name.len());
-        out.push(String::from_utf8_lossy(name.get(..n).unwrap_or(&[])).into_owned());
+        let ns = entry.get(4..8).unwrap_or(&[]);
+        let key = entry.get(8..).unwrap_or(&[]);
+        let n = key.iter().position(|c| *c == 0).unwrap_or(key.len());
+        out.push(resolve_key(ns, key.get(..n).unwrap_or(&[])));
         pos = pos.saturating_add(size);
     }
     out
 }
 
+/// Text of a key or atom code: UTF-8 when it is, else Mac Roman's ASCII half with `©` for
+/// 0xa9 (the one high byte these codes use; others read as Latin-1).
+fn mac_text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => b.iter().map(|c| char::from(*c)).collect(),
+    }
+}
+
+/// Perl's `\w` on a byte string: ASCII letters, digits and `_`.
+fn perl_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// A key's name the way ExifTool's ProcessKeys finds it. Only an `mdta` key loses its
+/// `com.apple.quicktime.` (or `com.`) domain; any namespace's key (`mdta`'s reverse-DNS
+/// strings, `udta`'s and `mdir`'s Mac-encoded four-character codes such as `©xyz`) is looked
+/// up in the Keys table, then as an item-list or user-data code, then (`mdta`) whole; a code
+/// stored backwards (`zyx©`) is looked up reversed; otherwise a name is made from a key of
+/// word characters, dots and spaces (`serial.number` → `SerialNumber`).
+fn resolve_key(ns: &[u8], full: &[u8]) -> Key {
+    let id = mac_text(full);
+    let mut short = full;
+    if ns == b"mdta" {
+        short = full
+            .strip_prefix(b"com.apple.quicktime.")
+            .or_else(|| full.strip_prefix(b"com."))
+            .unwrap_or(full);
+    }
+    let empty_id;
+    if short.is_empty() {
+        // ExifTool: "Tag_" and the namespace.
+        empty_id = [&b"Tag_"[..], ns].concat();
+        short = &empty_id;
+    }
+    let lookup = |t: &[u8]| -> Option<String> {
+        if let Some((_, n)) = KEY_NAMES.iter().find(|(k, _)| k.as_bytes() == t) {
+            return Some((*n).to_owned());
+        }
+        <[u8; 4]>::try_from(t)
+            .ok()
+            .and_then(|c| atom_name(&c))
+            .map(str::to_owned)
+    };
+    if let Some(n) = lookup(short) {
+        return Key { id, name: Some(n) };
+    }
+    if let [a, b, c, 0xa9] = short
+        && [a, b, c].iter().all(|x| perl_word(**x))
+    {
+        // Stored byte-reversed: `zyx©` is `©xyz`. ExifTool stops here either way.
+        let name = atom_name(&[0xa9, *c, *b, *a]).map(str::to_owned);
+        return Key { id, name };
+    }
+    if short != full
+        && let Some(n) = lookup(full)
+    {
+        return Key { id, name: Some(n) };
+    }
+    Key {
+        id,
+        name: made_name(short),
+    }
+}
+
+/// ExifTool's name for a key none of its tables knows, made from the key when it looks like
+/// a name (only word characters, `-`, `.` and spaces, or four word characters in a row):
+/// first letter capitalised, other characters dropped, each run of dots and spaces removed
+/// and the letter after it capitalised, a letter after `_` capitalised, `a_B` joined.
+fn made_name(tag: &[u8]) -> Option<String> {
+    let plain = |c: &u8| perl_word(*c) || matches!(c, b'-' | b'.' | b' ');
+    let reasonable = (!tag.is_empty() && tag.iter().all(plain))
+        || tag.windows(4).any(|w| w.iter().all(|c| perl_word(*c)));
+    if !reasonable {
+        return None;
+    }
+    let mut first = true;
+    let kept: Vec<u8> = tag
+        .iter()
+        .map(|c| {
+            let c = if first { c.to_ascii_uppercase() } else { *c };
+            first = false;
+            c
+        })
+        .filter(plain)
+        .collect();
+    // s/[. ]+(.?)/\U$1/g
+    let mut a = Vec::with_capacity(kept.len());
+    let mut up = false;
+    for c in kept {
+        if matches!(c, b'.' | b' ') {
+            up = true;
+        } else if up {
+            a.push(c.to_ascii_uppercase());
+            up = false;
+        } else {
+            a.push(c);
+        }
+    }
+    // s/_([a-z])/_\U$1/g
+    for i in 1..a.len() {
+        if a.get(i.wrapping_sub(1)) == Some(&b'_')
+            && let Some(c) = a.get_mut(i)
+        {
+            *c = c.to_ascii_uppercase();
+        }
+    }
+    // s/([a-z])_([A-Z])/$1$2/g
+    let mut b = Vec::with_capacity(a.len());
+    let mut i = 0usize;
+    while let Some(&c) = a.get(i) {
+        let joined = c.is_ascii_lowercase()
+            && a.get(i.saturating_add(1)) == Some(&b'_')
+            && a.get(i.saturating_add(2))
+                .is_some_and(u8::is_ascii_uppercase);
+        b.push(c);
+        if joined {
+            if let Some(&d) = a.get(i.saturating_add(2)) {
+                b.push(d);
+            }
+            i = i.saturating_add(3);
+        } else {
+            i = i.saturating_add(1);
+        }
+    }
+    let name = String::from_utf8_lossy(&b).into_owned();
+    Some(if name.len() < 2 {
+        format!("Tag_{name}")
+    } else {
+        name
+    })
+}
+
 /// The item list: each child is an item whose type is a key index (`keys` given) or a
-/// four-character code, holding `data` boxes.
-fn ilst(ctx: &mut Ctx<'_>, start: u64, end: u64, keys: Option<&[String]>) {
-    let group = if keys.is_some() { "Keys" } else { "ItemList" };
+/// four-character code, holding `data` boxes. `group` is ExifTool's: `Keys`, `ItemList`, or
+/// the track's (`Track1`...) when the `meta` box is inside a `trak`.
+fn ilst(ctx: &mut Ctx<'_>, start: u64, end: u64, keys: Option<&[Key]>, group: &str) {
     for (typ, off, len) in children(ctx, "QuickTime ilst", start, end) {
         if !ctx.alive() {
             break;
@@ -818,10 +962,14 @@ fn ilst(ctx: &mut Ctx<'_>, start: u64, end: u64, keys: Option<&[String]>) {
                     ctx.error(format!("QuickTime ilst: item {i} has no key"));
                     continue;
                 };
-                (key.clone(), key_name(key))
+                // A key ExifTool has no name for is an `Unknown_0x…` item: never a finding.
+                let Some(name) = key.name.clone() else {
+                    continue;
+                };
+                (key.id.clone(), name)
             }
             None => match atom_name(&typ) {
-                Some(n) => (String::from_utf8_lossy(&typ).into_owned(), n.to_owned()),
+                Some(n) => (mac_text(&typ), n.to_owned()),
                 None => continue,
             },
         };
@@ -838,11 +986,25 @@ fn ilst(ctx: &mut Ctx<'_>, start: u64, end: u64, keys: Option<&[String]>) {
     }
 }
 
-/// The value of a `data` atom (type indicator, locale, value) when it is text: well-known
-/// types 1 (UTF-8), 2 (UTF-16BE), 4 and 5 (their sort forms).
+/// The value of a `data` atom (type indicator, locale, value) as text, by its well-known type
+/// (Apple's QuickTime File Format): 1 UTF-8, 2 UTF-16BE, 4 and 5 their sort forms; numbers
+/// as ExifTool prints them with `-n`: 21 signed and 22 unsigned big-endian integers of 1, 2,
+/// 4 or 8 bytes, 23 and 24 big-endian floats and doubles (ExifTool's 15 significant digits),
+/// 0 (binary) of 1 or 2 bytes as an unsigned integer, as ExifTool reads it; and the
+/// fixed-size integers 65-67 and 74 (signed 8, 16, 32, 64 bits) and 75-78 (unsigned), which
+/// ExifTool 12.57 shows only as binary data. Several values of a fixed size are joined by
+/// spaces. Images (13, 14, 27) and other types are `None`.
 pub(crate) fn data_value(b: &[u8]) -> Option<String> {
     let typ = be32(b, 0)? & 0x00ff_ffff;
     let v = b.get(8..)?;
+    let each = |size: usize, f: &dyn Fn(&[u8]) -> Option<String>| -> Option<String> {
+        if v.is_empty() || v.len().checked_rem(size) != Some(0) {
+            return None;
+        }
+        let parts: Option<Vec<String>> = v.chunks_exact(size).map(f).collect();
+        Some(parts?.join(" "))
+    };
+    let fixed = |size: usize, signed: bool| each(size, &|c: &[u8]| be_int(c, signed));
     match typ {
         1 | 4 => Some(String::from_utf8_lossy(v).into_owned()),
         2 | 5 => {
@@ -852,24 +1014,92 @@ pub(crate) fn data_value(b: &[u8]) -> Option<String> {
                 .collect();
             Some(String::from_utf16_lossy(&units))
         }
+        21 | 22 if matches!(v.len(), 1 | 2 | 4 | 8) => be_int(v, typ == 21),
+        0 if matches!(v.len(), 1 | 2) => be_int(v, false),
+        23 => each(4, &|c: &[u8]| {
+            let x: [u8; 4] = c.try_into().ok()?;
+            Some(perl_number(f64::from(f32::from_be_bytes(x))))
+        }),
+        24 => each(8, &|c: &[u8]| {
+            let x: [u8; 8] = c.try_into().ok()?;
+            Some(perl_number(f64::from_be_bytes(x)))
+        }),
+        65 => fixed(1, true),
+        66 => fixed(2, true),
+        67 => fixed(4, true),
+        74 => fixed(8, true),
+        75 => fixed(1, false),
+        76 => fixed(2, false),
+        77 => fixed(4, false),
+        78 => fixed(8, false),
         _ => None,
     }
 }
 
+/// A big-endian integer of 1 to 8 bytes in decimal.
+fn be_int(c: &[u8], signed: bool) -> Option<String> {
+    let neg = signed && c.first().is_some_and(|b| b & 0x80 != 0);
+    let mut x = if neg { [0xffu8; 8] } else { [0u8; 8] };
+    x.get_mut(8usize.checked_sub(c.len())?..)?
+        .copy_from_slice(c);
+    Some(if signed {
+        i64::from_be_bytes(x).to_string()
+    } else {
+        u64::from_be_bytes(x).to_string()
+    })
+}
+
+/// A number the way Perl prints it (`%.15g`): 15 significant digits, trailing zeros dropped,
+/// an exponent (`1e+20`) below 1e-4 or from 1e15.
+pub(crate) fn perl_number(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".to_owned();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Inf" } else { "-Inf" }.to_owned();
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    // Round to 15 significant digits first: its exponent decides the form.
+    let e = format!("{x:.14e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if !(-4..15).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mant), exp.unsigned_abs());
+    }
+    let decimals = usize::try_from(14i32.saturating_sub(exp)).unwrap_or(0);
+    trim(&format!("{x:.decimals$}"))
+}
+
 /// A user-data atom with a name in [`ATOM_NAMES`] or `loci`, its body at `off`.
-fn udta_text(ctx: &mut Ctx<'_>, typ: &[u8; 4], off: u64, len: u64) {
+fn udta_text(ctx: &mut Ctx<'_>, group: &str, typ: &[u8; 4], off: u64, len: u64) {
     let Some(b) = read_text_body(ctx, "QuickTime UserData", off, len) else {
         return;
     };
-    udta_text_data(ctx, typ, &b, Some(off));
+    udta_text_in(ctx, group, typ, &b, Some(off));
 }
 
-/// A user-data text atom in memory (see [`udta_text`]).
+/// A user-data text atom of `moov/udta` in memory (see [`udta_text`]).
 pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Option<u64>) {
+    udta_text_in(ctx, "UserData", typ, b, abs);
+}
+
+/// A user-data text atom in memory, its findings in `group` (`UserData`, or `Track1`... for a
+/// track's user data).
+fn udta_text_in(ctx: &mut Ctx<'_>, group: &str, typ: &[u8; 4], b: &[u8], abs: Option<u64>) {
     let at = |p: usize| abs.and_then(|a| a.checked_add(p as u64));
-    let tag = String::from_utf8_lossy(typ).into_owned();
+    let tag = mac_text(typ);
     if typ == b"loci" {
-        loci(ctx, b, abs);
+        loci(ctx, group, b, abs);
         return;
     }
     let Some(name) = atom_name(typ) else { return };
@@ -877,7 +1107,7 @@ pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Op
         // 3GPP: full box, 16-bit language, text.
         b"auth" | b"cprt" | b"titl" | b"dscp" => {
             let (s, _) = text_to_nul(b.get(6..).unwrap_or(&[]));
-            emit(ctx, "UserData", &tag, name, at(6), &s);
+            emit(ctx, group, &tag, name, at(6), &s);
         }
         // Plain strings (Canon's manu/modl have 6 bytes first: four zeros and a language).
         b"slno" | b"SNum" | b"LENS" | b"manu" | b"modl" => {
@@ -887,14 +1117,14 @@ pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Op
                 b
             };
             let (s, _) = text_to_nul(v);
-            emit(ctx, "UserData", &tag, name, abs, &s);
+            emit(ctx, group, &tag, name, abs, &s);
         }
         _ => {
             // Some writers put an iTunes `data` box here instead of international text.
             if b.get(4..8) == Some(b"data") {
                 let n = be32(b, 0).map_or(0, |n| n as usize).min(b.len());
                 if let Some(v) = b.get(8..n).and_then(data_value) {
-                    emit(ctx, "UserData", &tag, name, at(16), &v);
+                    emit(ctx, group, &tag, name, at(16), &v);
                 }
                 return;
             }
@@ -908,11 +1138,11 @@ pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Op
                 };
                 let s0 = pos.saturating_add(4);
                 let Some(v) = b.get(s0..s0.saturating_add(usize::from(l))) else {
-                    ctx.error(format!("UserData:{name}: text runs past its atom"));
+                    ctx.error(format!("{group}:{name}: text runs past its atom"));
                     break;
                 };
                 let (s, _) = text_to_nul(v);
-                emit(ctx, "UserData", &tag, name, at(s0), &s);
+                emit(ctx, group, &tag, name, at(s0), &s);
                 pos = s0.saturating_add(usize::from(l));
             }
         }
@@ -920,7 +1150,7 @@ pub(crate) fn udta_text_data(ctx: &mut Ctx<'_>, typ: &[u8; 4], b: &[u8], abs: Op
 }
 
 /// 3GPP `loci` (ExifTool's `UserData:LocationInformation`): the coordinates and the place name.
-pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
+pub(crate) fn loci(ctx: &mut Ctx<'_>, group: &str, b: &[u8], abs: Option<u64>) {
     let at = |p: usize| abs.and_then(|a| a.checked_add(p as u64));
     let rest = b.get(6..).unwrap_or(&[]);
     let (place, used) = text_to_nul(rest);
@@ -933,7 +1163,7 @@ pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
     match (fixed(p.saturating_add(1)), fixed(p.saturating_add(5))) {
         (Some(lon), Some(lat)) if lat.abs() <= 90.0 && lon.abs() <= 180.0 => ctx.gps(
             Family::Container,
-            "UserData",
+            group,
             "loci",
             "LocationInformation",
             at(p.saturating_add(1)),
@@ -942,17 +1172,14 @@ pub(crate) fn loci(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
             // 16.16 fixed point: 1/65536 degree.
             2.0,
         ),
-        (Some(_), Some(_)) => ctx.error("UserData:LocationInformation: coordinates out of range"),
-        _ => ctx.error("UserData:LocationInformation: truncated"),
+        (Some(_), Some(_)) => {
+            ctx.error(format!(
+                "{group}:LocationInformation: coordinates out of range"
+            ));
+        }
+        _ => ctx.error(format!("{group}:LocationInformation: truncated")),
     }
-    emit(
-        ctx,
-        "UserData",
-        "loci",
-        "LocationInformation",
-        at(6),
-        &place,
-    );
+    emit(ctx, group, "loci", "LocationInformation", at(6), &place);
 }
 
 #[cfg(test)]
@@ -1007,21 +1234,87 @@ mod tests {
         }
     }
 
+    fn name(ns: &[u8], key: &[u8]) -> Option<String> {
+        resolve_key(ns, key).name
+    }
+
     #[test]
     fn key_names_follow_exiftool() {
+        let mdta = |k: &str| name(b"mdta", k.as_bytes()).unwrap_or_default();
         assert_eq!(
-            key_name("com.apple.quicktime.location.ISO6709"),
+            mdta("com.apple.quicktime.location.ISO6709"),
             "GPSCoordinates"
         );
-        assert_eq!(key_name("com.apple.quicktime.make"), "Make");
+        assert_eq!(mdta("com.apple.quicktime.make"), "Make");
         assert_eq!(
-            key_name("com.apple.quicktime.content.identifier"),
+            mdta("com.apple.quicktime.content.identifier"),
             "ContentIdentifier"
         );
-        assert_eq!(key_name("com.android.version"), "AndroidVersion");
+        assert_eq!(mdta("com.android.version"), "AndroidVersion");
         assert_eq!(category("SoftwareVersion"), Some(Category::Device));
         assert_eq!(category("LocationName"), Some(Category::LocationText));
         assert_eq!(category("Author"), Some(Category::Author));
+    }
+
+    /// Names checked against exiftool 12.57 reading the same `keys` entries.
+    #[test]
+    fn keys_in_every_namespace_are_named_as_exiftool_names_them() {
+        // Mac-encoded four-character codes under `udta` and `mdir`: the user-data and
+        // item-list tables; a code stored backwards; an unknown code has no name.
+        assert_eq!(name(b"udta", b"\xa9xyz").as_deref(), Some("GPSCoordinates"));
+        assert_eq!(name(b"udta", b"\xa9mak").as_deref(), Some("Make"));
+        assert_eq!(name(b"mdir", b"\xa9ART").as_deref(), Some("Artist"));
+        assert_eq!(name(b"udta", b"slno").as_deref(), Some("SerialNumber"));
+        assert_eq!(name(b"udta", b"zyx\xa9").as_deref(), Some("GPSCoordinates"));
+        assert_eq!(name(b"udta", b"dom\xa9").as_deref(), Some("Model"));
+        assert_eq!(name(b"udta", b"mod\xa9"), None);
+        assert_eq!(name(b"udta", b"\xa9zzz"), None);
+        // The domain is removed only from `mdta` keys; a code after it is still a code.
+        assert_eq!(
+            name(b"mdta", b"com.apple.quicktime.\xa9swr").as_deref(),
+            Some("SoftwareVersion")
+        );
+        assert_eq!(
+            name(b"mdta", b"com.example.serial.number").as_deref(),
+            Some("ExampleSerialNumber")
+        );
+        assert_eq!(
+            name(b"udta", b"com.example.serial.number").as_deref(),
+            Some("ComExampleSerialNumber")
+        );
+        // Made names: dots and spaces capitalise, other characters go, `a_B` joins.
+        assert_eq!(
+            made_name(b"live-photo.auto").as_deref(),
+            Some("Live-photoAuto")
+        );
+        assert_eq!(made_name(b"foo_bar").as_deref(), Some("FooBar"));
+        assert_eq!(made_name(b"a_b_c").as_deref(), Some("A_B_C"));
+        assert_eq!(made_name(b"x").as_deref(), Some("Tag_X"));
+        assert_eq!(made_name(b"ab/cdef").as_deref(), Some("Abcdef"));
+        assert_eq!(made_name(b"a/b"), None);
+        assert_eq!(name(b"mdta", b"").as_deref(), Some("TagMdta"));
+        assert_eq!(resolve_key(b"udta", b"\xa9xyz").id, "\u{a9}xyz");
+    }
+
+    #[test]
+    fn numbers_print_as_perl_prints_them() {
+        for (x, s) in [
+            (0.1f64, "0.1"),
+            (f64::from(0.1f32), "0.100000001490116"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (1e20, "1e+20"),
+            (1.5, "1.5"),
+            (-2.0, "-2"),
+            (1_234_567.25, "1234567.25"),
+            (123_456_789_012_345.0, "123456789012345"),
+            (1e15, "1e+15"),
+            (0.0001, "0.0001"),
+            (0.000_012_5, "1.25e-05"),
+            (0.0, "0"),
+            (999_999_999_999_999.5, "1e+15"),
+        ] {
+            assert_eq!(perl_number(x), s, "{x}");
+        }
     }
 
     #[test]
@@ -1036,5 +1329,44 @@ mod tests {
         );
         assert_eq!(data_value(b"\0\0\0\x0d\0\0\0\0\xff\xd8"), None);
         assert_eq!(data_value(b"\0\0\0\x01\0\0"), None);
+        let num = |typ: u8, v: &[u8]| data_value(&[&[0, 0, 0, typ, 0, 0, 0, 0][..], v].concat());
+        // 21/22: signed/unsigned by length; other lengths are binary.
+        assert_eq!(num(21, &[0xff]).as_deref(), Some("-1"));
+        assert_eq!(num(21, &(-2i16).to_be_bytes()).as_deref(), Some("-2"));
+        assert_eq!(num(21, &(-3i32).to_be_bytes()).as_deref(), Some("-3"));
+        assert_eq!(
+            num(21, &i64::MIN.to_be_bytes()).as_deref(),
+            Some("-9223372036854775808")
+        );
+        assert_eq!(num(22, &[0xff]).as_deref(), Some("255"));
+        assert_eq!(
+            num(22, &u64::MAX.to_be_bytes()).as_deref(),
+            Some("18446744073709551615")
+        );
+        assert_eq!(num(21, &[1, 2, 3]), None);
+        assert_eq!(num(21, &[]), None);
+        // 23/24: float and double; 0: binary of 1 or 2 bytes as ExifTool reads it.
+        assert_eq!(
+            num(23, &0.1f32.to_be_bytes()).as_deref(),
+            Some("0.100000001490116")
+        );
+        assert_eq!(num(24, &0.1f64.to_be_bytes()).as_deref(), Some("0.1"));
+        assert_eq!(num(23, &[0, 0, 0]), None);
+        assert_eq!(num(0, &300u16.to_be_bytes()).as_deref(), Some("300"));
+        assert_eq!(num(0, &[1, 2, 3]), None);
+        // 65-67, 74 signed and 75-78 unsigned of a fixed size, several joined by spaces.
+        assert_eq!(num(65, &[0xfe]).as_deref(), Some("-2"));
+        assert_eq!(num(66, &(-7i16).to_be_bytes()).as_deref(), Some("-7"));
+        assert_eq!(num(67, &(-8i32).to_be_bytes()).as_deref(), Some("-8"));
+        assert_eq!(num(74, &(-9i64).to_be_bytes()).as_deref(), Some("-9"));
+        assert_eq!(num(75, &[10, 20]).as_deref(), Some("10 20"));
+        assert_eq!(num(76, &11u16.to_be_bytes()).as_deref(), Some("11"));
+        assert_eq!(
+            num(77, &0xffff_ffffu32.to_be_bytes()).as_deref(),
+            Some("4294967295")
+        );
+        assert_eq!(num(78, &13u64.to_be_bytes()).as_deref(), Some("13"));
+        assert_eq!(num(67, &[0, 0, 0, 1, 0]), None);
+        assert_eq!(num(77, &[]), None);
     }
 }
