@@ -141,3 +141,93 @@ fn apple_content_identifier_links_a_photo_to_its_live_video() {
         .unwrap();
     assert_eq!(f.code, "unique_id.content_identifier");
 }
+
+/// Olympus::Equipment (maker-note tag 0x2010, a sub-IFD): body, internal and lens serials, in a
+/// new-style "OLYMPUS\0II" note whose offsets count from the note's start.
+#[test]
+fn olympus_equipment_sub_ifd_serials() {
+    let mut note = b"OLYMPUS\0II\x03\0".to_vec();
+    // Main IFD at 12 with one entry (0x2010, LONG) = 2 + 12 + 4 bytes; Equipment follows at 30.
+    write_ifd_based(&mut note, &[long(0x2010, 30)], 0, 0);
+    assert_eq!(note.len(), 30);
+    write_ifd_based(
+        &mut note,
+        &[
+            ascii(0x0101, "BHP123456"),
+            ascii(0x0102, "4111222333"),
+            ascii(0x0202, "ABJ987654"),
+        ],
+        0,
+        0,
+    );
+    let r = analyze_exif(
+        &[ascii(0x010f, "OLYMPUS IMAGING CORP.")],
+        &[undefined(0x927c, &note)],
+    );
+    for (name, want) in [
+        ("SerialNumber", "BHP123456"),
+        ("InternalSerialNumber", "4111222333"),
+        ("LensSerialNumber", "ABJ987654"),
+    ] {
+        assert_eq!(
+            value(&r, name).as_deref(),
+            Some(want),
+            "{name}: {:#?}",
+            r.findings
+        );
+    }
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.category.as_str() != "serial" || f.source.group == "Olympus"),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// Motorola::Main: "MOT\0" header, IFD at 8, offsets from the note's start; 0x5501 serial.
+#[test]
+fn motorola_serial_number() {
+    let mut note = b"MOT\0\0\0\0\0".to_vec();
+    write_ifd_based(&mut note, &[ascii(0x5501, "TA12345678")], 0, 0);
+    let r = analyze_exif(&[ascii(0x010f, "Motorola")], &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("TA12345678"),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// Nikon::LocationInfo (0x0039): version, text encoding at byte 4, country code, POI level,
+/// the place name from byte 9; a UTF-16 name when the encoding byte is 2.
+#[test]
+fn nikon_location_info_place_name() {
+    for (enc, name) in [(1u8, "Kyoto Station"), (2u8, "Zürich HB")] {
+        let mut li = b"0100".to_vec();
+        li.push(enc);
+        li.extend_from_slice(b"JPN\0");
+        let text: Vec<u8> = if enc == 2 {
+            name.encode_utf16().flat_map(u16::to_be_bytes).collect()
+        } else {
+            name.as_bytes().to_vec()
+        };
+        li.extend_from_slice(&text);
+        li.resize(79, 0);
+        let mut inner = b"II*\0\x08\0\0\0".to_vec();
+        write_ifd_based(&mut inner, &[undefined(0x0039, &li)], 0, 0);
+        let mut note = b"Nikon\0\x02\x10\0\0".to_vec();
+        note.extend_from_slice(&inner);
+        let r = analyze_exif(
+            &[ascii(0x010f, "NIKON CORPORATION")],
+            &[undefined(0x927c, &note)],
+        );
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.source.name == "Location")
+            .unwrap_or_else(|| panic!("no Location: {:#?}", r.findings));
+        assert_eq!(f.value, name);
+        assert_eq!(f.category.as_str(), "location-text");
+    }
+}
