@@ -156,6 +156,8 @@ fn olympus_equipment_sub_ifd_serials() {
             ascii(0x0101, "BHP123456"),
             ascii(0x0102, "4111222333"),
             ascii(0x0202, "ABJ987654"),
+            ascii(0x0302, "EX1234"),
+            ascii(0x1003, "FL5678"),
         ],
         0,
         0,
@@ -168,6 +170,8 @@ fn olympus_equipment_sub_ifd_serials() {
         ("SerialNumber", "BHP123456"),
         ("InternalSerialNumber", "4111222333"),
         ("LensSerialNumber", "ABJ987654"),
+        ("ExtenderSerialNumber", "EX1234"),
+        ("FlashSerialNumber", "FL5678"),
     ] {
         assert_eq!(
             value(&r, name).as_deref(),
