@@ -235,3 +235,63 @@ fn nikon_location_info_place_name() {
         assert_eq!(f.category.as_str(), "location-text");
     }
 }
+
+/// Samsung::Type2 (an IFD with no header, offsets from the TIFF header): 0xa002 serial and
+/// 0x0123 face name.
+#[test]
+fn samsung_type2_serial_and_face_name() {
+    let ifd0 = [ascii(0x010f, "SAMSUNG"), ascii(0x0110, "NX300")];
+    let base = exif_values_at(&ifd0, 1);
+    let mut note = Vec::new();
+    write_ifd_based(
+        &mut note,
+        &[ascii(0xa002, "R2AB12345C"), ascii(0x0123, "Grandma Kim")],
+        0,
+        base,
+    );
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("R2AB12345C"),
+        "{:#?}",
+        r.findings
+    );
+    let face = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "FaceName")
+        .unwrap();
+    assert_eq!(
+        (face.value.as_str(), face.category.as_str()),
+        ("Grandma Kim", "person")
+    );
+}
+
+/// Pentax::Main in a "PENTAX \0II" note (offsets from the note's start): 0x0229 serial and
+/// 0x022e artist.
+#[test]
+fn pentax_main_serial_and_artist() {
+    let mut note = b"PENTAX \0II".to_vec();
+    write_ifd_based(
+        &mut note,
+        &[ascii(0x0229, "4123456"), ascii(0x022e, "Pat Shooter")],
+        0,
+        0,
+    );
+    let r = analyze_exif(&[ascii(0x010f, "PENTAX")], &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("4123456"),
+        "{:#?}",
+        r.findings
+    );
+    let artist = r
+        .findings
+        .iter()
+        .find(|f| f.source.name == "Artist" && f.source.group == "Pentax")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(
+        (artist.value.as_str(), artist.category.as_str()),
+        ("Pat Shooter", "author")
+    );
+}
