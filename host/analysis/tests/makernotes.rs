@@ -295,3 +295,55 @@ fn pentax_main_serial_and_artist() {
         ("Pat Shooter", "author")
     );
 }
+
+/// CanonRaw::Main in a CRW file (a CIFF heap: values first, the entry table at the offset in
+/// the heap's last four bytes): 0x0810 owner, and the 0x180b serial of an EOS model (10 digits).
+/// exiftool 12.57 reads the same bytes as CanonRaw:OwnerName `Jane Roe`, SerialNumber `0560018150`.
+#[test]
+fn canon_raw_crw_owner_and_serial() {
+    let mut file = b"II".to_vec();
+    file.extend_from_slice(&26u32.to_le_bytes());
+    file.extend_from_slice(b"HEAPCCDR");
+    file.extend_from_slice(&[1, 0, 2, 0]);
+    file.extend_from_slice(&[0u8; 8]);
+    assert_eq!(file.len(), 26);
+    let mut heap = Vec::new();
+    let mut table: Vec<(u16, u32, u32)> = Vec::new();
+    for (typ, val) in [
+        (0x080au16, b"Canon\0Canon EOS 10D\0".to_vec()),
+        (0x0810, b"Jane Roe\0".to_vec()),
+        (0x180b, 560_018_150u32.to_le_bytes().to_vec()),
+    ] {
+        table.push((typ, val.len() as u32, heap.len() as u32));
+        heap.extend_from_slice(&val);
+    }
+    let toff = heap.len() as u32;
+    heap.extend_from_slice(&(table.len() as u16).to_le_bytes());
+    for (typ, size, off) in table {
+        heap.extend_from_slice(&typ.to_le_bytes());
+        heap.extend_from_slice(&size.to_le_bytes());
+        heap.extend_from_slice(&off.to_le_bytes());
+    }
+    heap.extend_from_slice(&toff.to_le_bytes());
+    file.extend_from_slice(&heap);
+    let r =
+        Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&file);
+    let get = |name: &str| {
+        r.findings
+            .iter()
+            .find(|f| f.source.group == "CanonRaw" && f.source.name == name)
+            .map(|f| (f.value.clone(), f.category.as_str().to_owned()))
+    };
+    assert_eq!(
+        get("OwnerName"),
+        Some(("Jane Roe".to_owned(), "owner".to_owned())),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(
+        get("SerialNumber"),
+        Some(("0560018150".to_owned(), "serial".to_owned())),
+        "{:#?}",
+        r.findings
+    );
+}
