@@ -671,6 +671,31 @@ fn kodak_dcr_private_ifd_sensor_serial() {
     );
 }
 
+/// Kodak::KDC_IFD: IFD0 tag 0xfe00 points at the KDC IFD, whose 0xfa00 is the serial.
+#[test]
+fn kodak_kdc_private_ifd_serial() {
+    let t = tiff_image(&[long(0xfe00, 0)]);
+    let at = t.len();
+    let mut sub = Vec::new();
+    write_ifd_based(&mut sub, &[ascii(0xfa00, "KDC-4455667")], 0, at);
+    let mut t = t;
+    let n = u16::from_le_bytes([t[8], t[9]]) as usize;
+    for i in 0..n {
+        let p = 10 + 12 * i;
+        if u16::from_le_bytes([t[p], t[p + 1]]) == 0xfe00 {
+            t[p + 8..p + 12].copy_from_slice(&(at as u32).to_le_bytes());
+        }
+    }
+    t.extend_from_slice(&sub);
+    let r = run(&t);
+    assert_eq!(
+        value(&r, "SerialNumber").as_deref(),
+        Some("KDC-4455667"),
+        "{:#?}",
+        r.findings
+    );
+}
+
 #[test]
 fn later_pages_of_a_multi_page_tiff_are_not_thumbnails() {
     // IFD0 2x2, IFD1 a second 2x2 page (SubfileType 2, then unmarked): no thumbnail; a 1x1
