@@ -347,3 +347,35 @@ fn canon_raw_crw_owner_and_serial() {
         r.findings
     );
 }
+
+/// Panasonic::Main's place tags: 0x006b State and 0x006d City, and 0x0025 internal serial.
+#[test]
+fn panasonic_state_city_and_internal_serial() {
+    let ifd0 = [ascii(0x010f, "Panasonic")];
+    let base = exif_values_at(&ifd0, 1) + 12;
+    let mut ifd = Vec::new();
+    write_ifd_based(
+        &mut ifd,
+        &[
+            ascii(0x0025, "F541234567890"),
+            ascii(0x006b, "Kyoto-fu"),
+            ascii(0x006d, "Kyoto"),
+        ],
+        0,
+        base,
+    );
+    let mut note = b"Panasonic\0\0\0".to_vec();
+    note.extend_from_slice(&ifd);
+    let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+    assert_eq!(
+        value(&r, "State").as_deref(),
+        Some("Kyoto-fu"),
+        "{:#?}",
+        r.findings
+    );
+    assert_eq!(value(&r, "City").as_deref(), Some("Kyoto"));
+    assert_eq!(
+        value(&r, "InternalSerialNumber").as_deref(),
+        Some("F541234567890")
+    );
+}
