@@ -230,6 +230,7 @@ fn flir_gps(lat: f64, lon: f64, valid: u32) -> Vec<u8> {
 fn flir_gps_record_camera_serials_and_embedded_image() {
     let mut cam = vec![0u8; 0x240];
     cam[0x104..0x10d].copy_from_slice(b"441234567");
+    cam[0x1a0..0x1a8].copy_from_slice(b"LNS-0077");
     cam[0x21c..0x224].copy_from_slice(b"FLT-0042");
     let mut raw = vec![0u8; 32];
     raw.extend_from_slice(b"\x89PNG\r\n\x1a\n----thermal----");
@@ -242,6 +243,7 @@ fn flir_gps_record_camera_serials_and_embedded_image() {
         r.findings
     );
     assert_eq!(value(&r, "FilterSerialNumber").as_deref(), Some("FLT-0042"));
+    assert_eq!(value(&r, "LensSerialNumber").as_deref(), Some("LNS-0077"));
     let gps = r
         .findings
         .iter()
