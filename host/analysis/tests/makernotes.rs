@@ -379,3 +379,24 @@ fn panasonic_state_city_and_internal_serial() {
         Some("F541234567890")
     );
 }
+
+/// Olympus::Main's own serials in an old-style "OLYMP\0" note (IFD at 8, offsets from the TIFF
+/// header): 0x0404 SerialNumber; and 0x101a SerialNumber in a second note.
+#[test]
+fn olympus_main_serials() {
+    for (tag, serial) in [(0x0404u16, "J12345678"), (0x101a, "K98765432")] {
+        let ifd0 = [ascii(0x010f, "OLYMPUS OPTICAL CO.,LTD")];
+        let base = exif_values_at(&ifd0, 1) + 8;
+        let mut ifd = Vec::new();
+        write_ifd_based(&mut ifd, &[ascii(tag, serial)], 0, base);
+        let mut note = b"OLYMP\0\x01\0".to_vec();
+        note.extend_from_slice(&ifd);
+        let r = analyze_exif(&ifd0, &[undefined(0x927c, &note)]);
+        assert_eq!(
+            value(&r, "SerialNumber").as_deref(),
+            Some(serial),
+            "0x{tag:04x}: {:#?}",
+            r.findings
+        );
+    }
+}
