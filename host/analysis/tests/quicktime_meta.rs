@@ -985,3 +985,128 @@ proptest::proptest! {
         no_panic(&run(&f));
     }
 }
+
+/// A user-data preview body: a JPEG start and `n` bytes in all.
+fn jpeg_bytes(n: usize) -> Vec<u8> {
+    let mut v = b"\xff\xd8\xff\xdb".to_vec();
+    v.resize(n, 0x11);
+    v
+}
+
+/// The byte count in ExifTool's "(Binary data N bytes, ...)".
+fn binary_len(v: &serde_json::Value) -> Option<u64> {
+    v.as_str()?
+        .strip_prefix("(Binary data ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn user_data_previews_are_images_as_exiftool_reads_them() {
+    let mut thmb = vec![0, 0, 0, 0, 0, 0, 0, 0];
+    thmb.extend(jpeg_bytes(120));
+    let mut png_thmb = vec![0u8; 8];
+    png_thmb.extend_from_slice(b"\x89PNG\r\n\x1a\n....");
+    let mut mvhd = vec![0u8; 100];
+    mvhd[12..16].copy_from_slice(&600u32.to_be_bytes());
+    mvhd[96..100].copy_from_slice(&2u32.to_be_bytes());
+    let a = movie(
+        b"qt  ",
+        &[
+            bx(b"mvhd", &mvhd),
+            bx(
+                b"udta",
+                &[bx(b"mcvr", &jpeg_bytes(300)), bx(b"thmb", &thmb)].concat(),
+            ),
+        ],
+    );
+    let b = movie(
+        b"qt  ",
+        &[
+            bx(b"mvhd", &mvhd),
+            bx(
+                b"udta",
+                &[bx(b"RTHU", &jpeg_bytes(200)), bx(b"thmb", &png_thmb)].concat(),
+            ),
+        ],
+    );
+    let images = |r: &Report| -> Vec<(String, String, String)> {
+        r.findings
+            .iter()
+            .filter(|f| f.category.as_str() == "thumbnail")
+            .map(|f| {
+                (
+                    f.source.group.clone(),
+                    f.source.name.clone(),
+                    f.value.clone(),
+                )
+            })
+            .collect()
+    };
+    let ra = run(&a);
+    no_panic(&ra);
+    let rb = run(&b);
+    no_panic(&rb);
+    let (ia, ib) = (images(&ra), images(&rb));
+    assert_eq!(ia.len(), 2, "{ia:?}");
+    assert!(
+        ia.iter()
+            .any(|(g, n, v)| g == "UserData" && n == "PreviewImage" && v.contains("300")),
+        "{ia:?}"
+    );
+    assert!(
+        ia.iter()
+            .any(|(g, n, v)| g == "UserData" && n == "ThumbnailImage" && v.contains("120")),
+        "{ia:?}"
+    );
+    // A PNG `thmb` is ExifTool's ThumbnailPNG, outside the thumbnail category: no finding.
+    assert_eq!(ib.len(), 1, "{ib:?}");
+    assert!(
+        ib.iter()
+            .any(|(g, n, v)| g == "UserData" && n == "PreviewImage" && v.contains("200")),
+        "{ib:?}"
+    );
+
+    for (tag, file, want) in [
+        (
+            "udtaprev_a",
+            &a,
+            [("PreviewImage", 300u64), ("ThumbnailImage", 120)].as_slice(),
+        ),
+        ("udtaprev_b", &b, [("PreviewImage", 200u64)].as_slice()),
+    ] {
+        let Some((et, _)) = exiftool_reads(tag, file, None, &[]) else {
+            return;
+        };
+        for (name, n) in want {
+            assert_eq!(
+                binary_len(&et[format!("UserData:{name}")]),
+                Some(*n),
+                "{name}: {et}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_truncation_of_user_data_previews_is_safe() {
+    let mut thmb = vec![0u8; 8];
+    thmb.extend(jpeg_bytes(40));
+    let f = movie(
+        b"qt  ",
+        &[bx(
+            b"udta",
+            &[
+                bx(b"mcvr", &jpeg_bytes(30)),
+                bx(b"thmb", &thmb),
+                bx(b"RTHU", &jpeg_bytes(20)),
+            ]
+            .concat(),
+        )],
+    );
+    for n in 0..f.len() {
+        no_panic(&run(&f[..n]));
+    }
+}

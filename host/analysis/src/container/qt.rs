@@ -116,6 +116,10 @@ pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64, track: Option<u32>) {
                 let group = track.map_or_else(|| "UserData".to_owned(), track_group);
                 udta_text(ctx, &group, t, off, len);
             }
+            b"mcvr" | b"RTHU" | b"thmb" => {
+                let group = track.map_or_else(|| "UserData".to_owned(), track_group);
+                udta_image(ctx, &group, &typ, off, len);
+            }
             // QuickTime's XMP packet (ExifTool's UserData `XMP_`).
             b"XMP_" => {
                 if let Some(b) = read_table(ctx, "QuickTime XMP", off, len.min(MAX_TABLE_BYTES)) {
@@ -126,6 +130,37 @@ pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64, track: Option<u32>) {
         }
     }
     ctx.leave();
+}
+
+/// A user-data preview (ExifTool's `UserData` table): `mcvr` and Ricoh's `RTHU` are the image
+/// itself (`PreviewImage`); 3GPP `thmb` is 8 bytes (version/flags, format) and then, when it is
+/// a JPEG (`FF D8 FF DB` or `FF D8 FF E0`), the `ThumbnailImage`. Only measured, never read.
+fn udta_image(ctx: &mut Ctx<'_>, group: &str, typ: &[u8; 4], off: u64, len: u64) {
+    let tag = mac_text(typ);
+    let (name, skip) = if typ == b"thmb" {
+        let Ok(h) = ctx.r.read(off, 12.min(len)) else {
+            return;
+        };
+        let jpeg = h.get(8..11) == Some(b"\xff\xd8\xff") && matches!(h.get(11), Some(0xdb | 0xe0));
+        if !jpeg {
+            return;
+        }
+        ("ThumbnailImage", 8)
+    } else {
+        ("PreviewImage", 0)
+    };
+    ctx.image(
+        Family::Container,
+        group,
+        &tag,
+        name,
+        EmbeddedImage {
+            offset: off.checked_add(skip),
+            len: len.saturating_sub(skip),
+            data: None,
+            ..Default::default()
+        },
+    );
 }
 
 /// Nikon's `NCDT` atom: the tag records (`NCTG`) and the thumbnail and previews.
@@ -493,6 +528,7 @@ pub(crate) fn kodak_free_data(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
 // | `udta`/`©xxx` | international text: repeated (16-bit length, 16-bit language, text) | `UserData` (`Track1`... in a track's `udta`) |
 // | `udta`/`auth`, `cprt`, `titl`, `dscp` | full box, 16-bit language, text to NUL (UTF-8, or UTF-16 after a BOM) | `UserData` |
 // | `udta`/`loci` | full box, language, place name, role (u8), longitude, latitude, altitude (16.16 fixed), body, notes | `UserData:LocationInformation` |
+// | `udta`/`mcvr`, `RTHU` (Ricoh); `udta`/`thmb` (3GPP: 8 bytes, then a JPEG) | the image | `UserData:PreviewImage`; `UserData:ThumbnailImage` |
 //
 // A key's namespace decides only whether its `com.apple.quicktime.` domain is removed (`mdta`);
 // keys of other namespaces (`udta`, `mdir`) are Mac-encoded four-character codes (`©xyz`) and
