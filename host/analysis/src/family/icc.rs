@@ -63,13 +63,19 @@ fn is_stock(t: &str) -> bool {
 }
 
 /// Parse an ICC profile; `abs` is the file offset of `data[0]` when known.
+///
+/// A profile whose model (`dmdd`) or description (`desc`) names a stock colour space (sRGB,
+/// ProPhoto RGB, ...) is a stock profile: its manufacturer text (`lcms generated`, `GIMP`,
+/// `Canon Inc.`) names who made the profile, not a device, and nothing is reported. Otherwise
+/// `dmnd` and `dmdd` are reported under ExifTool's names, `DeviceMfgDesc` and `DeviceModelDesc`,
+/// each with its own text.
 pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
     if data.get(36..40) != Some(b"acsp") {
         ctx.error("ICC: no profile signature");
         return;
     }
     let Some(n) = be32(data, 128) else { return };
-    let mut device = Vec::new();
+    let (mut mfg, mut model, mut desc) = (None, None, None);
     for i in 0..n.min(256) as usize {
         let p = 132usize.saturating_add(i.saturating_mul(12));
         let (Some(sig), Some(off), Some(len)) = (
@@ -79,30 +85,48 @@ pub(crate) fn parse(ctx: &mut Ctx<'_>, data: &[u8], abs: Option<u64>) {
         ) else {
             break;
         };
-        if matches!(sig, b"dmnd" | b"dmdd") {
-            let (off, len) = (off as usize, len as usize);
-            if let Some(t) = off
-                .checked_add(len)
-                .and_then(|e| data.get(off..e))
-                .and_then(tag_text)
-            {
-                let t = t.trim().to_owned();
-                if !t.is_empty() && !is_stock(&t) {
-                    device.push(t);
-                }
+        let slot = match sig {
+            b"dmnd" => &mut mfg,
+            b"dmdd" => &mut model,
+            b"desc" => &mut desc,
+            _ => continue,
+        };
+        if slot.is_some() {
+            continue;
+        }
+        let (off, len) = (off as usize, len as usize);
+        if let Some(t) = off
+            .checked_add(len)
+            .and_then(|e| data.get(off..e))
+            .and_then(tag_text)
+        {
+            let t = t.trim().to_owned();
+            if !t.is_empty() {
+                *slot = Some((t, off));
             }
         }
     }
-    if !device.is_empty() {
-        let v = device.join(" / ");
-        ctx.text_as(
-            Category::Device,
-            Family::Icc,
-            "ICC_Profile",
-            "dmdd",
-            "DeviceModelDesc",
-            abs,
-            &v,
-        );
+    let stock_profile = [&model, &desc]
+        .iter()
+        .any(|t| t.as_ref().is_some_and(|(t, _)| is_stock(t)));
+    if stock_profile {
+        return;
+    }
+    for (slot, tag, name) in [
+        (mfg, "dmnd", "DeviceMfgDesc"),
+        (model, "dmdd", "DeviceModelDesc"),
+    ] {
+        if let Some((t, off)) = slot.filter(|(t, _)| !is_stock(t)) {
+            let at = abs.and_then(|a| a.checked_add(off as u64));
+            ctx.text_as(
+                Category::Device,
+                Family::Icc,
+                "ICC_Profile",
+                tag,
+                name,
+                at,
+                &t,
+            );
+        }
     }
 }

@@ -173,6 +173,11 @@ pub(crate) struct Tiff<'b> {
     /// its own IFD, as Leica's M8 writes them); otherwise offset 0 is a null pointer.
     pub ifd_at_zero: bool,
     visited: HashSet<u64>,
+    /// The last IFD read by [`Tiff::entries`]: where its entries end (after the count and the
+    /// 12-byte entries, before the next-IFD pointer), and whether its first entry had a format
+    /// code outside TIFF's 1-13 (ExifTool then takes the whole IFD as corrupt).
+    last_dir_end: u64,
+    last_dir_first_bad: bool,
     /// Absolute file offsets of IFDs' image data handed out as embedded images (deduplication).
     seen_images: HashSet<(u64, u64)>,
 }
@@ -187,6 +192,8 @@ impl<'b> Tiff<'b> {
             shift: 0,
             ifd_at_zero: false,
             visited: HashSet::new(),
+            last_dir_end: 0,
+            last_dir_first_bad: false,
             seen_images: HashSet::new(),
         }
     }
@@ -263,6 +270,8 @@ impl<'b> Tiff<'b> {
                 return None;
             }
         };
+        self.last_dir_end = off.saturating_add(2).saturating_add(body_len);
+        self.last_dir_first_bad = self.u16(&body, 2).is_some_and(|typ| type_size(typ) == 0);
         let mut out = Vec::with_capacity(usize::from(n));
         let mut pos = 0usize;
         while let (Some(tag), Some(typ), Some(count), Some(raw)) = (
@@ -615,7 +624,29 @@ struct GpsTags {
 /// Walk one IFD; returns the next-IFD offset of a main-chain IFD.
 pub(crate) fn walk_ifd(ctx: &mut Ctx<'_>, t: &mut Tiff<'_>, off: u64, ifd: Ifd) -> Option<u64> {
     let group = group_name(ifd);
-    let (entries, next) = t.entries(ctx, off, &group)?;
+    let (mut entries, next) = t.entries(ctx, off, &group)?;
+    // ExifTool's reading of a damaged IFD (Exif.pm, ProcessExif): a first entry with a format
+    // code outside 1-13 means the whole IFD is corrupt; an out-of-line value that points into
+    // the 8-byte TIFF header or overlaps the IFD's own entries is "suspicious" and skipped.
+    if t.last_dir_first_bad {
+        ctx.error(format!(
+            "{group}: bad format code in the first entry; IFD taken as corrupt"
+        ));
+        return None;
+    }
+    let dir_end = t.last_dir_end;
+    entries.retain(|e| {
+        let suspicious = e.size > 4
+            && (e.value_off < 8
+                || (e.value_off < dir_end && e.value_off.saturating_add(e.size) > off));
+        if suspicious {
+            ctx.error(format!(
+                "{group}: suspicious offset for tag 0x{:04x}; value skipped",
+                e.tag
+            ));
+        }
+        !suspicious
+    });
     if !ctx.enter() {
         return None;
     }
