@@ -659,13 +659,14 @@ fn ducky(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
     }
 }
 
-/// GoPro's GPMF in APP6 "GoPro\0" (ExifTool's `GoPro::GPMF`): KLV records, each a FourCC, a
+/// GoPro's GPMF in APP6 "GoPro\0" and in an MP4's `udta` `GPMF` box (ExifTool's
+/// `GoPro::GPMF`): KLV records, each a FourCC, a
 /// type byte (0: a nested list), a structure size byte and a 16-bit big-endian repeat count,
 /// the data padded to 4 bytes. `CASN` is the camera serial number; `GPS5` samples (int32:
 /// latitude, longitude, altitude, speeds) are divided by the `SCAL` values of their list, and
 /// the first sample is the fix. A record that runs past its list ends that list with an
 /// error; what was read before it is kept.
-fn gpmf(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
+pub(crate) fn gpmf(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
     if !ctx.enter() {
         return;
     }
