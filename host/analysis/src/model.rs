@@ -372,6 +372,8 @@ pub enum Format {
     Bmp,
     /// QuickTime/MP4 video (MOV, MP4, M4V, 3GP): the vendor tables of its user data only.
     QuickTime,
+    /// FLIR Public image Format (`.fpf`): a fixed 892-byte header, then raw temperatures.
+    Fpf,
     /// Anything else: reported as unsupported, never guessed.
     Unsupported,
 }
@@ -395,6 +397,7 @@ impl Format {
             Self::X3f => "x3f",
             Self::Bmp => "bmp",
             Self::QuickTime => "quicktime",
+            Self::Fpf => "fpf",
             Self::Unsupported => "unsupported",
         }
     }

@@ -44,6 +44,9 @@ pub fn detect(head: &[u8]) -> Format {
     if at(0, b"FOVb") {
         return Format::X3f;
     }
+    if at(0, b"FPF Public Image Format\0") {
+        return Format::Fpf;
+    }
     if (at(0, b"II\x1a\0\0\0HEAPCCDR")) || (at(0, b"II") && at(6, b"HEAPCCDR")) {
         return Format::Crw;
     }
@@ -159,6 +162,7 @@ pub(crate) fn walk(ctx: &mut Ctx<'_>, format: Format) {
         Format::Raf => raw::parse_raf(ctx),
         Format::Mrw => raw::parse_mrw(ctx),
         Format::X3f => raw::parse_x3f(ctx),
+        Format::Fpf => raw::parse_fpf(ctx),
         Format::Bmp | Format::Unsupported => {}
     }
 }

@@ -67,6 +67,59 @@ pub(crate) fn parse_mrw(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// FLIR Public image Format (ExifTool's `FLIR::FPF`, read as its ProcessFPF reads it): an
+/// 892-byte header, little-endian unless FPFVersion's low 16 bits are zero. Privacy-relevant
+/// fields: the camera, lens and filter serials and models (`string[32]` each) and
+/// DateTimeOriginal (seven `int32u`: year, month, day, hour, minute, second, milliseconds).
+/// A file shorter than the header is read as far as it goes, with an error.
+pub(crate) fn parse_fpf(ctx: &mut Ctx<'_>) {
+    const HEADER: u64 = 892;
+    let len = ctx.r.len();
+    if len < HEADER {
+        ctx.error(format!("FLIR FPF: header cut at {len} of {HEADER} bytes"));
+    }
+    let Ok(h) = ctx.r.read(0, HEADER.min(len)) else {
+        return;
+    };
+    let le = le32(&h, 0x20).is_none_or(|v| v & 0xffff != 0);
+    let u32_at = |o: usize| if le { le32(&h, o) } else { be32(&h, o) };
+    for (off, name) in [
+        (0x78usize, "CameraModel"),
+        (0xb8, "CameraSerialNumber"),
+        (0xe0, "LensModel"),
+        (0x120, "LensSerialNumber"),
+        (0x180, "FilterSerialNumber"),
+    ] {
+        if let Some(v) = h.get(off..off.saturating_add(32)) {
+            let tag = format!("0x{off:04x}");
+            ctx.text(
+                Family::MakerNote,
+                "FLIR",
+                &tag,
+                name,
+                Some(off as u64),
+                &tiff::ascii(v),
+            );
+        }
+    }
+    let dt: Vec<u32> = (0..7usize)
+        .map_while(|i| u32_at(0x248usize.saturating_add(i.saturating_mul(4))))
+        .collect();
+    if let [y, mo, d, h, mi, s, ms] = dt.as_slice()
+        && *y != 0
+    {
+        let v = format!("{y:04}:{mo:02}:{d:02} {h:02}:{mi:02}:{s:02}.{ms:03}");
+        ctx.text(
+            Family::MakerNote,
+            "FLIR",
+            "0x0248",
+            "DateTimeOriginal",
+            Some(0x248),
+            &v,
+        );
+    }
+}
+
 /// Sigma X3F: a section directory at the end; PROP holds camera properties (serial number),
 /// image sections may hold a JPEG preview with EXIF.
 pub(crate) fn parse_x3f(ctx: &mut Ctx<'_>) {
