@@ -16,7 +16,13 @@
 //! 2. **Finders**: three finder candidates that sit like a code's corners define an affine
 //!    map; the version comes from their distance, the map is refined against the patterns
 //!    every code has (finders, separators, timing), and the modules are read as in 1. This
-//!    reads blurred 2 px codes whose timing pattern `rqrr` cannot follow.
+//!    reads blurred 2 px codes whose timing pattern `rqrr` cannot follow. When no triple
+//!    reads through the affine map, triples that sit like a code's finders in perspective get
+//!    a homography: its fourth point is the bottom-right alignment pattern (versions 2-10),
+//!    searched for near where the finders put it and refined with them against every
+//!    function pattern. When the finders pass still reads nothing, it runs again on
+//!    candidates from a threshold window three times as wide (codes of 5 px per module or
+//!    more at low contrast with noise, which `rqrr` misses).
 //! 3. **Upscale** a region 3x (Catmull-Rom) so `rqrr`'s threshold and sampling see 6-9 px
 //!    modules; then **sharpen and upscale**; then **binarise** the upscaled region against
 //!    its local mean before `rqrr`'s detector sees it.
@@ -74,6 +80,13 @@ pub struct QrSearch {
     /// When the first pass read some codes: look for more around finder candidates outside
     /// them and grids located but not read (several codes per image; default on).
     pub more_codes: bool,
+    /// In the finders pass, when the affine map reads nothing: a homography through the
+    /// alignment pattern (codes in perspective; default on).
+    pub perspective: bool,
+    /// In the finders pass, when it reads nothing: finder candidates again with a threshold
+    /// window three times as wide (codes of 5 px per module or more at low contrast, which
+    /// `rqrr` misses; default on).
+    pub wide_finders: bool,
 }
 
 impl Default for QrSearch {
@@ -91,6 +104,10 @@ impl Default for QrSearch {
             // low-contrast ones, and one code of two or three when `rqrr` read the others.
             variants: true,
             more_codes: true,
+            // Added after the held-out set: codes in keystone perspective.
+            perspective: true,
+            // Added after the held-out set: low-contrast, noisy codes at 7 px per module.
+            wide_finders: true,
         }
     }
 }
@@ -106,6 +123,8 @@ impl QrSearch {
             gate: false,
             variants: false,
             more_codes: false,
+            perspective: false,
+            wide_finders: false,
         }
     }
 }
@@ -293,11 +312,31 @@ fn search_as_is(img: &GrayImage, opts: &QrSearch, deadline: Instant) -> QrOutcom
     if opts.passes.contains(&Pass::Finders) && enough {
         out.extra_passes = out.extra_passes.saturating_add(1);
         let before = out.codes.len();
-        for c in read_from_finders(img, &finders, deadline) {
+        for c in read_from_finders(img, &finders, opts.perspective, deadline) {
             add_code(&mut out.codes, c);
         }
         if out.codes.len() > before {
             return out;
+        }
+        // Codes of 5 px per module or more: the gate's window fits inside a finder's 3 x 3
+        // centre, so noise splits its runs and the candidates are misplaced or missing. These
+        // codes are `rqrr`'s, but it misses them at low contrast with noise (its threshold,
+        // 5% under the moving average, speckles a grey quiet zone on lighter paper). Again
+        // with a window three times as wide.
+        if opts.wide_finders && Instant::now() < deadline {
+            let wide = local_threshold(img, 3 * gate_radius(w, h), 0);
+            let big: Vec<Finder> = finder_candidates(img, &wide)
+                .into_iter()
+                .filter(|f| !read.iter().any(|b| within(b, f.x, f.y)))
+                .collect();
+            if big.len() >= MIN_FINDERS {
+                for c in read_from_finders(img, &big, opts.perspective, deadline) {
+                    add_code(&mut out.codes, c);
+                }
+                if out.codes.len() > before {
+                    return out;
+                }
+            }
         }
     }
     let regions = if opts.gate {
@@ -618,43 +657,57 @@ const MAX_TRIPLE_FINDERS: usize = 12;
 /// sides about equal, at about a right angle, similar module sizes) define an affine map
 /// from the grid to the image; the version is estimated from their distance (tried one and
 /// two versions either side), and the modules are sampled from the grey image. This reads
-/// codes `rqrr` cannot locate because blur closed its timing or alignment patterns; it
-/// assumes no perspective, which holds for the small codes it is for.
-fn read_from_finders(img: &GrayImage, finders: &[Finder], deadline: Instant) -> Vec<Code> {
+/// codes `rqrr` cannot locate because blur closed its timing or alignment patterns. With
+/// `perspective`, triples that sit like a tilted code's finders are then read through a
+/// homography ([`read_perspective`]).
+fn read_from_finders(
+    img: &GrayImage,
+    finders: &[Finder],
+    perspective: bool,
+    deadline: Instant,
+) -> Vec<Code> {
     let top: Vec<Finder> = finders.iter().take(MAX_TRIPLE_FINDERS).copied().collect();
     let k = top.len();
     let mut used = vec![false; k];
     let mut out = Vec::new();
-    let mut tried = 0usize;
-    for i in 0..k {
-        for j in (i + 1)..k {
-            for l in (j + 1)..k {
-                if tried >= MAX_TRIPLES || Instant::now() >= deadline {
-                    return out;
-                }
-                if [i, j, l]
-                    .iter()
-                    .any(|x| used.get(*x).copied().unwrap_or(true))
-                {
-                    continue;
-                }
-                let (Some(a), Some(b), Some(c)) = (top.get(i), top.get(j), top.get(l)) else {
-                    continue;
-                };
-                let triple = [*a, *b, *c];
-                if corner_of(triple).is_none() {
-                    continue;
-                }
-                tried += 1;
-                let Some(code) = read_triple(img, triple) else {
-                    continue;
-                };
-                for x in [i, j, l] {
-                    if let Some(u) = used.get_mut(x) {
-                        *u = true;
+    // The affine map on the triples that sit like a flat code's finders first, then, with
+    // what time is left, the homography on those that sit like a code's in perspective
+    // (fewer: each costs a search for the alignment pattern).
+    for (loose, cap) in [(false, MAX_TRIPLES), (true, MAX_PERSPECTIVE_TRIPLES)] {
+        if loose && !perspective {
+            break;
+        }
+        let mut tried = 0usize;
+        for i in 0..k {
+            for j in (i + 1)..k {
+                for l in (j + 1)..k {
+                    if tried >= cap || Instant::now() >= deadline {
+                        return out;
                     }
+                    if [i, j, l]
+                        .iter()
+                        .any(|x| used.get(*x).copied().unwrap_or(true))
+                    {
+                        continue;
+                    }
+                    let (Some(a), Some(b), Some(c)) = (top.get(i), top.get(j), top.get(l)) else {
+                        continue;
+                    };
+                    let triple = [*a, *b, *c];
+                    if corner_of(triple, loose).is_none() {
+                        continue;
+                    }
+                    tried += 1;
+                    let Some(code) = read_triple(img, triple, loose) else {
+                        continue;
+                    };
+                    for x in [i, j, l] {
+                        if let Some(u) = used.get_mut(x) {
+                            *u = true;
+                        }
+                    }
+                    out.push(code);
                 }
-                out.push(code);
             }
         }
     }
@@ -663,13 +716,20 @@ fn read_from_finders(img: &GrayImage, finders: &[Finder], deadline: Instant) -> 
 
 /// The corner finder of three, with the other two in clockwise order (top-right, then
 /// bottom-left, as the code is read), when they sit like a code's finders.
-fn corner_of(t: [Finder; 3]) -> Option<(Finder, Finder, Finder)> {
+fn corner_of(t: [Finder; 3], loose: bool) -> Option<(Finder, Finder, Finder)> {
+    // Loose: a keystone tilt of a quarter makes one side about 1.4 times the other, the
+    // angle about 100 degrees and the far finders' modules half as large again.
+    let (max_ratio, max_cos, max_modules) = if loose {
+        (LOOSE_RATIO, LOOSE_COS, 1.7)
+    } else {
+        (1.2, 0.26, 1.6)
+    };
     let mods = t.map(|f| f.module);
     let (lo, hi) = (
         mods.iter().copied().fold(f32::MAX, f32::min),
         mods.iter().copied().fold(0.0, f32::max),
     );
-    if hi > 1.6 * lo {
+    if hi > max_modules * lo {
         return None;
     }
     let [p, q, r] = t;
@@ -683,8 +743,9 @@ fn corner_of(t: [Finder; 3]) -> Option<(Finder, Finder, Finder)> {
         }
         let cos = (abx * acx + aby * acy) / (lab * lac);
         let ratio = lab.max(lac) / lab.min(lac);
-        // Sides within 20% and 90 degrees within about 15 (perspective and rounding).
-        if ratio > 1.2 || cos.abs() > 0.26 {
+        // Strict: sides within 20% and 90 degrees within about 15 (rounding, a little
+        // perspective).
+        if ratio > max_ratio || cos.abs() > max_cos {
             continue;
         }
         // Side at least 14 modules (version 1 is 14 between finder centres).
@@ -829,11 +890,10 @@ fn refine(
     (best, pts)
 }
 
-/// A refined geometry: its fitness, the grid size and the three finder centres.
-type Fit = (f64, usize, [(f64, f64); 3]);
-
-fn read_triple(img: &GrayImage, t: [Finder; 3]) -> Option<Code> {
-    let (a, b, c) = corner_of(t)?;
+/// Read a code from three finders: through the affine map (`perspective` false), or through
+/// a homography (true).
+fn read_triple(img: &GrayImage, t: [Finder; 3], perspective: bool) -> Option<Code> {
+    let (a, b, c) = corner_of(t, perspective)?;
     let side = (a.x - b.x).hypot(a.y - b.y) / 2.0 + (a.x - c.x).hypot(a.y - c.y) / 2.0;
     let module = (a.module + b.module + c.module) / 3.0;
     // Finder centres are 3.5 modules in from the code's sides: n - 7 modules apart.
@@ -845,14 +905,30 @@ fn read_triple(img: &GrayImage, t: [Finder; 3]) -> Option<Code> {
     let v0 = estimate.clamp(1.0, f32::from(MAX_FINDER_VERSION)) as i32;
     let mut versions: Vec<i32> = vec![v0, v0 - 1, v0 + 1, v0 - 2, v0 + 2];
     versions.retain(|v| (1..=i32::from(MAX_FINDER_VERSION)).contains(v));
-    let (w, h) = img.dimensions();
+    let start = [a, b, c].map(|f| (f64::from(f.x), f64::from(f.y)));
+    let module = f64::from(module);
+    if perspective {
+        read_perspective(img, &versions, start, module)
+    } else {
+        read_affine(img, &versions, start, module)
+    }
+}
+
+/// A refined geometry: its fitness, the grid size and the three finder centres.
+type Fit = (f64, usize, [(f64, f64); 3]);
+
+fn read_affine(
+    img: &GrayImage,
+    versions: &[i32],
+    start: [(f64, f64); 3],
+    module: f64,
+) -> Option<Code> {
     // Each version's geometry refined against the patterns every code has; best fit first.
     let mut fits: Vec<Fit> = Vec::new();
     for v in versions {
         // 1..=40: the conversion cannot fail.
         let n = usize::try_from(17 + 4 * v).ok()?;
-        let start = [a, b, c].map(|f| (f64::from(f.x), f64::from(f.y)));
-        let (fit, pts) = refine(img, n, start, f64::from(module));
+        let (fit, pts) = refine(img, n, start, module);
         fits.push((fit, n, pts));
     }
     fits.sort_by(|x, y| y.0.total_cmp(&x.0));
@@ -862,20 +938,339 @@ fn read_triple(img: &GrayImage, t: [Finder; 3]) -> Option<Code> {
         if fitness(img, &timing_modules(n), &affine(n, pts)) < MIN_TIMING_CONTRAST {
             continue;
         }
-        let map = affine(n, pts);
-        if let Some(bytes) = read_modules(img, n, &map) {
-            // n <= 177: exact.
-            let nf = n as f64;
-            let corners = [map(0.0, 0.0), map(nf, 0.0), map(nf, nf), map(0.0, nf)];
-            let pts = corners.map(|(x, y)| rqrr::Point {
-                // Clamped to the image, so the casts are exact.
-                x: x.round().clamp(0.0, f64::from(w)) as i32,
-                y: y.round().clamp(0.0, f64::from(h)) as i32,
-            });
-            return Some(Code {
-                payload: String::from_utf8_lossy(&bytes).into_owned(),
-                bbox: bounds_box(&pts, w, h),
-            });
+        if let Some(code) = read_code(img, n, &affine(n, pts)) {
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// Sample and decode the `n`-module grid mapped by `map`; the code with its box.
+fn read_code(img: &GrayImage, n: usize, map: &dyn Fn(f64, f64) -> (f64, f64)) -> Option<Code> {
+    let bytes = read_modules(img, n, map)?;
+    let (w, h) = img.dimensions();
+    // n <= 177: exact.
+    let nf = n as f64;
+    let corners = [map(0.0, 0.0), map(nf, 0.0), map(nf, nf), map(0.0, nf)];
+    let pts = corners.map(|(x, y)| rqrr::Point {
+        // Clamped to the image, so the casts are exact.
+        x: x.round().clamp(0.0, f64::from(w)) as i32,
+        y: y.round().clamp(0.0, f64::from(h)) as i32,
+    });
+    Some(Code {
+        payload: String::from_utf8_lossy(&bytes).into_owned(),
+        bbox: bounds_box(&pts, w, h),
+    })
+}
+
+// --- codes in perspective: a homography through the alignment pattern ---------------------
+
+/// Loosest side ratio and angle (cosine) of three finders still tried as a code in
+/// perspective.
+const LOOSE_RATIO: f32 = 1.5;
+const LOOSE_COS: f32 = 0.45;
+
+/// Most triples given the homography per image (each costs a few milliseconds).
+const MAX_PERSPECTIVE_TRIPLES: usize = 6;
+
+/// Alignment-pattern candidates per triple given a homography each.
+const MAX_ALIGNMENT_CANDIDATES: usize = 4;
+
+/// Geometries (version x alignment candidate) refined per triple, best initial fit first.
+const MAX_PERSPECTIVE_REFINES: usize = 3;
+
+/// A projective map as a 3 x 3 matrix, row-major.
+#[derive(Debug, Clone, Copy)]
+struct Projective([f64; 9]);
+
+impl Projective {
+    fn from_square(h: &Homography) -> Self {
+        let [a, b, c, d, e, f, g, hh] = h.0;
+        Self([a, b, c, d, e, f, g, hh, 1.0])
+    }
+
+    fn inverse(&self) -> Option<Self> {
+        let [a, b, c, d, e, f, g, h, i] = self.0;
+        let (ca, cb, cc) = (e * i - f * h, f * g - d * i, d * h - e * g);
+        let det = a * ca + b * cb + c * cc;
+        if det.abs() < 1e-12 {
+            return None;
+        }
+        let m = [
+            ca,
+            c * h - b * i,
+            b * f - c * e,
+            cb,
+            a * i - c * g,
+            c * d - a * f,
+            cc,
+            b * g - a * h,
+            a * e - b * d,
+        ];
+        Some(Self(m.map(|x| x / det)))
+    }
+
+    /// `self` after `first`.
+    fn after(&self, first: &Self) -> Self {
+        let (l, r) = (self.0, first.0);
+        let at = |m: &[f64; 9], i: usize| m.get(i).copied().unwrap_or(0.0);
+        let mut out = [0.0; 9];
+        for (k, o) in out.iter_mut().enumerate() {
+            let (row, col) = (k / 3, k % 3);
+            *o = (0..3)
+                .map(|j| at(&l, row * 3 + j) * at(&r, j * 3 + col))
+                .sum();
+        }
+        Self(out)
+    }
+
+    /// The map taking each of `src` to the same-numbered point of `dst`.
+    fn between(src: [(f64, f64); 4], dst: [(f64, f64); 4]) -> Option<Self> {
+        let s = Self::from_square(&Homography::square_to_quad(src)?).inverse()?;
+        let d = Self::from_square(&Homography::square_to_quad(dst)?);
+        Some(d.after(&s))
+    }
+
+    fn map(&self, x: f64, y: f64) -> (f64, f64) {
+        let [a, b, c, d, e, f, g, h, i] = self.0;
+        let den = g * x + h * y + i;
+        if den.abs() < 1e-12 {
+            // Off the image: sampled as white.
+            return (-1e9, -1e9);
+        }
+        ((a * x + b * y + c) / den, (d * x + e * y + f) / den)
+    }
+}
+
+/// The alignment patterns' centre rows and columns (ISO/IEC 18004 table E.1), versions
+/// 2 to [`MAX_FINDER_VERSION`].
+const ALIGNMENT: [&[usize]; 9] = [
+    &[6, 18],
+    &[6, 22],
+    &[6, 26],
+    &[6, 30],
+    &[6, 34],
+    &[6, 22, 38],
+    &[6, 24, 42],
+    &[6, 26, 46],
+    &[6, 28, 50],
+];
+
+/// The alignment patterns' modules of an `n`-module code and whether each is dark.
+fn alignment_modules(n: usize) -> Vec<(usize, usize, bool)> {
+    let Some(pos) = n
+        .checked_sub(25)
+        .filter(|d| d % 4 == 0)
+        .and_then(|d| ALIGNMENT.get(d / 4))
+    else {
+        return Vec::new();
+    };
+    let (first, last) = (
+        pos.first().copied().unwrap_or(0),
+        pos.last().copied().unwrap_or(0),
+    );
+    let mut out = Vec::new();
+    for &cy in *pos {
+        for &cx in *pos {
+            // The three corners under the finder patterns have none.
+            let corner = (cx == first || cx == last) && (cy == first || cy == last);
+            if corner && !(cx == last && cy == last) {
+                continue;
+            }
+            for dy in 0..5usize {
+                for dx in 0..5usize {
+                    let ring = dx.abs_diff(2).max(dy.abs_diff(2));
+                    out.push((cx + dx - 2, cy + dy - 2, ring != 1));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where the bottom-right alignment pattern may be: the points that look most like one
+/// (a dark centre, a light ring, a dark ring) in a window around where the three finders
+/// put it with no perspective, each sampled along the directions from the bottom-left and
+/// the top-right finder (the code's bottom and right edges in perspective), at the finders'
+/// module size and a quarter larger (the near side of a tilted code). Best first, at least two modules apart.
+fn alignment_candidates(
+    img: &GrayImage,
+    [a, b, c]: [(f64, f64); 3],
+    module: f64,
+) -> Vec<(f64, f64)> {
+    let (ux, uy) = (b.0 - a.0, b.1 - a.1);
+    let (vx, vy) = (c.0 - a.0, c.1 - a.1);
+    let (lu, lv) = (ux.hypot(uy), vx.hypot(vy));
+    if lu < 1.0 || lv < 1.0 || module <= 0.0 {
+        return Vec::new();
+    }
+    // The alignment centre is 3 modules in from the fourth "finder" along both axes.
+    let cx = b.0 + vx - 3.0 * module * (ux / lu + vx / lv);
+    let cy = b.1 + vy - 3.0 * module * (uy / lu + vy / lv);
+    let step = 0.8 * module;
+    let reach_u = 0.45 * lu;
+    let reach_v = 0.45 * lv;
+    // Step counts: at most a few thousand positions (the reach is under 60 modules).
+    let ku = (reach_u / step).ceil().min(60.0) as i32;
+    let kv = (reach_v / step).ceil().min(60.0) as i32;
+    let mut scored: Vec<(f64, (f64, f64))> = Vec::new();
+    for i in -ku..=ku {
+        for j in -kv..=kv {
+            let (si, sj) = (f64::from(i) * step / lu, f64::from(j) * step / lv);
+            let (px, py) = (cx + si * ux + sj * vx, cy + si * uy + sj * vy);
+            let (ex, ey) = (px - c.0, py - c.1);
+            let (fx, fy) = (px - b.0, py - b.1);
+            let (le, lf) = (ex.hypot(ey), fx.hypot(fy));
+            if le < 1.0 || lf < 1.0 {
+                continue;
+            }
+            let (ex, ey, fx, fy) = (ex / le, ey / le, fx / lf, fy / lf);
+            let mut best = f64::MIN;
+            for k in [1.0, 1.25] {
+                let m = k * module;
+                let (mut light, mut dark) = (0.0, 0.0);
+                for dy in -2i32..=2 {
+                    for dx in -2i32..=2 {
+                        let (ddx, ddy) = (f64::from(dx) * m, f64::from(dy) * m);
+                        let v = sample(img, px + ddx * ex + ddy * fx, py + ddx * ey + ddy * fy);
+                        if dx.abs().max(dy.abs()) == 1 {
+                            light += v;
+                        } else {
+                            dark += v;
+                        }
+                    }
+                }
+                best = best.max(light / 8.0 - dark / 17.0);
+            }
+            if best >= MIN_TIMING_CONTRAST {
+                scored.push((best, (px, py)));
+            }
+        }
+    }
+    scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (_, p) in scored {
+        if out.len() >= MAX_ALIGNMENT_CANDIDATES {
+            break;
+        }
+        if out
+            .iter()
+            .all(|q| (q.0 - p.0).hypot(q.1 - p.1) >= 2.0 * module)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The grid-to-image homography of an `n`-module code whose finder centres and
+/// bottom-right alignment centre (grid (n - 6.5, n - 6.5)) are at `pts`.
+fn homography(n: usize, pts: [(f64, f64); 4]) -> Option<Projective> {
+    // n >= 25 here.
+    let nf = n as f64;
+    let [a, b, c, d] = pts;
+    Projective::between(
+        [
+            (3.5, 3.5),
+            (nf - 3.5, 3.5),
+            (nf - 6.5, nf - 6.5),
+            (3.5, nf - 3.5),
+        ],
+        [a, b, d, c],
+    )
+}
+
+/// [`refine`] for the homography's four points.
+fn refine_perspective(
+    img: &GrayImage,
+    n: usize,
+    cells: &[(usize, usize, bool)],
+    mut pts: [(f64, f64); 4],
+    module: f64,
+) -> (f64, [(f64, f64); 4]) {
+    let score = |p: [(f64, f64); 4]| {
+        homography(n, p).map_or(f64::MIN, |h| fitness(img, cells, &|x, y| h.map(x, y)))
+    };
+    let mut best = score(pts);
+    let mut step = module / 2.0;
+    for _ in 0..5 {
+        for k in 0..8 {
+            for dir in [1.0, -1.0] {
+                let mut trial = pts;
+                if let Some(p) = trial.get_mut(k / 2) {
+                    if k % 2 == 0 {
+                        p.0 += dir * step;
+                    } else {
+                        p.1 += dir * step;
+                    }
+                }
+                let f = score(trial);
+                if f > best {
+                    best = f;
+                    pts = trial;
+                }
+            }
+        }
+        step /= 2.0;
+    }
+    (best, pts)
+}
+
+/// A refined homography: its fitness, the grid size, the finder and alignment centres.
+type FitPerspective = (f64, usize, [(f64, f64); 4]);
+
+/// Read a code in perspective from its three finder centres (`start`): the fourth point of
+/// a homography is the bottom-right alignment pattern (versions 2 and up), found near where
+/// the finders put it and refined with the finders against every function pattern.
+fn read_perspective(
+    img: &GrayImage,
+    versions: &[i32],
+    start: [(f64, f64); 3],
+    module: f64,
+) -> Option<Code> {
+    let found = alignment_candidates(img, start, module);
+    if found.is_empty() {
+        return None;
+    }
+    let [a, b, c] = start;
+    let mut tries: Vec<FitPerspective> = Vec::new();
+    for v in versions.iter().filter(|v| **v >= 2) {
+        let n = usize::try_from(17 + 4 * v).ok()?;
+        let mut cells = function_modules(n);
+        cells.extend(alignment_modules(n));
+        for d in &found {
+            let pts = [a, b, c, *d];
+            if let Some(h) = homography(n, pts) {
+                tries.push((fitness(img, &cells, &|x, y| h.map(x, y)), n, pts));
+            }
+        }
+    }
+    tries.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut fits: Vec<FitPerspective> = tries
+        .into_iter()
+        .take(MAX_PERSPECTIVE_REFINES)
+        .map(|(_, n, pts)| {
+            let mut cells = function_modules(n);
+            cells.extend(alignment_modules(n));
+            let (f, p) = refine_perspective(img, n, &cells, pts, module);
+            (f, n, p)
+        })
+        .collect();
+    fits.sort_by(|x, y| y.0.total_cmp(&x.0));
+    for (_, n, pts) in fits.into_iter().take(2) {
+        let Some(h) = homography(n, pts) else {
+            continue;
+        };
+        let map = |x: f64, y: f64| h.map(x, y);
+        // Both the timing patterns and the alignment patterns must show: a sample and a
+        // decode cost several milliseconds, and blobs in a photo fit the finders.
+        if fitness(img, &timing_modules(n), &map) < MIN_TIMING_CONTRAST
+            || fitness(img, &alignment_modules(n), &map) < MIN_TIMING_CONTRAST
+        {
+            continue;
+        }
+        if let Some(code) = read_code(img, n, &map) {
+            return Some(code);
         }
     }
     None

@@ -112,6 +112,65 @@ pub fn rotate(img: &GrayImage, deg: f32) -> GrayImage {
     })
 }
 
+/// `img` seen in keystone perspective: its top edge `tilt` (a fraction) narrower than its
+/// bottom edge, drawn through the homography onto a white canvas of the same size (4 x 4
+/// samples per pixel).
+pub fn keystone(img: &GrayImage, tilt: f64) -> GrayImage {
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    // The image's corners go to a trapezoid; the inverse map (trapezoid -> image) is the
+    // square-to-quad map of the image's corners composed with the inverse of the trapezoid's.
+    let inset = w * tilt / 2.0;
+    let quad = [(inset, 0.0), (w - inset, 0.0), (w, h), (0.0, h)];
+    let [(x0, y0), (x1, y1), (x2, y2), (x3, y3)] = quad;
+    let (sx, sy) = (x0 - x1 + x2 - x3, y0 - y1 + y2 - y3);
+    let (dx1, dx2, dy1, dy2) = (x1 - x2, x3 - x2, y1 - y2, y3 - y2);
+    let den = dx1 * dy2 - dx2 * dy1;
+    let g = (sx * dy2 - dx2 * sy) / den;
+    let hh = (dx1 * sy - sx * dy1) / den;
+    let m = [
+        x1 - x0 + g * x1,
+        x3 - x0 + hh * x3,
+        x0,
+        y1 - y0 + g * y1,
+        y3 - y0 + hh * y3,
+        y0,
+        g,
+        hh,
+        1.0,
+    ];
+    // Inverse by the adjugate.
+    let [a, b, c, d, e, f, g, hh, i] = m;
+    let inv = [
+        e * i - f * hh,
+        c * hh - b * i,
+        b * f - c * e,
+        f * g - d * i,
+        a * i - c * g,
+        c * d - a * f,
+        d * hh - e * g,
+        b * g - a * hh,
+        a * e - b * d,
+    ];
+    GrayImage::from_fn(img.width(), img.height(), |px, py| {
+        let mut acc = 0.0;
+        for k in 0..16 {
+            let x = f64::from(px) + (f64::from(k % 4) + 0.5) / 4.0;
+            let y = f64::from(py) + (f64::from(k / 4) + 0.5) / 4.0;
+            let z = inv[6] * x + inv[7] * y + inv[8];
+            let (u, v) = (
+                (inv[0] * x + inv[1] * y + inv[2]) / z,
+                (inv[3] * x + inv[4] * y + inv[5]) / z,
+            );
+            acc += if (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v) {
+                f64::from(img.get_pixel((u * w) as u32, (v * h) as u32).0[0])
+            } else {
+                255.0
+            };
+        }
+        Luma([(acc / 16.0).round() as u8])
+    })
+}
+
 pub fn blur(img: &GrayImage, sigma: f32) -> GrayImage {
     if sigma <= 0.0 {
         img.clone()
