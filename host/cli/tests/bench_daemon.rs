@@ -26,6 +26,8 @@
 //! generated photos starts its first sync, and the paced stream is sent again while that
 //! backlog drains, so the latency is the one a webhook sees behind a large first scan. The
 //! backlog's files done during the stream are printed beside it.
+//! `PROOFPIX_BENCH_YIELD_AFTER` sets the store's `yield_after` (default 16; 0 never cuts a
+//! group's record for a waiting integration).
 
 #![cfg(feature = "demo")]
 
@@ -39,7 +41,7 @@ use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
 use proofpix_server::{AppState, DaemonConfig, LiveEvent};
 use proofpix_service::{Host, HostOptions, IntegrationSpec};
-use proofpix_store::Store;
+use proofpix_store::{Store, StoreOptions};
 use proofpix_vault::{MasterKey, Secret};
 
 const ID: &str = "slack";
@@ -63,7 +65,14 @@ struct Bench {
 
 impl Bench {
     async fn start(dir: &std::path::Path) -> (Bench, tokio::sync::oneshot::Sender<()>) {
-        let store = Arc::new(Store::open(&dir.join("store"), &MasterKey::generate()).unwrap());
+        // `PROOFPIX_BENCH_YIELD_AFTER=0` measures the store without its group cut.
+        let options = StoreOptions {
+            yield_after: env_or("PROOFPIX_BENCH_YIELD_AFTER", 16) as usize,
+            ..StoreOptions::default()
+        };
+        let store = Arc::new(
+            Store::open_with(&dir.join("store"), &MasterKey::generate(), options).unwrap(),
+        );
         let options = HostOptions {
             cache_dir: Some(
                 std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache"),

@@ -49,18 +49,19 @@ mod sparse;
 
 pub use connector::{Connector, ConnectorInfo, ConnectorSession};
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use proofpix_analysis::{Analyzer, FileSource, Report};
+use proofpix_analysis::{Analyzer, FileSource, Report, RiskLevel};
 use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, WriteResult};
 use proofpix_runtime::{Body, CallError, Content, IntegrationContext, RemoteContent};
 use proofpix_store::{
-    AuditEvent, BatchRecord, Begin, Completion, FileRecord, FileStatus, IntegrationStatus, Lease,
-    Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution, Stage, StageStore,
-    StoreError, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
+    AuditEvent, BatchRecord, Begin, ClaimRequest, Completion, FileRecord, FileStatus,
+    IntegrationStatus, Lease, Nacked, NewItem, NewResult, Outbound, Record, Recorded, Resolution,
+    Stage, StageStore, StoreError, WritebackDone, WritebackEnd, WritebackKey, stage_queue,
 };
 use time::OffsetDateTime;
 
@@ -116,6 +117,11 @@ pub struct PipelineOptions {
 
 /// Most failures listed in a batch record; `errors` counts them all.
 pub const MAX_BATCH_FAILURES: usize = 1_000;
+
+/// Most results listed in a batch record: the riskiest of the run, highest first; `ok`
+/// counts them all. Bounds the record (and the run's memory) whatever the run's size: a
+/// million-file run listed every id before, 8 MB held through the run and written at its close.
+pub const MAX_BATCH_RESULTS: usize = 5_000;
 
 /// Files per group commit by default: large enough that one fsync is shared by many
 /// files, small enough that a group's memory (its fetched heads and reports) stays small.
@@ -531,15 +537,26 @@ impl Pipeline {
     ) -> Result<SyncReport, PipelineError> {
         let started = Instant::now();
         let id = ctx.id.clone();
-        // The batch and its audit entry in one commit.
-        let batch = {
+        // The batch and its audit entry in one commit; a run that only drains its queue (a
+        // webhook's file) claims its first group in the same one.
+        let (batch, claimed) = {
             let id = id.clone();
+            let claim = (mode == SyncMode::QueueOnly).then(|| ClaimRequest {
+                queue: id.clone(),
+                owner: self.owner.clone(),
+                max: self.options.group_size.max(1),
+                lease: self.options.lease,
+            });
             self.blocking(move |s| {
-                s.start_batch_audited(&id, &|batch| {
+                let audit = |batch: &BatchRecord| {
                     AuditEvent::new("system", "sync.started", &batch.integration)
                         .outcome("ok")
                         .details(serde_json::json!({"batch": batch.id}))
-                })
+                };
+                match claim {
+                    Some(claim) => s.start_batch_and_claim(&id, &audit, &claim),
+                    None => Ok((s.start_batch_audited(&id, &audit)?, Vec::new())),
+                }
             })
             .await?
         };
@@ -551,9 +568,32 @@ impl Pipeline {
             routes: routes.clone(),
             collect: self.options.collect_outcomes,
             collected: HashMap::new(),
+            riskiest: Riskiest::default(),
+            claimed: Some(claimed).filter(|c| !c.is_empty()),
         };
         let result = self.run(plugin, ctx, mode, &mut run).await;
+        if let Some(left) = run.claimed.take() {
+            // The run failed before it reached its first group: the items go back to the
+            // queue now rather than when their leases run out.
+            let error = match &result {
+                Err(e) => format!("the run ended before it reached this file: {e}"),
+                Ok(()) => "the run ended before it reached this file".to_string(),
+            };
+            let now = self.store.now();
+            let returned = self
+                .blocking(move |s| {
+                    for lease in &left {
+                        s.nack(lease, now, &error)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = returned {
+                tracing::warn!(integration = %id, "claimed files could not be returned to the queue; they come back when their leases run out: {e}");
+            }
+        }
         let mut report = run.report;
+        report.batch.result_ids = run.riskiest.into_ids();
         report.duration = started.elapsed();
         let depth = {
             let id = id.clone();
@@ -777,7 +817,10 @@ impl Pipeline {
         let pixels = run.routes.pixels;
         // The write-back session, opened on first use so it can run beside the fetch one.
         let mut writer: Option<C::Session> = None;
-        let mut next = self.claim_and_analyse(session, plugin, ctx, pixels).await?;
+        let claimed = run.claimed.take();
+        let mut next = self
+            .claim_and_analyse(session, plugin, ctx, pixels, claimed)
+            .await?;
         loop {
             let Some(analysed) = next.take() else {
                 if !run.writeback_needed {
@@ -785,11 +828,15 @@ impl Pipeline {
                 }
                 // Nothing left to fetch: what is still queued for write-back goes out now
                 // (work an interrupted run left, or retries that came due).
-                return self.drain_writebacks(session, plugin, ctx, run).await;
+                return self
+                    .drain_writebacks(session, plugin, ctx, run, Vec::new())
+                    .await;
             };
-            self.record(ctx, analysed, run).await?;
+            let claimed = self.record(ctx, analysed, run).await?;
             if !run.writeback_needed {
-                next = self.claim_and_analyse(session, plugin, ctx, pixels).await?;
+                next = self
+                    .claim_and_analyse(session, plugin, ctx, pixels, None)
+                    .await?;
                 continue;
             }
             if writer.is_none() {
@@ -799,8 +846,8 @@ impl Pipeline {
                 unreachable!("the write-back session was opened above")
             };
             let (written, upcoming) = tokio::join!(
-                self.drain_writebacks(w, plugin, ctx, run),
-                self.claim_and_analyse(session, plugin, ctx, pixels),
+                self.drain_writebacks(w, plugin, ctx, run, claimed),
+                self.claim_and_analyse(session, plugin, ctx, pixels, None),
             );
             written?;
             next = upcoming?;
@@ -810,20 +857,24 @@ impl Pipeline {
         }
     }
 
-    /// Claims the next group of the fetch queue and fetches and analyses it; `None` when
-    /// nothing is due.
+    /// Claims the next group of the fetch queue (unless `claimed` holds it already) and
+    /// fetches and analyses it; `None` when nothing is due.
     async fn claim_and_analyse<C: Connector>(
         &self,
         session: &mut C::Session,
         plugin: &C,
         ctx: &IntegrationContext,
         run_pixels: bool,
+        claimed: Option<Vec<Lease>>,
     ) -> Result<Option<Vec<Analysed>>, PipelineError> {
         let group = self.options.group_size.max(1);
         let jobs = {
             let (id, owner, lease) = (ctx.id.clone(), self.owner.clone(), self.options.lease);
             self.blocking(move |s| {
-                let leases = s.claim(&id, &owner, group, lease)?;
+                let leases = match claimed {
+                    Some(leases) => leases,
+                    None => s.claim(&id, &owner, group, lease)?,
+                };
                 // Prior records are read in one read transaction per group.
                 let mut jobs = Vec::with_capacity(leases.len());
                 let mut unreadable = Vec::new();
@@ -905,12 +956,16 @@ impl Pipeline {
 
     /// Records a group of analysed files in one transaction (group commit): results, file
     /// records, acks and the outbox items of the downstream stages.
+    ///
+    /// When the run writes back, the same transaction claims the write-back stage's next
+    /// group (one durable commit, not two, on the embedded store); its leases are returned
+    /// for [`Pipeline::drain_writebacks`] to start from.
     async fn record(
         &self,
         ctx: &IntegrationContext,
         analysed: Vec<Analysed>,
         run: &mut Run,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<Vec<Lease>, PipelineError> {
         let now = self.store.now();
         let analysed_at = now_rfc3339();
         let writeback_queue = stage_queue(&ctx.id, Stage::WriteBack);
@@ -1005,7 +1060,19 @@ impl Pipeline {
             records.push(record);
             pending.push((job, outcome));
         }
-        let recorded = self.blocking(move |s| s.record_group(&records)).await?;
+        let (recorded, writebacks) = if run.writeback_needed {
+            let claim = ClaimRequest {
+                queue: writeback_queue,
+                owner: self.owner.clone(),
+                max: self.options.group_size.max(1),
+                lease: self.options.lease,
+            };
+            self.blocking(move |s| s.record_group_and_claim(&records, &claim))
+                .await?
+        } else {
+            let recorded = self.blocking(move |s| s.record_group(&records)).await?;
+            (recorded, Vec::new())
+        };
         for ((job, outcome), done) in pending.into_iter().zip(recorded) {
             let retried = job.lease.attempt > 1;
             match (done, outcome) {
@@ -1061,7 +1128,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(())
+        Ok(writebacks)
     }
 
     /// Fetches what the analysis needs and analyses it; with `pixels`, the whole file, and
@@ -1328,11 +1395,14 @@ impl Pipeline {
         plugin: &C,
         ctx: &IntegrationContext,
         run: &mut Run,
+        claimed: Vec<Lease>,
     ) -> Result<(), PipelineError> {
         if !run.writeback_needed {
             return Ok(());
         }
         let queue = stage_queue(&ctx.id, Stage::WriteBack);
+        // The first group may have been claimed with the record that queued it.
+        let mut claimed = Some(claimed).filter(|c| !c.is_empty());
         let group = self.options.group_size.max(1);
         let info = plugin.info();
         let batch_size = info.write_back_batch_size.max(1) as usize;
@@ -1341,8 +1411,12 @@ impl Pipeline {
             let (items, keys) = {
                 let (queue, owner, lease) = (queue.clone(), self.owner.clone(), self.options.lease);
                 let (id, plugin_version) = (ctx.id.clone(), plugin_version.clone());
+                let claimed = claimed.take();
                 self.blocking(move |s| {
-                    let leases = s.claim(&queue, &owner, group, lease)?;
+                    let leases = match claimed {
+                        Some(leases) => leases,
+                        None => s.claim(&queue, &owner, group, lease)?,
+                    };
                     let mut items = Vec::with_capacity(leases.len());
                     for lease in leases {
                         match serde_json::from_slice::<StageItem>(&lease.payload) {
@@ -1608,6 +1682,42 @@ struct Run {
     collect: bool,
     /// Index in `report.files` by remote id, for marking write-backs.
     collected: HashMap<String, usize>,
+    /// The results the batch record lists.
+    riskiest: Riskiest,
+    /// The fetch queue's first group, claimed with the batch's opening (a queue-only run),
+    /// until the first drain takes it.
+    claimed: Option<Vec<Lease>>,
+}
+
+/// The [`MAX_BATCH_RESULTS`] riskiest results of a run: a min-heap on (risk, score), so the
+/// least risky listed result is the one a riskier newcomer replaces. Ties keep the earlier
+/// result.
+#[derive(Default)]
+struct Riskiest {
+    heap: BinaryHeap<Reverse<(RiskLevel, u8, Reverse<u64>)>>,
+}
+
+impl Riskiest {
+    fn offer(&mut self, risk: RiskLevel, score: u8, result_id: u64) {
+        let key = Reverse((risk, score, Reverse(result_id)));
+        if self.heap.len() < MAX_BATCH_RESULTS {
+            self.heap.push(key);
+        } else if self.heap.peek().is_some_and(|least| key < *least) {
+            // `key < least` in the reversed order: the newcomer ranks above the least.
+            self.heap.pop();
+            self.heap.push(key);
+        }
+    }
+
+    /// The ids, riskiest first.
+    fn into_ids(self) -> Vec<u64> {
+        // Ascending in the reversed order is descending in risk.
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|Reverse((_, _, Reverse(id)))| id)
+            .collect()
+    }
 }
 
 impl Run {
@@ -1635,7 +1745,11 @@ impl Run {
             b.retried += 1;
         }
         if let Some(rid) = f.result_id {
-            b.result_ids.push(rid);
+            let (risk, score) = f
+                .report
+                .as_ref()
+                .map_or((RiskLevel::None, 0), |r| (r.risk, r.score));
+            self.riskiest.offer(risk, score, rid);
         }
         if self.collect {
             self.collected
@@ -1747,4 +1861,52 @@ pub fn now_rfc3339() -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_BATCH_RESULTS, Riskiest};
+    use proofpix_analysis::RiskLevel;
+
+    #[test]
+    fn a_batch_lists_its_riskiest_results_first_and_no_more_than_the_bound() {
+        let mut r = Riskiest::default();
+        let n = MAX_BATCH_RESULTS as u64 * 3;
+        // Mostly clean files; every 1,000th is high (score rising with the id), and the very
+        // last is critical: the newest results must still displace the least risky listed.
+        for id in 0..n {
+            let (risk, score) = match id {
+                _ if id == n - 1 => (RiskLevel::Critical, 90),
+                _ if id % 1_000 == 0 => (RiskLevel::High, u8::try_from(id / 1_000).unwrap()),
+                _ => (RiskLevel::None, 0),
+            };
+            r.offer(risk, score, id);
+        }
+        let ids = r.into_ids();
+        assert_eq!(ids.len(), MAX_BATCH_RESULTS);
+        assert_eq!(ids[0], n - 1, "the critical file leads");
+        let highs: Vec<u64> = (0..n).filter(|id| id % 1_000 == 0).rev().collect();
+        assert_eq!(
+            &ids[1..=highs.len()],
+            highs.as_slice(),
+            "then the high ones, highest score first"
+        );
+        // The clean files that fill the rest are the earliest ones (ties keep the earlier).
+        let clean = &ids[1 + highs.len()..];
+        let earliest: Vec<u64> = (0..n)
+            .filter(|id| id % 1_000 != 0)
+            .take(clean.len())
+            .collect();
+        assert_eq!(clean, earliest.as_slice());
+    }
+
+    #[test]
+    fn a_small_batch_lists_every_result() {
+        let mut r = Riskiest::default();
+        for id in [7, 3, 9] {
+            r.offer(RiskLevel::Low, 10, id);
+        }
+        r.offer(RiskLevel::Medium, 5, 1);
+        assert_eq!(r.into_ids(), vec![1, 3, 7, 9]);
+    }
 }

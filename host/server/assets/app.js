@@ -1354,6 +1354,7 @@
         scrollTable("Failed files", ["File", "Error"], b.failures.map((f) => [h("span", { class: "filename" }, f.remote_id), f.error]))) : null,
       h("section", { "aria-labelledby": "files-title" },
         h("h2", { id: "files-title" }, "Files"),
+        results.length > 0 && b.ok > results.length ? h("p", { class: "muted", id: "files-bounded" }, `The ${fmtInt(results.length)} riskiest of ${fmtInt(b.ok)} analysed files are listed.`) : null,
         results.length === 0 ? h("p", { class: "muted" }, "No analysed files in this batch.")
           : scrollTable("Files, highest risk first", ["File", "Risk", "Score", "Findings", "Format"],
             results.map((r) => [

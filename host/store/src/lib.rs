@@ -82,7 +82,9 @@ pub use inventory::{
     risk_rank,
 };
 pub use migrate::Migration;
-pub use queue::{Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, WorkQueue};
+pub use queue::{
+    ClaimRequest, Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, WorkQueue,
+};
 pub use records::{
     AnalysisResult, BatchFailure, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
     IntegrationStatus, NewResult, PluginRecord, TokenSet,

@@ -441,7 +441,8 @@ pub struct BatchRecord {
     pub retried: u64,
     /// Analysed files by risk level.
     pub by_risk: BTreeMap<String, u64>,
-    /// The per-file results.
+    /// The run's results, riskiest first: all of them up to the pipeline's bound
+    /// (`MAX_BATCH_RESULTS`, 5,000), the riskiest beyond it; `ok` counts them all.
     pub result_ids: Vec<u64>,
     /// The per-file failures.
     pub failures: Vec<BatchFailure>,

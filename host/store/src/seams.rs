@@ -15,12 +15,14 @@
 //! ([`StageStore::record_group`], [`StageStore::begin_writebacks`],
 //! [`StageStore::finish_writebacks`]) are one durability point per group: an
 //! implementation must keep that, or the pipeline's crash guarantees and its
-//! throughput go with it.
+//! throughput go with it. (The embedded store cuts a group's record into parts of
+//! at least 16 files while another integration waits at its one writer: each file's
+//! record stays one transaction, and what the pipeline relies on is per file.)
 
 use time::OffsetDateTime;
 
 use crate::idempotency::{Begin, IdempotencyLog, WritebackKey};
-use crate::queue::{Enqueued, NewItem, QueueDepth, WorkQueue};
+use crate::queue::{ClaimRequest, Enqueued, Lease, NewItem, QueueDepth, WorkQueue};
 use crate::records::{
     AnalysisResult, BatchRecord, FileRecord, IntegrationRecord, IntegrationStatus,
 };
@@ -89,6 +91,24 @@ pub trait StageStore:
     /// The backend failed; nothing of the group is recorded then.
     fn record_group(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError>;
 
+    /// Records a group as [`StageStore::record_group`] does, then claims what `claim` asks
+    /// for: the write-back stage's next group, which the worker that recorded it writes back
+    /// at once. One transaction on the embedded store (a small run's record and its
+    /// write-back claim are one durable commit, not two, and behind a backlog each commit
+    /// waits its turn at the writer); the default does one after the other.
+    ///
+    /// # Errors
+    /// The backend failed; when recording failed, nothing is claimed.
+    fn record_group_and_claim(
+        &self,
+        records: &[Record],
+        claim: &ClaimRequest,
+    ) -> Result<(Vec<Recorded>, Vec<Lease>), StoreError> {
+        let recorded = self.record_group(records)?;
+        let leases = self.claim(&claim.queue, &claim.owner, claim.max, claim.lease)?;
+        Ok((recorded, leases))
+    }
+
     /// Writes the intents of a group of write-backs, in one transaction.
     ///
     /// # Errors
@@ -141,6 +161,24 @@ pub trait StageStore:
             tracing::error!(integration, "cannot append to the audit log: {e}");
         }
         Ok(batch)
+    }
+
+    /// Opens a batch with its audit entry as [`StageStore::start_batch_audited`] does, then
+    /// claims what `claim` asks for: the first group of a run that only drains its queue (a
+    /// webhook's file). One transaction on the embedded store; the default does one after the
+    /// other.
+    ///
+    /// # Errors
+    /// The backend failed; when opening the batch failed, nothing is claimed.
+    fn start_batch_and_claim(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+        claim: &ClaimRequest,
+    ) -> Result<(BatchRecord, Vec<Lease>), StoreError> {
+        let batch = self.start_batch_audited(integration, audit)?;
+        let leases = self.claim(&claim.queue, &claim.owner, claim.max, claim.lease)?;
+        Ok((batch, leases))
     }
 
     /// Closes a run: [`StageStore::finish_batch`], the integration's health after it
@@ -229,6 +267,14 @@ impl StageStore for Store {
         Store::record_group(self, records)
     }
 
+    fn record_group_and_claim(
+        &self,
+        records: &[Record],
+        claim: &ClaimRequest,
+    ) -> Result<(Vec<Recorded>, Vec<Lease>), StoreError> {
+        Store::record_group_and_claim(self, records, claim)
+    }
+
     fn begin_writebacks(&self, keys: &[WritebackKey]) -> Result<Vec<Begin>, StoreError> {
         Store::begin_writebacks(self, keys)
     }
@@ -260,6 +306,15 @@ impl StageStore for Store {
         audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
     ) -> Result<BatchRecord, StoreError> {
         Store::start_batch_audited(self, integration, audit)
+    }
+
+    fn start_batch_and_claim(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+        claim: &ClaimRequest,
+    ) -> Result<(BatchRecord, Vec<Lease>), StoreError> {
+        Store::start_batch_and_claim(self, integration, audit, claim)
     }
 
     fn close_batch(

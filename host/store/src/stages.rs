@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{decode, encode};
 use crate::idempotency::{self, Begin, Completion, WritebackKey};
-use crate::queue::{Nacked, NewItem, ack_in, enqueue_in, nack_in, park_in};
+use crate::queue::{ClaimRequest, Nacked, NewItem, ack_in, claim_in, enqueue_in, nack_in, park_in};
 use crate::records::{BatchRecord, FileRecord, FileRow, IntegrationStatus};
 use crate::schema::{BATCHES, FILES, INTEGRATIONS, QUEUE_DUE};
 use crate::store::{add_result_in, put_file_in};
@@ -207,77 +207,142 @@ impl Store {
     /// Records a group of fetched files in one write transaction: one durability point for
     /// the group. Each file's ack (or nack, or park), file record, result and outbox items
     /// commit together with every other file's; a file whose lease was lost is skipped
-    /// ([`Recorded::LeaseLost`]) without failing the others.
+    /// ([`Recorded::LeaseLost`]) without failing the others. When another integration waits
+    /// at the writer, the group commits in parts of at least
+    /// [`crate::StoreOptions::yield_after`] files, each part a transaction of its own.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Database`] (nothing of the group is written then).
+    /// [`StoreError::Database`] (nothing of the failed part, nor of the parts after it, is
+    /// written then).
     pub fn record_group(&self, records: &[Record]) -> Result<Vec<Recorded>, StoreError> {
         let now = self.now();
-        let max_attempts = self.queue_max_attempts;
-        self.write(|txn| {
-            let mut out = Vec::with_capacity(records.len());
-            for r in records {
-                let done = match r {
-                    Record::Done {
-                        lease,
-                        file,
-                        result,
-                        outbox,
-                    } => match ack_in(txn, lease) {
-                        Err(e) if lost(&e) => Recorded::LeaseLost,
-                        Err(e) => return Err(e),
-                        Ok(()) => {
-                            let id = result
-                                .clone()
-                                .map(|r| add_result_in(txn, r, now))
-                                .transpose()?;
-                            let mut file = file.clone();
-                            if id.is_some() {
-                                file.last_result = id;
-                            }
-                            save_file(txn, &file, now)?;
-                            enqueue_outbox(txn, outbox, now)?;
-                            Recorded::Done(id)
-                        }
-                    },
-                    Record::Retry {
-                        lease,
-                        file,
-                        retry_at,
-                        error,
-                    } => match nack_in(txn, lease, *retry_at, error, max_attempts) {
-                        Err(e) if lost(&e) => Recorded::LeaseLost,
-                        Err(e) => return Err(e),
-                        Ok(nacked) => {
-                            let mut file = file.clone();
-                            file.status = match nacked {
-                                Nacked::Parked => FileStatus::Parked,
-                                Nacked::RetryAt(_) => FileStatus::Failed,
-                            };
-                            file.attempts = lease.attempt;
-                            file.last_error = Some(error.clone());
-                            save_file(txn, &file, now)?;
-                            Recorded::Nacked(nacked)
-                        }
-                    },
-                    Record::Park { lease, file, error } => match park_in(txn, lease, error) {
-                        Err(e) if lost(&e) => Recorded::LeaseLost,
-                        Err(e) => return Err(e),
-                        Ok(()) => {
-                            let mut file = file.clone();
-                            file.status = FileStatus::Parked;
-                            file.attempts = lease.attempt;
-                            file.last_error = Some(error.clone());
-                            save_file(txn, &file, now)?;
-                            Recorded::Parked
-                        }
-                    },
-                };
-                out.push(done);
+        let mut out = Vec::with_capacity(records.len());
+        while out.len() < records.len() {
+            let part = self.write(|txn| self.record_group_in(txn, &records[out.len()..], now))?;
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    /// [`crate::StageStore::record_group_and_claim`] in one transaction: the group's record
+    /// and the claim of the next stage's items are one durable commit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] (nothing of the group is written and nothing is claimed
+    /// then).
+    pub fn record_group_and_claim(
+        &self,
+        records: &[Record],
+        claim: &ClaimRequest,
+    ) -> Result<(Vec<Recorded>, Vec<Lease>), StoreError> {
+        let now = self.now();
+        let mut out = Vec::with_capacity(records.len());
+        loop {
+            // The claim goes with the group's last part.
+            let (part, leases) = self.write(|txn| {
+                let rest = &records[out.len()..];
+                let part = self.record_group_in(txn, rest, now)?;
+                if part.len() < rest.len() {
+                    return Ok((part, None));
+                }
+                let leases = claim_in(
+                    txn,
+                    &claim.queue,
+                    &claim.owner,
+                    claim.max,
+                    claim.lease,
+                    now,
+                    self.queue_max_attempts,
+                )?;
+                Ok((part, Some(leases)))
+            })?;
+            out.extend(part);
+            if let Some(leases) = leases {
+                return Ok((out, leases));
             }
-            Ok(out)
-        })
+        }
+    }
+
+    /// Records `records` in `txn`, or their first part when another integration waits at
+    /// the writer (see [`crate::StoreOptions::yield_after`]): at least one record, so a
+    /// caller that loops until all are recorded always progresses.
+    fn record_group_in(
+        &self,
+        txn: &WriteTransaction,
+        records: &[Record],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let max_attempts = self.queue_max_attempts;
+        let mut out = Vec::with_capacity(records.len());
+        for r in records {
+            let done = match r {
+                Record::Done {
+                    lease,
+                    file,
+                    result,
+                    outbox,
+                } => match ack_in(txn, lease) {
+                    Err(e) if lost(&e) => Recorded::LeaseLost,
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        let id = result
+                            .clone()
+                            .map(|r| add_result_in(txn, r, now))
+                            .transpose()?;
+                        let mut file = file.clone();
+                        if id.is_some() {
+                            file.last_result = id;
+                        }
+                        save_file(txn, &file, now)?;
+                        enqueue_outbox(txn, outbox, now)?;
+                        Recorded::Done(id)
+                    }
+                },
+                Record::Retry {
+                    lease,
+                    file,
+                    retry_at,
+                    error,
+                } => match nack_in(txn, lease, *retry_at, error, max_attempts) {
+                    Err(e) if lost(&e) => Recorded::LeaseLost,
+                    Err(e) => return Err(e),
+                    Ok(nacked) => {
+                        let mut file = file.clone();
+                        file.status = match nacked {
+                            Nacked::Parked => FileStatus::Parked,
+                            Nacked::RetryAt(_) => FileStatus::Failed,
+                        };
+                        file.attempts = lease.attempt;
+                        file.last_error = Some(error.clone());
+                        save_file(txn, &file, now)?;
+                        Recorded::Nacked(nacked)
+                    }
+                },
+                Record::Park { lease, file, error } => match park_in(txn, lease, error) {
+                    Err(e) if lost(&e) => Recorded::LeaseLost,
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        let mut file = file.clone();
+                        file.status = FileStatus::Parked;
+                        file.attempts = lease.attempt;
+                        file.last_error = Some(error.clone());
+                        save_file(txn, &file, now)?;
+                        Recorded::Parked
+                    }
+                },
+            };
+            out.push(done);
+            if self.yield_after > 0
+                && out.len() >= self.yield_after
+                && out.len() < records.len()
+                && self.writer.another_lane_waits()
+            {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Records the intents of a group of write-backs in one transaction (see
@@ -438,13 +503,49 @@ impl Store {
         audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
     ) -> Result<BatchRecord, StoreError> {
         let now = self.now();
+        self.write(|txn| self.open_batch_in(txn, integration, audit, now))
+    }
+
+    /// A new batch of `integration` and its audit entry, in `txn`.
+    fn open_batch_in(
+        &self,
+        txn: &WriteTransaction,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+        now: OffsetDateTime,
+    ) -> Result<BatchRecord, StoreError> {
+        let id = crate::store::next_id(txn, "batch")?;
+        let batch = BatchRecord::started(id, integration, now);
+        txn.open_table(BATCHES)?
+            .insert(id, encode(&batch).as_slice())?;
+        self.audit_in(txn, &audit(&batch))?;
+        Ok(batch)
+    }
+
+    /// [`crate::StageStore::start_batch_and_claim`] in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`]; nothing is written then.
+    pub fn start_batch_and_claim(
+        &self,
+        integration: &str,
+        audit: &(dyn Fn(&BatchRecord) -> AuditEvent + Sync),
+        claim: &ClaimRequest,
+    ) -> Result<(BatchRecord, Vec<Lease>), StoreError> {
+        let now = self.now();
         self.write(|txn| {
-            let id = crate::store::next_id(txn, "batch")?;
-            let batch = BatchRecord::started(id, integration, now);
-            txn.open_table(BATCHES)?
-                .insert(id, encode(&batch).as_slice())?;
-            self.audit_in(txn, &audit(&batch))?;
-            Ok(batch)
+            let batch = self.open_batch_in(txn, integration, audit, now)?;
+            let leases = claim_in(
+                txn,
+                &claim.queue,
+                &claim.owner,
+                claim.max,
+                claim.lease,
+                now,
+                self.queue_max_attempts,
+            )?;
+            Ok((batch, leases))
         })
     }
 
@@ -520,5 +621,90 @@ impl Store {
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(due_ms) * 1_000_000).ok()
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proofpix_vault::MasterKey;
+
+    use super::*;
+    use crate::{StoreOptions, WorkQueue, in_write_lane};
+
+    fn done(lease: &Lease, now: OffsetDateTime) -> Record {
+        Record::Done {
+            lease: lease.clone(),
+            file: FileRecord {
+                integration: "src".into(),
+                remote_id: lease.dedup_key.clone(),
+                version: "v1".into(),
+                name: format!("{}.jpg", lease.dedup_key),
+                content_hash: None,
+                last_result: None,
+                status: FileStatus::Analysed,
+                attempts: 1,
+                last_error: None,
+                updated_at: now,
+                web_url: None,
+            },
+            result: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// A group's record gives way to another integration waiting at the writer after
+    /// `yield_after` files, and takes the whole group when nobody waits.
+    #[test]
+    fn a_group_record_commits_a_part_when_another_integration_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            yield_after: 2,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), &MasterKey::generate(), options).unwrap();
+        let items: Vec<NewItem> = (0..5)
+            .map(|i| NewItem {
+                dedup_key: format!("f{i}"),
+                payload: Vec::new(),
+            })
+            .collect();
+        store.enqueue("src", &items).unwrap();
+        let leases = store
+            .claim("src", "w", 10, Duration::from_secs(60))
+            .unwrap();
+        let now = store.now();
+        let records: Vec<Record> = leases.iter().map(|l| done(l, now)).collect();
+
+        in_write_lane("src", || {
+            let turn = store.writer.enter();
+            std::thread::scope(|scope| {
+                let hook = scope.spawn(|| {
+                    in_write_lane("hook", || {
+                        let _turn = store.writer.enter();
+                    });
+                });
+                while !store.writer.another_lane_waits() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let txn = store.db.begin_write().unwrap();
+                let part = store.record_group_in(&txn, &records, now).unwrap();
+                assert_eq!(part.len(), 2, "two files, then the waiting integration's turn");
+                txn.commit().unwrap();
+                drop(turn);
+                hook.join().unwrap();
+            });
+            // Nobody waits now: the rest in one part.
+            let rest = store.record_group(&records[2..]).unwrap();
+            assert_eq!(rest.len(), 3);
+        });
+        assert!(
+            store
+                .claim("src", "w", 10, Duration::from_secs(60))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.depth("src").unwrap().pending, 0, "all five acked");
     }
 }

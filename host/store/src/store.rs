@@ -54,6 +54,11 @@ pub struct StoreOptions {
     /// redb's page cache, in bytes. Default 64 MiB (redb's own default is 1 GiB, too much for
     /// a daemon that shares its host).
     pub cache_size_bytes: usize,
+    /// When another integration waits at the one writer, a group's record commits after this
+    /// many files and the rest of the group takes a new turn, so the waiting integration (a
+    /// webhook's single file behind a first scan's backlog) waits for a part of a group, not
+    /// a whole one. Each file's record stays whole; 0 never cuts a group. Default 16.
+    pub yield_after: usize,
     /// The clock. Default: `OffsetDateTime::now_utc`.
     pub clock: Clock,
     /// Extra migrations after the built-in ones, for testing the migration machinery.
@@ -67,6 +72,7 @@ impl Default for StoreOptions {
             queue_max_attempts: 5,
             check_integrity_on_open: true,
             cache_size_bytes: 64 << 20,
+            yield_after: 16,
             clock: Arc::new(OffsetDateTime::now_utc),
             extra_migrations: Vec::new(),
         }
@@ -79,6 +85,7 @@ impl fmt::Debug for StoreOptions {
             .field("queue_max_attempts", &self.queue_max_attempts)
             .field("check_integrity_on_open", &self.check_integrity_on_open)
             .field("cache_size_bytes", &self.cache_size_bytes)
+            .field("yield_after", &self.yield_after)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +99,8 @@ pub struct Store {
     /// Random per open; tells a write-back intent left by a crashed run from one in flight now.
     pub(crate) run_id: u64,
     pub(crate) queue_max_attempts: u32,
+    /// See [`StoreOptions::yield_after`].
+    pub(crate) yield_after: usize,
     /// The sync leases of this daemon's integrations (see `ControlStore::try_acquire_sync`):
     /// in memory, since a redb file is held by one process.
     pub(crate) sync_leases: crate::control::SyncLeases,
@@ -220,6 +229,7 @@ impl Store {
             clock: options.clock.clone(),
             run_id: u64::from_le_bytes(run_id),
             queue_max_attempts: options.queue_max_attempts.max(1),
+            yield_after: options.yield_after,
             sync_leases: crate::control::SyncLeases::default(),
             schedule_plan: crate::control::SchedulePlan::default(),
             writer: crate::writer::WriterGate::default(),

@@ -93,6 +93,17 @@ impl WriterGate {
         Turn(self)
     }
 
+    /// Whether a lane other than the caller's waits for a turn (asked while holding one: a
+    /// long transaction may then commit early and let it go first).
+    pub(crate) fn another_lane_waits(&self) -> bool {
+        let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.order.is_empty() {
+            return false;
+        }
+        let lane = current_lane();
+        s.order.iter().any(|l| *l != lane)
+    }
+
     fn release(&self) {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(lane) = s.order.pop_front() else {

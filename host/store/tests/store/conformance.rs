@@ -113,6 +113,7 @@ macro_rules! stage_store_conformance {
             file_records_read_back_as_written,
             a_finished_batch_and_its_summaries_commit_together,
             a_run_opens_and_closes_with_its_audit_entries_and_health,
+            a_run_may_claim_its_first_group_with_its_opening_and_its_write_backs_with_their_record,
             the_status_of_an_unknown_integration_is_refused,
             audit_entries_are_numbered_without_gaps,
             concurrent_claims_never_share_an_item,
@@ -911,6 +912,115 @@ pub fn a_finished_batch_and_its_summaries_commit_together(b: &mut Backend) {
 /// finished batch with its summaries, the integration's health and its `sync.completed` entry
 /// (one commit each on the embedded store). An integration without a record (a test context)
 /// still closes its batch.
+/// The two combined commits a small run makes (one transaction each on the embedded store):
+/// the batch's opening with the fetch queue's first group, and a group's record with the
+/// write-back stage's next group. What they claim is what a claim right after would have, and
+/// an empty queue is an empty claim.
+pub fn a_run_may_claim_its_first_group_with_its_opening_and_its_write_backs_with_their_record(
+    b: &mut Backend,
+) {
+    let (store, clock) = (b.store(), &b.clock);
+    let wb = stage_queue("src", Stage::WriteBack);
+    let claim = |queue: &str| ClaimRequest {
+        queue: queue.into(),
+        owner: "w1".into(),
+        max: 2,
+        lease: LEASE,
+    };
+    let audit = |batch: &BatchRecord| {
+        AuditEvent::new("system", "sync.started", &batch.integration)
+            .details(serde_json::json!({ "batch": batch.id }))
+    };
+
+    // Nothing queued: the batch opens and nothing is claimed.
+    let before = store.audit_entries(1, 10_000).unwrap().len();
+    let (empty, none) = store
+        .start_batch_and_claim("src", &audit, &claim("src"))
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(store.batch(empty.id).unwrap(), Some(empty.clone()));
+    assert_eq!(store.audit_entries(1, 10_000).unwrap().len(), before + 1);
+
+    // Three queued, two claimed with the opening; the third waits for the next claim.
+    store
+        .enqueue("src", &items(&["a@v1", "b@v1", "c@v1"]))
+        .unwrap();
+    let (batch, leases) = store
+        .start_batch_and_claim("src", &audit, &claim("src"))
+        .unwrap();
+    assert!(batch.id > empty.id);
+    assert_eq!(store.batch(batch.id).unwrap(), Some(batch));
+    assert_eq!(
+        leases
+            .iter()
+            .map(|l| l.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+        ["a@v1", "b@v1"]
+    );
+    assert!(leases.iter().all(|l| l.owner == "w1" && l.attempt == 1));
+    let entries = store.audit_entries(1, 10_000).unwrap();
+    assert_eq!(entries.len(), before + 2);
+    assert_eq!(entries.last().unwrap().action, "sync.started");
+    let depth = store.depth("src").unwrap();
+    assert_eq!(depth.pending, 3, "claimed items stay pending until acked");
+
+    // The group's record queues two write-backs and claims them in the same step.
+    let records: Vec<Record> = leases
+        .iter()
+        .zip(["a", "b"])
+        .map(|(lease, id)| Record::Done {
+            lease: lease.clone(),
+            file: file(id, clock.now()),
+            result: Some(result(id)),
+            outbox: vec![outbound(&wb, &format!("{id}@v1#p"))],
+        })
+        .collect();
+    let (recorded, claimed) = store.record_group_and_claim(&records, &claim(&wb)).unwrap();
+    assert!(
+        recorded
+            .iter()
+            .all(|r| matches!(r, Recorded::Done(Some(_))))
+    );
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|l| l.dedup_key.as_str())
+            .collect::<Vec<_>>(),
+        ["a@v1#p", "b@v1#p"]
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|l| l.integration == wb && l.owner == "w1")
+    );
+    // Leased: another claim gets nothing until the leases run out.
+    assert!(store.claim(&wb, "w2", 10, LEASE).unwrap().is_empty());
+    // The fetch queue's third item is still there for the next claim.
+    let next = store.claim("src", "w1", 10, LEASE).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].dedup_key, "c@v1");
+
+    // A record with nothing queued downstream claims nothing, and an empty claim is empty.
+    let (recorded, claimed) = store
+        .record_group_and_claim(
+            &[Record::Done {
+                lease: next[0].clone(),
+                file: file("c", clock.now()),
+                result: Some(result("c")),
+                outbox: Vec::new(),
+            }],
+            &claim(&wb),
+        )
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert!(claimed.is_empty());
+    assert!(store.claim("src", "w1", 10, LEASE).unwrap().is_empty());
+    assert_eq!(store.depth("src").unwrap().pending, 0);
+    // Expired write-back leases are claimable again (the read-only look sees them too).
+    clock.advance(LEASE + Duration::from_secs(1));
+    assert_eq!(store.claim(&wb, "w2", 10, LEASE).unwrap().len(), 1);
+}
+
 pub fn a_run_opens_and_closes_with_its_audit_entries_and_health(b: &mut Backend) {
     let (store, clock) = (b.store(), &b.clock);
     store
