@@ -325,6 +325,13 @@ async fn bench_webhook_to_write_back() {
     let burst = env_or("PROOFPIX_BENCH_BURST", 500) as usize;
     let paced = env_or("PROOFPIX_BENCH_PACED", 200) as usize;
     let rate = env_or("PROOFPIX_BENCH_RATE", 20);
+    // `RUST_LOG=proofpix_pipeline=debug` (say) shows where a slow file waited.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let dir = tempfile::tempdir().unwrap();
     let (mut bench, stop) = Bench::start(dir.path()).await;
     bench.first_sync().await;

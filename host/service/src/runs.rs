@@ -198,14 +198,24 @@ impl RunManager {
                 integration: id.clone(),
                 outcome,
             });
-            let again = self
-                .inner
-                .rerun
-                .lock()
-                .map(|mut r| r.remove(&id))
-                .unwrap_or(false);
-            if !again || self.is_stopping() {
-                break;
+            // Whether a trigger came meanwhile, and if not, the end of this run loop, under the
+            // `running` lock that `trigger` takes first: a trigger between the two would
+            // otherwise flag a follow-up that no loop runs, and its webhook's file would wait
+            // for the next trigger.
+            {
+                let Ok(mut running) = self.inner.running.lock() else {
+                    break;
+                };
+                let again = self
+                    .inner
+                    .rerun
+                    .lock()
+                    .map(|mut r| r.remove(&id))
+                    .unwrap_or(false);
+                if !again || self.is_stopping() {
+                    running.remove(&id);
+                    return;
+                }
             }
             // Follow-ups process what arrived meanwhile (webhook files).
             mode = SyncMode::QueueOnly;
