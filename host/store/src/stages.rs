@@ -690,7 +690,11 @@ mod tests {
                 }
                 let txn = store.db.begin_write().unwrap();
                 let part = store.record_group_in(&txn, &records, now).unwrap();
-                assert_eq!(part.len(), 2, "two files, then the waiting integration's turn");
+                assert_eq!(
+                    part.len(),
+                    2,
+                    "two files, then the waiting integration's turn"
+                );
                 txn.commit().unwrap();
                 drop(turn);
                 hook.join().unwrap();
