@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::value;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,13 +136,6 @@ fn analyze_exif(ifd0: &[E], note: &[u8]) -> Report {
     let t = tiff(ifd0, &[undefined(0x927c, note)], &[], &[]);
     let a = Analyzer::new(Policy::default(), Options::default().with_show_values(true));
     a.analyze(&jpeg(&[app1_exif(&t)], 8, 8))
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
 }
 
 /// A maker note: `header`, then an IFD whose offsets are relative to the TIFF header (the note

@@ -5,26 +5,14 @@
 //! header is read as far as it goes, with an error; any bytes after the signature never panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+use common::{exiftool_json, no_panic, value};
+
 use proofpix_analysis::{Analyzer, Format, Options, Policy, Report};
 
 fn run(bytes: &[u8]) -> Report {
     let v = bytes.to_vec();
     Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
-}
-
-fn no_panic(r: &Report) {
-    assert!(
-        !r.error.as_deref().unwrap_or("").contains("internal error"),
-        "{:?}",
-        r.error
-    );
 }
 
 /// An FPF file: the header with the given fields, then 4x2 16-bit pixels.
@@ -54,27 +42,6 @@ fn fpf(big_endian: bool) -> Vec<u8> {
     h
 }
 
-/// ExifTool's JSON reading of `bytes` (`-j -G1 -n -a`), or `None` without exiftool.
-fn exiftool(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
-    std::process::Command::new("exiftool")
-        .arg("-ver")
-        .output()
-        .ok()?;
-    let dir = std::env::temp_dir().join(format!("proofpix-flir-fpf-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    let out = std::process::Command::new("exiftool")
-        .args(["-j", "-G1", "-n", "-a"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&p);
-    let _ = std::fs::remove_dir(&dir);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(v[0].clone())
-}
-
 #[test]
 fn fpf_header_serials_as_exiftool_reads_them() {
     for be in [false, true] {
@@ -100,7 +67,7 @@ fn fpf_header_serials_as_exiftool_reads_them() {
             .filter(|f| f.category.as_str() == "serial")
             .count();
         assert_eq!(serials, 3);
-        if let Some(et) = exiftool("thermal.fpf", &f) {
+        if let Some(et) = exiftool_json("thermal.fpf", &f) {
             for (k, v) in [
                 ("CameraSerialNumber", "62101234"),
                 ("LensSerialNumber", "55012345"),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::value;
 
 use common::*;
 use proofpix_analysis::{Analyzer, Options, Policy, Report};
@@ -15,13 +16,6 @@ fn run(bytes: &[u8]) -> Report {
 
 fn analyze_exif(ifd0: &[E], exif: &[E]) -> Report {
     run(&jpeg(&[app1_exif(&tiff(ifd0, exif, &[], &[]))], 8, 8))
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
 }
 
 fn has(r: &Report, category: &str) -> bool {

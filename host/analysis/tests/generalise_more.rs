@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::value;
 
 use common::*;
 use proofpix_analysis::{Analyzer, Options, Policy, Report};
@@ -13,13 +14,6 @@ use proofpix_analysis::{Analyzer, Options, Policy, Report};
 fn run(bytes: &[u8]) -> Report {
     let v = bytes.to_vec();
     Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
 }
 
 fn has(r: &Report, category: &str) -> bool {

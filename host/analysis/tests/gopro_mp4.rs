@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::{exiftool_json, no_panic, value};
 
 use common::*;
 use proofpix_analysis::{Analyzer, Format, Options, Policy, Report};
@@ -14,21 +15,6 @@ use proofpix_analysis::{Analyzer, Format, Options, Policy, Report};
 fn run(bytes: &[u8]) -> Report {
     let v = bytes.to_vec();
     Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
-}
-
-fn no_panic(r: &Report) {
-    assert!(
-        !r.error.as_deref().unwrap_or("").contains("internal error"),
-        "{:?}",
-        r.error
-    );
 }
 
 fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -88,27 +74,6 @@ fn movie(children: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
-/// ExifTool's JSON reading of `bytes` (`-j -G1 -n -a`), or `None` without exiftool.
-fn exiftool(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
-    std::process::Command::new("exiftool")
-        .arg("-ver")
-        .output()
-        .ok()?;
-    let dir = std::env::temp_dir().join(format!("proofpix-gopro-mp4-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    let out = std::process::Command::new("exiftool")
-        .args(["-j", "-G1", "-n", "-a"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&p);
-    let _ = std::fs::remove_dir(&dir);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(v[0].clone())
-}
-
 #[test]
 fn gopro_udta_gpmf_camera_serial_and_gps_as_exiftool_reads_them() {
     let f = movie(&[bx(b"GPMF", &gpmf(true))]);
@@ -129,7 +94,7 @@ fn gopro_udta_gpmf_camera_serial_and_gps_as_exiftool_reads_them() {
     assert_eq!(g.source.group, "GoPro");
     assert!(g.value.starts_with("-33.7"), "{}", g.value);
     assert!(g.value.contains("151.2"), "{}", g.value);
-    if let Some(et) = exiftool("gopro.mp4", &f) {
+    if let Some(et) = exiftool_json("gopro.mp4", &f) {
         assert_eq!(et["GoPro:CameraSerialNumber"], "C3441325123456", "{et}");
         let lat = et["GoPro:GPSLatitude"].as_f64().unwrap_or(f64::NAN);
         let lon = et["GoPro:GPSLongitude"].as_f64().unwrap_or(f64::NAN);

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::value;
 
 use common::*;
 use proofpix_analysis::{Analyzer, Options, Policy, Report};
@@ -10,13 +11,6 @@ fn analyze_exif(ifd0: &[E], exif: &[E]) -> Report {
     let t = tiff(ifd0, exif, &[], &[]);
     let a = Analyzer::new(Policy::default(), Options::default().with_show_values(true));
     a.analyze(&jpeg(&[app1_exif(&t)], 8, 8))
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
 }
 
 #[test]

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::value;
 
 use common::*;
 use proofpix_analysis::{Analyzer, Options, Policy, Report};
@@ -22,13 +23,6 @@ fn names(r: &Report, category: &str) -> Vec<String> {
         .filter(|f| f.category.as_str() == category)
         .map(|f| format!("{}:{}", f.source.group, f.source.name))
         .collect()
-}
-
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,19 +7,14 @@
 //! a partial result with an error, never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+use common::no_panic;
+
 use proofpix_analysis::{Analyzer, Format, Options, Policy, Report};
 
 fn run(bytes: &[u8]) -> Report {
     let v = bytes.to_vec();
     Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
-}
-
-fn no_panic(r: &Report) {
-    assert!(
-        !r.error.as_deref().unwrap_or("").contains("internal error"),
-        "{:?}",
-        r.error
-    );
 }
 
 /// (group, name, category, value) of every finding.

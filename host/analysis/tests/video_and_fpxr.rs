@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
+use common::{exiftool_json, no_panic, value};
 
 use common::*;
 use proofpix_analysis::{Analyzer, Format, Options, Policy, Report};
@@ -16,47 +17,11 @@ fn run(bytes: &[u8]) -> Report {
     Analyzer::new(Policy::default(), Options::default().with_show_values(true)).analyze(&v)
 }
 
-fn value(r: &Report, name: &str) -> Option<String> {
-    r.findings
-        .iter()
-        .find(|f| f.source.name == name)
-        .map(|f| f.value.clone())
-}
-
 fn gps(r: &Report) -> Option<String> {
     r.findings
         .iter()
         .find(|f| f.category.as_str() == "gps")
         .map(|f| f.value.clone())
-}
-
-fn no_panic(r: &Report) {
-    assert!(
-        !r.error.as_deref().unwrap_or("").contains("internal error"),
-        "{:?}",
-        r.error
-    );
-}
-
-/// ExifTool's JSON reading of `bytes` (`-j -G1 -n`), or `None` without exiftool.
-fn exiftool(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
-    std::process::Command::new("exiftool")
-        .arg("-ver")
-        .output()
-        .ok()?;
-    let dir = std::env::temp_dir().join(format!("proofpix-video-fpxr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    let out = std::process::Command::new("exiftool")
-        .args(["-j", "-G1", "-n", "-a"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&p);
-    let _ = std::fs::remove_dir(&dir);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    Some(v[0].clone())
 }
 
 // ---- QuickTime / MP4 ------------------------------------------------------------------------
@@ -135,7 +100,7 @@ fn nikon_nctg_serials_gps_and_thumbnail() {
     let g = gps(&r).expect("gps");
     assert!(g.contains("-12.5") && g.contains("-33.25"), "{g}");
     assert!(value(&r, "ThumbnailImage").is_some());
-    if let Some(et) = exiftool("nikon.mov", &f) {
+    if let Some(et) = exiftool_json("nikon.mov", &f) {
         assert_eq!(et["Nikon:SerialNumber"], 3012345);
         assert_eq!(et["Nikon:LensSerialNumber"], "LS-991");
         assert_eq!(et["GPS:GPSLatitude"], 12.5);
@@ -207,7 +172,7 @@ fn pentax_pent_gps_and_preview() {
     let g = gps(&r).expect("gps");
     assert!(g.contains("48.8566") && g.contains("2.35"), "{g}");
     assert!(value(&r, "PreviewImage").is_some(), "{:#?}", r.findings);
-    if let Some(et) = exiftool("pentax.mov", &f) {
+    if let Some(et) = exiftool_json("pentax.mov", &f) {
         assert!(
             (et["GPS:GPSLatitude"].as_f64().unwrap() - 48.85666).abs() < 1e-4,
             "{et}"
@@ -283,7 +248,7 @@ fn flir_user_data_serial_gps_and_thumbnail() {
     let g = gps(&r).expect("gps");
     assert!(g.contains("59.25") && g.contains("-17.5"), "{g}");
     assert!(value(&r, "ThumbnailImage").is_some());
-    if let Some(et) = exiftool("flir.mp4", &f) {
+    if let Some(et) = exiftool_json("flir.mp4", &f) {
         assert_eq!(et["FLIR:CameraSerialNumber"], 49012345);
         assert_eq!(et["FLIR:GPSLatitude"], 59.25);
         assert_eq!(et["FLIR:GPSLongitude"], -17.5);
@@ -320,7 +285,7 @@ fn kodak_free_serial() {
     let r = run(&f);
     assert_eq!(r.error, None);
     assert_eq!(value(&r, "SerialNumber").as_deref(), Some("KCGHD12345678"));
-    if let Some(et) = exiftool("kodak.mp4", &f) {
+    if let Some(et) = exiftool_json("kodak.mp4", &f) {
         assert_eq!(et["Kodak:SerialNumber"], "KCGHD12345678", "{et}");
     }
     // A plain free box is nothing; a Seri atom whose length byte lies is an error.
@@ -536,7 +501,7 @@ fn fpxr_serials_author_and_screen_nail() {
         let f = r.findings.iter().find(|f| f.source.name == name).unwrap();
         assert_eq!(f.category.as_str(), "thumbnail");
     }
-    if let Some(et) = exiftool("fpxr.jpg", &f) {
+    if let Some(et) = exiftool_json("fpxr.jpg", &f) {
         assert_eq!(et["FlashPix:SerialNumber"], "KCK-77001234", "{et}");
         assert_eq!(et["FlashPix:ScannerSerialNumber"], "SCN-5");
         assert_eq!(et["FlashPix:Author"], "Ann Smith");
@@ -571,7 +536,7 @@ fn fujifilm_fpxr_previews_with_and_without_a_contents_list() {
         value(&r, "PreviewImage").as_deref(),
         Some(format!("{}-byte embedded image", j.len()).as_str())
     );
-    if let Some(et) = exiftool("fuji1.jpg", &f) {
+    if let Some(et) = exiftool_json("fuji1.jpg", &f) {
         assert!(
             et["FlashPix:PreviewImage"]
                 .as_str()
@@ -594,7 +559,7 @@ fn fujifilm_fpxr_previews_with_and_without_a_contents_list() {
         value(&r, "PreviewImage").as_deref(),
         Some(format!("{}-byte embedded image", j.len()).as_str())
     );
-    if let Some(et) = exiftool("fuji2.jpg", &f) {
+    if let Some(et) = exiftool_json("fuji2.jpg", &f) {
         let v = et
             .as_object()
             .unwrap()

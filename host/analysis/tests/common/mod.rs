@@ -10,6 +10,8 @@
 
 use std::path::PathBuf;
 
+use proofpix_analysis::Report;
+
 /// `../shared/corpus` relative to the repository root, or `PROOFPIX_CORPUS`.
 pub fn corpus() -> Option<PathBuf> {
     let p = std::env::var_os("PROOFPIX_CORPUS")
@@ -356,4 +358,42 @@ pub fn tiff_image(extra: &[E]) -> Vec<u8> {
         }
     }
     t
+}
+
+/// The finding named `name`'s value, if any.
+pub fn value(r: &Report, name: &str) -> Option<String> {
+    r.findings
+        .iter()
+        .find(|f| f.source.name == name)
+        .map(|f| f.value.clone())
+}
+
+/// The report has no error from a caught panic.
+pub fn no_panic(r: &Report) {
+    assert!(
+        !r.error.as_deref().unwrap_or("").contains("internal error"),
+        "{:?}",
+        r.error
+    );
+}
+
+/// ExifTool's JSON reading of `bytes` (`-j -G1 -n -a`), or `None` without exiftool.
+pub fn exiftool_json(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+    std::process::Command::new("exiftool")
+        .arg("-ver")
+        .output()
+        .ok()?;
+    let dir = std::env::temp_dir().join(format!("proofpix-exiftool-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    let out = std::process::Command::new("exiftool")
+        .args(["-j", "-G1", "-n", "-a"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir(&dir);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some(v[0].clone())
 }
