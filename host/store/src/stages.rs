@@ -247,15 +247,7 @@ impl Store {
                 if part.len() < rest.len() {
                     return Ok((part, None));
                 }
-                let leases = claim_in(
-                    txn,
-                    &claim.queue,
-                    &claim.owner,
-                    claim.max,
-                    claim.lease,
-                    now,
-                    self.queue_max_attempts,
-                )?;
+                let leases = self.claim_request_in(txn, claim, now)?;
                 Ok((part, Some(leases)))
             })?;
             out.extend(part);
@@ -506,6 +498,24 @@ impl Store {
         self.write(|txn| self.open_batch_in(txn, integration, audit, now))
     }
 
+    /// What `claim` asks for, claimed in `txn`.
+    fn claim_request_in(
+        &self,
+        txn: &WriteTransaction,
+        claim: &ClaimRequest,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Lease>, StoreError> {
+        claim_in(
+            txn,
+            &claim.queue,
+            &claim.owner,
+            claim.max,
+            claim.lease,
+            now,
+            self.queue_max_attempts,
+        )
+    }
+
     /// A new batch of `integration` and its audit entry, in `txn`.
     fn open_batch_in(
         &self,
@@ -536,15 +546,7 @@ impl Store {
         let now = self.now();
         self.write(|txn| {
             let batch = self.open_batch_in(txn, integration, audit, now)?;
-            let leases = claim_in(
-                txn,
-                &claim.queue,
-                &claim.owner,
-                claim.max,
-                claim.lease,
-                now,
-                self.queue_max_attempts,
-            )?;
+            let leases = self.claim_request_in(txn, claim, now)?;
             Ok((batch, leases))
         })
     }
