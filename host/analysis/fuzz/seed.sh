@@ -17,9 +17,18 @@ magic webp 52494646
 magic tiff 49492a00
 magic bmff 00000018
 magic flir 46464600   # FLIR FFF record files (flirpy frames)
+# FLIR FPF files: the bytes after their 24-byte signature (the flir target puts it back).
+find "$src" -type f -size -2048k | while read -r f; do
+  if [ "$(head -c 24 "$f" | xxd -p)" = "465046205075626c696320496d61676520466f726d617400" ]; then
+    tail -c +25 "$f" > "$here/corpus/flir/$(sha1sum "$f" | cut -c1-16)"
+  fi
+done
+# The analyze target reads its first byte as the mode (odd: deep), so each file gets one in
+# front: 0 or 1 by its hash, half of the seeds in each mode.
 mkdir -p "$here/corpus/analyze" "$here/corpus/strip"
 find "$src" -type f -size -1024k -not -path '*/golden/*' | while read -r f; do
-  h=$(sha1sum "$f" | cut -c1-16); cp -f "$f" "$here/corpus/analyze/$h"; cp -f "$f" "$here/corpus/strip/$h"
+  h=$(sha1sum "$f" | cut -c1-16); cp -f "$f" "$here/corpus/strip/$h"
+  { printf "\\00$(( 0x${h:15:1} & 1 ))"; cat "$f"; } > "$here/corpus/analyze/$h"
 done
 # QuickTime seeds: every ISO-BMFF file (ftyp at 4), with a 0 first byte (the target's
 # "top-level boxes" wrapper).

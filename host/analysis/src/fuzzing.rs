@@ -49,6 +49,17 @@ pub fn parse_flir(data: &[u8]) {
     with_ctx(|ctx| crate::container::jpeg::flir(ctx, data, Some(0)));
 }
 
+/// A FLIR FPF file: `data` behind the 24-byte `FPF Public Image Format` signature, read by the
+/// FPF header reader through a reader over those bytes (as the container dispatch would).
+pub fn parse_fpf(data: &[u8]) {
+    let mut v = b"FPF Public Image Format\0".to_vec();
+    v.extend_from_slice(data);
+    let r = Reader::new(&v);
+    let o = Options::default();
+    let mut ctx = Ctx::new(&r, &o);
+    crate::container::raw::parse_fpf(&mut ctx);
+}
+
 /// FlashPix APP2 `FPXR` segments: `data` is a run of records, each a 16-bit big-endian length
 /// and that many bytes (what follows `FPXR\0` in one segment), reassembled as in a JPEG walk.
 pub fn parse_fpxr(data: &[u8]) {
