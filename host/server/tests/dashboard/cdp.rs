@@ -7,11 +7,12 @@
 //! (console messages, exceptions) are collected per page so a test can fail
 //! on a script error or a Content-Security-Policy violation.
 //!
-//! Why not a CDP crate: `chromiumoxide` and `headless_chrome` generate the
-//! whole protocol (thousands of types, minutes of compiling on two cores) for
-//! the dozen commands used here, and the WebDriver route needs a second
-//! process (`chromedriver`) whose version must match. A WebSocket and
-//! `serde_json` are enough.
+//! Why not a CDP crate: `chromiumoxide` 0.9.1 generates the whole protocol; measured here
+//! (BENCHMARKS.md, "The dashboard tests' own DevTools client"), its two crates add about
+//! 3.5 minutes of one core to every cold build (`chromiumoxide_cdp` alone 165 s, on the
+//! critical path) and the build peaks at 2.4 GiB, for the 16 commands and 4 events used
+//! here. Classic WebDriver, which `fantoccini` speaks, has no console or exception events,
+//! and the tests fail on those. A WebSocket and `serde_json` are enough.
 //!
 //! The browser is found as `$PROOFPIX_CHROMIUM`, else `chromium`,
 //! `chromium-browser` or `google-chrome` on `PATH`. When none exists the test
