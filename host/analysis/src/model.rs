@@ -7,54 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// How risky a finding, or a whole file, is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum RiskLevel {
-    /// Nothing to report (also: a policy's way to hide a finding).
-    #[default]
-    None,
-    /// Device and software fingerprints, copyright.
-    Low,
-    /// Linkable identifiers: serials, unique ids, exact timestamps, place names, history.
-    Medium,
-    /// Precise location, named people, creator contact details, hidden images.
-    High,
-    /// A precise location together with a named person, or recoverable hidden pixels.
-    Critical,
-}
-
-impl RiskLevel {
-    /// The lowercase name used in JSON and policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-    /// Parse the lowercase name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "none" => Self::None,
-            "low" => Self::Low,
-            "medium" => Self::Medium,
-            "high" => Self::High,
-            "critical" => Self::Critical,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for RiskLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// How risky a finding, or a whole file, is: the host's one risk type, from `proofpix-model`.
+pub use proofpix_model::RiskLevel;
 
 /// The privacy category of a finding (the corpus vocabulary plus three extra checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -61,7 +61,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-model, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

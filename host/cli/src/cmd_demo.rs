@@ -299,7 +299,7 @@ async fn configure(state: &AppState, sandbox: &Sandbox, base: &str) -> anyhow::R
             grant: loopback_grant(),
             subscriptions: Some(Subscriptions {
                 events: vec!["high-risk".into()],
-                min_risk: "high".into(),
+                min_risk: proofpix_analysis::RiskLevel::High,
                 digest: true,
                 dashboard_url: dashboard.clone(),
                 ..Subscriptions::default()

@@ -5,7 +5,7 @@
 //! found, 1 when something was, 2 on an error that stopped the command.
 //! Errors go to stderr as one chain, once; results go to stdout.
 //!
-//! Layering (checked by .ci/layers): floor 5, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-server, proofpix-service, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault).
+//! Layering (checked by .ci/layers): floor 6, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-model, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-server, proofpix-service, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault).
 
 mod backend;
 mod cmd_analyze;

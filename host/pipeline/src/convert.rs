@@ -1,29 +1,7 @@
 //! From the analysis core's report to the contract's `file-result`.
 
-use proofpix_analysis::{Family, Finding as CoreFinding, Report, RiskLevel as CoreRisk};
-use proofpix_runtime::contract::{FileResult, Finding, RemoteFile, RiskLevel};
-
-/// The contract's risk level for the core's.
-pub fn risk_to_contract(r: CoreRisk) -> RiskLevel {
-    match r {
-        CoreRisk::None => RiskLevel::None,
-        CoreRisk::Low => RiskLevel::Low,
-        CoreRisk::Medium => RiskLevel::Medium,
-        CoreRisk::High => RiskLevel::High,
-        CoreRisk::Critical => RiskLevel::Critical,
-    }
-}
-
-/// The core's risk level for the contract's (the inverse of [`risk_to_contract`]).
-pub fn risk_from_contract(r: RiskLevel) -> CoreRisk {
-    match r {
-        RiskLevel::None => CoreRisk::None,
-        RiskLevel::Low => CoreRisk::Low,
-        RiskLevel::Medium => CoreRisk::Medium,
-        RiskLevel::High => CoreRisk::High,
-        RiskLevel::Critical => CoreRisk::Critical,
-    }
-}
+use proofpix_analysis::{Family, Finding as CoreFinding, Report, RiskLevel};
+use proofpix_runtime::contract::{FileResult, Finding, RemoteFile};
 
 /// `family:group/tag`, e.g. `exif:GPS/0x0002` or `xmp:XMP-dc/dc:creator`.
 pub fn source_label(f: &CoreFinding) -> String {
@@ -45,11 +23,11 @@ pub fn label_family(label: &str) -> Option<Family> {
 /// carries it, so it answers as [`Report::risk_from_pixels`] did for the report it came from.
 pub fn risk_from_pixels(result: &FileResult) -> bool {
     proofpix_analysis::risk_from_pixels(
-        risk_from_contract(result.risk),
+        RiskLevel::from(result.risk),
         result
             .findings
             .iter()
-            .filter_map(|f| Some((label_family(&f.source)?, risk_from_contract(f.severity)))),
+            .filter_map(|f| Some((label_family(&f.source)?, RiskLevel::from(f.severity)))),
     )
 }
 
@@ -58,7 +36,7 @@ pub fn file_result(file: &RemoteFile, report: &Report, analysed_at: &str) -> Fil
     FileResult {
         file: file.clone(),
         format: report.format.as_str().to_string(),
-        risk: risk_to_contract(report.risk),
+        risk: report.risk.into(),
         score: report.score,
         findings: report
             .findings
@@ -66,7 +44,7 @@ pub fn file_result(file: &RemoteFile, report: &Report, analysed_at: &str) -> Fil
             .map(|f| Finding {
                 category: f.category.as_str().to_string(),
                 code: f.code.clone(),
-                severity: risk_to_contract(f.severity),
+                severity: f.severity.into(),
                 source: source_label(f),
                 value: f.value.clone(),
             })
@@ -83,7 +61,7 @@ mod tests {
     use super::*;
     use proofpix_analysis::{Analyzer, Category, Options, PixelRun, Policy, Source};
 
-    fn finding(family: Family, category: Category, severity: CoreRisk) -> CoreFinding {
+    fn finding(family: Family, category: Category, severity: RiskLevel) -> CoreFinding {
         CoreFinding {
             category,
             code: format!("{}.test", category.code_prefix()),
@@ -129,9 +107,9 @@ mod tests {
     /// came from does: one rule, read through the family in the source label.
     #[test]
     fn a_result_says_its_risk_is_in_the_pixels_as_its_report_does() {
-        let wifi = || finding(Family::Pixels, Category::Barcode, CoreRisk::High);
-        let gps = || finding(Family::Exif, Category::Gps, CoreRisk::High);
-        let text = || finding(Family::Pixels, Category::TextPii, CoreRisk::Medium);
+        let wifi = || finding(Family::Pixels, Category::Barcode, RiskLevel::High);
+        let gps = || finding(Family::Exif, Category::Gps, RiskLevel::High);
+        let text = || finding(Family::Pixels, Category::TextPii, RiskLevel::Medium);
         let cases = [
             (vec![wifi()], true),
             (vec![gps(), wifi()], true),
@@ -150,7 +128,7 @@ mod tests {
         // A result whose pixel finding sits above its level (no scored report has one)
         // still owes its risk to the pixels, as the core's rule says.
         let mut result = file_result(&file(), &report(vec![wifi()]), "");
-        result.risk = RiskLevel::Medium;
+        result.risk = RiskLevel::Medium.into();
         assert!(risk_from_pixels(&result));
         // The category alone does not make a finding the pixels': the family does.
         result.findings[0].source = "exif:IFD0/0x010e".into();
@@ -159,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_source_label_names_its_family() {
-        let f = finding(Family::MakerNote, Category::Serial, CoreRisk::Medium);
+        let f = finding(Family::MakerNote, Category::Serial, RiskLevel::Medium);
         assert_eq!(source_label(&f), "maker-note:QR/CodeInImage");
         assert_eq!(label_family(&source_label(&f)), Some(Family::MakerNote));
         assert_eq!(label_family("nonsense"), None);

@@ -38,7 +38,7 @@
 //! the [`SyncReport`] for callers that print them (tests, small one-shot runs);
 //! the daemon turns it off.
 //!
-//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, even transitively.
+//! Layering (checked by .ci/layers): floor 3, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-model, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, even transitively.
 
 #![deny(missing_docs)]
 
@@ -65,7 +65,7 @@ use proofpix_store::{
 };
 use time::OffsetDateTime;
 
-pub use convert::{file_result, risk_from_contract, risk_from_pixels, risk_to_contract};
+pub use convert::{file_result, risk_from_pixels};
 pub use lane::{current_lane, in_lane, run_in_lane};
 pub use sparse::SparseSource;
 
@@ -997,7 +997,7 @@ impl Pipeline {
                         integration: ctx.id.clone(),
                         remote_id: job.file.id.clone(),
                         file_version: job.file.version.clone(),
-                        risk: report.risk.as_str().to_string(),
+                        risk: report.risk,
                         score: u32::from(report.score),
                         report_json: report.to_json(&job.file.name).to_string(),
                     };

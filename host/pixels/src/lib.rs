@@ -29,7 +29,7 @@
 //! assert!(report.skipped.as_deref().unwrap_or("").contains("not a PNG"));
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-model, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
 #![warn(
     clippy::unwrap_used,

@@ -10,7 +10,7 @@
 //! unparsable grant is an error at load time, and a value that fits no rule
 //! is refused.
 //!
-//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-model); never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
 #![warn(
     clippy::unwrap_used,
@@ -35,7 +35,5 @@ pub use grants::{
 };
 pub use limits::{Limits, LimitsError};
 pub use manifest::{FieldShape, ManifestShape, MountShape};
-pub use remediation::{
-    RemediationAction, RemediationPolicy, RemediationPolicyError, RiskThreshold,
-};
+pub use remediation::{RemediationAction, RemediationPolicy, RemediationPolicyError};
 pub use subscriptions::{EVENT_ALIASES, EVENTS, Subscriptions};

@@ -26,17 +26,19 @@
 //! | `label` | string | none | the label for `apply-label` (required with it) |
 //!
 //! ```
-//! use proofpix_policy::remediation::{RemediationAction, RemediationPolicy, RiskThreshold};
+//! use proofpix_model::RiskLevel;
+//! use proofpix_policy::remediation::{RemediationAction, RemediationPolicy};
 //!
 //! let p = RemediationPolicy::from_json(r#"{"actions": ["quarantine"], "min_risk": "critical"}"#)?;
 //! assert_eq!(p.actions, [RemediationAction::Quarantine]);
 //! assert!(p.simulate, "simulation is on unless turned off");
-//! assert!(p.applies_to(RiskThreshold::Critical) && !p.applies_to(RiskThreshold::High));
+//! assert!(p.applies_to(RiskLevel::Critical) && !p.applies_to(RiskLevel::High));
 //! # Ok::<(), proofpix_policy::remediation::RemediationPolicyError>(())
 //! ```
 
 use std::fmt;
 
+use proofpix_model::RiskLevel;
 use serde::{Deserialize, Serialize};
 
 /// Longest label accepted for `apply-label`; platform labels are short.
@@ -89,36 +91,6 @@ impl fmt::Display for RemediationAction {
     }
 }
 
-/// The lowest risk level an action applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RiskThreshold {
-    /// No finding worth a warning; never a threshold in a policy, only a file's level.
-    None,
-    /// Low.
-    Low,
-    /// Medium.
-    Medium,
-    /// High.
-    High,
-    /// Critical.
-    Critical,
-}
-
-impl RiskThreshold {
-    /// Parses a risk level name (`none`, `low`, `medium`, `high`, `critical`).
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s.trim().to_ascii_lowercase().as_str() {
-            "none" => RiskThreshold::None,
-            "low" => RiskThreshold::Low,
-            "medium" => RiskThreshold::Medium,
-            "high" => RiskThreshold::High,
-            "critical" => RiskThreshold::Critical,
-            _ => return None,
-        })
-    }
-}
-
 /// An operator's remediation settings for one integration (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +100,7 @@ pub struct RemediationPolicy {
     pub actions: Vec<RemediationAction>,
     /// Act on files at this risk level or above.
     #[serde(default = "default_min_risk")]
-    pub min_risk: RiskThreshold,
+    pub min_risk: RiskLevel,
     /// Seconds to wait after a file's analysis before acting (0: at the end of the sync).
     #[serde(default)]
     pub delay_secs: u64,
@@ -140,8 +112,8 @@ pub struct RemediationPolicy {
     pub label: Option<String>,
 }
 
-fn default_min_risk() -> RiskThreshold {
-    RiskThreshold::High
+fn default_min_risk() -> RiskLevel {
+    RiskLevel::High
 }
 
 fn default_simulate() -> bool {
@@ -219,7 +191,7 @@ impl RemediationPolicy {
                 return Err(field("actions", format!("{a} is listed twice")));
             }
         }
-        if self.min_risk == RiskThreshold::None {
+        if self.min_risk == RiskLevel::None {
             return Err(field(
                 "min_risk",
                 "must be low, medium, high or critical; `none` would act on every file".into(),
@@ -278,8 +250,8 @@ impl RemediationPolicy {
     }
 
     /// Whether a file at risk `level` is at or above the policy's threshold.
-    pub fn applies_to(&self, level: RiskThreshold) -> bool {
-        level != RiskThreshold::None && level >= self.min_risk
+    pub fn applies_to(&self, level: RiskLevel) -> bool {
+        level != RiskLevel::None && level >= self.min_risk
     }
 
     /// The enabled actions that the plugin also declares, in the order they run.
@@ -352,11 +324,11 @@ mod tests {
     fn simulation_is_on_and_the_threshold_high_by_default() {
         let p = RemediationPolicy::from_json(r#"{"actions": ["quarantine"]}"#).unwrap_or_default();
         assert!(p.simulate);
-        assert_eq!(p.min_risk, RiskThreshold::High);
-        assert!(p.applies_to(RiskThreshold::Critical));
-        assert!(p.applies_to(RiskThreshold::High));
-        assert!(!p.applies_to(RiskThreshold::Medium));
-        assert!(!p.applies_to(RiskThreshold::None));
+        assert_eq!(p.min_risk, RiskLevel::High);
+        assert!(p.applies_to(RiskLevel::Critical));
+        assert!(p.applies_to(RiskLevel::High));
+        assert!(!p.applies_to(RiskLevel::Medium));
+        assert!(!p.applies_to(RiskLevel::None));
     }
 
     /// The plugin's declaration is the other side of the grant.
@@ -390,7 +362,7 @@ mod tests {
     fn policies_round_trip_through_json() {
         let p = RemediationPolicy {
             actions: vec![RemediationAction::ApplyLabel],
-            min_risk: RiskThreshold::Medium,
+            min_risk: RiskLevel::Medium,
             delay_secs: 60,
             simulate: false,
             label: Some("PII".into()),

@@ -2,6 +2,7 @@
 //! risk worth an alert, and how alerts are grouped. Host policy, stored typed in the
 //! integration's record and never shown to the plugin.
 
+use proofpix_model::RiskLevel;
 use serde::{Deserialize, Serialize};
 
 /// What a notifier integration receives.
@@ -16,7 +17,7 @@ pub struct Subscriptions {
     pub events: Vec<String>,
     /// Lowest file risk that raises an alert: `medium`, `high` or `critical`.
     #[serde(default = "default_min_risk")]
-    pub min_risk: String,
+    pub min_risk: RiskLevel,
     /// Send alerts as digests (up to 50 files a message) instead of one message per file.
     #[serde(default)]
     pub digest: bool,
@@ -45,8 +46,8 @@ fn default_events() -> Vec<String> {
         "unhealthy".into(),
     ]
 }
-fn default_min_risk() -> String {
-    "high".into()
+fn default_min_risk() -> RiskLevel {
+    RiskLevel::High
 }
 
 impl Default for Subscriptions {
@@ -110,9 +111,10 @@ impl Subscriptions {
             }
         }
         self.events.dedup();
-        if !matches!(self.min_risk.as_str(), "medium" | "high" | "critical") {
+        if self.min_risk < RiskLevel::Medium {
             return Err(format!(
-                "unknown min_risk {:?} in the subscriptions; give medium, high or critical",
+                "min_risk {} is too low for the subscriptions (it would alert on nearly every \
+                 file); give medium, high or critical",
                 self.min_risk
             ));
         }

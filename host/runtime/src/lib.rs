@@ -15,7 +15,7 @@
 //! [`Session`] per integration. Policy decisions come from
 //! `proofpix-policy`; this crate is the mechanism.
 //!
-//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, even transitively.
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-model, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, redb, even transitively.
 #![deny(missing_docs)]
 
 pub mod bindings;
@@ -29,6 +29,7 @@ mod fetch;
 mod host_state;
 mod imports;
 pub mod metrics;
+mod model;
 mod plugin;
 pub mod scrub;
 mod session;

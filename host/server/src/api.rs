@@ -548,7 +548,7 @@ async fn current_risk(
                     continue;
                 }
                 match row.risk {
-                    Some(r) => *out.by_risk.entry(r).or_default() += 1,
+                    Some(r) => *out.by_risk.entry(r.to_string()).or_default() += 1,
                     None => out.not_analysed += 1,
                 }
             }
@@ -1255,7 +1255,8 @@ pub struct ResultView {
     integration: String,
     remote_id: String,
     file_version: String,
-    risk: String,
+    #[schema(value_type = String)]
+    risk: proofpix_store::RiskLevel,
     score: u32,
     created_at: String,
     /// The analysis report: format, findings (values masked), errors.
@@ -2004,7 +2005,8 @@ pub struct InventoryFileView {
     /// The latest analysis (`GET /api/results/{id}`).
     result_id: Option<u64>,
     /// `none`, `low`, `medium`, `high`, `critical`; absent until analysed.
-    risk: Option<String>,
+    #[schema(value_type = Option<String>)]
+    risk: Option<proofpix_store::RiskLevel>,
     score: Option<u32>,
     analysed_at: Option<String>,
     /// The finding categories of the latest analysis.
@@ -2019,7 +2021,6 @@ pub struct InventoryPageView {
     next: Option<String>,
 }
 
-const RISKS: &[&str] = &["none", "low", "medium", "high", "critical"];
 const STATUSES: &[&str] = &[
     "pending", "analysed", "written", "skipped", "failed", "parked", "removed",
 ];
@@ -2113,12 +2114,12 @@ fn decode_cursor(
 
 fn inventory_query(p: &InventoryParams, csv: bool) -> ApiResult<proofpix_store::InventoryQuery> {
     use proofpix_store::InventorySort as S;
-    let risks = list_param(&p.risk);
-    if let Some(r) = risks.iter().find(|r| !RISKS.contains(&r.as_str())) {
-        return Err(unprocessable(format!(
-            "risk {r:?} is not one of {}",
-            RISKS.join(", ")
-        )));
+    let mut risks = Vec::new();
+    for r in list_param(&p.risk) {
+        risks.push(proofpix_store::RiskLevel::parse(&r).ok_or_else(|| {
+            let names: Vec<&str> = proofpix_store::RiskLevel::ALL.map(|l| l.as_str()).to_vec();
+            unprocessable(format!("risk {r:?} is not one of {}", names.join(", ")))
+        })?);
     }
     let mut statuses = Vec::new();
     for s in list_param(&p.status) {
@@ -2273,7 +2274,7 @@ fn csv_line(v: &InventoryFileView) -> String {
         csv_cell(&v.remote_id),
         csv_cell(&v.name),
         csv_cell(&v.status),
-        csv_cell(v.risk.as_deref().unwrap_or("")),
+        csv_cell(v.risk.map_or("", |r| r.as_str())),
         v.score.map(|s| s.to_string()).unwrap_or_default(),
         csv_cell(&v.categories.join(" ")),
         csv_cell(v.analysed_at.as_deref().unwrap_or("")),
@@ -2501,16 +2502,14 @@ pub async fn get_file(
     let result = result.map(result_view);
     let from_pixels = result
         .as_ref()
-        .is_some_and(|r| stored_risk_from_pixels(&r.risk, &r.report));
+        .is_some_and(|r| stored_risk_from_pixels(r.risk, &r.report));
     let policy = state.host().remediation_policy(&integration)?;
     let declared = plugin
         .as_ref()
         .map(proofpix_service::declared_actions)
         .unwrap_or_default();
     let policy_applies = match (&policy, &result) {
-        (Some(p), Some(r)) => {
-            proofpix_policy::RiskThreshold::parse(&r.risk).is_some_and(|level| p.applies_to(level))
-        }
+        (Some(p), Some(r)) => p.applies_to(r.risk),
         _ => false,
     };
     let actions = declared

@@ -20,7 +20,7 @@
 //! and the printable compliance report) and `charts` (the SVG pictures they
 //! draw).
 //!
-//! Layering (checked by .ci/layers): floor 4, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-service, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault).
+//! Layering (checked by .ci/layers): floor 5, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-model, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-service, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault).
 
 #![deny(missing_docs)]
 

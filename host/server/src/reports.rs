@@ -27,7 +27,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use proofpix_service::Host;
-use proofpix_store::{BatchRecord, InventoryQuery, InventorySort};
+use proofpix_store::{BatchRecord, InventoryQuery, InventorySort, RiskLevel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::{Date, Duration, OffsetDateTime};
@@ -636,7 +636,7 @@ fn files_part(
         for row in &page.rows {
             out.analysed += 1;
             if let Some(r) = &row.risk {
-                *out.by_risk.entry(r.clone()).or_default() += 1;
+                *out.by_risk.entry(r.to_string()).or_default() += 1;
             }
             for c in &row.categories {
                 *out.by_category.entry(c.clone()).or_default() += 1;
@@ -653,7 +653,7 @@ fn files_part(
     out.top = s
         .inventory(&InventoryQuery {
             integrations: vec![id.to_string()],
-            risks: vec!["critical".into(), "high".into(), "medium".into()],
+            risks: vec![RiskLevel::Critical, RiskLevel::High, RiskLevel::Medium],
             analysed_from: Some(start),
             analysed_to: Some(end),
             sort: InventorySort::Risk,
@@ -890,7 +890,7 @@ pub async fn integration_report(
             ],
         );
         for f in &files.top {
-            let risk = f.risk.as_deref().unwrap_or("");
+            let risk = f.risk.map_or("", |r| r.as_str());
             let _ = write!(
                 html,
                 "<tr><td class=\"name\"><a href=\"/#/files/{}/{}\">{}</a><br><span class=\"muted pre\">{}</span></td><td class=\"risk-{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>",

@@ -790,7 +790,11 @@ async fn a_verified_webhook_queues_just_the_changed_file_and_a_forged_one_is_ref
         .unwrap()
         .unwrap();
     assert_eq!(result.remote_id, "photo-1");
-    assert_eq!(result.risk, "critical", "GPS with the owner's name");
+    assert_eq!(
+        result.risk.as_str(),
+        "critical",
+        "GPS with the owner's name"
+    );
 }
 
 // ----- the plugin trust boundary on the server (issue 11) -------------------
@@ -1679,7 +1683,7 @@ fn seed_inventory(d: &Daemon) -> Vec<(String, String, String, &'static str)> {
                     integration: integration.clone(),
                     remote_id: remote_id.clone(),
                     file_version: "v1".into(),
-                    risk: risk.to_string(),
+                    risk: risk.parse().expect("a risk level"),
                     score: match *risk {
                         "critical" => 90,
                         "high" => 70,
@@ -2095,7 +2099,7 @@ fn seed_file(
             integration: integration.into(),
             remote_id: remote_id.into(),
             file_version: "v1".into(),
-            risk: risk.into(),
+            risk: risk.parse().expect("a risk level"),
             score: 80,
             report_json:
                 json!({"path": name, "format": "jpeg", "risk": risk, "findings": findings})

@@ -1301,7 +1301,7 @@ async fn an_admin_sets_and_removes_a_remediation_policy() {
         saved.actions,
         [proofpix_policy::RemediationAction::ReplaceWithSanitised]
     );
-    assert_eq!(saved.min_risk, proofpix_policy::RiskThreshold::Critical);
+    assert_eq!(saved.min_risk, proofpix_store::RiskLevel::Critical);
     assert!(!saved.simulate);
     shots.take(&page, "policy-acting").await;
 
@@ -1617,7 +1617,7 @@ async fn a_file_page_says_why_a_sanitised_copy_is_not_offered_for_pixel_risk() {
             integration: "field-sp".into(),
             remote_id: remote_id.into(),
             file_version: "v1".into(),
-            risk: "high".into(),
+            risk: proofpix_store::RiskLevel::High,
             score: 80,
             report_json: serde_json::json!({
                 "path": "whiteboard.jpg", "format": "jpeg", "risk": "high",
@@ -1834,7 +1834,7 @@ async fn a_file_links_to_its_platform_and_its_page_simulates_then_applies_an_act
                 integration: "wb".into(),
                 remote_id: id.into(),
                 file_version: "v1".into(),
-                risk: "critical".into(),
+                risk: proofpix_store::RiskLevel::Critical,
                 score: 90,
                 report_json: serde_json::json!({
                     "path": name, "format": "jpeg", "risk": "critical",

@@ -17,7 +17,7 @@
 //! config (or the reverse) and values of the wrong kind are refused with a
 //! message naming the field. Secrets go straight to the vault.
 //!
-//! Layering (checked by .ci/layers): floor 3, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault); never pulls in axum, even transitively.
+//! Layering (checked by .ci/layers): floor 4, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-model, proofpix-pipeline, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-store-pg, proofpix-vault); never pulls in axum, even transitively.
 
 #![deny(missing_docs)]
 
@@ -39,7 +39,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use integration::context_for;
-use proofpix_analysis::RiskLevel;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
 use proofpix_pipeline::{
@@ -1024,7 +1023,7 @@ impl Host {
             if subs.wants(id, "high-risk") {
                 routes.files.push(FileRoute {
                     queue: queue.clone(),
-                    min_risk: notify::min_risk_level(&subs),
+                    min_risk: subs.min_risk,
                 });
             }
             if subs.wants(id, "batch-completed") {
@@ -1035,17 +1034,9 @@ impl Host {
             }
         }
         if let Ok(Some(policy)) = self.remediation_policy(id) {
-            use proofpix_policy::RiskThreshold as T;
-            let min_risk = match policy.min_risk {
-                T::None => RiskLevel::None,
-                T::Low => RiskLevel::Low,
-                T::Medium => RiskLevel::Medium,
-                T::High => RiskLevel::High,
-                T::Critical => RiskLevel::Critical,
-            };
             routes.files.push(FileRoute {
                 queue: proofpix_store::stage_queue(id, proofpix_store::Stage::Remediate),
-                min_risk,
+                min_risk: policy.min_risk,
             });
         }
         routes

@@ -19,7 +19,7 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use proofpix_analysis::RiskLevel;
-use proofpix_pipeline::{StageItem, risk_from_contract, risk_to_contract};
+use proofpix_pipeline::StageItem;
 use proofpix_policy::Subscriptions;
 use proofpix_runtime::contract::{
     BatchSummary, Capability, Digest, FileAlert, Notification, Problem,
@@ -42,11 +42,6 @@ const DELIVERY_ATTEMPTS: u32 = 4;
 const TRAP_ATTEMPTS: u32 = 2;
 /// Longest wait for a Retry-After during delivery.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
-
-/// The lowest risk that raises an alert (`min_risk`; an unknown word reads as high).
-pub(crate) fn min_risk_level(subs: &Subscriptions) -> RiskLevel {
-    RiskLevel::parse(&subs.min_risk).unwrap_or(RiskLevel::High)
-}
 
 /// A failure a source integration's run reports at once (results and summaries go through
 /// the notify queues instead; a failure notice joins them only when the notifier refused it).
@@ -260,7 +255,7 @@ impl Host {
         subs: &Subscriptions,
         leases: Vec<Lease>,
     ) -> Result<Vec<QueuedMessage>, crate::ServiceError> {
-        let min = min_risk_level(subs);
+        let min = subs.min_risk;
         let mut alerts: Vec<(FileAlert, String, Lease)> = Vec::new();
         let mut batches: BTreeMap<String, Vec<(u64, Lease)>> = BTreeMap::new();
         let mut dropped = Vec::new();
@@ -268,8 +263,7 @@ impl Host {
         for lease in leases {
             match serde_json::from_slice::<StageItem>(&lease.payload) {
                 Ok(StageItem::File { source, result })
-                    if subs.wants(&source, "high-risk")
-                        && risk_from_contract(result.risk) >= min =>
+                    if subs.wants(&source, "high-risk") && RiskLevel::from(result.risk) >= min =>
                 {
                     alerts.push((
                         FileAlert {
@@ -523,7 +517,7 @@ fn summary(
         files_failed: count(errors),
         by_risk: by_risk
             .into_iter()
-            .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (risk_to_contract(r), count(v))))
+            .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (r.into(), count(v))))
             .collect(),
         dashboard_url: subs
             .dashboard_url
@@ -571,13 +565,13 @@ fn digests<L>(alerts: Vec<(FileAlert, String, L)>, now: &str, max: usize) -> Vec
     let total = count(alerts.len());
     let mut per_risk: BTreeMap<RiskLevel, usize> = BTreeMap::new();
     for (a, _, _) in &alerts {
-        *per_risk.entry(risk_from_contract(a.risk)).or_default() += 1;
+        *per_risk.entry(RiskLevel::from(a.risk)).or_default() += 1;
     }
     // Most severe first.
     let by_risk: Vec<_> = per_risk
         .into_iter()
         .rev()
-        .map(|(r, n)| (risk_to_contract(r), count(n)))
+        .map(|(r, n)| (r.into(), count(n)))
         .collect();
     let window_start = alerts
         .iter()

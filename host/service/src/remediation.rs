@@ -38,7 +38,7 @@
 
 use proofpix_analysis::{StripOptions, strip};
 use proofpix_pipeline::{StageItem, SyncMode, SyncReport, risk_from_pixels};
-use proofpix_policy::{RemediationAction, RemediationPolicy, RiskThreshold};
+use proofpix_policy::{RemediationAction, RemediationPolicy};
 use proofpix_runtime::contract::{
     RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
 };
@@ -173,16 +173,6 @@ pub fn declared_actions(plugin: &Plugin) -> Vec<RemediationAction> {
         .collect()
 }
 
-fn threshold(r: RiskLevel) -> RiskThreshold {
-    match r {
-        RiskLevel::None => RiskThreshold::None,
-        RiskLevel::Low => RiskThreshold::Low,
-        RiskLevel::Medium => RiskThreshold::Medium,
-        RiskLevel::High => RiskThreshold::High,
-        RiskLevel::Critical => RiskThreshold::Critical,
-    }
-}
-
 /// The host's own key-value namespace for an integration's pending actions. Integration ids
 /// are `a-z0-9-`, so no plugin session is ever bound to it.
 fn namespace(id: &str) -> String {
@@ -220,11 +210,11 @@ pub struct FileAction {
 
 /// The analysis core's rule for "the risk is in the pixels" ([`proofpix_analysis::risk_from_pixels`])
 /// applied to a stored report: its risk level and each finding's source family and severity.
-pub fn stored_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
+pub fn stored_risk_from_pixels(
+    risk: proofpix_analysis::RiskLevel,
+    report: &serde_json::Value,
+) -> bool {
     use proofpix_analysis::{Family, RiskLevel as Level};
-    let Some(risk) = Level::parse(risk) else {
-        return false;
-    };
     let findings = report
         .get("findings")
         .and_then(|f| f.as_array())
@@ -243,17 +233,6 @@ pub fn stored_risk_from_pixels(risk: &str, report: &serde_json::Value) -> bool {
             Some((family, severity))
         });
     proofpix_analysis::risk_from_pixels(risk, findings)
-}
-
-/// A stored risk level in the contract's terms (an unknown name reads as none).
-fn contract_risk(risk: &str) -> RiskLevel {
-    match risk {
-        "low" => RiskLevel::Low,
-        "medium" => RiskLevel::Medium,
-        "high" => RiskLevel::High,
-        "critical" => RiskLevel::Critical,
-        _ => RiskLevel::None,
-    }
 }
 
 /// The file as the store recorded it, for a plugin call: see the module doc for what is not
@@ -285,7 +264,7 @@ fn recorded_file(f: &proofpix_store::FileRecord, report: &serde_json::Value) -> 
 
 /// Why the file is risky, in a line for the plugin (`high risk: gps, owner`): categories only,
 /// never the values.
-fn reason_of(risk: &str, report: &serde_json::Value) -> String {
+fn reason_of(risk: proofpix_analysis::RiskLevel, report: &serde_json::Value) -> String {
     let mut categories: Vec<&str> = report
         .get("findings")
         .and_then(|f| f.as_array())
@@ -488,7 +467,7 @@ impl Host {
                 else {
                     continue;
                 };
-                if !policy.applies_to(threshold(result.risk)) {
+                if !policy.applies_to(result.risk.into()) {
                     continue;
                 }
                 let from_pixels = risk_from_pixels(&result);
@@ -619,17 +598,17 @@ impl Host {
         }
         let report: serde_json::Value =
             serde_json::from_str(&result.report_json).unwrap_or(serde_json::Value::Null);
-        let risk = contract_risk(&result.risk);
+        let risk = result.risk.into();
         let pending = Pending {
             file: recorded_file(&file, &report),
             risk,
-            reason: reason_of(&result.risk, &report),
+            reason: reason_of(result.risk, &report),
             action,
             due: 0,
             attempts: 0,
         };
         if action == RemediationAction::ReplaceWithSanitised
-            && stored_risk_from_pixels(&result.risk, &report)
+            && stored_risk_from_pixels(result.risk, &report)
         {
             let r = Runner::result(
                 &pending,
@@ -643,7 +622,7 @@ impl Host {
         // The operator's request as a one-action policy: no delay, their label.
         let one = RemediationPolicy {
             actions: vec![action],
-            min_risk: RiskThreshold::None,
+            min_risk: proofpix_analysis::RiskLevel::None,
             delay_secs: 0,
             simulate: request.simulate,
             label,

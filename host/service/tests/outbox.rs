@@ -93,7 +93,7 @@ async fn subscribe(host: &Host, min_risk: &str) {
             Secret::new("https://alerts.invalid/workflows/1"),
         )]),
         subscriptions: Some(Subscriptions {
-            min_risk: min_risk.into(),
+            min_risk: min_risk.parse().expect("a risk level"),
             events: vec!["high-risk".into(), "batch-completed".into()],
             ..Subscriptions::default()
         }),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use proofpix_analysis::RiskLevel;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, Subscriptions};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
@@ -73,7 +74,7 @@ async fn the_contracts_event_names_are_accepted_and_stored_as_the_hosts() {
 }
 
 #[tokio::test]
-async fn an_unknown_risk_floor_is_refused() {
+async fn a_risk_floor_below_medium_or_an_unknown_word_is_refused() {
     let (_tmp, host) = host().await;
     let spec = IntegrationSpec {
         id: "alerts".into(),
@@ -83,7 +84,7 @@ async fn an_unknown_risk_floor_is_refused() {
             Secret::new("https://alerts.invalid/workflows/1"),
         )]),
         subscriptions: Some(Subscriptions {
-            min_risk: "severe".into(),
+            min_risk: RiskLevel::Low,
             ..Subscriptions::default()
         }),
         ..IntegrationSpec::default()
@@ -94,7 +95,15 @@ async fn an_unknown_risk_floor_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("unknown min_risk \"severe\"") && error.contains("medium, high or critical"),
+        error.contains("min_risk low is too low") && error.contains("medium, high or critical"),
+        "{error}"
+    );
+    // A word that names no level is refused where the JSON is read, with the valid ones.
+    let error = serde_json::from_str::<Subscriptions>(r#"{"min_risk": "severe"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"severe\"") && error.contains("none, low, medium, high or critical"),
         "{error}"
     );
 }

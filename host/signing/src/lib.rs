@@ -55,7 +55,7 @@
 //! assert_eq!(v.content, component);
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-model); never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

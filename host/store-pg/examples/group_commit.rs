@@ -104,7 +104,7 @@ fn run(store: &dyn StageStore, stats: &dyn Fn() -> Option<PgStats>, groups: usiz
                     integration: "src".into(),
                     remote_id: id.clone(),
                     file_version: "v1".into(),
-                    risk: "high".into(),
+                    risk: proofpix_store::RiskLevel::High,
                     score: 80,
                     // About the size of a real report with a few findings.
                     report_json: format!(

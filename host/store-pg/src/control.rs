@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::corrupt;
-use crate::records::{enum_parse, enum_text, file_from_row, put_batch_in};
+use crate::records::{enum_parse, enum_text, file_from_row, put_batch_in, risk_parse};
 use crate::{PgStore, from_ms, ms};
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -235,7 +235,8 @@ impl PgStore {
             );
         }
         if !q.risks.is_empty() {
-            sql += &format!(" AND r.risk = ANY({})", p(Box::new(q.risks.clone())));
+            let names: Vec<&'static str> = q.risks.iter().map(|r| r.as_str()).collect();
+            sql += &format!(" AND r.risk = ANY({})", p(Box::new(names)));
         }
         if let Some(c) = &q.category {
             let needle = format!("\"category\":\"{c}\"");
@@ -289,7 +290,10 @@ impl PgStore {
                 updated_at: from_ms(r.get(6)),
                 web_url: r.get(12),
                 result_id: result_id.map(|id| id as u64),
-                risk: r.get(8),
+                risk: r
+                    .get::<_, Option<&str>>(8)
+                    .map(|t| risk_parse("results", t))
+                    .transpose()?,
                 score: r
                     .get::<_, Option<i64>>(9)
                     .map(|s| u32::try_from(s).unwrap_or(u32::MAX)),

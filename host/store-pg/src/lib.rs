@@ -68,7 +68,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, hyper, reqwest, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 3, may use only the host crates below it (proofpix-analysis, proofpix-auth, proofpix-model, proofpix-pixels, proofpix-plugin-artifacts, proofpix-policy, proofpix-runtime, proofpix-signing, proofpix-store, proofpix-vault); never pulls in axum, hyper, reqwest, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

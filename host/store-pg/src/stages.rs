@@ -146,7 +146,7 @@ fn record_statement(r: &Record, now_ms: i64, max_attempts: i64) -> (&'static str
                     p.push(Box::new(r.integration.clone()));
                     p.push(Box::new(r.remote_id.clone()));
                     p.push(Box::new(r.file_version.clone()));
-                    p.push(Box::new(r.risk.clone()));
+                    p.push(Box::new(r.risk.as_str()));
                     p.push(Box::new(i64::from(r.score)));
                     p.push(Box::new(r.report_json.clone()));
                 }

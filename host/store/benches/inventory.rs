@@ -55,7 +55,7 @@ fn seed(store: &Store) {
                 integration: format!("int-{}", j % INTEGRATIONS),
                 remote_id: format!("01QJ2L76{j:012}"),
                 file_version: "v1".into(),
-                risk: risk.into(),
+                risk: risk.parse().expect("a risk level"),
                 score: (j % 100) as u32,
                 report_json: format!(
                     r#"{{"path":"IMG_{j}.jpg","format":"jpeg","risk":"{risk}","score":{},"findings":{findings}}}"#,
@@ -136,7 +136,12 @@ fn main() {
     time(
         "risk=high,critical, riskiest first",
         &store,
-        &page(&|q| q.risks = vec!["high".into(), "critical".into()]),
+        &page(&|q| {
+            q.risks = vec![
+                proofpix_store::RiskLevel::High,
+                proofpix_store::RiskLevel::Critical,
+            ]
+        }),
     );
     time(
         "search q=IMG_00012 (name substring), riskiest first",

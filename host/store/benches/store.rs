@@ -30,7 +30,7 @@ fn result(i: u64) -> NewResult {
         integration: "sf-prod".into(),
         remote_id: format!("068{i:015}"),
         file_version: "0695g00000AbCdEf".into(),
-        risk: "high".into(),
+        risk: proofpix_store::RiskLevel::High,
         score: 87,
         // A typical report: a few findings with their tags and categories.
         report_json: r#"{"format":"jpeg","findings":[{"category":"location","tag":"GPSLatitude","risk":"high"},{"category":"device","tag":"BodySerialNumber","risk":"medium"},{"category":"person","tag":"Artist","risk":"medium"}],"score":87}"#.into(),

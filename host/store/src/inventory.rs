@@ -16,6 +16,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use proofpix_model::RiskLevel;
 use redb::ReadableTable;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -59,9 +60,9 @@ pub struct InventoryQuery {
     /// Case-insensitive substring of the name, the remote id (the platform's path or id) or
     /// the integration id.
     pub search: Option<String>,
-    /// Only these risk levels (`none`, `low`, `medium`, `high`, `critical`); empty: any.
-    /// A file never analysed has no risk and is left out when this is set.
-    pub risks: Vec<String>,
+    /// Only these risk levels; empty: any. A file never analysed has no risk and is left
+    /// out when this is set.
+    pub risks: Vec<RiskLevel>,
     /// Only files whose latest report has a finding of this category (`gps`, `owner`...).
     pub category: Option<String>,
     /// Only these integrations; empty: all.
@@ -104,7 +105,7 @@ pub struct InventoryRow {
     /// The latest result id.
     pub result_id: Option<u64>,
     /// The latest risk level.
-    pub risk: Option<String>,
+    pub risk: Option<RiskLevel>,
     /// The latest score.
     pub score: Option<u32>,
     /// When the latest analysis was stored.
@@ -165,8 +166,7 @@ struct ResultRef<'a> {
     _remote_id: &'a str,
     #[serde(borrow)]
     _file_version: &'a str,
-    #[serde(borrow)]
-    risk: &'a str,
+    risk: RiskLevel,
     score: u32,
     #[serde(borrow)]
     report_json: &'a str,
@@ -187,17 +187,6 @@ fn decode_ref<'a, T: Deserialize<'a>>(
             table,
             reason: "unknown record format".into(),
         }),
-    }
-}
-
-/// The rank of a risk level name (unknown names rank lowest).
-pub fn risk_rank(risk: &str) -> i64 {
-    match risk {
-        "low" => 1,
-        "medium" => 2,
-        "high" => 3,
-        "critical" => 4,
-        _ => 0,
     }
 }
 
@@ -390,9 +379,7 @@ impl Store {
                     None => None,
                 };
                 if !q.risks.is_empty()
-                    && !result
-                        .as_ref()
-                        .is_some_and(|r| q.risks.iter().any(|x| x == r.risk))
+                    && !result.as_ref().is_some_and(|r| q.risks.contains(&r.risk))
                 {
                     continue;
                 }
@@ -415,9 +402,9 @@ impl Store {
                 }
                 let key = KeyRef {
                     number: match q.sort {
-                        InventorySort::Risk => result
-                            .as_ref()
-                            .map_or(-1, |r| (risk_rank(r.risk) << 32) + i64::from(r.score)),
+                        InventorySort::Risk => result.as_ref().map_or(-1, |r| {
+                            (i64::from(r.risk.rank()) << 32) + i64::from(r.score)
+                        }),
                         InventorySort::AnalysedAt => result
                             .as_ref()
                             .map_or(i64::MIN, |r| ts::to_ms(r.created_at)),
@@ -477,7 +464,7 @@ impl Store {
                     } else {
                         f.last_result
                     },
-                    risk: result.as_ref().map(|r| r.risk.to_owned()),
+                    risk: result.as_ref().map(|r| r.risk),
                     score: result.as_ref().map(|r| r.score),
                     analysed_at: result.as_ref().map(|r| r.created_at),
                     categories: Vec::new(),
@@ -520,7 +507,7 @@ impl Store {
                 continue;
             }
             row.categories = categories_of(r.report_json);
-            row.risk = Some(r.risk.to_owned());
+            row.risk = Some(r.risk);
             row.score = Some(r.score);
             row.analysed_at = Some(r.created_at);
         }

@@ -35,7 +35,7 @@
 //! assert!(store.audit_verify().unwrap().is_ok());
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, hyper, reqwest, tokio, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-model, proofpix-policy, proofpix-signing, proofpix-vault); never pulls in axum, hyper, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 
@@ -79,9 +79,9 @@ pub use idempotency::{
 };
 pub use inventory::{
     InventoryCursor, InventoryPage, InventoryQuery, InventoryRow, InventorySort, PurgedHistory,
-    risk_rank,
 };
 pub use migrate::Migration;
+pub use proofpix_model::RiskLevel;
 pub use queue::{
     ClaimRequest, Enqueued, Lease, Nacked, NewItem, ParkedItem, QueueDepth, WorkQueue,
 };

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use proofpix_model::RiskLevel;
 use proofpix_policy::{OperatorGrant, RemediationPolicy, Subscriptions};
 use proofpix_vault::Secret;
 use serde::{Deserialize, Serialize};
@@ -377,8 +378,8 @@ pub struct NewResult {
     pub remote_id: String,
     /// The file version analysed.
     pub file_version: String,
-    /// The highest risk level found (`none`, `low`, `medium`, `high`).
-    pub risk: String,
+    /// The highest risk level found.
+    pub risk: RiskLevel,
     /// The risk score.
     pub score: u32,
     /// The JSON report, as text.
@@ -396,8 +397,8 @@ pub struct AnalysisResult {
     pub remote_id: String,
     /// The file version analysed.
     pub file_version: String,
-    /// The highest risk level found.
-    pub risk: String,
+    /// The highest risk level found (stored as its name).
+    pub risk: RiskLevel,
     /// The risk score.
     pub score: u32,
     /// The JSON report, as text.

@@ -26,7 +26,7 @@
 //! assert_eq!(format!("{:?}", open(&key, &aad, &sealed).unwrap()), "[redacted]");
 //! ```
 //!
-//! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
+//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-model); never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 
 #![deny(missing_docs)]
 

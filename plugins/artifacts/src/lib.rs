@@ -4,7 +4,7 @@
 //! their paths, and the first-party plugins' bytes for embedding in the
 //! `proofpix` binary.
 //!
-//! Layering (checked by .ci/layers): floor 1, may use only the host crates below it (proofpix-analysis, proofpix-policy, proofpix-signing, proofpix-vault).
+//! Layering (checked by .ci/layers): floor 2, may use only the host crates below it (proofpix-analysis, proofpix-model, proofpix-policy, proofpix-signing, proofpix-vault).
 
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 

@@ -67,7 +67,7 @@ pub fn result(integration: &str, remote_id: &str, version: &str) -> NewResult {
         integration: integration.into(),
         remote_id: remote_id.into(),
         file_version: version.into(),
-        risk: "high".into(),
+        risk: proofpix_store::RiskLevel::High,
         score: 87,
         report_json: r#"{"findings":[{"category":"location","tag":"GPSLatitude"}]}"#.into(),
     }

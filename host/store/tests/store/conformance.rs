@@ -169,7 +169,7 @@ pub fn result(id: &str) -> NewResult {
         integration: "src".into(),
         remote_id: id.into(),
         file_version: "v1".into(),
-        risk: "high".into(),
+        risk: proofpix_store::RiskLevel::High,
         score: 80,
         report_json: "{}".into(),
     }
@@ -1237,9 +1237,7 @@ pub fn integration_records_are_listed_and_their_changes_audited(b: &mut Backend)
 /// The host's own settings of an integration (grant, subscriptions, remediation, pixels)
 /// are typed fields that read back as written, and never appear in the plugin's config.
 pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &mut Backend) {
-    use proofpix_policy::{
-        OperatorGrant, RemediationAction, RemediationPolicy, RiskThreshold, Subscriptions,
-    };
+    use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy, Subscriptions};
     let (store, clock) = (b.store(), &b.clock);
     let mut rec = IntegrationRecord::new("teams", "teams", "0.3.0", clock.now());
     rec.config.insert("team".into(), "field-ops".into());
@@ -1252,7 +1250,7 @@ pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &m
     };
     rec.subscriptions = Some(Subscriptions {
         sources: vec!["sp-main".into()],
-        min_risk: "critical".into(),
+        min_risk: proofpix_store::RiskLevel::Critical,
         digest: true,
         window_secs: 300,
         dashboard_url: Some("https://proofpix.example/".into()),
@@ -1260,7 +1258,7 @@ pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &m
     });
     rec.remediation = Some(RemediationPolicy {
         actions: vec![RemediationAction::Quarantine],
-        min_risk: RiskThreshold::Critical,
+        min_risk: proofpix_store::RiskLevel::Critical,
         delay_secs: 60,
         simulate: false,
         label: None,
@@ -1930,7 +1928,7 @@ pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
             lease,
             file: f,
             result: Some(NewResult {
-                risk: risk.into(),
+                risk: risk.parse().expect("a risk level"),
                 score,
                 report_json: report.into(),
                 ..result(id)
@@ -1971,7 +1969,7 @@ pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
     assert_eq!(all.next, None);
     let a = &all.rows[1];
     assert_eq!(
-        (a.risk.as_deref(), a.score, a.name.as_str()),
+        (a.risk.map(|r| r.as_str()), a.score, a.name.as_str()),
         (Some("high"), Some(80), "Beach.JPG")
     );
     assert_eq!(a.categories, ["device", "location"]);
@@ -2034,7 +2032,10 @@ pub fn control_the_inventory_filters_sorts_and_pages(b: &mut Backend) {
         ["a", "d"]
     );
     assert_eq!(
-        ids_of(&query(&|q| q.risks = vec!["high".into(), "critical".into()])),
+        ids_of(&query(&|q| q.risks = vec![
+            proofpix_store::RiskLevel::High,
+            proofpix_store::RiskLevel::Critical
+        ])),
         ["a", "c", "d"]
     );
     assert_eq!(
