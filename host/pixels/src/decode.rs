@@ -62,6 +62,58 @@ pub struct Decoded {
     pub orientation: Orientation,
 }
 
+/// Whether the first IFD of a classic TIFF says the image is tiled (`TileWidth`, 0x0142) with
+/// separate colour planes (`PlanarConfiguration` 0x011c = 2). The `tiff` crate (0.11) fails an
+/// assertion on such images (`expand_chunk`: the tile buffer is sized for one plane), so they
+/// are refused before decoding. Reads at most the 8-byte header and one IFD; anything cut or
+/// odd reads as "no".
+fn tiled_planar_tiff(b: &[u8]) -> bool {
+    let le = match b.get(..4) {
+        Some(b"II*\0") => true,
+        Some(b"MM\0*") => false,
+        _ => return false,
+    };
+    let u16_at = |o: usize| -> Option<u16> {
+        let v: [u8; 2] = b.get(o..o.checked_add(2)?)?.try_into().ok()?;
+        Some(if le {
+            u16::from_le_bytes(v)
+        } else {
+            u16::from_be_bytes(v)
+        })
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        let v: [u8; 4] = b.get(o..o.checked_add(4)?)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        })
+    };
+    let Some(ifd) = u32_at(4).and_then(|o| usize::try_from(o).ok()) else {
+        return false;
+    };
+    let Some(n) = u16_at(ifd) else {
+        return false;
+    };
+    let (mut tiled, mut planar) = (false, false);
+    for i in 0..usize::from(n) {
+        let Some(e) = ifd
+            .checked_add(2)
+            .and_then(|o| o.checked_add(i.checked_mul(12)?))
+        else {
+            break;
+        };
+        match u16_at(e) {
+            Some(0x0142) => tiled = true,
+            // A SHORT value sits in the first two bytes of the value field in either order.
+            Some(0x011c) => planar = e.checked_add(8).and_then(u16_at) == Some(2),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    tiled && planar
+}
+
 fn format_name(f: image::ImageFormat) -> &'static str {
     use image::ImageFormat as F;
     match f {
@@ -96,6 +148,13 @@ pub fn decode(bytes: &[u8], budget: &Budget) -> Result<Decoded, Skip> {
             height,
             limit: budget.max_pixels,
         });
+    }
+    if format == image::ImageFormat::Tiff && tiled_planar_tiff(bytes) {
+        return Err(Skip::Undecodable(
+            "a tiled TIFF with separate colour planes (PlanarConfiguration 2), which the TIFF \
+             decoder cannot read"
+                .to_owned(),
+        ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
@@ -203,9 +262,99 @@ pub fn downscale(img: GrayImage, max_side: u32) -> (GrayImage, f64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// A tiled TIFF with separate planes (as pillow's `tiff_tiled_planar_*.tiff`) made the
+    /// `tiff` crate fail an assertion (found by the fuzz target); it is refused with a reason
+    /// before decoding, in both byte orders, while the same image with contiguous planes or in
+    /// strips still goes to the decoder.
+    #[test]
+    fn a_tiled_planar_tiff_is_refused_with_a_reason_not_a_panic() {
+        // 16 x 16 RGB 8-bit, one 16 x 16 tile per plane, uncompressed.
+        fn tiff(le: bool, tiled: bool, planar: u16) -> Vec<u8> {
+            let w16 = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+            let w32 = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+            let planes: u32 = if planar == 2 { 3 } else { 1 };
+            let chunk: u32 = if planar == 2 { 256 } else { 768 };
+            let n: u32 = if tiled { 11 } else { 10 };
+            let arrays = 8 + 2 + 12 * n + 4;
+            let data_at = arrays + 8 * planes;
+            let (offs, counts) = if planes == 1 {
+                (data_at, chunk)
+            } else {
+                (arrays, arrays + 4 * planes)
+            };
+            let mut entries: Vec<(u16, u16, u32, u32)> = vec![
+                (0x0100, 3, 1, 16),
+                (0x0101, 3, 1, 16),
+                (0x0102, 3, 1, 8),
+                (0x0103, 3, 1, 1),
+                (0x0106, 3, 1, 2),
+                (0x0115, 3, 1, 3),
+                (0x011c, 3, 1, u32::from(planar)),
+            ];
+            if tiled {
+                entries.push((0x0142, 3, 1, 16));
+                entries.push((0x0143, 3, 1, 16));
+                entries.push((0x0144, 4, planes, offs));
+                entries.push((0x0145, 4, planes, counts));
+            } else {
+                entries.push((0x0111, 4, planes, offs));
+                entries.push((0x0116, 3, 1, 16));
+                entries.push((0x0117, 4, planes, counts));
+            }
+            entries.sort_by_key(|e| e.0);
+            let mut v = if le {
+                b"II*\0".to_vec()
+            } else {
+                b"MM\0*".to_vec()
+            };
+            v.extend_from_slice(&w32(8));
+            v.extend_from_slice(&w16(u16::try_from(entries.len()).unwrap()));
+            for (tag, typ, count, val) in entries {
+                v.extend_from_slice(&w16(tag));
+                v.extend_from_slice(&w16(typ));
+                v.extend_from_slice(&w32(count));
+                if typ == 3 {
+                    v.extend_from_slice(&w16(u16::try_from(val).unwrap()));
+                    v.extend_from_slice(&[0, 0]);
+                } else {
+                    v.extend_from_slice(&w32(val));
+                }
+            }
+            v.extend_from_slice(&w32(0));
+            for p in 0..planes {
+                v.extend_from_slice(&w32(data_at + p * chunk));
+            }
+            for _ in 0..planes {
+                v.extend_from_slice(&w32(chunk));
+            }
+            v.resize(v.len() + usize::try_from(chunk * planes).unwrap(), 0x80);
+            v
+        }
+        let b = crate::fuzzing::budget();
+        for le in [true, false] {
+            let bad = tiff(le, true, 2);
+            assert!(tiled_planar_tiff(&bad));
+            match decode(&bad, &b) {
+                Err(Skip::Undecodable(why)) => assert!(why.contains("PlanarConfiguration 2")),
+                other => panic!("{other:?}"),
+            }
+            for (tiled, planar) in [(true, 1), (false, 2), (false, 1)] {
+                assert!(!tiled_planar_tiff(&tiff(le, tiled, planar)));
+            }
+            // Cut anywhere: never a panic, at most a refusal.
+            for n in 0..bad.len() {
+                let _ = tiled_planar_tiff(&bad[..n]);
+                let _ = decode(&bad[..n], &b);
+            }
+        }
+        // Through the stage's entry: skipped with the reason, under the fuzzing oracle.
+        let r = crate::fuzzing::check_analyze(&tiff(true, true, 2));
+        assert!(r.skipped.unwrap().contains("separate colour planes"));
+    }
 
     /// For every orientation, a one-pixel-wide box around a marked pixel in the upright view
     /// maps back onto the same pixel in the stored image.
