@@ -135,6 +135,14 @@ pub fn decode(bytes: &[u8], budget: &Budget) -> Result<Decoded, Skip> {
     let Some(format) = reader.format() else {
         return Err(Skip::UnknownFormat);
     };
+    // Refused before the TIFF decoder reads even its dimensions (see `tiled_planar_tiff`).
+    if format == image::ImageFormat::Tiff && tiled_planar_tiff(bytes) {
+        return Err(Skip::Undecodable(
+            "a tiled TIFF with separate colour planes (PlanarConfiguration 2), which the TIFF \
+             decoder cannot read"
+                .to_owned(),
+        ));
+    }
     let (width, height) = reader
         .into_dimensions()
         .map_err(|e| Skip::Undecodable(e.to_string()))?;
@@ -148,13 +156,6 @@ pub fn decode(bytes: &[u8], budget: &Budget) -> Result<Decoded, Skip> {
             height,
             limit: budget.max_pixels,
         });
-    }
-    if format == image::ImageFormat::Tiff && tiled_planar_tiff(bytes) {
-        return Err(Skip::Undecodable(
-            "a tiled TIFF with separate colour planes (PlanarConfiguration 2), which the TIFF \
-             decoder cannot read"
-                .to_owned(),
-        ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
