@@ -10,5 +10,5 @@ for t in analyze jpeg png webp tiff bmff exif makernote vendor flir quicktime fp
   mkdir -p "corpus/$t"
   echo "== $t (${secs}s)"
   cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 2>&1 \
-    | grep -E "^(#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Done|artifact_prefix|Test unit written)" | tail -3
+    | grep -E "^(#[0-9]+[[:space:]]+DONE|==[0-9]+==|SUMMARY|Done|artifact_prefix|Test unit written)" | tail -3
 done

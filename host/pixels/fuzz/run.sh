@@ -9,4 +9,4 @@ cd "$here"
 mkdir -p corpus/analyze
 echo "== analyze (${secs}s)"
 cargo +nightly fuzz run -O analyze corpus/analyze -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -max_len=262144 2>&1 \
-  | grep -E "^(#[0-9]+ +DONE|==[0-9]+==|SUMMARY|Done|artifact_prefix|Test unit written)" | tail -3
+  | grep -E "^(#[0-9]+[[:space:]]+DONE|==[0-9]+==|SUMMARY|Done|artifact_prefix|Test unit written)" | tail -3
