@@ -3,8 +3,9 @@
 //! The plugin contract's generated types are the wire format of one contract version; this
 //! crate is what the host means. Today it holds the risk level: the one type a finding's
 //! severity, a file's overall risk, a stored result, an alert subscription's and a remediation
-//! policy's threshold are all measured in. The runtime's binding modules convert the
-//! contract's `risk-level` of each version to it.
+//! policy's threshold are all measured in. The runtime converts the contract's `risk-level`
+//! to it in one place (`host/runtime/src/model.rs`); older contract versions reach it through
+//! their conversion to the newest.
 //!
 //! Layering (checked by .ci/layers): floor 0, uses no other host crate; never pulls in axum, hyper, redb, reqwest, tokio, wasmtime, even transitively.
 #![deny(missing_docs)]
