@@ -24,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use crate::error::corrupt;
-use crate::records::{enum_parse, enum_text, file_from_row, put_batch_in, risk_parse};
+use crate::records::{enum_parse, enum_text, file_from_row, put_batch_in};
 use crate::{PgStore, from_ms, ms};
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -292,7 +292,7 @@ impl PgStore {
                 result_id: result_id.map(|id| id as u64),
                 risk: r
                     .get::<_, Option<&str>>(8)
-                    .map(|t| risk_parse("results", t))
+                    .map(|t| enum_parse("results", t))
                     .transpose()?,
                 score: r
                     .get::<_, Option<i64>>(9)

@@ -1,7 +1,6 @@
 //! Records the stages read and write: cursors, file records, results, batches, integration
 //! status and the audit log.
 
-use proofpix_model::RiskLevel;
 use proofpix_store::{
     AnalysisResult, AuditEvent, BatchRecord, FileRecord, FileStatus, IntegrationRecord,
     IntegrationStatus, StoreError,
@@ -28,12 +27,6 @@ pub(crate) fn enum_parse<T: DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
         .map_err(|e| corrupt(table, format!("unknown value '{text}': {e}")))
-}
-
-/// A stored risk level's name, read back typed.
-pub(crate) fn risk_parse(table: &'static str, text: &str) -> Result<RiskLevel, StoreError> {
-    text.parse()
-        .map_err(|e: proofpix_model::UnknownRiskLevel| corrupt(table, e.to_string()))
 }
 
 /// A file record from a row of [`GET_FILE`]'s columns.
@@ -253,7 +246,7 @@ impl PgStore {
                         integration: r.get(0),
                         remote_id: r.get(1),
                         file_version: r.get(2),
-                        risk: risk_parse("results", r.get(3))?,
+                        risk: enum_parse("results", r.get(3))?,
                         score: u32::try_from(r.get::<_, i64>(4)).unwrap_or(u32::MAX),
                         report_json: r.get(5),
                         created_at: from_ms(r.get(6)),
