@@ -106,6 +106,10 @@ struct Track {
     chunk: Option<u64>,
     /// First sample size (`stsz`).
     size: Option<u64>,
+    /// The first sample entry's format (`gpmd`, `fdsc`, `avc1`...).
+    entry: [u8; 4],
+    /// Where the sample tables lie, for the timed-metadata tracks ([`super::timed`]).
+    tables: super::timed::Tables,
 }
 
 /// Bytes of a sample entry read to find its child boxes.
@@ -180,15 +184,16 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
                 });
                 boxes(ctx, body, body_end, st, format);
                 if let Some(tr) = st.track.take() {
-                    jpeg_track(ctx, tr);
+                    if format != Format::QuickTime {
+                        jpeg_track(ctx, tr);
+                    }
+                    super::timed::track(ctx, tr.index, tr.entry, tr.tables);
                 }
                 st.track = outer;
             }
-            // CR3's JpgFromRaw track; a video's tracks hold no metadata we read.
-            b"hdlr" | b"stsd" | b"stsz" | b"stco" | b"co64"
-                if st.track.is_some() && format != Format::QuickTime =>
-            {
-                track_box(ctx, &typ, body, body_len, st);
+            // CR3's JpgFromRaw track, and the timed-metadata tracks of any movie (GoPro).
+            b"hdlr" | b"stsd" | b"stsz" | b"stsc" | b"stco" | b"co64" if st.track.is_some() => {
+                track_box(ctx, &typ, body, body_len, st, format != Format::QuickTime);
             }
             b"iprp" | b"ipco" | b"moov" | b"mdia" | b"minf" | b"stbl" | b"dinf" | b"jp2h"
             | b"res " => {
@@ -256,9 +261,37 @@ fn boxes(ctx: &mut Ctx<'_>, start: u64, end: u64, st: &mut State, format: Format
 }
 
 /// The sample-table boxes of a track that locate its first sample, and the handler and sample
-/// entry that say what the sample is.
-fn track_box(ctx: &mut Ctx<'_>, typ: &[u8; 4], body: u64, len: u64, st: &mut State) {
+/// entry that say what the sample is. Every track's table boxes are located and its first
+/// sample entry's format noted; the rest (CR3's JPEG track) only when `cr3_fields`: a movie's
+/// ordinary tracks are not read further.
+fn track_box(
+    ctx: &mut Ctx<'_>,
+    typ: &[u8; 4],
+    body: u64,
+    len: u64,
+    st: &mut State,
+    cr3_fields: bool,
+) {
     let Some(tr) = st.track.as_mut() else { return };
+    match typ {
+        b"stsz" => tr.tables.stsz = Some((body, len)),
+        b"stsc" => tr.tables.stsc = Some((body, len)),
+        b"stco" | b"co64" => tr.tables.stco = Some((body, len, typ == b"co64")),
+        _ => {}
+    }
+    if typ == b"stsc" {
+        return;
+    }
+    if !cr3_fields {
+        // Full box: version/flags, entry count, then the first entry's size and format.
+        if typ == b"stsd"
+            && let Ok(b) = ctx.r.read(body, 16.min(len))
+            && let Some(f) = b.get(12..16).and_then(|f| f.try_into().ok())
+        {
+            tr.entry = f;
+        }
+        return;
+    }
     let want = if typ == b"stsd" {
         SAMPLE_ENTRY_HEAD.saturating_add(8)
     } else {
@@ -277,6 +310,9 @@ fn track_box(ctx: &mut Ctx<'_>, typ: &[u8; 4], body: u64, len: u64, st: &mut Sta
         b"hdlr" => tr.video = b.get(8..12) == Some(b"vide"),
         // Full box: version/flags, entry count, then the first sample entry.
         b"stsd" => {
+            if let Some(f) = b.get(12..16).and_then(|f| f.try_into().ok()) {
+                tr.entry = f;
+            }
             let entry = b.get(8..).unwrap_or(&[]);
             let size = be32(entry, 0).map_or(0, |x| x as usize).min(entry.len());
             let mut p = sample_entry_children(entry.get(..size).unwrap_or(&[]));

@@ -344,7 +344,11 @@ fn segment(
         0xe6 if head.starts_with(b"GoPro\0") => {
             if let Some(b) = full(ctx) {
                 let body = b.get(6..).unwrap_or(&[]);
-                gpmf(ctx, body, abs.and_then(|a| a.checked_add(6)));
+                crate::family::gpmf::Gpmf::new("GoPro", true).read(
+                    ctx,
+                    body,
+                    abs.and_then(|a| a.checked_add(6)),
+                );
             }
         }
         0xe6 if head.starts_with(b"TDHD\x01\0\0\0") => {
@@ -657,105 +661,6 @@ fn ducky(ctx: &mut Ctx<'_>, b: &[u8], abs: Option<u64>) {
         }
         p = end;
     }
-}
-
-/// GoPro's GPMF in APP6 "GoPro\0" and in an MP4's `udta` `GPMF` box (ExifTool's
-/// `GoPro::GPMF`): KLV records, each a FourCC, a
-/// type byte (0: a nested list), a structure size byte and a 16-bit big-endian repeat count,
-/// the data padded to 4 bytes. `CASN` is the camera serial number; `GPS5` samples (int32:
-/// latitude, longitude, altitude, speeds) are divided by the `SCAL` values of their list, and
-/// the first sample is the fix. A record that runs past its list ends that list with an
-/// error; what was read before it is kept.
-pub(crate) fn gpmf(ctx: &mut Ctx<'_>, d: &[u8], abs: Option<u64>) {
-    if !ctx.enter() {
-        return;
-    }
-    let mut pos = 0usize;
-    let mut scal: Vec<f64> = Vec::new();
-    while pos.saturating_add(8) <= d.len() && ctx.alive() {
-        let key = d.get(pos..pos.saturating_add(4)).unwrap_or(&[]);
-        if key == [0, 0, 0, 0] {
-            break;
-        }
-        let typ = d.get(pos.saturating_add(4)).copied().unwrap_or(0);
-        let len = usize::from(d.get(pos.saturating_add(5)).copied().unwrap_or(0));
-        let count = usize::from(be16(d, pos.saturating_add(6)).unwrap_or(0));
-        let size = len.saturating_mul(count);
-        let at = pos.saturating_add(8);
-        let Some(v) = d.get(at..at.saturating_add(size)) else {
-            ctx.error("GoPro GPMF: record runs past its list");
-            break;
-        };
-        let vabs = abs.and_then(|a| a.checked_add(at as u64));
-        match (key, typ) {
-            (_, 0) => gpmf(ctx, v, vabs),
-            (b"CASN", _) => {
-                let s = tiff::ascii(v);
-                ctx.text(
-                    Family::MakerNote,
-                    "GoPro",
-                    "CASN",
-                    "CameraSerialNumber",
-                    vabs,
-                    &s,
-                );
-            }
-            (b"SCAL", _) => scal = gpmf_numbers(v, typ, len),
-            (b"GPS5", b'l') if len >= 8 => {
-                let n = |i: usize| {
-                    crate::bytes::be32(v, i.saturating_mul(4)).map(|x| f64::from(x as i32))
-                };
-                let div = |i: usize| match scal.as_slice() {
-                    [one] => *one,
-                    many => many.get(i).copied().unwrap_or(1.0),
-                };
-                if let (Some(la), Some(lo)) = (n(0), n(1)) {
-                    let (dl, dn) = (div(0), div(1));
-                    if dl != 0.0 && dn != 0.0 {
-                        ctx.gps(
-                            Family::MakerNote,
-                            "GoPro",
-                            "GPS5",
-                            "GPSLatitude",
-                            vabs,
-                            la / dl,
-                            lo / dn,
-                            1.0,
-                        );
-                    }
-                }
-            }
-            _ => {}
-        }
-        pos = at.saturating_add(size.saturating_add(3) & !3);
-    }
-    ctx.leave();
-}
-
-/// The numbers of a GPMF record of integer type `typ` (`l`, `L`, `s`, `S`, `b`, `B`), each
-/// `len` bytes wide per sample.
-fn gpmf_numbers(v: &[u8], typ: u8, len: usize) -> Vec<f64> {
-    let w = match typ {
-        b'l' | b'L' => 4,
-        b's' | b'S' => 2,
-        b'b' | b'B' => 1,
-        _ => return Vec::new(),
-    };
-    if len == 0 {
-        return Vec::new();
-    }
-    v.chunks_exact(w)
-        .take(16)
-        .map(|c| match (typ, c) {
-            (b'l', [a, b, c2, d2]) => f64::from(i32::from_be_bytes([*a, *b, *c2, *d2])),
-            (b'L', [a, b, c2, d2]) => f64::from(u32::from_be_bytes([*a, *b, *c2, *d2])),
-            (b's', [a, b]) => f64::from(i16::from_be_bytes([*a, *b])),
-            (b'S', [a, b]) => f64::from(u16::from_be_bytes([*a, *b])),
-            (b'b', [a]) => f64::from(i8::from_be_bytes([*a])),
-            (_, [a]) => f64::from(*a),
-            _ => 1.0,
-        })
-        .collect()
 }
 
 /// HP's APP6 "TDHD" (Photosmart R837; ExifTool's `HP::TDHD`): records of a 4-byte tag, a

@@ -12,6 +12,7 @@ pub(crate) mod psd;
 pub(crate) mod qt;
 pub(crate) mod raw;
 pub(crate) mod riff;
+pub(crate) mod timed;
 
 use crate::ctx::Ctx;
 use crate::family::tiff;

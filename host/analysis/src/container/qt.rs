@@ -125,7 +125,7 @@ pub(crate) fn udta(ctx: &mut Ctx<'_>, body: u64, end: u64, track: Option<u32>) {
             // JPEG APP6 carries too, `CASN` (the camera serial) and `GPS5` among them.
             b"GPMF" => {
                 if let Some(b) = read_table(ctx, "GoPro GPMF", off, len.min(MAX_TABLE_BYTES)) {
-                    crate::container::jpeg::gpmf(ctx, &b, Some(off));
+                    crate::family::gpmf::Gpmf::new("GoPro", true).read(ctx, &b, Some(off));
                 }
             }
             // QuickTime's XMP packet (ExifTool's UserData `XMP_`).

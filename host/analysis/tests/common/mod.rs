@@ -379,6 +379,11 @@ pub fn no_panic(r: &Report) {
 
 /// ExifTool's JSON reading of `bytes` (`-j -G1 -n -a`), or `None` without exiftool.
 pub fn exiftool_json(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
+    exiftool_json_with(name, bytes, &[])
+}
+
+/// [`exiftool_json`] with more options first (`-ee` for timed metadata).
+pub fn exiftool_json_with(name: &str, bytes: &[u8], extra: &[&str]) -> Option<serde_json::Value> {
     std::process::Command::new("exiftool")
         .arg("-ver")
         .output()
@@ -388,6 +393,7 @@ pub fn exiftool_json(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     let out = std::process::Command::new("exiftool")
+        .args(extra)
         .args(["-j", "-G1", "-n", "-a"])
         .arg(&p)
         .output()
