@@ -73,4 +73,39 @@ for root, _, files in os.walk(src):
             rec = b''.join(x.to_bytes(2, 'big') if isinstance(x, int) else x for x in fpxr)
             open(os.path.join(out, 'fpxr', hashlib.sha1(rec).hexdigest()[:16]), 'wb').write(rec)
 PY
+# GoPro seeds, built here (the corpus has no GoPro video): a movie with a udta GPMF box and a
+# gpmd track of two samples (quicktime target, wrapper 0: top-level boxes), one GPMF sample
+# alone (quicktime wrapper 4: a gpmd track around it) and as APP6 (vendor wrapper 1).
+python3 - "$here/corpus" <<'PY'
+import os, struct, sys
+out = sys.argv[1]
+def bx(t, b): return struct.pack('>I', len(b) + 8) + t + b
+def klv(k, t, s, c, d):
+    v = k + bytes([t, s]) + struct.pack('>H', c) + d
+    return v + b'\0' * (-len(v) % 4)
+def sample(lat, lon):
+    strm = klv(b'STNM', ord('c'), 1, 3, b'GPS') + klv(b'GPSF', ord('L'), 4, 1, struct.pack('>I', 3))
+    strm += klv(b'SCAL', ord('l'), 4, 5, struct.pack('>5i', 10000000, 10000000, 1000, 1000, 100))
+    strm += klv(b'GPS5', ord('l'), 20, 1, struct.pack('>5i', int(lat * 1e7), int(lon * 1e7), 35000, 0, 0))
+    gps9 = klv(b'TYPE', ord('c'), 1, 9, b'lllllllSS') + klv(b'SCAL', ord('l'), 4, 1, struct.pack('>i', 10000000))
+    gps9 += klv(b'GPS9', ord('?'), 32, 1, struct.pack('>7i2H', int(lat * 1e7), int(lon * 1e7), 0, 0, 0, 0, 0, 0, 3))
+    devc = klv(b'DVNM', ord('c'), 1, 6, b'Camera') + klv(b'CASN', ord('c'), 1, 14, b'C3441325123456')
+    devc += klv(b'MUID', ord('L'), 4, 2, struct.pack('>2I', 1, 2))
+    devc += klv(b'STRM', 0, 4, len(strm) // 4, strm) + klv(b'STRM', 0, 4, len(gps9) // 4, gps9)
+    return klv(b'DEVC', 0, 4, len(devc) // 4, devc)
+s1, s2 = sample(-33.8568, 151.2153), sample(0, 0)
+def movie(off):
+    full = lambda t, *w: bx(t, struct.pack('>%dI' % len(w), *w))
+    stsd = bx(b'stsd', struct.pack('>II', 0, 1) + bx(b'gpmd', struct.pack('>6xH4x', 1)))
+    stbl = stsd + full(b'stsc', 0, 1, 1, 1, 1) + full(b'stsz', 0, 0, 2, len(s1), len(s2))
+    stbl += full(b'stco', 0, 2, off, off + len(s1))
+    mdia = bx(b'hdlr', b'\0' * 8 + b'meta' + b'\0' * 12 + b'GoPro MET\0') + bx(b'minf', bx(b'stbl', stbl))
+    moov = bx(b'trak', bx(b'mdia', mdia)) + bx(b'udta', bx(b'GPMF', sample(1, 2)))
+    return bx(b'ftyp', b'mp41\0\0\0\0mp41isom') + bx(b'moov', moov)
+head = len(movie(0)) + 8
+open(os.path.join(out, 'quicktime', 'gopro-gpmd'), 'wb').write(b'\0' + movie(head) + bx(b'mdat', s1 + s2))
+open(os.path.join(out, 'quicktime', 'gopro-sample'), 'wb').write(b'\4' + s1)
+os.makedirs(os.path.join(out, 'vendor'), exist_ok=True)
+open(os.path.join(out, 'vendor', 'gopro-app6'), 'wb').write(b'\1' + s1)
+PY
 echo "seeded: $(ls "$here/corpus" | tr '\n' ' ')"

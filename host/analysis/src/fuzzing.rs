@@ -110,6 +110,12 @@ pub fn parse_quicktime_meta(data: &[u8]) {
     });
 }
 
+/// GoPro GPMF records in memory (JPEG APP6 after `GoPro\0`, a `udta` `GPMF` box, one sample
+/// of a `gpmd` track): the device records and every GPS record kind.
+pub fn parse_gpmf(data: &[u8]) {
+    with_ctx(|ctx| crate::family::gpmf::Gpmf::new("GoPro", true).read(ctx, data, Some(0)));
+}
+
 /// An XMP packet.
 pub fn parse_xmp(data: &[u8]) {
     with_ctx(|ctx| crate::family::xmp::parse(ctx, data, None));

@@ -2,7 +2,7 @@
 //! the rest is the block's body. Ricoh RMETA (JPEG APP5), GoPro GPMF and HP TDHD (APP6), Leaf
 //! PKTS records (TIFF IFD0 0x8606), a CR3 track's sample tables (moov/trak), FlashPix APP2
 //! `FPXR` segments, and the QuickTime/MP4 vendor tables (Nikon NCDT/NCTG, Pentax PENT and FLIR
-//! uuid boxes in `udta`, Kodak `free` atoms).
+//! uuid boxes in `udta`, Kodak `free` atoms; GoPro GPMF in memory).
 #![no_main]
 
 fn be_box(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -84,6 +84,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         8 => {
             proofpix_analysis::fuzzing::parse_fpxr(body);
             proofpix_analysis::fuzzing::parse_quicktime_tables(body);
+            proofpix_analysis::fuzzing::parse_gpmf(body);
             return;
         }
         _ => {
