@@ -23,7 +23,8 @@
 //! ([`MAX_ITEMS`], [`MAX_EXTENTS`]) and an item's total length is capped by the file size and
 //! [`MAX_ITEM_BYTES`] before anything is allocated (HEIF `iloc` extents are a known
 //! attacker-sized-allocation vector). Media data (`mdat`) is never read except the metadata
-//! extents `iloc` points to.
+//! extents `iloc` points to and a few samples of a movie's timed-metadata tracks (GoPro
+//! `gpmd`/`fdsc`, located and bounded by [`super::timed`]).
 
 use super::qt;
 use crate::bytes::{be16, be32, be64};

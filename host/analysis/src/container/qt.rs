@@ -9,7 +9,7 @@
 //! | `udta`/`PENT` | Pentax MOV (Optio WG-2 GPS) | `Pentax::PENT` | binary data, little-endian: GPS latitude/longitude (3 rationals, the reference letter 2 bytes before), `PreviewImage` (a JPEG from 0x7d3 to the end) |
 //! | `free` starting with a `Seri` atom | Kodak MP4 | `Kodak::Free` | atoms; `Seri` is a length byte, a zero, the serial |
 //! | `udta`/`XMP_` | QuickTime | XMP | the XMP packet, read as everywhere else |
-//! | `udta`/`GPMF` | GoPro MP4 (Hero5 and later) | `GoPro::GPMF` | KLV records (a FourCC, a type byte, a structure size, a 16-bit count, data padded to 4), as in JPEG APP6: `CameraSerialNumber` (`CASN`), the first `GPS5` sample scaled by its `SCAL` |
+//! | `udta`/`GPMF` | GoPro MP4 (Hero5 and later) | `GoPro::GPMF` | KLV records (a FourCC, a type byte, a structure size, a 16-bit count, data padded to 4), as in JPEG APP6, read by [`crate::family::gpmf`]: `CameraSerialNumber` (`CASN`), `Model`, `MediaUniqueID`, the first GPS fix (`GPS5`, `GPS9`, `GLPI`, `GPRI`) scaled by its `SCAL`; the `gpmd` timed-metadata track is read by [`super::timed`] |
 //! | `udta`/`uuid` | FLIR MP4 (a top-level `udta`) | `FLIR::UserData`, `FLIR::SerialNums`, `FLIR::GPS_UUID` | by the box's UUID: the camera serial (a 9-byte string at 0x7e), GPS (big-endian floats 1 and 2), a JPEG thumbnail after 4 bytes |
 //!
 //! The same file also reads QuickTime's own metadata, where phones put a video's place and
