@@ -22,12 +22,18 @@
 //! bytes read stay a few samples (a GoPro sample is one second of telemetry, a few KB) whatever
 //! the movie's length. A GoPro `gpmd` sample that does not start with a FourCC is not GPMF
 //! (dashcams reuse the name) and is skipped.
+//!
+//! Range mode: a table entry or sample not fetched yet does not stop the track; every planned
+//! sample still asks for its range, so a host fetches them in one round (about 8 samples of a
+//! few KB) instead of one round per sample, and never falls back to downloading a long video
+//! whole because the rounds ran out. Any other failure (a lie) stops the track.
 
 use crate::bytes::{be32, be64};
 use crate::ctx::Ctx;
 use crate::family::gpmf::Gpmf;
 use crate::family::tiff;
 use crate::model::Family;
+use crate::source::ReadError;
 
 /// Largest sample read (a GoPro `gpmd` sample holds one second of every sensor: tens of KB).
 pub(crate) const MAX_SAMPLE_BYTES: u64 = 1024 * 1024;
@@ -69,8 +75,10 @@ pub(crate) fn track(ctx: &mut Ctx<'_>, index: u32, entry: [u8; 4], t: Tables) {
         if !ctx.alive() {
             break;
         }
-        let Some((off, len)) = s.locate(ctx, &group, i) else {
-            break;
+        let (off, len) = match s.locate(ctx, &group, i) {
+            Ok(l) => l,
+            Err(Stop::Missing) => continue,
+            Err(Stop::Bad) => break,
         };
         if len > MAX_SAMPLE_BYTES {
             ctx.error(format!(
@@ -82,6 +90,9 @@ pub(crate) fn track(ctx: &mut Ctx<'_>, index: u32, entry: [u8; 4], t: Tables) {
             Ok(b) => b,
             Err(e) => {
                 ctx.read_error(&format!("{group}: gpmd sample {i}"), &e);
+                if matches!(e, ReadError::Missing(..)) {
+                    continue;
+                }
                 break;
             }
         };
@@ -123,7 +134,7 @@ pub(crate) fn sample_plan(n: u64) -> Vec<u64> {
 /// An `fdsc` track's first sample (`GoPro::fdsc`, when it starts `GPRO`): its text fields at
 /// the offsets the generated data lists.
 fn fdsc(ctx: &mut Ctx<'_>, group: &str, s: &Samples) {
-    let Some((off, len)) = s.locate(ctx, group, 0) else {
+    let Ok((off, len)) = s.locate(ctx, group, 0) else {
         return;
     };
     let b = match ctx.r.read(off, len.min(FDSC_HEAD)) {
@@ -153,6 +164,26 @@ fn fdsc(ctx: &mut Ctx<'_>, group: &str, s: &Samples) {
             None => ctx.error(format!("{group}: fdsc {} truncated", info.name)),
         }
     }
+}
+
+/// Why a sample was not located: its table entries are not fetched yet (range mode), or the
+/// tables do not place it (an error was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Missing,
+    Bad,
+}
+
+/// A read of table bytes, with its failure recorded and classified.
+fn table_read(ctx: &mut Ctx<'_>, what: &str, off: u64, len: u64) -> Result<Vec<u8>, Stop> {
+    ctx.r.read(off, len).map_err(|e| {
+        ctx.read_error(what, &e);
+        if matches!(e, ReadError::Missing(..)) {
+            Stop::Missing
+        } else {
+            Stop::Bad
+        }
+    })
 }
 
 /// What the sample tables say, read as far as needed.
@@ -230,12 +261,12 @@ impl Samples {
         })
     }
 
-    /// Absolute offset and size of sample `i` (0-based); `None`, with an error, when the
-    /// tables do not place it inside the file.
-    fn locate(&self, ctx: &mut Ctx<'_>, group: &str, i: u64) -> Option<(u64, u64)> {
+    /// Absolute offset and size of sample `i` (0-based); an error is recorded when the tables
+    /// do not place it inside the file ([`Stop::Bad`]) or are not fetched yet.
+    fn locate(&self, ctx: &mut Ctx<'_>, group: &str, i: u64) -> Result<(u64, u64), Stop> {
         let bad = |ctx: &mut Ctx<'_>, why: &str| {
             ctx.error(format!("{group}: sample {i} not located: {why}"));
-            None
+            Err(Stop::Bad)
         };
         if i >= u64::from(self.count) {
             return bad(ctx, "past the sample count");
@@ -271,25 +302,21 @@ impl Samples {
                     if at.saturating_add(want) > self.sizes_end {
                         return bad(ctx, "sample size table truncated");
                     }
-                    let b = match ctx.r.read(at, want) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            ctx.read_error(&format!("{group}: stsz"), &e);
-                            return None;
-                        }
-                    };
+                    let b = table_read(ctx, &format!("{group}: stsz"), at, want)?;
                     let v: Vec<u64> = b
                         .chunks_exact(4)
                         .filter_map(|x| be32(x, 0).map(u64::from))
                         .collect();
-                    let (last, prior) = v.split_last()?;
+                    let Some((last, prior)) = v.split_last() else {
+                        return bad(ctx, "sample size table truncated");
+                    };
                     (prior.iter().fold(0u64, |a, x| a.saturating_add(*x)), *last)
                 };
                 let off = chunk_off.saturating_add(skip);
                 if off.checked_add(size).is_none_or(|e| e > ctx.r.len()) {
                     return bad(ctx, "it lies past the end of the file");
                 }
-                return Some((off, size));
+                return Ok((off, size));
             }
             before = before.saturating_add(run);
         }
@@ -297,21 +324,20 @@ impl Samples {
     }
 
     /// The offset of chunk `c` (0-based) from `stco`/`co64`.
-    fn chunk_offset(&self, ctx: &mut Ctx<'_>, group: &str, c: u64) -> Option<u64> {
+    fn chunk_offset(&self, ctx: &mut Ctx<'_>, group: &str, c: u64) -> Result<u64, Stop> {
         let w = if self.wide { 8u64 } else { 4 };
         let at = self.chunks.saturating_add(c.saturating_mul(w));
         if c >= u64::from(self.chunk_count) || at.saturating_add(w) > self.chunks_end {
             ctx.error(format!("{group}: chunk {c} past the chunk offset table"));
-            return None;
+            return Err(Stop::Bad);
         }
-        match ctx.r.read(at, w) {
-            Ok(b) if self.wide => be64(&b, 0),
-            Ok(b) => be32(&b, 0).map(u64::from),
-            Err(e) => {
-                ctx.read_error(&format!("{group}: chunk offsets"), &e);
-                None
-            }
-        }
+        let b = table_read(ctx, &format!("{group}: chunk offsets"), at, w)?;
+        let o = if self.wide {
+            be64(&b, 0)
+        } else {
+            be32(&b, 0).map(u64::from)
+        };
+        o.ok_or(Stop::Bad)
     }
 }
 
