@@ -12,9 +12,8 @@
 
 use std::future::Future;
 
-use proofpix_runtime::contract::{
-    Capability, DownloadAnswer, FileResult, Page, RemoteFile, WriteOutcome,
-};
+use proofpix_model::{FileResult, Page, RemoteFile, WriteOutcome};
+use proofpix_runtime::contract::{Capability, DownloadAnswer};
 use proofpix_runtime::{CallError, ContentFetcher, IntegrationContext, LoadError, Plugin, Session};
 
 /// What a connector declares that the pipeline acts on.

@@ -1,7 +1,7 @@
-//! From the analysis core's report to the contract's `file-result`.
+//! From the analysis core's report to the host's [`FileResult`], the result a plugin writes back.
 
-use proofpix_analysis::{Family, Finding as CoreFinding, Report, RiskLevel};
-use proofpix_runtime::contract::{FileResult, Finding, RemoteFile};
+use proofpix_analysis::{Family, Finding as CoreFinding, Report};
+use proofpix_model::{FileResult, Finding, RemoteFile};
 
 /// `family:group/tag`, e.g. `exif:GPS/0x0002` or `xmp:XMP-dc/dc:creator`.
 pub fn source_label(f: &CoreFinding) -> String {
@@ -19,15 +19,15 @@ pub fn label_family(label: &str) -> Option<Family> {
 }
 
 /// Whether a result's risk level comes from what the picture shows: the analysis core's
-/// rule ([`proofpix_analysis::risk_from_pixels`]) applied to the result as the contract
-/// carries it, so it answers as [`Report::risk_from_pixels`] did for the report it came from.
+/// rule ([`proofpix_analysis::risk_from_pixels`]) applied to the result as a plugin is
+/// given it, so it answers as [`Report::risk_from_pixels`] did for the report it came from.
 pub fn risk_from_pixels(result: &FileResult) -> bool {
     proofpix_analysis::risk_from_pixels(
-        RiskLevel::from(result.risk),
+        result.risk,
         result
             .findings
             .iter()
-            .filter_map(|f| Some((label_family(&f.source)?, RiskLevel::from(f.severity)))),
+            .filter_map(|f| Some((label_family(&f.source)?, f.severity))),
     )
 }
 
@@ -36,7 +36,7 @@ pub fn file_result(file: &RemoteFile, report: &Report, analysed_at: &str) -> Fil
     FileResult {
         file: file.clone(),
         format: report.format.as_str().to_string(),
-        risk: report.risk.into(),
+        risk: report.risk,
         score: report.score,
         findings: report
             .findings
@@ -44,7 +44,7 @@ pub fn file_result(file: &RemoteFile, report: &Report, analysed_at: &str) -> Fil
             .map(|f| Finding {
                 category: f.category.as_str().to_string(),
                 code: f.code.clone(),
-                severity: f.severity.into(),
+                severity: f.severity,
                 source: source_label(f),
                 value: f.value.clone(),
             })
@@ -59,7 +59,7 @@ pub fn file_result(file: &RemoteFile, report: &Report, analysed_at: &str) -> Fil
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proofpix_analysis::{Analyzer, Category, Options, PixelRun, Policy, Source};
+    use proofpix_analysis::{Analyzer, Category, Options, PixelRun, Policy, RiskLevel, Source};
 
     fn finding(family: Family, category: Category, severity: RiskLevel) -> CoreFinding {
         CoreFinding {
@@ -128,7 +128,7 @@ mod tests {
         // A result whose pixel finding sits above its level (no scored report has one)
         // still owes its risk to the pixels, as the core's rule says.
         let mut result = file_result(&file(), &report(vec![wifi()]), "");
-        result.risk = RiskLevel::Medium.into();
+        result.risk = RiskLevel::Medium;
         assert!(risk_from_pixels(&result));
         // The category alone does not make a finding the pixels': the family does.
         result.findings[0].source = "exif:IFD0/0x010e".into();

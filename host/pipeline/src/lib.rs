@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use proofpix_analysis::{Analyzer, FileSource, Report, RiskLevel};
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, WriteResult};
+use proofpix_model::{FileResult, Page, PluginError, RemoteFile, WriteOutcome, WriteResult};
 use proofpix_runtime::{Body, CallError, Content, IntegrationContext, RemoteContent};
 use proofpix_store::{
     AuditEvent, BatchRecord, Begin, ClaimRequest, Completion, FileRecord, FileStatus,
@@ -168,8 +168,10 @@ pub enum StageItem {
     File {
         /// The source integration.
         source: String,
-        /// The result as the contract carries it (file, risk, findings, summary).
-        result: Box<proofpix_runtime::contract::FileResult>,
+        /// The result as a plugin is given it (file, risk, findings, summary). Items queued by
+        /// builds before the host had its own model spelled risk levels capitalised
+        /// (`"High"`); they still read ([`proofpix_model::deserialize_stored`]).
+        result: Box<FileResult>,
     },
     /// A finished batch (read back from the store by id).
     Batch {
@@ -772,7 +774,7 @@ impl Pipeline {
         ctx: &IntegrationContext,
         cursor: Option<&str>,
         run: &mut Run,
-    ) -> Result<proofpix_runtime::contract::Page, PipelineError> {
+    ) -> Result<Page, PipelineError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -1359,13 +1361,7 @@ impl Pipeline {
         plugin: &C,
         ctx: &IntegrationContext,
         results: &[FileResult],
-    ) -> Result<
-        (
-            Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>,
-            u64,
-        ),
-        PipelineError,
-    > {
+    ) -> Result<(Result<Vec<WriteOutcome>, CallError>, u64), PipelineError> {
         let mut attempt = 0u32;
         let mut retries = 0u64;
         loop {
@@ -1490,11 +1486,9 @@ impl Pipeline {
                     .options
                     .writeback_concurrency
                     .clamp(1, chunks.len().max(1));
-                let calls: Vec<(
-                    usize,
-                    Result<Vec<proofpix_runtime::contract::WriteOutcome>, CallError>,
-                    u64,
-                )> = if parallel <= 1 {
+                let calls: Vec<(usize, Result<Vec<WriteOutcome>, CallError>, u64)> = if parallel
+                    <= 1
+                {
                     let mut out = Vec::with_capacity(chunks.len());
                     for (i, chunk) in chunks.iter().enumerate() {
                         let results: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
@@ -1908,5 +1902,66 @@ mod tests {
         }
         r.offer(RiskLevel::Medium, 5, 1);
         assert_eq!(r.into_ids(), vec![1, 3, 7, 9]);
+    }
+
+    /// A file item queued by an older build (the contract's generated type, risk levels as
+    /// Rust names) reads as the same result; what this build queues reads back unchanged; a
+    /// word that names no level is still refused.
+    #[test]
+    fn a_file_item_queued_by_an_older_build_still_reads() {
+        // What older builds queued: the contract's generated type, through its serde derive.
+        use proofpix_runtime::bindings::latest::proofpix::plugin::types as wire;
+        let queued = wire::FileResult {
+            file: wire::RemoteFile {
+                id: "F1".into(),
+                name: "a.jpg".into(),
+                mime_type: None,
+                size: Some(9),
+                modified: None,
+                version: "v1".into(),
+                container: None,
+                web_url: None,
+                path: None,
+                properties: vec![("k".into(), "v".into())],
+            },
+            format: "jpeg".into(),
+            risk: wire::RiskLevel::High,
+            score: 70,
+            findings: vec![wire::Finding {
+                category: "gps".into(),
+                code: "gps.coordinates".into(),
+                severity: wire::RiskLevel::Critical,
+                source: "exif:GPS/0x0002".into(),
+                value: "52,4".into(),
+            }],
+            summary: "GPS".into(),
+            error: None,
+            analysed_at: "2026-01-01T00:00:00Z".into(),
+            policy_version: "p".into(),
+        };
+        let old = serde_json::to_vec(
+            &serde_json::json!({"kind": "file", "source": "drive", "result": queued}),
+        )
+        .unwrap();
+        assert!(String::from_utf8_lossy(&old).contains(r#""risk":"High""#));
+        let item: super::StageItem = serde_json::from_slice(&old).unwrap();
+        let super::StageItem::File { source, result } = &item else {
+            panic!("{item:?}");
+        };
+        assert_eq!(source, "drive");
+        assert_eq!(result.risk, RiskLevel::High);
+        assert_eq!(result.findings[0].severity, RiskLevel::Critical);
+        assert_eq!(result.file.properties, vec![("k".into(), "v".into())]);
+
+        let now = serde_json::to_vec(&item).unwrap();
+        assert!(String::from_utf8_lossy(&now).contains(r#""risk":"high""#));
+        let again: super::StageItem = serde_json::from_slice(&now).unwrap();
+        let super::StageItem::File { result: back, .. } = again else {
+            panic!("not a file item");
+        };
+        assert_eq!(back, *result);
+
+        let wrong = String::from_utf8_lossy(&old).replace(r#""risk":"High""#, r#""risk":"Severe""#);
+        assert!(serde_json::from_str::<super::StageItem>(&wrong).is_err());
     }
 }

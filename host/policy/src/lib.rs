@@ -35,5 +35,5 @@ pub use grants::{
 };
 pub use limits::{Limits, LimitsError};
 pub use manifest::{FieldShape, ManifestShape, MountShape};
-pub use remediation::{RemediationAction, RemediationPolicy, RemediationPolicyError};
+pub use remediation::{RemediationPolicy, RemediationPolicyError};
 pub use subscriptions::{EVENT_ALIASES, EVENTS, Subscriptions};

@@ -26,19 +26,17 @@
 //! | `label` | string | none | the label for `apply-label` (required with it) |
 //!
 //! ```
-//! use proofpix_model::RiskLevel;
-//! use proofpix_policy::remediation::{RemediationAction, RemediationPolicy};
+//! use proofpix_model::{RemediationKind, RiskLevel};
+//! use proofpix_policy::remediation::RemediationPolicy;
 //!
 //! let p = RemediationPolicy::from_json(r#"{"actions": ["quarantine"], "min_risk": "critical"}"#)?;
-//! assert_eq!(p.actions, [RemediationAction::Quarantine]);
+//! assert_eq!(p.actions, [RemediationKind::Quarantine]);
 //! assert!(p.simulate, "simulation is on unless turned off");
 //! assert!(p.applies_to(RiskLevel::Critical) && !p.applies_to(RiskLevel::High));
 //! # Ok::<(), proofpix_policy::remediation::RemediationPolicyError>(())
 //! ```
 
-use std::fmt;
-
-use proofpix_model::RiskLevel;
+use proofpix_model::{RemediationKind, RiskLevel};
 use serde::{Deserialize, Serialize};
 
 /// Longest label accepted for `apply-label`; platform labels are short.
@@ -46,58 +44,13 @@ pub const MAX_LABEL_CHARS: usize = 128;
 /// Longest delay accepted: 30 days. A longer one is almost certainly a unit mistake.
 pub const MAX_DELAY_SECS: u64 = 30 * 24 * 3600;
 
-/// A remediation action, named as in the contract's `remediation-kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RemediationAction {
-    /// Replace the file with the host's sanitised copy.
-    ReplaceWithSanitised,
-    /// Remove public links and external sharing.
-    RestrictSharing,
-    /// Apply the policy's label.
-    ApplyLabel,
-    /// Move the file to quarantine, leaving a tombstone.
-    Quarantine,
-    /// Tell the file's owner.
-    NotifyOwner,
-}
-
-impl RemediationAction {
-    /// Every action, in the order the host performs them for one file: the content is fixed
-    /// first, then access, labels, the move, and the owner is told last.
-    pub const ALL: [RemediationAction; 5] = [
-        RemediationAction::ReplaceWithSanitised,
-        RemediationAction::RestrictSharing,
-        RemediationAction::ApplyLabel,
-        RemediationAction::Quarantine,
-        RemediationAction::NotifyOwner,
-    ];
-
-    /// The contract's name, e.g. `replace-with-sanitised`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemediationAction::ReplaceWithSanitised => "replace-with-sanitised",
-            RemediationAction::RestrictSharing => "restrict-sharing",
-            RemediationAction::ApplyLabel => "apply-label",
-            RemediationAction::Quarantine => "quarantine",
-            RemediationAction::NotifyOwner => "notify-owner",
-        }
-    }
-}
-
-impl fmt::Display for RemediationAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// An operator's remediation settings for one integration (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemediationPolicy {
     /// The actions enabled, each at most once.
     #[serde(default)]
-    pub actions: Vec<RemediationAction>,
+    pub actions: Vec<RemediationKind>,
     /// Act on files at this risk level or above.
     #[serde(default = "default_min_risk")]
     pub min_risk: RiskLevel,
@@ -153,7 +106,7 @@ pub enum RemediationPolicyError {
     )]
     NotDeclared {
         /// The action.
-        action: RemediationAction,
+        action: RemediationKind,
         /// The plugin id.
         plugin: String,
         /// What the plugin declares, comma-separated, or `none`.
@@ -207,7 +160,7 @@ impl RemediationPolicy {
             ));
         }
         let label = self.label.as_deref().map(str::trim).unwrap_or_default();
-        if self.actions.contains(&RemediationAction::ApplyLabel) && label.is_empty() {
+        if self.actions.contains(&RemediationKind::ApplyLabel) && label.is_empty() {
             return Err(field(
                 "label",
                 "apply-label needs the label to apply".into(),
@@ -229,7 +182,7 @@ impl RemediationPolicy {
     pub fn check_declared(
         &self,
         plugin: &str,
-        declared: &[RemediationAction],
+        declared: &[RemediationKind],
     ) -> Result<(), RemediationPolicyError> {
         match self.actions.iter().find(|a| !declared.contains(a)) {
             None => Ok(()),
@@ -255,8 +208,8 @@ impl RemediationPolicy {
     }
 
     /// The enabled actions that the plugin also declares, in the order they run.
-    pub fn effective(&self, declared: &[RemediationAction]) -> Vec<RemediationAction> {
-        RemediationAction::ALL
+    pub fn effective(&self, declared: &[RemediationKind]) -> Vec<RemediationKind> {
+        RemediationKind::ALL
             .into_iter()
             .filter(|a| self.actions.contains(a) && declared.contains(a))
             .collect()
@@ -336,12 +289,12 @@ mod tests {
     fn an_action_the_plugin_does_not_declare_is_refused_and_never_effective() {
         let p = RemediationPolicy {
             actions: vec![
-                RemediationAction::Quarantine,
-                RemediationAction::ReplaceWithSanitised,
+                RemediationKind::Quarantine,
+                RemediationKind::ReplaceWithSanitised,
             ],
             ..RemediationPolicy::default()
         };
-        let declared = [RemediationAction::ReplaceWithSanitised];
+        let declared = [RemediationKind::ReplaceWithSanitised];
         assert_eq!(
             p.check_declared("box", &declared)
                 .err()
@@ -353,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             p.effective(&declared),
-            [RemediationAction::ReplaceWithSanitised]
+            [RemediationKind::ReplaceWithSanitised]
         );
         assert!(p.effective(&[]).is_empty());
     }
@@ -361,7 +314,7 @@ mod tests {
     #[test]
     fn policies_round_trip_through_json() {
         let p = RemediationPolicy {
-            actions: vec![RemediationAction::ApplyLabel],
+            actions: vec![RemediationKind::ApplyLabel],
             min_risk: RiskLevel::Medium,
             delay_secs: 60,
             simulate: false,

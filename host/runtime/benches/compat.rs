@@ -34,8 +34,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use criterion::{Criterion, criterion_group, criterion_main};
+use proofpix_model::{FileResult, Finding, RemoteFile, RiskLevel};
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{FileResult, Finding, RemoteFile, RiskLevel};
 use proofpix_runtime::{IntegrationContext, Runtime, RuntimeConfig, Session, StaticCredentials};
 use proofpix_vault::Secret;
 

@@ -3,9 +3,10 @@
 //! Each released `wit/since_vX.Y.Z` package gets a `since_vX_Y_Z` module.
 //! The host works in terms of [`latest`]; an older version converts to and
 //! from `latest` at its own boundary (`since_v0_1`, `since_v0_2`) and
-//! nowhere else (see `wit/README.md`). The serde derives are for the host's
-//! own storage of `latest` values (queue payloads, the plugin test harness,
-//! `plugin inspect --json`), never for converting between versions.
+//! nowhere else (see `wit/README.md`). The serde derives serve
+//! `plugin inspect --json` (the manifest, which has no host model yet) and the
+//! tests that read what older builds stored (they queued `latest` values,
+//! which the host's model now holds); never converting between versions.
 #![allow(missing_docs, unsafe_code, clippy::all)]
 
 /// `proofpix:plugin@0.1.0`, frozen.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::bindings::latest::proofpix::plugin::types::PluginError;
+use proofpix_model::PluginError;
 
 /// Loading a plugin or preparing an instance failed.
 #[derive(Debug, thiserror::Error)]
@@ -213,7 +213,7 @@ pub fn bounded_plugin_text(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::latest::proofpix::plugin::types::EgressRefusal;
+    use proofpix_model::EgressRefusal;
 
     #[test]
     fn an_egress_refusal_names_the_url_is_escaped_bounded_and_not_retried() {

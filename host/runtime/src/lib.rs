@@ -49,31 +49,18 @@ pub use plugin::Plugin;
 pub use scrub::Scrubber;
 pub use session::{Session, SessionStats};
 
-/// The contract's types, at the newest version, for the rest of the host.
+/// The contract's types, at the newest version, that the host has no model of its own for yet
+/// (the manifest, and where a file's bytes are); everything else is [`proofpix_model`]'s.
 pub mod contract {
-    pub use crate::bindings::latest::exports::proofpix::plugin::events::{
-        EventOutcome, InboundRequest, InboundResponse,
-    };
     pub use crate::bindings::latest::exports::proofpix::plugin::manifest::{
         ApiKeyAuth, AuthErrorDialect, AuthErrorRule, AuthFailure, AuthScheme, Capability,
         ClientAuth, ConfigField, Endpoint, FieldKind, FilesystemAccess, GrantKind, JwtBearerAuth,
         JwtDialect, Oauth2Auth, OauthDialect, PasswordAuth, PluginInfo, RefreshRotation,
     };
-    pub use crate::bindings::latest::exports::proofpix::plugin::notifier::{
-        BatchSummary, Digest, FileAlert, Notification, Problem,
-    };
-    pub use crate::bindings::latest::exports::proofpix::plugin::remediation::{
-        Action as RemediationAction, Outcome as RemediationOutcome,
-    };
     pub use crate::bindings::latest::exports::proofpix::plugin::source::{
-        CheckReport, ContentLocation, DownloadAnswer, DownloadSpec, NotReady, Page, WriteOutcome,
-        WriteResult,
+        ContentLocation, DownloadAnswer, DownloadSpec, NotReady,
     };
     pub use crate::bindings::latest::proofpix::plugin::http::{
         Method as HttpMethod, Request as HttpRequest,
-    };
-    pub use crate::bindings::latest::proofpix::plugin::types::{
-        ConfigProblem, EgressRefusal, FileResult, Finding, PluginError, RateLimit, RemediationKind,
-        RemoteFile, RiskLevel,
     };
 }

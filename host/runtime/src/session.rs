@@ -21,22 +21,23 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use crate::bindings::latest::exports::proofpix::plugin::events::{EventOutcome, InboundRequest};
-use crate::bindings::latest::exports::proofpix::plugin::manifest::{AuthScheme, PluginInfo};
-use crate::bindings::latest::exports::proofpix::plugin::notifier::Notification;
-use crate::bindings::latest::exports::proofpix::plugin::source::{
-    CheckReport, DownloadAnswer, Page, WriteOutcome,
+use proofpix_model::{
+    CheckReport, EventOutcome, FileResult, InboundRequest, Notification, Page, PluginError,
+    RemediationAction, RemediationKind, RemediationOutcome, RemoteFile, WriteOutcome,
 };
-use crate::bindings::latest::proofpix::plugin::types::{FileResult, PluginError, RemoteFile};
+
+use crate::bindings::latest::exports::proofpix::plugin::manifest::{AuthScheme, PluginInfo};
+use crate::bindings::latest::proofpix::plugin::types as wire_types;
 use crate::bindings::{latest, since_v0_1_0 as v01, since_v0_2_0 as v02};
 use crate::context::IntegrationContext;
-use crate::contract::{HttpRequest, RemediationAction, RemediationKind, RemediationOutcome};
+use crate::contract::{DownloadAnswer, HttpRequest};
 use crate::conv::Conv;
 use crate::egress_http::{EgressHttp, IntegrationHttp};
 use crate::error::{CallError, LoadError};
 use crate::fetch::ContentFetcher;
 use crate::host_state::{CapturedOutput, CapturedStream, HostState, LogBudget, MemoryLimiter};
 use crate::metrics;
+use crate::model::wire;
 use crate::plugin::{FUEL_PER_CALL, Plugin, Pre, plugin_secrets, visible_config};
 
 /// An instance's exports, per contract version.
@@ -47,8 +48,9 @@ enum Bindings {
 }
 
 /// What a guarded call produced before it is judged: the timeout's verdict,
-/// wasmtime's (a trap), then the plugin's own answer.
-type Guarded<T> = Result<wasmtime::Result<Result<T, PluginError>>, tokio::time::error::Elapsed>;
+/// wasmtime's (a trap), then the plugin's own answer, in the newest contract's types.
+type Guarded<T> =
+    Result<wasmtime::Result<Result<T, wire_types::PluginError>>, tokio::time::error::Elapsed>;
 
 /// Whether a call is made again after a credential refresh when the plugin
 /// answers `unauthorized`.
@@ -422,14 +424,15 @@ impl Session {
     /// # Errors
     /// As the plugin reports them, and traps, limits and timeouts.
     pub async fn check(&mut self) -> Result<CheckReport, CallError> {
-        guarded_call!(
+        let report = guarded_call!(
             self,
             "check",
             OnUnauthorized::RefreshAndRetry,
             |b, store| {
                 on_any_version!(b, |b| b.proofpix_plugin_source().call_check(&mut *store))
             }
-        )
+        )?;
+        Ok(report.conv())
     }
 
     /// `discover`, retried once after a credential refresh on `unauthorized`.
@@ -438,7 +441,7 @@ impl Session {
     /// As the plugin reports them, pages over the limits, and traps, limits
     /// and timeouts.
     pub async fn discover(&mut self, cursor: Option<&str>) -> Result<Page, CallError> {
-        let page = guarded_call!(
+        let page: Page = guarded_call!(
             self,
             "discover",
             OnUnauthorized::RefreshAndRetry,
@@ -447,7 +450,8 @@ impl Session {
                     .proofpix_plugin_source()
                     .call_discover(&mut *store, cursor))
             }
-        )?;
+        )?
+        .conv();
         if page.files.len() > self.limits.max_page_files {
             let what = format!(
                 "a page of {} files, over the limit of {}",
@@ -478,6 +482,8 @@ impl Session {
     /// # Errors
     /// As the plugin reports them, and traps, limits and timeouts.
     pub async fn download(&mut self, file: &RemoteFile) -> Result<DownloadAnswer, CallError> {
+        let file: wire_types::RemoteFile = wire(file);
+        let file = &file;
         guarded_call!(
             self,
             "download",
@@ -503,7 +509,10 @@ impl Session {
         &mut self,
         results: &[FileResult],
     ) -> Result<Vec<WriteOutcome>, CallError> {
-        let outcomes = guarded_call!(
+        let wired: Vec<wire_types::FileResult> = results.iter().map(wire).collect();
+        let count = results.len();
+        let results = &wired[..];
+        let outcomes: Vec<WriteOutcome> = guarded_call!(
             self,
             "write-back",
             OnUnauthorized::RefreshAndRetry,
@@ -517,9 +526,10 @@ impl Session {
                         .call_write_back(&mut *store, &results.to_vec().conv())
                 )
             }
-        )?;
-        if outcomes.len() > results.len() {
-            let what = format!("{} outcomes for {} results", outcomes.len(), results.len());
+        )?
+        .conv();
+        if outcomes.len() > count {
+            let what = format!("{} outcomes for {count} results", outcomes.len());
             return Err(self.too_large("write-back", what));
         }
         Ok(outcomes)
@@ -530,6 +540,8 @@ impl Session {
     /// # Errors
     /// As the plugin reports them, and traps, limits and timeouts.
     pub async fn notify(&mut self, event: &Notification) -> Result<(), CallError> {
+        let event: latest::exports::proofpix::plugin::notifier::Notification = wire(event);
+        let event = &event;
         guarded_call!(
             self,
             "notify",
@@ -554,14 +566,18 @@ impl Session {
         &mut self,
         request: &InboundRequest,
     ) -> Result<EventOutcome, CallError> {
-        let outcome = guarded_call!(self, "events", OnUnauthorized::Report, |b, store| {
-            on_any_version!(
-                b,
-                |b| b.proofpix_plugin_events().call_handle(&mut *store, request),
-                b.proofpix_plugin_events()
-                    .call_handle(&mut *store, &request.clone().conv())
-            )
-        })?;
+        let request: latest::exports::proofpix::plugin::events::InboundRequest = wire(request);
+        let request = &request;
+        let outcome: EventOutcome =
+            guarded_call!(self, "events", OnUnauthorized::Report, |b, store| {
+                on_any_version!(
+                    b,
+                    |b| b.proofpix_plugin_events().call_handle(&mut *store, request),
+                    b.proofpix_plugin_events()
+                        .call_handle(&mut *store, &request.clone().conv())
+                )
+            })?
+            .conv();
         if outcome.response.body.len() > self.limits.max_string_bytes
             || outcome.changed.len() > self.limits.max_page_files
         {
@@ -583,6 +599,8 @@ impl Session {
         content_type: &str,
     ) -> Result<HttpRequest, CallError> {
         self.require_remediation(RemediationKind::ReplaceWithSanitised)?;
+        let file: wire_types::RemoteFile = wire(file);
+        let file = &file;
         guarded_call!(
             self,
             "remediation-upload",
@@ -612,7 +630,9 @@ impl Session {
         action: &RemediationAction,
     ) -> Result<RemediationOutcome, CallError> {
         self.require_remediation(action.kind)?;
-        guarded_call!(
+        let action: latest::exports::proofpix::plugin::remediation::Action = wire(action);
+        let action = &action;
+        let outcome = guarded_call!(
             self,
             "remediate",
             OnUnauthorized::Report,
@@ -629,7 +649,8 @@ impl Session {
                 ),
                 Bindings::V0_1(_) => Ok(Err(no_remediation_in_0_1())),
             }
-        )
+        )?;
+        Ok(outcome.conv())
     }
 
     /// Resets the per-call budgets; refuses a poisoned instance.
@@ -673,7 +694,13 @@ impl Session {
         self.drain_output();
         let failure = match guarded {
             Ok(Ok(Ok(value))) => return Ok(value),
-            Ok(Ok(Err(error))) => return Err(CallError::Plugin { plugin, op, error }),
+            Ok(Ok(Err(error))) => {
+                return Err(CallError::Plugin {
+                    plugin,
+                    op,
+                    error: error.conv(),
+                });
+            }
             Err(_) => CallError::Timeout {
                 plugin,
                 op,
@@ -766,7 +793,7 @@ impl Session {
                 self.plugin.contract_version()
             ))));
         }
-        if self.plugin.info().remediations.contains(&kind) {
+        if self.plugin.info().remediations.contains(&kind.conv()) {
             return Ok(());
         }
         Err(refused(PluginError::Fatal(format!(
@@ -800,14 +827,14 @@ impl Session {
 
 /// Never reached: [`Session::require_remediation`] refuses 0.1 plugins
 /// before the call. Kept as an answer rather than a panic.
-fn no_remediation_in_0_1() -> PluginError {
-    PluginError::Fatal("a 0.1 plugin has no remediation export".into())
+fn no_remediation_in_0_1() -> wire_types::PluginError {
+    wire_types::PluginError::Fatal("a 0.1 plugin has no remediation export".into())
 }
 
 /// An older version's answer as the latest types.
-fn to_latest<T: Conv<U>, U, E: Conv<PluginError>>(
+fn to_latest<T: Conv<U>, U, E: Conv<wire_types::PluginError>>(
     r: wasmtime::Result<Result<T, E>>,
-) -> wasmtime::Result<Result<U, PluginError>> {
+) -> wasmtime::Result<Result<U, wire_types::PluginError>> {
     Ok(r?.conv())
 }
 

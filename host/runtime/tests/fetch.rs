@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use proofpix_model::RemoteFile;
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::RemoteFile;
 use proofpix_runtime::{
     Body, Content, FetchError, IntegrationContext, RemoteContent, Runtime, RuntimeConfig,
     StaticCredentials,

@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
+use proofpix_model::{PluginError, RemoteFile};
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{ContentLocation, DownloadAnswer, PluginError, RemoteFile};
+use proofpix_runtime::contract::{ContentLocation, DownloadAnswer};
 use proofpix_runtime::{
     CallError, Content, IntegrationContext, LoadError, Plugin, Runtime, RuntimeConfig,
     StaticCredentials,
@@ -616,7 +617,7 @@ async fn webhook_verification_uses_the_secret_without_exposing_it() {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"whsec-123").unwrap();
     mac.update(&body);
     let good = hex::encode(mac.finalize().into_bytes());
-    let req = |sig: &str| proofpix_runtime::contract::InboundRequest {
+    let req = |sig: &str| proofpix_model::InboundRequest {
         method: "POST".into(),
         path: "/".into(),
         query: String::new(),
@@ -637,7 +638,7 @@ async fn webhook_verification_uses_the_secret_without_exposing_it() {
 
 #[tokio::test]
 async fn a_secret_webhook_url_is_substituted_by_the_host_and_never_shown_to_the_plugin() {
-    use proofpix_runtime::contract::{Notification, Problem};
+    use proofpix_model::{Notification, Problem};
     let runtime = runtime_with(test_limits());
     let server = serve(None).await;
     let plugin = load(&runtime, proofpix_plugin_artifacts::TEST_WELL_BEHAVED).await;

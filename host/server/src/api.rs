@@ -19,8 +19,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use proofpix_model::RemediationKind;
 use proofpix_pipeline::SyncMode;
-use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
+use proofpix_policy::{OperatorGrant, RemediationPolicy};
 use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_service::{Host, IntegrationSpec, Subscriptions};
 use proofpix_store::{ApiTokenRecord, BatchRecord, FileRecord, IntegrationRecord, SessionRecord};
@@ -890,7 +891,7 @@ pub struct RemediationView {
     /// The actions the plugin declares (`replace-with-sanitised`, `restrict-sharing`,
     /// `apply-label`, `quarantine`, `notify-owner`); a policy may enable only these.
     #[schema(value_type = Vec<String>)]
-    available: Vec<RemediationAction>,
+    available: Vec<RemediationKind>,
 }
 
 fn remediation_view(state: &AppState, id: &str) -> ApiResult<RemediationView> {
@@ -2516,7 +2517,7 @@ pub async fn get_file(
         .iter()
         .map(|a| {
             let name = a.as_str();
-            let not_offered = from_pixels && *a == RemediationAction::ReplaceWithSanitised;
+            let not_offered = from_pixels && *a == RemediationKind::ReplaceWithSanitised;
             FileActionView {
                 action: name.to_string(),
                 offered: !not_offered,
@@ -2602,7 +2603,7 @@ pub struct FileActionRequest {
     file: String,
     /// The action; only one the integration's plugin offers.
     #[schema(value_type = RemediationActionDoc)]
-    action: RemediationAction,
+    action: RemediationKind,
     /// Only report what would be done (default `true`): acting on the platform takes an
     /// explicit `false`.
     #[serde(default = "default_true")]

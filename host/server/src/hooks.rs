@@ -36,8 +36,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use proofpix_model::{InboundRequest, PluginError};
 use proofpix_pipeline::SyncMode;
-use proofpix_runtime::contract::{Capability, InboundRequest, PluginError};
+use proofpix_runtime::contract::Capability;
 use proofpix_service::ServiceError;
 use std::sync::atomic::Ordering;
 

@@ -1299,7 +1299,7 @@ async fn an_admin_sets_and_removes_a_remediation_policy() {
     let saved = policy().expect("a policy");
     assert_eq!(
         saved.actions,
-        [proofpix_policy::RemediationAction::ReplaceWithSanitised]
+        [proofpix_model::RemediationKind::ReplaceWithSanitised]
     );
     assert_eq!(saved.min_risk, proofpix_store::RiskLevel::Critical);
     assert!(!saved.simulate);

@@ -41,13 +41,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use integration::context_for;
 use proofpix_analysis::{Analyzer, Options, Policy};
 use proofpix_auth::{AuthorizationSessions, CredentialOptions, Credentials};
+use proofpix_model::{InboundRequest, InboundResponse, PluginError};
 use proofpix_pipeline::{
     BatchRoute, FileRoute, Pipeline, PipelineOptions, Routes, SyncMode, SyncReport,
 };
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{
-    AuthScheme as WitScheme, Capability, FieldKind, PluginError, PluginInfo,
-};
+use proofpix_runtime::contract::{AuthScheme as WitScheme, Capability, FieldKind, PluginInfo};
 use proofpix_runtime::{CredentialProvider, IntegrationContext, Plugin, Runtime, RuntimeConfig};
 use proofpix_store::{AuditEvent, Backend, DownstreamStore, IntegrationRecord, Store, StoreError};
 use proofpix_vault::Secret;
@@ -348,16 +347,16 @@ impl Host {
     pub async fn handle_webhook(
         &self,
         id: &str,
-        request: proofpix_runtime::contract::InboundRequest,
-    ) -> Result<(proofpix_runtime::contract::InboundResponse, usize, bool), ServiceError> {
+        request: InboundRequest,
+    ) -> Result<(InboundResponse, usize, bool), ServiceError> {
         proofpix_pipeline::in_lane(id, self.handle_webhook_in_lane(id, request)).await
     }
 
     async fn handle_webhook_in_lane(
         &self,
         id: &str,
-        request: proofpix_runtime::contract::InboundRequest,
-    ) -> Result<(proofpix_runtime::contract::InboundResponse, usize, bool), ServiceError> {
+        request: InboundRequest,
+    ) -> Result<(InboundResponse, usize, bool), ServiceError> {
         let (plugin, ctx) = self.context(id, false).await?;
         if !plugin.info().capabilities.contains(&Capability::Events) {
             return Err(ServiceError::InvalidConfig {

@@ -19,11 +19,10 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use proofpix_analysis::RiskLevel;
+use proofpix_model::{BatchSummary, Digest, FileAlert, Notification, Problem};
 use proofpix_pipeline::StageItem;
 use proofpix_policy::Subscriptions;
-use proofpix_runtime::contract::{
-    BatchSummary, Capability, Digest, FileAlert, Notification, Problem,
-};
+use proofpix_runtime::contract::Capability;
 use proofpix_store::{AuditEvent, IntegrationStatus, Lease, Stage, stage_queue};
 
 use crate::Host;
@@ -263,7 +262,7 @@ impl Host {
         for lease in leases {
             match serde_json::from_slice::<StageItem>(&lease.payload) {
                 Ok(StageItem::File { source, result })
-                    if subs.wants(&source, "high-risk") && RiskLevel::from(result.risk) >= min =>
+                    if subs.wants(&source, "high-risk") && result.risk >= min =>
                 {
                     alerts.push((
                         FileAlert {
@@ -517,7 +516,7 @@ fn summary(
         files_failed: count(errors),
         by_risk: by_risk
             .into_iter()
-            .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (r.into(), count(v))))
+            .filter_map(|(k, v)| RiskLevel::parse(k).map(|r| (r, count(v))))
             .collect(),
         dashboard_url: subs
             .dashboard_url
@@ -565,13 +564,13 @@ fn digests<L>(alerts: Vec<(FileAlert, String, L)>, now: &str, max: usize) -> Vec
     let total = count(alerts.len());
     let mut per_risk: BTreeMap<RiskLevel, usize> = BTreeMap::new();
     for (a, _, _) in &alerts {
-        *per_risk.entry(RiskLevel::from(a.risk)).or_default() += 1;
+        *per_risk.entry(a.risk).or_default() += 1;
     }
     // Most severe first.
     let by_risk: Vec<_> = per_risk
         .into_iter()
         .rev()
-        .map(|(r, n)| (r.into(), count(n)))
+        .map(|(r, n)| (r, count(n)))
         .collect();
     let window_start = alerts
         .iter()
@@ -606,7 +605,7 @@ fn digests<L>(alerts: Vec<(FileAlert, String, L)>, now: &str, max: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proofpix_runtime::contract::{RemoteFile, RiskLevel as Wit};
+    use proofpix_model::{RemoteFile, RiskLevel as Wit};
 
     fn alert(n: usize, risk: Wit) -> FileAlert {
         FileAlert {

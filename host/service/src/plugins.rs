@@ -20,7 +20,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginError, PluginInfo};
+use proofpix_model::PluginError;
+use proofpix_runtime::contract::{AuthScheme, Capability, FieldKind, PluginInfo};
 use proofpix_runtime::{CallError, LoadError, Plugin};
 use proofpix_signing::{SigningError, TrustStore};
 use proofpix_store::{AuditEvent, PluginRecord};

@@ -37,11 +37,11 @@
 //! most [`MAX_ATTEMPTS`] times in all.
 
 use proofpix_analysis::{StripOptions, strip};
-use proofpix_pipeline::{StageItem, SyncMode, SyncReport, risk_from_pixels};
-use proofpix_policy::{RemediationAction, RemediationPolicy};
-use proofpix_runtime::contract::{
-    RemediationAction as WitAction, RemediationKind, RemoteFile, RiskLevel,
+use proofpix_model::{
+    RemediationAction, RemediationKind, RemediationOutcome, RemoteFile, RiskLevel,
 };
+use proofpix_pipeline::{StageItem, SyncMode, SyncReport, risk_from_pixels};
+use proofpix_policy::RemediationPolicy;
 use proofpix_runtime::{Content, IntegrationContext, Plugin, Session};
 use proofpix_store::{AuditEvent, Begin, Completion, Stage, WritebackKey, stage_queue};
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,7 @@ pub struct Remediation {
     /// The file version acted on.
     pub file_version: String,
     /// The action.
-    pub action: RemediationAction,
+    pub action: RemediationKind,
     /// What became of it.
     pub status: RemediationStatus,
     /// What was done or would be done, or what failed.
@@ -135,41 +135,23 @@ pub struct Remediation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
     file: RemoteFile,
+    /// Entries parked by older builds spell it capitalised (`"High"`).
+    #[serde(deserialize_with = "proofpix_model::deserialize_stored")]
     risk: RiskLevel,
     reason: String,
-    action: RemediationAction,
+    action: RemediationKind,
     /// Unix seconds from which it may run.
     due: i64,
     attempts: u32,
 }
 
-fn kind_of(a: RemediationAction) -> RemediationKind {
-    match a {
-        RemediationAction::ReplaceWithSanitised => RemediationKind::ReplaceWithSanitised,
-        RemediationAction::RestrictSharing => RemediationKind::RestrictSharing,
-        RemediationAction::ApplyLabel => RemediationKind::ApplyLabel,
-        RemediationAction::Quarantine => RemediationKind::Quarantine,
-        RemediationAction::NotifyOwner => RemediationKind::NotifyOwner,
-    }
-}
-
-fn action_of(k: RemediationKind) -> RemediationAction {
-    match k {
-        RemediationKind::ReplaceWithSanitised => RemediationAction::ReplaceWithSanitised,
-        RemediationKind::RestrictSharing => RemediationAction::RestrictSharing,
-        RemediationKind::ApplyLabel => RemediationAction::ApplyLabel,
-        RemediationKind::Quarantine => RemediationAction::Quarantine,
-        RemediationKind::NotifyOwner => RemediationAction::NotifyOwner,
-    }
-}
-
 /// The actions a plugin declares, in the policy's terms.
-pub fn declared_actions(plugin: &Plugin) -> Vec<RemediationAction> {
+pub fn declared_actions(plugin: &Plugin) -> Vec<RemediationKind> {
     plugin
         .info()
         .remediations
         .iter()
-        .map(|k| action_of(*k))
+        .map(|k| RemediationKind::from(*k))
         .collect()
 }
 
@@ -179,7 +161,7 @@ fn namespace(id: &str) -> String {
     format!("~remediation/{id}")
 }
 
-fn log_key(id: &str, file: &RemoteFile, action: RemediationAction) -> WritebackKey {
+fn log_key(id: &str, file: &RemoteFile, action: RemediationKind) -> WritebackKey {
     WritebackKey {
         integration: namespace(id),
         remote_id: file.id.clone(),
@@ -189,7 +171,7 @@ fn log_key(id: &str, file: &RemoteFile, action: RemediationAction) -> WritebackK
     }
 }
 
-fn pending_key(file: &RemoteFile, action: RemediationAction) -> String {
+fn pending_key(file: &RemoteFile, action: RemediationKind) -> String {
     format!("{PENDING_PREFIX}{}/{}", action.as_str(), file.id)
 }
 
@@ -201,7 +183,7 @@ pub const NOT_FROM_PIXELS: &str = "the risk comes from what the picture shows (t
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileAction {
     /// The action; the plugin must declare it.
-    pub action: RemediationAction,
+    pub action: RemediationKind,
     /// Only report what would be done.
     pub simulate: bool,
     /// The label `apply-label` applies (`None`: the policy's).
@@ -467,12 +449,12 @@ impl Host {
                 else {
                     continue;
                 };
-                if !policy.applies_to(result.risk.into()) {
+                if !policy.applies_to(result.risk) {
                     continue;
                 }
                 let from_pixels = risk_from_pixels(&result);
                 for action in &actions {
-                    if from_pixels && *action == RemediationAction::ReplaceWithSanitised {
+                    if from_pixels && *action == RemediationKind::ReplaceWithSanitised {
                         let r = Remediation {
                             file_id: result.file.id.clone(),
                             file_version: result.file.version.clone(),
@@ -591,14 +573,14 @@ impl Host {
             .label
             .filter(|l| !l.trim().is_empty())
             .or_else(|| policy.as_ref().and_then(|p| p.label.clone()));
-        if action == RemediationAction::ApplyLabel && label.is_none() {
+        if action == RemediationKind::ApplyLabel && label.is_none() {
             return Err(refused(
                 "apply-label needs a label: give one, or set it in the integration's remediation policy".into(),
             ));
         }
         let report: serde_json::Value =
             serde_json::from_str(&result.report_json).unwrap_or(serde_json::Value::Null);
-        let risk = result.risk.into();
+        let risk = result.risk;
         let pending = Pending {
             file: recorded_file(&file, &report),
             risk,
@@ -607,7 +589,7 @@ impl Host {
             due: 0,
             attempts: 0,
         };
-        if action == RemediationAction::ReplaceWithSanitised
+        if action == RemediationKind::ReplaceWithSanitised
             && stored_risk_from_pixels(result.risk, &report)
         {
             let r = Runner::result(
@@ -844,7 +826,7 @@ impl Runner<'_> {
             s => format!(" after {s} s"),
         };
         let r = match p.action {
-            RemediationAction::ReplaceWithSanitised => match self.sanitised_copy(&p.file).await {
+            RemediationKind::ReplaceWithSanitised => match self.sanitised_copy(&p.file).await {
                 Ok((bytes, removed)) => Self::result(
                     p,
                     RemediationStatus::Simulated,
@@ -898,7 +880,7 @@ impl Runner<'_> {
             ),
             Ok(Begin::Proceed) => {
                 let done = match p.action {
-                    RemediationAction::ReplaceWithSanitised => self.replace(&p.file).await,
+                    RemediationKind::ReplaceWithSanitised => self.replace(&p.file).await,
                     _ => self.call(&p, false).await,
                 };
                 let completion = match &done {
@@ -961,14 +943,14 @@ impl Runner<'_> {
         &mut self,
         p: &Pending,
         simulate: bool,
-    ) -> Result<proofpix_runtime::contract::RemediationOutcome, ActionError> {
-        let action = WitAction {
-            kind: kind_of(p.action),
+    ) -> Result<RemediationOutcome, ActionError> {
+        let action = RemediationAction {
+            kind: p.action,
             file: p.file.clone(),
             risk: p.risk,
             reason: p.reason.clone(),
             label: match p.action {
-                RemediationAction::ApplyLabel => self.policy.label.clone(),
+                RemediationKind::ApplyLabel => self.policy.label.clone(),
                 _ => None,
             },
             simulate,
@@ -1036,10 +1018,7 @@ impl Runner<'_> {
     }
 
     /// Replaces the file with its sanitised copy: the plugin says where, the host uploads.
-    async fn replace(
-        &mut self,
-        file: &RemoteFile,
-    ) -> Result<proofpix_runtime::contract::RemediationOutcome, ActionError> {
+    async fn replace(&mut self, file: &RemoteFile) -> Result<RemediationOutcome, ActionError> {
         let (bytes, removed) = self.sanitised_copy(file).await?;
         let content_type = file
             .mime_type
@@ -1059,7 +1038,7 @@ impl Runner<'_> {
                 message: format!("uploading the sanitised copy failed: {e}"),
                 retry_after: e.retry_after(),
             })?;
-        Ok(proofpix_runtime::contract::RemediationOutcome {
+        Ok(RemediationOutcome {
             applied: true,
             description: format!(
                 "replaced with a sanitised copy of {size} bytes (HTTP {status}; removed {})",

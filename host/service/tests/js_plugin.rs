@@ -24,11 +24,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use proofpix_pipeline::SyncMode;
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
+use proofpix_model::{
     Digest, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
+use proofpix_pipeline::SyncMode;
+use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec, Subscriptions};
 use proofpix_store::{IntegrationStatus, Stage, Store, StoreOptions, stage_queue};
 use proofpix_vault::{MasterKey, Secret};

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
+use proofpix_model::{
     BatchSummary, Digest, FileAlert, Finding, Notification, PluginError, RemoteFile, RiskLevel,
 };
+use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};

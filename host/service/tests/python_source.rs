@@ -21,11 +21,10 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use proofpix_model::{FileResult, PluginError, RemoteFile, RiskLevel as WitRisk};
 use proofpix_pipeline::{PipelineOptions, SyncMode};
 use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
-    AuthScheme, FileResult, PluginError, RemoteFile, RiskLevel as WitRisk,
-};
+use proofpix_runtime::contract::AuthScheme;
 use proofpix_service::{Host, HostOptions, InstallOptions, IntegrationSpec};
 use proofpix_store::{FileStatus, IntegrationStatus, Store};
 use proofpix_vault::{MasterKey, Secret};

@@ -10,9 +10,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use proofpix_analysis::{Analyzer, Options, Policy, RiskLevel};
+use proofpix_model::{RemediationAction, RemediationKind};
 use proofpix_pipeline::SyncMode;
-use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy};
-use proofpix_runtime::contract::{RemediationAction as WitAction, RemediationKind};
+use proofpix_policy::{OperatorGrant, RemediationPolicy};
 use proofpix_service::{
     Host, HostOptions, InstallOptions, IntegrationSpec, RemediationStatus, ServiceError,
 };
@@ -141,7 +141,7 @@ fn sorted(ids: &[String]) -> Vec<String> {
     v
 }
 
-fn policy(actions: &[RemediationAction], simulate: bool) -> RemediationPolicy {
+fn policy(actions: &[RemediationKind], simulate: bool) -> RemediationPolicy {
     RemediationPolicy {
         actions: actions.to_vec(),
         simulate,
@@ -151,7 +151,7 @@ fn policy(actions: &[RemediationAction], simulate: bool) -> RemediationPolicy {
 
 fn statuses(
     r: &[proofpix_service::Remediation],
-) -> Vec<(String, RemediationAction, RemediationStatus)> {
+) -> Vec<(String, RemediationKind, RemediationStatus)> {
     let mut v: Vec<_> = r
         .iter()
         .map(|r| (r.file_id.clone(), r.action, r.status))
@@ -169,8 +169,8 @@ async fn a_simulation_reports_what_it_would_do_and_changes_nothing() {
         "wb",
         Some(policy(
             &[
-                RemediationAction::ReplaceWithSanitised,
-                RemediationAction::Quarantine,
+                RemediationKind::ReplaceWithSanitised,
+                RemediationKind::Quarantine,
             ],
             true,
         )),
@@ -184,7 +184,7 @@ async fn a_simulation_reports_what_it_would_do_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(report.batch.ok, 2);
-    use RemediationAction::{Quarantine, ReplaceWithSanitised};
+    use RemediationKind::{Quarantine, ReplaceWithSanitised};
     use RemediationStatus::Simulated;
     assert_eq!(
         statuses(&done),
@@ -242,7 +242,7 @@ async fn an_enabled_replacement_leaves_a_file_that_analyses_clean_and_is_not_rep
     let (host, _tmp) = host_with(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2, &base).await;
     host.set_remediation(
         "wb",
-        Some(policy(&[RemediationAction::ReplaceWithSanitised], false)),
+        Some(policy(&[RemediationKind::ReplaceWithSanitised], false)),
         "test",
     )
     .await
@@ -263,12 +263,12 @@ async fn an_enabled_replacement_leaves_a_file_that_analyses_clean_and_is_not_rep
         [
             (
                 "a".into(),
-                RemediationAction::ReplaceWithSanitised,
+                RemediationKind::ReplaceWithSanitised,
                 RemediationStatus::Applied
             ),
             (
                 "b".into(),
-                RemediationAction::ReplaceWithSanitised,
+                RemediationKind::ReplaceWithSanitised,
                 RemediationStatus::Applied
             ),
         ],
@@ -308,7 +308,7 @@ async fn a_second_sync_does_not_remediate_again() {
     let (host, _tmp) = host_with(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2, &base).await;
     host.set_remediation(
         "wb",
-        Some(policy(&[RemediationAction::Quarantine], false)),
+        Some(policy(&[RemediationKind::Quarantine], false)),
         "test",
     )
     .await
@@ -353,7 +353,7 @@ async fn a_second_sync_does_not_remediate_again() {
 async fn a_delayed_action_waits_and_changes_nothing_yet() {
     let (base, platform) = platform().await;
     let (host, _tmp) = host_with(proofpix_plugin_artifacts::TEST_WELL_BEHAVED_V2, &base).await;
-    let mut p = policy(&[RemediationAction::Quarantine], false);
+    let mut p = policy(&[RemediationKind::Quarantine], false);
     p.delay_secs = 3600;
     host.set_remediation("wb", Some(p), "test").await.unwrap();
     let (_, done) = host
@@ -377,7 +377,7 @@ async fn a_plugin_not_declaring_an_action_cannot_be_asked_for_it() {
     let err = host
         .set_remediation(
             "wb",
-            Some(policy(&[RemediationAction::Quarantine], false)),
+            Some(policy(&[RemediationKind::Quarantine], false)),
             "test",
         )
         .await
@@ -390,7 +390,7 @@ async fn a_plugin_not_declaring_an_action_cannot_be_asked_for_it() {
     // Nor does the runtime pass such a call on to the plugin.
     let (plugin, ctx) = host.context("wb", false).await.unwrap();
     let mut session = plugin.session(&ctx).await.unwrap();
-    let file = proofpix_runtime::contract::RemoteFile {
+    let file = proofpix_model::RemoteFile {
         id: "a".into(),
         name: "a.jpg".into(),
         mime_type: None,
@@ -403,10 +403,10 @@ async fn a_plugin_not_declaring_an_action_cannot_be_asked_for_it() {
         properties: vec![],
     };
     let err = session
-        .remediate(&WitAction {
+        .remediate(&RemediationAction {
             kind: RemediationKind::Quarantine,
             file: file.clone(),
-            risk: proofpix_runtime::contract::RiskLevel::Critical,
+            risk: proofpix_model::RiskLevel::Critical,
             reason: "test".into(),
             label: None,
             simulate: false,
@@ -431,7 +431,7 @@ async fn a_plugin_not_declaring_an_action_cannot_be_asked_for_it() {
     let err = host
         .set_remediation(
             "wb",
-            Some(policy(&[RemediationAction::RestrictSharing], true)),
+            Some(policy(&[RemediationKind::RestrictSharing], true)),
             "test",
         )
         .await
@@ -487,8 +487,8 @@ async fn a_risk_in_the_pixels_is_quarantined_not_sanitised() {
         "wb",
         Some(policy(
             &[
-                RemediationAction::ReplaceWithSanitised,
-                RemediationAction::Quarantine,
+                RemediationKind::ReplaceWithSanitised,
+                RemediationKind::Quarantine,
             ],
             false,
         )),
@@ -504,7 +504,7 @@ async fn a_risk_in_the_pixels_is_quarantined_not_sanitised() {
     let analysed = report.files[0].report.as_ref().expect("analysed");
     assert_eq!(analysed.risk, RiskLevel::High, "{analysed:?}");
     assert!(analysed.risk_from_pixels());
-    use RemediationAction::{Quarantine, ReplaceWithSanitised};
+    use RemediationKind::{Quarantine, ReplaceWithSanitised};
     assert_eq!(
         statuses(&done),
         [

@@ -287,10 +287,10 @@ async fn main() {
     }
     let per_download = started.elapsed() / n;
     let results: Vec<_> = (0..200)
-        .map(|_| proofpix_runtime::contract::FileResult {
+        .map(|_| proofpix_model::FileResult {
             file: file.clone(),
             format: "jpeg".into(),
-            risk: proofpix_runtime::contract::RiskLevel::High,
+            risk: proofpix_model::RiskLevel::High,
             score: 80,
             findings: Vec::new(),
             summary: "GPS 48.1,2.3 (±10 m); owner J*** D**; serial SN-4***".into(),

@@ -151,17 +151,15 @@ pub async fn teams_notifier(host: &Host, source: &str) -> Teams {
 
 /// A digest of these alerts, as the notify stage builds one (contract 0.3); the window is
 /// a fixed hour.
-pub fn digest(
-    alerts: Vec<proofpix_runtime::contract::FileAlert>,
-) -> proofpix_runtime::contract::Digest {
-    let mut by_risk: Vec<(proofpix_runtime::contract::RiskLevel, u32)> = Vec::new();
+pub fn digest(alerts: Vec<proofpix_model::FileAlert>) -> proofpix_model::Digest {
+    let mut by_risk: Vec<(proofpix_model::RiskLevel, u32)> = Vec::new();
     for a in &alerts {
         match by_risk.iter_mut().find(|(r, _)| *r == a.risk) {
             Some((_, n)) => *n += 1,
             None => by_risk.push((a.risk, 1)),
         }
     }
-    proofpix_runtime::contract::Digest {
+    proofpix_model::Digest {
         total: u32::try_from(alerts.len()).unwrap_or(u32::MAX),
         alerts,
         by_risk,

@@ -26,8 +26,8 @@ use proofpix_emulators::box_com::files::{
 use proofpix_emulators::box_com::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
 use proofpix_integration_tests::{host_options, loopback_grant, open_store, teams_notifier};
+use proofpix_model::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_pipeline::{SyncMode, SyncReport};
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
 use proofpix_vault::Secret;
 

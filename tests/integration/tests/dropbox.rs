@@ -29,8 +29,8 @@ use proofpix_emulators::dropbox::files::{
 use proofpix_emulators::dropbox::{self, fixtures, seed};
 use proofpix_emulators::{Clock, Harness};
 use proofpix_integration_tests::{host_options, loopback_grant, open_store, teams_notifier};
+use proofpix_model::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_pipeline::{SyncMode, SyncReport};
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_service::{Host, IntegrationSpec, TestReport};
 use proofpix_vault::Secret;
 

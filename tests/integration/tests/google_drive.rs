@@ -32,8 +32,8 @@ use proofpix_emulators::google::drive::{
 use proofpix_emulators::google::{self, fixtures};
 use proofpix_emulators::{Clock, Harness, keys};
 use proofpix_integration_tests::{host_options, loopback_grant, open_store, teams_notifier};
+use proofpix_model::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_pipeline::{SyncMode, SyncReport};
-use proofpix_runtime::contract::{FileResult, PluginError, RemoteFile, RiskLevel};
 use proofpix_service::{Host, IntegrationSpec, ServiceError, TestReport};
 use proofpix_vault::Secret;
 

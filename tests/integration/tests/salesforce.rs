@@ -514,8 +514,8 @@ async fn an_expired_query_locator_restarts_the_listing_and_every_file_is_process
 // write-back
 // ---------------------------------------------------------------------------------------------
 
-fn result(i: usize) -> proofpix_runtime::contract::FileResult {
-    use proofpix_runtime::contract::{FileResult, RemoteFile, RiskLevel};
+fn result(i: usize) -> proofpix_model::FileResult {
+    use proofpix_model::{FileResult, RemoteFile, RiskLevel};
     FileResult {
         file: RemoteFile {
             id: format!("069x{i:011}AAA"),
@@ -1040,8 +1040,8 @@ fn outbound_message(org: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn soap(path: &str, body: Vec<u8>) -> proofpix_runtime::contract::InboundRequest {
-    proofpix_runtime::contract::InboundRequest {
+fn soap(path: &str, body: Vec<u8>) -> proofpix_model::InboundRequest {
+    proofpix_model::InboundRequest {
         method: "POST".into(),
         path: path.into(),
         query: String::new(),

@@ -34,11 +34,10 @@ use proofpix_emulators::microsoft::graph::{
 use proofpix_emulators::microsoft::{self, fixtures};
 use proofpix_emulators::{Clock, Harness};
 use proofpix_integration_tests::{host_options, loopback_grant, store_options, teams_notifier};
+use proofpix_model::{FileResult, PluginError, RemediationKind, RemoteFile, RiskLevel};
 use proofpix_pipeline::{SyncMode, SyncReport};
-use proofpix_policy::{RemediationAction, RemediationPolicy};
-use proofpix_runtime::contract::{
-    Capability, FileResult, PluginError, RemediationKind, RemoteFile, RiskLevel,
-};
+use proofpix_policy::RemediationPolicy;
+use proofpix_runtime::contract::Capability;
 use proofpix_service::{
     Host, IntegrationSpec, Remediation, RemediationStatus, ServiceError, TestReport,
 };
@@ -1026,11 +1025,8 @@ async fn workflow_4_under_faults_every_file_is_processed_once_and_every_retry_af
 
 const CLIENT_STATE: &str = "cs-5b8e1f0a-graph-subscription";
 
-fn graph_request(
-    query: &str,
-    body: serde_json::Value,
-) -> proofpix_runtime::contract::InboundRequest {
-    proofpix_runtime::contract::InboundRequest {
+fn graph_request(query: &str, body: serde_json::Value) -> proofpix_model::InboundRequest {
+    proofpix_model::InboundRequest {
         method: "POST".into(),
         path: String::new(),
         query: query.into(),
@@ -1255,10 +1251,13 @@ fn split_by_risk(report: &SyncReport) -> (BTreeSet<String>, BTreeSet<String>) {
 async fn the_plugin_declares_replace_with_sanitised_and_the_first_party_grant_covers_it() {
     let env = env().await;
     let plugin = env.host.plugin("sharepoint").expect("first-party plugin");
-    assert_eq!(
-        plugin.info().remediations,
-        [RemediationKind::ReplaceWithSanitised]
-    );
+    let declared: Vec<RemediationKind> = plugin
+        .info()
+        .remediations
+        .iter()
+        .map(|k| RemediationKind::from(*k))
+        .collect();
+    assert_eq!(declared, [RemediationKind::ReplaceWithSanitised]);
     assert!(
         plugin
             .info()
@@ -1319,7 +1318,7 @@ async fn replacing_with_sanitised_copies_cleans_every_high_risk_image_once_and_n
     let replaced: BTreeSet<String> = done
         .iter()
         .map(|r| {
-            assert_eq!(r.action, RemediationAction::ReplaceWithSanitised);
+            assert_eq!(r.action, RemediationKind::ReplaceWithSanitised);
             assert_eq!(r.status, RemediationStatus::Applied, "{r:#?}");
             assert!(
                 r.detail.starts_with("replaced with a sanitised copy"),

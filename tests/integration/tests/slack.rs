@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use proofpix_emulators::slack::{self, Slack, web};
 use proofpix_emulators::{Fault, Harness};
 use proofpix_integration_tests::{logs, loopback_grant};
-use proofpix_pipeline::{PipelineOptions, SyncMode};
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
+use proofpix_model::{
     BatchSummary, FileAlert, Finding, InboundRequest, Notification, PluginError, RemoteFile,
     RiskLevel,
 };
+use proofpix_pipeline::{PipelineOptions, SyncMode};
+use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};
@@ -1350,7 +1350,7 @@ mod events {
     /// The emulator's clock is frozen at the real time it started; the host checks the window
     /// against its own clock, so the two agree within a test's run time.
     fn unauthorized_message(
-        r: Result<(proofpix_runtime::contract::InboundResponse, usize, bool), ServiceError>,
+        r: Result<(proofpix_model::InboundResponse, usize, bool), ServiceError>,
     ) -> String {
         match r {
             Err(ServiceError::Call(e)) => match e.plugin_error() {

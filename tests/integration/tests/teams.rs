@@ -14,11 +14,11 @@ use std::time::Duration;
 use proofpix_emulators::teams::{self, CardKind, Hook, Teams, TeamsConfig};
 use proofpix_emulators::{ErrorReply, Fault, Harness};
 use proofpix_integration_tests::{logs, loopback_grant};
-use proofpix_pipeline::{PipelineOptions, SyncMode};
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
+use proofpix_model::{
     BatchSummary, FileAlert, Finding, Notification, PluginError, Problem, RemoteFile, RiskLevel,
 };
+use proofpix_pipeline::{PipelineOptions, SyncMode};
+use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};

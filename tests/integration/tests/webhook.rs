@@ -21,11 +21,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use proofpix_integration_tests::{logs, loopback_grant};
-use proofpix_pipeline::{PipelineOptions, SyncMode};
-use proofpix_policy::OperatorGrant;
-use proofpix_runtime::contract::{
+use proofpix_model::{
     BatchSummary, FileAlert, Finding, Notification, PluginError, Problem, RemoteFile, RiskLevel,
 };
+use proofpix_pipeline::{PipelineOptions, SyncMode};
+use proofpix_policy::OperatorGrant;
 use proofpix_service::{Host, HostOptions, IntegrationSpec, ServiceError, Subscriptions};
 use proofpix_store::Store;
 use proofpix_vault::{MasterKey, Secret};

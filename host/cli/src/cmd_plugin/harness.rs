@@ -78,8 +78,9 @@ use anyhow::{Context, bail};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use proofpix_model::RemoteFile;
 use proofpix_policy::{Limits, OperatorGrant};
-use proofpix_runtime::contract::{AuthScheme, RemoteFile};
+use proofpix_runtime::contract::AuthScheme;
 use proofpix_runtime::{
     BoxFuture, Content, CredentialProvider, HeaderPair, IntegrationContext, RuntimeConfig,
     StaticCredentials,
@@ -1277,8 +1278,8 @@ async fn drive(
                 let (mut written, mut skipped) = (0, 0);
                 for o in &outcomes {
                     match &o.outcome {
-                        Ok(proofpix_runtime::contract::WriteResult::Written) => written += 1,
-                        Ok(proofpix_runtime::contract::WriteResult::Skipped(_)) => skipped += 1,
+                        Ok(proofpix_model::WriteResult::Written) => written += 1,
+                        Ok(proofpix_model::WriteResult::Skipped(_)) => skipped += 1,
                         Err(e) => run.failed(
                             &format!("write-back {}", o.file_id),
                             &proofpix_runtime::describe_plugin_error(e),
@@ -1310,7 +1311,7 @@ async fn drive(
     if capabilities.contains(&Capability::Events) {
         for (i, event) in events.iter().enumerate() {
             let what = format!("event {}", i + 1);
-            let request = proofpix_runtime::contract::InboundRequest {
+            let request = proofpix_model::InboundRequest {
                 method: event.method.clone(),
                 path: event.path.clone(),
                 query: event.query.clone(),
@@ -1339,10 +1340,10 @@ async fn drive(
 /// any, and the batch summary.
 fn notifications(
     info: &proofpix_runtime::contract::PluginInfo,
-    results: &[proofpix_runtime::contract::FileResult],
+    results: &[proofpix_model::FileResult],
     failed: u32,
-) -> Vec<(&'static str, proofpix_runtime::contract::Notification)> {
-    use proofpix_runtime::contract::{BatchSummary, Digest, FileAlert, Notification, RiskLevel};
+) -> Vec<(&'static str, proofpix_model::Notification)> {
+    use proofpix_model::{BatchSummary, Digest, FileAlert, Notification, RiskLevel};
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut out = Vec::new();
     let alerts: Vec<FileAlert> = results

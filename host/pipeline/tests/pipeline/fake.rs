@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use proofpix_model::{
+    FileResult, Page, PluginError, RateLimit, RemoteFile, WriteOutcome, WriteResult,
+};
 use proofpix_pipeline::{Connector, ConnectorInfo, ConnectorSession};
 use proofpix_policy::Mount;
-use proofpix_runtime::contract::{
-    ContentLocation, DownloadAnswer, DownloadSpec, FileResult, Page, PluginError, RateLimit,
-    RemoteFile, WriteOutcome, WriteResult,
-};
+use proofpix_runtime::contract::{ContentLocation, DownloadAnswer, DownloadSpec};
 use proofpix_runtime::{CallError, ContentFetcher, IntegrationContext, LoadError};
 
 /// The mount's guest path.

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use fake::{FakeConnector, Fault, rate_limited};
 use proofpix_analysis::{Analyzer, Options, Policy, RiskLevel};
+use proofpix_model::PluginError;
 use proofpix_pipeline::{FileRoute, Pipeline, PipelineOptions, Routes, StageItem, SyncMode};
 use proofpix_runtime::IntegrationContext;
-use proofpix_runtime::contract::PluginError;
 use proofpix_store::{FileStatus, Stage, Store, StoreOptions, WorkQueue, stage_queue};
 use proofpix_vault::MasterKey;
 

@@ -211,7 +211,7 @@ fn an_older_database_is_migrated_in_place() {
     );
     assert_eq!(
         old.remediation.unwrap().actions,
-        [proofpix_policy::RemediationAction::Quarantine]
+        [proofpix_model::RemediationKind::Quarantine]
     );
     assert!(old.pixels);
     assert_eq!(store.kv_set("n", "k", b"v", None).unwrap(), 2);

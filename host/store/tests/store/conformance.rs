@@ -1237,7 +1237,8 @@ pub fn integration_records_are_listed_and_their_changes_audited(b: &mut Backend)
 /// The host's own settings of an integration (grant, subscriptions, remediation, pixels)
 /// are typed fields that read back as written, and never appear in the plugin's config.
 pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &mut Backend) {
-    use proofpix_policy::{OperatorGrant, RemediationAction, RemediationPolicy, Subscriptions};
+    use proofpix_model::RemediationKind;
+    use proofpix_policy::{OperatorGrant, RemediationPolicy, Subscriptions};
     let (store, clock) = (b.store(), &b.clock);
     let mut rec = IntegrationRecord::new("teams", "teams", "0.3.0", clock.now());
     rec.config.insert("team".into(), "field-ops".into());
@@ -1257,7 +1258,7 @@ pub fn integration_settings_are_typed_fields_apart_from_the_plugins_config(b: &m
         ..Subscriptions::default()
     });
     rec.remediation = Some(RemediationPolicy {
-        actions: vec![RemediationAction::Quarantine],
+        actions: vec![RemediationKind::Quarantine],
         min_risk: proofpix_store::RiskLevel::Critical,
         delay_secs: 60,
         simulate: false,
