@@ -15,8 +15,8 @@ use std::time::Duration;
 use proofpix_store::{
     ApiTokenRecord, AuditEntry, AuditEvent, BatchRecord, ControlStore, DeletedCounts, FileRecord,
     IntegrationRecord, InventoryCursor, InventoryPage, InventoryQuery, InventoryRow, InventorySort,
-    PluginRecord, PurgedHistory, SessionRecord, Signal, Stage, StoreError, TokenSet, VerifyReport,
-    stage_queue,
+    PluginRecord, PurgedHistory, RiskLevel, SessionRecord, Signal, Stage, StoreError, TokenSet,
+    VerifyReport, stage_queue,
 };
 use proofpix_vault::{Aad, Sealed, Secret};
 use time::OffsetDateTime;
@@ -190,17 +190,19 @@ impl PgStore {
              f.updated_ms, r.id, r.risk, r.score, r.created_ms, r.report_json, f.web_url, ",
         );
         // The sort key as redb computes it: a number, a text, then the file's identity.
-        sql.push_str(match q.sort {
+        match q.sort {
             InventorySort::Risk => {
-                "CASE WHEN r.id IS NULL THEN -1 ELSE ((CASE r.risk WHEN 'low' THEN 1 \
-                 WHEN 'medium' THEN 2 WHEN 'high' THEN 3 WHEN 'critical' THEN 4 ELSE 0 END)::bigint \
-                 << 32) + r.score END AS k_number, "
+                sql += &format!(
+                    "CASE WHEN r.id IS NULL THEN -1 ELSE ({}::bigint << 32) + r.score END \
+                     AS k_number, ",
+                    risk_rank_sql("r.risk")
+                );
             }
             InventorySort::AnalysedAt => {
-                "coalesce(r.created_ms, -9223372036854775808) AS k_number, "
+                sql += "coalesce(r.created_ms, -9223372036854775808) AS k_number, ";
             }
-            InventorySort::Name | InventorySort::Key => "0::bigint AS k_number, ",
-        });
+            InventorySort::Name | InventorySort::Key => sql += "0::bigint AS k_number, ",
+        }
         sql.push_str(if q.sort == InventorySort::Name {
             "f.name AS k_text "
         } else {
@@ -1200,4 +1202,14 @@ enum TokenConflict {
     KeepName,
     /// The record under the same hash is replaced (import, rotation).
     Replace,
+}
+
+/// SQL for the rank of the risk level named in `column` ([`RiskLevel::rank`], from the one
+/// list of levels, so redb's order and this one cannot drift apart); an unknown word ranks 0.
+fn risk_rank_sql(column: &str) -> String {
+    let mut sql = format!("(CASE {column}");
+    for level in RiskLevel::ALL {
+        sql += &format!(" WHEN '{}' THEN {}", level.as_str(), level.rank());
+    }
+    sql + " ELSE 0 END)"
 }
