@@ -438,15 +438,7 @@ fn gps9_decodes_through_its_type_and_bad_scales_are_errors() {
         (gps9(Some(b"lllllllSS"), &[1], 377_000_000), "out of range"),
         (gps9(Some(b"l"), &scal, 377_000_000), "no coordinates"),
     ] {
-        let r = run(&timed_movie(b"gpmd", &[sample], 1, false, &[xmp_author()]));
-        no_panic(&r);
-        assert!(gps(&r).is_none(), "{why}");
-        assert!(
-            r.error.as_deref().unwrap_or("").contains(why),
-            "{why}: {:?}",
-            r.error
-        );
-        assert!(r.findings.iter().any(|f| f.value == "Ann Smith"), "{why}");
+        refused_beside_the_author(sample, why);
     }
 }
 
@@ -608,15 +600,7 @@ fn lying_sample_tables_and_hostile_gpmf_keep_the_rest() {
         (deep, "nesting too deep"),
         (huge, "runs past its list"),
     ] {
-        let r = run(&timed_movie(b"gpmd", &[gpmf], 1, false, &[xmp_author()]));
-        no_panic(&r);
-        assert!(gps(&r).is_none(), "{why}");
-        assert!(
-            r.error.as_deref().unwrap_or("").contains(why),
-            "{why}: {:?}",
-            r.error
-        );
-        assert!(r.findings.iter().any(|f| f.value == "Ann Smith"), "{why}");
+        refused_beside_the_author(gpmf, why);
     }
     // A dashcam's own `gpmd` layout (not GPMF): nothing read, no error.
     let r = run(&timed_movie(b"gpmd", &[vec![0u8; 64]], 1, false, &[]));
@@ -702,4 +686,18 @@ fn range_mode_lists_every_planned_sample_in_one_round() {
     assert!(g.value.starts_with("51.5007"), "{}", g.value);
     let fetched: u64 = src.have.iter().map(|(_, l)| l).sum();
     assert!(fetched < f.len() as u64 / 3, "{fetched} of {}", f.len());
+}
+
+/// A movie whose one `gpmd` sample is `sample`, beside an XMP author in `udta`: no GPS, an
+/// error that says `why`, and the author still found.
+fn refused_beside_the_author(sample: Vec<u8>, why: &str) {
+    let r = run(&timed_movie(b"gpmd", &[sample], 1, false, &[xmp_author()]));
+    no_panic(&r);
+    assert!(gps(&r).is_none(), "{why}");
+    assert!(
+        r.error.as_deref().unwrap_or("").contains(why),
+        "{why}: {:?}",
+        r.error
+    );
+    assert!(r.findings.iter().any(|f| f.value == "Ann Smith"), "{why}");
 }

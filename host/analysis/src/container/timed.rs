@@ -86,15 +86,10 @@ pub(crate) fn track(ctx: &mut Ctx<'_>, index: u32, entry: [u8; 4], t: Tables) {
             ));
             continue;
         }
-        let b = match ctx.r.read(off, len) {
+        let b = match table_read(ctx, &format!("{group}: gpmd sample {i}"), off, len) {
             Ok(b) => b,
-            Err(e) => {
-                ctx.read_error(&format!("{group}: gpmd sample {i}"), &e);
-                if matches!(e, ReadError::Missing(..)) {
-                    continue;
-                }
-                break;
-            }
+            Err(Stop::Missing) => continue,
+            Err(Stop::Bad) => break,
         };
         let fourcc = b
             .get(..4)
@@ -174,7 +169,7 @@ enum Stop {
     Bad,
 }
 
-/// A read of table bytes, with its failure recorded and classified.
+/// A read of table or sample bytes, with its failure recorded and classified.
 fn table_read(ctx: &mut Ctx<'_>, what: &str, off: u64, len: u64) -> Result<Vec<u8>, Stop> {
     ctx.r.read(off, len).map_err(|e| {
         ctx.read_error(what, &e);
