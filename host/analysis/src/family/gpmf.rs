@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | JPEG APP6 starting `GoPro\0` ([`crate::container::jpeg`]) | `GoPro::GPMF` | `GoPro` |
 //! | MP4 `moov/udta/GPMF` box ([`crate::container::qt`]) | `GoPro::GPMF` (UserData `GPMF`) | `GoPro` |
-//! | MP4 timed metadata track, sample entry `gpmd` ([`crate::container::bmff`]) | `GoPro::GPMF`, read by ExifTool only with `-ee` | `Track1`, `Track2`... (ExifTool's `-ee -G1`) |
+//! | MP4 timed metadata track, sample entry `gpmd` ([`crate::container::timed`]) | `GoPro::GPMF`, read by ExifTool only with `-ee` | `Track1`, `Track2`... (ExifTool's `-ee -G1`) |
 //!
 //! A GPMF list is a run of KLV records, all big-endian:
 //!
