@@ -216,18 +216,6 @@ impl From<t::RemediationKind> for m::RemediationKind {
     }
 }
 
-impl From<m::RiskLevel> for t::RiskLevel {
-    fn from(r: m::RiskLevel) -> Self {
-        r.conv()
-    }
-}
-
-impl From<t::RiskLevel> for m::RiskLevel {
-    fn from(r: t::RiskLevel) -> Self {
-        r.conv()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +224,7 @@ mod tests {
     fn every_level_converts_both_ways_and_keeps_its_order() {
         let wire: Vec<t::RiskLevel> = m::RiskLevel::ALL.into_iter().map(Conv::conv).collect();
         for (level, w) in m::RiskLevel::ALL.into_iter().zip(&wire) {
-            assert_eq!(m::RiskLevel::from(*w), level);
+            assert_eq!(m::RiskLevel::from_wire(*w), level);
         }
         assert_eq!(wire.first(), Some(&t::RiskLevel::None));
         assert_eq!(wire.last(), Some(&t::RiskLevel::Critical));
